@@ -1,0 +1,624 @@
+//! The compact CBOR encoding: maps with small integer keys (one byte each), definite lengths,
+//! ids as 16-byte strings, floats in their shortest lossless width. `FORMAT.md` has the CDDL.
+//!
+//! Encoder and decoder are written against `ciborium-ll`'s headers rather than serde so the
+//! tracker carries no serde code, and so the decoder can bound every allocation by the bytes
+//! actually present: a length prefix larger than what is left is an error before any memory is
+//! reserved.
+
+use crate::error::{Field, WireError};
+use crate::limits::Limits;
+use crate::model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
+use ciborium_io::Read as _;
+use ciborium_ll::{Decoder, Encoder, Header, simple};
+use std::collections::BTreeMap;
+
+/// Integer keys of the batch map.
+mod batch_key {
+    pub const VERSION: u64 = 0;
+    pub const SITE_ID: u64 = 1;
+    pub const SENT_AT: u64 = 2;
+    pub const BATCH_ID: u64 = 3;
+    pub const EVENTS: u64 = 4;
+}
+
+/// Integer keys of the event map.
+mod key {
+    pub const KIND: u64 = 0;
+    pub const ID: u64 = 1;
+    pub const TIMESTAMP: u64 = 2;
+    pub const SESSION_ID: u64 = 3;
+    pub const URL: u64 = 4;
+    pub const REFERRER: u64 = 5;
+    pub const TITLE: u64 = 6;
+    pub const VIEWPORT_W: u64 = 7;
+    pub const VIEWPORT_H: u64 = 8;
+    pub const DOCUMENT_W: u64 = 9;
+    pub const DOCUMENT_H: u64 = 10;
+    pub const USER_ID: u64 = 11;
+    pub const USER_AGENT: u64 = 12;
+    pub const X: u64 = 20;
+    pub const Y: u64 = 21;
+    pub const ELEMENT_ID: u64 = 22;
+    pub const SELECTOR: u64 = 23;
+    pub const TAG: u64 = 24;
+    pub const TEXT: u64 = 25;
+    pub const HREF: u64 = 26;
+    pub const REL_X: u64 = 27;
+    pub const REL_Y: u64 = 28;
+    pub const ELEMENT_BOX: u64 = 29;
+    pub const MAX_DEPTH_PCT: u64 = 30;
+    pub const VISIBLE_MS: u64 = 31;
+    pub const NAME: u64 = 32;
+    pub const PROPS: u64 = 33;
+}
+
+/// Encodes a batch to CBOR.
+pub fn encode(batch: &RawBatch) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + batch.events.len() * 96);
+    encode_into(batch, &mut out);
+    out
+}
+
+/// Encodes a batch to CBOR, appending to `out`.
+pub fn encode_into(batch: &RawBatch, out: &mut Vec<u8>) {
+    let mut enc = Enc(Encoder::from(VecWriter(out)));
+    enc.map(5);
+    enc.key(batch_key::VERSION);
+    enc.uint(u64::from(batch.version));
+    enc.key(batch_key::SITE_ID);
+    enc.text(&batch.site_id);
+    enc.key(batch_key::SENT_AT);
+    enc.int(batch.sent_at);
+    enc.key(batch_key::BATCH_ID);
+    enc.bytes(&batch.batch_id.0);
+    enc.key(batch_key::EVENTS);
+    enc.push(Header::Array(Some(batch.events.len())));
+    for event in &batch.events {
+        encode_event(&mut enc, event);
+    }
+}
+
+fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
+    // Optional fields are left out rather than sent empty: most events carry half of them.
+    let opt = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+    let mut n = 4; // kind, id, timestamp, url
+    n += usize::from(!e.session_id.is_empty());
+    n += usize::from(opt(&e.referrer)) + usize::from(opt(&e.title));
+    n += usize::from(opt(&e.user_id)) + usize::from(opt(&e.user_agent));
+    n += [e.viewport.w, e.viewport.h, e.document.w, e.document.h]
+        .iter()
+        .filter(|v| **v != 0)
+        .count();
+    n += match &e.kind {
+        EventKind::Pageview => 0,
+        EventKind::Click(c) => {
+            5 + usize::from(opt(&c.element_id))
+                + usize::from(!c.selector.is_empty())
+                + usize::from(!c.tag.is_empty())
+                + usize::from(opt(&c.text))
+                + usize::from(opt(&c.href))
+        }
+        EventKind::Scroll { .. } | EventKind::Engagement { .. } => 1,
+        EventKind::Custom { props, .. } => 1 + usize::from(!props.is_empty()),
+    };
+    enc.map(n);
+    enc.key(key::KIND);
+    enc.uint(u64::from(e.kind.code()));
+    enc.key(key::ID);
+    enc.bytes(&e.id.0);
+    enc.key(key::TIMESTAMP);
+    enc.int(e.timestamp);
+    if !e.session_id.is_empty() {
+        enc.key(key::SESSION_ID);
+        enc.text(&e.session_id);
+    }
+    enc.key(key::URL);
+    enc.text(&e.url);
+    enc.opt_text(key::REFERRER, &e.referrer);
+    enc.opt_text(key::TITLE, &e.title);
+    for (k, v) in [
+        (key::VIEWPORT_W, e.viewport.w),
+        (key::VIEWPORT_H, e.viewport.h),
+        (key::DOCUMENT_W, e.document.w),
+        (key::DOCUMENT_H, e.document.h),
+    ] {
+        if v != 0 {
+            enc.key(k);
+            enc.uint(u64::from(v));
+        }
+    }
+    enc.opt_text(key::USER_ID, &e.user_id);
+    enc.opt_text(key::USER_AGENT, &e.user_agent);
+    match &e.kind {
+        EventKind::Pageview => {}
+        EventKind::Click(c) => {
+            enc.key(key::X);
+            enc.int(i64::from(c.x));
+            enc.key(key::Y);
+            enc.int(i64::from(c.y));
+            enc.opt_text(key::ELEMENT_ID, &c.element_id);
+            if !c.selector.is_empty() {
+                enc.key(key::SELECTOR);
+                enc.text(&c.selector);
+            }
+            if !c.tag.is_empty() {
+                enc.key(key::TAG);
+                enc.text(&c.tag);
+            }
+            enc.opt_text(key::TEXT, &c.text);
+            enc.opt_text(key::HREF, &c.href);
+            enc.key(key::REL_X);
+            enc.push(Header::Float(f64::from(c.rel_x)));
+            enc.key(key::REL_Y);
+            enc.push(Header::Float(f64::from(c.rel_y)));
+            enc.key(key::ELEMENT_BOX);
+            enc.push(Header::Array(Some(4)));
+            for v in c.element_box {
+                enc.int(i64::from(v));
+            }
+        }
+        EventKind::Scroll { max_depth_pct } => {
+            enc.key(key::MAX_DEPTH_PCT);
+            enc.uint(u64::from(*max_depth_pct));
+        }
+        EventKind::Engagement { visible_ms } => {
+            enc.key(key::VISIBLE_MS);
+            enc.uint(u64::from(*visible_ms));
+        }
+        EventKind::Custom { name, props } => {
+            enc.key(key::NAME);
+            enc.text(name);
+            if !props.is_empty() {
+                enc.key(key::PROPS);
+                enc.map(props.len());
+                for (k, v) in props {
+                    enc.text(k);
+                    match v {
+                        PropValue::Null => enc.push(Header::Simple(simple::NULL)),
+                        PropValue::Bool(b) => enc.push(Header::Simple(if *b {
+                            simple::TRUE
+                        } else {
+                            simple::FALSE
+                        })),
+                        PropValue::Number(x) => enc.push(Header::Float(*x)),
+                        PropValue::Text(s) => enc.text(s),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Appends to a `Vec`, which cannot fail. Our own type, so the impl is the same whether or not
+/// some other crate turns on `ciborium-io`'s `std` feature.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl ciborium_io::Write for VecWriter<'_> {
+    type Error = std::convert::Infallible;
+    fn write_all(&mut self, data: &[u8]) -> Result<(), Self::Error> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Writing into a `Vec` cannot fail, which lets the encoder's methods return nothing.
+struct Enc<'a>(Encoder<VecWriter<'a>>);
+
+impl Enc<'_> {
+    fn push(&mut self, h: Header) {
+        let Ok(()) = self.0.push(h);
+    }
+    fn map(&mut self, n: usize) {
+        self.push(Header::Map(Some(n)));
+    }
+    fn key(&mut self, k: u64) {
+        self.push(Header::Positive(k));
+    }
+    fn uint(&mut self, v: u64) {
+        self.push(Header::Positive(v));
+    }
+    fn int(&mut self, v: i64) {
+        // CBOR negative integers carry -1 - n.
+        self.push(if v >= 0 {
+            Header::Positive(v as u64)
+        } else {
+            Header::Negative(!(v as u64))
+        });
+    }
+    fn text(&mut self, s: &str) {
+        let Ok(()) = self.0.text(s, None);
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        let Ok(()) = self.0.bytes(b, None);
+    }
+    fn opt_text(&mut self, k: u64, s: &Option<String>) {
+        if let Some(s) = s.as_deref().filter(|s| !s.is_empty()) {
+            self.key(k);
+            self.text(s);
+        }
+    }
+}
+
+/// Decodes a CBOR batch. Checks structure, types and the envelope's version and event count;
+/// field values are checked afterwards by [`crate::validate`].
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RawBatch, WireError> {
+    if bytes.is_empty() {
+        return Err(WireError::Empty);
+    }
+    if bytes.len() > limits.max_batch_bytes {
+        return Err(WireError::TooLarge {
+            size: bytes.len(),
+            max: limits.max_batch_bytes,
+        });
+    }
+    let mut r = Reader {
+        dec: Decoder::from(bytes),
+        len: bytes.len(),
+        max_depth: limits.max_depth,
+    };
+    let batch = r.batch(limits)?;
+    if r.dec.offset() != r.len {
+        return Err(malformed(format!(
+            "{} bytes of trailing data after the batch",
+            r.len - r.dec.offset()
+        )));
+    }
+    Ok(batch)
+}
+
+fn malformed(detail: String) -> WireError {
+    WireError::Malformed {
+        format: "CBOR",
+        detail,
+    }
+}
+
+struct Reader<'a> {
+    dec: Decoder<&'a [u8]>,
+    len: usize,
+    max_depth: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&mut self) -> usize {
+        self.len - self.dec.offset()
+    }
+
+    fn header(&mut self) -> Result<Header, WireError> {
+        let at = self.dec.offset();
+        self.dec.pull().map_err(|e| match e {
+            ciborium_ll::Error::Io(_) => malformed(format!("truncated at byte {at}")),
+            ciborium_ll::Error::Syntax(p) => malformed(format!("invalid header at byte {p}")),
+        })
+    }
+
+    /// Checks a definite length against the bytes left, since every item takes at least one.
+    fn length(&mut self, len: Option<usize>, what: &str) -> Result<usize, WireError> {
+        let at = self.dec.offset();
+        let len = len.ok_or_else(|| {
+            malformed(format!("indefinite-length {what} at byte {at} is not used by this format"))
+        })?;
+        if len > self.remaining() {
+            return Err(malformed(format!(
+                "{what} at byte {at} claims {len} items or bytes, more than remain"
+            )));
+        }
+        Ok(len)
+    }
+
+    fn map_len(&mut self, field: impl FnOnce() -> Field) -> Result<usize, WireError> {
+        match self.header()? {
+            Header::Map(len) => self.length(len, "map"),
+            _ => Err(wrong(field(), "a map")),
+        }
+    }
+
+    fn array_len(&mut self, field: impl FnOnce() -> Field) -> Result<usize, WireError> {
+        match self.header()? {
+            Header::Array(len) => self.length(len, "array"),
+            _ => Err(wrong(field(), "an array")),
+        }
+    }
+
+    fn key(&mut self) -> Result<u64, WireError> {
+        match self.header()? {
+            Header::Positive(k) => Ok(k),
+            _ => Err(malformed(format!(
+                "map key before byte {} is not an unsigned integer",
+                self.dec.offset()
+            ))),
+        }
+    }
+
+    fn raw(&mut self, len: usize) -> Result<Vec<u8>, WireError> {
+        let mut buf = vec![0; len];
+        self.dec
+            .read_exact(&mut buf)
+            .map_err(|_| malformed("truncated string".into()))?;
+        Ok(buf)
+    }
+
+    fn text(&mut self, field: impl FnOnce() -> Field) -> Result<String, WireError> {
+        match self.header()? {
+            Header::Text(len) => {
+                let len = self.length(len, "text")?;
+                let buf = self.raw(len)?;
+                String::from_utf8(buf).map_err(|_| wrong(field(), "valid UTF-8 text"))
+            }
+            _ => Err(wrong(field(), "text")),
+        }
+    }
+
+    fn id(&mut self, field: impl Fn() -> Field) -> Result<Id, WireError> {
+        match self.header()? {
+            Header::Bytes(Some(16)) => {
+                let mut id = [0u8; 16];
+                self.dec
+                    .read_exact(&mut id)
+                    .map_err(|_| malformed("truncated id".into()))?;
+                Ok(Id(id))
+            }
+            _ => Err(wrong(field(), "16 bytes")),
+        }
+    }
+
+    fn int(&mut self, field: impl FnOnce() -> Field) -> Result<i64, WireError> {
+        match self.header()? {
+            Header::Positive(v) => i64::try_from(v).map_err(|_| out_of_range_int(field())),
+            Header::Negative(v) => i64::try_from(v)
+                .map(|v| -1 - v)
+                .map_err(|_| out_of_range_int(field())),
+            _ => Err(wrong(field(), "an integer")),
+        }
+    }
+
+    fn int_as<T: TryFrom<i64>>(&mut self, field: impl Fn() -> Field) -> Result<T, WireError> {
+        let v = self.int(&field)?;
+        T::try_from(v).map_err(|_| WireError::OutOfRange {
+            field: field(),
+            detail: format!("{v} does not fit the field's type"),
+        })
+    }
+
+    fn number(&mut self, field: impl FnOnce() -> Field) -> Result<f64, WireError> {
+        match self.header()? {
+            Header::Float(v) => Ok(v),
+            Header::Positive(v) => Ok(v as f64),
+            Header::Negative(v) => Ok(-1.0 - v as f64),
+            _ => Err(wrong(field(), "a number")),
+        }
+    }
+
+    /// Skips one value of any type, for keys this version does not know.
+    fn skip(&mut self, depth: usize) -> Result<(), WireError> {
+        if depth > self.max_depth {
+            return Err(WireError::TooDeep {
+                max: self.max_depth,
+            });
+        }
+        match self.header()? {
+            Header::Positive(_)
+            | Header::Negative(_)
+            | Header::Float(_)
+            | Header::Simple(_) => Ok(()),
+            Header::Bytes(len) | Header::Text(len) => {
+                let len = self.length(len, "string")?;
+                let mut left = len;
+                let mut chunk = [0u8; 256];
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    self.dec
+                        .read_exact(&mut chunk[..n])
+                        .map_err(|_| malformed("truncated string".into()))?;
+                    left -= n;
+                }
+                Ok(())
+            }
+            Header::Array(len) => {
+                for _ in 0..self.length(len, "array")? {
+                    self.skip(depth + 1)?;
+                }
+                Ok(())
+            }
+            Header::Map(len) => {
+                for _ in 0..self.length(len, "map")? {
+                    self.skip(depth + 1)?;
+                    self.skip(depth + 1)?;
+                }
+                Ok(())
+            }
+            Header::Tag(_) => self.skip(depth + 1),
+            Header::Break => Err(malformed("unexpected break".into())),
+        }
+    }
+
+    fn batch(&mut self, limits: &Limits) -> Result<RawBatch, WireError> {
+        let n = self.map_len(|| Field::batch("batch"))?;
+        let (mut version, mut site_id, mut sent_at, mut batch_id, mut events) =
+            (None, None, None, None, None);
+        for _ in 0..n {
+            match self.key()? {
+                batch_key::VERSION => {
+                    let v = self.int(|| Field::batch("version"))?;
+                    if v != i64::from(FORMAT_VERSION) {
+                        return Err(WireError::Version {
+                            found: v as u64,
+                            supported: FORMAT_VERSION,
+                        });
+                    }
+                    version = Some(FORMAT_VERSION);
+                }
+                batch_key::SITE_ID => site_id = Some(self.text(|| Field::batch("site_id"))?),
+                batch_key::SENT_AT => sent_at = Some(self.int(|| Field::batch("sent_at"))?),
+                batch_key::BATCH_ID => batch_id = Some(self.id(|| Field::batch("batch_id"))?),
+                batch_key::EVENTS => {
+                    let count = self.array_len(|| Field::batch("events"))?;
+                    if count > limits.max_events {
+                        return Err(WireError::TooManyEvents {
+                            count,
+                            max: limits.max_events,
+                        });
+                    }
+                    let mut list = Vec::with_capacity(count);
+                    for i in 0..count {
+                        list.push(self.event(i)?);
+                    }
+                    events = Some(list);
+                }
+                _ => self.skip(1)?,
+            }
+        }
+        let missing = |name| WireError::Missing {
+            field: Field::batch(name),
+        };
+        Ok(RawBatch {
+            version: version.ok_or_else(|| missing("version"))?,
+            site_id: site_id.ok_or_else(|| missing("site_id"))?,
+            sent_at: sent_at.ok_or_else(|| missing("sent_at"))?,
+            batch_id: batch_id.ok_or_else(|| missing("batch_id"))?,
+            events: events.ok_or_else(|| missing("events"))?,
+        })
+    }
+
+    fn event(&mut self, i: usize) -> Result<RawEvent, WireError> {
+        let f = |name| move || Field::event(i, name);
+        let n = self.map_len(f("event"))?;
+        let mut kind_code = None;
+        let (mut id, mut timestamp, mut url) = (None, None, None);
+        let mut session_id = String::new();
+        let (mut referrer, mut title, mut user_id, mut user_agent) = (None, None, None, None);
+        let (mut viewport, mut document) = (Size::default(), Size::default());
+        let mut click = Click::default();
+        let (mut has_x, mut has_y) = (false, false);
+        let (mut depth, mut visible, mut name) = (None, None, None);
+        let mut props = BTreeMap::new();
+        for _ in 0..n {
+            match self.key()? {
+                key::KIND => kind_code = Some(self.int(f("type"))?),
+                key::ID => id = Some(self.id(f("id"))?),
+                key::TIMESTAMP => timestamp = Some(self.int(f("timestamp"))?),
+                key::SESSION_ID => session_id = self.text(f("session_id"))?,
+                key::URL => url = Some(self.text(f("url"))?),
+                key::REFERRER => referrer = Some(self.text(f("referrer"))?),
+                key::TITLE => title = Some(self.text(f("title"))?),
+                key::VIEWPORT_W => viewport.w = self.int_as(f("viewport.w"))?,
+                key::VIEWPORT_H => viewport.h = self.int_as(f("viewport.h"))?,
+                key::DOCUMENT_W => document.w = self.int_as(f("document.w"))?,
+                key::DOCUMENT_H => document.h = self.int_as(f("document.h"))?,
+                key::USER_ID => user_id = Some(self.text(f("user_id"))?),
+                key::USER_AGENT => user_agent = Some(self.text(f("user_agent"))?),
+                key::X => {
+                    click.x = self.int_as(f("x"))?;
+                    has_x = true;
+                }
+                key::Y => {
+                    click.y = self.int_as(f("y"))?;
+                    has_y = true;
+                }
+                key::ELEMENT_ID => click.element_id = Some(self.text(f("element_id"))?),
+                key::SELECTOR => click.selector = self.text(f("selector"))?,
+                key::TAG => click.tag = self.text(f("tag"))?,
+                key::TEXT => click.text = Some(self.text(f("text"))?),
+                key::HREF => click.href = Some(self.text(f("href"))?),
+                key::REL_X => click.rel_x = self.number(f("rel_x"))? as f32,
+                key::REL_Y => click.rel_y = self.number(f("rel_y"))? as f32,
+                key::ELEMENT_BOX => {
+                    if self.array_len(f("element_box"))? != 4 {
+                        return Err(wrong(f("element_box")(), "an array of 4 integers"));
+                    }
+                    for slot in &mut click.element_box {
+                        *slot = self.int_as(f("element_box"))?;
+                    }
+                }
+                key::MAX_DEPTH_PCT => depth = Some(self.int_as(f("max_depth_pct"))?),
+                key::VISIBLE_MS => visible = Some(self.int_as(f("visible_ms"))?),
+                key::NAME => name = Some(self.text(f("name"))?),
+                key::PROPS => {
+                    let count = self.map_len(f("props"))?;
+                    for _ in 0..count {
+                        let k = self.text(f("props"))?;
+                        let v = match self.header()? {
+                            Header::Simple(simple::NULL) => PropValue::Null,
+                            Header::Simple(simple::TRUE) => PropValue::Bool(true),
+                            Header::Simple(simple::FALSE) => PropValue::Bool(false),
+                            Header::Float(x) => PropValue::Number(x),
+                            Header::Positive(x) => PropValue::Number(x as f64),
+                            Header::Negative(x) => PropValue::Number(-1.0 - x as f64),
+                            h @ Header::Text(_) => {
+                                self.dec.push(h);
+                                PropValue::Text(self.text(|| f("props")().with_key(&k))?)
+                            }
+                            _ => {
+                                return Err(wrong(
+                                    f("props")().with_key(&k),
+                                    "null, a boolean, a number or text",
+                                ));
+                            }
+                        };
+                        props.insert(k, v);
+                    }
+                }
+                _ => self.skip(1)?,
+            }
+        }
+        let missing = |name| WireError::Missing {
+            field: Field::event(i, name),
+        };
+        let kind = match kind_code.ok_or_else(|| missing("type"))? {
+            1 => EventKind::Pageview,
+            2 => {
+                if !has_x {
+                    return Err(missing("x"));
+                }
+                if !has_y {
+                    return Err(missing("y"));
+                }
+                EventKind::Click(click)
+            }
+            3 => EventKind::Scroll {
+                max_depth_pct: depth.ok_or_else(|| missing("max_depth_pct"))?,
+            },
+            4 => EventKind::Engagement {
+                visible_ms: visible.ok_or_else(|| missing("visible_ms"))?,
+            },
+            5 => EventKind::Custom {
+                name: name.ok_or_else(|| missing("name"))?,
+                props,
+            },
+            other => {
+                return Err(WireError::OutOfRange {
+                    field: Field::event(i, "type"),
+                    detail: format!("unknown event type code {other}"),
+                });
+            }
+        };
+        Ok(RawEvent {
+            id: id.ok_or_else(|| missing("id"))?,
+            timestamp: timestamp.ok_or_else(|| missing("timestamp"))?,
+            session_id,
+            url: url.ok_or_else(|| missing("url"))?,
+            referrer,
+            title,
+            viewport,
+            document,
+            user_id,
+            user_agent,
+            kind,
+        })
+    }
+}
+
+fn wrong(field: Field, expected: &'static str) -> WireError {
+    WireError::WrongType { field, expected }
+}
+
+fn out_of_range_int(field: Field) -> WireError {
+    WireError::OutOfRange {
+        field,
+        detail: "integer does not fit 64 bits".into(),
+    }
+}

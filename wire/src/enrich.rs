@@ -1,0 +1,331 @@
+//! Pure enrichment: everything the collector and the edge worker add to an event from the
+//! request and from the event itself. No I/O here: geo data comes in through
+//! [`RequestContext`], already looked up by the caller (MaxMind file, proxy header, or
+//! Cloudflare's `request.cf`).
+
+use crate::model::{Id, RawEvent};
+use serde::Serialize;
+use siphasher::sip::SipHasher13;
+use siphasher::sip128::{Hasher128, SipHasher24};
+use std::hash::Hasher;
+use std::net::IpAddr;
+
+/// What the receiver knows about the request a batch came in.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// Server clock at receipt, ms since the epoch.
+    pub received_at: i64,
+    /// The client's address; hashed into the visitor id, never stored.
+    pub ip: Option<IpAddr>,
+    /// The request's `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// Location, as far as the receiver could tell.
+    pub geo: Geo,
+}
+
+/// Location and network of a client. Empty strings and 0 mean unknown.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Geo {
+    /// ISO 3166-1 alpha-2 country code, upper case.
+    pub country: String,
+    /// Region (ISO 3166-2 subdivision code or name).
+    pub region: String,
+    /// City name.
+    pub city: String,
+    /// Autonomous system number.
+    pub asn: u32,
+    /// Edge location that received the request (Cloudflare colo), if any.
+    pub colo: String,
+}
+
+/// The kind of device, from the User-Agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    /// Not determinable.
+    Unknown = 0,
+    /// Desktop or laptop.
+    Desktop = 1,
+    /// Phone.
+    Mobile = 2,
+    /// Tablet.
+    Tablet = 3,
+    /// Crawler, headless browser, HTTP library.
+    Bot = 4,
+}
+
+impl Device {
+    /// Name as stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Unknown => "unknown",
+            Device::Desktop => "desktop",
+            Device::Mobile => "mobile",
+            Device::Tablet => "tablet",
+            Device::Bot => "bot",
+        }
+    }
+}
+
+/// What the User-Agent says about the client.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UserAgentInfo {
+    /// Browser name (`Chrome`, `Firefox`, `Safari`, ...), empty when unknown.
+    pub browser: String,
+    /// Browser version as reported.
+    pub browser_version: String,
+    /// Operating system (`Windows 10`, `Mac OSX`, `Android`, `iPhone`, ...).
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Device kind.
+    pub device: Device,
+    /// Automated client (crawler, monitoring, headless browser, HTTP library).
+    pub is_bot: bool,
+}
+
+/// Substrings (lower case) of User-Agents that woothee does not list as crawlers but that are
+/// automated clients all the same.
+const BOT_MARKERS: &[&str] = &[
+    "bot", "crawl", "spider", "slurp", "headless", "phantomjs", "lighthouse", "pingdom",
+    "curl/", "wget/", "python-", "python/", "go-http-client", "java/", "okhttp", "axios/",
+    "node-fetch", "undici", "libwww", "httpclient", "scrapy", "puppeteer", "playwright",
+    "selenium", "preview", "monitor", "uptime", "facebookexternalhit", "embedly",
+];
+
+/// Parses a User-Agent with woothee, plus tablet and bot rules woothee lacks.
+pub fn parse_user_agent(ua: &str) -> UserAgentInfo {
+    let lower = ua.to_ascii_lowercase();
+    let parsed = woothee::parser::Parser::new().parse(ua);
+    let (browser, browser_version, os, os_version, category) = match &parsed {
+        Some(r) => (
+            known(r.name),
+            known(r.version),
+            known(r.os),
+            known(&r.os_version),
+            r.category,
+        ),
+        None => (String::new(), String::new(), String::new(), String::new(), ""),
+    };
+    let is_bot = ua.is_empty() || category == "crawler" || BOT_MARKERS.iter().any(|m| lower.contains(m));
+    let tablet = lower.contains("ipad")
+        || lower.contains("tablet")
+        || (lower.contains("android") && !lower.contains("mobile"));
+    let device = if is_bot {
+        Device::Bot
+    } else if tablet {
+        Device::Tablet
+    } else {
+        match category {
+            "pc" => Device::Desktop,
+            "smartphone" | "mobilephone" => Device::Mobile,
+            _ => Device::Unknown,
+        }
+    };
+    UserAgentInfo {
+        browser,
+        browser_version,
+        os,
+        os_version,
+        device,
+        is_bot,
+    }
+}
+
+fn known(s: &str) -> String {
+    if s == "UNKNOWN" { String::new() } else { s.to_owned() }
+}
+
+/// The parts of a page URL that queries group by.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct UrlParts {
+    /// Lower-case host without port; empty for relative URLs.
+    pub host: String,
+    /// Path, `/` when empty.
+    pub path: String,
+    /// Query string without `?`.
+    pub query: String,
+    /// Fragment without `#` (hash-routed SPAs put their route there).
+    pub fragment: String,
+    /// `utm_source`.
+    pub utm_source: String,
+    /// `utm_medium`.
+    pub utm_medium: String,
+    /// `utm_campaign`.
+    pub utm_campaign: String,
+    /// `utm_term`.
+    pub utm_term: String,
+    /// `utm_content`.
+    pub utm_content: String,
+}
+
+/// Splits an absolute or relative URL. Lenient by design: analytics URLs come from the wild,
+/// and a URL the WHATWG parser would refuse is still worth its path.
+pub fn parse_url(url: &str) -> UrlParts {
+    let (rest, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (host, path) = match rest.split_once("://") {
+        Some((_, after)) => match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
+        },
+        None => match rest.strip_prefix("//") {
+            Some(after) => after.split_at(after.find('/').unwrap_or(after.len())),
+            None => ("", rest),
+        },
+    };
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let host = match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => &host[..i],
+        _ => host,
+    };
+    let mut parts = UrlParts {
+        host: host.to_ascii_lowercase(),
+        path: if path.is_empty() { "/".into() } else { path.into() },
+        query: query.into(),
+        fragment: fragment.into(),
+        ..UrlParts::default()
+    };
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let slot = match k.as_ref() {
+            "utm_source" => &mut parts.utm_source,
+            "utm_medium" => &mut parts.utm_medium,
+            "utm_campaign" => &mut parts.utm_campaign,
+            "utm_term" => &mut parts.utm_term,
+            "utm_content" => &mut parts.utm_content,
+            _ => continue,
+        };
+        *slot = v.chars().take(256).collect();
+    }
+    parts
+}
+
+/// Keys the visitor-id hash. The daily key is derived from a long-lived secret and the UTC day,
+/// so every collector and edge worker sharing the secret computes the same visitor id on the
+/// same day without sharing state, and ids from different days cannot be linked without it.
+#[derive(Clone)]
+pub struct VisitorHasher {
+    secret: (u64, u64),
+}
+
+impl VisitorHasher {
+    /// A hasher for the configured secret.
+    pub fn new(secret: &str) -> Self {
+        let mut h = SipHasher24::new_with_keys(0x5041_5448_4c49_4748, 0x5456_4953_4954_4f52);
+        h.write(secret.as_bytes());
+        let v = h.finish128();
+        VisitorHasher {
+            secret: (v.h1, v.h2),
+        }
+    }
+
+    /// `hash(site, ip, user agent)` under the key of the UTC day of `at_ms`.
+    pub fn visitor_id(&self, site: &str, ip: Option<IpAddr>, ua: &str, at_ms: i64) -> u64 {
+        let day = at_ms.div_euclid(86_400_000);
+        let mut k = SipHasher24::new_with_keys(self.secret.0, self.secret.1);
+        k.write_i64(day);
+        let day_key = k.finish128();
+        let mut h = SipHasher13::new_with_keys(day_key.h1, day_key.h2);
+        h.write(site.as_bytes());
+        h.write_u8(0xff);
+        match ip {
+            Some(IpAddr::V4(a)) => h.write(&a.octets()),
+            Some(IpAddr::V6(a)) => h.write(&a.octets()),
+            None => h.write_u8(0),
+        }
+        h.write_u8(0xff);
+        h.write(ua.as_bytes());
+        h.finish()
+    }
+}
+
+/// The second tier: an event with everything the receiver adds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnrichedEvent {
+    /// The site.
+    pub site_id: String,
+    /// The batch it came in.
+    pub batch_id: Id,
+    /// The event as sent.
+    pub raw: RawEvent,
+    /// Event time on the server's clock: the client time shifted by the client's clock offset
+    /// (`received_at - sent_at`), ms since the epoch.
+    pub timestamp: i64,
+    /// Server clock at receipt, ms.
+    pub received_at: i64,
+    /// Session id: the client's, or one assigned by the receiver when the client sent none.
+    pub session_id: String,
+    /// Keyed hash of (site, IP, User-Agent, day).
+    pub visitor_id: u64,
+    /// Page URL parts.
+    pub url: UrlParts,
+    /// Host of the referrer, if any.
+    pub referrer_host: String,
+    /// User-Agent facts.
+    pub user_agent: UserAgentInfo,
+    /// Location.
+    pub geo: Geo,
+}
+
+/// Enriches the events of one batch. The User-Agent is parsed once per distinct string (a
+/// tracker batch has one), since parsing dominates enrichment cost.
+pub struct Enricher<'a> {
+    hasher: &'a VisitorHasher,
+    ctx: &'a RequestContext,
+    header_ua: UserAgentInfo,
+    last_override: Option<(String, UserAgentInfo)>,
+}
+
+impl<'a> Enricher<'a> {
+    /// An enricher for one request.
+    pub fn new(hasher: &'a VisitorHasher, ctx: &'a RequestContext) -> Self {
+        Enricher {
+            hasher,
+            ctx,
+            header_ua: parse_user_agent(ctx.user_agent.as_deref().unwrap_or("")),
+            last_override: None,
+        }
+    }
+
+    /// Enriches one event of a batch for `site_id` sent at `sent_at` (0: unknown).
+    /// `session_id` is filled later by the caller's sessionizer when the client sent none.
+    pub fn enrich(&mut self, site_id: &str, batch_id: Id, sent_at: i64, raw: RawEvent) -> EnrichedEvent {
+        let offset = if sent_at == 0 { 0 } else { self.ctx.received_at - sent_at };
+        let ua_str = raw
+            .user_agent
+            .as_deref()
+            .or(self.ctx.user_agent.as_deref())
+            .unwrap_or("");
+        let user_agent = match raw.user_agent.as_deref() {
+            None => self.header_ua.clone(),
+            Some(ua) => match &self.last_override {
+                Some((s, info)) if s == ua => info.clone(),
+                _ => {
+                    let info = parse_user_agent(ua);
+                    self.last_override = Some((ua.to_owned(), info.clone()));
+                    info
+                }
+            },
+        };
+        let timestamp = raw.timestamp.saturating_add(offset);
+        let visitor_id = self.hasher.visitor_id(site_id, self.ctx.ip, ua_str, timestamp);
+        let referrer_host = raw
+            .referrer
+            .as_deref()
+            .map(|r| parse_url(r).host)
+            .unwrap_or_default();
+        EnrichedEvent {
+            site_id: site_id.to_owned(),
+            batch_id,
+            timestamp,
+            received_at: self.ctx.received_at,
+            session_id: raw.session_id.clone(),
+            visitor_id,
+            url: parse_url(&raw.url),
+            referrer_host,
+            user_agent,
+            geo: self.ctx.geo.clone(),
+            raw,
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! One error type for everything that can be wrong with a batch, naming the field.
+
+use std::fmt;
+
+/// Why a batch or an event was refused. Each variant names the offending field where there is
+/// one (`site_id`, `events[3].url`, ...), so a sender can fix its payload from the message alone.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum WireError {
+    /// The body had no bytes.
+    #[error("empty body")]
+    Empty,
+    /// The body is larger than the batch byte limit.
+    #[error("batch is {size} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// Size of the body, bytes.
+        size: usize,
+        /// The limit, bytes.
+        max: usize,
+    },
+    /// The bytes are not valid CBOR or JSON, or end early.
+    #[error("malformed {format}: {detail}")]
+    Malformed {
+        /// `CBOR` or `JSON`.
+        format: &'static str,
+        /// What the parser saw, with its position.
+        detail: String,
+    },
+    /// The batch declares a format version this build does not read.
+    #[error("unsupported format version {found}; this collector reads version {supported}")]
+    Version {
+        /// The version in the batch.
+        found: u64,
+        /// The version this crate reads.
+        supported: u8,
+    },
+    /// A field holds a value of the wrong CBOR/JSON type.
+    #[error("{field}: expected {expected}")]
+    WrongType {
+        /// The field path.
+        field: Field,
+        /// What the field must hold.
+        expected: &'static str,
+    },
+    /// A required field is absent.
+    #[error("{field}: required field is missing")]
+    Missing {
+        /// The field path.
+        field: Field,
+    },
+    /// A string or map is longer than its limit.
+    #[error("{field}: {len} is longer than the limit of {max}")]
+    TooLong {
+        /// The field path.
+        field: Field,
+        /// Its length (bytes for strings, entries for maps).
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The batch holds more events than allowed.
+    #[error("events: {count} events, more than the limit of {max}")]
+    TooManyEvents {
+        /// Events in the batch.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A number or timestamp is outside its valid range.
+    #[error("{field}: {detail}")]
+    OutOfRange {
+        /// The field path.
+        field: Field,
+        /// The value and the range it must lie in.
+        detail: String,
+    },
+    /// Arrays or maps are nested deeper than the decoder follows.
+    #[error("nesting deeper than {max} levels")]
+    TooDeep {
+        /// The depth limit.
+        max: usize,
+    },
+}
+
+impl WireError {
+    /// The field path the error is about, if it is about one field.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            WireError::WrongType { field, .. }
+            | WireError::Missing { field }
+            | WireError::TooLong { field, .. }
+            | WireError::OutOfRange { field, .. } => Some(field.to_string()),
+            WireError::TooManyEvents { .. } => Some("events".into()),
+            WireError::Version { .. } => Some("version".into()),
+            _ => None,
+        }
+    }
+
+    /// A short stable label for metrics (`rejected_total{reason=...}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WireError::Empty => "empty",
+            WireError::TooLarge { .. } => "too_large",
+            WireError::Malformed { .. } => "malformed",
+            WireError::Version { .. } => "version",
+            WireError::WrongType { .. } => "wrong_type",
+            WireError::Missing { .. } => "missing_field",
+            WireError::TooLong { .. } => "too_long",
+            WireError::TooManyEvents { .. } => "too_many_events",
+            WireError::OutOfRange { .. } => "out_of_range",
+            WireError::TooDeep { .. } => "too_deep",
+        }
+    }
+}
+
+/// A field path, built without allocating until an error is displayed:
+/// `site_id`, `events[3].url`, `events[3].props.plan`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    /// Index of the event in the batch, for event fields.
+    pub event: Option<usize>,
+    /// The field's JSON name.
+    pub name: &'static str,
+    /// A map key under the field (custom property names).
+    pub key: Option<String>,
+}
+
+impl Field {
+    /// A field of the batch envelope.
+    pub const fn batch(name: &'static str) -> Field {
+        Field {
+            event: None,
+            name,
+            key: None,
+        }
+    }
+
+    /// A field of event `index`.
+    pub const fn event(index: usize, name: &'static str) -> Field {
+        Field {
+            event: Some(index),
+            name,
+            key: None,
+        }
+    }
+
+    /// The same field, narrowed to one map key.
+    pub fn with_key(mut self, key: &str) -> Field {
+        self.key = Some(key.chars().take(64).collect());
+        self
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(i) = self.event {
+            write!(f, "events[{i}].")?;
+        }
+        f.write_str(self.name)?;
+        if let Some(k) = &self.key {
+            write!(f, ".{k}")?;
+        }
+        Ok(())
+    }
+}

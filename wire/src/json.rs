@@ -1,0 +1,269 @@
+//! The JSON forms: the same model as CBOR with full field names (for debugging and third-party
+//! senders), and the simple array format that existing senders already produce.
+
+use crate::error::{Field, WireError};
+use crate::limits::Limits;
+use crate::model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use siphasher::sip128::{Hasher128, SipHasher13};
+use std::collections::BTreeMap;
+use std::hash::Hasher;
+
+/// Encodes a batch as JSON with full field names.
+pub fn encode(batch: &RawBatch) -> Vec<u8> {
+    // Serializing plain data to a Vec cannot fail.
+    serde_json::to_vec(batch).unwrap_or_default()
+}
+
+/// Decodes either JSON form. A bare array is the simple format and takes its site id from
+/// `site` (the request's `?site=` parameter); an object is a full batch, whose `site_id` must
+/// agree with `site` when both are given.
+pub fn decode(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBatch, WireError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(WireError::Empty);
+    }
+    if bytes.len() > limits.max_batch_bytes {
+        return Err(WireError::TooLarge {
+            size: bytes.len(),
+            max: limits.max_batch_bytes,
+        });
+    }
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => decode_simple(bytes, site, limits),
+        _ => {
+            let batch = decode_full(bytes, limits)?;
+            if let Some(site) = site.filter(|s| *s != batch.site_id) {
+                return Err(WireError::OutOfRange {
+                    field: Field::batch("site_id"),
+                    detail: format!("batch is for site {:?} but was posted for {site:?}", batch.site_id),
+                });
+            }
+            Ok(batch)
+        }
+    }
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> WireError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let detail = if path.is_empty() || path == "." {
+        inner.to_string()
+    } else {
+        format!("{path}: {inner}")
+    };
+    WireError::Malformed {
+        format: "JSON",
+        detail,
+    }
+}
+
+fn decode_full(bytes: &[u8], limits: &Limits) -> Result<RawBatch, WireError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let batch: RawBatch = serde_path_to_error::deserialize(de).map_err(json_error)?;
+    if batch.version != FORMAT_VERSION {
+        return Err(WireError::Version {
+            found: batch.version.into(),
+            supported: FORMAT_VERSION,
+        });
+    }
+    if batch.events.len() > limits.max_events {
+        return Err(WireError::TooManyEvents {
+            count: batch.events.len(),
+            max: limits.max_events,
+        });
+    }
+    Ok(batch)
+}
+
+/// One element of the simple array format:
+/// `{"type":"click","session_id":"s1","user_id":1001,"url":"/catalog","created_at":"2025-01-01T10:00:00Z",
+///   "user_agent":"Mozilla/5.0 …","payload":{"event_title":"checkout","element_id":"#submit-button","x":445,"y":315}}`
+#[derive(Deserialize)]
+struct SimpleEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<StringOrNumber>,
+    #[serde(default)]
+    session_id: Option<StringOrNumber>,
+    #[serde(default)]
+    user_id: Option<StringOrNumber>,
+    url: String,
+    #[serde(default)]
+    referrer: Option<String>,
+    created_at: Timestamp,
+    #[serde(default)]
+    user_agent: Option<String>,
+    #[serde(default)]
+    payload: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl StringOrNumber {
+    fn into_string(self) -> String {
+        match self {
+            StringOrNumber::Text(s) => s,
+            StringOrNumber::Number(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Timestamp {
+    Millis(i64),
+    Text(String),
+}
+
+/// Parses an RFC 3339 timestamp (`2025-01-01T10:00:00Z`, with any offset) to ms since the epoch.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Derives a stable id from an event's exact bytes, so a sender without event ids that posts
+/// the same event twice still gets it stored once.
+fn content_id(site: &str, raw: &str) -> Id {
+    let mut h = SipHasher13::new_with_keys(0x7061_7468_6c69_6768, 0x745f_6576_656e_7473);
+    h.write(site.as_bytes());
+    h.write_u8(0);
+    h.write(raw.as_bytes());
+    let v = h.finish128();
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&v.h1.to_le_bytes());
+    out[8..].copy_from_slice(&v.h2.to_le_bytes());
+    Id(out)
+}
+
+fn decode_simple(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBatch, WireError> {
+    let site = site.filter(|s| !s.is_empty()).ok_or(WireError::Missing {
+        field: Field::batch("site"),
+    })?;
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let items: Vec<&RawValue> = serde_path_to_error::deserialize(de).map_err(json_error)?;
+    if items.len() > limits.max_events {
+        return Err(WireError::TooManyEvents {
+            count: items.len(),
+            max: limits.max_events,
+        });
+    }
+    let mut events = Vec::with_capacity(items.len());
+    for (i, raw) in items.into_iter().enumerate() {
+        let de = &mut serde_json::Deserializer::from_str(raw.get());
+        let e: SimpleEvent = serde_path_to_error::deserialize(de).map_err(|e| {
+            let mut err = json_error(e);
+            if let WireError::Malformed { detail, .. } = &mut err {
+                *detail = format!("events[{i}]: {detail}");
+            }
+            err
+        })?;
+        events.push(simple_to_raw(i, e, site, raw.get())?);
+    }
+    Ok(RawBatch {
+        version: FORMAT_VERSION,
+        site_id: site.to_owned(),
+        // No send time in this format: timestamps are taken as they are, without skew correction.
+        sent_at: 0,
+        batch_id: content_id(site, std::str::from_utf8(bytes).unwrap_or_default()),
+        events,
+    })
+}
+
+fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawEvent, WireError> {
+    let timestamp = match e.created_at {
+        Timestamp::Millis(ms) => ms,
+        Timestamp::Text(s) => parse_rfc3339_ms(&s).ok_or_else(|| WireError::WrongType {
+            field: Field::event(i, "created_at"),
+            expected: "an RFC 3339 timestamp or ms since the epoch",
+        })?,
+    };
+    let id = match e.id.map(StringOrNumber::into_string) {
+        Some(s) => Id::parse(&s).unwrap_or_else(|| content_id(site, &s)),
+        None => content_id(site, raw),
+    };
+    let mut payload = e.payload;
+    let text = |p: &mut BTreeMap<String, serde_json::Value>, k: &str| match p.remove(k) {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let int = |p: &mut BTreeMap<String, serde_json::Value>, k: &'static str| {
+        p.remove(k)
+            .map(|v| {
+                v.as_f64()
+                    .filter(|x| x.is_finite() && x.abs() <= f64::from(i32::MAX))
+                    .map(|x| x.round() as i32)
+                    .ok_or_else(|| WireError::WrongType {
+                        field: Field::event(i, k),
+                        expected: "a number",
+                    })
+            })
+            .transpose()
+    };
+    let title = text(&mut payload, "event_title");
+    let viewport = Size {
+        w: int(&mut payload, "viewport_w")?.unwrap_or(0).max(0) as u32,
+        h: int(&mut payload, "viewport_h")?.unwrap_or(0).max(0) as u32,
+    };
+    let kind = match e.kind.as_str() {
+        "view" | "pageview" => EventKind::Pageview,
+        "click" => {
+            // Senders put a selector such as `#submit-button` in `element_id`.
+            let selector = text(&mut payload, "element_id").unwrap_or_default();
+            let element_id = selector
+                .strip_prefix('#')
+                .filter(|id| !id.contains([' ', '.', '>', '[', ':']))
+                .map(str::to_owned);
+            EventKind::Click(Click {
+                x: int(&mut payload, "x")?.ok_or(WireError::Missing {
+                    field: Field::event(i, "payload.x"),
+                })?,
+                y: int(&mut payload, "y")?.ok_or(WireError::Missing {
+                    field: Field::event(i, "payload.y"),
+                })?,
+                element_id,
+                selector,
+                tag: text(&mut payload, "tag").unwrap_or_default(),
+                text: text(&mut payload, "text"),
+                href: text(&mut payload, "href"),
+                ..Click::default()
+            })
+        }
+        name => EventKind::Custom {
+            name: name.to_owned(),
+            props: payload
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        serde_json::Value::Null => PropValue::Null,
+                        serde_json::Value::Bool(b) => PropValue::Bool(b),
+                        serde_json::Value::Number(n) => PropValue::Number(n.as_f64().unwrap_or(0.0)),
+                        serde_json::Value::String(s) => PropValue::Text(s),
+                        other => PropValue::Text(other.to_string()),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        },
+    };
+    Ok(RawEvent {
+        id,
+        timestamp,
+        session_id: e.session_id.map(StringOrNumber::into_string).unwrap_or_default(),
+        url: e.url,
+        referrer: e.referrer,
+        title,
+        viewport,
+        document: Size::default(),
+        user_id: e.user_id.map(StringOrNumber::into_string),
+        user_agent: e.user_agent,
+        kind,
+    })
+}

@@ -1,0 +1,85 @@
+//! Pathlight's event model and wire format: the one place it is defined.
+//!
+//! # The path of an event through this crate
+//!
+//! 1. The tracker builds a [`RawBatch`] of [`RawEvent`]s and [`cbor::encode`]s it: maps with
+//!    small integer keys, ids as 16 raw bytes (see `FORMAT.md`, which has the CDDL).
+//! 2. A receiver (collector or edge worker) calls [`decode`] with the body and its content type.
+//!    CBOR goes through [`cbor::decode`], JSON (full batch form or the simple array that existing
+//!    senders use) through [`json::decode`]. Decoding checks structure and types and never
+//!    allocates more than the body's size; a malformed body is a [`WireError`] naming the field.
+//! 3. [`validate::validate_envelope`] checks the batch, [`validate::validate_event`] each event,
+//!    against explicit [`Limits`]: string lengths, coordinate ranges, clock skew. A bad event is
+//!    refused on its own, so the good events of the same batch are kept.
+//! 4. [`enrich::Enricher`] turns each valid event into an [`EnrichedEvent`]: corrected time,
+//!    URL parts and UTM parameters, User-Agent facts and bot flag, a keyed visitor hash (the IP
+//!    is used and dropped), and the geo data the receiver looked up. [`session::Sessionizer`]
+//!    assigns sessions for senders that bring none.
+//!
+//! Storage rows are the collector's business (its `EventRow`); nothing here does I/O, so the
+//! crate builds for `wasm32-unknown-unknown` and serves the tracker and the edge worker.
+
+#![warn(missing_docs)]
+
+pub mod cbor;
+pub mod enrich;
+mod error;
+pub mod json;
+mod limits;
+mod model;
+pub mod session;
+pub mod validate;
+
+pub use enrich::{EnrichedEvent, Geo, RequestContext};
+pub use error::{Field, WireError};
+pub use limits::{Limits, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+pub use model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
+
+/// The encodings a receiver accepts, chosen by `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/cbor`, or no content type at all (`navigator.sendBeacon` with raw bytes).
+    Cbor,
+    /// `application/json` (either JSON form).
+    Json,
+}
+
+impl Encoding {
+    /// Picks the encoding for a `Content-Type` header value; `None` for unsupported types.
+    pub fn from_content_type(content_type: Option<&str>) -> Option<Encoding> {
+        let Some(ct) = content_type else {
+            return Some(Encoding::Cbor);
+        };
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match mime.as_str() {
+            "" | "application/cbor" | "application/octet-stream" => Some(Encoding::Cbor),
+            // sendBeacon with a string body sends text/plain; senders that avoid CORS preflights
+            // do the same with JSON.
+            "application/json" | "text/plain" => Some(Encoding::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes a body in the given encoding. `site` is the request's `?site=` parameter, required
+/// by the simple JSON array form and checked against the batch otherwise.
+pub fn decode(
+    body: &[u8],
+    encoding: Encoding,
+    site: Option<&str>,
+    limits: &Limits,
+) -> Result<RawBatch, WireError> {
+    match encoding {
+        Encoding::Cbor => {
+            let batch = cbor::decode(body, limits)?;
+            if let Some(site) = site.filter(|s| *s != batch.site_id) {
+                return Err(WireError::OutOfRange {
+                    field: Field::batch("site_id"),
+                    detail: format!("batch is for site {:?} but was posted for {site:?}", batch.site_id),
+                });
+            }
+            Ok(batch)
+        }
+        Encoding::Json => json::decode(body, site, limits),
+    }
+}

@@ -1,0 +1,232 @@
+//! The first tier: what crosses the network, exactly as a client sent it.
+//!
+//! These types are shared by the tracker (which builds and encodes them), the collector and the
+//! edge worker (which decode, validate and enrich them). Field docs name the CBOR key used on the
+//! wire; `FORMAT.md` is the normative description. Unknown fields are ignored in both encodings, so
+//! a newer client can add optional fields without a version bump.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The only batch format version this crate reads and writes.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// A 128-bit identifier (event id, batch id), random per event so retries are idempotent.
+///
+/// 16 raw bytes in CBOR; a hyphenated lowercase UUID string in JSON.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Id(pub [u8; 16]);
+
+impl Id {
+    /// Parses `8-4-4-4-12` hyphenated or 32-digit plain hex.
+    pub fn parse(s: &str) -> Option<Id> {
+        let mut out = [0u8; 16];
+        let mut nibbles = 0usize;
+        for c in s.bytes() {
+            if c == b'-' {
+                continue;
+            }
+            let v = (c as char).to_digit(16)? as u8;
+            if nibbles >= 32 {
+                return None;
+            }
+            out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
+            nibbles += 1;
+        }
+        (nibbles == 32 && (s.len() == 32 || s.len() == 36)).then_some(Id(out))
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Id::parse(&s).ok_or_else(|| serde::de::Error::custom("expected a UUID (32 hex digits)"))
+    }
+}
+
+/// A batch of events from one page of one site, as the tracker sends it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RawBatch {
+    /// Key 0. Format version; [`FORMAT_VERSION`].
+    pub version: u8,
+    /// Key 1. The site id the events belong to (registered in the collector's config).
+    pub site_id: String,
+    /// Key 2. Client clock when the batch was sent, ms since the Unix epoch; used to correct
+    /// client clock skew of every event in the batch.
+    pub sent_at: i64,
+    /// Key 3. Random per batch; logged to tie a request to its rows.
+    pub batch_id: Id,
+    /// Key 4. The events, oldest first.
+    pub events: Vec<RawEvent>,
+}
+
+/// One event, with the fields every kind shares and its kind-specific part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RawEvent {
+    /// Key 1. Unique per event; storage dedups on it.
+    pub id: Id,
+    /// Key 2. Client clock when the event happened, ms since the Unix epoch.
+    pub timestamp: i64,
+    /// Key 3. The tracker's session id (random, rolls over after 30 minutes of inactivity).
+    /// Empty means "let the collector sessionize".
+    #[serde(default)]
+    pub session_id: String,
+    /// Key 4. Full URL of the page (absolute for the tracker; may be a path for imports).
+    pub url: String,
+    /// Key 5. `document.referrer`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// Key 6. `document.title`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Keys 7 and 8. Viewport (layout viewport) width and height in CSS px.
+    #[serde(default)]
+    pub viewport: Size,
+    /// Keys 9 and 10. Document (scrollable page) width and height in CSS px.
+    #[serde(default)]
+    pub document: Size,
+    /// Key 11. The site's own user id, when the site identified the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Key 12. User-Agent of the original client, for server-side senders and imports;
+    /// the tracker never sends it (the request's header is used instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Key 0 (the kind code) and the kind's own keys.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A width and height in CSS pixels; 0 means unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Size {
+    /// Width in CSS px.
+    pub w: u32,
+    /// Height in CSS px.
+    pub h: u32,
+}
+
+/// What happened. The CBOR kind code is in brackets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// (1) A page was shown: initial load or an SPA navigation.
+    Pageview,
+    /// (2) A click (or tap) on an element.
+    Click(Click),
+    /// (3) The deepest point of the document seen so far on this page view.
+    Scroll {
+        /// Key 30. Percent of the document height that has been inside the viewport, 0–100.
+        max_depth_pct: u8,
+    },
+    /// (4) Time the page was visible, reported when the page is hidden or left.
+    Engagement {
+        /// Key 31. Visible time since the previous engagement event of this page view, ms.
+        visible_ms: u32,
+    },
+    /// (5) An event the site sends itself with `track(name, props)`.
+    Custom {
+        /// Key 32. Event name, e.g. `signup` or `search`.
+        name: String,
+        /// Key 33. Flat properties.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        props: BTreeMap<String, PropValue>,
+    },
+}
+
+impl EventKind {
+    /// The kind's name as stored and as in JSON's `type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Pageview => "pageview",
+            EventKind::Click(_) => "click",
+            EventKind::Scroll { .. } => "scroll",
+            EventKind::Engagement { .. } => "engagement",
+            EventKind::Custom { .. } => "custom",
+        }
+    }
+
+    /// The kind's code on the CBOR wire (key 0) and in storage (`Enum8`).
+    pub fn code(&self) -> u8 {
+        match self {
+            EventKind::Pageview => 1,
+            EventKind::Click(_) => 2,
+            EventKind::Scroll { .. } => 3,
+            EventKind::Engagement { .. } => 4,
+            EventKind::Custom { .. } => 5,
+        }
+    }
+}
+
+/// The click-specific part of an event. Page coordinates locate the click on the document;
+/// the element-relative fractions locate it on the element, so a heatmap can re-anchor the
+/// point to the element after the page reflows at another width.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Click {
+    /// Key 20. `pageX`, CSS px from the document's left edge.
+    pub x: i32,
+    /// Key 21. `pageY`, CSS px from the document's top edge.
+    pub y: i32,
+    /// Key 22. The element's `id` attribute, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element_id: Option<String>,
+    /// Key 23. A stable CSS selector for the element (id, then `data-*` attributes, then a
+    /// tag + `:nth-of-type` path).
+    #[serde(default)]
+    pub selector: String,
+    /// Key 24. Lowercase tag name.
+    #[serde(default)]
+    pub tag: String,
+    /// Key 25. Short visible text (never for inputs or masked elements).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Key 26. `href` of the link clicked, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+    /// Key 27. Click position inside the element box, as a fraction of its width (0–1).
+    pub rel_x: f32,
+    /// Key 28. Click position inside the element box, as a fraction of its height (0–1).
+    pub rel_y: f32,
+    /// Key 29. The element's box in page coordinates, `[x, y, w, h]` in CSS px.
+    #[serde(default)]
+    pub element_box: [i32; 4],
+}
+
+/// A custom property value: flat, JSON-compatible scalars only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PropValue {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// Any finite number.
+    Number(f64),
+    /// A string.
+    Text(String),
+}

@@ -1,0 +1,165 @@
+//! Validation: every limit is enforced and names its field; good events pass.
+
+use super::{click_event, typical_batch};
+use pathlight_wire::validate::{validate_envelope, validate_event};
+use pathlight_wire::{EventKind, Limits, PropValue, WireError, json};
+
+fn check(e: &pathlight_wire::RawEvent) -> Result<(), WireError> {
+    let b = typical_batch();
+    validate_event(e, 3, b.sent_at, b.sent_at + 50, &Limits::default())
+}
+
+fn field_of(r: Result<(), WireError>) -> String {
+    r.expect_err("expected a validation error").field().unwrap_or_default()
+}
+
+#[test]
+fn the_typical_batch_is_valid() {
+    let b = typical_batch();
+    validate_envelope(&b, &Limits::default()).unwrap();
+    for (i, e) in b.events.iter().enumerate() {
+        validate_event(e, i, b.sent_at, b.sent_at, &Limits::default()).unwrap();
+    }
+}
+
+#[test]
+fn overlong_strings_name_their_field() {
+    let mut e = click_event(1);
+    e.url = format!("https://x/{}", "a".repeat(3000));
+    assert_eq!(field_of(check(&e)), "events[3].url");
+    let mut e = click_event(1);
+    if let EventKind::Click(c) = &mut e.kind {
+        c.selector = "div > ".repeat(200);
+    }
+    assert_eq!(field_of(check(&e)), "events[3].selector");
+    let mut e = click_event(1);
+    e.title = Some("t".repeat(513));
+    assert_eq!(field_of(check(&e)), "events[3].title");
+}
+
+#[test]
+fn coordinates_and_fractions_are_range_checked() {
+    for (mutate, field) in [
+        (Box::new(|c: &mut pathlight_wire::Click| c.x = 5_000_000) as Box<dyn Fn(&mut _)>, "events[3].x"),
+        (Box::new(|c: &mut pathlight_wire::Click| c.rel_y = 1.5), "events[3].rel_y"),
+        (Box::new(|c: &mut pathlight_wire::Click| c.rel_x = f32::NAN), "events[3].rel_x"),
+        (Box::new(|c: &mut pathlight_wire::Click| c.element_box[2] = -1), "events[3].element_box"),
+    ] {
+        let mut e = click_event(1);
+        if let EventKind::Click(c) = &mut e.kind {
+            mutate(c);
+        }
+        assert_eq!(field_of(check(&e)), field);
+    }
+    let mut e = click_event(1);
+    e.viewport.w = 50_000;
+    assert_eq!(field_of(check(&e)), "events[3].viewport.w");
+    e = click_event(1);
+    e.kind = EventKind::Scroll { max_depth_pct: 101 };
+    assert_eq!(field_of(check(&e)), "events[3].max_depth_pct");
+}
+
+#[test]
+fn clock_skew_is_bounded_relative_to_the_batch() {
+    let b = typical_batch();
+    let mut e = click_event(1);
+    e.timestamp = b.sent_at + 10 * 60_000;
+    assert_eq!(field_of(check(&e)), "events[3].timestamp");
+    e.timestamp = b.sent_at - 8 * 24 * 3_600_000;
+    assert_eq!(field_of(check(&e)), "events[3].timestamp");
+    e.timestamp = 12;
+    assert_eq!(field_of(check(&e)), "events[3].timestamp");
+    // Without sent_at (simple format) old events pass, future ones do not.
+    e.timestamp = b.sent_at - 300 * 24 * 3_600_000;
+    validate_event(&e, 0, 0, b.sent_at, &Limits::default()).unwrap();
+    e.timestamp = b.sent_at + 3_600_000;
+    assert!(validate_event(&e, 0, 0, b.sent_at, &Limits::default()).is_err());
+}
+
+#[test]
+fn custom_properties_are_bounded() {
+    let mut e = click_event(1);
+    let props = (0..40).map(|i| (format!("k{i}"), PropValue::Bool(true))).collect();
+    e.kind = EventKind::Custom { name: "n".into(), props };
+    assert_eq!(field_of(check(&e)), "events[3].props");
+    let mut e = click_event(1);
+    let props = [("plan".to_string(), PropValue::Number(f64::INFINITY))].into();
+    e.kind = EventKind::Custom { name: "n".into(), props };
+    assert_eq!(field_of(check(&e)), "events[3].props.plan");
+}
+
+#[test]
+fn envelope_needs_a_site_and_a_plausible_send_time() {
+    let mut b = typical_batch();
+    b.site_id.clear();
+    assert_eq!(validate_envelope(&b, &Limits::default()).unwrap_err().field().unwrap(), "site_id");
+    let mut b = typical_batch();
+    b.sent_at = 99_999_999_999_999;
+    assert_eq!(validate_envelope(&b, &Limits::default()).unwrap_err().field().unwrap(), "sent_at");
+}
+
+#[test]
+fn the_simple_array_format_maps_to_the_model() {
+    let body = br##"[{"type":"click","session_id":"user-session-1001","user_id":1001,"url":"/catalog?foo=bar",
+        "created_at":"2025-01-01T10:00:00Z","user_agent":"Mozilla/5.0 (X11; Linux x86_64)",
+        "payload":{"event_title":"checkout","element_id":"#submit-button","x":445,"y":315}},
+        {"type":"view","session_id":"user-session-1001","url":"/catalog","created_at":"2025-01-01T10:00:01+01:00"}]"##;
+    let b = json::decode(body, Some("demo"), &Limits::default()).unwrap();
+    assert_eq!(b.site_id, "demo");
+    assert_eq!(b.events.len(), 2);
+    let click = &b.events[0];
+    assert_eq!(click.timestamp, 1_735_725_600_000);
+    assert_eq!(click.user_id.as_deref(), Some("1001"));
+    assert_eq!(click.title.as_deref(), Some("checkout"));
+    assert_eq!(click.user_agent.as_deref(), Some("Mozilla/5.0 (X11; Linux x86_64)"));
+    let EventKind::Click(c) = &click.kind else { panic!("not a click") };
+    assert_eq!((c.x, c.y), (445, 315));
+    assert_eq!(c.selector, "#submit-button");
+    assert_eq!(c.element_id.as_deref(), Some("submit-button"));
+    assert_eq!(b.events[1].kind, EventKind::Pageview);
+    assert_eq!(b.events[1].timestamp, 1_735_725_601_000 - 3_600_000);
+    // Same bytes, same ids: a resend is deduplicated downstream.
+    let again = json::decode(body, Some("demo"), &Limits::default()).unwrap();
+    assert_eq!(again.events[0].id, click.id);
+    assert_ne!(b.events[0].id, b.events[1].id);
+    // The site must come from the query.
+    assert_eq!(json::decode(body, None, &Limits::default()).unwrap_err().field().unwrap(), "site");
+    // A wrong type names the element and field.
+    let bad = br#"[{"type":"click","url":"/","created_at":true}]"#;
+    let err = json::decode(bad, Some("demo"), &Limits::default()).unwrap_err().to_string();
+    assert!(err.contains("events[0]") && err.contains("created_at"), "{err}");
+}
+
+#[test]
+fn decode_errors_are_specific() {
+    let limits = Limits::default();
+    use pathlight_wire::cbor;
+    assert_eq!(cbor::decode(&[], &limits).unwrap_err(), WireError::Empty);
+    let mut b = typical_batch();
+    b.version = 2;
+    assert!(matches!(cbor::decode(&cbor::encode(&b), &limits), Err(WireError::Version { found: 2, .. })));
+    let mut b = typical_batch();
+    b.events = (0..501).map(click_event_n).collect();
+    assert!(matches!(cbor::decode(&cbor::encode(&b), &limits), Err(WireError::TooManyEvents { count: 501, .. })));
+    // A URL that is a number, not text.
+    let mut bytes = cbor::encode(&typical_batch());
+    let url = b"https://shop.example/catalog";
+    let at = bytes.windows(url.len()).position(|w| w == url).unwrap() - 2;
+    assert_eq!(bytes[at], 0x78, "text header with a 1-byte length");
+    bytes[at] = 0x18; // unsigned int, 1-byte argument
+    bytes[at + 1] = 0; // ...so the URL's bytes now follow as junk keys
+    let err = cbor::decode(&bytes, &limits).unwrap_err();
+    assert_eq!(err.field().as_deref(), Some("events[0].url"), "{err}");
+    // Deep nesting in an unknown key is refused, not followed.
+    let mut deep = vec![0xa1, 0x18, 0x63];
+    deep.extend(std::iter::repeat_n(0x81, 10_000));
+    deep.push(0x00);
+    assert!(matches!(cbor::decode(&deep, &limits), Err(WireError::TooDeep { .. })));
+    // A length prefix larger than the body is refused before allocating.
+    let huge = [0xa1, 0x01, 0x7b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    assert!(matches!(cbor::decode(&huge, &limits), Err(WireError::Malformed { .. })));
+}
+
+fn click_event_n(i: usize) -> pathlight_wire::RawEvent {
+    click_event((i % 250) as u8)
+}
