@@ -4,9 +4,13 @@
 #   scripts/clickhouse.sh start [DIR] [HTTP_PORT]   # prints the HTTP URL once /ping answers
 #   scripts/clickhouse.sh stop  [DIR]
 #   scripts/clickhouse.sh url   [DIR]
+#   scripts/clickhouse.sh install                   # only make sure the server is installed
 #
 # DIR defaults to .data/clickhouse (git-ignored); HTTP_PORT defaults to $PATHLIGHT_CLICKHOUSE_PORT or 8123.
 # The native TCP port is picked free by the script, since only the HTTP interface is used.
+# With PATHLIGHT_CLICKHOUSE_OWNER=PID the server stops by itself once that process exits
+# (test runs use it, so no server outlives the tests that started it); with
+# PATHLIGHT_CLICKHOUSE_CLEANUP=1 as well, DIR is then deleted.
 # Debian's clickhouse-server (18.16) is installed with apt when missing.
 set -euo pipefail
 
@@ -81,6 +85,13 @@ case "$cmd" in
     # Not --daemon: the server then stays in our process group, so Ctrl-C on `make demo` stops it too.
     nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
     echo $! >"$dir/pid"
+    if [ -n "${PATHLIGHT_CLICKHOUSE_OWNER:-}" ]; then
+      server=$(cat "$dir/pid") owner=$PATHLIGHT_CLICKHOUSE_OWNER
+      cleanup=":"
+      [ "${PATHLIGHT_CLICKHOUSE_CLEANUP:-}" = 1 ] && cleanup="rm -rf '$dir'"
+      nohup setsid bash -c "while kill -0 $owner && kill -0 $server; do sleep 1; done
+        kill $server; while kill -0 $server; do sleep 0.2; done; $cleanup" >/dev/null 2>&1 &
+    fi
     for _ in $(seq 1 300); do
       if curl -fsS "$(url)/ping" >/dev/null 2>&1; then url; exit 0; fi
       kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
@@ -99,5 +110,6 @@ case "$cmd" in
     rm -f "$dir/pid"
     ;;
   url) url ;;
-  *) echo "usage: $0 start|stop|url [DIR] [HTTP_PORT]" >&2; exit 2 ;;
+  install) ensure_installed ;;
+  *) echo "usage: $0 start|stop|url|install [DIR] [HTTP_PORT]" >&2; exit 2 ;;
 esac

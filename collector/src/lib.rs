@@ -1,1 +1,67 @@
-//! placeholder
+//! Pathlight's collector: receives event batches over HTTP, enriches them, and writes them to
+//! ClickHouse, acknowledging a batch only once its events are stored.
+//!
+//! # The path of an event through the collector
+//!
+//! 1. [`server`] accepts an HTTP/1.1 or HTTP/2 connection; `POST /v1/batch` reads the body
+//!    (refusing it past `limits.max_batch_bytes` without buffering more) and describes the
+//!    request as a [`pipeline::IngestRequest`]: body, content type, origin, client address.
+//! 2. [`pipeline::Pipeline::ingest`] runs the stages. *decode*: `pathlight_wire::decode` reads
+//!    CBOR or JSON into a `RawBatch`. *validate*: the envelope, the site and its allowed
+//!    origins, then each event on its own, so bad events are refused individually and the
+//!    good ones beside them kept. *enrich*: `pathlight_wire::enrich` adds corrected time,
+//!    URL parts, User-Agent facts, visitor hash and [`geo`] data; a server-side session is
+//!    assigned when the client sent none. The result is flattened to an
+//!    [`sinks::clickhouse::EventRow`].
+//! 3. *batch*: [`sinks::clickhouse::ClickHouseSink`] gathers rows of many requests into one
+//!    insert (rows, bytes or time), retrying transient failures by the rules in
+//!    [`sinks::clickhouse::retry`]. *sink*: the insert commits.
+//! 4. Only then does the request get its `204` (or `200` listing refused events). An error at
+//!    any stage is an [`error::IngestError`], turned into a status and a JSON reason in one
+//!    place and counted in [`metrics`].
+//!
+//! [`serve`] runs all of it on an already-bound listener until a shutdown future resolves;
+//! the binary `pathlight` (`main.rs`) adds the CLI.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod geo;
+pub mod metrics;
+pub mod pipeline;
+pub mod server;
+pub mod sinks;
+
+use config::Config;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Starts the pipeline (connecting to ClickHouse and migrating), serves `listener` until
+/// `shutdown` resolves, then flushes every queued event before returning.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
+    let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
+    let opts = server::HttpOptions {
+        www_dir: config.www_dir.clone(),
+        demo_dir: config.demo_dir.clone(),
+        client_ip_header: header(&config.client_ip_header),
+        country_header: header(&config.country_header),
+    };
+    let drain = pipeline.clone();
+    let shutdown = async move {
+        shutdown.await;
+        drain.drain();
+    };
+    server::run(listener, pipeline, opts, shutdown).await;
+    // The server dropped its handle to the pipeline; the sink sees its queue close, writes
+    // what is left, and ends.
+    sink_task.await?;
+    Ok(())
+}

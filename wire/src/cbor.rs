@@ -300,7 +300,9 @@ impl Reader<'_> {
     fn length(&mut self, len: Option<usize>, what: &str) -> Result<usize, WireError> {
         let at = self.dec.offset();
         let len = len.ok_or_else(|| {
-            malformed(format!("indefinite-length {what} at byte {at} is not used by this format"))
+            malformed(format!(
+                "indefinite-length {what} at byte {at} is not used by this format"
+            ))
         })?;
         if len > self.remaining() {
             return Err(malformed(format!(
@@ -401,10 +403,9 @@ impl Reader<'_> {
             });
         }
         match self.header()? {
-            Header::Positive(_)
-            | Header::Negative(_)
-            | Header::Float(_)
-            | Header::Simple(_) => Ok(()),
+            Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {
+                Ok(())
+            }
             Header::Bytes(len) | Header::Text(len) => {
                 let len = self.length(len, "string")?;
                 let mut left = len;

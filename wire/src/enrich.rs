@@ -87,10 +87,35 @@ pub struct UserAgentInfo {
 /// Substrings (lower case) of User-Agents that woothee does not list as crawlers but that are
 /// automated clients all the same.
 const BOT_MARKERS: &[&str] = &[
-    "bot", "crawl", "spider", "slurp", "headless", "phantomjs", "lighthouse", "pingdom",
-    "curl/", "wget/", "python-", "python/", "go-http-client", "java/", "okhttp", "axios/",
-    "node-fetch", "undici", "libwww", "httpclient", "scrapy", "puppeteer", "playwright",
-    "selenium", "preview", "monitor", "uptime", "facebookexternalhit", "embedly",
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "headless",
+    "phantomjs",
+    "lighthouse",
+    "pingdom",
+    "curl/",
+    "wget/",
+    "python-",
+    "python/",
+    "go-http-client",
+    "java/",
+    "okhttp",
+    "axios/",
+    "node-fetch",
+    "undici",
+    "libwww",
+    "httpclient",
+    "scrapy",
+    "puppeteer",
+    "playwright",
+    "selenium",
+    "preview",
+    "monitor",
+    "uptime",
+    "facebookexternalhit",
+    "embedly",
 ];
 
 /// Parses a User-Agent with woothee, plus tablet and bot rules woothee lacks.
@@ -105,9 +130,16 @@ pub fn parse_user_agent(ua: &str) -> UserAgentInfo {
             known(&r.os_version),
             r.category,
         ),
-        None => (String::new(), String::new(), String::new(), String::new(), ""),
+        None => (
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            "",
+        ),
     };
-    let is_bot = ua.is_empty() || category == "crawler" || BOT_MARKERS.iter().any(|m| lower.contains(m));
+    let is_bot =
+        ua.is_empty() || category == "crawler" || BOT_MARKERS.iter().any(|m| lower.contains(m));
     let tablet = lower.contains("ipad")
         || lower.contains("tablet")
         || (lower.contains("android") && !lower.contains("mobile"));
@@ -133,7 +165,11 @@ pub fn parse_user_agent(ua: &str) -> UserAgentInfo {
 }
 
 fn known(s: &str) -> String {
-    if s == "UNKNOWN" { String::new() } else { s.to_owned() }
+    if s == "UNKNOWN" {
+        String::new()
+    } else {
+        s.to_owned()
+    }
 }
 
 /// The parts of a page URL that queries group by.
@@ -181,7 +217,11 @@ pub fn parse_url(url: &str) -> UrlParts {
     };
     let mut parts = UrlParts {
         host: host.to_ascii_lowercase(),
-        path: if path.is_empty() { "/".into() } else { path.into() },
+        path: if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
         query: query.into(),
         fragment: fragment.into(),
         ..UrlParts::default()
@@ -289,8 +329,18 @@ impl<'a> Enricher<'a> {
 
     /// Enriches one event of a batch for `site_id` sent at `sent_at` (0: unknown).
     /// `session_id` is filled later by the caller's sessionizer when the client sent none.
-    pub fn enrich(&mut self, site_id: &str, batch_id: Id, sent_at: i64, raw: RawEvent) -> EnrichedEvent {
-        let offset = if sent_at == 0 { 0 } else { self.ctx.received_at - sent_at };
+    pub fn enrich(
+        &mut self,
+        site_id: &str,
+        batch_id: Id,
+        sent_at: i64,
+        raw: RawEvent,
+    ) -> EnrichedEvent {
+        let offset = if sent_at == 0 {
+            0
+        } else {
+            self.ctx.received_at - sent_at
+        };
         let ua_str = raw
             .user_agent
             .as_deref()
@@ -308,7 +358,9 @@ impl<'a> Enricher<'a> {
             },
         };
         let timestamp = raw.timestamp.saturating_add(offset);
-        let visitor_id = self.hasher.visitor_id(site_id, self.ctx.ip, ua_str, timestamp);
+        let visitor_id = self
+            .hasher
+            .visitor_id(site_id, self.ctx.ip, ua_str, timestamp);
         let referrer_host = raw
             .referrer
             .as_deref()

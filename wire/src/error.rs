@@ -144,6 +144,80 @@ impl Field {
         }
     }
 
+    /// The field a JSON path names (`sent_at`, `events[3].viewport.w`, `events[0].props.plan`),
+    /// if it is one of the format's fields.
+    pub fn from_path(path: &str) -> Option<Field> {
+        const NAMES: &[&str] = &[
+            "version",
+            "site_id",
+            "sent_at",
+            "batch_id",
+            "events",
+            "id",
+            "timestamp",
+            "session_id",
+            "url",
+            "referrer",
+            "title",
+            "viewport",
+            "viewport.w",
+            "viewport.h",
+            "document",
+            "document.w",
+            "document.h",
+            "user_id",
+            "user_agent",
+            "type",
+            "x",
+            "y",
+            "element_id",
+            "selector",
+            "tag",
+            "text",
+            "href",
+            "rel_x",
+            "rel_y",
+            "element_box",
+            "max_depth_pct",
+            "visible_ms",
+            "name",
+            "props",
+            "created_at",
+            "payload",
+        ];
+        let (event, rest) = match path.strip_prefix("events[") {
+            Some(r) => {
+                let (idx, rest) = r.split_once(']')?;
+                (
+                    Some(idx.parse().ok()?),
+                    rest.strip_prefix('.').unwrap_or(rest),
+                )
+            }
+            None => (None, path),
+        };
+        if rest.is_empty() {
+            return event.map(|_| Field {
+                event: None,
+                name: "events",
+                key: None,
+            });
+        }
+        let (name, key) = match rest.split_once("props.").filter(|(pre, _)| pre.is_empty()) {
+            Some((_, key)) => ("props", Some(key)),
+            None => (rest, None),
+        };
+        let name = NAMES.iter().find(|n| **n == name)?;
+        let field = Field {
+            event,
+            name,
+            key: None,
+        };
+        Some(match key {
+            Some(k) => field.with_key(k),
+            None => field,
+        })
+    }
+
     /// The same field, narrowed to one map key.
     pub fn with_key(mut self, key: &str) -> Field {
         self.key = Some(key.chars().take(64).collect());

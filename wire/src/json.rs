@@ -36,7 +36,10 @@ pub fn decode(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBa
             if let Some(site) = site.filter(|s| *s != batch.site_id) {
                 return Err(WireError::OutOfRange {
                     field: Field::batch("site_id"),
-                    detail: format!("batch is for site {:?} but was posted for {site:?}", batch.site_id),
+                    detail: format!(
+                        "batch is for site {:?} but was posted for {site:?}",
+                        batch.site_id
+                    ),
                 });
             }
             Ok(batch)
@@ -44,9 +47,43 @@ pub fn decode(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBa
     }
 }
 
-fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> WireError {
-    let path = e.path().to_string();
+/// A serde error as a [`WireError`]: type mismatches and missing fields name their field, so
+/// a JSON sender learns as much as a CBOR one; syntax errors are [`WireError::Malformed`].
+/// `event` is the index of the event being read on its own (simple array form).
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>, event: Option<usize>) -> WireError {
+    let mut path = e.path().to_string();
+    if let Some(i) = event {
+        path = if path == "." {
+            format!("events[{i}]")
+        } else {
+            format!("events[{i}].{path}")
+        };
+    }
     let inner = e.into_inner();
+    if inner.classify() == serde_json::error::Category::Data {
+        let msg = inner.to_string();
+        let missing = msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+            .map(|name| {
+                if path == "." {
+                    name.to_owned()
+                } else {
+                    format!("{path}.{name}")
+                }
+            });
+        let field = Field::from_path(missing.as_deref().unwrap_or(&path));
+        match (field, missing) {
+            (Some(field), Some(_)) => return WireError::Missing { field },
+            (Some(field), None) => {
+                return WireError::WrongType {
+                    field,
+                    expected: expected_of(&msg),
+                };
+            }
+            _ => {}
+        }
+    }
     let detail = if path.is_empty() || path == "." {
         inner.to_string()
     } else {
@@ -58,9 +95,28 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> WireError {
     }
 }
 
+/// What serde says a field should have held, in the words of the JSON form.
+fn expected_of(msg: &str) -> &'static str {
+    let Some(exp) = msg.split("expected ").nth(1) else {
+        return "a value of another type";
+    };
+    let word = exp.split([' ', ',']).next().unwrap_or("");
+    match word {
+        "a" if exp.starts_with("a string") => "a string",
+        "a" if exp.starts_with("a boolean") => "a boolean",
+        "a" if exp.starts_with("a sequence") => "an array",
+        "a" if exp.starts_with("a map") => "an object",
+        "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" => "an integer",
+        "f32" | "f64" => "a number",
+        "struct" | "internally" => "an object",
+        "one" => "one of pageview, click, scroll, engagement, custom",
+        _ => "a value of another type",
+    }
+}
+
 fn decode_full(bytes: &[u8], limits: &Limits) -> Result<RawBatch, WireError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let batch: RawBatch = serde_path_to_error::deserialize(de).map_err(json_error)?;
+    let batch: RawBatch = serde_path_to_error::deserialize(de).map_err(|e| json_error(e, None))?;
     if batch.version != FORMAT_VERSION {
         return Err(WireError::Version {
             found: batch.version.into(),
@@ -147,7 +203,8 @@ fn decode_simple(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<Ra
         field: Field::batch("site"),
     })?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let items: Vec<&RawValue> = serde_path_to_error::deserialize(de).map_err(json_error)?;
+    let items: Vec<&RawValue> =
+        serde_path_to_error::deserialize(de).map_err(|e| json_error(e, None))?;
     if items.len() > limits.max_events {
         return Err(WireError::TooManyEvents {
             count: items.len(),
@@ -157,13 +214,8 @@ fn decode_simple(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<Ra
     let mut events = Vec::with_capacity(items.len());
     for (i, raw) in items.into_iter().enumerate() {
         let de = &mut serde_json::Deserializer::from_str(raw.get());
-        let e: SimpleEvent = serde_path_to_error::deserialize(de).map_err(|e| {
-            let mut err = json_error(e);
-            if let WireError::Malformed { detail, .. } = &mut err {
-                *detail = format!("events[{i}]: {detail}");
-            }
-            err
-        })?;
+        let e: SimpleEvent =
+            serde_path_to_error::deserialize(de).map_err(|e| json_error(e, Some(i)))?;
         events.push(simple_to_raw(i, e, site, raw.get())?);
     }
     Ok(RawBatch {
@@ -244,7 +296,9 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
                     let v = match v {
                         serde_json::Value::Null => PropValue::Null,
                         serde_json::Value::Bool(b) => PropValue::Bool(b),
-                        serde_json::Value::Number(n) => PropValue::Number(n.as_f64().unwrap_or(0.0)),
+                        serde_json::Value::Number(n) => {
+                            PropValue::Number(n.as_f64().unwrap_or(0.0))
+                        }
                         serde_json::Value::String(s) => PropValue::Text(s),
                         other => PropValue::Text(other.to_string()),
                     };
@@ -256,7 +310,10 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
     Ok(RawEvent {
         id,
         timestamp,
-        session_id: e.session_id.map(StringOrNumber::into_string).unwrap_or_default(),
+        session_id: e
+            .session_id
+            .map(StringOrNumber::into_string)
+            .unwrap_or_default(),
         url: e.url,
         referrer: e.referrer,
         title,

@@ -27,6 +27,7 @@ mod error;
 pub mod json;
 mod limits;
 mod model;
+pub mod sample;
 pub mod session;
 pub mod validate;
 
@@ -50,7 +51,12 @@ impl Encoding {
         let Some(ct) = content_type else {
             return Some(Encoding::Cbor);
         };
-        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "" | "application/cbor" | "application/octet-stream" => Some(Encoding::Cbor),
             // sendBeacon with a string body sends text/plain; senders that avoid CORS preflights
@@ -75,7 +81,10 @@ pub fn decode(
             if let Some(site) = site.filter(|s| *s != batch.site_id) {
                 return Err(WireError::OutOfRange {
                     field: Field::batch("site_id"),
-                    detail: format!("batch is for site {:?} but was posted for {site:?}", batch.site_id),
+                    detail: format!(
+                        "batch is for site {:?} but was posted for {site:?}",
+                        batch.site_id
+                    ),
                 });
             }
             Ok(batch)

@@ -31,7 +31,7 @@ impl Id {
             if nibbles >= 32 {
                 return None;
             }
-            out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
+            out[nibbles / 2] |= if nibbles.is_multiple_of(2) { v << 4 } else { v };
             nibbles += 1;
         }
         (nibbles == 32 && (s.len() == 32 || s.len() == 36)).then_some(Id(out))
@@ -169,6 +169,12 @@ impl EventKind {
             EventKind::Engagement { .. } => "engagement",
             EventKind::Custom { .. } => "custom",
         }
+    }
+
+    /// The name of the kind with CBOR/storage code `code`, if there is one.
+    pub fn name_of_code(code: u8) -> Option<&'static str> {
+        const NAMES: [&str; 5] = ["pageview", "click", "scroll", "engagement", "custom"];
+        NAMES.get(usize::from(code).checked_sub(1)?).copied()
     }
 
     /// The kind's code on the CBOR wire (key 0) and in storage (`Enum8`).

@@ -29,12 +29,15 @@ impl Sessionizer {
     /// visitor and the session's start, so they are stable across retries of the same events.
     pub fn assign(&mut self, site: &str, visitor: u64, ts: i64) -> String {
         let timeout = self.timeout_ms;
-        let entry = self
-            .open
-            .entry((site.to_owned(), visitor))
-            .or_insert(Open { started: ts, last: ts });
+        let entry = self.open.entry((site.to_owned(), visitor)).or_insert(Open {
+            started: ts,
+            last: ts,
+        });
         if ts - entry.last > timeout || entry.started - ts > timeout {
-            *entry = Open { started: ts, last: ts };
+            *entry = Open {
+                started: ts,
+                last: ts,
+            };
         } else {
             entry.last = entry.last.max(ts);
             entry.started = entry.started.min(ts);
@@ -72,7 +75,11 @@ mod tests {
         let later = 1_000 + 29 * 60_000 + 31 * 60_000;
         let b = s.assign("site", 7, later);
         assert_ne!(a, b);
-        assert_ne!(s.assign("site", 8, later), b, "visitors never share sessions");
+        assert_ne!(
+            s.assign("site", 8, later),
+            b,
+            "visitors never share sessions"
+        );
         assert_eq!(s.len(), 2);
         assert_eq!(s.prune(later + 31 * 60_000), 0);
     }

@@ -38,12 +38,18 @@ pub fn validate_event(
     } else {
         let ahead = e.timestamp - sent_at;
         if ahead > limits.max_future_skew_ms {
-            return Err(range(f("timestamp"), format!("{ahead} ms after the batch's sent_at")));
+            return Err(range(
+                f("timestamp"),
+                format!("{ahead} ms after the batch's sent_at"),
+            ));
         }
         if -ahead > limits.max_event_age_ms {
             return Err(range(
                 f("timestamp"),
-                format!("{} ms older than the batch's sent_at (limit {})", -ahead, limits.max_event_age_ms),
+                format!(
+                    "{} ms older than the batch's sent_at (limit {})",
+                    -ahead, limits.max_event_age_ms
+                ),
             ));
         }
     }
@@ -56,10 +62,26 @@ pub fn validate_event(
     len(&e.session_id, limits.max_ident_len, f("session_id"))?;
     opt_len(&e.user_id, limits.max_ident_len, f("user_id"))?;
     opt_len(&e.user_agent, limits.max_user_agent_len, f("user_agent"))?;
-    at_most(e.viewport.w.into(), limits.max_viewport.into(), f("viewport.w"))?;
-    at_most(e.viewport.h.into(), limits.max_viewport.into(), f("viewport.h"))?;
-    at_most(e.document.w.into(), limits.max_coordinate.into(), f("document.w"))?;
-    at_most(e.document.h.into(), limits.max_coordinate.into(), f("document.h"))?;
+    at_most(
+        e.viewport.w.into(),
+        limits.max_viewport.into(),
+        f("viewport.w"),
+    )?;
+    at_most(
+        e.viewport.h.into(),
+        limits.max_viewport.into(),
+        f("viewport.h"),
+    )?;
+    at_most(
+        e.document.w.into(),
+        limits.max_coordinate.into(),
+        f("document.w"),
+    )?;
+    at_most(
+        e.document.h.into(),
+        limits.max_coordinate.into(),
+        f("document.h"),
+    )?;
     match &e.kind {
         EventKind::Pageview => {}
         EventKind::Click(c) => {
@@ -69,7 +91,10 @@ pub fn validate_event(
             }
             for (v, name) in [(c.rel_x, "rel_x"), (c.rel_y, "rel_y")] {
                 if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-                    return Err(range(f(name), format!("{v} is not a fraction between 0 and 1")));
+                    return Err(range(
+                        f(name),
+                        format!("{v} is not a fraction between 0 and 1"),
+                    ));
                 }
             }
             let [bx, by, bw, bh] = c.element_box;

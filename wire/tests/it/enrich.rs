@@ -13,7 +13,10 @@ const HEADLESS: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTM
 #[test]
 fn user_agents_map_to_devices() {
     let chrome = parse_user_agent(CHROME_MAC);
-    assert_eq!((chrome.browser.as_str(), chrome.os.as_str(), chrome.device), ("Chrome", "Mac OSX", Device::Desktop));
+    assert_eq!(
+        (chrome.browser.as_str(), chrome.os.as_str(), chrome.device),
+        ("Chrome", "Mac OSX", Device::Desktop)
+    );
     assert!(!chrome.is_bot);
     assert_eq!(parse_user_agent(IPHONE).device, Device::Mobile);
     assert_eq!(parse_user_agent(IPAD).device, Device::Tablet);
@@ -25,12 +28,24 @@ fn user_agents_map_to_devices() {
 
 #[test]
 fn urls_split_into_host_path_and_campaign() {
-    let u = parse_url("https://Shop.Example:8443/catalog/shoes?utm_source=news&utm_medium=email&utm_campaign=w%20inter&x=1#/cart");
+    let u = parse_url(
+        "https://Shop.Example:8443/catalog/shoes?utm_source=news&utm_medium=email&utm_campaign=w%20inter&x=1#/cart",
+    );
     assert_eq!(u.host, "shop.example");
     assert_eq!(u.path, "/catalog/shoes");
-    assert_eq!(u.query, "utm_source=news&utm_medium=email&utm_campaign=w%20inter&x=1");
+    assert_eq!(
+        u.query,
+        "utm_source=news&utm_medium=email&utm_campaign=w%20inter&x=1"
+    );
     assert_eq!(u.fragment, "/cart");
-    assert_eq!((u.utm_source.as_str(), u.utm_medium.as_str(), u.utm_campaign.as_str()), ("news", "email", "w inter"));
+    assert_eq!(
+        (
+            u.utm_source.as_str(),
+            u.utm_medium.as_str(),
+            u.utm_campaign.as_str()
+        ),
+        ("news", "email", "w inter")
+    );
     assert_eq!(parse_url("/catalog?foo=bar").path, "/catalog");
     assert_eq!(parse_url("/catalog?foo=bar").host, "");
     assert_eq!(parse_url("https://a.b").path, "/");
@@ -44,10 +59,21 @@ fn visitor_ids_are_keyed_daily_and_per_site() {
     let ip = Some("203.0.113.9".parse().unwrap());
     let day = 1_767_261_600_000;
     let v = h.visitor_id("demo", ip, CHROME_MAC, day);
-    assert_eq!(v, h.visitor_id("demo", ip, CHROME_MAC, day + 3_600_000), "same day");
-    assert_ne!(v, h.visitor_id("demo", ip, CHROME_MAC, day + 86_400_000), "next day");
+    assert_eq!(
+        v,
+        h.visitor_id("demo", ip, CHROME_MAC, day + 3_600_000),
+        "same day"
+    );
+    assert_ne!(
+        v,
+        h.visitor_id("demo", ip, CHROME_MAC, day + 86_400_000),
+        "next day"
+    );
     assert_ne!(v, h.visitor_id("other", ip, CHROME_MAC, day), "other site");
-    assert_ne!(v, VisitorHasher::new("other secret").visitor_id("demo", ip, CHROME_MAC, day));
+    assert_ne!(
+        v,
+        VisitorHasher::new("other secret").visitor_id("demo", ip, CHROME_MAC, day)
+    );
 }
 
 #[test]
@@ -56,7 +82,10 @@ fn enrichment_corrects_the_client_clock_and_keeps_no_ip() {
         received_at: 1_767_261_700_000,
         ip: Some("198.51.100.7".parse().unwrap()),
         user_agent: Some(CHROME_MAC.into()),
-        geo: Geo { country: "DE".into(), ..Geo::default() },
+        geo: Geo {
+            country: "DE".into(),
+            ..Geo::default()
+        },
     };
     let hasher = VisitorHasher::new("s");
     let mut enricher = Enricher::new(&hasher, &ctx);
@@ -71,9 +100,17 @@ fn enrichment_corrects_the_client_clock_and_keeps_no_ip() {
     assert_eq!(e.user_agent.browser, "Chrome");
     assert_eq!(e.geo.country, "DE");
     let text = serde_json::to_string(&e).unwrap();
-    assert!(!text.contains("198.51.100.7"), "the IP must not survive enrichment");
+    assert!(
+        !text.contains("198.51.100.7"),
+        "the IP must not survive enrichment"
+    );
     // An event carrying its own User-Agent (imports) is judged by it.
     let mut bot = raw;
     bot.user_agent = Some(GOOGLEBOT.into());
-    assert!(enricher.enrich("demo", Id([9; 16]), sent_at, bot).user_agent.is_bot);
+    assert!(
+        enricher
+            .enrich("demo", Id([9; 16]), sent_at, bot)
+            .user_agent
+            .is_bot
+    );
 }

@@ -27,7 +27,11 @@ fn cases() -> Vec<(&'static str, RawBatch)> {
         c.href = Some("https://shop.example/cart".into());
         c.rel_x = 1.0 / 3.0;
     }
-    vec![("typical", super::typical_batch()), ("click", one_click), ("unicode", unicode)]
+    vec![
+        ("typical", super::typical_batch()),
+        ("click", one_click),
+        ("unicode", unicode),
+    ]
 }
 
 #[test]
@@ -44,7 +48,10 @@ fn fixtures_match_the_code_and_each_other() {
             std::fs::write(&json_path, pretty).unwrap();
         }
         let golden = std::fs::read(&cbor_path).unwrap_or_else(|e| panic!("{cbor_path:?}: {e}"));
-        assert_eq!(encoded, golden, "{name}: encoder output changed; bless only on purpose");
+        assert_eq!(
+            encoded, golden,
+            "{name}: encoder output changed; bless only on purpose"
+        );
         let from_cbor = cbor::decode(&golden, &limits).unwrap();
         let from_json = json::decode(&std::fs::read(&json_path).unwrap(), None, &limits).unwrap();
         assert_eq!(from_cbor, batch, "{name}: CBOR fixture");
@@ -66,7 +73,10 @@ fn every_truncation_is_an_error_and_never_a_panic() {
         }
         let json = json::encode(&batch);
         for cut in 0..json.len() {
-            assert!(json::decode(&json[..cut], None, &limits).is_err(), "{name}: JSON cut at {cut}");
+            assert!(
+                json::decode(&json[..cut], None, &limits).is_err(),
+                "{name}: JSON cut at {cut}"
+            );
         }
     }
 }
@@ -83,7 +93,11 @@ fn every_split_reassembles_to_the_same_batch() {
             assert!(cbor::decode(a, &limits).is_err(), "{name}: head at {split}");
             let _ = cbor::decode(b, &limits);
             let joined = [a, b].concat();
-            assert_eq!(cbor::decode(&joined, &limits).unwrap(), batch, "{name}: split at {split}");
+            assert_eq!(
+                cbor::decode(&joined, &limits).unwrap(),
+                batch,
+                "{name}: split at {split}"
+            );
         }
     }
 }

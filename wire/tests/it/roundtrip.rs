@@ -1,6 +1,8 @@
 //! Property tests: any batch the model can hold survives CBOR and JSON unchanged.
 
-use pathlight_wire::{Click, EventKind, Id, Limits, PropValue, RawBatch, RawEvent, Size, cbor, json};
+use pathlight_wire::{
+    Click, EventKind, Id, Limits, PropValue, RawBatch, RawEvent, Size, cbor, json,
+};
 use proptest::prelude::*;
 
 fn opt_text() -> impl Strategy<Value = Option<String>> {
@@ -9,16 +11,43 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 
 fn kind() -> impl Strategy<Value = EventKind> {
     let click = (
-        (any::<i32>(), any::<i32>(), opt_text(), "\\PC{0,60}", "[a-z]{0,8}"),
-        (opt_text(), opt_text(), 0f32..=1.0, 0f32..=1.0, any::<[i32; 4]>()),
+        (
+            any::<i32>(),
+            any::<i32>(),
+            opt_text(),
+            "\\PC{0,60}",
+            "[a-z]{0,8}",
+        ),
+        (
+            opt_text(),
+            opt_text(),
+            0f32..=1.0,
+            0f32..=1.0,
+            any::<[i32; 4]>(),
+        ),
     )
-        .prop_map(|((x, y, element_id, selector, tag), (text, href, rel_x, rel_y, element_box))| {
-            EventKind::Click(Click { x, y, element_id, selector, tag, text, href, rel_x, rel_y, element_box })
-        });
+        .prop_map(
+            |((x, y, element_id, selector, tag), (text, href, rel_x, rel_y, element_box))| {
+                EventKind::Click(Click {
+                    x,
+                    y,
+                    element_id,
+                    selector,
+                    tag,
+                    text,
+                    href,
+                    rel_x,
+                    rel_y,
+                    element_box,
+                })
+            },
+        );
     let prop_value = prop_oneof![
         Just(PropValue::Null),
         any::<bool>().prop_map(PropValue::Bool),
-        any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(PropValue::Number),
+        any::<f64>()
+            .prop_filter("finite", |x| x.is_finite())
+            .prop_map(PropValue::Number),
         "\\PC{0,20}".prop_map(PropValue::Text),
     ];
     prop_oneof![
@@ -26,37 +55,67 @@ fn kind() -> impl Strategy<Value = EventKind> {
         click,
         any::<u8>().prop_map(|max_depth_pct| EventKind::Scroll { max_depth_pct }),
         any::<u32>().prop_map(|visible_ms| EventKind::Engagement { visible_ms }),
-        ("\\PC{1,20}", prop::collection::btree_map("\\PC{1,10}", prop_value, 0..5))
+        (
+            "\\PC{1,20}",
+            prop::collection::btree_map("\\PC{1,10}", prop_value, 0..5)
+        )
             .prop_map(|(name, props)| EventKind::Custom { name, props }),
     ]
 }
 
 fn event() -> impl Strategy<Value = RawEvent> {
     (
-        (any::<[u8; 16]>(), any::<i64>(), "[a-z0-9]{0,12}", "\\PC{1,80}", opt_text(), opt_text()),
-        (any::<(u32, u32, u32, u32)>(), opt_text(), opt_text(), kind()),
+        (
+            any::<[u8; 16]>(),
+            any::<i64>(),
+            "[a-z0-9]{0,12}",
+            "\\PC{1,80}",
+            opt_text(),
+            opt_text(),
+        ),
+        (
+            any::<(u32, u32, u32, u32)>(),
+            opt_text(),
+            opt_text(),
+            kind(),
+        ),
     )
-        .prop_map(|((id, timestamp, session_id, url, referrer, title), ((vw, vh, dw, dh), user_id, user_agent, kind))| {
-            RawEvent {
-                id: Id(id),
-                timestamp,
-                session_id,
-                url,
-                referrer,
-                title,
-                viewport: Size { w: vw, h: vh },
-                document: Size { w: dw, h: dh },
-                user_id,
-                user_agent,
-                kind,
-            }
-        })
+        .prop_map(
+            |(
+                (id, timestamp, session_id, url, referrer, title),
+                ((vw, vh, dw, dh), user_id, user_agent, kind),
+            )| {
+                RawEvent {
+                    id: Id(id),
+                    timestamp,
+                    session_id,
+                    url,
+                    referrer,
+                    title,
+                    viewport: Size { w: vw, h: vh },
+                    document: Size { w: dw, h: dh },
+                    user_id,
+                    user_agent,
+                    kind,
+                }
+            },
+        )
 }
 
 fn batch() -> impl Strategy<Value = RawBatch> {
-    ("\\PC{1,20}", any::<i64>(), any::<[u8; 16]>(), prop::collection::vec(event(), 0..8)).prop_map(
-        |(site_id, sent_at, batch_id, events)| RawBatch { version: 1, site_id, sent_at, batch_id: Id(batch_id), events },
+    (
+        "\\PC{1,20}",
+        any::<i64>(),
+        any::<[u8; 16]>(),
+        prop::collection::vec(event(), 0..8),
     )
+        .prop_map(|(site_id, sent_at, batch_id, events)| RawBatch {
+            version: 1,
+            site_id,
+            sent_at,
+            batch_id: Id(batch_id),
+            events,
+        })
 }
 
 /// Empty optional strings are not sent, so they come back as absent.

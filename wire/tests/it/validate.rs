@@ -10,7 +10,9 @@ fn check(e: &pathlight_wire::RawEvent) -> Result<(), WireError> {
 }
 
 fn field_of(r: Result<(), WireError>) -> String {
-    r.expect_err("expected a validation error").field().unwrap_or_default()
+    r.expect_err("expected a validation error")
+        .field()
+        .unwrap_or_default()
 }
 
 #[test]
@@ -40,10 +42,22 @@ fn overlong_strings_name_their_field() {
 #[test]
 fn coordinates_and_fractions_are_range_checked() {
     for (mutate, field) in [
-        (Box::new(|c: &mut pathlight_wire::Click| c.x = 5_000_000) as Box<dyn Fn(&mut _)>, "events[3].x"),
-        (Box::new(|c: &mut pathlight_wire::Click| c.rel_y = 1.5), "events[3].rel_y"),
-        (Box::new(|c: &mut pathlight_wire::Click| c.rel_x = f32::NAN), "events[3].rel_x"),
-        (Box::new(|c: &mut pathlight_wire::Click| c.element_box[2] = -1), "events[3].element_box"),
+        (
+            Box::new(|c: &mut pathlight_wire::Click| c.x = 5_000_000) as Box<dyn Fn(&mut _)>,
+            "events[3].x",
+        ),
+        (
+            Box::new(|c: &mut pathlight_wire::Click| c.rel_y = 1.5),
+            "events[3].rel_y",
+        ),
+        (
+            Box::new(|c: &mut pathlight_wire::Click| c.rel_x = f32::NAN),
+            "events[3].rel_x",
+        ),
+        (
+            Box::new(|c: &mut pathlight_wire::Click| c.element_box[2] = -1),
+            "events[3].element_box",
+        ),
     ] {
         let mut e = click_event(1);
         if let EventKind::Click(c) = &mut e.kind {
@@ -79,12 +93,20 @@ fn clock_skew_is_bounded_relative_to_the_batch() {
 #[test]
 fn custom_properties_are_bounded() {
     let mut e = click_event(1);
-    let props = (0..40).map(|i| (format!("k{i}"), PropValue::Bool(true))).collect();
-    e.kind = EventKind::Custom { name: "n".into(), props };
+    let props = (0..40)
+        .map(|i| (format!("k{i}"), PropValue::Bool(true)))
+        .collect();
+    e.kind = EventKind::Custom {
+        name: "n".into(),
+        props,
+    };
     assert_eq!(field_of(check(&e)), "events[3].props");
     let mut e = click_event(1);
     let props = [("plan".to_string(), PropValue::Number(f64::INFINITY))].into();
-    e.kind = EventKind::Custom { name: "n".into(), props };
+    e.kind = EventKind::Custom {
+        name: "n".into(),
+        props,
+    };
     assert_eq!(field_of(check(&e)), "events[3].props.plan");
 }
 
@@ -92,10 +114,22 @@ fn custom_properties_are_bounded() {
 fn envelope_needs_a_site_and_a_plausible_send_time() {
     let mut b = typical_batch();
     b.site_id.clear();
-    assert_eq!(validate_envelope(&b, &Limits::default()).unwrap_err().field().unwrap(), "site_id");
+    assert_eq!(
+        validate_envelope(&b, &Limits::default())
+            .unwrap_err()
+            .field()
+            .unwrap(),
+        "site_id"
+    );
     let mut b = typical_batch();
     b.sent_at = 99_999_999_999_999;
-    assert_eq!(validate_envelope(&b, &Limits::default()).unwrap_err().field().unwrap(), "sent_at");
+    assert_eq!(
+        validate_envelope(&b, &Limits::default())
+            .unwrap_err()
+            .field()
+            .unwrap(),
+        "sent_at"
+    );
 }
 
 #[test]
@@ -111,8 +145,13 @@ fn the_simple_array_format_maps_to_the_model() {
     assert_eq!(click.timestamp, 1_735_725_600_000);
     assert_eq!(click.user_id.as_deref(), Some("1001"));
     assert_eq!(click.title.as_deref(), Some("checkout"));
-    assert_eq!(click.user_agent.as_deref(), Some("Mozilla/5.0 (X11; Linux x86_64)"));
-    let EventKind::Click(c) = &click.kind else { panic!("not a click") };
+    assert_eq!(
+        click.user_agent.as_deref(),
+        Some("Mozilla/5.0 (X11; Linux x86_64)")
+    );
+    let EventKind::Click(c) = &click.kind else {
+        panic!("not a click")
+    };
     assert_eq!((c.x, c.y), (445, 315));
     assert_eq!(c.selector, "#submit-button");
     assert_eq!(c.element_id.as_deref(), Some("submit-button"));
@@ -123,11 +162,22 @@ fn the_simple_array_format_maps_to_the_model() {
     assert_eq!(again.events[0].id, click.id);
     assert_ne!(b.events[0].id, b.events[1].id);
     // The site must come from the query.
-    assert_eq!(json::decode(body, None, &Limits::default()).unwrap_err().field().unwrap(), "site");
+    assert_eq!(
+        json::decode(body, None, &Limits::default())
+            .unwrap_err()
+            .field()
+            .unwrap(),
+        "site"
+    );
     // A wrong type names the element and field.
     let bad = br#"[{"type":"click","url":"/","created_at":true}]"#;
-    let err = json::decode(bad, Some("demo"), &Limits::default()).unwrap_err().to_string();
-    assert!(err.contains("events[0]") && err.contains("created_at"), "{err}");
+    let err = json::decode(bad, Some("demo"), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("events[0]") && err.contains("created_at"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,10 +187,16 @@ fn decode_errors_are_specific() {
     assert_eq!(cbor::decode(&[], &limits).unwrap_err(), WireError::Empty);
     let mut b = typical_batch();
     b.version = 2;
-    assert!(matches!(cbor::decode(&cbor::encode(&b), &limits), Err(WireError::Version { found: 2, .. })));
+    assert!(matches!(
+        cbor::decode(&cbor::encode(&b), &limits),
+        Err(WireError::Version { found: 2, .. })
+    ));
     let mut b = typical_batch();
     b.events = (0..501).map(click_event_n).collect();
-    assert!(matches!(cbor::decode(&cbor::encode(&b), &limits), Err(WireError::TooManyEvents { count: 501, .. })));
+    assert!(matches!(
+        cbor::decode(&cbor::encode(&b), &limits),
+        Err(WireError::TooManyEvents { count: 501, .. })
+    ));
     // A URL that is a number, not text.
     let mut bytes = cbor::encode(&typical_batch());
     let url = b"https://shop.example/catalog";
@@ -154,12 +210,53 @@ fn decode_errors_are_specific() {
     let mut deep = vec![0xa1, 0x18, 0x63];
     deep.extend(std::iter::repeat_n(0x81, 10_000));
     deep.push(0x00);
-    assert!(matches!(cbor::decode(&deep, &limits), Err(WireError::TooDeep { .. })));
+    assert!(matches!(
+        cbor::decode(&deep, &limits),
+        Err(WireError::TooDeep { .. })
+    ));
     // A length prefix larger than the body is refused before allocating.
-    let huge = [0xa1, 0x01, 0x7b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
-    assert!(matches!(cbor::decode(&huge, &limits), Err(WireError::Malformed { .. })));
+    let huge = [
+        0xa1, 0x01, 0x7b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ];
+    assert!(matches!(
+        cbor::decode(&huge, &limits),
+        Err(WireError::Malformed { .. })
+    ));
 }
 
 fn click_event_n(i: usize) -> pathlight_wire::RawEvent {
     click_event((i % 250) as u8)
+}
+
+#[test]
+fn json_type_errors_and_missing_fields_name_their_field() {
+    let limits = Limits::default();
+    let err = |body: &str| json::decode(body.as_bytes(), None, &limits).unwrap_err();
+    let e = err(
+        r#"{"version":1,"site_id":"s","sent_at":"yesterday","batch_id":"00000000000000000000000000000001","events":[]}"#,
+    );
+    assert_eq!(
+        (e.reason(), e.field().as_deref()),
+        ("wrong_type", Some("sent_at")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("an integer"), "{e}");
+    let e = err(
+        r#"{"version":1,"sent_at":1,"batch_id":"00000000000000000000000000000001","events":[]}"#,
+    );
+    assert_eq!(
+        (e.reason(), e.field().as_deref()),
+        ("missing_field", Some("site_id")),
+        "{e}"
+    );
+    let simple =
+        r#"[{"type":"click","url":"/","created_at":"2025-01-01T10:00:00Z","user_id":[1]}]"#;
+    let e = json::decode(simple.as_bytes(), Some("s"), &limits).unwrap_err();
+    assert_eq!(
+        (e.reason(), e.field().as_deref()),
+        ("wrong_type", Some("events[0].user_id")),
+        "{e}"
+    );
+    let e = err("{not json");
+    assert_eq!(e.reason(), "malformed");
 }

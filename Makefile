@@ -1,0 +1,35 @@
+# The two commands the README opens with:
+#   make demo   ClickHouse + collector (serving the demo site and the dashboards); Ctrl-C stops all
+#   make test   installs what is missing, then runs every check and test in the repository
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CLICKHOUSE_PORT ?= 8123
+COLLECTOR_ADDR ?= 127.0.0.1:8080
+
+.PHONY: help setup build test check demo clean
+
+help:
+	@echo "make demo   - run ClickHouse + collector + demo site + dashboards (Ctrl-C stops them)"
+	@echo "make test   - install missing tools, run every check and test"
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build --bin pathlight
+
+# Static checks first: they fail in seconds, before the long test build.
+check: setup
+	cargo fmt --all -- --check
+	cargo build -p pathlight-wire --target wasm32-unknown-unknown
+	cargo clippy --all-targets -- -D warnings
+
+test: check
+	cargo test
+
+demo: build
+	@scripts/demo.sh "$(CLICKHOUSE_PORT)" "$(COLLECTOR_ADDR)"
+
+clean:
+	-scripts/clickhouse.sh stop
+	rm -rf .data target

@@ -1,0 +1,251 @@
+//! The collector's one configuration struct: a TOML file, then `PATHLIGHT_*` environment
+//! overrides (`PATHLIGHT_CLICKHOUSE__URL=...` sets `clickhouse.url`). Every field has a default,
+//! so an empty file is a working local setup; unknown keys are errors, so a typo never silently
+//! falls back to a default.
+
+use crate::sinks::clickhouse::ClickHouseConfig;
+use anyhow::{Context, bail};
+use pathlight_wire::Limits;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// `pathlight.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address `pathlight serve` listens on for HTTP/1.1 and HTTP/2 (h2c).
+    pub listen: SocketAddr,
+    /// Directory served at `/` (the dashboards and heatmap viewer); none: not served.
+    pub www_dir: Option<PathBuf>,
+    /// Directory served at `/demo/` (pages that embed the tracker); none: not served.
+    pub demo_dir: Option<PathBuf>,
+    /// Secret keying the daily visitor hash. Collectors and edge workers that must agree on
+    /// visitor ids share it; changing it splits every visitor in two for the day.
+    pub hash_secret: String,
+    /// Header a trusted reverse proxy sets to the client's address (`x-forwarded-for`: its
+    /// first entry is used). Empty: the TCP peer address. Only set it behind such a proxy,
+    /// since clients can send any header.
+    pub client_ip_header: String,
+    /// Header a trusted proxy or CDN sets to the client's ISO country code (`cf-ipcountry`).
+    /// Empty: none. Used when no `geoip_db` is set or it has no answer.
+    pub country_header: String,
+    /// MaxMind GeoLite2/GeoIP2 Country or City database (`.mmdb`); none: no lookup.
+    pub geoip_db: Option<PathBuf>,
+    /// Inactivity after which a server-side session ends, seconds. Applies to events that
+    /// arrive without a session id (server-side senders, the simple array format).
+    pub session_timeout_secs: u64,
+    /// Limits every batch is held to.
+    pub limits: Limits,
+    /// Where events are stored.
+    pub clickhouse: ClickHouseConfig,
+    /// The sites this collector accepts events for. Events for other sites are refused.
+    pub sites: Vec<SiteConfig>,
+}
+
+/// One site that may send events.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The id the tracker sends (`data-site`).
+    pub id: String,
+    /// Origins whose pages may send events from a browser (`https://example.com`), answered
+    /// with CORS headers. `"*"` allows any origin. Requests without an `Origin` header
+    /// (server-side senders) are accepted whatever this says.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Events per second this site may send through one collector, with bursts of up to
+    /// ten seconds' worth; 0: unlimited. Beyond it the collector answers 429.
+    #[serde(default)]
+    pub max_events_per_sec: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            www_dir: None,
+            demo_dir: None,
+            hash_secret: String::new(),
+            client_ip_header: String::new(),
+            country_header: String::new(),
+            geoip_db: None,
+            session_timeout_secs: 30 * 60,
+            limits: Limits::default(),
+            clickhouse: ClickHouseConfig::default(),
+            sites: Vec::new(),
+        }
+    }
+}
+
+/// Variables that configure the process rather than the config struct.
+const NOT_OVERRIDES: &[&str] = &["PATHLIGHT_CONFIG", "PATHLIGHT_LOG"];
+
+impl Config {
+    /// Reads `path` (if any) and applies `PATHLIGHT_*` overrides from `env`. The environment
+    /// is passed in, so tests never touch the process's own.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("PATHLIGHT_") else {
+                continue;
+            };
+            if NOT_OVERRIDES.contains(&key.as_str()) {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut table, &path, parse_env_value(&value))
+                .with_context(|| format!("applying environment variable {key}"))?;
+        }
+        let origin = path.map_or("defaults".to_owned(), |p| p.display().to_string());
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .with_context(|| format!("invalid configuration ({origin} + PATHLIGHT_* variables)"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: values that parse but make no sense together.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for site in &self.sites {
+            if site.id.is_empty() || site.id.len() > self.limits.max_ident_len {
+                bail!(
+                    "sites: site id {:?} must be 1..={} bytes",
+                    site.id,
+                    self.limits.max_ident_len
+                );
+            }
+            if !seen.insert(&site.id) {
+                bail!("sites: site id {:?} is listed twice", site.id);
+            }
+            for o in &site.origins {
+                if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                    bail!(
+                        "sites.{}: origin {o:?} must be \"*\" or start with http:// or https://",
+                        site.id
+                    );
+                }
+            }
+        }
+        if self.session_timeout_secs == 0 {
+            bail!("session_timeout_secs must be > 0");
+        }
+        if self.limits.max_events == 0 || self.limits.max_batch_bytes == 0 {
+            bail!("limits: max_events and max_batch_bytes must be > 0");
+        }
+        self.clickhouse.validate()
+    }
+
+    /// A config for tests: every default, one site `test` open to any origin, a fixed secret.
+    pub fn for_tests(clickhouse_url: &str, database: &str) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            hash_secret: "test-secret".into(),
+            sites: vec![SiteConfig {
+                id: "test".into(),
+                origins: vec!["*".into()],
+                max_events_per_sec: 0,
+            }],
+            clickhouse: ClickHouseConfig {
+                url: clickhouse_url.into(),
+                database: database.into(),
+                ..ClickHouseConfig::for_tests()
+            },
+            ..Config::default()
+        }
+    }
+}
+
+/// `PATHLIGHT_X=8` is the integer 8, `true` a bool, `["a","b"]` an array; anything that is not
+/// a TOML value is taken as a string, so URLs and paths need no quoting.
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let (last, parents) = path.split_last().context("empty key")?;
+    let mut cur = table;
+    for p in parents {
+        let next = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = next
+            .as_table_mut()
+            .with_context(|| format!("{p} is not a section"))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_nested_fields_with_typed_values() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("PATHLIGHT_CLICKHOUSE__URL", "http://db:8123"),
+                ("PATHLIGHT_CLICKHOUSE__MAX_ROWS", "42"),
+                ("PATHLIGHT_LIMITS__MAX_EVENTS", "7"),
+                ("PATHLIGHT_CONFIG", "/ignored.toml"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.clickhouse.url, "http://db:8123");
+        assert_eq!(c.clickhouse.max_rows, 42);
+        assert_eq!(c.limits.max_events, 7);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Config::load(None, env(&[("PATHLIGHT_CLICKHOUS__URL", "x")])).unwrap_err();
+        assert!(format!("{err:#}").contains("clickhous"), "{err:#}");
+    }
+
+    #[test]
+    fn the_demo_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-site/pathlight.toml");
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert!(c.sites.iter().any(|s| s.id == "demo"));
+    }
+
+    #[test]
+    fn bad_origins_and_duplicate_sites_are_rejected() {
+        let mut c = Config::default();
+        c.sites.push(SiteConfig {
+            id: "a".into(),
+            origins: vec!["example.com".into()],
+            max_events_per_sec: 0,
+        });
+        assert!(c.validate().is_err());
+        c.sites[0].origins.clear();
+        c.sites.push(c.sites[0].clone());
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! Prometheus metrics, served as text at `GET /metrics`. Label values are bounded sets
+//! (routes, statuses, reasons, kinds), never site ids or URLs, so cardinality stays fixed.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// `route` and `status` of an answered request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `batch`, `preflight`, `metrics`, `healthz`, `static`, `not_found`.
+    pub route: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// One label `kind` (event kind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `pageview`, `click`, ...
+    pub kind: &'static str,
+}
+
+/// One label `reason` (why events or requests were refused).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A stable short reason, see `IngestError::reason`.
+    pub reason: &'static str,
+}
+
+/// Every metric the collector exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered, by route and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Events stored (acknowledged), by kind.
+    pub events_accepted: Family<KindLabel, Counter>,
+    /// Events refused, by reason. A whole refused batch counts each of its events when they
+    /// could be counted, else one.
+    pub events_rejected: Family<ReasonLabel, Counter>,
+    /// Events per accepted batch.
+    pub batch_events: Histogram,
+    /// Body bytes per batch request.
+    pub batch_bytes: Histogram,
+    /// Seconds from the first try of an insert to its success (retries included).
+    pub sink_latency: Histogram,
+    /// Rows per insert.
+    pub sink_flush_rows: Histogram,
+    /// Rows written to ClickHouse.
+    pub sink_rows_written: Counter,
+    /// Failed insert attempts, by decision (`retry` or `fail`).
+    pub sink_errors: Family<ReasonLabel, Counter>,
+    /// Events waiting to be written.
+    pub queue_depth: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("pathlight");
+        let m = Metrics {
+            requests: Family::default(),
+            events_accepted: Family::default(),
+            events_rejected: Family::default(),
+            batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            batch_bytes: Histogram::new(exponential_buckets(64.0, 4.0, 10)),
+            sink_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            sink_flush_rows: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            sink_rows_written: Counter::default(),
+            sink_errors: Family::default(),
+            queue_depth: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            m.requests.clone(),
+        );
+        registry.register(
+            "events_accepted",
+            "Events stored",
+            m.events_accepted.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events refused, by reason",
+            m.events_rejected.clone(),
+        );
+        registry.register(
+            "batch_events",
+            "Events per accepted batch",
+            m.batch_events.clone(),
+        );
+        registry.register(
+            "batch_bytes",
+            "Body bytes per batch request",
+            m.batch_bytes.clone(),
+        );
+        registry.register(
+            "sink_latency_seconds",
+            "Time to write one insert to ClickHouse, retries included",
+            m.sink_latency.clone(),
+        );
+        registry.register(
+            "sink_flush_rows",
+            "Rows per ClickHouse insert",
+            m.sink_flush_rows.clone(),
+        );
+        registry.register(
+            "sink_rows_written",
+            "Rows written to ClickHouse",
+            m.sink_rows_written.clone(),
+        );
+        registry.register(
+            "sink_errors",
+            "Failed ClickHouse insert attempts, by decision",
+            m.sink_errors.clone(),
+        );
+        registry.register(
+            "queue_depth_events",
+            "Events waiting to be written",
+            m.queue_depth.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts `n` refused events.
+    pub fn reject(&self, reason: &'static str, n: u64) {
+        self.events_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(n);
+    }
+}

@@ -1,0 +1,372 @@
+//! The ingest pipeline: `decode → validate → enrich → batch → sink`, one function per stage,
+//! wired together by [`Pipeline::ingest`]. Every transport (hyper today; HTTP/3 and the edge
+//! worker's forwarder later) describes its request as an [`IngestRequest`] and gets back an
+//! [`Ack`] or an [`IngestError`]. `DESIGN.md` beside this file explains the choices.
+
+use crate::config::{Config, SiteConfig};
+use crate::error::IngestError;
+use crate::geo::GeoLookup;
+use crate::metrics::{KindLabel, Metrics};
+use crate::sinks::clickhouse::{ClickHouseSink, EventRow};
+use pathlight_wire::enrich::{Enricher, VisitorHasher};
+use pathlight_wire::session::Sessionizer;
+use pathlight_wire::validate::{validate_envelope, validate_event};
+use pathlight_wire::{Encoding, Limits, RawBatch, RequestContext, WireError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// What a transport knows about one batch request.
+#[derive(Debug, Default)]
+pub struct IngestRequest<'a> {
+    /// The body, already bounded by `limits.max_batch_bytes`.
+    pub body: &'a [u8],
+    /// `Content-Type`, if sent.
+    pub content_type: Option<&'a str>,
+    /// `?site=`, if given.
+    pub site: Option<&'a str>,
+    /// `Origin`, if sent (browsers do on cross-origin requests).
+    pub origin: Option<&'a str>,
+    /// Client address (used for the visitor hash and geo, never stored).
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    /// Country from a trusted header.
+    pub country: Option<&'a str>,
+    /// Server clock at receipt, ms since the epoch.
+    pub received_at: i64,
+}
+
+/// The answer to an accepted batch: everything stored, or the good events stored and the
+/// bad ones listed.
+#[derive(Debug, Serialize)]
+pub struct Ack {
+    /// Events written.
+    pub accepted: usize,
+    /// Events refused, by index in the batch.
+    pub rejected: Vec<Rejected>,
+}
+
+/// One refused event of an otherwise accepted batch.
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    /// Index in the batch.
+    pub index: usize,
+    /// Why.
+    pub error: String,
+    /// The field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Stable reason label.
+    pub reason: &'static str,
+}
+
+struct Site {
+    config: SiteConfig,
+    bucket: Option<Mutex<TokenBucket>>,
+}
+
+/// The collector's ingest state, shared by every connection.
+pub struct Pipeline {
+    limits: Limits,
+    sites: HashMap<String, Site>,
+    hasher: VisitorHasher,
+    sessions: Mutex<Sessionizer>,
+    geo: GeoLookup,
+    sink: ClickHouseSink,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// Builds the stages and starts the sink (which migrates the schema first). The returned
+    /// task finishes after the pipeline is dropped and the last rows are flushed.
+    pub async fn start(
+        config: &Config,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Arc<Pipeline>, JoinHandle<()>)> {
+        let geo = GeoLookup::open(config)?;
+        let (sink, sink_task) = ClickHouseSink::start(&config.clickhouse, metrics.clone()).await?;
+        if config.hash_secret.is_empty() {
+            tracing::warn!(
+                "hash_secret is empty: visitor ids can be recomputed by anyone; set one"
+            );
+        }
+        let sites = config
+            .sites
+            .iter()
+            .map(|s| {
+                let bucket = (s.max_events_per_sec > 0)
+                    .then(|| Mutex::new(TokenBucket::new(s.max_events_per_sec)));
+                (
+                    s.id.clone(),
+                    Site {
+                        config: s.clone(),
+                        bucket,
+                    },
+                )
+            })
+            .collect();
+        let pipeline = Arc::new(Pipeline {
+            limits: config.limits.clone(),
+            sites,
+            hasher: VisitorHasher::new(&config.hash_secret),
+            sessions: Mutex::new(Sessionizer::new(config.session_timeout_secs as i64 * 1000)),
+            geo,
+            sink,
+            metrics,
+        });
+        // Sessions idle past the timeout are forgotten once a minute, so memory follows the
+        // number of active visitors.
+        let weak = Arc::downgrade(&pipeline);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(p) = weak.upgrade() else { return };
+                p.sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .prune(now_ms());
+            }
+        });
+        Ok((pipeline, sink_task))
+    }
+
+    /// Starts shutting down: queued events are written at once instead of at the next flush.
+    pub fn drain(&self) {
+        self.sink.drain();
+    }
+
+    /// The limits batches are held to (transports bound the body with `max_batch_bytes`).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether some site allows browser pages of `origin` to send events (for CORS answers,
+    /// which are given before the body says which site a batch is for).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.sites
+            .values()
+            .any(|s| origin_matches(&s.config, origin))
+    }
+
+    /// Runs one batch through every stage. Refusals are counted in the metrics here, so every
+    /// transport reports alike.
+    pub async fn ingest(&self, req: IngestRequest<'_>) -> Result<Ack, IngestError> {
+        self.metrics.batch_bytes.observe(req.body.len() as f64);
+        let mut events_in_batch = 1;
+        let result = self.ingest_inner(req, &mut events_in_batch).await;
+        if let Err(e) = &result {
+            self.metrics.reject(e.reason(), events_in_batch as u64);
+        }
+        result
+    }
+
+    async fn ingest_inner(
+        &self,
+        req: IngestRequest<'_>,
+        counted: &mut usize,
+    ) -> Result<Ack, IngestError> {
+        let batch = self.decode(&req)?;
+        *counted = batch.events.len().max(1);
+        let site = self.authorize(&batch, req.origin)?;
+        let rejected = self.validate(&batch, req.received_at);
+        let good = batch.events.len() - rejected.len();
+        if good == 0 {
+            // Every event was bad: the batch is refused with the first event's reason.
+            let first = rejected
+                .into_iter()
+                .next()
+                .map_or(WireError::Empty, |(_, e)| e);
+            return Err(first.into());
+        }
+        for (_, e) in &rejected {
+            self.metrics.reject(e.reason(), 1);
+        }
+        *counted = good;
+        if let Some(bucket) = &site.bucket {
+            bucket
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(good, Instant::now())
+                .map_err(|retry_after| IngestError::RateLimited {
+                    site: site.config.id.clone(),
+                    retry_after,
+                })?;
+        }
+        let rows = self.enrich(batch, &rejected, &req);
+        self.metrics.batch_events.observe(rows.len() as f64);
+        let kinds: Vec<i8> = rows.iter().map(|r| r.event_type).collect();
+        self.sink.submit(rows)?.wait().await?;
+        for code in kinds {
+            let kind = pathlight_wire::EventKind::name_of_code(code as u8).unwrap_or("unknown");
+            self.metrics
+                .events_accepted
+                .get_or_create(&KindLabel { kind })
+                .inc();
+        }
+        Ok(Ack {
+            accepted: good,
+            rejected: rejected
+                .into_iter()
+                .map(|(index, e)| Rejected {
+                    index,
+                    field: e.field(),
+                    reason: e.reason(),
+                    error: e.to_string(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Stage 1: bytes → [`RawBatch`].
+    fn decode(&self, req: &IngestRequest<'_>) -> Result<RawBatch, IngestError> {
+        let encoding = Encoding::from_content_type(req.content_type).ok_or_else(|| {
+            IngestError::UnsupportedMediaType(req.content_type.unwrap_or("").to_owned())
+        })?;
+        Ok(pathlight_wire::decode(
+            req.body,
+            encoding,
+            req.site,
+            &self.limits,
+        )?)
+    }
+
+    /// The envelope, the site and the sender's origin.
+    fn authorize(&self, batch: &RawBatch, origin: Option<&str>) -> Result<&Site, IngestError> {
+        validate_envelope(batch, &self.limits)?;
+        let site = self
+            .sites
+            .get(&batch.site_id)
+            .ok_or_else(|| IngestError::UnknownSite(batch.site_id.clone()))?;
+        if let Some(origin) = origin.filter(|o| !origin_matches(&site.config, o)) {
+            return Err(IngestError::OriginNotAllowed {
+                origin: origin.to_owned(),
+                site: site.config.id.clone(),
+            });
+        }
+        Ok(site)
+    }
+
+    /// Stage 2: each event on its own; returns the refused ones, by index.
+    fn validate(&self, batch: &RawBatch, received_at: i64) -> Vec<(usize, WireError)> {
+        batch
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                validate_event(e, i, batch.sent_at, received_at, &self.limits)
+                    .err()
+                    .map(|err| (i, err))
+            })
+            .collect()
+    }
+
+    /// Stage 3: add what the server knows, then flatten to storage rows.
+    fn enrich(
+        &self,
+        batch: RawBatch,
+        rejected: &[(usize, WireError)],
+        req: &IngestRequest<'_>,
+    ) -> Vec<EventRow> {
+        let ctx = RequestContext {
+            received_at: req.received_at,
+            ip: req.ip,
+            user_agent: req.user_agent.map(str::to_owned),
+            geo: self.geo.lookup(req.ip, req.country),
+        };
+        let mut enricher = Enricher::new(&self.hasher, &ctx);
+        let mut sessions = None;
+        let mut refused = rejected.iter().map(|(i, _)| *i).peekable();
+        batch
+            .events
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| refused.next_if_eq(i).is_none())
+            .map(|(_, raw)| {
+                let mut e = enricher.enrich(&batch.site_id, batch.batch_id, batch.sent_at, raw);
+                if e.session_id.is_empty() {
+                    let s = sessions.get_or_insert_with(|| {
+                        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+                    });
+                    e.session_id = s.assign(&e.site_id, e.visitor_id, e.timestamp);
+                }
+                EventRow::from_enriched(e)
+            })
+            .collect()
+    }
+}
+
+fn origin_matches(site: &SiteConfig, origin: &str) -> bool {
+    site.origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A per-site token bucket: `rate` events per second, bursts of ten seconds' worth.
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl TokenBucket {
+    fn new(per_sec: u32) -> Self {
+        let rate = f64::from(per_sec);
+        TokenBucket {
+            rate,
+            capacity: rate * 10.0,
+            tokens: rate * 10.0,
+            at: None,
+        }
+    }
+
+    /// Takes `n` tokens, or says how long until there are enough.
+    fn take(&mut self, n: usize, now: Instant) -> Result<(), Duration> {
+        if let Some(at) = self.at {
+            self.tokens =
+                (self.tokens + now.duration_since(at).as_secs_f64() * self.rate).min(self.capacity);
+        }
+        self.at = Some(now);
+        let n = n as f64;
+        if n <= self.tokens {
+            self.tokens -= n;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                ((n - self.tokens) / self.rate).min(3600.0),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_bursts_then_refills_at_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10);
+        assert!(b.take(100, t0).is_ok());
+        let wait = b.take(5, t0).unwrap_err();
+        assert!((0.4..=0.6).contains(&wait.as_secs_f64()), "{wait:?}");
+        assert!(b.take(5, t0 + Duration::from_millis(600)).is_ok());
+    }
+}

@@ -1,0 +1,316 @@
+//! The HTTP/1.1 + HTTP/2 (h2c) transport: routes, CORS, body limits, static files. It turns
+//! a request into an [`IngestRequest`] and the pipeline's answer into a response; every
+//! decision about the batch itself is the pipeline's.
+
+use crate::error::{ErrorBody, IngestError};
+use crate::metrics::RequestLabels;
+use crate::pipeline::{IngestRequest, Pipeline, now_ms};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// What the HTTP layer needs besides the pipeline.
+#[derive(Clone, Debug, Default)]
+pub struct HttpOptions {
+    /// Served at `/`.
+    pub www_dir: Option<PathBuf>,
+    /// Served at `/demo/`.
+    pub demo_dir: Option<PathBuf>,
+    /// Lower-case name of the trusted client-address header, if any.
+    pub client_ip_header: Option<String>,
+    /// Lower-case name of the trusted country header, if any.
+    pub country_header: Option<String>,
+}
+
+struct App {
+    pipeline: Arc<Pipeline>,
+    opts: HttpOptions,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Serves connections from `listener` until `shutdown` resolves, then stops accepting and
+/// gives open connections up to ten seconds to finish their requests.
+pub async fn run(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    opts: HttpOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let app = Arc::new(App { pipeline, opts });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(handle(&app, peer, req).await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing them");
+    }
+}
+
+async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_owned();
+    let origin = header_str(req.headers(), header::ORIGIN).map(str::to_owned);
+    let (route, mut resp) = match (req.method(), path.as_str()) {
+        (&Method::POST, "/v1/batch") => ("batch", batch(app, peer, req).await),
+        (&Method::OPTIONS, "/v1/batch") => ("preflight", preflight()),
+        (&Method::GET, "/healthz") => (
+            "healthz",
+            json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        ),
+        (&Method::GET, "/metrics") => ("metrics", metrics(app)),
+        (&Method::GET | &Method::HEAD, p) => match static_file(&app.opts, p).await {
+            Some(r) => ("static", r),
+            None => ("not_found", not_found()),
+        },
+        _ => ("not_found", not_found()),
+    };
+    if route == "batch" || route == "preflight" {
+        cors(app, origin.as_deref(), resp.headers_mut());
+    }
+    app.pipeline
+        .metrics()
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+async fn batch(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    match read_and_ingest(app, peer, req).await {
+        Ok(ack) if ack.rejected.is_empty() => empty(StatusCode::NO_CONTENT),
+        Ok(ack) => json(StatusCode::OK, &ack),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn read_and_ingest(
+    app: &App,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<crate::pipeline::Ack, IngestError> {
+    let received_at = now_ms();
+    let max = app.pipeline.limits().max_batch_bytes;
+    let too_large = |size| IngestError::Wire(pathlight_wire::WireError::TooLarge { size, max });
+    let declared =
+        header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|&n| n > max) {
+        // Refused before reading: a client cannot make us buffer more than the limit.
+        return Err(too_large(size));
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max + 1)),
+        Err(e) => return Err(IngestError::Body(e.to_string())),
+    };
+    let h = &parts.headers;
+    let site = parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "site")
+            .map(|(_, v)| v.into_owned())
+    });
+    let opts = &app.opts;
+    let ip = opts
+        .client_ip_header
+        .as_deref()
+        .and_then(|name| header_str(h, name))
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .or(Some(peer.ip()));
+    let request = IngestRequest {
+        body: &body,
+        content_type: header_str(h, header::CONTENT_TYPE),
+        site: site.as_deref(),
+        origin: header_str(h, header::ORIGIN),
+        ip,
+        user_agent: header_str(h, header::USER_AGENT),
+        country: opts
+            .country_header
+            .as_deref()
+            .and_then(|name| header_str(h, name)),
+        received_at,
+    };
+    app.pipeline.ingest(request).await
+}
+
+fn error_response(e: &IngestError) -> Resp {
+    let mut resp = json(e.status(), &e.body());
+    if let Some(secs) = e.retry_after() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Browsers send a preflight only for JSON posts; the tracker's raw-bytes beacon needs none.
+fn preflight() -> Resp {
+    let mut r = empty(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
+}
+
+/// Echoes an allowed origin, with credentials allowed: `sendBeacon` always sends in
+/// credentials mode "include", and the browser discards answers without these headers.
+fn cors(app: &App, origin: Option<&str>, h: &mut HeaderMap) {
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = origin.filter(|o| app.pipeline.origin_allowed(o)) else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+}
+
+fn metrics(app: &App) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(app.pipeline.metrics().encode())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+fn not_found() -> Resp {
+    json(
+        StatusCode::NOT_FOUND,
+        &ErrorBody {
+            error: "not found".into(),
+            field: None,
+            reason: "not_found",
+        },
+    )
+}
+
+/// `/demo/...` from the demo directory, anything else from `www/`. Paths with `..` or other
+/// non-normal components are refused, so nothing outside the two directories is reachable.
+async fn static_file(opts: &HttpOptions, path: &str) -> Option<Resp> {
+    let (dir, rest) = match path.strip_prefix("/demo") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => (opts.demo_dir.as_ref()?, rest),
+        _ => (opts.www_dir.as_ref()?, path),
+    };
+    let rel = Path::new(rest.trim_start_matches('/'));
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) || rest.contains('\\') {
+        return None;
+    }
+    let mut file = dir.join(rel);
+    if rest.is_empty() || rest.ends_with('/') || tokio::fs::metadata(&file).await.ok()?.is_dir() {
+        if !rest.ends_with('/') {
+            // `/demo` → `/demo/`, so relative links in the index resolve.
+            let mut r = empty(StatusCode::MOVED_PERMANENTLY);
+            r.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&format!("{path}/")).ok()?,
+            );
+            return Some(r);
+        }
+        file = file.join("index.html");
+    }
+    let bytes = tokio::fs::read(&file).await.ok()?;
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&file)),
+    );
+    // Small files that change with every deploy: always revalidate.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Some(r)
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        // Needed by WebAssembly.instantiateStreaming.
+        "wasm" => "application/wasm",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}

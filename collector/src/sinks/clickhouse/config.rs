@@ -1,0 +1,132 @@
+//! `[clickhouse]`: where and how events are written.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The ClickHouse sink's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP interface URL.
+    pub url: String,
+    /// Database holding Pathlight's tables; `pathlight migrate` creates it.
+    pub database: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Flush a batch once it holds this many rows. ClickHouse wants few, large inserts: each
+    /// insert makes a part on disk that must later be merged.
+    pub max_rows: usize,
+    /// Flush a batch once its rows take about this many bytes in memory.
+    pub max_bytes: usize,
+    /// Flush a batch this long after its first row arrived, ms, however small it is. This is
+    /// also the longest a sender waits for its acknowledgement when ClickHouse is healthy.
+    pub flush_interval_ms: u64,
+    /// Most events waiting to be written. When full, new batches get 503 + `Retry-After`
+    /// instead of growing memory without bound while ClickHouse is slow or down.
+    pub queue_capacity: usize,
+    /// How long a request waits for its events to be written before answering 503, ms. The
+    /// events stay queued and are still written; the sender's retry is deduplicated by event id.
+    pub ack_timeout_ms: u64,
+    /// Timeout of one insert request, ms.
+    pub insert_timeout_ms: u64,
+    /// Retry of failed inserts.
+    pub retry: RetryConfig,
+    /// Keep events this many days (modern ClickHouse: a table TTL; 18.x has no TTL, so old
+    /// partitions must be dropped by hand there). 0: forever.
+    pub retention_days: u32,
+}
+
+/// Backoff between insert attempts. Retryable failures are retried until they succeed, since
+/// dropping acknowledged-to-be-written rows is not an option; see `retry.rs` for what is final.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First backoff, ms.
+    pub initial_backoff_ms: u64,
+    /// Backoff ceiling, ms: doubling stops here.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: "http://127.0.0.1:8123".into(),
+            database: "pathlight".into(),
+            user: "default".into(),
+            password: String::new(),
+            max_rows: 50_000,
+            max_bytes: 32 << 20,
+            flush_interval_ms: 1_000,
+            queue_capacity: 200_000,
+            ack_timeout_ms: 10_000,
+            insert_timeout_ms: 30_000,
+            retry: RetryConfig::default(),
+            retention_days: 0,
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+        }
+    }
+}
+
+impl ClickHouseConfig {
+    /// Short flush interval so tests do not wait a second per batch.
+    pub fn for_tests() -> Self {
+        ClickHouseConfig {
+            flush_interval_ms: 20,
+            ack_timeout_ms: 5_000,
+            retry: RetryConfig {
+                initial_backoff_ms: 20,
+                max_backoff_ms: 200,
+            },
+            ..ClickHouseConfig::default()
+        }
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            bail!(
+                "clickhouse.url must be an http:// or https:// URL, not {:?}",
+                self.url
+            );
+        }
+        if self.database.is_empty()
+            || !self
+                .database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            bail!(
+                "clickhouse.database must be letters, digits and _, not {:?}",
+                self.database
+            );
+        }
+        if self.max_rows == 0 || self.max_bytes == 0 || self.queue_capacity == 0 {
+            bail!("clickhouse.max_rows, max_bytes and queue_capacity must be > 0");
+        }
+        if self.queue_capacity < self.max_rows {
+            bail!("clickhouse.queue_capacity must be at least max_rows");
+        }
+        if self.retry.initial_backoff_ms == 0
+            || self.retry.max_backoff_ms < self.retry.initial_backoff_ms
+        {
+            bail!("clickhouse.retry: need 0 < initial_backoff_ms <= max_backoff_ms");
+        }
+        Ok(())
+    }
+
+    /// [`Self::flush_interval_ms`] as a duration.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}

@@ -1,0 +1,279 @@
+//! Versioned schema. `pathlight migrate` (and `pathlight serve` at start) applies every
+//! migration newer than the highest recorded in `schema_migrations`. Statements are
+//! `IF NOT EXISTS`, so a run interrupted between a statement and its record is safe to repeat.
+//!
+//! The SQL depends on the server's [`Dialect`]: the stored data is the same everywhere, but
+//! current servers get `LowCardinality` columns and a retention TTL, which 18.x lacks.
+
+use super::config::ClickHouseConfig;
+use anyhow::Context;
+use clickhouse::Client;
+
+/// What the connected server supports, from `SELECT version()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dialect {
+    /// `(major, minor)` of the server.
+    pub version: (u32, u32),
+}
+
+impl Dialect {
+    /// Debian's 18.16, the oldest server we run on.
+    pub const LEGACY: Dialect = Dialect { version: (18, 16) };
+    /// A current server.
+    pub const MODERN: Dialect = Dialect { version: (26, 7) };
+
+    /// Parses `18.16.1` or `25.8.1.1`.
+    pub fn parse(version: &str) -> Option<Dialect> {
+        let mut it = version.trim().split('.').map(|p| p.parse::<u32>());
+        Some(Dialect {
+            version: (it.next()?.ok()?, it.next()?.ok()?),
+        })
+    }
+
+    fn at_least(self, major: u32, minor: u32) -> bool {
+        self.version >= (major, minor)
+    }
+
+    /// `LowCardinality(T)` without the experimental setting (19.x made it production-ready).
+    pub fn low_cardinality(self) -> bool {
+        self.at_least(20, 1)
+    }
+
+    /// Table TTL (19.6).
+    pub fn ttl(self) -> bool {
+        self.at_least(20, 1)
+    }
+
+    /// Server-side query parameters `{name:Type}` (19.11).
+    pub fn query_parameters(self) -> bool {
+        self.at_least(20, 1)
+    }
+
+    /// `async_insert` with `wait_for_async_insert` (21.11): the server merges small inserts
+    /// from many collectors into one part, and still answers only once the data is written.
+    pub fn async_insert(self) -> bool {
+        self.at_least(21, 11)
+    }
+
+    /// The client's RowBinaryWithNamesAndTypes validation, which needs a server that reports
+    /// types in that format's header the way the crate parses them.
+    pub fn client_validation(self) -> bool {
+        self.at_least(24, 10)
+    }
+
+    fn lc(self, t: &str) -> String {
+        if self.low_cardinality() {
+            format!("LowCardinality({t})")
+        } else {
+            t.to_owned()
+        }
+    }
+}
+
+/// One schema step.
+pub struct Migration {
+    /// Recorded in `schema_migrations`; strictly increasing.
+    pub version: u32,
+    /// What it does.
+    pub name: &'static str,
+    /// Statements run in order.
+    pub statements: Vec<String>,
+}
+
+/// The bookkeeping table, created before anything else.
+pub fn migrations_table() -> &'static str {
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) \
+     ENGINE = MergeTree ORDER BY version"
+}
+
+/// Every migration for `dialect`, oldest first.
+pub fn migrations(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<Migration> {
+    let lc = |t: &str| dialect.lc(t);
+    let s = lc("String");
+    let ttl = if dialect.ttl() && cfg.retention_days > 0 {
+        format!("\nTTL timestamp + INTERVAL {} DAY", cfg.retention_days)
+    } else {
+        String::new()
+    };
+    // One wide table for every event kind, as Plausible (`events_v2`) and PostHog (`events`)
+    // do: each query reads only the columns it names, and the columns a kind does not use
+    // compress to almost nothing.
+    //
+    // ORDER BY (site_id, event_type, toDate(timestamp), path, event_id):
+    // - every query is for one site, and almost every one for one event kind (heatmaps read
+    //   clicks, traffic reads pageviews), so those lead the key and each query reads one
+    //   contiguous range of the table;
+    // - then the day, like Plausible's and PostHog's keys, so date ranges (every dashboard
+    //   has one) narrow that range;
+    // - then the path, so a heatmap of one page over N days reads N small runs of granules
+    //   instead of every click of the site;
+    // - event_id last makes the key unique per event: ReplacingMergeTree keeps one row per
+    //   key, so an event sent twice (a retried beacon) is stored once. Queries that must not
+    //   see a not-yet-merged duplicate use FINAL or count distinct event ids.
+    //   Retries carry the same id, site, kind, path and (client-corrected) day, so they share
+    //   the key; see DESIGN.md for the one edge (a retry straddling midnight).
+    // PARTITION BY month: few partitions, and retention drops whole months cheaply.
+    let events = format!(
+        "CREATE TABLE IF NOT EXISTS events (
+    site_id {s},
+    event_id UUID,
+    event_type Enum8('pageview' = 1, 'click' = 2, 'scroll' = 3, 'engagement' = 4, 'custom' = 5),
+    timestamp DateTime,
+    timestamp_ms UInt16,
+    received_at DateTime,
+    batch_id UUID,
+    session_id String,
+    visitor_id UInt64,
+    user_id String,
+    url String,
+    host {s},
+    path String,
+    query String,
+    referrer String,
+    referrer_host {s},
+    utm_source {s},
+    utm_medium {s},
+    utm_campaign {s},
+    utm_term String,
+    utm_content String,
+    title String,
+    viewport_w UInt16,
+    viewport_h UInt16,
+    document_w UInt32,
+    document_h UInt32,
+    x Int32,
+    y Int32,
+    element_id String,
+    selector String,
+    tag {s},
+    text String,
+    href String,
+    rel_x Float32,
+    rel_y Float32,
+    box_x Int32,
+    box_y Int32,
+    box_w Int32,
+    box_h Int32,
+    scroll_depth UInt8,
+    visible_ms UInt32,
+    name {s},
+    props String,
+    browser {s},
+    browser_version {s},
+    os {s},
+    os_version {s},
+    device Enum8('unknown' = 0, 'desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'bot' = 4),
+    is_bot UInt8,
+    country {s},
+    region {s},
+    city {s},
+    asn UInt32,
+    colo {s}
+)
+ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
+    );
+    vec![Migration {
+        version: 1,
+        name: "events table",
+        statements: vec![events],
+    }]
+}
+
+/// Creates the database if needed, then applies pending migrations. Returns the versions applied.
+pub async fn run(
+    base: &Client,
+    cfg: &ClickHouseConfig,
+    dialect: Dialect,
+) -> anyhow::Result<Vec<u32>> {
+    base.query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database))
+        .execute()
+        .await
+        .with_context(|| format!("creating database {}", cfg.database))?;
+    let db = base.clone().with_database(&cfg.database);
+    db.query(migrations_table())
+        .execute()
+        .await
+        .context("creating schema_migrations")?;
+    let current: u32 = db
+        .query("SELECT max(version) FROM schema_migrations")
+        .fetch_one()
+        .await
+        .context("reading schema_migrations")?;
+    let mut applied = Vec::new();
+    for m in migrations(dialect, cfg)
+        .into_iter()
+        .filter(|m| m.version > current)
+    {
+        for sql in &m.statements {
+            db.query(sql)
+                .execute()
+                .await
+                .with_context(|| format!("migration {} ({})", m.version, m.name))?;
+        }
+        db.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
+            .bind(m.version)
+            .bind(m.name)
+            .execute()
+            .await
+            .with_context(|| format!("recording migration {}", m.version))?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        applied.push(m.version);
+    }
+    Ok(applied)
+}
+
+/// Every statement for `dialect`, as `pathlight migrate --print` shows them (and the modern
+/// dialect's test runs them in an embedded current ClickHouse).
+pub fn script(dialect: Dialect, cfg: &ClickHouseConfig) -> String {
+    let mut out = format!("{};\n", migrations_table());
+    for m in migrations(dialect, cfg) {
+        out.push_str(&format!("-- migration {}: {}\n", m.version, m.name));
+        for s in m.statements {
+            out.push_str(&s);
+            out.push_str(";\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_gate_features() {
+        let old = Dialect::parse("18.16.1").unwrap();
+        assert_eq!(old, Dialect::LEGACY);
+        assert!(
+            !old.low_cardinality() && !old.ttl() && !old.async_insert() && !old.query_parameters()
+        );
+        let new = Dialect::parse("25.8.1.5").unwrap();
+        assert!(
+            new.low_cardinality() && new.ttl() && new.async_insert() && new.client_validation()
+        );
+        assert_eq!(Dialect::parse("garbage"), None);
+    }
+
+    #[test]
+    fn legacy_sql_avoids_modern_features() {
+        let cfg = ClickHouseConfig {
+            retention_days: 30,
+            ..Default::default()
+        };
+        let old = script(Dialect::LEGACY, &cfg);
+        assert!(!old.contains("LowCardinality") && !old.contains("TTL"));
+        let new = script(Dialect::MODERN, &cfg);
+        assert!(
+            new.contains("LowCardinality(String)")
+                && new.contains("TTL timestamp + INTERVAL 30 DAY")
+        );
+    }
+
+    #[test]
+    fn versions_increase() {
+        let m = migrations(Dialect::MODERN, &ClickHouseConfig::default());
+        assert!(m.windows(2).all(|w| w[0].version < w[1].version));
+    }
+}

@@ -1,0 +1,294 @@
+//! The batcher. Requests hand it rows and wait; it gathers rows from many requests into one
+//! insert (flushing on rows, bytes or time, whichever comes first), retries what is worth
+//! retrying, and then tells every waiting request how its rows fared.
+//!
+//! Memory is bounded by a semaphore of `queue_capacity` event permits taken before a request
+//! is queued and given back when its rows are written: a full queue refuses new batches at
+//! once (503) rather than holding them, so slow storage pushes back on senders.
+
+use super::config::ClickHouseConfig;
+use super::migrations::{self, Dialect};
+use super::retry::{self, Decision};
+use super::row::EventRow;
+use crate::error::IngestError;
+use crate::metrics::{Metrics, ReasonLabel};
+use anyhow::Context;
+use clickhouse::Client;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Rows of one request, on their way to an insert.
+struct Job {
+    rows: Vec<EventRow>,
+    done: oneshot::Sender<Result<(), IngestError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Handle to the batcher task; clone-free, shared behind the pipeline's `Arc`.
+pub struct ClickHouseSink {
+    tx: mpsc::UnboundedSender<Job>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    ack_timeout: Duration,
+    dialect: Dialect,
+    metrics: Arc<Metrics>,
+    drain: watch::Sender<bool>,
+}
+
+/// A queued write, resolved when its rows are in ClickHouse.
+pub struct Pending {
+    rx: oneshot::Receiver<Result<(), IngestError>>,
+    timeout: Duration,
+}
+
+impl Pending {
+    /// Waits for the write, at most `ack_timeout`.
+    pub async fn wait(self) -> Result<(), IngestError> {
+        match tokio::time::timeout(self.timeout, self.rx).await {
+            Ok(Ok(result)) => result,
+            // The batcher stopped without answering: only at shutdown.
+            Ok(Err(_)) => Err(IngestError::ShuttingDown),
+            Err(_) => Err(IngestError::StorageTimeout),
+        }
+    }
+}
+
+/// A client for the configured server without a database selected.
+pub fn client(cfg: &ClickHouseConfig) -> Client {
+    Client::default()
+        .with_url(&cfg.url)
+        .with_user(&cfg.user)
+        .with_password(&cfg.password)
+}
+
+/// Asks the server its version. Retries for a while, since the collector often starts
+/// beside a ClickHouse that is still starting.
+pub async fn connect(cfg: &ClickHouseConfig, wait: Duration) -> anyhow::Result<Dialect> {
+    let base = client(cfg).with_validation(false);
+    let deadline = Instant::now() + wait;
+    loop {
+        match base.query("SELECT version()").fetch_one::<String>().await {
+            Ok(v) => {
+                return Dialect::parse(&v)
+                    .with_context(|| format!("unrecognised server version {v:?}"));
+            }
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(error = %e, url = %cfg.url, "ClickHouse not reachable yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("connecting to ClickHouse at {}", cfg.url));
+            }
+        }
+    }
+}
+
+impl ClickHouseSink {
+    /// Detects the server's dialect, applies migrations, and starts the batcher task.
+    /// The task ends, after a last flush, once the sink is dropped.
+    pub async fn start(
+        cfg: &ClickHouseConfig,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Self, JoinHandle<()>)> {
+        let dialect = connect(cfg, Duration::from_secs(30)).await?;
+        let base = client(cfg).with_validation(false);
+        migrations::run(&base, cfg, dialect).await?;
+        let mut writer = client(cfg)
+            .with_database(&cfg.database)
+            .with_validation(dialect.client_validation());
+        if dialect.async_insert() {
+            // Many collectors' inserts become one part; `wait` keeps the ack meaning "written".
+            writer = writer
+                .with_setting("async_insert", "1")
+                .with_setting("wait_for_async_insert", "1");
+        }
+        tracing::info!(version = ?dialect.version, database = %cfg.database, "ClickHouse ready");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(cfg.queue_capacity));
+        let batcher = Batcher {
+            permits: permits.clone(),
+            client: writer,
+            cfg: cfg.clone(),
+            metrics: metrics.clone(),
+            rows: Vec::new(),
+            bytes: 0,
+            waiters: Vec::new(),
+        };
+        let (drain, draining) = watch::channel(false);
+        let task = tokio::spawn(batcher.run(rx, draining));
+        let sink = ClickHouseSink {
+            tx,
+            permits,
+            capacity: cfg.queue_capacity,
+            ack_timeout: Duration::from_millis(cfg.ack_timeout_ms),
+            dialect,
+            metrics,
+            drain,
+        };
+        Ok((sink, task))
+    }
+
+    /// The server's dialect, detected at start.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// From now on, writes without waiting for the flush interval: the server is shutting
+    /// down and the requests still open should get their answers before it closes them.
+    pub fn drain(&self) {
+        self.drain.send_replace(true);
+    }
+
+    /// Queues rows for writing, or refuses at once when the queue is full.
+    pub fn submit(&self, rows: Vec<EventRow>) -> Result<Pending, IngestError> {
+        let n = u32::try_from(rows.len()).map_err(|_| IngestError::QueueFull)?;
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| IngestError::QueueFull)?;
+        self.metrics
+            .queue_depth
+            .set((self.capacity - self.permits.available_permits()) as i64);
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                rows,
+                done,
+                _permit: permit,
+            })
+            .map_err(|_| IngestError::ShuttingDown)?;
+        Ok(Pending {
+            rx,
+            timeout: self.ack_timeout,
+        })
+    }
+}
+
+struct Batcher {
+    client: Client,
+    cfg: ClickHouseConfig,
+    metrics: Arc<Metrics>,
+    rows: Vec<EventRow>,
+    bytes: usize,
+    waiters: Vec<(
+        oneshot::Sender<Result<(), IngestError>>,
+        OwnedSemaphorePermit,
+    )>,
+    permits: Arc<Semaphore>,
+}
+
+impl Batcher {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>, mut drain: watch::Receiver<bool>) {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut draining = false;
+        loop {
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                job = rx.recv() => match job {
+                    Some(job) => {
+                        self.bytes += job.rows.iter().map(EventRow::size).sum::<usize>();
+                        self.rows.extend(job.rows);
+                        self.waiters.push((job.done, job._permit));
+                        let wait = if draining { Duration::ZERO } else { self.cfg.flush_interval() };
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + wait);
+                        if self.rows.len() >= self.cfg.max_rows || self.bytes >= self.cfg.max_bytes {
+                            self.flush(false).await;
+                            deadline = None;
+                        }
+                    }
+                    None => {
+                        self.flush(true).await;
+                        return;
+                    }
+                },
+                Ok(()) = drain.changed(), if !draining => {
+                    draining = true;
+                    if !self.rows.is_empty() {
+                        deadline = Some(tokio::time::Instant::now());
+                    }
+                }
+                () = timer => {
+                    self.flush(false).await;
+                    deadline = None;
+                }
+            }
+        }
+    }
+
+    /// Writes everything buffered, retrying transient failures. While it retries, new jobs
+    /// wait in the channel (bounded by the permits). At shutdown, retrying stops after
+    /// `ack_timeout`: nobody still waits for an answer by then, so nothing acknowledged is lost.
+    async fn flush(&mut self, shutting_down: bool) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let give_up =
+            shutting_down.then(|| started + Duration::from_millis(self.cfg.ack_timeout_ms));
+        let mut attempt = 0u32;
+        let result = loop {
+            attempt += 1;
+            match self.insert().await {
+                Ok(()) => break Ok(()),
+                Err(e) => {
+                    let decision = retry::decide(&e);
+                    let label = if decision == Decision::Retry {
+                        "retry"
+                    } else {
+                        "fail"
+                    };
+                    self.metrics
+                        .sink_errors
+                        .get_or_create(&ReasonLabel { reason: label })
+                        .inc();
+                    tracing::warn!(error = %e, attempt, rows = self.rows.len(), decision = label, "ClickHouse insert failed");
+                    if decision == Decision::Fail || give_up.is_some_and(|t| Instant::now() >= t) {
+                        break Err(e.to_string());
+                    }
+                    tokio::time::sleep(retry::backoff(&self.cfg.retry, attempt)).await;
+                }
+            }
+        };
+        let n = self.rows.len();
+        if result.is_ok() {
+            self.metrics
+                .sink_latency
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics.sink_flush_rows.observe(n as f64);
+            self.metrics.sink_rows_written.inc_by(n as u64);
+        } else {
+            self.metrics.reject("storage_rejected", n as u64);
+        }
+        self.rows.clear();
+        self.bytes = 0;
+        for (done, permit) in self.waiters.drain(..) {
+            // A waiter that timed out has gone; its rows are written all the same.
+            let _ = done.send(result.clone().map_err(IngestError::StorageRejected));
+            drop(permit);
+        }
+        self.metrics
+            .queue_depth
+            .set((self.cfg.queue_capacity - self.permits.available_permits()) as i64);
+    }
+
+    async fn insert(&self) -> clickhouse::error::Result<()> {
+        let t = Some(Duration::from_millis(self.cfg.insert_timeout_ms));
+        let mut insert = self
+            .client
+            .insert::<EventRow>("events")
+            .await?
+            .with_timeouts(t, t);
+        for row in &self.rows {
+            insert.write(row).await?;
+        }
+        insert.end().await
+    }
+}

@@ -1,0 +1,3 @@
+//! Where enriched events go. One folder per sink: its config, the sink, its retry rules.
+
+pub mod clickhouse;

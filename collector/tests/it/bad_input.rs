@@ -1,0 +1,198 @@
+//! Every class of bad input gets its status and a JSON reason naming the field, is counted in
+//! the metrics, and costs nothing to the good batches sent on the same connection.
+
+use crate::{TestServer, batch_now, post};
+use pathlight_collector::config::SiteConfig;
+use pathlight_wire::{EventKind, RawBatch, cbor};
+
+/// A good batch with ids unique to `n`, so every one of them is stored.
+fn good(n: u8) -> Vec<u8> {
+    let mut b = batch_now();
+    for e in &mut b.events {
+        e.id.0[15] = n;
+    }
+    cbor::encode(&b)
+}
+
+fn with(edit: impl FnOnce(&mut RawBatch)) -> Vec<u8> {
+    let mut b = batch_now();
+    edit(&mut b);
+    cbor::encode(&b)
+}
+
+/// Name, content type, body, expected status, reason and field.
+type Case = (
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    &'static str,
+    Option<&'static str>,
+);
+
+#[tokio::test]
+async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land() {
+    let server = TestServer::start_with("bad_input", |c| {
+        c.sites[0].origins = vec!["https://shop.example".into()];
+        c.sites.push(SiteConfig {
+            id: "limited".into(),
+            origins: vec![],
+            max_events_per_sec: 1,
+        });
+    })
+    .await;
+    // HTTP/2 with prior knowledge: one connection carries every request below.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let url = server.url("/v1/batch");
+    let typical = cbor::encode(&batch_now());
+
+    let cases: Vec<Case> = vec![
+        ("empty body", None, vec![], 400, "empty", None),
+        // Text is a valid CBOR string (0x68: 8 bytes), but not the map a batch is.
+        ("text, not a batch", None, b"hello, collector".to_vec(), 400, "wrong_type", Some("batch")),
+        ("not CBOR", None, vec![0xfc, 0x00, 0x01], 400, "malformed", None),
+        ("truncated", None, typical[..typical.len() / 2].to_vec(), 400, "malformed", None),
+        ("wrong version", None, with(|b| b.version = 9), 400, "version", Some("version")),
+        ("oversize body", None, vec![0xa0; 600 * 1024], 413, "too_large", None),
+        (
+            "too many events",
+            None,
+            with(|b| b.events = vec![b.events[0].clone(); 501]),
+            400,
+            "too_many_events",
+            Some("events"),
+        ),
+        (
+            "overlong string",
+            None,
+            with(|b| {
+                b.events.truncate(1);
+                b.events[0].url = format!("https://shop.example/{}", "a".repeat(3000));
+            }),
+            400,
+            "too_long",
+            Some("events[0].url"),
+        ),
+        (
+            "coordinate out of range",
+            None,
+            with(|b| {
+                b.events.retain(|e| e.kind.name() == "click");
+                if let EventKind::Click(c) = &mut b.events[0].kind {
+                    c.x = 5_000_000;
+                }
+            }),
+            400,
+            "out_of_range",
+            Some("events[0].x"),
+        ),
+        (
+            "wrong type",
+            Some("application/json"),
+            br#"{"version":1,"site_id":"test","sent_at":"yesterday","batch_id":"00000000-0000-0000-0000-000000000001","events":[]}"#.to_vec(),
+            400,
+            "wrong_type",
+            Some("sent_at"),
+        ),
+        ("unknown site", None, with(|b| b.site_id = "nope".into()), 403, "unknown_site", Some("site_id")),
+        ("unsupported content type", Some("text/html"), typical.clone(), 415, "unsupported_media_type", None),
+    ];
+    let mut stored = 0;
+    for (i, (name, ct, body, status, reason, field)) in cases.into_iter().enumerate() {
+        let (got, json) = post(&client, &url, ct, body).await;
+        assert_eq!(got, status, "{name}: {json}");
+        assert_eq!(json["reason"], reason, "{name}: {json}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{name}: {json}"
+        );
+        assert_eq!(json["field"].as_str(), field, "{name}: {json}");
+        let (got, json) = post(&client, &url, None, good(i as u8)).await;
+        assert_eq!(got, 204, "good batch after {name}: {json}");
+        stored += 5;
+    }
+
+    // An origin the site does not list.
+    let resp = client
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .body(good(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["reason"], "origin_not_allowed");
+
+    // One bad event in a batch: the others are stored and the answer lists the bad one.
+    let partial = with(|b| {
+        b.events[2].title = Some("t".repeat(10_000));
+        for e in &mut b.events {
+            e.id.0[15] = 200;
+        }
+    });
+    let (got, json) = post(&client, &url, None, partial).await;
+    assert_eq!(got, 200, "{json}");
+    assert_eq!(json["accepted"], 4);
+    assert_eq!(json["rejected"][0]["index"], 2);
+    assert_eq!(json["rejected"][0]["field"], "events[2].title");
+    assert_eq!(json["rejected"][0]["reason"], "too_long");
+    stored += 4;
+
+    // A site over its rate (1/s, bursts of 10) gets 429 with Retry-After.
+    let limited = |n: u8| {
+        with(|b| {
+            b.site_id = "limited".into();
+            for e in &mut b.events {
+                e.id.0[15] = 150 + n;
+            }
+        })
+    };
+    assert_eq!(post(&client, &url, None, limited(1)).await.0, 204);
+    assert_eq!(post(&client, &url, None, limited(2)).await.0, 204);
+    let resp = client.post(&url).body(limited(3)).send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(
+        resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    stored += 10;
+
+    let count: u64 = server
+        .db
+        .query("SELECT count() FROM events FINAL")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(count, stored);
+
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"pathlight_events_rejected_total{reason="empty"} 1"#,
+        r#"pathlight_events_rejected_total{reason="too_many_events"} 1"#,
+        r#"pathlight_events_rejected_total{reason="unknown_site"} 5"#,
+        r#"pathlight_events_rejected_total{reason="rate_limited"} 5"#,
+        r#"pathlight_http_requests_total{route="batch",status="413"} 1"#,
+        r#"pathlight_events_accepted_total{kind="click"}"#,
+        "pathlight_sink_latency_seconds_count",
+        "pathlight_queue_depth_events 0",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    server.stop().await;
+}

@@ -1,0 +1,90 @@
+//! The HTTP surface around ingest: CORS preflight, health, static files, path safety.
+
+use crate::TestServer;
+
+#[tokio::test]
+async fn preflight_health_and_static_files() {
+    let dirs = tempdir("static");
+    std::fs::create_dir_all(dirs.join("www")).unwrap();
+    std::fs::create_dir_all(dirs.join("demo")).unwrap();
+    std::fs::write(dirs.join("www/index.html"), "<h1>dash</h1>").unwrap();
+    std::fs::write(dirs.join("demo/index.html"), "<h1>demo</h1>").unwrap();
+    std::fs::write(dirs.join("demo/t.wasm"), b"\0asm").unwrap();
+    std::fs::write(dirs.join("secret.txt"), "no").unwrap();
+    let (www, demo) = (dirs.join("www"), dirs.join("demo"));
+    let server = TestServer::start_with("http_surface", move |c| {
+        c.www_dir = Some(www);
+        c.demo_dir = Some(demo);
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let pre = client
+        .request(reqwest::Method::OPTIONS, server.url("/v1/batch"))
+        .header("origin", "https://anywhere.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://anywhere.example"
+    );
+    assert_eq!(pre.headers()["access-control-allow-credentials"], "true");
+    assert!(
+        pre.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+
+    let health = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let get = |p: &'static str| {
+        let c = client.clone();
+        let u = server.url(p);
+        async move {
+            let r = c.get(u).send().await.unwrap();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), ct, r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/").await.2, "<h1>dash</h1>");
+    assert_eq!(get("/demo/").await.2, "<h1>demo</h1>");
+    assert_eq!(get("/demo").await.0, 301);
+    assert_eq!(
+        get("/demo/t.wasm").await.1.as_deref(),
+        Some("application/wasm")
+    );
+    for p in [
+        "/../secret.txt",
+        "/demo/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/nope.html",
+    ] {
+        let (status, _, body) = get(p).await;
+        assert_eq!(status, 404, "{p}");
+        assert!(
+            !body.contains("no") || body.contains("not found"),
+            "{p}: {body}"
+        );
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dirs);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("pathlight-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,0 +1,299 @@
+//! Good batches in every form land in ClickHouse, enriched, exactly once.
+
+use crate::{TestServer, batch_now, post};
+use pathlight_wire::{cbor, json};
+use serde::Deserialize;
+
+const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+#[derive(Debug, Deserialize, clickhouse::Row)]
+struct Stored {
+    event_id: String,
+    event_type: String,
+    ts_ms: u64,
+    received_ms: u64,
+    session_id: String,
+    visitor_id: u64,
+    user_id: String,
+    host: String,
+    path: String,
+    query: String,
+    utm_source: String,
+    utm_campaign: String,
+    referrer_host: String,
+    title: String,
+    viewport_w: u16,
+    document_h: u32,
+    x: i32,
+    y: i32,
+    element_id: String,
+    selector: String,
+    tag: String,
+    text: String,
+    rel_x: f32,
+    rel_y: f32,
+    box_w: i32,
+    scroll_depth: u8,
+    visible_ms: u32,
+    name: String,
+    props: String,
+    browser: String,
+    os: String,
+    device: String,
+    is_bot: u8,
+    country: String,
+}
+
+const SELECT: &str = "SELECT toString(event_id), toString(event_type),
+    toUInt64(timestamp) * 1000 + timestamp_ms, toUInt64(received_at) * 1000,
+    session_id, visitor_id, user_id, host, path, query, utm_source, utm_campaign, referrer_host,
+    title, viewport_w, document_h, x, y, element_id, selector, tag, text, rel_x, rel_y, box_w,
+    scroll_depth, visible_ms, name, props, browser, os, toString(device), is_bot, country
+    FROM events FINAL";
+
+#[tokio::test]
+async fn cbor_batch_is_stored_with_enrichment_field_by_field() {
+    let server = TestServer::start_with("cbor_enriched", |c| {
+        c.country_header = "cf-ipcountry".into()
+    })
+    .await;
+    let batch = batch_now();
+    let resp = reqwest::Client::new()
+        .post(server.url("/v1/batch"))
+        .header("user-agent", CHROME_WINDOWS)
+        .header("cf-ipcountry", "de")
+        .header("origin", "https://shop.example")
+        .body(cbor::encode(&batch))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+
+    let rows: Vec<Stored> = server.rows(&format!("{SELECT} ORDER BY event_type")).await;
+    assert_eq!(rows.len(), 5);
+    let kinds: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["pageview", "click", "scroll", "engagement", "custom"]
+    );
+    for (row, sent) in rows.iter().zip(&batch.events) {
+        assert_eq!(row.event_id, sent.id.to_string());
+        // The client clock is trusted only relative to its own `sent_at`: the stored time is
+        // the client time shifted by (received - sent), a few ms here.
+        let shift = row.ts_ms as i64 - sent.timestamp;
+        assert!((0..5_000).contains(&shift), "time shifted by {shift} ms");
+        assert!(row.received_ms.abs_diff(row.ts_ms) < 10_000);
+        assert_eq!(row.session_id, "k3v9q2m8x1");
+        assert_eq!(row.visitor_id, rows[0].visitor_id);
+        assert_ne!(row.visitor_id, 0);
+        assert_eq!(row.user_id, "");
+        assert_eq!(
+            (row.host.as_str(), row.path.as_str()),
+            ("shop.example", "/catalog")
+        );
+        assert_eq!(row.query, "utm_source=newsletter&utm_campaign=winter");
+        assert_eq!(
+            (row.utm_source.as_str(), row.utm_campaign.as_str()),
+            ("newsletter", "winter")
+        );
+        assert_eq!(row.referrer_host, "www.google.com");
+        assert_eq!(row.title, "Catalog · Example Shop");
+        assert_eq!((row.viewport_w, row.document_h), (1440, 3200));
+        assert_eq!(
+            (row.browser.as_str(), row.os.as_str(), row.device.as_str()),
+            ("Chrome", "Windows 10", "desktop")
+        );
+        assert_eq!(row.is_bot, 0);
+        assert_eq!(row.country, "DE");
+    }
+    let click = &rows[1];
+    assert_eq!((click.x, click.y), (642, 1187));
+    assert_eq!(
+        (click.element_id.as_str(), click.selector.as_str()),
+        ("add-to-cart", "#add-to-cart")
+    );
+    assert_eq!(
+        (click.tag.as_str(), click.text.as_str()),
+        ("button", "Add to cart")
+    );
+    assert_eq!((click.rel_x, click.rel_y, click.box_w), (0.25, 0.5, 328));
+    assert_eq!(rows[2].scroll_depth, 62);
+    assert_eq!(rows[3].visible_ms, 48_250);
+    assert_eq!(rows[4].name, "signup");
+    let props: serde_json::Value = serde_json::from_str(&rows[4].props).unwrap();
+    assert_eq!(
+        props,
+        serde_json::json!({"coupon": null, "plan": "pro", "seats": 3.0, "trial": false})
+    );
+    // Non-click rows carry no click data.
+    assert_eq!((rows[0].x, rows[0].selector.as_str()), (0, ""));
+
+    // The raw address is used for the visitor hash and dropped: no column could hold it.
+    let ip_columns: u64 = server
+        .db
+        .query("SELECT count() FROM system.columns WHERE database = currentDatabase() AND match(name, '(^|_)ip($|_)|addr')")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(ip_columns, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn another_browser_is_another_visitor_and_bots_are_flagged() {
+    let server = TestServer::start("visitors").await;
+    let client = reqwest::Client::new();
+    for (i, ua) in [
+        CHROME_WINDOWS,
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut batch = batch_now();
+        batch.events.truncate(1);
+        batch.events[0].id.0[0] = i as u8;
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .header("user-agent", *ua)
+            .body(cbor::encode(&batch))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    let rows: Vec<(u64, u8, String)> = server
+        .rows("SELECT visitor_id, is_bot, toString(device) FROM events FINAL ORDER BY is_bot")
+        .await;
+    assert_eq!(rows.len(), 2);
+    assert_ne!(rows[0].0, rows[1].0);
+    assert_eq!((rows[0].1, rows[1].1), (0, 1));
+    assert_eq!(rows[1].2, "bot");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn json_batches_and_the_simple_array_form_are_stored() {
+    let server = TestServer::start("json_forms").await;
+    let client = reqwest::Client::new();
+    let batch = batch_now();
+    let (status, body) = post(
+        &client,
+        &server.url("/v1/batch"),
+        Some("application/json"),
+        json::encode(&batch),
+    )
+    .await;
+    assert_eq!((status, body), (204, serde_json::Value::Null));
+
+    let simple = r##"[
+      {"type":"click","session_id":"user-session-1001","user_id":1001,"url":"/catalog?foo=bar",
+       "created_at":"2025-01-01T10:00:00Z","user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+       "payload":{"event_title":"checkout","element_id":"#submit-button","x":445,"y":315}},
+      {"type":"view","user_id":1001,"url":"/catalog","created_at":"2025-01-01T09:59:00Z"}
+    ]"##;
+    let (status, _) = post(
+        &client,
+        &server.url("/v1/batch?site=test"),
+        Some("application/json"),
+        simple.into(),
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    let full: u64 = server
+        .db
+        .query("SELECT count() FROM events FINAL WHERE session_id = 'k3v9q2m8x1'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(full, 5);
+    let rows: Vec<Stored> = server
+        .rows(&format!(
+            "{SELECT} WHERE user_id = '1001' ORDER BY timestamp"
+        ))
+        .await;
+    assert_eq!(rows.len(), 2);
+    let (view, click) = (&rows[0], &rows[1]);
+    assert_eq!(view.event_type, "pageview");
+    assert_eq!(
+        view.ts_ms, 1_735_725_540_000,
+        "created_at kept: no sent_at to correct against"
+    );
+    // The view came without a session: the collector assigned one.
+    assert!(
+        view.session_id.starts_with('s') && view.session_id.len() > 16,
+        "{}",
+        view.session_id
+    );
+    assert_eq!(click.event_type, "click");
+    assert_eq!(click.session_id, "user-session-1001");
+    assert_eq!(
+        (click.path.as_str(), click.query.as_str()),
+        ("/catalog", "foo=bar")
+    );
+    assert_eq!(
+        (click.x, click.y, click.selector.as_str()),
+        (445, 315, "#submit-button")
+    );
+    assert_eq!(click.title, "checkout");
+    assert_eq!(
+        (click.os.as_str(), click.device.as_str()),
+        ("iPhone", "mobile")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_sent_twice_is_stored_once() {
+    let server = TestServer::start("dedup").await;
+    let client = reqwest::Client::new();
+    let body = cbor::encode(&batch_now());
+    for _ in 0..2 {
+        let (status, _) = post(&client, &server.url("/v1/batch"), None, body.clone()).await;
+        assert_eq!(status, 204);
+    }
+    // Force the merge that ReplacingMergeTree does eventually, then count without FINAL too.
+    server
+        .db
+        .query("OPTIMIZE TABLE events FINAL")
+        .execute()
+        .await
+        .unwrap();
+    let (all, distinct): (u64, u64) = server
+        .db
+        .query("SELECT count(), uniqExact(event_id) FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!((all, distinct), (5, 5));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn queued_events_are_flushed_at_shutdown() {
+    // A flush interval far longer than the test: only the shutdown flush can write the rows.
+    let server = TestServer::start_with("shutdown_flush", |c| {
+        c.clickhouse.flush_interval_ms = 60_000;
+        c.clickhouse.ack_timeout_ms = 60_000;
+    })
+    .await;
+    let url = server.url("/v1/batch");
+    let body = cbor::encode(&batch_now());
+    let pending =
+        tokio::spawn(async move { post(&reqwest::Client::new(), &url, None, body).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let db = server.db.clone();
+    server.stop().await;
+    assert_eq!(pending.await.unwrap().0, 204);
+    let n: u64 = db
+        .query("SELECT count() FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+}

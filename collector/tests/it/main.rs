@@ -1,0 +1,160 @@
+//! Integration tests: the real collector on 127.0.0.1:0 against a real ClickHouse.
+//!
+//! ClickHouse is started once per test run by `scripts/clickhouse.sh` (installed if missing)
+//! in a temporary directory, and stops by itself when this process exits. Each test works in
+//! its own database, named after the test.
+
+mod bad_input;
+mod http;
+mod ingest;
+
+use pathlight_collector::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use tokio::sync::oneshot;
+
+/// URL of the run's ClickHouse, starting it on first use.
+pub fn clickhouse_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir =
+            std::env::temp_dir().join(format!("pathlight-it-clickhouse-{}", std::process::id()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = std::process::Command::new(root.join("scripts/clickhouse.sh"))
+            .args(["start", dir.to_str().unwrap(), &port.to_string()])
+            .env("PATHLIGHT_CLICKHOUSE_OWNER", std::process::id().to_string())
+            .env("PATHLIGHT_CLICKHOUSE_CLEANUP", "1")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running scripts/clickhouse.sh");
+        assert!(out.status.success(), "scripts/clickhouse.sh start failed");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    })
+}
+
+/// A collector serving one test, with its own database. Stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub db: clickhouse::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a collector with [`Config::for_tests`] for database `it_<name>`.
+    pub async fn start(name: &str) -> TestServer {
+        Self::start_with(name, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], after `adjust` has changed the config.
+    pub async fn start_with(name: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let url = clickhouse_url();
+        let database = format!("it_{name}");
+        let admin = clickhouse::Client::default()
+            .with_url(url)
+            .with_validation(false);
+        admin
+            .query(&format!("DROP DATABASE IF EXISTS {database}"))
+            .execute()
+            .await
+            .unwrap();
+        let mut config = Config::for_tests(url, &database);
+        adjust(&mut config);
+        config.validate().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pathlight_collector::serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        // Ready once it answers; migrations run before the first accept.
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        TestServer {
+            addr,
+            db: admin.with_database(&database),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://addr` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Rows of `sql` against the test's database.
+    pub async fn rows<T: clickhouse::RowOwned + clickhouse::RowRead>(&self, sql: &str) -> Vec<T> {
+        self.db
+            .query(sql)
+            .fetch_all::<T>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Stops the server and waits for its last flush.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Posts `body` with `content_type` (none: like `sendBeacon` with bytes).
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = client.post(url).body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, json)
+}
+
+/// The example batch, re-dated to now and addressed to site `test`.
+pub fn batch_now() -> pathlight_wire::RawBatch {
+    let mut b = pathlight_wire::sample::typical_batch();
+    let now = pathlight_collector::pipeline::now_ms();
+    let shift = now - b.sent_at;
+    b.sent_at = now;
+    b.site_id = "test".into();
+    for e in &mut b.events {
+        e.timestamp += shift;
+    }
+    b
+}

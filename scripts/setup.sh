@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need, from the project's own files only:
+# rustup targets, Debian packages, pinned cargo tools and `npm ci` as later parts need them.
+# Idempotent: each step first checks whether its tool is already there at the right version,
+# so a second run takes well under a second.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+step() { printf '[setup] %s\n' "$*" >&2; }
+
+# The tracker and the edge worker build `wire` for wasm32; CI checks that it still does.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  step "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! command -v curl >/dev/null 2>&1; then
+  step "apt-get install curl"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+fi
+
+# Real ClickHouse for tests and the demo (Debian's 18.16).
+"$root/scripts/clickhouse.sh" install
