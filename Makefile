@@ -21,11 +21,14 @@ build: setup
 # Static checks first: they fail in seconds, before the long test build.
 check: setup
 	cargo fmt --all -- --check
-	cargo build -p pathlight-wire --target wasm32-unknown-unknown
+	cargo build -p pathlight-wire -p pathlight-tracker -p pathlight-edge-worker --target wasm32-unknown-unknown
 	cargo clippy --all-targets -- -D warnings
 
+# Rust tests (wire; collector against a real ClickHouse 18.16), then the cross-component tests
+# in tests/ (current ClickHouse SQL through chdb), which use the binary cargo test just built.
 test: check
 	cargo test
+	cd tests && npm test
 
 demo: build
 	@scripts/demo.sh "$(CLICKHOUSE_PORT)" "$(COLLECTOR_ADDR)"

@@ -21,3 +21,17 @@ fi
 
 # Real ClickHouse for tests and the demo (Debian's 18.16).
 "$root/scripts/clickhouse.sh" install
+
+# Node packages of the cross-component tests (chdb: current ClickHouse embedded), exactly as
+# locked. `npm ci` wipes and reinstalls, so it runs only when the lock file changed.
+if ! command -v npm >/dev/null 2>&1; then
+  step "apt-get install nodejs npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+lock_hash=$(sha256sum "$root/tests/package-lock.json" | cut -d' ' -f1)
+stamp=$root/tests/node_modules/.pathlight-lock-sha256
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+  step "npm ci (tests/)"
+  (cd "$root/tests" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_hash" >"$stamp"
+fi
