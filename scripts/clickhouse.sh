@@ -4,6 +4,7 @@
 #   scripts/clickhouse.sh start [DIR] [HTTP_PORT]   # prints the HTTP URL once /ping answers
 #   scripts/clickhouse.sh stop  [DIR]
 #   scripts/clickhouse.sh url   [DIR]
+#   scripts/clickhouse.sh kill  [DIR]                # SIGKILL: a crash, for outage tests
 #   scripts/clickhouse.sh install                   # only make sure the server is installed
 #
 # DIR defaults to .data/clickhouse (git-ignored); HTTP_PORT defaults to $PATHLIGHT_CLICKHOUSE_PORT or 8123.
@@ -85,12 +86,17 @@ case "$cmd" in
     # Not --daemon: the server then stays in our process group, so Ctrl-C on `make demo` stops it too.
     nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
     echo $! >"$dir/pid"
-    if [ -n "${PATHLIGHT_CLICKHOUSE_OWNER:-}" ]; then
-      server=$(cat "$dir/pid") owner=$PATHLIGHT_CLICKHOUSE_OWNER
+    # One watchdog per directory; it stops whichever server runs there when the owner is
+    # gone, so a test may kill and restart the server without losing its data.
+    if [ -n "${PATHLIGHT_CLICKHOUSE_OWNER:-}" ] &&
+      ! { [ -f "$dir/watchdog" ] && kill -0 "$(cat "$dir/watchdog")" 2>/dev/null; }; then
+      owner=$PATHLIGHT_CLICKHOUSE_OWNER
       cleanup=":"
       [ "${PATHLIGHT_CLICKHOUSE_CLEANUP:-}" = 1 ] && cleanup="rm -rf '$dir'"
-      nohup setsid bash -c "while kill -0 $owner && kill -0 $server; do sleep 1; done
-        kill $server; while kill -0 $server; do sleep 0.2; done; $cleanup" >/dev/null 2>&1 &
+      nohup setsid bash -c "while kill -0 $owner; do sleep 1; done
+        if p=\$(cat '$dir/pid'); then kill \$p; while kill -0 \$p; do sleep 0.2; done; fi
+        $cleanup" >/dev/null 2>&1 &
+      echo $! >"$dir/watchdog"
     fi
     for _ in $(seq 1 300); do
       if curl -fsS "$(url)/ping" >/dev/null 2>&1; then url; exit 0; fi
@@ -109,7 +115,14 @@ case "$cmd" in
     fi
     rm -f "$dir/pid"
     ;;
+  kill)
+    if pid=$(running_pid); then
+      kill -9 "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    fi
+    rm -f "$dir/pid"
+    ;;
   url) url ;;
   install) ensure_installed ;;
-  *) echo "usage: $0 start|stop|url|install [DIR] [HTTP_PORT]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill|url|install [DIR] [HTTP_PORT]" >&2; exit 2 ;;
 esac

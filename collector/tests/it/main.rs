@@ -7,6 +7,7 @@
 mod bad_input;
 mod http;
 mod ingest;
+mod outage;
 
 use pathlight_collector::config::Config;
 use std::net::SocketAddr;
@@ -14,28 +15,65 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use tokio::sync::oneshot;
 
-/// URL of the run's ClickHouse, starting it on first use.
+/// URL of the run's shared ClickHouse, starting it on first use.
 pub fn clickhouse_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let dir =
-            std::env::temp_dir().join(format!("pathlight-it-clickhouse-{}", std::process::id()));
+    static SHARED: OnceLock<ClickHouseProcess> = OnceLock::new();
+    &SHARED
+        .get_or_init(|| ClickHouseProcess::start("shared"))
+        .url
+}
+
+/// A ClickHouse server of this test process, started with `scripts/clickhouse.sh` in a
+/// temporary directory; it stops (and its directory goes) when the test process exits.
+pub struct ClickHouseProcess {
+    pub url: String,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl ClickHouseProcess {
+    /// Starts a server named `name` on a free port.
+    pub fn start(name: &str) -> ClickHouseProcess {
+        let dir = std::env::temp_dir().join(format!(
+            "pathlight-it-clickhouse-{name}-{}",
+            std::process::id()
+        ));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let mut ch = ClickHouseProcess {
+            url: String::new(),
+            dir,
+            port,
+        };
+        ch.url = ch.script("start");
+        ch
+    }
+
+    /// Kills the server, as a crash would (its data stays).
+    pub fn kill(&self) {
+        self.script("kill");
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&self) {
+        self.script("start");
+    }
+
+    fn script(&self, cmd: &str) -> String {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let out = std::process::Command::new(root.join("scripts/clickhouse.sh"))
-            .args(["start", dir.to_str().unwrap(), &port.to_string()])
+            .args([cmd, self.dir.to_str().unwrap(), &self.port.to_string()])
             .env("PATHLIGHT_CLICKHOUSE_OWNER", std::process::id().to_string())
             .env("PATHLIGHT_CLICKHOUSE_CLEANUP", "1")
             .stderr(std::process::Stdio::inherit())
             .output()
             .expect("running scripts/clickhouse.sh");
-        assert!(out.status.success(), "scripts/clickhouse.sh start failed");
+        assert!(out.status.success(), "scripts/clickhouse.sh {cmd} failed");
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    })
+    }
 }
 
 /// A collector serving one test, with its own database. Stops when dropped.
@@ -54,7 +92,11 @@ impl TestServer {
 
     /// Like [`TestServer::start`], after `adjust` has changed the config.
     pub async fn start_with(name: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let url = clickhouse_url();
+        Self::start_at(clickhouse_url(), name, adjust).await
+    }
+
+    /// Like [`TestServer::start_with`], against the ClickHouse at `url`.
+    pub async fn start_at(url: &str, name: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let database = format!("it_{name}");
         let admin = clickhouse::Client::default()
             .with_url(url)
