@@ -236,3 +236,27 @@ pub enum PropValue {
     /// A string.
     Text(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_codes_and_names_agree() {
+        let kinds = [
+            EventKind::Pageview,
+            EventKind::Click(Click::default()),
+            EventKind::Scroll { max_depth_pct: 0 },
+            EventKind::Engagement { visible_ms: 0 },
+            EventKind::Custom {
+                name: String::new(),
+                props: BTreeMap::new(),
+            },
+        ];
+        for k in &kinds {
+            assert_eq!(EventKind::name_of_code(k.code()), Some(k.name()));
+        }
+        assert_eq!(EventKind::name_of_code(0), None);
+        assert_eq!(EventKind::name_of_code(6), None);
+    }
+}

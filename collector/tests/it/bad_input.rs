@@ -166,22 +166,10 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
     );
     stored += 10;
 
-    let count: u64 = server
-        .db
-        .query("SELECT count() FROM events FINAL")
-        .fetch_one()
-        .await
-        .unwrap();
+    let count = server.scalar("SELECT count() FROM events FINAL").await;
     assert_eq!(count, stored);
 
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for line in [
         r#"pathlight_events_rejected_total{reason="empty"} 1"#,
         r#"pathlight_events_rejected_total{reason="too_many_events"} 1"#,

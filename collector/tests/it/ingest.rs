@@ -133,12 +133,7 @@ async fn cbor_batch_is_stored_with_enrichment_field_by_field() {
     assert_eq!((rows[0].x, rows[0].selector.as_str()), (0, ""));
 
     // The raw address is used for the visitor hash and dropped: no column could hold it.
-    let ip_columns: u64 = server
-        .db
-        .query("SELECT count() FROM system.columns WHERE database = currentDatabase() AND match(name, '(^|_)ip($|_)|addr')")
-        .fetch_one()
-        .await
-        .unwrap();
+    let ip_columns = server.scalar("SELECT count() FROM system.columns WHERE database = currentDatabase() AND match(name, '(^|_)ip($|_)|addr')").await;
     assert_eq!(ip_columns, 0);
     server.stop().await;
 }
@@ -205,12 +200,9 @@ async fn json_batches_and_the_simple_array_form_are_stored() {
     .await;
     assert_eq!(status, 204);
 
-    let full: u64 = server
-        .db
-        .query("SELECT count() FROM events FINAL WHERE session_id = 'k3v9q2m8x1'")
-        .fetch_one()
-        .await
-        .unwrap();
+    let full = server
+        .scalar("SELECT count() FROM events FINAL WHERE session_id = 'k3v9q2m8x1'")
+        .await;
     assert_eq!(full, 5);
     let rows: Vec<Stored> = server
         .rows(&format!(

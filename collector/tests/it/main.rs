@@ -150,6 +150,25 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The single number `sql` answers.
+    pub async fn scalar(&self, sql: &str) -> u64 {
+        self.db
+            .query(sql)
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Stops the server and waits for its last flush.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());

@@ -52,14 +52,7 @@ async fn a_clickhouse_outage_delays_but_neither_loses_nor_duplicates() {
     assert_eq!(post(&client, &url, None, body).await.0, 204);
     assert_eq!(count().await.unwrap(), 10);
 
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains(r#"pathlight_sink_errors_total{reason="retry"}"#),
         "{metrics}"
