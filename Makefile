@@ -17,17 +17,21 @@ setup:
 
 build: setup
 	cargo build --bin pathlight
+	scripts/build-tracker.sh
 
 # Static checks first: they fail in seconds, before the long test build.
 check: setup
 	cargo fmt --all -- --check
 	cargo build -p pathlight-wire -p pathlight-tracker -p pathlight-edge-worker --target wasm32-unknown-unknown
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p pathlight-tracker --target wasm32-unknown-unknown -- -D warnings
 
 # Rust tests (wire; collector against a real ClickHouse 18.16), then the cross-component tests
-# in tests/ (current ClickHouse SQL through chdb), which use the binary cargo test just built.
+# in tests/ (current ClickHouse SQL through chdb; the tracker in Chromium against the collector
+# and ClickHouse), which use the binary cargo test just built and the tracker build.
 test: check
 	cargo test
+	scripts/build-tracker.sh
 	cd tests && npm test
 
 demo: build

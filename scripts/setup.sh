@@ -19,6 +19,22 @@ if ! command -v curl >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
 fi
 
+# wasm-bindgen CLI at exactly the version of the wasm-bindgen crate in Cargo.lock (the two
+# must match). No --locked: it fails to resolve for 0.2.130.
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$root/Cargo.lock")
+if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$wb_version" ]; then
+  step "cargo install wasm-bindgen-cli --version $wb_version (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$wb_version"
+fi
+
+# Real Chromium for the browser tests (never `playwright install`: Debian's build).
+if [ ! -x /usr/bin/chromium ]; then
+  step "apt-get install chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+
 # Real ClickHouse for tests and the demo (Debian's 18.16).
 "$root/scripts/clickhouse.sh" install
 

@@ -20,6 +20,10 @@ pub struct Config {
     pub www_dir: Option<PathBuf>,
     /// Directory served at `/demo/` (pages that embed the tracker); none: not served.
     pub demo_dir: Option<PathBuf>,
+    /// The tracker build (`scripts/build-tracker.sh` writes `target/tracker`): its
+    /// `pathlight.js` and `pathlight_bg.wasm` are served at `/pathlight.js` and
+    /// `/pathlight_bg.wasm`; none: not served.
+    pub tracker_dir: Option<PathBuf>,
     /// Secret keying the daily visitor hash. Collectors and edge workers that must agree on
     /// visitor ids share it; changing it splits every visitor in two for the day.
     pub hash_secret: String,
@@ -66,6 +70,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             www_dir: None,
             demo_dir: None,
+            tracker_dir: None,
             hash_secret: String::new(),
             client_ip_header: String::new(),
             country_header: String::new(),

@@ -51,6 +51,7 @@ pub async fn serve(
     let opts = server::HttpOptions {
         www_dir: config.www_dir.clone(),
         demo_dir: config.demo_dir.clone(),
+        tracker_dir: config.tracker_dir.clone(),
         client_ip_header: header(&config.client_ip_header),
         country_header: header(&config.country_header),
     };

@@ -28,6 +28,8 @@ pub struct HttpOptions {
     pub www_dir: Option<PathBuf>,
     /// Served at `/demo/`.
     pub demo_dir: Option<PathBuf>,
+    /// Holds the tracker files served at the root.
+    pub tracker_dir: Option<PathBuf>,
     /// Lower-case name of the trusted client-address header, if any.
     pub client_ip_header: Option<String>,
     /// Lower-case name of the trusted country header, if any.
@@ -263,11 +265,15 @@ fn not_found() -> Resp {
     )
 }
 
+/// The tracker embed's files, served from `tracker_dir`.
+const TRACKER_FILES: [&str; 2] = ["/pathlight.js", "/pathlight_bg.wasm"];
+
 /// `/demo/...` from the demo directory, anything else from `www/`. Paths with `..` or other
 /// non-normal components are refused, so nothing outside the two directories is reachable.
 async fn static_file(opts: &HttpOptions, path: &str) -> Option<Resp> {
     let (dir, rest) = match path.strip_prefix("/demo") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => (opts.demo_dir.as_ref()?, rest),
+        _ if TRACKER_FILES.contains(&path) => (opts.tracker_dir.as_ref()?, path),
         _ => (opts.www_dir.as_ref()?, path),
     };
     let rel = Path::new(rest.trim_start_matches('/'));

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the tracker: Rust → wasm32 (size profile) → wasm-bindgen (no-modules glue) →
+# wasm-opt -Oz → target/tracker/{pathlight.js, pathlight_bg.wasm}, which the collector serves
+# (`tracker_dir`). Prints the sizes; `--record` also rewrites bench/results/tracker-size.md.
+# Tools come from scripts/setup.sh: wasm-bindgen-cli matching Cargo.lock, binaryen from npm.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+out=target/tracker
+mkdir -p "$out"
+
+cargo build -p pathlight-tracker --target wasm32-unknown-unknown --profile wasm-size
+raw=target/wasm32-unknown-unknown/wasm-size/pathlight_tracker.wasm
+wasm-bindgen --target no-modules --no-typescript --out-dir "$out/gen" --out-name pathlight "$raw"
+# The features Rust's wasm32 target emits by default; without them wasm-opt refuses the module.
+tests/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  "$out/gen/pathlight_bg.wasm" -o "$out/pathlight_bg.wasm"
+{ echo "{"; cat "$out/gen/pathlight.js" tracker-wasm/js/loader.js; echo "}"; } >"$out/pathlight.js"
+
+size() { wc -c <"$1" | tr -d ' '; }
+gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
+js=$out/pathlight.js wasm=$out/pathlight_bg.wasm
+total_gz=$(( $(gz "$js") + $(gz "$wasm") ))
+table="| file | raw | gzip -9 |
+|---|---:|---:|
+| pathlight.js (glue + loader) | $(size "$js") B | $(gz "$js") B |
+| pathlight_bg.wasm (after wasm-opt -Oz) | $(size "$wasm") B | $(gz "$wasm") B |
+| wasm before wasm-opt | $(size "$out/gen/pathlight_bg.wasm") B | $(gz "$out/gen/pathlight_bg.wasm") B |
+| **embed total (js + wasm)** | | **$total_gz B** |"
+echo "$table"
+if [ "${1:-}" = "--record" ]; then
+  {
+    echo "# Tracker size"
+    echo
+    echo "Budget: embed build (loader JS + wasm, gzip -9) ≤ 12 KB (12288 B)."
+    echo "Date: $(date -u +%F). Command: \`scripts/build-tracker.sh --record\` (rustc $(rustc --version | cut -d' ' -f2), wasm-bindgen $(wasm-bindgen --version | cut -d' ' -f2), wasm-opt from npm binaryen $(node -p 'require("./tests/node_modules/binaryen/package.json").version'))."
+    echo
+    echo "$table"
+  } >bench/results/tracker-size.md
+fi

@@ -1,0 +1,513 @@
+//! The tracker's state machine, in plain Rust so it is tested natively: what to record for
+//! each browser happening, when a batch is due, and how sessions roll over. The browser layer
+//! (`web.rs`) only reads the DOM, calls in here, and delivers the bytes.
+
+use pathlight_wire::{
+    Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size, cbor,
+};
+use std::collections::BTreeMap;
+
+/// What the site configured.
+pub struct Settings {
+    /// Site id (`data-site`).
+    pub site: String,
+    /// Flush once this many events are buffered.
+    pub max_events: usize,
+    /// A session ends after this long without an event, ms.
+    pub session_timeout_ms: f64,
+}
+
+/// The page view events are attributed to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    /// `location.href`.
+    pub url: String,
+    /// `document.referrer` (for SPA navigations: the previous URL).
+    pub referrer: Option<String>,
+    /// `document.title`.
+    pub title: Option<String>,
+    /// Viewport size.
+    pub viewport: Size,
+    /// Document size.
+    pub document: Size,
+}
+
+/// The tab's session: a random id, kept in sessionStorage, renewed after inactivity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// Random hex id.
+    pub id: String,
+    /// Time of the last event, ms since the epoch.
+    pub last: f64,
+}
+
+impl Session {
+    /// Reads `id:last` as stored.
+    pub fn parse(s: &str) -> Option<Session> {
+        let (id, last) = s.split_once(':')?;
+        // Integer parse: f64 parsing would add its tables (~15 KB) to the wasm.
+        Some(Session {
+            id: id.to_owned(),
+            last: last.parse::<i64>().ok()? as f64,
+        })
+    }
+
+    /// `id:last`, for sessionStorage.
+    pub fn store(&self) -> String {
+        let mut s = self.id.clone();
+        s.push(':');
+        push_int(&mut s, self.last as u64);
+        s
+    }
+}
+
+/// Random bytes for ids (the browser's `crypto.getRandomValues`).
+pub type Random = Box<dyn FnMut() -> [u8; 16]>;
+
+/// Everything the tracker remembers between browser events.
+pub struct Core {
+    settings: Settings,
+    random: Random,
+    session: Option<Session>,
+    page: Page,
+    buffer: Vec<RawEvent>,
+    max_depth: u8,
+    reported_depth: u8,
+    visible_ms: f64,
+    visible_since: Option<f64>,
+}
+
+impl Core {
+    /// A tracker for one page load. `session` is what sessionStorage held.
+    pub fn new(
+        settings: Settings,
+        random: Random,
+        session: Option<Session>,
+        now: f64,
+        visible: bool,
+    ) -> Core {
+        Core {
+            settings,
+            random,
+            session,
+            page: Page::default(),
+            buffer: Vec::new(),
+            max_depth: 0,
+            reported_depth: 0,
+            visible_ms: 0.0,
+            visible_since: visible.then_some(now),
+        }
+    }
+
+    /// The current session, to persist after events were recorded.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// The page events are attributed to.
+    pub fn page(&self) -> &Page {
+        &self.page
+    }
+
+    /// A new page view: initial load or SPA route change. Reports what the previous page view
+    /// accumulated (scroll depth, visible time) first. Returns false when the URL did not
+    /// change (`replaceState` with the same URL, a hash-only change already seen).
+    pub fn pageview(&mut self, now: f64, page: Page) -> bool {
+        if !self.page.url.is_empty() && self.page.url == page.url {
+            return false;
+        }
+        self.checkpoint(now);
+        self.page = page;
+        self.max_depth = 0;
+        self.reported_depth = 0;
+        self.push(now, EventKind::Pageview);
+        true
+    }
+
+    /// A click, with the page and viewport sizes at that moment.
+    pub fn click(&mut self, now: f64, click: Click, viewport: Size, document: Size) {
+        self.page.viewport = viewport;
+        self.page.document = document;
+        self.push(now, EventKind::Click(click));
+    }
+
+    /// The deepest point seen so far, percent; reported at the next checkpoint.
+    pub fn scroll(&mut self, depth_pct: u8) {
+        self.max_depth = self.max_depth.max(depth_pct.min(100));
+    }
+
+    /// A custom event from the site's `track(name, props)`.
+    pub fn custom(&mut self, now: f64, name: String, props: BTreeMap<String, PropValue>) {
+        self.push(now, EventKind::Custom { name, props });
+    }
+
+    /// The page became visible or hidden. Hiding reports scroll depth and visible time.
+    pub fn set_visible(&mut self, now: f64, visible: bool) {
+        if visible {
+            self.visible_since.get_or_insert(now);
+        } else {
+            self.checkpoint(now);
+            self.visible_since = None;
+        }
+    }
+
+    /// Records the scroll depth reached and the visible time since the last checkpoint.
+    pub fn checkpoint(&mut self, now: f64) {
+        if self.page.url.is_empty() {
+            return;
+        }
+        if self.max_depth > self.reported_depth {
+            self.reported_depth = self.max_depth;
+            self.push(
+                now,
+                EventKind::Scroll {
+                    max_depth_pct: self.max_depth,
+                },
+            );
+        }
+        if let Some(since) = self.visible_since.as_mut() {
+            self.visible_ms += (now - *since).max(0.0);
+            *since = now;
+        }
+        if self.visible_ms >= 1.0 {
+            let visible_ms = self.visible_ms.min(86_400_000.0) as u32;
+            self.visible_ms = 0.0;
+            self.push(now, EventKind::Engagement { visible_ms });
+        }
+    }
+
+    /// Whether enough events are buffered for a batch.
+    pub fn wants_flush(&self) -> bool {
+        self.buffer.len() >= self.settings.max_events
+    }
+
+    /// Buffered events.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Drops everything buffered (opt-out).
+    pub fn clear(&mut self) {
+        self.buffer.clear();
+    }
+
+    /// The buffered events as an encoded batch, or none.
+    pub fn take_batch(&mut self, now: f64) -> Option<Vec<u8>> {
+        if self.buffer.is_empty() {
+            return None;
+        }
+        let batch = RawBatch {
+            version: FORMAT_VERSION,
+            site_id: self.settings.site.clone(),
+            sent_at: now as i64,
+            batch_id: Id((self.random)()),
+            events: std::mem::take(&mut self.buffer),
+        };
+        Some(cbor::encode(&batch))
+    }
+
+    fn session_id(&mut self, now: f64) -> String {
+        let timeout = self.settings.session_timeout_ms;
+        match &mut self.session {
+            Some(s) if now - s.last <= timeout => s.last = s.last.max(now),
+            _ => {
+                let bytes = (self.random)();
+                self.session = Some(Session {
+                    id: hex(&bytes[..8]),
+                    last: now,
+                });
+            }
+        }
+        self.session
+            .as_ref()
+            .map(|s| s.id.clone())
+            .unwrap_or_default()
+    }
+
+    fn push(&mut self, now: f64, kind: EventKind) {
+        let session_id = self.session_id(now);
+        let p = &self.page;
+        self.buffer.push(RawEvent {
+            id: Id((self.random)()),
+            timestamp: now as i64,
+            session_id,
+            url: p.url.clone(),
+            referrer: p.referrer.clone(),
+            title: p.title.clone(),
+            viewport: p.viewport,
+            document: p.document,
+            user_id: None,
+            user_agent: None,
+            kind,
+        });
+    }
+}
+
+/// Appends the decimal digits of `v` (no `format!`: it pulls core::fmt into the wasm).
+pub fn push_int(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(digits[..n].iter().rev().map(|&d| d as char));
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Inverse of [`hex`]; none for anything else.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
+        return None;
+    }
+    let nib = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
+    b.chunks(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
+}
+
+/// Click text as recorded: whitespace collapsed, at most 32 characters.
+pub fn short_text(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    for (n, word) in raw.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() >= 32 {
+            break;
+        }
+    }
+    let out: String = out.chars().take(32).collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// The CSS selector part for an element id: `#id` when the id is a plain identifier,
+/// otherwise an attribute selector with the value quoted.
+pub fn id_selector(id: &str) -> String {
+    let plain = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain {
+        let mut s = String::from("#");
+        s.push_str(id);
+        s
+    } else {
+        attr_selector("id", id)
+    }
+}
+
+/// `[name="value"]` with `"` and `\` escaped.
+pub fn attr_selector(name: &str, value: &str) -> String {
+    let mut s = String::with_capacity(name.len() + value.len() + 5);
+    s.push('[');
+    s.push_str(name);
+    s.push_str("=\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push_str("\"]");
+    s
+}
+
+/// Joins selector steps from the root down, keeping the deepest steps within `max` bytes.
+pub fn join_selector(steps_leaf_first: &[String], max: usize) -> String {
+    let mut out = String::new();
+    for step in steps_leaf_first {
+        let extra = step.len() + if out.is_empty() { 0 } else { 3 };
+        if out.len() + extra > max {
+            break;
+        }
+        out = if out.is_empty() {
+            step.clone()
+        } else {
+            let mut joined = step.clone();
+            joined.push_str(" > ");
+            joined.push_str(&out);
+            joined
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core(now: f64) -> Core {
+        let mut n = 0u8;
+        let random: Random = Box::new(move || {
+            n = n.wrapping_add(1);
+            [n; 16]
+        });
+        Core::new(
+            Settings {
+                site: "demo".into(),
+                max_events: 3,
+                session_timeout_ms: 30.0 * 60_000.0,
+            },
+            random,
+            None,
+            now,
+            true,
+        )
+    }
+
+    fn page(url: &str) -> Page {
+        Page {
+            url: url.into(),
+            viewport: Size { w: 375, h: 700 },
+            ..Page::default()
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> RawBatch {
+        cbor::decode(bytes, &pathlight_wire::Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn route_changes_report_depth_and_time_of_the_page_left() {
+        let mut c = core(1_000.0);
+        assert!(c.pageview(1_000.0, page("https://s/a")));
+        c.scroll(40);
+        c.scroll(75);
+        c.scroll(60);
+        assert!(
+            !c.pageview(2_000.0, page("https://s/a")),
+            "same URL is not a new view"
+        );
+        assert!(c.pageview(5_000.0, page("https://s/b")));
+        let b = decode(&c.take_batch(5_001.0).unwrap());
+        let kinds: Vec<_> = b.events.iter().map(|e| e.kind.clone()).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Pageview,
+                EventKind::Scroll { max_depth_pct: 75 },
+                EventKind::Engagement { visible_ms: 4_000 },
+                EventKind::Pageview
+            ]
+        );
+        assert_eq!(b.events[2].url, "https://s/a", "reported for the page left");
+        assert_eq!(b.events[3].url, "https://s/b");
+        assert_eq!(b.sent_at, 5_001);
+        assert!(c.take_batch(5_002.0).is_none());
+    }
+
+    #[test]
+    fn hidden_time_is_not_engagement_and_depth_is_reported_once() {
+        let mut c = core(0.0);
+        c.pageview(0.0, page("https://s/"));
+        c.scroll(50);
+        c.set_visible(1_000.0, false);
+        c.set_visible(61_000.0, true);
+        c.set_visible(63_000.0, false);
+        let b = decode(&c.take_batch(63_000.0).unwrap());
+        let kinds: Vec<_> = b.events.iter().map(|e| e.kind.clone()).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Pageview,
+                EventKind::Scroll { max_depth_pct: 50 },
+                EventKind::Engagement { visible_ms: 1_000 },
+                EventKind::Engagement { visible_ms: 2_000 },
+            ]
+        );
+    }
+
+    #[test]
+    fn sessions_roll_over_after_inactivity_and_survive_reloads() {
+        let mut c = core(0.0);
+        c.pageview(0.0, page("https://s/"));
+        let first = c.session().unwrap().clone();
+        c.custom(29.0 * 60_000.0, "x".into(), BTreeMap::new());
+        assert_eq!(c.session().unwrap().id, first.id);
+        c.custom(60.0 * 60_000.0, "y".into(), BTreeMap::new());
+        let second = c.session().unwrap().clone();
+        assert_ne!(second.id, first.id);
+        assert_eq!(Session::parse(&second.store()), Some(second.clone()));
+        let reloaded = Core::new(
+            Settings {
+                site: "demo".into(),
+                max_events: 3,
+                session_timeout_ms: 1e9,
+            },
+            Box::new(|| [9; 16]),
+            Some(second.clone()),
+            0.0,
+            true,
+        );
+        assert_eq!(reloaded.session().unwrap().id, second.id);
+    }
+
+    #[test]
+    fn flush_is_due_at_max_events() {
+        let mut c = core(0.0);
+        c.pageview(0.0, page("https://s/"));
+        c.click(1.0, Click::default(), Size::default(), Size::default());
+        assert!(!c.wants_flush());
+        c.click(
+            2.0,
+            Click::default(),
+            Size { w: 1, h: 2 },
+            Size { w: 3, h: 4 },
+        );
+        assert!(c.wants_flush());
+        let b = decode(&c.take_batch(3.0).unwrap());
+        assert_eq!(b.events[2].viewport, Size { w: 1, h: 2 });
+        assert_eq!(
+            b.events
+                .iter()
+                .map(|e| e.id)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(unhex(&hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(
+            short_text("  Add \n to   cart "),
+            Some("Add to cart".into())
+        );
+        assert_eq!(short_text(&"x".repeat(100)).unwrap().len(), 32);
+        assert_eq!(short_text("  "), None);
+        assert_eq!(id_selector("buy-now"), "#buy-now");
+        assert_eq!(id_selector("1st"), "[id=\"1st\"]");
+        assert_eq!(
+            attr_selector("data-track", "a\"b"),
+            "[data-track=\"a\\\"b\"]"
+        );
+        let steps: Vec<String> = ["button:nth-of-type(2)", "div", "#main"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            join_selector(&steps, 100),
+            "#main > div > button:nth-of-type(2)"
+        );
+        assert_eq!(join_selector(&steps, 30), "div > button:nth-of-type(2)");
+    }
+}
