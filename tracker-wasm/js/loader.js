@@ -34,7 +34,8 @@
       var orig = history[k];
       history[k] = function () {
         var r = orig.apply(this, arguments);
-        api.page();
+        // After the app's own handler has set the new title.
+        setTimeout(api.page, 0);
         return r;
       };
     });

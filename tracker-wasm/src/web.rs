@@ -32,6 +32,7 @@ struct Tracker {
     /// Errors swallowed so far (exported for tests and debugging).
     errors: u32,
     last_scroll: f64,
+    scroll_pending: bool,
     retry_at: f64,
     backoff_ms: f64,
     sending_queue: bool,
@@ -91,6 +92,7 @@ pub fn start(
         endpoint: endpoint.to_owned(),
         errors: 0,
         last_scroll: 0.0,
+        scroll_pending: false,
         retry_at: 0.0,
         backoff_ms: 1_000.0,
         sending_queue: false,
@@ -125,6 +127,7 @@ pub fn page() {
             viewport: viewport(&t.window),
             document: document_size(&t.window),
         };
+        t.settle_scroll();
         if t.core.pageview(now(), page) {
             t.save_session();
             t.flush_if_full();
@@ -208,10 +211,11 @@ fn opted_out(window: &Window) -> bool {
 
 fn privacy_signal(window: &Window) -> bool {
     let nav = window.navigator();
-    let gpc = Reflect::get(&nav, &"globalPrivacyControl".into())
-        .ok()
-        .and_then(|v| v.as_bool());
-    nav.do_not_track() == "1" || gpc == Some(true)
+    // Read untyped: `doNotTrack` is null when unset, which web-sys's `String` getter would
+    // turn into an exception.
+    let get = |name: &str| Reflect::get(&nav, &name.into()).unwrap_or(JsValue::UNDEFINED);
+    get("doNotTrack").as_string().as_deref() == Some("1")
+        || get("globalPrivacyControl").as_bool() == Some(true)
 }
 
 fn storage(window: &Window, local: bool) -> Option<Storage> {
@@ -283,6 +287,7 @@ fn listen(window: &Window, flush_ms: u32) {
                     .window
                     .document()
                     .is_some_and(|d| d.visibility_state() == VisibilityState::Visible);
+                t.settle_scroll();
                 t.core.set_visible(now(), visible);
                 if !visible {
                     t.flush(true);
@@ -295,6 +300,7 @@ fn listen(window: &Window, flush_ms: u32) {
         "pagehide",
         Box::new(|_| {
             with(|t| {
+                t.settle_scroll();
                 t.core.set_visible(now(), false);
                 t.flush(true);
             });
@@ -388,13 +394,27 @@ impl Tracker {
         self.flush_if_full();
     }
 
+    /// Throttled: layout is read at most every 100 ms. A skipped event leaves the measurement
+    /// pending, taken before anything is reported ([`Tracker::measure_scroll`]), so the last
+    /// position of a fast scroll is never lost.
     fn scroll(&mut self) {
-        // Throttled: layout reads at most every 100 ms.
         let t = now();
         if t - self.last_scroll < 100.0 {
+            self.scroll_pending = true;
             return;
         }
         self.last_scroll = t;
+        self.measure_scroll();
+    }
+
+    fn settle_scroll(&mut self) {
+        if self.scroll_pending {
+            self.measure_scroll();
+        }
+    }
+
+    fn measure_scroll(&mut self) {
+        self.scroll_pending = false;
         let doc = document_size(&self.window).h as f64;
         let seen = self.window.scroll_y().unwrap_or(0.0) + viewport(&self.window).h as f64;
         if doc > 0.0 {
@@ -422,6 +442,7 @@ impl Tracker {
     /// whether to keep the batch for later; when the page is going away, with `sendBeacon`,
     /// the one request the browser promises to finish after the page is gone.
     fn flush(&mut self, leaving: bool) {
+        self.settle_scroll();
         let Some(bytes) = self.core.take_batch(now()) else {
             return;
         };

@@ -1,0 +1,104 @@
+// The real stack for cross-component tests: a private ClickHouse (scripts/clickhouse.sh,
+// stopped by its watchdog when this process exits) and the `pathlight` collector binary on
+// 127.0.0.1 serving the demo site and the tracker build.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const bin = process.env.PATHLIGHT_BIN || join(root, "target", "debug", "pathlight");
+
+export async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts ClickHouse in a temp dir; returns its URL and a query helper. */
+export async function startClickHouse(name) {
+  const dir = mkdtempSync(join(tmpdir(), `pathlight-${name}-ch-`));
+  const url = execFileSync(join(root, "scripts", "clickhouse.sh"), ["start", dir, String(await freePort())], {
+    env: { ...process.env, PATHLIGHT_CLICKHOUSE_OWNER: String(process.pid), PATHLIGHT_CLICKHOUSE_CLEANUP: "1" },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  }).trim();
+  return {
+    url,
+    /** Rows of `sql` (JSONEachRow). */
+    async rows(sql) {
+      const r = await fetch(`${url}/?query=${encodeURIComponent(sql + " FORMAT JSONEachRow")}`);
+      const text = await r.text();
+      if (!r.ok) throw new Error(`${sql}: ${text}`);
+      return text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    },
+  };
+}
+
+/** Starts `pathlight serve` against `clickhouseUrl` for database `db`; resolves with its base URL. */
+export async function startCollector({ clickhouseUrl, db, port = 0, env = {} }) {
+  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH,
+      PATHLIGHT_LOG: "warn",
+      PATHLIGHT_CLICKHOUSE__URL: clickhouseUrl,
+      PATHLIGHT_CLICKHOUSE__DATABASE: db,
+      PATHLIGHT_CLICKHOUSE__FLUSH_INTERVAL_MS: "50",
+      PATHLIGHT_HASH_SECRET: "e2e-secret",
+      PATHLIGHT_DEMO_DIR: join(root, "demo-site"),
+      PATHLIGHT_WWW_DIR: join(root, "www"),
+      PATHLIGHT_TRACKER_DIR: join(root, "target", "tracker"),
+      PATHLIGHT_SITES: '[{id = "demo", origins = ["*"]}]',
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  process.on("exit", () => child.kill("SIGKILL"));
+  const base = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`pathlight serve exited with ${code}`)));
+  });
+  // Migrations run before the listener accepts; wait until it answers.
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    base,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value or `ms` pass. */
+export async function eventually(check, ms = 10_000, what = "condition") {
+  const until = Date.now() + ms;
+  let last;
+  while (Date.now() < until) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}: ${last}`);
+}
