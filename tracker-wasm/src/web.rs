@@ -2,11 +2,18 @@
 //! it, and batches leave as raw CBOR bytes. Nothing here may throw into the host page:
 //! every fallible browser call is `.ok()`-ed and counted, never unwrapped.
 
-use crate::core::{self, Core, Page, Session, Settings};
+#![allow(unsafe_code)]
+
+use crate::state::{self, Core, Page, Session, Settings};
+use ::core::cell::RefCell;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
 use js_sys::{Reflect, Uint8Array};
 use pathlight_wire::{Click, PropValue, Size};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
@@ -38,12 +45,35 @@ struct Tracker {
     sending_queue: bool,
 }
 
-thread_local! {
-    static TRACKER: RefCell<Option<Tracker>> = const { RefCell::new(None) };
+#[global_allocator]
+// SAFETY: wasm32-unknown-unknown without the atomics feature runs on one thread.
+static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+
+/// A panic cannot be reported anywhere useful; trapping aborts the wasm call, which the JS
+/// layer catches, so the page never sees it.
+#[panic_handler]
+fn panic(_: &::core::panic::PanicInfo) -> ! {
+    ::core::arch::wasm32::unreachable()
 }
 
+/// The tracker of this page.
+struct Global(RefCell<Option<Tracker>>);
+// SAFETY: as for the allocator: one thread, so the RefCell is never shared across threads.
+unsafe impl Sync for Global {}
+static TRACKER: Global = Global(RefCell::new(None));
+
 fn with<R>(f: impl FnOnce(&mut Tracker) -> R) -> Option<R> {
-    TRACKER.with(|t| t.try_borrow_mut().ok()?.as_mut().map(f))
+    TRACKER.0.try_borrow_mut().ok()?.as_mut().map(f)
+}
+
+/// `f64::round` lives in std; this is its positive/negative-aware equivalent.
+fn round(x: f64) -> f64 {
+    if x >= 0.0 {
+        (x + 0.5) as i64 as f64
+    } else {
+        (x - 0.5) as i64 as f64
+    }
 }
 
 fn now() -> f64 {
@@ -70,7 +100,7 @@ pub fn start(
         .and_then(|s| s.get_item(SESSION_KEY).ok().flatten())
         .and_then(|s| Session::parse(&s));
     let crypto = window.crypto().ok();
-    let random: core::Random = Box::new(move || {
+    let random: state::Random = Box::new(move || {
         let mut b = [0u8; 16];
         if let Some(c) = &crypto {
             let _ = c.get_random_values_with_u8_array(&mut b);
@@ -97,7 +127,9 @@ pub fn start(
         backoff_ms: 1_000.0,
         sending_queue: false,
     };
-    TRACKER.with(|t| *t.borrow_mut() = Some(tracker));
+    if let Ok(mut t) = TRACKER.0.try_borrow_mut() {
+        *t = Some(tracker);
+    }
     listen(&window, flush_ms.max(250));
     page();
     true
@@ -182,11 +214,9 @@ pub fn opt_out() {
         let _ = s.remove_item(QUEUE_KEY);
     }
     with(|t| t.core.clear());
-    TRACKER.with(|t| {
-        if let Ok(mut t) = t.try_borrow_mut() {
-            *t = None;
-        }
-    });
+    if let Ok(mut t) = TRACKER.0.try_borrow_mut() {
+        *t = None;
+    }
 }
 
 /// Undoes [`opt_out`]; tracking resumes on the next page load (or `start`).
@@ -363,11 +393,11 @@ impl Tracker {
         let text = if masked || matches!(tag.as_str(), "input" | "textarea" | "select") {
             None
         } else {
-            el.text_content().and_then(|t| core::short_text(&t))
+            el.text_content().and_then(|t| state::short_text(&t))
         };
         let click = Click {
-            x: number(event, "pageX").round() as i32,
-            y: number(event, "pageY").round() as i32,
+            x: round(number(event, "pageX")) as i32,
+            y: round(number(event, "pageY")) as i32,
             element_id: Some(el.id()).filter(|s| !s.is_empty()),
             selector: selector(&el),
             href: el
@@ -378,10 +408,10 @@ impl Tracker {
             rel_x: frac(cx - rect.left(), rect.width()),
             rel_y: frac(cy - rect.top(), rect.height()),
             element_box: [
-                (rect.left() + scroll.0).round() as i32,
-                (rect.top() + scroll.1).round() as i32,
-                rect.width().round() as i32,
-                rect.height().round() as i32,
+                round(rect.left() + scroll.0) as i32,
+                round(rect.top() + scroll.1) as i32,
+                round(rect.width()) as i32,
+                round(rect.height()) as i32,
             ],
         };
         self.core.click(
@@ -419,7 +449,7 @@ impl Tracker {
         let seen = self.window.scroll_y().unwrap_or(0.0) + viewport(&self.window).h as f64;
         if doc > 0.0 {
             self.core
-                .scroll((seen / doc * 100.0).round().clamp(0.0, 100.0) as u8);
+                .scroll(round(seen / doc * 100.0).clamp(0.0, 100.0) as u8);
         }
     }
 
@@ -472,7 +502,7 @@ impl Tracker {
         if fire_and_forget {
             return;
         }
-        let keep = std::rc::Rc::new(RefCell::new(Some(bytes)));
+        let keep = Rc::new(RefCell::new(Some(bytes)));
         let keep2 = keep.clone();
         let on_answer = Closure::once(move |resp: JsValue| {
             let status = resp.dyn_ref::<Response>().map_or(0, |r| r.status());
@@ -512,7 +542,7 @@ impl Tracker {
             return;
         };
         let mut queue = read_queue(&store);
-        queue.push(core::hex(&bytes));
+        queue.push(state::hex(&bytes));
         while queue.len() > QUEUE_MAX_BATCHES
             || queue.iter().map(String::len).sum::<usize>() > QUEUE_MAX_CHARS
         {
@@ -542,7 +572,7 @@ impl Tracker {
         } else {
             store.set_item(QUEUE_KEY, &queue.join(","))
         };
-        match core::unhex(&first) {
+        match state::unhex(&first) {
             Some(bytes) => {
                 self.sending_queue = true;
                 self.post(bytes, false);
@@ -574,14 +604,14 @@ fn selector(el: &Element) -> String {
     while let Some(e) = cur {
         let id = e.id();
         if !id.is_empty() {
-            steps.push(core::id_selector(&id));
+            steps.push(state::id_selector(&id));
             break;
         }
         if let Some((name, v)) = TRACK_ATTRS
             .iter()
             .find_map(|a| e.get_attribute(a).map(|v| (*a, v)))
         {
-            steps.push(core::attr_selector(name, &v));
+            steps.push(state::attr_selector(name, &v));
             break;
         }
         let tag = e.tag_name().to_ascii_lowercase();
@@ -592,7 +622,7 @@ fn selector(el: &Element) -> String {
         steps.push(nth_of_type(&e, tag));
         cur = e.parent_element();
     }
-    core::join_selector(&steps, MAX_SELECTOR)
+    state::join_selector(&steps, MAX_SELECTOR)
 }
 
 fn nth_of_type(e: &Element, tag: String) -> String {
@@ -614,7 +644,7 @@ fn nth_of_type(e: &Element, tag: String) -> String {
     }
     let mut s = tag;
     s.push_str(":nth-of-type(");
-    core::push_int(&mut s, index as u64);
+    state::push_int(&mut s, index as u64);
     s.push(')');
     s
 }

@@ -9,9 +9,13 @@
 use crate::error::{Field, WireError};
 use crate::limits::Limits;
 use crate::model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 use ciborium_io::Read as _;
 use ciborium_ll::{Decoder, Encoder, Header, simple};
-use std::collections::BTreeMap;
 
 /// Integer keys of the batch map.
 mod batch_key {
@@ -195,7 +199,7 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
 struct VecWriter<'a>(&'a mut Vec<u8>);
 
 impl ciborium_io::Write for VecWriter<'_> {
-    type Error = std::convert::Infallible;
+    type Error = core::convert::Infallible;
     fn write_all(&mut self, data: &[u8]) -> Result<(), Self::Error> {
         self.0.extend_from_slice(data);
         Ok(())

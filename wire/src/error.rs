@@ -1,6 +1,7 @@
 //! One error type for everything that can be wrong with a batch, naming the field.
 
-use std::fmt;
+use alloc::string::{String, ToString};
+use core::fmt;
 
 /// Why a batch or an event was refused. Each variant names the offending field where there is
 /// one (`site_id`, `events[3].url`, ...), so a sender can fix its payload from the message alone.

@@ -20,17 +20,26 @@
 //! crate builds for `wasm32-unknown-unknown` and serves the tracker and the edge worker.
 
 #![warn(missing_docs)]
+// Without `std` (the tracker's build), the model, the CBOR encoder/decoder, the limits and
+// validation need only `alloc`; JSON, enrichment and sessions need `std`.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
 
 pub mod cbor;
+#[cfg(feature = "std")]
 pub mod enrich;
 mod error;
+#[cfg(feature = "std")]
 pub mod json;
 mod limits;
 mod model;
 pub mod sample;
+#[cfg(feature = "std")]
 pub mod session;
 pub mod validate;
 
+#[cfg(feature = "std")]
 pub use enrich::{EnrichedEvent, Geo, RequestContext};
 pub use error::{Field, WireError};
 pub use limits::{Limits, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
@@ -67,6 +76,7 @@ impl Encoding {
     }
 }
 
+#[cfg(feature = "std")]
 /// Decodes a body in the given encoding. `site` is the request's `?site=` parameter, required
 /// by the simple JSON array form and checked against the batch otherwise.
 pub fn decode(

@@ -5,9 +5,11 @@
 //! wire; `FORMAT.md` is the normative description. Unknown fields are ignored in both encodings, so
 //! a newer client can add optional fields without a version bump.
 
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::fmt;
 
 /// The only batch format version this crate reads and writes.
 pub const FORMAT_VERSION: u8 = 1;
@@ -64,7 +66,7 @@ impl Serialize for Id {
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let s = <alloc::borrow::Cow<'de, str>>::deserialize(d)?;
         Id::parse(&s).ok_or_else(|| serde::de::Error::custom("expected a UUID (32 hex digits)"))
     }
 }

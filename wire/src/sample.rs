@@ -2,6 +2,8 @@
 //! for tests and load generators elsewhere in the workspace.
 
 use crate::model::{Click, EventKind, Id, PropValue, RawBatch, RawEvent, Size};
+use alloc::string::ToString;
+use alloc::vec;
 
 /// A click as the tracker sends it; `n` fills its id and offsets its time by `n` ms.
 pub fn click_event(n: u8) -> RawEvent {
@@ -39,7 +41,7 @@ pub fn typical_batch() -> RawBatch {
         kind,
         ..base.clone()
     };
-    let mut props = std::collections::BTreeMap::new();
+    let mut props = alloc::collections::BTreeMap::new();
     props.insert("plan".to_string(), PropValue::Text("pro".into()));
     props.insert("seats".to_string(), PropValue::Number(3.0));
     props.insert("trial".to_string(), PropValue::Bool(false));

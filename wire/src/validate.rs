@@ -4,6 +4,8 @@
 use crate::error::{Field, WireError};
 use crate::limits::{Limits, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use crate::model::{EventKind, PropValue, RawBatch, RawEvent};
+use alloc::format;
+use alloc::string::String;
 
 /// Checks the envelope: site id and send time. `sent_at == 0` means "unknown" (simple format).
 pub fn validate_envelope(batch: &RawBatch, limits: &Limits) -> Result<(), WireError> {

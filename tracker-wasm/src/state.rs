@@ -2,10 +2,14 @@
 //! each browser happening, when a batch is due, and how sessions roll over. The browser layer
 //! (`web.rs`) only reads the DOM, calls in here, and delivers the bytes.
 
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 use pathlight_wire::{
     Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size, cbor,
 };
-use std::collections::BTreeMap;
 
 /// What the site configured.
 pub struct Settings {
@@ -201,7 +205,7 @@ impl Core {
             site_id: self.settings.site.clone(),
             sent_at: now as i64,
             batch_id: Id((self.random)()),
-            events: std::mem::take(&mut self.buffer),
+            events: core::mem::take(&mut self.buffer),
         };
         Some(cbor::encode(&batch))
     }
