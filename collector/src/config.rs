@@ -62,6 +62,10 @@ pub struct SiteConfig {
     /// ten seconds' worth; 0: unlimited. Beyond it the collector answers 429.
     #[serde(default)]
     pub max_events_per_sec: u32,
+    /// Bearer token for this site's query API (`/api/v1/...`, the dashboards); empty: the
+    /// site's data cannot be queried over HTTP.
+    #[serde(default)]
+    pub api_token: String,
 }
 
 impl Default for Config {
@@ -162,6 +166,7 @@ impl Config {
                 id: "test".into(),
                 origins: vec!["*".into()],
                 max_events_per_sec: 0,
+                api_token: "test-token".into(),
             }],
             clickhouse: ClickHouseConfig {
                 url: clickhouse_url.into(),
@@ -247,6 +252,7 @@ mod tests {
             id: "a".into(),
             origins: vec!["example.com".into()],
             max_events_per_sec: 0,
+            api_token: String::new(),
         });
         assert!(c.validate().is_err());
         c.sites[0].origins.clear();

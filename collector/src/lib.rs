@@ -30,6 +30,7 @@ pub mod error;
 pub mod geo;
 pub mod metrics;
 pub mod pipeline;
+pub mod query;
 pub mod server;
 pub mod sinks;
 
@@ -55,12 +56,16 @@ pub async fn serve(
         client_ip_header: header(&config.client_ip_header),
         country_header: header(&config.country_header),
     };
+    let reader = sinks::clickhouse::client(&config.clickhouse)
+        .with_database(&config.clickhouse.database)
+        .with_validation(false);
+    let query_api = Arc::new(query::QueryApi::new(reader, &config.sites));
     let drain = pipeline.clone();
     let shutdown = async move {
         shutdown.await;
         drain.drain();
     };
-    server::run(listener, pipeline, opts, shutdown).await;
+    server::run(listener, pipeline, query_api, opts, shutdown).await;
     // The server dropped its handle to the pipeline; the sink sees its queue close, writes
     // what is left, and ends.
     sink_task.await?;

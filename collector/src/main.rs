@@ -39,6 +39,12 @@ enum Command {
     },
     /// Check the configuration and print it with every default filled in.
     Config,
+    /// Print every analytics query as ClickHouse receives it, for the given API parameters.
+    Sql {
+        /// Query-API parameters, as in `/api/v1/heatmap?...`.
+        #[arg(long, default_value = "site=demo&path=/&from=2026-01-01&to=2026-12-31")]
+        params: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,6 +94,13 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        Command::Sql { params } => {
+            let filters = pathlight_collector::query::Filters::parse(&params)?;
+            for (name, sql) in pathlight_collector::query::catalogue(&filters) {
+                println!("-- {name}\n{sql};");
+            }
+            Ok(())
+        }
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())

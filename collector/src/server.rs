@@ -5,6 +5,7 @@
 use crate::error::{ErrorBody, IngestError};
 use crate::metrics::RequestLabels;
 use crate::pipeline::{IngestRequest, Pipeline, now_ms};
+use crate::query::QueryApi;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -38,6 +39,7 @@ pub struct HttpOptions {
 
 struct App {
     pipeline: Arc<Pipeline>,
+    query: Arc<QueryApi>,
     opts: HttpOptions,
 }
 
@@ -48,10 +50,15 @@ type Resp = Response<Full<Bytes>>;
 pub async fn run(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
+    query: Arc<QueryApi>,
     opts: HttpOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let app = Arc::new(App { pipeline, opts });
+    let app = Arc::new(App {
+        pipeline,
+        query,
+        opts,
+    });
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -102,6 +109,7 @@ async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
             json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         ),
         (&Method::GET, "/metrics") => ("metrics", metrics(app)),
+        (&Method::GET, p) if p.starts_with("/api/v1/") => ("api", api(app, &req).await),
         (&Method::GET | &Method::HEAD, p) => match static_file(&app.opts, p).await {
             Some(r) => ("static", r),
             None => ("not_found", not_found()),
@@ -178,6 +186,24 @@ async fn read_and_ingest(
         received_at,
     };
     app.pipeline.ingest(request).await
+}
+
+async fn api(app: &App, req: &Request<Incoming>) -> Resp {
+    let endpoint = req.uri().path().trim_start_matches("/api/v1/");
+    let auth = header_str(req.headers(), header::AUTHORIZATION);
+    match app
+        .query
+        .handle(endpoint, req.uri().query().unwrap_or(""), auth)
+        .await
+    {
+        Ok(body) => json(StatusCode::OK, &body),
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::warn!(error = %e, endpoint, "query failed");
+            }
+            json(e.status(), &e.body())
+        }
+    }
 }
 
 fn error_response(e: &IngestError) -> Resp {

@@ -7,12 +7,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { Session } from "chdb";
+import { bin } from "../lib/stack.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = process.env.PATHLIGHT_BIN || join(root, "target", "debug", "pathlight");
 
 function migrationSql(env = {}) {
   const out = execFileSync(bin, ["migrate", "--print", "modern"], {

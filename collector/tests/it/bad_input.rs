@@ -38,6 +38,7 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
             id: "limited".into(),
             origins: vec![],
             max_events_per_sec: 1,
+            api_token: String::new(),
         });
     })
     .await;

@@ -1,0 +1,142 @@
+//! The query API, `GET /api/v1/{heatmap,elements,stats}`: JSON over the `events` table, per
+//! site, behind the site's bearer token. Parameters are validated into [`Filters`] (clear 400s
+//! naming the parameter) and reach ClickHouse only as bound values, never spliced into SQL.
+
+mod sql;
+
+use crate::config::SiteConfig;
+use clickhouse::Client;
+use http::StatusCode;
+use serde::Serialize;
+use std::collections::HashMap;
+
+pub use sql::{Filters, catalogue};
+
+/// Why a query request was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// A parameter is missing or malformed.
+    #[error("{param}: {detail}")]
+    BadParam {
+        /// The parameter.
+        param: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No or a wrong bearer token for the site.
+    #[error("a valid bearer token for site {0:?} is required")]
+    Unauthorized(String),
+    /// No such endpoint.
+    #[error("no such endpoint")]
+    NotFound,
+    /// ClickHouse failed.
+    #[error("storage query failed: {0}")]
+    Storage(#[from] clickhouse::error::Error),
+}
+
+impl QueryError {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            QueryError::BadParam { .. } => StatusCode::BAD_REQUEST,
+            QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            QueryError::NotFound => StatusCode::NOT_FOUND,
+            QueryError::Storage(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// JSON body, shaped like the ingest errors.
+    pub fn body(&self) -> crate::error::ErrorBody {
+        crate::error::ErrorBody {
+            error: self.to_string(),
+            field: match self {
+                QueryError::BadParam { param, .. } => Some((*param).to_owned()),
+                _ => None,
+            },
+            reason: match self {
+                QueryError::BadParam { .. } => "bad_param",
+                QueryError::Unauthorized(_) => "unauthorized",
+                QueryError::NotFound => "not_found",
+                QueryError::Storage(_) => "storage",
+            },
+        }
+    }
+}
+
+/// The API's state: a reading client and the sites' tokens.
+pub struct QueryApi {
+    client: Client,
+    tokens: HashMap<String, String>,
+}
+
+impl QueryApi {
+    /// An API reading through `client` (database selected) for `sites`.
+    pub fn new(client: Client, sites: &[SiteConfig]) -> QueryApi {
+        let tokens = sites
+            .iter()
+            .filter(|s| !s.api_token.is_empty())
+            .map(|s| (s.id.clone(), s.api_token.clone()))
+            .collect();
+        QueryApi { client, tokens }
+    }
+
+    /// Answers `GET /api/v1/<endpoint>?<query>` with the `Authorization` header value.
+    pub async fn handle(
+        &self,
+        endpoint: &str,
+        query: &str,
+        authorization: Option<&str>,
+    ) -> Result<serde_json::Value, QueryError> {
+        let filters = Filters::parse(query)?;
+        self.authorize(&filters.site, authorization)?;
+        match endpoint {
+            "heatmap" => {
+                filters.path()?;
+                json(sql::heatmap(&self.client, &filters).await)
+            }
+            "elements" => {
+                filters.path()?;
+                json(sql::elements(&self.client, &filters).await)
+            }
+            "stats" => json(sql::stats(&self.client, &filters).await),
+            _ => Err(QueryError::NotFound),
+        }
+    }
+
+    /// Constant-time comparison, so response timing does not reveal how much of a guess
+    /// was right.
+    fn authorize(&self, site: &str, authorization: Option<&str>) -> Result<(), QueryError> {
+        let given = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok = self.tokens.get(site).is_some_and(|want| {
+            want.len() == given.len()
+                && want
+                    .bytes()
+                    .zip(given.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(QueryError::Unauthorized(site.to_owned()))
+        }
+    }
+}
+
+fn json<T: Serialize>(
+    v: Result<T, clickhouse::error::Error>,
+) -> Result<serde_json::Value, QueryError> {
+    Ok(serde_json::to_value(v?).unwrap_or_default())
+}
+
+/// A count of something, by name.
+#[derive(Debug, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct Count {
+    /// What is counted (page path, device, country, ...).
+    pub key: String,
+    /// How many.
+    pub count: u64,
+}

@@ -1,0 +1,566 @@
+//! The analytics queries. Written for ClickHouse 18.16 and current servers alike (no window
+//! functions, no server-side parameters): values are bound with the client's `?` escaping,
+//! every result column is cast to the exact type its row field reads.
+
+use super::{Count, QueryError};
+use clickhouse::Client;
+use serde::{Deserialize, Serialize};
+
+/// Validated query parameters shared by every endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filters {
+    /// `site` (required).
+    pub site: String,
+    /// `from`, `YYYY-MM-DD` (UTC); default: 29 days before `to`.
+    pub from: String,
+    /// `to`, `YYYY-MM-DD` (UTC), inclusive; default: today.
+    pub to: String,
+    /// `path`: one page (`/catalog`); required by `heatmap` and `elements`.
+    pub path: Option<String>,
+    /// `device`: `desktop`, `mobile` or `tablet`.
+    pub device: Option<String>,
+    /// `width`: the width the viewer renders at; clicks are taken from the same layout class
+    /// (phone < 600 px ≤ tablet < 1000 px ≤ desktop), since layouts differ between them.
+    pub width: Option<(u32, u32)>,
+}
+
+enum Bind {
+    S(String),
+    U(u32),
+}
+
+fn bad(param: &'static str, detail: impl Into<String>) -> QueryError {
+    QueryError::BadParam {
+        param,
+        detail: detail.into(),
+    }
+}
+
+impl Filters {
+    /// Parses a query string.
+    pub fn parse(query: &str) -> Result<Filters, QueryError> {
+        let mut f = Filters {
+            site: String::new(),
+            from: String::new(),
+            to: String::new(),
+            path: None,
+            device: None,
+            width: None,
+        };
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "site" if !v.is_empty() && v.len() <= 256 => f.site = v,
+                "site" => return Err(bad("site", "must be 1 to 256 bytes")),
+                "from" => f.from = date(&v).ok_or_else(|| bad("from", "expected YYYY-MM-DD"))?,
+                "to" => f.to = date(&v).ok_or_else(|| bad("to", "expected YYYY-MM-DD"))?,
+                "path" if v.starts_with('/') && v.len() <= 2048 => f.path = Some(v),
+                "path" => return Err(bad("path", "must start with / and be at most 2048 bytes")),
+                "device" if matches!(v.as_str(), "desktop" | "mobile" | "tablet") => {
+                    f.device = Some(v)
+                }
+                "device" => return Err(bad("device", "expected desktop, mobile or tablet")),
+                "width" => {
+                    let w: u32 = v
+                        .parse()
+                        .map_err(|_| bad("width", "expected a width in CSS px"))?;
+                    f.width = Some(match w {
+                        0..600 => (0, 600),
+                        600..1000 => (600, 1000),
+                        _ => (1000, u32::MAX),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if f.site.is_empty() {
+            return Err(bad("site", "required"));
+        }
+        if f.to.is_empty() {
+            f.to = civil(unix_days(crate::pipeline::now_ms()));
+        }
+        if f.from.is_empty() {
+            f.from = civil(days_of(&f.to) - 29);
+        }
+        if days_of(&f.from) > days_of(&f.to) {
+            return Err(bad("from", "must not be after to"));
+        }
+        Ok(f)
+    }
+
+    /// The `path`, for endpoints that need one.
+    pub fn path(&self) -> Result<&str, QueryError> {
+        self.path
+            .as_deref()
+            .ok_or_else(|| bad("path", "required for this endpoint"))
+    }
+
+    /// `WHERE` for events of `kind` (or all kinds), bots excluded, with its bound values.
+    fn condition(&self, kind: Option<&str>, binds: &mut Vec<Bind>) -> String {
+        let mut sql = String::from(
+            "site_id = ? AND toDate(timestamp) BETWEEN toDate(?) AND toDate(?) AND is_bot = 0",
+        );
+        binds.extend([
+            Bind::S(self.site.clone()),
+            Bind::S(self.from.clone()),
+            Bind::S(self.to.clone()),
+        ]);
+        if let Some(kind) = kind {
+            sql.push_str(" AND event_type = ?");
+            binds.push(Bind::S(kind.to_owned()));
+        }
+        if let Some(p) = &self.path {
+            sql.push_str(" AND path = ?");
+            binds.push(Bind::S(p.clone()));
+        }
+        if let Some(d) = &self.device {
+            sql.push_str(" AND device = ?");
+            binds.push(Bind::S(d.clone()));
+        }
+        if let Some((lo, hi)) = self.width {
+            sql.push_str(" AND viewport_w >= ? AND viewport_w < ?");
+            binds.extend([Bind::U(lo), Bind::U(hi.min(u32::from(u16::MAX) + 1))]);
+        }
+        sql
+    }
+}
+
+const HEATMAP_POINTS: &str = "SELECT toFloat64(round(x / document_w, 3)) AS px, toInt32(intDiv(y, 2) * 2) AS py, toUInt64(count()) AS n \
+     FROM events FINAL WHERE {where} AND document_w > 0 GROUP BY px, py ORDER BY n DESC, px, py LIMIT 20000";
+const HEATMAP_ANCHORED: &str = "SELECT selector, toFloat64(round(rel_x, 2)) AS rx, toFloat64(round(rel_y, 2)) AS ry, toUInt64(count()) AS n \
+     FROM events FINAL WHERE {where} AND selector != '' GROUP BY selector, rx, ry ORDER BY n DESC, selector, rx, ry LIMIT 20000";
+const SCROLL_DEPTHS: &str = "SELECT toUInt8(d) AS depth, toUInt64(count()) AS n FROM \
+     (SELECT session_id, max(scroll_depth) AS d FROM events FINAL WHERE {where} GROUP BY session_id) \
+     GROUP BY depth ORDER BY depth";
+const PAGE_VIEWS: &str = "SELECT toUInt64(count()) AS n FROM events FINAL WHERE {where}";
+const ELEMENTS: &str = "SELECT selector, any(element_id), any(tag), any(text), toUInt64(count()) AS clicks, \
+     toUInt64(uniqExact(visitor_id)), toFloat64(avg(rel_x)), toFloat64(avg(rel_y)), toFloat64(0) \
+     FROM events FINAL WHERE {where} AND selector != '' GROUP BY selector ORDER BY clicks DESC, selector LIMIT 500";
+const TOTALS: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(uniqExact(session_id)), \
+     toUInt64(countIf(event_type = 'pageview')), toUInt64(count()) FROM events FINAL WHERE {where}";
+const SESSIONS: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
+     (SELECT session_id, min(toUInt64(timestamp) * 1000 + timestamp_ms) AS t0, \
+      max(toUInt64(timestamp) * 1000 + timestamp_ms) AS t1, countIf(event_type = 'pageview') AS pv \
+      FROM events FINAL WHERE {where} GROUP BY session_id)";
+const SERIES: &str = "SELECT toString(toDate(timestamp)) AS day, toUInt64(uniqExact(visitor_id)), \
+     toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
+
+/// Columns ranked by page views in `stats`.
+const TOP_COLUMNS: [&str; 7] = [
+    "path",
+    "referrer_host",
+    "device",
+    "browser",
+    "os",
+    "country",
+    "utm_campaign",
+];
+
+fn top_sql(column: &str) -> String {
+    format!(
+        "SELECT toString({column}) AS key, toUInt64(count()) AS count FROM events FINAL \
+         WHERE {{where}} AND toString({column}) != '' GROUP BY key ORDER BY count DESC, key LIMIT 10"
+    )
+}
+
+/// Every analytics query as ClickHouse receives it for `f` (values bound): what
+/// `pathlight sql` prints, and what the modern-dialect test runs in an embedded ClickHouse.
+pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
+    let mut list: Vec<(String, String, Option<&str>)> = vec![
+        (
+            "heatmap points".into(),
+            HEATMAP_POINTS.into(),
+            Some("click"),
+        ),
+        (
+            "heatmap anchored".into(),
+            HEATMAP_ANCHORED.into(),
+            Some("click"),
+        ),
+        (
+            "heatmap scroll".into(),
+            SCROLL_DEPTHS.into(),
+            Some("scroll"),
+        ),
+        ("elements views".into(), PAGE_VIEWS.into(), Some("pageview")),
+        ("elements".into(), ELEMENTS.into(), Some("click")),
+        ("stats totals".into(), TOTALS.into(), None),
+        ("stats sessions".into(), SESSIONS.into(), None),
+        ("stats series".into(), SERIES.into(), None),
+    ];
+    list.extend(
+        TOP_COLUMNS
+            .iter()
+            .map(|c| (format!("stats top {c}"), top_sql(c), Some("pageview"))),
+    );
+    list.into_iter()
+        .map(|(name, sql, kind)| {
+            (
+                name,
+                prepare(&Client::default(), &sql, f, kind)
+                    .sql_display()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The query for `sql` with `{where}` replaced by the filters' condition for `kind`, bound.
+fn prepare(
+    client: &Client,
+    sql: &str,
+    f: &Filters,
+    kind: Option<&str>,
+) -> clickhouse::query::Query {
+    let mut binds = Vec::new();
+    let condition = f.condition(kind, &mut binds);
+    let mut q = client.query(&sql.replace("{where}", &condition));
+    for b in binds {
+        q = match b {
+            Bind::S(s) => q.bind(s),
+            Bind::U(u) => q.bind(u),
+        };
+    }
+    q
+}
+
+/// Runs `sql` (whose `{where}` is replaced by the filters' condition for `kind`).
+async fn rows<T>(
+    client: &Client,
+    sql: &str,
+    f: &Filters,
+    kind: Option<&str>,
+) -> Result<Vec<T>, clickhouse::error::Error>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    prepare(client, sql, f, kind).fetch_all::<T>().await
+}
+
+/// `YYYY-MM-DD`, checked as a real date.
+fn date(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let ok = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    let (y, m, d) = (
+        s.get(0..4)?.parse::<i64>().ok()?,
+        s.get(5..7)?.parse::<u32>().ok()?,
+        s.get(8..10)?.parse::<u32>().ok()?,
+    );
+    (ok && (1970..=2100).contains(&y) && civil(days_from_civil(y, m, d)) == s).then(|| s.to_owned())
+}
+
+fn days_of(s: &str) -> i64 {
+    days_from_civil(
+        s[0..4].parse().unwrap_or(1970),
+        s[5..7].parse().unwrap_or(1),
+        s[8..10].parse().unwrap_or(1),
+    )
+}
+
+fn unix_days(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` of days since 1970-01-01.
+fn civil(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `heatmap`: where a page was clicked.
+#[derive(Debug, Serialize)]
+pub struct Heatmap {
+    /// Clicks counted.
+    pub clicks: u64,
+    /// Clicks by position: `x` as a fraction of the document width (so the viewer scales it to
+    /// the width it renders at), `y` in page px (2 px bins).
+    pub points: Vec<Point>,
+    /// Clicks by element and position inside it (1 % bins): the viewer places these on the
+    /// element it finds by selector, so they stay right after reflow.
+    pub anchored: Vec<Anchored>,
+    /// Share of sessions whose deepest scroll on the page reached 0 %, 10 %, ... 100 %.
+    pub scroll_reach: Vec<f64>,
+}
+
+/// A heatmap bin.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Point {
+    /// Fraction of the document width.
+    pub x: f64,
+    /// Page px.
+    pub y: i32,
+    /// Clicks.
+    pub n: u64,
+}
+
+/// An element-anchored bin.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Anchored {
+    /// The element's selector.
+    pub selector: String,
+    /// Position inside the element, fractions.
+    pub rel_x: f64,
+    /// Position inside the element, fractions.
+    pub rel_y: f64,
+    /// Clicks.
+    pub n: u64,
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct DepthCount {
+    depth: u8,
+    n: u64,
+}
+
+/// Builds the heatmap of one page.
+pub async fn heatmap(client: &Client, f: &Filters) -> Result<Heatmap, clickhouse::error::Error> {
+    let points: Vec<Point> = rows(client, HEATMAP_POINTS, f, Some("click")).await?;
+    let anchored: Vec<Anchored> = rows(client, HEATMAP_ANCHORED, f, Some("click")).await?;
+    let depths: Vec<DepthCount> = rows(client, SCROLL_DEPTHS, f, Some("scroll")).await?;
+    let sessions: u64 = depths.iter().map(|d| d.n).sum();
+    let scroll_reach = (0..=10u8)
+        .map(|step| {
+            let reached: u64 = depths
+                .iter()
+                .filter(|d| d.depth >= step * 10)
+                .map(|d| d.n)
+                .sum();
+            if sessions == 0 {
+                0.0
+            } else {
+                reached as f64 / sessions as f64
+            }
+        })
+        .collect();
+    Ok(Heatmap {
+        clicks: points.iter().map(|p| p.n).sum(),
+        points,
+        anchored,
+        scroll_reach,
+    })
+}
+
+/// `elements`: per element of a page.
+#[derive(Debug, Serialize)]
+pub struct Elements {
+    /// Page views of the page.
+    pub views: u64,
+    /// Clicked elements, most clicked first.
+    pub elements: Vec<Element>,
+}
+
+/// One element's figures.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Element {
+    /// Selector.
+    pub selector: String,
+    /// `id` attribute.
+    pub element_id: String,
+    /// Tag.
+    pub tag: String,
+    /// Short text.
+    pub text: String,
+    /// Clicks.
+    pub clicks: u64,
+    /// Distinct visitors who clicked.
+    pub clickers: u64,
+    /// Average click position inside the element.
+    pub avg_rel_x: f64,
+    /// Average click position inside the element.
+    pub avg_rel_y: f64,
+    /// Clicks per page view (click-to-view conversion); set after the query.
+    #[serde(default)]
+    pub ctr: f64,
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct One {
+    n: u64,
+}
+
+/// Per-element clicks and click-to-view conversion on one page.
+pub async fn elements(client: &Client, f: &Filters) -> Result<Elements, clickhouse::error::Error> {
+    let views = rows::<One>(client, PAGE_VIEWS, f, Some("pageview"))
+        .await?
+        .first()
+        .map_or(0, |o| o.n);
+    let mut elements: Vec<Element> = rows(client, ELEMENTS, f, Some("click")).await?;
+    for e in &mut elements {
+        e.ctr = if views == 0 {
+            0.0
+        } else {
+            e.clicks as f64 / views as f64
+        };
+    }
+    Ok(Elements { views, elements })
+}
+
+/// `stats`: a site's traffic over the date range.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    /// Distinct visitors.
+    pub visitors: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Page views.
+    pub pageviews: u64,
+    /// Events of every kind.
+    pub events: u64,
+    /// Average session duration, seconds (first to last event).
+    pub avg_session_secs: f64,
+    /// Share of sessions with one page view at most.
+    pub bounce_rate: f64,
+    /// Per day.
+    pub series: Vec<Day>,
+    /// Top pages by page views.
+    pub pages: Vec<Count>,
+    /// Top referrer hosts.
+    pub referrers: Vec<Count>,
+    /// Page views by device type.
+    pub devices: Vec<Count>,
+    /// Page views by browser.
+    pub browsers: Vec<Count>,
+    /// Page views by OS.
+    pub os: Vec<Count>,
+    /// Page views by country.
+    pub countries: Vec<Count>,
+    /// Page views by UTM campaign.
+    pub campaigns: Vec<Count>,
+}
+
+/// One day of the series.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Day {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Distinct visitors.
+    pub visitors: u64,
+    /// Page views.
+    pub pageviews: u64,
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Totals {
+    visitors: u64,
+    sessions: u64,
+    pageviews: u64,
+    events: u64,
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct SessionFigures {
+    avg_ms: f64,
+    bounced: u64,
+    sessions: u64,
+}
+
+/// The traffic figures of a site.
+pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::error::Error> {
+    let totals = rows::<Totals>(client, TOTALS, f, None)
+        .await?
+        .pop()
+        .unwrap_or(Totals {
+            visitors: 0,
+            sessions: 0,
+            pageviews: 0,
+            events: 0,
+        });
+    let s = rows::<SessionFigures>(client, SESSIONS, f, None)
+        .await?
+        .pop()
+        .unwrap_or(SessionFigures {
+            avg_ms: 0.0,
+            bounced: 0,
+            sessions: 0,
+        });
+    let series = rows::<Day>(client, SERIES, f, None).await?;
+    let top = |column: &'static str| {
+        let sql = top_sql(column);
+        async move { rows::<Count>(client, &sql, f, Some("pageview")).await }
+    };
+    Ok(Stats {
+        visitors: totals.visitors,
+        sessions: totals.sessions,
+        pageviews: totals.pageviews,
+        events: totals.events,
+        avg_session_secs: s.avg_ms / 1000.0,
+        bounce_rate: if s.sessions == 0 {
+            0.0
+        } else {
+            s.bounced as f64 / s.sessions as f64
+        },
+        series,
+        pages: top("path").await?,
+        referrers: top("referrer_host").await?,
+        devices: top("device").await?,
+        browsers: top("browser").await?,
+        os: top("os").await?,
+        countries: top("country").await?,
+        campaigns: top("utm_campaign").await?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_and_are_validated() {
+        assert_eq!(civil(0), "1970-01-01");
+        assert_eq!(civil(days_from_civil(2024, 2, 29)), "2024-02-29");
+        assert_eq!(date("2026-11-23").as_deref(), Some("2026-11-23"));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "26-11-23",
+            "2026-11-23'",
+            "yesterday",
+        ] {
+            assert_eq!(date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn filters_parse_validate_and_default() {
+        let f = Filters::parse(
+            "site=demo&path=%2Fcatalog&from=2026-11-01&to=2026-11-23&device=mobile&width=375",
+        )
+        .unwrap();
+        assert_eq!(f.path.as_deref(), Some("/catalog"));
+        assert_eq!(f.width, Some((0, 600)));
+        let f = Filters::parse("site=demo&to=2026-11-23").unwrap();
+        assert_eq!(f.from, "2026-10-25");
+        for (q, param) in [
+            ("path=/x", "site"),
+            ("site=demo&from=2026-11-31", "from"),
+            ("site=demo&path=catalog", "path"),
+            ("site=demo&device=fridge", "device"),
+            ("site=demo&width=wide", "width"),
+            ("site=demo&from=2026-11-02&to=2026-11-01", "from"),
+        ] {
+            match Filters::parse(q) {
+                Err(QueryError::BadParam { param: p, .. }) => assert_eq!(p, param, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The query API answers exactly for crafted traffic whose figures are known.
+
+use crate::TestServer;
+use pathlight_collector::pipeline::now_ms;
+use pathlight_wire::{Click, EventKind, Id, RawBatch, RawEvent, Size, cbor};
+use serde_json::{Value, json};
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+struct Session {
+    ua: &'static str,
+    id: &'static str,
+    width: u32,
+    /// (ms after the session's start, path, kind)
+    events: Vec<(i64, &'static str, EventKind)>,
+}
+
+fn click(x: i32, y: i32, rel_x: f32) -> EventKind {
+    EventKind::Click(Click {
+        x,
+        y,
+        element_id: Some("buy".into()),
+        selector: "#buy".into(),
+        tag: "button".into(),
+        text: Some("Buy".into()),
+        rel_x,
+        rel_y: 0.5,
+        element_box: [0, 180, 400, 40],
+        ..Click::default()
+    })
+}
+
+fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
+    let events = s
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, (at, path, kind))| RawEvent {
+            id: Id([n, i as u8, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]),
+            timestamp: start + at,
+            session_id: s.id.into(),
+            url: format!("https://shop.example{path}"),
+            referrer: Some("https://news.example/article".into()),
+            title: None,
+            viewport: Size { w: s.width, h: 800 },
+            document: Size { w: 1000, h: 3000 },
+            user_id: None,
+            user_agent: None,
+            kind: kind.clone(),
+        })
+        .collect();
+    cbor::encode(&RawBatch {
+        version: 1,
+        site_id: "test".into(),
+        sent_at: start + 20_000,
+        batch_id: Id([n; 16]),
+        events,
+    })
+}
+
+#[tokio::test]
+async fn heatmap_elements_and_stats_have_the_known_answers() {
+    let server = TestServer::start("api").await;
+    let client = reqwest::Client::new();
+    let sessions = [
+        Session {
+            ua: CHROME,
+            id: "s1",
+            width: 1440,
+            events: vec![
+                (0, "/pricing", EventKind::Pageview),
+                (1_000, "/pricing", click(100, 200, 0.25)),
+                (2_000, "/pricing", EventKind::Scroll { max_depth_pct: 80 }),
+                (10_000, "/checkout", EventKind::Pageview),
+            ],
+        },
+        Session {
+            ua: IPHONE,
+            id: "s2",
+            width: 375,
+            events: vec![
+                (0, "/pricing", EventKind::Pageview),
+                (500, "/pricing", click(300, 200, 0.75)),
+                (600, "/pricing", click(300, 201, 0.75)),
+                (2_000, "/pricing", EventKind::Scroll { max_depth_pct: 40 }),
+            ],
+        },
+        Session {
+            ua: CHROME,
+            id: "s3",
+            width: 1440,
+            events: vec![(0, "/pricing", EventKind::Pageview)],
+        },
+        Session {
+            ua: BOT,
+            id: "bot",
+            width: 1440,
+            events: vec![(0, "/pricing", EventKind::Pageview)],
+        },
+    ];
+    // Twenty seconds ago: well inside today unless the test runs across midnight UTC.
+    let start = now_ms() - 20_000;
+    for (n, s) in sessions.iter().enumerate() {
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .header("user-agent", s.ua)
+            .body(batch(n as u8, s, start))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    let get = |q: &str, token: Option<&str>| {
+        let mut req = client.get(server.url(&format!("/api/v1/{q}")));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (
+                status,
+                serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap(),
+            )
+        }
+    };
+    let ok = |q: &'static str| {
+        let get = &get;
+        async move {
+            let (status, body) = get(q, Some("test-token")).await;
+            assert_eq!(status, 200, "{q}: {body}");
+            body
+        }
+    };
+
+    let stats = ok("stats?site=test").await;
+    assert_eq!(stats["visitors"], 2, "{stats}");
+    assert_eq!(stats["sessions"], 3);
+    assert_eq!(stats["pageviews"], 4);
+    assert_eq!(stats["events"], 9);
+    assert!(
+        (stats["avg_session_secs"].as_f64().unwrap() - 4.0).abs() < 1e-9,
+        "{stats}"
+    );
+    assert!((stats["bounce_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        stats["pages"],
+        json!([{"key": "/pricing", "count": 3}, {"key": "/checkout", "count": 1}])
+    );
+    assert_eq!(
+        stats["devices"],
+        json!([{"key": "desktop", "count": 3}, {"key": "mobile", "count": 1}])
+    );
+    assert_eq!(
+        stats["referrers"],
+        json!([{"key": "news.example", "count": 4}])
+    );
+    assert_eq!(stats["series"].as_array().unwrap().len(), 1);
+    assert_eq!(stats["series"][0]["pageviews"], 4);
+
+    let el = ok("elements?site=test&path=/pricing").await;
+    assert_eq!(el["views"], 3, "{el}");
+    let buy = &el["elements"][0];
+    assert_eq!(
+        (buy["selector"].as_str(), buy["element_id"].as_str()),
+        (Some("#buy"), Some("buy"))
+    );
+    assert_eq!(
+        (buy["clicks"].as_u64(), buy["clickers"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert!((buy["ctr"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert!((buy["avg_rel_x"].as_f64().unwrap() - (0.25 + 0.75 + 0.75) / 3.0).abs() < 1e-6);
+
+    let hm = ok("heatmap?site=test&path=/pricing").await;
+    assert_eq!(hm["clicks"], 3, "{hm}");
+    assert_eq!(
+        hm["points"],
+        json!([{"x": 0.3, "y": 200, "n": 2}, {"x": 0.1, "y": 200, "n": 1}])
+    );
+    assert_eq!(
+        hm["anchored"],
+        json!([{"selector": "#buy", "rel_x": 0.75, "rel_y": 0.5, "n": 2}, {"selector": "#buy", "rel_x": 0.25, "rel_y": 0.5, "n": 1}])
+    );
+    let reach: Vec<f64> = hm["scroll_reach"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        reach,
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0]
+    );
+
+    assert_eq!(
+        ok("heatmap?site=test&path=/pricing&width=375").await["clicks"],
+        2
+    );
+    assert_eq!(
+        ok("heatmap?site=test&path=/pricing&device=desktop").await["clicks"],
+        1
+    );
+    assert_eq!(
+        ok("heatmap?site=test&path=/pricing&from=2020-01-01&to=2020-01-31").await["clicks"],
+        0
+    );
+
+    let (status, body) = get("stats?site=test", None).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = get("stats?site=test", Some("test-tokem")).await;
+    assert_eq!(status, 401);
+    let (status, body) = get("heatmap?site=test", Some("test-token")).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("path")),
+        "{body}"
+    );
+    let (status, body) = get("stats?site=test&from=2026-02-30", Some("test-token")).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("from")));
+    let (status, _) = get("nope?site=test", Some("test-token")).await;
+    assert_eq!(status, 404);
+    // A value that would break out of a quoted literal if spliced: bound, it matches nothing.
+    let (status, body) = get(
+        "heatmap?site=test&path=/x'%20OR%201=1%20--",
+        Some("test-token"),
+    )
+    .await;
+    assert_eq!((status, body["clicks"].as_u64()), (200, Some(0)), "{body}");
+    server.stop().await;
+}

@@ -1,0 +1,71 @@
+// Every analytics query of the query API (`pathlight sql` prints them with values bound), run
+// on current ClickHouse (chdb) over the modern schema with known rows: each must run, and the
+// figures must be the ones the rows imply. ClickHouse 18.16 answers the same queries in
+// collector/tests/it/api.rs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Session } from "chdb";
+import { bin } from "../lib/stack.mjs";
+
+const run = (args) => execFileSync(bin, args, { env: { PATH: process.env.PATH }, encoding: "utf8" });
+const split = (text) =>
+  text.split(/;\n/).map((s) => s.trim()).filter((s) => s.replace(/^--.*$/gm, "").trim())
+    .map((s) => ({ name: (s.match(/^-- (.*)$/m) || [, "migration"])[1], sql: s.replace(/^--.*$/gm, "").trim() }));
+
+test("every analytics query runs on current ClickHouse and gives the known figures", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pathlight-chdb-q-"));
+  const session = new Session(dir);
+  const rows = (sql) => session.query(sql, "JSONEachRow").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  try {
+    session.query("CREATE DATABASE IF NOT EXISTS pathlight");
+    session.query("USE pathlight");
+    for (const { sql } of split(run(["migrate", "--print", "modern"]))) session.query(sql);
+
+    const cols = "site_id, event_id, event_type, timestamp, timestamp_ms, session_id, visitor_id, path, x, y, document_w, viewport_w, selector, element_id, rel_x, rel_y, scroll_depth, device, browser, referrer_host";
+    const day = "2026-11-10";
+    let n = 0;
+    const ev = (type, sec, session, visitor, extra = {}) => {
+      const e = { x: 0, y: 0, selector: "", element_id: "", rel_x: 0, rel_y: 0, scroll_depth: 0, device: "desktop", path: "/pricing", ...extra };
+      n += 1;
+      const id = `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`;
+      return `('demo', '${id}', '${type}', toDateTime('${day} 10:00:${String(sec).padStart(2, "0")}', 'UTC'), 0, '${session}', ${visitor}, '${e.path}', ${e.x}, ${e.y}, 1000, ${e.device === "mobile" ? 375 : 1440}, '${e.selector}', '${e.element_id}', ${e.rel_x}, ${e.rel_y}, ${e.scroll_depth}, '${e.device}', 'Chrome', 'news.example')`;
+    };
+    const values = [
+      ev("pageview", 0, "s1", 1),
+      ev("click", 1, "s1", 1, { x: 100, y: 200, selector: "#buy", element_id: "buy", rel_x: 0.25, rel_y: 0.5 }),
+      ev("scroll", 2, "s1", 1, { scroll_depth: 80 }),
+      ev("pageview", 10, "s1", 1, { path: "/checkout" }),
+      ev("pageview", 0, "s2", 2, { device: "mobile" }),
+      ev("click", 1, "s2", 2, { x: 300, y: 200, selector: "#buy", element_id: "buy", rel_x: 0.75, rel_y: 0.5, device: "mobile" }),
+      ev("click", 2, "s2", 2, { x: 300, y: 201, selector: "#buy", element_id: "buy", rel_x: 0.75, rel_y: 0.5, device: "mobile" }),
+      ev("scroll", 2, "s2", 2, { scroll_depth: 40, device: "mobile" }),
+      ev("pageview", 0, "s3", 1),
+    ];
+    session.query(`INSERT INTO events (${cols}) VALUES ${values.join(", ")}`);
+    // The same click again (a retried beacon): FINAL must hide it.
+    session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
+
+    const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}`]));
+    assert.equal(queries.length, 15, queries.map((q) => q.name).join(", "));
+    const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
+    const num = (v) => Number(v);
+
+    assert.deepEqual(answers["heatmap points"].map((r) => [r.px, r.py, num(r.n)]), [[0.3, 200, 2], [0.1, 200, 1]]);
+    assert.deepEqual(answers["heatmap anchored"].map((r) => [r.selector, r.rx, r.ry, num(r.n)]), [["#buy", 0.75, 0.5, 2], ["#buy", 0.25, 0.5, 1]]);
+    assert.deepEqual(answers["heatmap scroll"].map((r) => [r.depth, num(r.n)]), [[40, 1], [80, 1]]);
+    assert.equal(num(answers["elements views"][0].n), 3);
+    assert.equal(num(answers["elements"][0].clicks), 3);
+    // path=/pricing also narrows the stats: 3 page views of /pricing, sessions s1, s2, s3.
+    const totals = Object.values(answers["stats totals"][0]).map(num);
+    assert.deepEqual(totals, [2, 3, 3, 8]);
+    assert.deepEqual(answers["stats top device"].map((r) => [r.key, num(r.count)]), [["desktop", 2], ["mobile", 1]]);
+    assert.deepEqual(answers["stats series"].map((r) => r.day), [day]);
+  } finally {
+    session.cleanup?.();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
