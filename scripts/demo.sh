@@ -22,7 +22,7 @@ trap cleanup EXIT INT TERM
 
 # The demo pages are served by the collector, so their origin is the collector's address.
 PATHLIGHT_CLICKHOUSE__URL=$ch_url PATHLIGHT_LISTEN=$addr \
-PATHLIGHT_SITES="[{id = \"demo\", origins = [\"http://$addr\", \"http://localhost:${addr##*:}\"]}]" \
+PATHLIGHT_SITES="[{id = \"demo\", api_token = \"demo-token\", origins = [\"http://$addr\", \"http://localhost:${addr##*:}\"]}]" \
   target/debug/pathlight --config demo-site/pathlight.toml serve &
 collector=$!
 
@@ -35,7 +35,8 @@ cat <<MSG
 
   Pathlight demo is running (Ctrl-C stops it):
     demo site    http://$addr/demo/
-    dashboard    http://$addr/
+    dashboard    http://$addr/?site=demo&token=demo-token
+    heatmaps     http://$addr/heatmap.html?site=demo&token=demo-token&path=/demo/catalog.html
     metrics      http://$addr/metrics
     ClickHouse   $ch_url  (database pathlight_demo)
       e.g. curl '$ch_url/?query=SELECT+event_type,count()+FROM+pathlight_demo.events+GROUP+BY+event_type'

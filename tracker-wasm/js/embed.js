@@ -9,7 +9,9 @@ import { METHODS, install } from "./api.js";
 
 const script = document.currentScript;
 const stub = window.pathlight || {};
-if (script && !stub.loaded) {
+// Pages shown inside the heatmap viewer are not visits.
+const inViewer = /[?&]pathlight-viewer=/.test(location.search);
+if (script && !stub.loaded && !inViewer) {
   const d = script.dataset;
   const queue = stub.q || [];
   stub.loaded = true;

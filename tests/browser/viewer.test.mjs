@@ -1,0 +1,101 @@
+// The heatmap viewer and the dashboard in Chromium, over clicks the tracker recorded at two
+// widths: hot spots are drawn where the clicks were in each layout (canvas pixels read at the
+// element's position), badges show the clicks of that layout, the dashboard shows the totals.
+// Screenshots go to tests/artifacts/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { eventually, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+
+const ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const artifacts = join(root, "tests", "artifacts");
+// Headless Chromium says "HeadlessChrome", which the collector rightly flags as a bot and the
+// analytics leave out; these visitors present themselves as the desktop browser they are.
+const UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+let browser, ch, collector;
+const db = "e2e_viewer";
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+  ch = await startClickHouse("viewer");
+  collector = await startCollector({
+    clickhouseUrl: ch.url,
+    db,
+    env: { PATHLIGHT_SITES: '[{id = "demo", origins = ["*"], api_token = "viewer-token"}]' },
+  });
+  // Visitors: three clicks on #add-1 at 1440 px, two at 375 px, at a quarter of its width.
+  for (const [width, clicks] of [[1440, 3], [375, 2]]) {
+    const ctx = await browser.newContext({ viewport: { width, height: 800 }, userAgent: UA });
+    const page = await ctx.newPage();
+    await page.goto(collector.base + "/demo/catalog.html");
+    await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+    for (let i = 0; i < clicks; i++) {
+      const box = await page.locator("#add-1").boundingBox();
+      await page.mouse.click(Math.round(box.x + box.width / 4), Math.round(box.y + box.height / 2));
+    }
+    // Sent by fetch, which carries the context's User-Agent (the page-hide beacon may not).
+    await page.evaluate(() => window.pathlight.flush());
+    await page.waitForTimeout(300);
+    await page.goto("about:blank");
+    await ctx.close();
+  }
+  await eventually(async () => Number((await ch.rows(`SELECT count() AS n FROM ${db}.events WHERE event_type = 'click'`))[0].n) === 5, 15_000, "5 clicks stored");
+});
+after(async () => {
+  await browser?.close();
+  await collector?.stop();
+});
+
+for (const [width, expected] of [[1440, 3], [375, 2]]) {
+  test(`the viewer draws the hot spot on the element and badges its clicks at ${width} px`, async () => {
+    const ctx = await browser.newContext({ viewport: { width: Math.max(width + 100, 800), height: 900 } });
+    const page = await ctx.newPage();
+    const q = new URLSearchParams({ site: "demo", token: "viewer-token", path: "/demo/catalog.html", width: String(width) });
+    await page.goto(`${collector.base}/heatmap.html?${q}`);
+    await page.waitForSelector("body[data-ready]");
+    const probe = await page.evaluate(() => {
+      const frame = document.getElementById("page");
+      const el = frame.contentDocument.querySelector("#add-1");
+      const r = el.getBoundingClientRect();
+      const ctx = document.getElementById("heat").getContext("2d");
+      const at = (x, y) => Array.from(ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data);
+      return {
+        hot: at(r.left + r.width / 4, r.top + r.height / 2),
+        far: at(r.left + r.width / 4, r.top + r.height / 2 + 300),
+        frameWidth: frame.clientWidth,
+        badge: document.querySelector('.badge[data-selector="#add-1"] .clicks')?.textContent,
+        status: document.getElementById("status").textContent,
+      };
+    });
+    await page.screenshot({ path: join(artifacts, `heatmap-${width}.png`), fullPage: true });
+    await ctx.close();
+    assert.equal(probe.frameWidth, width);
+    assert.ok(probe.hot[3] > 100 && probe.hot[0] > 200 && probe.hot[2] < 100, `hot spot pixel ${probe.hot}`);
+    assert.equal(probe.far[3], 0, `no heat 300 px below: ${probe.far}`);
+    assert.equal(probe.badge, `${expected} clicks`);
+    assert.match(probe.status, new RegExp(`^${expected} clicks`));
+  });
+}
+
+test("the dashboard shows the site's totals and top pages", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  await page.goto(`${collector.base}/?site=demo&token=viewer-token`);
+  await page.waitForSelector("body[data-ready]");
+  const cards = await page.$$eval(".card[data-metric]", (cs) => Object.fromEntries(cs.map((c) => [c.dataset.metric, c.querySelector("b").textContent])));
+  const pages = await page.$$eval("#panels section:first-child td:not(.n)", (tds) => tds.map((td) => td.firstChild.textContent));
+  const points = await page.$$eval("#series circle", (cs) => cs.length);
+  await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
+  await ctx.close();
+  const [{ v, pv }] = await ch.rows(`SELECT uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS pv FROM ${db}.events FINAL WHERE is_bot = 0`);
+  assert.equal(cards["Page views"], String(pv));
+  assert.equal(cards["Visitors"], String(v));
+  assert.deepEqual(pages, ["/demo/catalog.html"]);
+  assert.equal(points, 2, "one day, two lines");
+});

@@ -1,0 +1,95 @@
+// Traffic dashboard over /api/v1/stats: totals, a daily series, top lists. Plain DOM and SVG.
+(() => {
+  const form = document.getElementById("controls");
+  const status = document.getElementById("status");
+  const params = new URLSearchParams(location.search);
+  for (const k of ["site", "token", "from", "to"]) {
+    const v = params.get(k) ?? localStorage.getItem("pl-viewer-" + k);
+    if (v != null) form.elements[k].value = v;
+  }
+  const text = (tag, t, cls) => { const e = document.createElement(tag); e.textContent = t; if (cls) e.className = cls; return e; };
+
+  async function show(ev) {
+    ev?.preventDefault();
+    const f = form.elements;
+    for (const k of ["site", "token", "from", "to"]) localStorage.setItem("pl-viewer-" + k, f[k].value);
+    const q = new URLSearchParams({ site: f.site.value });
+    if (f.from.value) q.set("from", f.from.value);
+    if (f.to.value) q.set("to", f.to.value);
+    document.getElementById("to-heatmap").href = "heatmap.html?" + new URLSearchParams({ site: f.site.value });
+    status.textContent = "loading…";
+    const r = await fetch("/api/v1/stats?" + q, { headers: { authorization: "Bearer " + f.token.value } });
+    const s = await r.json();
+    if (!r.ok) { status.textContent = "error: " + s.error; return; }
+    status.textContent = "";
+    const cards = document.getElementById("cards");
+    cards.replaceChildren(...[
+      ["Visitors", s.visitors], ["Sessions", s.sessions], ["Page views", s.pageviews],
+      ["Avg. session", s.avg_session_secs.toFixed(1) + " s"], ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%"],
+    ].map(([label, value]) => {
+      const c = text("div", "", "card");
+      c.dataset.metric = label;
+      c.append(text("b", String(value)), text("span", label));
+      return c;
+    }));
+    drawSeries(s.series);
+    const panels = document.getElementById("panels");
+    panels.replaceChildren(...[
+      ["Top pages", s.pages], ["Referrers", s.referrers], ["Devices", s.devices], ["Browsers", s.browsers],
+      ["Operating systems", s.os], ["Countries", s.countries], ["Campaigns", s.campaigns],
+    ].map(([title, rows]) => {
+      const p = text("section", "", "card");
+      p.append(text("h3", title));
+      const t = document.createElement("table");
+      const max = Math.max(1, ...rows.map((r) => r.count));
+      for (const row of rows) {
+        const tr = document.createElement("tr");
+        const name = text("td", row.key);
+        const bar = text("div", "", "bar");
+        bar.style.width = (100 * row.count / max).toFixed(0) + "%";
+        name.append(bar);
+        if (title === "Top pages") {
+          const a = document.createElement("a");
+          a.href = "heatmap.html?" + new URLSearchParams({ site: f.site.value, path: row.key });
+          a.textContent = " heatmap";
+          name.append(a);
+        }
+        tr.append(name, text("td", String(row.count), "n"));
+        t.append(tr);
+      }
+      if (!rows.length) t.append(text("tr", "no data"));
+      p.append(t);
+      return p;
+    }));
+    document.body.dataset.ready = "1";
+  }
+
+  function drawSeries(series) {
+    const svg = document.getElementById("series");
+    svg.replaceChildren();
+    if (!series.length) return;
+    const max = Math.max(1, ...series.map((d) => d.pageviews));
+    const x = (i) => (series.length === 1 ? 500 : (i / (series.length - 1)) * 1000);
+    const y = (v) => 150 - (v / max) * 140;
+    for (const [key, color] of [["pageviews", "#2f6fed"], ["visitors", "#16a085"]]) {
+      const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+      line.setAttribute("points", series.map((d, i) => `${x(i)},${y(d[key])}`).join(" "));
+      line.setAttribute("fill", "none");
+      line.setAttribute("stroke", color);
+      line.setAttribute("stroke-width", "3");
+      line.setAttribute("vector-effect", "non-scaling-stroke");
+      svg.append(line);
+      for (const [i, d] of series.entries()) {
+        const c = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+        c.setAttribute("cx", x(i)); c.setAttribute("cy", y(d[key])); c.setAttribute("r", "4"); c.setAttribute("fill", color);
+        const t = document.createElementNS("http://www.w3.org/2000/svg", "title");
+        t.textContent = `${d.day}: ${d[key]} ${key}`;
+        c.append(t);
+        svg.append(c);
+      }
+    }
+  }
+
+  form.addEventListener("submit", show);
+  if (form.elements.site.value && form.elements.token.value) show();
+})();

@@ -1,0 +1,134 @@
+// Heatmap overlay viewer: loads the page in an iframe at the chosen width and draws, on a
+// canvas over it, where visitors clicked. Element-anchored points are placed on the element
+// found by selector in the page as rendered now (so they follow reflow); others fall back to
+// page coordinates scaled to this width. Same-origin pages only for anchoring (the collector
+// serves the demo); other pages get the scaled points.
+(() => {
+  const form = document.getElementById("controls");
+  const frame = document.getElementById("page");
+  const canvas = document.getElementById("heat");
+  const overlay = document.getElementById("overlay");
+  const stage = document.getElementById("stage");
+  const status = document.getElementById("status");
+  const params = new URLSearchParams(location.search);
+  for (const k of ["site", "token", "path", "width", "device", "from", "to"]) {
+    const v = params.get(k) ?? localStorage.getItem("pl-viewer-" + k);
+    if (v != null && form.elements[k]) form.elements[k].value = v;
+  }
+  form.elements.width.addEventListener("change", () => {
+    form.querySelector(".custom-width").hidden = form.elements.width.value !== "custom";
+  });
+
+  const api = async (endpoint, q) => {
+    const r = await fetch(`/api/v1/${endpoint}?${q}`, { headers: { authorization: "Bearer " + form.elements.token.value } });
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.error || r.status);
+    return body;
+  };
+
+  function query() {
+    const f = form.elements;
+    const q = new URLSearchParams({ site: f.site.value, path: f.path.value });
+    const width = f.width.value === "custom" ? f.custom.value : f.width.value;
+    q.set("width", width);
+    if (f.device.value) q.set("device", f.device.value);
+    if (f.from.value) q.set("from", f.from.value);
+    if (f.to.value) q.set("to", f.to.value);
+    return { q: q.toString(), width: Number(width) };
+  }
+
+  async function show(ev) {
+    ev?.preventDefault();
+    const f = form.elements;
+    for (const k of ["site", "token", "path", "width", "device", "from", "to"]) localStorage.setItem("pl-viewer-" + k, f[k].value);
+    const { q, width } = query();
+    status.textContent = "loading…";
+    try {
+      const [heat, elements] = await Promise.all([api("heatmap", q), api("elements", q)]);
+      await loadPage(f.path.value, width);
+      draw(heat, elements);
+      status.textContent = `${heat.clicks} clicks, ${elements.views} views`;
+      document.body.dataset.ready = "1";
+    } catch (e) {
+      status.textContent = "error: " + e.message;
+    }
+  }
+
+  function loadPage(path, width) {
+    return new Promise((resolve) => {
+      frame.onload = () => {
+        const doc = frame.contentDocument;
+        const h = doc ? doc.documentElement.scrollHeight : 2000;
+        frame.style.height = h + "px";
+        // Layout settles after the height change (media queries do not depend on it).
+        requestAnimationFrame(() => resolve());
+      };
+      frame.style.width = width + "px";
+      stage.style.width = width + "px";
+      frame.src = path + (path.includes("?") ? "&" : "?") + "pathlight-viewer=1";
+    });
+  }
+
+  function draw(heat, elements) {
+    const doc = frame.contentDocument;
+    const w = frame.clientWidth, h = frame.clientHeight;
+    canvas.width = w; canvas.height = h;
+    overlay.style.width = w + "px"; overlay.style.height = h + "px";
+    overlay.replaceChildren();
+    const ctx = canvas.getContext("2d");
+    ctx.clearRect(0, 0, w, h);
+    const docW = doc ? doc.documentElement.scrollWidth : w;
+    const pts = [];
+    const anchoredOk = form.elements.anchored.checked && doc;
+    if (anchoredOk) {
+      for (const a of heat.anchored) {
+        let el = null;
+        try { el = doc.querySelector(a.selector); } catch {}
+        if (!el) continue;
+        const r = el.getBoundingClientRect();
+        pts.push([r.left + a.rel_x * r.width, r.top + a.rel_y * r.height, a.n]);
+      }
+    }
+    if (!anchoredOk || pts.length === 0) for (const p of heat.points) pts.push([p.x * docW, p.y, p.n]);
+    const max = Math.max(1, ...pts.map((p) => p[2]));
+    ctx.globalCompositeOperation = "lighter";
+    for (const [x, y, n] of pts) {
+      const g = ctx.createRadialGradient(x, y, 0, x, y, 18);
+      const a = 0.35 + 0.65 * (n / max);
+      g.addColorStop(0, `rgba(255, 40, 0, ${a})`);
+      g.addColorStop(1, "rgba(255, 40, 0, 0)");
+      ctx.fillStyle = g;
+      ctx.fillRect(x - 18, y - 18, 36, 36);
+    }
+    if (form.elements.badges.checked && doc) {
+      for (const e of elements.elements) {
+        let el = null;
+        try { el = doc.querySelector(e.selector); } catch {}
+        if (!el) continue;
+        const r = el.getBoundingClientRect();
+        const b = document.createElement("div");
+        b.className = "badge";
+        b.dataset.selector = e.selector;
+        b.style.left = r.left + r.width / 2 + "px";
+        b.style.top = r.top + "px";
+        b.innerHTML = `<span class="clicks"></span><span class="more"></span>`;
+        b.querySelector(".clicks").textContent = `${e.clicks} clicks`;
+        b.querySelector(".more").textContent = ` · CTR ${(e.ctr * 100).toFixed(1)}% · ${e.clickers} visitors`;
+        overlay.append(b);
+      }
+    }
+    if (form.elements.folds.checked) {
+      heat.scroll_reach.forEach((share, i) => {
+        if (i === 0 || i === 10 || share === 0) return;
+        const line = document.createElement("div");
+        line.className = "fold";
+        line.style.top = (i / 10) * h + "px";
+        line.textContent = `${i * 10}% of the page: reached by ${(share * 100).toFixed(0)}% of sessions`;
+        overlay.append(line);
+      });
+    }
+  }
+
+  form.addEventListener("submit", show);
+  if (form.elements.site.value && form.elements.token.value) show();
+})();
