@@ -49,8 +49,8 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     // The same click again (a retried beacon): FINAL must hide it.
     session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
 
-    const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}`]));
-    assert.equal(queries.length, 15, queries.map((q) => q.name).join(", "));
+    const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
+    assert.equal(queries.length, 18, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -64,6 +64,11 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     assert.deepEqual(totals, [2, 3, 3, 8]);
     assert.deepEqual(answers["stats top device"].map((r) => [r.key, num(r.count)]), [["desktop", 2], ["mobile", 1]]);
     assert.deepEqual(answers["stats series"].map((r) => r.day), [day]);
+    // With path=/pricing in the filters the funnel sees only /pricing page views: every
+    // session reaches step 1, none step 2 (the unfiltered funnel is checked on 18.16).
+    assert.deepEqual(answers["funnel levels"].map((r) => [r.level, num(r.n)]), [[1, 3]]);
+    assert.equal(answers["funnel times"].length, 1);
+    assert.deepEqual(answers["session events"].map((r) => Object.values(r)[0]), ["pageview", "click", "scroll"]);
   } finally {
     session.cleanup?.();
     rmSync(dir, { recursive: true, force: true });

@@ -88,7 +88,7 @@ impl QueryApi {
         query: &str,
         authorization: Option<&str>,
     ) -> Result<serde_json::Value, QueryError> {
-        let filters = Filters::parse(query)?;
+        let mut filters = Filters::parse(query)?;
         self.authorize(&filters.site, authorization)?;
         match endpoint {
             "heatmap" => {
@@ -100,7 +100,17 @@ impl QueryApi {
                 json(sql::elements(&self.client, &filters).await)
             }
             "stats" => json(sql::stats(&self.client, &filters).await),
-            _ => Err(QueryError::NotFound),
+            "funnel" => {
+                filters.steps()?;
+                json(sql::funnel(&self.client, &filters).await)
+            }
+            _ => match endpoint.strip_prefix("sessions/") {
+                Some(id) if !id.is_empty() && id.len() <= 256 && !id.contains('/') => {
+                    filters.session = Some(id.to_owned());
+                    json(sql::session(&self.client, &filters, id).await)
+                }
+                _ => Err(QueryError::NotFound),
+            },
         }
     }
 

@@ -22,6 +22,11 @@ pub struct Filters {
     /// `width`: the width the viewer renders at; clicks are taken from the same layout class
     /// (phone < 600 px ≤ tablet < 1000 px ≤ desktop), since layouts differ between them.
     pub width: Option<(u32, u32)>,
+    /// `steps`: funnel steps, comma-separated: a page path (`/pricing`) or a custom event name
+    /// (`signup`).
+    pub steps: Vec<String>,
+    /// The session of `sessions/{id}`.
+    pub session: Option<String>,
 }
 
 enum Bind {
@@ -46,6 +51,8 @@ impl Filters {
             path: None,
             device: None,
             width: None,
+            steps: Vec::new(),
+            session: None,
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
@@ -70,6 +77,22 @@ impl Filters {
                         _ => (1000, u32::MAX),
                     });
                 }
+                "session" if !v.is_empty() && v.len() <= 256 => f.session = Some(v),
+                "steps" => {
+                    f.steps = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    if !(2..=10).contains(&f.steps.len()) || f.steps.iter().any(|s| s.len() > 2048)
+                    {
+                        return Err(bad(
+                            "steps",
+                            "2 to 10 comma-separated page paths or event names",
+                        ));
+                    }
+                }
                 _ => {}
             }
         }
@@ -86,6 +109,15 @@ impl Filters {
             return Err(bad("from", "must not be after to"));
         }
         Ok(f)
+    }
+
+    /// The funnel steps, for `funnel`.
+    pub fn steps(&self) -> Result<&[String], QueryError> {
+        if self.steps.is_empty() {
+            Err(bad("steps", "required for this endpoint"))
+        } else {
+            Ok(&self.steps)
+        }
     }
 
     /// The `path`, for endpoints that need one.
@@ -193,16 +225,39 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             .iter()
             .map(|c| (format!("stats top {c}"), top_sql(c), Some("pageview"))),
     );
-    list.into_iter()
-        .map(|(name, sql, kind)| {
-            (
-                name,
-                prepare(&Client::default(), &sql, f, kind)
-                    .sql_display()
-                    .to_string(),
-            )
-        })
-        .collect()
+    let client = Client::default();
+    let shown = |q: clickhouse::query::Query| q.sql_display().to_string();
+    let mut out: Vec<(String, String)> = list
+        .into_iter()
+        .map(|(name, sql, kind)| (name, shown(prepare(&client, &sql, f, kind))))
+        .collect();
+    if !f.steps.is_empty() {
+        let (levels, times) = funnel_sql(&f.steps);
+        let binds = || step_binds(&f.steps);
+        out.push((
+            "funnel levels".into(),
+            shown(prepare_with(&client, &levels, f, None, binds(), Vec::new())),
+        ));
+        out.push((
+            "funnel times".into(),
+            shown(prepare_with(&client, &times, f, None, binds(), Vec::new())),
+        ));
+    }
+    if let Some(id) = &f.session {
+        let post = vec![Bind::S(id.clone())];
+        out.push((
+            "session events".into(),
+            shown(prepare_with(
+                &client,
+                SESSION_EVENTS,
+                f,
+                None,
+                Vec::new(),
+                post,
+            )),
+        ));
+    }
+    out
 }
 
 /// The query for `sql` with `{where}` replaced by the filters' condition for `kind`, bound.
@@ -212,8 +267,21 @@ fn prepare(
     f: &Filters,
     kind: Option<&str>,
 ) -> clickhouse::query::Query {
-    let mut binds = Vec::new();
+    prepare_with(client, sql, f, kind, Vec::new(), Vec::new())
+}
+
+/// [`prepare`] with values for `?`s that stand before `{where}` (`pre`) and after it (`post`).
+fn prepare_with(
+    client: &Client,
+    sql: &str,
+    f: &Filters,
+    kind: Option<&str>,
+    pre: Vec<Bind>,
+    post: Vec<Bind>,
+) -> clickhouse::query::Query {
+    let mut binds = pre;
     let condition = f.condition(kind, &mut binds);
+    binds.extend(post);
     let mut q = client.query(&sql.replace("{where}", &condition));
     for b in binds {
         q = match b {
@@ -517,6 +585,196 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         countries: top("country").await?,
         campaigns: top("utm_campaign").await?,
     })
+}
+
+/// A step's condition, with one `?`.
+fn step_condition(step: &str) -> &'static str {
+    if step.starts_with('/') {
+        "(event_type = 'pageview' AND path = ?)"
+    } else {
+        "(event_type = 'custom' AND name = ?)"
+    }
+}
+
+fn step_binds(steps: &[String]) -> Vec<Bind> {
+    steps.iter().map(|s| Bind::S(s.clone())).collect()
+}
+
+/// The level query (how far each session got, in order, with `windowFunnel`) and the timing
+/// query (first time each step happened in each session).
+fn funnel_sql(steps: &[String]) -> (String, String) {
+    let conds: Vec<&str> = steps.iter().map(|s| step_condition(s)).collect();
+    let levels = format!(
+        "SELECT toUInt8(level) AS level, toUInt64(count()) AS n FROM \
+         (SELECT session_id, windowFunnel(86400)(timestamp, {}) AS level FROM events FINAL WHERE {{where}} GROUP BY session_id) \
+         GROUP BY level ORDER BY level",
+        conds.join(", ")
+    );
+    let firsts: Vec<String> = conds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("minIf(toUInt64(timestamp) * 1000 + timestamp_ms, {c}) AS t{i}"))
+        .collect();
+    let medians: Vec<String> = (1..steps.len())
+        .map(|i| {
+            format!(
+                "toFloat64(quantileIf(0.5)(t{i} - t{p}, t{p} > 0 AND t{i} > t{p}))",
+                p = i - 1
+            )
+        })
+        .collect();
+    let times = format!(
+        "SELECT {} FROM (SELECT session_id, {} FROM events FINAL WHERE {{where}} GROUP BY session_id)",
+        medians.join(", "),
+        firsts.join(", ")
+    );
+    (levels, times)
+}
+
+const SESSION_EVENTS: &str = "SELECT toString(event_type), toUInt64(timestamp) * 1000 + timestamp_ms AS ts, path, selector, \
+     toInt32(x), toInt32(y), toString(name), toUInt8(scroll_depth), toUInt32(visible_ms) \
+     FROM events FINAL WHERE {where} AND session_id = ? ORDER BY ts, event_id LIMIT 10000";
+
+/// `funnel`: how many sessions went through the steps in order.
+#[derive(Debug, Serialize)]
+pub struct Funnel {
+    /// One entry per step.
+    pub steps: Vec<FunnelStep>,
+}
+
+/// A funnel step's figures.
+#[derive(Debug, Serialize)]
+pub struct FunnelStep {
+    /// The step as given.
+    pub step: String,
+    /// Sessions that reached it (having done every earlier step before it).
+    pub sessions: u64,
+    /// Share of the first step's sessions.
+    pub conversion: f64,
+    /// Share of the previous step's sessions lost here.
+    pub drop_off: f64,
+    /// Median time from the previous step, seconds (none for the first step or no data).
+    pub median_secs_from_previous: Option<f64>,
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Level {
+    level: u8,
+    n: u64,
+}
+
+/// Runs a funnel.
+pub async fn funnel(client: &Client, f: &Filters) -> Result<Funnel, clickhouse::error::Error> {
+    let (levels_sql, times_sql) = funnel_sql(&f.steps);
+    let levels: Vec<Level> = prepare_with(
+        client,
+        &levels_sql,
+        f,
+        None,
+        step_binds(&f.steps),
+        Vec::new(),
+    )
+    .fetch_all()
+    .await?;
+    let pre = f
+        .steps
+        .iter()
+        .flat_map(|s| step_binds(std::slice::from_ref(s)))
+        .collect();
+    // One row of n-1 medians (a column count no row type fixes): read as TabSeparated, which
+    // every server version writes; an empty median is `nan`.
+    let times = prepare_with(client, &times_sql, f, None, pre, Vec::new())
+        .fetch_bytes("TabSeparated")?
+        .collect()
+        .await?;
+    let medians: Vec<Option<f64>> = String::from_utf8_lossy(&times)
+        .trim_end()
+        .split('\t')
+        .map(|v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(|ms| ms / 1000.0)
+        })
+        .collect();
+    let reached = |i: usize| {
+        levels
+            .iter()
+            .filter(|l| usize::from(l.level) > i)
+            .map(|l| l.n)
+            .sum::<u64>()
+    };
+    let first = reached(0);
+    let steps = f
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let n = reached(i);
+            let prev = if i == 0 { n } else { reached(i - 1) };
+            FunnelStep {
+                step: step.clone(),
+                sessions: n,
+                conversion: if first == 0 {
+                    0.0
+                } else {
+                    n as f64 / first as f64
+                },
+                drop_off: if prev == 0 {
+                    0.0
+                } else {
+                    1.0 - n as f64 / prev as f64
+                },
+                median_secs_from_previous: if i == 0 {
+                    None
+                } else {
+                    medians.get(i - 1).copied().flatten()
+                },
+            }
+        })
+        .collect();
+    Ok(Funnel { steps })
+}
+
+/// One event of a session.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct SessionEvent {
+    /// Kind.
+    pub event_type: String,
+    /// Time, ms since the epoch.
+    pub ts: u64,
+    /// Page.
+    pub path: String,
+    /// Clicked element.
+    pub selector: String,
+    /// Click x.
+    pub x: i32,
+    /// Click y.
+    pub y: i32,
+    /// Custom event name.
+    pub name: String,
+    /// Scroll depth.
+    pub scroll_depth: u8,
+    /// Visible time.
+    pub visible_ms: u32,
+}
+
+/// The events of one session, in order.
+pub async fn session(
+    client: &Client,
+    f: &Filters,
+    id: &str,
+) -> Result<Vec<SessionEvent>, clickhouse::error::Error> {
+    prepare_with(
+        client,
+        SESSION_EVENTS,
+        f,
+        None,
+        Vec::new(),
+        vec![Bind::S(id.to_owned())],
+    )
+    .fetch_all()
+    .await
 }
 
 #[cfg(test)]

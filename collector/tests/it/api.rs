@@ -223,6 +223,8 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     );
     let (status, body) = get("stats?site=test&from=2026-02-30", Some("test-token")).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("from")));
+    let (status, body) = get("funnel?site=test&steps=/only", Some("test-token")).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("steps")));
     let (status, _) = get("nope?site=test", Some("test-token")).await;
     assert_eq!(status, 404);
     // A value that would break out of a quoted literal if spliced: bound, it matches nothing.

@@ -9,6 +9,7 @@ mod bad_input;
 mod http;
 mod ingest;
 mod outage;
+mod retention;
 
 use pathlight_collector::config::Config;
 use std::net::SocketAddr;

@@ -34,8 +34,9 @@ pub struct ClickHouseConfig {
     pub insert_timeout_ms: u64,
     /// Retry of failed inserts.
     pub retry: RetryConfig,
-    /// Keep events this many days (modern ClickHouse: a table TTL; 18.x has no TTL, so old
-    /// partitions must be dropped by hand there). 0: forever.
+    /// Keep events this many days. Current ClickHouse: a table TTL set at creation. 18.x has
+    /// no TTL: the collector drops monthly partitions once all their days are older (so up to
+    /// a month more is kept). 0: forever.
     pub retention_days: u32,
 }
 
@@ -64,7 +65,7 @@ impl Default for ClickHouseConfig {
             ack_timeout_ms: 10_000,
             insert_timeout_ms: 30_000,
             retry: RetryConfig::default(),
-            retention_days: 0,
+            retention_days: 400,
         }
     }
 }

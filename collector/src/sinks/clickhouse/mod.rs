@@ -3,6 +3,7 @@
 
 mod config;
 pub mod migrations;
+pub mod retention;
 pub mod retry;
 mod row;
 mod sink;

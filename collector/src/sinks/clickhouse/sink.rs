@@ -105,6 +105,14 @@ impl ClickHouseSink {
                 .with_setting("wait_for_async_insert", "1");
         }
         tracing::info!(version = ?dialect.version, database = %cfg.database, "ClickHouse ready");
+        if !dialect.ttl() && cfg.retention_days > 0 {
+            super::retention::spawn(
+                client(cfg)
+                    .with_database(&cfg.database)
+                    .with_validation(false),
+                cfg.clone(),
+            );
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(cfg.queue_capacity));
         let batcher = Batcher {

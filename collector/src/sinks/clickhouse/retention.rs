@@ -1,0 +1,99 @@
+//! Retention on servers without TTL (18.x): whole monthly partitions are dropped once every
+//! day in them is older than `retention_days`. Current servers get a table TTL instead
+//! (`migrations.rs`), which drops rows as they expire.
+
+use super::config::ClickHouseConfig;
+use clickhouse::Client;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Partition {
+    partition: String,
+}
+
+/// The `toYYYYMM` partitions of `events` whose last day is before `today - retention_days`
+/// (days since the epoch), given the partitions present.
+pub fn expired(partitions: &[String], retention_days: u32, today: i64) -> Vec<String> {
+    let cutoff = today - i64::from(retention_days);
+    partitions
+        .iter()
+        .filter(|p| {
+            let Ok(ym) = p.parse::<i64>() else {
+                return false;
+            };
+            let (y, m) = (ym / 100, ym % 100);
+            // The first day of the next month, as days since the epoch.
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            (1..=12).contains(&m) && days_from_civil(ny, nm, 1) <= cutoff
+        })
+        .cloned()
+        .collect()
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// Drops the expired partitions now; returns them.
+pub async fn enforce(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    today: i64,
+) -> clickhouse::error::Result<Vec<String>> {
+    let present: Vec<Partition> = client
+        .query("SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = 'events' AND active")
+        .bind(&cfg.database)
+        .fetch_all()
+        .await?;
+    let present: Vec<String> = present.into_iter().map(|p| p.partition).collect();
+    let drop = expired(&present, cfg.retention_days, today);
+    for p in &drop {
+        // The partition id is digits only (checked by `expired`), so it can stand in the SQL.
+        client
+            .query(&format!("ALTER TABLE events DROP PARTITION {p}"))
+            .execute()
+            .await?;
+        tracing::info!(partition = %p, retention_days = cfg.retention_days, "dropped expired partition");
+    }
+    Ok(drop)
+}
+
+/// Runs [`enforce`] at start and then every six hours, for as long as the process lives.
+pub fn spawn(client: Client, cfg: ClickHouseConfig) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
+        loop {
+            tick.tick().await;
+            let today = crate::pipeline::now_ms().div_euclid(86_400_000);
+            if let Err(e) = enforce(&client, &cfg, today).await {
+                tracing::warn!(error = %e, "retention: dropping expired partitions failed");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_months_past_the_cutoff_expire() {
+        let today = days_from_civil(2026, 11, 23);
+        let parts: Vec<String> = ["202409", "202410", "202411", "202511", "junk", "202413"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // 400 days before 2026-11-23 is 2025-10-19: months ending before it go.
+        assert_eq!(expired(&parts, 400, today), ["202409", "202410", "202411"]);
+        assert_eq!(
+            expired(&parts, 30, today),
+            ["202409", "202410", "202411", "202511"]
+        );
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+    }
+}
