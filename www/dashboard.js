@@ -90,6 +90,62 @@
     }
   }
 
+  const auth = () => ({ authorization: "Bearer " + form.elements.token.value });
+
+  async function funnel(ev) {
+    ev?.preventDefault();
+    const q = new URLSearchParams({ site: form.elements.site.value, steps: document.querySelector("#funnel-form [name=steps]").value });
+    if (form.elements.from.value) q.set("from", form.elements.from.value);
+    if (form.elements.to.value) q.set("to", form.elements.to.value);
+    const r = await fetch("/api/v1/funnel?" + q, { headers: auth() });
+    const body = await r.json();
+    const table = document.getElementById("funnel");
+    if (!r.ok) { table.replaceChildren(text("tr", body.error)); return; }
+    table.replaceChildren(...body.steps.map((s) => {
+      const tr = document.createElement("tr");
+      const name = text("td", s.step);
+      const bar = text("div", "", "bar");
+      bar.style.width = (s.conversion * 100).toFixed(0) + "%";
+      name.append(bar);
+      const time = s.median_secs_from_previous == null ? "" : `median ${s.median_secs_from_previous.toFixed(1)} s after the previous step`;
+      tr.append(name, text("td", String(s.sessions), "n"), text("td", (s.conversion * 100).toFixed(0) + "%", "n"), text("td", time));
+      return tr;
+    }));
+  }
+
+  // The live feed: fetch (not EventSource, which cannot send the bearer token) read as a stream.
+  let liveAbort = null;
+  async function live() {
+    liveAbort?.abort();
+    liveAbort = new AbortController();
+    const site = form.elements.site.value;
+    const rt = await fetch("/api/v1/realtime?" + new URLSearchParams({ site }), { headers: auth() });
+    if (rt.ok) document.getElementById("live-visitors").textContent = (await rt.json()).visitors;
+    const r = await fetch("/api/v1/realtime/stream?" + new URLSearchParams({ site }), { headers: auth(), signal: liveAbort.signal });
+    if (!r.ok || !r.body) return;
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "", count = 0;
+    const feed = document.getElementById("live-feed");
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ done: true }));
+      if (done) return;
+      buf += value;
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const frame = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = frame.split("\n").find((l) => l.startsWith("data: "));
+        if (!data) continue;
+        const e = JSON.parse(data.slice(6));
+        document.getElementById("live-count").textContent = ++count;
+        feed.prepend(text("li", `${new Date(e.ts).toLocaleTimeString()} ${e.kind} ${e.path} ${e.selector || ""}`));
+        while (feed.children.length > 20) feed.lastChild.remove();
+      }
+    }
+  }
+
+  document.getElementById("funnel-form").addEventListener("submit", funnel);
+  form.addEventListener("submit", () => { funnel(); live(); });
   form.addEventListener("submit", show);
-  if (form.elements.site.value && form.elements.token.value) show();
+  if (form.elements.site.value && form.elements.token.value) { show(); funnel(); live(); }
 })();

@@ -71,6 +71,7 @@ struct Site {
 
 /// The collector's ingest state, shared by every connection.
 pub struct Pipeline {
+    live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
     limits: Limits,
     sites: HashMap<String, Site>,
     hasher: VisitorHasher,
@@ -110,6 +111,8 @@ impl Pipeline {
             })
             .collect();
         let pipeline = Arc::new(Pipeline {
+            // Slow live viewers miss events (they are told how many) rather than hold memory.
+            live: tokio::sync::broadcast::channel(1024).0,
             limits: config.limits.clone(),
             sites,
             hasher: VisitorHasher::new(&config.hash_secret),
@@ -138,6 +141,11 @@ impl Pipeline {
     /// Starts shutting down: queued events are written at once instead of at the next flush.
     pub fn drain(&self) {
         self.sink.drain();
+    }
+
+    /// The feed of stored events, for live dashboards.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
     }
 
     /// The limits batches are held to (transports bound the body with `max_batch_bytes`).
@@ -205,7 +213,16 @@ impl Pipeline {
         let rows = self.enrich(batch, &rejected, &req);
         self.metrics.batch_events.observe(rows.len() as f64);
         let kinds: Vec<i8> = rows.iter().map(|r| r.event_type).collect();
+        let live: Vec<Arc<LiveEvent>> = if self.live.receiver_count() > 0 {
+            rows.iter().map(|r| Arc::new(LiveEvent::of(r))).collect()
+        } else {
+            Vec::new()
+        };
         self.sink.submit(rows)?.wait().await?;
+        for e in live {
+            // No receiver left is fine: nobody is watching.
+            let _ = self.live.send(e);
+        }
         for code in kinds {
             let kind = pathlight_wire::EventKind::name_of_code(code as u8).unwrap_or("unknown");
             self.metrics
@@ -309,6 +326,34 @@ fn origin_matches(site: &SiteConfig, origin: &str) -> bool {
     site.origins
         .iter()
         .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+}
+
+/// A stored event as the live feed shows it.
+#[derive(Debug, Serialize)]
+pub struct LiveEvent {
+    /// Site.
+    pub site: String,
+    /// Kind (`pageview`, `click`, ...).
+    pub kind: &'static str,
+    /// Page path.
+    pub path: String,
+    /// Clicked element, for clicks.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub selector: String,
+    /// Event time, ms.
+    pub ts: u64,
+}
+
+impl LiveEvent {
+    fn of(r: &EventRow) -> LiveEvent {
+        LiveEvent {
+            site: r.site_id.clone(),
+            kind: pathlight_wire::EventKind::name_of_code(r.event_type as u8).unwrap_or("unknown"),
+            path: r.path.clone(),
+            selector: r.selector.clone(),
+            ts: u64::from(r.timestamp) * 1000 + u64::from(r.timestamp_ms),
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -8,6 +8,7 @@ use crate::pipeline::{IngestRequest, Pipeline, now_ms};
 use crate::query::QueryApi;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -43,7 +44,11 @@ struct App {
     opts: HttpOptions,
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<BoxBody<Bytes, Infallible>>;
+
+fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+    Full::new(bytes.into()).boxed()
+}
 
 /// Serves connections from `listener` until `shutdown` resolves, then stops accepting and
 /// gives open connections up to ten seconds to finish their requests.
@@ -109,6 +114,10 @@ async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
             json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         ),
         (&Method::GET, "/metrics") => ("metrics", metrics(app)),
+        (&Method::GET, "/api/v1/openapi.json") => ("api", openapi()),
+        (&Method::GET, "/api/v1/export" | "/api/v1/realtime/stream") => {
+            ("api_stream", api_stream(app, &req).await)
+        }
         (&Method::GET, p) if p.starts_with("/api/v1/") => ("api", api(app, &req).await),
         (&Method::GET | &Method::HEAD, p) => match static_file(&app.opts, p).await {
             Some(r) => ("static", r),
@@ -206,6 +215,38 @@ async fn api(app: &App, req: &Request<Incoming>) -> Resp {
     }
 }
 
+/// Streamed answers: raw events (`export`) and the live event feed (`realtime/stream`).
+async fn api_stream(app: &App, req: &Request<Incoming>) -> Resp {
+    let auth = header_str(req.headers(), header::AUTHORIZATION);
+    let query = req.uri().query().unwrap_or("");
+    let answer = if req.uri().path() == "/api/v1/export" {
+        app.query.export(query, auth).await
+    } else {
+        app.query.live(query, auth, app.pipeline.subscribe())
+    };
+    match answer {
+        Ok((content_type, body)) => {
+            let mut r = Response::new(body.boxed());
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
+        Err(e) => json(e.status(), &e.body()),
+    }
+}
+
+/// The OpenAPI document of `/api/v1`.
+fn openapi() -> Resp {
+    let mut r = Response::new(full(crate::query::OPENAPI));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 fn error_response(e: &IngestError) -> Resp {
     let mut resp = json(e.status(), &e.body());
     if let Some(secs) = e.retry_after() {
@@ -251,7 +292,7 @@ fn cors(app: &App, origin: Option<&str>, h: &mut HeaderMap) {
 }
 
 fn metrics(app: &App) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(app.pipeline.metrics().encode())));
+    let mut r = Response::new(full(app.pipeline.metrics().encode()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -265,7 +306,7 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
 
 fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    let mut r = Response::new(full(bytes));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -275,7 +316,7 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
 }
 
 fn empty(status: StatusCode) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = status;
     r
 }
@@ -320,7 +361,7 @@ async fn static_file(opts: &HttpOptions, path: &str) -> Option<Resp> {
         file = file.join("index.html");
     }
     let bytes = tokio::fs::read(&file).await.ok()?;
-    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    let mut r = Response::new(full(bytes));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -84,18 +84,29 @@ for (const [width, expected] of [[1440, 3], [375, 2]]) {
 }
 
 test("the dashboard shows the site's totals and top pages", async () => {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, userAgent: UA });
   const page = await ctx.newPage();
   await page.goto(`${collector.base}/?site=demo&token=viewer-token`);
   await page.waitForSelector("body[data-ready]");
   const cards = await page.$$eval(".card[data-metric]", (cs) => Object.fromEntries(cs.map((c) => [c.dataset.metric, c.querySelector("b").textContent])));
   const pages = await page.$$eval("#panels section:first-child td:not(.n)", (tds) => tds.map((td) => td.firstChild.textContent));
   const points = await page.$$eval("#series circle", (cs) => cs.length);
+  const [{ v, pv }] = await ch.rows(`SELECT uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS pv FROM ${db}.events FINAL WHERE is_bot = 0`);
+  await page.waitForFunction(() => document.getElementById("live-visitors").textContent !== "–");
+  const liveVisitors = await page.textContent("#live-visitors");
+  // A click posted now shows up in the live feed.
+  const before = Number(await page.textContent("#live-count"));
+  const probe = await ctx.newPage();
+  await probe.goto(collector.base + "/demo/index.html");
+  await probe.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+  await probe.evaluate(() => window.pathlight.flush());
+  await page.waitForFunction((n) => Number(document.getElementById("live-count").textContent) > n, before);
+  await probe.close();
   await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
   await ctx.close();
-  const [{ v, pv }] = await ch.rows(`SELECT uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS pv FROM ${db}.events FINAL WHERE is_bot = 0`);
   assert.equal(cards["Page views"], String(pv));
   assert.equal(cards["Visitors"], String(v));
   assert.deepEqual(pages, ["/demo/catalog.html"]);
   assert.equal(points, 2, "one day, two lines");
+  assert.equal(liveVisitors, String(v), "everyone came within the last 5 minutes");
 });

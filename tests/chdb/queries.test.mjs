@@ -50,7 +50,7 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 18, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 20, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -68,6 +68,8 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     // session reaches step 1, none step 2 (the unfiltered funnel is checked on 18.16).
     assert.deepEqual(answers["funnel levels"].map((r) => [r.level, num(r.n)]), [[1, 3]]);
     assert.equal(answers["funnel times"].length, 1);
+    assert.equal(answers["export"].length, 8, "the /pricing events, the retried click once");
+    assert.deepEqual(Object.values(answers["realtime"][0]).map(num), [0, 0, 0], "nothing in the last 5 minutes");
     assert.deepEqual(answers["session events"].map((r) => Object.values(r)[0]), ["pageview", "click", "scroll"]);
   } finally {
     session.cleanup?.();

@@ -5,9 +5,15 @@
 mod sql;
 
 use crate::config::SiteConfig;
+use crate::pipeline::LiveEvent;
+use bytes::Bytes;
 use clickhouse::Client;
 use http::StatusCode;
+use http_body_util::channel::Channel;
 use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
 use std::collections::HashMap;
 
 pub use sql::{Filters, catalogue};
@@ -64,6 +70,12 @@ impl QueryError {
     }
 }
 
+/// The OpenAPI 3.1 document of these endpoints, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// A streamed answer: content type and body.
+pub type Streamed = (&'static str, Channel<Bytes>);
+
 /// The API's state: a reading client and the sites' tokens.
 pub struct QueryApi {
     client: Client,
@@ -100,6 +112,7 @@ impl QueryApi {
                 json(sql::elements(&self.client, &filters).await)
             }
             "stats" => json(sql::stats(&self.client, &filters).await),
+            "realtime" => json(sql::realtime(&self.client, &filters).await),
             "funnel" => {
                 filters.steps()?;
                 json(sql::funnel(&self.client, &filters).await)
@@ -112,6 +125,92 @@ impl QueryApi {
                 _ => Err(QueryError::NotFound),
             },
         }
+    }
+
+    /// `export`: the site's raw events for the date range as NDJSON (`format=ndjson`, the
+    /// default) or CSV with a header (`format=csv`), streamed from ClickHouse as it answers,
+    /// never held in memory whole.
+    pub async fn export(
+        &self,
+        query: &str,
+        authorization: Option<&str>,
+    ) -> Result<Streamed, QueryError> {
+        let filters = Filters::parse(query)?;
+        self.authorize(&filters.site, authorization)?;
+        let format = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "format")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let (content_type, ch_format) = match format.as_str() {
+            "" | "ndjson" => ("application/x-ndjson", "JSONEachRow"),
+            "csv" => ("text/csv; charset=utf-8", "CSVWithNames"),
+            _ => {
+                return Err(QueryError::BadParam {
+                    param: "format",
+                    detail: "expected ndjson or csv".into(),
+                });
+            }
+        };
+        let mut cursor = sql::export(&self.client, &filters).fetch_bytes(ch_format)?;
+        // The first chunk is awaited here, so a failing query is an error status, not a
+        // truncated 200.
+        let first = cursor.next().await?;
+        let (mut tx, body) = Channel::new(4);
+        tokio::spawn(async move {
+            let mut chunk = first;
+            while let Some(bytes) = chunk {
+                if tx.send_data(bytes).await.is_err() {
+                    return; // The client went away.
+                }
+                chunk = match cursor.next().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "export interrupted");
+                        return;
+                    }
+                };
+            }
+        });
+        Ok((content_type, body))
+    }
+
+    /// `realtime/stream`: Server-Sent Events, one `data:` line per event of the site as it is
+    /// stored; a comment every 15 s keeps proxies from closing the stream.
+    pub fn live(
+        &self,
+        query: &str,
+        authorization: Option<&str>,
+        mut feed: broadcast::Receiver<Arc<LiveEvent>>,
+    ) -> Result<Streamed, QueryError> {
+        let filters = Filters::parse(query)?;
+        self.authorize(&filters.site, authorization)?;
+        let (mut tx, body) = Channel::new(16);
+        tokio::spawn(async move {
+            if tx
+                .send_data(Bytes::from_static(b": connected\n\n"))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            loop {
+                let frame = tokio::select! {
+                    event = feed.recv() => match event {
+                        Ok(e) if e.site == filters.site => {
+                            format!("data: {}\n\n", serde_json::to_string(&*e).unwrap_or_default())
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(n)) => format!("event: lagged\ndata: {n}\n\n"),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    () = tokio::time::sleep(std::time::Duration::from_secs(15)) => ": ping\n\n".to_owned(),
+                };
+                if tx.send_data(Bytes::from(frame)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(("text/event-stream", body))
     }
 
     /// Constant-time comparison, so response timing does not reveal how much of a guess

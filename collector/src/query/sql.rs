@@ -243,6 +243,11 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             shown(prepare_with(&client, &times, f, None, binds(), Vec::new())),
         ));
     }
+    out.push(("export".into(), shown(export(&client, f))));
+    out.push((
+        "realtime".into(),
+        shown(client.query(REALTIME).bind(&f.site)),
+    ));
     if let Some(id) = &f.session {
         let post = vec![Bind::S(id.clone())];
         out.push((
@@ -585,6 +590,36 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         countries: top("country").await?,
         campaigns: top("utm_campaign").await?,
     })
+}
+
+const EXPORT: &str = "SELECT toString(event_id) AS event_id, toString(event_type) AS event_type, \
+     toUInt64(timestamp) * 1000 + timestamp_ms AS timestamp_ms, session_id, toString(visitor_id) AS visitor_id, user_id, \
+     url, path, referrer, title, viewport_w, viewport_h, document_w, document_h, x, y, element_id, selector, tag, text, \
+     href, rel_x, rel_y, scroll_depth, visible_ms, name, props, browser, os, toString(device) AS device, country \
+     FROM events FINAL WHERE {where} ORDER BY timestamp, timestamp_ms, event_id";
+
+/// The export query (all kinds, bots excluded) for `f`.
+pub fn export(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    prepare(client, EXPORT, f, None)
+}
+
+const REALTIME: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(countIf(event_type = 'pageview')), toUInt64(count()) \
+     FROM events WHERE site_id = ? AND timestamp >= now() - 300 AND is_bot = 0";
+
+/// `realtime`: the last five minutes.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Realtime {
+    /// Distinct visitors.
+    pub visitors: u64,
+    /// Page views.
+    pub pageviews: u64,
+    /// Events.
+    pub events: u64,
+}
+
+/// Visitors and events of the last five minutes (server clock), whatever the date filters.
+pub async fn realtime(client: &Client, f: &Filters) -> Result<Realtime, clickhouse::error::Error> {
+    client.query(REALTIME).bind(&f.site).fetch_one().await
 }
 
 /// A step's condition, with one `?`.

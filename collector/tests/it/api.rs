@@ -236,3 +236,97 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     assert_eq!((status, body["clicks"].as_u64()), (200, Some(0)), "{body}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_every_endpoint() {
+    let server = TestServer::start("live").await;
+    let client = reqwest::Client::new();
+    let mut live = client
+        .get(server.url("/api/v1/realtime/stream?site=test"))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        &live.chunk().await.unwrap().unwrap()[..],
+        b": connected\n\n"
+    );
+    let s = Session {
+        ua: CHROME,
+        id: "live",
+        width: 1440,
+        events: vec![
+            (0, "/live", EventKind::Pageview),
+            (5, "/live", click(1, 2, 0.5)),
+        ],
+    };
+    let resp = client
+        .post(server.url("/v1/batch"))
+        .header("user-agent", CHROME)
+        .body(batch(9, &s, now_ms() - 1_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let mut text = String::new();
+    while text.matches("data: ").count() < 2 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), live.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["kind"], "pageview");
+    assert_eq!(
+        (
+            events[1]["kind"].as_str(),
+            events[1]["selector"].as_str(),
+            events[1]["path"].as_str()
+        ),
+        (Some("click"), Some("#buy"), Some("/live"))
+    );
+    drop(live);
+
+    let doc: Value = serde_json::from_slice(
+        &client
+            .get(server.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/elements",
+            "/export",
+            "/funnel",
+            "/heatmap",
+            "/openapi.json",
+            "/realtime",
+            "/realtime/stream",
+            "/sessions/{id}",
+            "/stats"
+        ]
+    );
+    server.stop().await;
+}
