@@ -406,9 +406,12 @@ struct DepthCount {
 
 /// Builds the heatmap of one page.
 pub async fn heatmap(client: &Client, f: &Filters) -> Result<Heatmap, clickhouse::error::Error> {
-    let points: Vec<Point> = rows(client, HEATMAP_POINTS, f, Some("click")).await?;
-    let anchored: Vec<Anchored> = rows(client, HEATMAP_ANCHORED, f, Some("click")).await?;
-    let depths: Vec<DepthCount> = rows(client, SCROLL_DEPTHS, f, Some("scroll")).await?;
+    // Independent queries: run together, so the answer takes the slowest, not the sum.
+    let (points, anchored, depths): (Vec<Point>, Vec<Anchored>, Vec<DepthCount>) = tokio::try_join!(
+        rows(client, HEATMAP_POINTS, f, Some("click")),
+        rows(client, HEATMAP_ANCHORED, f, Some("click")),
+        rows(client, SCROLL_DEPTHS, f, Some("scroll")),
+    )?;
     let sessions: u64 = depths.iter().map(|d| d.n).sum();
     let scroll_reach = (0..=10u8)
         .map(|step| {
@@ -472,11 +475,11 @@ struct One {
 
 /// Per-element clicks and click-to-view conversion on one page.
 pub async fn elements(client: &Client, f: &Filters) -> Result<Elements, clickhouse::error::Error> {
-    let views = rows::<One>(client, PAGE_VIEWS, f, Some("pageview"))
-        .await?
-        .first()
-        .map_or(0, |o| o.n);
-    let mut elements: Vec<Element> = rows(client, ELEMENTS, f, Some("click")).await?;
+    let (views, mut elements): (Vec<One>, Vec<Element>) = tokio::try_join!(
+        rows(client, PAGE_VIEWS, f, Some("pageview")),
+        rows(client, ELEMENTS, f, Some("click")),
+    )?;
+    let views = views.first().map_or(0, |o| o.n);
     for e in &mut elements {
         e.ctr = if views == 0 {
             0.0
@@ -548,28 +551,37 @@ struct SessionFigures {
 
 /// The traffic figures of a site.
 pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::error::Error> {
-    let totals = rows::<Totals>(client, TOTALS, f, None)
-        .await?
-        .pop()
-        .unwrap_or(Totals {
-            visitors: 0,
-            sessions: 0,
-            pageviews: 0,
-            events: 0,
-        });
-    let s = rows::<SessionFigures>(client, SESSIONS, f, None)
-        .await?
-        .pop()
-        .unwrap_or(SessionFigures {
-            avg_ms: 0.0,
-            bounced: 0,
-            sessions: 0,
-        });
-    let series = rows::<Day>(client, SERIES, f, None).await?;
     let top = |column: &'static str| {
         let sql = top_sql(column);
         async move { rows::<Count>(client, &sql, f, Some("pageview")).await }
     };
+    // Independent queries, run together (ClickHouse serves them in parallel).
+    let (totals, sessions, series, tops) = tokio::try_join!(
+        rows::<Totals>(client, TOTALS, f, None),
+        rows::<SessionFigures>(client, SESSIONS, f, None),
+        rows::<Day>(client, SERIES, f, None),
+        futures_util::future::try_join_all(TOP_COLUMNS.map(top)),
+    )?;
+    let totals = totals.into_iter().next().unwrap_or(Totals {
+        visitors: 0,
+        sessions: 0,
+        pageviews: 0,
+        events: 0,
+    });
+    let s = sessions.into_iter().next().unwrap_or(SessionFigures {
+        avg_ms: 0.0,
+        bounced: 0,
+        sessions: 0,
+    });
+    let [
+        pages,
+        referrers,
+        devices,
+        browsers,
+        os,
+        countries,
+        campaigns,
+    ]: [Vec<Count>; 7] = tops.try_into().unwrap_or_default();
     Ok(Stats {
         visitors: totals.visitors,
         sessions: totals.sessions,
@@ -582,13 +594,13 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
             s.bounced as f64 / s.sessions as f64
         },
         series,
-        pages: top("path").await?,
-        referrers: top("referrer_host").await?,
-        devices: top("device").await?,
-        browsers: top("browser").await?,
-        os: top("os").await?,
-        countries: top("country").await?,
-        campaigns: top("utm_campaign").await?,
+        pages,
+        referrers,
+        devices,
+        browsers,
+        os,
+        countries,
+        campaigns,
     })
 }
 

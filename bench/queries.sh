@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Heatmap and page queries over 10 million generated events on the local ClickHouse (Debian's
+# 18.16): p50/p90 of each analytics query for one page, run 11 times, straight over HTTP and
+# through the collector's API. Prints a Markdown table.
+#   bench/queries.sh [EVENTS]          (default 10000000; needs `cargo build` done)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+events=${1:-10000000}
+dir=$(mktemp -d /tmp/pathlight-bench-queries-XXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir" "$port")
+export PATHLIGHT_CLICKHOUSE__URL=$ch PATHLIGHT_CLICKHOUSE__DATABASE=bench PATHLIGHT_LOG=warn
+target/debug/pathlight migrate >/dev/null
+q() { curl -sS --fail-with-body "$ch/?database=bench" --data-binary "$1"; }
+
+# 50 pages; per page 60 % clicks clustered on 12 elements, the rest page views, scrolls and
+# engagement; 30 days; 200k visitors; three layout widths.
+start=$(date +%s)
+q "INSERT INTO events (site_id, event_id, event_type, timestamp, timestamp_ms, received_at, session_id, visitor_id,
+     url, host, path, viewport_w, viewport_h, document_w, document_h, x, y, selector, tag, rel_x, rel_y,
+     scroll_depth, device, browser, os)
+   SELECT 'bench', generateUUIDv4(),
+     multiIf(intHash32(number * 7) % 10 < 6, 'click', intHash32(number * 7) % 10 < 8, 'pageview', intHash32(number * 7) % 10 < 9, 'scroll', 'engagement'),
+     toDateTime(now() - intDiv(number * 2592, 1000) % 2592000), number % 1000, now(),
+     concat('s', toString(intHash32(number) % 2000000)), intHash64(number % 200000),
+     concat('https://shop.example/p', toString(number % 50)), 'shop.example', concat('/p', toString(number % 50)),
+     [375, 768, 1440][number % 3 + 1], 800, [375, 768, 1440][number % 3 + 1], 4000,
+     toInt32(([375, 768, 1440][number % 3 + 1]) * ((intHash32(number) % 12) + 0.5) / 12 + (intHash32(number + 1) % 40) - 20),
+     toInt32(300 * (intHash32(number) % 12) + (intHash32(number + 2) % 40)),
+     concat('#el-', toString(intHash32(number) % 12)), 'button',
+     (intHash32(number + 3) % 100) / 100, (intHash32(number + 4) % 100) / 100,
+     toUInt8(intHash32(number) % 101), ['mobile', 'tablet', 'desktop'][number % 3 + 1], 'Chrome', 'Linux'
+   FROM numbers($events)"
+load=$(( $(date +%s) - start ))
+q "OPTIMIZE TABLE events FINAL" || true
+rows=$(q "SELECT count() FROM events")
+
+cat > "$dir/pathlight.toml" <<TOML
+hash_secret = "bench"
+[[sites]]
+id = "bench"
+api_token = "bench"
+TOML
+listen=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+target/debug/pathlight --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$listen" >/dev/null &
+collector=$!
+trap 'kill $collector 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$listen/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+params="site=bench&path=/p7&width=1440"
+percentiles() { sort -n | awk '{a[NR]=$1} END {printf "%.0f | %.0f", a[int(NR*0.5)+1], a[int(NR*0.9)+1]}'; }
+echo "Events: $rows, loaded in ${load}s. One page has $(q "SELECT count() FROM events WHERE path = '/p7' AND event_type = 'click'") clicks."
+echo
+echo "| query (path=/p7, width 1440, 30 days) | p50 ms | p90 ms |"
+echo "|---|---:|---:|"
+# `pathlight sql` prints each query as a "-- name" line and a one-line statement.
+target/debug/pathlight sql --params "$params&steps=/p1,/p2&session=s1" > "$dir/queries.sql"
+while IFS= read -r name && IFS= read -r sql; do
+  times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null -w '%{time_total}\n' "$ch/?database=bench" --data-binary "${sql%;}"; done | awk '{print $1*1000}')
+  echo "| ${name#-- } | $(printf '%s\n' "$times" | percentiles) |"
+done < "$dir/queries.sql"
+for endpoint in heatmap elements; do
+  times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null -H 'authorization: Bearer bench' -w '%{time_total}\n' "http://127.0.0.1:$listen/api/v1/$endpoint?$params"; done | awk '{print $1*1000}')
+  echo "| **API /api/v1/$endpoint** (all its queries + JSON) | $(printf '%s\n' "$times" | percentiles) |"
+done
