@@ -113,6 +113,7 @@ impl QueryApi {
             }
             "stats" => json(sql::stats(&self.client, &filters).await),
             "realtime" => json(sql::realtime(&self.client, &filters).await),
+            "anomalies" => json(sql::anomalies(&self.client, &filters).await),
             "funnel" => {
                 filters.steps()?;
                 json(sql::funnel(&self.client, &filters).await)

@@ -27,6 +27,10 @@ pub struct Filters {
     pub steps: Vec<String>,
     /// The session of `sessions/{id}`.
     pub session: Option<String>,
+    /// Rage clicks: three clicks within `rage_ms` (default 1000) and `rage_px` (default 30).
+    pub rage_ms: u32,
+    /// See `rage_ms`.
+    pub rage_px: u32,
 }
 
 enum Bind {
@@ -53,6 +57,8 @@ impl Filters {
             width: None,
             steps: Vec::new(),
             session: None,
+            rage_ms: 1000,
+            rage_px: 30,
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
@@ -78,6 +84,20 @@ impl Filters {
                     });
                 }
                 "session" if !v.is_empty() && v.len() <= 256 => f.session = Some(v),
+                "rage_ms" => {
+                    f.rage_ms = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=60_000).contains(&n))
+                        .ok_or_else(|| bad("rage_ms", "1 to 60000"))?
+                }
+                "rage_px" => {
+                    f.rage_px = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=10_000).contains(&n))
+                        .ok_or_else(|| bad("rage_px", "1 to 10000"))?
+                }
                 "steps" => {
                     f.steps = v
                         .split(',')
@@ -243,6 +263,22 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             shown(prepare_with(&client, &times, f, None, binds(), Vec::new())),
         ));
     }
+    out.push((
+        "rage clicks".into(),
+        shown(prepare_with(
+            &client,
+            &rage_sql(),
+            f,
+            Some("click"),
+            Vec::new(),
+            rage_binds(f),
+        )),
+    ));
+    out.push(("dead clicks".into(), shown(prepare(&client, DEAD, f, None))));
+    out.push((
+        "anomalies".into(),
+        shown(prepare(&client, ANOMALIES, f, None)),
+    ));
     out.push(("export".into(), shown(export(&client, f))));
     out.push((
         "realtime".into(),
@@ -372,6 +408,10 @@ pub struct Heatmap {
     pub anchored: Vec<Anchored>,
     /// Share of sessions whose deepest scroll on the page reached 0 %, 10 %, ... 100 %.
     pub scroll_reach: Vec<f64>,
+    /// Rage clicks by element.
+    pub rage: Vec<Frustration>,
+    /// Dead clicks by element.
+    pub dead: Vec<Frustration>,
 }
 
 /// A heatmap bin.
@@ -407,11 +447,13 @@ struct DepthCount {
 /// Builds the heatmap of one page.
 pub async fn heatmap(client: &Client, f: &Filters) -> Result<Heatmap, clickhouse::error::Error> {
     // Independent queries: run together, so the answer takes the slowest, not the sum.
-    let (points, anchored, depths): (Vec<Point>, Vec<Anchored>, Vec<DepthCount>) = tokio::try_join!(
-        rows(client, HEATMAP_POINTS, f, Some("click")),
-        rows(client, HEATMAP_ANCHORED, f, Some("click")),
-        rows(client, SCROLL_DEPTHS, f, Some("scroll")),
-    )?;
+    let (points, anchored, depths, (rage, dead)): (Vec<Point>, Vec<Anchored>, Vec<DepthCount>, _) =
+        tokio::try_join!(
+            rows(client, HEATMAP_POINTS, f, Some("click")),
+            rows(client, HEATMAP_ANCHORED, f, Some("click")),
+            rows(client, SCROLL_DEPTHS, f, Some("scroll")),
+            frustration(client, f),
+        )?;
     let sessions: u64 = depths.iter().map(|d| d.n).sum();
     let scroll_reach = (0..=10u8)
         .map(|step| {
@@ -432,6 +474,8 @@ pub async fn heatmap(client: &Client, f: &Filters) -> Result<Heatmap, clickhouse
         points,
         anchored,
         scroll_reach,
+        rage,
+        dead,
     })
 }
 
@@ -632,6 +676,132 @@ pub struct Realtime {
 /// Visitors and events of the last five minutes (server clock), whatever the date filters.
 pub async fn realtime(client: &Client, f: &Filters) -> Result<Realtime, clickhouse::error::Error> {
     client.query(REALTIME).bind(&f.site).fetch_one().await
+}
+
+/// Within one session's clicks `c` (sorted by time; tuples of time ms, x, y, selector), whether
+/// the click at 1-based index `{i}` ends three clicks within `?` ms and `?` px of the first.
+fn rage_at(i: &str) -> String {
+    let a = format!("c[{i} - 2]");
+    let m = format!("c[{i} - 1]");
+    let z = format!("c[{i}]");
+    format!(
+        "({z}.1 - {a}.1 <= ? AND abs({z}.2 - {a}.2) <= ? AND abs({z}.3 - {a}.3) <= ? \
+         AND abs({m}.2 - {a}.2) <= ? AND abs({m}.3 - {a}.3) <= ?)"
+    )
+}
+
+/// Rage bursts: the index where each burst of three or more close, quick clicks starts being
+/// one. ClickHouse 18.x has no window functions, so each session's clicks are an array.
+fn rage_sql() -> String {
+    format!(
+        "SELECT tupleElement(c[i], 4) AS selector, toUInt64(count()) AS bursts, toUInt64(uniqExact(session_id)) AS sessions, \
+         toFloat64(avg(tupleElement(c[i], 2))) AS x, toFloat64(avg(tupleElement(c[i], 3))) AS y FROM \
+         (SELECT session_id, arraySort(e -> e.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector))) AS c \
+          FROM events FINAL WHERE {{where}} GROUP BY session_id) \
+         ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}), arrayEnumerate(c)) AS i \
+         GROUP BY selector ORDER BY bursts DESC, selector LIMIT 100",
+        rage_at("i"),
+        rage_at("(i - 1)")
+    )
+}
+
+fn rage_binds(f: &Filters) -> Vec<Bind> {
+    let one = [f.rage_ms, f.rage_px, f.rage_px, f.rage_px, f.rage_px];
+    one.iter().chain(one.iter()).map(|&v| Bind::U(v)).collect()
+}
+
+/// Dead clicks: clicks on elements that are not interactive and were not followed by a page
+/// view within a second (the tracker reports no DOM changes, so navigation is the signal).
+const DEAD: &str = "SELECT tupleElement(e[i], 4) AS selector, toUInt64(count()) AS clicks, toUInt64(uniqExact(session_id)) AS sessions, \
+     toFloat64(avg(tupleElement(e[i], 5))) AS x, toFloat64(avg(tupleElement(e[i], 6))) AS y FROM \
+     (SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, toString(event_type), tag, selector, x, y))) AS e \
+      FROM events FINAL WHERE {where} AND event_type IN ('click', 'pageview') GROUP BY session_id) \
+     ARRAY JOIN arrayFilter(i -> e[i].2 = 'click' AND e[i].4 != '' \
+       AND NOT has(['a', 'button', 'input', 'select', 'textarea', 'label', 'summary', 'option'], e[i].3) \
+       AND NOT (i < length(e) AND e[i + 1].2 = 'pageview' AND e[i + 1].1 - e[i].1 <= 1000), arrayEnumerate(e)) AS i \
+     GROUP BY selector ORDER BY clicks DESC, selector LIMIT 100";
+
+/// A problem spot on a page: rage or dead clicks on an element.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Frustration {
+    /// The element.
+    pub selector: String,
+    /// Rage bursts, or dead clicks.
+    pub count: u64,
+    /// Sessions it happened in.
+    pub sessions: u64,
+    /// Average page x of the clicks.
+    pub x: f64,
+    /// Average page y of the clicks.
+    pub y: f64,
+}
+
+/// Rage and dead clicks of one page.
+pub async fn frustration(
+    client: &Client,
+    f: &Filters,
+) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {
+    let rage = rage_sql();
+    tokio::try_join!(
+        prepare_with(client, &rage, f, Some("click"), Vec::new(), rage_binds(f)).fetch_all(),
+        prepare_with(client, DEAD, f, None, Vec::new(), Vec::new()).fetch_all(),
+    )
+}
+
+/// Per-session anomaly counts, from each session's action sequence (kind:path:element).
+const ANOMALIES: &str = "SELECT session_id, toUInt64(length(a)) AS events, \
+     toUInt64(arrayCount(i -> i > 1 AND t[i] - t[i - 1] < 100, arrayEnumerate(t))) AS rapid, \
+     toUInt64(arrayCount(i -> i > 2 AND a[i] = a[i - 1] AND a[i] = a[i - 2], arrayEnumerate(a))) AS repeated, \
+     toUInt64(arrayCount(i -> i > 5 AND a[i] != a[i - 1] AND a[i] = a[i - 2] AND a[i] = a[i - 4] \
+       AND a[i - 1] = a[i - 3] AND a[i - 1] = a[i - 5], arrayEnumerate(a)) \
+       + arrayCount(i -> i > 8 AND NOT (a[i] = a[i - 1] AND a[i] = a[i - 2]) AND a[i] = a[i - 3] AND a[i] = a[i - 6] \
+       AND a[i - 1] = a[i - 4] AND a[i - 1] = a[i - 7] AND a[i - 2] = a[i - 5] AND a[i - 2] = a[i - 8], arrayEnumerate(a))) AS loops \
+     FROM (SELECT session_id, arrayMap(v -> v.1, s) AS t, arrayMap(v -> v.2, s) AS a FROM \
+       (SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
+          concat(toString(event_type), ':', path, ':', selector, toString(name))))) AS s \
+        FROM events FINAL WHERE {where} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
+     WHERE rapid + repeated + loops > 0 ORDER BY rapid + repeated + loops DESC, session_id LIMIT 100";
+
+/// A session with unusual behaviour.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Anomaly {
+    /// The session.
+    pub session_id: String,
+    /// Page views, clicks and custom events in it.
+    pub events: u64,
+    /// Events less than 100 ms after the previous one.
+    pub rapid: u64,
+    /// Actions that repeat the two before them exactly.
+    pub repeated: u64,
+    /// Stuck loops: a sequence of 2 or 3 actions done a third time in a row.
+    pub loops: u64,
+}
+
+/// `anomalies`: sessions with unusual behaviour, and the pages' rage and dead clicks.
+#[derive(Debug, Serialize)]
+pub struct Anomalies {
+    /// Sessions, most anomalous first.
+    pub sessions: Vec<Anomaly>,
+    /// Rage bursts by element (of `path` if given, else of the site).
+    pub rage: Vec<Frustration>,
+    /// Dead clicks by element.
+    pub dead: Vec<Frustration>,
+}
+
+/// Finds anomalies.
+pub async fn anomalies(
+    client: &Client,
+    f: &Filters,
+) -> Result<Anomalies, clickhouse::error::Error> {
+    let (sessions, (rage, dead)) = tokio::try_join!(
+        rows::<Anomaly>(client, ANOMALIES, f, None),
+        frustration(client, f)
+    )?;
+    Ok(Anomalies {
+        sessions,
+        rage,
+        dead,
+    })
 }
 
 /// A step's condition, with one `?`.

@@ -317,6 +317,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
     assert_eq!(
         paths,
         [
+            "/anomalies",
             "/elements",
             "/export",
             "/funnel",
@@ -328,5 +329,106 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/stats"
         ]
     );
+    server.stop().await;
+}
+
+fn click_on(selector: &str, tag: &str, x: i32, y: i32) -> EventKind {
+    EventKind::Click(Click {
+        x,
+        y,
+        selector: selector.into(),
+        tag: tag.into(),
+        rel_x: 0.5,
+        rel_y: 0.5,
+        ..Click::default()
+    })
+}
+
+fn custom(name: &str) -> EventKind {
+    EventKind::Custom {
+        name: name.into(),
+        props: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
+    let server = TestServer::start("anomalies").await;
+    let client = reqwest::Client::new();
+    let mut r = vec![
+        (0, "/pricing", EventKind::Pageview),
+        (1_000, "/pricing", click_on("#buy", "button", 100, 200)),
+        (1_300, "/pricing", click_on("#buy", "button", 105, 203)),
+        (1_600, "/pricing", click_on("#buy", "button", 110, 198)),
+        (1_700, "/pricing", click_on("#buy", "button", 102, 200)),
+        (1_750, "/pricing", custom("help")),
+        (5_000, "/pricing", click_on("#hero", "div", 500, 50)),
+        (6_000, "/pricing", click_on("#link", "a", 50, 50)),
+    ];
+    for (i, name) in ["next", "back", "next", "back", "next", "back"]
+        .iter()
+        .enumerate()
+    {
+        r.push((8_000 + 200 * i as i64, "/pricing", custom(name)));
+    }
+    let sessions = [
+        Session {
+            ua: CHROME,
+            id: "r",
+            width: 1440,
+            events: r,
+        },
+        Session {
+            ua: IPHONE,
+            id: "q",
+            width: 375,
+            events: vec![
+                (0, "/pricing", EventKind::Pageview),
+                (1_000, "/pricing", click_on("#hero", "div", 10, 10)),
+                (1_400, "/checkout", EventKind::Pageview),
+            ],
+        },
+    ];
+    let start = now_ms() - 20_000;
+    for (n, s) in sessions.iter().enumerate() {
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .header("user-agent", s.ua)
+            .body(batch(n as u8, s, start))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    let get = |q: &str| {
+        let req = client
+            .get(server.url(&format!("/api/v1/{q}")))
+            .bearer_auth("test-token");
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap()
+        }
+    };
+    let a = get("anomalies?site=test").await;
+    assert_eq!(
+        a["sessions"],
+        json!([{"session_id": "r", "events": 14, "rapid": 1, "repeated": 2, "loops": 1}]),
+        "{a}"
+    );
+    assert_eq!(
+        a["rage"],
+        json!([{"selector": "#buy", "count": 1, "sessions": 1, "x": 110.0, "y": 198.0}])
+    );
+    assert_eq!(
+        a["dead"],
+        json!([{"selector": "#hero", "count": 1, "sessions": 1, "x": 500.0, "y": 50.0}])
+    );
+    // Stricter thresholds: three clicks within 200 ms never happened.
+    let strict = get("anomalies?site=test&rage_ms=200").await;
+    assert_eq!(strict["rage"], json!([]));
+    let hm = get("heatmap?site=test&path=/pricing").await;
+    assert_eq!(hm["rage"][0]["selector"], "#buy");
+    assert_eq!(hm["dead"][0]["selector"], "#hero");
     server.stop().await;
 }
