@@ -16,6 +16,7 @@
     const q = new URLSearchParams({ site: f.site.value });
     if (f.from.value) q.set("from", f.from.value);
     if (f.to.value) q.set("to", f.to.value);
+    q.set("interval", f.interval.value);
     document.getElementById("to-heatmap").href = "heatmap.html?" + new URLSearchParams({ site: f.site.value });
     status.textContent = "loading…";
     const r = await fetch("/api/v1/stats?" + q, { headers: { authorization: "Bearer " + f.token.value } });
@@ -26,6 +27,7 @@
     cards.replaceChildren(...[
       ["Visitors", s.visitors], ["Sessions", s.sessions], ["Page views", s.pageviews],
       ["Avg. session", s.avg_session_secs.toFixed(1) + " s"], ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%"],
+      ["DAU", s.active.dau], ["WAU", s.active.wau], ["MAU", s.active.mau],
     ].map(([label, value]) => {
       const c = text("div", "", "card");
       c.dataset.metric = label;
@@ -144,8 +146,30 @@
     }
   }
 
+  async function anomalies() {
+    const q = new URLSearchParams({ site: form.elements.site.value });
+    if (form.elements.from.value) q.set("from", form.elements.from.value);
+    if (form.elements.to.value) q.set("to", form.elements.to.value);
+    const r = await fetch("/api/v1/anomalies?" + q, { headers: auth() });
+    const a = await r.json();
+    const table = document.getElementById("anomalies");
+    if (!r.ok) { table.replaceChildren(text("tr", a.error)); return; }
+    const rows = [
+      ...a.sessions.map((s) => [`session ${s.session_id}`, `${s.rapid} rapid · ${s.repeated} repeated · ${s.loops} loops`, s.events + " events"]),
+      ...a.rage.map((e) => [`rage clicks on ${e.selector}`, `${e.count} bursts`, e.sessions + " sessions"]),
+      ...a.dead.map((e) => [`dead clicks on ${e.selector}`, `${e.count} clicks`, e.sessions + " sessions"]),
+    ];
+    table.replaceChildren(...rows.map((cells) => {
+      const tr = document.createElement("tr");
+      tr.append(...cells.map((c, i) => text("td", String(c), i ? "n" : "")));
+      return tr;
+    }));
+    if (!rows.length) table.append(text("tr", "none found"));
+  }
+
   document.getElementById("funnel-form").addEventListener("submit", funnel);
+  form.addEventListener("submit", () => anomalies());
   form.addEventListener("submit", () => { funnel(); live(); });
   form.addEventListener("submit", show);
-  if (form.elements.site.value && form.elements.token.value) { show(); funnel(); live(); }
+  if (form.elements.site.value && form.elements.token.value) { show(); funnel(); anomalies(); live(); }
 })();

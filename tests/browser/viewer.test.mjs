@@ -106,6 +106,7 @@ test("the dashboard shows the site's totals and top pages", async () => {
   await ctx.close();
   assert.equal(cards["Page views"], String(pv));
   assert.equal(cards["Visitors"], String(v));
+  assert.equal(cards["DAU"], String(v));
   assert.deepEqual(pages, ["/demo/catalog.html"]);
   assert.equal(points, 2, "one day, two lines");
   assert.equal(liveVisitors, String(v), "everyone came within the last 5 minutes");

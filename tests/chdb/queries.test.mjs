@@ -50,7 +50,7 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 23, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 24, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -68,6 +68,7 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     // session reaches step 1, none step 2 (the unfiltered funnel is checked on 18.16).
     assert.deepEqual(answers["funnel levels"].map((r) => [r.level, num(r.n)]), [[1, 3]]);
     assert.equal(answers["funnel times"].length, 1);
+    assert.deepEqual(Object.values(answers["stats active"][0]).map(num), [2, 2, 2], "DAU, WAU, MAU on that day");
     assert.deepEqual(answers["rage clicks"], [], "two clicks are not a rage burst");
     // These rows carry no tag, so the clicks count as on non-interactive elements.
     assert.deepEqual(answers["dead clicks"].map((r) => [r.selector, num(r.clicks)]), [["#buy", 3]]);

@@ -27,6 +27,8 @@ pub struct Filters {
     pub steps: Vec<String>,
     /// The session of `sessions/{id}`.
     pub session: Option<String>,
+    /// `interval=hour`: the stats series per hour instead of per day.
+    pub hourly: bool,
     /// Rage clicks: three clicks within `rage_ms` (default 1000) and `rage_px` (default 30).
     pub rage_ms: u32,
     /// See `rage_ms`.
@@ -59,6 +61,7 @@ impl Filters {
             session: None,
             rage_ms: 1000,
             rage_px: 30,
+            hourly: false,
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
@@ -84,6 +87,8 @@ impl Filters {
                     });
                 }
                 "session" if !v.is_empty() && v.len() <= 256 => f.session = Some(v),
+                "interval" if v == "day" || v == "hour" => f.hourly = v == "hour",
+                "interval" => return Err(bad("interval", "expected day or hour")),
                 "rage_ms" => {
                     f.rage_ms = v
                         .parse()
@@ -194,8 +199,52 @@ const SESSIONS: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUI
      (SELECT session_id, min(toUInt64(timestamp) * 1000 + timestamp_ms) AS t0, \
       max(toUInt64(timestamp) * 1000 + timestamp_ms) AS t1, countIf(event_type = 'pageview') AS pv \
       FROM events FINAL WHERE {where} GROUP BY session_id)";
-const SERIES: &str = "SELECT toString(toDate(timestamp)) AS day, toUInt64(uniqExact(visitor_id)), \
+const SERIES: &str = "SELECT toString({bucket}) AS day, toUInt64(uniqExact(visitor_id)), \
      toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
+
+/// The series' time bucket for the `interval` parameter.
+fn series_sql(hourly: bool) -> String {
+    SERIES.replace(
+        "{bucket}",
+        if hourly {
+            "toStartOfHour(timestamp)"
+        } else {
+            "toDate(timestamp)"
+        },
+    )
+}
+
+/// Active users over the day, the 7 days and the 30 days ending `to` (whatever `from` says).
+/// A known user counts by `user_id`; anonymous visitors by their visitor id, which rotates
+/// daily by design (no cross-day tracking without consent), so for them WAU and MAU count
+/// visitor-days: an upper bound.
+const ACTIVE: &str = "SELECT \
+     toUInt64(uniqExactIf(who, day = toDate(?))), \
+     toUInt64(uniqExactIf(who, day > toDate(?) - 7)), \
+     toUInt64(uniqExact(who)) FROM \
+     (SELECT toDate(timestamp) AS day, if(user_id != '', concat('u:', user_id), concat('v:', toString(visitor_id))) AS who \
+      FROM events FINAL WHERE site_id = ? AND is_bot = 0 AND toDate(timestamp) > toDate(?) - 30 AND toDate(timestamp) <= toDate(?))";
+
+/// DAU/WAU/MAU.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Active {
+    /// Active on `to`.
+    pub dau: u64,
+    /// Active in the 7 days ending `to`.
+    pub wau: u64,
+    /// Active in the 30 days ending `to`.
+    pub mau: u64,
+}
+
+fn active_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    client
+        .query(ACTIVE)
+        .bind(&f.to)
+        .bind(&f.to)
+        .bind(&f.site)
+        .bind(&f.to)
+        .bind(&f.to)
+}
 
 /// Columns ranked by page views in `stats`.
 const TOP_COLUMNS: [&str; 7] = [
@@ -238,7 +287,7 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         ("elements".into(), ELEMENTS.into(), Some("click")),
         ("stats totals".into(), TOTALS.into(), None),
         ("stats sessions".into(), SESSIONS.into(), None),
-        ("stats series".into(), SERIES.into(), None),
+        ("stats series".into(), series_sql(f.hourly), None),
     ];
     list.extend(
         TOP_COLUMNS
@@ -263,6 +312,7 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             shown(prepare_with(&client, &times, f, None, binds(), Vec::new())),
         ));
     }
+    out.push(("stats active".into(), shown(active_query(&client, f))));
     out.push((
         "rage clicks".into(),
         shown(prepare_with(
@@ -549,8 +599,10 @@ pub struct Stats {
     pub avg_session_secs: f64,
     /// Share of sessions with one page view at most.
     pub bounce_rate: f64,
-    /// Per day.
+    /// Per day (or per hour with `interval=hour`).
     pub series: Vec<Day>,
+    /// DAU, WAU and MAU ending at `to`.
+    pub active: Active,
     /// Top pages by page views.
     pub pages: Vec<Count>,
     /// Top referrer hosts.
@@ -567,10 +619,10 @@ pub struct Stats {
     pub campaigns: Vec<Count>,
 }
 
-/// One day of the series.
+/// One day (or hour) of the series.
 #[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
 pub struct Day {
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, or `YYYY-MM-DD HH:00:00` per hour.
     pub day: String,
     /// Distinct visitors.
     pub visitors: u64,
@@ -600,10 +652,12 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         async move { rows::<Count>(client, &sql, f, Some("pageview")).await }
     };
     // Independent queries, run together (ClickHouse serves them in parallel).
-    let (totals, sessions, series, tops) = tokio::try_join!(
+    let series_sql = series_sql(f.hourly);
+    let (totals, sessions, series, active, tops) = tokio::try_join!(
         rows::<Totals>(client, TOTALS, f, None),
         rows::<SessionFigures>(client, SESSIONS, f, None),
-        rows::<Day>(client, SERIES, f, None),
+        rows::<Day>(client, &series_sql, f, None),
+        active_query(client, f).fetch_one::<Active>(),
         futures_util::future::try_join_all(TOP_COLUMNS.map(top)),
     )?;
     let totals = totals.into_iter().next().unwrap_or(Totals {
@@ -638,6 +692,7 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
             s.bounced as f64 / s.sessions as f64
         },
         series,
+        active,
         pages,
         referrers,
         devices,

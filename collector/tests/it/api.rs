@@ -159,6 +159,11 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     );
     assert_eq!(stats["series"].as_array().unwrap().len(), 1);
     assert_eq!(stats["series"][0]["pageviews"], 4);
+    // Two visitors today; the same two over the week and the month.
+    assert_eq!(stats["active"], json!({"dau": 2, "wau": 2, "mau": 2}));
+    let hourly = ok("stats?site=test&interval=hour").await;
+    let hour = hourly["series"][0]["day"].as_str().unwrap().to_owned();
+    assert!(hour.ends_with(":00:00") && hour.len() == 19, "{hour}");
 
     let el = ok("elements?site=test&path=/pricing").await;
     assert_eq!(el["views"], 3, "{el}");
@@ -225,6 +230,8 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     assert_eq!((status, body["field"].as_str()), (400, Some("from")));
     let (status, body) = get("funnel?site=test&steps=/only", Some("test-token")).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("steps")));
+    let (status, body) = get("stats?site=test&interval=week", Some("test-token")).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("interval")));
     let (status, _) = get("nope?site=test", Some("test-token")).await;
     assert_eq!(status, 404);
     // A value that would break out of a quoted literal if spliced: bound, it matches nothing.
