@@ -202,34 +202,6 @@ const SESSIONS: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUI
 const SERIES: &str = "SELECT toString({bucket}) AS day, toUInt64(uniqExact(visitor_id)), \
      toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
 
-/// Session figures from the sessions mart (site and dates only: a session has no single
-/// page or device to filter by), much cheaper than grouping raw events by session.
-const SESSIONS_MART: &str = "SELECT toFloat64(if(count() = 0, 0, avg(l - s))), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
-     (SELECT session_id, minMerge(first_ts) AS s, maxMerge(last_ts) AS l, uniqExactIfMerge(pageviews) AS pv, maxMerge(is_bot) AS bot \
-      FROM sessions WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) GROUP BY session_id) WHERE bot = 0";
-
-/// Top entry or exit pages from the sessions mart (`{state}` is `argMinIfMerge(entry)` or
-/// `argMaxIfMerge(exit)`).
-const ENDS_MART: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
-     (SELECT session_id, {state} AS p, maxMerge(is_bot) AS bot \
-      FROM sessions WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) GROUP BY session_id) \
-     WHERE bot = 0 AND p != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
-
-fn mart_query(client: &Client, sql: &str, f: &Filters) -> clickhouse::query::Query {
-    client.query(sql).bind(&f.site).bind(&f.from).bind(&f.to)
-}
-
-fn ends_sql(entry: bool) -> String {
-    ENDS_MART.replace(
-        "{state}",
-        if entry {
-            "argMinIfMerge(entry)"
-        } else {
-            "argMaxIfMerge(exit)"
-        },
-    )
-}
-
 /// The series' time bucket for the `interval` parameter.
 fn series_sql(hourly: bool) -> String {
     SERIES.replace(
@@ -341,18 +313,6 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         ));
     }
     out.push(("stats active".into(), shown(active_query(&client, f))));
-    out.push((
-        "stats sessions (mart)".into(),
-        shown(mart_query(&client, SESSIONS_MART, f)),
-    ));
-    out.push((
-        "stats entries (mart)".into(),
-        shown(mart_query(&client, &ends_sql(true), f)),
-    ));
-    out.push((
-        "stats exits (mart)".into(),
-        shown(mart_query(&client, &ends_sql(false), f)),
-    ));
     out.push((
         "rage clicks".into(),
         shown(prepare_with(
@@ -643,10 +603,6 @@ pub struct Stats {
     pub series: Vec<Day>,
     /// DAU, WAU and MAU ending at `to`.
     pub active: Active,
-    /// Top pages sessions started on (sessions mart; site and dates only).
-    pub entries: Vec<Count>,
-    /// Top pages sessions ended on (sessions mart; site and dates only).
-    pub exits: Vec<Count>,
     /// Top pages by page views.
     pub pages: Vec<Count>,
     /// Top referrer hosts.
@@ -697,24 +653,9 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
     };
     // Independent queries, run together (ClickHouse serves them in parallel).
     let series_sql = series_sql(f.hourly);
-    let session_level = f.path.is_none() && f.device.is_none() && f.width.is_none();
-    let session_figures = async {
-        if session_level {
-            mart_query(client, SESSIONS_MART, f)
-                .fetch_all::<SessionFigures>()
-                .await
-        } else {
-            rows::<SessionFigures>(client, SESSIONS, f, None).await
-        }
-    };
-    let (entries_sql, exits_sql) = (ends_sql(true), ends_sql(false));
-    let (entries, exits) = tokio::try_join!(
-        mart_query(client, &entries_sql, f).fetch_all::<Count>(),
-        mart_query(client, &exits_sql, f).fetch_all::<Count>(),
-    )?;
     let (totals, sessions, series, active, tops) = tokio::try_join!(
         rows::<Totals>(client, TOTALS, f, None),
-        session_figures,
+        rows::<SessionFigures>(client, SESSIONS, f, None),
         rows::<Day>(client, &series_sql, f, None),
         active_query(client, f).fetch_one::<Active>(),
         futures_util::future::try_join_all(TOP_COLUMNS.map(top)),
@@ -752,8 +693,6 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         },
         series,
         active,
-        entries,
-        exits,
         pages,
         referrers,
         devices,

@@ -174,69 +174,11 @@ ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
     );
-    // The sessions mart: one row per (site, day, session) and insert block, merged in the
-    // background into one per key, kept by a materialized view on every insert into `events`.
-    // Counts are `uniqExact(event_id)` states, not `count()`: the view sees inserts before
-    // ReplacingMergeTree has removed duplicates, so a retried batch would otherwise count twice;
-    // min/max/argMin/any are unaffected by duplicates. The same property makes the backfill
-    // below safe to overlap with live inserts. A session crossing midnight has a row per day;
-    // queries merge them by session id.
-    let sessions = format!(
-        "CREATE TABLE IF NOT EXISTS sessions (
-    site_id {s},
-    day Date,
-    session_id String,
-    first_ts AggregateFunction(min, UInt64),
-    last_ts AggregateFunction(max, UInt64),
-    events AggregateFunction(uniqExact, UUID),
-    pageviews AggregateFunction(uniqExactIf, UUID, UInt8),
-    entry AggregateFunction(argMinIf, String, UInt64, UInt8),
-    exit AggregateFunction(argMaxIf, String, UInt64, UInt8),
-    visitor AggregateFunction(any, UInt64),
-    device AggregateFunction(any, String),
-    country AggregateFunction(any, String),
-    is_bot AggregateFunction(max, UInt8)
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY (site_id, day, session_id){ttl}",
-        ttl = if ttl.is_empty() {
-            String::new()
-        } else {
-            format!("\nTTL day + INTERVAL {} DAY", cfg.retention_days)
-        }
-    );
-    let session_select = "SELECT site_id, toDate(timestamp) AS day, session_id,
-    minState(toUInt64(timestamp) * 1000 + timestamp_ms) AS first_ts,
-    maxState(toUInt64(timestamp) * 1000 + timestamp_ms) AS last_ts,
-    uniqExactState(event_id) AS events,
-    uniqExactIfState(event_id, event_type = 'pageview') AS pageviews,
-    argMinIfState(path, toUInt64(timestamp) * 1000 + timestamp_ms, event_type = 'pageview') AS entry,
-    argMaxIfState(path, toUInt64(timestamp) * 1000 + timestamp_ms, event_type = 'pageview') AS exit,
-    anyState(visitor_id) AS visitor,
-    anyState(toString(device)) AS device,
-    anyState(toString(country)) AS country,
-    maxState(is_bot) AS is_bot
-FROM events GROUP BY site_id, day, session_id";
-    vec![
-        Migration {
-            version: 1,
-            name: "events table",
-            statements: vec![events],
-        },
-        Migration {
-            version: 2,
-            name: "sessions mart",
-            statements: vec![
-                sessions,
-                format!(
-                    "CREATE MATERIALIZED VIEW IF NOT EXISTS sessions_mv TO sessions AS {session_select}"
-                ),
-                // Sessions of events stored before the view existed.
-                format!("INSERT INTO sessions {session_select}"),
-            ],
-        },
-    ]
+    vec![Migration {
+        version: 1,
+        name: "events table",
+        statements: vec![events],
+    }]
 }
 
 /// Creates the database if needed, then applies pending migrations. Returns the versions applied.
