@@ -37,7 +37,7 @@
     drawSeries(s.series);
     const panels = document.getElementById("panels");
     panels.replaceChildren(...[
-      ["Top pages", s.pages], ["Referrers", s.referrers], ["Devices", s.devices], ["Browsers", s.browsers],
+      ["Top pages", s.pages], ["Entry pages", s.entries], ["Exit pages", s.exits], ["Referrers", s.referrers], ["Devices", s.devices], ["Browsers", s.browsers],
       ["Operating systems", s.os], ["Countries", s.countries], ["Campaigns", s.campaigns],
     ].map(([title, rows]) => {
       const p = text("section", "", "card");

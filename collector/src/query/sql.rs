@@ -202,6 +202,17 @@ const SESSIONS: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUI
 const SERIES: &str = "SELECT toString({bucket}) AS day, toUInt64(uniqExact(visitor_id)), \
      toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
 
+/// Top entry or exit pages: per session, the first or last page viewed (`{pick}` is
+/// `argMin` or `argMax`).
+const ENDS: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
+     (SELECT session_id, {pick}(path, toUInt64(timestamp) * 1000 + timestamp_ms) AS p \
+      FROM events FINAL WHERE {where} GROUP BY session_id) \
+     WHERE p != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
+
+fn ends_sql(entry: bool) -> String {
+    ENDS.replace("{pick}", if entry { "argMin" } else { "argMax" })
+}
+
 /// The series' time bucket for the `interval` parameter.
 fn series_sql(hourly: bool) -> String {
     SERIES.replace(
@@ -222,7 +233,7 @@ const ACTIVE: &str = "SELECT \
      toUInt64(uniqExactIf(who, day = toDate(?))), \
      toUInt64(uniqExactIf(who, day > toDate(?) - 7)), \
      toUInt64(uniqExact(who)) FROM \
-     (SELECT toDate(timestamp) AS day, if(user_id != '', concat('u:', user_id), concat('v:', toString(visitor_id))) AS who \
+     (SELECT toDate(timestamp) AS day, if(user_id != '', cityHash64(user_id), visitor_id) AS who \
       FROM events FINAL WHERE site_id = ? AND is_bot = 0 AND toDate(timestamp) > toDate(?) - 30 AND toDate(timestamp) <= toDate(?))";
 
 /// DAU/WAU/MAU.
@@ -313,6 +324,14 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         ));
     }
     out.push(("stats active".into(), shown(active_query(&client, f))));
+    out.push((
+        "stats entries".into(),
+        shown(prepare(&client, &ends_sql(true), f, Some("pageview"))),
+    ));
+    out.push((
+        "stats exits".into(),
+        shown(prepare(&client, &ends_sql(false), f, Some("pageview"))),
+    ));
     out.push((
         "rage clicks".into(),
         shown(prepare_with(
@@ -603,6 +622,10 @@ pub struct Stats {
     pub series: Vec<Day>,
     /// DAU, WAU and MAU ending at `to`.
     pub active: Active,
+    /// Top pages sessions started on.
+    pub entries: Vec<Count>,
+    /// Top pages sessions ended on.
+    pub exits: Vec<Count>,
     /// Top pages by page views.
     pub pages: Vec<Count>,
     /// Top referrer hosts.
@@ -653,6 +676,11 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
     };
     // Independent queries, run together (ClickHouse serves them in parallel).
     let series_sql = series_sql(f.hourly);
+    let (entries_sql, exits_sql) = (ends_sql(true), ends_sql(false));
+    let (entries, exits) = tokio::try_join!(
+        rows::<Count>(client, &entries_sql, f, Some("pageview")),
+        rows::<Count>(client, &exits_sql, f, Some("pageview")),
+    )?;
     let (totals, sessions, series, active, tops) = tokio::try_join!(
         rows::<Totals>(client, TOTALS, f, None),
         rows::<SessionFigures>(client, SESSIONS, f, None),
@@ -693,6 +721,8 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         },
         series,
         active,
+        entries,
+        exits,
         pages,
         referrers,
         devices,

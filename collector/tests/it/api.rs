@@ -159,6 +159,11 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     );
     assert_eq!(stats["series"].as_array().unwrap().len(), 1);
     assert_eq!(stats["series"][0]["pageviews"], 4);
+    assert_eq!(stats["entries"], json!([{"key": "/pricing", "count": 3}]));
+    assert_eq!(
+        stats["exits"],
+        json!([{"key": "/pricing", "count": 2}, {"key": "/checkout", "count": 1}])
+    );
     // Two visitors today; the same two over the week and the month.
     assert_eq!(stats["active"], json!({"dau": 2, "wau": 2, "mau": 2}));
     let hourly = ok("stats?site=test&interval=hour").await;
