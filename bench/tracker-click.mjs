@@ -2,17 +2,14 @@
 // click takes on the demo catalog with the tracker running, minus the same on the same page
 // with the tracker never loaded (same DOM, same listeners otherwise). Prints a Markdown table.
 //   node bench/tracker-click.mjs [clicks]        (after `make test` built everything)
-import { chromium } from "../tests/node_modules/playwright-core/index.mjs";
 import { cpus } from "node:os";
-import { startClickHouse, startCollector } from "../tests/lib/stack.mjs";
+import { launchBrowser, startClickHouse, startCollector } from "../tests/lib/stack.mjs";
 
 const N = Number(process.argv[2] || 2000);
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 const ch = await startClickHouse("bench-click");
 const collector = await startCollector({ clickhouseUrl: ch.url, db: "bench_click" });
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+const browser = await launchBrowser();
 
 async function measure(withTracker) {
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });

@@ -6,16 +6,11 @@ import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { chromium } from "playwright-core";
-import { eventually, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { eventually, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 let browser;
 before(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+  browser = await launchBrowser();
 });
 after(async () => browser?.close());
 

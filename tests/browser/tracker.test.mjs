@@ -2,19 +2,14 @@
 // collector and ClickHouse: what the test does on the demo site must be exactly what is stored.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-import { eventually, freePort, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { eventually, freePort, launchBrowser, startClickHouse, startCollector } from "../lib/stack.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 let ch, browser;
 
 before(async () => {
   ch = await startClickHouse("browser");
   // launch() gives every run a fresh, temporary user-data-dir.
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();

@@ -6,13 +6,8 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { eventually, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { eventually, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const artifacts = join(root, "tests", "artifacts");
 // Headless Chromium says "HeadlessChrome", which the collector rightly flags as a bot and the
 // analytics leave out; these visitors present themselves as the desktop browser they are.
@@ -22,7 +17,7 @@ const db = "e2e_viewer";
 
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS });
+  browser = await launchBrowser();
   ch = await startClickHouse("viewer");
   collector = await startCollector({
     clickhouseUrl: ch.url,

@@ -8,6 +8,16 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/** Debian's Chromium, headless, a fresh temporary profile, no background networking. */
+export async function launchBrowser() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const bin = process.env.PATHLIGHT_BIN || join(root, "target", "debug", "pathlight");
 

@@ -60,6 +60,20 @@ fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
     })
 }
 
+/// Posts each session as one batch from its browser.
+async fn send(server: &TestServer, client: &reqwest::Client, sessions: &[Session], start: i64) {
+    for (n, s) in sessions.iter().enumerate() {
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .header("user-agent", s.ua)
+            .body(batch(n as u8, s, start))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+}
+
 #[tokio::test]
 async fn heatmap_elements_and_stats_have_the_known_answers() {
     let server = TestServer::start("api").await;
@@ -102,16 +116,7 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     ];
     // Twenty seconds ago: well inside today unless the test runs across midnight UTC.
     let start = now_ms() - 20_000;
-    for (n, s) in sessions.iter().enumerate() {
-        let resp = client
-            .post(server.url("/v1/batch"))
-            .header("user-agent", s.ua)
-            .body(batch(n as u8, s, start))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
-    }
+    send(&server, &client, &sessions, start).await;
     let get = |q: &str, token: Option<&str>| {
         let mut req = client.get(server.url(&format!("/api/v1/{q}")));
         if let Some(t) = token {
@@ -402,16 +407,7 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
         },
     ];
     let start = now_ms() - 20_000;
-    for (n, s) in sessions.iter().enumerate() {
-        let resp = client
-            .post(server.url("/v1/batch"))
-            .header("user-agent", s.ua)
-            .body(batch(n as u8, s, start))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
-    }
+    send(&server, &client, &sessions, start).await;
     let get = |q: &str| {
         let req = client
             .get(server.url(&format!("/api/v1/{q}")))
