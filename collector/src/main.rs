@@ -39,6 +39,34 @@ enum Command {
     },
     /// Check the configuration and print it with every default filled in.
     Config,
+    /// Send load to a collector: realistic CBOR batches, bounded in time and count; prints a
+    /// Markdown table of throughput and latency. Loopback or your own collector only.
+    Load {
+        /// Batch endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8080/v1/batch")]
+        url: String,
+        /// Site id in the batches.
+        #[arg(long, default_value = "demo")]
+        site: String,
+        /// Events per batch.
+        #[arg(long, default_value_t = 20)]
+        batch: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Requests per second (0: as fast as answers come).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Most requests to send.
+        #[arg(long, default_value_t = 1_000_000)]
+        max_requests: u64,
+        /// HTTP/2 (h2c prior knowledge) instead of HTTP/1.1.
+        #[arg(long)]
+        http2: bool,
+    },
     /// Print every analytics query as ClickHouse receives it, for the given API parameters.
     Sql {
         /// Query-API parameters, as in `/api/v1/heatmap?...`.
@@ -92,6 +120,35 @@ fn main() -> anyhow::Result<()> {
                 config.clickhouse.database,
                 applied.len()
             );
+            Ok(())
+        }),
+        Command::Load {
+            url,
+            site,
+            batch,
+            concurrency,
+            rate,
+            seconds,
+            max_requests,
+            http2,
+        } => rt.block_on(async {
+            let opts = pathlight_collector::load::LoadOptions {
+                url,
+                site,
+                batch: batch.clamp(1, 500),
+                concurrency: concurrency.clamp(1, 1024),
+                rate,
+                duration: Duration::from_secs(seconds.clamp(1, 3600)),
+                max_requests,
+                http2,
+                // Distinct events per run.
+                seed: pathlight_collector::pipeline::now_ms() as u32,
+            };
+            let report = pathlight_collector::load::run(opts).await?;
+            println!("| requests/s | events/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|");
+            println!("{}", report.row());
+            eprintln!("answers by status: {:?}", report.statuses);
             Ok(())
         }),
         Command::Sql { params } => {

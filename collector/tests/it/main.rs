@@ -8,6 +8,7 @@ mod api;
 mod bad_input;
 mod http;
 mod ingest;
+mod load;
 mod outage;
 mod retention;
 

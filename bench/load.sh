@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Collector throughput with its real ClickHouse sink: `pathlight load` against a release
+# `pathlight serve` pinned to core 0 (taskset), load generator and ClickHouse on core 1.
+# Prints a Markdown table per protocol. Loopback only, bounded in time.
+#   bench/load.sh [SECONDS] [CONCURRENCY] [FLUSH_INTERVAL_MS]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${1:-10} conc=${2:-64} flush=${3:-50}
+cargo build --release --bin pathlight 2>&1 | tail -1 >&2
+bin=target/release/pathlight
+dir=$(mktemp -d /tmp/pathlight-bench-load-XXXX)
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+port=$(free)
+cat > "$dir/pathlight.toml" <<TOML
+hash_secret = "bench"
+[clickhouse]
+url = "$ch"
+database = "bench_load"
+flush_interval_ms = $flush
+[[sites]]
+id = "bench"
+TOML
+PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
+collector=$!
+trap 'kill $collector 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "Collector: release build on core 0; load generator and ClickHouse 18.16 on core 1. 20-event CBOR batches,"
+echo "$conc requests in flight, ${secs} s per run, flush_interval_ms = $flush (a request is answered once its rows are inserted)."
+echo
+for proto in http1 http2; do
+  flag=""; [ "$proto" = http2 ] && flag="--http2"
+  echo "**$proto**"
+  echo
+  taskset -c 1 "$bin" load --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
+    --concurrency "$conc" --seconds "$secs" $flag
+  echo
+done
+rows=$(curl -sS "$ch/" --data-binary "SELECT count() FROM bench_load.events")
+echo "Rows in ClickHouse after both runs: $rows"
+echo
+echo "Collector RSS after the runs: $(( $(awk '/VmRSS/ {print $2}' /proc/$collector/status) / 1024 )) MB"

@@ -1,0 +1,170 @@
+//! `pathlight load`: a bounded load generator for the batch endpoint. It sends realistic CBOR
+//! batches (the sample events, fresh ids and times per batch) over HTTP/1.1 or HTTP/2, at a
+//! fixed rate or as fast as the collector answers, for a fixed time and at most a fixed number
+//! of requests, and reports throughput, latency percentiles and answers by status.
+
+use pathlight_wire::{Id, RawBatch, cbor, sample};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// `http://host:port/v1/batch`.
+    pub url: String,
+    /// Site id of the batches.
+    pub site: String,
+    /// Events per batch.
+    pub batch: usize,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Requests per second over all workers; 0: as fast as answers come.
+    pub rate: u64,
+    /// Stop after this long.
+    pub duration: Duration,
+    /// Stop after this many requests.
+    pub max_requests: u64,
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    pub http2: bool,
+    /// Goes into every event id with the request number, so two runs with the same seed send
+    /// the same events (a replay) and runs with different seeds distinct ones.
+    pub seed: u32,
+}
+
+/// What happened.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Requests answered.
+    pub requests: u64,
+    /// Events in answered-2xx requests.
+    pub events: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Answers by HTTP status (0: transport error).
+    pub statuses: BTreeMap<u16, u64>,
+    /// Latency percentiles (p50, p90, p99, max), ms.
+    pub latency_ms: [f64; 4],
+}
+
+impl LoadReport {
+    /// A Markdown table row: requests/s, events/s, p50, p90, p99, max, non-2xx.
+    pub fn row(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let bad: u64 = self
+            .statuses
+            .iter()
+            .filter(|(s, _)| !(200..300).contains(*s))
+            .map(|(_, n)| n)
+            .sum();
+        let [p50, p90, p99, max] = self.latency_ms;
+        format!(
+            "| {:.0} | {:.0} | {p50:.2} | {p90:.2} | {p99:.2} | {max:.2} | {bad} |",
+            self.requests as f64 / secs,
+            self.events as f64 / secs
+        )
+    }
+}
+
+/// Runs the load and reports.
+pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
+    let mut builder = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency);
+    if opts.http2 {
+        builder = builder.http2_prior_knowledge();
+    }
+    let client = builder.build()?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    let mut workers = Vec::new();
+    for _ in 0..opts.concurrency {
+        let (client, opts, sent) = (client.clone(), opts.clone(), sent.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+            let mut events = 0u64;
+            let template = template(&opts);
+            loop {
+                let n = sent.fetch_add(1, Ordering::Relaxed);
+                if n >= opts.max_requests || Instant::now() >= deadline {
+                    break;
+                }
+                if opts.rate > 0 {
+                    // Request n is due at start + n / rate: a fixed schedule, so a slow answer
+                    // does not lower the offered rate (no coordinated omission).
+                    let due = start + Duration::from_secs_f64(n as f64 / opts.rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let body = batch_bytes(&template, opts.seed, n);
+                let t = Instant::now();
+                let status = match client.post(&opts.url).body(body).send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let _ = resp.bytes().await;
+                        status
+                    }
+                    Err(_) => 0,
+                };
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                *statuses.entry(status).or_default() += 1;
+                if (200..300).contains(&status) {
+                    events += opts.batch as u64;
+                }
+            }
+            (latencies, statuses, events)
+        }));
+    }
+    let mut report = LoadReport::default();
+    let mut all = Vec::new();
+    for w in workers {
+        let (latencies, statuses, events) = w.await?;
+        report.requests += latencies.len() as u64;
+        report.events += events;
+        all.extend(latencies);
+        for (s, n) in statuses {
+            *report.statuses.entry(s).or_default() += n;
+        }
+    }
+    report.elapsed = start.elapsed();
+    all.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    report.latency_ms = [
+        pick(0.5),
+        pick(0.9),
+        pick(0.99),
+        all.last().copied().unwrap_or(0.0),
+    ];
+    Ok(report)
+}
+
+fn template(opts: &LoadOptions) -> RawBatch {
+    let mut b = sample::typical_batch();
+    b.site_id = opts.site.clone();
+    let kinds = b.events.clone();
+    b.events = (0..opts.batch)
+        .map(|i| kinds[i % kinds.len()].clone())
+        .collect();
+    b
+}
+
+/// The template with ids unique to (seed, request number, event) and times of now.
+fn batch_bytes(template: &RawBatch, seed: u32, n: u64) -> Vec<u8> {
+    let mut b = template.clone();
+    let now = crate::pipeline::now_ms();
+    b.sent_at = now;
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    id[8..12].copy_from_slice(&seed.to_be_bytes());
+    b.batch_id = Id(id);
+    for (i, e) in b.events.iter_mut().enumerate() {
+        id[12..16].copy_from_slice(&(i as u32).to_be_bytes());
+        e.id = Id(id);
+        e.timestamp = now - 1_000 + i as i64;
+    }
+    cbor::encode(&b)
+}
