@@ -117,6 +117,23 @@
         overlay.append(b);
       }
     }
+    if (form.elements.frustration.checked && doc) {
+      for (const [list, cls, label] of [[heat.rage, "rage", "rage"], [heat.dead, "dead", "dead clicks"]]) {
+        for (const f of list) {
+          let el = null;
+          try { el = doc.querySelector(f.selector); } catch {}
+          if (!el) continue;
+          const r = el.getBoundingClientRect();
+          const m = document.createElement("div");
+          m.className = "frustration " + cls;
+          m.dataset.selector = f.selector;
+          m.style.left = r.left + r.width / 2 + "px";
+          m.style.top = r.bottom + 2 + "px";
+          m.textContent = `${f.count} ${label}`;
+          overlay.append(m);
+        }
+      }
+    }
     if (form.elements.folds.checked) {
       heat.scroll_reach.forEach((share, i) => {
         if (i === 0 || i === 10 || share === 0) return;

@@ -65,6 +65,7 @@ for (const [width, expected] of [[1440, 3], [375, 2]]) {
         far: at(r.left + r.width / 4, r.top + r.height / 2 + 300),
         frameWidth: frame.clientWidth,
         badge: document.querySelector('.badge[data-selector="#add-1"] .clicks')?.textContent,
+        rage: document.querySelector('.frustration.rage[data-selector="#add-1"]')?.textContent ?? null,
         status: document.getElementById("status").textContent,
       };
     });
@@ -74,6 +75,8 @@ for (const [width, expected] of [[1440, 3], [375, 2]]) {
     assert.ok(probe.hot[3] > 100 && probe.hot[0] > 200 && probe.hot[2] < 100, `hot spot pixel ${probe.hot}`);
     assert.equal(probe.far[3], 0, `no heat 300 px below: ${probe.far}`);
     assert.equal(probe.badge, `${expected} clicks`);
+    // Three clicks on the same spot within a second are a rage burst; two are not.
+    assert.equal(probe.rage, expected === 3 ? "1 rage" : null);
     assert.match(probe.status, new RegExp(`^${expected} clicks`));
   });
 }
