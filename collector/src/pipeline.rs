@@ -72,6 +72,7 @@ struct Site {
 /// The collector's ingest state, shared by every connection.
 pub struct Pipeline {
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
+    stopping: tokio::sync::watch::Sender<bool>,
     limits: Limits,
     sites: HashMap<String, Site>,
     hasher: VisitorHasher,
@@ -113,6 +114,7 @@ impl Pipeline {
         let pipeline = Arc::new(Pipeline {
             // Slow live viewers miss events (they are told how many) rather than hold memory.
             live: tokio::sync::broadcast::channel(1024).0,
+            stopping: tokio::sync::watch::channel(false).0,
             limits: config.limits.clone(),
             sites,
             hasher: VisitorHasher::new(&config.hash_secret),
@@ -140,7 +142,14 @@ impl Pipeline {
 
     /// Starts shutting down: queued events are written at once instead of at the next flush.
     pub fn drain(&self) {
+        self.stopping.send_replace(true);
         self.sink.drain();
+    }
+
+    /// Turns true when shutdown starts: long-lived answers (live feeds) end then, so open
+    /// connections can close within the grace period.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// The feed of stored events, for live dashboards.

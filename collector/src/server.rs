@@ -222,7 +222,12 @@ async fn api_stream(app: &App, req: &Request<Incoming>) -> Resp {
     let answer = if req.uri().path() == "/api/v1/export" {
         app.query.export(query, auth).await
     } else {
-        app.query.live(query, auth, app.pipeline.subscribe())
+        app.query.live(
+            query,
+            auth,
+            app.pipeline.subscribe(),
+            app.pipeline.stopping(),
+        )
     };
     match answer {
         Ok((content_type, body)) => {

@@ -182,6 +182,7 @@ impl QueryApi {
         query: &str,
         authorization: Option<&str>,
         mut feed: broadcast::Receiver<Arc<LiveEvent>>,
+        mut stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Streamed, QueryError> {
         let filters = Filters::parse(query)?;
         self.authorize(&filters.site, authorization)?;
@@ -205,6 +206,8 @@ impl QueryApi {
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     () = tokio::time::sleep(std::time::Duration::from_secs(15)) => ": ping\n\n".to_owned(),
+                    // Shutdown: end the stream, so the connection can close.
+                    _ = stopping.wait_for(|s| *s) => return,
                 };
                 if tx.send_data(Bytes::from(frame)).await.is_err() {
                     return;

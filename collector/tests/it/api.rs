@@ -310,7 +310,6 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
         ),
         (Some("click"), Some("#buy"), Some("/live"))
     );
-    drop(live);
 
     let doc: Value = serde_json::from_slice(
         &client
@@ -346,7 +345,15 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/stats"
         ]
     );
+    // Shutdown ends the open live stream instead of waiting out the grace period.
+    let t = std::time::Instant::now();
     server.stop().await;
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    while let Ok(Some(_)) = live.chunk().await {}
 }
 
 fn click_on(selector: &str, tag: &str, x: i32, y: i32) -> EventKind {
