@@ -28,6 +28,7 @@
 pub mod config;
 pub mod error;
 pub mod geo;
+pub mod import;
 pub mod load;
 pub mod metrics;
 pub mod pipeline;

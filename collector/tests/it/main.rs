@@ -7,6 +7,7 @@
 mod api;
 mod bad_input;
 mod http;
+mod import;
 mod ingest;
 mod load;
 mod outage;

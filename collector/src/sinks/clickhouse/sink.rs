@@ -266,6 +266,12 @@ impl Batcher {
             }
         };
         let n = self.rows.len();
+        tracing::debug!(
+            rows = n,
+            ms = started.elapsed().as_millis() as u64,
+            ok = result.is_ok(),
+            "flushed"
+        );
         if result.is_ok() {
             self.metrics
                 .sink_latency

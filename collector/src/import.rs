@@ -1,0 +1,270 @@
+//! `pathlight import FILE`: history from files, through the same stages as live traffic
+//! (decode → validate → enrich → batch → sink). Streamed: a window of at most 2000 events is
+//! read, grouped by client address (the visitor hash needs it per request), sent as concurrent
+//! chunks the sink gathers into few inserts, and acknowledged before the next window is read,
+//! so memory stays constant whatever the file size. Each bad line is reported by number and skipped; the good lines around it are stored.
+//!
+//! Formats: NDJSON with one event per line in the simple JSON form (`type`, `created_at`,
+//! `url`, `session_id`, `user_id`, `user_agent`, `payload`, optional `id` and `ip`), or CSV with
+//! a header row of the same columns (`payload` a JSON object, `device_type` ignored: it is
+//! derived from the User-Agent). Events without `id` get one derived from their content, so
+//! importing a file twice stores it once.
+
+use crate::pipeline::{IngestRequest, Pipeline, now_ms};
+use anyhow::Context;
+use pathlight_wire::{FORMAT_VERSION, Id, RawBatch, RawEvent, cbor, json};
+use std::io::BufRead;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Events per chunk sent through the pipeline (the batch limit).
+const CHUNK: usize = 500;
+/// Events read before a window is sent.
+const WINDOW: usize = 2000;
+
+/// The file formats read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON event per line.
+    Ndjson,
+    /// Header row, then one event per row.
+    Csv,
+}
+
+impl Format {
+    /// From the file name: `.csv` is CSV, anything else NDJSON.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("csv") => Format::Csv,
+            _ => Format::Ndjson,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Data lines read (CSV: without the header).
+    pub lines: u64,
+    /// Events stored.
+    pub stored: u64,
+    /// Bad lines: (line number, reason); the first 100 are kept, all are counted.
+    pub errors: Vec<(u64, String)>,
+    /// Bad lines in all.
+    pub rejected: u64,
+}
+
+impl ImportReport {
+    fn reject(&mut self, line: u64, reason: String) {
+        self.rejected += 1;
+        if self.errors.len() < 100 {
+            self.errors.push((line, reason));
+        }
+    }
+}
+
+/// A line of the file: its number, and the event's JSON with its client address or why the
+/// line is unreadable.
+type Line = (u64, Result<(String, Option<IpAddr>), String>);
+
+/// Events of one client address, with their line numbers.
+#[derive(Default)]
+struct Chunk {
+    ip: Option<IpAddr>,
+    events: Vec<RawEvent>,
+    lines: Vec<u64>,
+}
+
+/// Imports `path` for `site` through `pipeline`; `progress` is called after every chunk.
+pub async fn run(
+    pipeline: &Pipeline,
+    site: &str,
+    path: &Path,
+    format: Format,
+    mut progress: impl FnMut(&ImportReport),
+) -> anyhow::Result<ImportReport> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = std::io::BufReader::new(file);
+    let limits = pipeline.limits().clone();
+    let mut report = ImportReport::default();
+    let mut window: Vec<(Option<IpAddr>, RawEvent, u64)> = Vec::with_capacity(WINDOW);
+    let mut lines: Box<dyn Iterator<Item = Line>> = match format {
+        Format::Ndjson => Box::new(reader.lines().enumerate().map(|(i, l)| {
+            let line = i as u64 + 1;
+            (
+                line,
+                l.map_err(|e| e.to_string())
+                    .and_then(|text| ndjson_event(&text)),
+            )
+        })),
+        Format::Csv => Box::new(csv_events(reader)?),
+    };
+    for (line, parsed) in &mut lines {
+        report.lines += 1;
+        let decoded = parsed.and_then(|(event_json, ip)| {
+            let array = format!("[{event_json}]");
+            json::decode(array.as_bytes(), Some(site), &limits)
+                .map(|b| (b.events.into_iter().next(), ip))
+                .map_err(|e| e.to_string())
+        });
+        match decoded {
+            Ok((Some(event), ip)) => {
+                window.push((ip, event, line));
+                if window.len() >= WINDOW {
+                    send_window(pipeline, site, &mut window, &mut report).await?;
+                    progress(&report);
+                }
+            }
+            Ok((None, _)) => report.reject(line, "no event".into()),
+            Err(reason) => report.reject(line, reason),
+        }
+    }
+    send_window(pipeline, site, &mut window, &mut report).await?;
+    progress(&report);
+    report.errors.sort_by_key(|(line, _)| *line);
+    Ok(report)
+}
+
+/// Sends a window as chunks of one address each, all at once; waits for every answer.
+async fn send_window(
+    pipeline: &Pipeline,
+    site: &str,
+    window: &mut Vec<(Option<IpAddr>, RawEvent, u64)>,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
+    let mut by_ip: std::collections::BTreeMap<Option<IpAddr>, Vec<Chunk>> = Default::default();
+    for (ip, event, line) in window.drain(..) {
+        let chunks = by_ip.entry(ip).or_default();
+        if chunks.last().is_none_or(|c| c.events.len() >= CHUNK) {
+            chunks.push(Chunk {
+                ip,
+                ..Chunk::default()
+            });
+        }
+        let chunk = chunks.last_mut().expect("pushed above");
+        chunk.events.push(event);
+        chunk.lines.push(line);
+    }
+    let answers =
+        futures_util::future::join_all(by_ip.into_values().flatten().map(|mut c| async move {
+            let mut part = ImportReport::default();
+            send(pipeline, site, &mut c, &mut part).await.map(|()| part)
+        }))
+        .await;
+    for answer in answers {
+        let part = answer?;
+        report.stored += part.stored;
+        // Errors beyond the kept ones are counted, not listed.
+        report.rejected += part.rejected - part.errors.len() as u64;
+        for (line, reason) in part.errors {
+            report.reject(line, reason);
+        }
+    }
+    Ok(())
+}
+
+/// A line of NDJSON: the event's JSON and its `ip`, if any.
+fn ndjson_event(text: &str) -> Result<(String, Option<IpAddr>), String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let ip = value
+        .get("ip")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok());
+    Ok((text.to_owned(), ip))
+}
+
+/// CSV rows as the JSON of simple-form events.
+fn csv_events(reader: impl std::io::Read + 'static) -> anyhow::Result<impl Iterator<Item = Line>> {
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let headers = csv.headers().context("reading the CSV header row")?.clone();
+    Ok(csv.into_records().map(move |record| {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return (line, Err(format!("bad CSV: {e}")));
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let mut obj = serde_json::Map::new();
+        let mut ip = None;
+        for (name, value) in headers.iter().zip(record.iter()) {
+            match name {
+                "ip" => ip = value.parse().ok(),
+                "device_type" => {}
+                "payload" if !value.is_empty() => {
+                    match serde_json::from_str::<serde_json::Value>(value) {
+                        Ok(v) => {
+                            obj.insert(name.into(), v);
+                        }
+                        Err(e) => return (line, Err(format!("payload: not JSON: {e}"))),
+                    }
+                }
+                _ if value.is_empty() => {}
+                _ => {
+                    obj.insert(name.into(), serde_json::Value::String(value.into()));
+                }
+            }
+        }
+        (line, Ok((serde_json::Value::Object(obj).to_string(), ip)))
+    }))
+}
+
+/// Stores the chunk and maps refused events back to their lines.
+async fn send(
+    pipeline: &Pipeline,
+    site: &str,
+    chunk: &mut Chunk,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
+    if chunk.events.is_empty() {
+        return Ok(());
+    }
+    let batch = RawBatch {
+        version: FORMAT_VERSION,
+        site_id: site.to_owned(),
+        // Unknown: imported events keep their own times.
+        sent_at: 0,
+        batch_id: Id::default(),
+        events: std::mem::take(&mut chunk.events),
+    };
+    let n = batch.events.len() as u64;
+    let body = cbor::encode(&batch);
+    let request = IngestRequest {
+        body: &body,
+        content_type: Some("application/cbor"),
+        site: Some(site),
+        ip: chunk.ip,
+        received_at: now_ms(),
+        ..IngestRequest::default()
+    };
+    let lines = std::mem::take(&mut chunk.lines);
+    let t = std::time::Instant::now();
+    let answer = pipeline.ingest(request).await;
+    tracing::debug!(
+        events = n,
+        ms = t.elapsed().as_millis() as u64,
+        "chunk stored"
+    );
+    match answer {
+        Ok(ack) => {
+            report.stored += n - ack.rejected.len() as u64;
+            for r in ack.rejected {
+                report.reject(lines.get(r.index).copied().unwrap_or(0), r.error);
+            }
+        }
+        Err(e) if e.status().is_client_error() => {
+            // Every event of the chunk was refused (each for its own reason; the first shown).
+            for line in lines {
+                report.reject(line, e.to_string());
+            }
+        }
+        Err(e) => {
+            return Err(e).context(
+                "storing a chunk; the import stopped (rerun it: stored events are not duplicated)",
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! `pathlight import`: files go through the same stages; bad lines are named and skipped; a
+//! re-import stores nothing twice.
+
+use crate::{TestServer, clickhouse_url};
+use pathlight_collector::config::Config;
+use pathlight_collector::import::{Format, run};
+use pathlight_collector::metrics::Metrics;
+use pathlight_collector::pipeline::Pipeline;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn ndjson_and_csv_import_with_bad_lines_named() {
+    let server = TestServer::start("import").await;
+    let dir = std::env::temp_dir().join(format!("pathlight-it-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ndjson = dir.join("events.ndjson");
+    let long = format!("/{}", "a".repeat(3000));
+    std::fs::write(
+        &ndjson,
+        [
+            r##"{"type":"click","session_id":"u-1","user_id":1,"url":"/catalog?x=1","created_at":"2025-01-01T10:00:00Z","ip":"203.0.113.5","user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36","payload":{"element_id":"#buy","x":10,"y":20}}"##.to_owned(),
+            r#"{"type":"view","session_id":"u-1","user_id":1,"url":"/catalog","created_at":"2025-01-01T09:59:00Z","ip":"203.0.113.5","user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"}"#.to_owned(),
+            "{not json".to_owned(),
+            r#"{"type":"view","created_at":"2025-01-01T10:00:00Z"}"#.to_owned(),
+            format!(r#"{{"type":"view","url":"{long}","created_at":"2025-01-01T10:01:00Z"}}"#),
+            r#"{"type":"view","session_id":"u-2","url":"/","created_at":"2025-01-02T08:00:00Z","ip":"198.51.100.7"}"#.to_owned(),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let csv = dir.join("events.csv");
+    std::fs::write(
+        &csv,
+        "id,type,created_at,session_id,ip,user_id,url,referrer,device_type,user_agent,payload\n\
+         ,view,2025-01-03T10:00:00Z,c-1,192.0.2.1,7,/pricing,https://news.example/,desktop,,\n\
+         ,click,2025-01-03T10:00:05Z,c-1,192.0.2.1,7,/pricing,,desktop,,\"{\"\"element_id\"\":\"\"#plan\"\",\"\"x\"\":5,\"\"y\"\":6}\"\n\
+         ,click,2025-01-03T10:00:06Z,c-1,192.0.2.1,7,/pricing,,desktop,,{broken\n",
+    )
+    .unwrap();
+
+    let config = Config::for_tests(clickhouse_url(), "it_import");
+    let (pipeline, sink) = Pipeline::start(&config, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    let report = run(&pipeline, "test", &ndjson, Format::Ndjson, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.lines, report.stored, report.rejected),
+        (6, 3, 3),
+        "{report:?}"
+    );
+    let lines: Vec<u64> = report.errors.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, [3, 4, 5]);
+    assert!(
+        report.errors[0].1.contains("not JSON"),
+        "{:?}",
+        report.errors
+    );
+    assert!(report.errors[1].1.contains("url"), "{:?}", report.errors);
+    assert!(
+        report.errors[2].1.contains("events[0].url"),
+        "{:?}",
+        report.errors
+    );
+
+    let again = run(&pipeline, "test", &ndjson, Format::Ndjson, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.stored, 3);
+
+    let report = run(&pipeline, "test", &csv, Format::of(&csv), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.lines, report.stored, report.rejected),
+        (3, 2, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.errors[0].0, 4, "the CSV line of the broken payload");
+    pipeline.drain();
+    drop(pipeline);
+    sink.await.unwrap();
+
+    // Ids derived from content: the re-import added nothing.
+    assert_eq!(server.scalar("SELECT count() FROM events FINAL").await, 5);
+    assert_eq!(server.scalar("SELECT count() FROM events FINAL WHERE user_id = '7' AND event_type = 'click' AND selector = '#plan' AND x = 5").await, 1);
+    assert_eq!(
+        server
+            .scalar("SELECT uniqExact(visitor_id) FROM events FINAL WHERE session_id = 'u-1'")
+            .await,
+        1
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    server.stop().await;
+}
