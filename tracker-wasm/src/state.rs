@@ -287,18 +287,38 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// Click text as recorded: whitespace collapsed, at most 32 characters.
 pub fn short_text(raw: &str) -> Option<String> {
+    // Character by character, so the cut never splits one and nothing is counted twice.
     let mut out = String::new();
-    for (n, word) in raw.split_whitespace().enumerate() {
-        if n > 0 {
-            out.push(' ');
+    let (mut chars, mut space) = (0, false);
+    for c in raw.chars() {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
         }
-        out.push_str(word);
-        if out.chars().count() >= 32 {
+        if chars + usize::from(space) + 1 > 32 {
             break;
         }
+        if space {
+            out.push(' ');
+            chars += 1;
+            space = false;
+        }
+        out.push(c);
+        chars += 1;
     }
-    let out: String = out.chars().take(32).collect();
     (!out.is_empty()).then_some(out)
+}
+
+/// Joins with `,` (no `join`: its generic code is large in the wasm).
+pub fn comma_join(items: &[String]) -> String {
+    let mut out = String::new();
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(s);
+    }
+    out
 }
 
 /// The CSS selector part for an element id: `#id` when the id is a plain identifier,
@@ -498,6 +518,16 @@ mod tests {
         );
         assert_eq!(short_text(&"x".repeat(100)).unwrap().len(), 32);
         assert_eq!(short_text("  "), None);
+        assert_eq!(
+            short_text("Añadir 🛒  al   carrito"),
+            Some("Añadir 🛒 al carrito".into())
+        );
+        assert_eq!(short_text(&"é".repeat(40)).unwrap().chars().count(), 32);
+        assert_eq!(
+            short_text(&format!("{} tail", "a".repeat(31))),
+            Some("a".repeat(31))
+        );
+        assert_eq!(comma_join(&["a".into(), "b".into()]), "a,b");
         assert_eq!(id_selector("buy-now"), "#buy-now");
         assert_eq!(id_selector("1st"), "[id=\"1st\"]");
         assert_eq!(

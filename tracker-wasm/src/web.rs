@@ -549,7 +549,10 @@ impl Tracker {
             queue.remove(0);
             self.errors += 1;
         }
-        if store.set_item(QUEUE_KEY, &queue.join(",")).is_err() {
+        if store
+            .set_item(QUEUE_KEY, &state::comma_join(&queue))
+            .is_err()
+        {
             self.errors += 1;
         }
     }
@@ -570,7 +573,7 @@ impl Tracker {
         let _ = if queue.is_empty() {
             store.remove_item(QUEUE_KEY)
         } else {
-            store.set_item(QUEUE_KEY, &queue.join(","))
+            store.set_item(QUEUE_KEY, &state::comma_join(&queue))
         };
         match state::unhex(&first) {
             Some(bytes) => {
