@@ -112,7 +112,7 @@
         b.style.left = r.left + r.width / 2 + "px";
         b.style.top = r.top + "px";
         b.innerHTML = `<span class="clicks"></span><span class="more"></span>`;
-        b.querySelector(".clicks").textContent = `${e.clicks} clicks`;
+        b.querySelector(".clicks").textContent = `${e.clicks} click${e.clicks === 1 ? "" : "s"}`;
         b.querySelector(".more").textContent = ` · CTR ${(e.ctr * 100).toFixed(1)}% · ${e.clickers} visitors`;
         overlay.append(b);
       }
