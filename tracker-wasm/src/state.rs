@@ -217,7 +217,7 @@ impl Core {
             _ => {
                 let bytes = (self.random)();
                 self.session = Some(Session {
-                    id: hex(&bytes[..8]),
+                    id: hex(bytes.get(..8).unwrap_or(&bytes)),
                     last: now,
                 });
             }
@@ -248,18 +248,13 @@ impl Core {
 }
 
 /// Appends the decimal digits of `v` (no `format!`: it pulls core::fmt into the wasm).
-pub fn push_int(out: &mut String, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut n = 0;
-    loop {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+pub fn push_int(out: &mut String, v: u64) {
+    // Most significant digit first, by recursion: no digit buffer to index (a bounds check
+    // would bring core's panic formatting into the wasm).
+    if v >= 10 {
+        push_int(out, v / 10);
     }
-    out.extend(digits[..n].iter().rev().map(|&d| d as char));
+    out.push(char::from(b'0' + (v % 10) as u8));
 }
 
 /// Lowercase hex.
@@ -281,7 +276,10 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     }
     let nib = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
     b.chunks(2)
-        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .map(|p| match p {
+            [hi, lo] => Some(nib(*hi)? << 4 | nib(*lo)?),
+            _ => None,
+        })
         .collect()
 }
 
