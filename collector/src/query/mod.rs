@@ -118,13 +118,22 @@ impl QueryApi {
                 filters.steps()?;
                 json(sql::funnel(&self.client, &filters).await)
             }
-            _ => match endpoint.strip_prefix("sessions/") {
-                Some(id) if !id.is_empty() && id.len() <= 256 && !id.contains('/') => {
+            "actions" => json(sql::actions(&self.client, &filters).await),
+            _ => {
+                let segment = |p: &str| !p.is_empty() && p.len() <= 256 && !p.contains('/');
+                if let Some(id) = endpoint.strip_prefix("sessions/").filter(|p| segment(p)) {
                     filters.session = Some(id.to_owned());
                     json(sql::session(&self.client, &filters, id).await)
+                } else if let Some(user) = endpoint
+                    .strip_prefix("users/")
+                    .and_then(|p| p.strip_suffix("/events"))
+                    .filter(|p| segment(p))
+                {
+                    json(sql::user_events(&self.client, &filters, user).await)
+                } else {
+                    Err(QueryError::NotFound)
                 }
-                _ => Err(QueryError::NotFound),
-            },
+            }
         }
     }
 

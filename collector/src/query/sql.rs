@@ -27,6 +27,10 @@ pub struct Filters {
     pub steps: Vec<String>,
     /// The session of `sessions/{id}`.
     pub session: Option<String>,
+    /// `limit` (1–1000, default 100) and `offset` (default 0) for paged lists.
+    pub limit: u32,
+    /// See `limit`.
+    pub offset: u32,
     /// `interval=hour`: the stats series per hour instead of per day.
     pub hourly: bool,
     /// Rage clicks: three clicks within `rage_ms` (default 1000) and `rage_px` (default 30).
@@ -62,6 +66,8 @@ impl Filters {
             rage_ms: 1000,
             rage_px: 30,
             hourly: false,
+            limit: 100,
+            offset: 0,
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
@@ -87,6 +93,20 @@ impl Filters {
                     });
                 }
                 "session" if !v.is_empty() && v.len() <= 256 => f.session = Some(v),
+                "limit" => {
+                    f.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| bad("limit", "1 to 1000"))?
+                }
+                "offset" => {
+                    f.offset = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n <= 10_000_000)
+                        .ok_or_else(|| bad("offset", "0 to 10000000"))?
+                }
                 "interval" if v == "day" || v == "hour" => f.hourly = v == "hour",
                 "interval" => return Err(bad("interval", "expected day or hour")),
                 "rage_ms" => {
@@ -324,6 +344,11 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         ));
     }
     out.push(("stats active".into(), shown(active_query(&client, f))));
+    out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
+    out.push((
+        "user events".into(),
+        shown(user_events_query(&client, f, "u7")),
+    ));
     out.push((
         "stats entries".into(),
         shown(prepare(&client, &ends_sql(true), f, Some("pageview"))),
@@ -887,6 +912,72 @@ pub async fn anomalies(
         rage,
         dead,
     })
+}
+
+/// `actions`: the most used actions (clicked elements and custom events) per page.
+const ACTIONS: &str = "SELECT concat(toString(event_type), ' ', if(event_type = 'custom', toString(name), selector)) AS action, path, \
+     toUInt64(count()) AS count, toUInt64(uniqExact(session_id)) AS sessions \
+     FROM events FINAL WHERE {where} AND event_type IN ('click', 'custom') \
+     GROUP BY action, path ORDER BY count DESC, action, path LIMIT 100";
+
+/// An action and how often it was done.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Action {
+    /// `click <selector>` or `custom <name>`.
+    pub action: String,
+    /// Page.
+    pub path: String,
+    /// Times done.
+    pub count: u64,
+    /// Sessions it was done in.
+    pub sessions: u64,
+}
+
+/// Most used actions.
+pub async fn actions(
+    client: &Client,
+    f: &Filters,
+) -> Result<Vec<Action>, clickhouse::error::Error> {
+    rows(client, ACTIONS, f, None).await
+}
+
+/// `users/{id}/events`: a known user's events across sessions, oldest first, paged.
+const USER_EVENTS: &str = "SELECT toString(event_type), toUInt64(timestamp) * 1000 + timestamp_ms AS ts, session_id, path, selector, toString(name) \
+     FROM events FINAL WHERE {where} AND user_id = ? ORDER BY ts, event_id LIMIT ?, ?";
+
+/// One event of a user's timeline.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct UserEvent {
+    /// Kind.
+    pub event_type: String,
+    /// Time, ms since the epoch.
+    pub ts: u64,
+    /// Session.
+    pub session_id: String,
+    /// Page.
+    pub path: String,
+    /// Clicked element.
+    pub selector: String,
+    /// Custom event name.
+    pub name: String,
+}
+
+fn user_events_query(client: &Client, f: &Filters, user: &str) -> clickhouse::query::Query {
+    let post = vec![
+        Bind::S(user.to_owned()),
+        Bind::U(f.offset),
+        Bind::U(f.limit),
+    ];
+    prepare_with(client, USER_EVENTS, f, None, Vec::new(), post)
+}
+
+/// A page of a user's events.
+pub async fn user_events(
+    client: &Client,
+    f: &Filters,
+    user: &str,
+) -> Result<Vec<UserEvent>, clickhouse::error::Error> {
+    user_events_query(client, f, user).fetch_all().await
 }
 
 /// A step's condition, with one `?`.

@@ -333,6 +333,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
     assert_eq!(
         paths,
         [
+            "/actions",
             "/anomalies",
             "/elements",
             "/export",
@@ -342,7 +343,8 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/realtime",
             "/realtime/stream",
             "/sessions/{id}",
-            "/stats"
+            "/stats",
+            "/users/{user_id}/events"
         ]
     );
     // Shutdown ends the open live stream instead of waiting out the grace period.
@@ -445,5 +447,109 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
     let hm = get("heatmap?site=test&path=/pricing").await;
     assert_eq!(hm["rage"][0]["selector"], "#buy");
     assert_eq!(hm["dead"][0]["selector"], "#hero");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn actions_and_a_users_timeline_across_sessions() {
+    let server = TestServer::start("actions").await;
+    let client = reqwest::Client::new();
+    let start = now_ms() - 20_000;
+    let sessions = [
+        Session {
+            ua: CHROME,
+            id: "a1",
+            width: 1440,
+            events: vec![
+                (0, "/home", EventKind::Pageview),
+                (100, "/home", click_on("#buy", "button", 1, 1)),
+                (200, "/home", custom("signup")),
+            ],
+        },
+        Session {
+            ua: IPHONE,
+            id: "a2",
+            width: 375,
+            events: vec![
+                (5_000, "/home", click_on("#buy", "button", 1, 1)),
+                (5_050, "/pricing", EventKind::Pageview),
+            ],
+        },
+    ];
+    for (n, s) in sessions.iter().enumerate() {
+        // Both sessions belong to the signed-in user u7.
+        let mut b = cbor::decode(
+            &batch(n as u8, s, start),
+            &pathlight_wire::Limits::default(),
+        )
+        .unwrap();
+        b.events
+            .iter_mut()
+            .for_each(|e| e.user_id = Some("u7".into()));
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .header("user-agent", s.ua)
+            .body(cbor::encode(&b))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    let get = |q: &str| {
+        let req = client
+            .get(server.url(&format!("/api/v1/{q}")))
+            .bearer_auth("test-token");
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (
+                status,
+                serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap(),
+            )
+        }
+    };
+    let (status, actions) = get("actions?site=test").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        actions,
+        json!([
+            {"action": "click #buy", "path": "/home", "count": 2, "sessions": 2},
+            {"action": "custom signup", "path": "/home", "count": 1, "sessions": 1}
+        ])
+    );
+    let (_, all) = get("users/u7/events?site=test").await;
+    let seen: Vec<(&str, &str)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap(),
+                e["session_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("pageview", "a1"),
+            ("click", "a1"),
+            ("custom", "a1"),
+            ("click", "a2"),
+            ("pageview", "a2")
+        ]
+    );
+    let (_, page) = get("users/u7/events?site=test&limit=2&offset=2").await;
+    let types: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["custom", "click"]);
+    let (status, body) = get("users/u7/events?site=test&limit=0").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("limit")));
+    let (status, _) = get("users/nobody/events?site=test").await;
+    assert_eq!(status, 200);
     server.stop().await;
 }
