@@ -346,6 +346,10 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     out.push(("stats active".into(), shown(active_query(&client, f))));
     out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
     out.push((
+        "patterns".into(),
+        shown(prepare(&client, PATTERNS, f, None)),
+    ));
+    out.push((
         "user events".into(),
         shown(user_events_query(&client, f, "u7")),
     ));
@@ -939,6 +943,49 @@ pub async fn actions(
     f: &Filters,
 ) -> Result<Vec<Action>, clickhouse::error::Error> {
     rows(client, ACTIONS, f, None).await
+}
+
+/// `patterns`: the most frequent sequences of 2 to 5 consecutive actions within sessions
+/// (an action is `kind:path:element-or-name`), by the number of sessions they occur in.
+const PATTERNS: &str = "SELECT gram, toUInt8(length(gram)) AS n, toUInt64(count()) AS occurrences, toUInt64(uniqExact(session_id)) AS sessions FROM \
+     (SELECT session_id, arraySlice(a, i, k) AS gram FROM \
+       (SELECT session_id, a, arrayJoin([2, 3, 4, 5]) AS k FROM \
+         (SELECT session_id, arrayMap(v -> v.2, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
+            concat(toString(event_type), ':', path, ':', if(event_type = 'custom', toString(name), selector)))))) AS a \
+          FROM events FINAL WHERE {where} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
+      ARRAY JOIN arrayFilter(i -> i + k - 1 <= length(a), arrayEnumerate(a)) AS i) \
+     GROUP BY gram HAVING sessions >= 2 ORDER BY sessions DESC, occurrences DESC, n DESC, gram LIMIT 50";
+
+/// A frequent action sequence.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Pattern {
+    /// The actions, in order.
+    pub actions: Vec<String>,
+    /// Its length (2–5).
+    pub n: u8,
+    /// Times it occurred.
+    pub occurrences: u64,
+    /// Sessions it occurred in (at least 2).
+    pub sessions: u64,
+}
+
+/// Frequent sequences, and the sessions that repeat one (stuck loops, from `anomalies`).
+#[derive(Debug, Serialize)]
+pub struct Patterns {
+    /// Sequences shared by at least two sessions, most widespread first.
+    pub frequent: Vec<Pattern>,
+    /// Sessions stuck in a loop, with its severity (loops found).
+    pub loops: Vec<Anomaly>,
+}
+
+/// Finds patterns.
+pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhouse::error::Error> {
+    let (frequent, sessions) = tokio::try_join!(
+        rows::<Pattern>(client, PATTERNS, f, None),
+        rows::<Anomaly>(client, ANOMALIES, f, None)
+    )?;
+    let loops = sessions.into_iter().filter(|s| s.loops > 0).collect();
+    Ok(Patterns { frequent, loops })
 }
 
 /// `users/{id}/events`: a known user's events across sessions, oldest first, paged.

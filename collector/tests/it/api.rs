@@ -340,6 +340,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/funnel",
             "/heatmap",
             "/openapi.json",
+            "/patterns",
             "/realtime",
             "/realtime/stream",
             "/sessions/{id}",
@@ -441,6 +442,9 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
         a["dead"],
         json!([{"selector": "#hero", "count": 1, "sessions": 1, "x": 500.0, "y": 50.0}])
     );
+    let patterns = get("patterns?site=test").await;
+    assert_eq!(patterns["loops"][0]["session_id"], "r");
+    assert_eq!(patterns["loops"][0]["loops"], 1);
     // Stricter thresholds: three clicks within 200 ms never happened.
     let strict = get("anomalies?site=test&rage_ms=200").await;
     assert_eq!(strict["rage"], json!([]));
@@ -473,6 +477,17 @@ async fn actions_and_a_users_timeline_across_sessions() {
             events: vec![
                 (5_000, "/home", click_on("#buy", "button", 1, 1)),
                 (5_050, "/pricing", EventKind::Pageview),
+            ],
+        },
+        // The same path as a1, later: a pattern shared by two sessions.
+        Session {
+            ua: CHROME,
+            id: "a3",
+            width: 1440,
+            events: vec![
+                (9_000, "/home", EventKind::Pageview),
+                (9_100, "/home", click_on("#buy", "button", 1, 1)),
+                (9_200, "/home", custom("signup")),
             ],
         },
     ];
@@ -513,8 +528,8 @@ async fn actions_and_a_users_timeline_across_sessions() {
     assert_eq!(
         actions,
         json!([
-            {"action": "click #buy", "path": "/home", "count": 2, "sessions": 2},
-            {"action": "custom signup", "path": "/home", "count": 1, "sessions": 1}
+            {"action": "click #buy", "path": "/home", "count": 3, "sessions": 3},
+            {"action": "custom signup", "path": "/home", "count": 2, "sessions": 2}
         ])
     );
     let (_, all) = get("users/u7/events?site=test").await;
@@ -536,7 +551,10 @@ async fn actions_and_a_users_timeline_across_sessions() {
             ("click", "a1"),
             ("custom", "a1"),
             ("click", "a2"),
-            ("pageview", "a2")
+            ("pageview", "a2"),
+            ("pageview", "a3"),
+            ("click", "a3"),
+            ("custom", "a3")
         ]
     );
     let (_, page) = get("users/u7/events?site=test&limit=2&offset=2").await;
@@ -547,6 +565,35 @@ async fn actions_and_a_users_timeline_across_sessions() {
         .map(|e| e["event_type"].as_str().unwrap())
         .collect();
     assert_eq!(types, ["custom", "click"]);
+    let (_, patterns) = get("patterns?site=test").await;
+    let grams: Vec<(Vec<&str>, u64)> = patterns["frequent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["actions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap())
+                    .collect(),
+                p["sessions"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        grams,
+        [
+            (
+                vec!["pageview:/home:", "click:/home:#buy", "custom:/home:signup"],
+                2
+            ),
+            (vec!["click:/home:#buy", "custom:/home:signup"], 2),
+            (vec!["pageview:/home:", "click:/home:#buy"], 2),
+        ],
+        "{patterns}"
+    );
     let (status, body) = get("users/u7/events?site=test&limit=0").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("limit")));
     let (status, _) = get("users/nobody/events?site=test").await;
