@@ -50,7 +50,7 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 29, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 31, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -75,6 +75,7 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     assert.deepEqual(answers["actions"].map((r) => [r.action, r.path, num(r.count), num(r.sessions)]), [["click #buy", "/pricing", 3, 2]]);
     // Shared by s1, s2 and s3: the page view of /pricing then a click on #buy (s3 has no click).
     assert.deepEqual(answers["patterns"].map((r) => [r.gram, num(r.sessions)]), [[["pageview:/pricing:", "click:/pricing:#buy"], 2]]);
+    assert.deepEqual([answers["search queries"], answers["search items"]], [[], []], "no search events in these rows");
     assert.deepEqual(answers["user events"], [], "no signed-in users in these rows");
     assert.deepEqual(answers["rage clicks"], [], "two clicks are not a rage burst");
     // These rows carry no tag, so the clicks count as on non-interactive elements.

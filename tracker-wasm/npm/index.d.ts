@@ -20,7 +20,9 @@ export type PropValue = string | number | boolean | null;
 /** Starts tracking: page views (SPA routes too), clicks, scroll depth, visible time.
  *  Resolves to `false` when tracking stays off (DNT/GPC, or the visitor opted out). */
 export function init(options: InitOptions): Promise<boolean>;
-/** Records a custom event. Calls before `init` resolves are queued. */
+/** Records a custom event. Calls before `init` resolves are queued.
+ *  Search analytics reads `search` {query, results}, `search_result_click`
+ *  {query, position, item_id}, and `view_item` / `add_to_cart` / `purchase` {item_id}. */
 export function track(name: string, props?: Record<string, PropValue>): void;
 /** Records a page view now (navigation through `history` is followed automatically). */
 export function page(): void;

@@ -120,6 +120,7 @@ impl QueryApi {
             }
             "actions" => json(sql::actions(&self.client, &filters).await),
             "patterns" => json(sql::patterns(&self.client, &filters).await),
+            "search" => json(sql::search(&self.client, &filters).await),
             _ => {
                 let segment = |p: &str| !p.is_empty() && p.len() <= 256 && !p.contains('/');
                 if let Some(id) = endpoint.strip_prefix("sessions/").filter(|p| segment(p)) {

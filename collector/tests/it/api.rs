@@ -343,6 +343,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/patterns",
             "/realtime",
             "/realtime/stream",
+            "/search",
             "/sessions/{id}",
             "/stats",
             "/users/{user_id}/events"
@@ -598,5 +599,102 @@ async fn actions_and_a_users_timeline_across_sessions() {
     assert_eq!((status, body["field"].as_str()), (400, Some("limit")));
     let (status, _) = get("users/nobody/events?site=test").await;
     assert_eq!(status, 200);
+    server.stop().await;
+}
+
+fn custom_with(name: &str, props: &[(&str, pathlight_wire::PropValue)]) -> EventKind {
+    EventKind::Custom {
+        name: name.into(),
+        props: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn search_queries_and_items_have_the_known_answers() {
+    use pathlight_wire::PropValue::{Number as N, Text as T};
+    let server = TestServer::start("search").await;
+    let client = reqwest::Client::new();
+    let search = |q: &str, results: f64| {
+        custom_with("search", &[("query", T(q.into())), ("results", N(results))])
+    };
+    let click = |q: &str, pos: f64, item: &str| {
+        custom_with(
+            "search_result_click",
+            &[
+                ("query", T(q.into())),
+                ("position", N(pos)),
+                ("item_id", T(item.into())),
+            ],
+        )
+    };
+    let item = |name: &str, id: &str| custom_with(name, &[("item_id", T(id.into()))]);
+    let sessions = [
+        Session {
+            ua: CHROME,
+            id: "s",
+            width: 1440,
+            events: vec![
+                (0, "/search", search("lamp", 3.0)),
+                (100, "/search", click("lamp", 2.0, "L1")),
+                (200, "/item/L1", item("view_item", "L1")),
+                (300, "/item/L1", item("add_to_cart", "L1")),
+                (400, "/search", search("lamp", 3.0)),
+                (500, "/search", click("lamp", 1.0, "L2")),
+                (600, "/item/L2", item("view_item", "L2")),
+                (700, "/search", search("unicorn", 0.0)),
+            ],
+        },
+        Session {
+            ua: IPHONE,
+            id: "t",
+            width: 375,
+            events: vec![
+                (0, "/search", search("lamp", 3.0)),
+                (100, "/item/L1", item("view_item", "L1")),
+                (200, "/item/L1", item("purchase", "L1")),
+            ],
+        },
+    ];
+    send(&server, &client, &sessions, now_ms() - 20_000).await;
+    let resp = client
+        .get(server.url("/api/v1/search?site=test"))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let q = &body["queries"];
+    assert_eq!(
+        (
+            q[0]["query"].as_str(),
+            q[0]["searches"].as_u64(),
+            q[0]["clicks"].as_u64()
+        ),
+        (Some("lamp"), Some(3), Some(2)),
+        "{body}"
+    );
+    assert!((q[0]["ctr"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        (
+            q[0]["avg_position"].as_f64(),
+            q[0]["zero_result_rate"].as_f64()
+        ),
+        (Some(1.5), Some(0.0))
+    );
+    assert_eq!(
+        q[1],
+        json!({"query": "unicorn", "searches": 1, "clicks": 0, "ctr": 0.0, "avg_position": null, "zero_result_rate": 1.0})
+    );
+    assert_eq!(
+        body["items"],
+        json!([
+            {"item": "L1", "from_search": 1, "views": 2, "add_to_cart": 1, "purchases": 1, "cart_rate": 0.5, "purchase_rate": 0.5},
+            {"item": "L2", "from_search": 1, "views": 1, "add_to_cart": 0, "purchases": 0, "cart_rate": 0.0, "purchase_rate": 0.0}
+        ])
+    );
     server.stop().await;
 }
