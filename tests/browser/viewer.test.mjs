@@ -109,3 +109,21 @@ test("the dashboard shows the site's totals and top pages", async () => {
   assert.equal(points, 2, "one day, two lines");
   assert.equal(liveVisitors, String(v), "everyone came within the last 5 minutes");
 });
+
+test("the session explorer shows a session's timeline in order", async () => {
+  const [{ session_id, n }] = await ch.rows(
+    `SELECT session_id, count() AS n FROM ${db}.events FINAL WHERE is_bot = 0 GROUP BY session_id ORDER BY n DESC LIMIT 1`,
+  );
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  await page.goto(`${collector.base}/sessions.html?` + new URLSearchParams({ site: "demo", token: "viewer-token", session: session_id }));
+  await page.waitForSelector("body[data-ready]");
+  const rows = await page.$$eval("#timeline tr.event", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  await page.screenshot({ path: join(artifacts, "sessions.png"), fullPage: true });
+  await ctx.close();
+  assert.equal(rows.length, Number(n));
+  assert.equal(rows[0][0], "+0.00 s");
+  const times = rows.map((r) => parseFloat(r[0].slice(1)));
+  assert.deepEqual(times, [...times].sort((a, b) => a - b), "in time order");
+  assert.ok(rows.some((r) => r[2].startsWith("click #add-1 at ")), JSON.stringify(rows));
+});

@@ -1,0 +1,74 @@
+// Session explorer: the timeline of one session (from /api/v1/sessions/{id}) with the anomalies
+// found in it, the sessions worth a look (/api/v1/anomalies), and frequent paths (/api/v1/patterns).
+(() => {
+  const form = document.getElementById("controls");
+  const params = new URLSearchParams(location.search);
+  for (const k of ["site", "token", "session"]) {
+    const v = params.get(k) ?? localStorage.getItem("pl-viewer-" + k);
+    if (v != null && form.elements[k]) form.elements[k].value = v;
+  }
+  const text = (tag, t, cls) => { const e = document.createElement(tag); e.textContent = t; if (cls) e.className = cls; return e; };
+  const api = async (path) => {
+    const r = await fetch("/api/v1/" + path, { headers: { authorization: "Bearer " + form.elements.token.value } });
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.error);
+    return body;
+  };
+  const site = () => new URLSearchParams({ site: form.elements.site.value });
+  let anomalies = { sessions: [] };
+
+  async function timeline() {
+    const id = form.elements.session.value.trim();
+    const table = document.getElementById("timeline");
+    if (!id) { table.replaceChildren(text("tr", "no session chosen")); return; }
+    const events = await api(`sessions/${encodeURIComponent(id)}?${site()}`);
+    const flags = anomalies.sessions.find((s) => s.session_id === id);
+    const t0 = events.length ? events[0].ts : 0;
+    table.replaceChildren(...events.map((e, i) => {
+      const tr = document.createElement("tr");
+      tr.className = "event";
+      const gap = i ? e.ts - events[i - 1].ts : 0;
+      const what = e.event_type === "click" ? `click ${e.selector} at ${e.x},${e.y}`
+        : e.event_type === "custom" ? `${e.name}`
+        : e.event_type === "scroll" ? `scrolled to ${e.scroll_depth}%`
+        : e.event_type === "engagement" ? `visible ${(e.visible_ms / 1000).toFixed(1)} s`
+        : e.event_type;
+      tr.append(text("td", `+${((e.ts - t0) / 1000).toFixed(2)} s`, "n"), text("td", e.path), text("td", what),
+        text("td", gap > 0 && gap < 100 ? "rapid" : "", "flag"));
+      return tr;
+    }));
+    if (flags) table.prepend(text("tr", `anomalies: ${flags.rapid} rapid · ${flags.repeated} repeated · ${flags.loops} loops`));
+    document.body.dataset.ready = "1";
+  }
+
+  async function show(ev) {
+    ev?.preventDefault();
+    for (const k of ["site", "token"]) localStorage.setItem("pl-viewer-" + k, form.elements[k].value);
+    const status = document.getElementById("status");
+    try {
+      const [a, p] = await Promise.all([api("anomalies?" + site()), api("patterns?" + site())]);
+      anomalies = a;
+      document.getElementById("anomalous").replaceChildren(...a.sessions.map((s) => {
+        const tr = document.createElement("tr");
+        const link = text("a", s.session_id);
+        link.href = "#";
+        link.addEventListener("click", (e) => { e.preventDefault(); form.elements.session.value = s.session_id; timeline(); });
+        const td = document.createElement("td");
+        td.append(link);
+        tr.append(td, text("td", `${s.rapid} rapid · ${s.repeated} repeated · ${s.loops} loops`, "n"));
+        return tr;
+      }));
+      document.getElementById("patterns").replaceChildren(...p.frequent.map((g) => {
+        const tr = document.createElement("tr");
+        tr.append(text("td", g.actions.join(" → ")), text("td", `${g.sessions} sessions`, "n"));
+        return tr;
+      }));
+      await timeline();
+      status.textContent = "";
+    } catch (e) {
+      status.textContent = "error: " + e.message;
+    }
+  }
+  form.addEventListener("submit", show);
+  if (form.elements.site.value && form.elements.token.value) show();
+})();
