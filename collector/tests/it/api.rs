@@ -60,6 +60,16 @@ fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
     })
 }
 
+/// Sends a request; its status and JSON body.
+async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap(),
+    )
+}
+
 /// Posts each session as one batch from its browser.
 async fn send(server: &TestServer, client: &reqwest::Client, sessions: &[Session], start: i64) {
     for (n, s) in sessions.iter().enumerate() {
@@ -118,18 +128,11 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     let start = now_ms() - 20_000;
     send(&server, &client, &sessions, start).await;
     let get = |q: &str, token: Option<&str>| {
-        let mut req = client.get(server.url(&format!("/api/v1/{q}")));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            (
-                status,
-                serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap(),
-            )
-        }
+        let req = client.get(server.url(&format!("/api/v1/{q}")));
+        answer(match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        })
     };
     let ok = |q: &'static str| {
         let get = &get;
@@ -424,9 +427,9 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
             .get(server.url(&format!("/api/v1/{q}")))
             .bearer_auth("test-token");
         async move {
-            let resp = req.send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap()
+            let (status, body) = answer(req).await;
+            assert_eq!(status, 200, "{body}");
+            body
         }
     };
     let a = get("anomalies?site=test").await;
@@ -512,17 +515,11 @@ async fn actions_and_a_users_timeline_across_sessions() {
         assert_eq!(resp.status(), 204);
     }
     let get = |q: &str| {
-        let req = client
-            .get(server.url(&format!("/api/v1/{q}")))
-            .bearer_auth("test-token");
-        async move {
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            (
-                status,
-                serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap(),
-            )
-        }
+        answer(
+            client
+                .get(server.url(&format!("/api/v1/{q}")))
+                .bearer_auth("test-token"),
+        )
     };
     let (status, actions) = get("actions?site=test").await;
     assert_eq!(status, 200);
