@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod dates;
 pub mod error;
 pub mod geo;
 pub mod import;

@@ -3,6 +3,7 @@
 //! every result column is cast to the exact type its row field reads.
 
 use super::{Count, QueryError};
+use crate::dates::{civil, days_from_civil, unix_day};
 use clickhouse::Client;
 use serde::{Deserialize, Serialize};
 
@@ -145,7 +146,7 @@ impl Filters {
             return Err(bad("site", "required"));
         }
         if f.to.is_empty() {
-            f.to = civil(unix_days(crate::pipeline::now_ms()));
+            f.to = civil(unix_day(crate::pipeline::now_ms()));
         }
         if f.from.is_empty() {
             f.from = civil(days_of(&f.to) - 29);
@@ -332,16 +333,9 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         .map(|(name, sql, kind)| (name, shown(prepare(&client, &sql, f, kind))))
         .collect();
     if !f.steps.is_empty() {
-        let (levels, times) = funnel_sql(&f.steps);
-        let binds = || step_binds(&f.steps);
-        out.push((
-            "funnel levels".into(),
-            shown(prepare_with(&client, &levels, f, None, binds(), Vec::new())),
-        ));
-        out.push((
-            "funnel times".into(),
-            shown(prepare_with(&client, &times, f, None, binds(), Vec::new())),
-        ));
+        let (levels, times) = funnel_queries(&client, f);
+        out.push(("funnel levels".into(), shown(levels)));
+        out.push(("funnel times".into(), shown(times)));
     }
     out.push(("stats active".into(), shown(active_query(&client, f))));
     out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
@@ -369,17 +363,7 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         "stats exits".into(),
         shown(prepare(&client, &ends_sql(false), f, Some("pageview"))),
     ));
-    out.push((
-        "rage clicks".into(),
-        shown(prepare_with(
-            &client,
-            &rage_sql(),
-            f,
-            Some("click"),
-            Vec::new(),
-            rage_binds(f),
-        )),
-    ));
+    out.push(("rage clicks".into(), shown(rage_query(&client, f))));
     out.push(("dead clicks".into(), shown(prepare(&client, DEAD, f, None))));
     out.push((
         "anomalies".into(),
@@ -391,17 +375,9 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         shown(client.query(REALTIME).bind(&f.site)),
     ));
     if let Some(id) = &f.session {
-        let post = vec![Bind::S(id.clone())];
         out.push((
             "session events".into(),
-            shown(prepare_with(
-                &client,
-                SESSION_EVENTS,
-                f,
-                None,
-                Vec::new(),
-                post,
-            )),
+            shown(session_query(&client, f, id)),
         ));
     }
     out
@@ -470,35 +446,6 @@ fn days_of(s: &str) -> i64 {
         s[5..7].parse().unwrap_or(1),
         s[8..10].parse().unwrap_or(1),
     )
-}
-
-fn unix_days(ms: i64) -> i64 {
-    ms.div_euclid(86_400_000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DD` of days since 1970-01-01.
-fn civil(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// `heatmap`: where a page was clicked.
@@ -827,9 +774,11 @@ fn rage_sql() -> String {
     )
 }
 
-fn rage_binds(f: &Filters) -> Vec<Bind> {
+/// The rage-burst query for `f`, its thresholds bound (twice: `rage_at` is used twice).
+fn rage_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
     let one = [f.rage_ms, f.rage_px, f.rage_px, f.rage_px, f.rage_px];
-    one.iter().chain(one.iter()).map(|&v| Bind::U(v)).collect()
+    let binds = one.iter().chain(one.iter()).map(|&v| Bind::U(v)).collect();
+    prepare_with(client, &rage_sql(), f, Some("click"), Vec::new(), binds)
 }
 
 /// Dead clicks: clicks on elements that are not interactive and were not followed by a page
@@ -863,10 +812,9 @@ pub async fn frustration(
     client: &Client,
     f: &Filters,
 ) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {
-    let rage = rage_sql();
     tokio::try_join!(
-        prepare_with(client, &rage, f, Some("click"), Vec::new(), rage_binds(f)).fetch_all(),
-        prepare_with(client, DEAD, f, None, Vec::new(), Vec::new()).fetch_all(),
+        rage_query(client, f).fetch_all(),
+        prepare(client, DEAD, f, None).fetch_all()
     )
 }
 
@@ -1117,10 +1065,6 @@ fn step_condition(step: &str) -> &'static str {
     }
 }
 
-fn step_binds(steps: &[String]) -> Vec<Bind> {
-    steps.iter().map(|s| Bind::S(s.clone())).collect()
-}
-
 /// The level query (how far each session got, in order, with `windowFunnel`) and the timing
 /// query (first time each step happened in each session).
 fn funnel_sql(steps: &[String]) -> (String, String) {
@@ -1150,6 +1094,19 @@ fn funnel_sql(steps: &[String]) -> (String, String) {
         firsts.join(", ")
     );
     (levels, times)
+}
+
+/// The funnel's level and timing queries for `f`, the step values bound.
+fn funnel_queries(
+    client: &Client,
+    f: &Filters,
+) -> (clickhouse::query::Query, clickhouse::query::Query) {
+    let (levels, times) = funnel_sql(&f.steps);
+    let binds = || f.steps.iter().map(|s| Bind::S(s.clone())).collect();
+    (
+        prepare_with(client, &levels, f, None, binds(), Vec::new()),
+        prepare_with(client, &times, f, None, binds(), Vec::new()),
+    )
 }
 
 const SESSION_EVENTS: &str = "SELECT toString(event_type), toUInt64(timestamp) * 1000 + timestamp_ms AS ts, path, selector, \
@@ -1186,28 +1143,11 @@ struct Level {
 
 /// Runs a funnel.
 pub async fn funnel(client: &Client, f: &Filters) -> Result<Funnel, clickhouse::error::Error> {
-    let (levels_sql, times_sql) = funnel_sql(&f.steps);
-    let levels: Vec<Level> = prepare_with(
-        client,
-        &levels_sql,
-        f,
-        None,
-        step_binds(&f.steps),
-        Vec::new(),
-    )
-    .fetch_all()
-    .await?;
-    let pre = f
-        .steps
-        .iter()
-        .flat_map(|s| step_binds(std::slice::from_ref(s)))
-        .collect();
+    let (levels, times) = funnel_queries(client, f);
+    let levels: Vec<Level> = levels.fetch_all().await?;
     // One row of n-1 medians (a column count no row type fixes): read as TabSeparated, which
     // every server version writes; an empty median is `nan`.
-    let times = prepare_with(client, &times_sql, f, None, pre, Vec::new())
-        .fetch_bytes("TabSeparated")?
-        .collect()
-        .await?;
+    let times = times.fetch_bytes("TabSeparated")?.collect().await?;
     let medians: Vec<Option<f64>> = String::from_utf8_lossy(&times)
         .trim_end()
         .split('\t')
@@ -1286,6 +1226,10 @@ pub async fn session(
     f: &Filters,
     id: &str,
 ) -> Result<Vec<SessionEvent>, clickhouse::error::Error> {
+    session_query(client, f, id).fetch_all().await
+}
+
+fn session_query(client: &Client, f: &Filters, id: &str) -> clickhouse::query::Query {
     prepare_with(
         client,
         SESSION_EVENTS,
@@ -1294,8 +1238,6 @@ pub async fn session(
         Vec::new(),
         vec![Bind::S(id.to_owned())],
     )
-    .fetch_all()
-    .await
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! (`migrations.rs`), which drops rows as they expire.
 
 use super::config::ClickHouseConfig;
+use crate::dates::{days_from_civil, unix_day};
 use clickhouse::Client;
 use serde::Deserialize;
 use std::time::Duration;
@@ -23,20 +24,19 @@ pub fn expired(partitions: &[String], retention_days: u32, today: i64) -> Vec<St
                 return false;
             };
             let (y, m) = (ym / 100, ym % 100);
+            if !(1..=12).contains(&m) {
+                return false;
+            }
             // The first day of the next month, as days since the epoch.
-            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            (1..=12).contains(&m) && days_from_civil(ny, nm, 1) <= cutoff
+            let (ny, nm) = if m == 12 {
+                (y + 1, 1)
+            } else {
+                (y, m as u32 + 1)
+            };
+            days_from_civil(ny, nm, 1) <= cutoff
         })
         .cloned()
         .collect()
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
 /// Drops the expired partitions now; returns them.
@@ -69,7 +69,7 @@ pub fn spawn(client: Client, cfg: ClickHouseConfig) {
         let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
         loop {
             tick.tick().await;
-            let today = crate::pipeline::now_ms().div_euclid(86_400_000);
+            let today = unix_day(crate::pipeline::now_ms());
             if let Err(e) = enforce(&client, &cfg, today).await {
                 tracing::warn!(error = %e, "retention: dropping expired partitions failed");
             }
@@ -84,16 +84,17 @@ mod tests {
     #[test]
     fn only_whole_months_past_the_cutoff_expire() {
         let today = days_from_civil(2026, 11, 23);
-        let parts: Vec<String> = ["202409", "202410", "202411", "202511", "junk", "202413"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let parts: Vec<String> = [
+            "202409", "202410", "202411", "202511", "junk", "202413", "-1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         // 400 days before 2026-11-23 is 2025-10-19: months ending before it go.
         assert_eq!(expired(&parts, 400, today), ["202409", "202410", "202411"]);
         assert_eq!(
             expired(&parts, 30, today),
             ["202409", "202410", "202411", "202511"]
         );
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
     }
 }
