@@ -145,18 +145,17 @@ async fn send_window(
         chunk.events.push(event);
         chunk.lines.push(line);
     }
-    let answers =
-        futures_util::future::join_all(by_ip.into_values().flatten().map(|mut c| async move {
-            let mut part = ImportReport::default();
-            send(pipeline, site, &mut c, &mut part).await.map(|()| part)
-        }))
-        .await;
+    let answers = futures_util::future::join_all(
+        by_ip
+            .into_values()
+            .flatten()
+            .map(|c| send(pipeline, site, c)),
+    )
+    .await;
     for answer in answers {
-        let part = answer?;
-        report.stored += part.stored;
-        // Errors beyond the kept ones are counted, not listed.
-        report.rejected += part.rejected - part.errors.len() as u64;
-        for (line, reason) in part.errors {
+        let (stored, refused) = answer?;
+        report.stored += stored;
+        for (line, reason) in refused {
             report.reject(line, reason);
         }
     }
@@ -211,23 +210,19 @@ fn csv_events(reader: impl std::io::Read + 'static) -> anyhow::Result<impl Itera
     }))
 }
 
-/// Stores the chunk and maps refused events back to their lines.
+/// Stores the chunk: the events stored, and the lines refused with their reasons.
 async fn send(
     pipeline: &Pipeline,
     site: &str,
-    chunk: &mut Chunk,
-    report: &mut ImportReport,
-) -> anyhow::Result<()> {
-    if chunk.events.is_empty() {
-        return Ok(());
-    }
+    chunk: Chunk,
+) -> anyhow::Result<(u64, Vec<(u64, String)>)> {
     let batch = RawBatch {
         version: FORMAT_VERSION,
         site_id: site.to_owned(),
         // Unknown: imported events keep their own times.
         sent_at: 0,
         batch_id: Id::default(),
-        events: std::mem::take(&mut chunk.events),
+        events: chunk.events,
     };
     let n = batch.events.len() as u64;
     let body = cbor::encode(&batch);
@@ -239,7 +234,7 @@ async fn send(
         received_at: now_ms(),
         ..IngestRequest::default()
     };
-    let lines = std::mem::take(&mut chunk.lines);
+    let lines = chunk.lines;
     let t = std::time::Instant::now();
     let answer = pipeline.ingest(request).await;
     tracing::debug!(
@@ -249,22 +244,18 @@ async fn send(
     );
     match answer {
         Ok(ack) => {
-            report.stored += n - ack.rejected.len() as u64;
-            for r in ack.rejected {
-                report.reject(lines.get(r.index).copied().unwrap_or(0), r.error);
-            }
+            let refused = ack
+                .rejected
+                .into_iter()
+                .map(|r| (lines.get(r.index).copied().unwrap_or(0), r.error));
+            Ok((n - refused.len() as u64, refused.collect()))
         }
+        // Every event of the chunk was refused (each for its own reason; the first shown).
         Err(e) if e.status().is_client_error() => {
-            // Every event of the chunk was refused (each for its own reason; the first shown).
-            for line in lines {
-                report.reject(line, e.to_string());
-            }
+            Ok((0, lines.into_iter().map(|l| (l, e.to_string())).collect()))
         }
-        Err(e) => {
-            return Err(e).context(
-                "storing a chunk; the import stopped (rerun it: stored events are not duplicated)",
-            );
-        }
+        Err(e) => Err(e).context(
+            "storing a chunk; the import stopped (rerun it: stored events are not duplicated)",
+        ),
     }
-    Ok(())
 }
