@@ -157,9 +157,7 @@ impl ClickHouseSink {
             .clone()
             .try_acquire_many_owned(n)
             .map_err(|_| IngestError::QueueFull)?;
-        self.metrics
-            .queue_depth
-            .set((self.capacity - self.permits.available_permits()) as i64);
+        set_queue_depth(&self.metrics, &self.permits, self.capacity);
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Job {
@@ -173,6 +171,13 @@ impl ClickHouseSink {
             timeout: self.ack_timeout,
         })
     }
+}
+
+/// Events queued = permits taken.
+fn set_queue_depth(metrics: &Metrics, permits: &Semaphore, capacity: usize) {
+    metrics
+        .queue_depth
+        .set((capacity - permits.available_permits()) as i64);
 }
 
 struct Batcher {
@@ -288,9 +293,7 @@ impl Batcher {
             let _ = done.send(result.clone().map_err(IngestError::StorageRejected));
             drop(permit);
         }
-        self.metrics
-            .queue_depth
-            .set((self.cfg.queue_capacity - self.permits.available_permits()) as i64);
+        set_queue_depth(&self.metrics, &self.permits, self.cfg.queue_capacity);
     }
 
     async fn insert(&self) -> clickhouse::error::Result<()> {
