@@ -2,17 +2,13 @@
 (() => {
   const form = document.getElementById("controls");
   const status = document.getElementById("status");
-  const params = new URLSearchParams(location.search);
-  for (const k of ["site", "token", "from", "to"]) {
-    const v = params.get(k) ?? localStorage.getItem("pl-viewer-" + k);
-    if (v != null) form.elements[k].value = v;
-  }
-  const text = (tag, t, cls) => { const e = document.createElement(tag); e.textContent = t; if (cls) e.className = cls; return e; };
+  pl.restore(form, ["site", "token", "from", "to"]);
+  const text = pl.text;
 
   async function show(ev) {
     ev?.preventDefault();
     const f = form.elements;
-    for (const k of ["site", "token", "from", "to"]) localStorage.setItem("pl-viewer-" + k, f[k].value);
+    pl.remember(form, ["site", "token", "from", "to"]);
     const q = new URLSearchParams({ site: f.site.value });
     if (f.from.value) q.set("from", f.from.value);
     if (f.to.value) q.set("to", f.to.value);

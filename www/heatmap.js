@@ -10,11 +10,7 @@
   const overlay = document.getElementById("overlay");
   const stage = document.getElementById("stage");
   const status = document.getElementById("status");
-  const params = new URLSearchParams(location.search);
-  for (const k of ["site", "token", "path", "width", "device", "from", "to"]) {
-    const v = params.get(k) ?? localStorage.getItem("pl-viewer-" + k);
-    if (v != null && form.elements[k]) form.elements[k].value = v;
-  }
+  pl.restore(form, ["site", "token", "path", "width", "device", "from", "to"]);
   form.elements.width.addEventListener("change", () => {
     form.querySelector(".custom-width").hidden = form.elements.width.value !== "custom";
   });
@@ -40,7 +36,7 @@
   async function show(ev) {
     ev?.preventDefault();
     const f = form.elements;
-    for (const k of ["site", "token", "path", "width", "device", "from", "to"]) localStorage.setItem("pl-viewer-" + k, f[k].value);
+    pl.remember(form, ["site", "token", "path", "width", "device", "from", "to"]);
     const { q, width } = query();
     status.textContent = "loading…";
     try {

@@ -2,12 +2,8 @@
 // found in it, the sessions worth a look (/api/v1/anomalies), and frequent paths (/api/v1/patterns).
 (() => {
   const form = document.getElementById("controls");
-  const params = new URLSearchParams(location.search);
-  for (const k of ["site", "token", "session"]) {
-    const v = params.get(k) ?? localStorage.getItem("pl-viewer-" + k);
-    if (v != null && form.elements[k]) form.elements[k].value = v;
-  }
-  const text = (tag, t, cls) => { const e = document.createElement(tag); e.textContent = t; if (cls) e.className = cls; return e; };
+  pl.restore(form, ["site", "token", "session"]);
+  const text = pl.text;
   const api = async (path) => {
     const r = await fetch("/api/v1/" + path, { headers: { authorization: "Bearer " + form.elements.token.value } });
     const body = await r.json();
@@ -43,7 +39,7 @@
 
   async function show(ev) {
     ev?.preventDefault();
-    for (const k of ["site", "token"]) localStorage.setItem("pl-viewer-" + k, form.elements[k].value);
+    pl.remember(form, ["site", "token"]);
     const status = document.getElementById("status");
     try {
       const [a, p] = await Promise.all([api("anomalies?" + site()), api("patterns?" + site())]);

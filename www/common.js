@@ -1,0 +1,23 @@
+// Shared by the dashboard pages: form fields restored from the URL or the last visit, and a
+// small element builder.
+window.pl = {
+  /** Fills `keys` of `form` from the query string, else from what `remember` stored. */
+  restore(form, keys) {
+    const params = new URLSearchParams(location.search);
+    for (const k of keys) {
+      const v = params.get(k) ?? localStorage.getItem("pl-viewer-" + k);
+      if (v != null && form.elements[k]) form.elements[k].value = v;
+    }
+  },
+  /** Stores `keys` of `form` for the next visit (site, token, filters). */
+  remember(form, keys) {
+    for (const k of keys) localStorage.setItem("pl-viewer-" + k, form.elements[k].value);
+  },
+  /** An element with text content and an optional class. */
+  text(tag, t, cls) {
+    const e = document.createElement(tag);
+    e.textContent = t;
+    if (cls) e.className = cls;
+    return e;
+  },
+};
