@@ -1,11 +1,12 @@
-// The <script> embed, bundled by esbuild (with the wasm-bindgen glue) into pathlight.js:
+// The <script> embed, bundled by esbuild (with the wasm-bindgen glue and host.js beside it)
+// into pathlight.js:
 //   <script async src="https://collector/pathlight.js" data-site="SITE"
 //           data-endpoint="https://collector/v1/batch"></script>
 // Optional: data-respect-dnt="false", data-flush-events="20", data-flush-ms="5000",
 // data-wasm (URL of pathlight_bg.wasm; default: beside the script).
 // Calls made before the wasm is ready (window.pathlight.track(...)) are queued and replayed.
-import initWasm, * as wasm from "@pathlight/glue";
-import { METHODS, install } from "./api.js";
+import { initSync } from "./pathlight.js";
+import { METHODS, compile, install } from "./host.js";
 
 const script = document.currentScript;
 const stub = window.pathlight || {};
@@ -17,10 +18,11 @@ if (script && !stub.loaded && !inViewer) {
   stub.loaded = true;
   for (const m of METHODS) stub[m] = stub[m] || ((...args) => queue.push([m, args]));
   window.pathlight = stub;
-  initWasm({ module_or_path: new URL(d.wasm || "pathlight_bg.wasm", script.src) }).then(() => {
+  compile(new URL(d.wasm || "pathlight_bg.wasm", script.src)).then((module) => {
+    initSync({ module });
     Object.assign(
       stub,
-      install(wasm, {
+      install({
         site: d.site,
         endpoint: d.endpoint || new URL("/v1/batch", script.src).href,
         respectDnt: d.respectDnt !== "false",

@@ -3,13 +3,9 @@
 //! (`web.rs`) only reads the DOM, calls in here, and delivers the bytes.
 
 use alloc::borrow::ToOwned;
-use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use pathlight_wire::{
-    Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size, cbor,
-};
+use pathlight_wire::{Click, EventKind, FORMAT_VERSION, Id, Props, RawBatch, RawEvent, Size, cbor};
 
 /// What the site configured.
 pub struct Settings {
@@ -48,11 +44,19 @@ pub struct Session {
 impl Session {
     /// Reads `id:last` as stored.
     pub fn parse(s: &str) -> Option<Session> {
-        let (id, last) = s.split_once(':')?;
-        // Integer parse: f64 parsing would add its tables (~15 KB) to the wasm.
-        Some(Session {
+        // Bytes and `get`: a `char` pattern and indexing bring core's panic formatting.
+        let colon = s.bytes().position(|b| b == b':')?;
+        let (id, last) = (s.get(..colon)?, s.get(colon + 1..)?);
+        // Digits by hand: `str::parse` brings its error formatting into the wasm.
+        let mut ms = 0u64;
+        for d in last.bytes() {
+            ms = ms
+                .checked_mul(10)?
+                .checked_add(u64::from(d.checked_sub(b'0').filter(|d| *d < 10)?))?;
+        }
+        (!id.is_empty() && !last.is_empty()).then(|| Session {
             id: id.to_owned(),
-            last: last.parse::<i64>().ok()? as f64,
+            last: ms as f64,
         })
     }
 
@@ -65,13 +69,24 @@ impl Session {
     }
 }
 
-/// Random bytes for ids (the browser's `crypto.getRandomValues`).
-pub type Random = Box<dyn FnMut() -> [u8; 16]>;
+/// Random bytes for ids (the browser's `crypto.getRandomValues`). A type parameter, not a
+/// boxed closure: a dynamic call keeps a function table alive in the wasm, and with it
+/// core's integer formatting (~2 KB) that only the allocation-failure message refers to.
+pub trait Random {
+    /// 16 random bytes.
+    fn bytes(&mut self) -> [u8; 16];
+}
+
+impl<F: FnMut() -> [u8; 16]> Random for F {
+    fn bytes(&mut self) -> [u8; 16] {
+        self()
+    }
+}
 
 /// Everything the tracker remembers between browser events.
-pub struct Core {
+pub struct Core<R: Random> {
     settings: Settings,
-    random: Random,
+    random: R,
     session: Option<Session>,
     page: Page,
     buffer: Vec<RawEvent>,
@@ -81,15 +96,15 @@ pub struct Core {
     visible_since: Option<f64>,
 }
 
-impl Core {
+impl<R: Random> Core<R> {
     /// A tracker for one page load. `session` is what sessionStorage held.
     pub fn new(
         settings: Settings,
-        random: Random,
+        random: R,
         session: Option<Session>,
         now: f64,
         visible: bool,
-    ) -> Core {
+    ) -> Core<R> {
         Core {
             settings,
             random,
@@ -141,7 +156,7 @@ impl Core {
     }
 
     /// A custom event from the site's `track(name, props)`.
-    pub fn custom(&mut self, now: f64, name: String, props: BTreeMap<String, PropValue>) {
+    pub fn custom(&mut self, now: f64, name: String, props: Props) {
         self.push(now, EventKind::Custom { name, props });
     }
 
@@ -204,7 +219,7 @@ impl Core {
             version: FORMAT_VERSION,
             site_id: self.settings.site.clone(),
             sent_at: now as i64,
-            batch_id: Id((self.random)()),
+            batch_id: Id(self.random.bytes()),
             events: core::mem::take(&mut self.buffer),
         };
         Some(cbor::encode(&batch))
@@ -215,7 +230,7 @@ impl Core {
         match &mut self.session {
             Some(s) if now - s.last <= timeout => s.last = s.last.max(now),
             _ => {
-                let bytes = (self.random)();
+                let bytes = self.random.bytes();
                 self.session = Some(Session {
                     id: hex(bytes.get(..8).unwrap_or(&bytes)),
                     last: now,
@@ -232,7 +247,7 @@ impl Core {
         let session_id = self.session_id(now);
         let p = &self.page;
         self.buffer.push(RawEvent {
-            id: Id((self.random)()),
+            id: Id(self.random.bytes()),
             timestamp: now as i64,
             session_id,
             url: p.url.clone(),
@@ -268,119 +283,26 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Inverse of [`hex`]; none for anything else.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(2) {
-        return None;
-    }
-    let nib = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
-    b.chunks(2)
-        .map(|p| match p {
-            [hi, lo] => Some(nib(*hi)? << 4 | nib(*lo)?),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Click text as recorded: whitespace collapsed, at most 32 characters.
-pub fn short_text(raw: &str) -> Option<String> {
-    // Character by character, so the cut never splits one and nothing is counted twice.
-    let mut out = String::new();
-    let (mut chars, mut space) = (0, false);
-    for c in raw.chars() {
-        if c.is_whitespace() {
-            space = !out.is_empty();
-            continue;
-        }
-        if chars + usize::from(space) + 1 > 32 {
-            break;
-        }
-        if space {
-            out.push(' ');
-            chars += 1;
-            space = false;
-        }
-        out.push(c);
-        chars += 1;
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// Joins with `,` (no `join`: its generic code is large in the wasm).
-pub fn comma_join(items: &[String]) -> String {
-    let mut out = String::new();
-    for (i, s) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(s);
-    }
-    out
-}
-
-/// The CSS selector part for an element id: `#id` when the id is a plain identifier,
-/// otherwise an attribute selector with the value quoted.
-pub fn id_selector(id: &str) -> String {
-    let plain = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if plain {
-        let mut s = String::from("#");
-        s.push_str(id);
-        s
+/// Percent of a document `height` px tall seen when the viewport's bottom is `seen` px down.
+pub fn depth_pct(seen: f64, height: f64) -> u8 {
+    if height > 0.0 {
+        // `f64::round` lives in std; a non-negative value rounds by adding a half.
+        ((seen / height * 100.0).clamp(0.0, 100.0) + 0.5) as u8
     } else {
-        attr_selector("id", id)
+        0
     }
-}
-
-/// `[name="value"]` with `"` and `\` escaped.
-pub fn attr_selector(name: &str, value: &str) -> String {
-    let mut s = String::with_capacity(name.len() + value.len() + 5);
-    s.push('[');
-    s.push_str(name);
-    s.push_str("=\"");
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push_str("\"]");
-    s
-}
-
-/// Joins selector steps from the root down, keeping the deepest steps within `max` bytes.
-pub fn join_selector(steps_leaf_first: &[String], max: usize) -> String {
-    let mut out = String::new();
-    for step in steps_leaf_first {
-        let extra = step.len() + if out.is_empty() { 0 } else { 3 };
-        if out.len() + extra > max {
-            break;
-        }
-        out = if out.is_empty() {
-            step.clone()
-        } else {
-            let mut joined = step.clone();
-            joined.push_str(" > ");
-            joined.push_str(&out);
-            joined
-        };
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn core(now: f64) -> Core {
+    fn core(now: f64) -> Core<impl Random> {
         let mut n = 0u8;
-        let random: Random = Box::new(move || {
+        let random = move || {
             n = n.wrapping_add(1);
             [n; 16]
-        });
+        };
         Core::new(
             Settings {
                 site: "demo".into(),
@@ -461,9 +383,9 @@ mod tests {
         let mut c = core(0.0);
         c.pageview(0.0, page("https://s/"));
         let first = c.session().unwrap().clone();
-        c.custom(29.0 * 60_000.0, "x".into(), BTreeMap::new());
+        c.custom(29.0 * 60_000.0, "x".into(), Props::default());
         assert_eq!(c.session().unwrap().id, first.id);
-        c.custom(60.0 * 60_000.0, "y".into(), BTreeMap::new());
+        c.custom(60.0 * 60_000.0, "y".into(), Props::default());
         let second = c.session().unwrap().clone();
         assert_ne!(second.id, first.id);
         assert_eq!(Session::parse(&second.store()), Some(second.clone()));
@@ -473,7 +395,7 @@ mod tests {
                 max_events: 3,
                 session_timeout_ms: 1e9,
             },
-            Box::new(|| [9; 16]),
+            || [9; 16],
             Some(second.clone()),
             0.0,
             true,
@@ -508,38 +430,12 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(unhex(&hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
-        assert_eq!(unhex("abc"), None);
-        assert_eq!(
-            short_text("  Add \n to   cart "),
-            Some("Add to cart".into())
-        );
-        assert_eq!(short_text(&"x".repeat(100)).unwrap().len(), 32);
-        assert_eq!(short_text("  "), None);
-        assert_eq!(
-            short_text("Añadir 🛒  al   carrito"),
-            Some("Añadir 🛒 al carrito".into())
-        );
-        assert_eq!(short_text(&"é".repeat(40)).unwrap().chars().count(), 32);
-        assert_eq!(
-            short_text(&format!("{} tail", "a".repeat(31))),
-            Some("a".repeat(31))
-        );
-        assert_eq!(comma_join(&["a".into(), "b".into()]), "a,b");
-        assert_eq!(id_selector("buy-now"), "#buy-now");
-        assert_eq!(id_selector("1st"), "[id=\"1st\"]");
-        assert_eq!(
-            attr_selector("data-track", "a\"b"),
-            "[data-track=\"a\\\"b\"]"
-        );
-        let steps: Vec<String> = ["button:nth-of-type(2)", "div", "#main"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            join_selector(&steps, 100),
-            "#main > div > button:nth-of-type(2)"
-        );
-        assert_eq!(join_selector(&steps, 30), "div > button:nth-of-type(2)");
+        assert_eq!(hex(&[0, 1, 254, 255]), "0001feff");
+        assert_eq!(depth_pct(800.0, 1600.0), 50);
+        assert_eq!(depth_pct(1601.0, 1600.0), 100);
+        assert_eq!(depth_pct(0.0, 0.0), 0);
+        assert_eq!(Session::parse("ab:123").map(|s| s.last), Some(123.0));
+        assert_eq!(Session::parse("ab:12x"), None);
+        assert_eq!(Session::parse("ab:"), None);
     }
 }

@@ -1,21 +1,22 @@
 //! The compact CBOR encoding: maps with small integer keys (one byte each), definite lengths,
 //! ids as 16-byte strings, floats in their shortest lossless width. `FORMAT.md` has the CDDL.
 //!
-//! Encoder and decoder are written against `ciborium-ll`'s headers rather than serde so the
-//! tracker carries no serde code, and so the decoder can bound every allocation by the bytes
-//! actually present: a length prefix larger than what is left is an error before any memory is
-//! reserved.
+//! The decoder reads `ciborium-ll`'s headers rather than going through serde, so it can bound
+//! every allocation by the bytes actually present: a length prefix larger than what is left is
+//! an error before any memory is reserved. The encoder writes the heads itself (major type and
+//! argument, RFC 8949 §3): it runs in the tracker, where ciborium's generic header code and
+//! the `half` crate weighed ~2 KB of a 12 KB budget; a test checks it byte for byte against
+//! `ciborium-ll` for every head it writes.
 
 use crate::error::{Field, WireError};
 use crate::limits::Limits;
 use crate::model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use ciborium_io::Read as _;
-use ciborium_ll::{Decoder, Encoder, Header, simple};
+use ciborium_ll::{Decoder, Header, simple};
 
 /// Integer keys of the batch map.
 mod batch_key {
@@ -66,7 +67,7 @@ pub fn encode(batch: &RawBatch) -> Vec<u8> {
 
 /// Encodes a batch to CBOR, appending to `out`.
 pub fn encode_into(batch: &RawBatch, out: &mut Vec<u8>) {
-    let mut enc = Enc(Encoder::from(VecWriter(out)));
+    let mut enc = Enc(out);
     enc.map(5);
     enc.key(batch_key::VERSION);
     enc.uint(u64::from(batch.version));
@@ -77,7 +78,7 @@ pub fn encode_into(batch: &RawBatch, out: &mut Vec<u8>) {
     enc.key(batch_key::BATCH_ID);
     enc.bytes(&batch.batch_id.0);
     enc.key(batch_key::EVENTS);
-    enc.push(Header::Array(Some(batch.events.len())));
+    enc.head(major::ARRAY, batch.events.len() as u64);
     for event in &batch.events {
         encode_event(&mut enc, event);
     }
@@ -153,11 +154,11 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
             enc.opt_text(key::TEXT, &c.text);
             enc.opt_text(key::HREF, &c.href);
             enc.key(key::REL_X);
-            enc.push(Header::Float(f64::from(c.rel_x)));
+            enc.float(f64::from(c.rel_x));
             enc.key(key::REL_Y);
-            enc.push(Header::Float(f64::from(c.rel_y)));
+            enc.float(f64::from(c.rel_y));
             enc.key(key::ELEMENT_BOX);
-            enc.push(Header::Array(Some(4)));
+            enc.head(major::ARRAY, 4);
             for v in c.element_box {
                 enc.int(i64::from(v));
             }
@@ -179,13 +180,12 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
                 for (k, v) in props {
                     enc.text(k);
                     match v {
-                        PropValue::Null => enc.push(Header::Simple(simple::NULL)),
-                        PropValue::Bool(b) => enc.push(Header::Simple(if *b {
-                            simple::TRUE
-                        } else {
-                            simple::FALSE
-                        })),
-                        PropValue::Number(x) => enc.push(Header::Float(*x)),
+                        PropValue::Null => enc.head(major::SIMPLE, u64::from(simple::NULL)),
+                        PropValue::Bool(b) => enc.head(
+                            major::SIMPLE,
+                            u64::from(if *b { simple::TRUE } else { simple::FALSE }),
+                        ),
+                        PropValue::Number(x) => enc.float(*x),
                         PropValue::Text(s) => enc.text(s),
                     }
                 }
@@ -194,55 +194,110 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
     }
 }
 
-/// Appends to a `Vec`, which cannot fail. Our own type, so the impl is the same whether or not
-/// some other crate turns on `ciborium-io`'s `std` feature.
-struct VecWriter<'a>(&'a mut Vec<u8>);
-
-impl ciborium_io::Write for VecWriter<'_> {
-    type Error = core::convert::Infallible;
-    fn write_all(&mut self, data: &[u8]) -> Result<(), Self::Error> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
+/// CBOR major types (RFC 8949 §3.1), as the top three bits of a head.
+pub(crate) mod major {
+    pub const UINT: u8 = 0;
+    pub const NINT: u8 = 1 << 5;
+    pub const BYTES: u8 = 2 << 5;
+    pub const TEXT: u8 = 3 << 5;
+    pub const ARRAY: u8 = 4 << 5;
+    pub const MAP: u8 = 5 << 5;
+    pub const SIMPLE: u8 = 7 << 5;
 }
 
-/// Writing into a `Vec` cannot fail, which lets the encoder's methods return nothing.
-struct Enc<'a>(Encoder<VecWriter<'a>>);
+/// Writes into a `Vec`, which cannot fail, so its methods return nothing.
+pub(crate) struct Enc<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl Enc<'_> {
-    fn push(&mut self, h: Header) {
-        let Ok(()) = self.0.push(h);
+    /// A head: the major type and its argument in the shortest form (RFC 8949 §3, preferred
+    /// serialization), as `ciborium-ll` writes it.
+    pub(crate) fn head(&mut self, major: u8, v: u64) {
+        let be = v.to_be_bytes();
+        let (info, width) = match v {
+            0..=23 => (v as u8, 0),
+            24..=0xff => (24, 1),
+            0x100..=0xffff => (25, 2),
+            0x1_0000..=0xffff_ffff => (26, 4),
+            _ => (27, 8),
+        };
+        self.0.push(major | info);
+        self.0
+            .extend_from_slice(be.get(8 - width..).unwrap_or_default());
     }
     fn map(&mut self, n: usize) {
-        self.push(Header::Map(Some(n)));
+        self.head(major::MAP, n as u64);
     }
     fn key(&mut self, k: u64) {
-        self.push(Header::Positive(k));
+        self.head(major::UINT, k);
     }
     fn uint(&mut self, v: u64) {
-        self.push(Header::Positive(v));
+        self.head(major::UINT, v);
     }
     fn int(&mut self, v: i64) {
         // CBOR negative integers carry -1 - n.
-        self.push(if v >= 0 {
-            Header::Positive(v as u64)
+        if v >= 0 {
+            self.head(major::UINT, v as u64);
         } else {
-            Header::Negative(!(v as u64))
-        });
+            self.head(major::NINT, !(v as u64));
+        }
+    }
+    /// The shortest of half, single and double precision that holds `x` exactly.
+    pub(crate) fn float(&mut self, x: f64) {
+        let single = x as f32;
+        if let Some(half) = f16_bits(x) {
+            self.0.push(major::SIMPLE | 25);
+            self.0.extend_from_slice(&half.to_be_bytes());
+        } else if f64::from(single).to_bits() == x.to_bits() {
+            self.0.push(major::SIMPLE | 26);
+            self.0.extend_from_slice(&single.to_be_bytes());
+        } else {
+            self.0.push(major::SIMPLE | 27);
+            self.0.extend_from_slice(&x.to_be_bytes());
+        }
     }
     fn text(&mut self, s: &str) {
-        let Ok(()) = self.0.text(s, None);
+        self.head(major::TEXT, s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
     }
     fn bytes(&mut self, b: &[u8]) {
-        let Ok(()) = self.0.bytes(b, None);
+        self.head(major::BYTES, b.len() as u64);
+        self.0.extend_from_slice(b);
     }
     fn opt_text(&mut self, k: u64, s: &Option<String>) {
         if let Some(s) = s.as_deref().filter(|s| !s.is_empty()) {
             self.key(k);
             self.text(s);
+        }
+    }
+}
+
+/// The IEEE half-precision bits of `x` when converting to half and back gives the same f64
+/// bits (the test `ciborium-ll` applies with the `half` crate), else none.
+fn f16_bits(x: f64) -> Option<u16> {
+    let bits = x.to_bits();
+    let sign = ((bits >> 48) & 0x8000) as u16;
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let man = bits & ((1 << 52) - 1);
+    let low42 = man & ((1 << 42) - 1);
+    match exp {
+        // Zero exactly; an f64 subnormal is far below the smallest half.
+        0 => (man == 0).then_some(sign),
+        // Infinity; a NaN survives only quiet with its payload in the top 10 bits.
+        0x7ff if man == 0 => Some(sign | 0x7c00),
+        0x7ff => (man >> 51 == 1 && low42 == 0).then_some(sign | 0x7c00 | (man >> 42) as u16),
+        _ => {
+            let e = exp - 1023;
+            if (-14..=15).contains(&e) {
+                // A normal half: 10 fraction bits.
+                (low42 == 0).then(|| sign | (((e + 15) as u16) << 10) | (man >> 42) as u16)
+            } else if (-24..-14).contains(&e) {
+                // A subnormal half: the value in units of 2^-24, with nothing lost.
+                let full = (1u64 << 52) | man;
+                let shift = (52 - (e + 24)) as u32;
+                (full & ((1 << shift) - 1) == 0).then_some(sign | (full >> shift) as u16)
+            } else {
+                None
+            }
         }
     }
 }
@@ -500,7 +555,7 @@ impl Reader<'_> {
         let mut click = Click::default();
         let (mut has_x, mut has_y) = (false, false);
         let (mut depth, mut visible, mut name) = (None, None, None);
-        let mut props = BTreeMap::new();
+        let mut props = Vec::new();
         for _ in 0..n {
             match self.key()? {
                 key::KIND => kind_code = Some(self.int(f("type"))?),
@@ -564,7 +619,7 @@ impl Reader<'_> {
                                 ));
                             }
                         };
-                        props.insert(k, v);
+                        props.push((k, v));
                     }
                 }
                 _ => self.skip(1)?,
@@ -592,7 +647,7 @@ impl Reader<'_> {
             },
             5 => EventKind::Custom {
                 name: name.ok_or_else(|| missing("name"))?,
-                props,
+                props: props.into_iter().collect(),
             },
             other => {
                 return Err(WireError::OutOfRange {
@@ -625,5 +680,104 @@ fn out_of_range_int(field: Field) -> WireError {
     WireError::OutOfRange {
         field,
         detail: "integer does not fit 64 bits".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Enc, major};
+    use ciborium_ll::{Encoder, Header};
+    use proptest::prelude::*;
+
+    fn ours(f: impl FnOnce(&mut Enc<'_>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        f(&mut Enc(&mut out));
+        out
+    }
+
+    fn ciborium(h: Header) -> Vec<u8> {
+        let mut out = Vec::new();
+        Encoder::from(&mut out).push(h).unwrap();
+        out
+    }
+
+    fn same_float(x: f64) {
+        assert_eq!(
+            ours(|e| e.float(x)),
+            ciborium(Header::Float(x)),
+            "{x:e} ({:#x})",
+            x.to_bits()
+        );
+    }
+
+    #[test]
+    fn float_edges_match_ciborium() {
+        let halves = [
+            0.0,
+            -0.0,
+            1.0,
+            0.5,
+            0.25,
+            65504.0,
+            65520.0,
+            6.1e-5,
+            2f64.powi(-14),
+        ];
+        let subnormal = [
+            2f64.powi(-24),
+            3.0 * 2f64.powi(-24),
+            2f64.powi(-25),
+            1023.0 * 2f64.powi(-24),
+        ];
+        let others = [
+            0.1,
+            1.0 / 3.0,
+            1e300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            16777217.0,
+            0.3f32 as f64,
+        ];
+        let special = [
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            f64::from_bits(0x7ff0_0000_0000_0001),
+        ];
+        for x in halves
+            .into_iter()
+            .chain(subnormal)
+            .chain(others)
+            .chain(special)
+        {
+            same_float(x);
+            same_float(-x);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn floats_match_ciborium(bits in any::<u64>(), half in any::<u16>(), single in any::<u32>()) {
+            same_float(f64::from_bits(bits));
+            // Values exact in the narrower widths, which random f64 bits almost never are.
+            same_float(f64::from(f32::from_bits(single)));
+            let h = half::f16::from_bits(half);
+            same_float(f64::from(h));
+        }
+
+        #[test]
+        fn heads_match_ciborium(v in prop_oneof![0u64..30, 0u64..70_000, any::<u32>().prop_map(u64::from), any::<u64>()]) {
+            for (m, h) in [
+                (major::UINT, Header::Positive(v)),
+                (major::NINT, Header::Negative(v)),
+                (major::BYTES, Header::Bytes(Some(v as usize))),
+                (major::TEXT, Header::Text(Some(v as usize))),
+                (major::ARRAY, Header::Array(Some(v as usize))),
+                (major::MAP, Header::Map(Some(v as usize))),
+            ] {
+                prop_assert_eq!(ours(|e| e.head(m, v)), ciborium(h));
+            }
+        }
     }
 }

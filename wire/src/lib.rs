@@ -43,7 +43,7 @@ pub mod validate;
 pub use enrich::{EnrichedEvent, Geo, RequestContext};
 pub use error::{Field, WireError};
 pub use limits::{Limits, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-pub use model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
+pub use model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, Props, RawBatch, RawEvent, Size};
 
 /// The encodings a receiver accepts, chosen by `Content-Type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

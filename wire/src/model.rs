@@ -156,8 +156,8 @@ pub enum EventKind {
         /// Key 32. Event name, e.g. `signup` or `search`.
         name: String,
         /// Key 33. Flat properties.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        props: BTreeMap<String, PropValue>,
+        #[serde(default, skip_serializing_if = "Props::is_empty")]
+        props: Props,
     },
 }
 
@@ -225,6 +225,87 @@ pub struct Click {
     pub element_box: [i32; 4],
 }
 
+/// A custom event's properties: a map from name to scalar, kept as a vector sorted by name
+/// with unique names. Not a `BTreeMap`: its node code alone was ~2.5 KB of the tracker's
+/// 12 KB budget, and events carry a handful of properties (`Limits::max_props`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Props(Vec<(String, PropValue)>);
+
+impl Props {
+    /// Sets `key` to `value`, replacing an earlier value of the same name. Linear: for the
+    /// few properties of one event (decoders collect many with [`FromIterator`]).
+    pub fn insert(&mut self, key: String, value: PropValue) {
+        let at = self.0.iter().filter(|(k, _)| *k < key).count();
+        match self.0.get_mut(at) {
+            Some(slot) if slot.0 == key => slot.1 = value,
+            _ => {
+                self.0.push((key, value));
+                // Rotated into place by two reversals: `Vec::insert` formats its bounds panic
+                // and `rotate_right` is large, both in the tracker's wasm.
+                if let Some(tail) = self.0.get_mut(at..) {
+                    tail.reverse();
+                    if let Some(rest) = tail.get_mut(1..) {
+                        rest.reverse();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&PropValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Number of properties.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Name and value pairs, by name.
+    pub fn iter(&self) -> core::slice::Iter<'_, (String, PropValue)> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Props {
+    type Item = &'a (String, PropValue);
+    type IntoIter = core::slice::Iter<'a, (String, PropValue)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Collects pairs in O(n log n) whatever their number (decoders see untrusted counts); of a
+/// repeated name the last value wins, as with a map.
+impl FromIterator<(String, PropValue)> for Props {
+    fn from_iter<I: IntoIterator<Item = (String, PropValue)>>(iter: I) -> Props {
+        let mut pairs: Vec<_> = iter.into_iter().collect();
+        // Reversed then stably sorted, so the first of equal names is the last given.
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        Props(pairs)
+    }
+}
+
+impl Serialize for Props {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Props {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, PropValue>::deserialize(d).map(|m| Props(m.into_iter().collect()))
+    }
+}
+
 /// A custom property value: flat, JSON-compatible scalars only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -252,7 +333,7 @@ mod tests {
             EventKind::Engagement { visible_ms: 0 },
             EventKind::Custom {
                 name: String::new(),
-                props: BTreeMap::new(),
+                props: Props::default(),
             },
         ];
         for k in &kinds {
@@ -260,5 +341,22 @@ mod tests {
         }
         assert_eq!(EventKind::name_of_code(0), None);
         assert_eq!(EventKind::name_of_code(6), None);
+    }
+
+    #[test]
+    fn props_stay_sorted_and_unique_with_the_last_value_winning() {
+        let text = |s: &str| PropValue::Text(s.into());
+        let mut p = Props::default();
+        for (k, v) in [("b", "1"), ("a", "2"), ("c", "3"), ("b", "4")] {
+            p.insert(k.into(), text(v));
+        }
+        let keys: Vec<_> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert_eq!(p.get("b"), Some(&text("4")));
+        let collected: Props = [("b", "1"), ("a", "2"), ("c", "3"), ("b", "4")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), text(v)))
+            .collect();
+        assert_eq!(collected, p);
     }
 }

@@ -41,7 +41,7 @@ pub fn typical_batch() -> RawBatch {
         kind,
         ..base.clone()
     };
-    let mut props = alloc::collections::BTreeMap::new();
+    let mut props = crate::Props::default();
     props.insert("plan".to_string(), PropValue::Text("pro".into()));
     props.insert("seats".to_string(), PropValue::Number(3.0));
     props.insert("trial".to_string(), PropValue::Bool(false));

@@ -59,7 +59,10 @@ fn kind() -> impl Strategy<Value = EventKind> {
             "\\PC{1,20}",
             prop::collection::btree_map("\\PC{1,10}", prop_value, 0..5)
         )
-            .prop_map(|(name, props)| EventKind::Custom { name, props }),
+            .prop_map(|(name, props)| EventKind::Custom {
+                name,
+                props: props.into_iter().collect(),
+            }),
     ]
 }
 

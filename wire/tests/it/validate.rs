@@ -102,7 +102,9 @@ fn custom_properties_are_bounded() {
     };
     assert_eq!(field_of(check(&e)), "events[3].props");
     let mut e = click_event(1);
-    let props = [("plan".to_string(), PropValue::Number(f64::INFINITY))].into();
+    let props = [("plan".to_string(), PropValue::Number(f64::INFINITY))]
+        .into_iter()
+        .collect();
     e.kind = EventKind::Custom {
         name: "n".into(),
         props,
