@@ -43,6 +43,8 @@ pub struct Config {
     pub limits: Limits,
     /// Where events are stored.
     pub clickhouse: ClickHouseConfig,
+    /// The durable spool between ingest and ClickHouse (off unless `dir` is set).
+    pub spool: crate::spool::SpoolConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
     pub sites: Vec<SiteConfig>,
 }
@@ -82,6 +84,7 @@ impl Default for Config {
             session_timeout_secs: 30 * 60,
             limits: Limits::default(),
             clickhouse: ClickHouseConfig::default(),
+            spool: crate::spool::SpoolConfig::default(),
             sites: Vec::new(),
         }
     }

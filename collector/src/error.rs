@@ -38,6 +38,10 @@ pub enum IngestError {
     /// Too many events are waiting for storage; the batch was not queued.
     #[error("the collector is overloaded; retry later")]
     QueueFull,
+    /// The spool is at its size cap (storage has been away for long) or its disk refused the
+    /// write; nothing was acknowledged.
+    #[error("the collector cannot take more events now; retry later")]
+    SpoolFull,
     /// Storage did not confirm the write in time. The events are still queued and will be
     /// written; a retry is deduplicated by event id.
     #[error("storage did not confirm the write in time; retry later")]
@@ -76,9 +80,10 @@ impl IngestError {
                 StatusCode::FORBIDDEN
             }
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::QueueFull | IngestError::StorageTimeout | IngestError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngestError::QueueFull
+            | IngestError::SpoolFull
+            | IngestError::StorageTimeout
+            | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::StorageRejected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,9 +92,10 @@ impl IngestError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             IngestError::RateLimited { retry_after, .. } => Some(retry_after.as_secs().max(1)),
-            IngestError::QueueFull | IngestError::StorageTimeout | IngestError::ShuttingDown => {
-                Some(5)
-            }
+            IngestError::QueueFull
+            | IngestError::SpoolFull
+            | IngestError::StorageTimeout
+            | IngestError::ShuttingDown => Some(5),
             _ => None,
         }
     }
@@ -103,6 +109,7 @@ impl IngestError {
             IngestError::OriginNotAllowed { .. } => "origin_not_allowed",
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::QueueFull => "queue_full",
+            IngestError::SpoolFull => "spool_full",
             IngestError::StorageTimeout => "storage_timeout",
             IngestError::StorageRejected(_) => "storage_rejected",
             IngestError::ShuttingDown => "shutting_down",

@@ -1,5 +1,6 @@
 //! Pathlight's collector: receives event batches over HTTP, enriches them, and writes them to
-//! ClickHouse, acknowledging a batch only once its events are stored.
+//! ClickHouse, acknowledging a batch only once its events are durable: in the spool (fsynced)
+//! when one is configured, otherwise in ClickHouse.
 //!
 //! # The path of an event through the collector
 //!
@@ -12,10 +13,13 @@
 //!    good ones beside them kept. *enrich*: `pathlight_wire::enrich` adds corrected time,
 //!    URL parts, User-Agent facts, visitor hash and [`geo`] data; a server-side session is
 //!    assigned when the client sent none. The result is flattened to an
-//!    [`sinks::clickhouse::EventRow`].
-//! 3. *batch*: [`sinks::clickhouse::ClickHouseSink`] gathers rows of many requests into one
-//!    insert (rows, bytes or time), retrying transient failures by the rules in
-//!    [`sinks::clickhouse::retry`]. *sink*: the insert commits.
+//!    [`sinks::clickhouse::EventRow`] and encoded as RowBinary.
+//! 3. With a spool ([`spool`]): the rows are appended to the active segment, and the group's
+//!    fsync is the acknowledgement; sealed segments are shipped to ClickHouse by
+//!    [`spool::ship`], deleted only once inserted, and replayed after a crash. Without one:
+//!    [`sinks::clickhouse::ClickHouseSink`] gathers rows of many requests into one insert
+//!    (rows, bytes or time), and the insert's commit is the acknowledgement. Both retry
+//!    transient failures by the rules in [`sinks::clickhouse::retry`].
 //! 4. Only then does the request get its `204` (or `200` listing refused events). An error at
 //!    any stage is an [`error::IngestError`], turned into a status and a JSON reason in one
 //!    place and counted in [`metrics`].
@@ -36,6 +40,7 @@ pub mod pipeline;
 pub mod query;
 pub mod server;
 pub mod sinks;
+pub mod spool;
 
 use config::Config;
 use std::future::Future;

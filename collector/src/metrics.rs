@@ -55,6 +55,12 @@ pub struct Metrics {
     pub sink_errors: Family<ReasonLabel, Counter>,
     /// Events waiting to be written.
     pub queue_depth: Gauge,
+    /// Bytes of acknowledged events in the spool, not yet in ClickHouse.
+    pub spool_bytes: Gauge,
+    /// Seconds per spool group commit (write + fsync).
+    pub spool_commit: Histogram,
+    /// Spool segments ClickHouse refused for good.
+    pub spool_dead_segments: Counter,
 }
 
 impl Default for Metrics {
@@ -78,6 +84,9 @@ impl Metrics {
             sink_rows_written: Counter::default(),
             sink_errors: Family::default(),
             queue_depth: Gauge::default(),
+            spool_bytes: Gauge::default(),
+            spool_commit: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            spool_dead_segments: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -129,6 +138,21 @@ impl Metrics {
             "queue_depth_events",
             "Events waiting to be written",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "spool_bytes",
+            "Bytes of acknowledged events on disk, not yet in ClickHouse",
+            m.spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_commit_seconds",
+            "Time to write and fsync one group of spool records",
+            m.spool_commit.clone(),
+        );
+        registry.register(
+            "spool_dead_segments",
+            "Spool segments ClickHouse refused for good, moved to dead/",
+            m.spool_dead_segments.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -8,6 +8,7 @@ use crate::error::IngestError;
 use crate::geo::GeoLookup;
 use crate::metrics::{KindLabel, Metrics};
 use crate::sinks::clickhouse::{ClickHouseSink, EventRow};
+use crate::spool::{self, Spool};
 use pathlight_wire::enrich::{Enricher, VisitorHasher};
 use pathlight_wire::session::Sessionizer;
 use pathlight_wire::validate::{validate_envelope, validate_event};
@@ -79,6 +80,8 @@ pub struct Pipeline {
     sessions: Mutex<Sessionizer>,
     geo: GeoLookup,
     sink: ClickHouseSink,
+    /// When set, acknowledgements wait for the spool's fsync instead of the insert.
+    spool: Option<Spool>,
     metrics: Arc<Metrics>,
 }
 
@@ -90,7 +93,28 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<(Arc<Pipeline>, JoinHandle<()>)> {
         let geo = GeoLookup::open(config)?;
-        let (sink, sink_task) = ClickHouseSink::start(&config.clickhouse, metrics.clone()).await?;
+        let (sink, mut sink_task) =
+            ClickHouseSink::start(&config.clickhouse, metrics.clone()).await?;
+        let stopping = tokio::sync::watch::channel(false).0;
+        let spool = match &config.spool.dir {
+            None => None,
+            Some(_) => {
+                let (spool, shipping) = Spool::open(&config.spool, metrics.clone())?;
+                let shipper = tokio::spawn(spool::ship(
+                    shipping,
+                    sink.writer(),
+                    config.clickhouse.clone(),
+                    metrics.clone(),
+                    stopping.subscribe(),
+                ));
+                // The pipeline's task ends when both the batcher and the shipper have.
+                sink_task = tokio::spawn(async move {
+                    let _ = sink_task.await;
+                    let _ = shipper.await;
+                });
+                Some(spool)
+            }
+        };
         if config.hash_secret.is_empty() {
             tracing::warn!(
                 "hash_secret is empty: visitor ids can be recomputed by anyone; set one"
@@ -114,13 +138,14 @@ impl Pipeline {
         let pipeline = Arc::new(Pipeline {
             // Slow live viewers miss events (they are told how many) rather than hold memory.
             live: tokio::sync::broadcast::channel(1024).0,
-            stopping: tokio::sync::watch::channel(false).0,
+            stopping,
             limits: config.limits.clone(),
             sites,
             hasher: VisitorHasher::new(&config.hash_secret),
             sessions: Mutex::new(Sessionizer::new(config.session_timeout_secs as i64 * 1000)),
             geo,
             sink,
+            spool,
             metrics,
         });
         // Sessions idle past the timeout are forgotten once a minute, so memory follows the
@@ -227,7 +252,17 @@ impl Pipeline {
         } else {
             Vec::new()
         };
-        self.sink.submit(rows)?.wait().await?;
+        let mut body = Vec::with_capacity(rows.len() * 256);
+        for row in &rows {
+            row.write_row_binary(&mut body);
+        }
+        match &self.spool {
+            Some(spool) => spool
+                .append(&body, rows.len())?
+                .await
+                .unwrap_or(Err(IngestError::ShuttingDown))?,
+            None => self.sink.submit(body, rows.len())?.wait().await?,
+        }
         for e in live {
             // No receiver left is fine: nobody is watching.
             let _ = self.live.send(e);

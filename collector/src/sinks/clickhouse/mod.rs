@@ -1,14 +1,16 @@
-//! The ClickHouse sink: a batching inserter that acknowledges each request once its rows are
-//! written, with explicit retry rules and versioned, dialect-aware migrations.
+//! The ClickHouse sink: rows as RowBinary, a batching inserter that acknowledges each request
+//! once its rows are written (the mode without a spool; with one, `crate::spool` ships its
+//! segments through the same insert), explicit retry rules, and versioned, dialect-aware
+//! migrations.
 
 mod config;
 pub mod migrations;
 pub mod retention;
 pub mod retry;
-mod row;
+pub mod row;
 mod sink;
 
 pub use config::{ClickHouseConfig, RetryConfig};
 pub use migrations::Dialect;
 pub use row::EventRow;
-pub use sink::{ClickHouseSink, Pending, client, connect};
+pub use sink::{ClickHouseSink, Pending, client, connect, insert_row_binary};

@@ -1,6 +1,7 @@
-//! The third tier: one row of `events`, as the ClickHouse client serializes it (RowBinary).
-//! Field order is irrelevant (the insert names its columns); names and types follow
-//! `migrations.rs`.
+//! The third tier: one row of `events`, and its RowBinary encoding — the bytes the spool keeps
+//! and the sink sends (`INSERT INTO events (COLUMNS) FORMAT RowBinary`). Names and types
+//! follow `migrations.rs`; [`COLUMNS`] and [`EventRow::write_row_binary`] list the fields in
+//! the same order, which a test checks against the struct.
 
 use pathlight_wire::{EnrichedEvent, EventKind};
 use serde::Serialize;
@@ -71,8 +72,19 @@ pub struct EventRow {
     pub colo: String,
 }
 
-/// Fixed part of a row's size in memory, for the batcher's byte bound.
-const FIXED_BYTES: usize = std::mem::size_of::<EventRow>();
+/// The columns [`EventRow::write_row_binary`] writes, in its order.
+pub const COLUMNS: &str = "site_id, event_id, event_type, timestamp, timestamp_ms, received_at, \
+batch_id, session_id, visitor_id, user_id, url, host, path, query, referrer, referrer_host, \
+utm_source, utm_medium, utm_campaign, utm_term, utm_content, title, viewport_w, viewport_h, \
+document_w, document_h, x, y, element_id, selector, tag, text, href, rel_x, rel_y, box_x, box_y, \
+box_w, box_h, scroll_depth, visible_ms, name, props, browser, browser_version, os, os_version, \
+device, is_bot, country, region, city, asn, colo";
+
+/// The statement the sink sends RowBinary bodies with.
+pub fn insert_sql() -> String {
+    format!("INSERT INTO events ({COLUMNS}) FORMAT RowBinary")
+}
+
 
 impl EventRow {
     /// Flattens an enriched event into a row.
@@ -163,26 +175,137 @@ impl EventRow {
         row
     }
 
-    /// Approximate memory taken by the row, bytes.
-    pub fn size(&self) -> usize {
-        FIXED_BYTES
-            + [
-                &self.site_id,
-                &self.session_id,
-                &self.user_id,
-                &self.url,
-                &self.host,
-                &self.path,
-                &self.query,
-                &self.referrer,
-                &self.title,
-                &self.selector,
-                &self.text,
-                &self.href,
-                &self.props,
-            ]
-            .iter()
-            .map(|s| s.len())
-            .sum::<usize>()
+    /// Appends the row in ClickHouse's RowBinary format: integers and floats little-endian at
+    /// their column width, strings as a LEB128 length and bytes, `Enum8` as its `Int8` value,
+    /// `DateTime` as `UInt32` seconds, `UUID` as its two 64-bit halves, high first, each
+    /// little-endian. `LowCardinality(String)` is written as `String`.
+    pub fn write_row_binary(&self, out: &mut Vec<u8>) {
+        let mut w = RowBinary(out);
+        w.str(&self.site_id);
+        w.uuid(&self.event_id);
+        w.0.push(self.event_type as u8);
+        w.u32(self.timestamp);
+        w.0.extend_from_slice(&self.timestamp_ms.to_le_bytes());
+        w.u32(self.received_at);
+        w.uuid(&self.batch_id);
+        w.str(&self.session_id);
+        w.0.extend_from_slice(&self.visitor_id.to_le_bytes());
+        for s in [
+            &self.user_id,
+            &self.url,
+            &self.host,
+            &self.path,
+            &self.query,
+            &self.referrer,
+            &self.referrer_host,
+            &self.utm_source,
+            &self.utm_medium,
+            &self.utm_campaign,
+            &self.utm_term,
+            &self.utm_content,
+            &self.title,
+        ] {
+            w.str(s);
+        }
+        w.0.extend_from_slice(&self.viewport_w.to_le_bytes());
+        w.0.extend_from_slice(&self.viewport_h.to_le_bytes());
+        w.u32(self.document_w);
+        w.u32(self.document_h);
+        w.i32(self.x);
+        w.i32(self.y);
+        for s in [
+            &self.element_id,
+            &self.selector,
+            &self.tag,
+            &self.text,
+            &self.href,
+        ] {
+            w.str(s);
+        }
+        w.0.extend_from_slice(&self.rel_x.to_le_bytes());
+        w.0.extend_from_slice(&self.rel_y.to_le_bytes());
+        for v in [self.box_x, self.box_y, self.box_w, self.box_h] {
+            w.i32(v);
+        }
+        w.0.push(self.scroll_depth);
+        w.u32(self.visible_ms);
+        for s in [
+            &self.name,
+            &self.props,
+            &self.browser,
+            &self.browser_version,
+            &self.os,
+            &self.os_version,
+        ] {
+            w.str(s);
+        }
+        w.0.push(self.device as u8);
+        w.0.push(self.is_bot);
+        for s in [&self.country, &self.region, &self.city] {
+            w.str(s);
+        }
+        w.u32(self.asn);
+        w.str(&self.colo);
+    }
+}
+
+/// RowBinary's primitive encodings.
+struct RowBinary<'a>(&'a mut Vec<u8>);
+
+impl RowBinary<'_> {
+    fn str(&mut self, s: &str) {
+        let mut n = s.len() as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                self.0.push(byte);
+                break;
+            }
+            self.0.push(byte | 0x80);
+        }
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn uuid(&mut self, u: &uuid::Uuid) {
+        let (high, low) = u.as_u64_pair();
+        self.0.extend_from_slice(&high.to_le_bytes());
+        self.0.extend_from_slice(&low.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::ClickHouseConfig;
+    use super::super::migrations::{Dialect, migrations};
+    use super::*;
+
+    /// Each column written is declared by the migrations, once; the order against the struct
+    /// is checked end to end (`it::ingest::every_column_round_trips`).
+    #[test]
+    fn columns_are_the_tables() {
+        let ddl: String = migrations(Dialect::LEGACY, &ClickHouseConfig::for_tests())
+            .into_iter()
+            .flat_map(|m| m.statements)
+            .collect();
+        let columns: Vec<&str> = COLUMNS.split(',').map(str::trim).collect();
+        for c in &columns {
+            assert!(ddl.contains(&format!("\n    {c} ")), "{c} is not a column");
+        }
+        let declared = ddl.lines().filter(|l| l.starts_with("    ") && !l.starts_with("     ")).count();
+        assert_eq!(declared, columns.len(), "a column is missing from COLUMNS");
+    }
+
+    #[test]
+    fn strings_carry_leb128_lengths() {
+        let mut out = Vec::new();
+        RowBinary(&mut out).str(&"a".repeat(300));
+        assert_eq!(out[..2], [0xac, 0x02]);
+        assert_eq!(out.len(), 302);
     }
 }

@@ -9,7 +9,7 @@
 use super::config::ClickHouseConfig;
 use super::migrations::{self, Dialect};
 use super::retry::{self, Decision};
-use super::row::EventRow;
+use super::row;
 use crate::error::IngestError;
 use crate::metrics::{Metrics, ReasonLabel};
 use anyhow::Context;
@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-/// Rows of one request, on their way to an insert.
+/// Rows of one request (RowBinary), on their way to an insert.
 struct Job {
-    rows: Vec<EventRow>,
+    body: Vec<u8>,
+    rows: usize,
     done: oneshot::Sender<Result<(), IngestError>>,
     _permit: OwnedSemaphorePermit,
 }
@@ -35,6 +36,7 @@ pub struct ClickHouseSink {
     dialect: Dialect,
     metrics: Arc<Metrics>,
     drain: watch::Sender<bool>,
+    writer: Client,
 }
 
 /// A queued write, resolved when its rows are in ClickHouse.
@@ -117,11 +119,11 @@ impl ClickHouseSink {
         let permits = Arc::new(Semaphore::new(cfg.queue_capacity));
         let batcher = Batcher {
             permits: permits.clone(),
-            client: writer,
+            client: writer.clone(),
             cfg: cfg.clone(),
             metrics: metrics.clone(),
-            rows: Vec::new(),
-            bytes: 0,
+            body: Vec::new(),
+            rows: 0,
             waiters: Vec::new(),
         };
         let (drain, draining) = watch::channel(false);
@@ -134,8 +136,14 @@ impl ClickHouseSink {
             dialect,
             metrics,
             drain,
+            writer,
         };
         Ok((sink, task))
+    }
+
+    /// The client inserts go through (database selected, async inserts where supported).
+    pub fn writer(&self) -> Client {
+        self.writer.clone()
     }
 
     /// The server's dialect, detected at start.
@@ -149,9 +157,9 @@ impl ClickHouseSink {
         self.drain.send_replace(true);
     }
 
-    /// Queues rows for writing, or refuses at once when the queue is full.
-    pub fn submit(&self, rows: Vec<EventRow>) -> Result<Pending, IngestError> {
-        let n = u32::try_from(rows.len()).map_err(|_| IngestError::QueueFull)?;
+    /// Queues `rows` RowBinary rows for writing, or refuses at once when the queue is full.
+    pub fn submit(&self, body: Vec<u8>, rows: usize) -> Result<Pending, IngestError> {
+        let n = u32::try_from(rows).map_err(|_| IngestError::QueueFull)?;
         let permit = self
             .permits
             .clone()
@@ -161,6 +169,7 @@ impl ClickHouseSink {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Job {
+                body,
                 rows,
                 done,
                 _permit: permit,
@@ -184,8 +193,8 @@ struct Batcher {
     client: Client,
     cfg: ClickHouseConfig,
     metrics: Arc<Metrics>,
-    rows: Vec<EventRow>,
-    bytes: usize,
+    body: Vec<u8>,
+    rows: usize,
     waiters: Vec<(
         oneshot::Sender<Result<(), IngestError>>,
         OwnedSemaphorePermit,
@@ -207,12 +216,12 @@ impl Batcher {
             tokio::select! {
                 job = rx.recv() => match job {
                     Some(job) => {
-                        self.bytes += job.rows.iter().map(EventRow::size).sum::<usize>();
-                        self.rows.extend(job.rows);
+                        self.body.extend_from_slice(&job.body);
+                        self.rows += job.rows;
                         self.waiters.push((job.done, job._permit));
                         let wait = if draining { Duration::ZERO } else { self.cfg.flush_interval() };
                         deadline.get_or_insert_with(|| tokio::time::Instant::now() + wait);
-                        if self.rows.len() >= self.cfg.max_rows || self.bytes >= self.cfg.max_bytes {
+                        if self.rows >= self.cfg.max_rows || self.body.len() >= self.cfg.max_bytes {
                             self.flush(false).await;
                             deadline = None;
                         }
@@ -224,7 +233,7 @@ impl Batcher {
                 },
                 Ok(()) = drain.changed(), if !draining => {
                     draining = true;
-                    if !self.rows.is_empty() {
+                    if self.rows > 0 {
                         deadline = Some(tokio::time::Instant::now());
                     }
                 }
@@ -240,16 +249,17 @@ impl Batcher {
     /// wait in the channel (bounded by the permits). At shutdown, retrying stops after
     /// `ack_timeout`: nobody still waits for an answer by then, so nothing acknowledged is lost.
     async fn flush(&mut self, shutting_down: bool) {
-        if self.rows.is_empty() {
+        if self.rows == 0 {
             return;
         }
+        let body = bytes::Bytes::from(std::mem::take(&mut self.body));
         let started = Instant::now();
         let give_up =
             shutting_down.then(|| started + Duration::from_millis(self.cfg.ack_timeout_ms));
         let mut attempt = 0u32;
         let result = loop {
             attempt += 1;
-            match self.insert().await {
+            match insert_row_binary(&self.client, &self.cfg, body.clone()).await {
                 Ok(()) => break Ok(()),
                 Err(e) => {
                     let decision = retry::decide(&e);
@@ -262,7 +272,7 @@ impl Batcher {
                         .sink_errors
                         .get_or_create(&ReasonLabel { reason: label })
                         .inc();
-                    tracing::warn!(error = %e, attempt, rows = self.rows.len(), decision = label, "ClickHouse insert failed");
+                    tracing::warn!(error = %e, attempt, rows = self.rows, decision = label, "ClickHouse insert failed");
                     if decision == Decision::Fail || give_up.is_some_and(|t| Instant::now() >= t) {
                         break Err(e.to_string());
                     }
@@ -270,7 +280,7 @@ impl Batcher {
                 }
             }
         };
-        let n = self.rows.len();
+        let n = self.rows;
         tracing::debug!(
             rows = n,
             ms = started.elapsed().as_millis() as u64,
@@ -286,8 +296,7 @@ impl Batcher {
         } else {
             self.metrics.reject("storage_rejected", n as u64);
         }
-        self.rows.clear();
-        self.bytes = 0;
+        self.rows = 0;
         for (done, permit) in self.waiters.drain(..) {
             // A waiter that timed out has gone; its rows are written all the same.
             let _ = done.send(result.clone().map_err(IngestError::StorageRejected));
@@ -295,17 +304,18 @@ impl Batcher {
         }
         set_queue_depth(&self.metrics, &self.permits, self.cfg.queue_capacity);
     }
+}
 
-    async fn insert(&self) -> clickhouse::error::Result<()> {
-        let t = Some(Duration::from_millis(self.cfg.insert_timeout_ms));
-        let mut insert = self
-            .client
-            .insert::<EventRow>("events")
-            .await?
-            .with_timeouts(t, t);
-        for row in &self.rows {
-            insert.write(row).await?;
-        }
-        insert.end().await
-    }
+/// One insert of RowBinary rows into `events` (the batcher's and the spool's).
+pub async fn insert_row_binary(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    body: bytes::Bytes,
+) -> clickhouse::error::Result<()> {
+    let t = Some(Duration::from_millis(cfg.insert_timeout_ms));
+    let mut insert = client
+        .insert_formatted_with(row::insert_sql())
+        .with_timeouts(t, t);
+    insert.send(body).await?;
+    insert.end().await
 }

@@ -1,0 +1,466 @@
+//! The durable spool: acknowledged events wait here, on local disk, until ClickHouse has them.
+//!
+//! # The path of an event through the spool
+//!
+//! 1. `Pipeline::ingest` encodes a request's rows to RowBinary and calls [`Spool::append`],
+//!    which frames them as one record and refuses at once (503) when the spool is at its cap.
+//! 2. The writer thread takes every record waiting (group commit), writes them at the end of
+//!    the active segment file in one `write`, `fdatasync`s, and only then resolves the
+//!    appends: the 2xx leaves after the bytes are on disk. One fsync serves every request
+//!    that arrived while the previous one ran, so its cost is shared under load.
+//! 3. A segment is sealed when it reaches `segment_bytes`, or `seal_ms` after its first
+//!    record (freshness), and handed to [`ship`], which sends all its rows to ClickHouse in one
+//!    insert, retrying what is worth retrying (`sinks/clickhouse/retry.rs`), and deletes the
+//!    file only after ClickHouse confirmed. A segment ClickHouse refuses for good is moved to
+//!    `dead/` and counted, so it cannot block the ones behind it.
+//! 4. On start, every segment the previous process left (sealed or not) is read record by
+//!    record; a torn tail (a crash in the middle of a write, never acknowledged) fails its
+//!    checksum and is cut off; the rest is shipped before anything new.
+//!
+//! Exactly once in effect: a crash between an insert and the file's deletion replays the
+//! segment, and a client retrying an unacknowledged batch sends the same event ids; the events
+//! table is a ReplacingMergeTree ordered by event id, so storage keeps one of each.
+//!
+//! A record is `len: u32 LE | crc32(payload): u32 LE | rows: u32 LE | payload (len bytes)`,
+//! the payload being RowBinary rows ready for `INSERT INTO events (…) FORMAT RowBinary`, so a
+//! replay re-sends bytes without decoding them.
+
+use crate::error::IngestError;
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::sinks::clickhouse::{ClickHouseConfig, insert_row_binary, retry};
+use bytes::Bytes;
+use clickhouse::Client;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc as std_mpsc};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The spool's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory of segment files (created if missing). Unset: no spool, and a batch is
+    /// acknowledged only once ClickHouse has written it (slower, and senders get 503s while
+    /// ClickHouse is away).
+    pub dir: Option<PathBuf>,
+    /// Most bytes kept on disk. Past it — ClickHouse away for long — new batches get 503 +
+    /// `Retry-After` (the tracker keeps them in its own queue) until shipping frees space.
+    pub max_bytes: u64,
+    /// A segment is sealed and shipped once it holds this many bytes…
+    pub segment_bytes: u64,
+    /// …or this long after its first record, ms: the delay before events are queryable.
+    pub seal_ms: u64,
+    /// `fdatasync` before acknowledging. Turning it off trades the promise for throughput: a
+    /// power loss or kernel crash can then lose acknowledged events (a process crash cannot).
+    pub fsync: bool,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: None,
+            max_bytes: 1 << 30,
+            segment_bytes: 16 << 20,
+            seal_ms: 500,
+            fsync: true,
+        }
+    }
+}
+
+const HEADER: usize = 12;
+/// Records written with one `write` + fsync at most; more wait for the next group.
+const GROUP_BYTES: usize = 8 << 20;
+
+/// One request's rows, waiting for their group's fsync.
+struct Append {
+    record: Vec<u8>,
+    done: oneshot::Sender<Result<(), IngestError>>,
+}
+
+/// A sealed segment file, ready to ship.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// Appends records; cloneless, shared behind the pipeline.
+pub struct Spool {
+    tx: std_mpsc::Sender<Append>,
+    used: Arc<AtomicU64>,
+    max_bytes: u64,
+    metrics: Arc<Metrics>,
+}
+
+/// What [`Spool::open`] hands to [`ship`].
+pub struct Shipping {
+    sealed: mpsc::UnboundedReceiver<Segment>,
+    used: Arc<AtomicU64>,
+    dir: PathBuf,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `cfg.dir`, recovers what a previous process left, and
+    /// starts the writer thread. The thread stops, sealing its last segment, when the spool is
+    /// dropped.
+    pub fn open(cfg: &SpoolConfig, metrics: Arc<Metrics>) -> anyhow::Result<(Spool, Shipping)> {
+        let dir = cfg
+            .dir
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("spool.dir is not set"))?;
+        fs::create_dir_all(dir.join("dead"))
+            .map_err(|e| anyhow::anyhow!("creating the spool directory {dir:?}: {e}"))?;
+        let (sealed_tx, sealed) = mpsc::unbounded_channel();
+        let mut next_seq = 0;
+        let mut used = 0;
+        for (seq, path) in segment_files(&dir)? {
+            next_seq = next_seq.max(seq + 1);
+            let bytes = recover(&path)?;
+            if bytes == 0 {
+                fs::remove_file(&path)?;
+                continue;
+            }
+            tracing::info!(?path, bytes, "replaying a spool segment left by the last run");
+            used += bytes;
+            let _ = sealed_tx.send(Segment { path, bytes });
+        }
+        let used = Arc::new(AtomicU64::new(used));
+        metrics.spool_bytes.set(used.load(Ordering::Relaxed) as i64);
+        let (tx, rx) = std_mpsc::channel();
+        let writer = Writer {
+            dir: dir.clone(),
+            cfg: cfg.clone(),
+            next_seq,
+            active: None,
+            sealed: sealed_tx,
+            used: used.clone(),
+            metrics: metrics.clone(),
+        };
+        std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || writer.run(rx))?;
+        let spool = Spool {
+            tx,
+            used: used.clone(),
+            max_bytes: cfg.max_bytes,
+            metrics,
+        };
+        Ok((spool, Shipping { sealed, used, dir }))
+    }
+
+    /// Queues `rows` (RowBinary, `n` rows) for the next group commit; the returned receiver
+    /// resolves once they are on disk. Refuses at once when the spool is at its cap.
+    pub fn append(
+        &self,
+        rows: &[u8],
+        n: usize,
+    ) -> Result<oneshot::Receiver<Result<(), IngestError>>, IngestError> {
+        let len = u32::try_from(rows.len()).map_err(|_| IngestError::SpoolFull)?;
+        let size = (HEADER + rows.len()) as u64;
+        // Reserved now, so concurrent appends cannot overshoot the cap together.
+        if self.used.fetch_add(size, Ordering::Relaxed) + size > self.max_bytes {
+            self.used.fetch_sub(size, Ordering::Relaxed);
+            return Err(IngestError::SpoolFull);
+        }
+        self.metrics
+            .spool_bytes
+            .set(self.used.load(Ordering::Relaxed) as i64);
+        let mut record = Vec::with_capacity(HEADER + rows.len());
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&crc32fast::hash(rows).to_le_bytes());
+        record.extend_from_slice(&(n as u32).to_le_bytes());
+        record.extend_from_slice(rows);
+        let (done, rx) = oneshot::channel();
+        self.tx.send(Append { record, done }).map_err(|_| {
+            self.used.fetch_sub(size, Ordering::Relaxed);
+            IngestError::ShuttingDown
+        })?;
+        Ok(rx)
+    }
+}
+
+/// `NNNNNNNNNNNNNNNNNNNN.seg` files of `dir`, oldest first.
+fn segment_files(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let seq = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(seq) = seq {
+            out.push((seq, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.seg"))
+}
+
+/// The records of a segment that are whole and match their checksum, as one RowBinary body,
+/// with the number of rows and the length of that valid prefix.
+fn parse(data: &[u8]) -> (Vec<u8>, u64, usize) {
+    let mut body = Vec::with_capacity(data.len());
+    let (mut rows, mut at) = (0u64, 0usize);
+    while let Some(header) = data.get(at..at + HEADER) {
+        let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let (len, crc, n) = (word(0) as usize, word(4), word(8));
+        let Some(payload) = data.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        body.extend_from_slice(payload);
+        rows += u64::from(n);
+        at += HEADER + len;
+    }
+    (body, rows, at)
+}
+
+/// Cuts a segment left by a previous process back to its last whole record; returns its size.
+fn recover(path: &Path) -> anyhow::Result<u64> {
+    let data = fs::read(path)?;
+    let (_, _, valid) = parse(&data);
+    if valid < data.len() {
+        tracing::warn!(
+            ?path,
+            cut = data.len() - valid,
+            "spool segment ends in a torn record (a crash mid-write, never acknowledged); cutting it off"
+        );
+        OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(valid as u64)?;
+    }
+    Ok(valid as u64)
+}
+
+struct Active {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    opened: Instant,
+}
+
+struct Writer {
+    dir: PathBuf,
+    cfg: SpoolConfig,
+    next_seq: u64,
+    active: Option<Active>,
+    sealed: mpsc::UnboundedSender<Segment>,
+    used: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    fn run(mut self, rx: std_mpsc::Receiver<Append>) {
+        let seal_after = Duration::from_millis(self.cfg.seal_ms);
+        loop {
+            let first = match &self.active {
+                Some(a) => match rx.recv_timeout(seal_after.saturating_sub(a.opened.elapsed())) {
+                    Ok(first) => first,
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                        self.seal();
+                        continue;
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(first) => first,
+                    Err(_) => break,
+                },
+            };
+            let mut group = vec![first];
+            let mut bytes = group[0].record.len();
+            while bytes < GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        bytes += next.record.len();
+                        group.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let started = Instant::now();
+            let result = self.write(&group);
+            self.metrics
+                .spool_commit
+                .observe(started.elapsed().as_secs_f64());
+            if let Err(e) = &result {
+                tracing::error!(error = %e, records = group.len(), "spool write failed; answering 503");
+                let size: u64 = group.iter().map(|a| a.record.len() as u64).sum();
+                self.used.fetch_sub(size, Ordering::Relaxed);
+            }
+            for append in group {
+                let _ = append.done.send(result.as_ref().map(|_| ()).map_err(|_| IngestError::SpoolFull));
+            }
+            if self.active.as_ref().is_some_and(|a| a.len >= self.cfg.segment_bytes || a.opened.elapsed() >= seal_after) {
+                self.seal();
+            }
+        }
+        self.seal();
+    }
+
+    /// Writes a group at the end of the active segment and makes it durable. On failure (disk
+    /// full, I/O error) the segment is cut back to where the group began, so nothing half
+    /// written is ever shipped, and a fresh segment is started next time.
+    fn write(&mut self, group: &[Append]) -> std::io::Result<()> {
+        if self.active.is_none() {
+            let path = segment_path(&self.dir, self.next_seq);
+            self.next_seq += 1;
+            let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+            if self.cfg.fsync {
+                // The new name must survive a crash too.
+                File::open(&self.dir)?.sync_all()?;
+            }
+            self.active = Some(Active {
+                path,
+                file,
+                len: 0,
+                opened: Instant::now(),
+            });
+        }
+        let Some(active) = self.active.as_mut() else {
+            return Err(ErrorKind::Other.into());
+        };
+        let buf: Vec<u8> = group.iter().flat_map(|a| a.record.iter().copied()).collect();
+        let written = active.file.write_all(&buf).and_then(|()| {
+            if self.cfg.fsync {
+                active.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        match written {
+            Ok(()) => {
+                active.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = active.file.set_len(active.len);
+                self.seal();
+                Err(e)
+            }
+        }
+    }
+
+    fn seal(&mut self) {
+        let Some(active) = self.active.take() else {
+            return;
+        };
+        drop(active.file);
+        if active.len == 0 {
+            let _ = fs::remove_file(&active.path);
+            return;
+        }
+        // If the shipper is gone (shutdown), the file stays and the next start ships it.
+        let _ = self.sealed.send(Segment {
+            path: active.path,
+            bytes: active.len,
+        });
+    }
+}
+
+/// Ships sealed segments to ClickHouse, oldest first, until the spool's writer has stopped
+/// and every segment is shipped. Once `stopping` turns true, an insert that fails is not
+/// retried: its segment stays on disk for the next start, so shutdown is not held up by a
+/// ClickHouse that is away.
+pub async fn ship(
+    mut shipping: Shipping,
+    client: Client,
+    cfg: ClickHouseConfig,
+    metrics: Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+) {
+    while let Some(segment) = shipping.sealed.recv().await {
+        let data = match tokio::fs::read(&segment.path).await {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::error!(path = ?segment.path, error = %e, "cannot read a spool segment");
+                continue;
+            }
+        };
+        let (body, rows, _) = parse(&data);
+        let body = Bytes::from(body);
+        let started = Instant::now();
+        let mut attempt = 0;
+        let shipped = loop {
+            attempt += 1;
+            match insert_row_binary(&client, &cfg, body.clone()).await {
+                Ok(()) => break true,
+                Err(e) => {
+                    let decision = retry::decide(&e);
+                    let label = if decision == retry::Decision::Retry { "retry" } else { "fail" };
+                    metrics.sink_errors.get_or_create(&ReasonLabel { reason: label }).inc();
+                    tracing::warn!(error = %e, attempt, rows, path = ?segment.path, decision = label, "shipping a spool segment failed");
+                    if decision == retry::Decision::Fail {
+                        let dead = shipping.dir.join("dead").join(segment.path.file_name().unwrap_or_default());
+                        if let Err(e) = tokio::fs::rename(&segment.path, &dead).await {
+                            tracing::error!(error = %e, "cannot move a refused segment to dead/");
+                        }
+                        metrics.spool_dead_segments.inc();
+                        metrics.reject("storage_rejected", rows);
+                        break false;
+                    }
+                    if *stopping.borrow() {
+                        return;
+                    }
+                    tokio::time::sleep(retry::backoff(&cfg.retry, attempt)).await;
+                }
+            }
+        };
+        if shipped {
+            if let Err(e) = tokio::fs::remove_file(&segment.path).await {
+                tracing::error!(path = ?segment.path, error = %e, "cannot delete a shipped segment; it will be shipped again (deduplicated)");
+            }
+            metrics.sink_latency.observe(started.elapsed().as_secs_f64());
+            metrics.sink_flush_rows.observe(rows as f64);
+            metrics.sink_rows_written.inc_by(rows);
+        }
+        shipping.used.fetch_sub(segment.bytes, Ordering::Relaxed);
+        metrics.spool_bytes.set(shipping.used.load(Ordering::Relaxed) as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: &[u8], rows: u32) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        r.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        r.extend_from_slice(&rows.to_le_bytes());
+        r.extend_from_slice(payload);
+        r
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_tail_is_cut_at_the_last_whole_record() {
+        let mut data = record(b"first", 1);
+        data.extend(record(b"second", 2));
+        let whole = data.len();
+        let (body, rows, valid) = parse(&data);
+        assert_eq!((body.as_slice(), rows, valid), (&b"firstsecond"[..], 3, whole));
+        // Every cut of a third record leaves the first two.
+        let third = record(b"third", 4);
+        for cut in 0..third.len() {
+            let mut torn = data.clone();
+            torn.extend_from_slice(&third[..cut]);
+            assert_eq!(parse(&torn).2, whole, "cut at {cut}");
+        }
+        // A flipped payload byte fails the checksum.
+        let mut corrupt = data.clone();
+        corrupt[HEADER + 1] ^= 1;
+        assert_eq!(parse(&corrupt), (Vec::new(), 0, 0));
+    }
+}
