@@ -2,11 +2,13 @@
 # Collector throughput with its real ClickHouse sink: `pathlight load` against a release
 # `pathlight serve` pinned to core 0 (taskset), load generator and ClickHouse on core 1.
 # Prints a Markdown table per protocol. Loopback only, bounded in time.
-#   bench/load.sh [SECONDS] [CONCURRENCY] [FLUSH_INTERVAL_MS]
+#   bench/load.sh [SECONDS] [CONCURRENCY] [FLUSH_INTERVAL_MS] [SPOOL]
+# SPOOL: none (acknowledge after the insert), fsync (acknowledge after the spool's fdatasync),
+# nofsync (spool without fsync: only to measure what the fsync costs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-secs=${1:-10} conc=${2:-64} flush=${3:-50}
+secs=${1:-10} conc=${2:-64} flush=${3:-50} spool=${4:-none}
 cargo build --release --bin pathlight 2>&1 | tail -1 >&2
 bin=target/release/pathlight
 dir=$(mktemp -d /tmp/pathlight-bench-load-XXXX)
@@ -22,12 +24,20 @@ flush_interval_ms = $flush
 [[sites]]
 id = "bench"
 TOML
+case $spool in
+  none) ack="a request is answered once its rows are inserted" ;;
+  fsync | nofsync)
+    fsync=true ack="a request is answered once its rows are fsynced in the spool"
+    [ "$spool" = nofsync ] && fsync=false ack="spool without fsync: answered once written to the page cache"
+    printf '[spool]\ndir = "%s"\nfsync = %s\n' "$dir/spool" "$fsync" >>"$dir/pathlight.toml" ;;
+  *) echo "SPOOL must be none, fsync or nofsync" >&2; exit 2 ;;
+esac
 PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
 collector=$!
 trap 'kill $collector 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 echo "Collector: release build on core 0; load generator and ClickHouse 18.16 on core 1. 20-event CBOR batches,"
-echo "$conc requests in flight, ${secs} s per run, flush_interval_ms = $flush (a request is answered once its rows are inserted)."
+echo "$conc requests in flight, ${secs} s per run, flush_interval_ms = $flush ($ack)."
 echo
 for proto in http1 http2; do
   flag=""; [ "$proto" = http2 ] && flag="--http2"

@@ -157,6 +157,9 @@ impl Config {
         if self.limits.max_events == 0 || self.limits.max_batch_bytes == 0 {
             bail!("limits: max_events and max_batch_bytes must be > 0");
         }
+        if self.spool.segment_bytes == 0 || self.spool.max_bytes < self.spool.segment_bytes {
+            bail!("spool: segment_bytes must be > 0 and max_bytes at least segment_bytes");
+        }
         self.clickhouse.validate()
     }
 

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use pathlight_collector::config::Config;
 use pathlight_collector::sinks::clickhouse::{self, Dialect, migrations};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Pathlight: behaviour analytics collector (heatmaps, conversion, traffic) on ClickHouse.
@@ -30,6 +30,10 @@ enum Command {
         /// Listen address, overriding `listen` in the config (port 0 picks a free port).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Exit when the process with this id is gone (tests that SIGKILL the collector use
+        /// it, so a collector never outlives an aborted test run).
+        #[arg(long, hide = true)]
+        owner_pid: Option<u32>,
     },
     /// Create or upgrade the ClickHouse schema, then exit.
     Migrate {
@@ -107,9 +111,17 @@ fn main() -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, owner_pid } => {
             if let Some(addr) = listen {
                 config.listen = addr;
+            }
+            if let Some(pid) = owner_pid {
+                std::thread::spawn(move || {
+                    while Path::new(&format!("/proc/{pid}")).exists() {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
+                    std::process::exit(1);
+                });
             }
             rt.block_on(serve(config))
         }

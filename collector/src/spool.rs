@@ -124,7 +124,11 @@ impl Spool {
                 fs::remove_file(&path)?;
                 continue;
             }
-            tracing::info!(?path, bytes, "replaying a spool segment left by the last run");
+            tracing::info!(
+                ?path,
+                bytes,
+                "replaying a spool segment left by the last run"
+            );
             used += bytes;
             let _ = sealed_tx.send(Segment { path, bytes });
         }
@@ -211,7 +215,8 @@ fn parse(data: &[u8]) -> (Vec<u8>, u64, usize) {
     let mut body = Vec::with_capacity(data.len());
     let (mut rows, mut at) = (0u64, 0usize);
     while let Some(header) = data.get(at..at + HEADER) {
-        let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let word =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         let (len, crc, n) = (word(0) as usize, word(4), word(8));
         let Some(payload) = data.get(at + HEADER..at + HEADER + len) else {
             break;
@@ -301,9 +306,16 @@ impl Writer {
                 self.used.fetch_sub(size, Ordering::Relaxed);
             }
             for append in group {
-                let _ = append.done.send(result.as_ref().map(|_| ()).map_err(|_| IngestError::SpoolFull));
+                let _ = append.done.send(
+                    result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|_| IngestError::SpoolFull),
+                );
             }
-            if self.active.as_ref().is_some_and(|a| a.len >= self.cfg.segment_bytes || a.opened.elapsed() >= seal_after) {
+            if self.active.as_ref().is_some_and(|a| {
+                a.len >= self.cfg.segment_bytes || a.opened.elapsed() >= seal_after
+            }) {
                 self.seal();
             }
         }
@@ -317,7 +329,10 @@ impl Writer {
         if self.active.is_none() {
             let path = segment_path(&self.dir, self.next_seq);
             self.next_seq += 1;
-            let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)?;
             if self.cfg.fsync {
                 // The new name must survive a crash too.
                 File::open(&self.dir)?.sync_all()?;
@@ -332,7 +347,10 @@ impl Writer {
         let Some(active) = self.active.as_mut() else {
             return Err(ErrorKind::Other.into());
         };
-        let buf: Vec<u8> = group.iter().flat_map(|a| a.record.iter().copied()).collect();
+        let buf: Vec<u8> = group
+            .iter()
+            .flat_map(|a| a.record.iter().copied())
+            .collect();
         let written = active.file.write_all(&buf).and_then(|()| {
             if self.cfg.fsync {
                 active.file.sync_data()
@@ -399,11 +417,21 @@ pub async fn ship(
                 Ok(()) => break true,
                 Err(e) => {
                     let decision = retry::decide(&e);
-                    let label = if decision == retry::Decision::Retry { "retry" } else { "fail" };
-                    metrics.sink_errors.get_or_create(&ReasonLabel { reason: label }).inc();
+                    let label = if decision == retry::Decision::Retry {
+                        "retry"
+                    } else {
+                        "fail"
+                    };
+                    metrics
+                        .sink_errors
+                        .get_or_create(&ReasonLabel { reason: label })
+                        .inc();
                     tracing::warn!(error = %e, attempt, rows, path = ?segment.path, decision = label, "shipping a spool segment failed");
                     if decision == retry::Decision::Fail {
-                        let dead = shipping.dir.join("dead").join(segment.path.file_name().unwrap_or_default());
+                        let dead = shipping
+                            .dir
+                            .join("dead")
+                            .join(segment.path.file_name().unwrap_or_default());
                         if let Err(e) = tokio::fs::rename(&segment.path, &dead).await {
                             tracing::error!(error = %e, "cannot move a refused segment to dead/");
                         }
@@ -422,12 +450,16 @@ pub async fn ship(
             if let Err(e) = tokio::fs::remove_file(&segment.path).await {
                 tracing::error!(path = ?segment.path, error = %e, "cannot delete a shipped segment; it will be shipped again (deduplicated)");
             }
-            metrics.sink_latency.observe(started.elapsed().as_secs_f64());
+            metrics
+                .sink_latency
+                .observe(started.elapsed().as_secs_f64());
             metrics.sink_flush_rows.observe(rows as f64);
             metrics.sink_rows_written.inc_by(rows);
         }
         shipping.used.fetch_sub(segment.bytes, Ordering::Relaxed);
-        metrics.spool_bytes.set(shipping.used.load(Ordering::Relaxed) as i64);
+        metrics
+            .spool_bytes
+            .set(shipping.used.load(Ordering::Relaxed) as i64);
     }
 }
 
@@ -450,7 +482,10 @@ mod tests {
         data.extend(record(b"second", 2));
         let whole = data.len();
         let (body, rows, valid) = parse(&data);
-        assert_eq!((body.as_slice(), rows, valid), (&b"firstsecond"[..], 3, whole));
+        assert_eq!(
+            (body.as_slice(), rows, valid),
+            (&b"firstsecond"[..], 3, whole)
+        );
         // Every cut of a third record leaves the first two.
         let third = record(b"third", 4);
         for cut in 0..third.len() {

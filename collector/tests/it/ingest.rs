@@ -356,7 +356,9 @@ async fn every_column_round_trips() {
     let mut body = Vec::new();
     row.write_row_binary(&mut body);
     let cfg = pathlight_collector::config::Config::for_tests("", "").clickhouse;
-    insert_row_binary(&server.db, &cfg, body.into()).await.unwrap();
+    insert_row_binary(&server.db, &cfg, body.into())
+        .await
+        .unwrap();
 
     // Read back as JSON with enums, dates and UUIDs as the numbers and text the row holds.
     let select: Vec<String> = COLUMNS
@@ -369,14 +371,11 @@ async fn every_column_round_trips() {
             c => c.to_owned(),
         })
         .collect();
-    let sql = format!(
-        "SELECT {} FROM events",
-        select.join(", ")
-    );
+    let sql = format!("SELECT {} FROM events", select.join(", "));
     let text = server
         .db
         .query(&sql)
-        .with_option("output_format_json_quote_64bit_integers", "0")
+        .with_setting("output_format_json_quote_64bit_integers", "0")
         .fetch_bytes("JSONEachRow")
         .unwrap()
         .collect()

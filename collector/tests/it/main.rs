@@ -6,6 +6,7 @@
 
 mod api;
 mod bad_input;
+mod durability;
 mod http;
 mod import;
 mod ingest;

@@ -85,7 +85,6 @@ pub fn insert_sql() -> String {
     format!("INSERT INTO events ({COLUMNS}) FORMAT RowBinary")
 }
 
-
 impl EventRow {
     /// Flattens an enriched event into a row.
     pub fn from_enriched(e: EnrichedEvent) -> EventRow {
@@ -297,7 +296,10 @@ mod tests {
         for c in &columns {
             assert!(ddl.contains(&format!("\n    {c} ")), "{c} is not a column");
         }
-        let declared = ddl.lines().filter(|l| l.starts_with("    ") && !l.starts_with("     ")).count();
+        let declared = ddl
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .count();
         assert_eq!(declared, columns.len(), "a column is missing from COLUMNS");
     }
 

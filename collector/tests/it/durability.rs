@@ -1,0 +1,395 @@
+//! The promise, with the spool on: once the collector answers 2xx, the event is in ClickHouse
+//! exactly once, whatever fails afterwards. Real processes throughout: a ClickHouse killed for
+//! a minute under load, a collector process killed with SIGKILL ten times under load, a spool
+//! filled to its cap. Each test prints sent / acknowledged / stored / duplicates
+//! (`cargo test -p pathlight-collector --test it durability -- --nocapture`).
+
+use crate::{ClickHouseProcess, TestServer, batch_now};
+use pathlight_wire::cbor;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Event ids are `sender << 96 | counter`: unique, and printable in a failure.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    acked: Mutex<HashSet<u128>>,
+    refused: AtomicU64,
+}
+
+/// Posts 10-event batches to `url` until `stop`, one request at a time, each with fresh ids;
+/// remembers the ids of every batch answered 204.
+async fn sender(
+    id: u128,
+    url: String,
+    tally: Arc<Tally>,
+    mut stop: watch::Receiver<bool>,
+    pause: Duration,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut counter = 0u128;
+    while !*stop.borrow() {
+        let mut batch = batch_now();
+        let ids: Vec<u128> = batch
+            .events
+            .iter_mut()
+            .map(|e| {
+                counter += 1;
+                let v = id << 96 | counter;
+                e.id.0 = v.to_be_bytes();
+                v
+            })
+            .collect();
+        tally.sent.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        match client.post(&url).body(cbor::encode(&batch)).send().await {
+            Ok(r) if r.status() == 204 => tally.acked.lock().unwrap().extend(ids),
+            Ok(_) => {
+                tally.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            // The collector is down (killed): not acknowledged, so not promised.
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Starts `n` senders; returns the tally and the switch that stops them.
+fn senders(
+    n: u128,
+    url: &str,
+    pause: Duration,
+) -> (
+    Arc<Tally>,
+    watch::Sender<bool>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let tally = Arc::new(Tally::default());
+    let (stop, stopped) = watch::channel(false);
+    let tasks = (1..=n)
+        .map(|i| {
+            tokio::spawn(sender(
+                i,
+                url.to_owned(),
+                tally.clone(),
+                stopped.clone(),
+                pause,
+            ))
+        })
+        .collect();
+    (tally, stop, tasks)
+}
+
+/// Waits until every acknowledged id is stored, then checks that nothing is stored twice (in
+/// effect: `FINAL`, which is what every query reads) and prints the figures.
+async fn verify(db: &clickhouse::Client, name: &str, tally: &Tally, within: Duration) {
+    let acked = tally.acked.lock().unwrap().clone();
+    assert!(!acked.is_empty(), "{name}: nothing was acknowledged");
+    let deadline = Instant::now() + within;
+    let stored: HashSet<u128> = loop {
+        let ids = db
+            .query("SELECT toString(event_id) FROM events")
+            .fetch_all::<String>()
+            .await
+            .unwrap_or_default();
+        let stored: HashSet<u128> = ids
+            .iter()
+            .map(|s| uuid::Uuid::parse_str(s).unwrap().as_u128())
+            .collect();
+        let missing = acked.difference(&stored).count();
+        if missing == 0 {
+            break stored;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {missing} acknowledged events never reached ClickHouse"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let scalar = |sql: &'static str| async move { db.query(sql).fetch_one::<u64>().await.unwrap() };
+    let raw = scalar("SELECT count() FROM events").await;
+    let in_effect = scalar("SELECT count() FROM events FINAL").await;
+    let unique = scalar("SELECT uniqExact(event_id) FROM events").await;
+    println!(
+        "{name}: sent {} / acknowledged {} / stored {} / duplicates {} (rows before merge {raw}; refused requests {})",
+        tally.sent.load(Ordering::Relaxed),
+        acked.len(),
+        stored.len(),
+        in_effect - unique,
+        tally.refused.load(Ordering::Relaxed),
+    );
+    assert_eq!(in_effect, unique, "{name}: an event is stored twice");
+}
+
+fn spool_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("pathlight-it-spool-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// ClickHouse killed for `PATHLIGHT_TEST_OUTAGE_SECS` (60 by default) while senders keep
+/// going: with the spool, the collector keeps acknowledging, and everything acknowledged is
+/// stored once ClickHouse is back.
+#[tokio::test]
+async fn acknowledged_events_survive_a_clickhouse_outage_under_load() {
+    let outage = Duration::from_secs(
+        std::env::var("PATHLIGHT_TEST_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let ch = ClickHouseProcess::start("spool-outage");
+    let dir = spool_dir("outage");
+    let server = TestServer::start_at(&ch.url, "spool_outage", |c| {
+        c.spool.dir = Some(dir.clone());
+        c.spool.seal_ms = 200;
+    })
+    .await;
+    let (tally, stop, tasks) = senders(2, &server.url("/v1/batch"), Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ch.kill();
+    let before = tally.acked.lock().unwrap().len();
+    tokio::time::sleep(outage).await;
+    let during = tally.acked.lock().unwrap().len() - before;
+    ch.restart();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send_replace(true);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        during > 0,
+        "nothing was acknowledged while ClickHouse was away"
+    );
+    verify(
+        &server.db,
+        "clickhouse outage",
+        &tally,
+        Duration::from_secs(60),
+    )
+    .await;
+    println!("  acknowledged while ClickHouse was down for {outage:?}: {during}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The `pathlight` binary, killed with SIGKILL at ten random moments under load and started
+/// again on the same spool: whatever it acknowledged before each kill is stored, once.
+#[tokio::test]
+async fn acknowledged_events_survive_sigkill_of_the_collector() {
+    let ch = crate::clickhouse_url();
+    let dir = spool_dir("sigkill");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let database = "it_spool_sigkill";
+    let admin = clickhouse::Client::default()
+        .with_url(ch)
+        .with_validation(false);
+    admin
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await
+        .unwrap();
+    let config = dir.join("pathlight.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+hash_secret = "test-secret"
+[clickhouse]
+url = "{ch}"
+database = "{database}"
+flush_interval_ms = 100
+[spool]
+dir = "{spool}"
+seal_ms = 200
+[[sites]]
+id = "test"
+origins = ["*"]
+"#,
+            spool = dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = dir.join("collector.log");
+    let start = || collector_process(&config, &log, &base);
+    let mut child = start().await;
+    let (tally, stop, tasks) = senders(3, &format!("{base}/v1/batch"), Duration::from_millis(5));
+    // Seeded, printed, so a failing sequence of kill moments can be replayed.
+    let mut seed: u64 = std::env::var("PATHLIGHT_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("sigkill: seed {seed}");
+    for _ in 0..10 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(200 + seed % 1300)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        child = start().await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send_replace(true);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    verify(
+        &admin.clone().with_database(database),
+        "sigkill x10",
+        &tally,
+        Duration::from_secs(60),
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Starts `pathlight serve` and waits until it answers.
+async fn collector_process(config: &Path, log: &Path, base: &str) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pathlight"));
+    // The test's own knobs (PATHLIGHT_TEST_*) would read as config overrides.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PATHLIGHT_")) {
+        cmd.env_remove(key);
+    }
+    let mut child = cmd
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .arg("--owner-pid")
+        .arg(std::process::id().to_string())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the collector did not start; see its log");
+}
+
+/// A spool at its cap answers 503 `spool_full` (nothing acknowledged, nothing crashes) and
+/// takes events again once ClickHouse is back and the spool drained.
+#[tokio::test]
+async fn a_full_spool_refuses_with_503_and_recovers_after_draining() {
+    let ch = ClickHouseProcess::start("spool-full");
+    let dir = spool_dir("full");
+    let server = TestServer::start_at(&ch.url, "spool_full", |c| {
+        c.spool.dir = Some(dir.clone());
+        c.spool.max_bytes = 64 * 1024;
+        c.spool.segment_bytes = 16 * 1024;
+        c.spool.seal_ms = 100;
+    })
+    .await;
+    ch.kill();
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/batch");
+    let tally = Tally::default();
+    let mut full = None;
+    for n in 0..1_000u128 {
+        let mut batch = batch_now();
+        let ids: Vec<u128> = batch
+            .events
+            .iter_mut()
+            .enumerate()
+            .map(|(i, e)| {
+                let v = n << 8 | i as u128;
+                e.id.0 = v.to_be_bytes();
+                v
+            })
+            .collect();
+        tally.sent.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        let resp = client
+            .post(&url)
+            .body(cbor::encode(&batch))
+            .send()
+            .await
+            .unwrap();
+        match resp.status().as_u16() {
+            204 => tally.acked.lock().unwrap().extend(ids),
+            503 => {
+                assert_eq!(resp.headers()["retry-after"], "5");
+                let json: serde_json::Value =
+                    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+                assert_eq!(json["reason"], "spool_full", "{json}");
+                full = Some(n);
+                break;
+            }
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    let full = full.expect("the spool never filled");
+    assert!(full > 10, "refused too early: after {full} batches");
+    assert!(
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(r#"pathlight_events_rejected_total{reason="spool_full"}"#),
+        "{metrics}"
+    );
+
+    ch.restart();
+    verify(&server.db, "spool full", &tally, Duration::from_secs(60)).await;
+    // Drained: taken again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = client
+            .post(&url)
+            .body(cbor::encode(&batch_now()))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 204 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool never took events again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("spool full: refused after {full} batches of 10 at a 64 KiB cap");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
