@@ -43,10 +43,44 @@ pub struct Config {
     pub limits: Limits,
     /// Where events are stored.
     pub clickhouse: ClickHouseConfig,
+    /// Connection limits: slow, stalled or too many clients.
+    pub http: HttpConfig,
     /// The durable spool between ingest and ClickHouse (off unless `dir` is set).
     pub spool: crate::spool::SpoolConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
     pub sites: Vec<SiteConfig>,
+}
+
+/// Bounds on what clients can hold: sockets, time and header memory. Bodies are bounded by
+/// `limits.max_batch_bytes`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Open connections at most. Past it, new connections are closed at once (counted in
+    /// `pathlight_connections_refused_total`) rather than queued.
+    pub max_connections: usize,
+    /// A client must send a request's line and headers within this time, ms, or the
+    /// connection is closed (slowloris). Also how long an idle keep-alive connection is kept.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this time, ms, or the answer is 408.
+    pub body_timeout_ms: u64,
+    /// Largest request line + headers, bytes (HTTP/1.1: 431 past it; HTTP/2: the header
+    /// list size). At least 8192.
+    pub max_header_bytes: usize,
+    /// Concurrent requests (streams) on one HTTP/2 connection.
+    pub max_streams: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 10_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_streams: 100,
+        }
+    }
 }
 
 /// One site that may send events.
@@ -84,6 +118,7 @@ impl Default for Config {
             session_timeout_secs: 30 * 60,
             limits: Limits::default(),
             clickhouse: ClickHouseConfig::default(),
+            http: HttpConfig::default(),
             spool: crate::spool::SpoolConfig::default(),
             sites: Vec::new(),
         }
@@ -156,6 +191,9 @@ impl Config {
         }
         if self.limits.max_events == 0 || self.limits.max_batch_bytes == 0 {
             bail!("limits: max_events and max_batch_bytes must be > 0");
+        }
+        if self.http.max_connections == 0 || self.http.max_header_bytes < 8192 {
+            bail!("http: max_connections must be > 0 and max_header_bytes at least 8192");
         }
         if self.spool.segment_bytes == 0 || self.spool.max_bytes < self.spool.segment_bytes {
             bail!("spool: segment_bytes must be > 0 and max_bytes at least segment_bytes");

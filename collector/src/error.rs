@@ -16,6 +16,13 @@ pub enum IngestError {
     /// `Content-Type` is neither CBOR nor JSON.
     #[error("unsupported content type {0:?}; send application/cbor or application/json")]
     UnsupportedMediaType(String),
+    /// `Content-Encoding` other than identity: compressed bodies are not accepted, so a
+    /// small request cannot expand into a large one (decompression bomb).
+    #[error("unsupported content encoding {0:?}; send the body uncompressed")]
+    UnsupportedEncoding(String),
+    /// The body did not arrive within `http.body_timeout_ms` (a slow or stalled client).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// The batch names a site this collector does not serve.
     #[error("unknown site {0:?}")]
     UnknownSite(String),
@@ -75,7 +82,10 @@ impl IngestError {
         match self {
             IngestError::Wire(WireError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Wire(_) | IngestError::Body(_) => StatusCode::BAD_REQUEST,
-            IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            IngestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             IngestError::UnknownSite(_) | IngestError::OriginNotAllowed { .. } => {
                 StatusCode::FORBIDDEN
             }
@@ -105,6 +115,8 @@ impl IngestError {
         match self {
             IngestError::Wire(e) => e.reason(),
             IngestError::UnsupportedMediaType(_) => "unsupported_media_type",
+            IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
+            IngestError::BodyTimeout => "body_timeout",
             IngestError::UnknownSite(_) => "unknown_site",
             IngestError::OriginNotAllowed { .. } => "origin_not_allowed",
             IngestError::RateLimited { .. } => "rate_limited",

@@ -63,6 +63,7 @@ pub async fn serve(
         tracker_dir: config.tracker_dir.clone(),
         client_ip_header: header(&config.client_ip_header),
         country_header: header(&config.country_header),
+        limits: config.http.clone(),
     };
     let reader = sinks::clickhouse::client(&config.clickhouse)
         .with_database(&config.clickhouse.database)

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub sink_errors: Family<ReasonLabel, Counter>,
     /// Events waiting to be written.
     pub queue_depth: Gauge,
+    /// Connections closed at accept because `http.max_connections` were open.
+    pub connections_refused: Counter,
     /// Bytes of acknowledged events in the spool, not yet in ClickHouse.
     pub spool_bytes: Gauge,
     /// Seconds per spool group commit (write + fsync).
@@ -84,6 +86,7 @@ impl Metrics {
             sink_rows_written: Counter::default(),
             sink_errors: Family::default(),
             queue_depth: Gauge::default(),
+            connections_refused: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_commit: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             spool_dead_segments: Counter::default(),
@@ -138,6 +141,11 @@ impl Metrics {
             "queue_depth_events",
             "Events waiting to be written",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept: http.max_connections were open",
+            m.connections_refused.clone(),
         );
         registry.register(
             "spool_bytes",

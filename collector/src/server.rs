@@ -12,7 +12,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
@@ -36,6 +36,8 @@ pub struct HttpOptions {
     pub client_ip_header: Option<String>,
     /// Lower-case name of the trusted country header, if any.
     pub country_header: Option<String>,
+    /// Connection limits.
+    pub limits: crate::config::HttpConfig,
 }
 
 struct App {
@@ -64,7 +66,23 @@ pub async fn run(
         query,
         opts,
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let limits = app.opts.limits.clone();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // A silent peer is found out and its connection (and permit) released.
+        .keep_alive_interval(Duration::from_millis(limits.header_timeout_ms))
+        .keep_alive_timeout(Duration::from_millis(limits.header_timeout_ms));
+    // Each connection holds a permit: past the cap, new connections are closed at once.
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -79,6 +97,11 @@ pub async fn run(
                         continue;
                     }
                 };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    app.pipeline.metrics().connections_refused.inc();
+                    drop(stream);
+                    continue;
+                };
                 let app = app.clone();
                 let svc = service_fn(move |req| {
                     let app = app.clone();
@@ -89,6 +112,7 @@ pub async fn run(
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,
@@ -155,17 +179,31 @@ async fn read_and_ingest(
     let received_at = now_ms();
     let max = app.pipeline.limits().max_batch_bytes;
     let too_large = |size| IngestError::Wire(pathlight_wire::WireError::TooLarge { size, max });
+    // Refusals before the pipeline runs are counted here, as it counts its own.
+    let early = |e: IngestError| {
+        app.pipeline.metrics().reject(e.reason(), 1);
+        e
+    };
     let declared =
         header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if let Some(size) = declared.filter(|&n| n > max) {
         // Refused before reading: a client cannot make us buffer more than the limit.
-        return Err(too_large(size));
+        return Err(early(too_large(size)));
+    }
+    if let Some(enc) = header_str(req.headers(), header::CONTENT_ENCODING)
+        .filter(|e| !e.eq_ignore_ascii_case("identity"))
+    {
+        return Err(early(IngestError::UnsupportedEncoding(enc.to_owned())));
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max + 1)),
-        Err(e) => return Err(IngestError::Body(e.to_string())),
+    let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
+    let body = match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+        Err(_) => return Err(early(IngestError::BodyTimeout)),
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(early(too_large(max + 1)));
+        }
+        Ok(Err(e)) => return Err(early(IngestError::Body(e.to_string()))),
     };
     let h = &parts.headers;
     let site = parts.uri.query().and_then(|q| {

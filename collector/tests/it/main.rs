@@ -7,6 +7,7 @@
 mod api;
 mod bad_input;
 mod durability;
+mod hardening;
 mod http;
 mod import;
 mod ingest;

@@ -1,0 +1,132 @@
+//! A client cannot hold the collector: headers and bodies that do not arrive in time are cut
+//! off, connections are capped, compressed bodies and oversized headers are refused — each
+//! with its status and counted, and the collector keeps serving.
+
+use crate::{TestServer, batch_now};
+use pathlight_wire::cbor;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the peer closes (or 5 s pass); returns what came.
+async fn read_all(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn slow_compressed_and_oversized_requests_are_refused() {
+    let server = TestServer::start_with("hardening", |c| {
+        c.http.header_timeout_ms = 300;
+        c.http.body_timeout_ms = 300;
+    })
+    .await;
+
+    // Slowloris: the headers never end; the connection is closed after the header timeout.
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"POST /v1/batch HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    read_all(&mut slow).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "slow headers were waited on for {:?}",
+        started.elapsed()
+    );
+
+    // A body that stalls: 408 with its reason.
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"POST /v1/batch HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let answer = read_all(&mut stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""reason":"body_timeout""#), "{answer}");
+
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/batch");
+    // Compressed bodies are not accepted (no decompression, so no bomb).
+    let resp = client
+        .post(&url)
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 8, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["reason"], "unsupported_encoding");
+
+    // Headers past max_header_bytes (16 KiB by default).
+    let resp = client
+        .post(&url)
+        .header("x-padding", "a".repeat(32 * 1024))
+        .body(cbor::encode(&batch_now()))
+        .send()
+        .await;
+    assert!(
+        resp.as_ref().map_or(true, |r| r.status() == 431),
+        "{resp:?}"
+    );
+
+    // Still serving, and the refusals are counted.
+    let resp = client
+        .post(&url)
+        .body(cbor::encode(&batch_now()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let metrics = server.metrics().await;
+    for reason in ["body_timeout", "unsupported_encoding"] {
+        assert!(
+            metrics.contains(&format!(
+                r#"pathlight_events_rejected_total{{reason="{reason}"}}"#
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once() {
+    let server = TestServer::start_with("connection_cap", |c| c.http.max_connections = 2).await;
+    // Two connections, each proven live by a keep-alive request, hold the two permits.
+    let mut held = Vec::new();
+    // (The start-up probe's connection may still be closing: a refused try is retried.)
+    while held.len() < 2 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        if buf[..n].starts_with(b"HTTP/1.1 200") {
+            held.push(s);
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let _ = third
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let answer = read_all(&mut third).await;
+    assert!(answer.is_empty(), "a third connection was served: {answer}");
+
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("pathlight_connections_refused_total 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
