@@ -102,7 +102,7 @@ impl Pipeline {
                 let (spool, shipping) = Spool::open(&config.spool, metrics.clone())?;
                 let shipper = tokio::spawn(spool::ship(
                     shipping,
-                    sink.writer(),
+                    sink.bulk_writer(),
                     config.clickhouse.clone(),
                     metrics.clone(),
                     stopping.subscribe(),

@@ -54,6 +54,9 @@ pub struct SpoolConfig {
     pub segment_bytes: u64,
     /// …or this long after its first record, ms: the delay before events are queryable.
     pub seal_ms: u64,
+    /// Refuse new batches (503) while the spool's file system has less free space than this,
+    /// bytes, so the spool never fills the disk other services need.
+    pub min_free_bytes: u64,
     /// `fdatasync` before acknowledging. Turning it off trades the promise for throughput: a
     /// power loss or kernel crash can then lose acknowledged events (a process crash cannot).
     pub fsync: bool,
@@ -66,6 +69,7 @@ impl Default for SpoolConfig {
             max_bytes: 1 << 30,
             segment_bytes: 16 << 20,
             seal_ms: 500,
+            min_free_bytes: 512 << 20,
             fsync: true,
         }
     }
@@ -74,6 +78,9 @@ impl Default for SpoolConfig {
 const HEADER: usize = 12;
 /// Records written with one `write` + fsync at most; more wait for the next group.
 const GROUP_BYTES: usize = 8 << 20;
+/// Record bytes waiting in memory for the writer at most. When the disk is slower than the
+/// network, new batches get 503 instead of piling up in memory.
+const MAX_PENDING_BYTES: u64 = 64 << 20;
 
 /// One request's rows, waiting for their group's fsync.
 struct Append {
@@ -92,6 +99,7 @@ pub struct Segment {
 pub struct Spool {
     tx: std_mpsc::Sender<Append>,
     used: Arc<AtomicU64>,
+    pending: Arc<AtomicU64>,
     max_bytes: u64,
     metrics: Arc<Metrics>,
 }
@@ -135,7 +143,9 @@ impl Spool {
         let used = Arc::new(AtomicU64::new(used));
         metrics.spool_bytes.set(used.load(Ordering::Relaxed) as i64);
         let (tx, rx) = std_mpsc::channel();
+        let pending = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            pending: pending.clone(),
             dir: dir.clone(),
             cfg: cfg.clone(),
             next_seq,
@@ -150,6 +160,7 @@ impl Spool {
         let spool = Spool {
             tx,
             used: used.clone(),
+            pending,
             max_bytes: cfg.max_bytes,
             metrics,
         };
@@ -170,6 +181,11 @@ impl Spool {
             self.used.fetch_sub(size, Ordering::Relaxed);
             return Err(IngestError::SpoolFull);
         }
+        if self.pending.fetch_add(size, Ordering::Relaxed) + size > MAX_PENDING_BYTES {
+            self.pending.fetch_sub(size, Ordering::Relaxed);
+            self.used.fetch_sub(size, Ordering::Relaxed);
+            return Err(IngestError::SpoolFull);
+        }
         self.metrics
             .spool_bytes
             .set(self.used.load(Ordering::Relaxed) as i64);
@@ -180,6 +196,7 @@ impl Spool {
         record.extend_from_slice(rows);
         let (done, rx) = oneshot::channel();
         self.tx.send(Append { record, done }).map_err(|_| {
+            self.pending.fetch_sub(size, Ordering::Relaxed);
             self.used.fetch_sub(size, Ordering::Relaxed);
             IngestError::ShuttingDown
         })?;
@@ -263,6 +280,7 @@ struct Writer {
     active: Option<Active>,
     sealed: mpsc::UnboundedSender<Segment>,
     used: Arc<AtomicU64>,
+    pending: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
 
@@ -296,13 +314,14 @@ impl Writer {
                 }
             }
             let started = Instant::now();
-            let result = self.write(&group);
+            let size: u64 = group.iter().map(|a| a.record.len() as u64).sum();
+            self.pending.fetch_sub(size, Ordering::Relaxed);
+            let result = self.check_free_space().and_then(|()| self.write(&group));
             self.metrics
                 .spool_commit
                 .observe(started.elapsed().as_secs_f64());
             if let Err(e) = &result {
-                tracing::error!(error = %e, records = group.len(), "spool write failed; answering 503");
-                let size: u64 = group.iter().map(|a| a.record.len() as u64).sum();
+                tracing::error!(error = %e, records = group.len(), "spool write refused; answering 503");
                 self.used.fetch_sub(size, Ordering::Relaxed);
             }
             for append in group {
@@ -320,6 +339,20 @@ impl Writer {
             }
         }
         self.seal();
+    }
+
+    /// Refuses while the file system is below `min_free_bytes` (checked per group: one
+    /// `statvfs`, next to the fsync it guards).
+    fn check_free_space(&self) -> std::io::Result<()> {
+        let st = rustix::fs::statvfs(&self.dir)?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < self.cfg.min_free_bytes {
+            return Err(std::io::Error::new(
+                ErrorKind::StorageFull,
+                format!("{free} bytes free, below spool.min_free_bytes"),
+            ));
+        }
+        Ok(())
     }
 
     /// Writes a group at the end of the active segment and makes it durable. On failure (disk

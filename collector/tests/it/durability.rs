@@ -393,3 +393,29 @@ async fn a_full_spool_refuses_with_503_and_recovers_after_draining() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Below `spool.min_free_bytes` of free disk, batches are refused with 503 (here the bound
+/// is set above any disk's size), and nothing is acknowledged.
+#[tokio::test]
+async fn a_nearly_full_disk_refuses_with_503() {
+    let dir = spool_dir("disk");
+    let server = TestServer::start_with("spool_disk", |c| {
+        c.spool.dir = Some(dir.clone());
+        c.spool.min_free_bytes = u64::MAX;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(server.url("/v1/batch"))
+        .body(cbor::encode(&batch_now()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["reason"], "spool_full");
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 0);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

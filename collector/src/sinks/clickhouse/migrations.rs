@@ -55,6 +55,11 @@ impl Dialect {
         self.at_least(21, 11)
     }
 
+    /// `non_replicated_deduplication_window` on MergeTree tables (21.x).
+    pub fn insert_dedup(self) -> bool {
+        self.at_least(21, 11)
+    }
+
     /// The client's RowBinaryWithNamesAndTypes validation, which needs a server that reports
     /// types in that format's header the way the crate parses them.
     pub fn client_validation(self) -> bool {
@@ -174,11 +179,29 @@ ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
     );
-    vec![Migration {
-        version: 1,
-        name: "events table",
-        statements: vec![events],
-    }]
+    // Replayed spool segments are inserted again byte for byte; where the server can, it drops
+    // such a block at insert (non-replicated block deduplication, 21.x) instead of leaving
+    // the copy for ReplacingMergeTree to collapse at merge.
+    let dedup = if dialect.insert_dedup() {
+        vec![
+            "ALTER TABLE events MODIFY SETTING non_replicated_deduplication_window = 1000"
+                .to_owned(),
+        ]
+    } else {
+        Vec::new()
+    };
+    vec![
+        Migration {
+            version: 1,
+            name: "events table",
+            statements: vec![events],
+        },
+        Migration {
+            version: 2,
+            name: "insert deduplication of replayed blocks",
+            statements: dedup,
+        },
+    ]
 }
 
 /// Creates the database if needed, then applies pending migrations. Returns the versions applied.

@@ -36,7 +36,7 @@ pub struct ClickHouseSink {
     dialect: Dialect,
     metrics: Arc<Metrics>,
     drain: watch::Sender<bool>,
-    writer: Client,
+    bulk: Client,
 }
 
 /// A queued write, resolved when its rows are in ClickHouse.
@@ -97,9 +97,10 @@ impl ClickHouseSink {
         let dialect = connect(cfg, Duration::from_secs(30)).await?;
         let base = client(cfg).with_validation(false);
         migrations::run(&base, cfg, dialect).await?;
-        let mut writer = client(cfg)
+        let bulk = client(cfg)
             .with_database(&cfg.database)
             .with_validation(dialect.client_validation());
+        let mut writer = bulk.clone();
         if dialect.async_insert() {
             // Many collectors' inserts become one part; `wait` keeps the ack meaning "written".
             writer = writer
@@ -136,14 +137,16 @@ impl ClickHouseSink {
             dialect,
             metrics,
             drain,
-            writer,
+            bulk,
         };
         Ok((sink, task))
     }
 
-    /// The client inserts go through (database selected, async inserts where supported).
-    pub fn writer(&self) -> Client {
-        self.writer.clone()
+    /// A client for large inserts (spool segments): database selected, no async inserts —
+    /// the segment is already one big block, and synchronous inserts of a replayed segment
+    /// are deduplicated by the server where it can (migration 2).
+    pub fn bulk_writer(&self) -> Client {
+        self.bulk.clone()
     }
 
     /// The server's dialect, detected at start.
