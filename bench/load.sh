@@ -17,6 +17,7 @@ ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 s
 port=$(free)
 cat > "$dir/pathlight.toml" <<TOML
 hash_secret = "bench"
+ip_events_per_sec = 0   # every sender is 127.0.0.1
 [clickhouse]
 url = "$ch"
 database = "bench_load"

@@ -43,6 +43,10 @@ pub struct Config {
     pub limits: Limits,
     /// Where events are stored.
     pub clickhouse: ClickHouseConfig,
+    /// Events per second one client address may send, over all sites (429 + `Retry-After`
+    /// beyond, bursts of ten seconds' worth); 0: no limit. Behind a proxy, set
+    /// `client_ip_header` or every visitor shares the proxy's address.
+    pub ip_events_per_sec: u32,
     /// Connection limits: slow, stalled or too many clients.
     pub http: HttpConfig,
     /// The durable spool between ingest and ClickHouse (off unless `dir` is set).
@@ -118,6 +122,7 @@ impl Default for Config {
             session_timeout_secs: 30 * 60,
             limits: Limits::default(),
             clickhouse: ClickHouseConfig::default(),
+            ip_events_per_sec: 1_000,
             http: HttpConfig::default(),
             spool: crate::spool::SpoolConfig::default(),
             sites: Vec::new(),
@@ -206,6 +211,8 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             hash_secret: "test-secret".into(),
+            // Every test sender is 127.0.0.1; the per-address limit is tested on its own.
+            ip_events_per_sec: 0,
             sites: vec![SiteConfig {
                 id: "test".into(),
                 origins: vec!["*".into()],

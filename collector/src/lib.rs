@@ -38,6 +38,7 @@ pub mod load;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod rate;
 pub mod server;
 pub mod sinks;
 pub mod spool;

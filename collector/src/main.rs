@@ -153,6 +153,11 @@ fn main() -> anyhow::Result<()> {
                 Some(_) => Format::Ndjson,
                 None => Format::of(&file),
             };
+            // An operator's import is history, not traffic to police: no rate limits.
+            config.ip_events_per_sec = 0;
+            for s in &mut config.sites {
+                s.max_events_per_sec = 0;
+            }
             let metrics = std::sync::Arc::new(pathlight_collector::metrics::Metrics::new());
             let (pipeline, sink) =
                 pathlight_collector::pipeline::Pipeline::start(&config, metrics).await?;

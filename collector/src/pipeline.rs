@@ -7,6 +7,7 @@ use crate::config::{Config, SiteConfig};
 use crate::error::IngestError;
 use crate::geo::GeoLookup;
 use crate::metrics::{KindLabel, Metrics};
+use crate::rate::{IpLimit, SiteLimit};
 use crate::sinks::clickhouse::{ClickHouseSink, EventRow};
 use crate::spool::{self, Spool};
 use pathlight_wire::enrich::{Enricher, VisitorHasher};
@@ -17,7 +18,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// What a transport knows about one batch request.
@@ -67,7 +68,7 @@ pub struct Rejected {
 
 struct Site {
     config: SiteConfig,
-    bucket: Option<Mutex<TokenBucket>>,
+    limit: Option<SiteLimit>,
 }
 
 /// The collector's ingest state, shared by every connection.
@@ -82,6 +83,7 @@ pub struct Pipeline {
     sink: ClickHouseSink,
     /// When set, acknowledgements wait for the spool's fsync instead of the insert.
     spool: Option<Spool>,
+    ip_limit: Option<IpLimit>,
     metrics: Arc<Metrics>,
 }
 
@@ -124,13 +126,12 @@ impl Pipeline {
             .sites
             .iter()
             .map(|s| {
-                let bucket = (s.max_events_per_sec > 0)
-                    .then(|| Mutex::new(TokenBucket::new(s.max_events_per_sec)));
+                let limit = SiteLimit::new(s.max_events_per_sec, config.limits.max_events);
                 (
                     s.id.clone(),
                     Site {
                         config: s.clone(),
-                        bucket,
+                        limit,
                     },
                 )
             })
@@ -146,6 +147,7 @@ impl Pipeline {
             geo,
             sink,
             spool,
+            ip_limit: IpLimit::new(config.ip_events_per_sec, config.limits.max_events),
             metrics,
         });
         // Sessions idle past the timeout are forgotten once a minute, so memory follows the
@@ -160,6 +162,9 @@ impl Pipeline {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .prune(now_ms());
+                if let Some(limit) = &p.ip_limit {
+                    limit.forget_idle();
+                }
             }
         });
         Ok((pipeline, sink_task))
@@ -234,11 +239,17 @@ impl Pipeline {
             self.metrics.reject(e.reason(), 1);
         }
         *counted = good;
-        if let Some(bucket) = &site.bucket {
-            bucket
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(good, Instant::now())
+        if let Some(limit) = &site.limit {
+            limit
+                .take(good)
+                .map_err(|retry_after| IngestError::RateLimited {
+                    site: site.config.id.clone(),
+                    retry_after,
+                })?;
+        }
+        if let (Some(limit), Some(ip)) = (&self.ip_limit, req.ip) {
+            limit
+                .take(ip, good)
                 .map_err(|retry_after| IngestError::RateLimited {
                     site: site.config.id.clone(),
                     retry_after,
@@ -405,57 +416,4 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A per-site token bucket: `rate` events per second, bursts of ten seconds' worth.
-struct TokenBucket {
-    rate: f64,
-    capacity: f64,
-    tokens: f64,
-    at: Option<Instant>,
-}
-
-impl TokenBucket {
-    fn new(per_sec: u32) -> Self {
-        let rate = f64::from(per_sec);
-        TokenBucket {
-            rate,
-            capacity: rate * 10.0,
-            tokens: rate * 10.0,
-            at: None,
-        }
-    }
-
-    /// Takes `n` tokens, or says how long until there are enough.
-    fn take(&mut self, n: usize, now: Instant) -> Result<(), Duration> {
-        if let Some(at) = self.at {
-            self.tokens =
-                (self.tokens + now.duration_since(at).as_secs_f64() * self.rate).min(self.capacity);
-        }
-        self.at = Some(now);
-        let n = n as f64;
-        if n <= self.tokens {
-            self.tokens -= n;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                ((n - self.tokens) / self.rate).min(3600.0),
-            ))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_bucket_allows_bursts_then_refills_at_rate() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(10);
-        assert!(b.take(100, t0).is_ok());
-        let wait = b.take(5, t0).unwrap_err();
-        assert!((0.4..=0.6).contains(&wait.as_secs_f64()), "{wait:?}");
-        assert!(b.take(5, t0 + Duration::from_millis(600)).is_ok());
-    }
 }

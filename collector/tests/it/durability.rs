@@ -210,6 +210,7 @@ async fn acknowledged_events_survive_sigkill_of_the_collector() {
         format!(
             r#"listen = "127.0.0.1:{port}"
 hash_secret = "test-secret"
+ip_events_per_sec = 0
 [clickhouse]
 url = "{ch}"
 database = "{database}"

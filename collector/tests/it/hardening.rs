@@ -130,3 +130,35 @@ async fn connections_past_the_cap_are_closed_at_once() {
     );
     server.stop().await;
 }
+
+/// One address over `ip_events_per_sec` gets 429 + Retry-After, whatever site it sends to.
+#[tokio::test]
+async fn one_address_over_its_rate_gets_429() {
+    let server = TestServer::start_with("ip_limit", |c| c.ip_events_per_sec = 1).await;
+    let client = reqwest::Client::new();
+    let mut accepted = 0u32;
+    let resp = loop {
+        let mut batch = batch_now();
+        for e in &mut batch.events {
+            e.id.0[..4].copy_from_slice(&accepted.to_be_bytes());
+        }
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .body(cbor::encode(&batch))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != 204 {
+            break resp;
+        }
+        accepted += 1;
+        assert!(accepted < 1_000, "the address limit never applied");
+    };
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["reason"], "rate_limited");
+    // The burst: ten seconds' worth, but never less than one full batch (500 events).
+    assert_eq!(accepted, 100, "5-event batches within a 500-event burst");
+    server.stop().await;
+}
