@@ -102,10 +102,15 @@ pub struct SiteConfig {
     /// ten seconds' worth; 0: unlimited. Beyond it the collector answers 429.
     #[serde(default)]
     pub max_events_per_sec: u32,
-    /// Bearer token for this site's query API (`/api/v1/...`, the dashboards); empty: the
-    /// site's data cannot be queried over HTTP.
+    /// Bearer token for this site's query API (`/api/v1/...`, the dashboards); empty (and no
+    /// `api_token_sha256`): the site's data cannot be queried over HTTP. Only its SHA-256 is
+    /// kept in memory.
     #[serde(default)]
     pub api_token: String,
+    /// The token's SHA-256 in hex (`pathlight hash-token` prints it), so the config file need
+    /// not hold the token itself. Used instead of `api_token` when set.
+    #[serde(default)]
+    pub api_token_sha256: String,
 }
 
 impl Default for Config {
@@ -182,6 +187,10 @@ impl Config {
             if !seen.insert(&site.id) {
                 bail!("sites: site id {:?} is listed twice", site.id);
             }
+            let sha = &site.api_token_sha256;
+            if !sha.is_empty() && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit())) {
+                bail!("sites.{}: api_token_sha256 must be 64 hex digits", site.id);
+            }
             for o in &site.origins {
                 if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
                     bail!(
@@ -218,6 +227,7 @@ impl Config {
                 origins: vec!["*".into()],
                 max_events_per_sec: 0,
                 api_token: "test-token".into(),
+                api_token_sha256: String::new(),
             }],
             clickhouse: ClickHouseConfig {
                 url: clickhouse_url.into(),
@@ -304,6 +314,7 @@ mod tests {
             origins: vec!["example.com".into()],
             max_events_per_sec: 0,
             api_token: String::new(),
+            api_token_sha256: String::new(),
         });
         assert!(c.validate().is_err());
         c.sites[0].origins.clear();

@@ -69,7 +69,11 @@ pub async fn serve(
     let reader = sinks::clickhouse::client(&config.clickhouse)
         .with_database(&config.clickhouse.database)
         .with_validation(false);
-    let query_api = Arc::new(query::QueryApi::new(reader, &config.sites));
+    let query_api = Arc::new(query::QueryApi::new(
+        reader,
+        &config.sites,
+        &config.hash_secret,
+    ));
     let drain = pipeline.clone();
     let shutdown = async move {
         shutdown.await;

@@ -43,6 +43,9 @@ enum Command {
     },
     /// Check the configuration and print it with every default filled in.
     Config,
+    /// Print the SHA-256 of a query-API token read from standard input (one line), for a
+    /// site's `api_token_sha256`, so the config file need not hold the token.
+    HashToken,
     /// Import events from a file (NDJSON or CSV in the simple event format) through the same
     /// stages as live traffic, streamed; bad lines are reported by number and skipped.
     Import {
@@ -232,6 +235,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+        Command::HashToken => {
+            let mut token = String::new();
+            std::io::stdin().read_line(&mut token)?;
+            let token = token.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!token.is_empty(), "no token on standard input");
+            println!("{}", pathlight_collector::query::auth::digest_hex(token));
             Ok(())
         }
     }

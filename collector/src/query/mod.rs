@@ -14,8 +14,6 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-use std::collections::HashMap;
-
 pub use sql::{Filters, catalogue};
 
 /// Why a query request was refused.
@@ -76,21 +74,22 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// A streamed answer: content type and body.
 pub type Streamed = (&'static str, Channel<Bytes>);
 
-/// The API's state: a reading client and the sites' tokens.
+pub mod auth;
+
+/// The API's state: a reading client and who may read what.
 pub struct QueryApi {
     client: Client,
-    tokens: HashMap<String, String>,
+    auth: auth::Auth,
 }
 
 impl QueryApi {
-    /// An API reading through `client` (database selected) for `sites`.
-    pub fn new(client: Client, sites: &[SiteConfig]) -> QueryApi {
-        let tokens = sites
-            .iter()
-            .filter(|s| !s.api_token.is_empty())
-            .map(|s| (s.id.clone(), s.api_token.clone()))
-            .collect();
-        QueryApi { client, tokens }
+    /// An API reading through `client` (database selected) for `sites`; live tokens are
+    /// signed with a key derived from `hash_secret`.
+    pub fn new(client: Client, sites: &[SiteConfig], hash_secret: &str) -> QueryApi {
+        QueryApi {
+            client,
+            auth: auth::Auth::new(sites, hash_secret),
+        }
     }
 
     /// Answers `GET /api/v1/<endpoint>?<query>` with the `Authorization` header value.
@@ -121,6 +120,10 @@ impl QueryApi {
             "actions" => json(sql::actions(&self.client, &filters).await),
             "patterns" => json(sql::patterns(&self.client, &filters).await),
             "search" => json(sql::search(&self.client, &filters).await),
+            "live-token" => {
+                let (token, expires_at) = self.auth.issue_live(&filters.site, now_secs());
+                Ok(serde_json::json!({ "token": token, "expires_at": expires_at }))
+            }
             _ => {
                 let segment = |p: &str| !p.is_empty() && p.len() <= 256 && !p.contains('/');
                 if let Some(id) = endpoint.strip_prefix("sessions/").filter(|p| segment(p)) {
@@ -196,7 +199,13 @@ impl QueryApi {
         mut stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Streamed, QueryError> {
         let filters = Filters::parse(query)?;
-        self.authorize(&filters.site, authorization)?;
+        // A live token (`?token=`) is enough here: this is what the overlay embeds.
+        let live = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "token")
+            .is_some_and(|(_, t)| self.auth.live(&filters.site, &t, now_secs()));
+        if !live {
+            self.authorize(&filters.site, authorization)?;
+        }
         let (mut tx, body) = Channel::new(16);
         tokio::spawn(async move {
             if tx
@@ -228,26 +237,19 @@ impl QueryApi {
         Ok(("text/event-stream", body))
     }
 
-    /// Constant-time comparison, so response timing does not reveal how much of a guess
-    /// was right.
     fn authorize(&self, site: &str, authorization: Option<&str>) -> Result<(), QueryError> {
-        let given = authorization
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok = self.tokens.get(site).is_some_and(|want| {
-            want.len() == given.len()
-                && want
-                    .bytes()
-                    .zip(given.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
-        if ok {
+        if self.auth.bearer(site, authorization) {
             Ok(())
         } else {
             Err(QueryError::Unauthorized(site.to_owned()))
         }
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn json<T: Serialize>(

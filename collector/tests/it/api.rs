@@ -261,9 +261,37 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
 async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_every_endpoint() {
     let server = TestServer::start("live").await;
     let client = reqwest::Client::new();
+    // The overlay's way in: a live token from the API, then the stream without the API token.
+    let issued: Value = serde_json::from_slice(
+        &client
+            .get(server.url("/api/v1/live-token?site=test"))
+            .bearer_auth("test-token")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let token = issued["token"].as_str().unwrap();
+    assert!(issued["expires_at"].as_u64().unwrap() > now_ms() as u64 / 1000 + 3000);
+    for refused in [
+        "/api/v1/realtime/stream?site=test".to_owned(),
+        "/api/v1/realtime/stream?site=test&token=1.00".to_owned(),
+        format!("/api/v1/realtime/stream?site=other&token={token}"),
+        "/api/v1/live-token?site=test".to_owned(),
+    ] {
+        let status = client
+            .get(server.url(&refused))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401, "{refused}");
+    }
     let mut live = client
-        .get(server.url("/api/v1/realtime/stream?site=test"))
-        .bearer_auth("test-token")
+        .get(server.url(&format!("/api/v1/realtime/stream?site=test&token={token}")))
         .send()
         .await
         .unwrap();
@@ -342,6 +370,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/export",
             "/funnel",
             "/heatmap",
+            "/live-token",
             "/openapi.json",
             "/patterns",
             "/realtime",

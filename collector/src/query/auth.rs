@@ -1,0 +1,157 @@
+//! Who may read a site's data. The site's API token is kept only as its SHA-256 digest (the
+//! config may hold just the digest, `api_token_sha256`) and compared in constant time. For the
+//! live overlay, which runs inside pages where the API token must not go, the API hands out
+//! live tokens: bound to one site, expiring, and signed with a key derived from
+//! `hash_secret` (so every collector of a deployment accepts them), checked without a lookup.
+
+use crate::config::SiteConfig;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// How long a live token is valid, seconds.
+pub const LIVE_TOKEN_TTL_SECS: u64 = 3600;
+
+/// SHA-256 of a token, as `api_token_sha256` holds it (lowercase hex).
+pub fn digest_hex(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Equal in time independent of where they differ.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The sites' token digests and the live-token key.
+pub struct Auth {
+    digests: HashMap<String, [u8; 32]>,
+    key: [u8; 32],
+}
+
+impl Auth {
+    /// From the sites' `api_token` / `api_token_sha256` and the deployment's `hash_secret`.
+    pub fn new(sites: &[SiteConfig], hash_secret: &str) -> Auth {
+        let digests = sites
+            .iter()
+            .filter_map(|s| {
+                let digest = if !s.api_token_sha256.is_empty() {
+                    unhex32(&s.api_token_sha256.to_ascii_lowercase())?
+                } else if !s.api_token.is_empty() {
+                    Sha256::digest(s.api_token.as_bytes()).into()
+                } else {
+                    return None;
+                };
+                Some((s.id.clone(), digest))
+            })
+            .collect();
+        let key = Sha256::digest(format!("pathlight live token\n{hash_secret}").as_bytes()).into();
+        Auth { digests, key }
+    }
+
+    /// Whether `authorization` is `Bearer <the site's API token>`.
+    pub fn bearer(&self, site: &str, authorization: Option<&str>) -> bool {
+        let given = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        self.digests
+            .get(site)
+            .is_some_and(|want| same(want, &given))
+    }
+
+    fn signature(&self, site: &str, expires: u64) -> [u8; 32] {
+        // A key of any length is accepted by HMAC.
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(site.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A live token for `site`, valid until `now + LIVE_TOKEN_TTL_SECS`: `<expiry>.<hmac hex>`.
+    pub fn issue_live(&self, site: &str, now_secs: u64) -> (String, u64) {
+        let expires = now_secs + LIVE_TOKEN_TTL_SECS;
+        (
+            format!("{expires}.{}", hex(&self.signature(site, expires))),
+            expires,
+        )
+    }
+
+    /// Whether `token` is a live token of `site` that has not expired.
+    pub fn live(&self, site: &str, token: &str, now_secs: u64) -> bool {
+        let Some((expires, sig)) = token.split_once('.') else {
+            return false;
+        };
+        let (Ok(expires), Some(sig)) = (expires.parse::<u64>(), unhex32(sig)) else {
+            return false;
+        };
+        now_secs < expires && same(&self.signature(site, expires), &sig)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(id: &str, token: &str, sha: &str) -> SiteConfig {
+        SiteConfig {
+            id: id.into(),
+            origins: vec![],
+            max_events_per_sec: 0,
+            api_token: token.into(),
+            api_token_sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn tokens_match_by_digest_from_either_form() {
+        let auth = Auth::new(
+            &[
+                site("a", "secret-a", ""),
+                site("b", "", &digest_hex("secret-b")),
+                site("c", "", ""),
+            ],
+            "k",
+        );
+        assert!(auth.bearer("a", Some("Bearer secret-a")));
+        assert!(auth.bearer("b", Some("Bearer secret-b")));
+        assert!(!auth.bearer("a", Some("Bearer secret-b")));
+        assert!(!auth.bearer("a", None));
+        assert!(!auth.bearer("c", Some("Bearer ")), "no token: no API");
+    }
+
+    #[test]
+    fn live_tokens_are_bound_to_their_site_and_expire() {
+        let auth = Auth::new(&[], "k");
+        let (token, expires) = auth.issue_live("a", 1_000);
+        assert_eq!(expires, 1_000 + LIVE_TOKEN_TTL_SECS);
+        assert!(auth.live("a", &token, 1_001));
+        assert!(!auth.live("b", &token, 1_001), "another site");
+        assert!(!auth.live("a", &token, expires), "expired");
+        let forged = format!("{}.{}", expires + 10_000, token.split_once('.').unwrap().1);
+        assert!(
+            !auth.live("a", &forged, 1_001),
+            "a moved expiry breaks the signature"
+        );
+        assert!(
+            !Auth::new(&[], "other").live("a", &token, 1_001),
+            "another deployment's key"
+        );
+        assert!(!auth.live("a", "garbage", 1_001));
+    }
+}
