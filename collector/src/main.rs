@@ -46,6 +46,22 @@ enum Command {
     /// Print the SHA-256 of a query-API token read from standard input (one line), for a
     /// site's `api_token_sha256`, so the config file need not hold the token.
     HashToken,
+    /// Delete every event of one person (right to erasure) and wait until ClickHouse has
+    /// rewritten the data without them. Exactly one of the ids.
+    Erase {
+        /// Site whose events to erase.
+        #[arg(long)]
+        site: String,
+        /// The site's user id.
+        #[arg(long, group = "who")]
+        user_id: Option<String>,
+        /// A session id.
+        #[arg(long, group = "who")]
+        session_id: Option<String>,
+        /// A visitor id as stored (it rotates daily: one day's events).
+        #[arg(long, group = "who")]
+        visitor_id: Option<u64>,
+    },
     /// Import events from a file (NDJSON or CSV in the simple event format) through the same
     /// stages as live traffic, streamed; bad lines are reported by number and skipped.
     Import {
@@ -147,6 +163,26 @@ fn main() -> anyhow::Result<()> {
                 config.clickhouse.database,
                 applied.len()
             );
+            Ok(())
+        }),
+        Command::Erase {
+            site,
+            user_id,
+            session_id,
+            visitor_id,
+        } => rt.block_on(async {
+            use pathlight_collector::sinks::clickhouse::erasure::{Subject, erase};
+            let who = match (user_id, session_id, visitor_id) {
+                (Some(u), None, None) => Subject::UserId(u),
+                (None, Some(s), None) => Subject::SessionId(s),
+                (None, None, Some(v)) => Subject::VisitorId(v),
+                _ => anyhow::bail!("give exactly one of --user-id, --session-id, --visitor-id"),
+            };
+            let db = pathlight_collector::sinks::clickhouse::client(&config.clickhouse)
+                .with_database(&config.clickhouse.database)
+                .with_validation(false);
+            let n = erase(&db, &site, &who, std::time::Duration::from_secs(600)).await?;
+            println!("erased {n} events of {who:?} on site {site}");
             Ok(())
         }),
         Command::Import { file, site, format } => rt.block_on(async {

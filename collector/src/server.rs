@@ -110,7 +110,8 @@ pub async fn run(
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                        // No peer address: raw IPs never reach the logs.
+                        tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(permit);
                 });

@@ -13,6 +13,7 @@ mod import;
 mod ingest;
 mod load;
 mod outage;
+mod privacy;
 mod retention;
 
 use pathlight_collector::config::Config;

@@ -1,5 +1,5 @@
 //! Retention on ClickHouse 18.16 (no TTL): expired monthly partitions are dropped, recent
-//! events stay.
+//! events stay. Erasure: one person's events are deleted on request.
 
 use crate::TestServer;
 use pathlight_collector::pipeline::now_ms;
@@ -39,6 +39,59 @@ async fn expired_months_are_dropped_and_recent_events_stay() {
             .unwrap()
             .is_empty(),
         "idempotent"
+    );
+    server.stop().await;
+}
+
+/// Right to erasure: one user's events go (and the mutation has finished when `erase`
+/// returns); everyone else's stay.
+#[tokio::test]
+async fn erasing_a_user_deletes_their_events_only() {
+    use pathlight_collector::sinks::clickhouse::erasure::{Subject, erase};
+    let server = crate::TestServer::start("erasure").await;
+    let client = reqwest::Client::new();
+    for (n, user) in [(1u8, "alice"), (2, "bob")] {
+        let mut batch = crate::batch_now();
+        for e in &mut batch.events {
+            e.id.0[0] = n;
+            e.user_id = Some(user.into());
+        }
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .body(pathlight_wire::cbor::encode(&batch))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    let count = |user: &'static str| {
+        let db = server.db.clone();
+        async move {
+            db.query("SELECT count() FROM events WHERE user_id = ?")
+                .bind(user)
+                .fetch_one::<u64>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!((count("alice").await, count("bob").await), (5, 5));
+    let wait = std::time::Duration::from_secs(60);
+    let erased = erase(&server.db, "test", &Subject::UserId("alice".into()), wait)
+        .await
+        .unwrap();
+    assert_eq!(erased, 5);
+    assert_eq!((count("alice").await, count("bob").await), (0, 5));
+    // Nothing left to erase; an empty id is refused rather than matching anonymous events.
+    assert_eq!(
+        erase(&server.db, "test", &Subject::UserId("alice".into()), wait)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        erase(&server.db, "test", &Subject::SessionId(String::new()), wait)
+            .await
+            .is_err()
     );
     server.stop().await;
 }

@@ -4,6 +4,7 @@
 //! migrations.
 
 mod config;
+pub mod erasure;
 pub mod migrations;
 pub mod retention;
 pub mod retry;

@@ -1,0 +1,92 @@
+//! The right to erasure: every event of one person, by the identifiers that tie events to
+//! someone — the site's own user id, a session id, or a visitor id (which rotates daily, so it
+//! covers that day). The delete is a ClickHouse mutation (`ALTER TABLE … DELETE`), which
+//! rewrites the affected parts in the background; [`erase`] waits until it has finished, so
+//! "done" means the rows are gone from disk, not just hidden.
+
+use clickhouse::Client;
+use clickhouse::query::Query;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// Whose events to erase.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    /// The site's user id (`identify`).
+    UserId(String),
+    /// A session id.
+    SessionId(String),
+    /// A visitor id (the daily hash), as stored.
+    VisitorId(u64),
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Pending {
+    pending: u64,
+}
+
+impl Subject {
+    fn column(&self) -> &'static str {
+        match self {
+            Subject::UserId(_) => "user_id",
+            Subject::SessionId(_) => "session_id",
+            Subject::VisitorId(_) => "visitor_id",
+        }
+    }
+
+    /// `sql` with `site` and the id bound (escaped client-side, never spliced).
+    fn query(&self, db: &Client, sql: &str, site: &str) -> Query {
+        let q = db.query(&sql.replace("{column}", self.column())).bind(site);
+        match self {
+            Subject::UserId(v) | Subject::SessionId(v) => q.bind(v.as_str()),
+            Subject::VisitorId(v) => q.bind(*v),
+        }
+    }
+}
+
+/// Deletes the subject's events of `site`; returns how many rows there were. Waits for the
+/// mutation at most `wait`.
+pub async fn erase(db: &Client, site: &str, who: &Subject, wait: Duration) -> anyhow::Result<u64> {
+    if let Subject::UserId(v) | Subject::SessionId(v) = who {
+        anyhow::ensure!(
+            !v.is_empty(),
+            "an empty id would match every anonymous event"
+        );
+    }
+    let count = who
+        .query(
+            db,
+            "SELECT count() FROM events WHERE site_id = ? AND {column} = ?",
+            site,
+        )
+        .fetch_one::<u64>()
+        .await?;
+    if count == 0 {
+        return Ok(0);
+    }
+    who.query(
+        db,
+        "ALTER TABLE events DELETE WHERE site_id = ? AND {column} = ?",
+        site,
+    )
+    .execute()
+    .await?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let p = db
+            .query(
+                "SELECT count() AS pending FROM system.mutations \
+                 WHERE database = currentDatabase() AND table = 'events' AND is_done = 0",
+            )
+            .fetch_one::<Pending>()
+            .await?;
+        if p.pending == 0 {
+            return Ok(count);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the delete is still running after {wait:?}; it will finish in the background"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
