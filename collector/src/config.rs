@@ -24,8 +24,9 @@ pub struct Config {
     /// `pathlight.js` and `pathlight_bg.wasm` are served at `/pathlight.js` and
     /// `/pathlight_bg.wasm`; none: not served.
     pub tracker_dir: Option<PathBuf>,
-    /// Secret keying the daily visitor hash. Collectors and edge workers that must agree on
-    /// visitor ids share it; changing it splits every visitor in two for the day.
+    /// Secret signing live tokens (`/api/v1/live-token`); collectors of one deployment share
+    /// it so each accepts the others' tokens. (Visitor ids use random daily salts kept in
+    /// ClickHouse, not this secret: see `salts.rs`.)
     pub hash_secret: String,
     /// Header a trusted reverse proxy sets to the client's address (`x-forwarded-for`: its
     /// first entry is used). Empty: the TCP peer address. Only set it behind such a proxy,

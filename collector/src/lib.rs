@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod query;
 pub mod rate;
+pub mod salts;
 pub mod server;
 pub mod sinks;
 pub mod spool;

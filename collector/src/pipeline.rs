@@ -77,7 +77,9 @@ pub struct Pipeline {
     stopping: tokio::sync::watch::Sender<bool>,
     limits: Limits,
     sites: HashMap<String, Site>,
-    hasher: VisitorHasher,
+    /// Today's salts; swapped by the minute task (`salts.rs`).
+    hasher: std::sync::RwLock<Arc<VisitorHasher>>,
+    salts_db: clickhouse::Client,
     sessions: Mutex<Sessionizer>,
     geo: GeoLookup,
     sink: ClickHouseSink,
@@ -119,7 +121,7 @@ impl Pipeline {
         };
         if config.hash_secret.is_empty() {
             tracing::warn!(
-                "hash_secret is empty: visitor ids can be recomputed by anyone; set one"
+                "hash_secret is empty: anyone can forge live tokens; set one"
             );
         }
         let sites = config
@@ -142,7 +144,10 @@ impl Pipeline {
             stopping,
             limits: config.limits.clone(),
             sites,
-            hasher: VisitorHasher::new(&config.hash_secret),
+            hasher: std::sync::RwLock::new(Arc::new(
+                crate::salts::hasher(&sink.bulk_writer(), today()).await?,
+            )),
+            salts_db: sink.bulk_writer(),
             sessions: Mutex::new(Sessionizer::new(config.session_timeout_secs as i64 * 1000)),
             geo,
             sink,
@@ -164,6 +169,14 @@ impl Pipeline {
                     .prune(now_ms());
                 if let Some(limit) = &p.ip_limit {
                     limit.forget_idle();
+                }
+                // New day: a new salt, and the day before yesterday's forgotten. Every minute,
+                // so collectors that raced to create a day's salt agree quickly.
+                match crate::salts::hasher(&p.salts_db, today()).await {
+                    Ok(h) => *p.hasher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(h),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refreshing visitor-id salts failed; keeping the current ones")
+                    }
                 }
             }
         });
@@ -355,7 +368,12 @@ impl Pipeline {
             user_agent: req.user_agent.map(str::to_owned),
             geo: self.geo.lookup(req.ip, req.country),
         };
-        let mut enricher = Enricher::new(&self.hasher, &ctx);
+        let hasher = self
+            .hasher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut enricher = Enricher::new(&hasher, &ctx);
         let mut sessions = None;
         let mut refused = rejected.iter().map(|(i, _)| *i).peekable();
         batch
@@ -409,6 +427,11 @@ impl LiveEvent {
             ts: u64::from(r.timestamp) * 1000 + u64::from(r.timestamp_ms),
         }
     }
+}
+
+/// Days since the Unix epoch, UTC.
+fn today() -> i64 {
+    now_ms().div_euclid(86_400_000)
 }
 
 /// Milliseconds since the Unix epoch.

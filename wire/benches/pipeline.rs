@@ -32,7 +32,7 @@ fn stages(c: &mut Criterion) {
     let bytes = cbor::encode(&batch);
     let json_bytes = json::encode(&batch);
     let limits = Limits::default();
-    let hasher = VisitorHasher::new("bench-secret");
+    let hasher = VisitorHasher::new(&[], [7; 16]);
     let ctx = RequestContext {
         received_at: batch.sent_at + 40,
         ip: Some("203.0.113.7".parse().unwrap()),

@@ -6,7 +6,6 @@
 use crate::model::{Id, RawEvent};
 use serde::Serialize;
 use siphasher::sip::SipHasher13;
-use siphasher::sip128::{Hasher128, SipHasher24};
 use std::hash::Hasher;
 use std::net::IpAddr;
 
@@ -240,32 +239,42 @@ pub fn parse_url(url: &str) -> UrlParts {
     parts
 }
 
-/// Keys the visitor-id hash. The daily key is derived from a long-lived secret and the UTC day,
-/// so every collector and edge worker sharing the secret computes the same visitor id on the
-/// same day without sharing state, and ids from different days cannot be linked without it.
+/// Keys the visitor-id hash with a random salt per UTC day. Salts are short-lived: the
+/// collector keeps today's and yesterday's (shared by every collector through storage) and
+/// forgets older ones, so once a day's salt is gone nobody — the operator included — can link
+/// that day's visitor ids to other days or reverse them (guessing an IPv4 address and a
+/// User-Agent is otherwise cheap). A day without a salt (an import of last year) is hashed
+/// with `fallback`, random per process: those ids link to nothing.
 #[derive(Clone)]
 pub struct VisitorHasher {
-    secret: (u64, u64),
+    salts: Vec<(i64, (u64, u64))>,
+    fallback: (u64, u64),
+}
+
+fn key(salt: &[u8; 16]) -> (u64, u64) {
+    let (a, b) = salt.split_at(8);
+    let word = |s: &[u8]| s.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+    (word(a), word(b))
 }
 
 impl VisitorHasher {
-    /// A hasher for the configured secret.
-    pub fn new(secret: &str) -> Self {
-        let mut h = SipHasher24::new_with_keys(0x5041_5448_4c49_4748, 0x5456_4953_4954_4f52);
-        h.write(secret.as_bytes());
-        let v = h.finish128();
+    /// A hasher with `salts` by day (days since the Unix epoch, UTC) and a `fallback` salt.
+    pub fn new(salts: &[(i64, [u8; 16])], fallback: [u8; 16]) -> Self {
         VisitorHasher {
-            secret: (v.h1, v.h2),
+            salts: salts.iter().map(|(day, salt)| (*day, key(salt))).collect(),
+            fallback: key(&fallback),
         }
     }
 
     /// `hash(site, ip, user agent)` under the key of the UTC day of `at_ms`.
     pub fn visitor_id(&self, site: &str, ip: Option<IpAddr>, ua: &str, at_ms: i64) -> u64 {
         let day = at_ms.div_euclid(86_400_000);
-        let mut k = SipHasher24::new_with_keys(self.secret.0, self.secret.1);
-        k.write_i64(day);
-        let day_key = k.finish128();
-        let mut h = SipHasher13::new_with_keys(day_key.h1, day_key.h2);
+        let (k0, k1) = self
+            .salts
+            .iter()
+            .find(|(d, _)| *d == day)
+            .map_or(self.fallback, |(_, k)| *k);
+        let mut h = SipHasher13::new_with_keys(k0, k1);
         h.write(site.as_bytes());
         h.write_u8(0xff);
         match ip {

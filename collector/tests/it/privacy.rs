@@ -69,3 +69,57 @@ async fn no_ip_address_is_stored_in_any_column() {
     }
     server.stop().await;
 }
+
+/// Visitor-id salts: one random salt per day shared through storage (two collectors hash
+/// alike), and salts older than yesterday deleted (past ids cannot be linked or reversed).
+#[tokio::test]
+async fn salts_are_shared_per_day_and_old_ones_forgotten() {
+    use pathlight_collector::salts;
+    let server = TestServer::start("salts").await;
+    let today = pathlight_collector::pipeline::now_ms().div_euclid(86_400_000);
+    // A salt left from last week, as if it had not been forgotten yet.
+    server
+        .db
+        .query("INSERT INTO salts (day, salt) SELECT toDate(?), ?")
+        .bind(today - 7)
+        .bind("00112233445566778899aabbccddeeff")
+        .execute()
+        .await
+        .unwrap();
+    let first = salts::current(&server.db, today).await.unwrap();
+    let second = salts::current(&server.db, today).await.unwrap();
+    assert_eq!(first, second, "a second collector gets the same salt");
+    assert!(first.iter().any(|(d, _)| *d == today));
+    assert!(first.iter().all(|(d, _)| *d >= today - 1));
+    // The old salt is gone from storage once the delete (a mutation) has run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server
+        .scalar("SELECT count() FROM salts WHERE toUInt16(day) < toUInt16(today()) - 1")
+        .await
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last week's salt was not deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Two collectors' hashers agree on today's visitors.
+    let (a, b) = (
+        salts::hasher(&server.db, today).await.unwrap(),
+        salts::hasher(&server.db, today).await.unwrap(),
+    );
+    let ip = Some("198.51.100.1".parse().unwrap());
+    let now = pathlight_collector::pipeline::now_ms();
+    assert_eq!(
+        a.visitor_id("s", ip, "ua", now),
+        b.visitor_id("s", ip, "ua", now)
+    );
+    // Last month has no salt: each process hashes it with its own random fallback.
+    let old = now - 30 * 86_400_000;
+    assert_ne!(
+        a.visitor_id("s", ip, "ua", old),
+        b.visitor_id("s", ip, "ua", old)
+    );
+    server.stop().await;
+}

@@ -55,9 +55,10 @@ fn urls_split_into_host_path_and_campaign() {
 
 #[test]
 fn visitor_ids_are_keyed_daily_and_per_site() {
-    let h = VisitorHasher::new("secret");
     let ip = Some("203.0.113.9".parse().unwrap());
     let day = 1_767_261_600_000;
+    let d = day / 86_400_000;
+    let h = VisitorHasher::new(&[(d, [1; 16]), (d + 1, [2; 16])], [0; 16]);
     let v = h.visitor_id("demo", ip, CHROME_MAC, day);
     assert_eq!(
         v,
@@ -70,10 +71,16 @@ fn visitor_ids_are_keyed_daily_and_per_site() {
         "next day"
     );
     assert_ne!(v, h.visitor_id("other", ip, CHROME_MAC, day), "other site");
+    let other_salt = VisitorHasher::new(&[(d, [3; 16])], [0; 16]);
     assert_ne!(
         v,
-        VisitorHasher::new("other secret").visitor_id("demo", ip, CHROME_MAC, day)
+        other_salt.visitor_id("demo", ip, CHROME_MAC, day),
+        "another salt"
     );
+    // A day without a salt (forgotten, or never made) uses the fallback.
+    let old = day - 30 * 86_400_000;
+    let fallback = VisitorHasher::new(&[], [0; 16]).visitor_id("demo", ip, CHROME_MAC, old);
+    assert_eq!(h.visitor_id("demo", ip, CHROME_MAC, old), fallback);
 }
 
 #[test]
@@ -87,7 +94,7 @@ fn enrichment_corrects_the_client_clock_and_keeps_no_ip() {
             ..Geo::default()
         },
     };
-    let hasher = VisitorHasher::new("s");
+    let hasher = VisitorHasher::new(&[], [7; 16]);
     let mut enricher = Enricher::new(&hasher, &ctx);
     let raw = click_event(1);
     // The client's clock is 95 s behind the server's.

@@ -201,6 +201,16 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "insert deduplication of replayed blocks",
             statements: dedup,
         },
+        // Visitor-id salts, one random per UTC day, deleted after a day (`salts.rs`).
+        Migration {
+            version: 3,
+            name: "visitor-id salts",
+            statements: vec![
+                "CREATE TABLE IF NOT EXISTS salts (day Date, salt String) \
+                 ENGINE = MergeTree ORDER BY day"
+                    .to_owned(),
+            ],
+        },
     ]
 }
 
