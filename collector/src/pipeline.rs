@@ -73,57 +73,43 @@ struct Site {
 
 /// The collector's ingest state, shared by every connection.
 pub struct Pipeline {
+    stages: Stages,
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
     stopping: tokio::sync::watch::Sender<bool>,
-    limits: Limits,
-    sites: HashMap<String, Site>,
-    /// Today's salts; swapped by the minute task (`salts.rs`).
-    hasher: std::sync::RwLock<Arc<VisitorHasher>>,
     salts_db: clickhouse::Client,
-    sessions: Mutex<Sessionizer>,
-    geo: GeoLookup,
     sink: ClickHouseSink,
     /// When set, acknowledgements wait for the spool's fsync instead of the insert.
     spool: Option<Spool>,
+}
+
+/// The stages before storage — decode, authorize, validate, rate-limit, enrich, flatten —
+/// with no I/O, so they run (and are fuzzed: `fuzz/`) without a server.
+pub struct Stages {
+    limits: Limits,
+    sites: HashMap<String, Site>,
+    /// Today's salts; swapped by the pipeline's minute task (`salts.rs`).
+    hasher: std::sync::RwLock<Arc<VisitorHasher>>,
+    sessions: Mutex<Sessionizer>,
+    geo: GeoLookup,
     ip_limit: Option<IpLimit>,
     metrics: Arc<Metrics>,
 }
 
-impl Pipeline {
-    /// Builds the stages and starts the sink (which migrates the schema first). The returned
-    /// task finishes after the pipeline is dropped and the last rows are flushed.
-    pub async fn start(
+/// A batch through [`Stages::prepare`]: its rows, ready to store, and the refused events.
+pub struct Prepared {
+    /// One row per good event.
+    pub rows: Vec<EventRow>,
+    /// Refused events, by index in the batch.
+    pub rejected: Vec<(usize, WireError)>,
+}
+
+impl Stages {
+    /// The stages for `config`, hashing visitor ids with `hasher`.
+    pub fn new(
         config: &Config,
+        hasher: VisitorHasher,
         metrics: Arc<Metrics>,
-    ) -> anyhow::Result<(Arc<Pipeline>, JoinHandle<()>)> {
-        let geo = GeoLookup::open(config)?;
-        let (sink, mut sink_task) =
-            ClickHouseSink::start(&config.clickhouse, metrics.clone()).await?;
-        let stopping = tokio::sync::watch::channel(false).0;
-        let spool = match &config.spool.dir {
-            None => None,
-            Some(_) => {
-                let (spool, shipping) = Spool::open(&config.spool, metrics.clone())?;
-                let shipper = tokio::spawn(spool::ship(
-                    shipping,
-                    sink.bulk_writer(),
-                    config.clickhouse.clone(),
-                    metrics.clone(),
-                    stopping.subscribe(),
-                ));
-                // The pipeline's task ends when both the batcher and the shipper have.
-                sink_task = tokio::spawn(async move {
-                    let _ = sink_task.await;
-                    let _ = shipper.await;
-                });
-                Some(spool)
-            }
-        };
-        if config.hash_secret.is_empty() {
-            tracing::warn!(
-                "hash_secret is empty: anyone can forge live tokens; set one"
-            );
-        }
+    ) -> anyhow::Result<Stages> {
         let sites = config
             .sites
             .iter()
@@ -138,104 +124,25 @@ impl Pipeline {
                 )
             })
             .collect();
-        let pipeline = Arc::new(Pipeline {
-            // Slow live viewers miss events (they are told how many) rather than hold memory.
-            live: tokio::sync::broadcast::channel(1024).0,
-            stopping,
+        Ok(Stages {
             limits: config.limits.clone(),
             sites,
-            hasher: std::sync::RwLock::new(Arc::new(
-                crate::salts::hasher(&sink.bulk_writer(), today()).await?,
-            )),
-            salts_db: sink.bulk_writer(),
+            hasher: std::sync::RwLock::new(Arc::new(hasher)),
             sessions: Mutex::new(Sessionizer::new(config.session_timeout_secs as i64 * 1000)),
-            geo,
-            sink,
-            spool,
+            geo: GeoLookup::open(config)?,
             ip_limit: IpLimit::new(config.ip_events_per_sec, config.limits.max_events),
             metrics,
-        });
-        // Sessions idle past the timeout are forgotten once a minute, so memory follows the
-        // number of active visitors.
-        let weak = Arc::downgrade(&pipeline);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let Some(p) = weak.upgrade() else { return };
-                p.sessions
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .prune(now_ms());
-                if let Some(limit) = &p.ip_limit {
-                    limit.forget_idle();
-                }
-                // New day: a new salt, and the day before yesterday's forgotten. Every minute,
-                // so collectors that raced to create a day's salt agree quickly.
-                match crate::salts::hasher(&p.salts_db, today()).await {
-                    Ok(h) => *p.hasher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(h),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "refreshing visitor-id salts failed; keeping the current ones")
-                    }
-                }
-            }
-        });
-        Ok((pipeline, sink_task))
+        })
     }
 
-    /// Starts shutting down: queued events are written at once instead of at the next flush.
-    pub fn drain(&self) {
-        self.stopping.send_replace(true);
-        self.sink.drain();
-    }
-
-    /// Turns true when shutdown starts: long-lived answers (live feeds) end then, so open
-    /// connections can close within the grace period.
-    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.stopping.subscribe()
-    }
-
-    /// The feed of stored events, for live dashboards.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
-        self.live.subscribe()
-    }
-
-    /// The limits batches are held to (transports bound the body with `max_batch_bytes`).
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    /// The metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// Whether some site allows browser pages of `origin` to send events (for CORS answers,
-    /// which are given before the body says which site a batch is for).
-    pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.sites
-            .values()
-            .any(|s| origin_matches(&s.config, origin))
-    }
-
-    /// Runs one batch through every stage. Refusals are counted in the metrics here, so every
-    /// transport reports alike.
-    pub async fn ingest(&self, req: IngestRequest<'_>) -> Result<Ack, IngestError> {
-        self.metrics.batch_bytes.observe(req.body.len() as f64);
-        let mut events_in_batch = 1;
-        let result = self.ingest_inner(req, &mut events_in_batch).await;
-        if let Err(e) = &result {
-            self.metrics.reject(e.reason(), events_in_batch as u64);
-        }
-        result
-    }
-
-    async fn ingest_inner(
+    /// Every stage but storage. `counted` is set to the number of events a refusal of the
+    /// whole batch should be counted as.
+    pub fn prepare(
         &self,
-        req: IngestRequest<'_>,
+        req: &IngestRequest<'_>,
         counted: &mut usize,
-    ) -> Result<Ack, IngestError> {
-        let batch = self.decode(&req)?;
+    ) -> Result<Prepared, IngestError> {
+        let batch = self.decode(req)?;
         *counted = batch.events.len().max(1);
         let site = self.authorize(&batch, req.origin)?;
         let rejected = self.validate(&batch, req.received_at);
@@ -268,48 +175,8 @@ impl Pipeline {
                     retry_after,
                 })?;
         }
-        let rows = self.enrich(batch, &rejected, &req);
-        self.metrics.batch_events.observe(rows.len() as f64);
-        let kinds: Vec<i8> = rows.iter().map(|r| r.event_type).collect();
-        let live: Vec<Arc<LiveEvent>> = if self.live.receiver_count() > 0 {
-            rows.iter().map(|r| Arc::new(LiveEvent::of(r))).collect()
-        } else {
-            Vec::new()
-        };
-        let mut body = Vec::with_capacity(rows.len() * 256);
-        for row in &rows {
-            row.write_row_binary(&mut body);
-        }
-        match &self.spool {
-            Some(spool) => spool
-                .append(&body, rows.len())?
-                .await
-                .unwrap_or(Err(IngestError::ShuttingDown))?,
-            None => self.sink.submit(body, rows.len())?.wait().await?,
-        }
-        for e in live {
-            // No receiver left is fine: nobody is watching.
-            let _ = self.live.send(e);
-        }
-        for code in kinds {
-            let kind = pathlight_wire::EventKind::name_of_code(code as u8).unwrap_or("unknown");
-            self.metrics
-                .events_accepted
-                .get_or_create(&KindLabel { kind })
-                .inc();
-        }
-        Ok(Ack {
-            accepted: good,
-            rejected: rejected
-                .into_iter()
-                .map(|(index, e)| Rejected {
-                    index,
-                    field: e.field(),
-                    reason: e.reason(),
-                    error: e.to_string(),
-                })
-                .collect(),
-        })
+        let rows = self.enrich(batch, &rejected, req);
+        Ok(Prepared { rows, rejected })
     }
 
     /// Stage 1: bytes → [`RawBatch`].
@@ -392,6 +259,184 @@ impl Pipeline {
                 EventRow::from_enriched(e)
             })
             .collect()
+    }
+}
+
+impl Pipeline {
+    /// Builds the stages and starts the sink (which migrates the schema first). The returned
+    /// task finishes after the pipeline is dropped and the last rows are flushed.
+    pub async fn start(
+        config: &Config,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Arc<Pipeline>, JoinHandle<()>)> {
+        let (sink, mut sink_task) =
+            ClickHouseSink::start(&config.clickhouse, metrics.clone()).await?;
+        let stopping = tokio::sync::watch::channel(false).0;
+        let spool = match &config.spool.dir {
+            None => None,
+            Some(_) => {
+                let (spool, shipping) = Spool::open(&config.spool, metrics.clone())?;
+                let shipper = tokio::spawn(spool::ship(
+                    shipping,
+                    sink.bulk_writer(),
+                    config.clickhouse.clone(),
+                    metrics.clone(),
+                    stopping.subscribe(),
+                ));
+                // The pipeline's task ends when both the batcher and the shipper have.
+                sink_task = tokio::spawn(async move {
+                    let _ = sink_task.await;
+                    let _ = shipper.await;
+                });
+                Some(spool)
+            }
+        };
+        if config.hash_secret.is_empty() {
+            tracing::warn!("hash_secret is empty: anyone can forge live tokens; set one");
+        }
+        let hasher = crate::salts::hasher(&sink.bulk_writer(), today()).await?;
+        let pipeline = Arc::new(Pipeline {
+            stages: Stages::new(config, hasher, metrics)?,
+            // Slow live viewers miss events (they are told how many) rather than hold memory.
+            live: tokio::sync::broadcast::channel(1024).0,
+            stopping,
+            salts_db: sink.bulk_writer(),
+            sink,
+            spool,
+        });
+        // Sessions idle past the timeout are forgotten once a minute, so memory follows the
+        // number of active visitors.
+        let weak = Arc::downgrade(&pipeline);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(p) = weak.upgrade() else { return };
+                p.stages
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .prune(now_ms());
+                if let Some(limit) = &p.stages.ip_limit {
+                    limit.forget_idle();
+                }
+                // New day: a new salt, and the day before yesterday's forgotten. Every minute,
+                // so collectors that raced to create a day's salt agree quickly.
+                match crate::salts::hasher(&p.salts_db, today()).await {
+                    Ok(h) => {
+                        *p.stages.hasher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(h)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refreshing visitor-id salts failed; keeping the current ones")
+                    }
+                }
+            }
+        });
+        Ok((pipeline, sink_task))
+    }
+
+    /// Starts shutting down: queued events are written at once instead of at the next flush.
+    pub fn drain(&self) {
+        self.stopping.send_replace(true);
+        self.sink.drain();
+    }
+
+    /// Turns true when shutdown starts: long-lived answers (live feeds) end then, so open
+    /// connections can close within the grace period.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// The feed of stored events, for live dashboards.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
+    }
+
+    /// The limits batches are held to (transports bound the body with `max_batch_bytes`).
+    pub fn limits(&self) -> &Limits {
+        &self.stages.limits
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.stages.metrics
+    }
+
+    /// Whether some site allows browser pages of `origin` to send events (for CORS answers,
+    /// which are given before the body says which site a batch is for).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.stages
+            .sites
+            .values()
+            .any(|s| origin_matches(&s.config, origin))
+    }
+
+    /// Runs one batch through every stage. Refusals are counted in the metrics here, so every
+    /// transport reports alike.
+    pub async fn ingest(&self, req: IngestRequest<'_>) -> Result<Ack, IngestError> {
+        self.stages
+            .metrics
+            .batch_bytes
+            .observe(req.body.len() as f64);
+        let mut events_in_batch = 1;
+        let result = self.ingest_inner(req, &mut events_in_batch).await;
+        if let Err(e) = &result {
+            self.stages
+                .metrics
+                .reject(e.reason(), events_in_batch as u64);
+        }
+        result
+    }
+
+    async fn ingest_inner(
+        &self,
+        req: IngestRequest<'_>,
+        counted: &mut usize,
+    ) -> Result<Ack, IngestError> {
+        let Prepared { rows, rejected } = self.stages.prepare(&req, counted)?;
+        let good = rows.len();
+        self.stages.metrics.batch_events.observe(rows.len() as f64);
+        let kinds: Vec<i8> = rows.iter().map(|r| r.event_type).collect();
+        let live: Vec<Arc<LiveEvent>> = if self.live.receiver_count() > 0 {
+            rows.iter().map(|r| Arc::new(LiveEvent::of(r))).collect()
+        } else {
+            Vec::new()
+        };
+        let mut body = Vec::with_capacity(rows.len() * 256);
+        for row in &rows {
+            row.write_row_binary(&mut body);
+        }
+        match &self.spool {
+            Some(spool) => spool
+                .append(&body, rows.len())?
+                .await
+                .unwrap_or(Err(IngestError::ShuttingDown))?,
+            None => self.sink.submit(body, rows.len())?.wait().await?,
+        }
+        for e in live {
+            // No receiver left is fine: nobody is watching.
+            let _ = self.live.send(e);
+        }
+        for code in kinds {
+            let kind = pathlight_wire::EventKind::name_of_code(code as u8).unwrap_or("unknown");
+            self.stages
+                .metrics
+                .events_accepted
+                .get_or_create(&KindLabel { kind })
+                .inc();
+        }
+        Ok(Ack {
+            accepted: good,
+            rejected: rejected
+                .into_iter()
+                .map(|(index, e)| Rejected {
+                    index,
+                    field: e.field(),
+                    reason: e.reason(),
+                    error: e.to_string(),
+                })
+                .collect(),
+        })
     }
 }
 

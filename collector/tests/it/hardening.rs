@@ -158,7 +158,11 @@ async fn one_address_over_its_rate_gets_429() {
     assert!(resp.headers().contains_key("retry-after"));
     let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(json["reason"], "rate_limited");
-    // The burst: ten seconds' worth, but never less than one full batch (500 events).
-    assert_eq!(accepted, 100, "5-event batches within a 500-event burst");
+    // The burst: ten seconds' worth, but never less than one full batch (500 events): 100
+    // batches of 5, plus what one event a second refilled while they were sent.
+    assert!(
+        (100..=105).contains(&accepted),
+        "{accepted} batches of 5 within a 500-event burst"
+    );
     server.stop().await;
 }
