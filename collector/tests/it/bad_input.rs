@@ -99,6 +99,60 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
             "wrong_type",
             Some("sent_at"),
         ),
+        (
+            "invalid UTF-8 in JSON",
+            Some("application/json"),
+            b"{\"version\":1,\"site_id\":\"te\xffst\",\"sent_at\":1,\"batch_id\":\"00000000-0000-0000-0000-000000000001\",\"events\":[]}".to_vec(),
+            400,
+            "malformed",
+            None,
+        ),
+        (
+            "deeply nested JSON",
+            Some("application/json"),
+            [
+                &br#"{"version":1,"site_id":"test","sent_at":1,"batch_id":"00000000-0000-0000-0000-000000000001","events":[{"deep":"#[..],
+                &b"[".repeat(100_000),
+                &b"]".repeat(100_000),
+                b"}]}",
+            ]
+            .concat(),
+            400,
+            "malformed",
+            None,
+        ),
+        // {events: [{99: [[[…]]]}]}: arrays 100 000 deep under a key the decoder skips.
+        ("deeply nested CBOR", None, [vec![0xa1, 0x04, 0x81, 0xa1, 0x18, 99], vec![0x81; 100_000]].concat(), 400, "too_deep", None),
+        (
+            "huge number",
+            Some("application/json"),
+            br#"{"version":1,"site_id":"test","sent_at":1e400,"batch_id":"00000000-0000-0000-0000-000000000001","events":[]}"#.to_vec(),
+            400,
+            "malformed",
+            None,
+        ),
+        (
+            "timestamp far in the future",
+            None,
+            with(|b| {
+                b.events.truncate(1);
+                b.events[0].timestamp = 4_000_000_000_000;
+            }),
+            400,
+            "out_of_range",
+            Some("events[0].timestamp"),
+        ),
+        (
+            "timestamp far in the past",
+            None,
+            with(|b| {
+                b.events.truncate(1);
+                b.events[0].timestamp = 0;
+            }),
+            400,
+            "out_of_range",
+            Some("events[0].timestamp"),
+        ),
         ("unknown site", None, with(|b| b.site_id = "nope".into()), 403, "unknown_site", Some("site_id")),
         ("unsupported content type", Some("text/html"), typical.clone(), 415, "unsupported_media_type", None),
     ];
