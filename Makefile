@@ -27,6 +27,8 @@ check: setup
 	cargo build -p pathlight-wire --no-default-features --target wasm32-unknown-unknown
 	cargo build -p pathlight-wire -p pathlight-edge-worker --target wasm32-unknown-unknown
 	cargo clippy --all-targets -- -D warnings
+	# The fuzz targets (not a default member; run by scripts/fuzz.sh) must keep compiling.
+	cargo clippy -p pathlight-fuzz -- -D warnings
 	cargo clippy -p pathlight-tracker --target wasm32-unknown-unknown -- -D warnings
 
 # Rust tests (wire; collector against a real ClickHouse 18.16), then the cross-component tests
