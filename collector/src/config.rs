@@ -48,6 +48,8 @@ pub struct Config {
     /// beyond, bursts of ten seconds' worth); 0: no limit. Behind a proxy, set
     /// `client_ip_header` or every visitor shares the proxy's address.
     pub ip_events_per_sec: u32,
+    /// HTTPS and HTTP/3.
+    pub tls: crate::tls::TlsConfig,
     /// Connection limits: slow, stalled or too many clients.
     pub http: HttpConfig,
     /// The durable spool between ingest and ClickHouse (off unless `dir` is set).
@@ -129,6 +131,7 @@ impl Default for Config {
             limits: Limits::default(),
             clickhouse: ClickHouseConfig::default(),
             ip_events_per_sec: 1_000,
+            tls: crate::tls::TlsConfig::default(),
             http: HttpConfig::default(),
             spool: crate::spool::SpoolConfig::default(),
             sites: Vec::new(),
@@ -206,6 +209,9 @@ impl Config {
         }
         if self.limits.max_events == 0 || self.limits.max_batch_bytes == 0 {
             bail!("limits: max_events and max_batch_bytes must be > 0");
+        }
+        if self.tls.http3 && !self.tls.enabled() {
+            bail!("tls: http3 needs TLS (cert and key, or self_signed)");
         }
         if self.http.max_connections == 0 || self.http.max_header_bytes < 8192 {
             bail!("http: max_connections must be > 0 and max_header_bytes at least 8192");

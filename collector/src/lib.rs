@@ -33,6 +33,7 @@ pub mod config;
 pub mod dates;
 pub mod error;
 pub mod geo;
+pub mod http3;
 pub mod import;
 pub mod load;
 pub mod metrics;
@@ -43,6 +44,7 @@ pub mod salts;
 pub mod server;
 pub mod sinks;
 pub mod spool;
+pub mod tls;
 
 use config::Config;
 use std::future::Future;
@@ -59,6 +61,17 @@ pub async fn serve(
     let metrics = Arc::new(metrics::Metrics::new());
     let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
     let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
+    let tls = if config.tls.enabled() {
+        let cert = tls::Certificate::load(&config.tls)?;
+        tracing::info!(
+            spki_sha256 = %cert.spki_sha256,
+            http3 = config.tls.http3,
+            "TLS on (Chromium trusts a self-signed certificate with --ignore-certificate-errors-spki-list=<spki_sha256>)"
+        );
+        Some(Arc::new(cert))
+    } else {
+        None
+    };
     let opts = server::HttpOptions {
         www_dir: config.www_dir.clone(),
         demo_dir: config.demo_dir.clone(),
@@ -66,6 +79,8 @@ pub async fn serve(
         client_ip_header: header(&config.client_ip_header),
         country_header: header(&config.country_header),
         limits: config.http.clone(),
+        tls,
+        http3: config.tls.http3,
     };
     let reader = sinks::clickhouse::client(&config.clickhouse)
         .with_database(&config.clickhouse.database)

@@ -1,6 +1,7 @@
-//! The HTTP/1.1 + HTTP/2 (h2c) transport: routes, CORS, body limits, static files. It turns
-//! a request into an [`IngestRequest`] and the pipeline's answer into a response; every
-//! decision about the batch itself is the pipeline's.
+//! The HTTP transports: HTTP/1.1 and HTTP/2 over TCP (plain, or TLS with ALPN), and HTTP/3
+//! over QUIC (`http3.rs`), all reaching the one [`handle`]: routes, CORS, body limits, static
+//! files. It turns a request into an [`IngestRequest`] and the pipeline's answer into a
+//! response; every decision about the batch itself is the pipeline's.
 
 use crate::error::{ErrorBody, IngestError};
 use crate::metrics::RequestLabels;
@@ -10,7 +11,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -38,15 +38,37 @@ pub struct HttpOptions {
     pub country_header: Option<String>,
     /// Connection limits.
     pub limits: crate::config::HttpConfig,
+    /// TLS: HTTPS on the listener, and HTTP/3 on the same port over UDP when `http3`.
+    pub tls: Option<Arc<crate::tls::Certificate>>,
+    /// Serve HTTP/3 (needs `tls`).
+    pub http3: bool,
 }
 
-struct App {
+/// What every connection's requests are answered with.
+pub struct App {
     pipeline: Arc<Pipeline>,
     query: Arc<QueryApi>,
-    opts: HttpOptions,
+    pub(crate) opts: HttpOptions,
+    /// Open connections of every transport, capped at `http.max_connections`.
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
 }
 
-type Resp = Response<BoxBody<Bytes, Infallible>>;
+/// A response of any route (bodies may stream).
+pub type Resp = Response<BoxBody<Bytes, Infallible>>;
+
+/// The request bodies [`handle`] reads: hyper's for TCP, a channel fed by the QUIC stream for
+/// HTTP/3.
+#[allow(missing_docs)]
+pub trait ReqBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send
+{
+}
+
+impl<B> ReqBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+{
+}
 
 fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
     Full::new(bytes.into()).boxed()
@@ -61,12 +83,45 @@ pub async fn run(
     opts: HttpOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    let limits = opts.limits.clone();
     let app = Arc::new(App {
         pipeline,
         query,
+        // Each connection holds a permit: past the cap, new connections are closed at once.
+        permits: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
         opts,
     });
-    let limits = app.opts.limits.clone();
+    let tls = match &app.opts.tls {
+        Some(cert) => match cert.tcp() {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS configuration refused; not serving");
+                return;
+            }
+        },
+        None => None,
+    };
+    let (quic_stop, quic_stopping) = tokio::sync::watch::channel(false);
+    let mut quic = None;
+    let mut alt_svc = None;
+    if let (Some(cert), true) = (&app.opts.tls, app.opts.http3) {
+        match (listener.local_addr(), cert.quic()) {
+            (Ok(addr), Ok(config)) => match crate::http3::endpoint(addr, config, &limits) {
+                Ok(endpoint) => {
+                    alt_svc =
+                        HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", addr.port())).ok();
+                    quic = Some(tokio::spawn(crate::http3::serve(
+                        endpoint,
+                        app.clone(),
+                        quic_stopping,
+                    )));
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serve HTTP/3 on UDP {addr}"),
+            },
+            (_, Err(e)) => tracing::error!(error = %e, "QUIC TLS configuration refused"),
+            (Err(e), _) => tracing::error!(error = %e, "listener has no address"),
+        }
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -81,8 +136,6 @@ pub async fn run(
         // A silent peer is found out and its connection (and permit) released.
         .keep_alive_interval(Duration::from_millis(limits.header_timeout_ms))
         .keep_alive_timeout(Duration::from_millis(limits.header_timeout_ms));
-    // Each connection holds a permit: past the cap, new connections are closed at once.
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -97,30 +150,68 @@ pub async fn run(
                         continue;
                     }
                 };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let Ok(permit) = app.permits.clone().try_acquire_owned() else {
                     app.pipeline.metrics().connections_refused.inc();
                     drop(stream);
                     continue;
                 };
                 let app = app.clone();
+                let alt_svc = alt_svc.clone();
                 let svc = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, peer, req).await) }
-                });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        // No peer address: raw IPs never reach the logs.
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    let alt_svc = alt_svc.clone();
+                    async move {
+                        let mut resp = handle(&app, peer, req).await;
+                        if let Some(v) = alt_svc {
+                            resp.headers_mut().insert(header::ALT_SVC, v);
+                        }
+                        Ok::<_, Infallible>(resp)
                     }
-                    drop(permit);
                 });
+                match &tls {
+                    None => {
+                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                // No peer address: raw IPs never reach the logs.
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                            drop(permit);
+                        });
+                    }
+                    Some(acceptor) => {
+                        // The handshake runs in the connection's task, bounded like headers are.
+                        let handshake = tokio::time::timeout(
+                            Duration::from_millis(limits.header_timeout_ms),
+                            acceptor.accept(stream),
+                        );
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let Ok(Ok(stream)) = handshake.await else {
+                                return;
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                tracing::debug!(error = %e, "TLS connection ended with an error");
+                            }
+                            drop(permit);
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+    quic_stop.send_replace(true);
+    let drained = async {
+        graceful.shutdown().await;
+        if let Some(quic) = quic {
+            let _ = quic.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), drained)
         .await
         .is_err()
     {
@@ -128,7 +219,14 @@ pub async fn run(
     }
 }
 
-async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+impl App {
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        self.pipeline.metrics()
+    }
+}
+
+/// Answers one request, whatever transport it came by.
+pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
     let path = req.uri().path().to_owned();
     let origin = header_str(req.headers(), header::ORIGIN).map(str::to_owned);
     let (route, mut resp) = match (req.method(), path.as_str()) {
@@ -164,7 +262,7 @@ async fn handle(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     resp
 }
 
-async fn batch(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+async fn batch<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
     match read_and_ingest(app, peer, req).await {
         Ok(ack) if ack.rejected.is_empty() => empty(StatusCode::NO_CONTENT),
         Ok(ack) => json(StatusCode::OK, &ack),
@@ -172,10 +270,10 @@ async fn batch(app: &App, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn read_and_ingest(
+async fn read_and_ingest<B: ReqBody>(
     app: &App,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<crate::pipeline::Ack, IngestError> {
     let received_at = now_ms();
     let max = app.pipeline.limits().max_batch_bytes;
@@ -236,7 +334,7 @@ async fn read_and_ingest(
     app.pipeline.ingest(request).await
 }
 
-async fn api(app: &App, req: &Request<Incoming>) -> Resp {
+async fn api<B>(app: &App, req: &Request<B>) -> Resp {
     let endpoint = req.uri().path().trim_start_matches("/api/v1/");
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     match app
@@ -255,7 +353,7 @@ async fn api(app: &App, req: &Request<Incoming>) -> Resp {
 }
 
 /// Streamed answers: raw events (`export`) and the live event feed (`realtime/stream`).
-async fn api_stream(app: &App, req: &Request<Incoming>) -> Resp {
+async fn api_stream<B>(app: &App, req: &Request<B>) -> Resp {
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
     let answer = if req.uri().path() == "/api/v1/export" {
