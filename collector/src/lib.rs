@@ -52,26 +52,32 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Starts the pipeline (connecting to ClickHouse and migrating), serves `listener` until
-/// `shutdown` resolves, then flushes every queued event before returning.
+/// `shutdown` resolves, then flushes every queued event before returning. TLS, when
+/// configured, uses the certificate `config.tls` names (or a self-signed one made here).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(metrics::Metrics::new());
-    let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
-    let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
-    let tls = if config.tls.enabled() {
-        let cert = tls::Certificate::load(&config.tls)?;
-        tracing::info!(
-            spki_sha256 = %cert.spki_sha256,
-            http3 = config.tls.http3,
-            "TLS on (Chromium trusts a self-signed certificate with --ignore-certificate-errors-spki-list=<spki_sha256>)"
-        );
-        Some(Arc::new(cert))
+    let cert = if config.tls.enabled() {
+        Some(tls::Certificate::load(&config.tls)?)
     } else {
         None
     };
+    serve_with(config, listener, cert, shutdown).await
+}
+
+/// [`serve`] with the TLS certificate already loaded (the binary prints its SPKI hash first).
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    cert: Option<tls::Certificate>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
+    let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
+    let tls = cert.map(Arc::new);
     let opts = server::HttpOptions {
         www_dir: config.www_dir.clone(),
         demo_dir: config.demo_dir.clone(),

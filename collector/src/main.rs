@@ -289,10 +289,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
-    // On stdout, for scripts that start us on port 0.
-    println!("pathlight listening on http://{addr}");
-    pathlight_collector::serve(config, listener, shutdown_signal()).await
+    let cert = if config.tls.enabled() {
+        Some(pathlight_collector::tls::Certificate::load(&config.tls)?)
+    } else {
+        None
+    };
+    tracing::info!(%addr, tls = cert.is_some(), http3 = config.tls.http3, "listening");
+    // On stdout, for scripts that start us on port 0 (and browsers that must trust a
+    // self-signed certificate: `--ignore-certificate-errors-spki-list=<hash>`).
+    match &cert {
+        Some(cert) => {
+            println!("pathlight listening on https://{addr}");
+            println!("pathlight TLS certificate SPKI SHA-256: {}", cert.spki_sha256);
+        }
+        None => println!("pathlight listening on http://{addr}"),
+    }
+    pathlight_collector::serve_with(config, listener, cert, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

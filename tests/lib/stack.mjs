@@ -9,12 +9,24 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Debian's Chromium, headless, a fresh temporary profile, no background networking. */
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   const { chromium } = await import("playwright-core");
   return chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      "--disable-background-networking", "--disable-component-update", "--disable-sync", ...extraArgs],
+  });
+}
+
+/** Whether `base`/healthz answers 200; over HTTPS the (self-signed) certificate is not checked. */
+async function healthy(base) {
+  if (base.startsWith("http:")) return (await fetch(`${base}/healthz`)).ok;
+  const { get } = await import("node:https");
+  return new Promise((resolve, reject) => {
+    get(`${base}/healthz`, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    }).on("error", reject);
   });
 }
 
@@ -70,24 +82,28 @@ export async function startCollector({ clickhouseUrl, db, port = 0, env = {} }) 
     stdio: ["ignore", "pipe", "inherit"],
   });
   process.on("exit", () => child.kill("SIGKILL"));
+  let out = "";
   const base = await new Promise((resolve, reject) => {
-    let out = "";
     child.stdout.on("data", (d) => {
       out += d;
-      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve(m[1]);
+      const m = out.match(/listening on (https?:\/\/[\d.:]+)/);
+      // Over TLS, the certificate's SPKI hash line follows the address.
+      if (m && (m[1].startsWith("http:") || /SPKI SHA-256: \S+\n/.test(out))) resolve(m[1]);
     });
     child.on("exit", (code) => reject(new Error(`pathlight serve exited with ${code}`)));
   });
+  const spki = out.match(/SPKI SHA-256: (\S+)/)?.[1];
   // Migrations run before the listener accepts; wait until it answers.
   for (let i = 0; i < 200; i++) {
     try {
-      if ((await fetch(`${base}/healthz`)).ok) break;
+      if (await healthy(base)) break;
     } catch {}
     await new Promise((r) => setTimeout(r, 25));
   }
   return {
     base,
+    /** Over TLS: the certificate's SPKI SHA-256, for Chromium's --ignore-certificate-errors-spki-list. */
+    spki,
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
