@@ -1,7 +1,8 @@
 //! `pathlight load`: a bounded load generator for the batch endpoint. It sends realistic CBOR
-//! batches (the sample events, fresh ids and times per batch) over HTTP/1.1 or HTTP/2, at a
-//! fixed rate or as fast as the collector answers, for a fixed time and at most a fixed number
-//! of requests, and reports throughput, latency percentiles and answers by status.
+//! batches (the sample events, fresh ids and times per batch) over HTTP/1.1, HTTP/2 (cleartext
+//! or TLS) or HTTP/3, at a fixed rate or as fast as the collector answers, for a fixed time and
+//! at most a fixed number of requests, and reports throughput, latency percentiles and answers
+//! by status.
 
 use pathlight_wire::{Id, RawBatch, cbor, sample};
 use std::collections::BTreeMap;
@@ -26,8 +27,13 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// Stop after this many requests.
     pub max_requests: u64,
-    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    /// HTTP/2 (prior knowledge over cleartext, ALPN over TLS) instead of HTTP/1.1.
     pub http2: bool,
+    /// HTTP/3 over QUIC; `url` must be `https://`. All workers share one connection, as
+    /// HTTP/2's do.
+    pub http3: bool,
+    /// TLS without certificate checks (a self-signed collector on loopback).
+    pub insecure: bool,
     /// Goes into every event id with the request number, so two runs with the same seed send
     /// the same events (a replay) and runs with different seeds distinct ones.
     pub seed: u32,
@@ -67,19 +73,154 @@ impl LoadReport {
     }
 }
 
+/// How requests go out.
+#[derive(Clone)]
+enum Sender {
+    Tcp(reqwest::Client),
+    H3(h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>),
+}
+
+impl Sender {
+    async fn new(opts: &LoadOptions) -> anyhow::Result<Sender> {
+        let tls = opts.url.starts_with("https:");
+        if opts.http3 {
+            anyhow::ensure!(tls, "--http3 needs an https:// URL");
+            let url: http::Uri = opts.url.parse()?;
+            let host = url.host().unwrap_or("127.0.0.1").to_owned();
+            let addr = tokio::net::lookup_host((host.as_str(), url.port_u16().unwrap_or(443)))
+                .await?
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("{host} has no address"))?;
+            let config = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(
+                opts.insecure,
+                b"h3",
+            ))?;
+            let mut endpoint = quinn::Endpoint::client(if addr.is_ipv4() {
+                "0.0.0.0:0".parse()?
+            } else {
+                "[::]:0".parse()?
+            })?;
+            endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(config)));
+            let conn = endpoint.connect(addr, &host)?.await?;
+            let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn)).await?;
+            tokio::spawn(async move {
+                let _ = driver.wait_idle().await;
+            });
+            return Ok(Sender::H3(send));
+        }
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency);
+        if tls {
+            let alpn: &[u8] = if opts.http2 { b"h2" } else { b"http/1.1" };
+            builder = builder.use_preconfigured_tls(client_tls(opts.insecure, alpn));
+        }
+        if opts.http2 {
+            builder = builder.http2_prior_knowledge();
+        }
+        Ok(Sender::Tcp(builder.build()?))
+    }
+
+    /// Posts `body`; the answer's status, 0 for a transport error.
+    async fn post(&mut self, url: &str, body: Vec<u8>) -> u16 {
+        match self {
+            Sender::Tcp(client) => match client.post(url).body(body).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let _ = resp.bytes().await;
+                    status
+                }
+                Err(_) => 0,
+            },
+            Sender::H3(send) => {
+                let exchange = async {
+                    let req = http::Request::post(url).body(())?;
+                    let mut stream = send.send_request(req).await?;
+                    stream.send_data(bytes::Bytes::from(body)).await?;
+                    stream.finish().await?;
+                    let status = stream.recv_response().await?.status().as_u16();
+                    while stream.recv_data().await?.is_some() {}
+                    anyhow::Ok(status)
+                };
+                exchange.await.unwrap_or(0)
+            }
+        }
+    }
+}
+
+/// TLS 1.2/1.3 with ring, offering `alpn`; with `insecure`, any certificate is accepted.
+fn client_tls(insecure: bool, alpn: &[u8]) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions");
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config
+}
+
+/// Accepts any server certificate (signatures are still checked): `--insecure`, loopback only.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Runs the load and reports.
 pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
-    let mut builder = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency);
-    if opts.http2 {
-        builder = builder.http2_prior_knowledge();
-    }
-    let client = builder.build()?;
+    let client = Sender::new(&opts).await?;
     let sent = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + opts.duration;
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
-        let (client, opts, sent) = (client.clone(), opts.clone(), sent.clone());
+        let (mut client, opts, sent) = (client.clone(), opts.clone(), sent.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
@@ -98,14 +239,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
                 }
                 let body = batch_bytes(&template, opts.seed, n);
                 let t = Instant::now();
-                let status = match client.post(&opts.url).body(body).send().await {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let _ = resp.bytes().await;
-                        status
-                    }
-                    Err(_) => 0,
-                };
+                let status = client.post(&opts.url, body).await;
                 latencies.push(t.elapsed().as_secs_f64() * 1000.0);
                 *statuses.entry(status).or_default() += 1;
                 if (200..300).contains(&status) {

@@ -98,9 +98,15 @@ enum Command {
         /// Most requests to send.
         #[arg(long, default_value_t = 1_000_000)]
         max_requests: u64,
-        /// HTTP/2 (h2c prior knowledge) instead of HTTP/1.1.
-        #[arg(long)]
+        /// HTTP/2 (prior knowledge over cleartext, ALPN over TLS) instead of HTTP/1.1.
+        #[arg(long, conflicts_with = "http3")]
         http2: bool,
+        /// HTTP/3 over QUIC (needs an https:// URL).
+        #[arg(long)]
+        http3: bool,
+        /// TLS: accept any certificate (a self-signed collector on loopback).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Print every analytics query as ClickHouse receives it, for the given API parameters.
     Sql {
@@ -242,6 +248,8 @@ fn main() -> anyhow::Result<()> {
             seconds,
             max_requests,
             http2,
+            http3,
+            insecure,
         } => rt.block_on(async {
             let opts = pathlight_collector::load::LoadOptions {
                 url,
@@ -252,6 +260,8 @@ fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(seconds.clamp(1, 3600)),
                 max_requests,
                 http2,
+                http3,
+                insecure,
                 // Distinct events per run.
                 seed: pathlight_collector::pipeline::now_ms() as u32,
             };
@@ -300,7 +310,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     match &cert {
         Some(cert) => {
             println!("pathlight listening on https://{addr}");
-            println!("pathlight TLS certificate SPKI SHA-256: {}", cert.spki_sha256);
+            println!(
+                "pathlight TLS certificate SPKI SHA-256: {}",
+                cert.spki_sha256
+            );
         }
         None => println!("pathlight listening on http://{addr}"),
     }

@@ -145,6 +145,35 @@ async fn batches_over_http3_land_and_bad_ones_get_the_same_answers() {
         "{json}"
     );
 
+    // The load generator over each protocol on this TLS listener: every request answered 204.
+    for (http2, http3) in [(false, false), (true, false), (false, true)] {
+        let report = pathlight_collector::load::run(pathlight_collector::load::LoadOptions {
+            url: format!("https://127.0.0.1:{}/v1/batch", server.addr.port()),
+            site: "test".into(),
+            batch: 20,
+            concurrency: 4,
+            rate: 0,
+            duration: Duration::from_secs(30),
+            max_requests: 20,
+            http2,
+            http3,
+            insecure: true,
+            seed: 3 + u32::from(http2) + 2 * u32::from(http3),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            report.statuses.get(&204),
+            Some(&20),
+            "h2 {http2} h3 {http3}: {:?}",
+            report.statuses
+        );
+    }
+    assert_eq!(
+        server.scalar("SELECT count() FROM events FINAL").await,
+        10 + 3 * 400
+    );
+
     // HTTPS over TCP: served too, and it advertises h3 on the same port.
     let tls = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&cert, b"http/1.1")));
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();

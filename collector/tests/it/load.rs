@@ -17,6 +17,8 @@ async fn the_load_generator_is_bounded_and_its_events_are_stored_once() {
             duration: Duration::from_secs(30),
             max_requests: 40,
             http2,
+            http3: false,
+            insecure: false,
             seed: 7,
         })
         .await
