@@ -1,9 +1,10 @@
 //! The compact CBOR encoding: maps with small integer keys (one byte each), definite lengths,
 //! ids as 16-byte strings, floats in their shortest lossless width. `FORMAT.md` has the CDDL.
 //!
-//! The decoder reads `ciborium-ll`'s headers rather than going through serde, so it can bound
-//! every allocation by the bytes actually present: a length prefix larger than what is left is
-//! an error before any memory is reserved. The encoder writes the heads itself (major type and
+//! The decoder reads heads straight off the input slice into `ciborium-ll`'s `Header` type
+//! rather than going through serde, so it can bound every allocation by the bytes actually
+//! present (a length prefix larger than what is left is an error before any memory is
+//! reserved), and a string costs one copy: checked in place, then owned. The encoder writes the heads itself (major type and
 //! argument, RFC 8949 §3): it runs in the tracker, where ciborium's generic header code and
 //! the `half` crate weighed ~2 KB of a 12 KB budget; a test checks it byte for byte against
 //! `ciborium-ll` for every head it writes.
@@ -13,10 +14,8 @@ use crate::limits::Limits;
 use crate::model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
-use ciborium_io::Read as _;
-use ciborium_ll::{Decoder, Header, simple};
+use ciborium_ll::{Header, simple};
 
 /// Integer keys of the batch map.
 mod batch_key {
@@ -315,15 +314,15 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RawBatch, WireError> {
         });
     }
     let mut r = Reader {
-        dec: Decoder::from(bytes),
-        len: bytes.len(),
+        input: bytes,
+        pos: 0,
         max_depth: limits.max_depth,
     };
     let batch = r.batch(limits)?;
-    if r.dec.offset() != r.len {
+    if r.pos != bytes.len() {
         return Err(malformed(format!(
             "{} bytes of trailing data after the batch",
-            r.len - r.dec.offset()
+            bytes.len() - r.pos
         )));
     }
     Ok(batch)
@@ -337,27 +336,81 @@ fn malformed(detail: String) -> WireError {
 }
 
 struct Reader<'a> {
-    dec: Decoder<&'a [u8]>,
-    len: usize,
+    input: &'a [u8],
+    pos: usize,
     max_depth: usize,
+}
+
+/// The f64 of IEEE half-precision bits (exact: every half is a double).
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = u64::from(h >> 15) << 63;
+    let exp = u64::from((h >> 10) & 0x1f);
+    let man = u64::from(h & 0x3ff);
+    match exp {
+        // Subnormal: man × 2^-24, exact in a double.
+        0 => {
+            let v = man as f64 * 5.960_464_477_539_063e-8;
+            if sign != 0 { -v } else { v }
+        }
+        // Infinity or NaN, payload kept in the top fraction bits.
+        0x1f => f64::from_bits(sign | 0x7ff << 52 | man << 42),
+        _ => f64::from_bits(sign | (exp + 1023 - 15) << 52 | man << 42),
+    }
 }
 
 impl Reader<'_> {
     fn remaining(&mut self) -> usize {
-        self.len - self.dec.offset()
+        self.input.len() - self.pos
     }
 
+    /// `n` bytes of the input, consumed.
+    fn take(&mut self, n: usize, at: usize) -> Result<&[u8], WireError> {
+        let bytes = self
+            .input
+            .get(self.pos..self.pos.saturating_add(n))
+            .ok_or_else(|| malformed(format!("truncated at byte {at}")))?;
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    /// One head (RFC 8949 §3): major type and argument.
     fn header(&mut self) -> Result<Header, WireError> {
-        let at = self.dec.offset();
-        self.dec.pull().map_err(|e| match e {
-            ciborium_ll::Error::Io(_) => malformed(format!("truncated at byte {at}")),
-            ciborium_ll::Error::Syntax(p) => malformed(format!("invalid header at byte {p}")),
+        let at = self.pos;
+        let first = *self.take(1, at)?.first().unwrap_or(&0);
+        let (major, info) = (first >> 5, first & 0x1f);
+        let arg = match info {
+            0..=23 => Some(u64::from(info)),
+            24..=27 => Some(
+                self.take(1 << (info - 24), at)?
+                    .iter()
+                    .fold(0u64, |a, b| a << 8 | u64::from(*b)),
+            ),
+            31 => None,
+            _ => return Err(malformed(format!("invalid header at byte {at}"))),
+        };
+        let len = |arg: Option<u64>| arg.map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+        Ok(match (major, arg) {
+            (0, Some(v)) => Header::Positive(v),
+            (1, Some(v)) => Header::Negative(v),
+            (2, a) => Header::Bytes(len(a)),
+            (3, a) => Header::Text(len(a)),
+            (4, a) => Header::Array(len(a)),
+            (5, a) => Header::Map(len(a)),
+            (6, Some(v)) => Header::Tag(v),
+            (7, None) => Header::Break,
+            (7, Some(v)) => match info {
+                25 => Header::Float(f16_to_f64(v as u16)),
+                26 => Header::Float(f64::from(f32::from_bits(v as u32))),
+                27 => Header::Float(f64::from_bits(v)),
+                _ => Header::Simple(v as u8),
+            },
+            _ => return Err(malformed(format!("invalid header at byte {at}"))),
         })
     }
 
     /// Checks a definite length against the bytes left, since every item takes at least one.
     fn length(&mut self, len: Option<usize>, what: &str) -> Result<usize, WireError> {
-        let at = self.dec.offset();
+        let at = self.pos;
         let len = len.ok_or_else(|| {
             malformed(format!(
                 "indefinite-length {what} at byte {at} is not used by this format"
@@ -390,25 +443,27 @@ impl Reader<'_> {
             Header::Positive(k) => Ok(k),
             _ => Err(malformed(format!(
                 "map key before byte {} is not an unsigned integer",
-                self.dec.offset()
+                self.pos
             ))),
         }
     }
 
-    fn raw(&mut self, len: usize) -> Result<Vec<u8>, WireError> {
-        let mut buf = vec![0; len];
-        self.dec
-            .read_exact(&mut buf)
-            .map_err(|_| malformed("truncated string".into()))?;
-        Ok(buf)
+    fn text(&mut self, field: impl FnOnce() -> Field) -> Result<String, WireError> {
+        let h = self.header()?;
+        self.text_from(h, field)
     }
 
-    fn text(&mut self, field: impl FnOnce() -> Field) -> Result<String, WireError> {
-        match self.header()? {
+    /// The text whose head `h` was just read.
+    fn text_from(&mut self, h: Header, field: impl FnOnce() -> Field) -> Result<String, WireError> {
+        match h {
             Header::Text(len) => {
                 let len = self.length(len, "text")?;
-                let buf = self.raw(len)?;
-                String::from_utf8(buf).map_err(|_| wrong(field(), "valid UTF-8 text"))
+                let at = self.pos;
+                let bytes = self.take(len, at)?;
+                match core::str::from_utf8(bytes) {
+                    Ok(s) => Ok(s.to_owned()),
+                    Err(_) => Err(wrong(field(), "valid UTF-8 text")),
+                }
             }
             _ => Err(wrong(field(), "text")),
         }
@@ -417,10 +472,9 @@ impl Reader<'_> {
     fn id(&mut self, field: impl Fn() -> Field) -> Result<Id, WireError> {
         match self.header()? {
             Header::Bytes(Some(16)) => {
+                let at = self.pos;
                 let mut id = [0u8; 16];
-                self.dec
-                    .read_exact(&mut id)
-                    .map_err(|_| malformed("truncated id".into()))?;
+                id.copy_from_slice(self.take(16, at)?);
                 Ok(Id(id))
             }
             _ => Err(wrong(field(), "16 bytes")),
@@ -467,15 +521,8 @@ impl Reader<'_> {
             }
             Header::Bytes(len) | Header::Text(len) => {
                 let len = self.length(len, "string")?;
-                let mut left = len;
-                let mut chunk = [0u8; 256];
-                while left > 0 {
-                    let n = left.min(chunk.len());
-                    self.dec
-                        .read_exact(&mut chunk[..n])
-                        .map_err(|_| malformed("truncated string".into()))?;
-                    left -= n;
-                }
+                let at = self.pos;
+                self.take(len, at)?;
                 Ok(())
             }
             Header::Array(len) => {
@@ -609,8 +656,7 @@ impl Reader<'_> {
                             Header::Positive(x) => PropValue::Number(x as f64),
                             Header::Negative(x) => PropValue::Number(-1.0 - x as f64),
                             h @ Header::Text(_) => {
-                                self.dec.push(h);
-                                PropValue::Text(self.text(|| f("props")().with_key(&k))?)
+                                PropValue::Text(self.text_from(h, || f("props")().with_key(&k))?)
                             }
                             _ => {
                                 return Err(wrong(
@@ -764,6 +810,39 @@ mod tests {
             same_float(f64::from(f32::from_bits(single)));
             let h = half::f16::from_bits(half);
             same_float(f64::from(h));
+        }
+
+        #[test]
+        fn halves_decode_as_the_half_crate_does(h in any::<u16>()) {
+            let ours = super::f16_to_f64(h);
+            let theirs = f64::from(half::f16::from_bits(h));
+            prop_assert!(ours.to_bits() == theirs.to_bits() || ours.is_nan() && theirs.is_nan(), "{h:#x}");
+        }
+
+        #[test]
+        fn heads_read_back_as_ciborium_wrote_them(v in any::<u64>(), simple in 0u8..24, bits in any::<u64>()) {
+            for h in [
+                Header::Positive(v),
+                Header::Negative(v),
+                Header::Bytes(Some(v as usize)),
+                Header::Text(None),
+                Header::Array(Some(v as usize)),
+                Header::Map(Some(v as usize)),
+                Header::Tag(v),
+                Header::Simple(simple),
+                Header::Break,
+                Header::Float(f64::from_bits(bits)),
+            ] {
+                let bytes = ciborium(h);
+                let mut r = super::Reader { input: &bytes, pos: 0, max_depth: 16 };
+                let got = r.header().unwrap();
+                let same = match (got, h) {
+                    (Header::Float(a), Header::Float(b)) => a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan(),
+                    (a, b) => a == b,
+                };
+                prop_assert!(same, "{h:?} read back as {got:?}");
+                prop_assert_eq!(r.pos, bytes.len());
+            }
         }
 
         #[test]
