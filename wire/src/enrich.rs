@@ -323,6 +323,12 @@ pub struct Enricher<'a> {
     ctx: &'a RequestContext,
     header_ua: UserAgentInfo,
     last_override: Option<(String, UserAgentInfo)>,
+    // The events of one batch mostly share a page, a day and a User-Agent: the last result of
+    // each costly step is kept and reused when its input repeats.
+    last_url: Option<(String, UrlParts)>,
+    last_referrer: Option<(String, String)>,
+    /// (day, visitor id) for the header's User-Agent.
+    last_visitor: Option<(i64, u64)>,
 }
 
 impl<'a> Enricher<'a> {
@@ -333,6 +339,9 @@ impl<'a> Enricher<'a> {
             ctx,
             header_ua: parse_user_agent(ctx.user_agent.as_deref().unwrap_or("")),
             last_override: None,
+            last_url: None,
+            last_referrer: None,
+            last_visitor: None,
         }
     }
 
@@ -367,14 +376,36 @@ impl<'a> Enricher<'a> {
             },
         };
         let timestamp = raw.timestamp.saturating_add(offset);
-        let visitor_id = self
-            .hasher
-            .visitor_id(site_id, self.ctx.ip, ua_str, timestamp);
-        let referrer_host = raw
-            .referrer
-            .as_deref()
-            .map(|r| parse_url(r).host)
-            .unwrap_or_default();
+        // Cached only for the request's own User-Agent: then (site, ip, ua) are the batch's,
+        // and the day alone can change the id.
+        let day = timestamp.div_euclid(86_400_000);
+        let visitor_id = match (raw.user_agent.is_none(), self.last_visitor) {
+            (true, Some((d, id))) if d == day => id,
+            (header_ua, _) => {
+                let id = self.hasher.visitor_id(site_id, self.ctx.ip, ua_str, timestamp);
+                if header_ua {
+                    self.last_visitor = Some((day, id));
+                }
+                id
+            }
+        };
+        let referrer_host = match (raw.referrer.as_deref(), &self.last_referrer) {
+            (None, _) => String::new(),
+            (Some(r), Some((last, host))) if r == last => host.clone(),
+            (Some(r), _) => {
+                let host = parse_url(r).host;
+                self.last_referrer = Some((r.to_owned(), host.clone()));
+                host
+            }
+        };
+        let url = match &self.last_url {
+            Some((last, parts)) if *last == raw.url => parts.clone(),
+            _ => {
+                let parts = parse_url(&raw.url);
+                self.last_url = Some((raw.url.clone(), parts.clone()));
+                parts
+            }
+        };
         EnrichedEvent {
             site_id: site_id.to_owned(),
             batch_id,
@@ -382,7 +413,7 @@ impl<'a> Enricher<'a> {
             received_at: self.ctx.received_at,
             session_id: raw.session_id.clone(),
             visitor_id,
-            url: parse_url(&raw.url),
+            url,
             referrer_host,
             user_agent,
             geo: self.ctx.geo.clone(),
