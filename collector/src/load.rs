@@ -50,12 +50,15 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// Answers by HTTP status (0: transport error).
     pub statuses: BTreeMap<u16, u64>,
-    /// Latency percentiles (p50, p90, p99, max), ms.
-    pub latency_ms: [f64; 4],
+    /// Latency percentiles (p50, p90, p99, p999, max), ms.
+    pub latency_ms: [f64; 5],
 }
 
 impl LoadReport {
-    /// A Markdown table row: requests/s, events/s, p50, p90, p99, max, non-2xx.
+    /// The Markdown table header of [`LoadReport::row`].
+    pub const HEADER: &'static str = "| requests/s | events/s | p50 ms | p90 ms | p99 ms | p999 ms | max ms | non-2xx |\n|---:|---:|---:|---:|---:|---:|---:|---:|";
+
+    /// A Markdown table row: requests/s, events/s, p50, p90, p99, p999, max, non-2xx.
     pub fn row(&self) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let bad: u64 = self
@@ -64,9 +67,9 @@ impl LoadReport {
             .filter(|(s, _)| !(200..300).contains(*s))
             .map(|(_, n)| n)
             .sum();
-        let [p50, p90, p99, max] = self.latency_ms;
+        let [p50, p90, p99, p999, max] = self.latency_ms;
         format!(
-            "| {:.0} | {:.0} | {p50:.2} | {p90:.2} | {p99:.2} | {max:.2} | {bad} |",
+            "| {:.0} | {:.0} | {p50:.2} | {p90:.2} | {p99:.2} | {p999:.2} | {max:.2} | {bad} |",
             self.requests as f64 / secs,
             self.events as f64 / secs
         )
@@ -271,6 +274,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         pick(0.5),
         pick(0.9),
         pick(0.99),
+        pick(0.999),
         all.last().copied().unwrap_or(0.0),
     ];
     Ok(report)
@@ -301,4 +305,108 @@ fn batch_bytes(template: &RawBatch, seed: u32, n: u64) -> Vec<u8> {
         e.timestamp = now - 1_000 + i as i64;
     }
     cbor::encode(&b)
+}
+
+/// The transport limit for `bench/limits.sh`: a minimal hyper server (HTTP/1.1 and h2c, the
+/// collector's settings) that reads each body and answers 204, doing nothing else. What the
+/// collector reaches, divided by what this reaches on the same core, is the share of the
+/// machine left to HTTP after ingest's own work.
+pub async fn discard(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let body = http_body_util::Limited::new(req.into_body(), 512 * 1024)
+                        .collect()
+                        .await;
+                    let status = if body.is_ok() { 204 } else { 413 };
+                    let mut resp =
+                        http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+                    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
+                    Ok::<_, std::convert::Infallible>(resp)
+                },
+            );
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+/// The storage limit for `bench/limits.sh`: ClickHouse ingesting rows built beforehand, as
+/// fast as it takes them, through the same insert the collector uses — one insert of
+/// `rows_per_insert` rows at a time, for `duration`. Returns rows per second.
+pub async fn insert_limit(
+    config: &crate::config::Config,
+    batch: usize,
+    rows_per_insert: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    use crate::pipeline::{IngestRequest, Stages};
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let (sink, _task) =
+        crate::sinks::clickhouse::ClickHouseSink::start(&config.clickhouse, metrics.clone())
+            .await?;
+    let mut cfg = config.clone();
+    cfg.ip_events_per_sec = 0;
+    cfg.sites.iter_mut().for_each(|s| s.max_events_per_sec = 0);
+    let site = cfg.sites.first().map(|s| s.id.clone()).unwrap_or_default();
+    let stages = Stages::new(
+        &cfg,
+        pathlight_wire::enrich::VisitorHasher::new(&[], [7; 16]),
+        metrics,
+    )?;
+    let opts = LoadOptions {
+        url: String::new(),
+        site,
+        batch,
+        concurrency: 1,
+        rate: 0,
+        duration,
+        max_requests: u64::MAX,
+        http2: false,
+        http3: false,
+        insecure: false,
+        seed: crate::pipeline::now_ms() as u32,
+    };
+    let template = template(&opts);
+    // A few distinct bodies (distinct event ids), built before the clock starts.
+    let batches_per_body = (rows_per_insert / batch.max(1)).max(1);
+    let mut bodies = Vec::new();
+    for b in 0..4u64 {
+        let mut body = Vec::new();
+        for k in 0..batches_per_body as u64 {
+            let bytes = batch_bytes(&template, opts.seed, b * 1_000_000 + k);
+            let req = IngestRequest {
+                body: &bytes,
+                received_at: crate::pipeline::now_ms(),
+                ..IngestRequest::default()
+            };
+            let mut counted = 0;
+            for row in &stages.prepare(&req, &mut counted)?.rows {
+                row.write_row_binary(&mut body);
+            }
+        }
+        bodies.push(bytes::Bytes::from(body));
+    }
+    let rows_per_body = batches_per_body * batch;
+    let client = sink.bulk_writer();
+    let start = Instant::now();
+    let mut rows = 0u64;
+    let mut i = 0;
+    while start.elapsed() < duration {
+        crate::sinks::clickhouse::insert_row_binary(
+            &client,
+            &config.clickhouse,
+            [bodies[i % bodies.len()].clone()],
+        )
+        .await?;
+        rows += rows_per_body as u64;
+        i += 1;
+    }
+    Ok(rows as f64 / start.elapsed().as_secs_f64())
 }

@@ -108,6 +108,28 @@ enum Command {
         #[arg(long)]
         insecure: bool,
     },
+    /// Benchmark limit: a minimal HTTP server that reads and discards batch bodies
+    /// (`bench/limits.sh`, the transport limit).
+    #[command(hide = true)]
+    Discard {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Benchmark limit: ClickHouse ingesting pre-built rows through the collector's insert
+    /// (`bench/limits.sh`, the storage limit); prints rows per second.
+    #[command(hide = true)]
+    InsertLimit {
+        /// Events per batch the rows are built from.
+        #[arg(long, default_value_t = 20)]
+        batch: usize,
+        /// Rows per insert.
+        #[arg(long, default_value_t = 100_000)]
+        rows_per_insert: usize,
+        /// How long.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Print every analytics query as ClickHouse receives it, for the given API parameters.
     Sql {
         /// Query-API parameters, as in `/api/v1/heatmap?...`.
@@ -266,10 +288,32 @@ fn main() -> anyhow::Result<()> {
                 seed: pathlight_collector::pipeline::now_ms() as u32,
             };
             let report = pathlight_collector::load::run(opts).await?;
-            println!("| requests/s | events/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx |");
-            println!("|---:|---:|---:|---:|---:|---:|---:|");
+            println!("{}", pathlight_collector::load::LoadReport::HEADER);
             println!("{}", report.row());
             eprintln!("answers by status: {:?}", report.statuses);
+            Ok(())
+        }),
+        Command::Discard { listen } => rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!(
+                "pathlight discard listening on http://{}",
+                listener.local_addr()?
+            );
+            pathlight_collector::load::discard(listener).await
+        }),
+        Command::InsertLimit {
+            batch,
+            rows_per_insert,
+            seconds,
+        } => rt.block_on(async {
+            let rate = pathlight_collector::load::insert_limit(
+                &config,
+                batch.clamp(1, 500),
+                rows_per_insert.max(1),
+                Duration::from_secs(seconds.clamp(1, 600)),
+            )
+            .await?;
+            println!("{rate:.0} rows/s");
             Ok(())
         }),
         Command::Sql { params } => {

@@ -382,7 +382,9 @@ impl<'a> Enricher<'a> {
         let visitor_id = match (raw.user_agent.is_none(), self.last_visitor) {
             (true, Some((d, id))) if d == day => id,
             (header_ua, _) => {
-                let id = self.hasher.visitor_id(site_id, self.ctx.ip, ua_str, timestamp);
+                let id = self
+                    .hasher
+                    .visitor_id(site_id, self.ctx.ip, ua_str, timestamp);
                 if header_ua {
                     self.last_visitor = Some((day, id));
                 }

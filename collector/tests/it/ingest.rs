@@ -356,7 +356,7 @@ async fn every_column_round_trips() {
     let mut body = Vec::new();
     row.write_row_binary(&mut body);
     let cfg = pathlight_collector::config::Config::for_tests("", "").clickhouse;
-    insert_row_binary(&server.db, &cfg, body.into())
+    insert_row_binary(&server.db, &cfg, [body.into()])
         .await
         .unwrap();
 

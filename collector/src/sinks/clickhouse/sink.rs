@@ -262,7 +262,7 @@ impl Batcher {
         let mut attempt = 0u32;
         let result = loop {
             attempt += 1;
-            match insert_row_binary(&self.client, &self.cfg, body.clone()).await {
+            match insert_row_binary(&self.client, &self.cfg, [body.clone()]).await {
                 Ok(()) => break Ok(()),
                 Err(e) => {
                     let decision = retry::decide(&e);
@@ -309,16 +309,19 @@ impl Batcher {
     }
 }
 
-/// One insert of RowBinary rows into `events` (the batcher's and the spool's).
+/// One insert of RowBinary rows into `events` (the batcher's and the spool's), sent as the
+/// given chunks in order.
 pub async fn insert_row_binary(
     client: &Client,
     cfg: &ClickHouseConfig,
-    body: bytes::Bytes,
+    body: impl IntoIterator<Item = bytes::Bytes>,
 ) -> clickhouse::error::Result<()> {
     let t = Some(Duration::from_millis(cfg.insert_timeout_ms));
     let mut insert = client
         .insert_formatted_with(row::insert_sql())
         .with_timeouts(t, t);
-    insert.send(body).await?;
+    for chunk in body {
+        insert.send(chunk).await?;
+    }
     insert.end().await
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The collector against its two limits, measured in the same run on the same core (issue 9):
+#   transport: a minimal hyper server that reads and discards the same bodies (`pathlight discard`)
+#   storage:   ClickHouse ingesting the same rows, pre-built, through the collector's insert
+#              (`pathlight insert-limit`)
+#   collector: `pathlight serve` with its spool (fsync) and real ClickHouse sink, as fast as it
+#              answers, then at half the 250 k events/s target (fixed rate) for the latency target.
+# Whatever is measured runs on core 0 (taskset); the load generator and ClickHouse on core 1.
+# Loopback only, bounded in time. Prints a Markdown table.
+#   bench/limits.sh [SECONDS] [CONCURRENCY]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${1:-10} conc=${2:-64}
+cargo build --release --bin pathlight 2>&1 | tail -1 >&2
+bin=target/release/pathlight
+dir=$(mktemp -d /tmp/pathlight-bench-limits-XXXX)
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+cat > "$dir/pathlight.toml" <<TOML
+hash_secret = "bench"
+ip_events_per_sec = 0
+[clickhouse]
+url = "$ch"
+database = "bench_limits"
+[spool]
+dir = "$dir/spool"
+[[sites]]
+id = "bench"
+TOML
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+wait_up() { for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
+load() { taskset -c 1 "$bin" load --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }
+col() { echo "$1" | awk -F'|' -v c="$2" '{gsub(/ /, "", $c); print $c}'; }
+
+port=$(free)
+taskset -c 0 "$bin" discard --listen "127.0.0.1:$port" >/dev/null &
+pids+=($!)
+sleep 0.5
+transport=$(load "$port")
+kill "${pids[-1]}"
+
+storage=$(PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" insert-limit --seconds "$secs" | awk '{print $1}')
+
+port=$(free)
+PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
+pids+=($!)
+wait_up "$port"
+full=$(load "$port")
+half=$(load "$port" --rate 6250)
+rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/${pids[-1]}/status") / 1024 ))
+
+t=$(col "$transport" 3) c=$(col "$full" 3)
+echo "20-event CBOR batches over HTTP/1.1, $conc requests in flight, ${secs} s per run; measured process on core 0,"
+echo "load generator and ClickHouse 18.16 on core 1. Collector: release build, spool with fsync."
+echo
+echo "| run | events/s | p50 ms | p99 ms | p999 ms | collector ÷ this |"
+echo "|---|---:|---:|---:|---:|---:|"
+echo "| transport limit (read + discard) | $t | $(col "$transport" 4) | $(col "$transport" 6) | $(col "$transport" 7) | $(awk -v a="$c" -v b="$t" 'BEGIN{printf "%.2f", a/b}') |"
+echo "| storage limit (ClickHouse, pre-built rows, 100 k per insert) | $storage | | | | $(awk -v a="$c" -v b="$storage" 'BEGIN{printf "%.2f", a/b}') |"
+echo "| collector, as fast as answered | $c | $(col "$full" 4) | $(col "$full" 6) | $(col "$full" 7) | 1.00 |"
+echo "| collector at 125 k events/s (half the target) | $(col "$half" 3) | $(col "$half" 4) | $(col "$half" 6) | $(col "$half" 7) | |"
+echo
+echo "Collector RSS after the runs: $rss MB"
