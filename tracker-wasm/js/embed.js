@@ -2,7 +2,7 @@
 // into pathlight.js:
 //   <script async src="https://collector/pathlight.js" data-site="SITE"
 //           data-endpoint="https://collector/v1/batch"></script>
-// Optional: data-respect-dnt="false", data-flush-events="20", data-flush-ms="5000",
+// Optional: data-respect-dnt="false", data-flush-events="20", data-flush-ms="1000",
 // data-wasm (URL of pathlight_bg.wasm; default: beside the script).
 // Calls made before the wasm is ready (window.pathlight.track(...)) are queued and replayed.
 import { initSync } from "./pathlight.js";

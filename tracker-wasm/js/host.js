@@ -221,7 +221,9 @@ export function install(opts) {
   on(doc, "visibilitychange", () => hidden(doc.visibilityState == "visible"));
   on(window, "pagehide", () => hidden(false));
   on(window, "online", () => started && wasm.online());
-  setInterval(safe(() => started && wasm.tick()), Math.max(opts.flushMs || 5000, 250));
+  // Every second by default: a click is queryable within ~2 s (bench/results/freshness.md), and
+  // the timer only sends when something is buffered.
+  setInterval(safe(() => started && wasm.tick()), Math.max(opts.flushMs || 1000, 250));
 
   for (const k of ["pushState", "replaceState"]) {
     const orig = history[k];

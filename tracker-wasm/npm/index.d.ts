@@ -10,7 +10,7 @@ export interface InitOptions {
   respectDnt?: boolean;
   /** Send once this many events are buffered. Default 20. */
   flushEvents?: number;
-  /** Send buffered events at least this often, ms. Default 5000. */
+  /** Send buffered events at least this often, ms. Default 1000 (a click is queryable within ~2 s). */
   flushMs?: number;
 }
 

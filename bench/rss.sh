@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Collector memory over a long run: `pathlight serve` (release, spool with fsync, real
+# ClickHouse) on core 0 under a fixed load on core 1 — 125 k events/s by default, half of
+# issue 9's throughput target — for SECONDS, printing RSS every minute. Loopback, bounded.
+#   bench/rss.sh [SECONDS] [REQUESTS_PER_S]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${1:-600} rate=${2:-6250}
+cargo build --release --bin pathlight 2>&1 | tail -1 >&2
+bin=target/release/pathlight
+dir=$(mktemp -d /tmp/pathlight-bench-rss-XXXX)
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+port=$(free)
+cat > "$dir/pathlight.toml" <<TOML
+hash_secret = "bench"
+ip_events_per_sec = 0
+[clickhouse]
+url = "$ch"
+database = "bench_rss"
+[spool]
+dir = "$dir/spool"
+[[sites]]
+id = "bench"
+TOML
+PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
+collector=$!
+trap 'kill $collector $load 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+taskset -c 1 "$bin" load --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 --concurrency 64 \
+  --rate "$rate" --seconds "$secs" --max-requests 100000000 >"$dir/load.txt" 2>&1 &
+load=$!
+echo "Collector RSS under $((rate * 20)) events/s ($rate requests/s of 20 events), spool with fsync:"
+echo
+echo "| minute | RSS MB | spool MB |"
+echo "|---:|---:|---:|"
+for m in $(seq 1 $((secs / 60))); do
+  sleep 60
+  rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/$collector/status") / 1024 ))
+  spool=$(du -sm "$dir/spool" | cut -f1)
+  echo "| $m | $rss | $spool |"
+done
+wait $load || true
+echo
+echo "Load over the whole run:"
+echo
+cat "$dir/load.txt"
+rows=$(curl -sS "$ch/" --data-binary "SELECT count() FROM bench_rss.events")
+echo
+echo "Rows in ClickHouse at the end: $rows"
