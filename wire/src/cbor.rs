@@ -461,7 +461,7 @@ impl Reader<'_> {
                 let at = self.pos;
                 let bytes = self.take(len, at)?;
                 match core::str::from_utf8(bytes) {
-                    Ok(s) => Ok(s.to_owned()),
+                    Ok(s) => Ok(String::from(s)),
                     Err(_) => Err(wrong(field(), "valid UTF-8 text")),
                 }
             }
