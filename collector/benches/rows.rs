@@ -24,12 +24,17 @@ fn rows(c: &mut Criterion) {
     batch.events = (0..20).map(|i| kinds[i % kinds.len()].clone()).collect();
     let now = now_ms();
     batch.sent_at = now;
-    batch.events.iter_mut().for_each(|e| e.timestamp = now - 1_000);
+    batch
+        .events
+        .iter_mut()
+        .for_each(|e| e.timestamp = now - 1_000);
     let body = pathlight_wire::cbor::encode(&batch);
     let req = || IngestRequest {
         body: &body,
         ip: Some([203, 0, 113, 9].into()),
-        user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"),
+        user_agent: Some(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        ),
         received_at: now,
         ..IngestRequest::default()
     };

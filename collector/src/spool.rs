@@ -533,7 +533,10 @@ mod tests {
         data.extend(record(b"second", 2));
         let whole = data.len();
         let (payloads, rows, valid) = parse(&data);
-        let body: Vec<u8> = payloads.iter().flat_map(|r| data[r.clone()].to_vec()).collect();
+        let body: Vec<u8> = payloads
+            .iter()
+            .flat_map(|r| data[r.clone()].to_vec())
+            .collect();
         assert_eq!(
             (body.as_slice(), rows, valid),
             (&b"firstsecond"[..], 3, whole)
