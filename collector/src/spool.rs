@@ -26,8 +26,8 @@
 //! replay re-sends bytes without decoding them.
 
 use crate::error::IngestError;
-use crate::metrics::{Metrics, ReasonLabel};
-use crate::sinks::clickhouse::{ClickHouseConfig, insert_row_binary, retry};
+use crate::metrics::Metrics;
+use crate::sinks::clickhouse::{ClickHouseConfig, insert_retrying};
 use bytes::Bytes;
 use clickhouse::Client;
 use serde::{Deserialize, Serialize};
@@ -460,52 +460,26 @@ pub async fn ship(
         // Sent as slices of the file's bytes: no second copy of a segment in memory.
         let data = Bytes::from(data);
         let body: Vec<Bytes> = payloads.into_iter().map(|r| data.slice(r)).collect();
-        let started = Instant::now();
-        let mut attempt = 0;
-        let shipped = loop {
-            attempt += 1;
-            match insert_row_binary(&client, &cfg, body.clone()).await {
-                Ok(()) => break true,
-                Err(e) => {
-                    let decision = retry::decide(&e);
-                    let label = if decision == retry::Decision::Retry {
-                        "retry"
-                    } else {
-                        "fail"
-                    };
-                    metrics
-                        .sink_errors
-                        .get_or_create(&ReasonLabel { reason: label })
-                        .inc();
-                    tracing::warn!(error = %e, attempt, rows, path = ?segment.path, decision = label, "shipping a spool segment failed");
-                    if decision == retry::Decision::Fail {
-                        let dead = shipping
-                            .dir
-                            .join("dead")
-                            .join(segment.path.file_name().unwrap_or_default());
-                        if let Err(e) = tokio::fs::rename(&segment.path, &dead).await {
-                            tracing::error!(error = %e, "cannot move a refused segment to dead/");
-                        }
-                        metrics.spool_dead_segments.inc();
-                        metrics.reject("storage_rejected", rows);
-                        break false;
-                    }
-                    if *stopping.borrow() {
-                        return;
-                    }
-                    tokio::time::sleep(retry::backoff(&cfg.retry, attempt)).await;
+        match insert_retrying(&client, &cfg, &metrics, body, rows, || *stopping.borrow()).await {
+            Ok(()) => {
+                if let Err(e) = tokio::fs::remove_file(&segment.path).await {
+                    tracing::error!(path = ?segment.path, error = %e, "cannot delete a shipped segment; it will be shipped again (deduplicated)");
                 }
             }
-        };
-        if shipped {
-            if let Err(e) = tokio::fs::remove_file(&segment.path).await {
-                tracing::error!(path = ?segment.path, error = %e, "cannot delete a shipped segment; it will be shipped again (deduplicated)");
+            Err(stop) if stop.refused => {
+                tracing::error!(path = ?segment.path, error = %stop.error, "ClickHouse refused a spool segment; moving it to dead/");
+                let dead = shipping
+                    .dir
+                    .join("dead")
+                    .join(segment.path.file_name().unwrap_or_default());
+                if let Err(e) = tokio::fs::rename(&segment.path, &dead).await {
+                    tracing::error!(error = %e, "cannot move a refused segment to dead/");
+                }
+                metrics.spool_dead_segments.inc();
+                metrics.reject("storage_rejected", rows);
             }
-            metrics
-                .sink_latency
-                .observe(started.elapsed().as_secs_f64());
-            metrics.sink_flush_rows.observe(rows as f64);
-            metrics.sink_rows_written.inc_by(rows);
+            // Shutting down: the segment stays on disk for the next start.
+            Err(_) => return,
         }
         shipping.used.fetch_sub(segment.bytes, Ordering::Relaxed);
         metrics

@@ -14,4 +14,6 @@ mod sink;
 pub use config::{ClickHouseConfig, RetryConfig};
 pub use migrations::Dialect;
 pub use row::EventRow;
-pub use sink::{ClickHouseSink, Pending, client, connect, insert_row_binary};
+pub use sink::{
+    ClickHouseSink, Pending, Stopped, client, connect, insert_retrying, insert_row_binary,
+};

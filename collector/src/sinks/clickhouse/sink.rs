@@ -256,47 +256,21 @@ impl Batcher {
             return;
         }
         let body = bytes::Bytes::from(std::mem::take(&mut self.body));
-        let started = Instant::now();
-        let give_up =
-            shutting_down.then(|| started + Duration::from_millis(self.cfg.ack_timeout_ms));
-        let mut attempt = 0u32;
-        let result = loop {
-            attempt += 1;
-            match insert_row_binary(&self.client, &self.cfg, [body.clone()]).await {
-                Ok(()) => break Ok(()),
-                Err(e) => {
-                    let decision = retry::decide(&e);
-                    let label = if decision == Decision::Retry {
-                        "retry"
-                    } else {
-                        "fail"
-                    };
-                    self.metrics
-                        .sink_errors
-                        .get_or_create(&ReasonLabel { reason: label })
-                        .inc();
-                    tracing::warn!(error = %e, attempt, rows = self.rows, decision = label, "ClickHouse insert failed");
-                    if decision == Decision::Fail || give_up.is_some_and(|t| Instant::now() >= t) {
-                        break Err(e.to_string());
-                    }
-                    tokio::time::sleep(retry::backoff(&self.cfg.retry, attempt)).await;
-                }
-            }
-        };
         let n = self.rows;
-        tracing::debug!(
-            rows = n,
-            ms = started.elapsed().as_millis() as u64,
-            ok = result.is_ok(),
-            "flushed"
-        );
-        if result.is_ok() {
-            self.metrics
-                .sink_latency
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics.sink_flush_rows.observe(n as f64);
-            self.metrics.sink_rows_written.inc_by(n as u64);
-        } else {
+        // At shutdown, retrying stops after `ack_timeout`: nobody still waits by then.
+        let give_up =
+            shutting_down.then(|| Instant::now() + Duration::from_millis(self.cfg.ack_timeout_ms));
+        let result = insert_retrying(
+            &self.client,
+            &self.cfg,
+            &self.metrics,
+            vec![body],
+            n as u64,
+            || give_up.is_some_and(|t| Instant::now() >= t),
+        )
+        .await
+        .map_err(|stop| stop.error);
+        if result.is_err() {
             self.metrics.reject("storage_rejected", n as u64);
         }
         self.rows = 0;
@@ -309,8 +283,65 @@ impl Batcher {
     }
 }
 
-/// One insert of RowBinary rows into `events` (the batcher's and the spool's), sent as the
-/// given chunks in order.
+/// Why [`insert_retrying`] stopped without writing.
+pub struct Stopped {
+    /// ClickHouse refused the rows for good (`retry::Decision::Fail`); otherwise the caller's
+    /// `give_up` said to stop retrying.
+    pub refused: bool,
+    /// The last error.
+    pub error: String,
+}
+
+/// One insert of `rows` RowBinary rows (the batcher's and the spool shipper's), retried by the
+/// rules of `retry.rs` with backoff until it is written, refused for good, or `give_up()` is
+/// true after a failure. Counts failed attempts by decision and, once written, the insert's
+/// latency and rows.
+pub async fn insert_retrying(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    metrics: &Metrics,
+    body: Vec<bytes::Bytes>,
+    rows: u64,
+    give_up: impl Fn() -> bool,
+) -> Result<(), Stopped> {
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let e = match insert_row_binary(client, cfg, body.iter().cloned()).await {
+            Ok(()) => break,
+            Err(e) => e,
+        };
+        let decision = retry::decide(&e);
+        let label = if decision == Decision::Retry {
+            "retry"
+        } else {
+            "fail"
+        };
+        metrics
+            .sink_errors
+            .get_or_create(&ReasonLabel { reason: label })
+            .inc();
+        tracing::warn!(error = %e, attempt, rows, decision = label, "ClickHouse insert failed");
+        let refused = decision == Decision::Fail;
+        if refused || give_up() {
+            return Err(Stopped {
+                refused,
+                error: e.to_string(),
+            });
+        }
+        tokio::time::sleep(retry::backoff(&cfg.retry, attempt)).await;
+    }
+    tracing::debug!(rows, ms = started.elapsed().as_millis() as u64, "inserted");
+    metrics
+        .sink_latency
+        .observe(started.elapsed().as_secs_f64());
+    metrics.sink_flush_rows.observe(rows as f64);
+    metrics.sink_rows_written.inc_by(rows);
+    Ok(())
+}
+
+/// One insert of RowBinary rows into `events`, sent as the given chunks in order.
 pub async fn insert_row_binary(
     client: &Client,
     cfg: &ClickHouseConfig,
