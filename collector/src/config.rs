@@ -192,7 +192,7 @@ impl Config {
                 bail!("sites: site id {:?} is listed twice", site.id);
             }
             let sha = &site.api_token_sha256;
-            if !sha.is_empty() && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit())) {
+            if !sha.is_empty() && crate::hex::decode::<32>(sha).is_none() {
                 bail!("sites.{}: api_token_sha256 must be 64 hex digits", site.id);
             }
             for o in &site.origins {

@@ -33,6 +33,7 @@ pub mod config;
 pub mod dates;
 pub mod error;
 pub mod geo;
+pub mod hex;
 pub mod http3;
 pub mod import;
 pub mod load;

@@ -22,21 +22,6 @@ fn random_salt() -> anyhow::Result<[u8; 16]> {
     Ok(salt)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<[u8; 16]> {
-    let mut out = [0u8; 16];
-    if s.len() != 32 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// The salts of `today` and the day before (days since the epoch), creating today's if
 /// missing, and deleting every older one.
 pub async fn current(db: &Client, today: i64) -> anyhow::Result<Vec<(i64, [u8; 16])>> {
@@ -53,7 +38,7 @@ pub async fn current(db: &Client, today: i64) -> anyhow::Result<Vec<(i64, [u8; 1
     if !salts.iter().any(|s| s.day == today) {
         db.query("INSERT INTO salts (day, salt) SELECT toDate(?), ?")
             .bind(today)
-            .bind(hex(&random_salt()?))
+            .bind(crate::hex::encode(&random_salt()?))
             .execute()
             .await?;
         salts = read().await?;
@@ -71,7 +56,7 @@ pub async fn current(db: &Client, today: i64) -> anyhow::Result<Vec<(i64, [u8; 1
     }
     Ok(salts
         .iter()
-        .filter_map(|s| Some((s.day, unhex(&s.salt)?)))
+        .filter_map(|s| Some((s.day, crate::hex::decode(&s.salt)?)))
         .collect())
 }
 

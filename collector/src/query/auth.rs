@@ -14,22 +14,7 @@ pub const LIVE_TOKEN_TTL_SECS: u64 = 3600;
 
 /// SHA-256 of a token, as `api_token_sha256` holds it (lowercase hex).
 pub fn digest_hex(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
+    crate::hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 /// Equal in time independent of where they differ.
@@ -50,7 +35,7 @@ impl Auth {
             .iter()
             .filter_map(|s| {
                 let digest = if !s.api_token_sha256.is_empty() {
-                    unhex32(&s.api_token_sha256.to_ascii_lowercase())?
+                    crate::hex::decode(&s.api_token_sha256)?
                 } else if !s.api_token.is_empty() {
                     Sha256::digest(s.api_token.as_bytes()).into()
                 } else {
@@ -87,7 +72,10 @@ impl Auth {
     pub fn issue_live(&self, site: &str, now_secs: u64) -> (String, u64) {
         let expires = now_secs + LIVE_TOKEN_TTL_SECS;
         (
-            format!("{expires}.{}", hex(&self.signature(site, expires))),
+            format!(
+                "{expires}.{}",
+                crate::hex::encode(&self.signature(site, expires))
+            ),
             expires,
         )
     }
@@ -97,7 +85,7 @@ impl Auth {
         let Some((expires, sig)) = token.split_once('.') else {
             return false;
         };
-        let (Ok(expires), Some(sig)) = (expires.parse::<u64>(), unhex32(sig)) else {
+        let (Ok(expires), Some(sig)) = (expires.parse::<u64>(), crate::hex::decode(sig)) else {
             return false;
         };
         now_secs < expires && same(&self.signature(site, expires), &sig)
