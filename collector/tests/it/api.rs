@@ -262,18 +262,13 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
     let server = TestServer::start("live").await;
     let client = reqwest::Client::new();
     // The overlay's way in: a live token from the API, then the stream without the API token.
-    let issued: Value = serde_json::from_slice(
-        &client
+    let (status, issued) = answer(
+        client
             .get(server.url("/api/v1/live-token?site=test"))
-            .bearer_auth("test-token")
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
+            .bearer_auth("test-token"),
     )
-    .unwrap();
+    .await;
+    assert_eq!(status, 200, "{issued}");
     let token = issued["token"].as_str().unwrap();
     assert!(issued["expires_at"].as_u64().unwrap() > now_ms() as u64 / 1000 + 3000);
     for refused in [
@@ -692,7 +687,7 @@ async fn search_queries_and_items_have_the_known_answers() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let body = crate::json_body(resp).await;
     let q = &body["queries"];
     assert_eq!(
         (

@@ -181,7 +181,7 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
         .unwrap();
     assert_eq!(resp.status(), 403);
     assert!(resp.headers().get("access-control-allow-origin").is_none());
-    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let json = crate::json_body(resp).await;
     assert_eq!(json["reason"], "origin_not_allowed");
 
     // One bad event in a batch: the others are stored and the answer lists the bad one.

@@ -291,12 +291,8 @@ async fn collector_process(config: &Path, log: &Path, base: &str) -> std::proces
         .stderr(log)
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    if crate::wait_healthy(base, 400).await {
+        return child;
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -344,8 +340,7 @@ async fn a_full_spool_refuses_with_503_and_recovers_after_draining() {
             204 => tally.acked.lock().unwrap().extend(ids),
             503 => {
                 assert_eq!(resp.headers()["retry-after"], "5");
-                let json: serde_json::Value =
-                    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+                let json = crate::json_body(resp).await;
                 assert_eq!(json["reason"], "spool_full", "{json}");
                 full = Some(n);
                 break;
@@ -375,13 +370,11 @@ async fn a_full_spool_refuses_with_503_and_recovers_after_draining() {
     // Drained: taken again.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let resp = client
-            .post(&url)
-            .body(cbor::encode(&batch_now()))
-            .send()
+        if crate::post(&client, &url, None, cbor::encode(&batch_now()))
             .await
-            .unwrap();
-        if resp.status() == 204 {
+            .0
+            == 204
+        {
             break;
         }
         assert!(
@@ -414,7 +407,7 @@ async fn a_nearly_full_disk_refuses_with_503() {
         .unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "5");
-    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let json = crate::json_body(resp).await;
     assert_eq!(json["reason"], "spool_full");
     assert_eq!(server.scalar("SELECT count() FROM events").await, 0);
     server.stop().await;

@@ -57,7 +57,7 @@ async fn slow_compressed_and_oversized_requests_are_refused() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
-    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let json = crate::json_body(resp).await;
     assert_eq!(json["reason"], "unsupported_encoding");
 
     // Headers past max_header_bytes (16 KiB by default).
@@ -73,13 +73,12 @@ async fn slow_compressed_and_oversized_requests_are_refused() {
     );
 
     // Still serving, and the refusals are counted.
-    let resp = client
-        .post(&url)
-        .body(cbor::encode(&batch_now()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        crate::post(&client, &url, None, cbor::encode(&batch_now()))
+            .await
+            .0,
+        204
+    );
     let metrics = server.metrics().await;
     for reason in ["body_timeout", "unsupported_encoding"] {
         assert!(
@@ -156,7 +155,7 @@ async fn one_address_over_its_rate_gets_429() {
     };
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
-    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let json = crate::json_body(resp).await;
     assert_eq!(json["reason"], "rate_limited");
     // The burst: ten seconds' worth, but never less than one full batch (500 events): 100
     // batches of 5, plus what one event a second refilled while they were sent.

@@ -124,20 +124,9 @@ impl TestServer {
         let task = tokio::spawn(pathlight_collector::serve(config, listener, async {
             let _ = stopped.await;
         }));
-        // Ready once it answers; migrations run before the first accept. (Over TLS the test
-        // probes with its own client.)
-        let client = reqwest::Client::new();
-        let probes = if tls { 0 } else { 200 };
-        for _ in 0..probes {
-            if client
-                .get(format!("http://{addr}/healthz"))
-                .send()
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        // Over TLS the test probes with its own client.
+        if !tls {
+            wait_healthy(&format!("http://{addr}"), 200).await;
         }
         TestServer {
             addr,
@@ -207,15 +196,30 @@ pub async fn post(
         req = req.header("content-type", ct);
     }
     let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
+    (resp.status().as_u16(), json_body(resp).await)
+}
+
+/// The body of an answer as JSON (`null` when empty); panics on anything else.
+pub async fn json_body(resp: reqwest::Response) -> serde_json::Value {
     let bytes = resp.bytes().await.unwrap();
-    let json = if bytes.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
-    };
-    (status, json)
+    if bytes.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// Polls `base`/healthz until it answers (migrations run before the first accept), at most
+/// `tries` times 25 ms; whether it did.
+pub async fn wait_healthy(base: &str, tries: usize) -> bool {
+    let client = reqwest::Client::new();
+    for _ in 0..tries {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
 }
 
 /// The example batch, re-dated to now and addressed to site `test`.

@@ -32,7 +32,7 @@ async fn a_clickhouse_outage_delays_but_neither_loses_nor_duplicates() {
     let resp = client.post(&url).body(body.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "5");
-    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let json = crate::json_body(resp).await;
     assert_eq!(json["reason"], "storage_timeout");
 
     // Back up: the batcher's retries write the queued rows without any new request.

@@ -30,13 +30,13 @@ async fn no_ip_address_is_stored_in_any_column() {
     // And one from the peer address itself, without the header.
     let mut batch = batch_now();
     batch.events.iter_mut().for_each(|e| e.id.0[0] = 9);
-    let resp = client
-        .post(server.url("/v1/batch"))
-        .body(cbor::encode(&batch))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    let url = server.url("/v1/batch");
+    assert_eq!(
+        crate::post(&client, &url, None, cbor::encode(&batch))
+            .await
+            .0,
+        204
+    );
     assert_eq!(server.scalar("SELECT count() FROM events").await, 15);
 
     // Every column of every table, as text (numbers too: an address could hide in an integer).
