@@ -5,14 +5,8 @@
 # load generator to core 1. Prints a Markdown table per protocol.
 #   bench/http3.sh [SECONDS] [CONCURRENCY] [BATCH]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 secs=${1:-10} conc=${2:-64} batch=${3:-20}
-cargo build --release --bin pathlight 2>&1 | tail -1 >&2
-bin=target/release/pathlight
-dir=$(mktemp -d /tmp/pathlight-bench-h3-XXXX)
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+. "$(dirname "$0")/lib.sh" h3
 port=$(free)
 cat > "$dir/pathlight.toml" <<TOML
 hash_secret = "bench"
@@ -31,7 +25,7 @@ TOML
 PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
 collector=$!
 trap 'kill $collector 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -fsSk "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_up "https://127.0.0.1:$port"
 echo "Collector: release build on core 0, TLS (self-signed, rustls + ring) with HTTP/3 on the same port,"
 echo "spool with fsync (a request is answered once its rows are fsynced). Load generator and ClickHouse 18.16"
 echo "on core 1. $batch-event CBOR batches, $conc requests in flight, ${secs} s per protocol. HTTP/2 and HTTP/3"

@@ -9,14 +9,8 @@
 # Loopback only, bounded in time. Prints a Markdown table.
 #   bench/limits.sh [SECONDS] [CONCURRENCY]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 secs=${1:-10} conc=${2:-64}
-cargo build --release --bin pathlight 2>&1 | tail -1 >&2
-bin=target/release/pathlight
-dir=$(mktemp -d /tmp/pathlight-bench-limits-XXXX)
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+. "$(dirname "$0")/lib.sh" limits
 cat > "$dir/pathlight.toml" <<TOML
 hash_secret = "bench"
 ip_events_per_sec = 0
@@ -30,7 +24,6 @@ id = "bench"
 TOML
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-wait_up() { for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
 load() { taskset -c 1 "$bin" load --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }
 col() { echo "$1" | awk -F'|' -v c="$2" '{gsub(/ /, "", $c); print $c}'; }
 
@@ -46,7 +39,7 @@ storage=$(PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" 
 port=$(free)
 PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
 pids+=($!)
-wait_up "$port"
+wait_up "http://127.0.0.1:$port"
 full=$(load "$port")
 half=$(load "$port" --rate 6250)
 rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/${pids[-1]}/status") / 1024 ))

@@ -6,14 +6,8 @@
 # SPOOL: none (acknowledge after the insert), fsync (acknowledge after the spool's fdatasync),
 # nofsync (spool without fsync: only to measure what the fsync costs).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 secs=${1:-10} conc=${2:-64} flush=${3:-50} spool=${4:-none}
-cargo build --release --bin pathlight 2>&1 | tail -1 >&2
-bin=target/release/pathlight
-dir=$(mktemp -d /tmp/pathlight-bench-load-XXXX)
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+. "$(dirname "$0")/lib.sh" load
 port=$(free)
 cat > "$dir/pathlight.toml" <<TOML
 hash_secret = "bench"
@@ -36,7 +30,7 @@ esac
 PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
 collector=$!
 trap 'kill $collector 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_up "http://127.0.0.1:$port"
 echo "Collector: release build on core 0; load generator and ClickHouse 18.16 on core 1. 20-event CBOR batches,"
 echo "$conc requests in flight, ${secs} s per run, flush_interval_ms = $flush ($ack)."
 echo

@@ -4,14 +4,8 @@
 # issue 9's throughput target — for SECONDS, printing RSS every minute. Loopback, bounded.
 #   bench/rss.sh [SECONDS] [REQUESTS_PER_S]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 secs=${1:-600} rate=${2:-6250}
-cargo build --release --bin pathlight 2>&1 | tail -1 >&2
-bin=target/release/pathlight
-dir=$(mktemp -d /tmp/pathlight-bench-rss-XXXX)
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+. "$(dirname "$0")/lib.sh" rss
 port=$(free)
 cat > "$dir/pathlight.toml" <<TOML
 hash_secret = "bench"
@@ -27,7 +21,7 @@ TOML
 PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
 collector=$!
 trap 'kill $collector $load 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_up "http://127.0.0.1:$port"
 taskset -c 1 "$bin" load --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 --concurrency 64 \
   --rate "$rate" --seconds "$secs" --max-requests 100000000 >"$dir/load.txt" 2>&1 &
 load=$!
