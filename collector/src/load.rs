@@ -228,7 +228,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
             let mut latencies = Vec::new();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
             let mut events = 0u64;
-            let template = template(&opts);
+            let template = template(&opts.site, opts.batch);
             loop {
                 let n = sent.fetch_add(1, Ordering::Relaxed);
                 if n >= opts.max_requests || Instant::now() >= deadline {
@@ -280,13 +280,12 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
     Ok(report)
 }
 
-fn template(opts: &LoadOptions) -> RawBatch {
+/// The sample events, repeated to `batch` of them, for `site`.
+fn template(site: &str, batch: usize) -> RawBatch {
     let mut b = sample::typical_batch();
-    b.site_id = opts.site.clone();
+    b.site_id = site.to_owned();
     let kinds = b.events.clone();
-    b.events = (0..opts.batch)
-        .map(|i| kinds[i % kinds.len()].clone())
-        .collect();
+    b.events = (0..batch).map(|i| kinds[i % kinds.len()].clone()).collect();
     b
 }
 
@@ -360,27 +359,15 @@ pub async fn insert_limit(
         pathlight_wire::enrich::VisitorHasher::new(&[], [7; 16]),
         metrics,
     )?;
-    let opts = LoadOptions {
-        url: String::new(),
-        site,
-        batch,
-        concurrency: 1,
-        rate: 0,
-        duration,
-        max_requests: u64::MAX,
-        http2: false,
-        http3: false,
-        insecure: false,
-        seed: crate::pipeline::now_ms() as u32,
-    };
-    let template = template(&opts);
+    let seed = crate::pipeline::now_ms() as u32;
+    let template = template(&site, batch);
     // A few distinct bodies (distinct event ids), built before the clock starts.
     let batches_per_body = (rows_per_insert / batch.max(1)).max(1);
     let mut bodies = Vec::new();
     for b in 0..4u64 {
         let mut body = Vec::new();
         for k in 0..batches_per_body as u64 {
-            let bytes = batch_bytes(&template, opts.seed, b * 1_000_000 + k);
+            let bytes = batch_bytes(&template, seed, b * 1_000_000 + k);
             let req = IngestRequest {
                 body: &bytes,
                 received_at: crate::pipeline::now_ms(),

@@ -17,6 +17,11 @@ fn quota(per_sec: u32, max_batch: usize) -> Option<Quota> {
     Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(burst)?))
 }
 
+/// `n` events as governor cells (at least one).
+fn cells(n: usize) -> NonZeroU32 {
+    NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+}
+
 /// What to tell a refused sender: how long until the batch would conform.
 fn verdict<T, N: WaitTime>(
     outcome: Result<Result<T, N>, governor::InsufficientCapacity>,
@@ -50,8 +55,7 @@ impl SiteLimit {
 
     /// Takes `n` events, or says how long to wait.
     pub fn take(&self, n: usize) -> Result<(), Duration> {
-        let n = NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-        verdict(self.0.check_n(n))
+        verdict(self.0.check_n(cells(n)))
     }
 }
 
@@ -67,8 +71,7 @@ impl IpLimit {
 
     /// Takes `n` events for `ip`, or says how long to wait.
     pub fn take(&self, ip: IpAddr, n: usize) -> Result<(), Duration> {
-        let n = NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-        verdict(self.0.check_key_n(&ip, n))
+        verdict(self.0.check_key_n(&ip, cells(n)))
     }
 
     /// Drops the state of addresses whose bucket is full again (idle long enough).

@@ -92,20 +92,6 @@ impl Certificate {
         })
     }
 
-    /// The leaf certificate in PEM, for clients that must trust a self-signed one.
-    pub fn pem(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.chain[0]);
-        let lines: Vec<&str> = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap_or_default())
-            .collect();
-        format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            lines.join("\n")
-        )
-    }
-
     fn server_config(&self, alpn: &[&[u8]]) -> anyhow::Result<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&rustls::SupportedProtocolVersion] = if alpn == [b"h3"] {
@@ -190,7 +176,6 @@ mod tests {
             base64_sha256(&key.subject_public_key_info()),
             made.spki_sha256
         );
-        assert!(made.pem().starts_with("-----BEGIN CERTIFICATE-----\n"));
         made.tcp().unwrap();
         made.quic().unwrap();
     }
