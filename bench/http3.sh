@@ -8,20 +8,7 @@ set -euo pipefail
 secs=${1:-10} conc=${2:-64} batch=${3:-20}
 . "$(dirname "$0")/lib.sh" h3
 port=$(free)
-cat > "$dir/pathlight.toml" <<TOML
-hash_secret = "bench"
-ip_events_per_sec = 0   # every sender is 127.0.0.1
-[clickhouse]
-url = "$ch"
-database = "bench_h3"
-[spool]
-dir = "$dir/spool"
-[tls]
-self_signed = true
-http3 = true
-[[sites]]
-id = "bench"
-TOML
+config bench_h3 "[spool]" "dir = \"$dir/spool\"" "[tls]" "self_signed = true" "http3 = true"
 PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
 collector=$!
 trap 'kill $collector 2>/dev/null || true' EXIT

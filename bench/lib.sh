@@ -11,3 +11,15 @@ dir=$(mktemp -d "/tmp/pathlight-bench-$1-XXXX")
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -fsSk "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
 ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+# config DB [LINE...]: $dir/pathlight.toml for the site `bench` on database DB, with no
+# per-address limit (every sender is 127.0.0.1); the LINEs follow the [clickhouse] section
+# (more of its keys first, then whole sections).
+config() {
+  local db=$1
+  shift
+  {
+    printf 'hash_secret = "bench"\nip_events_per_sec = 0\n[[sites]]\nid = "bench"\n'
+    printf '[clickhouse]\nurl = "%s"\ndatabase = "%s"\n' "$ch" "$db"
+    printf '%s\n' "$@"
+  } >"$dir/pathlight.toml"
+}

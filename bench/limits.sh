@@ -11,17 +11,7 @@
 set -euo pipefail
 secs=${1:-10} conc=${2:-64}
 . "$(dirname "$0")/lib.sh" limits
-cat > "$dir/pathlight.toml" <<TOML
-hash_secret = "bench"
-ip_events_per_sec = 0
-[clickhouse]
-url = "$ch"
-database = "bench_limits"
-[spool]
-dir = "$dir/spool"
-[[sites]]
-id = "bench"
-TOML
+config bench_limits "[spool]" "dir = \"$dir/spool\""
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 load() { taskset -c 1 "$bin" load --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }

@@ -9,16 +9,7 @@ set -euo pipefail
 secs=${1:-10} conc=${2:-64} flush=${3:-50} spool=${4:-none}
 . "$(dirname "$0")/lib.sh" load
 port=$(free)
-cat > "$dir/pathlight.toml" <<TOML
-hash_secret = "bench"
-ip_events_per_sec = 0   # every sender is 127.0.0.1
-[clickhouse]
-url = "$ch"
-database = "bench_load"
-flush_interval_ms = $flush
-[[sites]]
-id = "bench"
-TOML
+config bench_load "flush_interval_ms = $flush"
 case $spool in
   none) ack="a request is answered once its rows are inserted" ;;
   fsync | nofsync)

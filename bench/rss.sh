@@ -7,17 +7,7 @@ set -euo pipefail
 secs=${1:-600} rate=${2:-6250}
 . "$(dirname "$0")/lib.sh" rss
 port=$(free)
-cat > "$dir/pathlight.toml" <<TOML
-hash_secret = "bench"
-ip_events_per_sec = 0
-[clickhouse]
-url = "$ch"
-database = "bench_rss"
-[spool]
-dir = "$dir/spool"
-[[sites]]
-id = "bench"
-TOML
+config bench_rss "[spool]" "dir = \"$dir/spool\""
 PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
 collector=$!
 trap 'kill $collector $load 2>/dev/null || true' EXIT

@@ -196,14 +196,7 @@ async fn acknowledged_events_survive_sigkill_of_the_collector() {
         .unwrap()
         .port();
     let database = "it_spool_sigkill";
-    let admin = clickhouse::Client::default()
-        .with_url(ch)
-        .with_validation(false);
-    admin
-        .query(&format!("DROP DATABASE IF EXISTS {database}"))
-        .execute()
-        .await
-        .unwrap();
+    let admin = crate::drop_database(ch, database).await;
     let config = dir.join("pathlight.toml");
     std::fs::write(
         &config,

@@ -135,24 +135,15 @@ async fn connections_past_the_cap_are_closed_at_once() {
 async fn one_address_over_its_rate_gets_429() {
     let server = TestServer::start_with("ip_limit", |c| c.ip_events_per_sec = 1).await;
     let client = reqwest::Client::new();
-    let mut accepted = 0u32;
-    let resp = loop {
-        let mut batch = batch_now();
-        for e in &mut batch.events {
-            e.id.0[..4].copy_from_slice(&accepted.to_be_bytes());
-        }
-        let resp = client
-            .post(server.url("/v1/batch"))
-            .body(cbor::encode(&batch))
-            .send()
-            .await
-            .unwrap();
-        if resp.status() != 204 {
-            break resp;
-        }
-        accepted += 1;
-        assert!(accepted < 1_000, "the address limit never applied");
-    };
+    let (accepted, resp) =
+        crate::post_until_refused(&client, &server.url("/v1/batch"), 1_000, |n| {
+            let mut batch = batch_now();
+            for e in &mut batch.events {
+                e.id.0[..4].copy_from_slice(&n.to_be_bytes());
+            }
+            cbor::encode(&batch)
+        })
+        .await;
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     let json = crate::json_body(resp).await;

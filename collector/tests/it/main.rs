@@ -106,14 +106,7 @@ impl TestServer {
     /// Like [`TestServer::start_with`], against the ClickHouse at `url`.
     pub async fn start_at(url: &str, name: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let database = format!("it_{name}");
-        let admin = clickhouse::Client::default()
-            .with_url(url)
-            .with_validation(false);
-        admin
-            .query(&format!("DROP DATABASE IF EXISTS {database}"))
-            .execute()
-            .await
-            .unwrap();
+        let admin = drop_database(url, &database).await;
         let mut config = Config::for_tests(url, &database);
         adjust(&mut config);
         config.validate().unwrap();
@@ -181,6 +174,42 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// A client of the ClickHouse at `url` (no database selected), after dropping `database`
+/// left by an earlier run.
+pub async fn drop_database(url: &str, database: &str) -> clickhouse::Client {
+    let admin = clickhouse::Client::default()
+        .with_url(url)
+        .with_validation(false);
+    admin
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await
+        .unwrap();
+    admin
+}
+
+/// Posts bodies made by `body(n)` for n = 0, 1, … until an answer is not 204; returns how
+/// many were accepted and that answer. Panics past `max` accepted.
+pub async fn post_until_refused(
+    client: &reqwest::Client,
+    url: &str,
+    max: u32,
+    mut body: impl FnMut(u32) -> Vec<u8>,
+) -> (u32, reqwest::Response) {
+    let mut accepted = 0;
+    loop {
+        let resp = client.post(url).body(body(accepted)).send().await.unwrap();
+        if resp.status() != 204 {
+            return (accepted, resp);
+        }
+        accepted += 1;
+        assert!(
+            accepted < max,
+            "still accepted after {max} batches: the limit never applied"
+        );
     }
 }
 
