@@ -31,7 +31,7 @@
 
 pub mod config;
 pub mod dates;
-pub mod error;
+pub use pathlight_ingest::error;
 pub mod geo;
 pub mod hex;
 pub mod http3;

@@ -10,65 +10,26 @@ use crate::metrics::{KindLabel, Metrics};
 use crate::rate::{IpLimit, SiteLimit};
 use crate::sinks::clickhouse::{ClickHouseSink, EventRow};
 use crate::spool::{self, Spool};
-use pathlight_wire::enrich::{Enricher, VisitorHasher};
+pub use pathlight_ingest::{Ack, IngestRequest, Rejected};
+use pathlight_ingest::{Checked, SiteRules};
+use pathlight_wire::enrich::VisitorHasher;
 use pathlight_wire::session::Sessionizer;
-use pathlight_wire::validate::{validate_envelope, validate_event};
-use pathlight_wire::{Encoding, Limits, RawBatch, RequestContext, WireError};
+use pathlight_wire::{Limits, RequestContext, WireError};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// What a transport knows about one batch request.
-#[derive(Debug, Default)]
-pub struct IngestRequest<'a> {
-    /// The body, already bounded by `limits.max_batch_bytes`.
-    pub body: &'a [u8],
-    /// `Content-Type`, if sent.
-    pub content_type: Option<&'a str>,
-    /// `?site=`, if given.
-    pub site: Option<&'a str>,
-    /// `Origin`, if sent (browsers do on cross-origin requests).
-    pub origin: Option<&'a str>,
-    /// Client address (used for the visitor hash and geo, never stored).
-    pub ip: Option<IpAddr>,
-    /// `User-Agent`.
-    pub user_agent: Option<&'a str>,
-    /// Country from a trusted header.
-    pub country: Option<&'a str>,
-    /// Server clock at receipt, ms since the epoch.
-    pub received_at: i64,
-}
-
-/// The answer to an accepted batch: everything stored, or the good events stored and the
-/// bad ones listed.
-#[derive(Debug, Serialize)]
-pub struct Ack {
-    /// Events written.
-    pub accepted: usize,
-    /// Events refused, by index in the batch.
-    pub rejected: Vec<Rejected>,
-}
-
-/// One refused event of an otherwise accepted batch.
-#[derive(Debug, Serialize)]
-pub struct Rejected {
-    /// Index in the batch.
-    pub index: usize,
-    /// Why.
-    pub error: String,
-    /// The field at fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Stable reason label.
-    pub reason: &'static str,
-}
-
 struct Site {
     config: SiteConfig,
     limit: Option<SiteLimit>,
+}
+
+impl SiteRules for Site {
+    fn origins(&self) -> &[String] {
+        &self.config.origins
+    }
 }
 
 /// The collector's ingest state, shared by every connection.
@@ -142,23 +103,15 @@ impl Stages {
         req: &IngestRequest<'_>,
         counted: &mut usize,
     ) -> Result<Prepared, IngestError> {
-        let batch = self.decode(req)?;
-        *counted = batch.events.len().max(1);
-        let site = self.authorize(&batch, req.origin)?;
-        let rejected = self.validate(&batch, req.received_at);
-        let good = batch.events.len() - rejected.len();
-        if good == 0 {
-            // Every event was bad: the batch is refused with the first event's reason.
-            let first = rejected
-                .into_iter()
-                .next()
-                .map_or(WireError::Empty, |(_, e)| e);
-            return Err(first.into());
-        }
+        let Checked {
+            batch,
+            site,
+            rejected,
+        } = pathlight_ingest::check(req, &self.limits, &self.sites, counted)?;
         for (_, e) in &rejected {
             self.metrics.reject(e.reason(), 1);
         }
-        *counted = good;
+        let good = *counted;
         if let Some(limit) = &site.limit {
             limit
                 .take(good)
@@ -175,60 +128,6 @@ impl Stages {
                     retry_after,
                 })?;
         }
-        let rows = self.enrich(batch, &rejected, req);
-        Ok(Prepared { rows, rejected })
-    }
-
-    /// Stage 1: bytes → [`RawBatch`].
-    fn decode(&self, req: &IngestRequest<'_>) -> Result<RawBatch, IngestError> {
-        let encoding = Encoding::from_content_type(req.content_type).ok_or_else(|| {
-            IngestError::UnsupportedMediaType(req.content_type.unwrap_or("").to_owned())
-        })?;
-        Ok(pathlight_wire::decode(
-            req.body,
-            encoding,
-            req.site,
-            &self.limits,
-        )?)
-    }
-
-    /// The envelope, the site and the sender's origin.
-    fn authorize(&self, batch: &RawBatch, origin: Option<&str>) -> Result<&Site, IngestError> {
-        validate_envelope(batch, &self.limits)?;
-        let site = self
-            .sites
-            .get(&batch.site_id)
-            .ok_or_else(|| IngestError::UnknownSite(batch.site_id.clone()))?;
-        if let Some(origin) = origin.filter(|o| !origin_matches(&site.config, o)) {
-            return Err(IngestError::OriginNotAllowed {
-                origin: origin.to_owned(),
-                site: site.config.id.clone(),
-            });
-        }
-        Ok(site)
-    }
-
-    /// Stage 2: each event on its own; returns the refused ones, by index.
-    fn validate(&self, batch: &RawBatch, received_at: i64) -> Vec<(usize, WireError)> {
-        batch
-            .events
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                validate_event(e, i, batch.sent_at, received_at, &self.limits)
-                    .err()
-                    .map(|err| (i, err))
-            })
-            .collect()
-    }
-
-    /// Stage 3: add what the server knows, then flatten to storage rows.
-    fn enrich(
-        &self,
-        batch: RawBatch,
-        rejected: &[(usize, WireError)],
-        req: &IngestRequest<'_>,
-    ) -> Vec<EventRow> {
         let ctx = RequestContext {
             received_at: req.received_at,
             ip: req.ip,
@@ -240,25 +139,14 @@ impl Stages {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut enricher = Enricher::new(&hasher, &ctx);
+        // Locked only for senders without sessions, and then once per batch.
         let mut sessions = None;
-        let mut refused = rejected.iter().map(|(i, _)| *i).peekable();
-        batch
-            .events
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| refused.next_if_eq(i).is_none())
-            .map(|(_, raw)| {
-                let mut e = enricher.enrich(&batch.site_id, batch.batch_id, batch.sent_at, raw);
-                if e.session_id.is_empty() {
-                    let s = sessions.get_or_insert_with(|| {
-                        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-                    });
-                    e.session_id = s.assign(&e.site_id, e.visitor_id, e.timestamp);
-                }
-                EventRow::from_enriched(e)
-            })
-            .collect()
+        let rows = pathlight_ingest::enrich(batch, &rejected, &ctx, &hasher, |e| {
+            sessions
+                .get_or_insert_with(|| self.sessions.lock().unwrap_or_else(|e| e.into_inner()))
+                .assign(&e.site_id, e.visitor_id, e.timestamp)
+        });
+        Ok(Prepared { rows, rejected })
     }
 }
 
@@ -368,7 +256,7 @@ impl Pipeline {
         self.stages
             .sites
             .values()
-            .any(|s| origin_matches(&s.config, origin))
+            .any(|s| pathlight_ingest::origin_matches(&s.config.origins, origin))
     }
 
     /// Runs one batch through every stage. Refusals are counted in the metrics here, so every
@@ -425,25 +313,8 @@ impl Pipeline {
                 .get_or_create(&KindLabel { kind })
                 .inc();
         }
-        Ok(Ack {
-            accepted: good,
-            rejected: rejected
-                .into_iter()
-                .map(|(index, e)| Rejected {
-                    index,
-                    field: e.field(),
-                    reason: e.reason(),
-                    error: e.to_string(),
-                })
-                .collect(),
-        })
+        Ok(Ack::new(good, rejected))
     }
-}
-
-fn origin_matches(site: &SiteConfig, origin: &str) -> bool {
-    site.origins
-        .iter()
-        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
 }
 
 /// A stored event as the live feed shows it.

@@ -275,6 +275,29 @@ pub fn script(dialect: Dialect, cfg: &ClickHouseConfig) -> String {
 mod tests {
     use super::*;
 
+    /// Each column of the shared row (`pathlight_ingest::row`) is declared by the migrations,
+    /// once; the order against the struct is checked end to end
+    /// (`it::ingest::every_column_round_trips`).
+    #[test]
+    fn columns_are_the_tables() {
+        let ddl: String = migrations(Dialect::LEGACY, &ClickHouseConfig::for_tests())
+            .into_iter()
+            .flat_map(|m| m.statements)
+            .collect();
+        let columns: Vec<&str> = pathlight_ingest::COLUMNS
+            .split(',')
+            .map(str::trim)
+            .collect();
+        for c in &columns {
+            assert!(ddl.contains(&format!("\n    {c} ")), "{c} is not a column");
+        }
+        let declared = ddl
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .count();
+        assert_eq!(declared, columns.len(), "a column is missing from COLUMNS");
+    }
+
     #[test]
     fn versions_parse_and_gate_features() {
         let old = Dialect::parse("18.16.1").unwrap();

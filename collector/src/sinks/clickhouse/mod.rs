@@ -8,7 +8,7 @@ pub mod erasure;
 pub mod migrations;
 pub mod retention;
 pub mod retry;
-pub mod row;
+pub use pathlight_ingest::row;
 mod sink;
 
 pub use config::{ClickHouseConfig, RetryConfig};

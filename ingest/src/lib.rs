@@ -1,0 +1,27 @@
+//! The receiving side of Pathlight without I/O, shared by every receiver: the collector
+//! (hyper, HTTP/3, `pathlight import`) and the edge worker (Cloudflare Workers, wasm32).
+//!
+//! # The path of an event through this crate
+//!
+//! 1. The receiver describes the request as an [`IngestRequest`] (body, content type, origin,
+//!    client address) and calls [`check`]: *decode* by content type (`pathlight_wire::decode`),
+//!    *authorize* (envelope, known site, allowed origin), *validate* each event on its own.
+//!    A batch whose every event is bad is refused with the first event's reason.
+//! 2. The receiver applies what is its own (the collector's rate limits), then [`enrich`]
+//!    turns the good events into [`EventRow`]s with `pathlight_wire::enrich` and the
+//!    receiver's [`RequestContext`](pathlight_wire::RequestContext) (geo from a MaxMind file or
+//!    from Cloudflare's `request.cf`).
+//! 3. [`EventRow::write_row_binary`] is the storage encoding everywhere: the collector's spool,
+//!    the worker's queue messages and relay bodies, ClickHouse inserts.
+//! 4. Any refusal is an [`IngestError`]; [`IngestError::status`] and [`IngestError::body`] are
+//!    the one map to an HTTP answer, so both receivers answer bad input alike.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod row;
+mod stages;
+
+pub use error::{ErrorBody, IngestError};
+pub use row::{COLUMNS, EventRow, RowError, insert_sql, read_rows};
+pub use stages::{Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches};

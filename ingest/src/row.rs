@@ -1,0 +1,332 @@
+//! The third tier: one row of `events`, and its RowBinary encoding — the bytes the collector's
+//! spool keeps, the edge worker's queue carries and both send to ClickHouse
+//! (`INSERT INTO events (COLUMNS) FORMAT RowBinary`). Names and types follow the collector's
+//! `migrations.rs`; [`COLUMNS`], [`EventRow::write_row_binary`] and [`EventRow::read_row_binary`]
+//! list the fields in the same order, which the collector's tests check against the table.
+
+use pathlight_wire::{EnrichedEvent, EventKind};
+
+/// Declares the row once: the struct, [`COLUMNS`], the writer and the reader all follow this
+/// list's order, so the three cannot disagree.
+macro_rules! event_row {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty ),+ $(,)?) => {
+        /// A row of the `events` table. Columns are documented where they are created, in the
+        /// collector's `migrations.rs`.
+        #[allow(missing_docs)]
+        #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+        pub struct EventRow {
+            $( $(#[$doc])* pub $field: $ty, )+
+        }
+
+        /// The columns [`EventRow::write_row_binary`] writes, in its order.
+        pub const COLUMNS: &str = event_row!(@names $($field),+);
+
+        impl EventRow {
+            /// Appends the row in ClickHouse's RowBinary format: integers and floats
+            /// little-endian at their column width, strings as a LEB128 length and bytes,
+            /// `Enum8` as its `Int8` value, `DateTime` as `UInt32` seconds, `UUID` as its two
+            /// 64-bit halves, high first, each little-endian. `LowCardinality(String)` is
+            /// written as `String`.
+            pub fn write_row_binary(&self, out: &mut Vec<u8>) {
+                $( Column::put(&self.$field, out); )+
+            }
+
+            /// Reads one row written by [`EventRow::write_row_binary`] from the front of
+            /// `input`, advancing it. Strings must be UTF-8.
+            pub fn read_row_binary(input: &mut &[u8]) -> Result<EventRow, RowError> {
+                Ok(EventRow { $( $field: Column::get(input)?, )+ })
+            }
+        }
+    };
+    (@names $first:ident $(, $rest:ident)*) => {
+        concat!(stringify!($first) $(, ", ", stringify!($rest))*)
+    };
+}
+
+event_row! {
+    site_id: String,
+    event_id: uuid::Uuid,
+    /// `Enum8`: the wire kind code.
+    event_type: i8,
+    /// `DateTime`, seconds; the milliseconds are in `timestamp_ms` because 18.x has no DateTime64.
+    timestamp: u32,
+    timestamp_ms: u16,
+    received_at: u32,
+    batch_id: uuid::Uuid,
+    session_id: String,
+    visitor_id: u64,
+    user_id: String,
+    url: String,
+    host: String,
+    path: String,
+    query: String,
+    referrer: String,
+    referrer_host: String,
+    utm_source: String,
+    utm_medium: String,
+    utm_campaign: String,
+    utm_term: String,
+    utm_content: String,
+    title: String,
+    viewport_w: u16,
+    viewport_h: u16,
+    document_w: u32,
+    document_h: u32,
+    x: i32,
+    y: i32,
+    element_id: String,
+    selector: String,
+    tag: String,
+    text: String,
+    href: String,
+    rel_x: f32,
+    rel_y: f32,
+    box_x: i32,
+    box_y: i32,
+    box_w: i32,
+    box_h: i32,
+    scroll_depth: u8,
+    visible_ms: u32,
+    name: String,
+    /// Custom properties as a JSON object.
+    props: String,
+    browser: String,
+    browser_version: String,
+    os: String,
+    os_version: String,
+    /// `Enum8`: [`pathlight_wire::enrich::Device`] as its discriminant.
+    device: i8,
+    is_bot: u8,
+    country: String,
+    region: String,
+    city: String,
+    asn: u32,
+    colo: String,
+}
+
+/// The statement RowBinary bodies are inserted with.
+pub fn insert_sql() -> String {
+    format!("INSERT INTO events ({COLUMNS}) FORMAT RowBinary")
+}
+
+impl EventRow {
+    /// Flattens an enriched event into a row.
+    pub fn from_enriched(e: EnrichedEvent) -> EventRow {
+        let secs = |ms: i64| u32::try_from(ms.div_euclid(1000)).unwrap_or(0);
+        let raw = e.raw;
+        let mut row = EventRow {
+            site_id: e.site_id,
+            event_id: uuid::Uuid::from_bytes(raw.id.0),
+            event_type: raw.kind.code() as i8,
+            timestamp: secs(e.timestamp),
+            timestamp_ms: e.timestamp.rem_euclid(1000) as u16,
+            received_at: secs(e.received_at),
+            batch_id: uuid::Uuid::from_bytes(e.batch_id.0),
+            session_id: e.session_id,
+            visitor_id: e.visitor_id,
+            user_id: raw.user_id.unwrap_or_default(),
+            url: raw.url,
+            host: e.url.host,
+            path: e.url.path,
+            query: e.url.query,
+            referrer: raw.referrer.unwrap_or_default(),
+            referrer_host: e.referrer_host,
+            utm_source: e.url.utm_source,
+            utm_medium: e.url.utm_medium,
+            utm_campaign: e.url.utm_campaign,
+            utm_term: e.url.utm_term,
+            utm_content: e.url.utm_content,
+            title: raw.title.unwrap_or_default(),
+            // Validation bounds these well inside the column types.
+            viewport_w: raw.viewport.w.min(u16::MAX.into()) as u16,
+            viewport_h: raw.viewport.h.min(u16::MAX.into()) as u16,
+            document_w: raw.document.w,
+            document_h: raw.document.h,
+            x: 0,
+            y: 0,
+            element_id: String::new(),
+            selector: String::new(),
+            tag: String::new(),
+            text: String::new(),
+            href: String::new(),
+            rel_x: 0.0,
+            rel_y: 0.0,
+            box_x: 0,
+            box_y: 0,
+            box_w: 0,
+            box_h: 0,
+            scroll_depth: 0,
+            visible_ms: 0,
+            name: String::new(),
+            props: String::new(),
+            browser: e.user_agent.browser,
+            browser_version: e.user_agent.browser_version,
+            os: e.user_agent.os,
+            os_version: e.user_agent.os_version,
+            device: e.user_agent.device as i8,
+            is_bot: u8::from(e.user_agent.is_bot),
+            country: e.geo.country,
+            region: e.geo.region,
+            city: e.geo.city,
+            asn: e.geo.asn,
+            colo: e.geo.colo,
+        };
+        match raw.kind {
+            EventKind::Pageview => {}
+            EventKind::Click(c) => {
+                row.x = c.x;
+                row.y = c.y;
+                row.element_id = c.element_id.unwrap_or_default();
+                row.selector = c.selector;
+                row.tag = c.tag;
+                row.text = c.text.unwrap_or_default();
+                row.href = c.href.unwrap_or_default();
+                row.rel_x = c.rel_x;
+                row.rel_y = c.rel_y;
+                [row.box_x, row.box_y, row.box_w, row.box_h] = c.element_box;
+            }
+            EventKind::Scroll { max_depth_pct } => row.scroll_depth = max_depth_pct,
+            EventKind::Engagement { visible_ms } => row.visible_ms = visible_ms,
+            EventKind::Custom { name, props } => {
+                row.name = name;
+                if !props.is_empty() {
+                    // A map of scalars always serializes.
+                    row.props = serde_json::to_string(&props).unwrap_or_default();
+                }
+            }
+        }
+        row
+    }
+}
+
+/// A RowBinary body that is not a whole number of well-formed rows.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RowError {
+    /// The input ended inside a row.
+    #[error("RowBinary input ends inside a row")]
+    Truncated,
+    /// A string column is not UTF-8.
+    #[error("RowBinary string is not UTF-8")]
+    NotUtf8,
+}
+
+/// Reads every row of a RowBinary body.
+pub fn read_rows(mut input: &[u8]) -> Result<Vec<EventRow>, RowError> {
+    let mut rows = Vec::new();
+    while !input.is_empty() {
+        rows.push(EventRow::read_row_binary(&mut input)?);
+    }
+    Ok(rows)
+}
+
+/// One column type's RowBinary encoding.
+trait Column: Sized {
+    fn put(&self, out: &mut Vec<u8>);
+    fn get(input: &mut &[u8]) -> Result<Self, RowError>;
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], RowError> {
+    let (head, tail) = input.split_at_checked(n).ok_or(RowError::Truncated)?;
+    *input = tail;
+    Ok(head)
+}
+
+macro_rules! little_endian {
+    ($($t:ty),+) => {$(
+        impl Column for $t {
+            fn put(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(input: &mut &[u8]) -> Result<Self, RowError> {
+                let bytes = take(input, size_of::<$t>())?;
+                Ok(<$t>::from_le_bytes(bytes.try_into().map_err(|_| RowError::Truncated)?))
+            }
+        }
+    )+};
+}
+little_endian!(i8, u8, u16, u32, u64, i32, f32);
+
+impl Column for String {
+    fn put(&self, out: &mut Vec<u8>) {
+        let mut n = self.len() as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        out.extend_from_slice(self.as_bytes());
+    }
+    fn get(input: &mut &[u8]) -> Result<Self, RowError> {
+        let mut len = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = take(input, 1)?[0];
+            len |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                let len = usize::try_from(len).map_err(|_| RowError::Truncated)?;
+                let bytes = take(input, len)?;
+                return String::from_utf8(bytes.to_vec()).map_err(|_| RowError::NotUtf8);
+            }
+        }
+        Err(RowError::Truncated)
+    }
+}
+
+impl Column for uuid::Uuid {
+    fn put(&self, out: &mut Vec<u8>) {
+        let (high, low) = self.as_u64_pair();
+        high.put(out);
+        low.put(out);
+    }
+    fn get(input: &mut &[u8]) -> Result<Self, RowError> {
+        Ok(uuid::Uuid::from_u64_pair(
+            u64::get(input)?,
+            u64::get(input)?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_carry_leb128_lengths() {
+        let mut out = Vec::new();
+        "a".repeat(300).put(&mut out);
+        assert_eq!(out[..2], [0xac, 0x02]);
+        assert_eq!(out.len(), 302);
+    }
+
+    #[test]
+    fn rows_read_back_as_written() {
+        let rows = [
+            EventRow {
+                site_id: "shop".into(),
+                event_id: uuid::Uuid::from_bytes([7; 16]),
+                event_type: 2,
+                timestamp: 1_767_261_600,
+                visitor_id: u64::MAX,
+                title: "é".repeat(100),
+                rel_x: 0.25,
+                box_w: -3,
+                colo: "FRA".into(),
+                ..EventRow::default()
+            },
+            EventRow::default(),
+        ];
+        let mut body = Vec::new();
+        rows[0].write_row_binary(&mut body);
+        let first = body.len();
+        rows[1].write_row_binary(&mut body);
+        assert_eq!(read_rows(&body).unwrap(), rows);
+        for cut in 1..body.len() {
+            if cut != first {
+                assert!(read_rows(&body[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Decode, authorize, validate ([`check`]) and enrich ([`enrich`]): the order and the refusal
+//! rules every receiver shares.
+
+use crate::error::IngestError;
+use crate::row::EventRow;
+use pathlight_wire::enrich::{Enricher, VisitorHasher};
+use pathlight_wire::validate::{validate_envelope, validate_event};
+use pathlight_wire::{Encoding, EnrichedEvent, Limits, RawBatch, RequestContext, WireError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// What a transport knows about one batch request.
+#[derive(Debug, Default)]
+pub struct IngestRequest<'a> {
+    /// The body, already bounded by `limits.max_batch_bytes`.
+    pub body: &'a [u8],
+    /// `Content-Type`, if sent.
+    pub content_type: Option<&'a str>,
+    /// `?site=`, if given.
+    pub site: Option<&'a str>,
+    /// `Origin`, if sent (browsers do on cross-origin requests).
+    pub origin: Option<&'a str>,
+    /// Client address (used for the visitor hash and geo, never stored).
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    /// Country from a trusted header.
+    pub country: Option<&'a str>,
+    /// Server clock at receipt, ms since the epoch.
+    pub received_at: i64,
+}
+
+/// The answer to an accepted batch: everything stored, or the good events stored and the
+/// bad ones listed.
+#[derive(Debug, Serialize)]
+pub struct Ack {
+    /// Events written.
+    pub accepted: usize,
+    /// Events refused, by index in the batch.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Ack {
+    /// The answer for `accepted` stored events and the refused ones of the same batch.
+    pub fn new(accepted: usize, rejected: Vec<(usize, WireError)>) -> Ack {
+        Ack {
+            accepted,
+            rejected: rejected
+                .into_iter()
+                .map(|(index, e)| Rejected {
+                    index,
+                    field: e.field(),
+                    reason: e.reason(),
+                    error: e.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One refused event of an otherwise accepted batch.
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    /// Index in the batch.
+    pub index: usize,
+    /// Why.
+    pub error: String,
+    /// The field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Stable reason label.
+    pub reason: &'static str,
+}
+
+/// What every receiver needs to know of a site it serves.
+pub trait SiteRules {
+    /// Origins whose pages may send the site's events from a browser; `"*"` allows any.
+    fn origins(&self) -> &[String];
+}
+
+/// Whether `origin` is one of `origins` (or they allow any).
+pub fn origin_matches(origins: &[String], origin: &str) -> bool {
+    origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+}
+
+/// A batch past decode, authorize and validate.
+pub struct Checked<'s, S> {
+    /// The decoded batch, bad events included (by index in `rejected`).
+    pub batch: RawBatch,
+    /// The site it is for.
+    pub site: &'s S,
+    /// Refused events, by index, in order.
+    pub rejected: Vec<(usize, WireError)>,
+}
+
+impl<S> Checked<'_, S> {
+    /// How many events will be stored.
+    pub fn good(&self) -> usize {
+        self.batch.events.len() - self.rejected.len()
+    }
+}
+
+/// Stages 1–2: bytes → batch, the site and origin, each event's validity. `counted` is set to
+/// the number of events a refusal of the whole batch should be counted as in metrics.
+pub fn check<'s, S: SiteRules>(
+    req: &IngestRequest<'_>,
+    limits: &Limits,
+    sites: &'s HashMap<String, S>,
+    counted: &mut usize,
+) -> Result<Checked<'s, S>, IngestError> {
+    let encoding = Encoding::from_content_type(req.content_type).ok_or_else(|| {
+        IngestError::UnsupportedMediaType(req.content_type.unwrap_or("").to_owned())
+    })?;
+    let batch = pathlight_wire::decode(req.body, encoding, req.site, limits)?;
+    *counted = batch.events.len().max(1);
+    validate_envelope(&batch, limits)?;
+    let site = sites
+        .get(&batch.site_id)
+        .ok_or_else(|| IngestError::UnknownSite(batch.site_id.clone()))?;
+    if let Some(origin) = req.origin.filter(|o| !origin_matches(site.origins(), o)) {
+        return Err(IngestError::OriginNotAllowed {
+            origin: origin.to_owned(),
+            site: batch.site_id.clone(),
+        });
+    }
+    let rejected: Vec<(usize, WireError)> = batch
+        .events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            validate_event(e, i, batch.sent_at, req.received_at, limits)
+                .err()
+                .map(|err| (i, err))
+        })
+        .collect();
+    if rejected.len() == batch.events.len() {
+        // Every event was bad: the batch is refused with the first event's reason.
+        let first = rejected
+            .into_iter()
+            .next()
+            .map_or(WireError::Empty, |(_, e)| e);
+        return Err(first.into());
+    }
+    *counted = batch.events.len() - rejected.len();
+    Ok(Checked {
+        batch,
+        site,
+        rejected,
+    })
+}
+
+/// Stage 3: add what the receiver knows (`ctx`) and flatten the good events to rows.
+/// `session` assigns a session to an event whose sender brought none.
+pub fn enrich(
+    batch: RawBatch,
+    rejected: &[(usize, WireError)],
+    ctx: &RequestContext,
+    hasher: &VisitorHasher,
+    mut session: impl FnMut(&EnrichedEvent) -> String,
+) -> Vec<EventRow> {
+    let mut enricher = Enricher::new(hasher, ctx);
+    let mut refused = rejected.iter().map(|(i, _)| *i).peekable();
+    batch
+        .events
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| refused.next_if_eq(i).is_none())
+        .map(|(_, raw)| {
+            let mut e = enricher.enrich(&batch.site_id, batch.batch_id, batch.sent_at, raw);
+            if e.session_id.is_empty() {
+                e.session_id = session(&e);
+            }
+            EventRow::from_enriched(e)
+        })
+        .collect()
+}
