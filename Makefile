@@ -22,21 +22,24 @@ build: setup
 # Static checks first: they fail in seconds, before the long test build.
 check: setup
 	cargo fmt --all -- --check
-	# wasm32 builds, apart because their features differ: wire as the tracker uses it (no_std),
-	# wire + edge worker with std. The tracker itself: clippy below, scripts/build-tracker.sh in test.
+	# wasm32 builds, apart because their features differ: wire as the tracker uses it (no_std);
+	# the tracker and the edge worker as they ship (scripts/build-{tracker,worker}.sh in test).
 	cargo build -p pathlight-wire --no-default-features --target wasm32-unknown-unknown
-	cargo build -p pathlight-wire -p pathlight-edge-worker --target wasm32-unknown-unknown
 	cargo clippy --all-targets -- -D warnings
 	# The fuzz targets (not a default member; run by scripts/fuzz.sh) must keep compiling.
 	cargo clippy -p pathlight-fuzz -- -D warnings
+	# Apart: together, the worker's wire (std) would be unified into the tracker's (no_std).
 	cargo clippy -p pathlight-tracker --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p pathlight-edge-worker --target wasm32-unknown-unknown -- -D warnings
 
-# Rust tests (wire; collector against a real ClickHouse 18.16), then the cross-component tests
-# in tests/ (current ClickHouse SQL through chdb; the tracker in Chromium against the collector
-# and ClickHouse), which use the binary cargo test just built and the tracker build.
+# Rust tests (wire, ingest, edge worker; collector against a real ClickHouse 18.16), then the
+# cross-component tests in tests/ (current ClickHouse SQL through chdb; the tracker in Chromium
+# and the edge worker in workerd, against the collector and ClickHouse), which use the binary
+# cargo test just built and the tracker and worker builds.
 test: check
 	cargo test
 	scripts/build-tracker.sh
+	scripts/build-worker.sh
 	cd tests && npm test
 
 demo: build

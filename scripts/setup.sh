@@ -27,6 +27,13 @@ if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$wb_version" ];
   cargo install wasm-bindgen-cli --version "$wb_version"
 fi
 
+# worker-build at the version of the worker crate in Cargo.lock (they are released together).
+wk_version=$(awk '/^name = "worker"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$root/Cargo.lock")
+if [ "$(worker-build --version 2>/dev/null | cut -d' ' -f2)" != "$wk_version" ]; then
+  step "cargo install worker-build --version $wk_version --locked (a few minutes, once)"
+  cargo install worker-build --version "$wk_version" --locked
+fi
+
 # Real Chromium for the browser tests (never `playwright install`: Debian's build).
 if [ ! -x /usr/bin/chromium ]; then
   step "apt-get install chromium"

@@ -28,6 +28,10 @@ pub struct Config {
     /// it so each accepts the others' tokens. (Visitor ids use random daily salts kept in
     /// ClickHouse, not this secret: see `salts.rs`.)
     pub hash_secret: String,
+    /// SHA-256 (hex; `pathlight hash-token` prints it) of the token edge workers in relay mode
+    /// send on `/v1/relay` and `/v1/relay/salts` (`Authorization: Bearer`, the worker's secret
+    /// `RELAY_TOKEN`). Empty: those endpoints are off.
+    pub relay_token_sha256: String,
     /// Header a trusted reverse proxy sets to the client's address (`x-forwarded-for`: its
     /// first entry is used). Empty: the TCP peer address. Only set it behind such a proxy,
     /// since clients can send any header.
@@ -124,6 +128,7 @@ impl Default for Config {
             demo_dir: None,
             tracker_dir: None,
             hash_secret: String::new(),
+            relay_token_sha256: String::new(),
             client_ip_header: String::new(),
             country_header: String::new(),
             geoip_db: None,
@@ -203,6 +208,11 @@ impl Config {
                     );
                 }
             }
+        }
+        if !self.relay_token_sha256.is_empty()
+            && crate::hex::decode::<32>(&self.relay_token_sha256).is_none()
+        {
+            bail!("relay_token_sha256 must be 64 hex digits");
         }
         if self.session_timeout_secs == 0 {
             bail!("session_timeout_secs must be > 0");

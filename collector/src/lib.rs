@@ -33,7 +33,7 @@ pub mod config;
 pub mod dates;
 pub use pathlight_ingest::error;
 pub mod geo;
-pub mod hex;
+pub use pathlight_ingest::hex;
 pub mod http3;
 pub mod import;
 pub mod load;
@@ -86,6 +86,7 @@ pub async fn serve_with(
         client_ip_header: header(&config.client_ip_header),
         country_header: header(&config.country_header),
         limits: config.http.clone(),
+        relay_token: hex::decode(&config.relay_token_sha256),
         tls,
         http3: config.tls.http3,
     };

@@ -37,6 +37,8 @@ pub struct Pipeline {
     stages: Stages,
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The salts `stages` hashes with, for relay workers (`GET /v1/relay/salts`).
+    salts: std::sync::RwLock<Vec<(i64, [u8; 16])>>,
     salts_db: clickhouse::Client,
     sink: ClickHouseSink,
     /// When set, acknowledgements wait for the spool's fsync instead of the insert.
@@ -182,9 +184,10 @@ impl Pipeline {
         if config.hash_secret.is_empty() {
             tracing::warn!("hash_secret is empty: anyone can forge live tokens; set one");
         }
-        let hasher = crate::salts::hasher(&sink.bulk_writer(), today()).await?;
+        let (hasher, salts) = crate::salts::hasher(&sink.bulk_writer(), today()).await?;
         let pipeline = Arc::new(Pipeline {
             stages: Stages::new(config, hasher, metrics)?,
+            salts: std::sync::RwLock::new(salts),
             // Slow live viewers miss events (they are told how many) rather than hold memory.
             live: tokio::sync::broadcast::channel(1024).0,
             stopping,
@@ -211,8 +214,9 @@ impl Pipeline {
                 // New day: a new salt, and the day before yesterday's forgotten. Every minute,
                 // so collectors that raced to create a day's salt agree quickly.
                 match crate::salts::hasher(&p.salts_db, today()).await {
-                    Ok(h) => {
-                        *p.stages.hasher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(h)
+                    Ok((h, salts)) => {
+                        *p.stages.hasher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(h);
+                        *p.salts.write().unwrap_or_else(|e| e.into_inner()) = salts;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "refreshing visitor-id salts failed; keeping the current ones")
@@ -282,18 +286,38 @@ impl Pipeline {
         counted: &mut usize,
     ) -> Result<Ack, IngestError> {
         let Prepared { rows, rejected } = self.stages.prepare(&req, counted)?;
-        let good = rows.len();
+        let mut body = Vec::with_capacity(rows.len() * 256);
+        for row in &rows {
+            row.write_row_binary(&mut body);
+        }
+        self.store(&rows, body).await?;
+        Ok(Ack::new(rows.len(), rejected))
+    }
+
+    /// Stores rows an edge worker in relay mode validated and enriched (`POST /v1/relay`,
+    /// RowBinary): checked to be whole rows, then stored like the collector's own.
+    pub async fn relay(&self, body: Vec<u8>) -> Result<usize, IngestError> {
+        let rows = pathlight_ingest::read_rows(&body).map_err(|e| {
+            self.stages.metrics.reject("relay_rows", 1);
+            IngestError::Body(e.to_string())
+        })?;
+        self.store(&rows, body).await?;
+        Ok(rows.len())
+    }
+
+    /// The salts visitor ids are hashed with now (relay workers hash with the same).
+    pub fn salts(&self) -> Vec<(i64, [u8; 16])> {
+        self.salts.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `rows` (encoded as `body`) durable, then counts and publishes them.
+    async fn store(&self, rows: &[EventRow], body: Vec<u8>) -> Result<(), IngestError> {
         self.stages.metrics.batch_events.observe(rows.len() as f64);
-        let kinds: Vec<i8> = rows.iter().map(|r| r.event_type).collect();
         let live: Vec<Arc<LiveEvent>> = if self.live.receiver_count() > 0 {
             rows.iter().map(|r| Arc::new(LiveEvent::of(r))).collect()
         } else {
             Vec::new()
         };
-        let mut body = Vec::with_capacity(rows.len() * 256);
-        for row in &rows {
-            row.write_row_binary(&mut body);
-        }
         match &self.spool {
             Some(spool) => spool
                 .append(&body, rows.len())?
@@ -305,15 +329,16 @@ impl Pipeline {
             // No receiver left is fine: nobody is watching.
             let _ = self.live.send(e);
         }
-        for code in kinds {
-            let kind = pathlight_wire::EventKind::name_of_code(code as u8).unwrap_or("unknown");
+        for r in rows {
+            let kind =
+                pathlight_wire::EventKind::name_of_code(r.event_type as u8).unwrap_or("unknown");
             self.stages
                 .metrics
                 .events_accepted
                 .get_or_create(&KindLabel { kind })
                 .inc();
         }
-        Ok(Ack::new(good, rejected))
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@
 //! the day's salts, so they agree from their next refresh (each refreshes every minute).
 
 use clickhouse::Client;
+use pathlight_ingest::salts as sql;
 use pathlight_wire::enrich::VisitorHasher;
 use serde::Deserialize;
 
@@ -25,34 +26,17 @@ fn random_salt() -> anyhow::Result<[u8; 16]> {
 /// The salts of `today` and the day before (days since the epoch), creating today's if
 /// missing, and deleting every older one.
 pub async fn current(db: &Client, today: i64) -> anyhow::Result<Vec<(i64, [u8; 16])>> {
-    let read = || async {
-        db.query(
-            "SELECT toInt64(toUInt16(day)) AS day, min(salt) AS salt FROM salts \
-             WHERE toUInt16(day) >= ? GROUP BY day",
-        )
-        .bind(today - 1)
-        .fetch_all::<Salt>()
-        .await
-    };
+    let read = || async { db.query(&sql::select(today)).fetch_all::<Salt>().await };
     let mut salts = read().await?;
     if !salts.iter().any(|s| s.day == today) {
-        db.query("INSERT INTO salts (day, salt) SELECT toDate(?), ?")
-            .bind(today)
-            .bind(crate::hex::encode(&random_salt()?))
+        db.query(&sql::insert(today, &crate::hex::encode(&random_salt()?)))
             .execute()
             .await?;
         salts = read().await?;
     }
-    let old = db
-        .query("SELECT count() FROM salts WHERE toUInt16(day) < ?")
-        .bind(today - 1)
-        .fetch_one::<u64>()
-        .await?;
+    let old = db.query(&sql::count_old(today)).fetch_one::<u64>().await?;
     if old > 0 {
-        db.query("ALTER TABLE salts DELETE WHERE toUInt16(day) < ?")
-            .bind(today - 1)
-            .execute()
-            .await?;
+        db.query(&sql::delete_old(today)).execute().await?;
     }
     Ok(salts
         .iter()
@@ -60,10 +44,12 @@ pub async fn current(db: &Client, today: i64) -> anyhow::Result<Vec<(i64, [u8; 1
         .collect())
 }
 
-/// A hasher for `today` from storage, with a fresh random fallback for days without a salt.
-pub async fn hasher(db: &Client, today: i64) -> anyhow::Result<VisitorHasher> {
-    Ok(VisitorHasher::new(
-        &current(db, today).await?,
-        random_salt()?,
-    ))
+/// A hasher for `today` from storage, with a fresh random fallback for days without a salt,
+/// and the salts it holds.
+pub async fn hasher(
+    db: &Client,
+    today: i64,
+) -> anyhow::Result<(VisitorHasher, Vec<(i64, [u8; 16])>)> {
+    let salts = current(db, today).await?;
+    Ok((VisitorHasher::new(&salts, random_salt()?), salts))
 }

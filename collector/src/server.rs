@@ -15,6 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use pathlight_ingest::rules;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +39,8 @@ pub struct HttpOptions {
     pub country_header: Option<String>,
     /// Connection limits.
     pub limits: crate::config::HttpConfig,
+    /// SHA-256 of the relay workers' token; none: `/v1/relay` is off.
+    pub relay_token: Option<[u8; 32]>,
     /// TLS: HTTPS on the listener, and HTTP/3 on the same port over UDP when `http3`.
     pub tls: Option<Arc<crate::tls::Certificate>>,
     /// Serve HTTP/3 (needs `tls`).
@@ -236,6 +239,8 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
     let (route, mut resp) = match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/batch") => ("batch", batch(app, peer, req).await),
         (&Method::OPTIONS, "/v1/batch") => ("preflight", preflight()),
+        (&Method::POST, "/v1/relay") => ("relay", relay(app, req).await),
+        (&Method::GET, "/v1/relay/salts") => ("relay", relay_salts(app, &req)),
         (&Method::GET, "/healthz") => (
             "healthz",
             json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
@@ -274,6 +279,67 @@ async fn batch<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp
     }
 }
 
+/// Rows are at most a few kilobytes each and a relayed batch holds at most `max_events`.
+const MAX_RELAY_BYTES: usize = 16 << 20;
+
+/// The answer to a relay request without the relay token; none when it carries it.
+fn relay_refusal<B>(app: &App, req: &Request<B>) -> Option<Resp> {
+    let Some(digest) = &app.opts.relay_token else {
+        return Some(not_found());
+    };
+    let authorization = header_str(req.headers(), header::AUTHORIZATION);
+    if crate::query::auth::bearer_matches(digest, authorization) {
+        None
+    } else {
+        Some(json(
+            StatusCode::UNAUTHORIZED,
+            &serde_json::json!({"error": "missing or wrong relay token", "reason": "unauthorized"}),
+        ))
+    }
+}
+
+/// `POST /v1/relay`: RowBinary rows an edge worker in relay mode validated and enriched.
+async fn relay<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
+    if let Some(refusal) = relay_refusal(app, &req) {
+        return refusal;
+    }
+    let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
+    let body = match tokio::time::timeout(
+        timeout,
+        Limited::new(req.into_body(), MAX_RELAY_BYTES).collect(),
+    )
+    .await
+    {
+        Err(_) => return error_response(&IngestError::BodyTimeout),
+        Ok(Ok(b)) => b.to_bytes().to_vec(),
+        Ok(Err(_)) => {
+            return error_response(&rules::too_large(MAX_RELAY_BYTES + 1, MAX_RELAY_BYTES));
+        }
+    };
+    match app.pipeline.relay(body).await {
+        Ok(_) => empty(StatusCode::NO_CONTENT),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `GET /v1/relay/salts`: today's and yesterday's visitor-id salts (`day<TAB>hex` lines), so
+/// relay workers hash visitors exactly as this collector does.
+fn relay_salts<B>(app: &App, req: &Request<B>) -> Resp {
+    if let Some(refusal) = relay_refusal(app, req) {
+        return refusal;
+    }
+    let text: String = app
+        .pipeline
+        .salts()
+        .iter()
+        .map(|(day, salt)| format!("{day}\t{}\n", crate::hex::encode(salt)))
+        .collect();
+    let mut r = Response::new(full(text));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 async fn read_and_ingest<B: ReqBody>(
     app: &App,
     peer: SocketAddr,
@@ -281,39 +347,29 @@ async fn read_and_ingest<B: ReqBody>(
 ) -> Result<crate::pipeline::Ack, IngestError> {
     let received_at = now_ms();
     let max = app.pipeline.limits().max_batch_bytes;
-    let too_large = |size| IngestError::Wire(pathlight_wire::WireError::TooLarge { size, max });
     // Refusals before the pipeline runs are counted here, as it counts its own.
     let early = |e: IngestError| {
         app.pipeline.metrics().reject(e.reason(), 1);
         e
     };
-    let declared =
-        header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
-    if let Some(size) = declared.filter(|&n| n > max) {
-        // Refused before reading: a client cannot make us buffer more than the limit.
-        return Err(early(too_large(size)));
-    }
-    if let Some(enc) = header_str(req.headers(), header::CONTENT_ENCODING)
-        .filter(|e| !e.eq_ignore_ascii_case("identity"))
-    {
-        return Err(early(IngestError::UnsupportedEncoding(enc.to_owned())));
-    }
+    rules::precheck(
+        header_str(req.headers(), header::CONTENT_LENGTH),
+        header_str(req.headers(), header::CONTENT_ENCODING),
+        max,
+    )
+    .map_err(early)?;
     let (parts, body) = req.into_parts();
     let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
     let body = match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
         Err(_) => return Err(early(IngestError::BodyTimeout)),
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(early(too_large(max + 1)));
+            return Err(early(rules::too_large(max + 1, max)));
         }
         Ok(Err(e)) => return Err(early(IngestError::Body(e.to_string()))),
     };
     let h = &parts.headers;
-    let site = parts.uri.query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "site")
-            .map(|(_, v)| v.into_owned())
-    });
+    let site = rules::site_param(parts.uri.query());
     let opts = &app.opts;
     let ip = opts
         .client_ip_header
@@ -402,38 +458,20 @@ fn error_response(e: &IngestError) -> Resp {
     resp
 }
 
-/// Browsers send a preflight only for JSON posts; the tracker's raw-bytes beacon needs none.
 fn preflight() -> Resp {
     let mut r = empty(StatusCode::NO_CONTENT);
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
+    for (name, value) in rules::PREFLIGHT_HEADERS {
+        r.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
     r
 }
 
-/// Echoes an allowed origin, with credentials allowed: `sendBeacon` always sends in
-/// credentials mode "include", and the browser discards answers without these headers.
 fn cors(app: &App, origin: Option<&str>, h: &mut HeaderMap) {
-    h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    let Some(origin) = origin.filter(|o| app.pipeline.origin_allowed(o)) else {
-        return;
-    };
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+    for (name, value) in rules::cors_headers(origin, |o| app.pipeline.origin_allowed(o)) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
     }
 }
 

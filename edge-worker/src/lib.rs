@@ -1,7 +1,300 @@
-//! Pathlight's edge collector as a Cloudflare Worker (issue 5 fills it in).
+//! Pathlight's edge collector as a Cloudflare Worker: the collector's ingest stages, run where
+//! the visitor is, first-party on the site's own domain.
 //!
 //! # The path of an event through the worker
 //!
-//! `POST /v1/batch` at the edge is decoded and validated by `pathlight_wire` exactly as the
-//! collector does, enriched with the same `pathlight_wire::enrich` code plus Cloudflare's
-//! request data (country, colo, ASN), and forwarded to a collector or straight to ClickHouse.
+//! 1. `POST /v1/batch` (`fetch`): the same header rules (`pathlight_ingest::rules`), the same
+//!    decode → authorize → validate (`pathlight_ingest::check`) and the same enrichment
+//!    (`pathlight_ingest::enrich`) as the collector, with Cloudflare's request data as the
+//!    context: country, region, city, ASN and colo from `request.cf`, the client address from
+//!    `CF-Connecting-IP` (hashed into the visitor id with the deployment's daily salt,
+//!    `salts.rs`, and dropped). Refusals get the collector's statuses and JSON bodies.
+//! 2. The rows, as RowBinary, leave by the mode `wrangler.toml` chooses (`settings.rs`):
+//!    - *queue* (default): sent to the `EVENTS` queue and answered `204` at once;
+//!      [`consumer`] inserts each message batch into ClickHouse over HTTP, retries transient
+//!      failures and dead-letters poison;
+//!    - *direct*: inserted per request with `async_insert=1, wait_for_async_insert=1`, refused
+//!      with a clear error on servers older than 21.11, which lack async inserts;
+//!    - *relay*: posted to a collector's `/v1/relay`, which spools and stores them like its own.
+//!
+//! Sessions are the tracker's; for senders without one, each isolate assigns them like the
+//! collector does (isolates do not share state, so such sessions can split across isolates).
+//! Rate limits are left to Cloudflare's rate-limiting rules in front of the worker.
+
+#![warn(missing_docs)]
+
+mod clickhouse;
+mod consumer;
+pub mod message;
+mod salts;
+mod settings;
+
+use pathlight_ingest::retry::Decision;
+use pathlight_ingest::{Ack, Checked, EventRow, IngestError, IngestRequest, rules};
+use pathlight_wire::session::Sessionizer;
+use pathlight_wire::{Geo, Limits, RequestContext};
+use settings::{EVENTS_QUEUE, Mode, Settings};
+use std::cell::{Cell, RefCell};
+use wasm_bindgen::JsValue;
+use worker::{
+    Context, Env, Fetch, Headers, MessageBatch, Method, QueueContentType, RawMessageBuilder,
+    Request, RequestInit, Response, Result, event,
+};
+
+/// The session timeout the collector uses by default (`session_timeout_secs`).
+const SESSION_TIMEOUT_MS: i64 = 30 * 60 * 1000;
+/// Async inserts arrived in ClickHouse 21.11.
+const ASYNC_INSERT_SINCE: (u32, u32) = (21, 11);
+
+thread_local! {
+    static SESSIONS: RefCell<Sessionizer> = RefCell::new(Sessionizer::new(SESSION_TIMEOUT_MS));
+    /// Direct mode: whether the server takes async inserts, learned once per isolate.
+    static ASYNC_INSERTS: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let settings = match Settings::from_env(&env) {
+        Ok(s) => s,
+        Err(e) => {
+            return json(
+                500,
+                &serde_json::json!({"error": e, "reason": "misconfigured"}),
+            );
+        }
+    };
+    let origin = req.headers().get("Origin").ok().flatten();
+    let mut resp = match (req.method(), req.path().as_str()) {
+        (Method::Post, "/v1/batch") => batch(req, &env, &settings).await?,
+        (Method::Options, "/v1/batch") => {
+            let r = Response::empty()?.with_status(204);
+            for (name, value) in rules::PREFLIGHT_HEADERS {
+                r.headers().set(name, value)?;
+            }
+            r
+        }
+        (Method::Get, "/healthz") => json(200, &serde_json::json!({"status": "ok"}))?,
+        _ => json(
+            404,
+            &serde_json::json!({"error": "not found", "reason": "not_found"}),
+        )?,
+    };
+    let allowed = |o: &str| {
+        settings
+            .sites
+            .values()
+            .any(|s| pathlight_ingest::origin_matches(&s.origins, o))
+    };
+    for (name, value) in rules::cors_headers(origin.as_deref(), allowed) {
+        resp.headers_mut().set(name, &value)?;
+    }
+    Ok(resp)
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<()>, env: Env, _ctx: Context) -> Result<()> {
+    let settings = Settings::from_env(&env).map_err(worker::Error::RustError)?;
+    consumer::consume(batch, env, &settings).await
+}
+
+async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let limits = Limits::default();
+    let received_at = worker::Date::now().as_millis();
+    let h = req.headers();
+    let header = |name: &str| h.get(name).ok().flatten();
+    let early = rules::precheck(
+        header("Content-Length").as_deref(),
+        header("Content-Encoding").as_deref(),
+        limits.max_batch_bytes,
+    );
+    if let Err(e) = early {
+        return error(&e);
+    }
+    let content_type = header("Content-Type");
+    let origin = header("Origin");
+    let user_agent = header("User-Agent");
+    let ip = header("CF-Connecting-IP").and_then(|v| v.trim().parse().ok());
+    let site = rules::site_param(req.url()?.query());
+    let geo = cf_geo(&req);
+    let body = req.bytes().await?;
+    if body.len() > limits.max_batch_bytes {
+        return error(&rules::too_large(body.len(), limits.max_batch_bytes));
+    }
+    let request = IngestRequest {
+        body: &body,
+        content_type: content_type.as_deref(),
+        site: site.as_deref(),
+        origin: origin.as_deref(),
+        ip,
+        user_agent: user_agent.as_deref(),
+        country: None,
+        received_at: received_at as i64,
+    };
+    let mut counted = 0;
+    let Checked {
+        batch, rejected, ..
+    } = match pathlight_ingest::check(&request, &limits, &settings.sites, &mut counted) {
+        Ok(c) => c,
+        Err(e) => return error(&e),
+    };
+    let ctx = RequestContext {
+        received_at: request.received_at,
+        ip,
+        user_agent: user_agent.clone(),
+        geo,
+    };
+    let hasher = salts::hasher(settings, received_at).await;
+    let rows = SESSIONS.with_borrow_mut(|sessions| {
+        pathlight_ingest::enrich(batch, &rejected, &ctx, &hasher, |e| {
+            sessions.assign(&e.site_id, e.visitor_id, e.timestamp)
+        })
+    });
+    let stored = match settings.mode {
+        Mode::Queue => enqueue(env, &rows).await,
+        Mode::Direct => direct(&rows, settings).await,
+        Mode::Relay => relay(&rows, settings).await,
+    };
+    if let Err(e) = stored {
+        return error(&e);
+    }
+    let ack = Ack::new(rows.len(), rejected);
+    if ack.rejected.is_empty() {
+        Ok(Response::empty()?.with_status(204))
+    } else {
+        json(200, &ack)
+    }
+}
+
+/// Location and network from `request.cf`, read field by field: a field Cloudflare (or a
+/// test) leaves out is unknown, never an error.
+fn cf_geo(req: &Request) -> Geo {
+    let cf =
+        js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
+    let get = |key: &str| {
+        if cf.is_object() {
+            js_sys::Reflect::get(&cf, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+        } else {
+            JsValue::UNDEFINED
+        }
+    };
+    let text = |key: &str| get(key).as_string().unwrap_or_default();
+    Geo {
+        country: text("country").to_ascii_uppercase(),
+        region: text("regionCode"),
+        city: text("city"),
+        asn: get("asn").as_f64().map_or(0, |n| n as u32),
+        colo: text("colo"),
+    }
+}
+
+/// Queue mode: the rows go to the `EVENTS` queue; the consumer stores them.
+async fn enqueue(env: &Env, rows: &[EventRow]) -> std::result::Result<(), IngestError> {
+    let unavailable = |e: worker::Error| {
+        worker::console_error!("queue {EVENTS_QUEUE}: {e}");
+        IngestError::QueueFull
+    };
+    let queue = env.queue(EVENTS_QUEUE).map_err(unavailable)?;
+    for m in message::encode(rows) {
+        let body: JsValue = js_sys::Uint8Array::from(m.as_slice()).into();
+        queue
+            .send_raw(RawMessageBuilder::new(body).build_with_content_type(QueueContentType::V8))
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Direct mode: one async insert per request, acknowledged once ClickHouse has it.
+async fn direct(rows: &[EventRow], settings: &Settings) -> std::result::Result<(), IngestError> {
+    let ch = settings
+        .clickhouse
+        .as_ref()
+        .ok_or_else(|| IngestError::StorageRejected("CLICKHOUSE_URL is not set".into()))?;
+    let supported = match ASYNC_INSERTS.get() {
+        Some(s) => s,
+        None => {
+            let version = clickhouse::version(ch).await.map_err(storage_error)?;
+            let s = version >= ASYNC_INSERT_SINCE;
+            if !s {
+                worker::console_error!(
+                    "direct mode needs async inserts; ClickHouse is {}.{}",
+                    version.0,
+                    version.1
+                );
+            }
+            ASYNC_INSERTS.set(Some(s));
+            s
+        }
+    };
+    if !supported {
+        return Err(IngestError::StorageRejected(format!(
+            "PATHLIGHT_MODE=direct needs async inserts (ClickHouse {}.{} or later) and this \
+             server has none; use queue or relay mode",
+            ASYNC_INSERT_SINCE.0, ASYNC_INSERT_SINCE.1
+        )));
+    }
+    let mut body = Vec::with_capacity(rows.len() * 512);
+    rows.iter().for_each(|r| r.write_row_binary(&mut body));
+    clickhouse::insert(
+        ch,
+        body,
+        &[("async_insert", "1"), ("wait_for_async_insert", "1")],
+    )
+    .await
+    .map_err(storage_error)
+}
+
+fn storage_error(f: clickhouse::Failure) -> IngestError {
+    worker::console_error!("{}", f.message);
+    match f.decision {
+        Decision::Retry => IngestError::StorageTimeout,
+        Decision::Fail => IngestError::StorageRejected(f.message),
+    }
+}
+
+/// Relay mode: the enriched rows go to a collector, which acknowledges once they are durable
+/// there (its spool or ClickHouse).
+async fn relay(rows: &[EventRow], settings: &Settings) -> std::result::Result<(), IngestError> {
+    let url = settings.collector_url.as_deref().unwrap_or_default();
+    let mut body = Vec::with_capacity(rows.len() * 512);
+    rows.iter().for_each(|r| r.write_row_binary(&mut body));
+    let sent = async {
+        let headers = Headers::new();
+        headers.set("Authorization", &format!("Bearer {}", settings.relay_token))?;
+        headers.set("Content-Type", "application/vnd.pathlight.rowbinary")?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        let req = Request::new_with_init(&format!("{url}/v1/relay"), &init)?;
+        let mut resp = Fetch::Request(req).send().await?;
+        Ok::<_, worker::Error>((resp.status_code(), resp.text().await.unwrap_or_default()))
+    };
+    match sent.await {
+        Ok((204 | 200, _)) => Ok(()),
+        Ok((status, text)) => {
+            worker::console_error!("collector answered {status}: {text}");
+            Err(if status >= 500 || status == 429 {
+                IngestError::StorageTimeout
+            } else {
+                IngestError::StorageRejected(format!("the collector answered {status}"))
+            })
+        }
+        Err(e) => {
+            worker::console_error!("collector unreachable: {e}");
+            Err(IngestError::StorageTimeout)
+        }
+    }
+}
+
+fn error(e: &IngestError) -> Result<Response> {
+    let resp = json(e.status().as_u16(), &e.body())?;
+    if let Some(secs) = e.retry_after() {
+        resp.headers().set("Retry-After", &secs.to_string())?;
+    }
+    Ok(resp)
+}
+
+fn json(status: u16, value: &impl serde::Serialize) -> Result<Response> {
+    Ok(Response::from_json(value)?.with_status(status))
+}

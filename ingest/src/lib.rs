@@ -19,7 +19,11 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod hex;
+pub mod retry;
 pub mod row;
+pub mod rules;
+pub mod salts;
 mod stages;
 
 pub use error::{ErrorBody, IngestError};

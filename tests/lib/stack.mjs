@@ -59,6 +59,11 @@ export async function startClickHouse(name) {
       if (!r.ok) throw new Error(`${sql}: ${text}`);
       return text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
     },
+    /** Runs a statement that returns nothing (INSERT, ALTER). */
+    async exec(sql) {
+      const r = await fetch(url, { method: "POST", body: sql });
+      if (!r.ok) throw new Error(`${sql}: ${await r.text()}`);
+    },
   };
 }
 

@@ -17,6 +17,15 @@ pub fn digest_hex(token: &str) -> String {
     crate::hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
+/// Whether `authorization` is `Bearer <a token whose SHA-256 is digest>`, compared in constant
+/// time.
+pub fn bearer_matches(digest: &[u8; 32], authorization: Option<&str>) -> bool {
+    let given = authorization
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or("");
+    same(digest, &Sha256::digest(given.as_bytes()).into())
+}
+
 /// Equal in time independent of where they differ.
 fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -50,13 +59,9 @@ impl Auth {
 
     /// Whether `authorization` is `Bearer <the site's API token>`.
     pub fn bearer(&self, site: &str, authorization: Option<&str>) -> bool {
-        let given = authorization
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         self.digests
             .get(site)
-            .is_some_and(|want| same(want, &given))
+            .is_some_and(|want| bearer_matches(want, authorization))
     }
 
     fn signature(&self, site: &str, expires: u64) -> [u8; 32] {

@@ -106,8 +106,8 @@ async fn salts_are_shared_per_day_and_old_ones_forgotten() {
     }
     // Two collectors' hashers agree on today's visitors.
     let (a, b) = (
-        salts::hasher(&server.db, today).await.unwrap(),
-        salts::hasher(&server.db, today).await.unwrap(),
+        salts::hasher(&server.db, today).await.unwrap().0,
+        salts::hasher(&server.db, today).await.unwrap().0,
     );
     let ip = Some("198.51.100.1".parse().unwrap());
     let now = pathlight_collector::pipeline::now_ms();

@@ -1,4 +1,4 @@
-//! Lowercase hex for the fixed-size secrets the collector stores as text: token digests and
+//! Lowercase hex for the fixed-size secrets receivers store as text: token digests and
 //! visitor-id salts.
 
 /// `bytes` as lowercase hex.

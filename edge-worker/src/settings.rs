@@ -1,0 +1,120 @@
+//! The worker's configuration: `[vars]` in `wrangler.toml`, secrets set with
+//! `wrangler secret put`, and the binding names, which are constants so the code and
+//! `wrangler.toml` cannot drift apart silently (a missing binding is a clear error at the first
+//! request that needs it).
+
+use pathlight_ingest::SiteRules;
+use serde::Deserialize;
+use std::collections::HashMap;
+use worker::Env;
+
+/// Queue producer binding for validated, enriched rows (queue mode).
+pub const EVENTS_QUEUE: &str = "EVENTS";
+/// Queue producer binding for messages ClickHouse refuses for good (poison), so one bad
+/// message cannot block or drop the good ones batched with it.
+pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
+
+/// How accepted batches leave the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// To a Cloudflare Queue, answered at once; the queue consumer inserts into ClickHouse.
+    Queue,
+    /// Inserted into ClickHouse per request with `async_insert` (current ClickHouse only).
+    Direct,
+    /// Forwarded, enriched, to a Pathlight collector's `/v1/relay`.
+    Relay,
+}
+
+/// A site as `PATHLIGHT_SITES` lists it: `[{"id": "shop", "origins": ["https://shop.example"]}]`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Site {
+    /// The id the tracker sends.
+    pub id: String,
+    /// Origins allowed to send from a browser; `"*"` for any. Same rules as the collector.
+    #[serde(default)]
+    pub origins: Vec<String>,
+}
+
+impl SiteRules for Site {
+    fn origins(&self) -> &[String] {
+        &self.origins
+    }
+}
+
+/// ClickHouse over HTTP(S).
+#[derive(Clone, Debug)]
+pub struct ClickHouse {
+    /// `CLICKHOUSE_URL`, e.g. `https://ch.example.com:8443`.
+    pub url: String,
+    /// `CLICKHOUSE_DATABASE` (default `pathlight`).
+    pub database: String,
+    /// `CLICKHOUSE_USER` (default `default`).
+    pub user: String,
+    /// Secret `CLICKHOUSE_PASSWORD` (may be unset).
+    pub password: String,
+}
+
+/// Everything the worker reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `PATHLIGHT_MODE`: `queue` (default), `direct` or `relay`.
+    pub mode: Mode,
+    /// `PATHLIGHT_SITES`, by id.
+    pub sites: HashMap<String, Site>,
+    /// Unset in relay mode.
+    pub clickhouse: Option<ClickHouse>,
+    /// `COLLECTOR_URL` (relay mode), e.g. `https://collect.example.com`.
+    pub collector_url: Option<String>,
+    /// Secret `RELAY_TOKEN` (relay mode): the collector's `relay_token`.
+    pub relay_token: String,
+    /// `RETRY_DELAY_SECONDS` (default 10): the first wait before a failed queue batch is
+    /// retried; later waits grow with the message's age (see `consumer.rs`).
+    pub retry_delay_secs: u32,
+}
+
+impl Settings {
+    /// Reads and checks the settings; the message names what is wrong.
+    pub fn from_env(env: &Env) -> Result<Settings, String> {
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string());
+        let mode = match var("PATHLIGHT_MODE").as_deref().unwrap_or("queue") {
+            "queue" => Mode::Queue,
+            "direct" => Mode::Direct,
+            "relay" => Mode::Relay,
+            other => {
+                return Err(format!(
+                    "PATHLIGHT_MODE is {other:?}; use queue, direct or relay"
+                ));
+            }
+        };
+        let sites: Vec<Site> =
+            serde_json::from_str(&var("PATHLIGHT_SITES").ok_or("PATHLIGHT_SITES is not set")?)
+                .map_err(|e| format!("PATHLIGHT_SITES: {e}"))?;
+        let clickhouse = var("CLICKHOUSE_URL").map(|url| ClickHouse {
+            url: url.trim_end_matches('/').to_owned(),
+            database: var("CLICKHOUSE_DATABASE").unwrap_or_else(|| "pathlight".into()),
+            user: var("CLICKHOUSE_USER").unwrap_or_else(|| "default".into()),
+            password: secret("CLICKHOUSE_PASSWORD").unwrap_or_default(),
+        });
+        let collector_url = var("COLLECTOR_URL").map(|u| u.trim_end_matches('/').to_owned());
+        match mode {
+            Mode::Queue | Mode::Direct if clickhouse.is_none() => {
+                return Err("CLICKHOUSE_URL is not set".into());
+            }
+            Mode::Relay if collector_url.is_none() => {
+                return Err("COLLECTOR_URL is not set (relay mode)".into());
+            }
+            _ => {}
+        }
+        Ok(Settings {
+            mode,
+            sites: sites.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            clickhouse,
+            collector_url,
+            relay_token: secret("RELAY_TOKEN").unwrap_or_default(),
+            retry_delay_secs: var("RETRY_DELAY_SECONDS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10),
+        })
+    }
+}
