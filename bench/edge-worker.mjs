@@ -2,7 +2,8 @@
 // per 20-event batch against a trivial request, and events/s in queue mode on loopback.
 // Run by bench/edge-worker.sh (which builds the worker and the release `pathlight`, starts
 // ClickHouse, and passes: CLICKHOUSE_URL PATHLIGHT_BIN SECONDS CONCURRENCY).
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { createServer } from "node:http";
 import { startWorker } from "../tests/lib/edge.mjs";
 
@@ -20,8 +21,9 @@ async function captureBatch() {
     req.on("end", () => { body = Buffer.concat(parts); res.writeHead(204).end(); });
   });
   await new Promise((r) => s.listen(0, "127.0.0.1", r));
-  execFileSync(bin, ["load", "--url", `http://127.0.0.1:${s.address().port}/v1/batch`, "--site", "demo",
-    "--batch", "20", "--concurrency", "1", "--max-requests", "1", "--seconds", "5"], { stdio: "ignore" });
+  // Asynchronously: this process's server must answer it.
+  await promisify(execFile)(bin, ["load", "--url", `http://127.0.0.1:${s.address().port}/v1/batch`, "--site", "demo",
+    "--batch", "20", "--concurrency", "1", "--max-requests", "1", "--seconds", "5"]);
   s.close();
   return body;
 }
@@ -71,8 +73,8 @@ sink.close();
 
 // Throughput: queue mode, `pathlight load` from outside, the consumer inserting into ClickHouse.
 const queue = await startWorker(vars);
-const table = execFileSync(bin, ["load", "--url", `${queue.base}/v1/batch`, "--site", "demo", "--batch", "20",
-  "--concurrency", concurrency, "--seconds", seconds], { encoding: "utf8" });
+const { stdout: table } = await promisify(execFile)(bin, ["load", "--url", `${queue.base}/v1/batch`, "--site", "demo",
+  "--batch", "20", "--concurrency", concurrency, "--seconds", seconds]);
 const count = async () => Number(await (await fetch(`${chUrl}/?query=${encodeURIComponent("SELECT count() FROM bench_edge.events")}`)).text());
 // Until the consumer has drained the queue: the count stops moving.
 let stored = -1;

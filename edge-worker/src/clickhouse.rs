@@ -1,6 +1,9 @@
 //! ClickHouse over its HTTP interface with the Workers `fetch`: statements as the `query`
-//! parameter, rows as a RowBinary body, credentials in `X-ClickHouse-User`/`-Key` headers.
-//! Failures are classified by the same rules as the collector's (`pathlight_ingest::retry`).
+//! parameter, rows as a RowBinary body compressed with zlib (`Content-Encoding: deflate`, which
+//! every ClickHouse version since 1.1 decompresses; RowBinary events shrink about 8×, and the
+//! bytes leaving Cloudflare are what the operator pays for), credentials in
+//! `X-ClickHouse-User`/`-Key` headers. Failures are classified by the same rules as the
+//! collector's (`pathlight_ingest::retry`).
 
 use crate::settings::ClickHouse;
 use pathlight_ingest::retry::{Decision, decide_response};
@@ -50,10 +53,13 @@ pub async fn run(
         set("X-ClickHouse-Key", &ch.password)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers);
     if let Some(body) = body {
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        // Level 1: nearly all of the gain for a fraction of the CPU time.
+        let packed = miniz_oxide::deflate::compress_to_vec_zlib(&body, 1);
+        set("Content-Encoding", "deflate")?;
+        init.with_body(Some(js_sys::Uint8Array::from(packed.as_slice()).into()));
     }
+    init.with_method(Method::Post).with_headers(headers);
     let request = Request::new_with_init(url.as_str(), &init)
         .map_err(|e| Failure::transient(e.to_string()))?;
     let mut resp = Fetch::Request(request)
