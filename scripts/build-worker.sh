@@ -12,10 +12,15 @@ export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}
 export WASM_OPT_BIN=${WASM_OPT_BIN:-$bin/wasm-opt}
 export ESBUILD_BIN=${ESBUILD_BIN:-$bin/esbuild}
 cd "$root/edge-worker"
-worker-build --profile wasm-size >/dev/null 2>"$root/target/worker-build.log" || {
-  cat "$root/target/worker-build.log" >&2
-  exit 1
-}
+# Nothing to do when the build is newer than every input (wrangler's [build] runs this again).
+newer=$(find src ../wire/src ../ingest/src Cargo.toml ../Cargo.lock -newer build/index_bg.wasm 2>/dev/null | head -1)
+if [ ! -f build/index_bg.wasm ] || [ -n "$newer" ]; then
+  mkdir -p "$root/target"
+  worker-build --profile wasm-size >/dev/null 2>"$root/target/worker-build.log" || {
+    cat "$root/target/worker-build.log" >&2
+    exit 1
+  }
+fi
 size() { wc -c <"$1" | tr -d ' '; }
 gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
 printf 'edge worker: index_bg.wasm %s B (gzip %s B), index.js %s B (gzip %s B)\n' \

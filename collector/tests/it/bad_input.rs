@@ -243,3 +243,80 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
     }
     server.stop().await;
 }
+
+/// `/v1/relay` (edge workers in relay mode): off without a configured token, 401 without the
+/// token, 400 with a JSON reason for bytes that are not whole rows — nothing stored, the
+/// collector fine — and whole rows stored.
+#[tokio::test]
+async fn relay_refuses_strangers_and_malformed_rows() {
+    use pathlight_collector::query::auth::digest_hex;
+    use pathlight_ingest::EventRow;
+    let off = TestServer::start("relay_off").await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(off.url("/v1/relay"))
+        .body(vec![0u8; 8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    off.stop().await;
+
+    let server = TestServer::start_with("relay", |c| {
+        c.relay_token_sha256 = digest_hex("edge-token");
+    })
+    .await;
+    let relay = |body: Vec<u8>, token: &str| {
+        client
+            .post(server.url("/v1/relay"))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    let stranger = relay(vec![1, 2, 3], "guess").await.unwrap();
+    assert_eq!(stranger.status(), 401);
+    let salts = client
+        .get(server.url("/v1/relay/salts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(salts.status(), 401);
+
+    let row = EventRow {
+        site_id: "test".into(),
+        event_id: uuid::Uuid::from_bytes([9; 16]),
+        event_type: 1,
+        timestamp: 1_790_000_000,
+        url: "https://shop.example/".into(),
+        path: "/".into(),
+        colo: "TXL".into(),
+        ..EventRow::default()
+    };
+    let mut body = Vec::new();
+    row.write_row_binary(&mut body);
+    let truncated = body[..body.len() - 1].to_vec();
+    let bad = relay(truncated, "edge-token").await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let reason = crate::json_body(bad).await;
+    assert_eq!(reason["reason"], "body", "{reason}");
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 0);
+
+    assert_eq!(relay(body, "edge-token").await.unwrap().status(), 204);
+    assert_eq!(
+        server
+            .scalar("SELECT count() FROM events WHERE colo = 'TXL'")
+            .await,
+        1
+    );
+    let salts = client
+        .get(server.url("/v1/relay/salts"))
+        .bearer_auth("edge-token")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(pathlight_ingest::salts::parse(&salts).len(), 1, "{salts}");
+    server.stop().await;
+}

@@ -1,0 +1,31 @@
+// `wrangler deploy` as a user runs it, short of uploading: the wrangler.toml parses, its build
+// command works offline, and the bundle it would upload has the worker, its wasm and the
+// queue bindings the code expects.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { root } from "../lib/stack.mjs";
+
+test("wrangler deploy --dry-run builds and bundles the worker offline", () => {
+  const out = mkdtempSync(join(tmpdir(), "pathlight-wrangler-"));
+  const log = execFileSync(join(root, "tests", "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", out], {
+    cwd: join(root, "edge-worker"),
+    env: {
+      PATH: `${join(root, "tests", "node_modules", ".bin")}:${process.env.PATH}`,
+      HOME: process.env.HOME,
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      WRANGLER_HIDE_BANNER: "true",
+      WRANGLER_SEND_ERROR_REPORTS: "false",
+    },
+    encoding: "utf8",
+  });
+  assert.match(log, /--dry-run: exiting now/);
+  for (const binding of ["EVENTS", "DEAD_LETTERS"]) assert.match(log, new RegExp(`env\\.${binding}`));
+  const files = readdirSync(out);
+  assert.ok(files.includes("index.js"), files.join(", "));
+  assert.ok(files.some((f) => f.endsWith(".wasm")), files.join(", "));
+});
