@@ -13,7 +13,7 @@ export WASM_OPT_BIN=${WASM_OPT_BIN:-$bin/wasm-opt}
 export ESBUILD_BIN=${ESBUILD_BIN:-$bin/esbuild}
 cd "$root/edge-worker"
 # Nothing to do when the build is newer than every input (wrangler's [build] runs this again).
-newer=$(find src ../wire/src ../ingest/src Cargo.toml ../Cargo.lock -newer build/index_bg.wasm 2>/dev/null | head -1)
+newer=$(find src ../wire/src ../ingest/src Cargo.toml ../Cargo.lock -newer build/index_bg.wasm 2>/dev/null | head -1 || true)
 if [ ! -f build/index_bg.wasm ] || [ -n "$newer" ]; then
   mkdir -p "$root/target"
   worker-build --profile wasm-size >/dev/null 2>"$root/target/worker-build.log" || {

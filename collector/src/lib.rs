@@ -24,6 +24,9 @@
 //!    any stage is an [`error::IngestError`], turned into a status and a JSON reason in one
 //!    place and counted in [`metrics`].
 //!
+//! Edge workers in relay mode post rows they validated and enriched with the same
+//! `pathlight_ingest` code to `POST /v1/relay`; those join at step 3.
+//!
 //! [`serve`] runs all of it on an already-bound listener until a shutdown future resolves;
 //! the binary `pathlight` (`main.rs`) adds the CLI.
 

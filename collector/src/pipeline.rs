@@ -1,7 +1,10 @@
-//! The ingest pipeline: `decode → validate → enrich → batch → sink`, one function per stage,
-//! wired together by [`Pipeline::ingest`]. Every transport (hyper today; HTTP/3 and the edge
-//! worker's forwarder later) describes its request as an [`IngestRequest`] and gets back an
-//! [`Ack`] or an [`IngestError`]. `DESIGN.md` beside this file explains the choices.
+//! The ingest pipeline: `decode → validate → enrich → batch → sink`, wired together by
+//! [`Pipeline::ingest`]. The stages without I/O are the `pathlight_ingest` crate's, shared with
+//! the edge worker; this file adds what is the collector's own (rate limits, geo lookup, the
+//! session table, metrics, storage). Every transport (HTTP/1.1 and HTTP/2, HTTP/3, `pathlight
+//! import`) describes its request as an [`IngestRequest`] and gets back an [`Ack`] or an
+//! [`IngestError`]; relay workers' rows arrive already enriched ([`Pipeline::relay`]).
+//! `DESIGN.md` beside this file explains the choices.
 
 use crate::config::{Config, SiteConfig};
 use crate::error::IngestError;

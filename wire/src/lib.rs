@@ -16,7 +16,7 @@
 //!    is used and dropped), and the geo data the receiver looked up. [`session::Sessionizer`]
 //!    assigns sessions for senders that bring none.
 //!
-//! Storage rows are the collector's business (its `EventRow`); nothing here does I/O, so the
+//! Storage rows are the receivers' (`pathlight_ingest::EventRow`); nothing here does I/O, so the
 //! crate builds for `wasm32-unknown-unknown` and serves the tracker and the edge worker.
 
 #![warn(missing_docs)]
