@@ -53,7 +53,9 @@ impl GeoLookup {
                 .to_owned();
         }
         if geo.country.is_empty() {
-            geo.country = header_country.and_then(country_code).unwrap_or_default();
+            geo.country = header_country
+                .and_then(pathlight_ingest::rules::country_code)
+                .unwrap_or_default();
         }
         geo
     }
@@ -61,12 +63,6 @@ impl GeoLookup {
 
 /// An ISO 3166-1 alpha-2 code from a header, or none. Cloudflare's `XX` (unknown) and
 /// `T1` (Tor) are not countries.
-fn country_code(v: &str) -> Option<String> {
-    let v = v.trim();
-    (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()) && !v.eq_ignore_ascii_case("xx"))
-        .then(|| v.to_ascii_uppercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

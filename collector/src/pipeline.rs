@@ -289,10 +289,7 @@ impl Pipeline {
         counted: &mut usize,
     ) -> Result<Ack, IngestError> {
         let Prepared { rows, rejected } = self.stages.prepare(&req, counted)?;
-        let mut body = Vec::with_capacity(rows.len() * 256);
-        for row in &rows {
-            row.write_row_binary(&mut body);
-        }
+        let body = pathlight_ingest::write_rows(&rows);
         self.store(&rows, body).await?;
         Ok(Ack::new(rows.len(), rejected))
     }
@@ -300,10 +297,8 @@ impl Pipeline {
     /// Stores rows an edge worker in relay mode validated and enriched (`POST /v1/relay`,
     /// RowBinary): checked to be whole rows, then stored like the collector's own.
     pub async fn relay(&self, body: Vec<u8>) -> Result<usize, IngestError> {
-        let rows = pathlight_ingest::read_rows(&body).map_err(|e| {
-            self.stages.metrics.reject("relay_rows", 1);
-            IngestError::Body(e.to_string())
-        })?;
+        let rows =
+            pathlight_ingest::read_rows(&body).map_err(|e| IngestError::Body(e.to_string()))?;
         self.store(&rows, body).await?;
         Ok(rows.len())
     }

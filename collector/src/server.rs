@@ -303,22 +303,16 @@ async fn relay<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
     if let Some(refusal) = relay_refusal(app, &req) {
         return refusal;
     }
-    let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
-    let body = match tokio::time::timeout(
-        timeout,
-        Limited::new(req.into_body(), MAX_RELAY_BYTES).collect(),
-    )
-    .await
-    {
-        Err(_) => return error_response(&IngestError::BodyTimeout),
-        Ok(Ok(b)) => b.to_bytes().to_vec(),
-        Ok(Err(_)) => {
-            return error_response(&rules::too_large(MAX_RELAY_BYTES + 1, MAX_RELAY_BYTES));
-        }
+    let stored = match read_body(app, req.into_body(), MAX_RELAY_BYTES).await {
+        Ok(body) => app.pipeline.relay(body.to_vec()).await,
+        Err(e) => Err(e),
     };
-    match app.pipeline.relay(body).await {
+    match stored {
         Ok(_) => empty(StatusCode::NO_CONTENT),
-        Err(e) => error_response(&e),
+        Err(e) => {
+            app.pipeline.metrics().reject(e.reason(), 1);
+            error_response(&e)
+        }
     }
 }
 
@@ -340,6 +334,19 @@ fn relay_salts<B>(app: &App, req: &Request<B>) -> Resp {
     r
 }
 
+/// The whole body, at most `max` bytes, arriving within `http.body_timeout_ms`.
+async fn read_body<B: ReqBody>(app: &App, body: B, max: usize) -> Result<Bytes, IngestError> {
+    let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
+    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+        Err(_) => Err(IngestError::BodyTimeout),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(rules::too_large(max + 1, max))
+        }
+        Ok(Err(e)) => Err(IngestError::Body(e.to_string())),
+    }
+}
+
 async fn read_and_ingest<B: ReqBody>(
     app: &App,
     peer: SocketAddr,
@@ -359,15 +366,7 @@ async fn read_and_ingest<B: ReqBody>(
     )
     .map_err(early)?;
     let (parts, body) = req.into_parts();
-    let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
-    let body = match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
-        Err(_) => return Err(early(IngestError::BodyTimeout)),
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(early(rules::too_large(max + 1, max)));
-        }
-        Ok(Err(e)) => return Err(early(IngestError::Body(e.to_string()))),
-    };
+    let body = read_body(app, body, max).await.map_err(early)?;
     let h = &parts.headers;
     let site = rules::site_param(parts.uri.query());
     let opts = &app.opts;

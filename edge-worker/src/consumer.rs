@@ -35,6 +35,7 @@ pub async fn consume(batch: MessageBatch<()>, env: Env, settings: &Settings) -> 
         return Err("the queue consumer needs CLICKHOUSE_URL".into());
     };
     let now = worker::Date::now().as_millis();
+    // Each good message with its rows (RowBinary, the header stripped).
     let mut good: Vec<(RawMessage, Vec<u8>)> = Vec::new();
     for msg in batch.raw_iter() {
         let bytes = msg
@@ -45,22 +46,18 @@ pub async fn consume(batch: MessageBatch<()>, env: Env, settings: &Settings) -> 
                 v.dyn_into::<js_sys::ArrayBuffer>()
                     .map(|b| js_sys::Uint8Array::new(&b).to_vec())
             });
-        match bytes.map_err(|_| "not bytes".to_string()).and_then(|b| {
-            message::decode(&b)?;
-            Ok(b)
-        }) {
-            Ok(b) => good.push((msg, b)),
+        let rows = bytes
+            .map_err(|_| "not bytes".to_string())
+            .and_then(|b| message::decode(&b).map(|(rows, _)| rows.to_vec()));
+        match rows {
+            Ok(rows) => good.push((msg, rows)),
             Err(why) => dead_letter(&env, &msg, &why).await,
         }
     }
     if good.is_empty() {
         return Ok(());
     }
-    let rows = |m: &[u8]| m[7..].to_vec();
-    let all: Vec<u8> = good
-        .iter()
-        .flat_map(|(_, b)| b[7..].iter().copied())
-        .collect();
+    let all = good.iter().flat_map(|(_, rows)| rows).copied().collect();
     match clickhouse::insert(ch, all, &[]).await {
         Ok(()) => good.iter().for_each(|(m, _)| m.ack()),
         Err(f) if f.decision == Decision::Retry => {
@@ -84,8 +81,8 @@ pub async fn consume(batch: MessageBatch<()>, env: Env, settings: &Settings) -> 
         }
         Err(Failure { message, .. }) => {
             worker::console_error!("ClickHouse refused a batch, isolating: {message}");
-            for (m, b) in &good {
-                match clickhouse::insert(ch, rows(b), &[]).await {
+            for (m, rows) in &good {
+                match clickhouse::insert(ch, rows.clone(), &[]).await {
                     Ok(()) => m.ack(),
                     Err(f) if f.decision == Decision::Retry => m.retry(),
                     Err(f) => dead_letter(&env, m, &f.message).await,

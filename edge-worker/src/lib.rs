@@ -54,7 +54,7 @@ thread_local! {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let settings = match Settings::from_env(&env) {
+    let settings = match settings::current(&env) {
         Ok(s) => s,
         Err(e) => {
             return json(
@@ -93,7 +93,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<()>, env: Env, _ctx: Context) -> Result<()> {
-    let settings = Settings::from_env(&env).map_err(worker::Error::RustError)?;
+    let settings = settings::current(&env).map_err(worker::Error::RustError)?;
     consumer::consume(batch, env, &settings).await
 }
 
@@ -179,7 +179,7 @@ fn cf_geo(req: &Request) -> Geo {
     };
     let text = |key: &str| get(key).as_string().unwrap_or_default();
     Geo {
-        country: text("country").to_ascii_uppercase(),
+        country: rules::country_code(&text("country")).unwrap_or_default(),
         region: text("regionCode"),
         city: text("city"),
         asn: get("asn").as_f64().map_or(0, |n| n as u32),
@@ -233,11 +233,9 @@ async fn direct(rows: &[EventRow], settings: &Settings) -> std::result::Result<(
             ASYNC_INSERT_SINCE.0, ASYNC_INSERT_SINCE.1
         )));
     }
-    let mut body = Vec::with_capacity(rows.len() * 512);
-    rows.iter().for_each(|r| r.write_row_binary(&mut body));
     clickhouse::insert(
         ch,
-        body,
+        pathlight_ingest::write_rows(rows),
         &[("async_insert", "1"), ("wait_for_async_insert", "1")],
     )
     .await
@@ -256,8 +254,7 @@ fn storage_error(f: clickhouse::Failure) -> IngestError {
 /// there (its spool or ClickHouse).
 async fn relay(rows: &[EventRow], settings: &Settings) -> std::result::Result<(), IngestError> {
     let url = settings.collector_url.as_deref().unwrap_or_default();
-    let mut body = Vec::with_capacity(rows.len() * 512);
-    rows.iter().for_each(|r| r.write_row_binary(&mut body));
+    let body = pathlight_ingest::write_rows(rows);
     let sent = async {
         let headers = Headers::new();
         headers.set("Authorization", &format!("Bearer {}", settings.relay_token))?;

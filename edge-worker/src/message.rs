@@ -5,6 +5,8 @@
 use pathlight_ingest::EventRow;
 
 const MAGIC: &[u8; 3] = b"PL1";
+/// Magic and row count; the rows follow.
+const HEADER_LEN: usize = MAGIC.len() + 4;
 
 /// Queue messages are at most 128 KB; rows go out in messages of at most this many bytes.
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
@@ -36,17 +38,18 @@ pub fn encode(rows: &[EventRow]) -> Vec<Vec<u8>> {
 fn header() -> Vec<u8> {
     let mut m = Vec::with_capacity(4096);
     m.extend_from_slice(MAGIC);
-    m.extend_from_slice(&[0; 4]);
+    m.resize(HEADER_LEN, 0);
     m
 }
 
 fn finish(mut m: Vec<u8>, count: u32) -> Vec<u8> {
-    m[3..7].copy_from_slice(&count.to_le_bytes());
+    m[MAGIC.len()..HEADER_LEN].copy_from_slice(&count.to_le_bytes());
     m
 }
 
-/// A message's rows, checked: the header, the count, and every row well formed. `Err` names
-/// what is wrong: such a message is poison and goes to the dead-letter queue.
+/// A message's rows (RowBinary) and their count, checked: the header, the count, and every
+/// row well formed. `Err` names what is wrong: such a message is poison and goes to the
+/// dead-letter queue.
 pub fn decode(message: &[u8]) -> Result<(&[u8], u32), String> {
     let rest = message
         .strip_prefix(MAGIC)

@@ -60,15 +60,15 @@ pub async fn hasher(settings: &Settings, now_ms: u64) -> Rc<VisitorHasher> {
             if let Err(e) = result {
                 worker::console_error!("visitor salts unavailable: {e}");
             }
-            // Keep a salt of today we already had; otherwise this isolate's own.
-            if let Some(h) = CACHE.with_borrow(|c| {
-                c.as_ref()
-                    .filter(|c| c.day == today)
-                    .map(|c| c.hasher.clone())
-            }) {
-                return h;
-            }
-            Rc::new(VisitorHasher::new(&[], random_salt()))
+            // Keep a salt of today we already had, otherwise this isolate's own; either way
+            // the source is asked again in a minute, not on every request while it is away.
+            CACHE
+                .with_borrow(|c| {
+                    c.as_ref()
+                        .filter(|c| c.day == today)
+                        .map(|c| c.hasher.clone())
+                })
+                .unwrap_or_else(|| Rc::new(VisitorHasher::new(&[], random_salt())))
         }
     };
     CACHE.set(Some(Cached {

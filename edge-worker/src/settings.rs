@@ -5,7 +5,9 @@
 
 use pathlight_ingest::SiteRules;
 use serde::Deserialize;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use worker::Env;
 
 /// Queue producer binding for validated, enriched rows (queue mode).
@@ -70,6 +72,21 @@ pub struct Settings {
     /// `RETRY_DELAY_SECONDS` (default 10): the first wait before a failed queue batch is
     /// retried; later waits grow with the message's age (see `consumer.rs`).
     pub retry_delay_secs: u32,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
+}
+
+/// This isolate's settings, read from `env` at its first request. An isolate's environment
+/// does not change: new vars or secrets are a new deployment, which starts new isolates.
+pub fn current(env: &Env) -> Result<Rc<Settings>, String> {
+    if let Some(s) = CURRENT.with_borrow(Clone::clone) {
+        return Ok(s);
+    }
+    let s = Rc::new(Settings::from_env(env)?);
+    CURRENT.set(Some(s.clone()));
+    Ok(s)
 }
 
 impl Settings {

@@ -210,6 +210,13 @@ pub enum RowError {
     NotUtf8,
 }
 
+/// `rows` as one RowBinary body.
+pub fn write_rows(rows: &[EventRow]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(rows.len() * 512);
+    rows.iter().for_each(|r| r.write_row_binary(&mut body));
+    body
+}
+
 /// Reads every row of a RowBinary body.
 pub fn read_rows(mut input: &[u8]) -> Result<Vec<EventRow>, RowError> {
     let mut rows = Vec::new();

@@ -33,6 +33,15 @@ pub fn too_large(size: usize, max_bytes: usize) -> IngestError {
     })
 }
 
+/// An ISO 3166-1 alpha-2 country code as a proxy or CDN reports it (`CF-IPCountry`,
+/// `request.cf.country`), upper case; none for `XX` (unknown), `T1` (Tor) and anything else
+/// that is not two letters.
+pub fn country_code(v: &str) -> Option<String> {
+    let v = v.trim();
+    (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()) && !v.eq_ignore_ascii_case("xx"))
+        .then(|| v.to_ascii_uppercase())
+}
+
 /// `?site=` of a query string.
 pub fn site_param(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
@@ -78,6 +87,11 @@ mod tests {
         assert_eq!(
             site_param(Some("a=1&site=sh%20op")).as_deref(),
             Some("sh op")
+        );
+        assert_eq!(country_code(" de ").as_deref(), Some("DE"));
+        assert_eq!(
+            [country_code("XX"), country_code("T1"), country_code("DEU")],
+            [None, None, None]
         );
         assert_eq!(cors_headers(Some("https://a"), |_| false).len(), 1);
         assert_eq!(cors_headers(Some("https://a"), |_| true)[1].1, "https://a");
