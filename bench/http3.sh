@@ -9,10 +9,7 @@ secs=${1:-10} conc=${2:-64} batch=${3:-20}
 . "$(dirname "$0")/lib.sh" h3
 port=$(free)
 config bench_h3 "[spool]" "dir = \"$dir/spool\"" "[tls]" "self_signed = true" "http3 = true"
-PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
-collector=$!
-trap 'kill $collector 2>/dev/null || true' EXIT
-wait_up "https://127.0.0.1:$port"
+serve https
 echo "Collector: release build on core 0, TLS (self-signed, rustls + ring) with HTTP/3 on the same port,"
 echo "spool with fsync (a request is answered once its rows are fsynced). Load generator and ClickHouse 18.16"
 echo "on core 1. $batch-event CBOR batches, $conc requests in flight, ${secs} s per protocol. HTTP/2 and HTTP/3"

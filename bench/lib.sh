@@ -1,8 +1,9 @@
 # Shared by the bench scripts that run a release collector against a private ClickHouse:
 #   . "$(dirname "$0")/lib.sh" NAME
 # builds the release binary ($bin), makes a temp dir ($dir), starts ClickHouse 18.16 pinned to
-# core 1 ($ch, stopped when the script exits), and defines `free` (a free loopback port) and
-# `wait_up URL` (until URL/healthz answers; certificates not checked, for self-signed TLS).
+# core 1 ($ch, stopped when the script exits), and defines `free` (a free loopback port),
+# `wait_up URL` (until URL/healthz answers; certificates not checked, for self-signed TLS) and
+# `serve SCHEME` (the collector). Processes in $pids are killed when the script exits.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cargo build --release --bin pathlight 2>&1 | tail -1 >&2
@@ -10,6 +11,16 @@ bin=target/release/pathlight
 dir=$(mktemp -d "/tmp/pathlight-bench-$1-XXXX")
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -fsSk "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+# serve SCHEME: the release collector with $dir/pathlight.toml on 127.0.0.1:$port, pinned to
+# core 0 ($collector is its pid), once it answers over SCHEME (http or https).
+serve() {
+  PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
+  collector=$!
+  pids+=("$collector")
+  wait_up "$1://127.0.0.1:$port"
+}
 ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
 # config DB [LINE...]: $dir/pathlight.toml for the site `bench` on database DB, with no
 # per-address limit (every sender is 127.0.0.1); the LINEs follow the [clickhouse] section

@@ -12,8 +12,6 @@ set -euo pipefail
 secs=${1:-10} conc=${2:-64}
 . "$(dirname "$0")/lib.sh" limits
 config bench_limits "[spool]" "dir = \"$dir/spool\""
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 load() { taskset -c 1 "$bin" load --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }
 col() { echo "$1" | awk -F'|' -v c="$2" '{gsub(/ /, "", $c); print $c}'; }
 
@@ -27,12 +25,10 @@ kill "${pids[-1]}"
 storage=$(PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" insert-limit --seconds "$secs" | awk '{print $1}')
 
 port=$(free)
-PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
-pids+=($!)
-wait_up "http://127.0.0.1:$port"
+serve http
 full=$(load "$port")
 half=$(load "$port" --rate 6250)
-rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/${pids[-1]}/status") / 1024 ))
+rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/$collector/status") / 1024 ))
 
 t=$(col "$transport" 3) c=$(col "$full" 3)
 echo "20-event CBOR batches over HTTP/1.1, $conc requests in flight, ${secs} s per run; measured process on core 0,"

@@ -18,10 +18,7 @@ case $spool in
     printf '[spool]\ndir = "%s"\nfsync = %s\n' "$dir/spool" "$fsync" >>"$dir/pathlight.toml" ;;
   *) echo "SPOOL must be none, fsync or nofsync" >&2; exit 2 ;;
 esac
-PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
-collector=$!
-trap 'kill $collector 2>/dev/null || true' EXIT
-wait_up "http://127.0.0.1:$port"
+serve http
 echo "Collector: release build on core 0; load generator and ClickHouse 18.16 on core 1. 20-event CBOR batches,"
 echo "$conc requests in flight, ${secs} s per run, flush_interval_ms = $flush ($ack)."
 echo

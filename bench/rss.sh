@@ -8,13 +8,11 @@ secs=${1:-600} rate=${2:-6250}
 . "$(dirname "$0")/lib.sh" rss
 port=$(free)
 config bench_rss "[spool]" "dir = \"$dir/spool\""
-PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$port" >/dev/null &
-collector=$!
-trap 'kill $collector $load 2>/dev/null || true' EXIT
-wait_up "http://127.0.0.1:$port"
+serve http
 taskset -c 1 "$bin" load --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 --concurrency 64 \
   --rate "$rate" --seconds "$secs" --max-requests 100000000 >"$dir/load.txt" 2>&1 &
 load=$!
+pids+=("$load")
 echo "Collector RSS under $((rate * 20)) events/s ($rate requests/s of 20 events), spool with fsync:"
 echo
 echo "| minute | RSS MB | spool MB |"
