@@ -1,8 +1,9 @@
-// Session explorer: the timeline of one session (from /api/v1/sessions/{id}) with the anomalies
-// found in it, the sessions worth a look (/api/v1/anomalies), and frequent paths (/api/v1/patterns).
+// Session explorer: recent sessions with how they ended (/api/v1/sessions, the sessions mart), the
+// timeline of one session (/api/v1/sessions/{id}) with the anomalies found in it, the sessions
+// worth a look (/api/v1/anomalies), and frequent paths (/api/v1/patterns).
 (() => {
   const form = document.getElementById("controls");
-  pl.restore(form, ["site", "token", "session"]);
+  pl.restore(form, ["site", "token", "session", "ended"]);
   const text = pl.text;
   const api = async (path) => {
     const r = await fetch("/api/v1/" + path, { headers: { authorization: "Bearer " + form.elements.token.value } });
@@ -37,21 +38,42 @@
     document.body.dataset.ready = "1";
   }
 
+  const pick = (id) => {
+    const link = text("a", id);
+    link.href = "#";
+    link.addEventListener("click", (e) => { e.preventDefault(); form.elements.session.value = id; timeline(); });
+    const td = document.createElement("td");
+    td.append(link);
+    return td;
+  };
+  const ENDED = { closed: "closed", timed_out: "timed out", active: "active" };
+
+  async function recent() {
+    const q = site();
+    q.set("limit", "50");
+    if (form.elements.ended.value) q.set("ended", form.elements.ended.value);
+    const list = await api("sessions?" + q);
+    document.getElementById("recent").replaceChildren(...list.map((s) => {
+      const tr = document.createElement("tr");
+      tr.className = "session";
+      tr.append(pick(s.session_id), text("td", new Date(s.start_ms).toISOString().slice(5, 19).replace("T", " ")),
+        text("td", `${s.duration_secs.toFixed(1)} s`, "n"), text("td", `${s.pageviews} pages · ${s.events} events`, "n"),
+        text("td", `${s.entry} → ${s.exit}`), text("td", ENDED[s.ended], "ended"),
+        text("td", s.anomalies ? "anomalies" : "", "flag"));
+      return tr;
+    }));
+  }
+
   async function show(ev) {
     ev?.preventDefault();
     pl.remember(form, ["site", "token"]);
     const status = document.getElementById("status");
     try {
-      const [a, p] = await Promise.all([api("anomalies?" + site()), api("patterns?" + site())]);
+      const [a, p] = await Promise.all([api("anomalies?" + site()), api("patterns?" + site()), recent()]);
       anomalies = a;
       document.getElementById("anomalous").replaceChildren(...a.sessions.map((s) => {
         const tr = document.createElement("tr");
-        const link = text("a", s.session_id);
-        link.href = "#";
-        link.addEventListener("click", (e) => { e.preventDefault(); form.elements.session.value = s.session_id; timeline(); });
-        const td = document.createElement("td");
-        td.append(link);
-        tr.append(td, text("td", `${s.rapid} rapid · ${s.repeated} repeated · ${s.loops} loops`, "n"));
+        tr.append(pick(s.session_id), text("td", `${s.rapid} rapid · ${s.repeated} repeated · ${s.loops} loops`, "n"));
         return tr;
       }));
       document.getElementById("patterns").replaceChildren(...p.frequent.map((g) => {

@@ -119,11 +119,20 @@ test("the session explorer shows a session's timeline in order", async () => {
   await page.goto(`${collector.base}/sessions.html?` + new URLSearchParams({ site: "demo", token: "viewer-token", session: session_id }));
   await page.waitForSelector("body[data-ready]");
   const rows = await page.$$eval("#timeline tr.event", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  const recent = await page.$$eval("#recent tr.session", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
   await page.screenshot({ path: join(artifacts, "sessions.png"), fullPage: true });
+  const [{ sessions }] = await ch.rows(
+    `SELECT uniqExact(session_id) AS sessions FROM ${db}.events FINAL WHERE is_bot = 0 AND session_id != ''`,
+  );
   await ctx.close();
   assert.equal(rows.length, Number(n));
   assert.equal(rows[0][0], "+0.00 s");
   const times = rows.map((r) => parseFloat(r[0].slice(1)));
   assert.deepEqual(times, [...times].sort((a, b) => a - b), "in time order");
   assert.ok(rows.some((r) => r[2].startsWith("click #add-1 at ")), JSON.stringify(rows));
+  // The recent-sessions list (the sessions mart) has every session of the demo traffic, each
+  // with how it ended; the browser tabs were closed, hidden or are still within 30 minutes.
+  assert.equal(recent.length, Math.min(Number(sessions), 50), JSON.stringify(recent));
+  assert.ok(recent.some((r) => r[0] === session_id));
+  for (const r of recent) assert.ok(["closed", "active"].includes(r[5]), JSON.stringify(r));
 });

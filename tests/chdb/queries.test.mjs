@@ -50,12 +50,31 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 31, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 41, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
-    assert.deepEqual(answers["heatmap points"].map((r) => [r.px, r.py, num(r.n)]), [[0.3, 200, 2], [0.1, 200, 1]]);
-    assert.deepEqual(answers["heatmap anchored"].map((r) => [r.selector, r.rx, r.ry, num(r.n)]), [["#buy", 0.75, 0.5, 2], ["#buy", 0.25, 0.5, 1]]);
+    assert.deepEqual(answers["heatmap points"].map((r) => [r.fx, r.py, num(r.n)]), [[0.3, 200, 2], [0.1, 200, 1]]);
+    assert.deepEqual(answers["heatmap anchored"].map((r) => [r.selector, r.fx, r.fy, num(r.n)]), [["#buy", 0.75, 0.5, 2], ["#buy", 0.25, 0.5, 1]]);
+    // The marts, fed by materialized views, hold the same bins; a view sees each insert, so
+    // the re-sent click counts twice there (events FINAL, and the API's exact=true, count it once).
+    assert.deepEqual(answers["heatmap points mart"].map((r) => [r.fx, r.py, num(r.n)]), [[0.1, 200, 2], [0.3, 200, 2]]);
+    assert.deepEqual(answers["heatmap anchored mart"].map((r) => [r.selector, r.fx, r.fy, num(r.n)]), [["#buy", 0.25, 0.5, 2], ["#buy", 0.75, 0.5, 2]]);
+    assert.equal(num(answers["elements views mart"][0].n), 3);
+    assert.equal(num(Object.values(answers["elements mart"][0])[4]), 4);
+    assert.deepEqual(answers["stats top path mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
+    // Sessions mart: s1 (/pricing → /checkout, 10 s), s2 and s3 (one page each: bounces).
+    assert.deepEqual(Object.values(answers["stats sessions mart"][0]).map(num), [(10000 + 2000 + 0) / 3, 2, 3]);
+    assert.deepEqual(answers["stats entries mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
+    assert.deepEqual(answers["stats exits mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 2], ["/checkout", 1]]);
+    const list = answers["sessions list"].map((r) => Object.values(r));
+    assert.deepEqual(list.map((r) => r[0]), ["s1", "s2", "s3"], "all started at 10:00:00, then by id");
+    const s1 = list[0].map((v) => (typeof v === "string" && /^\d+$/.test(v) ? num(v) : v));
+    // Its click was re-sent: 5 events and 2 clicks in the mart.
+    assert.deepEqual([10, 11, 12, 13, 15, 16, 17].map((i) => s1[i]), [5, 2, 2, 1, 2, "/pricing", "/checkout"],
+      "events, page views, clicks, scrolls, pages, entry, exit of s1");
+    assert.deepEqual(s1[18], ["click #buy"]);
+    assert.deepEqual(answers["sessions anomalies"], [], "s1 has no anomalies");
     assert.deepEqual(answers["heatmap scroll"].map((r) => [r.depth, num(r.n)]), [[40, 1], [80, 1]]);
     assert.equal(num(answers["elements views"][0].n), 3);
     assert.equal(num(answers["elements"][0].clicks), 3);

@@ -118,6 +118,7 @@ impl QueryApi {
                 json(sql::funnel(&self.client, &filters).await)
             }
             "actions" => json(sql::actions(&self.client, &filters).await),
+            "sessions" => json(sql::sessions(&self.client, &filters).await),
             "patterns" => json(sql::patterns(&self.client, &filters).await),
             "search" => json(sql::search(&self.client, &filters).await),
             "live-token" => {

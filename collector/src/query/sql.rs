@@ -4,6 +4,7 @@
 
 use super::{Count, QueryError};
 use crate::dates::{civil, days_from_civil, unix_day};
+use crate::sinks::clickhouse::marts::{PX, PY, RX, RY};
 use clickhouse::Client;
 use serde::{Deserialize, Serialize};
 
@@ -38,12 +39,25 @@ pub struct Filters {
     pub rage_ms: u32,
     /// See `rage_ms`.
     pub rage_px: u32,
+    /// `exact=true`: read `events FINAL` even where a mart could answer (marts may count an
+    /// event a client re-sent twice; see `sinks/clickhouse/marts.rs`).
+    pub exact: bool,
+    /// `ended` for the session list: `closed`, `timed_out` or `active`.
+    pub ended: Option<String>,
 }
 
 enum Bind {
     S(String),
     U(u32),
+    N(u64),
+    L(Vec<String>),
 }
+
+/// `HAVING` of a query over the `sessions` mart: sessions that started in the date range.
+const STARTED: &str = "toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?)";
+
+/// A session with no event for this long is over (the tracker starts a new one after it too).
+pub const SESSION_TIMEOUT_MS: u64 = 30 * 60 * 1000;
 
 fn bad(param: &'static str, detail: impl Into<String>) -> QueryError {
     QueryError::BadParam {
@@ -69,6 +83,8 @@ impl Filters {
             hourly: false,
             limit: 100,
             offset: 0,
+            exact: false,
+            ended: None,
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
@@ -109,6 +125,12 @@ impl Filters {
                         .ok_or_else(|| bad("offset", "0 to 10000000"))?
                 }
                 "interval" if v == "day" || v == "hour" => f.hourly = v == "hour",
+                "exact" if v == "true" || v == "false" => f.exact = v == "true",
+                "exact" => return Err(bad("exact", "expected true or false")),
+                "ended" if matches!(v.as_str(), "closed" | "timed_out" | "active") => {
+                    f.ended = Some(v)
+                }
+                "ended" => return Err(bad("ended", "expected closed, timed_out or active")),
                 "interval" => return Err(bad("interval", "expected day or hour")),
                 "rage_ms" => {
                     f.rage_ms = v
@@ -201,25 +223,108 @@ impl Filters {
         }
         sql
     }
+
+    /// `WHERE` over a page mart (`heatmap_*`, `*_daily`): the same filters by their columns
+    /// (the width's layout class is the mart's `layout`).
+    fn mart_condition(&self, binds: &mut Vec<Bind>) -> String {
+        let mut sql = String::from("site_id = ? AND day BETWEEN toDate(?) AND toDate(?)");
+        binds.extend([
+            Bind::S(self.site.clone()),
+            Bind::S(self.from.clone()),
+            Bind::S(self.to.clone()),
+        ]);
+        if let Some(p) = &self.path {
+            sql.push_str(" AND path = ?");
+            binds.push(Bind::S(p.clone()));
+        }
+        self.device_and_layout(&mut sql, binds);
+        sql
+    }
+
+    fn device_and_layout(&self, sql: &mut String, binds: &mut Vec<Bind>) {
+        if let Some(d) = &self.device {
+            sql.push_str(" AND device = ?");
+            binds.push(Bind::S(d.clone()));
+        }
+        if let Some((lo, _)) = self.width {
+            sql.push_str(" AND layout = ?");
+            binds.push(Bind::U(match lo {
+                0 => 0,
+                600 => 1,
+                _ => 2,
+            }));
+        }
+    }
+
+    /// `WHERE` over the `sessions` mart (a session's rows are per day, so the day before and
+    /// after the range are read too; [`STARTED`] keeps the sessions that started in it).
+    fn sessions_condition(&self, binds: &mut Vec<Bind>) -> String {
+        let mut sql = String::from("site_id = ? AND day BETWEEN toDate(?) - 1 AND toDate(?) + 1");
+        binds.extend([
+            Bind::S(self.site.clone()),
+            Bind::S(self.from.clone()),
+            Bind::S(self.to.clone()),
+        ]);
+        if let Some(d) = &self.device {
+            sql.push_str(" AND device = ?");
+            binds.push(Bind::S(d.clone()));
+        }
+        sql
+    }
+
+    /// Whether page figures may come from the page marts.
+    fn page_marts(&self) -> bool {
+        !self.exact
+    }
+
+    /// Whether session figures may come from the `sessions` mart, which has no per-page or
+    /// per-width rows (a session spans pages and layouts).
+    fn session_mart(&self) -> bool {
+        !self.exact && self.path.is_none() && self.width.is_none()
+    }
 }
 
-const HEATMAP_POINTS: &str = "SELECT toFloat64(round(x / document_w, 3)) AS px, toInt32(intDiv(y, 2) * 2) AS py, toUInt64(count()) AS n \
-     FROM events FINAL WHERE {where} AND document_w > 0 GROUP BY px, py ORDER BY n DESC, px, py LIMIT 20000";
-const HEATMAP_ANCHORED: &str = "SELECT selector, toFloat64(round(rel_x, 2)) AS rx, toFloat64(round(rel_y, 2)) AS ry, toUInt64(count()) AS n \
-     FROM events FINAL WHERE {where} AND selector != '' GROUP BY selector, rx, ry ORDER BY n DESC, selector, rx, ry LIMIT 20000";
+/// Clicks by page position, from raw events; the bins are the `heatmap_clicks` mart's.
+fn heatmap_points_sql() -> String {
+    format!(
+        "SELECT toFloat64({PX}) / 1000 AS fx, {PY} AS py, toUInt64(count()) AS n \
+         FROM events FINAL WHERE {{where}} AND document_w > 0 GROUP BY fx, py ORDER BY n DESC, fx, py LIMIT 20000"
+    )
+}
+const HEATMAP_POINTS_MART: &str = "SELECT toFloat64(px) / 1000 AS fx, py, toUInt64(sum(clicks)) AS n \
+     FROM heatmap_clicks WHERE {mart} GROUP BY fx, py ORDER BY n DESC, fx, py LIMIT 20000";
+/// Clicks by position inside their element, from raw events; the bins are `heatmap_anchors`'.
+fn heatmap_anchored_sql() -> String {
+    format!(
+        "SELECT selector, toFloat64({RX}) / 100 AS fx, toFloat64({RY}) / 100 AS fy, toUInt64(count()) AS n \
+         FROM events FINAL WHERE {{where}} AND selector != '' GROUP BY selector, fx, fy ORDER BY n DESC, selector, fx, fy LIMIT 20000"
+    )
+}
+const HEATMAP_ANCHORED_MART: &str = "SELECT selector, toFloat64(rx) / 100 AS fx, toFloat64(ry) / 100 AS fy, toUInt64(sum(clicks)) AS n \
+     FROM heatmap_anchors WHERE {mart} GROUP BY selector, fx, fy ORDER BY n DESC, selector, fx, fy LIMIT 20000";
 const SCROLL_DEPTHS: &str = "SELECT toUInt8(d) AS depth, toUInt64(count()) AS n FROM \
      (SELECT session_id, max(scroll_depth) AS d FROM events FINAL WHERE {where} GROUP BY session_id) \
      GROUP BY depth ORDER BY depth";
 const PAGE_VIEWS: &str = "SELECT toUInt64(count()) AS n FROM events FINAL WHERE {where}";
+const PAGE_VIEWS_MART: &str =
+    "SELECT toUInt64(countMerge(views)) AS n FROM page_daily WHERE {mart}";
 const ELEMENTS: &str = "SELECT selector, any(element_id), any(tag), any(text), toUInt64(count()) AS clicks, \
      toUInt64(uniqExact(visitor_id)), toFloat64(avg(rel_x)), toFloat64(avg(rel_y)), toFloat64(0) \
      FROM events FINAL WHERE {where} AND selector != '' GROUP BY selector ORDER BY clicks DESC, selector LIMIT 500";
+const ELEMENTS_MART: &str = "SELECT selector, anyMerge(element_id), anyMerge(tag), anyMerge(text), toUInt64(countMerge(clicks)) AS n, \
+     toUInt64(uniqExactMerge(clickers)), toFloat64(avgMerge(rel_x)), toFloat64(avgMerge(rel_y)), toFloat64(0) \
+     FROM element_daily WHERE {mart} GROUP BY selector ORDER BY n DESC, selector LIMIT 500";
+const TOP_PAGES_MART: &str = "SELECT path AS key, toUInt64(countMerge(views)) AS count FROM page_daily \
+     WHERE {mart} AND path != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
 const TOTALS: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(uniqExact(session_id)), \
      toUInt64(countIf(event_type = 'pageview')), toUInt64(count()) FROM events FINAL WHERE {where}";
 const SESSIONS: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
      (SELECT session_id, min(toUInt64(timestamp) * 1000 + timestamp_ms) AS t0, \
       max(toUInt64(timestamp) * 1000 + timestamp_ms) AS t1, countIf(event_type = 'pageview') AS pv \
       FROM events FINAL WHERE {where} GROUP BY session_id)";
+const SESSIONS_MART: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
+     (SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, countIfMerge(pageviews) AS pv \
+      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started})";
 const SERIES: &str = "SELECT toString({bucket}) AS day, toUInt64(uniqExact(visitor_id)), \
      toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
 
@@ -232,6 +337,23 @@ const ENDS: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
 
 fn ends_sql(entry: bool) -> String {
     ENDS.replace("{pick}", if entry { "argMin" } else { "argMax" })
+}
+
+/// [`ENDS`] from the `sessions` mart.
+const ENDS_MART: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
+     (SELECT session_id, {pick}IfMerge({column}) AS p, minMerge(start_ms) AS t0 \
+      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started}) \
+     WHERE p != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
+
+fn ends_mart_sql(entry: bool) -> String {
+    ENDS_MART.replace(
+        "{pick}IfMerge({column})",
+        if entry {
+            "argMinIfMerge(entry)"
+        } else {
+            "argMaxIfMerge(exit)"
+        },
+    )
 }
 
 /// The series' time bucket for the `interval` parameter.
@@ -300,15 +422,21 @@ fn top_sql(column: &str) -> String {
 /// `pathlight sql` prints, and what the modern-dialect test runs in an embedded ClickHouse.
 pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     let mut list: Vec<(String, String, Option<&str>)> = vec![
+        ("heatmap points".into(), heatmap_points_sql(), Some("click")),
         (
-            "heatmap points".into(),
-            HEATMAP_POINTS.into(),
-            Some("click"),
+            "heatmap points mart".into(),
+            HEATMAP_POINTS_MART.into(),
+            None,
         ),
         (
             "heatmap anchored".into(),
-            HEATMAP_ANCHORED.into(),
+            heatmap_anchored_sql(),
             Some("click"),
+        ),
+        (
+            "heatmap anchored mart".into(),
+            HEATMAP_ANCHORED_MART.into(),
+            None,
         ),
         (
             "heatmap scroll".into(),
@@ -316,9 +444,15 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             Some("scroll"),
         ),
         ("elements views".into(), PAGE_VIEWS.into(), Some("pageview")),
+        ("elements views mart".into(), PAGE_VIEWS_MART.into(), None),
         ("elements".into(), ELEMENTS.into(), Some("click")),
+        ("elements mart".into(), ELEMENTS_MART.into(), None),
+        ("stats top path mart".into(), TOP_PAGES_MART.into(), None),
         ("stats totals".into(), TOTALS.into(), None),
         ("stats sessions".into(), SESSIONS.into(), None),
+        ("stats sessions mart".into(), SESSIONS_MART.into(), None),
+        ("stats entries mart".into(), ends_mart_sql(true), None),
+        ("stats exits mart".into(), ends_mart_sql(false), None),
         ("stats series".into(), series_sql(f.hourly), None),
     ];
     list.extend(
@@ -367,8 +501,12 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     out.push(("dead clicks".into(), shown(prepare(&client, DEAD, f, None))));
     out.push((
         "anomalies".into(),
-        shown(prepare(&client, ANOMALIES, f, None)),
+        shown(prepare(&client, &anomalies_sql(false), f, None)),
     ));
+    let now = crate::pipeline::now_ms().max(0) as u64;
+    let (list, of) = session_list_queries(&client, f, &["s1".to_owned()], now);
+    out.push(("sessions list".into(), shown(list)));
+    out.push(("sessions anomalies".into(), shown(of)));
     out.push(("export".into(), shown(export(&client, f))));
     out.push((
         "realtime".into(),
@@ -383,7 +521,9 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     out
 }
 
-/// The query for `sql` with `{where}` replaced by the filters' condition for `kind`, bound.
+/// The query for `sql` with its placeholders replaced by the filters' conditions, bound:
+/// `{where}` over `events` (for events of `kind`), `{mart}` over a page mart, `{sessions}`
+/// and `{started}` over the `sessions` mart.
 fn prepare(
     client: &Client,
     sql: &str,
@@ -403,13 +543,34 @@ fn prepare_with(
     post: Vec<Bind>,
 ) -> clickhouse::query::Query {
     let mut binds = pre;
-    let condition = f.condition(kind, &mut binds);
+    // Placeholders are filled in the order they appear, so their values are bound in order.
+    let mut text = String::with_capacity(sql.len() + 256);
+    let mut rest = sql;
+    while let Some(at) = rest.find('{') {
+        let (head, tail) = rest.split_at(at);
+        text.push_str(head);
+        let end = tail.find('}').map_or(tail.len(), |e| e + 1);
+        match &tail[..end] {
+            "{where}" => text.push_str(&f.condition(kind, &mut binds)),
+            "{mart}" => text.push_str(&f.mart_condition(&mut binds)),
+            "{sessions}" => text.push_str(&f.sessions_condition(&mut binds)),
+            "{started}" => {
+                text.push_str(STARTED);
+                binds.extend([Bind::S(f.from.clone()), Bind::S(f.to.clone())]);
+            }
+            other => text.push_str(other),
+        }
+        rest = &tail[end..];
+    }
+    text.push_str(rest);
     binds.extend(post);
-    let mut q = client.query(&sql.replace("{where}", &condition));
+    let mut q = client.query(&text);
     for b in binds {
         q = match b {
             Bind::S(s) => q.bind(s),
             Bind::U(u) => q.bind(u),
+            Bind::N(n) => q.bind(n),
+            Bind::L(l) => q.bind(l),
         };
     }
     q
@@ -426,6 +587,26 @@ where
     T: clickhouse::RowOwned + clickhouse::RowRead,
 {
     prepare(client, sql, f, kind).fetch_all::<T>().await
+}
+
+/// Runs `mart` if `use_mart`, else `raw` for events of `kind`: the same figures, from a mart
+/// or from `events FINAL`.
+async fn pick<T>(
+    client: &Client,
+    f: &Filters,
+    use_mart: bool,
+    mart: &str,
+    raw: &str,
+    kind: &str,
+) -> Result<Vec<T>, clickhouse::error::Error>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    if use_mart {
+        rows(client, mart, f, None).await
+    } else {
+        rows(client, raw, f, Some(kind)).await
+    }
 }
 
 /// `YYYY-MM-DD`, checked as a real date.
@@ -499,11 +680,26 @@ struct DepthCount {
 
 /// Builds the heatmap of one page.
 pub async fn heatmap(client: &Client, f: &Filters) -> Result<Heatmap, clickhouse::error::Error> {
+    let (points, anchored) = (heatmap_points_sql(), heatmap_anchored_sql());
     // Independent queries: run together, so the answer takes the slowest, not the sum.
     let (points, anchored, depths, (rage, dead)): (Vec<Point>, Vec<Anchored>, Vec<DepthCount>, _) =
         tokio::try_join!(
-            rows(client, HEATMAP_POINTS, f, Some("click")),
-            rows(client, HEATMAP_ANCHORED, f, Some("click")),
+            pick(
+                client,
+                f,
+                f.page_marts(),
+                HEATMAP_POINTS_MART,
+                &points,
+                "click"
+            ),
+            pick(
+                client,
+                f,
+                f.page_marts(),
+                HEATMAP_ANCHORED_MART,
+                &anchored,
+                "click"
+            ),
             rows(client, SCROLL_DEPTHS, f, Some("scroll")),
             frustration(client, f),
         )?;
@@ -573,8 +769,15 @@ struct One {
 /// Per-element clicks and click-to-view conversion on one page.
 pub async fn elements(client: &Client, f: &Filters) -> Result<Elements, clickhouse::error::Error> {
     let (views, mut elements): (Vec<One>, Vec<Element>) = tokio::try_join!(
-        rows(client, PAGE_VIEWS, f, Some("pageview")),
-        rows(client, ELEMENTS, f, Some("click")),
+        pick(
+            client,
+            f,
+            f.page_marts(),
+            PAGE_VIEWS_MART,
+            PAGE_VIEWS,
+            "pageview"
+        ),
+        pick(client, f, f.page_marts(), ELEMENTS_MART, ELEMENTS, "click"),
     )?;
     let views = views.first().map_or(0, |o| o.n);
     for e in &mut elements {
@@ -656,18 +859,29 @@ struct SessionFigures {
 pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::error::Error> {
     let top = |column: &'static str| {
         let sql = top_sql(column);
-        async move { rows::<Count>(client, &sql, f, Some("pageview")).await }
+        let mart = column == "path" && f.page_marts();
+        async move { pick::<Count>(client, f, mart, TOP_PAGES_MART, &sql, "pageview").await }
     };
     // Independent queries, run together (ClickHouse serves them in parallel).
     let series_sql = series_sql(f.hourly);
-    let (entries_sql, exits_sql) = (ends_sql(true), ends_sql(false));
+    let marts = f.session_mart();
+    let ends = [
+        ends_mart_sql(true),
+        ends_sql(true),
+        ends_mart_sql(false),
+        ends_sql(false),
+    ];
     let (entries, exits) = tokio::try_join!(
-        rows::<Count>(client, &entries_sql, f, Some("pageview")),
-        rows::<Count>(client, &exits_sql, f, Some("pageview")),
+        pick::<Count>(client, f, marts, &ends[0], &ends[1], "pageview"),
+        pick::<Count>(client, f, marts, &ends[2], &ends[3], "pageview"),
     )?;
     let (totals, sessions, series, active, tops) = tokio::try_join!(
         rows::<Totals>(client, TOTALS, f, None),
-        rows::<SessionFigures>(client, SESSIONS, f, None),
+        if marts {
+            rows::<SessionFigures>(client, SESSIONS_MART, f, None)
+        } else {
+            rows::<SessionFigures>(client, SESSIONS, f, None)
+        },
         rows::<Day>(client, &series_sql, f, None),
         active_query(client, f).fetch_one::<Active>(),
         futures_util::future::try_join_all(TOP_COLUMNS.map(top)),
@@ -829,8 +1043,21 @@ const ANOMALIES: &str = "SELECT session_id, toUInt64(length(a)) AS events, \
      FROM (SELECT session_id, arrayMap(v -> v.1, s) AS t, arrayMap(v -> v.2, s) AS a FROM \
        (SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
           concat(toString(event_type), ':', path, ':', selector, toString(name))))) AS s \
-        FROM events FINAL WHERE {where} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
-     WHERE rapid + repeated + loops > 0 ORDER BY rapid + repeated + loops DESC, session_id LIMIT 100";
+        FROM events FINAL WHERE {where}{listed} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
+     WHERE rapid + repeated + loops > 0 ORDER BY rapid + repeated + loops DESC, session_id{limit}";
+
+/// [`ANOMALIES`] of the site's 100 most anomalous sessions, or (`listed`) of the sessions in
+/// a bound array.
+fn anomalies_sql(listed: bool) -> String {
+    let (only, limit) = if listed {
+        (" AND has(?, session_id)", "")
+    } else {
+        ("", " LIMIT 100")
+    };
+    ANOMALIES
+        .replace("{listed}", only)
+        .replace("{limit}", limit)
+}
 
 /// A session with unusual behaviour.
 #[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
@@ -863,8 +1090,9 @@ pub async fn anomalies(
     client: &Client,
     f: &Filters,
 ) -> Result<Anomalies, clickhouse::error::Error> {
+    let sql = anomalies_sql(false);
     let (sessions, (rage, dead)) = tokio::try_join!(
-        rows::<Anomaly>(client, ANOMALIES, f, None),
+        rows::<Anomaly>(client, &sql, f, None),
         frustration(client, f)
     )?;
     Ok(Anomalies {
@@ -872,6 +1100,195 @@ pub async fn anomalies(
         rage,
         dead,
     })
+}
+
+/// `sessions`: session summaries from the `sessions` mart, newest first, paged.
+const SESSION_LIST: &str = "SELECT session_id, any(visitor_id), toString(any(device)), toString(any(browser)), \
+     toString(any(os)), toString(any(country)), maxMerge(user_id), minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, \
+     maxIfMerge(left_ms) AS tl, toUInt64(countMerge(events)), toUInt64(countIfMerge(pageviews)), \
+     toUInt64(countIfMerge(clicks)), toUInt64(countIfMerge(scrolls)), toUInt64(countIfMerge(customs)), \
+     toUInt64(uniqExactIfMerge(pages)), argMinIfMerge(entry), argMaxIfMerge(exit), topKIfMerge(3)(actions) \
+     FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started}{ended} \
+     ORDER BY t0 DESC, session_id LIMIT ? OFFSET ?";
+
+/// Ended cleanly: the last thing the session did was hide or leave its page.
+const CLOSED: &str = "(tl > 0 AND tl >= t1)";
+
+#[derive(Deserialize, clickhouse::Row)]
+struct SessionRow {
+    session_id: String,
+    visitor_id: u64,
+    device: String,
+    browser: String,
+    os: String,
+    country: String,
+    user_id: String,
+    start_ms: u64,
+    end_ms: u64,
+    left_ms: u64,
+    events: u64,
+    pageviews: u64,
+    clicks: u64,
+    scrolls: u64,
+    customs: u64,
+    pages: u64,
+    entry: String,
+    exit: String,
+    actions: Vec<String>,
+}
+
+/// One session's summary.
+#[derive(Debug, Serialize)]
+pub struct SessionSummary {
+    /// The session.
+    pub session_id: String,
+    /// Its visitor id (daily hash).
+    pub visitor_id: u64,
+    /// The site's user id, if the session identified one.
+    pub user_id: String,
+    /// Device type, browser, OS and country.
+    pub device: String,
+    /// See `device`.
+    pub browser: String,
+    /// See `device`.
+    pub os: String,
+    /// See `device`.
+    pub country: String,
+    /// First and last event, ms since the epoch.
+    pub start_ms: u64,
+    /// See `start_ms`.
+    pub end_ms: u64,
+    /// `end_ms - start_ms`, seconds.
+    pub duration_secs: f64,
+    /// `closed` (its last event was the page being hidden or left), `timed_out` (no such
+    /// event, and none at all for 30 minutes) or `active`.
+    pub ended: &'static str,
+    /// Events of each kind, and all.
+    pub events: u64,
+    /// See `events`.
+    pub pageviews: u64,
+    /// See `events`.
+    pub clicks: u64,
+    /// See `events`.
+    pub scrolls: u64,
+    /// See `events`.
+    pub customs: u64,
+    /// Distinct pages viewed.
+    pub pages: u64,
+    /// First and last page viewed.
+    pub entry: String,
+    /// See `entry`.
+    pub exit: String,
+    /// Its most used actions (`click <selector>`, `custom <name>`), most used first.
+    pub actions: Vec<String>,
+    /// Anomalies found in it (rapid, repeated actions, stuck loops); none if none.
+    pub anomalies: Option<Anomaly>,
+}
+
+/// The list of sessions, and the query for the anomalies of `ids` (the listed ones).
+fn session_list_queries(
+    client: &Client,
+    f: &Filters,
+    ids: &[String],
+    now_ms: u64,
+) -> (clickhouse::query::Query, clickhouse::query::Query) {
+    let cutoff = now_ms.saturating_sub(SESSION_TIMEOUT_MS);
+    let (ended, mut post) = match f.ended.as_deref() {
+        Some("closed") => (format!(" AND {CLOSED}"), Vec::new()),
+        Some("timed_out") => (
+            format!(" AND NOT {CLOSED} AND t1 < ?"),
+            vec![Bind::N(cutoff)],
+        ),
+        Some(_) => (
+            format!(" AND NOT {CLOSED} AND t1 >= ?"),
+            vec![Bind::N(cutoff)],
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    post.extend([Bind::U(f.limit), Bind::U(f.offset)]);
+    let list = prepare_with(
+        client,
+        &SESSION_LIST.replace("{ended}", &ended),
+        f,
+        None,
+        Vec::new(),
+        post,
+    );
+    // A session spans pages and widths: its anomalies are over all of them, and over the day
+    // after the range (a session that started in it may go on past midnight).
+    let whole = Filters {
+        path: None,
+        width: None,
+        to: civil(days_of(&f.to) + 1),
+        ..f.clone()
+    };
+    let of = prepare_with(
+        client,
+        &anomalies_sql(true),
+        &whole,
+        None,
+        Vec::new(),
+        vec![Bind::L(ids.to_vec())],
+    );
+    (list, of)
+}
+
+/// Session summaries, newest first (`ended`, `device`, `limit`, `offset` apply).
+pub async fn sessions(
+    client: &Client,
+    f: &Filters,
+) -> Result<Vec<SessionSummary>, clickhouse::error::Error> {
+    let now = crate::pipeline::now_ms().max(0) as u64;
+    let (list, _) = session_list_queries(client, f, &[], now);
+    let found: Vec<SessionRow> = list.fetch_all().await?;
+    let ids: Vec<String> = found.iter().map(|s| s.session_id.clone()).collect();
+    let mut anomalies: Vec<Anomaly> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        session_list_queries(client, f, &ids, now)
+            .1
+            .fetch_all()
+            .await?
+    };
+    Ok(found
+        .into_iter()
+        .map(|r| {
+            let ended = if r.left_ms > 0 && r.left_ms >= r.end_ms {
+                "closed"
+            } else if r.end_ms + SESSION_TIMEOUT_MS <= now {
+                "timed_out"
+            } else {
+                "active"
+            };
+            let anomalies = anomalies
+                .iter()
+                .position(|a| a.session_id == r.session_id)
+                .map(|i| anomalies.swap_remove(i));
+            SessionSummary {
+                duration_secs: r.end_ms.saturating_sub(r.start_ms) as f64 / 1000.0,
+                session_id: r.session_id,
+                visitor_id: r.visitor_id,
+                user_id: r.user_id,
+                device: r.device,
+                browser: r.browser,
+                os: r.os,
+                country: r.country,
+                start_ms: r.start_ms,
+                end_ms: r.end_ms,
+                ended,
+                events: r.events,
+                pageviews: r.pageviews,
+                clicks: r.clicks,
+                scrolls: r.scrolls,
+                customs: r.customs,
+                pages: r.pages,
+                entry: r.entry,
+                exit: r.exit,
+                actions: r.actions,
+                anomalies,
+            }
+        })
+        .collect())
 }
 
 /// `actions`: the most used actions (clicked elements and custom events) per page.
@@ -936,9 +1353,10 @@ pub struct Patterns {
 
 /// Finds patterns.
 pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhouse::error::Error> {
+    let sql = anomalies_sql(false);
     let (frequent, sessions) = tokio::try_join!(
         rows::<Pattern>(client, PATTERNS, f, None),
-        rows::<Anomaly>(client, ANOMALIES, f, None)
+        rows::<Anomaly>(client, &sql, f, None)
     )?;
     let loops = sessions.into_iter().filter(|s| s.loops > 0).collect();
     Ok(Patterns { frequent, loops })

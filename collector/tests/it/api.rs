@@ -371,6 +371,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/realtime",
             "/realtime/stream",
             "/search",
+            "/sessions",
             "/sessions/{id}",
             "/stats",
             "/users/{user_id}/events"

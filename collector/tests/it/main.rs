@@ -13,6 +13,7 @@ mod http3;
 mod import;
 mod ingest;
 mod load;
+mod marts;
 mod outage;
 mod privacy;
 mod retention;

@@ -33,6 +33,8 @@ async fn expired_months_are_dropped_and_recent_events_stay() {
     dropped.sort();
     assert_eq!(dropped, ["202401", "202402"]);
     assert_eq!(server.scalar("SELECT count() FROM events").await, 1);
+    // The marts' months went too: one page-day row left, today's.
+    assert_eq!(server.scalar("SELECT count() FROM page_daily").await, 1);
     assert!(
         retention::enforce(&server.db, &cfg, today)
             .await
@@ -55,9 +57,13 @@ async fn erasing_a_user_deletes_their_events_only() {
         for e in &mut batch.events {
             e.id.0[0] = n;
             e.user_id = Some(user.into());
+            e.session_id = format!("session-of-{user}");
         }
+        // A browser's user agent: a request without one counts as a bot's, and bots have no
+        // session summaries.
         let resp = client
             .post(server.url("/v1/batch"))
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
             .body(pathlight_wire::cbor::encode(&batch))
             .send()
             .await
@@ -81,6 +87,14 @@ async fn erasing_a_user_deletes_their_events_only() {
         .unwrap();
     assert_eq!(erased, 5);
     assert_eq!((count("alice").await, count("bob").await), (0, 5));
+    // Her session's summary went with them; his stays.
+    let summaries: Vec<String> = server
+        .db
+        .query("SELECT session_id FROM sessions ORDER BY session_id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(summaries, ["session-of-bob"]);
     // Nothing left to erase; an empty id is refused rather than matching anonymous events.
     assert_eq!(
         erase(&server.db, "test", &Subject::UserId("alice".into()), wait)

@@ -3,6 +3,11 @@
 //! covers that day). The delete is a ClickHouse mutation (`ALTER TABLE … DELETE`), which
 //! rewrites the affected parts in the background; [`erase`] waits until it has finished, so
 //! "done" means the rows are gone from disk, not just hidden.
+//!
+//! Of the marts, only `sessions` holds rows of one person (their sessions' summaries, with
+//! visitor and user id); those go too. The others hold counts per page, bin and element, and
+//! distinct-visitor states (sets of daily visitor-id hashes, which the deleted salts make
+//! unlinkable), nothing that names anyone.
 
 use clickhouse::Client;
 use clickhouse::query::Query;
@@ -64,6 +69,21 @@ pub async fn erase(db: &Client, site: &str, who: &Subject, wait: Duration) -> an
     if count == 0 {
         return Ok(0);
     }
+    let sessions: Vec<String> = who
+        .query(
+            db,
+            "SELECT DISTINCT session_id FROM events WHERE site_id = ? AND {column} = ? AND session_id != ''",
+            site,
+        )
+        .fetch_all()
+        .await?;
+    if !sessions.is_empty() {
+        db.query("ALTER TABLE sessions DELETE WHERE site_id = ? AND has(?, session_id)")
+            .bind(site)
+            .bind(&sessions)
+            .execute()
+            .await?;
+    }
     who.query(
         db,
         "ALTER TABLE events DELETE WHERE site_id = ? AND {column} = ?",
@@ -76,7 +96,7 @@ pub async fn erase(db: &Client, site: &str, who: &Subject, wait: Duration) -> an
         let p = db
             .query(
                 "SELECT count() AS pending FROM system.mutations \
-                 WHERE database = currentDatabase() AND table = 'events' AND is_done = 0",
+                 WHERE database = currentDatabase() AND table IN ('events', 'sessions') AND is_done = 0",
             )
             .fetch_one::<Pending>()
             .await?;

@@ -6,6 +6,7 @@
 //! current servers get `LowCardinality` columns and a retention TTL, which 18.x lacks.
 
 use super::config::ClickHouseConfig;
+use super::marts;
 use anyhow::Context;
 use clickhouse::Client;
 
@@ -66,7 +67,7 @@ impl Dialect {
         self.at_least(24, 10)
     }
 
-    fn lc(self, t: &str) -> String {
+    pub(crate) fn lc(self, t: &str) -> String {
         if self.low_cardinality() {
             format!("LowCardinality({t})")
         } else {
@@ -167,7 +168,7 @@ pub fn migrations(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<Migration> {
     browser_version {s},
     os {s},
     os_version {s},
-    device Enum8('unknown' = 0, 'desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'bot' = 4),
+    device {DEVICE},
     is_bot UInt8,
     country {s},
     region {s},
@@ -178,7 +179,8 @@ pub fn migrations(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<Migration> {
 ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
-    );
+    )
+    .replace("{DEVICE}", DEVICE);
     // Replayed spool segments are inserted again byte for byte; where the server can, it drops
     // such a block at insert (non-replicated block deduplication, 21.x) instead of leaving
     // the copy for ReplacingMergeTree to collapse at merge.
@@ -211,8 +213,17 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
                     .to_owned(),
             ],
         },
+        Migration {
+            version: 4,
+            name: "marts: heatmap bins, daily pages and elements, sessions",
+            statements: marts::statements(dialect, cfg),
+        },
     ]
 }
+
+/// The `device` column's type, shared by `events` and the marts that keep it.
+pub const DEVICE: &str =
+    "Enum8('unknown' = 0, 'desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'bot' = 4)";
 
 /// Creates the database if needed, then applies pending migrations. Returns the versions applied.
 pub async fn run(
@@ -282,6 +293,7 @@ mod tests {
     fn columns_are_the_tables() {
         let ddl: String = migrations(Dialect::LEGACY, &ClickHouseConfig::for_tests())
             .into_iter()
+            .filter(|m| m.version == 1)
             .flat_map(|m| m.statements)
             .collect();
         let columns: Vec<&str> = pathlight_ingest::COLUMNS

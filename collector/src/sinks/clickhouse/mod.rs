@@ -5,6 +5,7 @@
 
 mod config;
 pub mod erasure;
+pub mod marts;
 pub mod migrations;
 pub mod retention;
 pub mod retry;

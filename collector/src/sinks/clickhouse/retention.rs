@@ -1,8 +1,9 @@
-//! Retention on servers without TTL (18.x): whole monthly partitions are dropped once every
-//! day in them is older than `retention_days`. Current servers get a table TTL instead
-//! (`migrations.rs`), which drops rows as they expire.
+//! Retention on servers without TTL (18.x): whole monthly partitions of `events` and of the
+//! marts are dropped once every day in them is older than `retention_days`. Current servers
+//! get a table TTL instead (`migrations.rs`, `marts.rs`), which drops rows as they expire.
 
 use super::config::ClickHouseConfig;
+use super::marts;
 use crate::dates::{days_from_civil, unix_day};
 use clickhouse::Client;
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 #[derive(Deserialize, clickhouse::Row)]
 struct Partition {
+    table: String,
     partition: String,
 }
 
@@ -39,28 +41,40 @@ pub fn expired(partitions: &[String], retention_days: u32, today: i64) -> Vec<St
         .collect()
 }
 
-/// Drops the expired partitions now; returns them.
+/// Drops the expired partitions of `events` and the marts now; returns the events' ones.
 pub async fn enforce(
     client: &Client,
     cfg: &ClickHouseConfig,
     today: i64,
 ) -> clickhouse::error::Result<Vec<String>> {
+    let tables: Vec<&str> = std::iter::once("events").chain(marts::NAMES).collect();
     let present: Vec<Partition> = client
-        .query("SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = 'events' AND active")
+        .query("SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND has(?, table) AND active")
         .bind(&cfg.database)
+        .bind(&tables)
         .fetch_all()
         .await?;
-    let present: Vec<String> = present.into_iter().map(|p| p.partition).collect();
-    let drop = expired(&present, cfg.retention_days, today);
-    for p in &drop {
-        // The partition id is digits only (checked by `expired`), so it can stand in the SQL.
-        client
-            .query(&format!("ALTER TABLE events DROP PARTITION {p}"))
-            .execute()
-            .await?;
-        tracing::info!(partition = %p, retention_days = cfg.retention_days, "dropped expired partition");
+    let mut dropped = Vec::new();
+    for table in tables {
+        let present: Vec<String> = present
+            .iter()
+            .filter(|p| p.table == table)
+            .map(|p| p.partition.clone())
+            .collect();
+        for p in expired(&present, cfg.retention_days, today) {
+            // The partition id is digits only (checked by `expired`), and the table one of
+            // ours, so both can stand in the SQL.
+            client
+                .query(&format!("ALTER TABLE {table} DROP PARTITION {p}"))
+                .execute()
+                .await?;
+            tracing::info!(table, partition = %p, retention_days = cfg.retention_days, "dropped expired partition");
+            if table == "events" {
+                dropped.push(p);
+            }
+        }
     }
-    Ok(drop)
+    Ok(dropped)
 }
 
 /// Runs [`enforce`] at start and then every six hours, for as long as the process lives.

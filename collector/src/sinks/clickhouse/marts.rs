@@ -1,0 +1,253 @@
+//! Marts: small tables that materialized views keep up to date from `events`, so the daily
+//! views of the query API read thousands of pre-aggregated rows instead of every event.
+//!
+//! # The path of an event into the marts
+//!
+//! An insert into `events` runs each view's `SELECT` over the inserted block (before any merge)
+//! and inserts the result into its mart; ClickHouse merges the mart's rows with the same key
+//! later (`SummingMergeTree` adds counts, `AggregatingMergeTree` combines aggregate states), so
+//! every query over a mart still groups and merges (`sum`, `-Merge`) itself.
+//!
+//! - `heatmap_clicks` / `heatmap_anchors` (SummingMergeTree): clicks per page, day, layout
+//!   class, device and bin — page position (x in 1/1000 of the document width, y in 2 px) or
+//!   position inside the clicked element (1/100 of its box). At 1440 px a bin is 1.44 px wide,
+//!   under the 2 px the viewer needs after scaling.
+//! - `page_daily` / `element_daily` (AggregatingMergeTree): per page and day, views and distinct
+//!   visitors; per clicked element, clicks, distinct clickers, average position, id, tag, text.
+//! - `sessions` (AggregatingMergeTree): one row per session and day with start, end, last
+//!   hide/leave, event counts by kind, pages, entry and exit page, top actions, user, and the
+//!   session's visitor id, device, browser, OS and country (in the key).
+//!
+//! Bots never reach a mart: each view skips `is_bot = 1`, as every query does.
+//!
+//! # Duplicates
+//! `events` collapses a re-sent event (same id) at merge; a view sees the insert, not the merge,
+//! so a mart counts what was inserted. The collector keeps its own re-sends out (a spool segment
+//! replayed after a crash is checked against stored ids first, `spool.rs`); a client that
+//! re-sends a batch whose answer it lost can still add one to a count. The API's `exact=true`
+//! reads `events FINAL` instead, for figures that must be exact to the event.
+//!
+//! # Existing data
+//! A migration fills each mart from `events FINAL` before creating its view, and only while the
+//! mart is empty, so a migration interrupted and run again does not count twice. Events that
+//! other collectors insert between the fill and the view's creation miss the mart: migrate
+//! before the collectors start sending (`pathlight serve` migrates before it listens).
+
+use super::config::ClickHouseConfig;
+use super::migrations::{DEVICE, Dialect};
+
+/// Layout class of the viewport the event was seen at: 0 phone (< 600 px), 1 tablet
+/// (< 1000 px), 2 desktop; the query API's `width` picks one (layouts differ between them).
+pub const LAYOUT: &str = "toUInt8(multiIf(viewport_w < 600, 0, viewport_w < 1000, 1, 2))";
+/// Click x in thousandths of the document width.
+pub const PX: &str = "toUInt16(least(greatest(round(x * 1000 / document_w), 0), 1000))";
+/// Click y in 2 px bins.
+pub const PY: &str = "toInt32(intDiv(y, 2) * 2)";
+/// Click position inside its element, hundredths of the box.
+pub const RX: &str = "toUInt8(least(greatest(round(rel_x * 100), 0), 100))";
+/// See [`RX`].
+pub const RY: &str = "toUInt8(least(greatest(round(rel_y * 100), 0), 100))";
+/// An event's time in ms.
+pub const TS: &str = "toUInt64(timestamp) * 1000 + timestamp_ms";
+/// The action an event stands for, in `topK` of a session.
+pub const ACTION: &str =
+    "concat(toString(event_type), ' ', if(event_type = 'custom', toString(name), selector))";
+
+/// One mart: its table and the `SELECT` over `events` that feeds it.
+struct Mart {
+    name: &'static str,
+    columns: String,
+    engine: &'static str,
+    key: &'static str,
+    select: String,
+}
+
+fn marts(dialect: Dialect) -> Vec<Mart> {
+    let s = dialect.lc("String");
+    let clicks = "FROM events WHERE event_type = 'click' AND is_bot = 0";
+    vec![
+        Mart {
+            name: "heatmap_clicks",
+            columns: format!(
+                "site_id {s}, path String, day Date, layout UInt8, device {DEVICE}, \
+                 px UInt16, py Int32, clicks UInt64"
+            ),
+            engine: "SummingMergeTree(clicks)",
+            key: "site_id, path, day, layout, device, px, py",
+            select: format!(
+                "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, \
+                 {PX} AS px, {PY} AS py, count() AS clicks \
+                 {clicks} AND document_w > 0 \
+                 GROUP BY site_id, path, day, layout, device, px, py"
+            ),
+        },
+        Mart {
+            name: "heatmap_anchors",
+            columns: format!(
+                "site_id {s}, path String, day Date, layout UInt8, device {DEVICE}, \
+                 selector String, rx UInt8, ry UInt8, clicks UInt64"
+            ),
+            engine: "SummingMergeTree(clicks)",
+            key: "site_id, path, day, layout, device, selector, rx, ry",
+            select: format!(
+                "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, \
+                 selector, {RX} AS rx, {RY} AS ry, count() AS clicks \
+                 {clicks} AND selector != '' \
+                 GROUP BY site_id, path, day, layout, device, selector, rx, ry"
+            ),
+        },
+        Mart {
+            name: "page_daily",
+            columns: format!(
+                "site_id {s}, path String, day Date, layout UInt8, device {DEVICE}, \
+                 views AggregateFunction(count), visitors AggregateFunction(uniqExact, UInt64)"
+            ),
+            engine: "AggregatingMergeTree",
+            key: "site_id, path, day, layout, device",
+            select: format!(
+                "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, \
+                 countState() AS views, uniqExactState(visitor_id) AS visitors \
+                 FROM events WHERE event_type = 'pageview' AND is_bot = 0 \
+                 GROUP BY site_id, path, day, layout, device"
+            ),
+        },
+        Mart {
+            name: "element_daily",
+            columns: format!(
+                "site_id {s}, path String, day Date, layout UInt8, device {DEVICE}, selector String, \
+                 element_id AggregateFunction(any, String), tag AggregateFunction(any, String), \
+                 text AggregateFunction(any, String), clicks AggregateFunction(count), \
+                 clickers AggregateFunction(uniqExact, UInt64), \
+                 rel_x AggregateFunction(avg, Float32), rel_y AggregateFunction(avg, Float32)"
+            ),
+            engine: "AggregatingMergeTree",
+            key: "site_id, path, day, layout, device, selector",
+            select: format!(
+                "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, selector, \
+                 anyState(element_id) AS element_id, anyState(toString(tag)) AS tag, \
+                 anyState(text) AS text, countState() AS clicks, \
+                 uniqExactState(visitor_id) AS clickers, \
+                 avgState(rel_x) AS rel_x, avgState(rel_y) AS rel_y \
+                 {clicks} AND selector != '' \
+                 GROUP BY site_id, path, day, layout, device, selector"
+            ),
+        },
+        Mart {
+            name: "sessions",
+            columns: format!(
+                "site_id {s}, day Date, session_id String, visitor_id UInt64, device {DEVICE}, \
+                 browser {s}, os {s}, country {s}, \
+                 start_ms AggregateFunction(min, UInt64), end_ms AggregateFunction(max, UInt64), \
+                 left_ms AggregateFunction(maxIf, UInt64, UInt8), \
+                 events AggregateFunction(count), \
+                 pageviews AggregateFunction(countIf, UInt8), \
+                 clicks AggregateFunction(countIf, UInt8), \
+                 scrolls AggregateFunction(countIf, UInt8), \
+                 customs AggregateFunction(countIf, UInt8), \
+                 pages AggregateFunction(uniqExactIf, String, UInt8), \
+                 entry AggregateFunction(argMinIf, String, UInt64, UInt8), \
+                 exit AggregateFunction(argMaxIf, String, UInt64, UInt8), \
+                 actions AggregateFunction(topKIf(3), String, UInt8), \
+                 user_id AggregateFunction(max, String)"
+            ),
+            engine: "AggregatingMergeTree",
+            // The session's visitor, device, browser, OS and country end the key: the same for
+            // nearly every session's events, so they add no rows, and a session that changes
+            // network (country) mid-way keeps both rows, merged by the queries' GROUP BY.
+            key: "site_id, day, session_id, visitor_id, device, browser, os, country",
+            // `left_ms`: the last engagement report, which the tracker sends when the page is
+            // hidden or left (and before an SPA route change, always followed by a page view):
+            // a session whose last event it is ended cleanly.
+            select: format!(
+                "SELECT site_id, toDate(timestamp) AS day, session_id, any(visitor_id) AS visitor_id, \
+                 any(device) AS device, any(browser) AS browser, any(os) AS os, any(country) AS country, \
+                 minState({TS}) AS start_ms, maxState({TS}) AS end_ms, \
+                 maxIfState({TS}, event_type = 'engagement') AS left_ms, countState() AS events, \
+                 countIfState(event_type = 'pageview') AS pageviews, \
+                 countIfState(event_type = 'click') AS clicks, \
+                 countIfState(event_type = 'scroll') AS scrolls, \
+                 countIfState(event_type = 'custom') AS customs, \
+                 uniqExactIfState(path, event_type = 'pageview') AS pages, \
+                 argMinIfState(path, {TS}, event_type = 'pageview') AS entry, \
+                 argMaxIfState(path, {TS}, event_type = 'pageview') AS exit, \
+                 topKIfState(3)({ACTION}, event_type IN ('click', 'custom')) AS actions, \
+                 maxState(user_id) AS user_id \
+                 FROM events WHERE is_bot = 0 AND session_id != '' \
+                 GROUP BY site_id, day, session_id"
+            ),
+        },
+    ]
+}
+
+/// The names of the marts, for retention and erasure.
+pub const NAMES: [&str; 5] = [
+    "heatmap_clicks",
+    "heatmap_anchors",
+    "page_daily",
+    "element_daily",
+    "sessions",
+];
+
+/// Per mart: its table, its fill from existing events, its view.
+pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
+    let ttl = if dialect.ttl() && cfg.retention_days > 0 {
+        format!(" TTL day + INTERVAL {} DAY", cfg.retention_days)
+    } else {
+        String::new()
+    };
+    marts(dialect)
+        .into_iter()
+        .flat_map(|m| {
+            let Mart {
+                name,
+                columns,
+                engine,
+                key,
+                select,
+            } = m;
+            // The view's SELECT reads the inserted block as `events`; the fill reads the table
+            // deduplicated.
+            let fill = select.replacen("FROM events WHERE", "FROM events FINAL WHERE", 1);
+            [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {name} ({columns}) ENGINE = {engine} \
+                     PARTITION BY toYYYYMM(day) ORDER BY ({key}){ttl}"
+                ),
+                format!(
+                    "INSERT INTO {name} {} AND (SELECT count() FROM {name}) = 0 {}",
+                    fill.split(" GROUP BY ").next().unwrap_or_default(),
+                    fill.split_once(" GROUP BY ")
+                        .map(|(_, g)| format!("GROUP BY {g}"))
+                        .unwrap_or_default()
+                ),
+                format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {name}_mv TO {name} AS {select}"),
+            ]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mart_has_a_table_a_guarded_fill_and_a_view() {
+        let cfg = ClickHouseConfig::default();
+        let sql = statements(Dialect::LEGACY, &cfg);
+        assert_eq!(sql.len(), 3 * NAMES.len());
+        for (name, s) in NAMES.iter().zip(sql.chunks(3)) {
+            assert!(s[0].starts_with(&format!("CREATE TABLE IF NOT EXISTS {name} (")));
+            assert!(
+                s[1].contains("FROM events FINAL WHERE")
+                    && s[1].contains(&format!("(SELECT count() FROM {name}) = 0 GROUP BY")),
+                "{}",
+                s[1]
+            );
+            assert!(s[2].contains(&format!("{name}_mv TO {name} AS SELECT")));
+            assert!(!s[2].contains("FINAL") && s[2].contains("is_bot = 0"));
+        }
+        assert!(!sql.concat().contains("TTL"));
+        let modern = statements(Dialect::MODERN, &cfg).concat();
+        assert!(modern.contains("TTL day + INTERVAL 400 DAY"));
+    }
+}

@@ -1,0 +1,366 @@
+//! The marts: session summaries with known answers, every mart-read figure equal to the same
+//! figure read from `events FINAL`, and a migration filling marts from events stored before.
+
+use crate::{TestServer, clickhouse_url};
+use pathlight_collector::config::Config;
+use pathlight_collector::pipeline::now_ms;
+use pathlight_collector::sinks::clickhouse::{Dialect, marts, migrations};
+use pathlight_wire::{Click, EventKind, Id, RawBatch, RawEvent, Size, cbor};
+use serde_json::{Value, json};
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+fn click(selector: &str, x: i32, y: i32) -> EventKind {
+    EventKind::Click(Click {
+        x,
+        y,
+        selector: selector.into(),
+        tag: "button".into(),
+        rel_x: 0.3,
+        rel_y: 0.6,
+        element_box: [0, 0, 100, 40],
+        ..Click::default()
+    })
+}
+
+fn custom(name: &str) -> EventKind {
+    EventKind::Custom {
+        name: name.into(),
+        props: Default::default(),
+    }
+}
+
+fn leave() -> EventKind {
+    EventKind::Engagement { visible_ms: 4_000 }
+}
+
+/// Posts one session's events, stamped `start + at` and sent now.
+async fn post(
+    server: &TestServer,
+    n: u8,
+    ua: &str,
+    session: &str,
+    width: u32,
+    start: i64,
+    events: &[(i64, &str, EventKind)],
+) {
+    let events = events
+        .iter()
+        .enumerate()
+        .map(|(i, (at, path, kind))| RawEvent {
+            id: Id([n, i as u8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]),
+            timestamp: start + at,
+            session_id: session.into(),
+            url: format!("https://shop.example{path}"),
+            referrer: None,
+            title: None,
+            viewport: Size { w: width, h: 800 },
+            document: Size { w: width, h: 3000 },
+            user_id: None,
+            user_agent: None,
+            kind: kind.clone(),
+        })
+        .collect();
+    let body = cbor::encode(&RawBatch {
+        version: 1,
+        site_id: "test".into(),
+        sent_at: now_ms(),
+        batch_id: Id([n; 16]),
+        events,
+    });
+    let resp = reqwest::Client::new()
+        .post(server.url("/v1/batch"))
+        .header("user-agent", ua)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+}
+
+async fn get(server: &TestServer, q: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .get(server.url(&format!("/api/v1/{q}")))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(status, 200, "{q}: {body}");
+    body
+}
+
+/// Four sessions of known shape, and a bot.
+async fn send_known_sessions(server: &TestServer) -> i64 {
+    let now = now_ms();
+    // Closed: the page was left after checkout (the engagement report is its last event).
+    post(
+        server,
+        1,
+        CHROME,
+        "closed",
+        1440,
+        now - 120_000,
+        &[
+            (0, "/", EventKind::Pageview),
+            (1_000, "/", click("#shop", 700, 300)),
+            (2_000, "/pricing", EventKind::Pageview),
+            (3_000, "/pricing", click("#buy", 100, 200)),
+            (4_000, "/pricing", click("#buy", 102, 201)),
+            (5_000, "/pricing", EventKind::Scroll { max_depth_pct: 60 }),
+            (5_000, "/pricing", leave()),
+        ],
+    )
+    .await;
+    // Timed out: nothing for 40 minutes and no hide or leave seen.
+    post(
+        server,
+        2,
+        IPHONE,
+        "gone",
+        375,
+        now - 40 * 60_000,
+        &[
+            (0, "/pricing", EventKind::Pageview),
+            (10_000, "/pricing", click("#buy", 50, 400)),
+        ],
+    )
+    .await;
+    // Active: a minute ago, still open; stuck in a next/back loop, fast.
+    let mut looping = vec![(0, "/wizard", EventKind::Pageview)];
+    for (i, name) in ["next", "back", "next", "back", "next", "back"]
+        .iter()
+        .enumerate()
+    {
+        looping.push((1_000 + 50 * i as i64, "/wizard", custom(name)));
+    }
+    post(server, 3, CHROME, "loop", 1440, now - 60_000, &looping).await;
+    // Hidden, then back and still going: not closed.
+    post(
+        server,
+        4,
+        CHROME,
+        "back",
+        1440,
+        now - 90_000,
+        &[
+            (0, "/", EventKind::Pageview),
+            (1_000, "/", leave()),
+            (30_000, "/", click("#shop", 700, 300)),
+        ],
+    )
+    .await;
+    post(
+        server,
+        5,
+        BOT,
+        "bot",
+        1440,
+        now - 50_000,
+        &[(0, "/", EventKind::Pageview), (1, "/", leave())],
+    )
+    .await;
+    now
+}
+
+#[tokio::test]
+async fn session_summaries_have_the_known_answers() {
+    let server = TestServer::start("sessions_mart").await;
+    let now = send_known_sessions(&server).await;
+
+    let list = get(&server, "sessions?site=test").await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    // Newest first; the bot is not a session.
+    assert_eq!(ids, ["loop", "back", "closed", "gone"], "{list}");
+    let by = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["session_id"] == id)
+            .unwrap()
+            .clone()
+    };
+
+    let closed = by("closed");
+    assert_eq!(closed["ended"], "closed");
+    // Times are shifted by the batch's time in flight (received − sent), a few ms here.
+    let start = closed["start_ms"].as_i64().unwrap();
+    assert!((now - 120_000..now - 115_000).contains(&start), "{closed}");
+    assert_eq!(closed["end_ms"].as_i64(), Some(start + 5_000));
+    assert_eq!(closed["duration_secs"], 5.0);
+    assert_eq!(
+        [
+            &closed["events"],
+            &closed["pageviews"],
+            &closed["clicks"],
+            &closed["scrolls"],
+            &closed["customs"],
+            &closed["pages"]
+        ],
+        [
+            &json!(7),
+            &json!(2),
+            &json!(3),
+            &json!(1),
+            &json!(0),
+            &json!(2)
+        ]
+    );
+    assert_eq!(
+        (closed["entry"].as_str(), closed["exit"].as_str()),
+        (Some("/"), Some("/pricing"))
+    );
+    assert_eq!(closed["actions"], json!(["click #buy", "click #shop"]));
+    assert_eq!(
+        (closed["device"].as_str(), closed["browser"].as_str()),
+        (Some("desktop"), Some("Chrome"))
+    );
+    assert_eq!(closed["anomalies"], Value::Null);
+
+    let gone = by("gone");
+    assert_eq!(gone["ended"], "timed_out", "{gone}");
+    assert_eq!(gone["device"], "mobile");
+    assert_eq!(gone["duration_secs"], 10.0);
+
+    let looping = by("loop");
+    assert_eq!(looping["ended"], "active");
+    assert_eq!(looping["customs"], 6);
+    // Three of each: topK keeps both, in either order.
+    let mut actions: Vec<&str> = looping["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    actions.sort();
+    assert_eq!(actions, ["custom back", "custom next"]);
+    assert_eq!(
+        looping["anomalies"],
+        json!({"session_id": "loop", "events": 7, "rapid": 5, "repeated": 0, "loops": 1})
+    );
+    assert_eq!(by("back")["ended"], "active", "hidden, then used again");
+
+    let only = |q: &'static str| {
+        let server = &server;
+        async move {
+            get(server, q)
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["session_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(only("sessions?site=test&ended=closed").await, ["closed"]);
+    assert_eq!(only("sessions?site=test&ended=timed_out").await, ["gone"]);
+    assert_eq!(
+        only("sessions?site=test&ended=active").await,
+        ["loop", "back"]
+    );
+    assert_eq!(only("sessions?site=test&device=mobile").await, ["gone"]);
+    assert_eq!(
+        only("sessions?site=test&limit=2&offset=1").await,
+        ["back", "closed"]
+    );
+    assert_eq!(
+        only("sessions?site=test&from=2020-01-01&to=2020-01-02").await,
+        Vec::<String>::new()
+    );
+
+    // The stats' session figures come from the mart, and agree with the raw events.
+    let from_mart = get(&server, "stats?site=test").await;
+    let exact = get(&server, "stats?site=test&exact=true").await;
+    for k in [
+        "sessions",
+        "avg_session_secs",
+        "bounce_rate",
+        "entries",
+        "exits",
+        "pages",
+    ] {
+        assert_eq!(from_mart[k], exact[k], "{k}");
+    }
+    assert_eq!(from_mart["sessions"], 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
+    let server = TestServer::start("marts_equal").await;
+    send_known_sessions(&server).await;
+    let compare = || {
+        let server = &server;
+        let queries = [
+            "heatmap?site=test&path=/pricing",
+            "heatmap?site=test&path=/pricing&width=375",
+            "heatmap?site=test&path=/pricing&device=desktop",
+            "heatmap?site=test&path=/",
+            "elements?site=test&path=/pricing",
+            "elements?site=test&path=/&width=1440",
+            "stats?site=test",
+            "stats?site=test&device=mobile",
+        ];
+        async move {
+            let mut answers = Vec::new();
+            for q in queries {
+                let mart = get(server, q).await;
+                let exact = get(server, &format!("{q}&exact=true")).await;
+                assert_eq!(mart, exact, "{q}");
+                answers.push(mart);
+            }
+            answers
+        }
+    };
+    let before = compare().await;
+    assert_eq!(before[0]["clicks"], 3, "{}", before[0]);
+
+    // Marts dropped, and the migration run again as on a database that predates them: it fills
+    // them from the stored events and creates the views again.
+    for name in marts::NAMES {
+        for sql in [
+            format!("DROP TABLE IF EXISTS {name}_mv"),
+            format!("DROP TABLE IF EXISTS {name}"),
+        ] {
+            server.db.query(&sql).execute().await.unwrap();
+        }
+    }
+    let cfg = Config::for_tests(clickhouse_url(), "it_marts_equal").clickhouse;
+    let base = pathlight_collector::sinks::clickhouse::client(&cfg).with_validation(false);
+    let forget = || async {
+        server
+            .db
+            .query("DROP TABLE schema_migrations")
+            .execute()
+            .await
+            .unwrap();
+        migrations::run(&base, &cfg, Dialect::LEGACY).await.unwrap()
+    };
+    assert_eq!(forget().await, [1, 2, 3, 4]);
+    assert_eq!(compare().await, before);
+    // Run once more: the marts are not empty, so nothing is filled twice.
+    forget().await;
+    assert_eq!(compare().await, before);
+    // And the views work again: one more click reaches the mart.
+    post(
+        &server,
+        9,
+        CHROME,
+        "later",
+        1440,
+        now_ms() - 1_000,
+        &[(0, "/pricing", click("#buy", 100, 200))],
+    )
+    .await;
+    let after = compare().await;
+    assert_eq!(after[0]["clicks"], 4);
+    server.stop().await;
+}
