@@ -15,25 +15,34 @@ target/debug/pathlight migrate >/dev/null
 q() { curl -sS --fail-with-body "$ch/?database=bench" --data-binary "$1"; }
 
 # 50 pages; per page 60 % clicks clustered on 12 elements, the rest page views, scrolls and
-# engagement; 30 days; 200k visitors; three layout widths.
+# engagement; 30 days; 2 M sessions of 5 consecutive events (s = number / 5), 200k visitors;
+# three layout widths (one per session).
 start=$(date +%s)
+# In ten inserts of consecutive rows, as the collector inserts in batches: each insert runs the
+# marts' views over its block, whose GROUP BYs hold one state per session in the block.
+chunk=$(( (events + 9) / 10 ))
+for part in $(seq 0 9); do
 q "INSERT INTO events (site_id, event_id, event_type, timestamp, timestamp_ms, received_at, session_id, visitor_id,
      url, host, path, viewport_w, viewport_h, document_w, document_h, x, y, selector, tag, rel_x, rel_y,
      scroll_depth, device, browser, os)
    SELECT 'bench', generateUUIDv4(),
      multiIf(intHash32(number * 7) % 10 < 6, 'click', intHash32(number * 7) % 10 < 8, 'pageview', intHash32(number * 7) % 10 < 9, 'scroll', 'engagement'),
      toDateTime(now() - intDiv(number * 2592, 1000) % 2592000), number % 1000, now(),
-     concat('s', toString(intHash32(number) % 2000000)), intHash64(number % 200000),
+     concat('s', toString(intDiv(number, 5))), intHash64(intDiv(number, 5) % 200000),
      concat('https://shop.example/p', toString(number % 50)), 'shop.example', concat('/p', toString(number % 50)),
-     [375, 768, 1440][number % 3 + 1], 800, [375, 768, 1440][number % 3 + 1], 4000,
-     toInt32(([375, 768, 1440][number % 3 + 1]) * ((intHash32(number) % 12) + 0.5) / 12 + (intHash32(number + 1) % 40) - 20),
+     [375, 768, 1440][intDiv(number, 5) % 3 + 1], 800, [375, 768, 1440][intDiv(number, 5) % 3 + 1], 4000,
+     toInt32(([375, 768, 1440][intDiv(number, 5) % 3 + 1]) * ((intHash32(number) % 12) + 0.5) / 12 + (intHash32(number + 1) % 40) - 20),
      toInt32(300 * (intHash32(number) % 12) + (intHash32(number + 2) % 40)),
      concat('#el-', toString(intHash32(number) % 12)), 'button',
      (intHash32(number + 3) % 100) / 100, (intHash32(number + 4) % 100) / 100,
-     toUInt8(intHash32(number) % 101), ['mobile', 'tablet', 'desktop'][number % 3 + 1], 'Chrome', 'Linux'
-   FROM numbers($events)"
+     toUInt8(intHash32(number) % 101), ['mobile', 'tablet', 'desktop'][intDiv(number, 5) % 3 + 1], 'Chrome', 'Linux'
+   FROM numbers($events) WHERE intDiv(number, $chunk) = $part"
+done
 load=$(( $(date +%s) - start ))
-q "OPTIMIZE TABLE events FINAL" || true
+# Merged, as background merges leave a table that is not being written; the marts too.
+for t in events heatmap_clicks heatmap_anchors page_daily element_daily sessions; do
+  q "OPTIMIZE TABLE $t FINAL" || true
+done
 rows=$(q "SELECT count() FROM events")
 
 cat > "$dir/pathlight.toml" <<TOML
@@ -60,7 +69,18 @@ while IFS= read -r name && IFS= read -r sql; do
   times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null -w '%{time_total}\n' "$ch/?database=bench" --data-binary "${sql%;}"; done | awk '{print $1*1000}')
   echo "| ${name#-- } | $(printf '%s\n' "$times" | percentiles) |"
 done < "$dir/queries.sql"
-for endpoint in heatmap elements; do
-  times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null -H 'authorization: Bearer bench' -w '%{time_total}\n' "http://127.0.0.1:$listen/api/v1/$endpoint?$params"; done | awk '{print $1*1000}')
-  echo "| **API /api/v1/$endpoint** (all its queries + JSON) | $(printf '%s\n' "$times" | percentiles) |"
-done
+api() {
+  times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null --fail-with-body -H 'authorization: Bearer bench' -w '%{time_total}\n' "http://127.0.0.1:$listen/api/v1/$1"; done | awk '{print $1*1000}')
+  echo "| **API /api/v1/$1** | $(printf '%s\n' "$times" | percentiles) |"
+}
+# Each endpoint runs all its queries (concurrently) and writes the JSON; `exact=true` reads
+# events FINAL instead of the marts.
+api "heatmap?$params&layers=clicks,scroll"
+api "heatmap?$params&layers=clicks,scroll&exact=true"
+api "heatmap?$params&layers=frustration"
+api "elements?$params"
+api "elements?$params&exact=true"
+api "stats?site=bench"
+api "stats?site=bench&exact=true"
+api "sessions?site=bench&limit=100"
+api "sessions?site=bench&limit=100&offset=2000"

@@ -111,19 +111,47 @@
     }));
   }
 
-  // The live feed: fetch (not EventSource, which cannot send the bearer token) read as a stream.
-  let liveAbort = null;
+  // The live feed: a WebSocket (with a live token, since a browser's WebSocket sends no
+  // headers), else Server-Sent Events read with fetch (EventSource cannot send the bearer token).
+  let liveStop = null;
+  let count = 0;
+  const feed = document.getElementById("live-feed");
+  function arrived(e) {
+    document.getElementById("live-count").textContent = ++count;
+    feed.prepend(text("li", `${new Date(e.ts).toLocaleTimeString()} ${e.kind} ${e.path} ${e.selector || ""}`));
+    while (feed.children.length > 20) feed.lastChild.remove();
+  }
   async function live() {
-    liveAbort?.abort();
-    liveAbort = new AbortController();
+    liveStop?.();
+    count = 0;
     const site = form.elements.site.value;
     const rt = await fetch("/api/v1/realtime?" + new URLSearchParams({ site }), { headers: auth() });
     if (rt.ok) document.getElementById("live-visitors").textContent = (await rt.json()).visitors;
-    const r = await fetch("/api/v1/realtime/stream?" + new URLSearchParams({ site }), { headers: auth(), signal: liveAbort.signal });
+    document.body.dataset.live = (await liveSocket(site)) ? "websocket" : "sse";
+    if (document.body.dataset.live === "sse") liveStream(site);
+  }
+  async function liveSocket(site) {
+    const t = await fetch("/api/v1/live-token?" + new URLSearchParams({ site }), { headers: auth() });
+    if (!t.ok || !window.WebSocket) return false;
+    const { token } = await t.json();
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/api/v1/realtime/ws?` + new URLSearchParams({ site, token }));
+    ws.onmessage = (m) => {
+      const e = JSON.parse(m.data);
+      if (e.lagged === undefined) arrived(e);
+    };
+    return new Promise((resolve) => {
+      ws.onopen = () => { liveStop = () => ws.close(1000); resolve(true); };
+      ws.onerror = () => resolve(false);
+    });
+  }
+  async function liveStream(site) {
+    const abort = new AbortController();
+    liveStop = () => abort.abort();
+    const r = await fetch("/api/v1/realtime/stream?" + new URLSearchParams({ site }), { headers: auth(), signal: abort.signal });
     if (!r.ok || !r.body) return;
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "", count = 0;
-    const feed = document.getElementById("live-feed");
+    let buf = "";
     for (;;) {
       const { value, done } = await reader.read().catch(() => ({ done: true }));
       if (done) return;
@@ -133,11 +161,7 @@
         const frame = buf.slice(0, i);
         buf = buf.slice(i + 2);
         const data = frame.split("\n").find((l) => l.startsWith("data: "));
-        if (!data) continue;
-        const e = JSON.parse(data.slice(6));
-        document.getElementById("live-count").textContent = ++count;
-        feed.prepend(text("li", `${new Date(e.ts).toLocaleTimeString()} ${e.kind} ${e.path} ${e.selector || ""}`));
-        while (feed.children.length > 20) feed.lastChild.remove();
+        if (data) arrived(JSON.parse(data.slice(6)));
       }
     }
   }

@@ -40,10 +40,18 @@
     const { q, width } = query();
     status.textContent = "loading…";
     try {
-      const [heat, elements] = await Promise.all([api("heatmap", q), api("elements", q)]);
+      // Rage and dead clicks come from per-session sequences, the slowest part: asked for
+      // beside the click map, which is drawn as soon as it is here.
+      const frustrated = f.frustration.checked
+        ? api("heatmap", q + "&layers=frustration")
+        : Promise.resolve({ rage: [], dead: [] });
+      const [heat, elements] = await Promise.all([api("heatmap", q + "&layers=clicks,scroll"), api("elements", q)]);
       await loadPage(f.path.value, width);
       draw(heat, elements);
       status.textContent = `${heat.clicks} clicks, ${elements.views} views`;
+      const { rage, dead } = await frustrated;
+      Object.assign(heat, { rage, dead });
+      draw(heat, elements);
       document.body.dataset.ready = "1";
     } catch (e) {
       status.textContent = "error: " + e.message;

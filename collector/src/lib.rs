@@ -49,6 +49,7 @@ pub mod server;
 pub mod sinks;
 pub mod spool;
 pub mod tls;
+pub mod ws;
 
 use config::Config;
 use std::future::Future;

@@ -6,7 +6,7 @@
 use crate::error::{ErrorBody, IngestError};
 use crate::metrics::RequestLabels;
 use crate::pipeline::{IngestRequest, Pipeline, now_ms};
-use crate::query::QueryApi;
+use crate::query::{QueryApi, QueryError};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
@@ -177,7 +177,7 @@ pub async fn run(
                 });
                 match &tls {
                     None => {
-                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
+                        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
                         tokio::spawn(async move {
                             if let Err(e) = conn.await {
                                 // No peer address: raw IPs never reach the logs.
@@ -198,7 +198,7 @@ pub async fn run(
                             let Ok(Ok(stream)) = handshake.await else {
                                 return;
                             };
-                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             if let Err(e) = watcher.watch(conn.into_owned()).await {
                                 tracing::debug!(error = %e, "TLS connection ended with an error");
                             }
@@ -247,6 +247,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         ),
         (&Method::GET, "/metrics") => ("metrics", metrics(app)),
         (&Method::GET, "/api/v1/openapi.json") => ("api", openapi()),
+        (&Method::GET, "/api/v1/realtime/ws") => ("api_ws", websocket(app, req)),
         (&Method::GET, "/api/v1/export" | "/api/v1/realtime/stream") => {
             ("api_stream", api_stream(app, &req).await)
         }
@@ -436,6 +437,54 @@ async fn api_stream<B>(app: &App, req: &Request<B>) -> Resp {
         }
         Err(e) => json(e.status(), &e.body()),
     }
+}
+
+/// `realtime/ws`: the live feed over a WebSocket (`ws.rs`). Only HTTP/1.1 upgrades: HTTP/2
+/// and HTTP/3 clients read `realtime/stream`.
+fn websocket<B>(app: &App, mut req: Request<B>) -> Resp {
+    let h = req.headers();
+    let has = |name: header::HeaderName, token: &str| {
+        h.get_all(name).iter().any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    let key = header_str(h, header::SEC_WEBSOCKET_KEY).map(str::to_owned);
+    let handshake = req.version() == http::Version::HTTP_11
+        && has(header::UPGRADE, "websocket")
+        && has(header::CONNECTION, "upgrade")
+        && header_str(h, header::SEC_WEBSOCKET_VERSION) == Some("13");
+    let Some(key) = key.filter(|_| handshake) else {
+        let e = QueryError::BadParam {
+            param: "upgrade",
+            detail: "expected a WebSocket handshake (HTTP/1.1, Upgrade: websocket, Sec-WebSocket-Version: 13, Sec-WebSocket-Key)".into(),
+        };
+        return json(StatusCode::BAD_REQUEST, &e.body());
+    };
+    let auth = header_str(h, header::AUTHORIZATION);
+    let site = match app.query.live_site(req.uri().query().unwrap_or(""), auth) {
+        Ok(site) => site,
+        Err(e) => return json(e.status(), &e.body()),
+    };
+    let (feed, stopping) = (app.pipeline.subscribe(), app.pipeline.stopping());
+    // Resolves once hyper has written the 101 below and handed the connection over.
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => crate::ws::run(TokioIo::new(upgraded), site, feed, stopping).await,
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let headers = r.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&crate::ws::accept_key(&key)) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
 }
 
 /// The OpenAPI document of `/api/v1`.

@@ -17,9 +17,12 @@
 //!    record; a torn tail (a crash in the middle of a write, never acknowledged) fails its
 //!    checksum and is cut off; the rest is shipped before anything new.
 //!
-//! Exactly once in effect: a crash between an insert and the file's deletion replays the
-//! segment, and a client retrying an unacknowledged batch sends the same event ids; the events
-//! table is a ReplacingMergeTree ordered by event id, so storage keeps one of each.
+//! Exactly once in effect: a crash between an insert and the file's deletion leaves a segment
+//! ClickHouse already has. Every segment left by the last run is therefore checked against the
+//! stored event ids before it is shipped, and only the rows ClickHouse lacks are inserted: the
+//! marts, which materialized views feed at insert, would otherwise count that segment twice.
+//! A client retrying an unacknowledged batch sends the same event ids too; the events table is
+//! a ReplacingMergeTree ordered by event id, so storage keeps one of each.
 //!
 //! A record is `len: u32 LE | crc32(payload): u32 LE | rows: u32 LE | payload (len bytes)`,
 //! the payload being RowBinary rows ready for `INSERT INTO events (…) FORMAT RowBinary`, so a
@@ -93,6 +96,8 @@ struct Append {
 pub struct Segment {
     path: PathBuf,
     bytes: u64,
+    /// Left by the last run: ClickHouse may have it already.
+    left_over: bool,
 }
 
 /// Appends records; cloneless, shared behind the pipeline.
@@ -138,7 +143,11 @@ impl Spool {
                 "replaying a spool segment left by the last run"
             );
             used += bytes;
-            let _ = sealed_tx.send(Segment { path, bytes });
+            let _ = sealed_tx.send(Segment {
+                path,
+                bytes,
+                left_over: true,
+            });
         }
         let used = Arc::new(AtomicU64::new(used));
         metrics.spool_bytes.set(used.load(Ordering::Relaxed) as i64);
@@ -414,6 +423,7 @@ impl Writer {
         let _ = self.sealed.send(Segment {
             path: active.path,
             bytes: active.len,
+            left_over: false,
         });
     }
 }
@@ -456,36 +466,104 @@ pub async fn ship(
                 continue;
             }
         };
-        let (payloads, rows, _) = parse(&data);
+        let (payloads, mut rows, _) = parse(&data);
         // Sent as slices of the file's bytes: no second copy of a segment in memory.
         let data = Bytes::from(data);
-        let body: Vec<Bytes> = payloads.into_iter().map(|r| data.slice(r)).collect();
-        match insert_retrying(&client, &cfg, &metrics, body, rows, || *stopping.borrow()).await {
-            Ok(()) => {
-                if let Err(e) = tokio::fs::remove_file(&segment.path).await {
-                    tracing::error!(path = ?segment.path, error = %e, "cannot delete a shipped segment; it will be shipped again (deduplicated)");
+        let mut body: Vec<Bytes> = payloads.into_iter().map(|r| data.slice(r)).collect();
+        if segment.left_over {
+            let unstored = loop {
+                match not_stored(&client, &body).await {
+                    Ok(found) => break found,
+                    // The segment stays on disk for the next start.
+                    Err(_) if *stopping.borrow() => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check a replayed segment against ClickHouse yet");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
-            }
-            Err(stop) if stop.refused => {
-                tracing::error!(path = ?segment.path, error = %stop.error, "ClickHouse refused a spool segment; moving it to dead/");
-                let dead = shipping
-                    .dir
-                    .join("dead")
-                    .join(segment.path.file_name().unwrap_or_default());
-                if let Err(e) = tokio::fs::rename(&segment.path, &dead).await {
-                    tracing::error!(error = %e, "cannot move a refused segment to dead/");
+            };
+            if let Some((unstored, n)) = unstored {
+                if n < rows {
+                    tracing::info!(path = ?segment.path, stored = rows - n, "rows of a replayed segment were already in ClickHouse");
                 }
-                metrics.spool_dead_segments.inc();
-                metrics.reject("storage_rejected", rows);
+                body = vec![unstored];
+                rows = n;
             }
-            // Shutting down: the segment stays on disk for the next start.
-            Err(_) => return,
+        }
+        if rows == 0 {
+            let _ = tokio::fs::remove_file(&segment.path).await;
+        } else {
+            match insert_retrying(&client, &cfg, &metrics, body, rows, || *stopping.borrow()).await
+            {
+                Ok(()) => {
+                    if let Err(e) = tokio::fs::remove_file(&segment.path).await {
+                        tracing::error!(path = ?segment.path, error = %e, "cannot delete a shipped segment; it will be shipped again (deduplicated)");
+                    }
+                }
+                Err(stop) if stop.refused => {
+                    tracing::error!(path = ?segment.path, error = %stop.error, "ClickHouse refused a spool segment; moving it to dead/");
+                    let dead = shipping
+                        .dir
+                        .join("dead")
+                        .join(segment.path.file_name().unwrap_or_default());
+                    if let Err(e) = tokio::fs::rename(&segment.path, &dead).await {
+                        tracing::error!(error = %e, "cannot move a refused segment to dead/");
+                    }
+                    metrics.spool_dead_segments.inc();
+                    metrics.reject("storage_rejected", rows);
+                }
+                // Shutting down: the segment stays on disk for the next start.
+                Err(_) => return,
+            }
         }
         shipping.used.fetch_sub(segment.bytes, Ordering::Relaxed);
         metrics
             .spool_bytes
             .set(shipping.used.load(Ordering::Relaxed) as i64);
     }
+}
+
+/// The rows of `body` whose event ids ClickHouse does not have, re-encoded, and their count;
+/// none if `body` is not whole rows (it passed its checksum, so it is sent as it is).
+async fn not_stored(
+    client: &Client,
+    body: &[Bytes],
+) -> clickhouse::error::Result<Option<(Bytes, u64)>> {
+    let mut rows = Vec::new();
+    for payload in body {
+        match pathlight_ingest::read_rows(payload) {
+            Ok(r) => rows.extend(r),
+            Err(_) => return Ok(None),
+        }
+    }
+    let mut stored = std::collections::HashSet::new();
+    let mut sites: Vec<&str> = rows.iter().map(|r| r.site_id.as_str()).collect();
+    sites.sort_unstable();
+    sites.dedup();
+    for site in sites {
+        let of_site = rows.iter().filter(|r| r.site_id == site);
+        let (lo, hi) = of_site.clone().fold((u32::MAX, 0), |(lo, hi), r| {
+            (lo.min(r.timestamp), hi.max(r.timestamp))
+        });
+        let ids: Vec<String> = of_site.map(|r| r.event_id.to_string()).collect();
+        // Site and day lead the table's key, so this reads a few granules, not the table.
+        let found: Vec<String> = client
+            .query(
+                "SELECT toString(event_id) FROM events WHERE site_id = ? \
+                 AND toDate(timestamp) BETWEEN toDate(toDateTime(?)) AND toDate(toDateTime(?)) \
+                 AND has(?, toString(event_id))",
+            )
+            .bind(site)
+            .bind(lo)
+            .bind(hi)
+            .bind(&ids)
+            .fetch_all()
+            .await?;
+        stored.extend(found.into_iter().map(|id| (site.to_owned(), id)));
+    }
+    rows.retain(|r| !stored.contains(&(r.site_id.clone(), r.event_id.to_string())));
+    let n = rows.len() as u64;
+    Ok(Some((Bytes::from(pathlight_ingest::write_rows(&rows)), n)))
 }
 
 #[cfg(test)]

@@ -92,6 +92,9 @@ test("the dashboard shows the site's totals and top pages", async () => {
   const [{ v, pv }] = await ch.rows(`SELECT uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS pv FROM ${db}.events FINAL WHERE is_bot = 0`);
   await page.waitForFunction(() => document.getElementById("live-visitors").textContent !== "–");
   const liveVisitors = await page.textContent("#live-visitors");
+  // The live feed comes over a WebSocket (Chromium's), SSE being the fallback.
+  await page.waitForFunction(() => document.body.dataset.live);
+  const transport = await page.evaluate(() => document.body.dataset.live);
   // A click posted now shows up in the live feed.
   const before = Number(await page.textContent("#live-count"));
   const probe = await ctx.newPage();
@@ -108,6 +111,7 @@ test("the dashboard shows the site's totals and top pages", async () => {
   assert.deepEqual(pages, ["/demo/catalog.html"]);
   assert.equal(points, 2, "one day, two lines");
   assert.equal(liveVisitors, String(v), "everyone came within the last 5 minutes");
+  assert.equal(transport, "websocket");
 });
 
 test("the session explorer shows a session's timeline in order", async () => {

@@ -50,7 +50,7 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 41, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 42, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -67,8 +67,9 @@ test("every analytics query runs on current ClickHouse and gives the known figur
     assert.deepEqual(Object.values(answers["stats sessions mart"][0]).map(num), [(10000 + 2000 + 0) / 3, 2, 3]);
     assert.deepEqual(answers["stats entries mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
     assert.deepEqual(answers["stats exits mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 2], ["/checkout", 1]]);
+    assert.deepEqual(answers["sessions page"].map((r) => r.session_id), ["s1", "s2", "s3"], "all started at 10:00:00, then by id");
     const list = answers["sessions list"].map((r) => Object.values(r));
-    assert.deepEqual(list.map((r) => r[0]), ["s1", "s2", "s3"], "all started at 10:00:00, then by id");
+    assert.deepEqual(list.map((r) => r[0]), ["s1"], "the summaries of the page's sessions (here s1)");
     const s1 = list[0].map((v) => (typeof v === "string" && /^\d+$/.test(v) ? num(v) : v));
     // Its click was re-sent: 5 events and 2 clicks in the mart.
     assert.deepEqual([10, 11, 12, 13, 15, 16, 17].map((i) => s1[i]), [5, 2, 2, 1, 2, "/pricing", "/checkout"],

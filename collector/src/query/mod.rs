@@ -200,13 +200,7 @@ impl QueryApi {
         mut stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Streamed, QueryError> {
         let filters = Filters::parse(query)?;
-        // A live token (`?token=`) is enough here: this is what the overlay embeds.
-        let live = form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "token")
-            .is_some_and(|(_, t)| self.auth.live(&filters.site, &t, now_secs()));
-        if !live {
-            self.authorize(&filters.site, authorization)?;
-        }
+        self.authorize_live(&filters.site, query, authorization)?;
         let (mut tx, body) = Channel::new(16);
         tokio::spawn(async move {
             if tx
@@ -236,6 +230,35 @@ impl QueryApi {
             }
         });
         Ok(("text/event-stream", body))
+    }
+
+    /// The site of a live feed (`realtime/stream`, `realtime/ws`) the request may read.
+    pub fn live_site(
+        &self,
+        query: &str,
+        authorization: Option<&str>,
+    ) -> Result<String, QueryError> {
+        let filters = Filters::parse(query)?;
+        self.authorize_live(&filters.site, query, authorization)?;
+        Ok(filters.site)
+    }
+
+    /// A live token (`?token=`) is enough for a live feed: it is what the overlay embeds, and
+    /// all a browser's WebSocket can carry.
+    fn authorize_live(
+        &self,
+        site: &str,
+        query: &str,
+        authorization: Option<&str>,
+    ) -> Result<(), QueryError> {
+        let live = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "token")
+            .is_some_and(|(_, t)| self.auth.live(site, &t, now_secs()));
+        if live {
+            Ok(())
+        } else {
+            self.authorize(site, authorization)
+        }
     }
 
     fn authorize(&self, site: &str, authorization: Option<&str>) -> Result<(), QueryError> {

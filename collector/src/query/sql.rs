@@ -44,12 +44,15 @@ pub struct Filters {
     pub exact: bool,
     /// `ended` for the session list: `closed`, `timed_out` or `active`.
     pub ended: Option<String>,
+    /// `layers` of `heatmap`, comma-separated: `clicks` (points and anchored points), `scroll`,
+    /// `frustration` (rage and dead clicks, read from per-session sequences, so the slowest);
+    /// default all. A viewer draws the click map first and asks for the rest beside it.
+    pub layers: Option<Vec<String>>,
 }
 
 enum Bind {
     S(String),
     U(u32),
-    N(u64),
     L(Vec<String>),
 }
 
@@ -85,6 +88,7 @@ impl Filters {
             offset: 0,
             exact: false,
             ended: None,
+            layers: None,
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
@@ -131,6 +135,16 @@ impl Filters {
                     f.ended = Some(v)
                 }
                 "ended" => return Err(bad("ended", "expected closed, timed_out or active")),
+                "layers" => {
+                    let layers: Vec<String> = v.split(',').map(|l| l.trim().to_owned()).collect();
+                    if layers
+                        .iter()
+                        .any(|l| !matches!(l.as_str(), "clicks" | "scroll" | "frustration"))
+                    {
+                        return Err(bad("layers", "comma-separated clicks, scroll, frustration"));
+                    }
+                    f.layers = Some(layers);
+                }
                 "interval" => return Err(bad("interval", "expected day or hour")),
                 "rage_ms" => {
                     f.rage_ms = v
@@ -504,7 +518,11 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         shown(prepare(&client, &anomalies_sql(false), f, None)),
     ));
     let now = crate::pipeline::now_ms().max(0) as u64;
-    let (list, of) = session_list_queries(&client, f, &["s1".to_owned()], now);
+    out.push((
+        "sessions page".into(),
+        shown(session_page_query(&client, f, &f.from, now)),
+    ));
+    let (list, of) = session_list_queries(&client, f, &f.from, &["s1".to_owned()]);
     out.push(("sessions list".into(), shown(list)));
     out.push(("sessions anomalies".into(), shown(of)));
     out.push(("export".into(), shown(export(&client, f))));
@@ -569,7 +587,6 @@ fn prepare_with(
         q = match b {
             Bind::S(s) => q.bind(s),
             Bind::U(u) => q.bind(u),
-            Bind::N(n) => q.bind(n),
             Bind::L(l) => q.bind(l),
         };
     }
@@ -681,28 +698,41 @@ struct DepthCount {
 /// Builds the heatmap of one page.
 pub async fn heatmap(client: &Client, f: &Filters) -> Result<Heatmap, clickhouse::error::Error> {
     let (points, anchored) = (heatmap_points_sql(), heatmap_anchored_sql());
-    // Independent queries: run together, so the answer takes the slowest, not the sum.
-    let (points, anchored, depths, (rage, dead)): (Vec<Point>, Vec<Anchored>, Vec<DepthCount>, _) =
+    let layer = |name: &str| {
+        f.layers
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|x| x == name))
+    };
+    let clicks = async {
+        if !layer("clicks") {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mart = f.page_marts();
         tokio::try_join!(
-            pick(
-                client,
-                f,
-                f.page_marts(),
-                HEATMAP_POINTS_MART,
-                &points,
-                "click"
-            ),
-            pick(
-                client,
-                f,
-                f.page_marts(),
-                HEATMAP_ANCHORED_MART,
-                &anchored,
-                "click"
-            ),
-            rows(client, SCROLL_DEPTHS, f, Some("scroll")),
-            frustration(client, f),
-        )?;
+            pick(client, f, mart, HEATMAP_POINTS_MART, &points, "click"),
+            pick(client, f, mart, HEATMAP_ANCHORED_MART, &anchored, "click"),
+        )
+    };
+    let scroll = async {
+        if layer("scroll") {
+            rows(client, SCROLL_DEPTHS, f, Some("scroll")).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let frustrated = async {
+        if layer("frustration") {
+            frustration(client, f).await
+        } else {
+            Ok((Vec::new(), Vec::new()))
+        }
+    };
+    // Independent queries: run together, so the answer takes the slowest, not the sum.
+    let ((points, anchored), depths, (rage, dead)): (
+        (Vec<Point>, Vec<Anchored>),
+        Vec<DepthCount>,
+        _,
+    ) = tokio::try_join!(clicks, scroll, frustrated)?;
     let sessions: u64 = depths.iter().map(|d| d.n).sum();
     let scroll_reach = (0..=10u8)
         .map(|step| {
@@ -1102,14 +1132,21 @@ pub async fn anomalies(
     })
 }
 
-/// `sessions`: session summaries from the `sessions` mart, newest first, paged.
+/// `sessions`, step 1: the page of sessions that started between `{lo}` and `to`, newest
+/// first, from the three cheap states only (merging every state of every session of a month
+/// costs seconds and GBs on a busy site).
+const SESSION_PAGE: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, maxIfMerge(left_ms) AS tl \
+     FROM sessions WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) + 1{device} GROUP BY session_id \
+     HAVING toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?){ended} \
+     ORDER BY t0 DESC, session_id LIMIT ?";
+/// `sessions`, step 2: the summaries of the page's sessions.
 const SESSION_LIST: &str = "SELECT session_id, any(visitor_id), toString(any(device)), toString(any(browser)), \
      toString(any(os)), toString(any(country)), maxMerge(user_id), minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, \
      maxIfMerge(left_ms) AS tl, toUInt64(countMerge(events)), toUInt64(countIfMerge(pageviews)), \
      toUInt64(countIfMerge(clicks)), toUInt64(countIfMerge(scrolls)), toUInt64(countIfMerge(customs)), \
      toUInt64(uniqExactIfMerge(pages)), argMinIfMerge(entry), argMaxIfMerge(exit), topKIfMerge(3)(actions) \
-     FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started}{ended} \
-     ORDER BY t0 DESC, session_id LIMIT ? OFFSET ?";
+     FROM sessions WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) + 1 AND has(?, session_id) \
+     GROUP BY session_id ORDER BY t0 DESC, session_id";
 
 /// Ended cleanly: the last thing the session did was hide or leave its page.
 const CLOSED: &str = "(tl > 0 AND tl >= t1)";
@@ -1185,40 +1222,73 @@ pub struct SessionSummary {
     pub anomalies: Option<Anomaly>,
 }
 
-/// The list of sessions, and the query for the anomalies of `ids` (the listed ones).
+#[derive(Deserialize, clickhouse::Row)]
+struct PageRow {
+    session_id: String,
+    _start: u64,
+    _end: u64,
+    _left: u64,
+}
+
+/// Step 1 of `sessions` over the sessions that started from `lo` to `f.to`: the first
+/// `offset + limit` of them.
+fn session_page_query(
+    client: &Client,
+    f: &Filters,
+    lo: &str,
+    now_ms: u64,
+) -> clickhouse::query::Query {
+    let cutoff = now_ms.saturating_sub(SESSION_TIMEOUT_MS);
+    let (ended, cut) = match f.ended.as_deref() {
+        Some("closed") => (format!(" AND {CLOSED}"), None),
+        Some("timed_out") => (format!(" AND NOT {CLOSED} AND t1 < ?"), Some(cutoff)),
+        Some(_) => (format!(" AND NOT {CLOSED} AND t1 >= ?"), Some(cutoff)),
+        None => (String::new(), None),
+    };
+    let device = if f.device.is_some() {
+        " AND device = ?"
+    } else {
+        ""
+    };
+    let mut q = client
+        .query(
+            &SESSION_PAGE
+                .replace("{device}", device)
+                .replace("{ended}", &ended),
+        )
+        .bind(&f.site)
+        .bind(lo)
+        .bind(&f.to);
+    if let Some(d) = &f.device {
+        q = q.bind(d);
+    }
+    q = q.bind(lo).bind(&f.to);
+    if let Some(c) = cut {
+        q = q.bind(c);
+    }
+    q.bind(u64::from(f.offset) + u64::from(f.limit))
+}
+
+/// Step 2 of `sessions`, and the anomalies of the same sessions: both read only the days from
+/// `lo`.
 fn session_list_queries(
     client: &Client,
     f: &Filters,
+    lo: &str,
     ids: &[String],
-    now_ms: u64,
 ) -> (clickhouse::query::Query, clickhouse::query::Query) {
-    let cutoff = now_ms.saturating_sub(SESSION_TIMEOUT_MS);
-    let (ended, mut post) = match f.ended.as_deref() {
-        Some("closed") => (format!(" AND {CLOSED}"), Vec::new()),
-        Some("timed_out") => (
-            format!(" AND NOT {CLOSED} AND t1 < ?"),
-            vec![Bind::N(cutoff)],
-        ),
-        Some(_) => (
-            format!(" AND NOT {CLOSED} AND t1 >= ?"),
-            vec![Bind::N(cutoff)],
-        ),
-        None => (String::new(), Vec::new()),
-    };
-    post.extend([Bind::U(f.limit), Bind::U(f.offset)]);
-    let list = prepare_with(
-        client,
-        &SESSION_LIST.replace("{ended}", &ended),
-        f,
-        None,
-        Vec::new(),
-        post,
-    );
+    let list = client
+        .query(SESSION_LIST)
+        .bind(&f.site)
+        .bind(lo)
+        .bind(&f.to)
+        .bind(ids);
     // A session spans pages and widths: its anomalies are over all of them, and over the day
     // after the range (a session that started in it may go on past midnight).
     let whole = Filters {
         path: None,
         width: None,
+        from: lo.to_owned(),
         to: civil(days_of(&f.to) + 1),
         ..f.clone()
     };
@@ -1234,22 +1304,37 @@ fn session_list_queries(
 }
 
 /// Session summaries, newest first (`ended`, `device`, `limit`, `offset` apply).
+///
+/// The newest sessions are on the last days, so step 1 looks at the last day of the range
+/// first and doubles the window until it has a full page or reaches `from`: a busy site's
+/// first page reads one day of the mart, not the month.
 pub async fn sessions(
     client: &Client,
     f: &Filters,
 ) -> Result<Vec<SessionSummary>, clickhouse::error::Error> {
     let now = crate::pipeline::now_ms().max(0) as u64;
-    let (list, _) = session_list_queries(client, f, &[], now);
-    let found: Vec<SessionRow> = list.fetch_all().await?;
-    let ids: Vec<String> = found.iter().map(|s| s.session_id.clone()).collect();
-    let mut anomalies: Vec<Anomaly> = if ids.is_empty() {
-        Vec::new()
-    } else {
-        session_list_queries(client, f, &ids, now)
-            .1
-            .fetch_all()
-            .await?
+    let (from, to) = (days_of(&f.from), days_of(&f.to));
+    let wanted = f.offset as usize + f.limit as usize;
+    let mut span = 0;
+    let (lo, page) = loop {
+        let lo = civil((to - span).max(from));
+        let page: Vec<PageRow> = session_page_query(client, f, &lo, now).fetch_all().await?;
+        if page.len() >= wanted || to - span <= from {
+            break (lo, page);
+        }
+        span = span * 2 + 1;
     };
+    let ids: Vec<String> = page
+        .into_iter()
+        .skip(f.offset as usize)
+        .map(|p| p.session_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (list, of) = session_list_queries(client, f, &lo, &ids);
+    let (found, mut anomalies): (Vec<SessionRow>, Vec<Anomaly>) =
+        tokio::try_join!(list.fetch_all(), of.fetch_all())?;
     Ok(found
         .into_iter()
         .map(|r| {

@@ -217,6 +217,16 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
         ok("heatmap?site=test&path=/pricing&width=375").await["clicks"],
         2
     );
+    // Layers not asked for come back empty.
+    let clicks_only = ok("heatmap?site=test&path=/pricing&layers=clicks").await;
+    assert_eq!(clicks_only["points"], hm["points"]);
+    assert_eq!(clicks_only["scroll_reach"][0], 0.0);
+    let (status, body) = get(
+        "heatmap?site=test&path=/pricing&layers=clicks,fun",
+        Some("test-token"),
+    )
+    .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("layers")));
     assert_eq!(
         ok("heatmap?site=test&path=/pricing&device=desktop").await["clicks"],
         1
@@ -370,6 +380,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/patterns",
             "/realtime",
             "/realtime/stream",
+            "/realtime/ws",
             "/search",
             "/sessions",
             "/sessions/{id}",

@@ -183,6 +183,84 @@ async fn acknowledged_events_survive_a_clickhouse_outage_under_load() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A segment left on disk whose rows ClickHouse partly has already (as after a crash between
+/// an insert and the segment's deletion, or a client re-sending a stored batch during an
+/// outage) is checked before it is shipped: only the missing rows are inserted, so the marts,
+/// which count inserts, count each event once.
+#[tokio::test]
+async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
+    use pathlight_wire::EventKind;
+    let ch = ClickHouseProcess::start("spool-replay");
+    let dir = spool_dir("replay");
+    let spool = |c: &mut pathlight_collector::config::Config| {
+        c.spool.dir = Some(dir.clone());
+        c.spool.seal_ms = 100;
+    };
+    let server = TestServer::start_at(&ch.url, "spool_replay", spool).await;
+    let client = reqwest::Client::new();
+    let send = |batch: &pathlight_wire::RawBatch| {
+        client
+            .post(server.url("/v1/batch"))
+            // A browser's: bots' events reach no mart.
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
+            .body(cbor::encode(batch))
+            .send()
+    };
+    let first = batch_now();
+    let mut second = batch_now();
+    for e in &mut second.events {
+        e.id.0[0] ^= 0x55;
+    }
+    second.batch_id.0[0] ^= 0x55;
+    let clicks = |b: &pathlight_wire::RawBatch| {
+        b.events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Click(_)))
+            .count() as u64
+    };
+    assert!(clicks(&first) > 0);
+    assert_eq!(send(&first).await.unwrap().status(), 204);
+    let stored = |db: clickhouse::Client| async move {
+        db.query("SELECT count() FROM events FINAL")
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored(server.db.clone()).await < first.events.len() as u64 {
+        assert!(Instant::now() < deadline, "the first batch never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    ch.kill();
+    for batch in [&first, &second] {
+        assert_eq!(send(batch).await.unwrap().status(), 204);
+    }
+    // ClickHouse is away: the segment stays on disk for the next start.
+    server.stop().await;
+    ch.restart();
+    let server = TestServer::resume_at(&ch.url, "spool_replay", spool).await;
+    let total = (first.events.len() + second.events.len()) as u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored(server.db.clone()).await < total {
+        assert!(
+            Instant::now() < deadline,
+            "the left-over segment was never shipped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mart_clicks = server
+        .scalar("SELECT toUInt64(sum(clicks)) FROM heatmap_clicks")
+        .await;
+    assert_eq!(mart_clicks, clicks(&first) + clicks(&second));
+    let mart_events = server
+        .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
+        .await;
+    assert_eq!(mart_events, total);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The `pathlight` binary, killed with SIGKILL at ten random moments under load and started
 /// again on the same spool: whatever it acknowledged before each kill is stored, once.
 #[tokio::test]

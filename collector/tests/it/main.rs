@@ -106,8 +106,25 @@ impl TestServer {
 
     /// Like [`TestServer::start_with`], against the ClickHouse at `url`.
     pub async fn start_at(url: &str, name: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let admin = drop_database(url, &format!("it_{name}")).await;
+        Self::launch(url, name, admin, adjust).await
+    }
+
+    /// Like [`TestServer::start_at`], on the database a previous server of `name` left.
+    pub async fn resume_at(url: &str, name: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let admin = clickhouse::Client::default()
+            .with_url(url)
+            .with_validation(false);
+        Self::launch(url, name, admin, adjust).await
+    }
+
+    async fn launch(
+        url: &str,
+        name: &str,
+        admin: clickhouse::Client,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let database = format!("it_{name}");
-        let admin = drop_database(url, &database).await;
         let mut config = Config::for_tests(url, &database);
         adjust(&mut config);
         config.validate().unwrap();
