@@ -2,7 +2,7 @@
 # Heatmap and page queries over 10 million generated events on the local ClickHouse (Debian's
 # 18.16): p50/p90 of each analytics query for one page, run 11 times, straight over HTTP and
 # through the collector's API. Prints a Markdown table.
-#   bench/queries.sh [EVENTS]          (default 10000000; needs `cargo build` done)
+#   bench/queries.sh [EVENTS]          (default 10000000; builds the release collector)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,7 +11,9 @@ dir=$(mktemp -d /tmp/pathlight-bench-queries-XXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir" "$port")
 export PATHLIGHT_CLICKHOUSE__URL=$ch PATHLIGHT_CLICKHOUSE__DATABASE=bench PATHLIGHT_LOG=warn
-target/debug/pathlight migrate >/dev/null
+cargo build --release --bin pathlight 2>&1 | tail -1 >&2
+bin=target/release/pathlight
+$bin migrate >/dev/null
 q() { curl -sS --fail-with-body "$ch/?database=bench" --data-binary "$1"; }
 
 # 50 pages; per page 60 % clicks clustered on 12 elements, the rest page views, scrolls and
@@ -52,7 +54,7 @@ id = "bench"
 api_token = "bench"
 TOML
 listen=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/debug/pathlight --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$listen" >/dev/null &
+$bin --config "$dir/pathlight.toml" serve --listen "127.0.0.1:$listen" >/dev/null &
 collector=$!
 trap 'kill $collector 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$listen/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -64,7 +66,7 @@ echo
 echo "| query (path=/p7, width 1440, 30 days) | p50 ms | p90 ms |"
 echo "|---|---:|---:|"
 # `pathlight sql` prints each query as a "-- name" line and a one-line statement.
-target/debug/pathlight sql --params "$params&steps=/p1,/p2&session=s1" > "$dir/queries.sql"
+$bin sql --params "$params&steps=/p1,/p2&session=s1" > "$dir/queries.sql"
 while IFS= read -r name && IFS= read -r sql; do
   times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null -w '%{time_total}\n' "$ch/?database=bench" --data-binary "${sql%;}"; done | awk '{print $1*1000}')
   echo "| ${name#-- } | $(printf '%s\n' "$times" | percentiles) |"

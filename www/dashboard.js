@@ -62,30 +62,31 @@
     document.body.dataset.ready = "1";
   }
 
+  // The series chart: uPlot (vendored in www/vendor by scripts/vendor-www.sh), 50 KB, canvas.
+  let chart = null;
   function drawSeries(series) {
-    const svg = document.getElementById("series");
-    svg.replaceChildren();
+    const box = document.getElementById("series");
+    chart?.destroy();
+    chart = null;
+    box.replaceChildren();
     if (!series.length) return;
-    const max = Math.max(1, ...series.map((d) => d.pageviews));
-    const x = (i) => (series.length === 1 ? 500 : (i / (series.length - 1)) * 1000);
-    const y = (v) => 150 - (v / max) * 140;
-    for (const [key, color] of [["pageviews", "#2f6fed"], ["visitors", "#16a085"]]) {
-      const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-      line.setAttribute("points", series.map((d, i) => `${x(i)},${y(d[key])}`).join(" "));
-      line.setAttribute("fill", "none");
-      line.setAttribute("stroke", color);
-      line.setAttribute("stroke-width", "3");
-      line.setAttribute("vector-effect", "non-scaling-stroke");
-      svg.append(line);
-      for (const [i, d] of series.entries()) {
-        const c = document.createElementNS("http://www.w3.org/2000/svg", "circle");
-        c.setAttribute("cx", x(i)); c.setAttribute("cy", y(d[key])); c.setAttribute("r", "4"); c.setAttribute("fill", color);
-        const t = document.createElementNS("http://www.w3.org/2000/svg", "title");
-        t.textContent = `${d.day}: ${d[key]} ${key}`;
-        c.append(t);
-        svg.append(c);
-      }
-    }
+    // "YYYY-MM-DD" or "YYYY-MM-DD HH:00:00", UTC.
+    const t = series.map((d) => Date.parse(d.day.length === 10 ? d.day + "T00:00:00Z" : d.day.replace(" ", "T") + "Z") / 1000);
+    const opts = {
+      width: Math.max(300, box.clientWidth),
+      height: 180,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      series: [
+        {},
+        { label: "Page views", stroke: "#2f6fed", width: 2, points: { show: true } },
+        { label: "Visitors", stroke: "#16a085", width: 2, points: { show: true } },
+      ],
+      // A single day (or hour) would otherwise spread the axis over years.
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 43200, max + 43200] : [min, max]) } },
+      axes: [{}, { size: 50 }],
+    };
+    chart = new uPlot(opts, [t, series.map((d) => d.pageviews), series.map((d) => d.visitors)], box);
+    window.pl.chart = chart;
   }
 
   const auth = () => ({ authorization: "Bearer " + form.elements.token.value });

@@ -4,7 +4,7 @@
 // Screenshots go to tests/artifacts/.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 
@@ -88,7 +88,8 @@ test("the dashboard shows the site's totals and top pages", async () => {
   await page.waitForSelector("body[data-ready]");
   const cards = await page.$$eval(".card[data-metric]", (cs) => Object.fromEntries(cs.map((c) => [c.dataset.metric, c.querySelector("b").textContent])));
   const pages = await page.$$eval("#panels section:first-child td:not(.n)", (tds) => tds.map((td) => td.firstChild.textContent));
-  const points = await page.$$eval("#series circle", (cs) => cs.length);
+  // The series chart is uPlot's: one day, page views and visitors.
+  const [points, plotted] = await page.evaluate(() => [window.pl.chart.data[0].length, window.pl.chart.data.slice(1).map((s) => s[0])]);
   const [{ v, pv }] = await ch.rows(`SELECT uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS pv FROM ${db}.events FINAL WHERE is_bot = 0`);
   await page.waitForFunction(() => document.getElementById("live-visitors").textContent !== "–");
   const liveVisitors = await page.textContent("#live-visitors");
@@ -109,7 +110,12 @@ test("the dashboard shows the site's totals and top pages", async () => {
   assert.equal(cards["Visitors"], String(v));
   assert.equal(cards["DAU"], String(v));
   assert.deepEqual(pages, ["/demo/catalog.html"]);
-  assert.equal(points, 2, "one day, two lines");
+  assert.equal(points, 1, "one day");
+  assert.deepEqual(plotted, [pv, v].map(Number), "page views and visitors plotted");
+  // The vendored chart library is the pinned npm package's, byte for byte.
+  for (const f of ["uPlot.iife.min.js", "uPlot.min.css"]) {
+    assert.ok(readFileSync(join(root, "www", "vendor", f)).equals(readFileSync(join(root, "tests", "node_modules", "uplot", "dist", f))), f);
+  }
   assert.equal(liveVisitors, String(v), "everyone came within the last 5 minutes");
   assert.equal(transport, "websocket");
 });

@@ -209,28 +209,43 @@ impl Filters {
             .ok_or_else(|| bad("path", "required for this endpoint"))
     }
 
-    /// `WHERE` for events of `kind` (or all kinds), bots excluded, with its bound values.
-    fn condition(&self, kind: Option<&str>, binds: &mut Vec<Bind>) -> String {
-        let mut sql = String::from(
-            "site_id = ? AND toDate(timestamp) BETWEEN toDate(?) AND toDate(?) AND is_bot = 0",
-        );
+    /// `site_id = ? AND <range>`, `range` holding the `from` and `to` placeholders in order;
+    /// binds the three.
+    fn site_and(&self, range: &str, binds: &mut Vec<Bind>) -> String {
         binds.extend([
             Bind::S(self.site.clone()),
             Bind::S(self.from.clone()),
             Bind::S(self.to.clone()),
         ]);
-        if let Some(kind) = kind {
-            sql.push_str(" AND event_type = ?");
-            binds.push(Bind::S(kind.to_owned()));
+        format!("site_id = ? AND {range}")
+    }
+
+    /// ` AND <column> = ?` for each of `pairs` whose value is set, bound.
+    fn equal(sql: &mut String, binds: &mut Vec<Bind>, pairs: &[(&str, Option<&String>)]) {
+        for &(column, value) in pairs {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND {column} = ?"));
+                binds.push(Bind::S(v.clone()));
+            }
         }
-        if let Some(p) = &self.path {
-            sql.push_str(" AND path = ?");
-            binds.push(Bind::S(p.clone()));
-        }
-        if let Some(d) = &self.device {
-            sql.push_str(" AND device = ?");
-            binds.push(Bind::S(d.clone()));
-        }
+    }
+
+    /// `WHERE` for events of `kind` (or all kinds), bots excluded, with its bound values.
+    fn condition(&self, kind: Option<&str>, binds: &mut Vec<Bind>) -> String {
+        let mut sql = self.site_and(
+            "toDate(timestamp) BETWEEN toDate(?) AND toDate(?) AND is_bot = 0",
+            binds,
+        );
+        let kind = kind.map(str::to_owned);
+        Self::equal(
+            &mut sql,
+            binds,
+            &[
+                ("event_type", kind.as_ref()),
+                ("path", self.path.as_ref()),
+                ("device", self.device.as_ref()),
+            ],
+        );
         if let Some((lo, hi)) = self.width {
             sql.push_str(" AND viewport_w >= ? AND viewport_w < ?");
             binds.extend([Bind::U(lo), Bind::U(hi.min(u32::from(u16::MAX) + 1))]);
@@ -241,25 +256,15 @@ impl Filters {
     /// `WHERE` over a page mart (`heatmap_*`, `*_daily`): the same filters by their columns
     /// (the width's layout class is the mart's `layout`).
     fn mart_condition(&self, binds: &mut Vec<Bind>) -> String {
-        let mut sql = String::from("site_id = ? AND day BETWEEN toDate(?) AND toDate(?)");
-        binds.extend([
-            Bind::S(self.site.clone()),
-            Bind::S(self.from.clone()),
-            Bind::S(self.to.clone()),
-        ]);
-        if let Some(p) = &self.path {
-            sql.push_str(" AND path = ?");
-            binds.push(Bind::S(p.clone()));
-        }
-        self.device_and_layout(&mut sql, binds);
-        sql
-    }
-
-    fn device_and_layout(&self, sql: &mut String, binds: &mut Vec<Bind>) {
-        if let Some(d) = &self.device {
-            sql.push_str(" AND device = ?");
-            binds.push(Bind::S(d.clone()));
-        }
+        let mut sql = self.site_and("day BETWEEN toDate(?) AND toDate(?)", binds);
+        Self::equal(
+            &mut sql,
+            binds,
+            &[
+                ("path", self.path.as_ref()),
+                ("device", self.device.as_ref()),
+            ],
+        );
         if let Some((lo, _)) = self.width {
             sql.push_str(" AND layout = ?");
             binds.push(Bind::U(match lo {
@@ -268,21 +273,14 @@ impl Filters {
                 _ => 2,
             }));
         }
+        sql
     }
 
     /// `WHERE` over the `sessions` mart (a session's rows are per day, so the day before and
     /// after the range are read too; [`STARTED`] keeps the sessions that started in it).
     fn sessions_condition(&self, binds: &mut Vec<Bind>) -> String {
-        let mut sql = String::from("site_id = ? AND day BETWEEN toDate(?) - 1 AND toDate(?) + 1");
-        binds.extend([
-            Bind::S(self.site.clone()),
-            Bind::S(self.from.clone()),
-            Bind::S(self.to.clone()),
-        ]);
-        if let Some(d) = &self.device {
-            sql.push_str(" AND device = ?");
-            binds.push(Bind::S(d.clone()));
-        }
+        let mut sql = self.site_and("day BETWEEN toDate(?) - 1 AND toDate(?) + 1", binds);
+        Self::equal(&mut sql, binds, &[("device", self.device.as_ref())]);
         sql
     }
 
