@@ -546,7 +546,8 @@ async fn not_stored(
             (lo.min(r.timestamp), hi.max(r.timestamp))
         });
         let ids: Vec<String> = of_site.map(|r| r.event_id.to_string()).collect();
-        // Site and day lead the table's key, so this reads a few granules, not the table.
+        // The site leads the table's key and the day follows each event kind in it, so this
+        // reads the site's ranges of those days, not the table.
         let found: Vec<String> = client
             .query(
                 "SELECT toString(event_id) FROM events WHERE site_id = ? \

@@ -53,6 +53,7 @@ pub struct Filters {
 enum Bind {
     S(String),
     U(u32),
+    N(u64),
     L(Vec<String>),
 }
 
@@ -585,6 +586,7 @@ fn prepare_with(
         q = match b {
             Bind::S(s) => q.bind(s),
             Bind::U(u) => q.bind(u),
+            Bind::N(n) => q.bind(n),
             Bind::L(l) => q.bind(l),
         };
     }
@@ -1130,12 +1132,11 @@ pub async fn anomalies(
     })
 }
 
-/// `sessions`, step 1: the page of sessions that started between `{lo}` and `to`, newest
+/// `sessions`, step 1: the page of sessions that started in the (narrowed) range, newest
 /// first, from the three cheap states only (merging every state of every session of a month
 /// costs seconds and GBs on a busy site).
 const SESSION_PAGE: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, maxIfMerge(left_ms) AS tl \
-     FROM sessions WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) + 1{device} GROUP BY session_id \
-     HAVING toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?){ended} \
+     FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started}{ended} \
      ORDER BY t0 DESC, session_id LIMIT ?";
 /// `sessions`, step 2: the summaries of the page's sessions.
 const SESSION_LIST: &str = "SELECT session_id, any(visitor_id), toString(any(device)), toString(any(browser)), \
@@ -1143,7 +1144,7 @@ const SESSION_LIST: &str = "SELECT session_id, any(visitor_id), toString(any(dev
      maxIfMerge(left_ms) AS tl, toUInt64(countMerge(events)), toUInt64(countIfMerge(pageviews)), \
      toUInt64(countIfMerge(clicks)), toUInt64(countIfMerge(scrolls)), toUInt64(countIfMerge(customs)), \
      toUInt64(uniqExactIfMerge(pages)), argMinIfMerge(entry), argMaxIfMerge(exit), topKIfMerge(3)(actions) \
-     FROM sessions WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) + 1 AND has(?, session_id) \
+     FROM sessions WHERE {sessions} AND has(?, session_id) \
      GROUP BY session_id ORDER BY t0 DESC, session_id";
 
 /// Ended cleanly: the last thing the session did was hide or leave its page.
@@ -1228,6 +1229,14 @@ struct PageRow {
     _left: u64,
 }
 
+/// `f` over the sessions that started from `lo` (a day of `f`'s range) to `f.to`.
+fn from_day(f: &Filters, lo: &str) -> Filters {
+    Filters {
+        from: lo.to_owned(),
+        ..f.clone()
+    }
+}
+
 /// Step 1 of `sessions` over the sessions that started from `lo` to `f.to`: the first
 /// `offset + limit` of them.
 fn session_page_query(
@@ -1236,35 +1245,16 @@ fn session_page_query(
     lo: &str,
     now_ms: u64,
 ) -> clickhouse::query::Query {
-    let cutoff = now_ms.saturating_sub(SESSION_TIMEOUT_MS);
-    let (ended, cut) = match f.ended.as_deref() {
-        Some("closed") => (format!(" AND {CLOSED}"), None),
-        Some("timed_out") => (format!(" AND NOT {CLOSED} AND t1 < ?"), Some(cutoff)),
-        Some(_) => (format!(" AND NOT {CLOSED} AND t1 >= ?"), Some(cutoff)),
-        None => (String::new(), None),
+    let cutoff = Bind::N(now_ms.saturating_sub(SESSION_TIMEOUT_MS));
+    let (ended, mut post) = match f.ended.as_deref() {
+        Some("closed") => (format!(" AND {CLOSED}"), Vec::new()),
+        Some("timed_out") => (format!(" AND NOT {CLOSED} AND t1 < ?"), vec![cutoff]),
+        Some(_) => (format!(" AND NOT {CLOSED} AND t1 >= ?"), vec![cutoff]),
+        None => (String::new(), Vec::new()),
     };
-    let device = if f.device.is_some() {
-        " AND device = ?"
-    } else {
-        ""
-    };
-    let mut q = client
-        .query(
-            &SESSION_PAGE
-                .replace("{device}", device)
-                .replace("{ended}", &ended),
-        )
-        .bind(&f.site)
-        .bind(lo)
-        .bind(&f.to);
-    if let Some(d) = &f.device {
-        q = q.bind(d);
-    }
-    q = q.bind(lo).bind(&f.to);
-    if let Some(c) = cut {
-        q = q.bind(c);
-    }
-    q.bind(u64::from(f.offset) + u64::from(f.limit))
+    post.push(Bind::N(u64::from(f.offset) + u64::from(f.limit)));
+    let sql = SESSION_PAGE.replace("{ended}", &ended);
+    prepare_with(client, &sql, &from_day(f, lo), None, Vec::new(), post)
 }
 
 /// Step 2 of `sessions`, and the anomalies of the same sessions: both read only the days from
@@ -1275,20 +1265,22 @@ fn session_list_queries(
     lo: &str,
     ids: &[String],
 ) -> (clickhouse::query::Query, clickhouse::query::Query) {
-    let list = client
-        .query(SESSION_LIST)
-        .bind(&f.site)
-        .bind(lo)
-        .bind(&f.to)
-        .bind(ids);
+    let from_lo = from_day(f, lo);
+    let list = prepare_with(
+        client,
+        SESSION_LIST,
+        &from_lo,
+        None,
+        Vec::new(),
+        vec![Bind::L(ids.to_vec())],
+    );
     // A session spans pages and widths: its anomalies are over all of them, and over the day
     // after the range (a session that started in it may go on past midnight).
     let whole = Filters {
         path: None,
         width: None,
-        from: lo.to_owned(),
         to: civil(days_of(&f.to) + 1),
-        ..f.clone()
+        ..from_lo
     };
     let of = prepare_with(
         client,
@@ -1305,7 +1297,8 @@ fn session_list_queries(
 ///
 /// The newest sessions are on the last days, so step 1 looks at the last day of the range
 /// first and doubles the window until it has a full page or reaches `from`: a busy site's
-/// first page reads one day of the mart, not the month.
+/// first page reads a couple of days of the mart (the window and the day before it, whose rows
+/// give a session that crossed midnight its true start), not the month.
 pub async fn sessions(
     client: &Client,
     f: &Filters,

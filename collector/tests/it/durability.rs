@@ -226,8 +226,20 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
             .await
             .unwrap_or(0)
     };
+    // ClickHouse makes the table's rows visible before it has written the views' rows: wait
+    // for the mart too, so the kill below does not land inside that insert.
+    let in_mart = || async {
+        server
+            .db
+            .query("SELECT toUInt64(sum(clicks)) FROM heatmap_clicks")
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or(0)
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stored(server.db.clone()).await < first.events.len() as u64 {
+    while stored(server.db.clone()).await < first.events.len() as u64
+        || in_mart().await < clicks(&first)
+    {
         assert!(Instant::now() < deadline, "the first batch never arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -249,14 +261,25 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mart_clicks = server
-        .scalar("SELECT toUInt64(sum(clicks)) FROM heatmap_clicks")
-        .await;
-    assert_eq!(mart_clicks, clicks(&first) + clicks(&second));
-    let mart_events = server
-        .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
-        .await;
-    assert_eq!(mart_events, total);
+    // The views' rows land just after the table's: wait for them, then check nothing more came.
+    let marts = || async {
+        (
+            server
+                .scalar("SELECT toUInt64(sum(clicks)) FROM heatmap_clicks")
+                .await,
+            server
+                .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
+                .await,
+        )
+    };
+    let expected = (clicks(&first) + clicks(&second), total);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = marts().await;
+    while (found.0 < expected.0 || found.1 < expected.1) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        found = marts().await;
+    }
+    assert_eq!(found, expected, "(clicks, events) in the marts");
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

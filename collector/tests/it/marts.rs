@@ -248,10 +248,10 @@ async fn session_summaries_have_the_known_answers() {
     );
     assert_eq!(by("back")["ended"], "active", "hidden, then used again");
 
-    let only = |q: &'static str| {
-        let server = &server;
+    let only = |q: &str| {
+        let (server, q) = (&server, q.to_owned());
         async move {
-            get(server, q)
+            get(server, &q)
                 .await
                 .as_array()
                 .unwrap()
@@ -290,6 +290,37 @@ async fn session_summaries_have_the_known_answers() {
         assert_eq!(from_mart[k], exact[k], "{k}");
     }
     assert_eq!(from_mart["sessions"], 4);
+
+    // A session that crossed midnight started the day before: a list of today leaves it out
+    // (its rows of yesterday give its start), one from yesterday has it.
+    server
+        .db
+        .query(
+            "INSERT INTO events (site_id, event_id, event_type, timestamp, received_at, session_id, path, device) \
+             SELECT 'test', generateUUIDv4(), 'pageview', toDateTime(toDate(now())) + arrayJoin([-5, 1]), now(), 'midnight', '/', 'desktop'",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let today: String = server
+        .db
+        .query("SELECT toString(toDate(now()))")
+        .fetch_one()
+        .await
+        .unwrap();
+    let yesterday: String = server
+        .db
+        .query("SELECT toString(toDate(now()) - 1)")
+        .fetch_one()
+        .await
+        .unwrap();
+    let listed = |from: &str| format!("sessions?site=test&from={from}&to={today}");
+    assert!(!only(&listed(&today)).await.contains(&"midnight".to_owned()));
+    assert!(
+        only(&listed(&yesterday))
+            .await
+            .contains(&"midnight".to_owned())
+    );
     server.stop().await;
 }
 

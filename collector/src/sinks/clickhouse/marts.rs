@@ -24,7 +24,10 @@
 //! `events` collapses a re-sent event (same id) at merge; a view sees the insert, not the merge,
 //! so a mart counts what was inserted. The collector keeps its own re-sends out (a spool segment
 //! replayed after a crash is checked against stored ids first, `spool.rs`); a client that
-//! re-sends a batch whose answer it lost can still add one to a count. The API's `exact=true`
+//! re-sends a batch whose answer it lost can still add one to a count. The other way round,
+//! ClickHouse writes an insert's rows to `events` before it runs the views, not atomically: a
+//! server killed between the two keeps the events and loses that insert's mart rows (the
+//! replay check then finds the events stored). The API's `exact=true`
 //! reads `events FINAL` instead, for figures that must be exact to the event.
 //!
 //! # Existing data
@@ -59,7 +62,9 @@ struct Mart {
     columns: String,
     engine: &'static str,
     key: &'static str,
+    /// `SELECT … FROM events WHERE …`, its GROUP BY in `group`.
     select: String,
+    group: &'static str,
 }
 
 fn marts(dialect: Dialect) -> Vec<Mart> {
@@ -77,9 +82,9 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
             select: format!(
                 "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, \
                  {PX} AS px, {PY} AS py, count() AS clicks \
-                 {clicks} AND document_w > 0 \
-                 GROUP BY site_id, path, day, layout, device, px, py"
+                 {clicks} AND document_w > 0"
             ),
+            group: "site_id, path, day, layout, device, px, py",
         },
         Mart {
             name: "heatmap_anchors",
@@ -92,9 +97,9 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
             select: format!(
                 "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, \
                  selector, {RX} AS rx, {RY} AS ry, count() AS clicks \
-                 {clicks} AND selector != '' \
-                 GROUP BY site_id, path, day, layout, device, selector, rx, ry"
+                 {clicks} AND selector != ''"
             ),
+            group: "site_id, path, day, layout, device, selector, rx, ry",
         },
         Mart {
             name: "page_daily",
@@ -107,9 +112,9 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
             select: format!(
                 "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, \
                  countState() AS views, uniqExactState(visitor_id) AS visitors \
-                 FROM events WHERE event_type = 'pageview' AND is_bot = 0 \
-                 GROUP BY site_id, path, day, layout, device"
+                 FROM events WHERE event_type = 'pageview' AND is_bot = 0"
             ),
+            group: "site_id, path, day, layout, device",
         },
         Mart {
             name: "element_daily",
@@ -128,9 +133,9 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  anyState(text) AS text, countState() AS clicks, \
                  uniqExactState(visitor_id) AS clickers, \
                  avgState(rel_x) AS rel_x, avgState(rel_y) AS rel_y \
-                 {clicks} AND selector != '' \
-                 GROUP BY site_id, path, day, layout, device, selector"
+                 {clicks} AND selector != ''"
             ),
+            group: "site_id, path, day, layout, device, selector",
         },
         Mart {
             name: "sessions",
@@ -172,9 +177,9 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  argMaxIfState(path, {TS}, event_type = 'pageview') AS exit, \
                  topKIfState(3)({ACTION}, event_type IN ('click', 'custom')) AS actions, \
                  maxState(user_id) AS user_id \
-                 FROM events WHERE is_bot = 0 AND session_id != '' \
-                 GROUP BY site_id, day, session_id"
+                 FROM events WHERE is_bot = 0 AND session_id != ''"
             ),
+            group: "site_id, day, session_id",
         },
     ]
 }
@@ -204,9 +209,10 @@ pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
                 engine,
                 key,
                 select,
+                group,
             } = m;
             // The view's SELECT reads the inserted block as `events`; the fill reads the table
-            // deduplicated.
+            // deduplicated, and only into an empty mart.
             let fill = select.replacen("FROM events WHERE", "FROM events FINAL WHERE", 1);
             [
                 format!(
@@ -214,13 +220,11 @@ pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
                      PARTITION BY toYYYYMM(day) ORDER BY ({key}){ttl}"
                 ),
                 format!(
-                    "INSERT INTO {name} {} AND (SELECT count() FROM {name}) = 0 {}",
-                    fill.split(" GROUP BY ").next().unwrap_or_default(),
-                    fill.split_once(" GROUP BY ")
-                        .map(|(_, g)| format!("GROUP BY {g}"))
-                        .unwrap_or_default()
+                    "INSERT INTO {name} {fill} AND (SELECT count() FROM {name}) = 0 GROUP BY {group}"
                 ),
-                format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {name}_mv TO {name} AS {select}"),
+                format!(
+                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {name}_mv TO {name} AS {select} GROUP BY {group}"
+                ),
             ]
         })
         .collect()
