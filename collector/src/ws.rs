@@ -116,29 +116,28 @@ pub async fn run<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(io);
-    // Frames to send, from the reader (pongs, the close answer) and the feed.
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    let reader = {
-        let out = out_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                let reply = match read_frame(&mut rd).await {
-                    Ok(Incoming::Close) => close(1000),
-                    Ok(Incoming::Violation(code)) => close(code),
-                    Ok(Incoming::Ping(p)) => {
-                        if out.send(frame(0xA, &p)).await.is_err() {
-                            return;
-                        }
-                        continue;
+    // The reader's replies (pongs, the close answer). It holds the only sender, so once it ends
+    // (the peer went away) `recv` says so and the session ends too, instead of at the next
+    // failed write.
+    let (out, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let reader = tokio::spawn(async move {
+        loop {
+            let reply = match read_frame(&mut rd).await {
+                Ok(Incoming::Close) => close(1000),
+                Ok(Incoming::Violation(code)) => close(code),
+                Ok(Incoming::Ping(p)) => {
+                    if out.send(frame(0xA, &p)).await.is_err() {
+                        return;
                     }
-                    Ok(Incoming::Other) => continue,
-                    Err(_) => return,
-                };
-                let _ = out.send(reply).await;
-                return;
-            }
-        })
-    };
+                    continue;
+                }
+                Ok(Incoming::Other) => continue,
+                Err(_) => return,
+            };
+            let _ = out.send(reply).await;
+            return;
+        }
+    });
     let mut ping = tokio::time::interval(Duration::from_secs(30));
     ping.tick().await;
     loop {
