@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The half-load latency target alone (issue 9): the collector at 125 k events/s (20-event
+# batches, fixed rate), with the spool's fsync on and then off, each on a fresh collector and
+# database, so the difference is the disk's. Pinned like bench/limits.sh (collector on core 0,
+# load generator and ClickHouse on core 1). Prints a Markdown table with the share of group
+# commits slower than 3.2 and 6.4 ms (`pathlight_spool_commit_seconds`).
+#   bench/half-load.sh [SECONDS] [RUNS]     BIN=other/pathlight compares another build
+set -euo pipefail
+secs=${1:-10} runs=${2:-2}
+. "$(dirname "$0")/lib.sh" half
+bin=${BIN:-$bin}
+echo "| fsync | events/s | p50 ms | p90 ms | p99 ms | p999 ms | commits | > 3.2 ms | > 6.4 ms |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for run in $(seq 1 "$runs"); do
+  for fsync in true false; do
+    config "bench_half_${run}_$fsync" "[spool]" "dir = \"$dir/spool-$run-$fsync\"" "fsync = $fsync"
+    port=$(free)
+    serve http
+    row=$(taskset -c 1 "$bin" load --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
+      --concurrency 64 --seconds "$secs" --rate 6250 2>/dev/null | sed -n 3p)
+    m=$(curl -s "http://127.0.0.1:$port/metrics")
+    kill "$collector"; wait "$collector" 2>/dev/null || true
+    bucket() { echo "$m" | awk -v le="$1" -F'[ "]' '$0 ~ "spool_commit_seconds_bucket\\{le=\""le"\"" {print $NF}'; }
+    total=$(echo "$m" | awk '/spool_commit_seconds_count/ {print $2}')
+    share() { awk -v t="$total" -v b="$(bucket "$1")" 'BEGIN{ if (t > 0) printf "%.2f %%", 100 * (t - b) / t; else print "-" }'; }
+    echo "$row" | awk -F'|' -v f="$fsync" -v c="$total" -v a="$(share 0.0032)" -v b="$(share 0.0064)" \
+      '{printf "| %s |%s|%s|%s|%s|%s| %s | %s | %s |\n", f, $3, $4, $5, $6, $7, c, a, b}'
+  done
+done
