@@ -31,6 +31,17 @@ for _ in $(seq 1 100); do
   kill -0 "$collector" 2>/dev/null || { echo "pathlight serve exited; see the log above" >&2; exit 1; }
   sleep 0.2
 done
+# Full dashboards on first start: PATHLIGHT_DEMO_EVENTS (200,000) generated events over the last
+# two weeks, imported once beside the running collector through the same stages (0 skips it).
+events=${PATHLIGHT_DEMO_EVENTS:-200000}
+have=$(curl -fsS "$ch_url/?query=SELECT+count()+FROM+pathlight_demo.events" 2>/dev/null || echo 0)
+if [ "$events" -gt 0 ] && [ "$have" -lt "$events" ]; then
+  data=target/demo-events.ndjson
+  echo "loading $events generated events (pathlight gen, then pathlight import)…"
+  target/debug/pathlight gen --events "$events" --days 14 --base-url "http://$addr/demo/" --out "$data"
+  PATHLIGHT_CLICKHOUSE__URL=$ch_url PATHLIGHT_LOG=warn \
+    target/debug/pathlight --config demo-site/pathlight.toml import --site demo "$data"
+fi
 cat <<MSG
 
   Pathlight demo is running (Ctrl-C stops it):

@@ -5,7 +5,7 @@
 //! so memory stays constant whatever the file size. Each bad line is reported by number and skipped; the good lines around it are stored.
 //!
 //! Formats: NDJSON with one event per line in the simple JSON form (`type`, `created_at`,
-//! `url`, `session_id`, `user_id`, `user_agent`, `payload`, optional `id` and `ip`), or CSV with
+//! `url`, `session_id`, `user_id`, `user_agent`, `payload`, optional `id`, `ip` and `country`), or CSV with
 //! a header row of the same columns (`payload` a JSON object, `device_type` ignored: it is
 //! derived from the User-Agent). Events without `id` get one derived from their content, so
 //! importing a file twice stores it once.
@@ -63,14 +63,22 @@ impl ImportReport {
     }
 }
 
-/// A line of the file: its number, and the event's JSON with its client address or why the
-/// line is unreadable.
-type Line = (u64, Result<(String, Option<IpAddr>), String>);
+/// Who sent an event, as far as the file says: the `ip` and `country` columns (the country
+/// stands in for the trusted header a CDN would have set).
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Client {
+    ip: Option<IpAddr>,
+    country: Option<String>,
+}
 
-/// Events of one client address, with their line numbers.
+/// A line of the file: its number, and the event's JSON with its client or why the line is
+/// unreadable.
+type Line = (u64, Result<(String, Client), String>);
+
+/// Events of one client, with their line numbers.
 #[derive(Default)]
 struct Chunk {
-    ip: Option<IpAddr>,
+    client: Client,
     events: Vec<RawEvent>,
     lines: Vec<u64>,
 }
@@ -87,7 +95,7 @@ pub async fn run(
     let reader = std::io::BufReader::new(file);
     let limits = pipeline.limits().clone();
     let mut report = ImportReport::default();
-    let mut window: Vec<(Option<IpAddr>, RawEvent, u64)> = Vec::with_capacity(WINDOW);
+    let mut window: Vec<(Client, RawEvent, u64)> = Vec::with_capacity(WINDOW);
     let mut lines: Box<dyn Iterator<Item = Line>> = match format {
         Format::Ndjson => Box::new(reader.lines().enumerate().map(|(i, l)| {
             let line = i as u64 + 1;
@@ -101,15 +109,15 @@ pub async fn run(
     };
     for (line, parsed) in &mut lines {
         report.lines += 1;
-        let decoded = parsed.and_then(|(event_json, ip)| {
+        let decoded = parsed.and_then(|(event_json, client)| {
             let array = format!("[{event_json}]");
             json::decode(array.as_bytes(), Some(site), &limits)
-                .map(|b| (b.events.into_iter().next(), ip))
+                .map(|b| (b.events.into_iter().next(), client))
                 .map_err(|e| e.to_string())
         });
         match decoded {
-            Ok((Some(event), ip)) => {
-                window.push((ip, event, line));
+            Ok((Some(event), client)) => {
+                window.push((client, event, line));
                 if window.len() >= WINDOW {
                     send_window(pipeline, site, &mut window, &mut report).await?;
                     progress(&report);
@@ -129,15 +137,15 @@ pub async fn run(
 async fn send_window(
     pipeline: &Pipeline,
     site: &str,
-    window: &mut Vec<(Option<IpAddr>, RawEvent, u64)>,
+    window: &mut Vec<(Client, RawEvent, u64)>,
     report: &mut ImportReport,
 ) -> anyhow::Result<()> {
-    let mut by_ip: std::collections::BTreeMap<Option<IpAddr>, Vec<Chunk>> = Default::default();
-    for (ip, event, line) in window.drain(..) {
-        let chunks = by_ip.entry(ip).or_default();
+    let mut by_client: std::collections::BTreeMap<Client, Vec<Chunk>> = Default::default();
+    for (client, event, line) in window.drain(..) {
+        let chunks = by_client.entry(client.clone()).or_default();
         if chunks.last().is_none_or(|c| c.events.len() >= CHUNK) {
             chunks.push(Chunk {
-                ip,
+                client,
                 ..Chunk::default()
             });
         }
@@ -146,7 +154,7 @@ async fn send_window(
         chunk.lines.push(line);
     }
     let answers = futures_util::future::join_all(
-        by_ip
+        by_client
             .into_values()
             .flatten()
             .map(|c| send(pipeline, site, c)),
@@ -162,15 +170,16 @@ async fn send_window(
     Ok(())
 }
 
-/// A line of NDJSON: the event's JSON and its `ip`, if any.
-fn ndjson_event(text: &str) -> Result<(String, Option<IpAddr>), String> {
+/// A line of NDJSON: the event's JSON and its client.
+fn ndjson_event(text: &str) -> Result<(String, Client), String> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let ip = value
-        .get("ip")
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse().ok());
-    Ok((text.to_owned(), ip))
+    let field = |name| value.get(name).and_then(|v| v.as_str());
+    let client = Client {
+        ip: field("ip").and_then(|s| s.parse().ok()),
+        country: field("country").map(str::to_owned),
+    };
+    Ok((text.to_owned(), client))
 }
 
 /// CSV rows as the JSON of simple-form events.
@@ -187,10 +196,11 @@ fn csv_events(reader: impl std::io::Read + 'static) -> anyhow::Result<impl Itera
         };
         let line = record.position().map_or(0, |p| p.line());
         let mut obj = serde_json::Map::new();
-        let mut ip = None;
+        let mut client = Client::default();
         for (name, value) in headers.iter().zip(record.iter()) {
             match name {
-                "ip" => ip = value.parse().ok(),
+                "ip" => client.ip = value.parse().ok(),
+                "country" if !value.is_empty() => client.country = Some(value.to_owned()),
                 "device_type" => {}
                 "payload" if !value.is_empty() => {
                     match serde_json::from_str::<serde_json::Value>(value) {
@@ -206,7 +216,10 @@ fn csv_events(reader: impl std::io::Read + 'static) -> anyhow::Result<impl Itera
                 }
             }
         }
-        (line, Ok((serde_json::Value::Object(obj).to_string(), ip)))
+        (
+            line,
+            Ok((serde_json::Value::Object(obj).to_string(), client)),
+        )
     }))
 }
 
@@ -230,7 +243,8 @@ async fn send(
         body: &body,
         content_type: Some("application/cbor"),
         site: Some(site),
-        ip: chunk.ip,
+        ip: chunk.client.ip,
+        country: chunk.client.country.as_deref(),
         received_at: now_ms(),
         ..IngestRequest::default()
     };

@@ -35,6 +35,7 @@
 pub mod config;
 pub mod dates;
 pub use pathlight_ingest::error;
+pub mod generate;
 pub mod geo;
 pub use pathlight_ingest::hex;
 pub mod http3;

@@ -74,6 +74,42 @@ enum Command {
         #[arg(long, value_parser = ["csv", "ndjson"])]
         format: Option<String>,
     },
+    /// Generate realistic synthetic traffic on the demo site's pages (visitors, devices,
+    /// countries, funnel sessions, clicks on the real element positions, scrolls, bots, rage
+    /// clicks, stuck loops): to a file for `pathlight import` (.ndjson, .csv; .cbor batches),
+    /// or live to a collector. The same seed gives the same events.
+    Gen {
+        /// Events in all.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        /// Spread sessions over this many days before now (files; live sending uses now).
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// End of the time range (RFC 3339); default now. With it, a file is reproducible.
+        #[arg(long)]
+        end: Option<String>,
+        /// Site id of the batches.
+        #[arg(long, default_value = "demo")]
+        site: String,
+        /// Address of the demo site the page URLs start with.
+        #[arg(long, default_value = "http://127.0.0.1:8080/demo/")]
+        base_url: String,
+        /// Write to this file; the extension gives the format.
+        #[arg(long, group = "to_where")]
+        out: Option<PathBuf>,
+        /// Send live to a collector's batch endpoint (http://…/v1/batch).
+        #[arg(long, group = "to_where")]
+        to: Option<String>,
+        /// Live: events per second at most (0: as fast as answered).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Live: stop after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Send load to a collector: realistic CBOR batches, bounded in time and count; prints a
     /// Markdown table of throughput and latency. Loopback or your own collector only.
     Load {
@@ -222,6 +258,9 @@ fn main() -> anyhow::Result<()> {
             };
             // An operator's import is history, not traffic to police: no rate limits.
             config.ip_events_per_sec = 0;
+            // Straight to ClickHouse: no client waits for a durability promise (a rerun adds
+            // what is missing), and the spool's directory may be a running collector's.
+            config.spool.dir = None;
             for s in &mut config.sites {
                 s.max_events_per_sec = 0;
             }
@@ -261,6 +300,57 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }),
+        Command::Gen {
+            events,
+            days,
+            seed,
+            end,
+            site,
+            base_url,
+            out,
+            to,
+            rate,
+            seconds,
+        } => {
+            use pathlight_collector::generate;
+            let live = to.is_some();
+            let visits = generate::Generator::new(generate::GenOptions {
+                site: site.clone(),
+                events,
+                days: if live { 0 } else { days },
+                seed,
+                base_url,
+                end_ms: match end {
+                    Some(t) => pathlight_wire::json::parse_rfc3339_ms(&t)
+                        .with_context(|| format!("--end {t}: not an RFC 3339 time"))?,
+                    None => pathlight_collector::pipeline::now_ms(),
+                },
+            });
+            match (out, to) {
+                (Some(path), None) => {
+                    let format = generate::FileFormat::of(&path)?;
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let n = generate::write(visits, &site, format, file)?;
+                    println!("{}: {n} events", path.display());
+                    Ok(())
+                }
+                (None, Some(url)) => rt.block_on(async {
+                    let opts = generate::SendOptions {
+                        url,
+                        rate,
+                        duration: Duration::from_secs(seconds),
+                    };
+                    let r = generate::send(visits, &site, &opts).await?;
+                    println!(
+                        "{} events stored in {} batches; refused or unanswered batches by status: {:?}",
+                        r.events, r.batches, r.failed
+                    );
+                    Ok(())
+                }),
+                _ => anyhow::bail!("give --out FILE or --to URL"),
+            }
+        }
         Command::Load {
             url,
             site,

@@ -198,6 +198,89 @@ fn content_id(site: &str, raw: &str) -> Id {
     Id(out)
 }
 
+/// One event in the simple array form, the inverse of what [`decode`] reads: for exports and
+/// generated files (`pathlight gen`). The id is kept, so importing the output twice stores it
+/// once. A custom event whose name is one of the tracker's kinds would read back as that kind.
+pub fn to_simple(e: &RawEvent) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let mut payload = Map::new();
+    let mut put = |k: &str, v: Value| {
+        payload.insert(k.to_owned(), v);
+    };
+    if let Some(t) = &e.title {
+        put("event_title", json!(t));
+    }
+    for (prefix, size) in [("viewport", e.viewport), ("document", e.document)] {
+        if size != Size::default() {
+            put(&format!("{prefix}_w"), json!(size.w));
+            put(&format!("{prefix}_h"), json!(size.h));
+        }
+    }
+    let kind = match &e.kind {
+        EventKind::Pageview => "pageview",
+        EventKind::Click(c) => {
+            put("element_id", json!(c.selector));
+            put("x", json!(c.x));
+            put("y", json!(c.y));
+            put("tag", json!(c.tag));
+            for (k, v) in [("text", &c.text), ("href", &c.href)] {
+                if let Some(v) = v {
+                    put(k, json!(v));
+                }
+            }
+            // The shortest decimal that reads back as the same f32, not its f64 widening.
+            let short = |f: f32| {
+                f.to_string()
+                    .parse::<serde_json::Number>()
+                    .map_or(Value::Null, Value::Number)
+            };
+            put("rel_x", short(c.rel_x));
+            put("rel_y", short(c.rel_y));
+            put("element_box", json!(c.element_box));
+            "click"
+        }
+        EventKind::Scroll { max_depth_pct } => {
+            put("max_depth_pct", json!(max_depth_pct));
+            "scroll"
+        }
+        EventKind::Engagement { visible_ms } => {
+            put("visible_ms", json!(visible_ms));
+            "engagement"
+        }
+        EventKind::Custom { name, props } => {
+            for (k, v) in props {
+                put(
+                    k,
+                    match v {
+                        PropValue::Null => Value::Null,
+                        PropValue::Bool(b) => json!(b),
+                        PropValue::Number(n) => json!(n),
+                        PropValue::Text(t) => json!(t),
+                    },
+                );
+            }
+            name
+        }
+    };
+    let mut out = Map::new();
+    out.insert("id".into(), json!(e.id.to_string()));
+    out.insert("type".into(), json!(kind));
+    out.insert("created_at".into(), json!(e.timestamp));
+    out.insert("session_id".into(), json!(e.session_id));
+    out.insert("url".into(), json!(e.url));
+    for (k, v) in [
+        ("referrer", &e.referrer),
+        ("user_id", &e.user_id),
+        ("user_agent", &e.user_agent),
+    ] {
+        if let Some(v) = v {
+            out.insert(k.into(), json!(v));
+        }
+    }
+    out.insert("payload".into(), Value::Object(payload));
+    Value::Object(out)
+}
+
 fn decode_simple(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBatch, WireError> {
     let site = site.filter(|s| !s.is_empty()).ok_or(WireError::Missing {
         field: Field::batch("site"),
@@ -231,6 +314,13 @@ fn decode_simple(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<Ra
 fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawEvent, WireError> {
     let timestamp = match e.created_at {
         Timestamp::Millis(ms) => ms,
+        // CSV has no numbers: its cells arrive as text.
+        Timestamp::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map_err(|_| WireError::WrongType {
+                field: Field::event(i, "created_at"),
+                expected: "an RFC 3339 timestamp or ms since the epoch",
+            })?
+        }
         Timestamp::Text(s) => parse_rfc3339_ms(&s).ok_or_else(|| WireError::WrongType {
             field: Field::event(i, "created_at"),
             expected: "an RFC 3339 timestamp or ms since the epoch",
@@ -260,9 +350,26 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
             .transpose()
     };
     let title = text(&mut payload, "event_title");
-    let viewport = Size {
-        w: int(&mut payload, "viewport_w")?.unwrap_or(0).max(0) as u32,
-        h: int(&mut payload, "viewport_h")?.unwrap_or(0).max(0) as u32,
+    let mut size = |w: &'static str, h: &'static str| -> Result<Size, WireError> {
+        Ok(Size {
+            w: int(&mut payload, w)?.unwrap_or(0).max(0) as u32,
+            h: int(&mut payload, h)?.unwrap_or(0).max(0) as u32,
+        })
+    };
+    let viewport = size("viewport_w", "viewport_h")?;
+    let document = size("document_w", "document_h")?;
+    let fraction = |p: &mut BTreeMap<String, serde_json::Value>, k: &'static str| {
+        p.remove(k)
+            .map(|v| {
+                v.as_f64()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .map(|x| x as f32)
+                    .ok_or_else(|| WireError::WrongType {
+                        field: Field::event(i, k),
+                        expected: "a number from 0 to 1",
+                    })
+            })
+            .transpose()
     };
     let kind = match e.kind.as_str() {
         "view" | "pageview" => EventKind::Pageview,
@@ -285,9 +392,27 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
                 tag: text(&mut payload, "tag").unwrap_or_default(),
                 text: text(&mut payload, "text"),
                 href: text(&mut payload, "href"),
-                ..Click::default()
+                rel_x: fraction(&mut payload, "rel_x")?.unwrap_or(0.0),
+                rel_y: fraction(&mut payload, "rel_y")?.unwrap_or(0.0),
+                element_box: match payload.remove("element_box") {
+                    None => [0; 4],
+                    Some(v) => serde_json::from_value(v).map_err(|_| WireError::WrongType {
+                        field: Field::event(i, "element_box"),
+                        expected: "an array of 4 integers [x, y, w, h]",
+                    })?,
+                },
             })
         }
+        // The tracker's own kinds, when the payload carries their field; without it they stay
+        // custom events of that name, as senders used them before.
+        "scroll" if payload.contains_key("max_depth_pct") => EventKind::Scroll {
+            max_depth_pct: int(&mut payload, "max_depth_pct")?
+                .unwrap_or(0)
+                .clamp(0, 100) as u8,
+        },
+        "engagement" if payload.contains_key("visible_ms") => EventKind::Engagement {
+            visible_ms: int(&mut payload, "visible_ms")?.unwrap_or(0).max(0) as u32,
+        },
         name => EventKind::Custom {
             name: name.to_owned(),
             props: payload
@@ -318,7 +443,7 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
         referrer: e.referrer,
         title,
         viewport,
-        document: Size::default(),
+        document,
         user_id: e.user_id.map(StringOrNumber::into_string),
         user_agent: e.user_agent,
         kind,

@@ -7,6 +7,7 @@
 mod api;
 mod bad_input;
 mod durability;
+mod generate;
 mod hardening;
 mod http;
 mod http3;

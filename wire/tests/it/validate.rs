@@ -183,6 +183,48 @@ fn the_simple_array_format_maps_to_the_model() {
 }
 
 #[test]
+fn the_simple_form_carries_what_heatmaps_and_scroll_maps_need() {
+    let body = br##"[{"type":"click","url":"/p","created_at":1735725600000,
+        "payload":{"x":700,"y":1210,"viewport_w":1440,"viewport_h":900,"document_w":1440,"document_h":3200,
+        "element_id":"#buy","tag":"button","text":"Buy","rel_x":0.25,"rel_y":0.5,"element_box":[600,1190,400,40]}},
+        {"type":"scroll","url":"/p","created_at":1735725600001,"payload":{"max_depth_pct":75}},
+        {"type":"engagement","url":"/p","created_at":1735725600002,"payload":{"visible_ms":4200}},
+        {"type":"scroll","url":"/p","created_at":1735725600003,"payload":{"direction":"down"}}]"##;
+    let b = json::decode(body, Some("demo"), &Limits::default()).unwrap();
+    let click = &b.events[0];
+    assert_eq!((click.viewport.w, click.viewport.h), (1440, 900));
+    assert_eq!((click.document.w, click.document.h), (1440, 3200));
+    let EventKind::Click(c) = &click.kind else {
+        panic!("not a click")
+    };
+    assert_eq!(
+        (c.rel_x, c.rel_y, c.element_box),
+        (0.25, 0.5, [600, 1190, 400, 40])
+    );
+    assert_eq!((c.tag.as_str(), c.text.as_deref()), ("button", Some("Buy")));
+    assert_eq!(b.events[1].kind, EventKind::Scroll { max_depth_pct: 75 });
+    assert_eq!(b.events[2].kind, EventKind::Engagement { visible_ms: 4200 });
+    // Without its field, a "scroll" stays the custom event senders meant.
+    assert!(matches!(&b.events[3].kind, EventKind::Custom { name, .. } if name == "scroll"));
+    let bad = br#"[{"type":"click","url":"/","created_at":1,"payload":{"x":1,"y":1,"rel_x":2}}]"#;
+    let err = json::decode(bad, Some("demo"), &Limits::default()).unwrap_err();
+    assert_eq!(err.field().unwrap(), "events[0].rel_x");
+}
+
+#[test]
+fn every_kind_survives_the_simple_form_both_ways() {
+    let mut events = typical_batch().events;
+    for (i, e) in events.iter_mut().enumerate() {
+        // The simple form has no place for an event without a session of its own.
+        e.session_id = format!("s{i}");
+    }
+    let array: Vec<serde_json::Value> = events.iter().map(json::to_simple).collect();
+    let body = serde_json::to_vec(&array).unwrap();
+    let back = json::decode(&body, Some("demo"), &Limits::default()).unwrap();
+    assert_eq!(back.events, events);
+}
+
+#[test]
 fn decode_errors_are_specific() {
     let limits = Limits::default();
     use pathlight_wire::cbor;
