@@ -62,9 +62,9 @@ struct Mart {
     columns: String,
     engine: &'static str,
     key: &'static str,
-    /// `SELECT … FROM events WHERE …`, its GROUP BY in `group`.
+    /// `SELECT … FROM events WHERE …`, grouped by the key unless `group` says otherwise.
     select: String,
-    group: &'static str,
+    group: Option<&'static str>,
 }
 
 fn marts(dialect: Dialect) -> Vec<Mart> {
@@ -84,7 +84,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  {PX} AS px, {PY} AS py, count() AS clicks \
                  {clicks} AND document_w > 0"
             ),
-            group: "site_id, path, day, layout, device, px, py",
+            group: None,
         },
         Mart {
             name: "heatmap_anchors",
@@ -99,7 +99,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  selector, {RX} AS rx, {RY} AS ry, count() AS clicks \
                  {clicks} AND selector != ''"
             ),
-            group: "site_id, path, day, layout, device, selector, rx, ry",
+            group: None,
         },
         Mart {
             name: "page_daily",
@@ -114,7 +114,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  countState() AS views, uniqExactState(visitor_id) AS visitors \
                  FROM events WHERE event_type = 'pageview' AND is_bot = 0"
             ),
-            group: "site_id, path, day, layout, device",
+            group: None,
         },
         Mart {
             name: "element_daily",
@@ -135,7 +135,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  avgState(rel_x) AS rel_x, avgState(rel_y) AS rel_y \
                  {clicks} AND selector != ''"
             ),
-            group: "site_id, path, day, layout, device, selector",
+            group: None,
         },
         Mart {
             name: "sessions",
@@ -179,7 +179,8 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  maxState(user_id) AS user_id \
                  FROM events WHERE is_bot = 0 AND session_id != ''"
             ),
-            group: "site_id, day, session_id",
+            // The key's other columns are the session's, taken with any().
+            group: Some("site_id, day, session_id"),
         },
     ]
 }
@@ -211,6 +212,7 @@ pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
                 select,
                 group,
             } = m;
+            let group = group.unwrap_or(key);
             // The view's SELECT reads the inserted block as `events`; the fill reads the table
             // deduplicated, and only into an empty mart.
             let fill = select.replacen("FROM events WHERE", "FROM events FINAL WHERE", 1);
