@@ -336,18 +336,29 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
-    let int = |p: &mut BTreeMap<String, serde_json::Value>, k: &'static str| {
+    // A payload number within `valid`, or a wrong-type error naming what was expected.
+    let number = |p: &mut BTreeMap<String, serde_json::Value>,
+                  k: &'static str,
+                  valid: fn(f64) -> bool,
+                  expected: &'static str| {
         p.remove(k)
             .map(|v| {
                 v.as_f64()
-                    .filter(|x| x.is_finite() && x.abs() <= f64::from(i32::MAX))
-                    .map(|x| x.round() as i32)
-                    .ok_or_else(|| WireError::WrongType {
+                    .filter(|x| valid(*x))
+                    .ok_or(WireError::WrongType {
                         field: Field::event(i, k),
-                        expected: "a number",
+                        expected,
                     })
             })
             .transpose()
+    };
+    let int = |p: &mut BTreeMap<String, serde_json::Value>, k: &'static str| {
+        let valid = |x: f64| x.is_finite() && x.abs() <= f64::from(i32::MAX);
+        number(p, k, valid, "a number").map(|x| x.map(|x| x.round() as i32))
+    };
+    let fraction = |p: &mut BTreeMap<String, serde_json::Value>, k: &'static str| {
+        let valid = |x: f64| (0.0..=1.0).contains(&x);
+        number(p, k, valid, "a number from 0 to 1").map(|x| x.map(|x| x as f32))
     };
     let title = text(&mut payload, "event_title");
     let mut size = |w: &'static str, h: &'static str| -> Result<Size, WireError> {
@@ -358,19 +369,6 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
     };
     let viewport = size("viewport_w", "viewport_h")?;
     let document = size("document_w", "document_h")?;
-    let fraction = |p: &mut BTreeMap<String, serde_json::Value>, k: &'static str| {
-        p.remove(k)
-            .map(|v| {
-                v.as_f64()
-                    .filter(|x| (0.0..=1.0).contains(x))
-                    .map(|x| x as f32)
-                    .ok_or_else(|| WireError::WrongType {
-                        field: Field::event(i, k),
-                        expected: "a number from 0 to 1",
-                    })
-            })
-            .transpose()
-    };
     let kind = match e.kind.as_str() {
         "view" | "pageview" => EventKind::Pageview,
         "click" => {
