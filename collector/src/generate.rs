@@ -30,8 +30,6 @@ use std::net::{IpAddr, Ipv4Addr};
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct GenOptions {
-    /// Site id of the batches (CBOR and live).
-    pub site: String,
     /// Events in all (the last session is cut to fit).
     pub events: u64,
     /// Sessions start over this many days before `end_ms`; 0: all start at `end_ms`.
@@ -55,6 +53,19 @@ pub struct Visit {
     pub device: &'static str,
     /// The page view's events, oldest first.
     pub events: Vec<RawEvent>,
+}
+
+impl Visit {
+    /// The page view as the tracker would send it: one batch, named after its first event.
+    fn batch(self, site: &str, sent_at: i64) -> RawBatch {
+        RawBatch {
+            version: FORMAT_VERSION,
+            site_id: site.to_owned(),
+            sent_at,
+            batch_id: self.events.first().map(|e| e.id).unwrap_or_default(),
+            events: self.events,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -423,13 +434,9 @@ impl Generator {
             .filter(|e| e.bounds[1] + e.bounds[3] / 2 <= seen_to)
             .collect();
         let mut clicks: Vec<(&Element, i64)> = Vec::new();
+        let weighted: Vec<(&Element, u32)> = visible.iter().map(|e| (*e, weight(e))).collect();
         let n = [0, 1, 1, 2, 3][self.rng.below(5) as usize];
         for _ in 0..n {
-            let weighted: Vec<(&Element, u32)> = visible
-                .iter()
-                .map(|e| (*e, weight(e)))
-                .filter(|(_, w)| *w > 0)
-                .collect();
             if let Some(e) = self.rng.pick(&weighted) {
                 clicks.push((
                     e,
@@ -535,7 +542,8 @@ fn weight(e: &Element) -> u32 {
 /// The custom event the demo site sends for a click on `e`, if any.
 fn custom_for(e: &Element, rng: &mut Rng) -> Option<(&'static str, Vec<(String, PropValue)>)> {
     let id = e.id.as_deref().unwrap_or("");
-    if id == "buy-now" || id.starts_with("add-") || e.selector.contains("add-") {
+    // `#add-1`, `[data-track="add-chair"]`: the catalog's add-to-cart buttons.
+    if id == "buy-now" || e.selector.contains("add-") {
         return Some((
             "add_to_cart",
             vec![(
@@ -567,7 +575,9 @@ impl Iterator for Generator {
         }
         let mut visit = self.queue.pop_front()?;
         let left = self.opts.events - self.made;
-        visit.events.truncate(left.min(usize::MAX as u64) as usize);
+        visit
+            .events
+            .truncate(usize::try_from(left).unwrap_or(usize::MAX));
         self.made += visit.events.len() as u64;
         Some(visit)
     }
@@ -643,14 +653,8 @@ pub fn write(
     for visit in visits {
         n += visit.events.len() as u64;
         if format == FileFormat::Cbor {
-            out.write_all(&cbor::encode(&RawBatch {
-                version: FORMAT_VERSION,
-                site_id: site.to_owned(),
-                // Unknown: the events keep their own (past) times.
-                sent_at: 0,
-                batch_id: visit.events.first().map(|e| e.id).unwrap_or_default(),
-                events: visit.events,
-            }))?;
+            // No send time: the events keep their own (past) times.
+            out.write_all(&cbor::encode(&visit.batch(site, 0)))?;
             continue;
         }
         for e in &visit.events {
@@ -729,29 +733,21 @@ pub async fn send(
         let now = crate::pipeline::now_ms();
         let last = visit.events.last().map_or(now, |e| e.timestamp);
         let n = visit.events.len() as u64;
-        let batch = RawBatch {
-            version: FORMAT_VERSION,
-            site_id: site.to_owned(),
-            sent_at: now,
-            batch_id: visit.events.first().map(|e| e.id).unwrap_or_default(),
-            events: visit
-                .events
-                .into_iter()
-                .map(|mut e| {
-                    // Keep the gaps inside the page view, capped so the first event is at most
-                    // a minute old.
-                    e.timestamp = now - (last - e.timestamp).min(60_000);
-                    e
-                })
-                .collect(),
-        };
-        let user_agent = batch.events[0].user_agent.clone().unwrap_or_default();
+        let (ip, country) = (visit.ip.to_string(), visit.country);
+        let mut visit = visit;
+        for e in &mut visit.events {
+            // Keep the gaps inside the page view, capped so the first event is at most a
+            // minute old.
+            e.timestamp = now - (last - e.timestamp).min(60_000);
+        }
+        let batch = visit.batch(site, now);
+        let user_agent = batch.events.first().and_then(|e| e.user_agent.clone());
         let answer = client
             .post(&opts.url)
             .header("content-type", "application/cbor")
-            .header("user-agent", user_agent)
-            .header("x-forwarded-for", visit.ip.to_string())
-            .header("cf-ipcountry", visit.country)
+            .header("user-agent", user_agent.unwrap_or_default())
+            .header("x-forwarded-for", ip)
+            .header("cf-ipcountry", country)
             .body(cbor::encode(&batch))
             .send()
             .await;
@@ -772,7 +768,6 @@ mod tests {
 
     fn opts(events: u64) -> GenOptions {
         GenOptions {
-            site: "demo".into(),
             events,
             days: 7,
             seed: 7,
@@ -877,13 +872,7 @@ mod tests {
         .unwrap();
         let (mut at, mut back) = (0, Vec::new());
         for v in &visits {
-            let one = cbor::encode(&RawBatch {
-                version: FORMAT_VERSION,
-                site_id: "demo".into(),
-                sent_at: 0,
-                batch_id: v.events[0].id,
-                events: v.events.clone(),
-            });
+            let one = cbor::encode(&v.clone().batch("demo", 0));
             assert_eq!(&seq[at..at + one.len()], one.as_slice());
             back.extend(cbor::decode(&one, &limits).unwrap().events);
             at += one.len();

@@ -315,7 +315,6 @@ fn main() -> anyhow::Result<()> {
             use pathlight_collector::generate;
             let live = to.is_some();
             let visits = generate::Generator::new(generate::GenOptions {
-                site: site.clone(),
                 events,
                 days: if live { 0 } else { days },
                 seed,

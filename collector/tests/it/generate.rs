@@ -14,7 +14,6 @@ use std::sync::Arc;
 /// --events 2000 --seed 1 --days 14 --end 2026-11-01T00:00:00Z --out …`).
 fn sample_options() -> GenOptions {
     GenOptions {
-        site: "demo".into(),
         events: 2_000,
         days: 14,
         seed: 1,
