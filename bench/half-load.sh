@@ -9,6 +9,9 @@ set -euo pipefail
 secs=${1:-10} runs=${2:-2}
 . "$(dirname "$0")/lib.sh" half
 bin=${BIN:-$bin}
+# Of the metrics text $m with $total commits: the commits slower than the bucket bound $1.
+bucket() { echo "$m" | awk -v le="$1" -F'[ "]' '$0 ~ "spool_commit_seconds_bucket\\{le=\""le"\"" {print $NF}'; }
+share() { awk -v t="$total" -v b="$(bucket "$1")" 'BEGIN{ if (t > 0) printf "%.2f %%", 100 * (t - b) / t; else print "-" }'; }
 echo "| fsync | events/s | p50 ms | p90 ms | p99 ms | p999 ms | commits | > 3.2 ms | > 6.4 ms |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for run in $(seq 1 "$runs"); do
@@ -20,9 +23,7 @@ for run in $(seq 1 "$runs"); do
       --concurrency 64 --seconds "$secs" --rate 6250 2>/dev/null | sed -n 3p)
     m=$(curl -s "http://127.0.0.1:$port/metrics")
     kill "$collector"; wait "$collector" 2>/dev/null || true
-    bucket() { echo "$m" | awk -v le="$1" -F'[ "]' '$0 ~ "spool_commit_seconds_bucket\\{le=\""le"\"" {print $NF}'; }
     total=$(echo "$m" | awk '/spool_commit_seconds_count/ {print $2}')
-    share() { awk -v t="$total" -v b="$(bucket "$1")" 'BEGIN{ if (t > 0) printf "%.2f %%", 100 * (t - b) / t; else print "-" }'; }
     echo "$row" | awk -F'|' -v f="$fsync" -v c="$total" -v a="$(share 0.0032)" -v b="$(share 0.0064)" \
       '{printf "| %s |%s|%s|%s|%s|%s| %s | %s | %s |\n", f, $3, $4, $5, $6, $7, c, a, b}'
   done
