@@ -19,7 +19,7 @@ for run in $(seq 1 "$runs"); do
     config "bench_half_${run}_$fsync" "[spool]" "dir = \"$dir/spool-$run-$fsync\"" "fsync = $fsync"
     port=$(free)
     serve http
-    row=$(taskset -c 1 "$bin" load --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
+    row=$(taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
       --concurrency 64 --seconds "$secs" --rate 6250 2>/dev/null | sed -n 3p)
     m=$(curl -s "http://127.0.0.1:$port/metrics")
     kill "$collector"; wait "$collector" 2>/dev/null || true

@@ -12,7 +12,7 @@ set -euo pipefail
 secs=${1:-10} conc=${2:-64}
 . "$(dirname "$0")/lib.sh" limits
 config bench_limits "[spool]" "dir = \"$dir/spool\""
-load() { taskset -c 1 "$bin" load --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }
+load() { taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }
 col() { echo "$1" | awk -F'|' -v c="$2" '{gsub(/ /, "", $c); print $c}'; }
 
 port=$(free)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Collector throughput with its real ClickHouse sink: `pathlight load` against a release
+# Collector throughput with its real ClickHouse sink: `pathlight loadgen` against a release
 # `pathlight serve` pinned to core 0 (taskset), load generator and ClickHouse on core 1.
 # Prints a Markdown table per protocol. Loopback only, bounded in time.
 #   bench/load.sh [SECONDS] [CONCURRENCY] [FLUSH_INTERVAL_MS] [SPOOL]
@@ -26,7 +26,7 @@ for proto in http1 http2; do
   flag=""; [ "$proto" = http2 ] && flag="--http2"
   echo "**$proto**"
   echo
-  taskset -c 1 "$bin" load --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
+  taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
     --concurrency "$conc" --seconds "$secs" $flag
   echo
 done

@@ -45,6 +45,9 @@ fi
 # Real ClickHouse for tests and the demo (Debian's 18.16).
 "$root/scripts/clickhouse.sh" install
 
+# NATS with JetStream for scale-out mode's tests (Debian's nats-server).
+"$root/scripts/nats.sh" install
+
 # Node packages of the cross-component tests (chdb: current ClickHouse embedded), exactly as
 # locked. `npm ci` wipes and reinstalls, so it runs only when the lock file changed.
 if ! command -v npm >/dev/null 2>&1; then

@@ -58,6 +58,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// The durable spool between ingest and ClickHouse (off unless `dir` is set).
     pub spool: crate::spool::SpoolConfig,
+    /// Scale-out mode: publish rows to a NATS JetStream stream for `pathlight load` to write
+    /// (off unless `url` is set; see `broker/mod.rs`).
+    pub broker: crate::broker::BrokerConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
     pub sites: Vec<SiteConfig>,
 }
@@ -139,6 +142,7 @@ impl Default for Config {
             tls: crate::tls::TlsConfig::default(),
             http: HttpConfig::default(),
             spool: crate::spool::SpoolConfig::default(),
+            broker: crate::broker::BrokerConfig::default(),
             sites: Vec::new(),
         }
     }
@@ -228,6 +232,12 @@ impl Config {
         }
         if self.spool.segment_bytes == 0 || self.spool.max_bytes < self.spool.segment_bytes {
             bail!("spool: segment_bytes must be > 0 and max_bytes at least segment_bytes");
+        }
+        self.broker.validate()?;
+        if self.broker.enabled() && self.spool.dir.is_some() {
+            // The stream is the durable buffer in scale-out mode; a spool in front of it would
+            // be a second one with its own ack point.
+            bail!("set either broker.url (scale-out) or spool.dir, not both");
         }
         self.clickhouse.validate()
     }

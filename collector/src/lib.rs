@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod config;
 pub mod dates;
 pub use pathlight_ingest::error;
@@ -40,7 +41,7 @@ pub mod geo;
 pub use pathlight_ingest::hex;
 pub mod http3;
 pub mod import;
-pub mod load;
+pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;

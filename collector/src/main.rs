@@ -35,6 +35,17 @@ enum Command {
         #[arg(long, hide = true)]
         owner_pid: Option<u32>,
     },
+    /// Scale-out mode's loader: take rows collectors published to the JetStream stream
+    /// (`[broker]`), insert them into ClickHouse in batches, ack them once inserted. Run as
+    /// many as wanted; they share the work. SIGTERM finishes the batch in hand, then exits.
+    Load {
+        /// Exit when the process with this id is gone (as for `serve`).
+        #[arg(long, hide = true)]
+        owner_pid: Option<u32>,
+        /// Crash tests: exit right after this many inserts, before acking their messages.
+        #[arg(long, hide = true)]
+        exit_after_inserts: Option<u64>,
+    },
     /// Create or upgrade the ClickHouse schema, then exit.
     Migrate {
         /// Print the SQL for a server dialect instead of connecting.
@@ -112,7 +123,7 @@ enum Command {
     },
     /// Send load to a collector: realistic CBOR batches, bounded in time and count; prints a
     /// Markdown table of throughput and latency. Loopback or your own collector only.
-    Load {
+    Loadgen {
         /// Batch endpoint.
         #[arg(long, default_value = "http://127.0.0.1:8080/v1/batch")]
         url: String,
@@ -198,15 +209,25 @@ fn main() -> anyhow::Result<()> {
             if let Some(addr) = listen {
                 config.listen = addr;
             }
-            if let Some(pid) = owner_pid {
-                std::thread::spawn(move || {
-                    while Path::new(&format!("/proc/{pid}")).exists() {
-                        std::thread::sleep(std::time::Duration::from_secs(1));
-                    }
-                    std::process::exit(1);
-                });
-            }
+            exit_when_gone(owner_pid);
             rt.block_on(serve(config))
+        }
+        Command::Load {
+            owner_pid,
+            exit_after_inserts,
+        } => {
+            exit_when_gone(owner_pid);
+            let opts = pathlight_collector::broker::load::LoadOptions { exit_after_inserts };
+            let r = rt.block_on(pathlight_collector::broker::load::run(
+                &config,
+                opts,
+                shutdown_signal(),
+            ))?;
+            println!(
+                "{} messages loaded: {} rows in {} inserts; {} redelivered rows were already stored; {} messages moved to {}.dead",
+                r.messages, r.rows, r.inserts, r.already_stored, r.dead, config.broker.subject
+            );
+            Ok(())
         }
         Command::Migrate { print: Some(d) } => {
             let dialect = match d {
@@ -350,7 +371,7 @@ fn main() -> anyhow::Result<()> {
                 _ => anyhow::bail!("give --out FILE or --to URL"),
             }
         }
-        Command::Load {
+        Command::Loadgen {
             url,
             site,
             batch,
@@ -362,7 +383,7 @@ fn main() -> anyhow::Result<()> {
             http3,
             insecure,
         } => rt.block_on(async {
-            let opts = pathlight_collector::load::LoadOptions {
+            let opts = pathlight_collector::loadgen::LoadOptions {
                 url,
                 site,
                 batch: batch.clamp(1, 500),
@@ -376,8 +397,8 @@ fn main() -> anyhow::Result<()> {
                 // Distinct events per run.
                 seed: pathlight_collector::pipeline::now_ms() as u32,
             };
-            let report = pathlight_collector::load::run(opts).await?;
-            println!("{}", pathlight_collector::load::LoadReport::HEADER);
+            let report = pathlight_collector::loadgen::run(opts).await?;
+            println!("{}", pathlight_collector::loadgen::LoadReport::HEADER);
             println!("{}", report.row());
             eprintln!("answers by status: {:?}", report.statuses);
             Ok(())
@@ -388,14 +409,14 @@ fn main() -> anyhow::Result<()> {
                 "pathlight discard listening on http://{}",
                 listener.local_addr()?
             );
-            pathlight_collector::load::discard(listener).await
+            pathlight_collector::loadgen::discard(listener).await
         }),
         Command::InsertLimit {
             batch,
             rows_per_insert,
             seconds,
         } => rt.block_on(async {
-            let rate = pathlight_collector::load::insert_limit(
+            let rate = pathlight_collector::loadgen::insert_limit(
                 &config,
                 batch.clamp(1, 500),
                 rows_per_insert.max(1),
@@ -451,6 +472,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => println!("pathlight listening on http://{addr}"),
     }
     pathlight_collector::serve_with(config, listener, cert, shutdown_signal()).await
+}
+
+/// Exits the process once `pid` is gone (tests pass their own pid).
+fn exit_when_gone(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        std::thread::spawn(move || {
+            while Path::new(&format!("/proc/{pid}")).exists() {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            std::process::exit(1);
+        });
+    }
 }
 
 async fn shutdown_signal() {

@@ -46,6 +46,8 @@ pub struct Pipeline {
     sink: ClickHouseSink,
     /// When set, acknowledgements wait for the spool's fsync instead of the insert.
     spool: Option<Spool>,
+    /// Scale-out mode: rows go to the JetStream stream, acknowledged once it stored them.
+    publisher: Option<crate::broker::Publisher>,
 }
 
 /// The stages before storage — decode, authorize, validate, rate-limit, enrich, flatten —
@@ -184,6 +186,11 @@ impl Pipeline {
                 Some(spool)
             }
         };
+        let publisher = if config.broker.enabled() {
+            Some(crate::broker::Publisher::connect(&config.broker).await?)
+        } else {
+            None
+        };
         if config.hash_secret.is_empty() {
             tracing::warn!("hash_secret is empty: anyone can forge live tokens; set one");
         }
@@ -197,6 +204,7 @@ impl Pipeline {
             salts_db: sink.bulk_writer(),
             sink,
             spool,
+            publisher,
         });
         // Sessions idle past the timeout are forgotten once a minute, so memory follows the
         // number of active visitors.
@@ -316,12 +324,13 @@ impl Pipeline {
         } else {
             Vec::new()
         };
-        match &self.spool {
-            Some(spool) => spool
+        match (&self.publisher, &self.spool) {
+            (Some(publisher), _) => publisher.publish(rows, body).await?,
+            (None, Some(spool)) => spool
                 .append(&body, rows.len())?
                 .await
                 .unwrap_or(Err(IngestError::ShuttingDown))?,
-            None => self.sink.submit(body, rows.len())?.wait().await?,
+            (None, None) => self.sink.submit(body, rows.len())?.wait().await?,
         }
         for e in live {
             // No receiver left is fine: nobody is watching.

@@ -525,7 +525,7 @@ pub async fn ship(
 
 /// The rows of `body` whose event ids ClickHouse does not have, re-encoded, and their count;
 /// none if `body` is not whole rows (it passed its checksum, so it is sent as it is).
-async fn not_stored(
+pub(crate) async fn not_stored(
     client: &Client,
     body: &[Bytes],
 ) -> clickhouse::error::Result<Option<(Bytes, u64)>> {

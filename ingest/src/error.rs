@@ -59,6 +59,10 @@ pub enum IngestError {
     /// The collector is shutting down.
     #[error("the collector is shutting down; retry later")]
     ShuttingDown,
+    /// Scale-out mode: the message broker did not take the rows (unreachable, no answer in
+    /// time, or its stream is full). Nothing was acknowledged.
+    #[error("the message broker did not take the events; retry later")]
+    BrokerUnavailable,
     /// The request body could not be read.
     #[error("could not read the request body: {0}")]
     Body(String),
@@ -93,7 +97,8 @@ impl IngestError {
             IngestError::QueueFull
             | IngestError::SpoolFull
             | IngestError::StorageTimeout
-            | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            | IngestError::ShuttingDown
+            | IngestError::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::StorageRejected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,7 +110,8 @@ impl IngestError {
             IngestError::QueueFull
             | IngestError::SpoolFull
             | IngestError::StorageTimeout
-            | IngestError::ShuttingDown => Some(5),
+            | IngestError::ShuttingDown
+            | IngestError::BrokerUnavailable => Some(5),
             _ => None,
         }
     }
@@ -125,6 +131,7 @@ impl IngestError {
             IngestError::StorageTimeout => "storage_timeout",
             IngestError::StorageRejected(_) => "storage_rejected",
             IngestError::ShuttingDown => "shutting_down",
+            IngestError::BrokerUnavailable => "broker_unavailable",
             IngestError::Body(_) => "body",
         }
     }

@@ -6,6 +6,7 @@
 
 mod api;
 mod bad_input;
+mod broker;
 mod durability;
 mod generate;
 mod hardening;
@@ -13,7 +14,7 @@ mod http;
 mod http3;
 mod import;
 mod ingest;
-mod load;
+mod loadgen;
 mod marts;
 mod outage;
 mod privacy;

@@ -1,12 +1,12 @@
 //! The load generator: bounded, and what it reports is what the collector stored.
 
 use crate::TestServer;
-use pathlight_collector::load::{LoadOptions, run};
+use pathlight_collector::loadgen::{LoadOptions, run};
 use std::time::Duration;
 
 #[tokio::test]
 async fn the_load_generator_is_bounded_and_its_events_are_stored_once() {
-    let server = TestServer::start("load").await;
+    let server = TestServer::start("loadgen").await;
     for http2 in [false, true] {
         let report = run(LoadOptions {
             url: server.url("/v1/batch"),

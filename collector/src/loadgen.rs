@@ -1,4 +1,4 @@
-//! `pathlight load`: a bounded load generator for the batch endpoint. It sends realistic CBOR
+//! `pathlight loadgen`: a bounded load generator for the batch endpoint. It sends realistic CBOR
 //! batches (the sample events, fresh ids and times per batch) over HTTP/1.1, HTTP/2 (cleartext
 //! or TLS) or HTTP/3, at a fixed rate or as fast as the collector answers, for a fixed time and
 //! at most a fixed number of requests, and reports throughput, latency percentiles and answers

@@ -1,0 +1,284 @@
+//! `pathlight load`: a loader. It takes batches of messages from the stream's shared durable
+//! consumer, writes their rows to ClickHouse in one insert, and acks them only after that
+//! insert succeeded. Run as many as ClickHouse can take inserts from; JetStream gives each
+//! message to one of them, and to another when a loader goes away without acking.
+
+use super::BrokerConfig;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sinks::clickhouse::{self, ClickHouseConfig, insert_retrying, migrations};
+use anyhow::Context as _;
+use async_nats::jetstream::{
+    self, AckKind, Message,
+    consumer::{AckPolicy, PullConsumer, pull},
+    message::PublishMessage,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What one loader did, for its exit line and the tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Messages acked after their rows were inserted (or found already stored).
+    pub messages: u64,
+    /// Rows inserted.
+    pub rows: u64,
+    /// Inserts made.
+    pub inserts: u64,
+    /// Redelivered rows that ClickHouse already had, hence not inserted again.
+    pub already_stored: u64,
+    /// Messages moved to `<subject>.dead`: not rows, or refused by ClickHouse for good.
+    pub dead: u64,
+}
+
+/// Options of a loader beyond the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// For crash tests: after this many inserts, the process exits at once, between an insert
+    /// and its acks — the worst moment for a loader to die.
+    pub exit_after_inserts: Option<u64>,
+}
+
+/// Loads until `shutdown` resolves, then finishes the batch in hand and returns.
+pub async fn run(
+    config: &Config,
+    opts: LoadOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<LoadReport> {
+    let cfg = &config.broker;
+    anyhow::ensure!(
+        cfg.enabled(),
+        "pathlight load needs [broker] url in the configuration"
+    );
+    let dialect = clickhouse::connect(&config.clickhouse, Duration::from_secs(30)).await?;
+    let base = clickhouse::client(&config.clickhouse).with_validation(false);
+    migrations::run(&base, &config.clickhouse, dialect).await?;
+    let db = clickhouse::client(&config.clickhouse)
+        .with_database(&config.clickhouse.database)
+        .with_validation(dialect.client_validation());
+    let (js, stream) = cfg.connect("pathlight-load").await?;
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(
+            &cfg.consumer,
+            pull::Config {
+                durable_name: Some(cfg.consumer.clone()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(cfg.ack_wait_secs),
+                filter_subject: cfg.subject.clone(),
+                // Every loader may hold a few batches unacked; the default (1 000) would let one
+                // loader's batch starve the others.
+                max_ack_pending: (cfg.batch_messages as i64).saturating_mul(64),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .with_context(|| format!("creating or binding consumer {}", cfg.consumer))?;
+    let (stop, stopping) = watch::channel(false);
+    let loader = Loader {
+        js,
+        db,
+        ch: config.clickhouse.clone(),
+        cfg: cfg.clone(),
+        metrics: Metrics::new(),
+        stopping,
+        opts,
+        report: LoadReport::default(),
+    };
+    let work = loader.run(consumer);
+    tokio::pin!(work);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        r = &mut work => return r,
+        () = &mut shutdown => {}
+    }
+    stop.send_replace(true);
+    work.await
+}
+
+struct Loader {
+    js: jetstream::Context,
+    db: ::clickhouse::Client,
+    ch: ClickHouseConfig,
+    cfg: BrokerConfig,
+    metrics: Metrics,
+    stopping: watch::Receiver<bool>,
+    opts: LoadOptions,
+    report: LoadReport,
+}
+
+impl Loader {
+    async fn run(mut self, consumer: PullConsumer) -> anyhow::Result<LoadReport> {
+        let mut stopping = self.stopping.clone();
+        while !*stopping.borrow() {
+            let batch = tokio::select! {
+                b = self.fetch(&consumer) => b,
+                // Messages delivered but not yet in hand are redelivered after `ack_wait`.
+                _ = stopping.changed() => break,
+            };
+            match batch {
+                Ok(messages) if messages.is_empty() => {}
+                Ok(messages) => {
+                    if !self.load(messages).await {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fetching from JetStream failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        Ok(self.report)
+    }
+
+    /// Up to `batch_messages` messages, waiting at most `batch_wait_ms` for them.
+    async fn fetch(&self, consumer: &PullConsumer) -> anyhow::Result<Vec<Message>> {
+        let mut batch = consumer
+            .batch()
+            .max_messages(self.cfg.batch_messages)
+            .expires(Duration::from_millis(self.cfg.batch_wait_ms.max(100)))
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let mut out = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => out.push(m),
+                // Keep what arrived; the rest comes again.
+                Err(e) if !out.is_empty() => {
+                    tracing::warn!(error = %e, "a fetch ended early");
+                    break;
+                }
+                Err(e) => return Err(anyhow::anyhow!(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts the rows of `messages` and acks them. False when shutdown interrupted it (the
+    /// messages are then left unacked, for another loader).
+    async fn load(&mut self, messages: Vec<Message>) -> bool {
+        let mut good = Vec::with_capacity(messages.len());
+        for m in messages {
+            match pathlight_ingest::read_rows(&m.payload) {
+                Ok(rows) => good.push((m, rows.len() as u64)),
+                Err(e) => {
+                    let reason = format!("not RowBinary event rows: {e}");
+                    self.dead(&m, &reason).await;
+                }
+            }
+        }
+        if good.is_empty() {
+            return true;
+        }
+        self.insert_and_ack(good).await
+    }
+
+    async fn insert_and_ack(&mut self, messages: Vec<(Message, u64)>) -> bool {
+        let mut body: Vec<Bytes> = messages.iter().map(|(m, _)| m.payload.clone()).collect();
+        let mut rows: u64 = messages.iter().map(|(_, n)| n).sum();
+        // A redelivered message's rows may be in ClickHouse already: its loader died (or lost
+        // its connection) between the insert and the acks.
+        let redelivered = messages
+            .iter()
+            .any(|(m, _)| m.info().map_or(true, |i| i.delivered > 1));
+        if redelivered {
+            let unstored = loop {
+                match crate::spool::not_stored(&self.db, &body).await {
+                    Ok(found) => break found,
+                    Err(_) if *self.stopping.borrow() => return false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check redelivered rows against ClickHouse yet");
+                        self.progress(&messages).await;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            if let Some((unstored, n)) = unstored {
+                self.report.already_stored += rows - n;
+                body = vec![unstored];
+                rows = n;
+            }
+        }
+        if rows > 0 {
+            let result = {
+                let stopping = self.stopping.clone();
+                let insert = insert_retrying(&self.db, &self.ch, &self.metrics, body, rows, || {
+                    *stopping.borrow()
+                });
+                tokio::pin!(insert);
+                // Tell JetStream the messages are being worked on while ClickHouse is slow, so
+                // they are not handed to another loader meanwhile.
+                let every =
+                    Duration::from_secs(self.cfg.ack_wait_secs).max(Duration::from_secs(3)) / 3;
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        r = &mut insert => break r,
+                        _ = tick.tick() => self.progress(&messages).await,
+                    }
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(stop) if stop.refused && messages.len() > 1 => {
+                    // One message can poison a batch: try them one by one, so only the
+                    // refused ones go to the dead subject.
+                    for m in messages {
+                        if !Box::pin(self.insert_and_ack(vec![m])).await {
+                            return false;
+                        }
+                    }
+                    return true;
+                }
+                Err(stop) if stop.refused => {
+                    self.dead(&messages[0].0, &stop.error).await;
+                    return true;
+                }
+                Err(_) => return false,
+            }
+            self.report.inserts += 1;
+            self.report.rows += rows;
+            if self.opts.exit_after_inserts == Some(self.report.inserts) {
+                tracing::error!("exiting between an insert and its acks, as asked (crash test)");
+                std::process::exit(86);
+            }
+        }
+        for (m, _) in &messages {
+            // Lost acks are harmless: the message comes again and its rows are found stored.
+            if let Err(e) = m.ack().await {
+                tracing::warn!(error = %e, "acking a message failed");
+            } else {
+                self.report.messages += 1;
+            }
+        }
+        true
+    }
+
+    async fn progress(&self, messages: &[(Message, u64)]) {
+        for (m, _) in messages {
+            let _ = m.ack_with(AckKind::Progress).await;
+        }
+    }
+
+    /// Moves a message ClickHouse cannot take to `<subject>.dead`, then acks it; if the move
+    /// fails, it stays unacked and comes back.
+    async fn dead(&mut self, m: &Message, reason: &str) {
+        tracing::error!(reason, "moving a message to the dead subject");
+        let publish = PublishMessage::build()
+            .payload(m.payload.clone())
+            .header("Pathlight-Refused", reason.replace(['\r', '\n'], " "));
+        let stored = match self.js.send_publish(self.cfg.dead_subject(), publish).await {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        if stored && m.ack().await.is_ok() {
+            self.report.dead += 1;
+            self.metrics.reject("storage_rejected", 1);
+        }
+    }
+}

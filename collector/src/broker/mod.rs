@@ -1,0 +1,173 @@
+//! Scale-out mode: collectors hand validated, enriched rows to a NATS JetStream stream instead
+//! of writing ClickHouse themselves, and `pathlight load` consumers write them to ClickHouse.
+//!
+//! # The path of an event in scale-out mode
+//!
+//! 1. A collector runs the usual stages (`pipeline.rs`) and encodes the request's rows as
+//!    RowBinary, exactly as it would insert them.
+//! 2. [`Publisher::publish`] sends them as one message to `subject`, with a `Nats-Msg-Id`
+//!    derived from the rows' event ids, and waits for JetStream's acknowledgement: the stream
+//!    has stored the message (on `replicas` servers). Only then does the sender get its `204`.
+//!    A sender's retry of the same batch carries the same ids, so the stream drops it as a
+//!    duplicate within `duplicate_window_secs`.
+//! 3. Loaders ([`load::run`], `pathlight load`, as many as wanted) share one durable pull
+//!    consumer: JetStream hands each message to one of them. A loader fetches up to
+//!    `batch_messages` messages, inserts all their rows into ClickHouse as one insert, and acks
+//!    the messages only after the insert succeeded.
+//! 4. A loader that dies between its insert and its acks leaves messages JetStream redelivers
+//!    (after `ack_wait_secs`) to another loader. A redelivered message's rows are checked
+//!    against the event ids ClickHouse already has and only the missing ones inserted, as the
+//!    spool does after a crash: the events table would collapse duplicates at merge time, but
+//!    the marts' materialized views count every insert.
+//!
+//! The stream has work-queue retention: a message is deleted once acked. Rows ClickHouse
+//! refuses for good are moved to `<subject>.dead` in the same stream, so they neither block
+//! the queue nor vanish; like everything in the stream they are kept `max_age_days` at most.
+
+pub mod load;
+mod publish;
+
+pub use publish::Publisher;
+
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::{self, stream};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `[broker]`: the JetStream stream between collectors and loaders. Off while `url` is empty.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// NATS server URLs, comma-separated (`nats://10.0.0.1:4222,nats://10.0.0.2:4222`): any
+    /// server of the cluster will do, the client learns the others. Empty: scale-out mode is
+    /// off and the collector writes ClickHouse itself.
+    pub url: String,
+    /// JetStream stream name. Created on first use with the settings below; an existing
+    /// stream is used as it is.
+    pub stream: String,
+    /// Subject rows are published to; refused rows go to `<subject>.dead`.
+    pub subject: String,
+    /// Copies of each message in a JetStream cluster (1, 3 or 5). A publish is acknowledged
+    /// once this many servers stored it, so with 3 a server's disk can be lost.
+    pub replicas: usize,
+    /// The stream's size cap, bytes. When loaders fall this far behind, publishes are refused
+    /// (collectors answer 503) rather than old events dropped.
+    pub max_bytes: i64,
+    /// Publishes of the same rows (a sender's retry) within this window are stored once, s.
+    pub duplicate_window_secs: u64,
+    /// How long a collector waits for the stream to acknowledge a publish, ms; then 503.
+    pub publish_timeout_ms: u64,
+    /// Durable consumer the loaders share.
+    pub consumer: String,
+    /// A loader inserts up to this many messages' rows at once.
+    pub batch_messages: usize,
+    /// A loader waits at most this long to fill a batch, ms: the freshness cost of batching.
+    pub batch_wait_ms: u64,
+    /// A message not acked this long after delivery goes to another loader, s. Loaders signal
+    /// progress while an insert is retried, so a slow ClickHouse does not cause redelivery.
+    pub ack_wait_secs: u64,
+    /// Messages are dropped this many days after they were published, loaded or not: the
+    /// bound on how long loaders may be away, and how long refused rows are kept in
+    /// `<subject>.dead` for a look.
+    pub max_age_days: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            url: String::new(),
+            stream: "PATHLIGHT".into(),
+            subject: "pathlight.rows".into(),
+            replicas: 1,
+            max_bytes: 10 << 30,
+            duplicate_window_secs: 120,
+            publish_timeout_ms: 5_000,
+            consumer: "loaders".into(),
+            batch_messages: 1_000,
+            batch_wait_ms: 500,
+            ack_wait_secs: 60,
+            max_age_days: 7,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Whether scale-out mode is on.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        for url in self.urls() {
+            url.parse::<async_nats::ServerAddr>()
+                .with_context(|| format!("broker.url: {url:?} is not a NATS URL"))?;
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !name_ok(&self.stream) || !name_ok(&self.consumer) {
+            bail!("broker.stream and broker.consumer must be letters, digits, _ and -");
+        }
+        if self.subject.is_empty() || self.subject.contains(['*', '>', ' ']) {
+            bail!("broker.subject must be a plain subject, without wildcards");
+        }
+        if ![1, 3, 5].contains(&self.replicas) {
+            bail!("broker.replicas must be 1, 3 or 5");
+        }
+        if self.batch_messages == 0 || self.ack_wait_secs == 0 || self.publish_timeout_ms == 0 {
+            bail!("broker.batch_messages, ack_wait_secs and publish_timeout_ms must be > 0");
+        }
+        Ok(())
+    }
+
+    fn urls(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    fn dead_subject(&self) -> String {
+        format!("{}.dead", self.subject)
+    }
+
+    /// Connects and makes sure the stream exists.
+    async fn connect(&self, name: &str) -> anyhow::Result<(jetstream::Context, stream::Stream)> {
+        let addrs = self
+            .urls()
+            .map(|u| u.parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            .connect(addrs)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", self.url))?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_millis(self.publish_timeout_ms))
+            // Many requests publish at once; each waits for its own acknowledgement.
+            .max_ack_inflight(16_384)
+            .backpressure_on_inflight(true)
+            .build(client);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: self.stream.clone(),
+                subjects: vec![self.subject.clone(), self.dead_subject()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                num_replicas: self.replicas,
+                max_bytes: self.max_bytes,
+                discard: stream::DiscardPolicy::New,
+                duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+                max_age: Duration::from_secs(self.max_age_days * 86_400),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("creating or opening JetStream stream {}", self.stream))?;
+        Ok((js, stream))
+    }
+}

@@ -1,0 +1,219 @@
+//! Scale-out mode through a real nats-server with JetStream: collectors publish, loaders (in
+//! this process and as `pathlight load` processes) insert, and a loader that dies between its
+//! insert and its acks costs no event and duplicates none.
+
+use crate::{TestServer, clickhouse_url};
+use pathlight_collector::broker::load::{LoadOptions, LoadReport, run};
+use pathlight_collector::config::Config;
+use pathlight_collector::loadgen;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A nats-server with JetStream of this test process, started with `scripts/nats.sh` in a
+/// temporary directory; it stops (and its directory goes) when the test process exits.
+struct NatsProcess {
+    url: String,
+    dir: PathBuf,
+}
+
+impl NatsProcess {
+    fn start(name: &str) -> NatsProcess {
+        let dir =
+            std::env::temp_dir().join(format!("pathlight-it-nats-{name}-{}", std::process::id()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = script(&["start", dir.to_str().unwrap(), &port.to_string()]);
+        NatsProcess { url, dir }
+    }
+
+    fn stop(&self) {
+        script(&["stop", self.dir.to_str().unwrap()]);
+    }
+
+    /// Messages in the stream: published and not yet acked by a loader.
+    async fn pending(&self, stream: &str) -> u64 {
+        let client = async_nats::connect(&self.url).await.unwrap();
+        let mut stream = async_nats::jetstream::new(client)
+            .get_stream(stream)
+            .await
+            .unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+}
+
+fn script(args: &[&str]) -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(root.join("scripts/nats.sh"))
+        .args(args)
+        .env("PATHLIGHT_NATS_OWNER", std::process::id().to_string())
+        .env("PATHLIGHT_NATS_CLEANUP", "1")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running scripts/nats.sh");
+    assert!(out.status.success(), "scripts/nats.sh {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn scale_out(c: &mut Config, nats: &str, stream: &str) {
+    c.broker.url = nats.into();
+    c.broker.stream = stream.into();
+    // Short, so the test sees redelivery within seconds.
+    c.broker.ack_wait_secs = 2;
+    c.broker.batch_messages = 10;
+    c.broker.batch_wait_ms = 100;
+    c.broker.publish_timeout_ms = 1_000;
+}
+
+/// `requests` batches of 20 loadgen events (the same ones for the same seed), all answered 204.
+async fn send(server: &TestServer, requests: u64, seed: u32) {
+    let report = loadgen::run(loadgen::LoadOptions {
+        url: server.url("/v1/batch"),
+        site: "test".into(),
+        batch: 20,
+        concurrency: 8,
+        rate: 0,
+        duration: Duration::from_secs(60),
+        max_requests: requests,
+        http2: false,
+        http3: false,
+        insecure: false,
+        seed,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        report.statuses.get(&204),
+        Some(&requests),
+        "{:?}",
+        report.statuses
+    );
+}
+
+#[tokio::test]
+async fn two_loaders_and_one_dying_between_insert_and_ack_store_every_event_once() {
+    let nats = NatsProcess::start("scale-out");
+    let stream = "IT_SCALE_OUT";
+    let server = TestServer::start_with("scale_out", |c| scale_out(c, &nats.url, stream)).await;
+    // Published while no loader runs: the collector acknowledges without ClickHouse.
+    send(&server, 150, 11).await;
+    assert_eq!(nats.pending(stream).await, 150);
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 0);
+
+    // A `pathlight load` process takes 50 messages, inserts their 1 000 rows and dies before
+    // acking them.
+    let mut config = Config::for_tests(clickhouse_url(), "it_scale_out");
+    scale_out(&mut config, &nats.url, stream);
+    config.broker.batch_messages = 50;
+    let file = nats.dir.join("pathlight.toml");
+    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pathlight"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PATHLIGHT_")) {
+        cmd.env_remove(key);
+    }
+    cmd.arg("--config").arg(&file).args([
+        "load",
+        "--owner-pid",
+        &std::process::id().to_string(),
+        "--exit-after-inserts",
+        "1",
+    ]);
+    let status = tokio::task::spawn_blocking(move || cmd.status().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(86), "the loader exits after its insert");
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 1_000);
+    assert_eq!(nats.pending(stream).await, 150, "nothing was acked");
+
+    // Two loaders share the rest, and the dead one's messages once `ack_wait` has passed.
+    let mut loaders = Vec::new();
+    for _ in 0..2 {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = config.clone();
+        let task = tokio::spawn(async move {
+            let mut config = config;
+            config.broker.batch_messages = 10;
+            run(&config, LoadOptions::default(), async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+        });
+        loaders.push((stop, task));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while nats.pending(stream).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the loaders never emptied the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut reports: Vec<LoadReport> = Vec::new();
+    for (stop, task) in loaders {
+        let _ = stop.send(());
+        reports.push(task.await.unwrap());
+    }
+    let sum = |f: fn(&LoadReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(
+        reports.iter().all(|r| r.messages > 0),
+        "both loaders worked: {reports:?}"
+    );
+    assert_eq!(sum(|r| r.messages), 150, "{reports:?}");
+    assert_eq!(sum(|r| r.rows), 2_000, "{reports:?}");
+    assert_eq!(
+        sum(|r| r.already_stored),
+        1_000,
+        "the redelivered rows were found stored: {reports:?}"
+    );
+    assert_eq!(sum(|r| r.dead), 0);
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 3_000);
+    assert_eq!(
+        server
+            .scalar("SELECT uniqExact(event_id) FROM events")
+            .await,
+        3_000
+    );
+    // The marts count each insert: one per event means no row was inserted twice.
+    assert_eq!(
+        server
+            .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
+            .await,
+        server
+            .scalar("SELECT count() FROM events WHERE is_bot = 0")
+            .await
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_retried_batch_is_one_message_and_without_nats_the_answer_is_503() {
+    let nats = NatsProcess::start("publish");
+    let stream = "IT_PUBLISH";
+    let server = TestServer::start_with("publish", |c| scale_out(c, &nats.url, stream)).await;
+    // The same seed sends the same events: a retry whose answer was lost.
+    send(&server, 1, 5).await;
+    send(&server, 1, 5).await;
+    assert_eq!(nats.pending(stream).await, 1);
+
+    nats.stop();
+    let batch = crate::batch_now();
+    let resp = reqwest::Client::new()
+        .post(server.url("/v1/batch"))
+        .body(pathlight_wire::cbor::encode(&batch))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["reason"], "broker_unavailable", "{body}");
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("reason=\"broker_unavailable\"")
+    );
+    server.stop().await;
+}

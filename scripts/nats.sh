@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Start or stop a private NATS server with JetStream, bound to 127.0.0.1, its store under one
+# directory (scale-out mode: collectors publish, `pathlight load` consumes).
+#
+#   scripts/nats.sh start [DIR] [PORT]   # prints the nats:// URL once /healthz answers
+#   scripts/nats.sh stop  [DIR]
+#   scripts/nats.sh url   [DIR]
+#   scripts/nats.sh install              # only make sure the server is installed
+#
+# DIR defaults to .data/nats (git-ignored); PORT to $PATHLIGHT_NATS_PORT or 4222. The monitoring
+# port (for /healthz) is picked free. PATHLIGHT_NATS_OWNER=PID stops the server once that process
+# exits, and PATHLIGHT_NATS_CLEANUP=1 then deletes DIR, as scripts/clickhouse.sh does.
+# Debian's nats-server is installed with apt when missing.
+set -euo pipefail
+
+cmd=${1:-}
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${2:-$root/.data/nats}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+ensure_installed() {
+  command -v nats-server >/dev/null 2>&1 && return 0
+  echo "nats-server missing: installing Debian's package" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq nats-server >&2
+  command -v nats-server >/dev/null 2>&1 || { echo "could not install nats-server" >&2; exit 1; }
+}
+
+running_pid() {
+  [ -f "$dir/pid" ] || return 1
+  local pid; pid=$(cat "$dir/pid")
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+url() { echo "nats://127.0.0.1:$(cat "$dir/port")"; }
+
+case "$cmd" in
+  start)
+    ensure_installed
+    if running_pid >/dev/null; then url; exit 0; fi
+    port=${3:-${PATHLIGHT_NATS_PORT:-4222}}
+    monitor=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    echo "$port" >"$dir/port"
+    # Not daemonized: it stays in our process group, so Ctrl-C on `make demo` stops it too.
+    nohup nats-server -js -sd "$dir/store" -a 127.0.0.1 -p "$port" -m "$monitor" \
+      -l "$dir/server.log" >/dev/null 2>&1 &
+    echo $! >"$dir/pid"
+    if [ -n "${PATHLIGHT_NATS_OWNER:-}" ]; then
+      owner=$PATHLIGHT_NATS_OWNER pid=$!
+      cleanup=":"
+      [ "${PATHLIGHT_NATS_CLEANUP:-}" = 1 ] && cleanup="rm -rf '$dir'"
+      nohup setsid bash -c "while kill -0 $owner; do sleep 1; done
+        kill $pid; while kill -0 $pid; do sleep 0.2; done
+        $cleanup" >/dev/null 2>&1 &
+    fi
+    for _ in $(seq 1 100); do
+      if curl -fsS "http://127.0.0.1:$monitor/healthz" >/dev/null 2>&1; then url; exit 0; fi
+      kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "nats-server did not become healthy; last log lines:" >&2
+    tail -n 20 "$dir/server.log" >&2 2>/dev/null || true
+    exit 1
+    ;;
+  stop)
+    if pid=$(running_pid); then
+      kill "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/pid"
+    ;;
+  url) url ;;
+  install) ensure_installed ;;
+  *) echo "usage: $0 start|stop|url|install [DIR] [PORT]" >&2; exit 2 ;;
+esac
