@@ -14,7 +14,9 @@
 //!    forth between two pages (stuck).
 //! 3. Each page view is one [`Visit`] — what one tracker batch would carry, with the sender's
 //!    address and country beside it — written to a file in the simple array form
-//!    (NDJSON/CSV, for `pathlight import`) or CBOR batches, or sent live to a collector.
+//!    (NDJSON/CSV, for `pathlight import`) or CBOR batches, or sent live ([`send`]): to a
+//!    collector over HTTP, or through a pipeline in this process to the JetStream stream of
+//!    scale-out mode (`--to nats://…`), as a collector would publish it.
 //!
 //! Everything follows from `--seed`: the same options write the same file, event ids included,
 //! so importing it twice stores it once.
@@ -686,14 +688,22 @@ const CSV_COLUMNS: [&str; 12] = [
 ];
 
 /// Live sending: how fast, for how long.
-#[derive(Clone, Debug)]
 pub struct SendOptions {
-    /// The collector's batch endpoint.
-    pub url: String,
+    /// Where the batches go.
+    pub to: Destination,
     /// Events per second at most; 0: as fast as the collector answers.
     pub rate: u64,
     /// Stop after this long, whatever is left.
     pub duration: std::time::Duration,
+}
+
+/// Where live batches go.
+#[derive(Clone)]
+pub enum Destination {
+    /// A collector's batch endpoint (`http://…/v1/batch`).
+    Collector(String),
+    /// A collector pipeline in this process; with `[broker]` set it publishes to JetStream.
+    Pipeline(std::sync::Arc<crate::pipeline::Pipeline>),
 }
 
 /// What a live run did.
@@ -733,7 +743,7 @@ pub async fn send(
         let now = crate::pipeline::now_ms();
         let last = visit.events.last().map_or(now, |e| e.timestamp);
         let n = visit.events.len() as u64;
-        let (ip, country) = (visit.ip.to_string(), visit.country);
+        let (ip, country) = (visit.ip, visit.country);
         let mut visit = visit;
         for e in &mut visit.events {
             // Keep the gaps inside the page view, capped so the first event is at most a
@@ -742,21 +752,36 @@ pub async fn send(
         }
         let batch = visit.batch(site, now);
         let user_agent = batch.events.first().and_then(|e| e.user_agent.clone());
-        let answer = client
-            .post(&opts.url)
-            .header("content-type", "application/cbor")
-            .header("user-agent", user_agent.unwrap_or_default())
-            .header("x-forwarded-for", ip)
-            .header("cf-ipcountry", country)
-            .body(cbor::encode(&batch))
-            .send()
-            .await;
+        let body = cbor::encode(&batch);
+        let status = match &opts.to {
+            Destination::Collector(url) => client
+                .post(url)
+                .header("content-type", "application/cbor")
+                .header("user-agent", user_agent.unwrap_or_default())
+                .header("x-forwarded-for", ip.to_string())
+                .header("cf-ipcountry", country)
+                .body(body)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16()),
+            Destination::Pipeline(pipeline) => pipeline
+                .ingest(crate::pipeline::IngestRequest {
+                    body: &body,
+                    content_type: Some("application/cbor"),
+                    ip: Some(ip),
+                    user_agent: user_agent.as_deref(),
+                    country: Some(country),
+                    received_at: now,
+                    ..Default::default()
+                })
+                .await
+                .map_or_else(|e| e.status().as_u16(), |_| 204),
+        };
         report.batches += 1;
         sent_events += n;
-        match answer.map(|r| r.status().as_u16()) {
-            Ok(s) if (200..300).contains(&s) => report.events += n,
-            Ok(s) => *report.failed.entry(s).or_default() += 1,
-            Err(_) => *report.failed.entry(0).or_default() += 1,
+        match status {
+            s if (200..300).contains(&s) => report.events += n,
+            s => *report.failed.entry(s).or_default() += 1,
         }
     }
     Ok(report)

@@ -111,7 +111,9 @@ enum Command {
         /// Write to this file; the extension gives the format.
         #[arg(long, group = "to_where")]
         out: Option<PathBuf>,
-        /// Send live to a collector's batch endpoint (http://…/v1/batch).
+        /// Send live: to a collector's batch endpoint (http://…/v1/batch), or to the JetStream
+        /// of scale-out mode (nats://host:4222), through this process's own collector stages
+        /// with the config's sites, ClickHouse (for the day's salts) and [broker] stream.
         #[arg(long, group = "to_where")]
         to: Option<String>,
         /// Live: events per second at most (0: as fast as answered).
@@ -356,12 +358,32 @@ fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
                 (None, Some(url)) => rt.block_on(async {
+                    // To JetStream: this process runs a collector's stages and publishes as
+                    // one would, with the config's sites, ClickHouse (salts) and [broker].
+                    let pipeline = if url.starts_with("nats://") {
+                        config.broker.url = url.clone();
+                        config.validate()?;
+                        let metrics = std::sync::Arc::new(pathlight_collector::metrics::Metrics::new());
+                        Some(pathlight_collector::pipeline::Pipeline::start(&config, metrics).await?)
+                    } else {
+                        None
+                    };
+                    let to = match &pipeline {
+                        Some((p, _)) => generate::Destination::Pipeline(p.clone()),
+                        None => generate::Destination::Collector(url),
+                    };
                     let opts = generate::SendOptions {
-                        url,
+                        to,
                         rate,
                         duration: Duration::from_secs(seconds),
                     };
                     let r = generate::send(visits, &site, &opts).await?;
+                    drop(opts);
+                    if let Some((p, task)) = pipeline {
+                        p.drain();
+                        drop(p);
+                        let _ = task.await;
+                    }
                     println!(
                         "{} events stored in {} batches; refused or unanswered batches by status: {:?}",
                         r.events, r.batches, r.failed

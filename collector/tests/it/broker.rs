@@ -5,7 +5,8 @@
 use crate::{TestServer, clickhouse_url};
 use pathlight_collector::broker::load::{LoadOptions, LoadReport, run};
 use pathlight_collector::config::Config;
-use pathlight_collector::loadgen;
+use pathlight_collector::pipeline::Pipeline;
+use pathlight_collector::{generate, loadgen};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,39 @@ async fn a_retried_batch_is_one_message_and_without_nats_the_answer_is_503() {
     send(&server, 1, 5).await;
     send(&server, 1, 5).await;
     assert_eq!(nats.pending(stream).await, 1);
+
+    // `pathlight gen --to nats://…`: generated traffic through this process's own stages,
+    // published as a collector would.
+    let mut config = Config::for_tests(clickhouse_url(), "it_publish");
+    scale_out(&mut config, &nats.url, stream);
+    let metrics = std::sync::Arc::new(pathlight_collector::metrics::Metrics::new());
+    let (pipeline, task) = Pipeline::start(&config, metrics).await.unwrap();
+    let opts = generate::GenOptions {
+        events: 300,
+        days: 0,
+        seed: 3,
+        base_url: "http://127.0.0.1:8080/demo/".into(),
+        end_ms: pathlight_collector::pipeline::now_ms(),
+    };
+    let report = generate::send(
+        generate::Generator::new(opts),
+        "test",
+        &generate::SendOptions {
+            to: generate::Destination::Pipeline(pipeline.clone()),
+            rate: 0,
+            duration: Duration::from_secs(60),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.events >= 300 && report.failed.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(nats.pending(stream).await, 1 + report.batches);
+    pipeline.drain();
+    drop(pipeline);
+    task.await.unwrap();
 
     nats.stop();
     let batch = crate::batch_now();

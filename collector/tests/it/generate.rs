@@ -101,7 +101,7 @@ async fn live_generated_traffic_arrives_as_many_visitors() {
         Generator::new(opts),
         "demo",
         &SendOptions {
-            url: server.url("/v1/batch"),
+            to: generate::Destination::Collector(server.url("/v1/batch")),
             rate: 0,
             duration: std::time::Duration::from_secs(60),
         },
