@@ -8,7 +8,10 @@
 #   scripts/clickhouse.sh install                   # only make sure the server is installed
 #
 # DIR defaults to .data/clickhouse (git-ignored); HTTP_PORT defaults to $PATHLIGHT_CLICKHOUSE_PORT or 8123.
-# The native TCP port is picked free by the script, since only the HTTP interface is used.
+# The native TCP port is picked free by the script, since only the HTTP interface is used,
+# unless PATHLIGHT_CLICKHOUSE_TCP_PORT names it (shards of a cluster reach each other there).
+# PATHLIGHT_CLICKHOUSE_CLUSTER=NAME=PORT,PORT,... writes a `remote_servers` cluster NAME with
+# one shard per native port on 127.0.0.1 (cluster mode's tests run two servers like that).
 # With PATHLIGHT_CLICKHOUSE_OWNER=PID the server stops by itself once that process exits
 # (test runs use it, so no server outlives the tests that started it); with
 # PATHLIGHT_CLICKHOUSE_CLEANUP=1 as well, DIR is then deleted.
@@ -36,6 +39,17 @@ ensure_installed() {
   }
 }
 
+remote_servers() {
+  local spec=${PATHLIGHT_CLICKHOUSE_CLUSTER:-}
+  [ -n "$spec" ] || return 0
+  local name=${spec%%=*} ports=${spec#*=} port
+  printf '  <remote_servers><%s>' "$name"
+  for port in ${ports//,/ }; do
+    printf '<shard><replica><host>127.0.0.1</host><port>%s</port></replica></shard>' "$port"
+  done
+  printf '</%s></remote_servers>\n' "$name"
+}
+
 write_config() {
   local http_port=$1 tcp_port=$2
   mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
@@ -57,6 +71,7 @@ write_config() {
   <max_concurrent_queries>200</max_concurrent_queries>
   <timezone>UTC</timezone>
   <mlock_executable>false</mlock_executable>
+$(remote_servers)
 </yandex>
 XML
   cat >"$dir/users.xml" <<XML
@@ -82,7 +97,7 @@ case "$cmd" in
     ensure_installed
     if pid=$(running_pid); then url; exit 0; fi
     http_port=${3:-${PATHLIGHT_CLICKHOUSE_PORT:-8123}}
-    write_config "$http_port" "$(free_port)"
+    write_config "$http_port" "${PATHLIGHT_CLICKHOUSE_TCP_PORT:-$(free_port)}"
     # Not --daemon: the server then stays in our process group, so Ctrl-C on `make demo` stops it too.
     nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
     echo $! >"$dir/pid"

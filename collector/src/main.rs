@@ -265,10 +265,13 @@ fn main() -> anyhow::Result<()> {
                 (None, None, Some(v)) => Subject::VisitorId(v),
                 _ => anyhow::bail!("give exactly one of --user-id, --session-id, --visitor-id"),
             };
-            let db = pathlight_collector::sinks::clickhouse::client(&config.clickhouse)
-                .with_database(&config.clickhouse.database)
-                .with_validation(false);
-            let n = erase(&db, &site, &who, std::time::Duration::from_secs(600)).await?;
+            let n = erase(
+                &config.clickhouse,
+                &site,
+                &who,
+                std::time::Duration::from_secs(600),
+            )
+            .await?;
             println!("erased {n} events of {who:?} on site {site}");
             Ok(())
         }),

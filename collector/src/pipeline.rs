@@ -194,14 +194,14 @@ impl Pipeline {
         if config.hash_secret.is_empty() {
             tracing::warn!("hash_secret is empty: anyone can forge live tokens; set one");
         }
-        let (hasher, salts) = crate::salts::hasher(&sink.bulk_writer(), today()).await?;
+        let (hasher, salts) = crate::salts::hasher(&sink.salts_db(), today()).await?;
         let pipeline = Arc::new(Pipeline {
             stages: Stages::new(config, hasher, metrics)?,
             salts: std::sync::RwLock::new(salts),
             // Slow live viewers miss events (they are told how many) rather than hold memory.
             live: tokio::sync::broadcast::channel(1024).0,
             stopping,
-            salts_db: sink.bulk_writer(),
+            salts_db: sink.salts_db(),
             sink,
             spool,
             publisher,

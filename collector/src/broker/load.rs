@@ -56,9 +56,7 @@ pub async fn run(
     let dialect = clickhouse::connect(&config.clickhouse, Duration::from_secs(30)).await?;
     let base = clickhouse::client(&config.clickhouse).with_validation(false);
     migrations::run(&base, &config.clickhouse, dialect).await?;
-    let db = clickhouse::client(&config.clickhouse)
-        .with_database(&config.clickhouse.database)
-        .with_validation(dialect.client_validation());
+    let db = clickhouse::writer(&config.clickhouse, dialect);
     let (js, stream) = cfg.connect("pathlight-load").await?;
     let consumer: PullConsumer = stream
         .get_or_create_consumer(

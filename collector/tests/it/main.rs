@@ -7,6 +7,7 @@
 mod api;
 mod bad_input;
 mod broker;
+mod cluster;
 mod durability;
 mod generate;
 mod hardening;
@@ -40,11 +41,18 @@ pub struct ClickHouseProcess {
     pub url: String,
     dir: PathBuf,
     port: u16,
+    /// `scripts/clickhouse.sh` settings (`PATHLIGHT_CLICKHOUSE_*`).
+    env: Vec<(String, String)>,
 }
 
 impl ClickHouseProcess {
     /// Starts a server named `name` on a free port.
     pub fn start(name: &str) -> ClickHouseProcess {
+        Self::start_with(name, Vec::new())
+    }
+
+    /// Like [`ClickHouseProcess::start`], with settings for `scripts/clickhouse.sh`.
+    pub fn start_with(name: &str, env: Vec<(String, String)>) -> ClickHouseProcess {
         let dir = std::env::temp_dir().join(format!(
             "pathlight-it-clickhouse-{name}-{}",
             std::process::id()
@@ -58,6 +66,7 @@ impl ClickHouseProcess {
             url: String::new(),
             dir,
             port,
+            env,
         };
         ch.url = ch.script("start");
         ch
@@ -79,6 +88,7 @@ impl ClickHouseProcess {
             .args([cmd, self.dir.to_str().unwrap(), &self.port.to_string()])
             .env("PATHLIGHT_CLICKHOUSE_OWNER", std::process::id().to_string())
             .env("PATHLIGHT_CLICKHOUSE_CLEANUP", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stderr(std::process::Stdio::inherit())
             .output()
             .expect("running scripts/clickhouse.sh");
@@ -91,6 +101,8 @@ impl ClickHouseProcess {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub db: clickhouse::Client,
+    /// The server's `[clickhouse]`.
+    pub clickhouse: pathlight_collector::sinks::clickhouse::ClickHouseConfig,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -130,6 +142,7 @@ impl TestServer {
         let mut config = Config::for_tests(url, &database);
         adjust(&mut config);
         config.validate().unwrap();
+        let clickhouse = config.clickhouse.clone();
         let tls = config.tls.enabled();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -144,6 +157,7 @@ impl TestServer {
         TestServer {
             addr,
             db: admin.with_database(&database),
+            clickhouse,
             stop: Some(stop),
             task: Some(task),
         }

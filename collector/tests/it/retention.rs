@@ -82,7 +82,8 @@ async fn erasing_a_user_deletes_their_events_only() {
     };
     assert_eq!((count("alice").await, count("bob").await), (5, 5));
     let wait = std::time::Duration::from_secs(60);
-    let erased = erase(&server.db, "test", &Subject::UserId("alice".into()), wait)
+    let cfg = server.clickhouse.clone();
+    let erased = erase(&cfg, "test", &Subject::UserId("alice".into()), wait)
         .await
         .unwrap();
     assert_eq!(erased, 5);
@@ -97,13 +98,13 @@ async fn erasing_a_user_deletes_their_events_only() {
     assert_eq!(summaries, ["session-of-bob"]);
     // Nothing left to erase; an empty id is refused rather than matching anonymous events.
     assert_eq!(
-        erase(&server.db, "test", &Subject::UserId("alice".into()), wait)
+        erase(&cfg, "test", &Subject::UserId("alice".into()), wait)
             .await
             .unwrap(),
         0
     );
     assert!(
-        erase(&server.db, "test", &Subject::SessionId(String::new()), wait)
+        erase(&cfg, "test", &Subject::SessionId(String::new()), wait)
             .await
             .is_err()
     );

@@ -38,6 +38,17 @@ pub struct ClickHouseConfig {
     /// no TTL: the collector drops monthly partitions once all their days are older (so up to
     /// a month more is kept). 0: forever.
     pub retention_days: u32,
+    /// Cluster mode: the cluster's name in the servers' `remote_servers` configuration (every
+    /// server lists every shard). Data tables are then created on each shard as `<name>_local`,
+    /// and `Distributed` tables with the usual names spread inserts over the shards by
+    /// session (a session's events stay on one shard) and gather queries from all of them.
+    /// Empty: one server.
+    pub cluster: String,
+    /// Cluster mode: the HTTP URL of one server of every shard, in any order. Migrations,
+    /// retention and erasure run on each (no ZooKeeper needed: no `ON CLUSTER`); the first
+    /// also keeps the visitor-id salts every collector shares. `url` may be any server of the
+    /// cluster.
+    pub shards: Vec<String>,
 }
 
 /// Backoff between insert attempts. Retryable failures are retried until they succeed, since
@@ -66,6 +77,8 @@ impl Default for ClickHouseConfig {
             insert_timeout_ms: 30_000,
             retry: RetryConfig::default(),
             retention_days: 400,
+            cluster: String::new(),
+            shards: Vec::new(),
         }
     }
 }
@@ -112,6 +125,27 @@ impl ClickHouseConfig {
                 self.database
             );
         }
+        if !self.cluster.is_empty() {
+            if !self
+                .cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                bail!("clickhouse.cluster must be letters, digits and _");
+            }
+            if self.shards.is_empty() {
+                bail!("clickhouse.cluster is set: list every shard's server in clickhouse.shards");
+            }
+            if let Some(bad) = self
+                .shards
+                .iter()
+                .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+            {
+                bail!("clickhouse.shards must be http:// or https:// URLs, not {bad:?}");
+            }
+        } else if !self.shards.is_empty() {
+            bail!("clickhouse.shards needs clickhouse.cluster, the cluster's name");
+        }
         if self.max_rows == 0 || self.max_bytes == 0 || self.queue_capacity == 0 {
             bail!("clickhouse.max_rows, max_bytes and queue_capacity must be > 0");
         }
@@ -124,6 +158,35 @@ impl ClickHouseConfig {
             bail!("clickhouse.retry: need 0 < initial_backoff_ms <= max_backoff_ms");
         }
         Ok(())
+    }
+
+    /// Whether the data is spread over shards.
+    pub fn clustered(&self) -> bool {
+        !self.cluster.is_empty()
+    }
+
+    /// The table holding a shard's part of `table`'s rows: `table` itself on one server.
+    pub fn local_table(&self, table: &str) -> String {
+        if self.clustered() {
+            format!("{table}_local")
+        } else {
+            table.to_owned()
+        }
+    }
+
+    /// The servers holding data, one per shard (on one server: that server): what
+    /// migrations, retention and erasure act on.
+    pub fn shard_configs(&self) -> Vec<ClickHouseConfig> {
+        if !self.clustered() {
+            return vec![self.clone()];
+        }
+        self.shards
+            .iter()
+            .map(|url| ClickHouseConfig {
+                url: url.clone(),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// [`Self::flush_interval_ms`] as a duration.

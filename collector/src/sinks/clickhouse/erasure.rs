@@ -9,6 +9,7 @@
 //! distinct-visitor states (sets of daily visitor-id hashes, which the deleted salts make
 //! unlinkable), nothing that names anyone.
 
+use super::ClickHouseConfig;
 use clickhouse::Client;
 use clickhouse::query::Query;
 use serde::Deserialize;
@@ -50,17 +51,29 @@ impl Subject {
 }
 
 /// Deletes the subject's events of `site`; returns how many rows there were. Waits for the
-/// mutation at most `wait`.
-pub async fn erase(db: &Client, site: &str, who: &Subject, wait: Duration) -> anyhow::Result<u64> {
+/// mutation at most `wait`. In cluster mode the delete runs on every shard's local tables
+/// (a `Distributed` table takes no mutation), and "done" means done on all of them.
+pub async fn erase(
+    cfg: &ClickHouseConfig,
+    site: &str,
+    who: &Subject,
+    wait: Duration,
+) -> anyhow::Result<u64> {
     if let Subject::UserId(v) | Subject::SessionId(v) = who {
         anyhow::ensure!(
             !v.is_empty(),
             "an empty id would match every anonymous event"
         );
     }
+    let connect = |c: &ClickHouseConfig| {
+        super::client(c)
+            .with_database(&cfg.database)
+            .with_validation(false)
+    };
+    let db = connect(cfg);
     let count = who
         .query(
-            db,
+            &db,
             "SELECT count() FROM events WHERE site_id = ? AND {column} = ?",
             site,
         )
@@ -71,42 +84,54 @@ pub async fn erase(db: &Client, site: &str, who: &Subject, wait: Duration) -> an
     }
     let sessions: Vec<String> = who
         .query(
-            db,
+            &db,
             "SELECT DISTINCT session_id FROM events WHERE site_id = ? AND {column} = ? AND session_id != ''",
             site,
         )
         .fetch_all()
         .await?;
-    if !sessions.is_empty() {
-        db.query("ALTER TABLE sessions DELETE WHERE site_id = ? AND has(?, session_id)")
-            .bind(site)
-            .bind(&sessions)
-            .execute()
-            .await?;
-    }
-    who.query(
-        db,
-        "ALTER TABLE events DELETE WHERE site_id = ? AND {column} = ?",
-        site,
-    )
-    .execute()
-    .await?;
-    let deadline = Instant::now() + wait;
-    loop {
-        let p = db
-            .query(
-                "SELECT count() AS pending FROM system.mutations \
-                 WHERE database = currentDatabase() AND table IN ('events', 'sessions') AND is_done = 0",
-            )
-            .fetch_one::<Pending>()
-            .await?;
-        if p.pending == 0 {
-            return Ok(count);
+    let (events, summaries) = (cfg.local_table("events"), cfg.local_table("sessions"));
+    let shards: Vec<Client> = cfg.shard_configs().iter().map(connect).collect();
+    for shard in &shards {
+        if !sessions.is_empty() {
+            shard
+                .query(&format!(
+                    "ALTER TABLE {summaries} DELETE WHERE site_id = ? AND has(?, session_id)"
+                ))
+                .bind(site)
+                .bind(&sessions)
+                .execute()
+                .await?;
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the delete is still running after {wait:?}; it will finish in the background"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        who.query(
+            shard,
+            &format!("ALTER TABLE {events} DELETE WHERE site_id = ? AND {{column}} = ?"),
+            site,
+        )
+        .execute()
+        .await?;
     }
+    let deadline = Instant::now() + wait;
+    for shard in &shards {
+        loop {
+            let p = shard
+                .query(
+                    "SELECT count() AS pending FROM system.mutations \
+                     WHERE database = currentDatabase() AND table IN (?, ?) AND is_done = 0",
+                )
+                .bind(&events)
+                .bind(&summaries)
+                .fetch_one::<Pending>()
+                .await?;
+            if p.pending == 0 {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the delete is still running after {wait:?}; it will finish in the background"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(count)
 }

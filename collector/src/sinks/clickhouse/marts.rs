@@ -213,9 +213,18 @@ pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
                 group,
             } = m;
             let group = group.unwrap_or(key);
-            // The view's SELECT reads the inserted block as `events`; the fill reads the table
+            // Cluster mode: each shard's view fills its own part of the mart from its own part
+            // of the events (`migrations::distributed` puts the usual names over them).
+            let name = cfg.local_table(name);
+            let events = cfg.local_table("events");
+            let select = select.replacen("FROM events WHERE", &format!("FROM {events} WHERE"), 1);
+            // The view's SELECT reads the inserted block; the fill reads the table
             // deduplicated, and only into an empty mart.
-            let fill = select.replacen("FROM events WHERE", "FROM events FINAL WHERE", 1);
+            let fill = select.replacen(
+                &format!("FROM {events} WHERE"),
+                &format!("FROM {events} FINAL WHERE"),
+                1,
+            );
             [
                 format!(
                     "CREATE TABLE IF NOT EXISTS {name} ({columns}) ENGINE = {engine} \

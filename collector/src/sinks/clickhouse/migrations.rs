@@ -119,8 +119,9 @@ pub fn migrations(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<Migration> {
     //   Retries carry the same id, site, kind, path and (client-corrected) day, so they share
     //   the key; see DESIGN.md for the one edge (a retry straddling midnight).
     // PARTITION BY month: few partitions, and retention drops whole months cheaply.
+    let table = cfg.local_table("events");
     let events = format!(
-        "CREATE TABLE IF NOT EXISTS events (
+        "CREATE TABLE IF NOT EXISTS {table} (
     site_id {s},
     event_id UUID,
     event_type Enum8('pageview' = 1, 'click' = 2, 'scroll' = 3, 'engagement' = 4, 'custom' = 5),
@@ -185,10 +186,9 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
     // such a block at insert (non-replicated block deduplication, 21.x) instead of leaving
     // the copy for ReplacingMergeTree to collapse at merge.
     let dedup = if dialect.insert_dedup() {
-        vec![
-            "ALTER TABLE events MODIFY SETTING non_replicated_deduplication_window = 1000"
-                .to_owned(),
-        ]
+        vec![format!(
+            "ALTER TABLE {table} MODIFY SETTING non_replicated_deduplication_window = 1000"
+        )]
     } else {
         Vec::new()
     };
@@ -218,15 +218,60 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "marts: heatmap bins, daily pages and elements, sessions",
             statements: marts::statements(dialect, cfg),
         },
+        Migration {
+            version: 5,
+            name: "distributed tables (cluster mode)",
+            statements: distributed(cfg),
+        },
     ]
+}
+
+/// Cluster mode: on every server, a `Distributed` table under each data table's usual name
+/// over the shards' `<name>_local` tables, so queries and inserts name `events` and the marts
+/// wherever they run. Inserts into `events` go to the shard of `sipHash64(session_id)`: a
+/// session's events share a shard, so per-session work (funnels, paths, FINAL's collapsing of
+/// a retried event) happens inside one shard. The marts' views fill each shard's local mart
+/// from its local events; their `Distributed` tables only read.
+fn distributed(cfg: &ClickHouseConfig) -> Vec<String> {
+    if !cfg.clustered() {
+        return Vec::new();
+    }
+    let (cluster, db) = (&cfg.cluster, &cfg.database);
+    std::iter::once(("events", ", sipHash64(session_id)"))
+        .chain(marts::NAMES.iter().map(|m| (*m, "")))
+        .map(|(t, key)| {
+            format!(
+                "CREATE TABLE IF NOT EXISTS {t} AS {t}_local \
+                 ENGINE = Distributed({cluster}, {db}, {t}_local{key})"
+            )
+        })
+        .collect()
 }
 
 /// The `device` column's type, shared by `events` and the marts that keep it.
 pub const DEVICE: &str =
     "Enum8('unknown' = 0, 'desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'bot' = 4)";
 
-/// Creates the database if needed, then applies pending migrations. Returns the versions applied.
+/// Creates the database if needed, then applies pending migrations, on the one server or on
+/// every shard. Returns the versions applied (on the last shard).
 pub async fn run(
+    base: &Client,
+    cfg: &ClickHouseConfig,
+    dialect: Dialect,
+) -> anyhow::Result<Vec<u32>> {
+    if !cfg.clustered() {
+        return run_on(base, cfg, dialect).await;
+    }
+    let mut applied = Vec::new();
+    for shard in cfg.shard_configs() {
+        applied = run_on(&super::client(&shard).with_validation(false), cfg, dialect)
+            .await
+            .with_context(|| format!("migrating the shard at {}", shard.url))?;
+    }
+    Ok(applied)
+}
+
+async fn run_on(
     base: &Client,
     cfg: &ClickHouseConfig,
     dialect: Dialect,

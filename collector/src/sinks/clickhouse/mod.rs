@@ -16,5 +16,5 @@ pub use config::{ClickHouseConfig, RetryConfig};
 pub use migrations::Dialect;
 pub use row::EventRow;
 pub use sink::{
-    ClickHouseSink, Pending, Stopped, client, connect, insert_retrying, insert_row_binary,
+    ClickHouseSink, Pending, Stopped, client, connect, insert_retrying, insert_row_binary, writer,
 };

@@ -41,13 +41,19 @@ pub fn expired(partitions: &[String], retention_days: u32, today: i64) -> Vec<St
         .collect()
 }
 
-/// Drops the expired partitions of `events` and the marts now; returns the events' ones.
+/// Drops the expired partitions of `events` and the marts now, on the server of `client`;
+/// returns the events' ones.
 pub async fn enforce(
     client: &Client,
     cfg: &ClickHouseConfig,
     today: i64,
 ) -> clickhouse::error::Result<Vec<String>> {
-    let tables: Vec<&str> = std::iter::once("events").chain(marts::NAMES).collect();
+    // Cluster mode: each shard's own tables (the Distributed ones hold no parts).
+    let events = cfg.local_table("events");
+    let tables: Vec<String> = std::iter::once("events")
+        .chain(marts::NAMES)
+        .map(|t| cfg.local_table(t))
+        .collect();
     let present: Vec<Partition> = client
         .query("SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND has(?, table) AND active")
         .bind(&cfg.database)
@@ -55,10 +61,10 @@ pub async fn enforce(
         .fetch_all()
         .await?;
     let mut dropped = Vec::new();
-    for table in tables {
+    for table in &tables {
         let present: Vec<String> = present
             .iter()
-            .filter(|p| p.table == table)
+            .filter(|p| &p.table == table)
             .map(|p| p.partition.clone())
             .collect();
         for p in expired(&present, cfg.retention_days, today) {
@@ -69,7 +75,7 @@ pub async fn enforce(
                 .execute()
                 .await?;
             tracing::info!(table, partition = %p, retention_days = cfg.retention_days, "dropped expired partition");
-            if table == "events" {
+            if *table == events {
                 dropped.push(p);
             }
         }

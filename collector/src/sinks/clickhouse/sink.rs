@@ -37,6 +37,7 @@ pub struct ClickHouseSink {
     metrics: Arc<Metrics>,
     drain: watch::Sender<bool>,
     bulk: Client,
+    salts: Client,
 }
 
 /// A queued write, resolved when its rows are in ClickHouse.
@@ -63,6 +64,21 @@ pub fn client(cfg: &ClickHouseConfig) -> Client {
         .with_url(&cfg.url)
         .with_user(&cfg.user)
         .with_password(&cfg.password)
+}
+
+/// A client for inserting rows and reading them back, database selected. In cluster mode an
+/// insert into the `Distributed` table returns only once every shard has written its part
+/// (`insert_distributed_sync`): otherwise the server would queue it on its own disk and
+/// answer at once, and "acknowledged" would mean "on one server's queue".
+pub fn writer(cfg: &ClickHouseConfig, dialect: Dialect) -> Client {
+    let c = client(cfg)
+        .with_database(&cfg.database)
+        .with_validation(dialect.client_validation());
+    if cfg.clustered() {
+        c.with_setting("insert_distributed_sync", "1")
+    } else {
+        c
+    }
 }
 
 /// Asks the server its version. Retries for a while, since the collector often starts
@@ -97,11 +113,10 @@ impl ClickHouseSink {
         let dialect = connect(cfg, Duration::from_secs(30)).await?;
         let base = client(cfg).with_validation(false);
         migrations::run(&base, cfg, dialect).await?;
-        let bulk = client(cfg)
-            .with_database(&cfg.database)
-            .with_validation(dialect.client_validation());
+        let bulk = writer(cfg, dialect);
         let mut writer = bulk.clone();
-        if dialect.async_insert() {
+        // Not into a Distributed table: it forwards each insert to the shards as it came.
+        if dialect.async_insert() && !cfg.clustered() {
             // Many collectors' inserts become one part; `wait` keeps the ack meaning "written".
             writer = writer
                 .with_setting("async_insert", "1")
@@ -109,12 +124,14 @@ impl ClickHouseSink {
         }
         tracing::info!(version = ?dialect.version, database = %cfg.database, "ClickHouse ready");
         if !dialect.ttl() && cfg.retention_days > 0 {
-            super::retention::spawn(
-                client(cfg)
-                    .with_database(&cfg.database)
-                    .with_validation(false),
-                cfg.clone(),
-            );
+            for shard in cfg.shard_configs() {
+                super::retention::spawn(
+                    client(&shard)
+                        .with_database(&cfg.database)
+                        .with_validation(false),
+                    cfg.clone(),
+                );
+            }
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(cfg.queue_capacity));
@@ -138,6 +155,9 @@ impl ClickHouseSink {
             metrics,
             drain,
             bulk,
+            salts: client(&cfg.shard_configs()[0])
+                .with_database(&cfg.database)
+                .with_validation(dialect.client_validation()),
         };
         Ok((sink, task))
     }
@@ -147,6 +167,13 @@ impl ClickHouseSink {
     /// are deduplicated by the server where it can (migration 2).
     pub fn bulk_writer(&self) -> Client {
         self.bulk.clone()
+    }
+
+    /// Where the visitor-id salts live, shared by every collector: this server, or in
+    /// cluster mode the first shard's (a salt is one row a day, and deleting a day's is a
+    /// mutation, which a Distributed table cannot take).
+    pub fn salts_db(&self) -> Client {
+        self.salts.clone()
     }
 
     /// The server's dialect, detected at start.
