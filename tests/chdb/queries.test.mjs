@@ -5,25 +5,43 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Session } from "chdb";
 import { bin } from "../lib/stack.mjs";
 
-const run = (args) => execFileSync(bin, args, { env: { PATH: process.env.PATH }, encoding: "utf8" });
+const run = (args, env = {}) => execFileSync(bin, args, { env: { PATH: process.env.PATH, ...env }, encoding: "utf8" });
 const split = (text) =>
   text.split(/;\n/).map((s) => s.trim()).filter((s) => s.replace(/^--.*$/gm, "").trim())
     .map((s) => ({ name: (s.match(/^-- (.*)$/m) || [, "migration"])[1], sql: s.replace(/^--.*$/gm, "").trim() }));
 
-test("every analytics query runs on current ClickHouse and gives the known figures", () => {
+// Cluster mode (`[clickhouse] cluster`): the same queries over `Distributed` tables, on a
+// cluster of one shard that is this embedded server itself (`is_local`), so the known figures
+// hold. Two 18.16 servers as two shards answer the query API in collector/tests/it/cluster.rs.
+const CLUSTER = {
+  env: { PATHLIGHT_CLICKHOUSE__CLUSTER: "pathlight", PATHLIGHT_CLICKHOUSE__SHARDS: '["http://127.0.0.1:8123"]' },
+  config: `<clickhouse><tcp_port>9000</tcp_port><remote_servers><pathlight><shard><replica>
+    <host>localhost</host><port>9000</port></replica></shard></pathlight></remote_servers></clickhouse>`,
+};
+
+for (const mode of ["one server", "cluster"]) test(`every analytics query runs on current ClickHouse (${mode}) and gives the known figures`, () => {
   const dir = mkdtempSync(join(tmpdir(), "pathlight-chdb-q-"));
-  const session = new Session(dir);
+  const clustered = mode === "cluster";
+  if (clustered) writeFileSync(join(dir, "cluster.xml"), CLUSTER.config);
+  const session = new Session(join(dir, "data"), clustered ? { connectionArgs: [`--config-file=${join(dir, "cluster.xml")}`] } : {});
   const rows = (sql) => session.query(sql, "JSONEachRow").split("\n").filter(Boolean).map((l) => JSON.parse(l));
   try {
     session.query("CREATE DATABASE IF NOT EXISTS pathlight");
     session.query("USE pathlight");
-    for (const { sql } of split(run(["migrate", "--print", "modern"]))) session.query(sql);
+    for (const { sql } of split(run(["migrate", "--print", "modern"], clustered ? CLUSTER.env : {}))) session.query(sql);
+    if (clustered) {
+      const engines = Object.fromEntries(rows("SELECT name, engine FROM system.tables WHERE database = 'pathlight'").map((r) => [r.name, r.engine]));
+      assert.equal(engines.events, "Distributed");
+      assert.equal(engines.events_local, "ReplacingMergeTree");
+      assert.equal(engines.sessions, "Distributed");
+      assert.equal(engines.sessions_local, "AggregatingMergeTree");
+    }
 
     const cols = "site_id, event_id, event_type, timestamp, timestamp_ms, session_id, visitor_id, path, x, y, document_w, viewport_w, selector, element_id, rel_x, rel_y, scroll_depth, device, browser, referrer_host";
     const day = "2026-11-10";
@@ -45,9 +63,11 @@ test("every analytics query runs on current ClickHouse and gives the known figur
       ev("scroll", 2, "s2", 2, { scroll_depth: 40, device: "mobile" }),
       ev("pageview", 0, "s3", 1),
     ];
-    session.query(`INSERT INTO events (${cols}) VALUES ${values.join(", ")}`);
+    // insert_distributed_sync: in cluster mode the insert returns once the shards have the
+    // rows, as the collector's writer asks for (a no-op on one server).
+    session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${values.join(", ")}`);
     // The same click again (a retried beacon): FINAL must hide it.
-    session.query(`INSERT INTO events (${cols}) VALUES ${values[1]}`);
+    session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
     assert.equal(queries.length, 42, queries.map((q) => q.name).join(", "));
