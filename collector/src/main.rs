@@ -45,6 +45,9 @@ enum Command {
         /// Crash tests: exit right after this many inserts, before acking their messages.
         #[arg(long, hide = true)]
         exit_after_inserts: Option<u64>,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Create or upgrade the ClickHouse schema, then exit.
     Migrate {
@@ -217,14 +220,20 @@ fn main() -> anyhow::Result<()> {
         Command::Load {
             owner_pid,
             exit_after_inserts,
+            metrics_listen,
         } => {
             exit_when_gone(owner_pid);
-            let opts = pathlight_collector::broker::load::LoadOptions { exit_after_inserts };
-            let r = rt.block_on(pathlight_collector::broker::load::run(
-                &config,
-                opts,
-                shutdown_signal(),
-            ))?;
+            let r = rt.block_on(async {
+                let metrics = match metrics_listen {
+                    Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+                    None => None,
+                };
+                let opts = pathlight_collector::broker::load::LoadOptions {
+                    exit_after_inserts,
+                    metrics,
+                };
+                pathlight_collector::broker::load::run(&config, opts, shutdown_signal()).await
+            })?;
             println!(
                 "{} messages loaded: {} rows in {} inserts; {} redelivered rows were already stored; {} messages moved to {}.dead",
                 r.messages, r.rows, r.inserts, r.already_stored, r.dead, config.broker.subject

@@ -16,6 +16,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -35,17 +36,20 @@ pub struct LoadReport {
 }
 
 /// Options of a loader beyond the configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct LoadOptions {
     /// For crash tests: after this many inserts, the process exits at once, between an insert
     /// and its acks — the worst moment for a loader to die.
     pub exit_after_inserts: Option<u64>,
+    /// Serve `GET /metrics` here: rows written, insert latency and failures by decision, and
+    /// messages refused (`events_rejected_total{reason="storage_rejected"}`).
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Loads until `shutdown` resolves, then finishes the batch in hand and returns.
 pub async fn run(
     config: &Config,
-    opts: LoadOptions,
+    mut opts: LoadOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<LoadReport> {
     let cfg = &config.broker;
@@ -76,12 +80,17 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!(e))
         .with_context(|| format!("creating or binding consumer {}", cfg.consumer))?;
     let (stop, stopping) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new());
+    let server = opts
+        .metrics
+        .take()
+        .map(|l| tokio::spawn(serve_metrics(l, metrics.clone())));
     let loader = Loader {
         js,
         db,
         ch: config.clickhouse.clone(),
         cfg: cfg.clone(),
-        metrics: Metrics::new(),
+        metrics,
         stopping,
         opts,
         report: LoadReport::default(),
@@ -89,12 +98,53 @@ pub async fn run(
     let work = loader.run(consumer);
     tokio::pin!(work);
     tokio::pin!(shutdown);
-    tokio::select! {
-        r = &mut work => return r,
-        () = &mut shutdown => {}
+    let report = tokio::select! {
+        r = &mut work => r,
+        () = &mut shutdown => {
+            stop.send_replace(true);
+            work.await
+        }
+    };
+    if let Some(server) = server {
+        server.abort();
     }
-    stop.send_replace(true);
-    work.await
+    report
+}
+
+/// Answers `GET /metrics` on `listener` for as long as the loader runs.
+async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    use http_body_util::Full;
+    use hyper::{Request, Response, StatusCode, body::Incoming};
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: wait rather than spin.
+                tracing::warn!(error = %e, "accepting a metrics connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let resp = if req.uri().path() == "/metrics" {
+                    Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                        .body(Full::new(Bytes::from(metrics.encode())))
+                } else {
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Full::new(Bytes::new()))
+                };
+                async move { resp }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
 }
 
 struct Loader {
@@ -102,7 +152,7 @@ struct Loader {
     db: ::clickhouse::Client,
     ch: ClickHouseConfig,
     cfg: BrokerConfig,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     stopping: watch::Receiver<bool>,
     opts: LoadOptions,
     report: LoadReport,

@@ -130,13 +130,20 @@ async fn two_loaders_and_one_dying_between_insert_and_ack_store_every_event_once
 
     // Two loaders share the rest, and the dead one's messages once `ack_wait` has passed.
     let mut loaders = Vec::new();
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
+    let mut metrics = Some(metrics);
     for _ in 0..2 {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = config.clone();
+        let opts = LoadOptions {
+            metrics: metrics.take(),
+            ..LoadOptions::default()
+        };
         let task = tokio::spawn(async move {
             let mut config = config;
             config.broker.batch_messages = 10;
-            run(&config, LoadOptions::default(), async {
+            run(&config, opts, async {
                 let _ = stopped.await;
             })
             .await
@@ -152,11 +159,25 @@ async fn two_loaders_and_one_dying_between_insert_and_ack_store_every_event_once
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The first loader's metrics count what it wrote.
+    let text = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let written: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pathlight_sink_rows_written_total "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .parse()
+        .unwrap();
     let mut reports: Vec<LoadReport> = Vec::new();
     for (stop, task) in loaders {
         let _ = stop.send(());
         reports.push(task.await.unwrap());
     }
+    assert_eq!(written, reports[0].rows, "{text}");
     let sum = |f: fn(&LoadReport) -> u64| reports.iter().map(f).sum::<u64>();
     assert!(
         reports.iter().all(|r| r.messages > 0),
