@@ -23,10 +23,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${2:-$root/.data/clickhouse}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/server-lib.sh
+. "$root/scripts/server-lib.sh"
 
 ensure_installed() {
   command -v clickhouse-server >/dev/null 2>&1 && return 0
@@ -84,12 +82,6 @@ XML
   echo "$http_port" >"$dir/http_port"
 }
 
-running_pid() {
-  [ -f "$dir/pid" ] || return 1
-  local pid; pid=$(cat "$dir/pid")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
-
 url() { echo "http://127.0.0.1:$(cat "$dir/http_port")"; }
 
 case "$cmd" in
@@ -122,14 +114,7 @@ case "$cmd" in
     tail -n 20 "$dir/log/error.log" "$dir/log/stdout.log" >&2 2>/dev/null || true
     exit 1
     ;;
-  stop)
-    if pid=$(running_pid); then
-      kill "$pid"
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/pid"
-    ;;
+  stop) stop_server ;;
   kill)
     if pid=$(running_pid); then
       kill -9 "$pid"

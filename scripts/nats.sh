@@ -18,6 +18,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${2:-$root/.data/nats}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# shellcheck source=scripts/server-lib.sh
+. "$root/scripts/server-lib.sh"
 
 ensure_installed() {
   command -v nats-server >/dev/null 2>&1 && return 0
@@ -28,12 +30,6 @@ ensure_installed() {
   command -v nats-server >/dev/null 2>&1 || { echo "could not install nats-server" >&2; exit 1; }
 }
 
-running_pid() {
-  [ -f "$dir/pid" ] || return 1
-  local pid; pid=$(cat "$dir/pid")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
-
 url() { echo "nats://127.0.0.1:$(cat "$dir/port")"; }
 
 case "$cmd" in
@@ -41,7 +37,7 @@ case "$cmd" in
     ensure_installed
     if running_pid >/dev/null; then url; exit 0; fi
     port=${3:-${PATHLIGHT_NATS_PORT:-4222}}
-    monitor=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    monitor=$(free_port)
     echo "$port" >"$dir/port"
     # Not daemonized: it stays in our process group, so Ctrl-C on `make demo` stops it too.
     nohup nats-server -js -sd "$dir/store" -a 127.0.0.1 -p "$port" -m "$monitor" \
@@ -64,14 +60,7 @@ case "$cmd" in
     tail -n 20 "$dir/server.log" >&2 2>/dev/null || true
     exit 1
     ;;
-  stop)
-    if pid=$(running_pid); then
-      kill "$pid"
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/pid"
-    ;;
+  stop) stop_server ;;
   url) url ;;
   install) ensure_installed ;;
   *) echo "usage: $0 start|stop|url|install [DIR] [PORT]" >&2; exit 2 ;;

@@ -31,19 +31,6 @@ async fn import_sample(config: &Config) {
     sink.await.unwrap();
 }
 
-async fn api(server: &TestServer, q: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .get(server.url(&format!("/api/v1/{q}")))
-        .bearer_auth("test-token")
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    assert_eq!(status, 200, "{q}: {body}");
-    body
-}
-
 /// An answer without what legitimately differs between two deployments: visitor ids are
 /// keyed hashes under each deployment's own random daily salt (the same visitors, counted
 /// alike, under other ids), and a session's top actions are `topK`, whose ties are broken by
@@ -149,12 +136,12 @@ async fn two_shards_answer_the_query_api_as_one_server_does() {
         format!("anomalies?{range}"),
     ];
     for q in &queries {
-        let (mut a, mut b) = (api(&one, q).await, api(&two, q).await);
+        let (mut a, mut b) = (one.api(q).await, two.api(q).await);
         comparable(&mut a);
         comparable(&mut b);
         assert_eq!(a, b, "{q}");
     }
-    let stats = api(&two, &format!("stats?{range}")).await;
+    let stats = two.api(&format!("stats?{range}")).await;
     assert!(stats["pageviews"].as_u64().unwrap() > 100, "{stats}");
 
     // Erasure deletes on every shard.

@@ -186,6 +186,20 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The JSON answer to `GET /api/v1/{q}` with the test site's token; panics unless 200.
+    pub async fn api(&self, q: &str) -> serde_json::Value {
+        let resp = reqwest::Client::new()
+            .get(self.url(&format!("/api/v1/{q}")))
+            .bearer_auth("test-token")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(status, 200, "{q}: {body}");
+        body
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         reqwest::get(self.url("/metrics"))

@@ -80,19 +80,6 @@ async fn post(
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
 }
 
-async fn get(server: &TestServer, q: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .get(server.url(&format!("/api/v1/{q}")))
-        .bearer_auth("test-token")
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    assert_eq!(status, 200, "{q}: {body}");
-    body
-}
-
 /// Four sessions of known shape, and a bot.
 async fn send_known_sessions(server: &TestServer) -> i64 {
     let now = now_ms();
@@ -171,7 +158,7 @@ async fn session_summaries_have_the_known_answers() {
     let server = TestServer::start("sessions_mart").await;
     let now = send_known_sessions(&server).await;
 
-    let list = get(&server, "sessions?site=test").await;
+    let list = server.api("sessions?site=test").await;
     let ids: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -251,7 +238,8 @@ async fn session_summaries_have_the_known_answers() {
     let only = |q: &str| {
         let (server, q) = (&server, q.to_owned());
         async move {
-            get(server, &q)
+            server
+                .api(&q)
                 .await
                 .as_array()
                 .unwrap()
@@ -277,8 +265,8 @@ async fn session_summaries_have_the_known_answers() {
     );
 
     // The stats' session figures come from the mart, and agree with the raw events.
-    let from_mart = get(&server, "stats?site=test").await;
-    let exact = get(&server, "stats?site=test&exact=true").await;
+    let from_mart = server.api("stats?site=test").await;
+    let exact = server.api("stats?site=test&exact=true").await;
     for k in [
         "sessions",
         "avg_session_secs",
@@ -343,8 +331,8 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
         async move {
             let mut answers = Vec::new();
             for q in queries {
-                let mart = get(server, q).await;
-                let exact = get(server, &format!("{q}&exact=true")).await;
+                let mart = server.api(q).await;
+                let exact = server.api(&format!("{q}&exact=true")).await;
                 assert_eq!(mart, exact, "{q}");
                 answers.push(mart);
             }
