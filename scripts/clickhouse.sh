@@ -93,18 +93,7 @@ case "$cmd" in
     # Not --daemon: the server then stays in our process group, so Ctrl-C on `make demo` stops it too.
     nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
     echo $! >"$dir/pid"
-    # One watchdog per directory; it stops whichever server runs there when the owner is
-    # gone, so a test may kill and restart the server without losing its data.
-    if [ -n "${PATHLIGHT_CLICKHOUSE_OWNER:-}" ] &&
-      ! { [ -f "$dir/watchdog" ] && kill -0 "$(cat "$dir/watchdog")" 2>/dev/null; }; then
-      owner=$PATHLIGHT_CLICKHOUSE_OWNER
-      cleanup=":"
-      [ "${PATHLIGHT_CLICKHOUSE_CLEANUP:-}" = 1 ] && cleanup="rm -rf '$dir'"
-      nohup setsid bash -c "while kill -0 $owner; do sleep 1; done
-        if p=\$(cat '$dir/pid'); then kill \$p; while kill -0 \$p; do sleep 0.2; done; fi
-        $cleanup" >/dev/null 2>&1 &
-      echo $! >"$dir/watchdog"
-    fi
+    watch_owner "${PATHLIGHT_CLICKHOUSE_OWNER:-}" "${PATHLIGHT_CLICKHOUSE_CLEANUP:-}"
     for _ in $(seq 1 300); do
       if curl -fsS "$(url)/ping" >/dev/null 2>&1; then url; exit 0; fi
       kill -0 "$(cat "$dir/pid")" 2>/dev/null || break

@@ -43,14 +43,7 @@ case "$cmd" in
     nohup nats-server -js -sd "$dir/store" -a 127.0.0.1 -p "$port" -m "$monitor" \
       -l "$dir/server.log" >/dev/null 2>&1 &
     echo $! >"$dir/pid"
-    if [ -n "${PATHLIGHT_NATS_OWNER:-}" ]; then
-      owner=$PATHLIGHT_NATS_OWNER pid=$!
-      cleanup=":"
-      [ "${PATHLIGHT_NATS_CLEANUP:-}" = 1 ] && cleanup="rm -rf '$dir'"
-      nohup setsid bash -c "while kill -0 $owner; do sleep 1; done
-        kill $pid; while kill -0 $pid; do sleep 0.2; done
-        $cleanup" >/dev/null 2>&1 &
-    fi
+    watch_owner "${PATHLIGHT_NATS_OWNER:-}" "${PATHLIGHT_NATS_CLEANUP:-}"
     for _ in $(seq 1 100); do
       if curl -fsS "http://127.0.0.1:$monitor/healthz" >/dev/null 2>&1; then url; exit 0; fi
       kill -0 "$(cat "$dir/pid")" 2>/dev/null || break

@@ -22,3 +22,17 @@ stop_server() {
   fi
   rm -f "$dir/pid"
 }
+
+# With OWNER (a pid) set: once that process is gone, stop whichever server then runs in $dir
+# and, with CLEANUP = 1, delete $dir. One watchdog per directory, so a test may kill and
+# restart the server without losing its data.
+watch_owner() {
+  local owner=$1 cleanup=":"
+  [ -n "$owner" ] || return 0
+  [ -f "$dir/watchdog" ] && kill -0 "$(cat "$dir/watchdog")" 2>/dev/null && return 0
+  [ "${2:-}" = 1 ] && cleanup="rm -rf '$dir'"
+  nohup setsid bash -c "while kill -0 $owner; do sleep 1; done
+    if p=\$(cat '$dir/pid'); then kill \$p; while kill -0 \$p; do sleep 0.2; done; fi
+    $cleanup" >/dev/null 2>&1 &
+  echo $! >"$dir/watchdog"
+}
