@@ -471,23 +471,15 @@ pub async fn ship(
         let data = Bytes::from(data);
         let mut body: Vec<Bytes> = payloads.into_iter().map(|r| data.slice(r)).collect();
         if segment.left_over {
-            let unstored = loop {
-                match not_stored(&client, &body).await {
-                    Ok(found) => break found,
-                    // The segment stays on disk for the next start.
-                    Err(_) if *stopping.borrow() => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot check a replayed segment against ClickHouse yet");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
+            let give_up = || *stopping.borrow();
+            // Given up: the segment stays on disk for the next start.
+            let Some(stored) =
+                drop_stored(&client, &mut body, &mut rows, give_up, || async {}).await
+            else {
+                return;
             };
-            if let Some((unstored, n)) = unstored {
-                if n < rows {
-                    tracing::info!(path = ?segment.path, stored = rows - n, "rows of a replayed segment were already in ClickHouse");
-                }
-                body = vec![unstored];
-                rows = n;
+            if stored > 0 {
+                tracing::info!(path = ?segment.path, stored, "rows of a replayed segment were already in ClickHouse");
             }
         }
         if rows == 0 {
@@ -523,9 +515,45 @@ pub async fn ship(
     }
 }
 
+/// Takes out of `body` (`rows` rows) the rows whose event ids ClickHouse already has — rows
+/// that may have been inserted before, by a run that died before it could record so (a left
+/// spool segment, a loader's unacked message) — and returns how many. While ClickHouse cannot
+/// answer, asks again every second, calling `waiting` each time; `None` once `give_up()` is
+/// true after a failure.
+pub(crate) async fn drop_stored<W>(
+    client: &Client,
+    body: &mut Vec<Bytes>,
+    rows: &mut u64,
+    give_up: impl Fn() -> bool,
+    mut waiting: impl FnMut() -> W,
+) -> Option<u64>
+where
+    // A plain closure returning a future, not `AsyncFnMut`: callers' futures must stay `Send`.
+    W: std::future::Future<Output = ()>,
+{
+    let unstored = loop {
+        match not_stored(client, body).await {
+            Ok(found) => break found,
+            Err(_) if give_up() => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check rows against ClickHouse yet");
+                waiting().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let Some((unstored, n)) = unstored else {
+        return Some(0);
+    };
+    let stored = *rows - n;
+    *body = vec![unstored];
+    *rows = n;
+    Some(stored)
+}
+
 /// The rows of `body` whose event ids ClickHouse does not have, re-encoded, and their count;
 /// none if `body` is not whole rows (it passed its checksum, so it is sent as it is).
-pub(crate) async fn not_stored(
+async fn not_stored(
     client: &Client,
     body: &[Bytes],
 ) -> clickhouse::error::Result<Option<(Bytes, u64)>> {

@@ -235,22 +235,15 @@ impl Loader {
             .iter()
             .any(|(m, _)| m.info().map_or(true, |i| i.delivered > 1));
         if redelivered {
-            let unstored = loop {
-                match crate::spool::not_stored(&self.db, &body).await {
-                    Ok(found) => break found,
-                    Err(_) if *self.stopping.borrow() => return false,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot check redelivered rows against ClickHouse yet");
-                        self.progress(&messages).await;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
+            let give_up = || *self.stopping.borrow();
+            // Still ours while ClickHouse is away: keep JetStream from handing them on.
+            let waiting = || self.progress(&messages);
+            let dropped =
+                crate::spool::drop_stored(&self.db, &mut body, &mut rows, give_up, waiting).await;
+            let Some(stored) = dropped else {
+                return false;
             };
-            if let Some((unstored, n)) = unstored {
-                self.report.already_stored += rows - n;
-                body = vec![unstored];
-                rows = n;
-            }
+            self.report.already_stored += stored;
         }
         if rows > 0 {
             let result = {
