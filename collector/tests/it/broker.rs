@@ -2,7 +2,7 @@
 //! this process and as `pathlight load` processes) insert, and a loader that dies between its
 //! insert and its acks costs no event and duplicates none.
 
-use crate::{TestServer, clickhouse_url};
+use crate::{TestServer, clickhouse_url, server_script};
 use pathlight_collector::broker::load::{LoadOptions, LoadReport, run};
 use pathlight_collector::config::Config;
 use pathlight_collector::pipeline::Pipeline;
@@ -26,12 +26,16 @@ impl NatsProcess {
             .local_addr()
             .unwrap()
             .port();
-        let url = script(&["start", dir.to_str().unwrap(), &port.to_string()]);
+        let url = server_script(
+            "nats",
+            &["start", dir.to_str().unwrap(), &port.to_string()],
+            &[],
+        );
         NatsProcess { url, dir }
     }
 
     fn stop(&self) {
-        script(&["stop", self.dir.to_str().unwrap()]);
+        server_script("nats", &["stop", self.dir.to_str().unwrap()], &[]);
     }
 
     /// Messages in the stream: published and not yet acked by a loader.
@@ -43,19 +47,6 @@ impl NatsProcess {
             .unwrap();
         stream.info().await.unwrap().state.messages
     }
-}
-
-fn script(args: &[&str]) -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::process::Command::new(root.join("scripts/nats.sh"))
-        .args(args)
-        .env("PATHLIGHT_NATS_OWNER", std::process::id().to_string())
-        .env("PATHLIGHT_NATS_CLEANUP", "1")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("running scripts/nats.sh");
-    assert!(out.status.success(), "scripts/nats.sh {args:?} failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn scale_out(c: &mut Config, nats: &str, stream: &str) {

@@ -83,18 +83,26 @@ impl ClickHouseProcess {
     }
 
     fn script(&self, cmd: &str) -> String {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = std::process::Command::new(root.join("scripts/clickhouse.sh"))
-            .args([cmd, self.dir.to_str().unwrap(), &self.port.to_string()])
-            .env("PATHLIGHT_CLICKHOUSE_OWNER", std::process::id().to_string())
-            .env("PATHLIGHT_CLICKHOUSE_CLEANUP", "1")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("running scripts/clickhouse.sh");
-        assert!(out.status.success(), "scripts/clickhouse.sh {cmd} failed");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let args = [cmd, self.dir.to_str().unwrap(), &self.port.to_string()];
+        server_script("clickhouse", &args, &self.env)
     }
+}
+
+/// Runs `scripts/<name>.sh` with `args` and `env`, owned by this test process (the server
+/// stops, and its directory goes, once the process exits); its standard output, trimmed.
+pub fn server_script(name: &str, args: &[&str], env: &[(String, String)]) -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let prefix = format!("PATHLIGHT_{}", name.to_uppercase());
+    let out = std::process::Command::new(root.join(format!("scripts/{name}.sh")))
+        .args(args)
+        .env(format!("{prefix}_OWNER"), std::process::id().to_string())
+        .env(format!("{prefix}_CLEANUP"), "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running scripts/{name}.sh: {e}"));
+    assert!(out.status.success(), "scripts/{name}.sh {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A collector serving one test, with its own database. Stops when dropped.
