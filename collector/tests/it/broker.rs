@@ -21,11 +21,7 @@ impl NatsProcess {
     fn start(name: &str) -> NatsProcess {
         let dir =
             std::env::temp_dir().join(format!("pathlight-it-nats-{name}-{}", std::process::id()));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let url = server_script(
             "nats",
             &["start", dir.to_str().unwrap(), &port.to_string()],

@@ -2,7 +2,7 @@
 //! collector migrating both and writing through `Distributed` tables; the query API answers
 //! as it does on one server holding the same events, and erasure reaches every shard.
 
-use crate::{ClickHouseProcess, TestServer};
+use crate::{ClickHouseProcess, TestServer, free_port};
 use pathlight_collector::config::Config;
 use pathlight_collector::import::{Format, run};
 use pathlight_collector::metrics::Metrics;
@@ -48,14 +48,6 @@ fn comparable(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(comparable),
         _ => {}
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -291,11 +291,7 @@ async fn acknowledged_events_survive_sigkill_of_the_collector() {
     let ch = crate::clickhouse_url();
     let dir = spool_dir("sigkill");
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::free_port();
     let database = "it_spool_sigkill";
     let admin = crate::drop_database(ch, database).await;
     let config = dir.join("pathlight.toml");

@@ -57,11 +57,7 @@ impl ClickHouseProcess {
             "pathlight-it-clickhouse-{name}-{}",
             std::process::id()
         ));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut ch = ClickHouseProcess {
             url: String::new(),
             dir,
@@ -86,6 +82,15 @@ impl ClickHouseProcess {
         let args = [cmd, self.dir.to_str().unwrap(), &self.port.to_string()];
         server_script("clickhouse", &args, &self.env)
     }
+}
+
+/// A port free on 127.0.0.1 now, for a server started by a script.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs `scripts/<name>.sh` with `args` and `env`, owned by this test process (the server
