@@ -50,8 +50,11 @@ pub struct BrokerConfig {
     /// Copies of each message in a JetStream cluster (1, 3 or 5). A publish is acknowledged
     /// once this many servers stored it, so with 3 a server's disk can be lost.
     pub replicas: usize,
-    /// The stream's size cap, bytes. When loaders fall this far behind, publishes are refused
-    /// (collectors answer 503) rather than old events dropped.
+    /// The stream's size cap, bytes; 0: none of its own, the server's JetStream store limit
+    /// (`max_file_store`, by default 75 % of the disk free when it started) bounds it. When
+    /// loaders fall this far behind, publishes are refused (collectors answer 503) rather than
+    /// old events dropped. A cap the server cannot reserve stops the collector at start with
+    /// an error naming this key, rather than failing publishes later.
     pub max_bytes: i64,
     /// Publishes of the same rows (a sender's retry) within this window are stored once, s.
     pub duplicate_window_secs: u64,
@@ -79,7 +82,7 @@ impl Default for BrokerConfig {
             stream: "PATHLIGHT".into(),
             subject: "pathlight.rows".into(),
             replicas: 1,
-            max_bytes: 10 << 30,
+            max_bytes: 0,
             duplicate_window_secs: 120,
             publish_timeout_ms: 5_000,
             consumer: "loaders".into(),
@@ -119,6 +122,9 @@ impl BrokerConfig {
         }
         if ![1, 3, 5].contains(&self.replicas) {
             bail!("broker.replicas must be 1, 3 or 5");
+        }
+        if self.max_bytes < 0 {
+            bail!("broker.max_bytes must be >= 0 (0: the server's store limit)");
         }
         if self.batch_messages == 0 || self.ack_wait_secs == 0 || self.publish_timeout_ms == 0 {
             bail!("broker.batch_messages, ack_wait_secs and publish_timeout_ms must be > 0");
@@ -166,7 +172,21 @@ impl BrokerConfig {
                 ..Default::default()
             })
             .await
-            .map_err(|e| anyhow::anyhow!(e))
+            .map_err(|e| {
+                // The cap is a reservation the server checks against its store limit.
+                let too_big = matches!(e.kind(), jetstream::context::CreateStreamErrorKind::JetStream(j)
+                    if j.error_code() == jetstream::ErrorCode::STORAGE_RESOURCES_EXCEEDED);
+                let e = anyhow::anyhow!(e);
+                if too_big {
+                    e.context(format!(
+                        "broker.max_bytes = {} is more than the NATS server can reserve; lower \
+                         it, or give the server more store (0: the server's own limit)",
+                        self.max_bytes
+                    ))
+                } else {
+                    e
+                }
+            })
             .with_context(|| format!("creating or opening JetStream stream {}", self.stream))?;
         Ok((js, stream))
     }

@@ -259,3 +259,23 @@ async fn a_retried_batch_is_one_message_and_without_nats_the_answer_is_503() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_cap_beyond_the_servers_store_stops_the_start_and_names_the_key() {
+    let nats = NatsProcess::start("cap");
+    let mut config = Config::for_tests(clickhouse_url(), "it_cap");
+    scale_out(&mut config, &nats.url, "IT_CAP");
+    // 1 EiB: more than any test machine's disk, so more than the server's store limit.
+    config.broker.max_bytes = 1 << 60;
+    let Err(e) = pathlight_collector::broker::Publisher::connect(&config.broker).await else {
+        panic!("a stream larger than the server's store was created");
+    };
+    let e = format!("{e:#}");
+    assert!(e.contains("broker.max_bytes = 1152921504606846976"), "{e}");
+
+    // The default (0) is bounded by the server's own limit, whatever the disk.
+    config.broker.max_bytes = 0;
+    pathlight_collector::broker::Publisher::connect(&config.broker)
+        .await
+        .unwrap();
+}

@@ -164,8 +164,11 @@ impl TestServer {
             let _ = stopped.await;
         }));
         // Over TLS the test probes with its own client.
-        if !tls {
-            wait_healthy(&format!("http://{addr}"), 200).await;
+        if !tls && !wait_healthy(&format!("http://{addr}"), 200).await {
+            match task.await {
+                Ok(Err(e)) => panic!("the collector did not start: {e:#}"),
+                other => panic!("the collector did not become healthy: {other:?}"),
+            }
         }
         TestServer {
             addr,
