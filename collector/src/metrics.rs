@@ -17,6 +17,20 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// One label `route`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// `batch` or `relay`.
+    pub route: &'static str,
+}
+
+/// Bounds of [`Metrics::ingest_seconds`]: fine around the 10 ms answer time we aim for at
+/// half load, so its share of slower answers can be read off the buckets.
+const INGEST_SECONDS_BUCKETS: [f64; 17] = [
+    0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
 /// One label `kind` (event kind).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -41,6 +55,9 @@ pub struct Metrics {
     /// Events refused, by reason. A whole refused batch counts each of its events when they
     /// could be counted, else one.
     pub events_rejected: Family<ReasonLabel, Counter>,
+    /// Seconds from a batch request's headers to its answer, by route: the collector's own
+    /// share of the sender's latency (the rest is the network and the sender).
+    pub ingest_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
     /// Events per accepted batch.
     pub batch_events: Histogram,
     /// Body bytes per batch request.
@@ -79,6 +96,7 @@ impl Metrics {
             requests: Family::default(),
             events_accepted: Family::default(),
             events_rejected: Family::default(),
+            ingest_seconds: Family::new_with_constructor(|| Histogram::new(INGEST_SECONDS_BUCKETS)),
             batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             batch_bytes: Histogram::new(exponential_buckets(64.0, 4.0, 10)),
             sink_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -106,6 +124,11 @@ impl Metrics {
             "events_rejected",
             "Events refused, by reason",
             m.events_rejected.clone(),
+        );
+        registry.register(
+            "ingest_request_seconds",
+            "Seconds from a batch request's headers to its answer",
+            m.ingest_seconds.clone(),
         );
         registry.register(
             "batch_events",

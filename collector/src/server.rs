@@ -4,7 +4,7 @@
 //! response; every decision about the batch itself is the pipeline's.
 
 use crate::error::{ErrorBody, IngestError};
-use crate::metrics::RequestLabels;
+use crate::metrics::{RequestLabels, RouteLabel};
 use crate::pipeline::{IngestRequest, Pipeline, now_ms};
 use crate::query::{QueryApi, QueryError};
 use bytes::Bytes;
@@ -234,6 +234,8 @@ impl App {
 
 /// Answers one request, whatever transport it came by.
 pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
+    let started = std::time::Instant::now();
+    let post = req.method() == Method::POST;
     let path = req.uri().path().to_owned();
     let origin = header_str(req.headers(), header::ORIGIN).map(str::to_owned);
     let (route, mut resp) = match (req.method(), path.as_str()) {
@@ -261,8 +263,14 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
     if route == "batch" || route == "preflight" {
         cors(app, origin.as_deref(), resp.headers_mut());
     }
-    app.pipeline
-        .metrics()
+    let metrics = app.pipeline.metrics();
+    if post && (route == "batch" || route == "relay") {
+        metrics
+            .ingest_seconds
+            .get_or_create(&RouteLabel { route })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    metrics
         .requests
         .get_or_create(&RequestLabels {
             route,

@@ -241,6 +241,20 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
+    // Every batch request, refused or not, is timed once.
+    let sum = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let answered = sum(r#"pathlight_http_requests_total{route="batch","#);
+    assert!(answered > 100, "{answered}");
+    assert_eq!(
+        sum(r#"pathlight_ingest_request_seconds_count{route="batch"}"#),
+        answered
+    );
     server.stop().await;
 }
 
