@@ -54,6 +54,9 @@ pub struct App {
     pub(crate) opts: HttpOptions,
     /// Open connections of every transport, capped at `http.max_connections`.
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    /// Open WebSocket sessions. hyper hands an upgraded connection over and forgets it, so the
+    /// graceful shutdown would not wait for the session's closing 1001 frame without this count.
+    websockets: tokio::sync::watch::Sender<usize>,
 }
 
 /// A response of any route (bodies may stream).
@@ -92,6 +95,7 @@ pub async fn run(
         query,
         // Each connection holds a permit: past the cap, new connections are closed at once.
         permits: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
+        websockets: tokio::sync::watch::channel(0).0,
         opts,
     });
     let tls = match &app.opts.tls {
@@ -212,8 +216,10 @@ pub async fn run(
     }
     drop(listener);
     quic_stop.send_replace(true);
+    let mut websockets = app.websockets.subscribe();
     let drained = async {
         graceful.shutdown().await;
+        let _ = websockets.wait_for(|open| *open == 0).await;
         if let Some(quic) = quic {
             let _ = quic.await;
         }
@@ -479,7 +485,9 @@ fn websocket<B>(app: &App, mut req: Request<B>) -> Resp {
     let (feed, stopping) = (app.pipeline.subscribe(), app.pipeline.stopping());
     // Resolves once hyper has written the 101 below and handed the connection over.
     let upgrade = hyper::upgrade::on(&mut req);
+    let open = WebSocketOpen::new(&app.websockets);
     tokio::spawn(async move {
+        let _open = open;
         match upgrade.await {
             Ok(upgraded) => crate::ws::run(TokioIo::new(upgraded), site, feed, stopping).await,
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
@@ -493,6 +501,22 @@ fn websocket<B>(app: &App, mut req: Request<B>) -> Resp {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     r
+}
+
+/// Counts one WebSocket session in [`App::websockets`] from the 101 until its task ends.
+struct WebSocketOpen(tokio::sync::watch::Sender<usize>);
+
+impl WebSocketOpen {
+    fn new(count: &tokio::sync::watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count.clone())
+    }
+}
+
+impl Drop for WebSocketOpen {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 /// The OpenAPI document of `/api/v1`.

@@ -120,7 +120,7 @@ pub async fn run<S>(
     // (the peer went away) `recv` says so and the session ends too, instead of at the next
     // failed write.
     let (out, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         loop {
             let reply = match read_frame(&mut rd).await {
                 Ok(Incoming::Close) => close(1000),
@@ -141,22 +141,32 @@ pub async fn run<S>(
     let mut ping = tokio::time::interval(Duration::from_secs(30));
     ping.tick().await;
     loop {
-        let (bytes, last) = tokio::select! {
+        // `ours`: this side's own close frame, which the peer answers.
+        let (bytes, last, ours) = tokio::select! {
             out = out_rx.recv() => match out {
-                // A close frame from the reader is the last one.
-                Some(f) => { let last = f[0] == 0x88; (f, last) }
+                // A close frame from the reader (an answer) is the last one.
+                Some(f) => { let last = f[0] == 0x88; (f, last, false) }
                 None => break,
             },
             event = feed.recv() => match event {
-                Ok(e) if e.site == site => (frame(0x1, serde_json::to_string(&*e).unwrap_or_default().as_bytes()), false),
+                Ok(e) if e.site == site => (frame(0x1, serde_json::to_string(&*e).unwrap_or_default().as_bytes()), false, false),
                 Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(n)) => (frame(0x1, format!("{{\"lagged\":{n}}}").as_bytes()), false),
-                Err(broadcast::error::RecvError::Closed) => (close(1001), true),
+                Err(broadcast::error::RecvError::Lagged(n)) => (frame(0x1, format!("{{\"lagged\":{n}}}").as_bytes()), false, false),
+                Err(broadcast::error::RecvError::Closed) => (close(1001), true, true),
             },
-            _ = ping.tick() => (frame(0x9, b""), false),
-            _ = stopping.wait_for(|s| *s) => (close(1001), true),
+            _ = ping.tick() => (frame(0x9, b""), false, false),
+            _ = stopping.wait_for(|s| *s) => (close(1001), true, true),
         };
-        if wr.write_all(&bytes).await.is_err() || last {
+        if wr.write_all(&bytes).await.is_err() {
+            break;
+        }
+        if last {
+            // RFC 6455 §7.1.1: after its own close frame the server reads until the peer's,
+            // then closes TCP first. Closing with the answer unread would send a reset, which
+            // can reach the client before it has read the close code (it then reports 1006).
+            if ours {
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut reader).await;
+            }
             break;
         }
     }
@@ -187,15 +197,41 @@ mod tests {
         assert_eq!(close(1001), [0x88, 2, 0x03, 0xE9]);
     }
 
+    /// A client's frame (clients mask theirs), payload under 126 bytes.
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+
+    #[tokio::test]
+    async fn a_stopping_server_closes_with_1001_and_waits_for_the_answer() {
+        use tokio::io::AsyncReadExt;
+        let (mut client, server) = tokio::io::duplex(4096);
+        let (_feed, events) = broadcast::channel(4);
+        let (stop, stopping) = watch::channel(false);
+        let session = tokio::spawn(run(server, "demo".into(), events, stopping));
+        stop.send_replace(true);
+        let mut first = [0; 4];
+        client.read_exact(&mut first).await.unwrap();
+        assert_eq!(first, close(1001)[..]);
+        // Still open: closing now would leave the client's answer unread.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!session.is_finished());
+        client.write_all(&masked(0x8, &[0x03, 0xE9])).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), session)
+            .await
+            .expect("the session ends on the answer")
+            .unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "nothing after the close frame: {rest:?}");
+    }
+
     #[tokio::test]
     async fn client_frames_are_unmasked_and_checked() {
-        let masked = |opcode: u8, payload: &[u8]| {
-            let mask = [1, 2, 3, 4];
-            let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
-            f.extend_from_slice(&mask);
-            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-            f
-        };
         let read = |bytes: Vec<u8>| async move { read_frame(&mut bytes.as_slice()).await.unwrap() };
         assert_eq!(
             read(masked(0x9, b"abc")).await,
