@@ -141,26 +141,27 @@ pub async fn run<S>(
     let mut ping = tokio::time::interval(Duration::from_secs(30));
     ping.tick().await;
     loop {
-        // `ours`: this side's own close frame, which the peer answers.
-        let (bytes, last, ours) = tokio::select! {
+        // `ours`: this side's own close frame, which the peer answers (the reader's close
+        // frames are answers).
+        let (bytes, ours) = tokio::select! {
             out = out_rx.recv() => match out {
-                // A close frame from the reader (an answer) is the last one.
-                Some(f) => { let last = f[0] == 0x88; (f, last, false) }
+                Some(f) => (f, false),
                 None => break,
             },
             event = feed.recv() => match event {
-                Ok(e) if e.site == site => (frame(0x1, serde_json::to_string(&*e).unwrap_or_default().as_bytes()), false, false),
+                Ok(e) if e.site == site => (frame(0x1, serde_json::to_string(&*e).unwrap_or_default().as_bytes()), false),
                 Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(n)) => (frame(0x1, format!("{{\"lagged\":{n}}}").as_bytes()), false, false),
-                Err(broadcast::error::RecvError::Closed) => (close(1001), true, true),
+                Err(broadcast::error::RecvError::Lagged(n)) => (frame(0x1, format!("{{\"lagged\":{n}}}").as_bytes()), false),
+                Err(broadcast::error::RecvError::Closed) => (close(1001), true),
             },
-            _ = ping.tick() => (frame(0x9, b""), false, false),
-            _ = stopping.wait_for(|s| *s) => (close(1001), true, true),
+            _ = ping.tick() => (frame(0x9, b""), false),
+            _ = stopping.wait_for(|s| *s) => (close(1001), true),
         };
         if wr.write_all(&bytes).await.is_err() {
             break;
         }
-        if last {
+        // A close frame is the last one.
+        if bytes[0] == 0x88 {
             // RFC 6455 §7.1.1: after its own close frame the server reads until the peer's,
             // then closes TCP first. Closing with the answer unread would send a reset, which
             // can reach the client before it has read the close code (it then reports 1006).
