@@ -10,8 +10,6 @@ set -euo pipefail
 a=$1 b=$2 secs=${3:-8} rounds=${4:-3}
 . "$(dirname "$0")/lib.sh" ab
 gen=$bin
-# The collector's CPU time so far, in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$collector/stat"; }
 echo "| build | rate | requests/s | events/s | p50 ms | p90 ms | p99 ms | p999 ms | max ms | non-2xx | CPU µs/event | RSS MB |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for round in $(seq 1 "$rounds"); do
@@ -22,10 +20,10 @@ for round in $(seq 1 "$rounds"); do
       port=$(free)
       serve http
       limit=(); [ "$rate" != full ] && limit=(--rate "$rate")
-      before=$(ticks)
+      before=$(ticks "$collector")
       row=$(taskset -c 1 "$gen" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
         --concurrency 64 --seconds "$secs" "${limit[@]}" 2>/dev/null | sed -n 3p)
-      cpu=$(( $(ticks) - before ))
+      cpu=$(( $(ticks "$collector") - before ))
       events=$(echo "$row" | awk -F'|' '{gsub(/ /, "", $3); print $3 * '"$secs"'}')
       per=$(awk -v c="$cpu" -v e="$events" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", c / hz * 1e6 / e }')
       rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/$collector/status") / 1024 ))

@@ -6,11 +6,6 @@
 #   bench/cores.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh" cores
-# use BEFORE AFTER: a /proc/stat cpuN line at each end → "busy X % (steal Y %)".
-use() { python3 -c "
-a = list(map(int, '$1'.split()[1:])); b = list(map(int, '$2'.split()[1:]))
-d = [y - x for x, y in zip(a, b)]; t = sum(d); idle = d[3] + d[4]
-print(f'{100 * (t - idle) / t:.0f} % | {100 * d[7] / t:.0f} %')"; }
 echo "| fsync | events/s | p99 ms | core 0 busy | of which steal | collector's own use | core 1 busy | of which steal |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for fsync in true false; do
@@ -22,13 +17,13 @@ for fsync in true false; do
   lg=$!
   sleep 1
   c0a=$(grep '^cpu0 ' /proc/stat) c1a=$(grep '^cpu1 ' /proc/stat)
-  pa=$(awk '{print $14 + $15}' "/proc/$collector/stat")
+  pa=$(ticks "$collector")
   sleep 8
   c0b=$(grep '^cpu0 ' /proc/stat) c1b=$(grep '^cpu1 ' /proc/stat)
-  pb=$(awk '{print $14 + $15}' "/proc/$collector/stat")
+  pb=$(ticks "$collector")
   wait $lg
   kill "$collector"; wait "$collector" 2>/dev/null || true
   own=$(( (pb - pa) * 100 / (8 * $(getconf CLK_TCK)) ))
-  awk -F'|' -v f="$fsync" -v c0="$(use "$c0a" "$c0b")" -v c1="$(use "$c1a" "$c1b")" -v o="$own" \
+  awk -F'|' -v f="$fsync" -v c0="$(core_use "$c0a" "$c0b")" -v c1="$(core_use "$c1a" "$c1b")" -v o="$own" \
     '{printf "| %s |%s|%s| %s | %s %% | %s |\n", f, $3, $6, c0, o, c1}' "$dir/row"
 done

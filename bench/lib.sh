@@ -34,3 +34,10 @@ config() {
     printf '%s\n' "$@"
   } >"$dir/pathlight.toml"
 }
+# ticks PID: the process's CPU time so far (user + system), in clock ticks (`getconf CLK_TCK`).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# core_use BEFORE AFTER: of two /proc/stat cpuN lines, "busy X % | Y %", Y the hypervisor's steal.
+core_use() { python3 -c "
+a = list(map(int, '$1'.split()[1:])); b = list(map(int, '$2'.split()[1:]))
+d = [y - x for x, y in zip(a, b)]; t = sum(d); idle = d[3] + d[4]
+print(f'{100 * (t - idle) / t:.0f} % | {100 * d[7] / t:.0f} %')"; }

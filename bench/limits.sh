@@ -26,7 +26,11 @@ storage=$(PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" 
 
 port=$(free)
 serve http
+# Over the full-rate run: the collector's own CPU, and how busy each core was, so a rate held
+# down by core 1 (the generator and ClickHouse) is told from one held down by the collector.
+c0a=$(grep '^cpu0 ' /proc/stat) c1a=$(grep '^cpu1 ' /proc/stat) pa=$(ticks "$collector")
 full=$(load "$port")
+c0b=$(grep '^cpu0 ' /proc/stat) c1b=$(grep '^cpu1 ' /proc/stat) pb=$(ticks "$collector")
 half=$(load "$port" --rate 6250)
 rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/$collector/status") / 1024 ))
 
@@ -40,5 +44,9 @@ echo "| transport limit (read + discard) | $t | $(col "$transport" 4) | $(col "$
 echo "| storage limit (ClickHouse, pre-built rows, 100 k per insert) | $storage | | | | $(awk -v a="$c" -v b="$storage" 'BEGIN{printf "%.2f", a/b}') |"
 echo "| collector, as fast as answered | $c | $(col "$full" 4) | $(col "$full" 6) | $(col "$full" 7) | 1.00 |"
 echo "| collector at 125 k events/s (half the target) | $(col "$half" 3) | $(col "$half" 4) | $(col "$half" 6) | $(col "$half" 7) | |"
+per=$(awk -v t="$((pb - pa))" -v e="$c" -v s="$secs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz * 1e6 / (e * s) }')
 echo
 echo "Collector RSS after the runs: $rss MB"
+echo
+echo "During the full-rate run: the collector spent $per µs of CPU per event (at that cost one core"
+echo "holds $(awk -v p="$per" 'BEGIN { printf "%.0f", 1e6 / p }') events/s); core 0 busy | steal: $(core_use "$c0a" "$c0b"); core 1 (generator + ClickHouse): $(core_use "$c1a" "$c1b")."

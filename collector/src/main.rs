@@ -198,6 +198,12 @@ enum DialectArg {
     Modern,
 }
 
+// Ingest allocates a few dozen short-lived strings per event on tokio's threads and frees them
+// on the same ones: mimalloc's per-thread free lists spend 7 % less CPU per event than glibc's
+// arenas (bench/results/limits.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -295,7 +295,7 @@ pub struct EnrichedEvent {
     pub site_id: String,
     /// The batch it came in.
     pub batch_id: Id,
-    /// The event as sent.
+    /// The event as sent, but for its session id, moved to `session_id`.
     pub raw: RawEvent,
     /// Event time on the server's clock: the client time shifted by the client's clock offset
     /// (`received_at - sent_at`), ms since the epoch.
@@ -352,7 +352,7 @@ impl<'a> Enricher<'a> {
         site_id: &str,
         batch_id: Id,
         sent_at: i64,
-        raw: RawEvent,
+        mut raw: RawEvent,
     ) -> EnrichedEvent {
         let offset = if sent_at == 0 {
             0
@@ -413,7 +413,8 @@ impl<'a> Enricher<'a> {
             batch_id,
             timestamp,
             received_at: self.ctx.received_at,
-            session_id: raw.session_id.clone(),
+            // Moved, not copied: one allocation less per event, and nothing reads it twice.
+            session_id: std::mem::take(&mut raw.session_id),
             visitor_id,
             url,
             referrer_host,
