@@ -368,7 +368,11 @@ pub async fn insert_retrying(
     Ok(())
 }
 
-/// One insert of RowBinary rows into `events`, sent as the given chunks in order.
+/// One insert of RowBinary rows into `events`, sent as the given chunks in order, gathered
+/// into blocks of [`INSERT_BLOCK_BYTES`]: a spool segment comes as one slice per request
+/// (~6 KB), and sent as they are each slice is its own compressed block and its own hand-off to
+/// the connection's task, so shipping crawled behind a busy ingest (90 k rows/s while ingest
+/// took 150 k: bench/results/limits.md).
 pub async fn insert_row_binary(
     client: &Client,
     cfg: &ClickHouseConfig,
@@ -377,9 +381,18 @@ pub async fn insert_row_binary(
     let t = Some(Duration::from_millis(cfg.insert_timeout_ms));
     let mut insert = client
         .insert_formatted_with(row::insert_sql())
-        .with_timeouts(t, t);
+        .with_timeouts(t, t)
+        .buffered_with_capacity(INSERT_BLOCK_BYTES);
     for chunk in body {
-        insert.send(chunk).await?;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let n = insert.write(rest).await?;
+            rest = &rest[n..];
+        }
     }
     insert.end().await
 }
+
+/// Uncompressed bytes per compressed block of an insert: ClickHouse's own
+/// `max_compress_block_size`.
+pub const INSERT_BLOCK_BYTES: usize = 1 << 20;

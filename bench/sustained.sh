@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Whether ClickHouse keeps up, not only the collector: the collector at fixed rates (20-event
+# batches, spool with fsync, 64 requests in flight) for SECONDS each, on a fresh collector and
+# database per row, reading the spool's backlog (`pathlight_spool_bytes`) every 4 s. A rate the
+# whole pipeline sustains keeps the backlog near one segment (what 500 ms of events take); one
+# it does not grows it until the spool's cap (then 503). Pinned like bench/limits.sh.
+#   bench/sustained.sh [SECONDS] [EVENTS_PER_SEC...]     BIN=other/pathlight for another build
+set -euo pipefail
+secs=${1:-20}
+. "$(dirname "$0")/lib.sh" sustained
+gen=$bin bin=${BIN:-$bin}
+rates=("${@:2}")
+[ ${#rates[@]} -gt 0 ] || rates=(150000 200000 250000)
+echo "| offered events/s | answered events/s | p50 ms | p99 ms | non-2xx | spool MB every 4 s |"
+echo "|---:|---:|---:|---:|---:|---|"
+for rate in "${rates[@]}"; do
+  config "sustained_$rate" "[spool]" "dir = \"$dir/spool-$rate\""
+  port=$(free)
+  serve http
+  taskset -c 1 "$gen" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
+    --concurrency 64 --seconds "$secs" --rate $((rate / 20)) 2>/dev/null | sed -n 3p >"$dir/row" &
+  lg=$!
+  backlog=()
+  for _ in $(seq 4 4 "$secs"); do
+    sleep 4
+    backlog+=("$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '/^pathlight_spool_bytes/ {printf "%.0f", $2 / 1e6}')")
+  done
+  wait $lg
+  kill "$collector"; wait "$collector" 2>/dev/null || true
+  awk -F'|' -v r="$rate" -v b="${backlog[*]}" '{printf "| %s |%s|%s|%s|%s| %s |\n", r, $3, $4, $6, $9, b}' "$dir/row"
+done
