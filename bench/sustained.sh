@@ -4,9 +4,10 @@
 # database per row, reading the spool's backlog (`pathlight_spool_bytes`) every 4 s. A rate the
 # whole pipeline sustains keeps the backlog near one segment (what 500 ms of events take); one
 # it does not grows it until the spool's cap (then 503). Pinned like bench/limits.sh.
-#   bench/sustained.sh [SECONDS] [EVENTS_PER_SEC...]     BIN=other/pathlight for another build
+#   bench/sustained.sh [SECONDS] [EVENTS_PER_SEC|full ...]     BIN=other/pathlight for another build,
+#   NICE=-10 for the generator's priority over ClickHouse on core 1 (as in bench/limits.sh)
 set -euo pipefail
-secs=${1:-20}
+secs=${1:-20} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" sustained
 gen=$bin bin=${BIN:-$bin}
 rates=("${@:2}")
@@ -17,8 +18,9 @@ for rate in "${rates[@]}"; do
   config "sustained_$rate" "[spool]" "dir = \"$dir/spool-$rate\""
   port=$(free)
   serve http
-  taskset -c 1 "$gen" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
-    --concurrency 64 --seconds "$secs" --rate $((rate / 20)) 2>/dev/null | sed -n 3p >"$dir/row" &
+  limit=(); [ "$rate" != full ] && limit=(--rate $((rate / 20)))
+  nice -n "$nice" taskset -c 1 "$gen" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench \
+    --batch 20 --concurrency 64 --seconds "$secs" "${limit[@]}" 2>/dev/null | sed -n 3p >"$dir/row" &
   lg=$!
   backlog=()
   for _ in $(seq 4 4 "$secs"); do
