@@ -3,7 +3,8 @@
 # flight, as fast as answered) against `pathlight discard` (reads and drops the bodies), the
 # server on core 0 and the generator on core 1, as in every bench here. Prints the generator's
 # CPU time (user + system) per request: its share of core 1 is not ClickHouse's in the other
-# benches. One row per build and run, the builds alternated.
+# benches. One row per build and run, the builds alternated. (lib.sh also starts ClickHouse on
+# core 1, idle here; relative BIN paths are taken from the repository's root.)
 #   bench/generator.sh [SECONDS] [RUNS] [BIN...]     (default: the release build)
 set -euo pipefail
 secs=${1:-5} runs=${2:-2}

@@ -36,8 +36,12 @@ config() {
 }
 # ticks PID: the process's CPU time so far (user + system), in clock ticks (`getconf CLK_TCK`).
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# core_use BEFORE AFTER: of two /proc/stat cpuN lines, "busy X % | Y %", Y the hypervisor's steal.
+# core_use BEFORE AFTER: of two /proc/stat cpuN lines, "busy X % | Y %", Y the hypervisor's steal
+# (the first eight fields: guest time is already counted in user).
 core_use() { python3 -c "
 a = list(map(int, '$1'.split()[1:])); b = list(map(int, '$2'.split()[1:]))
-d = [y - x for x, y in zip(a, b)]; t = sum(d); idle = d[3] + d[4]
+d = [y - x for x, y in zip(a, b)][:8]; t = sum(d); idle = d[3] + d[4]
 print(f'{100 * (t - idle) / t:.0f} % | {100 * d[7] / t:.0f} %')"; }
+# need_root_for_nice N: a negative niceness needs root; without it `nice` would only warn and the
+# run would be labelled with a priority it did not have.
+need_root_for_nice() { [ "$1" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "NICE=$1 needs root" >&2; exit 2; }; }

@@ -15,6 +15,7 @@
 set -euo pipefail
 secs=${1:-10} conc=${2:-64} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" limits
+need_root_for_nice "$nice"
 config bench_limits "[spool]" "dir = \"$dir/spool\""
 load() { nice -n "$nice" taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }
 col() { echo "$1" | awk -F'|' -v c="$2" '{gsub(/ /, "", $c); print $c}'; }
@@ -35,7 +36,7 @@ serve http
 # The full run's rows: the storage limit's went in earlier (and shrink as their repeated ids
 # are merged away), the half-load run's go in later.
 start=$(date +%s)
-stored() { curl -fsS "$ch/?query=SELECT+count()+FROM+bench_limits.events+WHERE+received_at+>=+toDateTime($start)"; }
+stored() { curl -fsS "$ch/?query=SELECT+count()+FROM+bench_limits.events+WHERE+received_at+>=+toDateTime($start)" || echo 0; }
 c0a=$(grep '^cpu0 ' /proc/stat) c1a=$(grep '^cpu1 ' /proc/stat) pa=$(ticks "$collector")
 full=$(load "$port")
 c0b=$(grep '^cpu0 ' /proc/stat) c1b=$(grep '^cpu1 ' /proc/stat) pb=$(ticks "$collector")

@@ -284,6 +284,65 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A left segment whose rows ClickHouse refuses (default rows over three insert blocks, the last
+/// one cut short: `Cannot read all data`, a final error) is moved to `dead/` and counted, and
+/// the segments after it still ship. (Garbage string lengths would be a worse test: ClickHouse
+/// 18.16 crashes on a length near 2^63 and runs out of memory on 2^31.)
+#[tokio::test]
+async fn a_segment_clickhouse_refuses_is_moved_aside_and_shipping_goes_on() {
+    use pathlight_collector::sinks::clickhouse::{EventRow, INSERT_BLOCK_BYTES};
+    let ch = ClickHouseProcess::start("spool-refused");
+    let dir = spool_dir("refused");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A default row is all zero bytes; the segment's rows end half a row short.
+    let mut row = Vec::new();
+    EventRow::default().write_row_binary(&mut row);
+    assert!(row.iter().all(|b| *b == 0));
+    let whole = 3 * INSERT_BLOCK_BYTES / row.len();
+    let payload = vec![0u8; whole * row.len() + row.len() / 2];
+    // Records as the spool frames them: len, crc32 of the payload, rows, payload.
+    let mut segment = Vec::new();
+    for part in payload.chunks(INSERT_BLOCK_BYTES) {
+        segment.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        segment.extend_from_slice(&crc32fast::hash(part).to_le_bytes());
+        segment.extend_from_slice(&((part.len() / row.len()) as u32).to_le_bytes());
+        segment.extend_from_slice(part);
+    }
+    let name = format!("{:020}.seg", 1);
+    std::fs::write(dir.join(&name), segment).unwrap();
+    let spool = |c: &mut pathlight_collector::config::Config| {
+        c.spool.dir = Some(dir.clone());
+        c.spool.seal_ms = 100;
+    };
+    let server = TestServer::start_at(&ch.url, "spool_refused", spool).await;
+    let batch = batch_now();
+    let status = reqwest::Client::new()
+        .post(server.url("/v1/batch"))
+        .body(cbor::encode(&batch))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.scalar("SELECT count() FROM events").await < batch.events.len() as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the segment after the refused one never shipped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dir.join("dead").join(&name).exists(), "not moved to dead/");
+    assert!(!dir.join(&name).exists());
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("pathlight_spool_dead_segments_total 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The `pathlight` binary, killed with SIGKILL at ten random moments under load and started
 /// again on the same spool: whatever it acknowledged before each kill is stored, once.
 #[tokio::test]

@@ -16,5 +16,6 @@ pub use config::{ClickHouseConfig, RetryConfig};
 pub use migrations::Dialect;
 pub use row::EventRow;
 pub use sink::{
-    ClickHouseSink, Pending, Stopped, client, connect, insert_retrying, insert_row_binary, writer,
+    ClickHouseSink, INSERT_BLOCK_BYTES, Pending, Stopped, client, connect, insert_retrying,
+    insert_row_binary, writer,
 };

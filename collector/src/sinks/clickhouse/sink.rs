@@ -371,8 +371,10 @@ pub async fn insert_retrying(
 /// One insert of RowBinary rows into `events`, sent as the given chunks in order, gathered
 /// into blocks of [`INSERT_BLOCK_BYTES`]: a spool segment comes as one slice per request
 /// (~6 KB), and sent as they are each slice is its own compressed block and its own hand-off to
-/// the connection's task, so shipping crawled behind a busy ingest (90 k rows/s while ingest
-/// took 150 k: bench/results/limits.md).
+/// the connection's task, so shipping crawled behind a busy ingest (bench/results/limits.md).
+/// Gathered here rather than by the crate's buffered writer, whose flush reports a request
+/// ClickHouse already failed as a closed channel (retried) instead of ClickHouse's error (a
+/// refused segment, moved aside).
 pub async fn insert_row_binary(
     client: &Client,
     cfg: &ClickHouseConfig,
@@ -381,18 +383,24 @@ pub async fn insert_row_binary(
     let t = Some(Duration::from_millis(cfg.insert_timeout_ms));
     let mut insert = client
         .insert_formatted_with(row::insert_sql())
-        .with_timeouts(t, t)
-        .buffered_with_capacity(INSERT_BLOCK_BYTES);
+        .with_timeouts(t, t);
+    let mut block = bytes::BytesMut::new();
     for chunk in body {
-        let mut rest = &chunk[..];
-        while !rest.is_empty() {
-            let n = insert.write(rest).await?;
-            rest = &rest[n..];
+        if block.is_empty() && chunk.len() >= INSERT_BLOCK_BYTES {
+            insert.send(chunk).await?;
+            continue;
         }
+        block.extend_from_slice(&chunk);
+        if block.len() >= INSERT_BLOCK_BYTES {
+            insert.send(block.split().freeze()).await?;
+        }
+    }
+    if !block.is_empty() {
+        insert.send(block.freeze()).await?;
     }
     insert.end().await
 }
 
-/// Uncompressed bytes per compressed block of an insert: ClickHouse's own
+/// Uncompressed bytes per compressed block of an insert (at least): ClickHouse's own
 /// `max_compress_block_size`.
 pub const INSERT_BLOCK_BYTES: usize = 1 << 20;
