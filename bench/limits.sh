@@ -42,9 +42,9 @@ full=$(load "$port")
 c0b=$(grep '^cpu0 ' /proc/stat) c1b=$(grep '^cpu1 ' /proc/stat) pb=$(ticks "$collector")
 accepted=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '/^pathlight_events_accepted_total/ {n += $2} END {print n}')
 t0=$(date +%s%N)
-for _ in $(seq 1 1200); do [ "$(stored)" -ge "$accepted" ] && break; sleep 0.1; done
+for _ in $(seq 1 1200); do n=$(stored); [ "$n" -ge "$accepted" ] && break; sleep 0.1; done
 drained=$(( ($(date +%s%N) - t0) / 1000000 ))
-missing=$(( accepted - $(stored) ))
+missing=$(( accepted - n ))
 half=$(load "$port" --rate 6250)
 rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/$collector/status") / 1024 ))
 

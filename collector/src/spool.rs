@@ -183,7 +183,8 @@ impl Spool {
         rows: &[u8],
         n: usize,
     ) -> Result<oneshot::Receiver<Result<(), IngestError>>, IngestError> {
-        let len = u32::try_from(rows.len()).map_err(|_| IngestError::SpoolFull)?;
+        // A record's length field is 32 bits.
+        u32::try_from(rows.len()).map_err(|_| IngestError::SpoolFull)?;
         let size = (HEADER + rows.len()) as u64;
         // Reserved now, so concurrent appends cannot overshoot the cap together.
         if self.used.fetch_add(size, Ordering::Relaxed) + size > self.max_bytes {
@@ -198,11 +199,7 @@ impl Spool {
         self.metrics
             .spool_bytes
             .set(self.used.load(Ordering::Relaxed) as i64);
-        let mut record = Vec::with_capacity(HEADER + rows.len());
-        record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(rows).to_le_bytes());
-        record.extend_from_slice(&(n as u32).to_le_bytes());
-        record.extend_from_slice(rows);
+        let record = record(rows, n as u32);
         let (done, rx) = oneshot::channel();
         self.tx.send(Append { record, done }).map_err(|_| {
             self.pending.fetch_sub(size, Ordering::Relaxed);
@@ -211,6 +208,17 @@ impl Spool {
         })?;
         Ok(rx)
     }
+}
+
+/// One record of a segment: `payload` (RowBinary, under 4 GiB) holding `rows` rows, framed as
+/// the module's documentation says.
+pub fn record(payload: &[u8], rows: u32) -> Vec<u8> {
+    let mut r = Vec::with_capacity(HEADER + payload.len());
+    r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    r.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    r.extend_from_slice(&rows.to_le_bytes());
+    r.extend_from_slice(payload);
+    r
 }
 
 /// `NNNNNNNNNNNNNNNNNNNN.seg` files of `dir`, oldest first.
@@ -598,15 +606,6 @@ async fn not_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(payload: &[u8], rows: u32) -> Vec<u8> {
-        let mut r = Vec::new();
-        r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        r.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        r.extend_from_slice(&rows.to_le_bytes());
-        r.extend_from_slice(payload);
-        r
-    }
 
     #[test]
     fn a_torn_or_corrupt_tail_is_cut_at_the_last_whole_record() {

@@ -291,6 +291,7 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
 #[tokio::test]
 async fn a_segment_clickhouse_refuses_is_moved_aside_and_shipping_goes_on() {
     use pathlight_collector::sinks::clickhouse::{EventRow, INSERT_BLOCK_BYTES};
+    use pathlight_collector::spool;
     let ch = ClickHouseProcess::start("spool-refused");
     let dir = spool_dir("refused");
     std::fs::create_dir_all(&dir).unwrap();
@@ -300,14 +301,10 @@ async fn a_segment_clickhouse_refuses_is_moved_aside_and_shipping_goes_on() {
     assert!(row.iter().all(|b| *b == 0));
     let whole = 3 * INSERT_BLOCK_BYTES / row.len();
     let payload = vec![0u8; whole * row.len() + row.len() / 2];
-    // Records as the spool frames them: len, crc32 of the payload, rows, payload.
-    let mut segment = Vec::new();
-    for part in payload.chunks(INSERT_BLOCK_BYTES) {
-        segment.extend_from_slice(&(part.len() as u32).to_le_bytes());
-        segment.extend_from_slice(&crc32fast::hash(part).to_le_bytes());
-        segment.extend_from_slice(&((part.len() / row.len()) as u32).to_le_bytes());
-        segment.extend_from_slice(part);
-    }
+    let segment: Vec<u8> = payload
+        .chunks(INSERT_BLOCK_BYTES)
+        .flat_map(|part| spool::record(part, (part.len() / row.len()) as u32))
+        .collect();
     let name = format!("{:020}.seg", 1);
     std::fs::write(dir.join(&name), segment).unwrap();
     let spool = |c: &mut pathlight_collector::config::Config| {
