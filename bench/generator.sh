@@ -3,12 +3,12 @@
 # flight, as fast as answered) against `pathlight discard` (reads and drops the bodies), the
 # server on core 0 and the generator on core 1, as in every bench here. Prints the generator's
 # CPU time (user + system) per request: its share of core 1 is not ClickHouse's in the other
-# benches. One row per build and run, the builds alternated. (lib.sh also starts ClickHouse on
-# core 1, idle here; relative BIN paths are taken from the repository's root.)
+# benches. One row per build and run, the builds alternated. (Relative BIN paths are taken from
+# the repository's root.)
 #   bench/generator.sh [SECONDS] [RUNS] [BIN...]     (default: the release build)
 set -euo pipefail
 secs=${1:-5} runs=${2:-2}
-. "$(dirname "$0")/lib.sh" generator
+NO_CLICKHOUSE=1 . "$(dirname "$0")/lib.sh" generator
 builds=("${@:3}")
 TIMEFORMAT='%U %S'
 [ ${#builds[@]} -gt 0 ] || builds=("$bin")

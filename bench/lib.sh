@@ -1,9 +1,9 @@
 # Shared by the bench scripts that run a release collector against a private ClickHouse:
 #   . "$(dirname "$0")/lib.sh" NAME
 # builds the release binary ($bin), makes a temp dir ($dir), starts ClickHouse 18.16 pinned to
-# core 1 ($ch, stopped when the script exits), and defines `free` (a free loopback port),
-# `wait_up URL` (until URL/healthz answers; certificates not checked, for self-signed TLS) and
-# `serve SCHEME` (the collector). Processes in $pids are killed when the script exits.
+# core 1 ($ch, stopped when the script exits; not with NO_CLICKHOUSE=1), and defines `free` (a
+# free loopback port), `wait_up URL` (until URL/healthz answers; certificates not checked, for
+# self-signed TLS) and `serve SCHEME` (the collector). Processes in $pids are killed when the script exits.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cargo build --release --bin pathlight 2>&1 | tail -1 >&2
@@ -21,7 +21,10 @@ serve() {
   pids+=("$collector")
   wait_up "$1://127.0.0.1:$port"
 }
-ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+# A script that measures without ClickHouse sets NO_CLICKHOUSE=1 before sourcing: an idle server
+# on core 1 still wakes for its merges and logs.
+[ -n "${NO_CLICKHOUSE:-}" ] ||
+  ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
 # config DB [LINE...]: $dir/pathlight.toml for the site `bench` on database DB, with no
 # per-address limit (every sender is 127.0.0.1); the LINEs follow the [clickhouse] section
 # (more of its keys first, then whole sections).

@@ -77,23 +77,66 @@ impl LoadReport {
 }
 
 /// How requests go out.
-#[derive(Clone)]
 enum Sender {
-    Tcp(reqwest::Client),
+    Tcp(Tcp),
     H3(h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>),
+}
+
+/// HTTP/1.1 or HTTP/2 over TCP (cleartext or TLS), on hyper's connection-level client: the
+/// generator shares core 1 with ClickHouse in every bench, so each request should cost it a
+/// write, a read and little else (no pool, no redirect or decompression layers).
+struct Tcp {
+    addr: std::net::SocketAddr,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    http2: bool,
+    /// HTTP/1.1: the path (origin form, with `host`); HTTP/2: the whole URL.
+    target: http::Uri,
+    host: http::HeaderValue,
+    /// HTTP/1.1: this worker's own connection; HTTP/2: one connection all workers share.
+    conn: Option<Conn>,
+}
+
+enum Conn {
+    H1(hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>),
+}
+
+impl Clone for Sender {
+    /// A worker's copy: HTTP/1.1 workers each open their own connection (one request in flight
+    /// per connection); HTTP/2 and HTTP/3 workers share the one opened in [`Sender::new`].
+    fn clone(&self) -> Sender {
+        match self {
+            Sender::H3(send) => Sender::H3(send.clone()),
+            Sender::Tcp(t) => Sender::Tcp(Tcp {
+                addr: t.addr,
+                tls: t.tls.clone(),
+                http2: t.http2,
+                target: t.target.clone(),
+                host: t.host.clone(),
+                conn: match &t.conn {
+                    Some(Conn::H2(send)) => Some(Conn::H2(send.clone())),
+                    _ => None,
+                },
+            }),
+        }
+    }
 }
 
 impl Sender {
     async fn new(opts: &LoadOptions) -> anyhow::Result<Sender> {
         let tls = opts.url.starts_with("https:");
+        let url: http::Uri = opts.url.parse()?;
+        let host = url.host().unwrap_or("127.0.0.1").to_owned();
+        let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{host} has no address"))?;
         if opts.http3 {
             anyhow::ensure!(tls, "--http3 needs an https:// URL");
-            let url: http::Uri = opts.url.parse()?;
-            let host = url.host().unwrap_or("127.0.0.1").to_owned();
-            let addr = tokio::net::lookup_host((host.as_str(), url.port_u16().unwrap_or(443)))
-                .await?
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("{host} has no address"))?;
             let config = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(
                 opts.insecure,
                 b"h3",
@@ -111,28 +154,39 @@ impl Sender {
             });
             return Ok(Sender::H3(send));
         }
-        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency);
-        if tls {
+        let tls = if tls {
             let alpn: &[u8] = if opts.http2 { b"h2" } else { b"http/1.1" };
-            builder = builder.use_preconfigured_tls(client_tls(opts.insecure, alpn));
-        }
+            let config = Arc::new(client_tls(opts.insecure, alpn));
+            let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+            Some((tokio_rustls::TlsConnector::from(config), name))
+        } else {
+            None
+        };
+        let authority = url
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("{} has no host", opts.url))?;
+        let mut tcp = Tcp {
+            addr,
+            tls,
+            http2: opts.http2,
+            target: if opts.http2 {
+                url.clone()
+            } else {
+                url.path_and_query().map_or("/", |p| p.as_str()).parse()?
+            },
+            host: http::HeaderValue::from_str(authority.as_str())?,
+            conn: None,
+        };
         if opts.http2 {
-            builder = builder.http2_prior_knowledge();
+            tcp.conn = Some(tcp.connect().await?);
         }
-        Ok(Sender::Tcp(builder.build()?))
+        Ok(Sender::Tcp(tcp))
     }
 
     /// Posts `body`; the answer's status, 0 for a transport error.
     async fn post(&mut self, url: &str, body: Vec<u8>) -> u16 {
         match self {
-            Sender::Tcp(client) => match client.post(url).body(body).send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let _ = resp.bytes().await;
-                    status
-                }
-                Err(_) => 0,
-            },
+            Sender::Tcp(tcp) => tcp.post(body).await.unwrap_or(0),
             Sender::H3(send) => {
                 let exchange = async {
                     let req = http::Request::post(url).body(())?;
@@ -146,6 +200,71 @@ impl Sender {
                 exchange.await.unwrap_or(0)
             }
         }
+    }
+}
+
+impl Tcp {
+    async fn connect(&self) -> anyhow::Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        match &self.tls {
+            None => self.handshake(stream).await,
+            Some((connector, name)) => {
+                let stream = connector.connect(name.clone(), stream).await?;
+                self.handshake(stream).await
+            }
+        }
+    }
+
+    async fn handshake<T>(&self, io: T) -> anyhow::Result<Conn>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = hyper_util::rt::TokioIo::new(io);
+        Ok(if self.http2 {
+            let (send, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await?;
+            tokio::spawn(conn);
+            Conn::H2(send)
+        } else {
+            let (send, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(conn);
+            Conn::H1(send)
+        })
+    }
+
+    async fn post(&mut self, body: Vec<u8>) -> anyhow::Result<u16> {
+        use http_body_util::BodyExt;
+        let mut req = http::Request::post(self.target.clone())
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        if !self.http2 {
+            req.headers_mut()
+                .insert(http::header::HOST, self.host.clone());
+        }
+        // The connection is put back only after a whole exchange: a failed one is dropped and
+        // the next request opens another.
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        if let Conn::H1(send) = &mut conn
+            && send.ready().await.is_err()
+        {
+            // The server ended keep-alive after the last answer.
+            conn = self.connect().await?;
+        }
+        let resp = match &mut conn {
+            Conn::H1(send) => {
+                send.ready().await?;
+                send.send_request(req).await?
+            }
+            Conn::H2(send) => send.send_request(req).await?,
+        };
+        let status = resp.status().as_u16();
+        resp.into_body().collect().await?;
+        self.conn = Some(conn);
+        Ok(status)
     }
 }
 
