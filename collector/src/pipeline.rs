@@ -327,7 +327,7 @@ impl Pipeline {
         match (&self.publisher, &self.spool) {
             (Some(publisher), _) => publisher.publish(rows, body).await?,
             (None, Some(spool)) => spool
-                .append(&body, rows.len())?
+                .append(body, rows.len())?
                 .await
                 .unwrap_or(Err(IngestError::ShuttingDown))?,
             (None, None) => self.sink.submit(body, rows.len())?.wait().await?,

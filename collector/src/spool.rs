@@ -87,8 +87,18 @@ const MAX_PENDING_BYTES: u64 = 64 << 20;
 
 /// One request's rows, waiting for their group's fsync.
 struct Append {
-    record: Vec<u8>,
+    /// The record's frame and its payload apart: the writer sends both in one `writev`, so the
+    /// request's RowBinary body is never copied behind a header.
+    header: [u8; HEADER],
+    payload: Vec<u8>,
     done: oneshot::Sender<Result<(), IngestError>>,
+}
+
+impl Append {
+    /// The record's size in the segment.
+    fn len(&self) -> usize {
+        HEADER + self.payload.len()
+    }
 }
 
 /// A sealed segment file, ready to ship.
@@ -180,7 +190,7 @@ impl Spool {
     /// resolves once they are on disk. Refuses at once when the spool is at its cap.
     pub fn append(
         &self,
-        rows: &[u8],
+        rows: Vec<u8>,
         n: usize,
     ) -> Result<oneshot::Receiver<Result<(), IngestError>>, IngestError> {
         // A record's length field is 32 bits.
@@ -199,9 +209,13 @@ impl Spool {
         self.metrics
             .spool_bytes
             .set(self.used.load(Ordering::Relaxed) as i64);
-        let record = record(rows, n as u32);
         let (done, rx) = oneshot::channel();
-        self.tx.send(Append { record, done }).map_err(|_| {
+        let append = Append {
+            header: header(&rows, n as u32),
+            payload: rows,
+            done,
+        };
+        self.tx.send(append).map_err(|_| {
             self.pending.fetch_sub(size, Ordering::Relaxed);
             self.used.fetch_sub(size, Ordering::Relaxed);
             IngestError::ShuttingDown
@@ -214,11 +228,18 @@ impl Spool {
 /// the module's documentation says.
 pub fn record(payload: &[u8], rows: u32) -> Vec<u8> {
     let mut r = Vec::with_capacity(HEADER + payload.len());
-    r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    r.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    r.extend_from_slice(&rows.to_le_bytes());
+    r.extend_from_slice(&header(payload, rows));
     r.extend_from_slice(payload);
     r
+}
+
+/// The frame [`record`] puts before `payload`.
+fn header(payload: &[u8], rows: u32) -> [u8; HEADER] {
+    let mut h = [0; HEADER];
+    h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    h[8..].copy_from_slice(&rows.to_le_bytes());
+    h
 }
 
 /// `NNNNNNNNNNNNNNNNNNNN.seg` files of `dir`, oldest first.
@@ -320,18 +341,18 @@ impl Writer {
                 },
             };
             let mut group = vec![first];
-            let mut bytes = group[0].record.len();
+            let mut bytes = group[0].len();
             while bytes < GROUP_BYTES {
                 match rx.try_recv() {
                     Ok(next) => {
-                        bytes += next.record.len();
+                        bytes += next.len();
                         group.push(next);
                     }
                     Err(_) => break,
                 }
             }
             let started = Instant::now();
-            let size: u64 = group.iter().map(|a| a.record.len() as u64).sum();
+            let size: u64 = group.iter().map(|a| a.len() as u64).sum();
             self.pending.fetch_sub(size, Ordering::Relaxed);
             let result = self.check_free_space().and_then(|()| self.write(&group));
             self.metrics
@@ -397,7 +418,7 @@ impl Writer {
         let Some(active) = self.active.as_mut() else {
             return Err(ErrorKind::Other.into());
         };
-        let len: usize = group.iter().map(|a| a.record.len()).sum();
+        let len: usize = group.iter().map(Append::len).sum();
         let written = write_all_vectored(&mut active.file, group).and_then(|()| {
             if self.cfg.fsync {
                 active.file.sync_data()
@@ -441,7 +462,12 @@ impl Writer {
 fn write_all_vectored(file: &mut File, group: &[Append]) -> std::io::Result<()> {
     let mut slices: Vec<std::io::IoSlice<'_>> = group
         .iter()
-        .map(|a| std::io::IoSlice::new(&a.record))
+        .flat_map(|a| {
+            [
+                std::io::IoSlice::new(&a.header),
+                std::io::IoSlice::new(&a.payload),
+            ]
+        })
         .collect();
     let mut slices = &mut slices[..];
     while !slices.is_empty() {

@@ -163,17 +163,22 @@ pub fn enrich(
 ) -> Vec<EventRow> {
     let mut enricher = Enricher::new(hasher, ctx);
     let mut refused = rejected.iter().map(|(i, _)| *i).peekable();
-    batch
-        .events
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| refused.next_if_eq(i).is_none())
-        .map(|(_, raw)| {
-            let mut e = enricher.enrich(&batch.site_id, batch.batch_id, batch.sent_at, raw);
-            if e.session_id.is_empty() {
-                e.session_id = session(&e);
-            }
-            EventRow::from_enriched(e)
-        })
-        .collect()
+    // Sized up front: the filter hides the count from `collect`, which would regrow the Vec
+    // and move every row built so far (rows are large) several times per batch.
+    let mut rows = Vec::with_capacity(batch.events.len().saturating_sub(rejected.len()));
+    rows.extend(
+        batch
+            .events
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| refused.next_if_eq(i).is_none())
+            .map(|(_, raw)| {
+                let mut e = enricher.enrich(&batch.site_id, batch.batch_id, batch.sent_at, raw);
+                if e.session_id.is_empty() {
+                    e.session_id = session(&e);
+                }
+                EventRow::from_enriched(e)
+            }),
+    );
+    rows
 }

@@ -226,19 +226,27 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
             .await
             .unwrap_or(0)
     };
-    // ClickHouse makes the table's rows visible before it has written the views' rows: wait
-    // for the mart too, so the kill below does not land inside that insert.
-    let in_mart = || async {
-        server
-            .db
-            .query("SELECT toUInt64(sum(clicks)) FROM heatmap_clicks")
-            .fetch_one::<u64>()
-            .await
-            .unwrap_or(0)
+    // ClickHouse makes the table's rows visible before it has written the views' rows, one view
+    // after another (`sessions` after `heatmap_clicks`: a kill between them once left the
+    // sessions mart without the first batch): wait for both, so the kill below does not land
+    // inside that insert.
+    let count = |db: clickhouse::Client, sql: &'static str| async move {
+        db.query(sql).fetch_one::<u64>().await.unwrap_or(0)
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while stored(server.db.clone()).await < first.events.len() as u64
-        || in_mart().await < clicks(&first)
+        || count(
+            server.db.clone(),
+            "SELECT toUInt64(sum(clicks)) FROM heatmap_clicks",
+        )
+        .await
+            < clicks(&first)
+        || count(
+            server.db.clone(),
+            "SELECT toUInt64(countMerge(events)) FROM sessions",
+        )
+        .await
+            < first.events.len() as u64
     {
         assert!(Instant::now() < deadline, "the first batch never arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
