@@ -1,9 +1,10 @@
-# Shared by the bench scripts that run a release collector against a private ClickHouse:
+# Shared by the bench scripts that run a release collector (most against a private ClickHouse):
 #   . "$(dirname "$0")/lib.sh" NAME
 # builds the release binary ($bin), makes a temp dir ($dir), starts ClickHouse 18.16 pinned to
 # core 1 ($ch, stopped when the script exits; not with NO_CLICKHOUSE=1), and defines `free` (a
 # free loopback port), `wait_up URL` (until URL/healthz answers; certificates not checked, for
-# self-signed TLS) and `serve SCHEME` (the collector). Processes in $pids are killed when the script exits.
+# self-signed TLS) and `serve SCHEME` (the collector). Processes in $pids are killed when the
+# script exits.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cargo build --release --bin pathlight 2>&1 | tail -1 >&2
@@ -33,7 +34,7 @@ config() {
   shift
   {
     printf 'hash_secret = "bench"\nip_events_per_sec = 0\n[[sites]]\nid = "bench"\n'
-    printf '[clickhouse]\nurl = "%s"\ndatabase = "%s"\n' "$ch" "$db"
+    printf '[clickhouse]\nurl = "%s"\ndatabase = "%s"\n' "${ch:?config needs ClickHouse (NO_CLICKHOUSE is set)}" "$db"
     printf '%s\n' "$@"
   } >"$dir/pathlight.toml"
 }

@@ -86,39 +86,55 @@ enum Sender {
 /// generator shares core 1 with ClickHouse in every bench, so each request should cost it a
 /// write, a read and little else (no pool, no redirect or decompression layers).
 struct Tcp {
+    dial: Dial,
+    /// HTTP/1.1: the path (origin form, with `host`); HTTP/2: the whole URL.
+    target: http::Uri,
+    host: http::HeaderValue,
+    conn: Conn,
+}
+
+type Body = http_body_util::Full<bytes::Bytes>;
+
+/// Where and how a connection is opened.
+#[derive(Clone)]
+struct Dial {
     addr: std::net::SocketAddr,
     tls: Option<(
         tokio_rustls::TlsConnector,
         rustls::pki_types::ServerName<'static>,
     )>,
-    http2: bool,
-    /// HTTP/1.1: the path (origin form, with `host`); HTTP/2: the whole URL.
-    target: http::Uri,
-    host: http::HeaderValue,
-    /// HTTP/1.1: this worker's own connection; HTTP/2: one connection all workers share.
-    conn: Option<Conn>,
 }
 
 enum Conn {
-    H1(hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>),
-    H2(hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>),
+    /// This worker's own connection (one request in flight on each), opened at its first
+    /// request and again after an exchange failed.
+    H1(Option<hyper::client::conn::http1::SendRequest<Body>>),
+    /// This worker's handle on the connection all workers share, and the shared slot. A worker
+    /// that finds its handle closed takes the slot's, reopening it first if that is closed
+    /// too: one reconnection for all, and one stream's error leaves the connection in use.
+    H2(
+        hyper::client::conn::http2::SendRequest<Body>,
+        Arc<tokio::sync::Mutex<hyper::client::conn::http2::SendRequest<Body>>>,
+    ),
 }
 
+/// A TCP or TLS stream, boxed so that one handshake serves both.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 impl Clone for Sender {
-    /// A worker's copy: HTTP/1.1 workers each open their own connection (one request in flight
-    /// per connection); HTTP/2 and HTTP/3 workers share the one opened in [`Sender::new`].
+    /// A worker's copy: HTTP/1.1 workers each open their own connection; HTTP/2 and HTTP/3
+    /// workers share the one opened in [`Sender::new`].
     fn clone(&self) -> Sender {
         match self {
             Sender::H3(send) => Sender::H3(send.clone()),
             Sender::Tcp(t) => Sender::Tcp(Tcp {
-                addr: t.addr,
-                tls: t.tls.clone(),
-                http2: t.http2,
+                dial: t.dial.clone(),
                 target: t.target.clone(),
                 host: t.host.clone(),
                 conn: match &t.conn {
-                    Some(Conn::H2(send)) => Some(Conn::H2(send.clone())),
-                    _ => None,
+                    Conn::H1(_) => Conn::H1(None),
+                    Conn::H2(send, shared) => Conn::H2(send.clone(), shared.clone()),
                 },
             }),
         }
@@ -129,7 +145,13 @@ impl Sender {
     async fn new(opts: &LoadOptions) -> anyhow::Result<Sender> {
         let tls = opts.url.starts_with("https:");
         let url: http::Uri = opts.url.parse()?;
-        let host = url.host().unwrap_or("127.0.0.1").to_owned();
+        // `Uri::host` keeps an IPv6 literal's brackets, which neither a lookup nor a TLS
+        // server name takes.
+        let host = url.host().unwrap_or("127.0.0.1");
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let addr = tokio::net::lookup_host((host.as_str(), port))
             .await?
@@ -157,7 +179,7 @@ impl Sender {
         let tls = if tls {
             let alpn: &[u8] = if opts.http2 { b"h2" } else { b"http/1.1" };
             let config = Arc::new(client_tls(opts.insecure, alpn));
-            let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+            let name = rustls::pki_types::ServerName::try_from(host)?;
             Some((tokio_rustls::TlsConnector::from(config), name))
         } else {
             None
@@ -166,19 +188,18 @@ impl Sender {
             .authority()
             .ok_or_else(|| anyhow::anyhow!("{} has no host", opts.url))?;
         let mut tcp = Tcp {
-            addr,
-            tls,
-            http2: opts.http2,
+            dial: Dial { addr, tls },
             target: if opts.http2 {
                 url.clone()
             } else {
                 url.path_and_query().map_or("/", |p| p.as_str()).parse()?
             },
             host: http::HeaderValue::from_str(authority.as_str())?,
-            conn: None,
+            conn: Conn::H1(None),
         };
         if opts.http2 {
-            tcp.conn = Some(tcp.connect().await?);
+            let send = tcp.dial.open_h2().await?;
+            tcp.conn = Conn::H2(send.clone(), Arc::new(tokio::sync::Mutex::new(send)));
         }
         Ok(Sender::Tcp(tcp))
     }
@@ -203,69 +224,81 @@ impl Sender {
     }
 }
 
-impl Tcp {
-    async fn connect(&self) -> anyhow::Result<Conn> {
+impl Dial {
+    async fn stream(&self) -> anyhow::Result<hyper_util::rt::TokioIo<Box<dyn Stream>>> {
         let stream = tokio::net::TcpStream::connect(self.addr).await?;
         stream.set_nodelay(true)?;
-        match &self.tls {
-            None => self.handshake(stream).await,
-            Some((connector, name)) => {
-                let stream = connector.connect(name.clone(), stream).await?;
-                self.handshake(stream).await
-            }
-        }
+        let stream: Box<dyn Stream> = match &self.tls {
+            None => Box::new(stream),
+            Some((connector, name)) => Box::new(connector.connect(name.clone(), stream).await?),
+        };
+        Ok(hyper_util::rt::TokioIo::new(stream))
     }
 
-    async fn handshake<T>(&self, io: T) -> anyhow::Result<Conn>
-    where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let io = hyper_util::rt::TokioIo::new(io);
-        Ok(if self.http2 {
-            let (send, conn) =
-                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-                    .await?;
-            tokio::spawn(conn);
-            Conn::H2(send)
-        } else {
-            let (send, conn) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(conn);
-            Conn::H1(send)
-        })
+    async fn open_h1(&self) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Body>> {
+        let (send, conn) = hyper::client::conn::http1::handshake(self.stream().await?).await?;
+        tokio::spawn(conn);
+        Ok(send)
     }
 
+    async fn open_h2(&self) -> anyhow::Result<hyper::client::conn::http2::SendRequest<Body>> {
+        let executor = hyper_util::rt::TokioExecutor::new();
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(executor, self.stream().await?).await?;
+        tokio::spawn(conn);
+        Ok(send)
+    }
+}
+
+impl Tcp {
     async fn post(&mut self, body: Vec<u8>) -> anyhow::Result<u16> {
-        use http_body_util::BodyExt;
         let mut req = http::Request::post(self.target.clone())
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
-        if !self.http2 {
-            req.headers_mut()
-                .insert(http::header::HOST, self.host.clone());
-        }
-        // The connection is put back only after a whole exchange: a failed one is dropped and
-        // the next request opens another.
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
-        if let Conn::H1(send) = &mut conn
-            && send.ready().await.is_err()
-        {
-            // The server ended keep-alive after the last answer.
-            conn = self.connect().await?;
-        }
-        let resp = match &mut conn {
-            Conn::H1(send) => {
-                send.ready().await?;
-                send.send_request(req).await?
+        match &mut self.conn {
+            Conn::H1(slot) => {
+                req.headers_mut()
+                    .insert(http::header::HOST, self.host.clone());
+                // Taken for the exchange and put back only after all of it: a failed one
+                // leaves the slot empty, and the next request opens another connection.
+                let mut kept = slot.take();
+                if let Some(send) = &mut kept
+                    && send.ready().await.is_err()
+                {
+                    // The server ended keep-alive after the last answer.
+                    kept = None;
+                }
+                let mut send = match kept {
+                    Some(send) => send,
+                    None => {
+                        let mut send = self.dial.open_h1().await?;
+                        send.ready().await?;
+                        send
+                    }
+                };
+                let status = status(send.send_request(req).await?).await?;
+                *slot = Some(send);
+                Ok(status)
             }
-            Conn::H2(send) => send.send_request(req).await?,
-        };
-        let status = resp.status().as_u16();
-        resp.into_body().collect().await?;
-        self.conn = Some(conn);
-        Ok(status)
+            Conn::H2(send, shared) => {
+                if send.is_closed() {
+                    let mut current = shared.lock().await;
+                    if current.is_closed() {
+                        *current = self.dial.open_h2().await?;
+                    }
+                    *send = current.clone();
+                }
+                status(send.send_request(req).await?).await
+            }
+        }
     }
+}
+
+/// The answer's status, once its body has been read.
+async fn status(resp: http::Response<hyper::body::Incoming>) -> anyhow::Result<u16> {
+    use http_body_util::BodyExt;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await?;
+    Ok(status)
 }
 
 /// TLS 1.2/1.3 with ring, offering `alpn`; with `insecure`, any certificate is accepted.

@@ -3,9 +3,11 @@
 //! # The path of an event through the spool
 //!
 //! 1. `Pipeline::ingest` encodes a request's rows to RowBinary and calls [`Spool::append`],
-//!    which frames them as one record and refuses at once (503) when the spool is at its cap.
+//!    which computes their record's frame and refuses at once (503) when the spool is at its
+//!    cap. The rows are not copied behind the frame: the two stay apart until the write.
 //! 2. The writer thread takes every record waiting (group commit), writes them at the end of
-//!    the active segment file in one `write`, `fdatasync`s, and only then resolves the
+//!    the active segment file in one `writev` (each record's frame and rows as two slices),
+//!    `fdatasync`s, and only then resolves the
 //!    appends: the 2xx leaves after the bytes are on disk. One fsync serves every request
 //!    that arrived while the previous one ran, so its cost is shared under load.
 //! 3. A segment is sealed when it reaches `segment_bytes`, or `seal_ms` after its first
@@ -224,8 +226,9 @@ impl Spool {
     }
 }
 
-/// One record of a segment: `payload` (RowBinary, under 4 GiB) holding `rows` rows, framed as
-/// the module's documentation says.
+/// One record of a segment in one buffer: `payload` (RowBinary, under 4 GiB) holding `rows`
+/// rows, framed as the module's documentation says. For tests, which write segments as a
+/// crashed or older process would have left them; the writer sends frame and payload apart.
 pub fn record(payload: &[u8], rows: u32) -> Vec<u8> {
     let mut r = Vec::with_capacity(HEADER + payload.len());
     r.extend_from_slice(&header(payload, rows));

@@ -220,33 +220,29 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
     };
     assert!(clicks(&first) > 0);
     assert_eq!(send(&first).await.unwrap().status(), 204);
-    let stored = |db: clickhouse::Client| async move {
-        db.query("SELECT count() FROM events FINAL")
-            .fetch_one::<u64>()
-            .await
-            .unwrap_or(0)
+    // 0 while ClickHouse is away.
+    let count = |db: clickhouse::Client, sql: &'static str| async move {
+        db.query(sql).fetch_one::<u64>().await.unwrap_or(0)
+    };
+    let stored = |db| count(db, "SELECT count() FROM events FINAL");
+    // (clicks, events) in the marts.
+    let marts = |db: clickhouse::Client| async move {
+        (
+            count(
+                db.clone(),
+                "SELECT toUInt64(sum(clicks)) FROM heatmap_clicks",
+            )
+            .await,
+            count(db, "SELECT toUInt64(countMerge(events)) FROM sessions").await,
+        )
     };
     // ClickHouse makes the table's rows visible before it has written the views' rows, one view
     // after another (`sessions` after `heatmap_clicks`: a kill between them once left the
     // sessions mart without the first batch): wait for both, so the kill below does not land
     // inside that insert.
-    let count = |db: clickhouse::Client, sql: &'static str| async move {
-        db.query(sql).fetch_one::<u64>().await.unwrap_or(0)
-    };
+    let expected = (clicks(&first), first.events.len() as u64);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stored(server.db.clone()).await < first.events.len() as u64
-        || count(
-            server.db.clone(),
-            "SELECT toUInt64(sum(clicks)) FROM heatmap_clicks",
-        )
-        .await
-            < clicks(&first)
-        || count(
-            server.db.clone(),
-            "SELECT toUInt64(countMerge(events)) FROM sessions",
-        )
-        .await
-            < first.events.len() as u64
+    while stored(server.db.clone()).await < expected.1 || marts(server.db.clone()).await != expected
     {
         assert!(Instant::now() < deadline, "the first batch never arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -270,22 +266,12 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The views' rows land just after the table's: wait for them, then check nothing more came.
-    let marts = || async {
-        (
-            server
-                .scalar("SELECT toUInt64(sum(clicks)) FROM heatmap_clicks")
-                .await,
-            server
-                .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
-                .await,
-        )
-    };
     let expected = (clicks(&first) + clicks(&second), total);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut found = marts().await;
+    let mut found = marts(server.db.clone()).await;
     while (found.0 < expected.0 || found.1 < expected.1) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        found = marts().await;
+        found = marts(server.db.clone()).await;
     }
     assert_eq!(found, expected, "(clicks, events) in the marts");
     server.stop().await;

@@ -2,6 +2,8 @@
 
 use crate::TestServer;
 use pathlight_collector::loadgen::{LoadOptions, run};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[tokio::test]
@@ -36,4 +38,107 @@ async fn the_load_generator_is_bounded_and_its_events_are_stored_once() {
     // Same seed: the second run replays the first run's events, stored once.
     assert_eq!(server.scalar("SELECT count() FROM events FINAL").await, 800);
     server.stop().await;
+}
+
+/// A server on 127.0.0.1 answering 204 to everything that ends each connection after
+/// `per_conn` answers (HTTP/1.1: keep-alive off, one answer; HTTP/2: GOAWAY after `per_conn`),
+/// counting the connections it accepted. It stops with the test's runtime.
+async fn closing_server(http2: bool, per_conn: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/batch", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let served = Arc::new(AtomicUsize::new(0));
+            let enough = Arc::new(tokio::sync::Notify::new());
+            let service = {
+                let enough = enough.clone();
+                hyper::service::service_fn(move |_req| {
+                    if served.fetch_add(1, Ordering::SeqCst) + 1 == per_conn {
+                        enough.notify_one();
+                    }
+                    let answer = http::Response::builder()
+                        .status(204)
+                        .body(http_body_util::Empty::<bytes::Bytes>::new());
+                    async move { answer }
+                })
+            };
+            tokio::spawn(async move {
+                if http2 {
+                    let conn = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(io, service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = enough.notified() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(false)
+                        .serve_connection(io, service)
+                        .await;
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// A server that ends connections does not cost requests: an HTTP/1.1 worker opens another
+/// after `Connection: close`, and HTTP/2's workers, sharing one connection, reopen it once
+/// between them after GOAWAY rather than each its own.
+#[tokio::test]
+async fn the_load_generator_reopens_connections_the_server_ends() {
+    let options = |url: String, http2| LoadOptions {
+        url,
+        site: "test".into(),
+        batch: 5,
+        concurrency: 4,
+        rate: 0,
+        duration: Duration::from_secs(30),
+        max_requests: 60,
+        http2,
+        http3: false,
+        insecure: false,
+        seed: 1,
+    };
+    let (url, accepted) = closing_server(false, 1).await;
+    let report = run(options(url, false)).await.unwrap();
+    assert_eq!(
+        report.statuses.get(&204),
+        Some(&60),
+        "{:?}",
+        report.statuses
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        60,
+        "one connection per answer"
+    );
+
+    let (url, accepted) = closing_server(true, 20).await;
+    let report = run(options(url, true)).await.unwrap();
+    // A request sent while the GOAWAY was on its way may fail: at most one per worker.
+    let ok = report.statuses.get(&204).copied().unwrap_or(0);
+    let connections = accepted.load(Ordering::SeqCst);
+    assert!(
+        ok >= 60 - 4 * connections as u64,
+        "{connections} connections: {:?}",
+        report.statuses
+    );
+    // 60 requests at 20 a connection: 3, and a 4th when the last GOAWAY came before the end.
+    assert!(
+        (3..=4).contains(&connections),
+        "{connections} connections for 60 requests at 20 each: {:?}",
+        report.statuses
+    );
 }
