@@ -6,6 +6,7 @@
 # benches. One row per build and run, the builds alternated. (Relative BIN paths are taken from
 # the repository's root.)
 #   bench/generator.sh [SECONDS] [RUNS] [BIN...]     (default: the release build)
+# LOADGEN_FLAGS adds flags to every loadgen run (`--http2`: one shared connection, prior knowledge).
 set -euo pipefail
 secs=${1:-5} runs=${2:-2}
 NO_CLICKHOUSE=1 . "$(dirname "$0")/lib.sh" generator
@@ -23,7 +24,7 @@ for _ in $(seq 1 "$runs"); do
     sleep 0.5
     # bash's `time` reports the generator's user and system seconds (TIMEFORMAT below).
     { time taskset -c 1 "$b" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench \
-      --batch 20 --concurrency 64 --seconds "$secs" 2>/dev/null | sed -n 3p >"$dir/row"; } 2>"$dir/cpu"
+      --batch 20 --concurrency 64 --seconds "$secs" ${LOADGEN_FLAGS:-} 2>/dev/null | sed -n 3p >"$dir/row"; } 2>"$dir/cpu"
     kill "$server"; wait "$server" 2>/dev/null || true
     per=$(awk -v r="$(awk -F'|' '{gsub(/ /, "", $2); print $2}' "$dir/row")" -v s="$secs" \
       '{ printf "%.1f", ($1 + $2) * 1e6 / (r * s) }' "$dir/cpu")

@@ -5,7 +5,8 @@
 # whole pipeline sustains keeps the backlog near one segment (what 500 ms of events take); one
 # it does not grows it until the spool's cap (then 503). Pinned like bench/limits.sh.
 #   bench/sustained.sh [SECONDS] [EVENTS_PER_SEC|full ...]     BIN=other/pathlight for another build,
-#   NICE=-10 for the generator's priority over ClickHouse on core 1 (as in bench/limits.sh)
+#   NICE=-10 for the generator's priority over ClickHouse on core 1 (as in bench/limits.sh),
+#   SPOOL='segment_bytes = 67108864' for a line more in the collector's [spool] section
 set -euo pipefail
 secs=${1:-20} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" sustained
@@ -16,7 +17,7 @@ rates=("${@:2}")
 echo "| offered events/s | answered events/s | p50 ms | p99 ms | non-2xx | spool MB every 4 s |"
 echo "|---:|---:|---:|---:|---:|---|"
 for rate in "${rates[@]}"; do
-  config "sustained_$rate" "[spool]" "dir = \"$dir/spool-$rate\""
+  config "sustained_$rate" "[spool]" "dir = \"$dir/spool-$rate\"" ${SPOOL:+"$SPOOL"}
   port=$(free)
   serve http
   limit=(); [ "$rate" != full ] && limit=(--rate $((rate / 20)))
