@@ -2,8 +2,8 @@
 """What one group commit's `fdatasync` costs on this disk, by how the segment file was made:
 `append` (a new empty file, each write extending it, as the spool writes), `fallocate` (space
 reserved, unwritten) or `prezeroed` (zeros written and synced first, then overwritten: no
-metadata changes at commit). Writes 6 000-byte records (a few 20-event requests) N times and
-prints a Markdown row of latency percentiles, ms.
+metadata changes at commit). Writes a 6 000-byte record and syncs it, N times, in a file under
+DIR (on the disk the spool would use), and prints a Markdown row of latency percentiles, ms.
     python3 bench/fsync-kinds.py DIR append|fallocate|prezeroed N
 """
 import os
@@ -39,6 +39,7 @@ def q(p):
     return lat[min(len(lat) - 1, int(p * len(lat)))] * 1e3
 
 
-print(f"| {mode} | {n} | {q(.5):.2f} | {q(.9):.2f} | {q(.99):.2f} | {q(.999):.2f} | {lat[-1] * 1e3:.2f} |")
+cells = [q(.5), q(.9), q(.99), q(.999), lat[-1] * 1e3]
+print(f"| {mode} | {n} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
 os.close(fd)
 os.remove(path)

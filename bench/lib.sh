@@ -34,7 +34,8 @@ config() {
   shift
   {
     printf 'hash_secret = "bench"\nip_events_per_sec = 0\n[[sites]]\nid = "bench"\n'
-    printf '[clickhouse]\nurl = "%s"\ndatabase = "%s"\n' "${ch:?config needs ClickHouse (NO_CLICKHOUSE is set)}" "$db"
+    printf '[clickhouse]\nurl = "%s"\ndatabase = "%s"\n' \
+      "${ch:?config needs ClickHouse (NO_CLICKHOUSE is set)}" "$db"
     printf '%s\n' "$@"
   } >"$dir/pathlight.toml"
 }

@@ -149,8 +149,9 @@ impl Sender {
         // server name takes.
         let host = url.host().unwrap_or("127.0.0.1");
         let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
             .to_owned();
         let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let addr = tokio::net::lookup_host((host.as_str(), port))
@@ -241,6 +242,13 @@ impl Dial {
         Ok(send)
     }
 
+    /// A new HTTP/1.1 connection, ready for its first request.
+    async fn ready_h1(&self) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Body>> {
+        let mut send = self.open_h1().await?;
+        send.ready().await?;
+        Ok(send)
+    }
+
     async fn open_h2(&self) -> anyhow::Result<hyper::client::conn::http2::SendRequest<Body>> {
         let executor = hyper_util::rt::TokioExecutor::new();
         let (send, conn) =
@@ -269,25 +277,48 @@ impl Tcp {
                 }
                 let mut send = match kept {
                     Some(send) => send,
-                    None => {
-                        let mut send = self.dial.open_h1().await?;
-                        send.ready().await?;
-                        send
-                    }
+                    None => self.dial.ready_h1().await?,
                 };
-                let status = status(send.send_request(req).await?).await?;
+                let resp = match send.try_send_request(req).await {
+                    Ok(resp) => resp,
+                    // The connection closed before the request went out: it was never sent,
+                    // so it goes once more, on a new one.
+                    Err(mut e) => match e.take_message() {
+                        Some(req) => {
+                            send = self.dial.ready_h1().await?;
+                            send.send_request(req).await?
+                        }
+                        None => return Err(e.into_error().into()),
+                    },
+                };
+                let status = status(resp).await?;
                 *slot = Some(send);
                 Ok(status)
             }
             Conn::H2(send, shared) => {
-                if send.is_closed() {
-                    let mut current = shared.lock().await;
-                    if current.is_closed() {
-                        *current = self.dial.open_h2().await?;
+                let mut resent = false;
+                loop {
+                    if send.is_closed() {
+                        let mut current = shared.lock().await;
+                        if current.is_closed() {
+                            *current = self.dial.open_h2().await?;
+                        }
+                        *send = current.clone();
                     }
-                    *send = current.clone();
+                    match send.try_send_request(req).await {
+                        Ok(resp) => return status(resp).await,
+                        // Queued when the connection ended (after a GOAWAY, hyper notices
+                        // only at the next request) and never sent: once more, on the
+                        // connection that replaces it.
+                        Err(mut e) => match e.take_message() {
+                            Some(again) if !resent => {
+                                req = again;
+                                resent = true;
+                            }
+                            _ => return Err(e.into_error().into()),
+                        },
+                    }
                 }
-                status(send.send_request(req).await?).await
             }
         }
     }
@@ -396,7 +427,11 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
                 }
                 let body = batch_bytes(&mut batch, opts.seed, n);
                 let t = Instant::now();
-                let status = client.post(&opts.url, body).await;
+                // Bounded even when the server stops answering, or a connection never opens.
+                let give_up = (deadline + Duration::from_secs(5)).into();
+                let status = tokio::time::timeout_at(give_up, client.post(&opts.url, body))
+                    .await
+                    .unwrap_or(0);
                 latencies.push(t.elapsed().as_secs_f64() * 1000.0);
                 *statuses.entry(status).or_default() += 1;
                 if (200..300).contains(&status) {
