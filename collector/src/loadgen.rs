@@ -236,15 +236,10 @@ impl Dial {
         Ok(hyper_util::rt::TokioIo::new(stream))
     }
 
-    async fn open_h1(&self) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Body>> {
-        let (send, conn) = hyper::client::conn::http1::handshake(self.stream().await?).await?;
-        tokio::spawn(conn);
-        Ok(send)
-    }
-
     /// A new HTTP/1.1 connection, ready for its first request.
     async fn ready_h1(&self) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Body>> {
-        let mut send = self.open_h1().await?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(self.stream().await?).await?;
+        tokio::spawn(conn);
         send.ready().await?;
         Ok(send)
     }
@@ -404,6 +399,9 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
     let sent = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + opts.duration;
+    // Every request ends by then, even when the server stops answering or a connection never
+    // opens.
+    let give_up: tokio::time::Instant = (deadline + Duration::from_secs(5)).into();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
         let (mut client, opts, sent) = (client.clone(), opts.clone(), sent.clone());
@@ -427,8 +425,6 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
                 }
                 let body = batch_bytes(&mut batch, opts.seed, n);
                 let t = Instant::now();
-                // Bounded even when the server stops answering, or a connection never opens.
-                let give_up = (deadline + Duration::from_secs(5)).into();
                 let status = tokio::time::timeout_at(give_up, client.post(&opts.url, body))
                     .await
                     .unwrap_or(0);

@@ -7,9 +7,9 @@
 //!    cap. The rows are not copied behind the frame: the two stay apart until the write.
 //! 2. The writer thread takes every record waiting (group commit), writes them at the end of
 //!    the active segment file in one `writev` (each record's frame and rows as two slices),
-//!    `fdatasync`s, and only then resolves the
-//!    appends: the 2xx leaves after the bytes are on disk. One fsync serves every request
-//!    that arrived while the previous one ran, so its cost is shared under load.
+//!    `fdatasync`s, and only then resolves the appends: the 2xx leaves after the bytes are on
+//!    disk. One fsync serves every request that arrived while the previous one ran, so its cost
+//!    is shared under load.
 //! 3. A segment is sealed when it reaches `segment_bytes`, or `seal_ms` after its first
 //!    record (freshness), and handed to [`ship`], which sends all its rows to ClickHouse in one
 //!    insert, retrying what is worth retrying (`sinks/clickhouse/retry.rs`), and deletes the

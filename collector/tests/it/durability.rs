@@ -225,27 +225,23 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
         db.query(sql).fetch_one::<u64>().await.unwrap_or(0)
     };
     let stored = |db| count(db, "SELECT count() FROM events FINAL");
-    // (clicks, events) in the marts.
+    // (clicks, events) in the marts, and whether they fall short of `expected`.
+    const CLICKS: &str = "SELECT toUInt64(sum(clicks)) FROM heatmap_clicks";
+    const EVENTS: &str = "SELECT toUInt64(countMerge(events)) FROM sessions";
     let marts = |db: clickhouse::Client| async move {
-        (
-            count(
-                db.clone(),
-                "SELECT toUInt64(sum(clicks)) FROM heatmap_clicks",
-            )
-            .await,
-            count(db, "SELECT toUInt64(countMerge(events)) FROM sessions").await,
-        )
+        (count(db.clone(), CLICKS).await, count(db, EVENTS).await)
     };
+    let short =
+        |found: (u64, u64), expected: (u64, u64)| found.0 < expected.0 || found.1 < expected.1;
     // ClickHouse makes the table's rows visible before it has written the views' rows, one view
     // after another (`sessions` after `heatmap_clicks`: a kill between them once left the
     // sessions mart without the first batch): wait for both, so the kill below does not land
     // inside that insert.
     let expected = (clicks(&first), first.events.len() as u64);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stored(server.db.clone()).await < expected.1 || {
-        let found = marts(server.db.clone()).await;
-        found.0 < expected.0 || found.1 < expected.1
-    } {
+    while stored(server.db.clone()).await < expected.1
+        || short(marts(server.db.clone()).await, expected)
+    {
         assert!(Instant::now() < deadline, "the first batch never arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -271,19 +267,12 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
     let expected = (clicks(&first) + clicks(&second), total);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut found = marts(server.db.clone()).await;
-    while (found.0 < expected.0 || found.1 < expected.1) && Instant::now() < deadline {
+    while short(found, expected) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         found = marts(server.db.clone()).await;
     }
     // Read again where an error panics with its SQL, not as a zero.
-    let found = (
-        server
-            .scalar("SELECT toUInt64(sum(clicks)) FROM heatmap_clicks")
-            .await,
-        server
-            .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
-            .await,
-    );
+    let found = (server.scalar(CLICKS).await, server.scalar(EVENTS).await);
     assert_eq!(found, expected, "(clicks, events) in the marts");
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
