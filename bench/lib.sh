@@ -1,7 +1,7 @@
 # Shared by the bench scripts that run a release collector (most against a private ClickHouse):
 #   . "$(dirname "$0")/lib.sh" NAME
 # builds the release binary ($bin), makes a temp dir ($dir), starts ClickHouse 18.16 pinned to
-# core 1 ($ch, stopped when the script exits; not with NO_CLICKHOUSE=1), and defines `free` (a
+# core 1 ($ch, its data in $chdir, stopped when the script exits; not with NO_CLICKHOUSE=1), and defines `free` (a
 # free loopback port), `wait_up URL` (until URL/healthz answers; certificates not checked, for
 # self-signed TLS) and `serve SCHEME` (the collector). Processes in $pids are killed when the
 # script exits.
@@ -24,8 +24,12 @@ serve() {
 }
 # A script that measures without ClickHouse sets NO_CLICKHOUSE=1 before sourcing: an idle server
 # on core 1 still wakes for its merges and logs.
-[ -n "${NO_CLICKHOUSE:-}" ] ||
-  ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$dir" "$(free)")
+# CLICKHOUSE_DIR=/dev/shm (say) keeps ClickHouse's data on another file system than the spool's,
+# as where ClickHouse runs on hosts of its own: its writes then leave the spool's fsyncs alone.
+if [ -z "${NO_CLICKHOUSE:-}" ]; then
+  chdir=$(mktemp -d "${CLICKHOUSE_DIR:-$dir}/clickhouse-XXXX")
+  ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$chdir" "$(free)")
+fi
 # config DB [LINE...]: $dir/pathlight.toml for the site `bench` on database DB, with no
 # per-address limit (every sender is 127.0.0.1); the LINEs follow the [clickhouse] section
 # (more of its keys first, then whole sections).
@@ -47,6 +51,9 @@ core_use() { python3 -c "
 a = list(map(int, '$1'.split()[1:])); b = list(map(int, '$2'.split()[1:]))
 d = [y - x for x, y in zip(a, b)][:8]; t = sum(d); idle = d[3] + d[4]
 print(f'{100 * (t - idle) / t:.0f} % | {100 * d[7] / t:.0f} %')"; }
+# stolen BEFORE: the share of both cores' time the hypervisor took since BEFORE (the `cpu` line of
+# /proc/stat): on a shared VM it comes in slices of milliseconds, which land in every tail latency.
+stolen() { core_use "$1" "$(grep '^cpu ' /proc/stat)" | awk -F'|' '{sub(/^ +/, "", $2); print $2}'; }
 # need_root_for_nice N: a negative niceness needs root; without it `nice` would only warn and the
 # run would be labelled with a priority it did not have.
 need_root_for_nice() { [ "$1" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "NICE=$1 needs root" >&2; exit 2; }; }

@@ -26,7 +26,7 @@ for r in $(seq 1 "$runs"); do
 done
 limit with_marts 12 >/dev/null &
 sleep 2
-server=$(cat "$dir/pid") # written by scripts/clickhouse.sh
+server=$(cat "$chdir/pid") # written by scripts/clickhouse.sh
 perf record -q -e cpu-clock -p "$server" -o "$out" -- sleep 8 2>/dev/null
 wait
 echo
