@@ -412,6 +412,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
             // Each worker's own batch, restamped in place per request: cloning it would cost
             // the generator's core, shared with ClickHouse, more than encoding it.
             let mut batch = template(&opts.site, opts.batch);
+            let mut backoff = Duration::ZERO;
             loop {
                 let n = sent.fetch_add(1, Ordering::Relaxed);
                 if n >= opts.max_requests || Instant::now() >= deadline {
@@ -432,6 +433,16 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
                 *statuses.entry(status).or_default() += 1;
                 if (200..300).contains(&status) {
                     events += opts.batch as u64;
+                }
+                // As fast as answers come, a server that refuses connections would answer
+                // "transport error" in microseconds: without a pause each worker would spin
+                // on connect until the deadline, on the core it shares with ClickHouse.
+                if status == 0 && opts.rate == 0 {
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep_until((Instant::now() + backoff).min(deadline).into()).await;
+                } else {
+                    backoff = Duration::ZERO;
                 }
             }
             (latencies, statuses, events)

@@ -40,6 +40,39 @@ async fn the_load_generator_is_bounded_and_its_events_are_stored_once() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn the_load_generator_backs_off_from_a_server_that_refuses_connections() {
+    // A port nothing listens on any more: every connect is refused at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/batch", listener.local_addr().unwrap());
+    drop(listener);
+    let report = run(LoadOptions {
+        url,
+        site: "test".into(),
+        batch: 20,
+        concurrency: 4,
+        rate: 0,
+        duration: Duration::from_secs(1),
+        max_requests: u64::MAX,
+        http2: false,
+        http3: false,
+        insecure: false,
+        seed: 7,
+    })
+    .await
+    .unwrap();
+    // Each worker pauses 10, 20, 40 … ms after each refusal: at most 7 tries in the second,
+    // where spinning would make thousands.
+    assert!(report.requests <= 4 * 7, "{} requests", report.requests);
+    assert_eq!(report.statuses.get(&0), Some(&report.requests));
+    assert_eq!(report.events, 0);
+    assert!(
+        report.elapsed < Duration::from_secs(3),
+        "{:?}",
+        report.elapsed
+    );
+}
+
 /// A server on 127.0.0.1 answering 204 to everything that ends each connection after
 /// `per_conn` answers (HTTP/1.1: keep-alive off, one answer; HTTP/2: GOAWAY after `per_conn`),
 /// counting the connections it accepted. It stops with the test's runtime.
