@@ -11,7 +11,8 @@
 # p99 minus that is the transport's and the generator's share.
 #   bench/half-load.sh [SECONDS] [RUNS]     BIN=other/pathlight compares another build
 # NICE=-10 runs the load generator at that priority, as in bench/limits.sh; CLICKHOUSE_DIR, as in
-# bench/lib.sh, puts ClickHouse's data on another file system than the spool's.
+# bench/lib.sh, puts ClickHouse's data on another file system than the spool's; SPOOL='key = value'
+# adds a line (or several, newline-separated) to the collector's [spool] section.
 set -euo pipefail
 secs=${1:-10} runs=${2:-2} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" half
@@ -38,11 +39,12 @@ for run in $(seq 1 "$runs"); do
   # The transport limit at the same rate, same cores: the floor this VM puts under every p99.
   port=$(free)
   taskset -c 0 "$bin" discard --listen "127.0.0.1:$port" >/dev/null &
-  pids+=($!)
-  sleep 0.5
+  discard=$!
+  pids+=("$discard")
+  wait_up "http://127.0.0.1:$port"
   a=$(grep '^cpu ' /proc/stat)
   row=$(load "$port")
-  kill "${pids[-1]}"
+  kill "$discard"; wait "$discard" 2>/dev/null || true
   echo "$row" | awk -F'|' -v s="$(stolen "$a")" \
     '{printf "| transport limit |%s|%s|%s|%s|%s| %s | | | | | |\n", $3, $4, $5, $6, $7, s}'
   for fsync in true false; do

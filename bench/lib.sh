@@ -13,7 +13,9 @@ dir=$(mktemp -d "/tmp/pathlight-bench-$1-XXXX")
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -fsSk "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+# ClickHouse's own data goes with it (PATHLIGHT_CLICKHOUSE_CLEANUP); the spools and the rest of
+# $dir go here.
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 # serve SCHEME: the release collector with $dir/pathlight.toml on 127.0.0.1:$port, pinned to
 # core 0 ($collector is its pid), once it answers over SCHEME (http or https).
 serve() {
@@ -53,7 +55,10 @@ d = [y - x for x, y in zip(a, b)][:8]; t = sum(d); idle = d[3] + d[4]
 print(f'{100 * (t - idle) / t:.0f} % | {100 * d[7] / t:.0f} %')"; }
 # stolen BEFORE: the share of both cores' time the hypervisor took since BEFORE (the `cpu` line of
 # /proc/stat): on a shared VM it comes in slices of milliseconds, which land in every tail latency.
-stolen() { core_use "$1" "$(grep '^cpu ' /proc/stat)" | awk -F'|' '{sub(/^ +/, "", $2); print $2}'; }
+stolen() { python3 -c "
+a = list(map(int, '$1'.split()[1:])); b = list(map(int, '$(grep '^cpu ' /proc/stat)'.split()[1:]))
+d = [y - x for x, y in zip(a, b)][:8]
+print(f'{100 * d[7] / sum(d):.1f} %')"; }
 # need_root_for_nice N: a negative niceness needs root; without it `nice` would only warn and the
 # run would be labelled with a priority it did not have.
 need_root_for_nice() { [ "$1" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "NICE=$1 needs root" >&2; exit 2; }; }

@@ -27,15 +27,16 @@ for run in $(seq 1 "$runs"); do
     --batch 20 --concurrency 64 --seconds "$((secs + 6))" --rate 6250 2>/dev/null | sed -n 3p >"$dir/row" &
   load=$!
   sleep 3
-  generator=$(pgrep -n -f "loadgen --url http://127.0.0.1:$port/")
-  perf sched record -a -o "$data" -- sleep "$secs" >/dev/null 2>&1
+  generator=$(pgrep -n -f "loadgen --url http://127.0.0.1:$port/") || { echo "no load generator running" >&2; exit 1; }
+  perf sched record -a -o "$data" -- sleep "$secs" >/dev/null || { echo "perf sched record failed (root?)" >&2; exit 1; }
   wait "$load"
   kill "$collector"; wait "$collector" 2>/dev/null || true
   perf sched timehist -i "$data" 2>/dev/null >"$dir/timehist"
   worker=$(grep "tokio-rt-worker\[[0-9]*/$collector]" "$dir/timehist" | awk '{print $3}' | sort | uniq -c | sort -n | tail -1 | awk '{print $2}')
   echo "run $run (fsync ${FSYNC:-true}, generator nice $nice): $(cat "$dir/row")"
-  echo "  collector: $(delays "/$collector\]")"
-  echo "  generator: $(delays "/$generator\]")"
+  # perf names a thread comm[tid/pid], and a process's first thread comm[pid].
+  echo "  collector: $(delays "[[/]$collector\]")"
+  echo "  generator: $(delays "[[/]$generator\]")"
   echo "  collector's worker ran without a switch: $(grep -F "$worker" "$dir/timehist" | awk '{
     if ($6 + 0 > 2) a++; if ($6 + 0 > 5) b++; if ($6 + 0 > m) m = $6 + 0 }
     END { printf "> 2 ms: %d times, > 5 ms: %d, longest %.1f ms", a, b, m }')"

@@ -42,10 +42,11 @@ async fn the_load_generator_is_bounded_and_its_events_are_stored_once() {
 
 #[tokio::test]
 async fn the_load_generator_backs_off_from_a_server_that_refuses_connections() {
-    // A port nothing listens on any more: every connect is refused at once.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1/batch", listener.local_addr().unwrap());
-    drop(listener);
+    // A port bound but not listening, for the whole test (so no other test can take it):
+    // every connect is refused at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}/v1/batch", socket.local_addr().unwrap());
     let report = run(LoadOptions {
         url,
         site: "test".into(),
@@ -71,6 +72,7 @@ async fn the_load_generator_backs_off_from_a_server_that_refuses_connections() {
         "{:?}",
         report.elapsed
     );
+    drop(socket);
 }
 
 /// A server on 127.0.0.1 answering 204 to everything that ends each connection after
