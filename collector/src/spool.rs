@@ -496,17 +496,30 @@ pub async fn ship(
     stopping: watch::Receiver<bool>,
 ) {
     while let Some(segment) = shipping.sealed.recv().await {
-        let data = match tokio::fs::read(&segment.path).await {
-            Ok(data) => data,
-            Err(e) => {
+        // Read and checked off the runtime: the checksums of 16 MiB are milliseconds of CPU
+        // that answers waiting on the same worker would sit behind (bench/results/limits.md).
+        let path = segment.path.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            fs::read(&path).map(|data| {
+                let (payloads, rows, _) = parse(&data);
+                // Sent as slices of the file's bytes: no second copy of a segment in memory.
+                let data = Bytes::from(data);
+                let body: Vec<Bytes> = payloads.into_iter().map(|r| data.slice(r)).collect();
+                (body, rows)
+            })
+        })
+        .await;
+        let (mut body, mut rows) = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
                 tracing::error!(path = ?segment.path, error = %e, "cannot read a spool segment");
                 continue;
             }
+            Err(e) => {
+                tracing::error!(path = ?segment.path, error = %e, "reading a spool segment failed");
+                continue;
+            }
         };
-        let (payloads, mut rows, _) = parse(&data);
-        // Sent as slices of the file's bytes: no second copy of a segment in memory.
-        let data = Bytes::from(data);
-        let mut body: Vec<Bytes> = payloads.into_iter().map(|r| data.slice(r)).collect();
         if segment.left_over {
             let give_up = || *stopping.borrow();
             // Given up: the segment stays on disk for the next start.

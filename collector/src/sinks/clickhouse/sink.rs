@@ -386,14 +386,22 @@ pub async fn insert_row_binary(
         .with_timeouts(t, t);
     let mut block = bytes::BytesMut::new();
     for chunk in body {
-        if block.is_empty() && chunk.len() >= INSERT_BLOCK_BYTES {
-            insert.send(chunk).await?;
-            continue;
-        }
-        block.extend_from_slice(&chunk);
-        if block.len() >= INSERT_BLOCK_BYTES {
-            insert.send(block.split().freeze()).await?;
-        }
+        let full = if block.is_empty() && chunk.len() >= INSERT_BLOCK_BYTES {
+            chunk
+        } else {
+            block.extend_from_slice(&chunk);
+            if block.len() < INSERT_BLOCK_BYTES {
+                continue;
+            }
+            block.split().freeze()
+        };
+        insert.send(full).await?;
+        // Each send compresses its block on this worker, and the send and the connection's
+        // task then wake each other without the worker polling its sockets in between: a whole
+        // segment went out while the requests on the same worker waited (stalls of 23 ms in
+        // `perf sched timehist`, bench/results/limits.md). yield_now lets the worker poll its
+        // sockets first.
+        tokio::task::yield_now().await;
     }
     if !block.is_empty() {
         insert.send(block.freeze()).await?;
@@ -401,6 +409,7 @@ pub async fn insert_row_binary(
     insert.end().await
 }
 
-/// Uncompressed bytes per compressed block of an insert (at least): ClickHouse's own
-/// `max_compress_block_size`.
-pub const INSERT_BLOCK_BYTES: usize = 1 << 20;
+/// Uncompressed bytes per compressed block of an insert (at least), between ClickHouse's own
+/// `min_compress_block_size` (64 KiB) and `max_compress_block_size` (1 MiB): small enough that
+/// compressing one holds the worker well under a millisecond.
+pub const INSERT_BLOCK_BYTES: usize = 256 << 10;
