@@ -47,18 +47,16 @@ config() {
 }
 # ticks PID: the process's CPU time so far (user + system), in clock ticks (`getconf CLK_TCK`).
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# core_use BEFORE AFTER: of two /proc/stat cpuN lines, "busy X % | Y %", Y the hypervisor's steal
-# (the first eight fields: guest time is already counted in user).
+# core_use BEFORE AFTER [DIGITS]: of two /proc/stat cpu lines (cpuN, or `cpu` for all cores),
+# "X % | Y %", X busy and Y the hypervisor's steal, to DIGITS decimals (0 unless given; the first
+# eight fields: guest time is already counted in user).
 core_use() { python3 -c "
 a = list(map(int, '$1'.split()[1:])); b = list(map(int, '$2'.split()[1:]))
-d = [y - x for x, y in zip(a, b)][:8]; t = sum(d); idle = d[3] + d[4]
-print(f'{100 * (t - idle) / t:.0f} % | {100 * d[7] / t:.0f} %')"; }
+d = [y - x for x, y in zip(a, b)][:8]; t = sum(d); idle = d[3] + d[4]; n = ${3:-0}
+print(f'{100 * (t - idle) / t:.{n}f} % | {100 * d[7] / t:.{n}f} %')"; }
 # stolen BEFORE: the share of both cores' time the hypervisor took since BEFORE (the `cpu` line of
 # /proc/stat): on a shared VM it comes in slices of milliseconds, which land in every tail latency.
-stolen() { python3 -c "
-a = list(map(int, '$1'.split()[1:])); b = list(map(int, '$(grep '^cpu ' /proc/stat)'.split()[1:]))
-d = [y - x for x, y in zip(a, b)][:8]
-print(f'{100 * d[7] / sum(d):.1f} %')"; }
+stolen() { core_use "$1" "$(grep '^cpu ' /proc/stat)" 1 | sed 's/.*| //'; }
 # need_root_for_nice N: a negative niceness needs root; without it `nice` would only warn and the
 # run would be labelled with a priority it did not have.
 need_root_for_nice() { [ "$1" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "NICE=$1 needs root" >&2; exit 2; }; }
