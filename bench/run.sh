@@ -26,6 +26,7 @@ run collector-rows cargo bench -p pathlight-collector --bench rows -- --warm-up-
 run limits bench/limits.sh 10 64
 run sustained bench/sustained.sh 20 150000 200000 250000
 run storage bench/storage.sh 10 3
+run modern-storage bench/modern-storage.sh 10 3
 run load-fsync bench/load.sh 10 64 50 fsync
 run http3 bench/http3.sh 10 64 20
 run tracker-size scripts/build-tracker.sh

@@ -541,42 +541,13 @@ pub async fn insert_limit(
     rows_per_insert: usize,
     duration: Duration,
 ) -> anyhow::Result<f64> {
-    use crate::pipeline::{IngestRequest, Stages};
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let (sink, _task) =
         crate::sinks::clickhouse::ClickHouseSink::start(&config.clickhouse, metrics.clone())
             .await?;
-    let mut cfg = config.clone();
-    cfg.ip_events_per_sec = 0;
-    cfg.sites.iter_mut().for_each(|s| s.max_events_per_sec = 0);
-    let site = cfg.sites.first().map(|s| s.id.clone()).unwrap_or_default();
-    let stages = Stages::new(
-        &cfg,
-        pathlight_wire::enrich::VisitorHasher::new(&[], [7; 16]),
-        metrics,
-    )?;
-    let seed = crate::pipeline::now_ms() as u32;
-    let mut template = template(&site, batch);
     // A few distinct bodies (distinct event ids), built before the clock starts.
-    let batches_per_body = (rows_per_insert / batch.max(1)).max(1);
-    let mut bodies = Vec::new();
-    for b in 0..4u64 {
-        let mut body = Vec::new();
-        for k in 0..batches_per_body as u64 {
-            let bytes = batch_bytes(&mut template, seed, b * 1_000_000 + k);
-            let req = IngestRequest {
-                body: &bytes,
-                received_at: crate::pipeline::now_ms(),
-                ..IngestRequest::default()
-            };
-            let mut counted = 0;
-            for row in &stages.prepare(&req, &mut counted)?.rows {
-                row.write_row_binary(&mut body);
-            }
-        }
-        bodies.push(bytes::Bytes::from(body));
-    }
-    let rows_per_body = batches_per_body * batch;
+    let bodies = limit_rows(config, batch, rows_per_insert, 4)?;
+    let rows_per_body = (rows_per_insert / batch.max(1)).max(1) * batch;
     let client = sink.bulk_writer();
     let start = Instant::now();
     let mut rows = 0u64;
@@ -592,4 +563,48 @@ pub async fn insert_limit(
         i += 1;
     }
     Ok(rows as f64 / start.elapsed().as_secs_f64())
+}
+
+/// `bodies` inserts' worth of RowBinary rows in the `events` columns' order
+/// ([`pathlight_ingest::COLUMNS`]), each of `rows_per_insert` rows (rounded down to whole
+/// batches of `batch` events) and with event ids of its own: what the collector would insert
+/// for the generator's batches, through the same stages. `insert-limit --write` saves one, so
+/// bench/modern-storage.sh can feed the same rows to other servers.
+pub fn limit_rows(
+    config: &crate::config::Config,
+    batch: usize,
+    rows_per_insert: usize,
+    bodies: u64,
+) -> anyhow::Result<Vec<bytes::Bytes>> {
+    use crate::pipeline::{IngestRequest, Stages};
+    let mut cfg = config.clone();
+    cfg.ip_events_per_sec = 0;
+    cfg.sites.iter_mut().for_each(|s| s.max_events_per_sec = 0);
+    let site = cfg.sites.first().map(|s| s.id.clone()).unwrap_or_default();
+    let stages = Stages::new(
+        &cfg,
+        pathlight_wire::enrich::VisitorHasher::new(&[], [7; 16]),
+        Arc::new(crate::metrics::Metrics::new()),
+    )?;
+    let seed = crate::pipeline::now_ms() as u32;
+    let mut template = template(&site, batch);
+    let batches_per_body = (rows_per_insert / batch.max(1)).max(1);
+    let mut out = Vec::new();
+    for b in 0..bodies {
+        let mut body = Vec::new();
+        for k in 0..batches_per_body as u64 {
+            let bytes = batch_bytes(&mut template, seed, b * 1_000_000 + k);
+            let req = IngestRequest {
+                body: &bytes,
+                received_at: crate::pipeline::now_ms(),
+                ..IngestRequest::default()
+            };
+            let mut counted = 0;
+            for row in &stages.prepare(&req, &mut counted)?.rows {
+                row.write_row_binary(&mut body);
+            }
+        }
+        out.push(bytes::Bytes::from(body));
+    }
+    Ok(out)
 }

@@ -181,6 +181,10 @@ enum Command {
         /// How long.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Write one insert's rows (RowBinary, in `events` column order) to this file and
+        /// print the column list, instead of inserting (`bench/modern-storage.sh`).
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
     },
     /// Print every analytics query as ClickHouse receives it, for the given API parameters.
     Sql {
@@ -454,7 +458,25 @@ fn main() -> anyhow::Result<()> {
         Command::InsertLimit {
             batch,
             rows_per_insert,
+            write: Some(file),
+            ..
+        } => {
+            let rows = pathlight_collector::loadgen::limit_rows(
+                &config,
+                batch.clamp(1, 500),
+                rows_per_insert.max(1),
+                1,
+            )?;
+            std::fs::write(&file, &rows[0])
+                .with_context(|| format!("writing {}", file.display()))?;
+            println!("{}", pathlight_ingest::COLUMNS);
+            Ok(())
+        }
+        Command::InsertLimit {
+            batch,
+            rows_per_insert,
             seconds,
+            write: None,
         } => rt.block_on(async {
             let rate = pathlight_collector::loadgen::insert_limit(
                 &config,
