@@ -21,8 +21,7 @@ for round in $(seq 1 "$rounds"); do
       serve http
       limit=(); [ "$rate" != full ] && limit=(--rate "$rate")
       before=$(ticks "$collector")
-      row=$(taskset -c 1 "$gen" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
-        --concurrency 64 --seconds "$secs" "${limit[@]}" 2>/dev/null | sed -n 3p)
+      row=$(loadrow "$port" --concurrency 64 --seconds "$secs" "${limit[@]}")
       cpu=$(( $(ticks "$collector") - before ))
       events=$(echo "$row" | awk -F'|' '{gsub(/ /, "", $3); print $3 * '"$secs"'}')
       per=$(awk -v c="$cpu" -v e="$events" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", c / hz * 1e6 / e }')

@@ -12,8 +12,7 @@ for fsync in true false; do
   config "cores_$fsync" "[spool]" "dir = \"$dir/spool-$fsync\"" "fsync = $fsync"
   port=$(free)
   serve http
-  taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
-    --concurrency 64 --seconds 10 --rate 6250 2>/dev/null | sed -n 3p >"$dir/row" &
+  loadrow "$port" --concurrency 64 --seconds 10 --rate 6250 >"$dir/row" &
   lg=$!
   sleep 1
   c0a=$(grep '^cpu0 ' /proc/stat) c1a=$(grep '^cpu1 ' /proc/stat)

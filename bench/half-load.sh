@@ -30,8 +30,7 @@ srv_over() { echo "$m" | awk -F'[ "]' '/ingest_request_seconds_bucket/ && /route
 share() { awk -v t="$total" -v b="$(bucket "$1")" 'BEGIN{ if (t > 0) printf "%.2f %%", 100 * (t - b) / t; else print "-" }'; }
 # load PORT: the generator at the half-load rate against 127.0.0.1:PORT; its table row.
 load() {
-  nice -n "$nice" taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 \
-    --concurrency 64 --seconds "$secs" --rate 6250 2>/dev/null | sed -n 3p
+  loadrow "$1" --concurrency 64 --seconds "$secs" --rate 6250
 }
 echo "| server | events/s | p50 ms | p90 ms | p99 ms | p999 ms | steal | commits | > 3.2 ms | > 6.4 ms | collector p99 ≤ ms | collector > 10 ms |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -14,8 +14,12 @@ free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 wait_up() { for _ in $(seq 1 100); do curl -fsSk "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
 pids=()
 # ClickHouse's own data goes with it (PATHLIGHT_CLICKHOUSE_CLEANUP); the spools and the rest of
-# $dir go here.
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+# $dir go here, once the processes writing there have stopped: deleted under a running collector
+# or ClickHouse they log errors and leave files behind.
+# (`set -e` holds in the trap too: a pid already gone must not end it.)
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true
+  [ -z "${chdir:-}" ] || scripts/clickhouse.sh stop "$chdir" || true
+  rm -rf "$dir"' EXIT
 # serve SCHEME: the release collector with $dir/pathlight.toml on 127.0.0.1:$port, pinned to
 # core 0 ($collector is its pid), once it answers over SCHEME (http or https).
 serve() {
@@ -57,6 +61,16 @@ print(f'{100 * (t - idle) / t:.{n}f} % | {100 * d[7] / t:.{n}f} %')"; }
 # stolen BEFORE: the share of both cores' time the hypervisor took since BEFORE (the `cpu` line of
 # /proc/stat): on a shared VM it comes in slices of milliseconds, which land in every tail latency.
 stolen() { core_use "$1" "$(grep '^cpu ' /proc/stat)" 1 | sed 's/.*| //'; }
+# loadgen PORT FLAG...: `pathlight loadgen` on core 1 (at niceness $nice, 0 unless set; the
+# binary $gen, $bin unless set), 20-event batches for the site `bench` to 127.0.0.1:PORT over
+# HTTP/1.1, then the FLAGs (`--concurrency`, `--seconds`, `--rate`...). `loadrow` prints its
+# table's row of figures alone: | requests/s | events/s | p50 | p90 | p99 | p999 | max ms | non-2xx |.
+loadgen() {
+  local port=$1
+  shift
+  nice -n "${nice:-0}" taskset -c 1 "${gen:-$bin}" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 "$@"
+}
+loadrow() { loadgen "$@" 2>/dev/null | sed -n 3p; }
 # need_root_for_nice N: a negative niceness needs root; without it `nice` would only warn and the
 # run would be labelled with a priority it did not have.
 need_root_for_nice() { [ "$1" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "NICE=$1 needs root" >&2; exit 2; }; }

@@ -17,7 +17,7 @@ secs=${1:-10} conc=${2:-64} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" limits
 need_root_for_nice "$nice"
 config bench_limits "[spool]" "dir = \"$dir/spool\""
-load() { nice -n "$nice" taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$1/v1/batch" --site bench --batch 20 --concurrency "$conc" --seconds "$secs" "${@:2}" 2>/dev/null | sed -n 3p; }
+load() { loadrow "$1" --concurrency "$conc" --seconds "$secs" "${@:2}"; }
 col() { echo "$1" | awk -F'|' -v c="$2" '{gsub(/ /, "", $c); print $c}'; }
 
 port=$(free)

@@ -26,8 +26,7 @@ for proto in http1 http2; do
   flag=""; [ "$proto" = http2 ] && flag="--http2"
   echo "**$proto**"
   echo
-  taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
-    --concurrency "$conc" --seconds "$secs" $flag
+  loadgen "$port" --concurrency "$conc" --seconds "$secs" $flag
   echo
 done
 rows=$(curl -sS "$ch/" --data-binary "SELECT count() FROM bench_load.events")

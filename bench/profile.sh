@@ -11,8 +11,7 @@ out=${OUT:-/tmp/pathlight-collector.perf}
 config profile "[spool]" "dir = \"$dir/spool\""
 port=$(free)
 serve http
-taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 \
-  --concurrency 64 --seconds 12 2>/dev/null | sed -n 1,3p &
+loadgen "$port" --concurrency 64 --seconds 12 2>/dev/null | sed -n 1,3p &
 lg=$!
 sleep 2
 perf record -e cpu-clock -F 499 --call-graph dwarf,32768 -o "$out" -p "$collector" -- sleep 8 2>&1 | tail -1 >&2

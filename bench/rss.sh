@@ -9,8 +9,7 @@ secs=${1:-600} rate=${2:-6250}
 port=$(free)
 config bench_rss "[spool]" "dir = \"$dir/spool\""
 serve http
-taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 --concurrency 64 \
-  --rate "$rate" --seconds "$secs" --max-requests 100000000 >"$dir/load.txt" 2>&1 &
+loadgen "$port" --concurrency 64 --rate "$rate" --seconds "$secs" --max-requests 100000000 >"$dir/load.txt" 2>&1 &
 load=$!
 pids+=("$load")
 echo "Collector RSS under $((rate * 20)) events/s ($rate requests/s of 20 events), spool with fsync:"

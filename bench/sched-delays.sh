@@ -23,8 +23,7 @@ for run in $(seq 1 "$runs"); do
   config "bench_sched_$run" "[spool]" "dir = \"$dir/spool-$run\"" "fsync = ${FSYNC:-true}"
   port=$(free)
   serve http
-  nice -n "$nice" taskset -c 1 "$bin" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench \
-    --batch 20 --concurrency 64 --seconds "$((secs + 6))" --rate 6250 2>/dev/null | sed -n 3p >"$dir/row" &
+  loadrow "$port" --concurrency 64 --seconds "$((secs + 6))" --rate 6250 >"$dir/row" &
   load=$!
   sleep 3
   generator=$(pgrep -n -f "loadgen --url http://127.0.0.1:$port/") || { echo "no load generator running" >&2; exit 1; }

@@ -21,8 +21,7 @@ for rate in "${rates[@]}"; do
   port=$(free)
   serve http
   limit=(); [ "$rate" != full ] && limit=(--rate $((rate / 20)))
-  nice -n "$nice" taskset -c 1 "$gen" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench \
-    --batch 20 --concurrency 64 --seconds "$secs" "${limit[@]}" 2>/dev/null | sed -n 3p >"$dir/row" &
+  loadrow "$port" --concurrency 64 --seconds "$secs" "${limit[@]}" >"$dir/row" &
   lg=$!
   backlog=()
   for _ in $(seq 4 4 "$secs"); do
