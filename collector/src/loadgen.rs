@@ -608,3 +608,26 @@ pub fn limit_rows(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // bench/modern-storage.sh feeds these bytes to ClickHouse as `events` rows: they must be
+    // whole rows in COLUMNS order, as many as asked (rounded down to whole batches), each body
+    // with event ids of its own (a repeated id would be merged away and flatter the rate).
+    #[test]
+    fn limit_rows_are_whole_rows_with_ids_of_their_own() {
+        let config = crate::config::Config::for_tests("http://127.0.0.1:1", "unused");
+        let bodies = limit_rows(&config, 20, 1_010, 2).unwrap();
+        assert_eq!(bodies.len(), 2);
+        let mut ids = std::collections::HashSet::new();
+        for body in &bodies {
+            let rows = pathlight_ingest::read_rows(body).unwrap();
+            assert_eq!(rows.len(), 1_000);
+            assert!(rows.iter().all(|r| r.site_id == "test"));
+            ids.extend(rows.iter().map(|r| r.event_id));
+        }
+        assert_eq!(ids.len(), 2_000);
+    }
+}
