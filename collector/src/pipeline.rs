@@ -24,6 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+/// Server-side sessions tracked at once (~100 bytes each, ~50 MB full): far more visitors than
+/// one collector sees within a session timeout from senders without session ids, while a
+/// flood of made-up visitors between two prunes cannot grow the table without bound.
+const MAX_SERVER_SESSIONS: usize = 500_000;
+
 struct Site {
     config: SiteConfig,
     limit: Option<SiteLimit>,
@@ -96,7 +101,10 @@ impl Stages {
             limits: config.limits.clone(),
             sites,
             hasher: std::sync::RwLock::new(Arc::new(hasher)),
-            sessions: Mutex::new(Sessionizer::new(config.session_timeout_secs as i64 * 1000)),
+            sessions: Mutex::new(Sessionizer::new(
+                config.session_timeout_secs as i64 * 1000,
+                MAX_SERVER_SESSIONS,
+            )),
             geo: GeoLookup::open(config)?,
             ip_limit: IpLimit::new(config.ip_events_per_sec, config.limits.max_events),
             metrics,

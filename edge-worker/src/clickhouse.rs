@@ -7,6 +7,7 @@
 
 use crate::settings::ClickHouse;
 use pathlight_ingest::retry::{Decision, decide_response};
+use std::cell::Cell;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Url};
 
 /// A failed ClickHouse request.
@@ -76,23 +77,39 @@ pub async fn run(
     }
 }
 
+thread_local! {
+    /// The server's version, asked once per isolate: it decides the settings of every insert.
+    static VERSION: Cell<Option<(u32, u32)>> = const { Cell::new(None) };
+}
+
 /// The server's version, e.g. `(18, 16)`.
 pub async fn version(ch: &ClickHouse) -> Result<(u32, u32), Failure> {
+    if let Some(v) = VERSION.get() {
+        return Ok(v);
+    }
     let text = run(ch, "SELECT version()", None, &[]).await?;
     let mut parts = text
         .trim()
         .split('.')
         .map(|p| p.parse::<u32>().unwrap_or(0));
-    Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
+    let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    VERSION.set(Some(v));
+    Ok(v)
 }
 
-/// Inserts RowBinary `rows` into `events`.
+/// Inserts RowBinary `rows` into `events`, with `settings` and those every insert carries on
+/// this server ([`pathlight_ingest::insert_settings`]).
 pub async fn insert(
     ch: &ClickHouse,
     rows: Vec<u8>,
     settings: &[(&str, &str)],
 ) -> Result<(), Failure> {
-    run(ch, &pathlight_ingest::insert_sql(), Some(rows), settings)
+    let all = [
+        settings,
+        pathlight_ingest::insert_settings(version(ch).await?),
+    ]
+    .concat();
+    run(ch, &pathlight_ingest::insert_sql(), Some(rows), &all)
         .await
         .map(drop)
 }

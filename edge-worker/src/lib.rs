@@ -43,11 +43,15 @@ use worker::{
 
 /// The session timeout the collector uses by default (`session_timeout_secs`).
 const SESSION_TIMEOUT_MS: i64 = 30 * 60 * 1000;
+/// Server-side sessions one isolate tracks (~100 bytes each): a few MB of its 128 MB. A Worker
+/// has no timer to prune idle ones by, so this cap is what bounds the table.
+const MAX_SESSIONS: usize = 50_000;
 /// Async inserts arrived in ClickHouse 21.11.
 const ASYNC_INSERT_SINCE: (u32, u32) = (21, 11);
 
 thread_local! {
-    static SESSIONS: RefCell<Sessionizer> = RefCell::new(Sessionizer::new(SESSION_TIMEOUT_MS));
+    static SESSIONS: RefCell<Sessionizer> =
+        RefCell::new(Sessionizer::new(SESSION_TIMEOUT_MS, MAX_SESSIONS));
     /// Direct mode: whether the server takes async inserts, learned once per isolate.
     static ASYNC_INSERTS: Cell<Option<bool>> = const { Cell::new(None) };
 }

@@ -27,5 +27,5 @@ pub mod salts;
 mod stages;
 
 pub use error::{ErrorBody, IngestError};
-pub use row::{COLUMNS, EventRow, RowError, insert_sql, read_rows, write_rows};
+pub use row::{COLUMNS, EventRow, RowError, insert_settings, insert_sql, read_rows, write_rows};
 pub use stages::{Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches};

@@ -109,6 +109,24 @@ pub fn insert_sql() -> String {
     format!("INSERT INTO events ({COLUMNS}) FORMAT RowBinary")
 }
 
+/// Settings every insert into `events` carries on a server of `version` (major, minor).
+///
+/// Since 19.5 a server refuses an insert whose rows fall in more than
+/// `max_partitions_per_insert_block` (100) partitions, with code 252, which it shares with
+/// "too many parts", an overload worth retrying. The tables are partitioned by month and
+/// timestamps are accepted from 2015 on (imports and the simple JSON form carry old events),
+/// so one request dated across nine years, or a spool segment gathering such requests, would
+/// be retried for ever and hold every later row behind it. The limit guards against a
+/// partition key finer than a month, which ours is not: at most one part per month per
+/// insert, ~145 months up to now.
+pub fn insert_settings(version: (u32, u32)) -> &'static [(&'static str, &'static str)] {
+    if version >= (19, 5) {
+        &[("max_partitions_per_insert_block", "0")]
+    } else {
+        &[]
+    }
+}
+
 impl EventRow {
     /// Flattens an enriched event into a row.
     pub fn from_enriched(e: EnrichedEvent) -> EventRow {
@@ -298,6 +316,22 @@ impl Column for uuid::Uuid {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_partition_limit_is_lifted_only_where_the_setting_exists() {
+        assert!(
+            insert_settings((18, 16)).is_empty(),
+            "18.x refuses unknown settings"
+        );
+        assert!(insert_settings((19, 4)).is_empty());
+        for v in [(19, 5), (26, 7)] {
+            assert_eq!(
+                insert_settings(v),
+                &[("max_partitions_per_insert_block", "0")]
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

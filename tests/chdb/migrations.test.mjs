@@ -89,3 +89,34 @@ test("every modern migration runs and the events table behaves", () => {
     assert.equal(Number(m.v), 0, "printing SQL records nothing; `migrate` records versions");
   });
 });
+
+// The collector and the edge worker send `max_partitions_per_insert_block = 0` with every
+// insert on servers since 19.5 (pathlight_ingest::insert_settings). Without it a current server
+// refuses an insert whose events span more than 100 months with code 252, which the retry
+// rules must treat as an overload ("too many parts"), so a spool segment holding one such
+// request would be retried for ever.
+test("an insert spanning 101 months needs the collector's insert settings, marts included", () => {
+  withSession(({ q, rows }) => {
+    // Without a retention TTL, which would drop the older months as they are written.
+    for (const sql of migrationSql({ PATHLIGHT_CLICKHOUSE__RETENTION_DAYS: "0" })) q(sql);
+    const cols = "site_id, event_id, event_type, timestamp, received_at, path, x, y, document_w, viewport_w, selector";
+    const values = Array.from({ length: 101 }, (_, i) => {
+      const id = `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
+      const ts = `toDateTime('2016-01-15 12:00:00') + toIntervalMonth(${i})`;
+      return `('demo', '${id}', 'click', ${ts}, now(), '/p', 10, 20, 1000, 1280, '#b')`;
+    }).join(", ");
+    assert.throws(
+      () => q(`INSERT INTO events (${cols}) VALUES ${values}`),
+      /TOO_MANY_PARTS|252|Too many partitions/,
+      "the server's own limit refuses it",
+    );
+    q(`INSERT INTO events (${cols}) SETTINGS max_partitions_per_insert_block = 0 VALUES ${values}`);
+    const [{ n, months }] = rows(
+      "SELECT count() AS n, uniqExact(toYYYYMM(timestamp)) AS months FROM events",
+    );
+    assert.equal(Number(n), 101);
+    assert.equal(Number(months), 101);
+    const [{ clicks }] = rows("SELECT sum(clicks) AS clicks FROM heatmap_clicks");
+    assert.equal(Number(clicks), 101, "the marts' views took the same insert");
+  });
+});

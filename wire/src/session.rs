@@ -3,10 +3,14 @@
 
 use std::collections::HashMap;
 
-/// Assigns session ids per (site, visitor). Bounded: idle entries are dropped by [`Sessionizer::prune`].
+/// Assigns session ids per (site, visitor). Bounded twice: idle entries are dropped by
+/// [`Sessionizer::prune`], and the table never holds more than its `max_open` entries, since
+/// anyone may send events for many made-up visitors (a new User-Agent each) faster than they
+/// go idle.
 #[derive(Debug)]
 pub struct Sessionizer {
     timeout_ms: i64,
+    max_open: usize,
     open: HashMap<(String, u64), Open>,
 }
 
@@ -17,10 +21,12 @@ struct Open {
 }
 
 impl Sessionizer {
-    /// A sessionizer that ends a session after `timeout_ms` of inactivity.
-    pub fn new(timeout_ms: i64) -> Self {
+    /// A sessionizer that ends a session after `timeout_ms` of inactivity and tracks at most
+    /// `max_open` (at least 4) sessions at once.
+    pub fn new(timeout_ms: i64, max_open: usize) -> Self {
         Sessionizer {
             timeout_ms,
+            max_open: max_open.max(4),
             open: HashMap::new(),
         }
     }
@@ -29,7 +35,11 @@ impl Sessionizer {
     /// visitor and the session's start, so they are stable across retries of the same events.
     pub fn assign(&mut self, site: &str, visitor: u64, ts: i64) -> String {
         let timeout = self.timeout_ms;
-        let entry = self.open.entry((site.to_owned(), visitor)).or_insert(Open {
+        let key = (site.to_owned(), visitor);
+        if self.open.len() >= self.max_open && !self.open.contains_key(&key) {
+            self.evict_least_recent();
+        }
+        let entry = self.open.entry(key).or_insert(Open {
             started: ts,
             last: ts,
         });
@@ -43,6 +53,16 @@ impl Sessionizer {
             entry.started = entry.started.min(ts);
         }
         format!("s{:016x}{:x}", visitor, entry.started)
+    }
+
+    /// Full: forgets the quarter of sessions whose last event is oldest, at one pass over the
+    /// table per `max_open / 4` new visitors. A visitor forgotten while still active starts a
+    /// new session with its next event: a split session, never an unbounded table.
+    fn evict_least_recent(&mut self) {
+        let mut lasts: Vec<i64> = self.open.values().map(|s| s.last).collect();
+        let k = lasts.len() / 4;
+        let (_, &mut cut, _) = lasts.select_nth_unstable(k);
+        self.open.retain(|_, s| s.last > cut);
     }
 
     /// Forgets sessions idle since before `now - timeout`; returns how many are left.
@@ -69,7 +89,7 @@ mod tests {
 
     #[test]
     fn inactivity_starts_a_new_session() {
-        let mut s = Sessionizer::new(30 * 60_000);
+        let mut s = Sessionizer::new(30 * 60_000, 100);
         let a = s.assign("site", 7, 1_000);
         assert_eq!(s.assign("site", 7, 1_000 + 29 * 60_000), a);
         let later = 1_000 + 29 * 60_000 + 31 * 60_000;
@@ -82,5 +102,20 @@ mod tests {
         );
         assert_eq!(s.len(), 2);
         assert_eq!(s.prune(later + 31 * 60_000), 0);
+    }
+
+    #[test]
+    fn a_flood_of_new_visitors_is_bounded_and_spares_the_active() {
+        let mut s = Sessionizer::new(30 * 60_000, 1_000);
+        let active = s.assign("site", 0, 0);
+        for v in 1..100_000u64 {
+            let ts = v as i64;
+            s.assign("site", v, ts);
+            if v % 100 == 0 {
+                // The one real visitor keeps clicking.
+                assert_eq!(s.assign("site", 0, ts), active, "after {v} visitors");
+            }
+            assert!(s.len() <= 1_000, "{} sessions after {v} visitors", s.len());
+        }
     }
 }

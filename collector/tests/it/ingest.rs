@@ -171,6 +171,43 @@ async fn another_browser_is_another_visitor_and_bots_are_flagged() {
     server.stop().await;
 }
 
+// Current servers refuse an insert spanning more than 100 monthly partitions unless told
+// otherwise (pathlight_ingest::insert_settings; tests/chdb shows the refusal); 18.16 has no such
+// limit and no such setting, so here the test is that none is sent and every month lands.
+#[tokio::test]
+async fn a_batch_spanning_101_months_is_stored_whole() {
+    let server = TestServer::start_with("many_months", |c| {
+        c.clickhouse.retention_days = 0;
+        // 101 parts in each of six tables (events and the marts), a file per column each on
+        // 18.16: seconds of work, more than the tests' usual 5 s wait for the write.
+        c.clickhouse.ack_timeout_ms = 60_000;
+    })
+    .await;
+    let events: Vec<String> = (0..101)
+        .map(|i| {
+            let (y, m) = (2016 + i / 12, 1 + i % 12);
+            format!(
+                r#"{{"type":"view","session_id":"months","url":"/m{i}","created_at":"{y}-{m:02}-15T12:00:00Z"}}"#
+            )
+        })
+        .collect();
+    let (status, body) = post(
+        &reqwest::Client::new(),
+        &server.url("/v1/batch?site=test"),
+        Some("application/json"),
+        format!("[{}]", events.join(",")).into(),
+    )
+    .await;
+    assert_eq!((status, body), (204, serde_json::Value::Null));
+    let months = server
+        .scalar(
+            "SELECT uniqExact(toYYYYMM(timestamp)) FROM events FINAL WHERE session_id = 'months'",
+        )
+        .await;
+    assert_eq!(months, 101);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn json_batches_and_the_simple_array_form_are_stored() {
     let server = TestServer::start("json_forms").await;

@@ -71,7 +71,11 @@ pub fn client(cfg: &ClickHouseConfig) -> Client {
 /// (`insert_distributed_sync`): otherwise the server would queue it on its own disk and
 /// answer at once, and "acknowledged" would mean "on one server's queue".
 pub fn writer(cfg: &ClickHouseConfig, dialect: Dialect) -> Client {
-    let c = client(cfg)
+    let c = pathlight_ingest::insert_settings(dialect.version)
+        .iter()
+        .fold(client(cfg), |c, (name, value)| {
+            c.with_setting(*name, *value)
+        })
         .with_database(&cfg.database)
         .with_validation(dialect.client_validation());
     if cfg.clustered() {
