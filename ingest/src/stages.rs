@@ -114,7 +114,8 @@ pub fn check<'s, S: SiteRules>(
     let encoding = Encoding::from_content_type(req.content_type).ok_or_else(|| {
         IngestError::UnsupportedMediaType(req.content_type.unwrap_or("").to_owned())
     })?;
-    let batch = pathlight_wire::decode(req.body, encoding, req.site, limits)?;
+    let (batch, unreadable) =
+        pathlight_wire::decode_with_refused(req.body, encoding, req.site, limits)?;
     *counted = batch.events.len().max(1);
     validate_envelope(&batch, limits)?;
     let site = sites
@@ -126,14 +127,18 @@ pub fn check<'s, S: SiteRules>(
             site: batch.site_id.clone(),
         });
     }
+    // Events the decoder could not read keep its reason; the others are validated. In index
+    // order, as `enrich` walks them.
+    let mut unreadable = unreadable.into_iter().peekable();
     let rejected: Vec<(usize, WireError)> = batch
         .events
         .iter()
         .enumerate()
-        .filter_map(|(i, e)| {
-            validate_event(e, i, batch.sent_at, req.received_at, limits)
+        .filter_map(|(i, e)| match unreadable.next_if(|(j, _)| *j == i) {
+            Some(refused) => Some(refused),
+            None => validate_event(e, i, batch.sent_at, req.received_at, limits)
                 .err()
-                .map(|err| (i, err))
+                .map(|err| (i, err)),
         })
         .collect();
     if rejected.len() == batch.events.len() {

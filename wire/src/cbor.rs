@@ -302,8 +302,24 @@ fn f16_bits(x: f64) -> Option<u16> {
 }
 
 /// Decodes a CBOR batch. Checks structure, types and the envelope's version and event count;
-/// field values are checked afterwards by [`crate::validate`].
+/// field values are checked afterwards by [`crate::validate`]. Any unreadable event refuses
+/// the batch; [`decode_with_refused`] keeps the others.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RawBatch, WireError> {
+    let (batch, refused) = decode_with_refused(bytes, limits)?;
+    match refused.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(batch),
+    }
+}
+
+/// Decodes a CBOR batch, refusing one event at a time: an event of a kind this build does not
+/// know (a newer tracker's), or with a field of the wrong type, is listed by index with its
+/// reason and stands as [`RawEvent::unreadable`] in the batch, so the good events beside it
+/// are kept. A batch whose CBOR is broken (an event that cannot even be skipped) is refused.
+pub fn decode_with_refused(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<(RawBatch, Vec<(usize, WireError)>), WireError> {
     if bytes.is_empty() {
         return Err(WireError::Empty);
     }
@@ -318,14 +334,22 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RawBatch, WireError> {
         pos: 0,
         max_depth: limits.max_depth,
     };
-    let batch = r.batch(limits)?;
-    if r.pos != bytes.len() {
-        return Err(malformed(format!(
-            "{} bytes of trailing data after the batch",
-            bytes.len() - r.pos
-        )));
+    let mut refused = Vec::new();
+    let read = r.batch(limits, &mut refused).and_then(|batch| {
+        if r.pos != bytes.len() {
+            return Err(malformed(format!(
+                "{} bytes of trailing data after the batch",
+                bytes.len() - r.pos
+            )));
+        }
+        Ok(batch)
+    });
+    match read {
+        Ok(batch) => Ok((batch, refused)),
+        // Once an event could not be read, a later break in the structure is most likely its
+        // doing (a wrong header shifts everything after it): the first refusal says where.
+        Err(e) => Err(refused.into_iter().next().map_or(e, |(_, first)| first)),
     }
-    Ok(batch)
 }
 
 fn malformed(detail: String) -> WireError {
@@ -543,7 +567,11 @@ impl Reader<'_> {
         }
     }
 
-    fn batch(&mut self, limits: &Limits) -> Result<RawBatch, WireError> {
+    fn batch(
+        &mut self,
+        limits: &Limits,
+        refused: &mut Vec<(usize, WireError)>,
+    ) -> Result<RawBatch, WireError> {
         let n = self.map_len(|| Field::batch("batch"))?;
         let (mut version, mut site_id, mut sent_at, mut batch_id, mut events) =
             (None, None, None, None, None);
@@ -572,7 +600,16 @@ impl Reader<'_> {
                     }
                     let mut list = Vec::with_capacity(count);
                     for i in 0..count {
-                        list.push(self.event(i)?);
+                        let start = self.pos;
+                        match self.event(i) {
+                            Ok(e) => list.push(e),
+                            Err(e) => {
+                                self.pos = start;
+                                self.skip(1)?;
+                                refused.push((i, e));
+                                list.push(RawEvent::unreadable());
+                            }
+                        }
                     }
                     events = Some(list);
                 }

@@ -18,8 +18,25 @@ pub fn encode(batch: &RawBatch) -> Vec<u8> {
 
 /// Decodes either JSON form. A bare array is the simple format and takes its site id from
 /// `site` (the request's `?site=` parameter); an object is a full batch, whose `site_id` must
-/// agree with `site` when both are given.
+/// agree with `site` when both are given. Any unreadable event refuses the batch;
+/// [`decode_with_refused`] keeps the others.
 pub fn decode(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBatch, WireError> {
+    let (batch, refused) = decode_with_refused(bytes, site, limits)?;
+    match refused.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(batch),
+    }
+}
+
+/// Decodes either JSON form, refusing one event at a time where the form allows: an element of
+/// the simple array that is not a readable event is listed by index with its reason and
+/// stands as [`RawEvent::unreadable`] in the batch. The full form is read in one piece, as
+/// the tracker's CBOR twin for debugging: any unreadable event refuses it.
+pub fn decode_with_refused(
+    bytes: &[u8],
+    site: Option<&str>,
+    limits: &Limits,
+) -> Result<(RawBatch, Vec<(usize, WireError)>), WireError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(WireError::Empty);
     }
@@ -42,7 +59,7 @@ pub fn decode(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBa
                     ),
                 });
             }
-            Ok(batch)
+            Ok((batch, Vec::new()))
         }
     }
 }
@@ -281,7 +298,11 @@ pub fn to_simple(e: &RawEvent) -> serde_json::Value {
     Value::Object(out)
 }
 
-fn decode_simple(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBatch, WireError> {
+fn decode_simple(
+    bytes: &[u8],
+    site: Option<&str>,
+    limits: &Limits,
+) -> Result<(RawBatch, Vec<(usize, WireError)>), WireError> {
     let site = site.filter(|s| !s.is_empty()).ok_or(WireError::Missing {
         field: Field::batch("site"),
     })?;
@@ -295,20 +316,29 @@ fn decode_simple(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<Ra
         });
     }
     let mut events = Vec::with_capacity(items.len());
+    let mut refused = Vec::new();
     for (i, raw) in items.into_iter().enumerate() {
         let de = &mut serde_json::Deserializer::from_str(raw.get());
-        let e: SimpleEvent =
-            serde_path_to_error::deserialize(de).map_err(|e| json_error(e, Some(i)))?;
-        events.push(simple_to_raw(i, e, site, raw.get())?);
+        let read = serde_path_to_error::deserialize(de)
+            .map_err(|e| json_error(e, Some(i)))
+            .and_then(|e: SimpleEvent| simple_to_raw(i, e, site, raw.get()));
+        match read {
+            Ok(e) => events.push(e),
+            Err(e) => {
+                refused.push((i, e));
+                events.push(RawEvent::unreadable());
+            }
+        }
     }
-    Ok(RawBatch {
+    let batch = RawBatch {
         version: FORMAT_VERSION,
         site_id: site.to_owned(),
         // No send time in this format: timestamps are taken as they are, without skew correction.
         sent_at: 0,
         batch_id: content_id(site, std::str::from_utf8(bytes).unwrap_or_default()),
         events,
-    })
+    };
+    Ok((batch, refused))
 }
 
 fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawEvent, WireError> {

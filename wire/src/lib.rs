@@ -78,16 +78,34 @@ impl Encoding {
 
 #[cfg(feature = "std")]
 /// Decodes a body in the given encoding. `site` is the request's `?site=` parameter, required
-/// by the simple JSON array form and checked against the batch otherwise.
+/// by the simple JSON array form and checked against the batch otherwise. Any unreadable event
+/// refuses the batch; [`decode_with_refused`] keeps the others.
 pub fn decode(
     body: &[u8],
     encoding: Encoding,
     site: Option<&str>,
     limits: &Limits,
 ) -> Result<RawBatch, WireError> {
+    let (batch, refused) = decode_with_refused(body, encoding, site, limits)?;
+    match refused.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(batch),
+    }
+}
+
+#[cfg(feature = "std")]
+/// [`decode`], but an event that cannot be read (a kind this build does not know, a field of
+/// the wrong type) is listed by index with its reason, stands as [`RawEvent::unreadable`] in
+/// the batch, and the events beside it are kept.
+pub fn decode_with_refused(
+    body: &[u8],
+    encoding: Encoding,
+    site: Option<&str>,
+    limits: &Limits,
+) -> Result<(RawBatch, Vec<(usize, WireError)>), WireError> {
     match encoding {
         Encoding::Cbor => {
-            let batch = cbor::decode(body, limits)?;
+            let (batch, refused) = cbor::decode_with_refused(body, limits)?;
             if let Some(site) = site.filter(|s| *s != batch.site_id) {
                 return Err(WireError::OutOfRange {
                     field: Field::batch("site_id"),
@@ -97,8 +115,8 @@ pub fn decode(
                     ),
                 });
             }
-            Ok(batch)
+            Ok((batch, refused))
         }
-        Encoding::Json => json::decode(body, site, limits),
+        Encoding::Json => json::decode_with_refused(body, site, limits),
     }
 }

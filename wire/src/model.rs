@@ -124,6 +124,26 @@ pub struct RawEvent {
     pub kind: EventKind,
 }
 
+impl RawEvent {
+    /// Stands in for an event that could not be read, so the events after it keep their
+    /// index; it is always listed among the refused and never stored.
+    pub fn unreadable() -> RawEvent {
+        RawEvent {
+            id: Id::default(),
+            timestamp: 0,
+            session_id: String::new(),
+            url: String::new(),
+            referrer: None,
+            title: None,
+            viewport: Size::default(),
+            document: Size::default(),
+            user_id: None,
+            user_agent: None,
+            kind: EventKind::Pageview,
+        }
+    }
+}
+
 /// A width and height in CSS pixels; 0 means unknown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Size {

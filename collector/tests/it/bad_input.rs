@@ -199,6 +199,29 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
     assert_eq!(json["rejected"][0]["reason"], "too_long");
     stored += 4;
 
+    // An event of a kind this collector does not know (a newer tracker's) costs only itself.
+    let mut newer = with(|b| {
+        for e in &mut b.events {
+            e.id.0[15] = 201;
+        }
+        b.events[3].id.0 = [0xee; 16];
+    });
+    let mut id = vec![0x01, 0x50];
+    id.extend([0xee; 16]);
+    let at = newer.windows(id.len()).position(|w| w == id).unwrap();
+    assert_eq!(
+        newer[at - 2],
+        0x00,
+        "the kind's key comes just before the id"
+    );
+    newer[at - 1] = 0x06;
+    let (got, json) = post(&client, &url, None, newer).await;
+    assert_eq!(got, 200, "{json}");
+    assert_eq!(json["accepted"], 4);
+    assert_eq!(json["rejected"][0]["index"], 3);
+    assert_eq!(json["rejected"][0]["field"], "events[3].type");
+    stored += 4;
+
     // A site over its rate (1/s; bursts of ten seconds' worth, never less than one full
     // batch) gets 429 with Retry-After once its burst is spent.
     let limited = |n: u8| {

@@ -304,3 +304,63 @@ fn json_type_errors_and_missing_fields_name_their_field() {
     let e = err("{not json");
     assert_eq!(e.reason(), "malformed");
 }
+
+#[test]
+fn an_unreadable_event_is_refused_alone() {
+    use pathlight_wire::{Encoding, cbor, decode, decode_with_refused};
+    let limits = Limits::default();
+    let sent = typical_batch();
+    // Event 1 (the click, id [1; 16]) becomes a kind this build does not know, as a newer
+    // tracker's would: its map starts with the kind (key 0, value 2), then the id (key 1).
+    let mut bytes = cbor::encode(&sent);
+    let mut start = vec![0x00, 0x02, 0x01, 0x50];
+    start.extend([1; 16]);
+    let at = bytes.windows(start.len()).position(|w| w == start).unwrap();
+    bytes[at + 1] = 0x06;
+
+    let (got, refused) = decode_with_refused(&bytes, Encoding::Cbor, None, &limits).unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 1);
+    assert_eq!(
+        refused[0].1.field().as_deref(),
+        Some("events[1].type"),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(got.events.len(), sent.events.len(), "indexes kept");
+    for i in [0, 2, 3, 4] {
+        assert_eq!(got.events[i], sent.events[i]);
+    }
+    assert_eq!(
+        decode(&bytes, Encoding::Cbor, None, &limits).unwrap_err(),
+        refused[0].1,
+        "the strict decoder refuses the batch for it"
+    );
+
+    // The simple form, the same way: a coordinate sent as text spoils only its own event.
+    let body = br#"[{"type":"view","url":"/a","created_at":1767261600000},
+        {"type":"click","url":"/a","created_at":1767261600001,"payload":{"x":"445","y":1}},
+        {"type":"view","url":"/b","created_at":1767261600002}]"#;
+    let (got, refused) = decode_with_refused(body, Encoding::Json, Some("demo"), &limits).unwrap();
+    assert_eq!(refused.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        refused[0].1.field().as_deref(),
+        Some("events[1].x"),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(
+        (got.events[0].url.as_str(), got.events[2].url.as_str()),
+        ("/a", "/b")
+    );
+
+    // Broken CBOR after an unreadable event still refuses the batch, with the first reason.
+    bytes.truncate(bytes.len() - 3);
+    assert_eq!(
+        decode_with_refused(&bytes, Encoding::Cbor, None, &limits)
+            .unwrap_err()
+            .field()
+            .as_deref(),
+        Some("events[1].type")
+    );
+}
