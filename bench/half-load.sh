@@ -17,7 +17,7 @@ set -euo pipefail
 secs=${1:-10} runs=${2:-2} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" half
 need_root_for_nice "$nice"
-bin=${BIN:-$bin}
+gen=$bin bin=${BIN:-$bin}
 # Of the metrics text $m with $total commits: the commits slower than the bucket bound $1.
 bucket() { echo "$m" | awk -v le="$1" -F'[ "]' '$0 ~ "spool_commit_seconds_bucket\\{le=\""le"\"" {print $NF}'; }
 # The collector's own answer times: the bucket bound (ms) its p99 is under; its share over 10 ms.

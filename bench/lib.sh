@@ -3,8 +3,8 @@
 # builds the release binary ($bin), makes a temp dir ($dir), starts ClickHouse 18.16 pinned to
 # core 1 ($ch, its data in $chdir, stopped when the script exits; not with NO_CLICKHOUSE=1), and defines `free` (a
 # free loopback port), `wait_up URL` (until URL/healthz answers; certificates not checked, for
-# self-signed TLS) and `serve SCHEME` (the collector). Processes in $pids are killed when the
-# script exits.
+# self-signed TLS), `serve SCHEME` (the collector) and `loadgen`/`loadrow` (the load generator).
+# Processes in $pids are killed when the script exits.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cargo build --release --bin pathlight 2>&1 | tail -1 >&2
@@ -17,7 +17,7 @@ pids=()
 # $dir go here, once the processes writing there have stopped: deleted under a running collector
 # or ClickHouse they log errors and leave files behind.
 # (`set -e` holds in the trap too: a pid already gone must not end it.)
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true
+trap '[ ${#pids[@]} -eq 0 ] || { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; } || true
   [ -z "${chdir:-}" ] || scripts/clickhouse.sh stop "$chdir" || true
   rm -rf "$dir"' EXIT
 # serve SCHEME: the release collector with $dir/pathlight.toml on 127.0.0.1:$port, pinned to
@@ -61,14 +61,21 @@ print(f'{100 * (t - idle) / t:.{n}f} % | {100 * d[7] / t:.{n}f} %')"; }
 # stolen BEFORE: the share of both cores' time the hypervisor took since BEFORE (the `cpu` line of
 # /proc/stat): on a shared VM it comes in slices of milliseconds, which land in every tail latency.
 stolen() { core_use "$1" "$(grep '^cpu ' /proc/stat)" 1 | sed 's/.*| //'; }
-# loadgen PORT FLAG...: `pathlight loadgen` on core 1 (at niceness $nice, 0 unless set; the
-# binary $gen, $bin unless set), 20-event batches for the site `bench` to 127.0.0.1:PORT over
-# HTTP/1.1, then the FLAGs (`--concurrency`, `--seconds`, `--rate`...). `loadrow` prints its
-# table's row of figures alone: | requests/s | events/s | p50 | p90 | p99 | p999 | max ms | non-2xx |.
+# loadgen PORT FLAG...: `pathlight loadgen` on core 1 (at niceness $nice, 0 unless set), 20-event
+# batches for the site `bench` to 127.0.0.1:PORT over HTTP/1.1, then the FLAGs (`--concurrency`,
+# `--seconds`, `--rate`...). The binary is $gen where a script sets it (`gen=$bin
+# bin=${BIN:-$bin}`): comparing another build's collector must not change the generator too.
+# `loadrow` prints its table's row of figures alone:
+# | requests/s | events/s | p50 | p90 | p99 | p999 | max ms | non-2xx |.
 loadgen() {
   local port=$1
   shift
-  nice -n "${nice:-0}" taskset -c 1 "${gen:-$bin}" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 "$@"
+  local run=(nice -n "${nice:-0}" taskset -c 1 "${gen:-$bin}" loadgen
+    --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 "$@")
+  # In a subshell (`loadgen … &`, a pipeline) the generator takes the subshell's place, so the
+  # pid the script holds, and kills on exit, is the generator's.
+  if [ "$BASHPID" != "$$" ]; then exec "${run[@]}"; fi
+  "${run[@]}"
 }
 loadrow() { loadgen "$@" 2>/dev/null | sed -n 3p; }
 # need_root_for_nice N: a negative niceness needs root; without it `nice` would only warn and the

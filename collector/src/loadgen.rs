@@ -546,7 +546,7 @@ pub async fn insert_limit(
         crate::sinks::clickhouse::ClickHouseSink::start(&config.clickhouse, metrics.clone())
             .await?;
     // A few distinct bodies (distinct event ids), built before the clock starts.
-    let bodies = limit_rows(config, batch, rows_per_insert, 4)?;
+    let bodies = limit_rows(config, batch, rows_per_insert, 0..4)?;
     let rows_per_body = (rows_per_insert / batch.max(1)).max(1) * batch;
     let client = sink.bulk_writer();
     let start = Instant::now();
@@ -565,16 +565,17 @@ pub async fn insert_limit(
     Ok(rows as f64 / start.elapsed().as_secs_f64())
 }
 
-/// `bodies` inserts' worth of RowBinary rows in the `events` columns' order
-/// ([`pathlight_ingest::COLUMNS`]), each of `rows_per_insert` rows (rounded down to whole
-/// batches of `batch` events) and with event ids of its own: what the collector would insert
-/// for the generator's batches, through the same stages. `insert-limit --write` saves one, so
-/// bench/modern-storage.sh can feed the same rows to other servers.
+/// Inserts' worth of RowBinary rows in the `events` columns' order
+/// ([`pathlight_ingest::COLUMNS`]), one per number in `bodies`, each of `rows_per_insert` rows
+/// (whole batches of `batch` events: rounded down, at least one) and with event ids of its own
+/// (from its number): what the collector would insert for the generator's batches, through the
+/// same stages. `insert-limit --write` saves them, so bench/modern-storage.sh can feed the
+/// same rows to other servers.
 pub fn limit_rows(
     config: &crate::config::Config,
     batch: usize,
     rows_per_insert: usize,
-    bodies: u64,
+    bodies: std::ops::Range<u64>,
 ) -> anyhow::Result<Vec<bytes::Bytes>> {
     use crate::pipeline::{IngestRequest, Stages};
     let mut cfg = config.clone();
@@ -590,7 +591,7 @@ pub fn limit_rows(
     let mut template = template(&site, batch);
     let batches_per_body = (rows_per_insert / batch.max(1)).max(1);
     let mut out = Vec::new();
-    for b in 0..bodies {
+    for b in bodies {
         let mut body = Vec::new();
         for k in 0..batches_per_body as u64 {
             let bytes = batch_bytes(&mut template, seed, b * 1_000_000 + k);
@@ -615,11 +616,12 @@ mod tests {
 
     // bench/modern-storage.sh feeds these bytes to ClickHouse as `events` rows: they must be
     // whole rows in COLUMNS order, as many as asked (rounded down to whole batches), each body
-    // with event ids of its own (a repeated id would be merged away and flatter the rate).
+    // with event ids of its own (a repeated id would be merged away, or a repeated block
+    // dropped by the deduplication window, and flatter the rate).
     #[test]
     fn limit_rows_are_whole_rows_with_ids_of_their_own() {
         let config = crate::config::Config::for_tests("http://127.0.0.1:1", "unused");
-        let bodies = limit_rows(&config, 20, 1_010, 2).unwrap();
+        let bodies = limit_rows(&config, 20, 1_010, 0..2).unwrap();
         assert_eq!(bodies.len(), 2);
         let mut ids = std::collections::HashSet::new();
         for body in &bodies {

@@ -181,10 +181,14 @@ enum Command {
         /// How long.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Write one insert's rows (RowBinary, in `events` column order) to this file and
-        /// print the column list, instead of inserting (`bench/modern-storage.sh`).
-        #[arg(long, value_name = "FILE")]
+        /// Write `--files` inserts' rows (RowBinary, in `events` column order, ids distinct
+        /// across files) to PREFIX-0.bin, PREFIX-1.bin... and print the column list, instead
+        /// of inserting (`bench/modern-storage.sh`).
+        #[arg(long, value_name = "PREFIX")]
         write: Option<PathBuf>,
+        /// How many files `--write` writes.
+        #[arg(long, default_value_t = 1)]
+        files: u64,
     },
     /// Print every analytics query as ClickHouse receives it, for the given API parameters.
     Sql {
@@ -458,17 +462,21 @@ fn main() -> anyhow::Result<()> {
         Command::InsertLimit {
             batch,
             rows_per_insert,
-            write: Some(file),
+            write: Some(prefix),
+            files,
             ..
         } => {
-            let rows = pathlight_collector::loadgen::limit_rows(
-                &config,
-                batch.clamp(1, 500),
-                rows_per_insert.max(1),
-                1,
-            )?;
-            std::fs::write(&file, &rows[0])
-                .with_context(|| format!("writing {}", file.display()))?;
+            for n in 0..files.min(1_000) {
+                // One file at a time: 100 k rows are ~38 MB.
+                let rows = pathlight_collector::loadgen::limit_rows(
+                    &config,
+                    batch.clamp(1, 500),
+                    rows_per_insert.max(1),
+                    n..n + 1,
+                )?;
+                let file = format!("{}-{n}.bin", prefix.display());
+                std::fs::write(&file, &rows[0]).with_context(|| format!("writing {file}"))?;
+            }
             println!("{}", pathlight_ingest::COLUMNS);
             Ok(())
         }
@@ -477,6 +485,7 @@ fn main() -> anyhow::Result<()> {
             rows_per_insert,
             seconds,
             write: None,
+            ..
         } => rt.block_on(async {
             let rate = pathlight_collector::loadgen::insert_limit(
                 &config,
