@@ -33,8 +33,9 @@ pub struct Config {
     /// `RELAY_TOKEN`). Empty: those endpoints are off.
     pub relay_token_sha256: String,
     /// Header a trusted reverse proxy sets to the client's address (`x-forwarded-for`: its
-    /// first entry is used). Empty: the TCP peer address. Only set it behind such a proxy,
-    /// since clients can send any header.
+    /// last entry, the one the proxy appended, is used; earlier ones came from the client).
+    /// Empty: the TCP peer address. Only set it behind such a proxy, since clients can send
+    /// any header.
     pub client_ip_header: String,
     /// Header a trusted proxy or CDN sets to the client's ISO country code (`cf-ipcountry`).
     /// Empty: none. Used when no `geoip_db` is set or it has no answer.

@@ -389,7 +389,9 @@ async fn read_and_ingest<B: ReqBody>(
         .client_ip_header
         .as_deref()
         .and_then(|name| header_str(h, name))
-        .and_then(|v| v.split(',').next())
+        // The last entry is the one the trusted proxy wrote (it appends the address it saw);
+        // entries before it arrived from the client, who may have written anything there.
+        .and_then(|v| v.rsplit(',').next())
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
         .or(Some(peer.ip()));
     let request = IngestRequest {

@@ -12,7 +12,8 @@ const HEADER_LEN: usize = MAGIC.len() + 4;
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 
 /// The messages for `rows`, each under [`MAX_MESSAGE_BYTES`] unless a single row is larger
-/// (a row is bounded by the wire limits, far below the queue's limit).
+/// (a row is bounded by the wire limits, its properties' JSON by `max_props_json_bytes`: some
+/// 64 KB at most, below the queue's limit).
 pub fn encode(rows: &[EventRow]) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     let mut current = header();

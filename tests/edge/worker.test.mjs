@@ -187,6 +187,24 @@ test("bad input gets the collector's statuses and JSON reasons", async () => {
       assert.deepEqual(jb, ja, `${name}: body`);
     }
   }
+  // A body streamed without a Content-Length passes the length precheck: the worker reads it
+  // chunk by chunk and refuses it once past the limit, without reading the rest. (The
+  // collector does the same, then closes the connection, which a client still writing a
+  // half-duplex fetch sees as EPIPE rather than the answer, so it is not asked here.)
+  const streamed = await w.fetch("/v1/batch", {
+    method: "POST",
+    duplex: "half",
+    headers: { "content-type": "application/cbor" },
+    cf: CF,
+    body: new ReadableStream({
+      start(ctl) {
+        for (let i = 0; i < 10; i++) ctl.enqueue(new Uint8Array(100 * 1024));
+        ctl.close();
+      },
+    }),
+  });
+  assert.equal(streamed.status, 413);
+  assert.equal((await streamed.json()).reason, "too_large");
 });
 
 test("the wire fixtures give identical rows through the worker and the collector", async () => {

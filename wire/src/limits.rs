@@ -27,6 +27,10 @@ pub struct Limits {
     pub max_props: usize,
     /// Longest custom property value, bytes.
     pub max_prop_len: usize,
+    /// Most bytes one event's properties take as the JSON they are stored as: control
+    /// characters grow sixfold when escaped, so within the per-value limits a row could pass
+    /// the edge queue's 128 KB message limit and never be delivered.
+    pub max_props_json_bytes: usize,
     /// Largest page coordinate or document dimension, CSS px.
     pub max_coordinate: u32,
     /// Largest viewport dimension, CSS px.
@@ -53,6 +57,7 @@ impl Default for Limits {
             max_user_agent_len: 1024,
             max_props: 32,
             max_prop_len: 1024,
+            max_props_json_bytes: 48 * 1024,
             max_coordinate: 1_000_000,
             max_viewport: 20_000,
             max_future_skew_ms: 60_000,

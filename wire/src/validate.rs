@@ -140,9 +140,41 @@ pub fn validate_event(
                     _ => {}
                 }
             }
+            let json: usize = props
+                .iter()
+                .map(|(k, v)| {
+                    json_len(k)
+                        + 2
+                        + match v {
+                            PropValue::Text(s) => json_len(s),
+                            // The longest number, `true`/`false` or `null`.
+                            _ => 24,
+                        }
+                })
+                .sum();
+            if json > limits.max_props_json_bytes {
+                return Err(WireError::TooLong {
+                    field: f("props")(),
+                    len: json,
+                    max: limits.max_props_json_bytes,
+                });
+            }
         }
     }
     Ok(())
+}
+
+/// `s` as a JSON string, quotes included: serde_json writes control characters as `\uXXXX`
+/// (six bytes) except the five with short escapes, and `"` and `\` as two.
+fn json_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 fn range(field: impl FnOnce() -> Field, detail: String) -> WireError {

@@ -20,7 +20,8 @@ async fn no_ip_address_is_stored_in_any_column() {
         }
         let resp = client
             .post(server.url("/v1/batch"))
-            .header("x-forwarded-for", format!("{ip}, 10.0.0.1"))
+            // A client-written entry, then the one the proxy appended: the client's address.
+            .header("x-forwarded-for", format!("10.0.0.1, {ip}"))
             .body(cbor::encode(&batch))
             .send()
             .await
@@ -121,5 +122,41 @@ async fn salts_are_shared_per_day_and_old_ones_forgotten() {
         a.visitor_id("s", ip, "ua", old),
         b.visitor_id("s", ip, "ua", old)
     );
+    server.stop().await;
+}
+
+// Behind one trusted proxy that appends the address it saw, only the last entry of
+// X-Forwarded-For is the client's: two requests that differ in what the client wrote before it
+// are the same visitor (the visitor id hashes the address), so a spoofed entry neither splits a
+// visitor nor escapes the per-address limit.
+#[tokio::test]
+async fn only_the_proxy_written_forwarded_entry_counts() {
+    let server = TestServer::start_with("forwarded_last", |c| {
+        c.client_ip_header = "x-forwarded-for".into();
+    })
+    .await;
+    let client = reqwest::Client::new();
+    for (i, spoofed) in ["198.51.100.1", "198.51.100.2"].iter().enumerate() {
+        let mut batch = batch_now();
+        batch.events.truncate(1);
+        batch.events[0].id.0[0] = 0x70 + i as u8;
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .header("x-forwarded-for", format!("{spoofed}, 203.0.113.9"))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+            )
+            .body(cbor::encode(&batch))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 2);
+    let visitors = server
+        .scalar("SELECT uniqExact(visitor_id) FROM events")
+        .await;
+    assert_eq!(visitors, 1);
     server.stop().await;
 }

@@ -110,6 +110,27 @@ fn custom_properties_are_bounded() {
         props,
     };
     assert_eq!(field_of(check(&e)), "events[3].props.plan");
+
+    // Properties at every per-value limit pass; the same count and lengths of control
+    // characters, six bytes each once stored as JSON, are refused as a whole.
+    let custom = |fill: char| {
+        let mut e = click_event(1);
+        let props = (0..32)
+            .map(|i| {
+                (
+                    format!("k{i:0>250}"),
+                    PropValue::Text(fill.to_string().repeat(1024)),
+                )
+            })
+            .collect();
+        e.kind = EventKind::Custom {
+            name: "n".into(),
+            props,
+        };
+        e
+    };
+    assert_eq!(check(&custom('a')), Ok(()));
+    assert_eq!(field_of(check(&custom('\u{1}'))), "events[3].props");
 }
 
 #[test]
