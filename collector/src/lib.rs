@@ -7,8 +7,9 @@
 //! 1. [`server`] accepts an HTTP/1.1 or HTTP/2 connection; `POST /v1/batch` reads the body
 //!    (refusing it past `limits.max_batch_bytes` without buffering more) and describes the
 //!    request as a [`pipeline::IngestRequest`]: body, content type, origin, client address.
-//! 2. [`pipeline::Pipeline::ingest`] runs the stages. *decode*: `pathlight_wire::decode` reads
-//!    CBOR or JSON into a `RawBatch`. *validate*: the envelope, the site and its allowed
+//! 2. [`pipeline::Pipeline::ingest`] runs the stages. *decode*:
+//!    `pathlight_wire::decode_with_refused` reads CBOR or JSON into a `RawBatch`, setting
+//!    aside an event it cannot read. *validate*: the envelope, the site and its allowed
 //!    origins, then each event on its own, so bad events are refused individually and the
 //!    good ones beside them kept. *enrich*: `pathlight_wire::enrich` adds corrected time,
 //!    URL parts, User-Agent facts, visitor hash and [`geo`] data; a server-side session is

@@ -4,7 +4,8 @@
 //! # The path of an event through this crate
 //!
 //! 1. The receiver describes the request as an [`IngestRequest`] (body, content type, origin,
-//!    client address) and calls [`check`]: *decode* by content type (`pathlight_wire::decode`),
+//!    client address) and calls [`check`]: *decode* by content type
+//!    (`pathlight_wire::decode_with_refused`: an event it cannot read is refused alone),
 //!    *authorize* (envelope, known site, allowed origin), *validate* each event on its own.
 //!    A batch whose every event is bad is refused with the first event's reason.
 //! 2. The receiver applies what is its own (the collector's rate limits), then [`enrich`]

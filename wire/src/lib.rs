@@ -4,7 +4,9 @@
 //!
 //! 1. The tracker builds a [`RawBatch`] of [`RawEvent`]s and [`cbor::encode`]s it: maps with
 //!    small integer keys, ids as 16 raw bytes (see `FORMAT.md`, which has the CDDL).
-//! 2. A receiver (collector or edge worker) calls [`decode`] with the body and its content type.
+//! 2. A receiver (collector or edge worker) calls [`decode_with_refused`] with the body and its
+//!    content type: an event it cannot read (a kind it does not know, a field of the wrong type)
+//!    is set aside with its reason and the others kept; [`decode`] refuses the batch for it.
 //!    CBOR goes through [`cbor::decode`], JSON (full batch form or the simple array that existing
 //!    senders use) through [`json::decode`]. Decoding checks structure and types and never
 //!    allocates more than the body's size; a malformed body is a [`WireError`] naming the field.
