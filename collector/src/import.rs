@@ -17,7 +17,8 @@ use std::io::BufRead;
 use std::net::IpAddr;
 use std::path::Path;
 
-/// Events per chunk sent through the pipeline (the batch limit).
+/// Events per chunk sent through the pipeline (the batch limit, unless `limits.max_events` is
+/// lower; a chunk over `limits.max_batch_bytes` is halved until it fits).
 const CHUNK: usize = 500;
 /// Events read before a window is sent.
 const WINDOW: usize = 2000;
@@ -140,10 +141,11 @@ async fn send_window(
     window: &mut Vec<(Client, RawEvent, u64)>,
     report: &mut ImportReport,
 ) -> anyhow::Result<()> {
+    let per_chunk = CHUNK.min(pipeline.limits().max_events).max(1);
     let mut by_client: std::collections::BTreeMap<Client, Vec<Chunk>> = Default::default();
     for (client, event, line) in window.drain(..) {
         let chunks = by_client.entry(client.clone()).or_default();
-        if chunks.last().is_none_or(|c| c.events.len() >= CHUNK) {
+        if chunks.last().is_none_or(|c| c.events.len() >= per_chunk) {
             chunks.push(Chunk {
                 client,
                 ..Chunk::default()
@@ -223,22 +225,39 @@ fn csv_events(reader: impl std::io::Read + 'static) -> anyhow::Result<impl Itera
     }))
 }
 
-/// Stores the chunk: the events stored, and the lines refused with their reasons.
+/// Stores the chunk: the events stored, and the lines refused with their reasons. A chunk the
+/// pipeline refuses whole as bad input (over the size limit once encoded, say 500 lines of long
+/// URLs, or every event bad, answered with the first one's reason) is sent again as two halves,
+/// down to single events, so good lines are stored and each bad line gets its own reason.
 async fn send(
     pipeline: &Pipeline,
     site: &str,
-    chunk: Chunk,
+    mut chunk: Chunk,
 ) -> anyhow::Result<(u64, Vec<(u64, String)>)> {
+    let halves = |mut chunk: Chunk| {
+        let mid = chunk.events.len() / 2;
+        let second = Chunk {
+            client: chunk.client.clone(),
+            events: chunk.events.split_off(mid),
+            lines: chunk.lines.split_off(mid),
+        };
+        [chunk, second]
+    };
     let batch = RawBatch {
         version: FORMAT_VERSION,
         site_id: site.to_owned(),
         // Unknown: imported events keep their own times.
         sent_at: 0,
         batch_id: Id::default(),
-        events: chunk.events,
+        events: std::mem::take(&mut chunk.events),
     };
-    let n = batch.events.len() as u64;
     let body = cbor::encode(&batch);
+    chunk.events = batch.events;
+    let splittable = chunk.events.len() > 1;
+    if splittable && body.len() > pipeline.limits().max_batch_bytes {
+        return send_halves(pipeline, site, halves(chunk)).await;
+    }
+    let n = chunk.events.len() as u64;
     let request = IngestRequest {
         body: &body,
         content_type: Some("application/cbor"),
@@ -248,7 +267,6 @@ async fn send(
         received_at: now_ms(),
         ..IngestRequest::default()
     };
-    let lines = chunk.lines;
     let t = std::time::Instant::now();
     let answer = pipeline.ingest(request).await;
     tracing::debug!(
@@ -258,18 +276,36 @@ async fn send(
     );
     match answer {
         Ok(ack) => {
+            let lines = &chunk.lines;
             let refused = ack
                 .rejected
                 .into_iter()
                 .map(|r| (lines.get(r.index).copied().unwrap_or(0), r.error));
             Ok((n - refused.len() as u64, refused.collect()))
         }
-        // Every event of the chunk was refused (each for its own reason; the first shown).
+        Err(e) if splittable && matches!(e.status().as_u16(), 400 | 413) => {
+            send_halves(pipeline, site, halves(chunk)).await
+        }
         Err(e) if e.status().is_client_error() => {
-            Ok((0, lines.into_iter().map(|l| (l, e.to_string())).collect()))
+            Ok((0, chunk.lines.iter().map(|l| (*l, e.to_string())).collect()))
         }
         Err(e) => Err(e).context(
             "storing a chunk; the import stopped (rerun it: stored events are not duplicated)",
         ),
     }
+}
+
+/// [`send`] of each half, one after the other; their results summed.
+async fn send_halves(
+    pipeline: &Pipeline,
+    site: &str,
+    halves: [Chunk; 2],
+) -> anyhow::Result<(u64, Vec<(u64, String)>)> {
+    let (mut stored, mut refused) = (0, Vec::new());
+    for half in halves {
+        let (s, r) = Box::pin(send(pipeline, site, half)).await?;
+        stored += s;
+        refused.extend(r);
+    }
+    Ok((stored, refused))
 }

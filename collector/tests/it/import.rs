@@ -94,3 +94,58 @@ async fn ndjson_and_csv_import_with_bad_lines_named() {
     let _ = std::fs::remove_dir_all(dir);
     server.stop().await;
 }
+
+// A chunk the pipeline refuses whole is halved until it is not: 500 lines of long URLs from one
+// address (over 512 KiB once encoded together) are all stored, and a chunk of only bad lines
+// gives each line its own reason rather than the first line's.
+#[tokio::test]
+async fn oversized_and_all_bad_chunks_are_split_not_lost() {
+    let server = TestServer::start("import_split").await;
+    let path =
+        std::env::temp_dir().join(format!("pathlight-it-split-{}.ndjson", std::process::id()));
+    let page = "p".repeat(1100);
+    let mut lines: Vec<String> = (0..500)
+        .map(|i| {
+            format!(
+                r#"{{"type":"view","session_id":"long","url":"/{page}/{i}","created_at":"2025-01-01T10:00:00Z","ip":"203.0.113.5"}}"#
+            )
+        })
+        .collect();
+    let long = "a".repeat(3000);
+    lines.push(format!(
+        r#"{{"type":"view","url":"/{long}","created_at":"2025-01-01T10:00:00Z","ip":"192.0.2.99"}}"#
+    ));
+    lines.push(
+        r#"{"type":"view","url":"/","created_at":"2099-01-01T00:00:00Z","ip":"192.0.2.99"}"#
+            .to_owned(),
+    );
+    std::fs::write(&path, lines.join("\n")).unwrap();
+
+    let config = Config::for_tests(clickhouse_url(), "it_import_split");
+    let (pipeline, sink) = Pipeline::start(&config, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    let report = run(&pipeline, "test", &path, Format::Ndjson, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.lines, report.stored, report.rejected),
+        (502, 500, 2),
+        "{report:?}"
+    );
+    assert_eq!(report.errors[0].0, 501);
+    assert!(report.errors[0].1.contains("url"), "{:?}", report.errors);
+    assert_eq!(report.errors[1].0, 502);
+    assert!(report.errors[1].1.contains("future"), "{:?}", report.errors);
+    pipeline.drain();
+    drop(pipeline);
+    sink.await.unwrap();
+    assert_eq!(
+        server
+            .scalar("SELECT count() FROM events FINAL WHERE session_id = 'long'")
+            .await,
+        500
+    );
+    let _ = std::fs::remove_file(path);
+    server.stop().await;
+}
