@@ -333,6 +333,7 @@ pub fn decode_with_refused(
         input: bytes,
         pos: 0,
         max_depth: limits.max_depth,
+        max_props: limits.max_props,
     };
     let mut refused = Vec::new();
     let read = r.batch(limits, &mut refused).and_then(|batch| {
@@ -363,6 +364,9 @@ struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
     max_depth: usize,
+    /// Checked while reading, not only by validation afterwards: a 512 KiB body could
+    /// otherwise declare and fill some 250 000 two-byte properties, ~14 MB once decoded.
+    max_props: usize,
 }
 
 /// The f64 of IEEE half-precision bits (exact: every half is a double).
@@ -683,6 +687,13 @@ impl Reader<'_> {
                 key::NAME => name = Some(self.text(f("name"))?),
                 key::PROPS => {
                     let count = self.map_len(f("props"))?;
+                    if count > self.max_props {
+                        return Err(WireError::TooLong {
+                            field: f("props")(),
+                            len: count,
+                            max: self.max_props,
+                        });
+                    }
                     for _ in 0..count {
                         let k = self.text(f("props"))?;
                         let v = match self.header()? {
@@ -871,7 +882,7 @@ mod tests {
                 Header::Float(f64::from_bits(bits)),
             ] {
                 let bytes = ciborium(h);
-                let mut r = super::Reader { input: &bytes, pos: 0, max_depth: 16 };
+                let mut r = super::Reader { input: &bytes, pos: 0, max_depth: 16, max_props: 32 };
                 let got = r.header().unwrap();
                 let same = match (got, h) {
                     (Header::Float(a), Header::Float(b)) => a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan(),

@@ -385,3 +385,33 @@ fn an_unreadable_event_is_refused_alone() {
         Some("events[1].type")
     );
 }
+
+#[test]
+fn the_decoder_stops_at_too_many_properties() {
+    use pathlight_wire::{Encoding, cbor, decode_with_refused};
+    let mut b = typical_batch();
+    b.events[4].kind = EventKind::Custom {
+        name: "n".into(),
+        props: (0..33)
+            .map(|i| (format!("k{i}"), PropValue::Null))
+            .collect(),
+    };
+    let limits = Limits::default();
+    let (got, refused) =
+        decode_with_refused(&cbor::encode(&b), Encoding::Cbor, None, &limits).unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 4);
+    assert!(
+        matches!(
+            &refused[0].1,
+            WireError::TooLong {
+                len: 33,
+                max: 32,
+                ..
+            }
+        ),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(got.events[..4], typical_batch().events[..4]);
+}
