@@ -84,6 +84,11 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Concurrent requests (streams) on one HTTP/2 connection.
     pub max_streams: u32,
+    /// Request bodies held at once over all connections, bytes: each request reserves its
+    /// declared length (the batch limit when it declares none) before its body is read and
+    /// keeps it until answered. Past it requests wait up to a second, then get 503, so many
+    /// connections at their stream limit cannot hold more memory than this.
+    pub max_body_bytes_in_flight: usize,
 }
 
 impl Default for HttpConfig {
@@ -94,6 +99,7 @@ impl Default for HttpConfig {
             body_timeout_ms: 10_000,
             max_header_bytes: 16 * 1024,
             max_streams: 100,
+            max_body_bytes_in_flight: 128 << 20,
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct App {
     pub(crate) opts: HttpOptions,
     /// Open connections of every transport, capped at `http.max_connections`.
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    /// Bytes of request bodies held now, capped at `http.max_body_bytes_in_flight`.
+    body_budget: Arc<tokio::sync::Semaphore>,
     /// Open WebSocket sessions. hyper hands an upgraded connection over and forgets it, so the
     /// graceful shutdown would not wait for the session's closing 1001 frame without this count.
     websockets: tokio::sync::watch::Sender<usize>,
@@ -95,6 +97,11 @@ pub async fn run(
         query,
         // Each connection holds a permit: past the cap, new connections are closed at once.
         permits: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
+        body_budget: Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .max_body_bytes_in_flight
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         websockets: tokio::sync::watch::channel(0).0,
         opts,
     });
@@ -318,8 +325,10 @@ async fn relay<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
     if let Some(refusal) = relay_refusal(app, &req) {
         return refusal;
     }
-    let stored = match read_body(app, req.into_body(), MAX_RELAY_BYTES).await {
-        Ok(body) => app.pipeline.relay(body.to_vec()).await,
+    let (parts, body) = req.into_parts();
+    let declared = header_str(&parts.headers, header::CONTENT_LENGTH);
+    let stored = match read_body(app, declared, body, MAX_RELAY_BYTES).await {
+        Ok((body, _held)) => app.pipeline.relay(body.to_vec()).await,
         Err(e) => Err(e),
     };
     match stored {
@@ -349,12 +358,42 @@ fn relay_salts<B>(app: &App, req: &Request<B>) -> Resp {
     r
 }
 
-/// The whole body, at most `max` bytes, arriving within `http.body_timeout_ms`.
-async fn read_body<B: ReqBody>(app: &App, body: B, max: usize) -> Result<Bytes, IngestError> {
+/// How long a request waits for room under `http.max_body_bytes_in_flight`. Shorter than the
+/// body timeout: a budget full for a second means bodies arrive faster than they are stored,
+/// and a prompt 503 with Retry-After sheds the load better than a queue of waiters would.
+const BODY_BUDGET_WAIT: Duration = Duration::from_secs(1);
+
+/// The whole body, at most `max` bytes, arriving within `http.body_timeout_ms`, and its share
+/// of `http.max_body_bytes_in_flight` (its `declared` Content-Length, else `max`), to hold
+/// until the request is answered: waited for up to [`BODY_BUDGET_WAIT`], else 503.
+async fn read_body<B: ReqBody>(
+    app: &App,
+    declared: Option<&str>,
+    body: B,
+    max: usize,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), IngestError> {
     let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
+    let share = declared
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(max)
+        .clamp(1, max.max(1))
+        // Never more than the whole budget, or a large body would wait for ever.
+        .min(app.opts.limits.max_body_bytes_in_flight.max(1));
+    let share = u32::try_from(share).unwrap_or(u32::MAX);
+    let held = match tokio::time::timeout(
+        BODY_BUDGET_WAIT.min(timeout),
+        app.body_budget.clone().acquire_many_owned(share),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        // Closed never happens (the semaphore lives with the app); a full budget past the
+        // timeout is an overload, answered like a full queue.
+        Ok(Err(_)) | Err(_) => return Err(IngestError::QueueFull),
+    };
     match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
         Err(_) => Err(IngestError::BodyTimeout),
-        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Ok(b)) => Ok((b.to_bytes(), held)),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             Err(rules::too_large(max + 1, max))
         }
@@ -381,7 +420,8 @@ async fn read_and_ingest<B: ReqBody>(
     )
     .map_err(early)?;
     let (parts, body) = req.into_parts();
-    let body = read_body(app, body, max).await.map_err(early)?;
+    let declared = header_str(&parts.headers, header::CONTENT_LENGTH);
+    let (body, _held) = read_body(app, declared, body, max).await.map_err(early)?;
     let h = &parts.headers;
     let site = rules::site_param(parts.uri.query());
     let opts = &app.opts;

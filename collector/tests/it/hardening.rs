@@ -156,3 +156,40 @@ async fn one_address_over_its_rate_gets_429() {
     );
     server.stop().await;
 }
+
+// Bodies held at once are capped over all connections: while one request holds most of the
+// budget (its body still arriving), another that would pass it waits, then gets 503 with its
+// reason, and once the first is gone the budget serves again.
+#[tokio::test]
+async fn request_bodies_in_flight_are_capped() {
+    let server = TestServer::start_with("body_budget", |c| {
+        c.http.max_body_bytes_in_flight = 20_000;
+        // The holder keeps its share for all of this; others wait for room for one second.
+        c.http.body_timeout_ms = 5_000;
+    })
+    .await;
+    let mut holder = TcpStream::connect(server.addr).await.unwrap();
+    holder
+        .write_all(b"POST /v1/batch HTTP/1.1\r\nhost: x\r\ncontent-length: 19500\r\n\r\nabc")
+        .await
+        .unwrap();
+    // The holder's share is taken once its headers are read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/batch");
+    let body = cbor::encode(&batch_now());
+    assert!(body.len() > 500, "{} bytes", body.len());
+    let (status, json) = crate::post(&client, &url, None, body.clone()).await;
+    assert_eq!(
+        (status, json["reason"].as_str()),
+        (503, Some("queue_full")),
+        "{json}"
+    );
+
+    drop(holder);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, json) = crate::post(&client, &url, None, body).await;
+    assert_eq!(status, 204, "{json}");
+    server.stop().await;
+}
