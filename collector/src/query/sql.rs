@@ -126,8 +126,10 @@ impl Filters {
                     f.offset = v
                         .parse()
                         .ok()
-                        .filter(|n| *n <= 10_000_000)
-                        .ok_or_else(|| bad("offset", "0 to 10000000"))?
+                        // The sessions list reads `offset + limit` rows into memory to page
+                        // newest first: 100 k of them are a few MB, 10 M were most of a GB.
+                        .filter(|n| *n <= MAX_OFFSET)
+                        .ok_or_else(|| bad("offset", "0 to 100000"))?
                 }
                 "interval" if v == "day" || v == "hour" => f.hourly = v == "hour",
                 "exact" if v == "true" || v == "false" => f.exact = v == "true",
@@ -414,6 +416,9 @@ fn active_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
 }
 
 /// Columns ranked by page views in `stats`.
+/// Deepest page of any paged list (`offset`).
+const MAX_OFFSET: u32 = 100_000;
+
 const TOP_COLUMNS: [&str; 7] = [
     "path",
     "referrer_host",

@@ -630,6 +630,9 @@ async fn actions_and_a_users_timeline_across_sessions() {
     );
     let (status, body) = get("users/u7/events?site=test&limit=0").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("limit")));
+    // Paging stops at 100 k rows deep: the sessions list holds offset + limit rows to page.
+    let (status, body) = get("sessions?site=test&offset=100001").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("offset")));
     let (status, _) = get("users/nobody/events?site=test").await;
     assert_eq!(status, 200);
     server.stop().await;
