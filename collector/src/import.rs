@@ -188,15 +188,19 @@ fn ndjson_event(text: &str) -> Result<(String, Client), String> {
 fn csv_events(reader: impl std::io::Read + 'static) -> anyhow::Result<impl Iterator<Item = Line>> {
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers = csv.headers().context("reading the CSV header row")?.clone();
+    // The line of the record before, for errors the csv crate reports without a position
+    // (a record's bytes that are not UTF-8, say): the bad one is at least the next line.
+    let mut last = 1;
     Ok(csv.into_records().map(move |record| {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return (line, Err(format!("bad CSV: {e}")));
+                last = e.position().map_or(last + 1, |p| p.line());
+                return (last, Err(format!("bad CSV: {e}")));
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(last + 1, |p| p.line());
+        last = line;
         let mut obj = serde_json::Map::new();
         let mut client = Client::default();
         for (name, value) in headers.iter().zip(record.iter()) {

@@ -149,3 +149,28 @@ async fn oversized_and_all_bad_chunks_are_split_not_lost() {
     let _ = std::fs::remove_file(path);
     server.stop().await;
 }
+
+// Every refused CSV line is named by its own number, whatever the csv crate knows of it.
+#[tokio::test]
+async fn csv_errors_name_their_line() {
+    let server = TestServer::start("import_csv_lines").await;
+    let path = std::env::temp_dir().join(format!("pathlight-it-csv-{}.csv", std::process::id()));
+    let mut body = b"type,created_at,url\nview,2025-01-03T10:00:00Z,/a\n".to_vec();
+    body.extend_from_slice(b"view,2025-01-03T10:00:01Z,/\xff\xfe\n");
+    body.extend_from_slice(b"view,2025-01-03T10:00:02Z,/c\n");
+    std::fs::write(&path, body).unwrap();
+    let config = Config::for_tests(clickhouse_url(), "it_import_csv_lines");
+    let (pipeline, sink) = Pipeline::start(&config, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    let report = run(&pipeline, "test", &path, Format::Csv, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.stored, report.rejected), (2, 1), "{report:?}");
+    assert_eq!(report.errors[0].0, 3, "{report:?}");
+    pipeline.drain();
+    drop(pipeline);
+    sink.await.unwrap();
+    let _ = std::fs::remove_file(path);
+    server.stop().await;
+}
