@@ -240,6 +240,14 @@ impl Config {
         if self.spool.segment_bytes == 0 || self.spool.max_bytes < self.spool.segment_bytes {
             bail!("spool: segment_bytes must be > 0 and max_bytes at least segment_bytes");
         }
+        if self.http.max_body_bytes_in_flight < self.limits.max_batch_bytes {
+            // One request at the batch limit must fit, or it would wait for room in vain.
+            bail!(
+                "http.max_body_bytes_in_flight ({}) is below limits.max_batch_bytes ({})",
+                self.http.max_body_bytes_in_flight,
+                self.limits.max_batch_bytes
+            );
+        }
         self.broker.validate()?;
         if self.broker.enabled() && self.spool.dir.is_some() {
             // The stream is the durable buffer in scale-out mode; a spool in front of it would

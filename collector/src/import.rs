@@ -12,7 +12,7 @@
 
 use crate::pipeline::{IngestRequest, Pipeline, now_ms};
 use anyhow::Context;
-use pathlight_wire::{FORMAT_VERSION, Id, RawBatch, RawEvent, cbor, json};
+use pathlight_wire::{FORMAT_VERSION, Id, RawBatch, RawEvent, WireError, cbor, json};
 use std::io::BufRead;
 use std::net::IpAddr;
 use std::path::Path;
@@ -188,8 +188,9 @@ fn ndjson_event(text: &str) -> Result<(String, Client), String> {
 fn csv_events(reader: impl std::io::Read + 'static) -> anyhow::Result<impl Iterator<Item = Line>> {
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers = csv.headers().context("reading the CSV header row")?.clone();
-    // The line of the record before, for errors the csv crate reports without a position
-    // (a record's bytes that are not UTF-8, say): the bad one is at least the next line.
+    // The line of the record before, for an error the csv crate reports without a position
+    // (it gives one for the errors seen so far; the type allows none): the bad record is at
+    // least on the next line, never "line 0".
     let mut last = 1;
     Ok(csv.into_records().map(move |record| {
         let record = match record {
@@ -287,7 +288,7 @@ async fn send(
                 .map(|r| (lines.get(r.index).copied().unwrap_or(0), r.error));
             Ok((n - refused.len() as u64, refused.collect()))
         }
-        Err(e) if splittable && matches!(e.status().as_u16(), 400 | 413) => {
+        Err(e) if splittable && halving_helps(&e) => {
             send_halves(pipeline, site, halves(chunk)).await
         }
         Err(e) if e.status().is_client_error() => {
@@ -296,6 +297,19 @@ async fn send(
         Err(e) => Err(e).context(
             "storing a chunk; the import stopped (rerun it: stored events are not duplicated)",
         ),
+    }
+}
+
+/// Whether sending a refused chunk as halves can store some of it: too large as a whole, or
+/// refused for an event's fault (every event bad, the first one's reason given). Not for the
+/// chunk's own faults (its site id, say), which every half would share.
+fn halving_helps(e: &pathlight_ingest::IngestError) -> bool {
+    match e {
+        pathlight_ingest::IngestError::Wire(WireError::TooLarge { .. }) => true,
+        pathlight_ingest::IngestError::Wire(w) => {
+            w.field().is_some_and(|f| f.starts_with("events["))
+        }
+        _ => false,
     }
 }
 

@@ -325,9 +325,7 @@ async fn relay<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
     if let Some(refusal) = relay_refusal(app, &req) {
         return refusal;
     }
-    let (parts, body) = req.into_parts();
-    let declared = header_str(&parts.headers, header::CONTENT_LENGTH);
-    let stored = match read_body(app, declared, body, MAX_RELAY_BYTES).await {
+    let stored = match read_body(app, req.into_body(), MAX_RELAY_BYTES).await {
         Ok((body, _held)) => app.pipeline.relay(body.to_vec()).await,
         Err(e) => Err(e),
     };
@@ -363,42 +361,59 @@ fn relay_salts<B>(app: &App, req: &Request<B>) -> Resp {
 /// and a prompt 503 with Retry-After sheds the load better than a queue of waiters would.
 const BODY_BUDGET_WAIT: Duration = Duration::from_secs(1);
 
-/// The whole body, at most `max` bytes, arriving within `http.body_timeout_ms`, and its share
-/// of `http.max_body_bytes_in_flight` (its `declared` Content-Length, else `max`), to hold
-/// until the request is answered: waited for up to [`BODY_BUDGET_WAIT`], else 503.
+/// The whole body, at most `max` bytes, arriving within `http.body_timeout_ms`, and its bytes'
+/// share of `http.max_body_bytes_in_flight`, to hold until the request is answered. Taken as
+/// the bytes arrive, not as declared: a client that declares much and sends little holds only
+/// what it sent. Each piece waits up to [`BODY_BUDGET_WAIT`] for room, else 503.
 async fn read_body<B: ReqBody>(
     app: &App,
-    declared: Option<&str>,
     body: B,
     max: usize,
-) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), IngestError> {
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), IngestError> {
     let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
-    let share = declared
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(max)
-        .clamp(1, max.max(1))
-        // Never more than the whole budget, or a large body would wait for ever.
-        .min(app.opts.limits.max_body_bytes_in_flight.max(1));
-    let share = u32::try_from(share).unwrap_or(u32::MAX);
-    let held = match tokio::time::timeout(
-        BODY_BUDGET_WAIT.min(timeout),
-        app.body_budget.clone().acquire_many_owned(share),
-    )
-    .await
-    {
-        Ok(Ok(permit)) => permit,
-        // Closed never happens (the semaphore lives with the app); a full budget past the
-        // timeout is an overload, answered like a full queue.
-        Ok(Err(_)) | Err(_) => return Err(IngestError::QueueFull),
-    };
-    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
-        Err(_) => Err(IngestError::BodyTimeout),
-        Ok(Ok(b)) => Ok((b.to_bytes(), held)),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(rules::too_large(max + 1, max))
+    let wait = BODY_BUDGET_WAIT.min(timeout);
+    let read = async {
+        let mut body = std::pin::pin!(Limited::new(body, max));
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(rules::too_large(max + 1, max));
+                }
+                Err(e) => return Err(IngestError::Body(e.to_string())),
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            let permit = tokio::time::timeout(wait, app.body_budget.clone().acquire_many_owned(n))
+                .await
+                // Closed never happens (the semaphore lives with the app); a full budget past
+                // the wait is an overload, answered like a full queue.
+                .map_err(|_| IngestError::QueueFull)?
+                .map_err(|_| IngestError::QueueFull)?;
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
+            parts.push(data);
         }
-        Ok(Err(e)) => Err(IngestError::Body(e.to_string())),
-    }
+        // Most bodies come as one frame, kept as it is; only pieces are copied together.
+        let body = match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.pop().unwrap_or_default(),
+            _ => Bytes::from(parts.concat()),
+        };
+        Ok((body, held))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(IngestError::BodyTimeout))
 }
 
 async fn read_and_ingest<B: ReqBody>(
@@ -420,17 +435,18 @@ async fn read_and_ingest<B: ReqBody>(
     )
     .map_err(early)?;
     let (parts, body) = req.into_parts();
-    let declared = header_str(&parts.headers, header::CONTENT_LENGTH);
-    let (body, _held) = read_body(app, declared, body, max).await.map_err(early)?;
+    let (body, _held) = read_body(app, body, max).await.map_err(early)?;
     let h = &parts.headers;
     let site = rules::site_param(parts.uri.query());
     let opts = &app.opts;
     let ip = opts
         .client_ip_header
         .as_deref()
-        .and_then(|name| header_str(h, name))
-        // The last entry is the one the trusted proxy wrote (it appends the address it saw);
-        // entries before it arrived from the client, who may have written anything there.
+        // The last entry is the one the trusted proxy wrote (it appends the address it saw, to
+        // the header or as a header line of its own); entries before it arrived from the
+        // client, who may have written anything there.
+        .and_then(|name| h.get_all(name).iter().next_back())
+        .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
         .or(Some(peer.ip()));

@@ -120,9 +120,10 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
     let ip = header("CF-Connecting-IP").and_then(|v| v.trim().parse().ok());
     let site = rules::site_param(req.url()?.query());
     let geo = cf_geo(&req);
-    let body = match read_capped(&mut req, limits.max_batch_bytes).await? {
-        Ok(body) => body,
-        Err(seen) => return error(&rules::too_large(seen, limits.max_batch_bytes)),
+    let max = limits.max_batch_bytes;
+    let Some(body) = read_capped(&mut req, max).await? else {
+        // Said as the collector says it of a body it stopped reading.
+        return error(&rules::too_large(max + 1, max));
     };
     let request = IngestRequest {
         body: &body,
@@ -210,24 +211,24 @@ async fn enqueue(env: &Env, rows: &[EventRow]) -> std::result::Result<(), Ingest
 
 /// The request body, read chunk by chunk up to `max` bytes: a body sent without a
 /// Content-Length (chunked) escapes the precheck, and read whole it could hold more than the
-/// isolate's 128 MB (twice: JavaScript's buffer and the Rust copy). `Err(bytes read)` once it
-/// passes `max`; the rest is never read.
-async fn read_capped(req: &mut Request, max: usize) -> Result<std::result::Result<Vec<u8>, usize>> {
+/// isolate's 128 MB (twice: JavaScript's buffer and the Rust copy). `None` once it passes
+/// `max`; the rest is never read.
+async fn read_capped(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
     use futures_util::StreamExt;
     if req.inner().body().is_none() {
         // An empty POST: refused later as an empty batch, as any other.
-        return Ok(Ok(Vec::new()));
+        return Ok(Some(Vec::new()));
     }
     let mut stream = req.stream()?;
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if body.len() + chunk.len() > max {
-            return Ok(Err(body.len() + chunk.len()));
+            return Ok(None);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Ok(body))
+    Ok(Some(body))
 }
 
 /// Direct mode: one async insert per request, acknowledged once ClickHouse has it.

@@ -153,7 +153,19 @@ test("bad input gets the collector's statuses and JSON reasons", async () => {
   oneBad.events[2].url = "";
   const allBad = structuredClone(typical);
   allBad.events = allBad.events.map((e) => ({ ...e, url: "" }));
+  // Event 1 of the typical batch (the click, id 1×16) as a kind neither side knows.
+  const newer = new Uint8Array(fixture("typical.cbor"));
+  const start = [0x00, 0x02, 0x01, 0x50, ...new Array(16).fill(1)];
+  const at = newer.findIndex((_, i) => start.every((b, j) => newer[i + j] === b));
+  assert.ok(at > 0, "the click's kind in the fixture");
+  newer[at + 1] = 0x06;
+  const simple = [
+    { type: "view", url: "/a", created_at: "2025-01-01T10:00:00Z" },
+    { type: "click", url: "/a", created_at: "2025-01-01T10:00:01Z", payload: { x: "445", y: 1 } },
+  ];
   const cases = {
+    "an event of an unknown kind": cbor(newer),
+    "a field of the wrong type in the simple form": { ...json(simple), path: "/v1/batch?site=demo" },
     "unsupported content type": { method: "POST", body: "x", headers: { "content-type": "text/html" } },
     "compressed body": { ...cbor(fixture("typical.cbor"), { "content-encoding": "gzip" }) },
     "declared too large": { method: "POST", body: new Uint8Array(600 * 1024), headers: { "content-type": "application/cbor" } },

@@ -349,7 +349,11 @@ pub fn decode_with_refused(
         Ok(batch) => Ok((batch, refused)),
         // Once an event could not be read, a later break in the structure is most likely its
         // doing (a wrong header shifts everything after it): the first refusal says where.
-        Err(e) => Err(refused.into_iter().next().map_or(e, |(_, first)| first)),
+        // Other refusals of the batch (its version, a missing envelope field) say their own.
+        Err(e @ WireError::Malformed { .. }) => {
+            Err(refused.into_iter().next().map_or(e, |(_, first)| first))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -603,6 +607,9 @@ impl Reader<'_> {
                         });
                     }
                     let mut list = Vec::with_capacity(count);
+                    // A second `events` key replaces the first array: so do its refusals,
+                    // which must stay in index order for the stages that merge them.
+                    refused.clear();
                     for i in 0..count {
                         let start = self.pos;
                         match self.event(i) {
@@ -687,10 +694,11 @@ impl Reader<'_> {
                 key::NAME => name = Some(self.text(f("name"))?),
                 key::PROPS => {
                     let count = self.map_len(f("props"))?;
-                    if count > self.max_props {
+                    // Counted with the ones read so far: the key may come more than once.
+                    if props.len() + count > self.max_props {
                         return Err(WireError::TooLong {
                             field: f("props")(),
-                            len: count,
+                            len: props.len() + count,
                             max: self.max_props,
                         });
                     }

@@ -7,9 +7,10 @@
 //! 2. A receiver (collector or edge worker) calls [`decode_with_refused`] with the body and its
 //!    content type: an event it cannot read (a kind it does not know, a field of the wrong type)
 //!    is set aside with its reason and the others kept; [`decode`] refuses the batch for it.
-//!    CBOR goes through [`cbor::decode`], JSON (full batch form or the simple array that existing
-//!    senders use) through [`json::decode`]. Decoding checks structure and types and never
-//!    allocates more than the body's size; a malformed body is a [`WireError`] naming the field.
+//!    CBOR goes through [`cbor::decode_with_refused`], JSON (full batch form or the simple array
+//!    that existing senders use) through [`json::decode_with_refused`]. Decoding checks
+//!    structure and types and never allocates more than the body's size (properties: at most
+//!    `max_props` per event); a malformed body is a [`WireError`] naming the field.
 //! 3. [`validate::validate_envelope`] checks the batch, [`validate::validate_event`] each event,
 //!    against explicit [`Limits`]: string lengths, coordinate ranges, clock skew. A bad event is
 //!    refused on its own, so the good events of the same batch are kept.

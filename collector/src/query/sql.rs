@@ -415,10 +415,10 @@ fn active_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
         .bind(&f.to)
 }
 
-/// Columns ranked by page views in `stats`.
 /// Deepest page of any paged list (`offset`).
 const MAX_OFFSET: u32 = 100_000;
 
+/// Columns ranked by page views in `stats`.
 const TOP_COLUMNS: [&str; 7] = [
     "path",
     "referrer_host",

@@ -157,39 +157,58 @@ async fn one_address_over_its_rate_gets_429() {
     server.stop().await;
 }
 
-// Bodies held at once are capped over all connections: while one request holds most of the
-// budget (its body still arriving), another that would pass it waits, then gets 503 with its
-// reason, and once the first is gone the budget serves again.
+// Bodies held at once are capped over all connections, counted as their bytes arrive: while
+// one request holds most of the budget (19.5 kB of its 19.9 kB sent, the rest still due),
+// another that would pass it waits a second, then gets 503 with its reason; once the first is
+// gone the budget serves again. A client that only declares a large body holds nothing.
 #[tokio::test]
 async fn request_bodies_in_flight_are_capped() {
     let server = TestServer::start_with("body_budget", |c| {
         c.http.max_body_bytes_in_flight = 20_000;
+        c.limits.max_batch_bytes = 20_000;
         // The holder keeps its share for all of this; others wait for room for one second.
-        c.http.body_timeout_ms = 5_000;
+        c.http.body_timeout_ms = 10_000;
     })
     .await;
-    let mut holder = TcpStream::connect(server.addr).await.unwrap();
-    holder
-        .write_all(b"POST /v1/batch HTTP/1.1\r\nhost: x\r\ncontent-length: 19500\r\n\r\nabc")
-        .await
-        .unwrap();
-    // The holder's share is taken once its headers are read.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
     let client = reqwest::Client::new();
     let url = server.url("/v1/batch");
     let body = cbor::encode(&batch_now());
     assert!(body.len() > 500, "{} bytes", body.len());
-    let (status, json) = crate::post(&client, &url, None, body.clone()).await;
-    assert_eq!(
-        (status, json["reason"].as_str()),
-        (503, Some("queue_full")),
-        "{json}"
-    );
+    // Polls until the answer is `want` (a few tries, each waiting up to its second for room).
+    let until = |want: u16| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move {
+            let mut last = (0, serde_json::Value::Null);
+            for _ in 0..20 {
+                last = crate::post(&client, &url, None, body.clone()).await;
+                if last.0 == want {
+                    return last;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("never {want}: last {last:?}");
+        }
+    };
+
+    let mut declarer = TcpStream::connect(server.addr).await.unwrap();
+    declarer
+        .write_all(b"POST /v1/batch HTTP/1.1\r\nhost: x\r\ncontent-length: 19900\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, json) = until(204).await;
+    assert_eq!(status, 204, "a declared body holds nothing: {json}");
+
+    let mut holder = TcpStream::connect(server.addr).await.unwrap();
+    holder
+        .write_all(b"POST /v1/batch HTTP/1.1\r\nhost: x\r\ncontent-length: 19900\r\n\r\n")
+        .await
+        .unwrap();
+    holder.write_all(&[0u8; 19_500]).await.unwrap();
+    let (_, json) = until(503).await;
+    assert_eq!(json["reason"], "queue_full", "{json}");
 
     drop(holder);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, json) = crate::post(&client, &url, None, body).await;
-    assert_eq!(status, 204, "{json}");
+    until(204).await;
+    drop(declarer);
     server.stop().await;
 }

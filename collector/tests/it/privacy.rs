@@ -153,7 +153,24 @@ async fn only_the_proxy_written_forwarded_entry_counts() {
             .unwrap();
         assert_eq!(resp.status(), 204);
     }
-    assert_eq!(server.scalar("SELECT count() FROM events").await, 2);
+    // A proxy that adds a header line of its own rather than appending to the client's.
+    let mut batch = batch_now();
+    batch.events.truncate(1);
+    batch.events[0].id.0[0] = 0x72;
+    let resp = client
+        .post(server.url("/v1/batch"))
+        .header("x-forwarded-for", "198.51.100.3")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+        )
+        .body(cbor::encode(&batch))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 3);
     let visitors = server
         .scalar("SELECT uniqExact(visitor_id) FROM events")
         .await;
