@@ -3,7 +3,7 @@
 
 use crate::{TestServer, clickhouse_url};
 use pathlight_collector::config::Config;
-use pathlight_collector::import::{Format, run};
+use pathlight_collector::import::{Format, ImportReport, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
 use std::sync::Arc;
@@ -121,13 +121,7 @@ async fn oversized_and_all_bad_chunks_are_split_not_lost() {
     );
     std::fs::write(&path, lines.join("\n")).unwrap();
 
-    let config = Config::for_tests(clickhouse_url(), "it_import_split");
-    let (pipeline, sink) = Pipeline::start(&config, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
-    let report = run(&pipeline, "test", &path, Format::Ndjson, |_| {})
-        .await
-        .unwrap();
+    let report = import_alone("import_split", &path, Format::Ndjson).await;
     assert_eq!(
         (report.lines, report.stored, report.rejected),
         (502, 500, 2),
@@ -137,9 +131,6 @@ async fn oversized_and_all_bad_chunks_are_split_not_lost() {
     assert!(report.errors[0].1.contains("url"), "{:?}", report.errors);
     assert_eq!(report.errors[1].0, 502);
     assert!(report.errors[1].1.contains("future"), "{:?}", report.errors);
-    pipeline.drain();
-    drop(pipeline);
-    sink.await.unwrap();
     assert_eq!(
         server
             .scalar("SELECT count() FROM events FINAL WHERE session_id = 'long'")
@@ -159,18 +150,23 @@ async fn csv_errors_name_their_line() {
     body.extend_from_slice(b"view,2025-01-03T10:00:01Z,/\xff\xfe\n");
     body.extend_from_slice(b"view,2025-01-03T10:00:02Z,/c\n");
     std::fs::write(&path, body).unwrap();
-    let config = Config::for_tests(clickhouse_url(), "it_import_csv_lines");
+    let report = import_alone("import_csv_lines", &path, Format::Csv).await;
+    assert_eq!((report.stored, report.rejected), (2, 1), "{report:?}");
+    assert_eq!(report.errors[0].0, 3, "{report:?}");
+    let _ = std::fs::remove_file(path);
+    server.stop().await;
+}
+
+/// Imports `path` for the site `test` into `it_<db>` through a pipeline of its own, and waits
+/// until what it stored is in ClickHouse.
+async fn import_alone(db: &str, path: &std::path::Path, format: Format) -> ImportReport {
+    let config = Config::for_tests(clickhouse_url(), &format!("it_{db}"));
     let (pipeline, sink) = Pipeline::start(&config, Arc::new(Metrics::new()))
         .await
         .unwrap();
-    let report = run(&pipeline, "test", &path, Format::Csv, |_| {})
-        .await
-        .unwrap();
-    assert_eq!((report.stored, report.rejected), (2, 1), "{report:?}");
-    assert_eq!(report.errors[0].0, 3, "{report:?}");
+    let report = run(&pipeline, "test", path, format, |_| {}).await.unwrap();
     pipeline.drain();
     drop(pipeline);
     sink.await.unwrap();
-    let _ = std::fs::remove_file(path);
-    server.stop().await;
+    report
 }

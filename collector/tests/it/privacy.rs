@@ -136,40 +136,27 @@ async fn only_the_proxy_written_forwarded_entry_counts() {
     })
     .await;
     let client = reqwest::Client::new();
-    for (i, spoofed) in ["198.51.100.1", "198.51.100.2"].iter().enumerate() {
+    // What the client wrote differs each time; what the proxy wrote does not. The last one
+    // comes from a proxy that adds a header line of its own rather than appending.
+    let forwarded: [&[&str]; 3] = [
+        &["198.51.100.1, 203.0.113.9"],
+        &["198.51.100.2, 203.0.113.9"],
+        &["198.51.100.3", "203.0.113.9"],
+    ];
+    for (i, lines) in forwarded.iter().enumerate() {
         let mut batch = batch_now();
         batch.events.truncate(1);
         batch.events[0].id.0[0] = 0x70 + i as u8;
-        let resp = client
-            .post(server.url("/v1/batch"))
-            .header("x-forwarded-for", format!("{spoofed}, 203.0.113.9"))
-            .header(
-                "user-agent",
-                "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
-            )
-            .body(cbor::encode(&batch))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
-    }
-    // A proxy that adds a header line of its own rather than appending to the client's.
-    let mut batch = batch_now();
-    batch.events.truncate(1);
-    batch.events[0].id.0[0] = 0x72;
-    let resp = client
-        .post(server.url("/v1/batch"))
-        .header("x-forwarded-for", "198.51.100.3")
-        .header("x-forwarded-for", "203.0.113.9")
-        .header(
+        let mut request = client.post(server.url("/v1/batch")).header(
             "user-agent",
             "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
-        )
-        .body(cbor::encode(&batch))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+        );
+        for line in *lines {
+            request = request.header("x-forwarded-for", *line);
+        }
+        let resp = request.body(cbor::encode(&batch)).send().await.unwrap();
+        assert_eq!(resp.status(), 204);
+    }
     assert_eq!(server.scalar("SELECT count() FROM events").await, 3);
     let visitors = server
         .scalar("SELECT uniqExact(visitor_id) FROM events")
