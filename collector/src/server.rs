@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use pathlight_ingest::rules;
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::either::Either;
 
 /// What the HTTP layer needs besides the pipeline.
 #[derive(Clone, Debug, Default)]
@@ -115,7 +116,8 @@ pub async fn run(
         },
         None => None,
     };
-    let (quic_stop, quic_stopping) = tokio::sync::watch::channel(false);
+    // Set once the server stops: every connection, TCP or QUIC, then finishes what it has.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut quic = None;
     let mut alt_svc = None;
     if let (Some(cert), true) = (&app.opts.tls, app.opts.http3) {
@@ -127,7 +129,7 @@ pub async fn run(
                     quic = Some(tokio::spawn(crate::http3::serve(
                         endpoint,
                         app.clone(),
-                        quic_stopping,
+                        stopping.clone(),
                     )));
                 }
                 Err(e) => tracing::error!(error = %e, "cannot serve HTTP/3 on UDP {addr}"),
@@ -150,7 +152,6 @@ pub async fn run(
         // A silent peer is found out and its connection (and permit) released.
         .keep_alive_interval(Duration::from_millis(limits.header_timeout_ms))
         .keep_alive_timeout(Duration::from_millis(limits.header_timeout_ms));
-    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -175,57 +176,52 @@ pub async fn run(
                 };
                 let app = app.clone();
                 let alt_svc = alt_svc.clone();
-                let svc = service_fn(move |req| {
-                    let app = app.clone();
-                    let alt_svc = alt_svc.clone();
-                    async move {
-                        let mut resp = handle(&app, peer, req).await;
-                        if let Some(v) = alt_svc {
-                            resp.headers_mut().insert(header::ALT_SVC, v);
+                let activity = Arc::new(Activity::new());
+                let svc = {
+                    let activity = activity.clone();
+                    service_fn(move |req| {
+                        let busy = activity.begin();
+                        let app = app.clone();
+                        let alt_svc = alt_svc.clone();
+                        async move {
+                            let mut resp = handle(&app, peer, req).await;
+                            if let Some(v) = alt_svc {
+                                resp.headers_mut().insert(header::ALT_SVC, v);
+                            }
+                            drop(busy);
+                            Ok::<_, Infallible>(resp)
                         }
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                match &tls {
-                    None => {
-                        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
-                        tokio::spawn(async move {
-                            if let Err(e) = conn.await {
-                                // No peer address: raw IPs never reach the logs.
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                            drop(permit);
-                        });
-                    }
-                    Some(acceptor) => {
+                    })
+                };
+                let (builder, tls, stopping) = (builder.clone(), tls.clone(), stopping.clone());
+                let idle = Duration::from_millis(limits.header_timeout_ms);
+                tokio::spawn(async move {
+                    let io = match tls {
+                        None => Either::Left(stream),
                         // The handshake runs in the connection's task, bounded like headers are.
-                        let handshake = tokio::time::timeout(
-                            Duration::from_millis(limits.header_timeout_ms),
-                            acceptor.accept(stream),
-                        );
-                        let builder = builder.clone();
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
-                            let Ok(Ok(stream)) = handshake.await else {
-                                return;
-                            };
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                                tracing::debug!(error = %e, "TLS connection ended with an error");
-                            }
-                            drop(permit);
-                        });
+                        Some(acceptor) => match tokio::time::timeout(idle, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => Either::Right(stream),
+                            _ => return,
+                        },
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                    if let Err(e) = serve_until_idle(conn, &activity, idle, stopping).await {
+                        // No peer address: raw IPs never reach the logs.
+                        tracing::debug!(error = %e, "connection ended with an error");
                     }
-                }
+                    drop(permit);
+                });
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
-    quic_stop.send_replace(true);
+    stop.send_replace(true);
     let mut websockets = app.websockets.subscribe();
     let drained = async {
-        graceful.shutdown().await;
+        // Every connection holds a permit until it has ended: all of them back, all ended.
+        let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        let _ = app.permits.acquire_many(all).await;
         let _ = websockets.wait_for(|open| *open == 0).await;
         if let Some(quic) = quic {
             let _ = quic.await;
@@ -236,6 +232,74 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("connections still open after 10 s; closing them");
+    }
+}
+
+/// What one TCP connection is doing, so it can be closed once idle: HTTP/2 keep-alive pings
+/// find a silent peer out, but a peer that answers them and sends nothing would keep its
+/// connection (and one of `http.max_connections`) for ever. HTTP/1.1 has its header timeout.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<tokio::time::Instant>,
+}
+
+/// A request of the connection, from its headers to its answer.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: 0.into(),
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Serves `conn` until it ends; asks it to finish what it has (HTTP/2: GOAWAY, streams in
+/// flight complete) once the server stops or once it has had no request in flight for `idle`.
+async fn serve_until_idle<C: GracefulConnection>(
+    conn: C,
+    activity: &Activity,
+    idle: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), C::Error> {
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    loop {
+        let quiet_at = activity.last() + idle;
+        tokio::select! {
+            ended = conn.as_mut() => return ended,
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = tokio::time::sleep_until(quiet_at), if !closing => {
+                let busy = activity.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0;
+                if !busy && activity.last() + idle <= tokio::time::Instant::now() {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
     }
 }
 

@@ -212,3 +212,41 @@ async fn request_bodies_in_flight_are_capped() {
     drop(declarer);
     server.stop().await;
 }
+
+// An HTTP/2 connection that answers the server's keep-alive pings but sends no request holds
+// a connection slot; once it has had none in flight for the header timeout, the server asks
+// it to go (GOAWAY) and the connection ends. One that keeps sending requests stays.
+#[tokio::test]
+async fn idle_http2_connections_are_closed() {
+    use http_body_util::{BodyExt, Empty};
+    let server = TestServer::start_with("idle_h2", |c| {
+        c.http.header_timeout_ms = 500;
+    })
+    .await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .handshake::<_, Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let healthz = || {
+        hyper::Request::get(format!("http://{}/healthz", server.addr))
+            .body(Empty::new())
+            .unwrap()
+    };
+    // Busy for three idle timeouts: the connection stays.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1_500) {
+        let resp = send.send_request(healthz()).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.into_body().collect().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!conn.is_finished(), "closed while in use");
+    // Then idle: it ends within a few timeouts.
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection was kept");
+    server.stop().await;
+}
