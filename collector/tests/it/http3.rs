@@ -194,4 +194,7 @@ async fn batches_over_http3_land_and_bad_ones_get_the_same_answers() {
     let alt_svc = format!("alt-svc: h3=\":{}\"; ma=86400", server.addr.port());
     assert!(answer.to_ascii_lowercase().contains(&alt_svc), "{answer}");
     server.stop().await;
+    if let Some(dir) = cert_pem.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
