@@ -2,7 +2,7 @@
 // SPA, in Chromium against the real collector and ClickHouse: it records what the embed does.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
@@ -76,5 +76,6 @@ test("the npm package bundled into an SPA records page views, clicks and custom 
     assert.deepEqual(clicks, ["#to-pricing", "#signup"]);
   } finally {
     await collector.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
