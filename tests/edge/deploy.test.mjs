@@ -3,14 +3,15 @@
 // queue bindings the code expects.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { root } from "../lib/stack.mjs";
 
-test("wrangler deploy --dry-run builds and bundles the worker offline", () => {
+test("wrangler deploy --dry-run builds and bundles the worker offline", (t) => {
   const out = mkdtempSync(join(tmpdir(), "pathlight-wrangler-"));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
   const log = execFileSync(join(root, "tests", "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", out], {
     cwd: join(root, "edge-worker"),
     env: {
