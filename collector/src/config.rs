@@ -84,10 +84,10 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Concurrent requests (streams) on one HTTP/2 connection.
     pub max_streams: u32,
-    /// Request bodies held at once over all connections, bytes: each request reserves its
-    /// declared length (the batch limit when it declares none) before its body is read and
-    /// keeps it until answered. Past it requests wait up to a second, then get 503, so many
-    /// connections at their stream limit cannot hold more memory than this.
+    /// Request bodies held at once over all connections, bytes: each request takes its bytes'
+    /// share as they arrive (not as declared) and keeps it until answered. Past it a request
+    /// waits up to a second for room, then gets 503, so many connections at their stream limit
+    /// cannot hold more memory than this. At least `limits.max_batch_bytes`.
     pub max_body_bytes_in_flight: usize,
 }
 

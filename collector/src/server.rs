@@ -260,8 +260,11 @@ impl Activity {
         Busy(self.clone())
     }
 
-    fn last(&self) -> tokio::time::Instant {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    /// When the connection will have been idle for `idle`, if nothing happens meanwhile; `None`
+    /// while a request is in flight.
+    fn quiet_at(&self, idle: Duration) -> Option<tokio::time::Instant> {
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        (self.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0).then_some(last + idle)
     }
 }
 
@@ -285,16 +288,18 @@ async fn serve_until_idle<C: GracefulConnection>(
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
     loop {
-        let quiet_at = activity.last() + idle;
+        // While a request runs past `idle` (a slow query), look again an `idle` later rather
+        // than at a moment already past, which would wake this loop at once, over and over.
+        let now = tokio::time::Instant::now();
+        let look_at = activity.quiet_at(idle).unwrap_or(now + idle);
         tokio::select! {
             ended = conn.as_mut() => return ended,
             _ = stopping.wait_for(|stop| *stop), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            () = tokio::time::sleep_until(quiet_at), if !closing => {
-                let busy = activity.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0;
-                if !busy && activity.last() + idle <= tokio::time::Instant::now() {
+            () = tokio::time::sleep_until(look_at), if !closing => {
+                if activity.quiet_at(idle).is_some_and(|at| at <= tokio::time::Instant::now()) {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
