@@ -316,6 +316,7 @@ impl Column for uuid::Uuid {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn the_partition_limit_is_lifted_only_where_the_setting_exists() {
@@ -331,8 +332,6 @@ mod tests {
             );
         }
     }
-
-    use super::*;
 
     #[test]
     fn strings_carry_leb128_lengths() {

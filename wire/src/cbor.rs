@@ -305,11 +305,7 @@ fn f16_bits(x: f64) -> Option<u16> {
 /// field values are checked afterwards by [`crate::validate`]. Any unreadable event refuses
 /// the batch; [`decode_with_refused`] keeps the others.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<RawBatch, WireError> {
-    let (batch, refused) = decode_with_refused(bytes, limits)?;
-    match refused.into_iter().next() {
-        Some((_, e)) => Err(e),
-        None => Ok(batch),
-    }
+    crate::strict(decode_with_refused(bytes, limits)?)
 }
 
 /// Decodes a CBOR batch, refusing one event at a time: an event of a kind this build does not

@@ -21,11 +21,7 @@ pub fn encode(batch: &RawBatch) -> Vec<u8> {
 /// agree with `site` when both are given. Any unreadable event refuses the batch;
 /// [`decode_with_refused`] keeps the others.
 pub fn decode(bytes: &[u8], site: Option<&str>, limits: &Limits) -> Result<RawBatch, WireError> {
-    let (batch, refused) = decode_with_refused(bytes, site, limits)?;
-    match refused.into_iter().next() {
-        Some((_, e)) => Err(e),
-        None => Ok(batch),
-    }
+    crate::strict(decode_with_refused(bytes, site, limits)?)
 }
 
 /// Decodes either JSON form, refusing one event at a time where the form allows: an element of

@@ -89,7 +89,14 @@ pub fn decode(
     site: Option<&str>,
     limits: &Limits,
 ) -> Result<RawBatch, WireError> {
-    let (batch, refused) = decode_with_refused(body, encoding, site, limits)?;
+    strict(decode_with_refused(body, encoding, site, limits)?)
+}
+
+/// What the strict decoders return for a batch and the events they set aside: any event set
+/// aside refuses the batch, with the first one's reason.
+fn strict(
+    (batch, refused): (RawBatch, alloc::vec::Vec<(usize, WireError)>),
+) -> Result<RawBatch, WireError> {
     match refused.into_iter().next() {
         Some((_, e)) => Err(e),
         None => Ok(batch),
