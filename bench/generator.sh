@@ -18,15 +18,12 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for _ in $(seq 1 "$runs"); do
   for b in "${builds[@]}"; do
     port=$(free)
-    taskset -c 0 "$b" discard --listen "127.0.0.1:$port" >/dev/null &
-    server=$!
-    pids+=("$server")
-    sleep 0.5
+    start_discard "$port" "$b"
     # bash's `time` reports the generator's user and system seconds (TIMEFORMAT below).
     { time taskset -c 1 "$b" loadgen --url "http://127.0.0.1:$port/v1/batch" --site bench \
       --batch 20 --concurrency 64 --seconds "$secs" ${LOADGEN_FLAGS:-} 2>/dev/null |
       sed -n 3p >"$dir/row"; } 2>"$dir/cpu"
-    kill "$server"; wait "$server" 2>/dev/null || true
+    kill "$discard"; wait "$discard" 2>/dev/null || true
     per=$(awk -v r="$(awk -F'|' '{gsub(/ /, "", $2); print $2}' "$dir/row")" -v s="$secs" \
       '{ printf "%.1f", ($1 + $2) * 1e6 / (r * s) }' "$dir/cpu")
     echo "| $b $(cat "$dir/row") $per |"

@@ -37,10 +37,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for run in $(seq 1 "$runs"); do
   # The transport limit at the same rate, same cores: the floor this VM puts under every p99.
   port=$(free)
-  taskset -c 0 "$bin" discard --listen "127.0.0.1:$port" >/dev/null &
-  discard=$!
-  pids+=("$discard")
-  wait_up "http://127.0.0.1:$port"
+  start_discard "$port"
   a=$(grep '^cpu ' /proc/stat)
   row=$(load "$port")
   kill "$discard"; wait "$discard" 2>/dev/null || true

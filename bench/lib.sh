@@ -78,6 +78,14 @@ loadgen() {
   "${run[@]}"
 }
 loadrow() { loadgen "$@" 2>/dev/null | sed -n 3p; }
+# start_discard PORT [BIN]: the transport limit's server (`pathlight discard`: reads each body and
+# answers, nothing else) on core 0 at 127.0.0.1:PORT, once it answers; its pid in $discard.
+start_discard() {
+  taskset -c 0 "${2:-$bin}" discard --listen "127.0.0.1:$1" >/dev/null &
+  discard=$!
+  pids+=("$discard")
+  wait_up "http://127.0.0.1:$1"
+}
 # need_root_for_nice N: a negative niceness needs root; without it `nice` would only warn and the
 # run would be labelled with a priority it did not have.
 need_root_for_nice() { [ "$1" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "NICE=$1 needs root" >&2; exit 2; }; }

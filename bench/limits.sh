@@ -21,11 +21,9 @@ load() { loadrow "$1" --concurrency "$conc" --seconds "$secs" "${@:2}"; }
 col() { echo "$1" | awk -F'|' -v c="$2" '{gsub(/ /, "", $c); print $c}'; }
 
 port=$(free)
-taskset -c 0 "$bin" discard --listen "127.0.0.1:$port" >/dev/null &
-pids+=($!)
-sleep 0.5
+start_discard "$port"
 transport=$(load "$port")
-kill "${pids[-1]}"
+kill "$discard"
 
 storage=$(PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" insert-limit --seconds "$secs" | awk '{print $1}')
 
