@@ -20,10 +20,18 @@ pub struct Config {
     pub www_dir: Option<PathBuf>,
     /// Directory served at `/demo/` (pages that embed the tracker); none: not served.
     pub demo_dir: Option<PathBuf>,
-    /// The tracker build (`scripts/build-tracker.sh` writes `target/tracker`): its
-    /// `pathlight.js` and `pathlight_bg.wasm` are served at `/pathlight.js` and
-    /// `/pathlight_bg.wasm`; none: not served.
+    /// The tracker build (`scripts/build-tracker.sh` writes `target/tracker`): the loader
+    /// `p.js` and the content-hashed `p.HASH.wasm` and `p.HASH.js` are served at the root and
+    /// under `prefix`, to any origin; none: not served.
     pub tracker_dir: Option<PathBuf>,
+    /// A path prefix (`/_pl`) under which the tracker files and `v1/batch` are served too, for
+    /// a site that forwards a path of its own here without rewriting it (a first-party setup:
+    /// README "Collecting first-party"). Empty: only at the root.
+    pub prefix: String,
+    /// Addresses of the reverse proxies trusted to set `client_ip_header` (`["127.0.0.1"]`):
+    /// from any other peer the header is ignored and the peer's address is the client's.
+    /// Empty: every peer is trusted, for a collector reachable only through its proxy.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Secret signing live tokens (`/api/v1/live-token`); collectors of one deployment share
     /// it so each accepts the others' tokens. (Visitor ids use random daily salts kept in
     /// ClickHouse, not this secret: see `salts.rs`.)
@@ -137,6 +145,8 @@ impl Default for Config {
             www_dir: None,
             demo_dir: None,
             tracker_dir: None,
+            prefix: String::new(),
+            trusted_proxies: Vec::new(),
             hash_secret: String::new(),
             relay_token_sha256: String::new(),
             client_ip_header: String::new(),
@@ -219,6 +229,24 @@ impl Config {
                     );
                 }
             }
+        }
+        let p = &self.prefix;
+        if !p.is_empty()
+            && (!p.starts_with('/')
+                || p.ends_with('/')
+                || p.len() > 64
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
+                || p.split('/')
+                    .skip(1)
+                    .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+                || matches!(p.as_str(), "/api" | "/demo" | "/v1"))
+        {
+            bail!(
+                "prefix {p:?} must be a path such as \"/_pl\": starting with /, not ending with \
+                 one, of letters, digits, '_', '-' and '.', and not /api, /demo or /v1"
+            );
         }
         if !self.relay_token_sha256.is_empty()
             && crate::hex::decode::<32>(&self.relay_token_sha256).is_none()

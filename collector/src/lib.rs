@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod query;
 pub mod rate;
+pub mod recent_batches;
 pub mod salts;
 pub mod server;
 pub mod sinks;
@@ -90,6 +91,8 @@ pub async fn serve_with(
         www_dir: config.www_dir.clone(),
         demo_dir: config.demo_dir.clone(),
         tracker_dir: config.tracker_dir.clone(),
+        prefix: config.prefix.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
         client_ip_header: header(&config.client_ip_header),
         country_header: header(&config.country_header),
         limits: config.http.clone(),

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
 use pathlight_ingest::rules;
+use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -32,8 +33,12 @@ pub struct HttpOptions {
     pub www_dir: Option<PathBuf>,
     /// Served at `/demo/`.
     pub demo_dir: Option<PathBuf>,
-    /// Holds the tracker files served at the root.
+    /// Holds the tracker files served at the root and under `prefix`.
     pub tracker_dir: Option<PathBuf>,
+    /// Where the tracker files and `v1/batch` are served too (`/_pl`); empty: the root only.
+    pub prefix: String,
+    /// Peers whose `client_ip_header` is believed; empty: every peer's.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Lower-case name of the trusted client-address header, if any.
     pub client_ip_header: Option<String>,
     /// Lower-case name of the trusted country header, if any.
@@ -320,9 +325,27 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
     let post = req.method() == Method::POST;
     let path = req.uri().path().to_owned();
     let origin = header_str(req.headers(), header::ORIGIN).map(str::to_owned);
+    // Under the prefix only what a site's pages ask for: the tracker and the batch endpoint.
+    let public = match path.strip_prefix(app.opts.prefix.as_str()) {
+        Some(rest) if !app.opts.prefix.is_empty() => Some(rest).filter(|r| r.starts_with('/')),
+        _ => Some(path.as_str()),
+    };
     let (route, mut resp) = match (req.method(), path.as_str()) {
-        (&Method::POST, "/v1/batch") => ("batch", batch(app, peer, req).await),
-        (&Method::OPTIONS, "/v1/batch") => ("preflight", preflight()),
+        (m, _) if public == Some("/v1/batch") && m == Method::POST => {
+            ("batch", batch(app, peer, req).await)
+        }
+        (m, _) if public == Some("/v1/batch") && m == Method::OPTIONS => ("preflight", preflight()),
+        (&Method::GET | &Method::HEAD, _)
+            if public.is_some_and(|p| tracker_file_name(p).is_some()) =>
+        {
+            match tracker_file(&app.opts, public.unwrap_or_default(), &req).await {
+                Some(r) => ("tracker", r),
+                None => ("not_found", not_found()),
+            }
+        }
+        (_, p) if !app.opts.prefix.is_empty() && public.is_some() && p != public.unwrap_or(p) => {
+            ("not_found", not_found())
+        }
         (&Method::POST, "/v1/relay") => ("relay", relay(app, req).await),
         (&Method::GET, "/v1/relay/salts") => ("relay", relay_salts(app, &req)),
         (&Method::GET, "/healthz") => (
@@ -364,6 +387,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
 
 async fn batch<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
     match read_and_ingest(app, peer, req).await {
+        Ok(ack) if ack.duplicate => empty(StatusCode::ALREADY_REPORTED),
         Ok(ack) if ack.rejected.is_empty() => empty(StatusCode::NO_CONTENT),
         Ok(ack) => json(StatusCode::OK, &ack),
         Err(e) => error_response(&e),
@@ -508,9 +532,11 @@ async fn read_and_ingest<B: ReqBody>(
     let h = &parts.headers;
     let site = rules::site_param(parts.uri.query());
     let opts = &app.opts;
+    let trusted = opts.trusted_proxies.is_empty() || opts.trusted_proxies.contains(&peer.ip());
     let ip = opts
         .client_ip_header
         .as_deref()
+        .filter(|_| trusted)
         // The last entry is the one the trusted proxy wrote (it appends the address it saw, to
         // the header or as a header line of its own); entries before it arrived from the
         // client, who may have written anything there.
@@ -531,6 +557,7 @@ async fn read_and_ingest<B: ReqBody>(
             .as_deref()
             .and_then(|name| header_str(h, name)),
         received_at,
+        delivery: pathlight_ingest::Delivery::from_query(parts.uri.query()),
     };
     app.pipeline.ingest(request).await
 }
@@ -723,15 +750,94 @@ fn not_found() -> Resp {
     )
 }
 
-/// The tracker embed's files, served from `tracker_dir`.
-const TRACKER_FILES: [&str; 2] = ["/pathlight.js", "/pathlight_bg.wasm"];
+/// The tracker file a request path names, and whether its name carries its content's hash:
+/// the loader `p.js` (which sites' tags name, so its address never changes), content-hashed
+/// files `NAME.HASH.js|wasm` (the wasm, the pinned loader, modules loaded later) and the
+/// build's `manifest.json`; `pathlight.js` and `pathlight_bg.wasm` are the earlier names.
+fn tracker_file_name(path: &str) -> Option<(&str, bool)> {
+    let name = path.strip_prefix('/')?;
+    let hashed = |n: &str| {
+        let mut parts = n.split('.');
+        let (Some(stem), Some(hash), Some(ext), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        !stem.is_empty()
+            && stem.bytes().all(|b| b.is_ascii_lowercase())
+            && hash.len() >= 8
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && matches!(ext, "js" | "wasm")
+    };
+    match name {
+        "p.js" | "manifest.json" | "pathlight.js" | "pathlight_bg.wasm" => Some((name, false)),
+        n if hashed(n) => Some((n, true)),
+        _ => None,
+    }
+}
+
+/// A tracker file, for pages of any origin: CORS and `Cross-Origin-Resource-Policy` open, so
+/// a site's page may load it from here whatever its own policies. Content-hashed files are
+/// cached for a year; the loader and the manifest for five minutes, then revalidated by ETag,
+/// so a release reaches every site within minutes.
+async fn tracker_file<B>(opts: &HttpOptions, path: &str, req: &Request<B>) -> Option<Resp> {
+    let (name, hashed) = tracker_file_name(path)?;
+    let dir = opts.tracker_dir.as_ref()?;
+    let name = match name {
+        "pathlight.js" => "p.js".to_owned(),
+        "pathlight_bg.wasm" => {
+            let manifest = tokio::fs::read(dir.join("manifest.json")).await.ok()?;
+            let m: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
+            m["wasm"].as_str()?.to_owned()
+        }
+        n => n.to_owned(),
+    };
+    let file = dir.join(&name);
+    let bytes = tokio::fs::read(&file).await.ok()?;
+    let etag = format!("\"{}\"", crate::hex::encode(&Sha256::digest(&bytes)[..12]));
+    let fresh = header_str(req.headers(), header::IF_NONE_MATCH)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut r = if fresh {
+        empty(StatusCode::NOT_MODIFIED)
+    } else {
+        Response::new(full(bytes))
+    };
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&file)),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if hashed {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, max-age=300"
+        }),
+    );
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).ok()?);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Some(r)
+}
 
 /// `/demo/...` from the demo directory, anything else from `www/`. Paths with `..` or other
 /// non-normal components are refused, so nothing outside the two directories is reachable.
 async fn static_file(opts: &HttpOptions, path: &str) -> Option<Resp> {
     let (dir, rest) = match path.strip_prefix("/demo") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => (opts.demo_dir.as_ref()?, rest),
-        _ if TRACKER_FILES.contains(&path) => (opts.tracker_dir.as_ref()?, path),
         _ => (opts.www_dir.as_ref()?, path),
     };
     let rel = Path::new(rest.trim_start_matches('/'));

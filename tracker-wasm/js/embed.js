@@ -1,9 +1,11 @@
 // The <script> embed, bundled by esbuild (with the wasm-bindgen glue and host.js beside it)
-// into pathlight.js:
-//   <script async src="https://collector/pathlight.js" data-site="SITE"
-//           data-endpoint="https://collector/v1/batch"></script>
-// Optional: data-respect-dnt="false", data-flush-events="20", data-flush-ms="1000",
-// data-wasm (URL of pathlight_bg.wasm; default: beside the script).
+// into p.js:
+//   <script async src="/_pl/p.js" data-site="SITE"></script>
+// The wasm (p.HASH.wasm) and the batch endpoint (v1/batch) are found beside the script, so a
+// path of the site's own proxied to the collector or the edge worker needs no other setting.
+// Optional: data-endpoint (URL batches are posted to), data-wasm (URL of the wasm, when the
+// files are self-hosted elsewhere), data-respect-dnt="false", data-flush-events="20",
+// data-flush-ms="1000".
 // Calls made before the wasm is ready (window.pathlight.track(...)) are queued and replayed.
 import { initSync } from "./pathlight.js";
 import { METHODS, compile, install } from "./host.js";
@@ -18,18 +20,20 @@ if (script && !stub.loaded && !inViewer) {
   stub.loaded = true;
   for (const m of METHODS) stub[m] = stub[m] || ((...args) => queue.push([m, args]));
   window.pathlight = stub;
-  compile(new URL(d.wasm || "pathlight_bg.wasm", script.src)).then((module) => {
+  // PATHLIGHT_WASM: the wasm's content-hashed name, set by scripts/build-tracker.sh.
+  compile(new URL(d.wasm || PATHLIGHT_WASM, script.src)).then((module) => {
     initSync({ module });
     Object.assign(
       stub,
       install({
         site: d.site,
-        endpoint: d.endpoint || new URL("/v1/batch", script.src).href,
+        endpoint: new URL(d.endpoint || "v1/batch", script.src).href,
         respectDnt: d.respectDnt !== "false",
         flushEvents: +d.flushEvents,
         flushMs: +d.flushMs,
       }),
     );
     for (const [m, args] of queue) stub[m](...args);
-  }, () => {});
+    // Not loaded (a CSP without 'wasm-unsafe-eval' or the tracker's origin: README): one line.
+  }, (e) => console.warn("Pathlight is off: " + e));
 }

@@ -88,3 +88,84 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The tracker's files, as a site on any origin loads them: open to every origin, the
+/// content-hashed ones cached for a year, the loader revalidated; the same under `prefix`, where
+/// nothing else is served; the earlier names still answer.
+#[tokio::test]
+async fn tracker_files_are_public_cached_and_under_the_prefix() {
+    let dir = tempdir("tracker");
+    std::fs::write(dir.join("p.js"), "loader").unwrap();
+    std::fs::write(dir.join("p.0123abcd.wasm"), b"\0asm").unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"{"loader":"p.js","wasm":"p.0123abcd.wasm"}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("secret.txt"), "no").unwrap();
+    let server = TestServer::start_with("tracker_files", move |c| {
+        c.tracker_dir = Some(dir);
+        c.prefix = "/_pl".into();
+    })
+    .await;
+    let client = reqwest::Client::new();
+    for base in ["", "/_pl"] {
+        let wasm = client
+            .get(server.url(&format!("{base}/p.0123abcd.wasm")))
+            .header("origin", "https://shop.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wasm.status(), 200, "{base}");
+        let h = wasm.headers();
+        assert_eq!(h["content-type"], "application/wasm");
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["access-control-allow-origin"], "*");
+        assert_eq!(h["cross-origin-resource-policy"], "cross-origin");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+
+        let loader = client
+            .get(server.url(&format!("{base}/p.js")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(loader.headers()["cache-control"], "public, max-age=300");
+        let etag = loader.headers()["etag"].clone();
+        assert_eq!(loader.text().await.unwrap(), "loader");
+        let again = client
+            .get(server.url(&format!("{base}/p.js")))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{base}: unchanged loader");
+        assert_eq!(again.headers()["access-control-allow-origin"], "*");
+    }
+    let legacy = client
+        .get(server.url("/pathlight_bg.wasm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.bytes().await.unwrap().as_ref(), b"\0asm");
+    for p in [
+        "/_pl/secret.txt",
+        "/_pl/healthz",
+        "/_pl/metrics",
+        "/_pl/api/v1/openapi.json",
+        "/_pl/p.ABCDEF12.wasm",
+        "/secret.txt",
+    ] {
+        let status = client.get(server.url(p)).send().await.unwrap().status();
+        assert_eq!(status, 404, "{p}");
+    }
+    let (status, _) = crate::post(
+        &client,
+        &server.url("/_pl/v1/batch"),
+        None,
+        pathlight_wire::cbor::encode(&crate::batch_now()),
+    )
+    .await;
+    assert_eq!(status, 204, "batches under the prefix");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(tempdir("tracker"));
+}
