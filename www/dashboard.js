@@ -24,6 +24,8 @@
       ["Visitors", s.visitors], ["Sessions", s.sessions], ["Page views", s.pageviews],
       ["Avg. session", s.avg_session_secs.toFixed(1) + " s"], ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%"],
       ["DAU", s.active.dau], ["WAU", s.active.wau], ["MAU", s.active.mau],
+      // Batches trackers could not send at first (then delivered) or dropped for good.
+      ["Undelivered", `${s.undelivered.failed} late · ${s.undelivered.dropped} lost`],
     ].map(([label, value]) => {
       const c = text("div", "", "card");
       c.dataset.metric = label;

@@ -36,6 +36,7 @@ fn rows(c: &mut Criterion) {
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
         ),
         received_at: now,
+        delivery: Default::default(),
         ..IngestRequest::default()
     };
     let mut counted = 0;

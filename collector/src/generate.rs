@@ -772,6 +772,7 @@ pub async fn send(
                     user_agent: user_agent.as_deref(),
                     country: Some(country),
                     received_at: now,
+                    delivery: Default::default(),
                     ..Default::default()
                 })
                 .await

@@ -598,6 +598,7 @@ pub fn limit_rows(
             let req = IngestRequest {
                 body: &bytes,
                 received_at: crate::pipeline::now_ms(),
+                delivery: Default::default(),
                 ..IngestRequest::default()
             };
             let mut counted = 0;

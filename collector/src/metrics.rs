@@ -1,5 +1,6 @@
 //! Prometheus metrics, served as text at `GET /metrics`. Label values are bounded sets
-//! (routes, statuses, reasons, kinds), never site ids or URLs, so cardinality stays fixed.
+//! (routes, statuses, reasons, kinds, configured sites), never client-chosen values such as URLs,
+//! so cardinality stays fixed.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +46,15 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// `site` (a configured site's id: a bounded set) and `outcome`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UndeliveredLabels {
+    /// The site the tracker reported for.
+    pub site: String,
+    /// `failed` (a send failed; the batch was kept and sent later) or `dropped` (given up).
+    pub outcome: &'static str,
+}
+
 /// Every metric the collector exports.
 pub struct Metrics {
     registry: Registry,
@@ -80,6 +90,12 @@ pub struct Metrics {
     pub spool_commit: Histogram,
     /// Spool segments ClickHouse refused for good.
     pub spool_dead_segments: Counter,
+    /// Batches trackers could not deliver at their first try, or gave up, as their later sends
+    /// reported them (stored as `$undelivered` events too), by site and outcome.
+    pub undelivered_batches: Family<UndeliveredLabels, Counter>,
+    /// Batches stored once although sent again (a tracker's retry of a batch it could not
+    /// learn the outcome of): answered as stored, not stored twice.
+    pub duplicate_batches: Counter,
 }
 
 impl Default for Metrics {
@@ -108,6 +124,8 @@ impl Metrics {
             spool_bytes: Gauge::default(),
             spool_commit: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             spool_dead_segments: Counter::default(),
+            undelivered_batches: Family::default(),
+            duplicate_batches: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -185,6 +203,16 @@ impl Metrics {
             "Spool segments ClickHouse refused for good, moved to dead/",
             m.spool_dead_segments.clone(),
         );
+        registry.register(
+            "tracker_undelivered_batches",
+            "Batches trackers could not deliver at first (failed) or gave up (dropped), as reported later",
+            m.undelivered_batches.clone(),
+        );
+        registry.register(
+            "duplicate_batches",
+            "Batches sent again that were already stored, answered without storing them twice",
+            m.duplicate_batches.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -194,6 +222,24 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts what a stored batch reported of its sender's earlier sends: itself, sent again
+    /// and stored only now (`failed`), and the batches its sender dropped (`dropped`).
+    pub fn count_undelivered(&self, site: &str, delivery: pathlight_ingest::Delivery) {
+        for (outcome, n) in [
+            ("failed", u64::from(delivery.resent)),
+            ("dropped", u64::from(delivery.dropped)),
+        ] {
+            if n > 0 {
+                self.undelivered_batches
+                    .get_or_create(&UndeliveredLabels {
+                        site: site.to_owned(),
+                        outcome,
+                    })
+                    .inc_by(n);
+            }
+        }
     }
 
     /// Counts `n` refused events.

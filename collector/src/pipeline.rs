@@ -11,6 +11,7 @@ use crate::error::IngestError;
 use crate::geo::GeoLookup;
 use crate::metrics::{KindLabel, Metrics};
 use crate::rate::{IpLimit, SiteLimit};
+use crate::recent_batches::{Claim, RecentBatches};
 use crate::sinks::clickhouse::{ClickHouseSink, EventRow};
 use crate::spool::{self, Spool};
 pub use pathlight_ingest::{Ack, IngestRequest, Rejected};
@@ -53,6 +54,8 @@ pub struct Pipeline {
     spool: Option<Spool>,
     /// Scale-out mode: rows go to the JetStream stream, acknowledged once it stored them.
     publisher: Option<crate::broker::Publisher>,
+    /// Batches stored lately: one sent again is answered as stored, not stored twice.
+    recent: RecentBatches,
 }
 
 /// The stages before storage — decode, authorize, validate, rate-limit, enrich, flatten —
@@ -213,6 +216,7 @@ impl Pipeline {
             sink,
             spool,
             publisher,
+            recent: RecentBatches::default(),
         });
         // Sessions idle past the timeout are forgotten once a minute, so memory follows the
         // number of active visitors.
@@ -304,10 +308,33 @@ impl Pipeline {
         req: IngestRequest<'_>,
         counted: &mut usize,
     ) -> Result<Ack, IngestError> {
-        let Prepared { rows, rejected } = self.stages.prepare(&req, counted)?;
+        let Prepared { mut rows, rejected } = self.stages.prepare(&req, counted)?;
+        let Some(first) = rows.first() else {
+            return Ok(Ack::new(0, rejected));
+        };
+        let accepted = rows.len();
+        let key = (first.batch_id, first.event_id, accepted as u32);
+        let report = req.delivery.row(first);
+        match self.recent.claim(key, req.delivery.resent) {
+            Claim::New => {}
+            Claim::Stored => {
+                self.stages.metrics.duplicate_batches.inc();
+                let mut ack = Ack::new(accepted, rejected);
+                ack.duplicate = true;
+                return Ok(ack);
+            }
+            Claim::InFlight => return Err(IngestError::InFlight),
+        }
+        // Stored now although sent again: the first send was lost (pathlight_ingest::delivery).
+        rows.extend(report);
         let body = pathlight_ingest::write_rows(&rows);
-        self.store(&rows, body).await?;
-        Ok(Ack::new(rows.len(), rejected))
+        let stored = self.store(&rows, body).await;
+        self.recent.finish(key, stored.is_ok());
+        stored?;
+        self.stages
+            .metrics
+            .count_undelivered(&rows[0].site_id, req.delivery);
+        Ok(Ack::new(accepted, rejected))
     }
 
     /// Stores rows an edge worker in relay mode validated and enriched (`POST /v1/relay`,

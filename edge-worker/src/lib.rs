@@ -134,6 +134,7 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
         user_agent: user_agent.as_deref(),
         country: None,
         received_at: received_at as i64,
+        delivery: Default::default(),
     };
     let mut counted = 0;
     let Checked {

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"),
         country: None,
         received_at: now_ms(),
+        delivery: Default::default(),
     };
     let mut counted = 0;
     if let Ok(prepared) = stages().prepare(&req, &mut counted) {

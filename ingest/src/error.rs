@@ -66,6 +66,10 @@ pub enum IngestError {
     /// The request body could not be read.
     #[error("could not read the request body: {0}")]
     Body(String),
+    /// The same batch (a sender's retry whose first try is still being stored) is in flight;
+    /// answered so the sender tries again shortly and learns the first try's outcome.
+    #[error("the same batch is being stored by another request; retry shortly")]
+    InFlight,
 }
 
 /// The JSON body of an error answer.
@@ -98,7 +102,8 @@ impl IngestError {
             | IngestError::SpoolFull
             | IngestError::StorageTimeout
             | IngestError::ShuttingDown
-            | IngestError::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | IngestError::BrokerUnavailable
+            | IngestError::InFlight => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::StorageRejected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +117,7 @@ impl IngestError {
             | IngestError::StorageTimeout
             | IngestError::ShuttingDown
             | IngestError::BrokerUnavailable => Some(5),
+            IngestError::InFlight => Some(1),
             _ => None,
         }
     }
@@ -133,6 +139,7 @@ impl IngestError {
             IngestError::ShuttingDown => "shutting_down",
             IngestError::BrokerUnavailable => "broker_unavailable",
             IngestError::Body(_) => "body",
+            IngestError::InFlight => "in_flight",
         }
     }
 

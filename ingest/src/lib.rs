@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod delivery;
 pub mod error;
 pub mod hex;
 pub mod retry;
@@ -27,6 +28,7 @@ pub mod rules;
 pub mod salts;
 mod stages;
 
+pub use delivery::Delivery;
 pub use error::{ErrorBody, IngestError};
 pub use row::{COLUMNS, EventRow, RowError, insert_settings, insert_sql, read_rows, write_rows};
 pub use stages::{Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches};

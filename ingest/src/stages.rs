@@ -29,6 +29,8 @@ pub struct IngestRequest<'a> {
     pub country: Option<&'a str>,
     /// Server clock at receipt, ms since the epoch.
     pub received_at: i64,
+    /// What the sender says about its earlier sends (`?r=1&d=N`).
+    pub delivery: crate::Delivery,
 }
 
 /// The answer to an accepted batch: everything stored, or the good events stored and the
@@ -39,6 +41,10 @@ pub struct Ack {
     pub accepted: usize,
     /// Events refused, by index in the batch.
     pub rejected: Vec<Rejected>,
+    /// The batch, sent again, had been stored before: answered `208 Already Reported`, so a
+    /// tracker learns that its first try arrived.
+    #[serde(skip)]
+    pub duplicate: bool,
 }
 
 impl Ack {
@@ -55,6 +61,7 @@ impl Ack {
                     error: e.to_string(),
                 })
                 .collect(),
+            duplicate: false,
         }
     }
 }

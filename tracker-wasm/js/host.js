@@ -9,10 +9,18 @@
 import * as wasm from "./pathlight.js";
 
 const OPT_OUT = "pathlight:optout";
-/** Undelivered batches, base64, comma-separated: at most QUEUE_MAX, and QUEUE_CHARS chars. */
+/**
+ * Batches to send again, base64, comma-separated: at most QUEUE_MAX, and QUEUE_CHARS chars.
+ * A batch sent as the page goes away waits here too until its answer comes: a page that is
+ * closed or left never hears it, so the next page of the site sends the batch again (`?r=1`),
+ * and the collector, which knows the batches it stored lately, stores it once and counts a
+ * batch it had not received as undelivered at first.
+ */
 const QUEUE = "pathlight:queue";
 const QUEUE_MAX = 30;
 const QUEUE_CHARS = 256 * 1024;
+/** Batches dropped from the full queue, reported with the next send (`d=`). */
+const DROPPED = "pathlight:dropped";
 /** Elements a click is attributed to when it lands inside one (an icon in a button). */
 const INTERACTIVE = "a,button,input,select,textarea,label,summary,[role=button],[role=link],[data-track]";
 const TRACK_ATTRS = ["data-track", "data-testid", "data-test", "data-pathlight"];
@@ -23,6 +31,7 @@ const SCROLL_MS = 100;
 let endpoint = "";
 /** Batches the bounded queue had to drop, and storage refusals (added to the wasm's count). */
 let dropped = 0;
+let warned = false;
 
 const safe = (f) => (...args) => {
   try {
@@ -49,36 +58,53 @@ export const save = (key, value, local) =>
 
 const queued = () => (load(QUEUE, true) || "").split(",").filter(Boolean);
 
-/** Keeps a batch the wasm wants retried, dropping the oldest past the bounds. */
-function keep(body) {
+/** Keeps a batch to send again, dropping the oldest past the bounds (counted). */
+function keep(entry) {
   const q = queued();
-  let bin = "";
-  for (const b of body) bin += String.fromCharCode(b);
-  q.push(btoa(bin));
-  while (q.length > QUEUE_MAX || q.join().length > QUEUE_CHARS) q.shift(), dropped++;
-  save(QUEUE, q.join(), true) || dropped++;
+  let lost = 0;
+  for (q.push(entry); q.length > QUEUE_MAX || q.join().length > QUEUE_CHARS; lost++) q.shift();
+  if (!save(QUEUE, q.join(), true)) lost++;
+  dropped += lost;
+  if (lost) save(DROPPED, +load(DROPPED, true) + lost + "", true);
 }
 
-/** POSTs raw bytes: no Content-Type, so no CORS preflight. The wasm judges the answer. */
-const post = (body, again) =>
-  fetch(endpoint, { method: "POST", body, keepalive: true })
+/**
+ * POSTs a batch (`entry`: base64) with keepalive, so the request outlives the page; no
+ * Content-Type, so no CORS preflight. Past keepalive's 64 KiB in flight the browser refuses
+ * it, and it is kept like any failed send. A batch sent `again` says so (`r=1`), and the
+ * drops not yet reported ride along (`d=`). An entry in the queue (`kept`) leaves it once
+ * answered. The wasm judges the answer.
+ */
+function post(entry, again, kept) {
+  const lost = +load(DROPPED, true);
+  const body = Uint8Array.from(atob(entry), (c) => c.charCodeAt(0));
+  fetch(endpoint + (again || lost ? "?r=" + +again + "&d=" + lost : ""), { method: "POST", body, keepalive: true, credentials: "omit" })
     .then((r) => r.status, () => 0)
-    .then((status) => safe(wasm.answered)(status, again) && keep(body));
-
-/** wasm import: sends a batch, by beacon when the page is going away and the browser takes it. */
-export function send(bytes, beacon) {
-  // The view points into wasm memory, which the next allocation may move.
-  const body = bytes.slice();
-  (beacon && safe(() => navigator.sendBeacon(endpoint, body))()) || post(body, false);
+    .then((status) => {
+      if (kept) save(QUEUE, queued().filter((e) => e != entry).join(), true);
+      if (safe(wasm.answered)(status, again)) {
+        warned ||= !console.warn("Pathlight: send failed, will retry");
+        keep(entry);
+      } else if (lost && status > 199 && status < 300) save(DROPPED, +load(DROPPED, true) - lost + "", true);
+    });
 }
 
-/** wasm import: sends the oldest kept batch again; false when there is none. */
+/**
+ * wasm import: sends a batch. When the page is going away (`leaving`) its answer may never be
+ * heard, so the batch is queued first and leaves the queue once answered.
+ */
+export function send(bytes, leaving) {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  const entry = btoa(bin);
+  if (leaving) keep(entry);
+  post(entry, false, leaving);
+}
+
+/** wasm import: sends the oldest kept batch again (queued until answered); false when there is none. */
 export function resend() {
-  const [first, ...rest] = queued();
-  if (!first) return false;
-  save(QUEUE, rest.join(), true);
-  post(Uint8Array.from(atob(first), (c) => c.charCodeAt(0)), true);
-  return true;
+  const [first] = queued();
+  return !!first && !post(first, true, true);
 }
 
 /**
@@ -89,38 +115,46 @@ const shortText = (t) => [...t.slice(0, 256).replace(/\s+/g, " ").trim()].slice(
 
 const cssString = (v) => '"' + v.replace(/["\\]/g, "\\$&") + '"';
 
+/** Class names that say what an element is, not its state or a build's hash. */
+const STABLE_CLASS = /^(?!is-|has-|active|current|open|show|hidden|selected)[a-z][a-z_-]{1,30}$/i;
+
 /**
- * A stable selector: the element's id; else a tracking/test attribute; else a tag +
- * `:nth-of-type` path up to the nearest ancestor with an id (or `body`), keeping the deepest
- * steps within MAX_SELECTOR characters.
+ * One step of a selector for `e` within its tree: its tag, up to two stable classes, and an
+ * `:nth-of-type` only where siblings share that much.
+ */
+function step(e) {
+  const tag = e.localName;
+  const same = [...e.parentNode.children].filter((o) => o.localName == tag);
+  const s = [tag, ...[...e.classList].filter((c) => STABLE_CLASS.test(c)).slice(0, 2)].join(".");
+  return same[1] ? s + ":nth-of-type(" + (same.indexOf(e) + 1) + ")" : s;
+}
+
+/**
+ * A short, stable selector: the element's id; else a tracking/test attribute; else steps (see
+ * `step`) up to the nearest ancestor with an id or attribute, or only as far up as makes the
+ * selector unique, so content inserted above (a banner) does not break it. An element inside an
+ * open shadow root is its host's selector, " >>> ", then its own within the root (the viewer
+ * and overlay resolve them root by root). At most MAX_SELECTOR characters, deepest steps kept.
  */
 function selector(el) {
-  const steps = [];
-  for (let e = el; e; e = e.parentElement) {
-    if (e.id) {
-      steps.push(/^[A-Za-z][\w-]*$/.test(e.id) ? "#" + e.id : "[id=" + cssString(e.id) + "]");
-      break;
-    }
+  let inner = "";
+  let part = "";
+  let root = el.getRootNode();
+  for (let e = el; e; ) {
+    const id = e.id;
     const attr = TRACK_ATTRS.find((a) => e.hasAttribute(a));
-    if (attr) {
-      steps.push("[" + attr + "=" + cssString(e.getAttribute(attr)) + "]");
-      break;
-    }
-    const tag = e.tagName.toLowerCase();
-    if (tag == "body" || tag == "html") {
-      steps.push(tag);
-      break;
-    }
-    const same = [...e.parentNode.children].filter((o) => o.tagName == e.tagName);
-    steps.push(same.length > 1 ? tag + ":nth-of-type(" + (same.indexOf(e) + 1) + ")" : tag);
+    const done = id || attr || /^(body|html)$/.test(e.localName);
+    const st = id
+      ? /^[A-Za-z][\w-]*$/.test(id) ? "#" + id : "[id=" + cssString(id) + "]"
+      : attr ? "[" + attr + "=" + cssString(e.getAttribute(attr)) + "]" : done ? e.localName : step(e);
+    const next = part ? st + " > " + part : st;
+    if ((inner ? next + " >>> " + inner : next).length > MAX_SELECTOR) break;
+    part = next;
+    e = done || safe(() => !root.querySelectorAll(part)[1])() ? null : e.parentElement;
+    // Out of a shadow root: on with its host, in the tree around it.
+    if (!e && root.host) inner = part + (inner && " >>> " + inner), part = "", e = root.host, root = e.getRootNode();
   }
-  let out = "";
-  for (const step of steps) {
-    const joined = out ? step + " > " + out : step;
-    if (joined.length > MAX_SELECTOR) break;
-    out = joined;
-  }
-  return out;
+  return part && inner ? part + " >>> " + inner : part || inner;
 }
 
 /**
@@ -183,11 +217,13 @@ export function install(opts) {
   if (!started) return api;
 
   on(doc, "click", (e) => {
-    const target = e.target;
-    if (!started || !(target instanceof Element)) return;
-    const el = target.closest(INTERACTIVE) || target;
+    // The element under the pointer, inside open shadow roots too (`target` is their host).
+    const path = e.composedPath();
+    const target = path.find((n) => n instanceof Element);
+    if (!started || !target) return;
+    const el = path.find((n) => n instanceof Element && n.matches(INTERACTIVE)) || target;
     const r = el.getBoundingClientRect();
-    const tag = el.tagName.toLowerCase();
+    const tag = el.localName;
     const masked = el.closest("[data-pathlight-mask]") || /^(input|textarea|select)$/.test(tag);
     const href = el.hasAttribute("href") && typeof el.href == "string" ? el.href : "";
     const round = Math.round;

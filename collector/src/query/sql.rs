@@ -332,7 +332,10 @@ const ELEMENTS_MART: &str = "SELECT selector, anyMerge(element_id), anyMerge(tag
 const TOP_PAGES_MART: &str = "SELECT path AS key, toUInt64(countMerge(views)) AS count FROM page_daily \
      WHERE {mart} AND path != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
 const TOTALS: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(uniqExact(session_id)), \
-     toUInt64(countIf(event_type = 'pageview')), toUInt64(count()) FROM events FINAL WHERE {where}";
+     toUInt64(countIf(event_type = 'pageview')), toUInt64(count()), \
+     toUInt64(sumIf(visitParamExtractUInt(props, 'failed'), event_type = 'custom' AND name = '$undelivered')), \
+     toUInt64(sumIf(visitParamExtractUInt(props, 'dropped'), event_type = 'custom' AND name = '$undelivered')) \
+     FROM events FINAL WHERE {where}";
 const SESSIONS: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
      (SELECT session_id, min(toUInt64(timestamp) * 1000 + timestamp_ms) AS t0, \
       max(toUInt64(timestamp) * 1000 + timestamp_ms) AS t1, countIf(event_type = 'pageview') AS pv \
@@ -836,6 +839,9 @@ pub struct Stats {
     pub pageviews: u64,
     /// Events of every kind.
     pub events: u64,
+    /// What the site's trackers could not deliver, as their later sends reported it
+    /// (`$undelivered` events: pathlight_ingest::delivery).
+    pub undelivered: Undelivered,
     /// Average session duration, seconds (first to last event).
     pub avg_session_secs: f64,
     /// Share of sessions with one page view at most.
@@ -875,12 +881,24 @@ pub struct Day {
     pub pageviews: u64,
 }
 
+/// Batches the site's trackers could not deliver.
+#[derive(Debug, Default, Serialize)]
+pub struct Undelivered {
+    /// Batches whose first send was lost (failed, or blocked, or the page left before an
+    /// answer) and that arrived when sent again.
+    pub failed: u64,
+    /// Batches a tracker dropped for good from its full queue.
+    pub dropped: u64,
+}
+
 #[derive(Deserialize, clickhouse::Row)]
 struct Totals {
     visitors: u64,
     sessions: u64,
     pageviews: u64,
     events: u64,
+    failed: u64,
+    dropped: u64,
 }
 
 #[derive(Deserialize, clickhouse::Row)]
@@ -926,6 +944,8 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         sessions: 0,
         pageviews: 0,
         events: 0,
+        failed: 0,
+        dropped: 0,
     });
     let s = sessions.into_iter().next().unwrap_or(SessionFigures {
         avg_ms: 0.0,
@@ -946,6 +966,10 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         sessions: totals.sessions,
         pageviews: totals.pageviews,
         events: totals.events,
+        undelivered: Undelivered {
+            failed: totals.failed,
+            dropped: totals.dropped,
+        },
         avg_session_secs: s.avg_ms / 1000.0,
         bounce_rate: if s.sessions == 0 {
             0.0

@@ -303,6 +303,69 @@ async fn a_batch_sent_twice_is_stored_once() {
     server.stop().await;
 }
 
+/// A tracker's resend (`?r=1`) of a batch the collector stored is answered 208 and stored no
+/// second time (the marts would count it twice); one it never got is stored with an
+/// `$undelivered` report, as are the drops a send reports (`d=`), and both are counted per site.
+#[tokio::test]
+async fn a_resent_batch_is_stored_once_and_a_lost_one_is_reported() {
+    let server = TestServer::start("resend").await;
+    // A browser's User-Agent: the dashboard's figures leave bots out.
+    let client = reqwest::Client::builder()
+        .user_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36")
+        .build()
+        .unwrap();
+    let delivered = cbor::encode(&batch_now());
+    let (status, _) = post(&client, &server.url("/v1/batch"), None, delivered.clone()).await;
+    assert_eq!(status, 204);
+    let (status, _) = post(&client, &server.url("/v1/batch?r=1"), None, delivered).await;
+    assert_eq!(status, 208, "sent again: the collector has it");
+    let mut other = batch_now();
+    other.batch_id.0[0] ^= 1;
+    for e in &mut other.events {
+        e.id.0[0] ^= 1;
+    }
+    let lost = cbor::encode(&other);
+    let (status, _) = post(&client, &server.url("/v1/batch?r=1&d=2"), None, lost).await;
+    assert_eq!(status, 204, "sent again, never received: stored now");
+    let rows: Vec<(String, String)> = server
+        .rows("SELECT name, props FROM events WHERE event_type = 'custom' ORDER BY name")
+        .await;
+    assert_eq!(
+        rows.iter()
+            .filter(|(n, _)| n == "$undelivered")
+            .collect::<Vec<_>>(),
+        [&(
+            "$undelivered".to_owned(),
+            r#"{"failed":1,"dropped":2}"#.to_owned()
+        )]
+    );
+    let (all, distinct): (u64, u64) = server
+        .db
+        .query("SELECT count(), uniqExact(event_id) FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (all, distinct),
+        (11, 11),
+        "two batches of five and one report"
+    );
+    let metrics = server.metrics().await;
+    for line in [
+        r#"pathlight_tracker_undelivered_batches_total{site="test",outcome="failed"} 1"#,
+        r#"pathlight_tracker_undelivered_batches_total{site="test",outcome="dropped"} 2"#,
+        "pathlight_duplicate_batches_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let stats = server.api("stats?site=test").await;
+    assert_eq!(
+        stats["undelivered"],
+        serde_json::json!({"failed": 1, "dropped": 2})
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn queued_events_are_flushed_at_shutdown() {
     // A flush interval far longer than the test: only the shutdown flush can write the rows.
