@@ -18,9 +18,13 @@ const CLICKABLE = "a[href], button, input, select, [data-track], h1, h2, img, p"
 function trackerFunctions() {
   const src = readFileSync(join(root, "tracker-wasm", "js", "host.js"), "utf8");
   const line = (start) => src.split("\n").find((l) => l.startsWith(start));
-  const fn = src.slice(src.indexOf("function selector(el) {"));
+  const block = (start) => {
+    const from = src.slice(src.indexOf(start));
+    return from.slice(0, from.indexOf("\n}") + 2) + (start.startsWith("const") ? ";" : "");
+  };
   return [line("const TRACK_ATTRS"), line("const MAX_SELECTOR"), line("const cssString"),
-    line("const shortText"), fn.slice(0, fn.indexOf("\n}\n") + 2)].join("\n");
+    line("const shortText"), line("const STABLE_CLASS"), block("const safe = "),
+    block("function step(e) {"), block("function selector(el) {")].join("\n");
 }
 
 export async function measure() {

@@ -13,6 +13,25 @@ window.pl = {
   remember(form, keys) {
     for (const k of keys) localStorage.setItem("pl-viewer-" + k, form.elements[k].value);
   },
+  /**
+   * The element a stored click selector names in `doc`, or null. The tracker joins the
+   * selectors of nested open shadow roots with " >>> ": each part is looked up in the shadow
+   * root of the element the part before it found.
+   */
+  find(doc, selector) {
+    let root = doc;
+    let el = null;
+    try {
+      for (const part of selector.split(" >>> ")) {
+        el = root && root.querySelector(part);
+        if (!el) return null;
+        root = el.shadowRoot;
+      }
+    } catch {
+      return null;
+    }
+    return el;
+  },
   /** An element with text content and an optional class. */
   text(tag, t, cls) {
     const e = document.createElement(tag);

@@ -86,8 +86,7 @@
     const anchoredOk = form.elements.anchored.checked && doc;
     if (anchoredOk) {
       for (const a of heat.anchored) {
-        let el = null;
-        try { el = doc.querySelector(a.selector); } catch {}
+        const el = pl.find(doc, a.selector);
         if (!el) continue;
         const r = el.getBoundingClientRect();
         pts.push([r.left + a.rel_x * r.width, r.top + a.rel_y * r.height, a.n]);
@@ -106,8 +105,7 @@
     }
     if (form.elements.badges.checked && doc) {
       for (const e of elements.elements) {
-        let el = null;
-        try { el = doc.querySelector(e.selector); } catch {}
+        const el = pl.find(doc, e.selector);
         if (!el) continue;
         const r = el.getBoundingClientRect();
         const b = document.createElement("div");
@@ -124,8 +122,7 @@
     if (form.elements.frustration.checked && doc) {
       for (const [list, cls, label] of [[heat.rage, "rage", "rage"], [heat.dead, "dead", "dead clicks"]]) {
         for (const f of list) {
-          let el = null;
-          try { el = doc.querySelector(f.selector); } catch {}
+          const el = pl.find(doc, f.selector);
           if (!el) continue;
           const r = el.getBoundingClientRect();
           const m = document.createElement("div");

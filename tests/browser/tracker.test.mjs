@@ -101,7 +101,7 @@ for (const width of [375, 768, 1440]) {
       }
       assert.equal(stored[0].text, "Add to cart");
       assert.equal(stored[2].tag, "button");
-      assert.match(stored[2].selector, /div:nth-of-type\(4\) > button$/);
+      assert.equal(stored[2].selector, "div.card:nth-of-type(4) > button", "short: unique from the stable class up");
 
       const [depth] = await ch.rows(`SELECT max(scroll_depth) AS d FROM ${db}.events FINAL WHERE event_type = 'scroll' AND path = '/demo/catalog.html'`);
       assert.equal(depth.d, 100);
