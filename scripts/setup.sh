@@ -42,6 +42,16 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq chromium >/dev/null
 fi
 
+# nginx as the real reverse proxy of the first-party proxy test (tests/browser/proxy.test.mjs).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  step "apt-get install nginx"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nginx >/dev/null
+  # Debian starts the packaged service; the tests run their own on free ports.
+  systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+fi
+
 # Real ClickHouse for tests and the demo (Debian's 18.16).
 "$root/scripts/clickhouse.sh" install
 

@@ -18,6 +18,14 @@ export async function launchBrowser(extraArgs = []) {
   });
 }
 
+/**
+ * Chromium's --host-resolver-rules giving `hosts` the address 127.0.0.1, as a visitor's DNS
+ * would give them theirs, and no other name any: the pages under test (real sites) call
+ * services elsewhere, which a test must never reach.
+ */
+export const hostRules = (hosts) =>
+  `--host-resolver-rules=${[...hosts.map((h) => `MAP ${h} 127.0.0.1`), "MAP * ~NOTFOUND"].join(", ")}`;
+
 /** Whether `base`/healthz answers 200; over HTTPS the (self-signed) certificate is not checked. */
 async function healthy(base) {
   if (base.startsWith("http:")) return (await fetch(`${base}/healthz`)).ok;

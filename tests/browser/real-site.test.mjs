@@ -1,0 +1,141 @@
+// The one-tag embed on a real website (issues 26 and 34): pages nobody here wrote (the Rust
+// book, mdBook; the standard library's docs, rustdoc: sticky bars, sidebars, custom elements)
+// on the site's own origin `shop.example.com`, the collector on another site
+// `pl.example.net` or on a subdomain of the site's own, `pl.shop.example.com` (Chromium maps
+// the names to 127.0.0.1, so same-site and cross-site differ as they do for visitors). The tag
+// is the README's, as written. Chromium enforces CORS and the pages' CSP.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, recordRequests, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
+
+const HOSTS = ["shop.example.com", "pl.example.net", "pl.shop.example.com"];
+let ch, browser;
+
+before(async () => {
+  ch = await startClickHouse("realsite");
+  browser = await launchBrowser([hostRules(HOSTS)]);
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** The README's tag for a collector at `base`: the one line a site owner copies. */
+function readmeTag(base, site) {
+  const tag = `<script async src="${base}/p.js" data-site="${site}"></script>`;
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  assert.ok(readme.includes(`<script async src="https://pl.example.net/p.js" data-site="shop"></script>`), "README shows the tag");
+  return tag;
+}
+
+/** A collector for site `docs` on `origin`, reached by the page at `http://HOST:PORT`. */
+async function collectorFor(db, host, origin, env = {}, port = 0) {
+  port ||= await freePort();
+  const collector = await startCollector({
+    clickhouseUrl: ch.url, db, port,
+    env: { PATHLIGHT_SITES: `[{id = "docs", origins = ["${origin}"]}]`, ...env },
+  });
+  return { ...collector, port, url: `http://${host}:${port}` };
+}
+
+for (const width of [375, 768, 1440]) {
+  test(`a real site with the collector on another site stores every click at ${width} px, and they draw back in place`, async () => {
+    const db = `realsite_cross_${width}`;
+    const sitePort = await freePort();
+    const origin = `http://shop.example.com:${sitePort}`;
+    const collector = await collectorFor(db, "pl.example.net", origin);
+    // What the collector receives, page-leaving requests included (see startRecorder).
+    const recorder = await startRecorder(collector.base);
+    const pl = `http://pl.example.net:${recorder.port}`;
+    const site = await startSite({ port: sitePort, tag: readmeTag(pl, "docs") });
+    // Chromium sends Sec-Fetch-Mode only to secure origins; these two count as such here.
+    const own = await launchBrowser([hostRules(HOSTS), `--unsafely-treat-insecure-origin-as-secure=${origin},${pl}`]);
+    const context = await own.newContext({ viewport: { width, height: 800 }, userAgent: USER_AGENT });
+    try {
+      const page = await context.newPage();
+      const requests = recordRequests(context);
+      const { clicks, total } = await visit(page, `http://shop.example.com:${site.port}`);
+      const { clicks: rows } = await stored(ch, db, total);
+      assert.equal(rows.length, total, "every click stored once");
+      assert.deepEqual(requests.filter((r) => r.type === "Ping"), [], "no sendBeacon (blockers drop them)");
+      const sends = recorder.seen.filter((r) => r.url.startsWith("/v1/batch"));
+      assert.ok(sends.length >= 3, `a batch per page at least, and one as each page is left: ${JSON.stringify(sends)}`);
+      assert.deepEqual(sends.filter((r) => r.method !== "POST" || r.mode !== "cors"), [], "every batch by fetch, none by sendBeacon (no-cors)");
+      assert.deepEqual([...new Set(requests.map((r) => new URL(r.url).host))].sort(), [`pl.example.net:${recorder.port}`, `shop.example.com:${site.port}`].sort(), "the page and the collector only");
+      assert.ok(rows.every((r) => r.selector && !/^(html|body)$/.test(r.selector)), "every click names its element");
+      const misses = await drawBack(context, `http://shop.example.com:${site.port}`, width, clicks, rows);
+      assert.deepEqual(misses, [], "each click draws back within 2 px of where it was made");
+    } finally {
+      await own.close();
+      await site.stop();
+      await recorder.stop();
+      await collector.stop();
+    }
+  });
+}
+
+test("a visit whose sends fail is delivered from the next page view once the endpoint is back, and what failed is counted", async () => {
+  const db = "realsite_outage";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const port = await freePort();
+  const endpoint = `http://pl.example.net:${port}/v1/batch`;
+  // The tracker files self-hosted on the site (data-endpoint names the collector), so the
+  // page has its tracker while the collector refuses connections.
+  const files = join(root, "target", "tracker");
+  const site = await startSite({
+    port: sitePort,
+    tag: `<script async src="/pl-files/p.js" data-site="docs" data-endpoint="${endpoint}"></script>`,
+    proxy: (req, res) => {
+      const m = req.url.match(/^\/pl-files\/(p(\.[0-9a-f]{8})?\.(js|wasm))$/);
+      if (!m) return false;
+      res.setHeader("content-type", m[3] === "wasm" ? "application/wasm" : "text/javascript");
+      res.end(readFileSync(join(files, m[1])));
+      return true;
+    },
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, userAgent: USER_AGENT });
+  const warnings = [];
+  let collector;
+  try {
+    const page = await context.newPage();
+    page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
+    await page.goto(`${origin}${CHAPTER}`);
+    await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+    await clickAt(page, page.locator("main h2").first(), 0.5, 0.5);
+    await clickAt(page, page.locator("main p").nth(1), 0.5, 0.5);
+    await page.waitForTimeout(1_500);
+    await clickAt(page, page.locator('a[rel~="next"]:visible').first(), 0.5, 0.5);
+    await page.waitForURL(`**${NEXT}`);
+    await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+    await clickAt(page, page.locator("main p").nth(2), 0.5, 0.5);
+    await page.waitForTimeout(1_500);
+    // Left while the collector is still away: every batch of the visit was sent and lost.
+    await page.goto("about:blank");
+    collector = await collectorFor(db, "pl.example.net", origin, {}, port);
+    await page.goto(`${origin}/book/ch04-03-slices.html`);
+    const clicks = await eventually(async () => {
+      const rows = await ch.rows(`SELECT count() AS n FROM ${db}.events FINAL WHERE event_type = 'click'`);
+      return Number(rows[0].n) >= 4 && Number(rows[0].n);
+    }, 20_000, "the clicks made during the outage");
+    assert.equal(clicks, 4, "every click of the outage stored once");
+    const [{ n, ids }] = await ch.rows(`SELECT count() AS n, uniqExact(event_id) AS ids FROM ${db}.events`);
+    assert.equal(Number(n), Number(ids), "nothing stored twice");
+    const [{ batches }] = await ch.rows(`SELECT uniqExact(batch_id) AS batches FROM ${db}.events WHERE path IN ('${CHAPTER}', '${NEXT}')`);
+    const reported = await eventually(async () => {
+      const [r] = await ch.rows(`SELECT sum(visitParamExtractFloat(props, 'failed')) AS failed, count() AS reports FROM ${db}.events WHERE event_type = 'custom' AND name = '$undelivered'`);
+      if (Number(r.failed) >= Number(batches)) return r;
+      throw new Error(JSON.stringify({ r, batches }));
+    }, 20_000, `${batches} failed batches reported`);
+    assert.equal(Number(reported.failed), Number(batches), "each batch sent during the outage counted once as failed");
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, new RegExp(`pathlight_tracker_undelivered_batches_total\\{site="docs",outcome="failed"\\} ${batches}\\b`));
+    assert.ok(warnings.filter((w) => w.includes("Pathlight could not send")).length <= 2, "one console warning per page at most");
+  } finally {
+    await context.close();
+    await site.stop();
+    await collector?.stop();
+  }
+});
