@@ -3,8 +3,12 @@
 //!
 //! # The path of an event through the worker
 //!
-//! 1. `POST /v1/batch` (`fetch`): the same header rules (`pathlight_ingest::rules`), the same
-//!    decode → authorize → validate (`pathlight_ingest::check`) and the same enrichment
+//! 0. The page loads the tracker from the worker's route on the site's own zone,
+//!    `{prefix}/p.js` (`PATHLIGHT_PREFIX`, `/_pl` by default), and its wasm beside it
+//!    ([`tracker`]).
+//! 1. `POST {prefix}/v1/batch` (or `/v1/batch`, for the worker on a host of its own; `fetch`):
+//!    the same header rules (`pathlight_ingest::rules`), the same decode → authorize →
+//!    validate (`pathlight_ingest::check`) and the same enrichment
 //!    (`pathlight_ingest::enrich`) as the collector, with Cloudflare's request data as the
 //!    context: country, region, city, ASN and colo from `request.cf`, the client address from
 //!    `CF-Connecting-IP` (hashed into the visitor id with the deployment's daily salt,
@@ -28,6 +32,7 @@ mod consumer;
 pub mod message;
 mod salts;
 mod settings;
+mod tracker;
 
 use pathlight_ingest::retry::Decision;
 use pathlight_ingest::{Ack, Checked, EventRow, IngestError, IngestRequest, rules};
@@ -67,17 +72,24 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             );
         }
     };
+    let path = req.path();
+    let route = route(&settings.prefix, &path);
+    if let Route::Tracker(name, caching) = route
+        && matches!(req.method(), Method::Get | Method::Head)
+    {
+        return tracker::serve(&req, &env, name, caching).await;
+    }
     let origin = req.headers().get("Origin").ok().flatten();
-    let mut resp = match (req.method(), req.path().as_str()) {
-        (Method::Post, "/v1/batch") => batch(req, &env, &settings).await?,
-        (Method::Options, "/v1/batch") => {
+    let mut resp = match (req.method(), route) {
+        (Method::Post, Route::Batch) => batch(req, &env, &settings).await?,
+        (Method::Options, Route::Batch) => {
             let r = Response::empty()?.with_status(204);
             for (name, value) in rules::PREFLIGHT_HEADERS {
                 r.headers().set(name, value)?;
             }
             r
         }
-        (Method::Get, "/healthz") => json(200, &serde_json::json!({"status": "ok"}))?,
+        (Method::Get, Route::Health) => json(200, &serde_json::json!({"status": "ok"}))?,
         _ => json(
             404,
             &serde_json::json!({"error": "not found", "reason": "not_found"}),
@@ -93,6 +105,33 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         resp.headers_mut().set(name, &value)?;
     }
     Ok(resp)
+}
+
+/// What a request's path asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    /// `{prefix}/v1/batch` on the site's route, or `/v1/batch` (the worker on a host of its
+    /// own, as before the prefix).
+    Batch,
+    /// `/healthz`.
+    Health,
+    /// A tracker file under the prefix, by name.
+    Tracker(&'a str, tracker::Caching),
+    /// Anything else.
+    NotFound,
+}
+
+fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
+    match path {
+        "/v1/batch" => return Route::Batch,
+        "/healthz" => return Route::Health,
+        _ => {}
+    }
+    match path.strip_prefix(prefix).and_then(|p| p.strip_prefix('/')) {
+        Some("v1/batch") => Route::Batch,
+        Some(name) => tracker::caching(name).map_or(Route::NotFound, |c| Route::Tracker(name, c)),
+        None => Route::NotFound,
+    }
 }
 
 #[event(queue)]
@@ -322,4 +361,33 @@ fn error(e: &IngestError) -> Result<Response> {
 
 fn json(status: u16, value: &impl serde::Serialize) -> Result<Response> {
     Ok(Response::from_json(value)?.with_status(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracker::Caching;
+
+    #[test]
+    fn paths_route_under_the_prefix_and_without_it() {
+        for prefix in ["/_pl", "/a/b", ""] {
+            let at = |rest: &str| format!("{prefix}{rest}");
+            assert_eq!(route(prefix, &at("/v1/batch")), Route::Batch, "{prefix}");
+            assert_eq!(route(prefix, "/v1/batch"), Route::Batch);
+            assert_eq!(route(prefix, "/healthz"), Route::Health);
+            assert_eq!(
+                route(prefix, &at("/p.js")),
+                Route::Tracker("p.js", Caching::Loader)
+            );
+            assert_eq!(
+                route(prefix, &at("/p.0123abcd.wasm")),
+                Route::Tracker("p.0123abcd.wasm", Caching::Immutable)
+            );
+            for other in ["/manifest.json", "/v1/batch/", "/x/p.js", "/p.js/"] {
+                assert_eq!(route(prefix, &at(other)), Route::NotFound, "{other}");
+            }
+        }
+        assert_eq!(route("/_pl", "/_plp.js"), Route::NotFound);
+        assert_eq!(route("/_pl", "/p.js"), Route::NotFound);
+    }
 }

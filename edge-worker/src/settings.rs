@@ -15,6 +15,11 @@ pub const EVENTS_QUEUE: &str = "EVENTS";
 /// Queue producer binding for messages ClickHouse refuses for good (poison), so one bad
 /// message cannot block or drop the good ones batched with it.
 pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
+/// Static-assets binding holding the tracker's files (`[assets]`, laid out by
+/// `scripts/build-worker.sh`).
+pub const ASSETS: &str = "ASSETS";
+/// Where the tracker's files and the batch endpoint live when `PATHLIGHT_PREFIX` is unset.
+pub const DEFAULT_PREFIX: &str = "/_pl";
 
 /// How accepted batches leave the edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +68,11 @@ pub struct Settings {
     pub mode: Mode,
     /// `PATHLIGHT_SITES`, by id.
     pub sites: HashMap<String, Site>,
+    /// `PATHLIGHT_PREFIX` (default `/_pl`): the path under which the site's route sends
+    /// requests here, e.g. `shop.example.com/_pl/*`. The tracker is `{prefix}/p.js` and takes
+    /// batches at `{prefix}/v1/batch`. Normalized: a leading `/`, no trailing one (`""` is the
+    /// root).
+    pub prefix: String,
     /// Unset in relay mode.
     pub clickhouse: Option<ClickHouse>,
     /// `COLLECTOR_URL` (relay mode), e.g. `https://collect.example.com`.
@@ -126,6 +136,7 @@ impl Settings {
         Ok(Settings {
             mode,
             sites: sites.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            prefix: prefix(var("PATHLIGHT_PREFIX").as_deref())?,
             clickhouse,
             collector_url,
             relay_token: secret("RELAY_TOKEN").unwrap_or_default(),
@@ -133,5 +144,48 @@ impl Settings {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(10),
         })
+    }
+}
+
+/// `PATHLIGHT_PREFIX`, checked and normalized: a path of plain segments (letters, digits,
+/// `-`, `_`, `.`, `~`), which a route pattern and a URL both carry unchanged.
+fn prefix(raw: Option<&str>) -> Result<String, String> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_PREFIX.to_owned());
+    };
+    let trimmed = raw.trim_end_matches('/');
+    let plain = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+    };
+    if trimmed.is_empty() && raw.starts_with('/') {
+        return Ok(String::new());
+    }
+    match trimmed.strip_prefix('/') {
+        Some(rest) if rest.split('/').all(plain) => Ok(trimmed.to_owned()),
+        _ => Err(format!(
+            "PATHLIGHT_PREFIX is {raw:?}; use a path such as \"{DEFAULT_PREFIX}\" (plain \
+             segments after a leading /)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_a_plain_path_without_trailing_slash() {
+        assert_eq!(prefix(None).unwrap(), "/_pl");
+        assert_eq!(prefix(Some("/_pl/")).unwrap(), "/_pl");
+        assert_eq!(prefix(Some("/a/b-c.d~e")).unwrap(), "/a/b-c.d~e");
+        assert_eq!(prefix(Some("/")).unwrap(), "");
+        for bad in ["", "_pl", "/a//b", "/a/../b", "/a b", "/a?x", "/a*", "/ä"] {
+            assert!(prefix(Some(bad)).is_err(), "{bad:?}");
+        }
     }
 }

@@ -3,14 +3,13 @@
 // ClickHouse is away, poison to the dead-letter queue, the collector's answers to bad input,
 // identical rows from the wire fixtures, direct mode's refusal on 18.x, and relay mode.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { SITES, startWorker } from "../lib/edge.mjs";
-import { bin, eventually, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { eventually, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 
 const UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 const CF = { country: "de", regionCode: "BE", city: "Berlin", asn: 3320, colo: "TXL" };
@@ -32,12 +31,7 @@ after(async () => {
   for (const s of open.reverse()) await s.stop();
 });
 
-function migrate(db) {
-  execFileSync(bin, ["migrate"], {
-    env: { PATH: process.env.PATH, PATHLIGHT_LOG: "warn", PATHLIGHT_CLICKHOUSE__URL: ch.url, PATHLIGHT_CLICKHOUSE__DATABASE: db },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-}
+const migrate = (db) => ch.migrate(db);
 
 async function worker(vars) {
   const w = await startWorker(vars);

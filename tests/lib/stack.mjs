@@ -72,6 +72,13 @@ export async function startClickHouse(name) {
       const r = await fetch(url, { method: "POST", body: sql });
       if (!r.ok) throw new Error(`${sql}: ${await r.text()}`);
     },
+    /** Creates database `db` with the collector's tables (`pathlight migrate`). */
+    migrate(db) {
+      execFileSync(bin, ["migrate"], {
+        env: { PATH: process.env.PATH, PATHLIGHT_LOG: "warn", PATHLIGHT_CLICKHOUSE__URL: url, PATHLIGHT_CLICKHOUSE__DATABASE: db },
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+    },
   };
 }
 
