@@ -139,3 +139,101 @@ test("a visit whose sends fail is delivered from the next page view once the end
     await collector?.stop();
   }
 });
+
+test("with the collector on a subdomain of the site (same-site), every click is stored and requests stay on the site's domain", async () => {
+  const db = "realsite_subdomain";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const collector = await collectorFor(db, "pl.shop.example.com", origin);
+  const site = await startSite({ port: sitePort, tag: `<script async src="${collector.url}/p.js" data-site="docs"></script>` });
+  const context = await browser.newContext({ viewport: { width: 768, height: 800 }, userAgent: USER_AGENT });
+  try {
+    const page = await context.newPage();
+    const requests = recordRequests(context);
+    const { total } = await visit(page, origin);
+    const { clicks } = await stored(ch, db, total);
+    assert.equal(clicks.length, total);
+    assert.deepEqual([...new Set(requests.map((r) => new URL(r.url).hostname))].sort(), ["pl.shop.example.com", "shop.example.com"]);
+  } finally {
+    await context.close();
+    await site.stop();
+    await collector.stop();
+  }
+});
+
+/** Loads the chapter with `tag` and the page's own `csp`; returns the page, its console warnings and errors. */
+async function openWithCsp(context, sitePort, tag, csp) {
+  const site = await startSite({ port: sitePort, tag, headers: (path) => (path.endsWith(".html") ? { "content-security-policy": csp } : {}) });
+  const page = await context.newPage();
+  const seen = { warnings: [], errors: [] };
+  page.on("console", (m) => m.type() === "warning" && seen.warnings.push(m.text()));
+  // The book's own inline scripts fail under such a CSP; only errors from the tracker count.
+  page.on("pageerror", (e) => /\/p(\.[0-9a-f]{8})?\.js/.test(e.stack || "") && seen.errors.push(String(e.stack)));
+  await page.goto(`http://shop.example.com:${sitePort}${CHAPTER}`);
+  return { site, page, seen };
+}
+
+test("a page with a strict CSP works with the README's directives, and without them the page sees no error and one warning", async () => {
+  const db = "realsite_csp";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const collector = await collectorFor(db, "pl.example.net", origin);
+  const tag = readmeTag(collector.url, "docs");
+  // The README's line, for a collector on another site; the book's own inline scripts are
+  // refused by it (the site's business), its script files are 'self'.
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const line = readme.match(/`(script-src 'self' https:\/\/pl\.example\.net 'wasm-unsafe-eval'; connect-src 'self' https:\/\/pl\.example\.net)`/)[1];
+  const strict = `default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; ${line.replaceAll("https://pl.example.net", collector.url)}`;
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, userAgent: USER_AGENT });
+  try {
+    let { site, page, seen } = await openWithCsp(context, sitePort, tag, strict);
+    await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+    await clickAt(page, page.locator("main h2").first(), 0.5, 0.5);
+    await clickAt(page, page.locator("main p").nth(1), 0.5, 0.5);
+    await page.evaluate(() => window.pathlight.flush());
+    await eventually(async () => Number((await ch.rows(`SELECT count() AS n FROM ${db}.events WHERE event_type = 'click'`))[0].n) === 2, 10_000, "2 clicks under the strict CSP");
+    assert.deepEqual(seen.errors, []);
+    await page.close();
+    await site.stop();
+
+    // Without 'wasm-unsafe-eval' the wasm may not compile: nothing is recorded, the page
+    // sees no error, the console one warning.
+    ({ site, page, seen } = await openWithCsp(context, sitePort, tag, strict.replace(" 'wasm-unsafe-eval'", "")));
+    await page.waitForFunction(() => window.pathlight && window.pathlight.loaded);
+    await eventually(() => seen.warnings.some((w) => w.startsWith("Pathlight is off")), 5_000, "the warning");
+    await clickAt(page, page.locator("main h2").first(), 0.5, 0.5);
+    await page.waitForTimeout(300);
+    assert.deepEqual(seen.errors, [], "no error reaches the page");
+    assert.equal(seen.warnings.filter((w) => w.startsWith("Pathlight")).length, 1, "one warning");
+    await page.close();
+    await site.stop();
+  } finally {
+    await context.close();
+    await collector.stop();
+  }
+});
+
+test("the README's SRI-pinned tag is this build's, and Chromium runs it", async () => {
+  const manifest = JSON.parse(readFileSync(join(root, "target", "tracker", "manifest.json"), "utf8"));
+  const pinned = `<script async src="https://pl.example.net/${manifest.pinned}" integrity="${manifest.integrity}" crossorigin="anonymous" data-site="shop"></script>`;
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  assert.ok(readme.includes(pinned), `README.md's pinned tag must be this build's:\n${pinned}`);
+  const db = "realsite_sri";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const collector = await collectorFor(db, "pl.example.net", origin);
+  const site = await startSite({ port: sitePort, tag: pinned.replace("https://pl.example.net", collector.url).replace('"shop"', '"docs"') });
+  const context = await browser.newContext({ userAgent: USER_AGENT });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${origin}${CHAPTER}`);
+    await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+    await clickAt(page, page.locator("main h2").first(), 0.5, 0.5);
+    await page.evaluate(() => window.pathlight.flush());
+    await eventually(async () => Number((await ch.rows(`SELECT count() AS n FROM ${db}.events WHERE event_type = 'click'`))[0].n) === 1, 10_000, "the click");
+  } finally {
+    await context.close();
+    await site.stop();
+    await collector.stop();
+  }
+});

@@ -101,7 +101,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.equal(num(answers["elements"][0].clicks), 3);
     // path=/pricing also narrows the stats: 3 page views of /pricing, sessions s1, s2, s3.
     const totals = Object.values(answers["stats totals"][0]).map(num);
-    assert.deepEqual(totals, [2, 3, 3, 8]);
+    assert.deepEqual(totals, [2, 3, 3, 8, 0, 0], "visitors, sessions, page views, events, batches undelivered (failed, dropped)");
     assert.deepEqual(answers["stats top device"].map((r) => [r.key, num(r.count)]), [["desktop", 2], ["mobile", 1]]);
     assert.deepEqual(answers["stats series"].map((r) => r.day), [day]);
     // With path=/pricing in the filters the funnel sees only /pricing page views: every
@@ -124,6 +124,10 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.equal(answers["export"].length, 8, "the /pricing events, the retried click once");
     assert.deepEqual(Object.values(answers["realtime"][0]).map(num), [0, 0, 0], "nothing in the last 5 minutes");
     assert.deepEqual(answers["session events"].map((r) => Object.values(r)[0]), ["pageview", "click", "scroll"]);
+    // A tracker's report of undelivered batches (pathlight_ingest::delivery), summed by stats.
+    session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, path, name, props) SETTINGS insert_distributed_sync = 1 VALUES ('demo', '00000000-0000-0000-0000-0000000000ff', 'custom', toDateTime('${day} 10:00:30', 'UTC'), 's1', 1, '/pricing', '$undelivered', '{"failed":1,"dropped":2}')`);
+    const stats = queries.find((q) => q.name === "stats totals").sql;
+    assert.deepEqual(Object.values(rows(stats)[0]).map(num), [2, 3, 3, 9, 1, 2]);
   } finally {
     session.cleanup?.();
     rmSync(dir, { recursive: true, force: true });

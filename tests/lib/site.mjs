@@ -25,7 +25,7 @@ const TYPES = {
 
 /**
  * Serves `dir` on 127.0.0.1:`port` (0: any free one), `tag` inserted before `</head>` of every HTML page.
- * `headers(path)` gives extra response headers for a page; `proxy(req, res)` may answer a
+ * `headers(path)` gives extra response headers for a file; `proxy(req, res)` may answer a
  * request first (return true), for paths the site forwards elsewhere.
  */
 export async function startSite({ port = 0, dir = DOCS, tag = "", headers = () => ({}), proxy = () => false } = {}) {
@@ -36,12 +36,11 @@ export async function startSite({ port = 0, dir = DOCS, tag = "", headers = () =
     if (!file.startsWith(dir)) return void res.writeHead(403).end();
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, "index.html");
     if (!existsSync(file)) return void res.writeHead(404).end("not found");
-    const type = TYPES[extname(file)] || "application/octet-stream";
+    const type = TYPES[extname(file)] || (file.endsWith(".wasm") ? "application/wasm" : "application/octet-stream");
     res.setHeader("content-type", type);
-    if (type.startsWith("text/html")) {
-      for (const [k, v] of Object.entries(headers(path))) res.setHeader(k, v);
-      res.end(readFileSync(file, "utf8").replace("</head>", `${tag}\n</head>`));
-    } else createReadStream(file).pipe(res);
+    for (const [k, v] of Object.entries(headers(path))) res.setHeader(k, v);
+    if (type.startsWith("text/html")) res.end(readFileSync(file, "utf8").replace("</head>", `${tag}\n</head>`));
+    else createReadStream(file).pipe(res);
   });
   await new Promise((r) => server.listen(port, "127.0.0.1", r));
   return { port: server.address().port, stop: () => new Promise((r) => server.close(r)) };
@@ -97,9 +96,21 @@ export async function startRecorder(target, port = 0) {
  * Clicks `locator` at fractions (fx, fy) of its box; returns where, in page and client pixels,
  * with the scroll position, so the stored click can be drawn back at the same scroll.
  */
+/** What `read` returns once it stops changing (animations, sticky bars sliding in). */
+async function settled(read) {
+  let last = JSON.stringify(await read());
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = await read();
+    if (JSON.stringify(now) === last) return now;
+    last = JSON.stringify(now);
+  }
+  return JSON.parse(last);
+}
+
 export async function clickAt(page, locator, fx, fy, scroll = true) {
   if (scroll) await locator.scrollIntoViewIfNeeded();
-  const box = await locator.boundingBox();
+  const box = await settled(() => locator.boundingBox());
   const [sx, sy] = await page.evaluate(() => [scrollX, scrollY]);
   const x = Math.round(box.x + box.width * fx);
   const y = Math.round(box.y + box.height * fy);
@@ -128,7 +139,6 @@ export async function visit(page, site) {
   await page.waitForTimeout(300);
   await page.mouse.wheel(0, -200);
   // The bar slides back in (a transition) on scrolling up; it is clicked where it then is.
-  await page.waitForTimeout(800);
   clicks.push(await clickAt(page, page.locator(".menu-title"), 0.5, 0.5, false));
   const errors = await page.evaluate(() => window.pathlight.errors());
   assert.equal(errors, 0, "the tracker swallowed errors");
@@ -164,19 +174,25 @@ export async function drawBack(context, site, width, made, rows) {
   const page = await context.newPage();
   await page.goto(`${site}${CHAPTER}?pathlight-viewer=1`);
   const misses = [];
+  const at = ({ sel, rx, ry, src }) => {
+    const el = (0, eval)(`(${src})`)(sel);
+    if (!el) return null;
+    const r = el.getBoundingClientRect();
+    return { x: r.left + rx * r.width, y: r.top + ry * r.height };
+  };
   for (const [i, row] of rows.filter((r) => r.path === CHAPTER).entries()) {
     const click = made[i];
-    await page.evaluate(([sx, sy]) => scrollTo(sx, sy), [click.sx, click.sy]);
-    const point = await page.evaluate(
-      ({ sel, rx, ry, src }) => {
-        const resolve = (0, eval)(`(${src})`);
-        const el = resolve(sel);
-        if (!el) return null;
-        const r = el.getBoundingClientRect();
-        return { x: r.left + rx * r.width, y: r.top + ry * r.height };
-      },
-      { sel: row.selector, rx: row.rel_x, ry: row.rel_y, src: resolveSelector.toString() },
-    );
+    // Reached as the visit reached it, scrolling up the last stretch: the book's menu bar is
+    // on screen only after scrolling up.
+    const above = await page.evaluate(([sx, sy]) => {
+      scrollTo(sx, sy + 200);
+      return scrollY - sy;
+    }, [click.sx, click.sy]);
+    // Over the page's own scroller (a sidebar scrolls on its own).
+    await page.mouse.move(click.x, click.y);
+    if (above > 0) await page.mouse.wheel(0, -above);
+    const args = { sel: row.selector, rx: row.rel_x, ry: row.rel_y, src: resolveSelector.toString() };
+    const point = await settled(() => page.evaluate(at, args));
     const off = point ? Math.hypot(point.x - click.x, point.y - click.y) : Infinity;
     if (!(off <= 2)) misses.push({ width, selector: row.selector, off, point, click });
   }
