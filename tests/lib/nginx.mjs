@@ -10,12 +10,12 @@ import { freePort } from "./stack.mjs";
 const NGINX = "/usr/sbin/nginx";
 
 /**
- * Starts nginx with `server` (the body of one `server {}` block; `LISTEN` is replaced by the
- * chosen port). Resolves with { port, stop }.
+ * Starts nginx with `server` (the body of one `server {}` block) listening on 127.0.0.1:`port`
+ * (0: a free one). Resolves with { port, stop }.
  */
-export async function startNginx(server) {
+export async function startNginx(server, port = 0) {
   const dir = mkdtempSync(join(tmpdir(), "pathlight-nginx-"));
-  const port = await freePort();
+  port ||= await freePort();
   const conf = `
 daemon off;
 # Workers as the test's own user (root in CI): the temp directories below are its own.

@@ -126,7 +126,7 @@ export const NEXT = "/book/ch04-02-references-and-borrowing.html";
  * click on the link to the next chapter (it leaves the page), two clicks there, then the tab
  * closes. Returns the clicks made on the first page, and how many there were in all.
  */
-export async function visit(page, site) {
+export async function visit(page, site, leave = false) {
   await page.goto(`${site}${CHAPTER}`);
   await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
   const main = page.locator("main");
@@ -147,7 +147,10 @@ export async function visit(page, site) {
   await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
   await clickAt(page, page.locator("main h2").first(), 0.5, 0.5);
   await clickAt(page, page.locator("main p").nth(2), 0.3, 0.5);
-  await page.close({ runBeforeUnload: true });
+  // The tab closes, or (`leave`) the visitor goes elsewhere: a CDP session that pauses
+  // requests must outlive the page's last send to let it go on.
+  if (leave) await page.goto("about:blank");
+  else await page.close({ runBeforeUnload: true });
   return { clicks, total: clicks.length + 2 };
 }
 
