@@ -6,6 +6,7 @@
 #   target/tracker/p.js               the loader a site's tag names: its address never changes
 #   target/tracker/p.HASH.js          the same loader under its content hash (SRI-pinned tags)
 #   target/tracker/p.HASH.wasm        the wasm under its content hash (cached for a year)
+#   target/tracker/o.HASH.js          the heatmap overlay, loaded only by "Open on site"
 #   target/tracker/manifest.json      those names and the pinned loader's SRI integrity value
 #   target/tracker/npm/               @pathlight/tracker (ESM + .d.ts)
 # Served by the collector (`tracker_dir`) and the edge worker. The names are neutral on purpose:
@@ -52,16 +53,24 @@ hash8() { sha256sum "$1" | cut -c1-8; }
 wasm_name=p.$(hash8 "$out/pathlight_bg.wasm").wasm
 rm -f "$out"/p.*.wasm "$out"/p.*.js "$out/pathlight.js"
 mv "$out/pathlight_bg.wasm" "$out/$wasm_name"
-# The loader finds the wasm beside itself under the name this build gave it.
+# The heatmap overlay (issue 26): a module of its own, loaded by the loader only on pages
+# opened with an overlay token, outside the embed's budget.
+rm -f "$out"/o.*.js
+tests/node_modules/.bin/esbuild tracker-wasm/js/overlay.js --bundle --minify --format=esm \
+  --target=es2020 --log-level=warning --outfile="$out/gen/overlay.min.js"
+overlay_name=o.$(hash8 "$out/gen/overlay.min.js").js
+cp "$out/gen/overlay.min.js" "$out/$overlay_name"
+# The loader finds the wasm and the overlay beside itself under the names this build gave them.
 tests/node_modules/.bin/esbuild "$out/gen/embed.js" --bundle --minify --format=iife \
   --target=es2020 --log-level=warning --log-override:empty-import-meta=silent \
-  --define:PATHLIGHT_WASM="\"$wasm_name\"" --outfile="$out/p.js"
+  --define:PATHLIGHT_WASM="\"$wasm_name\"" --define:PATHLIGHT_OVERLAY="\"$overlay_name\"" \
+  --outfile="$out/p.js"
 pinned=p.$(hash8 "$out/p.js").js
 cp "$out/p.js" "$out/$pinned"
 integrity=$(node -p '"sha384-" + require("crypto").createHash("sha384")
   .update(require("fs").readFileSync(process.argv[1])).digest("base64")' "$out/p.js")
-printf '{"loader":"p.js","pinned":"%s","wasm":"%s","integrity":"%s"}\n' \
-  "$pinned" "$wasm_name" "$integrity" >"$out/manifest.json"
+printf '{"loader":"p.js","pinned":"%s","wasm":"%s","overlay":"%s","integrity":"%s"}\n' \
+  "$pinned" "$wasm_name" "$overlay_name" "$integrity" >"$out/manifest.json"
 mkdir -p "$out/npm"
 cp tracker-wasm/npm/{package.json,index.js,index.d.ts} tracker-wasm/js/host.js "$out/npm/"
 cp "$out/gen/pathlight.js" "$out/npm/"
@@ -76,12 +85,17 @@ table="| file | raw | gzip -9 |
 | p.js (glue + embed, minified) | $(size "$js") B | $(gz "$js") B |
 | p.HASH.wasm (after wasm-opt -Oz) | $(size "$wasm") B | $(gz "$wasm") B |
 | wasm before wasm-opt | $(size "$out/gen/pathlight_bg.wasm") B | $(gz "$out/gen/pathlight_bg.wasm") B |
-| **embed total (js + wasm)** | | **$total_gz B** |"
+| **embed total (js + wasm)** | | **$total_gz B** |
+| o.HASH.js (heatmap overlay, loaded only by \"Open on site\"; budget 25 KB) | $(size "$out/$overlay_name") B | $(gz "$out/$overlay_name") B |"
 echo "$table"
 budget=12288
 if [ "$total_gz" -gt "$budget" ]; then
   echo "error: the embed build is $total_gz B gzip, over the ${budget} B budget (issue 3);" \
     "see bench/results/tracker-size.md for where the bytes go (node bench/wasm-funcs.mjs)" >&2
+  exit 1
+fi
+if [ "$(gz "$out/$overlay_name")" -gt 25600 ]; then
+  echo "error: the overlay module is $(gz "$out/$overlay_name") B gzip, over its 25 KB budget (issue 26)" >&2
   exit 1
 fi
 if [ "${1:-}" = "--record" ]; then

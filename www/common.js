@@ -32,6 +32,20 @@ window.pl = {
     }
     return el;
   },
+  /**
+   * "Open on site": asks the API for a short-lived overlay token and opens the page on the
+   * site itself with it in the fragment, where the tracker draws the live heatmap overlay.
+   * Resolves to an error text, or null once opened.
+   */
+  async openOnSite(site, token, path) {
+    const q = new URLSearchParams({ site, path });
+    const r = await fetch("/api/v1/overlay-token?" + q, { headers: { authorization: "Bearer " + token } });
+    const body = await r.json();
+    if (!r.ok) return body.error || String(r.status);
+    if (!body.url) return "the site has no base_url or origin to open";
+    window.open(body.url, "_blank", "noopener");
+    return null;
+  },
   /** An element with text content and an optional class. */
   text(tag, t, cls) {
     const e = document.createElement(tag);

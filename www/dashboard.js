@@ -52,7 +52,13 @@
           const a = document.createElement("a");
           a.href = "heatmap.html?" + new URLSearchParams({ site: f.site.value, path: row.key });
           a.textContent = " heatmap";
-          name.append(a);
+          const live = text("button", "open on site", "link");
+          live.type = "button";
+          live.title = "The live heatmap overlay on the site's own page";
+          live.addEventListener("click", async () => {
+            status.textContent = (await pl.openOnSite(f.site.value, f.token.value, row.key)) || "";
+          });
+          name.append(a, " ", live);
         }
         tr.append(name, text("td", String(row.count), "n"));
         t.append(tr);

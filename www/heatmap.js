@@ -11,6 +11,10 @@
   const stage = document.getElementById("stage");
   const status = document.getElementById("status");
   pl.restore(form, ["site", "token", "path", "width", "device", "from", "to"]);
+  document.getElementById("live").addEventListener("click", async () => {
+    const f = form.elements;
+    status.textContent = (await pl.openOnSite(f.site.value, f.token.value, f.path.value)) || "";
+  });
   form.elements.width.addEventListener("change", () => {
     form.querySelector(".custom-width").hidden = form.elements.width.value !== "custom";
   });

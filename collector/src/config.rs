@@ -136,6 +136,25 @@ pub struct SiteConfig {
     /// not hold the token itself. Used instead of `api_token` when set.
     #[serde(default)]
     pub api_token_sha256: String,
+    /// Where the site's pages live (`https://shop.example`), for "Open on site": the live
+    /// heatmap overlay opens this plus the page's path. Empty: the first origin but `*`.
+    #[serde(default)]
+    pub base_url: String,
+}
+
+impl SiteConfig {
+    /// `base_url`, else the first listed origin that is not `*`; empty when there is none.
+    pub fn base_url(&self) -> String {
+        let base = if self.base_url.is_empty() {
+            self.origins
+                .iter()
+                .find(|o| *o != "*")
+                .map_or("", |o| o.as_str())
+        } else {
+            self.base_url.as_str()
+        };
+        base.trim_end_matches('/').to_owned()
+    }
 }
 
 impl Default for Config {
@@ -298,6 +317,7 @@ impl Config {
                 max_events_per_sec: 0,
                 api_token: "test-token".into(),
                 api_token_sha256: String::new(),
+                base_url: String::new(),
             }],
             clickhouse: ClickHouseConfig {
                 url: clickhouse_url.into(),
@@ -385,6 +405,7 @@ mod tests {
             max_events_per_sec: 0,
             api_token: String::new(),
             api_token_sha256: String::new(),
+            base_url: String::new(),
         });
         assert!(c.validate().is_err());
         c.sites[0].origins.clear();

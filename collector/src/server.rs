@@ -565,11 +565,11 @@ async fn read_and_ingest<B: ReqBody>(
 async fn api<B>(app: &App, req: &Request<B>) -> Resp {
     let endpoint = req.uri().path().trim_start_matches("/api/v1/");
     let auth = header_str(req.headers(), header::AUTHORIZATION);
-    match app
-        .query
-        .handle(endpoint, req.uri().query().unwrap_or(""), auth)
-        .await
-    {
+    let query = req.uri().query().unwrap_or("");
+    if matches!(endpoint, "heatmap" | "elements") && rules::token_param(query) {
+        return overlay_answer(app, endpoint, query, req).await;
+    }
+    match app.query.handle(endpoint, query, auth).await {
         Ok(body) => json(StatusCode::OK, &body),
         Err(e) => {
             if e.status().is_server_error() {
@@ -578,6 +578,26 @@ async fn api<B>(app: &App, req: &Request<B>) -> Resp {
             json(e.status(), &e.body())
         }
     }
+}
+
+/// The live overlay's reads (an overlay token in `?token=`), from the site's own pages: CORS
+/// open to the page's origin once the query API has found it among the site's origins.
+async fn overlay_answer<B>(app: &App, endpoint: &str, query: &str, req: &Request<B>) -> Resp {
+    let origin = header_str(req.headers(), header::ORIGIN);
+    let mut r = match app.query.overlay(endpoint, query, origin).await {
+        Ok(body) => json(StatusCode::OK, &body),
+        Err(e) => json(e.status(), &e.body()),
+    };
+    let refused = r.status() == StatusCode::FORBIDDEN;
+    let h = r.headers_mut();
+    if let Some(o) = origin.filter(|_| !refused)
+        && let Ok(v) = HeaderValue::from_str(o)
+    {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Streamed answers: raw events (`export`) and the live event feed (`realtime/stream`).

@@ -16,7 +16,8 @@ let ch, browser;
 
 before(async () => {
   ch = await startClickHouse("realsite");
-  browser = await launchBrowser([hostRules(HOSTS)]);
+  // The User-Agent for the whole browser: requests sent as a page is left ignore a context's.
+  browser = await launchBrowser([hostRules(HOSTS), `--user-agent=${USER_AGENT}`]);
 });
 after(async () => {
   await browser?.close();
@@ -231,6 +232,91 @@ test("the README's SRI-pinned tag is this build's, and Chromium runs it", async 
     await clickAt(page, page.locator("main h2").first(), 0.5, 0.5);
     await page.evaluate(() => window.pathlight.flush());
     await eventually(async () => Number((await ch.rows(`SELECT count() AS n FROM ${db}.events WHERE event_type = 'click'`))[0].n) === 1, 10_000, "the click");
+  } finally {
+    await context.close();
+    await site.stop();
+    await collector.stop();
+  }
+});
+
+test("Open on site: the live overlay draws each click on the real page where it was made; expired, wrong-site and foreign-origin tokens are refused", async () => {
+  const db = "realsite_overlay";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const collector = await collectorFor(db, "pl.example.net", origin, {
+    PATHLIGHT_SITES: `[{id = "docs", origins = ["${origin}"], api_token = "t-docs"}, {id = "other", origins = ["http://other.example"], api_token = "t-other"}]`,
+  });
+  const site = await startSite({ port: sitePort, tag: readmeTag(collector.url, "docs") });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, userAgent: USER_AGENT });
+  try {
+    const { clicks: made, total } = await visit(await context.newPage(), origin);
+    const { clicks: rows } = await stored(ch, db, total);
+    const mint = async (siteId, token, path = CHAPTER) => {
+      const r = await fetch(`${collector.base}/api/v1/overlay-token?site=${siteId}&path=${encodeURIComponent(path)}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(r.status, 200);
+      return r.json();
+    };
+    const { url, token } = await mint("docs", "t-docs");
+    assert.equal(url, `${origin}${CHAPTER}#pathlight-overlay=${token}`, "the site's page, the token in the fragment");
+
+    const views = async () => Number((await ch.rows(`SELECT count() AS n FROM ${db}.events WHERE event_type = 'pageview'`))[0].n);
+    const viewsBefore = await views();
+    const page = await context.newPage();
+    // Scrolls, then waits for the overlay's next drawing (a resize asks for one even when the
+    // scroll position does not change).
+    const scrollAndDraw = (sx, sy) => page.evaluate(([sx, sy]) => new Promise((resolve) => {
+      addEventListener("pathlight-overlay-drawn", () => resolve(), { once: true });
+      scrollTo(sx, sy);
+      dispatchEvent(new Event("resize"));
+    }), [sx, sy]);
+    await page.goto(url);
+    await page.waitForFunction(() => window.pathlightOverlay && (window.pathlightOverlay.marks.length > 0 || window.pathlightOverlay.error), null, { timeout: 15_000 });
+    assert.equal(await page.evaluate(() => window.pathlightOverlay.error), null);
+    assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+
+    // Each click of the chapter, at the scroll it was made at: the overlay's heat mark for its
+    // element lies where the click was, within 2 px plus half a 1 % bin of the element.
+    const misses = [];
+    for (const [i, row] of rows.filter((r) => r.path === CHAPTER).entries()) {
+      const click = made[i];
+      await scrollAndDraw(click.sx, click.sy);
+      const near = await page.evaluate(({ sel, x, y }) => {
+        const marks = window.pathlightOverlay.marks.filter((m) => m.layer === "heat" && m.selector === sel);
+        const best = marks.map((m) => ({ m, d: Math.hypot(m.x - x, m.y - y) })).sort((a, b) => a.d - b.d)[0];
+        return best && { d: best.d, m: best.m };
+      }, { sel: row.selector, x: click.x, y: click.y });
+      const box = await page.evaluate((sel) => {
+        let root = document, el = null;
+        for (const part of sel.split(" >>> ")) { el = root.querySelector(part); root = el && el.shadowRoot; }
+        const r = el.getBoundingClientRect();
+        return { w: r.width, h: r.height };
+      }, row.selector);
+      const tolerance = 2 + 0.005 * Math.hypot(box.w, box.h);
+      if (!near || near.d > tolerance) misses.push({ selector: row.selector, click, near, tolerance });
+    }
+    assert.deepEqual(misses, []);
+    const badges = await page.evaluate(() => window.pathlightOverlay.marks.filter((m) => m.layer === "badge").length);
+    assert.ok(badges > 0, "per-element badges");
+    await page.evaluate(() => window.pathlightOverlay.close());
+    assert.equal(await page.evaluate(() => document.querySelectorAll("pathlight-overlay").length + (window.pathlightOverlay ? 1 : 0)), 0, "no trace once closed");
+    await page.close();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await views(), viewsBefore, "the overlay's visit is not recorded");
+
+    // Refusals: a token of another site, an expired one (signed as the collector signs, with
+    // the tests' hash_secret), and a valid one from a page on an origin the site does not list.
+    const heatmap = (t, headers = {}) => fetch(`${collector.base}/api/v1/heatmap?site=docs&path=${CHAPTER}&token=${encodeURIComponent(t)}`, { headers });
+    const other = await mint("other", "t-other");
+    assert.equal((await heatmap(other.token)).status, 401, "another site's token");
+    const { createHash, createHmac } = await import("node:crypto");
+    const key = createHash("sha256").update("pathlight live token\ne2e-secret").digest();
+    const past = Math.floor(Date.now() / 1000) - 5;
+    const expired = `${past}.${createHmac("sha256", key).update(`overlay\ndocs\n${past}`).digest("hex")}`;
+    assert.equal((await heatmap(expired)).status, 401, "expired");
+    const fresh = await heatmap(token, { origin });
+    assert.equal(fresh.status, 200, "the site's own origin");
+    assert.equal(fresh.headers.get("access-control-allow-origin"), origin);
+    assert.equal((await heatmap(token, { origin: "http://evil.example" })).status, 403, "a foreign origin");
   } finally {
     await context.close();
     await site.stop();

@@ -14,7 +14,15 @@ const script = document.currentScript;
 const stub = window.pathlight || {};
 // Pages shown inside the heatmap viewer are not visits.
 const inViewer = /[?&]pathlight-viewer=/.test(location.search);
-if (script && !stub.loaded && !inViewer) {
+// Opened by the dashboard's "Open on site": the heatmap overlay (its own module, o.HASH.js,
+// named by PATHLIGHT_OVERLAY at build time), not a visit. The token leaves the address bar.
+const overlay = /[#&]pathlight-overlay=([\w.]+)/.exec(location.hash);
+// Not loaded (a CSP without 'wasm-unsafe-eval' or the tracker's origin: README): one line.
+const warn = (e) => console.warn("Pathlight is off: " + e);
+if (script && overlay) {
+  history.replaceState(history.state, "", location.href.split("#")[0]);
+  import(new URL(PATHLIGHT_OVERLAY, script.src)).then((m) => m.open(overlay[1], script), warn);
+} else if (script && !stub.loaded && !inViewer) {
   const d = script.dataset;
   const queue = stub.q || [];
   stub.loaded = true;
@@ -34,6 +42,5 @@ if (script && !stub.loaded && !inViewer) {
       }),
     );
     for (const [m, args] of queue) stub[m](...args);
-    // Not loaded (a CSP without 'wasm-unsafe-eval' or the tracker's origin: README): one line.
-  }, (e) => console.warn("Pathlight is off: " + e));
+  }, warn);
 }

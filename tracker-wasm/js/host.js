@@ -83,7 +83,7 @@ function post(entry, again, kept) {
     .then((status) => {
       if (kept) save(QUEUE, queued().filter((e) => e != entry).join(), true);
       if (safe(wasm.answered)(status, again)) {
-        warned ||= !console.warn("Pathlight: send failed, will retry");
+        warned ||= !console.warn("Pathlight: send failed");
         keep(entry);
       } else if (lost && status > 199 && status < 300) save(DROPPED, +load(DROPPED, true) - lost + "", true);
     });
@@ -116,7 +116,7 @@ const shortText = (t) => [...t.slice(0, 256).replace(/\s+/g, " ").trim()].slice(
 const cssString = (v) => '"' + v.replace(/["\\]/g, "\\$&") + '"';
 
 /** Class names that say what an element is, not its state or a build's hash. */
-const STABLE_CLASS = /^(?!is-|has-|active|current|open|show|hidden|selected)[a-z][a-z_-]{1,30}$/i;
+const STABLE_CLASS = /^(?!is-|has-|active|open|show|hidden)[a-z][a-z_-]{1,30}$/i;
 
 /**
  * One step of a selector for `e` within its tree: its tag, up to two stable classes, and an
@@ -158,14 +158,12 @@ function selector(el) {
 }
 
 /**
- * Fetches and compiles the wasm, streaming where the server sends `application/wasm`.
- * (wasm-bindgen's own loader does the same with far more code; its `initSync` then
- * instantiates the compiled module.)
+ * Fetches and compiles the wasm, streaming: the server must send it as `application/wasm`
+ * (the collector, the edge worker and common static servers do; README: self-hosting).
+ * wasm-bindgen's own loader does the same with far more code; its `initSync` then
+ * instantiates the compiled module.
  */
-export const compile = (url) =>
-  WebAssembly.compileStreaming(fetch(url)).catch(() =>
-    fetch(url).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)),
-  );
+export const compile = (url) => WebAssembly.compileStreaming(fetch(url));
 
 /** Starts tracking with `opts` ({site, endpoint, respectDnt, flushEvents, flushMs}). */
 export function install(opts) {
@@ -256,7 +254,6 @@ export function install(opts) {
   };
   on(doc, "visibilitychange", () => hidden(doc.visibilityState == "visible"));
   on(window, "pagehide", () => hidden(false));
-  on(window, "online", () => started && wasm.online());
   // Every second by default: a click is queryable within ~2 s (bench/results/freshness.md), and
   // the timer only sends when something is buffered.
   setInterval(safe(() => started && wasm.tick()), Math.max(opts.flushMs || 1000, 250));

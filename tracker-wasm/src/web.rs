@@ -229,15 +229,6 @@ pub fn tick() {
     });
 }
 
-/// The browser is back online: retry undelivered batches now.
-#[wasm_bindgen]
-pub fn online() {
-    with(|t| {
-        t.retry_at = 0.0;
-        t.send_queued();
-    });
-}
-
 /// The answer to a batch's `fetch`: its HTTP status, 0 for a network error; `queued` when it
 /// was a kept batch sent again. Returns whether the host should keep the batch for a retry:
 /// after a network error, 429 or 5xx; anything else is final (a 4xx will not improve).

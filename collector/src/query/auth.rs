@@ -97,6 +97,66 @@ impl Auth {
     }
 }
 
+/// How long an overlay token is valid, seconds: long enough to open the page and look, short
+/// enough that a link found later (in a history, a chat) no longer reads anything.
+pub const OVERLAY_TOKEN_TTL_SECS: u64 = 600;
+
+impl Auth {
+    fn overlay_signature(&self, site: &str, expires: u64) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        // Its own purpose line: a live token is no overlay token, nor the other way round.
+        mac.update(b"overlay\n");
+        mac.update(site.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// An overlay token for `site`, valid until `now + OVERLAY_TOKEN_TTL_SECS`:
+    /// `<expiry>.<hmac hex>`. It reads the site's heatmap and elements, nothing else.
+    pub fn issue_overlay(&self, site: &str, now_secs: u64) -> (String, u64) {
+        let expires = now_secs + OVERLAY_TOKEN_TTL_SECS;
+        let sig = crate::hex::encode(&self.overlay_signature(site, expires));
+        (format!("{expires}.{sig}"), expires)
+    }
+
+    /// Whether `token` is an overlay token of `site` that has not expired.
+    pub fn overlay(&self, site: &str, token: &str, now_secs: u64) -> bool {
+        let Some((expires, sig)) = token.split_once('.') else {
+            return false;
+        };
+        let (Ok(expires), Some(sig)) = (expires.parse::<u64>(), crate::hex::decode(sig)) else {
+            return false;
+        };
+        now_secs < expires && same(&self.overlay_signature(site, expires), &sig)
+    }
+}
+
+#[cfg(test)]
+mod overlay_tests {
+    use super::*;
+
+    #[test]
+    fn overlay_tokens_are_bound_to_their_site_and_purpose_and_expire() {
+        let auth = Auth::new(&[], "k");
+        let (token, expires) = auth.issue_overlay("a", 1_000);
+        assert_eq!(expires, 1_000 + OVERLAY_TOKEN_TTL_SECS);
+        assert!(auth.overlay("a", &token, 1_000));
+        assert!(!auth.overlay("a", &token, expires), "expired");
+        assert!(!auth.overlay("b", &token, 1_000), "another site");
+        assert!(!auth.live("a", &token, 1_000), "not a live token");
+        let (live, _) = auth.issue_live("a", 1_000);
+        assert!(
+            !auth.overlay("a", &live, 1_000),
+            "a live token is not an overlay token"
+        );
+        assert!(
+            !Auth::new(&[], "other").overlay("a", &token, 1_000),
+            "another deployment's"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +168,7 @@ mod tests {
             max_events_per_sec: 0,
             api_token: token.into(),
             api_token_sha256: sha.into(),
+            base_url: String::new(),
         }
     }
 

@@ -34,6 +34,9 @@ pub enum QueryError {
     /// No such endpoint.
     #[error("no such endpoint")]
     NotFound,
+    /// An overlay token used from a page on an origin the site does not list.
+    #[error("origin {0:?} is not one of the site's origins")]
+    OriginNotAllowed(String),
     /// ClickHouse failed.
     #[error("storage query failed: {0}")]
     Storage(#[from] clickhouse::error::Error),
@@ -46,6 +49,7 @@ impl QueryError {
             QueryError::BadParam { .. } => StatusCode::BAD_REQUEST,
             QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             QueryError::NotFound => StatusCode::NOT_FOUND,
+            QueryError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             QueryError::Storage(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -62,6 +66,7 @@ impl QueryError {
                 QueryError::BadParam { .. } => "bad_param",
                 QueryError::Unauthorized(_) => "unauthorized",
                 QueryError::NotFound => "not_found",
+                QueryError::OriginNotAllowed(_) => "origin_not_allowed",
                 QueryError::Storage(_) => "storage",
             },
         }
@@ -80,6 +85,8 @@ pub mod auth;
 pub struct QueryApi {
     client: Client,
     auth: auth::Auth,
+    /// Each site's origins and the base URL its pages live under, for the live overlay.
+    sites: std::collections::HashMap<String, (Vec<String>, String)>,
 }
 
 impl QueryApi {
@@ -89,7 +96,62 @@ impl QueryApi {
         QueryApi {
             client,
             auth: auth::Auth::new(sites, hash_secret),
+            sites: sites
+                .iter()
+                .map(|s| (s.id.clone(), (s.origins.clone(), s.base_url())))
+                .collect(),
         }
+    }
+
+    /// `heatmap` and `elements` for the live overlay (`?token=` an overlay token), drawn on the
+    /// site's own pages: refused from a page whose origin the site does not list.
+    pub async fn overlay(
+        &self,
+        endpoint: &str,
+        query: &str,
+        origin: Option<&str>,
+    ) -> Result<serde_json::Value, QueryError> {
+        let filters = Filters::parse(query)?;
+        let valid = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "token")
+            .is_some_and(|(_, t)| self.auth.overlay(&filters.site, &t, now_secs()));
+        if !valid {
+            return Err(QueryError::Unauthorized(filters.site));
+        }
+        let origins = self
+            .sites
+            .get(&filters.site)
+            .map(|s| &s.0[..])
+            .unwrap_or(&[]);
+        if let Some(o) = origin
+            && !pathlight_ingest::origin_matches(origins, o)
+        {
+            return Err(QueryError::OriginNotAllowed(o.to_owned()));
+        }
+        filters.path()?;
+        match endpoint {
+            "heatmap" => json(sql::heatmap(&self.client, &filters).await),
+            "elements" => json(sql::elements(&self.client, &filters).await),
+            _ => Err(QueryError::NotFound),
+        }
+    }
+
+    /// `overlay-token`: a token for the live overlay and, with `path`, the page's address on
+    /// the site with the token in its fragment (never sent to the site's server).
+    fn overlay_token(&self, site: &str, query: &str) -> serde_json::Value {
+        let (token, expires_at) = self.auth.issue_overlay(site, now_secs());
+        let path = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "path")
+            .map(|(_, v)| v.into_owned())
+            .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'));
+        let base = self.sites.get(site).map(|s| s.1.as_str()).unwrap_or("");
+        let url = match path {
+            Some(p) if !base.is_empty() => {
+                serde_json::Value::String(format!("{base}{p}#pathlight-overlay={token}"))
+            }
+            _ => serde_json::Value::Null,
+        };
+        serde_json::json!({ "token": token, "expires_at": expires_at, "url": url })
     }
 
     /// Answers `GET /api/v1/<endpoint>?<query>` with the `Authorization` header value.
@@ -121,6 +183,7 @@ impl QueryApi {
             "sessions" => json(sql::sessions(&self.client, &filters).await),
             "patterns" => json(sql::patterns(&self.client, &filters).await),
             "search" => json(sql::search(&self.client, &filters).await),
+            "overlay-token" => Ok(self.overlay_token(&filters.site, query)),
             "live-token" => {
                 let (token, expires_at) = self.auth.issue_live(&filters.site, now_secs());
                 Ok(serde_json::json!({ "token": token, "expires_at": expires_at }))

@@ -377,6 +377,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/heatmap",
             "/live-token",
             "/openapi.json",
+            "/overlay-token",
             "/patterns",
             "/realtime",
             "/realtime/stream",

@@ -40,6 +40,7 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
             max_events_per_sec: 1,
             api_token: String::new(),
             api_token_sha256: String::new(),
+            base_url: String::new(),
         });
     })
     .await;
