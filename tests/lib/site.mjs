@@ -199,7 +199,25 @@ export async function drawBack(context, site, width, made, rows) {
     const off = point ? Math.hypot(point.x - click.x, point.y - click.y) : Infinity;
     if (!(off <= 2)) misses.push({ width, selector: row.selector, off, point, click });
   }
+  // The same selectors after content is inserted as sites do: a cookie banner at the top of
+  // the page, and a notice at the top of the article. Counted: those still naming the element
+  // they named before.
+  const selectors = rows.filter((r) => r.path === CHAPTER).map((r) => r.selector);
+  const stable = await page.evaluate(({ selectors, src }) => {
+    const find = (0, eval)(`(${src})`);
+    const before = selectors.map(find);
+    const banner = document.createElement("div");
+    banner.className = "cookie-banner";
+    banner.innerHTML = "<p>We use cookies.</p><button>OK</button>";
+    document.body.prepend(banner);
+    const atBanner = selectors.filter((s, i) => find(s) === before[i]).length;
+    const notice = document.createElement("p");
+    notice.textContent = "This chapter was updated.";
+    document.querySelector("main").prepend(notice);
+    const atNotice = selectors.filter((s, i) => find(s) === before[i]).length;
+    return { total: selectors.length, atBanner, atNotice };
+  }, { selectors, src: resolveSelector.toString() });
   await page.close();
-  return misses;
+  return Object.assign(misses, { stable, selectors });
 }
 

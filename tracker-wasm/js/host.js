@@ -71,14 +71,15 @@ function keep(entry) {
 /**
  * POSTs a batch (`entry`: base64) with keepalive, so the request outlives the page; no
  * Content-Type, so no CORS preflight. Past keepalive's 64 KiB in flight the browser refuses
- * it, and it is kept like any failed send. A batch sent `again` says so (`r=1`), and the
+ * it, and it is kept like any failed send; a batch larger than that alone goes without
+ * keepalive (it arrives if the page stays). A batch sent `again` says so (`r=1`), and the
  * drops not yet reported ride along (`d=`). An entry in the queue (`kept`) leaves it once
  * answered. The wasm judges the answer.
  */
 function post(entry, again, kept) {
   const lost = +load(DROPPED, true);
   const body = Uint8Array.from(atob(entry), (c) => c.charCodeAt(0));
-  fetch(endpoint + (again || lost ? "?r=" + +again + "&d=" + lost : ""), { method: "POST", body, keepalive: true, credentials: "omit" })
+  fetch(endpoint + (again || lost ? "?r=" + +again + "&d=" + lost : ""), { method: "POST", body, keepalive: body.length < 65e3, credentials: "omit" })
     .then((r) => r.status, () => 0)
     .then((status) => {
       if (kept) save(QUEUE, queued().filter((e) => e != entry).join(), true);
