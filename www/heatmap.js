@@ -51,10 +51,17 @@
         : Promise.resolve({ rage: [], dead: [] });
       const [heat, elements] = await Promise.all([api("heatmap", q + "&layers=clicks,scroll"), api("elements", q)]);
       await loadPage(f.path.value, width);
+      if (framing === "refused") {
+        status.textContent = "This page cannot be shown here: the site refuses to be framed (X-Frame-Options or CSP frame-ancestors), or the page has no Pathlight tag. \"Open on site\" draws the heatmap on the page itself.";
+        document.body.dataset.framing = "refused";
+        return;
+      }
+      await measure(heat, elements);
       draw(heat, elements);
       status.textContent = `${heat.clicks} clicks, ${elements.views} views`;
       const { rage, dead } = await frustrated;
       Object.assign(heat, { rage, dead });
+      await measure(heat, elements);
       draw(heat, elements);
       document.body.dataset.ready = "1";
     } catch (e) {
@@ -62,37 +69,102 @@
     }
   }
 
-  function loadPage(path, width) {
+  // A page on the collector's own origin (the demo) is read directly. A page on the site's own
+  // origin is framed sandboxed (scripts, and its own origin so messages can be told apart; no
+  // navigation of this tab), and the tracker in it answers layout questions by postMessage:
+  // element boxes and document size. Origins are checked both ways: the framed tracker answers
+  // only the origin it was loaded from, and this page listens only to the site's origin.
+  let framing = "same-origin";
+  let siteOrigin = location.origin;
+  let layout = { boxes: {}, doc: [0, 0] };
+
+  async function siteAddress(path) {
+    const f = form.elements;
+    const r = await fetch("/api/v1/overlay-token?" + new URLSearchParams({ site: f.site.value, path }), { headers: { authorization: "Bearer " + f.token.value } });
+    const body = r.ok ? await r.json() : {};
+    return body.url ? new URL(body.url) : null;
+  }
+
+  /** Sends `message` to the framed page and resolves with its answer, or null after `ms`. */
+  function ask(message, ms) {
     return new Promise((resolve) => {
-      frame.onload = () => {
-        const doc = frame.contentDocument;
-        const h = doc ? doc.documentElement.scrollHeight : 2000;
-        frame.style.height = h + "px";
-        // Layout settles after the height change (media queries do not depend on it).
-        requestAnimationFrame(() => resolve());
-      };
-      frame.style.width = width + "px";
-      stage.style.width = width + "px";
-      frame.src = path + (path.includes("?") ? "&" : "?") + "pathlight-viewer=1";
+      const id = Math.random().toString(36).slice(2);
+      const timer = setTimeout(() => done(null), ms);
+      function done(v) {
+        clearTimeout(timer);
+        removeEventListener("message", on);
+        resolve(v);
+      }
+      function on(e) {
+        if (e.origin === siteOrigin && e.source === frame.contentWindow && e.data && e.data.id === id) done(e.data);
+      }
+      addEventListener("message", on);
+      frame.contentWindow.postMessage({ ...message, id }, siteOrigin);
     });
   }
 
+  async function loadPage(path, width) {
+    const site = await siteAddress(path);
+    framing = site && site.origin !== location.origin ? "framed" : "same-origin";
+    siteOrigin = framing === "framed" ? site.origin : location.origin;
+    const src = (framing === "framed" ? site.origin : "") + path + (path.includes("?") ? "&" : "?") + "pathlight-viewer=1";
+    if (framing === "framed") frame.setAttribute("sandbox", "allow-scripts allow-same-origin");
+    else frame.removeAttribute("sandbox");
+    await new Promise((resolve) => {
+      frame.onload = resolve;
+      frame.style.width = width + "px";
+      stage.style.width = width + "px";
+      frame.src = src;
+    });
+    if (framing === "framed") {
+      // A refused frame loads an error page that never answers.
+      let answer = null;
+      for (let i = 0; i < 20 && !answer; i++) answer = await ask({ pathlight: "layout", selectors: [] }, 250);
+      if (!answer) {
+        framing = "refused";
+        return;
+      }
+      frame.style.height = answer.doc[1] + "px";
+    } else {
+      const doc = frame.contentDocument;
+      frame.style.height = (doc ? doc.documentElement.scrollHeight : 2000) + "px";
+    }
+    // Layout settles after the height change (media queries do not depend on it).
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+
+  /** Framed pages: the boxes of every selector drawn, in the page's coordinates. */
+  async function measure(heat, elements) {
+    if (framing !== "framed") return;
+    const selectors = [...new Set([...heat.anchored, ...elements.elements, ...(heat.rage || []), ...(heat.dead || [])].map((x) => x.selector))];
+    layout = (await ask({ pathlight: "layout", selectors }, 5000)) || layout;
+  }
+
+  /** The box of `selector` in the frame's coordinates (it is as tall as its document). */
+  function boxOf(selector) {
+    if (framing === "framed") {
+      const b = layout.boxes[selector];
+      return b && { left: b[0], top: b[1], width: b[2], height: b[3], bottom: b[1] + b[3] };
+    }
+    const el = pl.find(frame.contentDocument, selector);
+    return el && el.getBoundingClientRect();
+  }
+
   function draw(heat, elements) {
-    const doc = frame.contentDocument;
+    const doc = framing === "framed" ? layout : frame.contentDocument;
     const w = frame.clientWidth, h = frame.clientHeight;
     canvas.width = w; canvas.height = h;
     overlay.style.width = w + "px"; overlay.style.height = h + "px";
     overlay.replaceChildren();
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, w, h);
-    const docW = doc ? doc.documentElement.scrollWidth : w;
+    const docW = framing === "framed" ? layout.doc[0] : doc ? doc.documentElement.scrollWidth : w;
     const pts = [];
     const anchoredOk = form.elements.anchored.checked && doc;
     if (anchoredOk) {
       for (const a of heat.anchored) {
-        const el = pl.find(doc, a.selector);
-        if (!el) continue;
-        const r = el.getBoundingClientRect();
+        const r = boxOf(a.selector);
+        if (!r) continue;
         pts.push([r.left + a.rel_x * r.width, r.top + a.rel_y * r.height, a.n]);
       }
     }
@@ -109,9 +181,8 @@
     }
     if (form.elements.badges.checked && doc) {
       for (const e of elements.elements) {
-        const el = pl.find(doc, e.selector);
-        if (!el) continue;
-        const r = el.getBoundingClientRect();
+        const r = boxOf(e.selector);
+        if (!r) continue;
         const b = document.createElement("div");
         b.className = "badge";
         b.dataset.selector = e.selector;
@@ -126,9 +197,8 @@
     if (form.elements.frustration.checked && doc) {
       for (const [list, cls, label] of [[heat.rage, "rage", "rage"], [heat.dead, "dead", "dead clicks"]]) {
         for (const f of list) {
-          const el = pl.find(doc, f.selector);
-          if (!el) continue;
-          const r = el.getBoundingClientRect();
+          const r = boxOf(f.selector);
+          if (!r) continue;
           const m = document.createElement("div");
           m.className = "frustration " + cls;
           m.dataset.selector = f.selector;

@@ -328,3 +328,55 @@ test("Open on site: the live overlay draws each click on the real page where it 
     await collector.stop();
   }
 });
+
+test("the viewer frames a page of the site's own origin and draws its clicks there; a page sent with X-Frame-Options: DENY is explained", async () => {
+  const db = "realsite_viewer";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const collector = await collectorFor(db, "pl.example.net", origin, {
+    PATHLIGHT_SITES: `[{id = "docs", origins = ["${origin}"], api_token = "t-docs"}]`,
+  });
+  const site = await startSite({
+    port: sitePort,
+    tag: readmeTag(collector.url, "docs"),
+    headers: (path) => (path === NEXT ? { "x-frame-options": "DENY" } : {}),
+  });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, userAgent: USER_AGENT });
+  try {
+    const { total } = await visit(await context.newPage(), origin);
+    await stored(ch, db, total);
+    const viewer = await context.newPage();
+    // The viewer on the collector's host, as the tracker in the framed page knows it.
+    await viewer.goto(`${collector.url}/heatmap.html`);
+    const show = async (path) => {
+      await viewer.fill("[name=site]", "docs");
+      await viewer.fill("[name=token]", "t-docs");
+      await viewer.fill("[name=path]", path);
+      await viewer.selectOption("[name=width]", "1440");
+      await viewer.evaluate(() => { delete document.body.dataset.ready; delete document.body.dataset.framing; });
+      await viewer.click("#controls button:not([type=button])");
+    };
+    await show(CHAPTER);
+    await viewer.waitForSelector("body[data-ready='1']", { timeout: 20_000 });
+    const frame = viewer.frames().find((f) => f.url().startsWith(`${origin}${CHAPTER}`));
+    assert.ok(frame, "the site's page is framed from its own origin");
+    assert.equal(await viewer.getAttribute("#page", "sandbox"), "allow-scripts allow-same-origin");
+    // Each badge sits on its element as the framed page lays it out (read from the frame).
+    const badges = await viewer.$$eval("#overlay .badge", (bs) => bs.map((b) => ({ selector: b.dataset.selector, left: parseFloat(b.style.left), top: parseFloat(b.style.top) })));
+    assert.ok(badges.length >= 3, `badges: ${badges.length}`);
+    for (const b of badges) {
+      const box = await frame.evaluate((sel) => {
+        const r = document.querySelector(sel).getBoundingClientRect();
+        return { left: r.left + scrollX + r.width / 2, top: r.top + scrollY };
+      }, b.selector);
+      assert.ok(Math.abs(box.left - b.left) <= 1 && Math.abs(box.top - b.top) <= 1, `${b.selector}: ${JSON.stringify({ box, b })}`);
+    }
+    await show(NEXT);
+    await viewer.waitForSelector("body[data-framing='refused']", { timeout: 20_000 });
+    assert.match(await viewer.textContent("#status"), /refuses to be framed.*Open on site/);
+  } finally {
+    await context.close();
+    await site.stop();
+    await collector.stop();
+  }
+});

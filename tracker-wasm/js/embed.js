@@ -12,17 +12,17 @@ import { METHODS, compile, install } from "./host.js";
 
 const script = document.currentScript;
 const stub = window.pathlight || {};
-// Pages shown inside the heatmap viewer are not visits.
-const inViewer = /[?&]pathlight-viewer=/.test(location.search);
-// Opened by the dashboard's "Open on site": the heatmap overlay (its own module, o.HASH.js,
-// named by PATHLIGHT_OVERLAY at build time), not a visit. The token leaves the address bar.
+// Opened by the dashboard's "Open on site" (an overlay token in the fragment, which leaves the
+// address bar) or framed by the heatmap viewer (?pathlight-viewer=): not a visit. The overlay
+// module (o.HASH.js, named by PATHLIGHT_OVERLAY at build time) draws the heatmap on the page,
+// or answers the viewer's questions about the page's layout.
 const overlay = /[#&]pathlight-overlay=([\w.]+)/.exec(location.hash);
 // Not loaded (a CSP without 'wasm-unsafe-eval' or the tracker's origin: README): one line.
 const warn = (e) => console.warn("Pathlight is off: " + e);
-if (script && overlay) {
-  history.replaceState(history.state, "", location.href.split("#")[0]);
-  import(new URL(PATHLIGHT_OVERLAY, script.src)).then((m) => m.open(overlay[1], script), warn);
-} else if (script && !stub.loaded && !inViewer) {
+if (script && (overlay || /[?&]pathlight-viewer=/.test(location.search))) {
+  if (overlay) history.replaceState(history.state, "", location.href.split("#")[0]);
+  import(new URL(PATHLIGHT_OVERLAY, script.src)).then((m) => m.open(overlay && overlay[1], script), warn);
+} else if (script && !stub.loaded) {
   const d = script.dataset;
   const queue = stub.q || [];
   stub.loaded = true;

@@ -37,10 +37,34 @@ export function find(selector) {
 const day = (d) => d.toISOString().slice(0, 10);
 
 /**
+ * In the heatmap viewer's frame (no token): answers the viewer's layout questions — the page
+ * boxes of the selectors it names and the document's size — by postMessage, to the origin the
+ * tracker was loaded from only (the collector, which serves the viewer), and only when framed
+ * by it.
+ */
+function respond(script) {
+  const viewer = new URL(script.src).origin;
+  addEventListener("message", (e) => {
+    const q = e.data;
+    if (e.origin !== viewer || e.source !== parent || !q || q.pathlight !== "layout") return;
+    const boxes = {};
+    for (const s of (q.selectors || []).slice(0, 5000)) {
+      const el = typeof s == "string" && find(s);
+      if (!el) continue;
+      const r = el.getBoundingClientRect();
+      boxes[s] = [r.left + scrollX, r.top + scrollY, r.width, r.height];
+    }
+    const d = document.documentElement;
+    parent.postMessage({ pathlight: "layout", id: q.id, boxes, doc: [d.scrollWidth, d.scrollHeight] }, viewer);
+  });
+}
+
+/**
  * Opens the overlay with `token` for the site of the tracker's `script` tag; returns a close
- * function.
+ * function. Without a token: the viewer's frame (see `respond`).
  */
 export function open(token, script) {
+  if (!token) return respond(script);
   const site = script.dataset.site || "";
   const api = new URL("api/v1/", script.src);
   const host = document.createElement("pathlight-overlay");
