@@ -6,10 +6,11 @@
 // is the README's, as written. Chromium enforces CORS and the pages' CSP.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
-import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, recordRequests, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
+import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, recordRequests, resolveSelector, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
 
 const HOSTS = ["shop.example.com", "pl.example.net", "pl.shop.example.com"];
 let ch, browser;
@@ -378,5 +379,69 @@ test("the viewer frames a page of the site's own origin and draws its clicks the
     await context.close();
     await site.stop();
     await collector.stop();
+  }
+});
+
+test("clicks in custom elements, an open shadow root and an SVG icon get selectors that name the clicked element", async () => {
+  const db = "realsite_shadow";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const collector = await collectorFor(db, "pl.example.net", origin);
+  // A web component of the site's own beside the rustdoc pages (custom elements, light DOM).
+  const dir = mkdtempSync(join(tmpdir(), "pathlight-shadow-"));
+  writeFileSync(join(dir, "cart.html"), `<!doctype html><html><head><title>Cart</title></head><body>
+<h1>Cart</h1><shop-cart></shop-cart><shop-cart></shop-cart>
+<script>customElements.define("shop-cart", class extends HTMLElement {
+  connectedCallback() {
+    this.attachShadow({ mode: "open" }).innerHTML = '<div class="cart"><p>2 items</p><button class="checkout"><svg width="24" height="24"><circle cx="12" cy="12" r="10"/></svg> Checkout</button></div>';
+  }
+});</script></body></html>`);
+  const docs = await startSite({ port: sitePort, tag: readmeTag(collector.url, "docs"), proxy: (req, res) => {
+    if (!req.url.startsWith("/own/")) return false;
+    res.setHeader("content-type", "text/html");
+    res.end(readFileSync(join(dir, "cart.html"), "utf8").replace("</head>", `${readmeTag(collector.url, "docs")}</head>`));
+    return true;
+  } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, userAgent: USER_AGENT });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${origin}/own/cart.html`);
+    await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+    // The icon inside the second component's button.
+    const icon = page.locator("shop-cart").nth(1).locator("svg circle");
+    await clickAt(page, icon, 0.5, 0.5);
+    await page.evaluate(() => window.pathlight.flush());
+    await page.goto(`${origin}/std/option/index.html`);
+    await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+    // rustdoc's toolbar is a custom element filled by its own script.
+    // (rustdoc's script opens its settings popover instead of following the link.)
+    await clickAt(page, page.locator("rustdoc-toolbar .settings-menu a"), 0.5, 0.5);
+    await page.evaluate(() => window.pathlight.flush());
+    const rows = await eventually(async () => {
+      const r = await ch.rows(`SELECT path, selector, tag FROM ${db}.events FINAL WHERE event_type = 'click' ORDER BY timestamp, timestamp_ms`);
+      return r.length >= 2 && r;
+    }, 15_000, "2 clicks");
+    rows.length = 2;
+    assert.equal(rows[0].tag, "button", "the icon's click is its button's");
+    assert.match(rows[0].selector, / >>> /, "through the shadow root");
+    const cart = await context.newPage();
+    await cart.goto(`${origin}/own/cart.html?pathlight-viewer=1`);
+    const named = await cart.evaluate(({ sel, src }) => {
+      const el = (0, eval)(`(${src})`)(sel);
+      const want = document.querySelectorAll("shop-cart")[1].shadowRoot.querySelector("button");
+      return el === want;
+    }, { sel: rows[0].selector, src: resolveSelector.toString() });
+    assert.ok(named, `${rows[0].selector} names the second component's button`);
+    assert.equal(rows[1].path, "/std/option/index.html");
+    assert.doesNotMatch(rows[1].selector, /^(html|body)$/);
+    const doc = await context.newPage();
+    await doc.goto(`${origin}/std/option/index.html?pathlight-viewer=1`);
+    assert.ok(await doc.evaluate(({ sel, src }) => (0, eval)(`(${src})`)(sel) === document.querySelector("rustdoc-toolbar .settings-menu a"),
+      { sel: rows[1].selector, src: resolveSelector.toString() }), `${rows[1].selector} names rustdoc's settings link`);
+  } finally {
+    await context.close();
+    await docs.stop();
+    await collector.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
