@@ -64,36 +64,44 @@ impl Auth {
             .is_some_and(|want| bearer_matches(want, authorization))
     }
 
-    fn signature(&self, site: &str, expires: u64) -> [u8; 32] {
+    /// The HMAC of a token of `purpose` (empty for live tokens, which came first) for `site`
+    /// until `expires`: its own purpose line, so a token of one kind is never one of another.
+    fn signature(&self, purpose: &[u8], site: &str, expires: u64) -> [u8; 32] {
         // A key of any length is accepted by HMAC.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(purpose);
         mac.update(site.as_bytes());
         mac.update(b"\n");
         mac.update(expires.to_string().as_bytes());
         mac.finalize().into_bytes().into()
     }
 
-    /// A live token for `site`, valid until `now + LIVE_TOKEN_TTL_SECS`: `<expiry>.<hmac hex>`.
-    pub fn issue_live(&self, site: &str, now_secs: u64) -> (String, u64) {
-        let expires = now_secs + LIVE_TOKEN_TTL_SECS;
-        (
-            format!(
-                "{expires}.{}",
-                crate::hex::encode(&self.signature(site, expires))
-            ),
-            expires,
-        )
+    /// `<expiry>.<hmac hex>` of `purpose` for `site`, valid `ttl` seconds from `now_secs`.
+    fn issue(&self, purpose: &[u8], site: &str, now_secs: u64, ttl: u64) -> (String, u64) {
+        let expires = now_secs + ttl;
+        let sig = crate::hex::encode(&self.signature(purpose, site, expires));
+        (format!("{expires}.{sig}"), expires)
     }
 
-    /// Whether `token` is a live token of `site` that has not expired.
-    pub fn live(&self, site: &str, token: &str, now_secs: u64) -> bool {
+    /// Whether `token` is a token of `purpose` for `site` that has not expired.
+    fn verify(&self, purpose: &[u8], site: &str, token: &str, now_secs: u64) -> bool {
         let Some((expires, sig)) = token.split_once('.') else {
             return false;
         };
         let (Ok(expires), Some(sig)) = (expires.parse::<u64>(), crate::hex::decode(sig)) else {
             return false;
         };
-        now_secs < expires && same(&self.signature(site, expires), &sig)
+        now_secs < expires && same(&self.signature(purpose, site, expires), &sig)
+    }
+
+    /// A live token for `site`, valid until `now + LIVE_TOKEN_TTL_SECS`: `<expiry>.<hmac hex>`.
+    pub fn issue_live(&self, site: &str, now_secs: u64) -> (String, u64) {
+        self.issue(b"", site, now_secs, LIVE_TOKEN_TTL_SECS)
+    }
+
+    /// Whether `token` is a live token of `site` that has not expired.
+    pub fn live(&self, site: &str, token: &str, now_secs: u64) -> bool {
+        self.verify(b"", site, token, now_secs)
     }
 }
 
@@ -102,33 +110,15 @@ impl Auth {
 pub const OVERLAY_TOKEN_TTL_SECS: u64 = 600;
 
 impl Auth {
-    fn overlay_signature(&self, site: &str, expires: u64) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        // Its own purpose line: a live token is no overlay token, nor the other way round.
-        mac.update(b"overlay\n");
-        mac.update(site.as_bytes());
-        mac.update(b"\n");
-        mac.update(expires.to_string().as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
     /// An overlay token for `site`, valid until `now + OVERLAY_TOKEN_TTL_SECS`:
     /// `<expiry>.<hmac hex>`. It reads the site's heatmap and elements, nothing else.
     pub fn issue_overlay(&self, site: &str, now_secs: u64) -> (String, u64) {
-        let expires = now_secs + OVERLAY_TOKEN_TTL_SECS;
-        let sig = crate::hex::encode(&self.overlay_signature(site, expires));
-        (format!("{expires}.{sig}"), expires)
+        self.issue(b"overlay\n", site, now_secs, OVERLAY_TOKEN_TTL_SECS)
     }
 
     /// Whether `token` is an overlay token of `site` that has not expired.
     pub fn overlay(&self, site: &str, token: &str, now_secs: u64) -> bool {
-        let Some((expires, sig)) = token.split_once('.') else {
-            return false;
-        };
-        let (Ok(expires), Some(sig)) = (expires.parse::<u64>(), crate::hex::decode(sig)) else {
-            return false;
-        };
-        now_secs < expires && same(&self.overlay_signature(site, expires), &sig)
+        self.verify(b"overlay\n", site, token, now_secs)
     }
 }
 

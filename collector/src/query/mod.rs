@@ -112,9 +112,8 @@ impl QueryApi {
         origin: Option<&str>,
     ) -> Result<serde_json::Value, QueryError> {
         let filters = Filters::parse(query)?;
-        let valid = form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "token")
-            .is_some_and(|(_, t)| self.auth.overlay(&filters.site, &t, now_secs()));
+        let valid =
+            token_param(query).is_some_and(|t| self.auth.overlay(&filters.site, &t, now_secs()));
         if !valid {
             return Err(QueryError::Unauthorized(filters.site));
         }
@@ -314,9 +313,7 @@ impl QueryApi {
         query: &str,
         authorization: Option<&str>,
     ) -> Result<(), QueryError> {
-        let live = form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "token")
-            .is_some_and(|(_, t)| self.auth.live(site, &t, now_secs()));
+        let live = token_param(query).is_some_and(|t| self.auth.live(site, &t, now_secs()));
         if live {
             Ok(())
         } else {
@@ -331,6 +328,13 @@ impl QueryApi {
             Err(QueryError::Unauthorized(site.to_owned()))
         }
     }
+}
+
+/// The `token` parameter of a query string (a signed token given instead of a bearer).
+fn token_param(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
 }
 
 fn now_secs() -> u64 {
