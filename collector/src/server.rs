@@ -509,6 +509,21 @@ async fn read_body<B: ReqBody>(
         .unwrap_or(Err(IngestError::BodyTimeout))
 }
 
+/// At most this much of a refused body is read from a trusted proxy (see `read_and_ingest`).
+const MAX_DRAIN_BYTES: usize = 16 << 20;
+
+/// Reads and drops up to `max` bytes of `body`.
+async fn drain<B: ReqBody>(body: B, max: usize) {
+    let mut body = std::pin::pin!(body);
+    let mut seen = 0;
+    while seen <= max {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}
+
 async fn read_and_ingest<B: ReqBody>(
     app: &App,
     peer: SocketAddr,
@@ -521,12 +536,21 @@ async fn read_and_ingest<B: ReqBody>(
         app.pipeline.metrics().reject(e.reason(), 1);
         e
     };
-    rules::precheck(
+    if let Err(e) = rules::precheck(
         header_str(req.headers(), header::CONTENT_LENGTH),
         header_str(req.headers(), header::CONTENT_ENCODING),
         max,
-    )
-    .map_err(early)?;
+    ) {
+        // A reverse proxy sends the whole body before it reads the answer: closing on it
+        // mid-body turns the answer into the proxy's 502. From a proxy named in
+        // trusted_proxies (whose own body limit bounds this) the body is read and dropped
+        // first, so the client gets this JSON reason.
+        if app.opts.trusted_proxies.contains(&peer.ip()) {
+            let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
+            let _ = tokio::time::timeout(timeout, drain(req.into_body(), MAX_DRAIN_BYTES)).await;
+        }
+        return Err(early(e));
+    }
     let (parts, body) = req.into_parts();
     let (body, _held) = read_body(app, body, max).await.map_err(early)?;
     let h = &parts.headers;
