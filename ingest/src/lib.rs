@@ -6,7 +6,8 @@
 //! 1. The receiver describes the request as an [`IngestRequest`] (body, content type, origin,
 //!    client address) and calls [`check`]: *decode* by content type
 //!    (`pathlight_wire::decode_with_refused`: an event it cannot read is refused alone),
-//!    *authorize* (envelope, known site, allowed origin), *validate* each event on its own.
+//!    *authorize* (envelope, known site, allowed origin), *validate* each event on its own
+//!    (its fields, and its page on one of the site's hosts).
 //!    A batch whose every event is bad is refused with the first event's reason.
 //! 2. The receiver applies what is its own (the collector's rate limits), then [`enrich`]
 //!    turns the good events into [`EventRow`]s with `pathlight_wire::enrich` and the
@@ -31,4 +32,7 @@ mod stages;
 pub use delivery::Delivery;
 pub use error::{ErrorBody, IngestError};
 pub use row::{COLUMNS, EventRow, RowError, insert_settings, insert_sql, read_rows, write_rows};
-pub use stages::{Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches};
+pub use stages::{
+    Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches,
+    page_host_allowed,
+};

@@ -3,9 +3,9 @@
 
 use crate::error::IngestError;
 use crate::row::EventRow;
-use pathlight_wire::enrich::{Enricher, VisitorHasher};
+use pathlight_wire::enrich::{Enricher, VisitorHasher, url_host};
 use pathlight_wire::validate::{validate_envelope, validate_event};
-use pathlight_wire::{Encoding, EnrichedEvent, Limits, RawBatch, RequestContext, WireError};
+use pathlight_wire::{Encoding, EnrichedEvent, Field, Limits, RawBatch, RequestContext, WireError};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -93,6 +93,18 @@ pub fn origin_matches(origins: &[String], origin: &str) -> bool {
         .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
 }
 
+/// Whether a page `url` belongs to a site with `origins`: when they name hosts, it must be on
+/// one of them (any port or scheme) or have no host at all (a path, as imports may send);
+/// `"*"` or no origins take any. Else its clicks would draw a foreign page in the viewer.
+pub fn page_host_allowed(origins: &[String], url: &str) -> bool {
+    let host = url_host(url);
+    host.is_empty()
+        || origins.is_empty()
+        || origins
+            .iter()
+            .any(|o| o == "*" || url_host(o).eq_ignore_ascii_case(host))
+}
+
 /// A batch past decode, authorize and validate.
 pub struct Checked<'s, S> {
     /// The decoded batch, bad events included (by index in `rejected`).
@@ -145,6 +157,14 @@ pub fn check<'s, S: SiteRules>(
             Some(refused) => Some(refused),
             None => validate_event(e, i, batch.sent_at, req.received_at, limits)
                 .err()
+                .or_else(|| {
+                    (!page_host_allowed(site.origins(), &e.url)).then(|| {
+                        WireError::HostNotAllowed {
+                            field: Field::event(i, "url"),
+                            host: url_host(&e.url).to_owned(),
+                        }
+                    })
+                })
                 .map(|err| (i, err)),
         })
         .collect();

@@ -194,26 +194,39 @@ pub struct UrlParts {
     pub utm_content: String,
 }
 
-/// Splits an absolute or relative URL. Lenient by design: analytics URLs come from the wild,
-/// and a URL the WHATWG parser would refuse is still worth its path.
-pub fn parse_url(url: &str) -> UrlParts {
-    let (rest, fragment) = url.split_once('#').unwrap_or((url, ""));
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (host, path) = match rest.split_once("://") {
-        Some((_, after)) => match after.find('/') {
-            Some(i) => (&after[..i], &after[i..]),
-            None => (after, ""),
-        },
-        None => match rest.strip_prefix("//") {
-            Some(after) => after.split_at(after.find('/').unwrap_or(after.len())),
-            None => ("", rest),
+/// The host of an absolute (`https://host/…`) or scheme-relative (`//host/…`) URL, without
+/// user info and port, as written (compare it ignoring case); empty for a path.
+pub fn url_host(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    split_host(&url[..end]).0
+}
+
+/// `url` without query and fragment as host and path. The host ends at the first `/` or `\`
+/// (browsers read a backslash as a slash in http(s) URLs, so `https://evil\@shop/` is on
+/// `evil`).
+fn split_host(url: &str) -> (&str, &str) {
+    let authority = match url.split_once("://") {
+        Some((_, after)) => after,
+        None => match url.strip_prefix("//") {
+            Some(after) => after,
+            None => return ("", url),
         },
     };
+    let (host, path) = authority.split_at(authority.find(['/', '\\']).unwrap_or(authority.len()));
     let host = host.rsplit('@').next().unwrap_or(host);
     let host = match host.rfind(':') {
         Some(i) if !host.ends_with(']') => &host[..i],
         _ => host,
     };
+    (host, path)
+}
+
+/// Splits an absolute or relative URL. Lenient by design: analytics URLs come from the wild,
+/// and a URL the WHATWG parser would refuse is still worth its path.
+pub fn parse_url(url: &str) -> UrlParts {
+    let (rest, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (host, path) = split_host(rest);
     let mut parts = UrlParts {
         host: host.to_ascii_lowercase(),
         path: if path.is_empty() {

@@ -81,6 +81,14 @@ pub enum WireError {
         /// The depth limit.
         max: usize,
     },
+    /// The page URL is on a host that none of the site's origins names.
+    #[error("{field}: host {host:?} is not one of the site's origins")]
+    HostNotAllowed {
+        /// The field path (`events[3].url`).
+        field: Field,
+        /// The URL's host.
+        host: String,
+    },
 }
 
 impl WireError {
@@ -90,7 +98,8 @@ impl WireError {
             WireError::WrongType { field, .. }
             | WireError::Missing { field }
             | WireError::TooLong { field, .. }
-            | WireError::OutOfRange { field, .. } => Some(field.to_string()),
+            | WireError::OutOfRange { field, .. }
+            | WireError::HostNotAllowed { field, .. } => Some(field.to_string()),
             WireError::TooManyEvents { .. } => Some("events".into()),
             WireError::Version { .. } => Some("version".into()),
             _ => None,
@@ -110,6 +119,7 @@ impl WireError {
             WireError::TooManyEvents { .. } => "too_many_events",
             WireError::OutOfRange { .. } => "out_of_range",
             WireError::TooDeep { .. } => "too_deep",
+            WireError::HostNotAllowed { .. } => "host_not_allowed",
         }
     }
 }

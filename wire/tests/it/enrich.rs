@@ -1,7 +1,9 @@
 //! Enrichment: URL parts, User-Agent facts, visitor hashing, clock correction.
 
 use super::click_event;
-use pathlight_wire::enrich::{Device, Enricher, VisitorHasher, parse_url, parse_user_agent};
+use pathlight_wire::enrich::{
+    Device, Enricher, VisitorHasher, parse_url, parse_user_agent, url_host,
+};
 use pathlight_wire::{Geo, Id, RequestContext};
 
 const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -51,6 +53,21 @@ fn urls_split_into_host_path_and_campaign() {
     assert_eq!(parse_url("https://a.b").path, "/");
     assert_eq!(parse_url("https://user:pw@a.b/x").host, "a.b");
     assert_eq!(parse_url("http://[::1]/x").host, "[::1]");
+    // The host a browser would go to: a backslash ends it as a slash does.
+    assert_eq!(
+        parse_url("https://evil.example\\@shop.example/").host,
+        "evil.example"
+    );
+    for (url, host) in [
+        ("https://Shop.Example:8443/x?y=//evil#z", "Shop.Example"),
+        ("//evil.example/x", "evil.example"),
+        ("https://shop.example//evil.example/x", "shop.example"),
+        ("https://a@evil.example?x", "evil.example"),
+        ("/catalog", ""),
+        ("javascript:alert(1)", ""),
+    ] {
+        assert_eq!(url_host(url), host, "{url}");
+    }
 }
 
 #[test]
