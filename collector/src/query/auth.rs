@@ -18,11 +18,13 @@ pub fn digest_hex(token: &str) -> String {
 }
 
 /// Whether `authorization` is `Bearer <a token whose SHA-256 is digest>`, compared in constant
-/// time.
+/// time. The scheme's case does not matter (RFC 9110, 11.1).
 pub fn bearer_matches(digest: &[u8; 32], authorization: Option<&str>) -> bool {
     let given = authorization
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .map(str::trim)
+        .and_then(|a| a.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim_start());
     same(digest, &Sha256::digest(given.as_bytes()).into())
 }
 
@@ -83,8 +85,12 @@ impl Auth {
         (format!("{expires}.{sig}"), expires)
     }
 
-    /// Whether `token` is a token of `purpose` for `site` that has not expired.
+    /// Whether `token` is a token of `purpose` for `site` that has not expired. Only sites with
+    /// an API token have tokens: the API token is what one is issued for.
     fn verify(&self, purpose: &[u8], site: &str, token: &str, now_secs: u64) -> bool {
+        if !self.digests.contains_key(site) {
+            return false;
+        }
         let Some((expires, sig)) = token.split_once('.') else {
             return false;
         };
@@ -124,11 +130,13 @@ impl Auth {
 
 #[cfg(test)]
 mod overlay_tests {
+    use super::tests::site;
     use super::*;
 
     #[test]
     fn overlay_tokens_are_bound_to_their_site_and_purpose_and_expire() {
-        let auth = Auth::new(&[], "k");
+        let sites = [site("a", "secret-a", ""), site("b", "secret-b", "")];
+        let auth = Auth::new(&sites, "k");
         let (token, expires) = auth.issue_overlay("a", 1_000);
         assert_eq!(expires, 1_000 + OVERLAY_TOKEN_TTL_SECS);
         assert!(auth.overlay("a", &token, 1_000));
@@ -141,9 +149,14 @@ mod overlay_tests {
             "a live token is not an overlay token"
         );
         assert!(
-            !Auth::new(&[], "other").overlay("a", &token, 1_000),
+            !Auth::new(&sites, "other").overlay("a", &token, 1_000),
             "another deployment's"
         );
+        let open = Auth::new(&[site("c", "", "")], "k");
+        for site in ["c", "nosuchsite"] {
+            let (token, _) = open.issue_overlay(site, 1_000);
+            assert!(!open.overlay(site, &token, 1_000), "{site}: no API token");
+        }
     }
 }
 
@@ -151,7 +164,7 @@ mod overlay_tests {
 mod tests {
     use super::*;
 
-    fn site(id: &str, token: &str, sha: &str) -> SiteConfig {
+    pub(super) fn site(id: &str, token: &str, sha: &str) -> SiteConfig {
         SiteConfig {
             id: id.into(),
             origins: vec![],
@@ -177,11 +190,23 @@ mod tests {
         assert!(!auth.bearer("a", Some("Bearer secret-b")));
         assert!(!auth.bearer("a", None));
         assert!(!auth.bearer("c", Some("Bearer ")), "no token: no API");
+        for scheme in ["bearer secret-a", "BEARER  secret-a", " Bearer secret-a "] {
+            assert!(auth.bearer("a", Some(scheme)), "{scheme:?}");
+        }
+        for wrong in [
+            "Basic secret-a",
+            "Bearersecret-a",
+            "secret-a",
+            "Bearer secret-a x",
+        ] {
+            assert!(!auth.bearer("a", Some(wrong)), "{wrong:?}");
+        }
     }
 
     #[test]
     fn live_tokens_are_bound_to_their_site_and_expire() {
-        let auth = Auth::new(&[], "k");
+        let sites = [site("a", "secret-a", ""), site("b", "secret-b", "")];
+        let auth = Auth::new(&sites, "k");
         let (token, expires) = auth.issue_live("a", 1_000);
         assert_eq!(expires, 1_000 + LIVE_TOKEN_TTL_SECS);
         assert!(auth.live("a", &token, 1_001));
@@ -193,9 +218,15 @@ mod tests {
             "a moved expiry breaks the signature"
         );
         assert!(
-            !Auth::new(&[], "other").live("a", &token, 1_001),
+            !Auth::new(&sites, "other").live("a", &token, 1_001),
             "another deployment's key"
         );
         assert!(!auth.live("a", "garbage", 1_001));
+        // Signed with the right key, for sites that have no API token or are not configured.
+        let open = Auth::new(&[site("c", "", "")], "k");
+        for site in ["c", "nosuchsite"] {
+            let (token, _) = open.issue_live(site, 1_000);
+            assert!(!open.live(site, &token, 1_001), "{site}");
+        }
     }
 }
