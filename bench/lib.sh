@@ -43,7 +43,7 @@ config() {
   local db=$1
   shift
   {
-    printf 'hash_secret = "bench"\nip_events_per_sec = 0\n[[sites]]\nid = "bench"\n'
+    printf 'hash_secret = "bench-secret-not-for-production"\nip_events_per_sec = 0\n[[sites]]\nid = "bench"\n'
     printf '[clickhouse]\nurl = "%s"\ndatabase = "%s"\n' \
       "${ch:?config needs ClickHouse (NO_CLICKHOUSE is set)}" "$db"
     printf '%s\n' "$@"

@@ -48,7 +48,7 @@ done
 rows=$(q "SELECT count() FROM events")
 
 cat > "$dir/pathlight.toml" <<TOML
-hash_secret = "bench"
+hash_secret = "bench-secret-not-for-production"
 [[sites]]
 id = "bench"
 api_token = "bench"

@@ -18,8 +18,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory served at `/` (the dashboards and heatmap viewer); none: not served.
     pub www_dir: Option<PathBuf>,
-    /// Directory served at `/demo/` (pages that embed the tracker); none: not served.
+    /// Directory of the demo site (pages that embed the tracker), served at `/demo/` on
+    /// `demo_listen` only: never on the dashboards' origin, where its pages' scripts could read
+    /// a dashboard's token. None: not served.
     pub demo_dir: Option<PathBuf>,
+    /// Address the demo site listens on, an origin of its own (`127.0.0.1:8081`); its pages
+    /// load the tracker from this collector. None: not served.
+    pub demo_listen: Option<SocketAddr>,
     /// The tracker build (`scripts/build-tracker.sh` writes `target/tracker`): the loader
     /// `p.js` and the content-hashed `p.HASH.wasm` and `p.HASH.js` are served at the root and
     /// under `prefix`, to any origin; none: not served.
@@ -34,8 +39,16 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Secret signing live tokens (`/api/v1/live-token`); collectors of one deployment share
     /// it so each accepts the others' tokens. (Visitor ids use random daily salts kept in
-    /// ClickHouse, not this secret: see `salts.rs`.)
+    /// ClickHouse, not this secret: see `salts.rs`.) `serve` refuses to start without one of
+    /// at least 16 characters that is not a published example: `pathlight secret` prints one.
     pub hash_secret: String,
+    /// Who may frame the dashboards: CSP `frame-ancestors` sources, `'self'` (the default),
+    /// `'none'` or origins (`https://intranet.example`) of pages that embed them.
+    pub frame_ancestors: Vec<String>,
+    /// Wrong API tokens one client address may send per minute; past them every query-API
+    /// request from that address is answered `429` with `Retry-After` until the minute is
+    /// over, so tokens cannot be guessed. 0: no limit.
+    pub api_auth_failures_per_minute: u32,
     /// SHA-256 (hex; `pathlight hash-token` prints it) of the token edge workers in relay mode
     /// send on `/v1/relay` and `/v1/relay/salts` (`Authorization: Bearer`, the worker's secret
     /// `RELAY_TOKEN`). Empty: those endpoints are off.
@@ -163,10 +176,13 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             www_dir: None,
             demo_dir: None,
+            demo_listen: None,
             tracker_dir: None,
             prefix: String::new(),
             trusted_proxies: Vec::new(),
             hash_secret: String::new(),
+            frame_ancestors: vec!["'self'".into()],
+            api_auth_failures_per_minute: 10,
             relay_token_sha256: String::new(),
             client_ip_header: String::new(),
             country_header: String::new(),
@@ -182,6 +198,23 @@ impl Default for Config {
             sites: Vec::new(),
         }
     }
+}
+
+/// `hash_secret` values printed in this repository's documentation and earlier demo configs.
+const PUBLISHED_SECRETS: &[&str] = &["a long random string", "demo-secret-change-me"];
+
+/// Whether `o` is an http(s) origin that can stand in a header as it is (CORS, CSP sources).
+fn is_origin(o: &str) -> bool {
+    (o.starts_with("http://") || o.starts_with("https://"))
+        && o.bytes()
+            .all(|b| b.is_ascii_graphic() && !b";,'\"".contains(&b))
+}
+
+/// A new random secret for `hash_secret` or an API token: 32 bytes from the OS, as hex.
+pub fn random_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(crate::hex::encode(&bytes))
 }
 
 /// Variables that configure the process rather than the config struct.
@@ -241,9 +274,10 @@ impl Config {
                 bail!("sites.{}: api_token_sha256 must be 64 hex digits", site.id);
             }
             for o in &site.origins {
-                if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                if o != "*" && !is_origin(o) {
                     bail!(
-                        "sites.{}: origin {o:?} must be \"*\" or start with http:// or https://",
+                        "sites.{}: origin {o:?} must be \"*\" or an origin such as \
+                         https://shop.example (http:// or https://, no spaces, ';', ',' or quotes)",
                         site.id
                     );
                 }
@@ -266,6 +300,11 @@ impl Config {
                 "prefix {p:?} must be a path such as \"/_pl\": starting with /, not ending with \
                  one, of letters, digits, '_', '-' and '.', and not /api, /demo or /v1"
             );
+        }
+        for source in &self.frame_ancestors {
+            if !matches!(source.as_str(), "'self'" | "'none'") && !is_origin(source) {
+                bail!("frame_ancestors: {source:?} must be 'self', 'none' or an http(s) origin");
+            }
         }
         if !self.relay_token_sha256.is_empty()
             && crate::hex::decode::<32>(&self.relay_token_sha256).is_none()
@@ -304,11 +343,29 @@ impl Config {
         self.clickhouse.validate()
     }
 
+    /// What `serve` needs besides [`Config::validate`]: a `hash_secret` nobody can guess, or
+    /// anyone could sign live tokens and read every site's live feed.
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
+        const HOW: &str = "set a random one: `pathlight secret` prints one, e.g. \
+             PATHLIGHT_HASH_SECRET=$(pathlight secret), or hash_secret in the config file";
+        let secret = self.hash_secret.trim();
+        if secret.is_empty() {
+            bail!("hash_secret is empty: anyone could sign live tokens; {HOW}");
+        }
+        if PUBLISHED_SECRETS.contains(&secret) {
+            bail!("hash_secret is an example published with Pathlight; {HOW}");
+        }
+        if secret.chars().count() < 16 {
+            bail!("hash_secret is shorter than 16 characters; {HOW}");
+        }
+        Ok(())
+    }
+
     /// A config for tests: every default, one site `test` open to any origin, a fixed secret.
     pub fn for_tests(clickhouse_url: &str, database: &str) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            hash_secret: "test-secret".into(),
+            hash_secret: "test-secret-of-the-integration-tests".into(),
             // Every test sender is 127.0.0.1; the per-address limit is tested on its own.
             ip_events_per_sec: 0,
             sites: vec![SiteConfig {
@@ -394,6 +451,44 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-site/pathlight.toml");
         let c = Config::load(Some(&path), Vec::new()).unwrap();
         assert!(c.sites.iter().any(|s| s.id == "demo"));
+    }
+
+    #[test]
+    fn serve_needs_a_secret_nobody_can_guess() {
+        let mut c = Config::default();
+        for weak in [
+            "",
+            "  ",
+            "demo-secret-change-me",
+            "a long random string",
+            "short",
+        ] {
+            c.hash_secret = weak.into();
+            let e = c.check_secrets().unwrap_err().to_string();
+            assert!(e.contains("pathlight secret"), "{weak:?}: {e}");
+        }
+        c.hash_secret = random_secret().unwrap();
+        assert_eq!(c.hash_secret.len(), 64);
+        assert_ne!(c.hash_secret, random_secret().unwrap());
+        c.check_secrets().unwrap();
+    }
+
+    #[test]
+    fn frame_ancestors_are_sources_not_header_text() {
+        let mut c = Config {
+            frame_ancestors: vec!["'none'".into(), "https://intranet.example:8443".into()],
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        for bad in [
+            "*",
+            "https://a.example; script-src *",
+            "'unsafe-inline'",
+            "a.example",
+        ] {
+            c.frame_ancestors = vec![bad.into()];
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

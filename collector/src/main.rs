@@ -60,6 +60,8 @@ enum Command {
     /// Print the SHA-256 of a query-API token read from standard input (one line), for a
     /// site's `api_token_sha256`, so the config file need not hold the token.
     HashToken,
+    /// Print a new random secret (32 bytes as hex), for `hash_secret` or a site's `api_token`.
+    Secret,
     /// Delete every event of one person (right to erasure) and wait until ClickHouse has
     /// rewritten the data without them. Exactly one of the ids.
     Erase {
@@ -508,6 +510,10 @@ fn main() -> anyhow::Result<()> {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
         }
+        Command::Secret => {
+            println!("{}", pathlight_collector::config::random_secret()?);
+            Ok(())
+        }
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;
@@ -520,6 +526,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before binding anything: a collector that would refuse to run must not seem to start.
+    config.check_secrets()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

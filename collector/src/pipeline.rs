@@ -202,9 +202,6 @@ impl Pipeline {
         } else {
             None
         };
-        if config.hash_secret.is_empty() {
-            tracing::warn!("hash_secret is empty: anyone can forge live tokens; set one");
-        }
         let (hasher, salts) = crate::salts::hasher(&sink.salts_db(), today()).await?;
         let pipeline = Arc::new(Pipeline {
             stages: Stages::new(config, hasher, metrics)?,

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { HASH_SECRET, eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, recordRequests, resolveSelector, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
 
 const HOSTS = ["shop.example.com", "pl.example.net", "pl.shop.example.com"];
@@ -315,7 +315,7 @@ test("Open on site: the live overlay draws each click on the real page where it 
     const other = await mint("other", "t-other");
     assert.equal((await heatmap(other.token)).status, 401, "another site's token");
     const { createHash, createHmac } = await import("node:crypto");
-    const key = createHash("sha256").update("pathlight live token\ne2e-secret").digest();
+    const key = createHash("sha256").update(`pathlight live token\n${HASH_SECRET}`).digest();
     const past = Math.floor(Date.now() / 1000) - 5;
     const expired = `${past}.${createHmac("sha256", key).update(`overlay\ndocs\n${past}`).digest("hex")}`;
     assert.equal((await heatmap(expired)).status, 401, "expired");

@@ -39,6 +39,8 @@ async function healthy(base) {
 }
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The collectors' `hash_secret` here (`serve` refuses short or published ones). */
+export const HASH_SECRET = "e2e-secret-of-the-browser-tests";
 export const bin = process.env.PATHLIGHT_BIN || join(root, "target", "debug", "pathlight");
 
 export async function freePort() {
@@ -92,7 +94,7 @@ export async function startCollector({ clickhouseUrl, db, port = 0, env = {} }) 
       PATHLIGHT_CLICKHOUSE__URL: clickhouseUrl,
       PATHLIGHT_CLICKHOUSE__DATABASE: db,
       PATHLIGHT_CLICKHOUSE__FLUSH_INTERVAL_MS: "50",
-      PATHLIGHT_HASH_SECRET: "e2e-secret",
+      PATHLIGHT_HASH_SECRET: HASH_SECRET,
       PATHLIGHT_DEMO_DIR: join(root, "demo-site"),
       PATHLIGHT_WWW_DIR: join(root, "www"),
       PATHLIGHT_TRACKER_DIR: join(root, "target", "tracker"),

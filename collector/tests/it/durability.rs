@@ -349,7 +349,7 @@ async fn acknowledged_events_survive_sigkill_of_the_collector() {
         &config,
         format!(
             r#"listen = "127.0.0.1:{port}"
-hash_secret = "test-secret"
+hash_secret = "test-secret-of-the-integration-tests"
 ip_events_per_sec = 0
 [clickhouse]
 url = "{ch}"
