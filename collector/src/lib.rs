@@ -49,6 +49,7 @@ pub mod query;
 pub mod rate;
 pub mod recent_batches;
 pub mod salts;
+pub mod security;
 pub mod server;
 pub mod sinks;
 pub mod spool;
@@ -90,6 +91,7 @@ pub async fn serve_with(
     let opts = server::HttpOptions {
         www_dir: config.www_dir.clone(),
         demo_dir: config.demo_dir.clone(),
+        security: Arc::new(security::Security::new(&config)),
         tracker_dir: config.tracker_dir.clone(),
         prefix: config.prefix.clone(),
         trusted_proxies: config.trusted_proxies.clone(),

@@ -55,6 +55,13 @@ pub struct UndeliveredLabels {
     pub outcome: &'static str,
 }
 
+/// One label `site` (a configured site's id, or `other`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabel {
+    /// The site.
+    pub site: String,
+}
+
 /// Every metric the collector exports.
 pub struct Metrics {
     registry: Registry,
@@ -96,6 +103,10 @@ pub struct Metrics {
     /// Batches stored once although sent again (a tracker's retry of a batch it could not
     /// learn the outcome of): answered as stored, not stored twice.
     pub duplicate_batches: Counter,
+    /// Query-API requests refused for a missing or wrong token, by the site they named.
+    pub api_unauthorized: Family<SiteLabel, Counter>,
+    /// Query-API requests refused because their address sent too many wrong tokens.
+    pub api_throttled: Counter,
 }
 
 impl Default for Metrics {
@@ -126,6 +137,8 @@ impl Metrics {
             spool_dead_segments: Counter::default(),
             undelivered_batches: Family::default(),
             duplicate_batches: Counter::default(),
+            api_unauthorized: Family::default(),
+            api_throttled: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -212,6 +225,16 @@ impl Metrics {
             "duplicate_batches",
             "Batches sent again that were already stored, answered without storing them twice",
             m.duplicate_batches.clone(),
+        );
+        registry.register(
+            "api_unauthorized",
+            "Query-API requests with a missing or wrong token, by the site they named",
+            m.api_unauthorized.clone(),
+        );
+        registry.register(
+            "api_throttled",
+            "Query-API requests refused (429) from addresses that sent too many wrong tokens",
+            m.api_throttled.clone(),
         );
         Metrics { registry, ..m }
     }

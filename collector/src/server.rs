@@ -33,6 +33,8 @@ pub struct HttpOptions {
     pub www_dir: Option<PathBuf>,
     /// Served at `/demo/`.
     pub demo_dir: Option<PathBuf>,
+    /// Response headers and the wrong-token throttle.
+    pub security: Arc<crate::security::Security>,
     /// Holds the tracker files served at the root and under `prefix`.
     pub tracker_dir: Option<PathBuf>,
     /// Where the tracker files and `v1/batch` are served too (`/_pl`); empty: the root only.
@@ -354,11 +356,11 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         ),
         (&Method::GET, "/metrics") => ("metrics", metrics(app)),
         (&Method::GET, "/api/v1/openapi.json") => ("api", openapi()),
-        (&Method::GET, "/api/v1/realtime/ws") => ("api_ws", websocket(app, req)),
+        (&Method::GET, "/api/v1/realtime/ws") => ("api_ws", websocket(app, peer, req)),
         (&Method::GET, "/api/v1/export" | "/api/v1/realtime/stream") => {
-            ("api_stream", api_stream(app, &req).await)
+            ("api_stream", api_stream(app, peer, &req).await)
         }
-        (&Method::GET, p) if p.starts_with("/api/v1/") => ("api", api(app, &req).await),
+        (&Method::GET, p) if p.starts_with("/api/v1/") => ("api", api(app, peer, &req).await),
         (&Method::GET | &Method::HEAD, p) => match static_file(&app.opts, p).await {
             Some(r) => ("static", r),
             None => ("not_found", not_found()),
@@ -368,6 +370,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
     if route == "batch" || route == "preflight" {
         cors(app, origin.as_deref(), resp.headers_mut());
     }
+    app.opts.security.headers(route, &path, resp.headers_mut());
     let metrics = app.pipeline.metrics();
     if post && (route == "batch" || route == "relay") {
         metrics
@@ -556,25 +559,12 @@ async fn read_and_ingest<B: ReqBody>(
     let h = &parts.headers;
     let site = rules::site_param(parts.uri.query());
     let opts = &app.opts;
-    let trusted = opts.trusted_proxies.is_empty() || opts.trusted_proxies.contains(&peer.ip());
-    let ip = opts
-        .client_ip_header
-        .as_deref()
-        .filter(|_| trusted)
-        // The last entry is the one the trusted proxy wrote (it appends the address it saw, to
-        // the header or as a header line of its own); entries before it arrived from the
-        // client, who may have written anything there.
-        .and_then(|name| h.get_all(name).iter().next_back())
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|v| v.trim().parse::<IpAddr>().ok())
-        .or(Some(peer.ip()));
     let request = IngestRequest {
         body: &body,
         content_type: header_str(h, header::CONTENT_TYPE),
         site: site.as_deref(),
         origin: header_str(h, header::ORIGIN),
-        ip,
+        ip: Some(client_ip(opts, peer, h)),
         user_agent: header_str(h, header::USER_AGENT),
         country: opts
             .country_header
@@ -586,7 +576,72 @@ async fn read_and_ingest<B: ReqBody>(
     app.pipeline.ingest(request).await
 }
 
-async fn api<B>(app: &App, req: &Request<B>) -> Resp {
+/// The client's address: the peer's, or what `client_ip_header` says when the peer is a
+/// trusted proxy.
+fn client_ip(opts: &HttpOptions, peer: SocketAddr, h: &HeaderMap) -> IpAddr {
+    let trusted = opts.trusted_proxies.is_empty() || opts.trusted_proxies.contains(&peer.ip());
+    opts.client_ip_header
+        .as_deref()
+        .filter(|_| trusted)
+        // The last entry is the one the trusted proxy wrote (it appends the address it saw, to
+        // the header or as a header line of its own); entries before it arrived from the
+        // client, who may have written anything there.
+        .and_then(|name| h.get_all(name).iter().next_back())
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .unwrap_or(peer.ip())
+}
+
+/// The answer to a query-API request from an address that sent too many wrong tokens lately:
+/// 429 until its window ends, whatever token it sends now, so guessing stops there.
+fn throttled(app: &App, ip: IpAddr) -> Option<Resp> {
+    let wait = app
+        .opts
+        .security
+        .throttle
+        .blocked(ip, std::time::Instant::now())?;
+    app.metrics().api_throttled.inc();
+    let mut r = json(
+        StatusCode::TOO_MANY_REQUESTS,
+        &ErrorBody {
+            error: "too many wrong API tokens from this address; retry later".into(),
+            field: None,
+            reason: "throttled",
+        },
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs_f64().ceil() as u64),
+    );
+    Some(r)
+}
+
+/// The answer to a refused query-API request; a missing or wrong token is counted against
+/// the address (see [`throttled`]), logged and counted per site.
+fn api_error(app: &App, ip: IpAddr, e: &QueryError) -> Resp {
+    if let QueryError::Unauthorized(site) = e {
+        let failures = app
+            .opts
+            .security
+            .throttle
+            .failed(ip, std::time::Instant::now());
+        let site = app.opts.security.site_label(site);
+        // No address: raw IPs never reach the logs.
+        tracing::warn!(%site, failures, "query API: missing or wrong token");
+        app.metrics()
+            .api_unauthorized
+            .get_or_create(&crate::metrics::SiteLabel { site })
+            .inc();
+    }
+    json(e.status(), &e.body())
+}
+
+async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
+    let ip = client_ip(&app.opts, peer, req.headers());
+    if let Some(r) = throttled(app, ip) {
+        return r;
+    }
     let endpoint = req.uri().path().trim_start_matches("/api/v1/");
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
@@ -599,7 +654,7 @@ async fn api<B>(app: &App, req: &Request<B>) -> Resp {
             if e.status().is_server_error() {
                 tracing::warn!(error = %e, endpoint, "query failed");
             }
-            json(e.status(), &e.body())
+            api_error(app, ip, &e)
         }
     }
 }
@@ -625,7 +680,11 @@ async fn overlay_answer<B>(app: &App, endpoint: &str, query: &str, req: &Request
 }
 
 /// Streamed answers: raw events (`export`) and the live event feed (`realtime/stream`).
-async fn api_stream<B>(app: &App, req: &Request<B>) -> Resp {
+async fn api_stream<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
+    let ip = client_ip(&app.opts, peer, req.headers());
+    if let Some(r) = throttled(app, ip) {
+        return r;
+    }
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
     let answer = if req.uri().path() == "/api/v1/export" {
@@ -643,17 +702,19 @@ async fn api_stream<B>(app: &App, req: &Request<B>) -> Resp {
             let mut r = Response::new(body.boxed());
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r
         }
-        Err(e) => json(e.status(), &e.body()),
+        Err(e) => api_error(app, ip, &e),
     }
 }
 
 /// `realtime/ws`: the live feed over a WebSocket (`ws.rs`). Only HTTP/1.1 upgrades: HTTP/2
 /// and HTTP/3 clients read `realtime/stream`.
-fn websocket<B>(app: &App, mut req: Request<B>) -> Resp {
+fn websocket<B>(app: &App, peer: SocketAddr, mut req: Request<B>) -> Resp {
+    let ip = client_ip(&app.opts, peer, req.headers());
+    if let Some(r) = throttled(app, ip) {
+        return r;
+    }
     let h = req.headers();
     let has = |name: header::HeaderName, token: &str| {
         h.get_all(name).iter().any(|v| {
@@ -678,7 +739,7 @@ fn websocket<B>(app: &App, mut req: Request<B>) -> Resp {
     let auth = header_str(h, header::AUTHORIZATION);
     let site = match app.query.live_site(req.uri().query().unwrap_or(""), auth) {
         Ok(site) => site,
-        Err(e) => return json(e.status(), &e.body()),
+        Err(e) => return api_error(app, ip, &e),
     };
     let (feed, stopping) = (app.pipeline.subscribe(), app.pipeline.stopping());
     // Resolves once hyper has written the 101 below and handed the connection over.
