@@ -1,10 +1,11 @@
 # The two commands the README opens with:
-#   make demo   ClickHouse + collector (serving the demo site and the dashboards); Ctrl-C stops all
+#   make demo   ClickHouse + collector (the dashboards, and the demo site on its own port); Ctrl-C stops all
 #   make test   installs what is missing, then runs every check and test in the repository
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CLICKHOUSE_PORT ?= 8123
 COLLECTOR_ADDR ?= 127.0.0.1:8080
+DEMO_ADDR ?= 127.0.0.1:8081
 
 .PHONY: help setup build test check demo clean
 
@@ -43,7 +44,7 @@ test: check
 	cd tests && npm test
 
 demo: build
-	@scripts/demo.sh "$(CLICKHOUSE_PORT)" "$(COLLECTOR_ADDR)"
+	@scripts/demo.sh "$(CLICKHOUSE_PORT)" "$(COLLECTOR_ADDR)" "$(DEMO_ADDR)"
 
 clean:
 	-scripts/clickhouse.sh stop

@@ -18,7 +18,7 @@ const collector = await startCollector({
 });
 const browser = await launchBrowser();
 const page = await (await browser.newContext({ viewport: { width: 1440, height: 900 } })).newPage();
-await page.goto(collector.base + "/demo/catalog.html");
+await page.goto(collector.demo + "/demo/catalog.html");
 await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
 const clicks = async () => Number((await ch.rows("SELECT count() AS n FROM bench_fresh.events WHERE event_type = 'click'"))[0].n);
 

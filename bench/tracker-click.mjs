@@ -15,7 +15,7 @@ async function measure(withTracker) {
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const page = await ctx.newPage();
   if (!withTracker) await page.route("**/p.js", (r) => r.fulfill({ status: 200, contentType: "text/javascript", body: "" }));
-  await page.goto(collector.base + "/demo/catalog.html");
+  await page.goto(collector.demo + "/demo/catalog.html");
   if (withTracker) await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
   const result = await page.evaluate((n) => {
     const el = document.querySelector("#products .card:nth-child(4) .icon");

@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# `make demo`: a local ClickHouse plus `pathlight serve`, which also serves the demo site
-# (/demo/) and the dashboards (/). Ctrl-C stops everything this script started.
+# `make demo`: a local ClickHouse plus `pathlight serve`, which serves the dashboards (/) and,
+# on an origin of its own, the demo site (/demo/). Ctrl-C stops everything this script started.
 #
-#   scripts/demo.sh [CLICKHOUSE_HTTP_PORT] [COLLECTOR_ADDR]
+#   scripts/demo.sh [CLICKHOUSE_HTTP_PORT] [COLLECTOR_ADDR] [DEMO_ADDR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 ch_port=${1:-8123}
 addr=${2:-127.0.0.1:8080}
+demo=${3:-127.0.0.1:8081}
 ch_dir=$root/.data/clickhouse
+
+# The deployment's secret and the demo site's API token: made at first start, kept out of the
+# repository, readable by this user only.
+secrets=$root/.data/demo-secrets
+if [ ! -s "$secrets" ]; then
+  mkdir -p "$root/.data"
+  (
+    umask 077
+    printf 'hash_secret=%s\napi_token=%s\n' "$(target/debug/pathlight secret)" "$(target/debug/pathlight secret)" >"$secrets.new"
+  )
+  mv "$secrets.new" "$secrets"
+  echo "made a hash_secret and the demo site's API token in $secrets (mode 0600)"
+fi
+hash_secret=$(sed -n 's/^hash_secret=//p' "$secrets")
+token=$(sed -n 's/^api_token=//p' "$secrets")
 
 ch_url=$(scripts/clickhouse.sh start "$ch_dir" "$ch_port")
 collector=
@@ -20,9 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The demo pages are served by the collector, so their origin is the collector's address.
-PATHLIGHT_CLICKHOUSE__URL=$ch_url PATHLIGHT_LISTEN=$addr \
-PATHLIGHT_SITES="[{id = \"demo\", api_token = \"demo-token\", origins = [\"http://$addr\", \"http://localhost:${addr##*:}\"]}]" \
+# The demo pages are the site: their origin (the demo's address) is the site's origin.
+export PATHLIGHT_CLICKHOUSE__URL=$ch_url PATHLIGHT_HASH_SECRET=$hash_secret
+export PATHLIGHT_SITES="[{id = \"demo\", api_token = \"$token\", origins = [\"http://$demo\", \"http://localhost:${demo##*:}\"]}]"
+PATHLIGHT_LISTEN=$addr PATHLIGHT_DEMO_LISTEN=$demo \
   target/debug/pathlight --config demo-site/pathlight.toml serve &
 collector=$!
 
@@ -38,19 +55,20 @@ have=$(curl -fsS "$ch_url/?query=SELECT+count()+FROM+pathlight_demo.events" 2>/d
 if [ "$events" -gt 0 ] && [ "$have" -lt "$events" ]; then
   data=target/demo-events.ndjson
   echo "loading $events generated events (pathlight gen, then pathlight import)…"
-  target/debug/pathlight gen --events "$events" --days 14 --base-url "http://$addr/demo/" --out "$data"
-  PATHLIGHT_CLICKHOUSE__URL=$ch_url PATHLIGHT_LOG=warn \
-    target/debug/pathlight --config demo-site/pathlight.toml import --site demo "$data"
+  target/debug/pathlight gen --events "$events" --days 14 --base-url "http://$demo/demo/" --out "$data"
+  PATHLIGHT_LOG=warn target/debug/pathlight --config demo-site/pathlight.toml import --site demo "$data"
 fi
 cat <<MSG
 
   Pathlight demo is running (Ctrl-C stops it):
-    demo site    http://$addr/demo/
-    dashboard    http://$addr/?site=demo&token=demo-token
-    heatmaps     http://$addr/heatmap.html?site=demo&token=demo-token&path=/demo/catalog.html
+    demo site    http://$demo/demo/
+    dashboard    http://$addr/?site=demo#token=$token
+    heatmaps     http://$addr/heatmap.html?site=demo&path=/demo/catalog.html#token=$token
     metrics      http://$addr/metrics
     ClickHouse   $ch_url  (database pathlight_demo)
       e.g. curl '$ch_url/?query=SELECT+event_type,count()+FROM+pathlight_demo.events+GROUP+BY+event_type'
+  The token (site demo's API token) is in $secrets; a dashboard keeps it for the browser
+  tab's session only ("Sign out" forgets it).
 
 MSG
 wait "$collector"

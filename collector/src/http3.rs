@@ -142,7 +142,7 @@ async fn request(
             }
         }
     });
-    let resp = server::handle(&app, peer, req.map(|()| body)).await;
+    let resp = server::answer(&app, peer, req.map(|()| body)).await;
     pump.abort();
     let (parts, mut body) = resp.into_parts();
     send.send_response(http::Response::from_parts(parts, ()))

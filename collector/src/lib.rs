@@ -29,13 +29,15 @@
 //! `pathlight_ingest` code to `POST /v1/relay`; those join at step 3.
 //!
 //! [`serve`] runs all of it on an already-bound listener until a shutdown future resolves;
-//! the binary `pathlight` (`main.rs`) adds the CLI.
+//! the binary `pathlight` (`main.rs`) adds the CLI. The demo site, when configured, has a
+//! listener of its own ([`demo_site`]); [`security`] has the headers every answer carries.
 
 #![warn(missing_docs)]
 
 pub mod broker;
 pub mod config;
 pub mod dates;
+pub mod demo_site;
 pub use pathlight_ingest::error;
 pub mod generate;
 pub mod geo;
@@ -56,14 +58,17 @@ pub mod spool;
 pub mod tls;
 pub mod ws;
 
+use anyhow::Context;
 use config::Config;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Starts the pipeline (connecting to ClickHouse and migrating), serves `listener` until
-/// `shutdown` resolves, then flushes every queued event before returning. TLS, when
-/// configured, uses the certificate `config.tls` names (or a self-signed one made here).
+/// Starts the pipeline (connecting to ClickHouse and migrating), serves `listener` (and the
+/// demo site on `demo_listen`, when configured) until `shutdown` resolves, then flushes every
+/// queued event before returning. TLS, when configured, uses the certificate `config.tls`
+/// names (or a self-signed one made here). Refuses to start without a `hash_secret` nobody
+/// can guess.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -74,16 +79,32 @@ pub async fn serve(
     } else {
         None
     };
-    serve_with(config, listener, cert, shutdown).await
+    let demo = bind_demo(&config).await?;
+    serve_with(config, listener, demo, cert, shutdown).await
 }
 
-/// [`serve`] with the TLS certificate already loaded (the binary prints its SPKI hash first).
+/// The demo site's listener, when `demo_listen` and `demo_dir` are both set.
+pub async fn bind_demo(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    match (config.demo_listen, &config.demo_dir) {
+        (Some(addr), Some(_)) => {
+            Ok(Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("binding the demo site's address {addr}")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// [`serve`] with the listeners bound and the TLS certificate loaded (the binary prints their
+/// addresses and the certificate's SPKI hash first).
 pub async fn serve_with(
     config: Config,
     listener: TcpListener,
+    demo: Option<TcpListener>,
     cert: Option<tls::Certificate>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    config.check_secrets()?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
     let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
@@ -91,6 +112,8 @@ pub async fn serve_with(
     let opts = server::HttpOptions {
         www_dir: config.www_dir.clone(),
         demo_dir: config.demo_dir.clone(),
+        demo_site: false,
+        collector_port: listener.local_addr()?.port(),
         security: Arc::new(security::Security::new(&config)),
         tracker_dir: config.tracker_dir.clone(),
         prefix: config.prefix.clone(),
@@ -111,11 +134,40 @@ pub async fn serve_with(
         &config.hash_secret,
     ));
     let drain = pipeline.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
         drain.drain();
+        stop.send_replace(true);
     };
-    server::run(listener, pipeline, query_api, opts, shutdown).await;
+    let demo = demo.map(|listener| {
+        // Its own origin, the same collector: pages that load the tracker from it.
+        let opts = server::HttpOptions {
+            www_dir: None,
+            demo_site: true,
+            ..opts.clone()
+        };
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        server::run(
+            listener,
+            pipeline.clone(),
+            query_api.clone(),
+            opts,
+            shutdown,
+        )
+    });
+    let demo = async move {
+        if let Some(demo) = demo {
+            demo.await;
+        }
+    };
+    tokio::join!(
+        server::run(listener, pipeline, query_api, opts, shutdown),
+        demo
+    );
     // The server dropped its handle to the pipeline; the sink sees its queue close, writes
     // what is left, and ends.
     sink_task.await?;

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the collector: migrate, then accept batches on `POST /v1/batch`, serve `/metrics`,
-    /// `/healthz`, the dashboards at `/` and the demo site at `/demo/`.
+    /// `/healthz`, the dashboards at `/` and the demo site at `/demo/` on `demo_listen`.
     Serve {
         /// Listen address, overriding `listen` in the config (port 0 picks a free port).
         #[arg(long)]
@@ -550,7 +550,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => println!("pathlight listening on http://{addr}"),
     }
-    pathlight_collector::serve_with(config, listener, cert, shutdown_signal()).await
+    let demo = pathlight_collector::bind_demo(&config).await?;
+    if let Some(demo) = &demo {
+        let scheme = if cert.is_some() { "https" } else { "http" };
+        println!(
+            "pathlight demo site on {scheme}://{}/demo/",
+            demo.local_addr()?
+        );
+    }
+    pathlight_collector::serve_with(config, listener, demo, cert, shutdown_signal()).await
 }
 
 /// Exits the process once `pid` is gone (tests pass their own pid).

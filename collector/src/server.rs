@@ -31,8 +31,13 @@ use tokio_util::either::Either;
 pub struct HttpOptions {
     /// Served at `/`.
     pub www_dir: Option<PathBuf>,
-    /// Served at `/demo/`.
+    /// Served at `/demo/` on the demo site's listener only (`demo_site`).
     pub demo_dir: Option<PathBuf>,
+    /// This listener is the demo site's origin: its pages and assets, nothing else
+    /// (`demo_site.rs`).
+    pub demo_site: bool,
+    /// The port of the collector's own listener, which the demo's pages load the tracker from.
+    pub collector_port: u16,
     /// Response headers and the wrong-token throttle.
     pub security: Arc<crate::security::Security>,
     /// Holds the tracker files served at the root and under `prefix`.
@@ -86,7 +91,7 @@ impl<B> ReqBody for B where
 {
 }
 
-fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
     Full::new(bytes.into()).boxed()
 }
 
@@ -191,7 +196,7 @@ pub async fn run(
                         let app = app.clone();
                         let alt_svc = alt_svc.clone();
                         async move {
-                            let mut resp = handle(&app, peer, req).await;
+                            let mut resp = answer(&app, peer, req).await;
                             if let Some(v) = alt_svc {
                                 resp.headers_mut().insert(header::ALT_SVC, v);
                             }
@@ -318,6 +323,15 @@ async fn serve_until_idle<C: GracefulConnection>(
 impl App {
     pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
         self.pipeline.metrics()
+    }
+}
+
+/// Answers one request of any transport: the demo site's on its listener, else [`handle`].
+pub async fn answer<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
+    if app.opts.demo_site {
+        crate::demo_site::handle(app, req).await
+    } else {
+        handle(app, peer, req).await
     }
 }
 
@@ -827,7 +841,7 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = Response::new(full(bytes));
     *r.status_mut() = status;
@@ -838,13 +852,13 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
     r
 }
 
-fn empty(status: StatusCode) -> Resp {
+pub(crate) fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = status;
     r
 }
 
-fn not_found() -> Resp {
+pub(crate) fn not_found() -> Resp {
     json(
         StatusCode::NOT_FOUND,
         &ErrorBody {
@@ -938,21 +952,43 @@ async fn tracker_file<B>(opts: &HttpOptions, path: &str, req: &Request<B>) -> Op
     Some(r)
 }
 
-/// `/demo/...` from the demo directory, anything else from `www/`. Paths with `..` or other
-/// non-normal components are refused, so nothing outside the two directories is reachable.
+/// A file of `www/`. The demo site has a listener of its own (`demo_site.rs`).
 async fn static_file(opts: &HttpOptions, path: &str) -> Option<Resp> {
-    let (dir, rest) = match path.strip_prefix("/demo") {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => (opts.demo_dir.as_ref()?, rest),
-        _ => (opts.www_dir.as_ref()?, path),
-    };
+    dir_file(opts.www_dir.as_ref()?, path, path, None).await
+}
+
+/// What a static directory serves: pages and what they load. Never config, data or notes
+/// (`pathlight.toml`, `layout.json`, `*.csv`) that may lie beside them.
+const STATIC_EXTENSIONS: [&str; 12] = [
+    "html", "css", "js", "mjs", "wasm", "svg", "png", "jpg", "gif", "webp", "ico", "woff2",
+];
+
+/// The file `rest` (`/…` or empty) names in `dir`, requested as `path`. Refused (none): `..`
+/// and other non-normal components, hidden names, `\\` and `//` (a redirect to `//x/` would
+/// leave the origin), and extensions not in [`STATIC_EXTENSIONS`]. A directory redirects to
+/// its path with a `/` (so relative links in its index resolve), then serves its index. In an
+/// HTML file, `replace` (what, with) is applied to the text.
+pub(crate) async fn dir_file(
+    dir: &Path,
+    rest: &str,
+    path: &str,
+    replace: Option<(&str, &str)>,
+) -> Option<Resp> {
+    if !(rest.is_empty() || rest.starts_with('/')) || rest.contains('\\') || path.contains("//") {
+        return None;
+    }
     let rel = Path::new(rest.trim_start_matches('/'));
-    if !rel.components().all(|c| matches!(c, Component::Normal(_))) || rest.contains('\\') {
+    let normal = |c: Component<'_>| match c {
+        Component::Normal(name) => !name.as_encoded_bytes().starts_with(b"."),
+        _ => false,
+    };
+    if !rel.components().all(normal) {
         return None;
     }
     let mut file = dir.join(rel);
     if rest.is_empty() || rest.ends_with('/') || tokio::fs::metadata(&file).await.ok()?.is_dir() {
         if !rest.ends_with('/') {
-            // `/demo` → `/demo/`, so relative links in the index resolve.
+            // `path` starts with one `/` and has no `//`: the target stays on this origin.
             let mut r = empty(StatusCode::MOVED_PERMANENTLY);
             r.headers_mut().insert(
                 header::LOCATION,
@@ -962,7 +998,17 @@ async fn static_file(opts: &HttpOptions, path: &str) -> Option<Resp> {
         }
         file = file.join("index.html");
     }
-    let bytes = tokio::fs::read(&file).await.ok()?;
+    let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !STATIC_EXTENSIONS.contains(&ext) {
+        return None;
+    }
+    let mut bytes = tokio::fs::read(&file).await.ok()?;
+    if let Some((what, with)) = replace.filter(|_| ext == "html") {
+        bytes = String::from_utf8(bytes)
+            .ok()?
+            .replace(what, with)
+            .into_bytes();
+    }
     let mut r = Response::new(full(bytes));
     let h = r.headers_mut();
     h.insert(
@@ -974,7 +1020,7 @@ async fn static_file(opts: &HttpOptions, path: &str) -> Option<Resp> {
     Some(r)
 }
 
-fn content_type(path: &Path) -> &'static str {
+pub(crate) fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "html" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",

@@ -47,7 +47,7 @@ for (const width of [375, 768, 1440]) {
     const collector = await startCollector({ clickhouseUrl: ch.url, db });
     const context = await browser.newContext({ viewport: { width, height: 800 } });
     try {
-      const page = await open(context, collector.base, "/demo/catalog.html");
+      const page = await open(context, collector.demo, "/demo/catalog.html");
       const clicks = [];
       clicks.push({ id: "add-1", selector: "#add-1", ...(await clickAt(page, "#add-1", 0.25, 0.5)) });
       const chair = '[data-track="add-chair"]';
@@ -59,7 +59,7 @@ for (const width of [375, 768, 1440]) {
       await page.waitForTimeout(200);
       await page.evaluate(() => scrollTo(0, document.documentElement.scrollHeight));
       // SPA: two pushState routes and a hash route, then a real navigation (pagehide beacon).
-      await page.goto(collector.base + "/demo/app.html");
+      await page.goto(collector.demo + "/demo/app.html");
       await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
       await page.click("#tab-orders");
       await page.click("#tab-profile");
@@ -75,7 +75,7 @@ for (const width of [375, 768, 1440]) {
         return rows.length >= 5 && rows;
       }, 15_000, "5 page views");
       assert.deepEqual(
-        views.map((v) => v.url.replace(collector.base, "")),
+        views.map((v) => v.url.replace(collector.demo, "")),
         ["/demo/catalog.html", "/demo/app.html", "/demo/app.html?view=orders", "/demo/app.html?view=profile", "/demo/app.html?view=profile#settings"],
       );
       assert.ok(views.every((v) => v.viewport_w === width), "viewport width");
@@ -121,7 +121,7 @@ test("nothing is sent with Global Privacy Control on or after opting out, and in
     const gpc = await browser.newContext();
     await gpc.addInitScript(() => Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true }));
     const p1 = await gpc.newPage();
-    await p1.goto(collector.base + "/demo/catalog.html");
+    await p1.goto(collector.demo + "/demo/catalog.html");
     await p1.waitForFunction(() => window.pathlight && window.pathlight.loaded);
     await p1.waitForTimeout(300);
     await p1.click("#add-1");
@@ -129,7 +129,7 @@ test("nothing is sent with Global Privacy Control on or after opting out, and in
     await gpc.close();
 
     const ctx = await browser.newContext();
-    const page = await open(ctx, collector.base, "/demo/checkout.html");
+    const page = await open(ctx, collector.demo, "/demo/checkout.html");
     await page.click("#email");
     await page.fill("#email", "jane@example.com");
     await page.click("#card");
@@ -147,7 +147,7 @@ test("nothing is sent with Global Privacy Control on or after opting out, and in
 
     await page.evaluate(() => window.pathlight.optOut());
     await page.click("#place-order");
-    await page.goto(collector.base + "/demo/index.html");
+    await page.goto(collector.demo + "/demo/index.html");
     await page.waitForFunction(() => window.pathlight && window.pathlight.loaded);
     await page.waitForTimeout(300);
     await page.click("#hero-cta");
@@ -163,18 +163,18 @@ test("nothing is sent with Global Privacy Control on or after opting out, and in
 
 test("batches queued while the collector is down arrive once when it is back", async () => {
   const db = "e2e_outage";
-  const port = await freePort();
-  let collector = await startCollector({ clickhouseUrl: ch.url, db, port });
+  const [port, demoPort] = [await freePort(), await freePort()];
+  let collector = await startCollector({ clickhouseUrl: ch.url, db, port, demoPort });
   const ctx = await browser.newContext();
   try {
-    const page = await open(ctx, collector.base, "/demo/catalog.html");
+    const page = await open(ctx, collector.demo, "/demo/catalog.html");
     await page.evaluate(() => window.pathlight.flush());
     await eventually(async () => (await ch.rows(`SELECT count() AS n FROM ${db}.events`))[0].n >= 1, 10_000, "page view");
     await collector.stop();
     for (const sel of ["#add-1", '[data-track="add-chair"]', "#load-more"]) await clickAt(page, sel, 0.5, 0.5);
     await page.evaluate(() => window.pathlight.flush());
     await eventually(() => page.evaluate(() => (localStorage.getItem("pathlight:queue") || "").length > 0), 10_000, "a queued batch");
-    collector = await startCollector({ clickhouseUrl: ch.url, db, port });
+    collector = await startCollector({ clickhouseUrl: ch.url, db, port, demoPort });
     const rows = await eventually(async () => {
       const r = await ch.rows(`SELECT element_id, selector FROM ${db}.events FINAL WHERE event_type = 'click'`);
       return r.length >= 3 && r;

@@ -1,6 +1,7 @@
 // The real stack for cross-component tests: a private ClickHouse (scripts/clickhouse.sh,
 // stopped by its watchdog when this process exits) and the `pathlight` collector binary on
-// 127.0.0.1 serving the demo site and the tracker build.
+// 127.0.0.1 serving the dashboards and the tracker build, and the demo site on an origin of its
+// own (a second port), as `make demo` does.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
@@ -84,8 +85,12 @@ export async function startClickHouse(name) {
   };
 }
 
-/** Starts `pathlight serve` against `clickhouseUrl` for database `db`; resolves with its base URL. */
-export async function startCollector({ clickhouseUrl, db, port = 0, env = {} }) {
+/**
+ * Starts `pathlight serve` against `clickhouseUrl` for database `db`; resolves with its base
+ * URL (`base`) and the demo site's (`demo`; on `demoPort` when given: tests that list the
+ * demo's origin in a site's `origins` pick the port first).
+ */
+export async function startCollector({ clickhouseUrl, db, port = 0, demoPort = 0, env = {} }) {
   const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`], {
     cwd: root,
     env: {
@@ -96,6 +101,7 @@ export async function startCollector({ clickhouseUrl, db, port = 0, env = {} }) 
       PATHLIGHT_CLICKHOUSE__FLUSH_INTERVAL_MS: "50",
       PATHLIGHT_HASH_SECRET: HASH_SECRET,
       PATHLIGHT_DEMO_DIR: join(root, "demo-site"),
+      PATHLIGHT_DEMO_LISTEN: `127.0.0.1:${demoPort}`,
       PATHLIGHT_WWW_DIR: join(root, "www"),
       PATHLIGHT_TRACKER_DIR: join(root, "target", "tracker"),
       PATHLIGHT_SITES: '[{id = "demo", origins = ["*"]}]',
@@ -108,13 +114,14 @@ export async function startCollector({ clickhouseUrl, db, port = 0, env = {} }) 
   const base = await new Promise((resolve, reject) => {
     child.stdout.on("data", (d) => {
       out += d;
-      const m = out.match(/listening on (https?:\/\/[\d.:]+)/);
-      // Over TLS, the certificate's SPKI hash line follows the address.
-      if (m && (m[1].startsWith("http:") || /SPKI SHA-256: \S+\n/.test(out))) resolve(m[1]);
+      const m = out.match(/listening on (https?:\/\/[\d.:]+)\n/);
+      // The certificate's SPKI hash (over TLS) and the demo site's address follow.
+      if (m && /demo site on \S+\n/.test(out)) resolve(m[1]);
     });
     child.on("exit", (code) => reject(new Error(`pathlight serve exited with ${code}`)));
   });
   const spki = out.match(/SPKI SHA-256: (\S+)/)?.[1];
+  const demo = out.match(/demo site on (https?:\/\/[\d.:]+)\/demo\//)[1];
   // Migrations run before the listener accepts; wait until it answers.
   for (let i = 0; i < 200; i++) {
     try {
@@ -124,6 +131,8 @@ export async function startCollector({ clickhouseUrl, db, port = 0, env = {} }) 
   }
   return {
     base,
+    /** The demo site's origin: its pages are under /demo/, the tracker and v1/batch beside them. */
+    demo,
     /** Over TLS: the certificate's SPKI SHA-256, for Chromium's --ignore-certificate-errors-spki-list. */
     spki,
     async stop() {
