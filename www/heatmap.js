@@ -1,8 +1,10 @@
 // Heatmap overlay viewer: loads the page in an iframe at the chosen width and draws, on a
 // canvas over it, where visitors clicked. Element-anchored points are placed on the element
 // found by selector in the page as rendered now (so they follow reflow); others fall back to
-// page coordinates scaled to this width. Same-origin pages only for anchoring (the collector
-// serves the demo); other pages get the scaled points.
+// page coordinates scaled to this width.
+//
+// Only the site's own pages are framed (`pageUrl`: its origins, a path under its base URL),
+// always sandboxed: no popups, forms or navigation of this tab.
 (() => {
   const form = document.getElementById("controls");
   const frame = document.getElementById("page");
@@ -26,9 +28,9 @@
     return body;
   };
 
-  function query() {
+  function query(path) {
     const f = form.elements;
-    const q = new URLSearchParams({ site: f.site.value, path: f.path.value });
+    const q = new URLSearchParams({ site: f.site.value, path });
     const width = f.width.value === "custom" ? f.custom.value : f.width.value;
     q.set("width", width);
     if (f.device.value) q.set("device", f.device.value);
@@ -37,20 +39,39 @@
     return { q: q.toString(), width: Number(width) };
   }
 
+  /**
+   * The page `path` names on the site: a path (`/…`, no `//`, `\`, spaces or control
+   * characters) under its base URL (`base_url`, else its first origin), or a full URL; either
+   * on one of its origins. Throws otherwise.
+   */
+  function pageUrl(path, { origins, base_url: base }) {
+    const own = origins.filter((o) => o !== "*").map((o) => new URL(o).origin);
+    let url = null;
+    if (/^\/(?![/\\])[^\\\s\x00-\x1f\x7f]*$/.test(path)) {
+      if (!base) throw new Error("the site lists no origin in [[sites]]: add one to view its pages");
+      url = new URL(base + path);
+    } else if (/^https?:\/\//i.test(path) && URL.canParse(path)) {
+      url = new URL(path);
+    }
+    if (!url || !own.includes(url.origin)) throw new Error(`not a page of this site: ${path}`);
+    return url;
+  }
+
   async function show(ev) {
     ev?.preventDefault();
     const f = form.elements;
     pl.remember(form, ["site", "token", "path", "width", "device", "from", "to"]);
-    const { q, width } = query();
     status.textContent = "loading…";
     try {
+      const page = pageUrl(f.path.value, await api("site", new URLSearchParams({ site: f.site.value })));
+      const { q, width } = query(page.pathname);
       // Rage and dead clicks come from per-session sequences, the slowest part: asked for
       // beside the click map, which is drawn as soon as it is here.
       const frustrated = f.frustration.checked
         ? api("heatmap", q + "&layers=frustration")
         : Promise.resolve({ rage: [], dead: [] });
       const [heat, elements] = await Promise.all([api("heatmap", q + "&layers=clicks,scroll"), api("elements", q)]);
-      await loadPage(f.path.value, width);
+      await loadPage(page, width);
       if (framing === "refused") {
         status.textContent = "This page cannot be shown here: the site refuses to be framed (X-Frame-Options or CSP frame-ancestors), or the page has no Pathlight tag. \"Open on site\" draws the heatmap on the page itself.";
         document.body.dataset.framing = "refused";
@@ -69,21 +90,16 @@
     }
   }
 
-  // A page on the collector's own origin (the demo) is read directly. A page on the site's own
-  // origin is framed sandboxed (scripts, and its own origin so messages can be told apart; no
-  // navigation of this tab), and the tracker in it answers layout questions by postMessage:
-  // element boxes and document size. Origins are checked both ways: the framed tracker answers
-  // only the origin it was loaded from, and this page listens only to the site's origin.
+  // A page on the site's own origin is framed sandboxed with its scripts under its own origin
+  // (so messages can be told apart), and the tracker in it answers layout questions by
+  // postMessage: element boxes and document size. Origins are checked both ways: the framed
+  // tracker answers only the origin it was loaded from, and this page listens only to the
+  // site's origin. Scripts with allow-same-origin are safe only there: a page of this very
+  // origin could lift its own sandbox and read the token. Such a page is framed without
+  // scripts and read directly.
   let framing = "same-origin";
   let siteOrigin = location.origin;
   let layout = { boxes: {}, doc: [0, 0] };
-
-  async function siteAddress(path) {
-    const f = form.elements;
-    const r = await fetch("/api/v1/overlay-token?" + new URLSearchParams({ site: f.site.value, path }), { headers: { authorization: "Bearer " + f.token.value } });
-    const body = r.ok ? await r.json() : {};
-    return body.url ? new URL(body.url) : null;
-  }
 
   /** Sends `message` to the framed page and resolves with its answer, or null after `ms`. */
   function ask(message, ms) {
@@ -103,18 +119,17 @@
     });
   }
 
-  async function loadPage(path, width) {
-    const site = await siteAddress(path);
-    framing = site && site.origin !== location.origin ? "framed" : "same-origin";
-    siteOrigin = framing === "framed" ? site.origin : location.origin;
-    const src = (framing === "framed" ? site.origin : "") + path + (path.includes("?") ? "&" : "?") + "pathlight-viewer=1";
-    if (framing === "framed") frame.setAttribute("sandbox", "allow-scripts allow-same-origin");
-    else frame.removeAttribute("sandbox");
+  async function loadPage(url, width) {
+    framing = url.origin !== location.origin ? "framed" : "same-origin";
+    siteOrigin = url.origin;
+    // Takes effect with the navigation below.
+    frame.sandbox.value = framing === "framed" ? "allow-scripts allow-same-origin" : "allow-same-origin";
+    url.searchParams.set("pathlight-viewer", "1");
     await new Promise((resolve) => {
       frame.onload = resolve;
       frame.style.width = width + "px";
       stage.style.width = width + "px";
-      frame.src = src;
+      frame.src = url.href;
     });
     if (framing === "framed") {
       // A refused frame loads an error page that never answers.

@@ -1,12 +1,15 @@
 // The heatmap viewer and the dashboard in Chromium, over clicks the tracker recorded at two
-// widths: hot spots are drawn where the clicks were in each layout (canvas pixels read at the
-// element's position), badges show the clicks of that layout, the dashboard shows the totals.
-// Screenshots go to tests/artifacts/.
+// widths on the demo site, which has an origin of its own: the viewer frames it and learns its
+// layout from the tracker in it (postMessage); hot spots are drawn where the clicks were in each
+// layout (canvas pixels read at the element's position), badges show the clicks of that layout,
+// the dashboard shows the totals. A site page on the dashboards' own origin is framed without
+// scripts. Screenshots go to tests/artifacts/.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { eventually, freePort, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 
 const artifacts = join(root, "tests", "artifacts");
 // Headless Chromium says "HeadlessChrome", which the collector rightly flags as a bot and the
@@ -19,16 +22,27 @@ before(async () => {
   mkdirSync(artifacts, { recursive: true });
   browser = await launchBrowser();
   ch = await startClickHouse("viewer");
+  const [port, demoPort] = [await freePort(), await freePort()];
+  // Site `own` has its pages on the dashboards' origin: a copy of the catalog among them.
+  const www = mkdtempSync(join(tmpdir(), "pathlight-viewer-www-"));
+  cpSync(join(root, "www"), www, { recursive: true });
+  for (const f of ["catalog.html", "style.css"]) cpSync(join(root, "demo-site", f), join(www, "demo", f));
   collector = await startCollector({
     clickhouseUrl: ch.url,
     db,
-    env: { PATHLIGHT_SITES: '[{id = "demo", origins = ["*"], api_token = "viewer-token"}]' },
+    port,
+    demoPort,
+    env: {
+      PATHLIGHT_WWW_DIR: www,
+      PATHLIGHT_SITES: `[{id = "demo", origins = ["http://127.0.0.1:${demoPort}"], api_token = "viewer-token"},
+        {id = "own", origins = ["http://127.0.0.1:${port}"], api_token = "viewer-token"}]`,
+    },
   });
   // Visitors: three clicks on #add-1 at 1440 px, two at 375 px, at a quarter of its width.
   for (const [width, clicks] of [[1440, 3], [375, 2]]) {
     const ctx = await browser.newContext({ viewport: { width, height: 800 }, userAgent: UA });
     const page = await ctx.newPage();
-    await page.goto(collector.base + "/demo/catalog.html");
+    await page.goto(collector.demo + "/demo/catalog.html");
     await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
     for (let i = 0; i < clicks; i++) {
       const box = await page.locator("#add-1").boundingBox();
@@ -51,13 +65,19 @@ for (const [width, expected] of [[1440, 3], [375, 2]]) {
   test(`the viewer draws the hot spot on the element and badges its clicks at ${width} px`, async () => {
     const ctx = await browser.newContext({ viewport: { width: Math.max(width + 100, 800), height: 900 } });
     const page = await ctx.newPage();
-    const q = new URLSearchParams({ site: "demo", token: "viewer-token", path: "/demo/catalog.html", width: String(width) });
-    await page.goto(`${collector.base}/heatmap.html?${q}`);
+    const q = new URLSearchParams({ site: "demo", path: "/demo/catalog.html", width: String(width) });
+    await page.goto(`${collector.base}/heatmap.html?${q}#token=viewer-token`);
     await page.waitForSelector("body[data-ready]");
-    const probe = await page.evaluate(() => {
+    // The element's box as the framed page lays it out, read through the browser's debugging
+    // protocol: the viewer itself cannot read another origin's document.
+    const framed = page.frames().find((f) => f.url().startsWith(collector.demo + "/demo/catalog.html"));
+    assert.ok(framed, page.frames().map((f) => f.url()).join(" "));
+    const box = await framed.evaluate(() => {
+      const b = document.querySelector("#add-1").getBoundingClientRect();
+      return { left: b.left, top: b.top, width: b.width, height: b.height };
+    });
+    const probe = await page.evaluate((r) => {
       const frame = document.getElementById("page");
-      const el = frame.contentDocument.querySelector("#add-1");
-      const r = el.getBoundingClientRect();
       const ctx = document.getElementById("heat").getContext("2d");
       const at = (x, y) => Array.from(ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data);
       return {
@@ -67,11 +87,14 @@ for (const [width, expected] of [[1440, 3], [375, 2]]) {
         badge: document.querySelector('.badge[data-selector="#add-1"] .clicks')?.textContent,
         rage: document.querySelector('.frustration.rage[data-selector="#add-1"]')?.textContent ?? null,
         status: document.getElementById("status").textContent,
+        sandbox: frame.getAttribute("sandbox"),
+        readable: frame.contentDocument !== null,
       };
-    });
+    }, box);
     await page.screenshot({ path: join(artifacts, `heatmap-${width}.png`), fullPage: true });
     await ctx.close();
     assert.equal(probe.frameWidth, width);
+    assert.deepEqual([probe.sandbox, probe.readable], ["allow-scripts allow-same-origin", false]);
     assert.ok(probe.hot[3] > 100 && probe.hot[0] > 200 && probe.hot[2] < 100, `hot spot pixel ${probe.hot}`);
     assert.equal(probe.far[3], 0, `no heat 300 px below: ${probe.far}`);
     assert.equal(probe.badge, `${expected} clicks`);
@@ -81,10 +104,28 @@ for (const [width, expected] of [[1440, 3], [375, 2]]) {
   });
 }
 
+test("a site page on the dashboards' own origin is framed without scripts and read directly", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1540, height: 900 } });
+  const page = await ctx.newPage();
+  const q = new URLSearchParams({ site: "own", path: "/demo/catalog.html", width: "1440" });
+  await page.goto(`${collector.base}/heatmap.html?${q}#token=viewer-token`);
+  await page.waitForSelector("body[data-ready]");
+  const probe = await page.evaluate(() => {
+    const frame = document.getElementById("page");
+    return {
+      sandbox: frame.getAttribute("sandbox"),
+      element: Boolean(frame.contentDocument.querySelector("#add-1")),
+      tracker: frame.contentWindow.pathlight === undefined ? "none" : "ran",
+    };
+  });
+  await ctx.close();
+  assert.deepEqual(probe, { sandbox: "allow-same-origin", element: true, tracker: "none" });
+});
+
 test("the dashboard shows the site's totals and top pages", async () => {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, userAgent: UA });
   const page = await ctx.newPage();
-  await page.goto(`${collector.base}/?site=demo&token=viewer-token`);
+  await page.goto(`${collector.base}/?site=demo#token=viewer-token`);
   await page.waitForSelector("body[data-ready]");
   const cards = await page.$$eval(".card[data-metric]", (cs) => Object.fromEntries(cs.map((c) => [c.dataset.metric, c.querySelector("b").textContent])));
   const pages = await page.$$eval("#panels section:first-child td:not(.n)", (tds) => tds.map((td) => td.firstChild.textContent));
@@ -99,7 +140,7 @@ test("the dashboard shows the site's totals and top pages", async () => {
   // A click posted now shows up in the live feed.
   const before = Number(await page.textContent("#live-count"));
   const probe = await ctx.newPage();
-  await probe.goto(collector.base + "/demo/index.html");
+  await probe.goto(collector.demo + "/demo/index.html");
   await probe.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
   await probe.evaluate(() => window.pathlight.flush());
   await page.waitForFunction((n) => Number(document.getElementById("live-count").textContent) > n, before);
@@ -126,7 +167,7 @@ test("the session explorer shows a session's timeline in order", async () => {
   );
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await ctx.newPage();
-  await page.goto(`${collector.base}/sessions.html?` + new URLSearchParams({ site: "demo", token: "viewer-token", session: session_id }));
+  await page.goto(`${collector.base}/sessions.html?` + new URLSearchParams({ site: "demo", session: session_id }) + "#token=viewer-token");
   await page.waitForSelector("body[data-ready]");
   const rows = await page.$$eval("#timeline tr.event", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
   const recent = await page.$$eval("#recent tr.session", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));

@@ -85,7 +85,8 @@ pub mod auth;
 pub struct QueryApi {
     client: Client,
     auth: auth::Auth,
-    /// Each site's origins and the base URL its pages live under, for the live overlay.
+    /// Each site's origins and the base URL its pages live under, for the live overlay and
+    /// the viewer (`site`).
     sites: std::collections::HashMap<String, (Vec<String>, String)>,
 }
 
@@ -183,6 +184,15 @@ impl QueryApi {
             "patterns" => json(sql::patterns(&self.client, &filters).await),
             "search" => json(sql::search(&self.client, &filters).await),
             "overlay-token" => Ok(self.overlay_token(&filters.site, query)),
+            "site" => {
+                let (origins, base_url) =
+                    self.sites.get(&filters.site).cloned().unwrap_or_default();
+                Ok(serde_json::json!({
+                    "site": filters.site,
+                    "origins": origins,
+                    "base_url": base_url,
+                }))
+            }
             "live-token" => {
                 let (token, expires_at) = self.auth.issue_live(&filters.site, now_secs());
                 Ok(serde_json::json!({ "token": token, "expires_at": expires_at }))

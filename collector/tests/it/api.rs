@@ -385,6 +385,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/search",
             "/sessions",
             "/sessions/{id}",
+            "/site",
             "/stats",
             "/users/{user_id}/events"
         ]
