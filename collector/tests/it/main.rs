@@ -20,6 +20,7 @@ mod marts;
 mod outage;
 mod privacy;
 mod retention;
+mod security;
 
 use pathlight_collector::config::Config;
 use std::net::SocketAddr;
