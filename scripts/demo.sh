@@ -11,20 +11,24 @@ addr=${2:-127.0.0.1:8080}
 demo=${3:-127.0.0.1:8081}
 ch_dir=$root/.data/clickhouse
 
+# How many generated events to load on first start; not a config key, which pathlight would
+# refuse as one (PATHLIGHT_* variables override the config).
+events=${PATHLIGHT_DEMO_EVENTS:-200000}
+unset PATHLIGHT_DEMO_EVENTS
+
 # The deployment's secret and the demo site's API token: made at first start, kept out of the
 # repository, readable by this user only.
 secrets=$root/.data/demo-secrets
-if [ ! -s "$secrets" ]; then
+hash_secret=$(sed -n 's/^hash_secret=//p' "$secrets" 2>/dev/null || true)
+token=$(sed -n 's/^api_token=//p' "$secrets" 2>/dev/null || true)
+if [ -z "$hash_secret" ] || [ -z "$token" ]; then
+  hash_secret=$(target/debug/pathlight secret)
+  token=$(target/debug/pathlight secret)
   mkdir -p "$root/.data"
-  (
-    umask 077
-    printf 'hash_secret=%s\napi_token=%s\n' "$(target/debug/pathlight secret)" "$(target/debug/pathlight secret)" >"$secrets.new"
-  )
+  (umask 077 && printf 'hash_secret=%s\napi_token=%s\n' "$hash_secret" "$token" >"$secrets.new")
   mv "$secrets.new" "$secrets"
   echo "made a hash_secret and the demo site's API token in $secrets (mode 0600)"
 fi
-hash_secret=$(sed -n 's/^hash_secret=//p' "$secrets")
-token=$(sed -n 's/^api_token=//p' "$secrets")
 
 ch_url=$(scripts/clickhouse.sh start "$ch_dir" "$ch_port")
 collector=
@@ -50,7 +54,6 @@ for _ in $(seq 1 100); do
 done
 # Full dashboards on first start: PATHLIGHT_DEMO_EVENTS (200,000) generated events over the last
 # two weeks, imported once beside the running collector through the same stages (0 skips it).
-events=${PATHLIGHT_DEMO_EVENTS:-200000}
 have=$(curl -fsS "$ch_url/?query=SELECT+count()+FROM+pathlight_demo.events" 2>/dev/null || echo 0)
 if [ "$events" -gt 0 ] && [ "$have" -lt "$events" ]; then
   data=target/demo-events.ndjson
