@@ -660,7 +660,7 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
     if matches!(endpoint, "heatmap" | "elements") && rules::token_param(query) {
-        return overlay_answer(app, endpoint, query, req).await;
+        return overlay_answer(app, ip, endpoint, query, req).await;
     }
     match app.query.handle(endpoint, query, auth).await {
         Ok(body) => json(StatusCode::OK, &body),
@@ -675,11 +675,17 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
 
 /// The live overlay's reads (an overlay token in `?token=`), from the site's own pages: CORS
 /// open to the page's origin once the query API has found it among the site's origins.
-async fn overlay_answer<B>(app: &App, endpoint: &str, query: &str, req: &Request<B>) -> Resp {
+async fn overlay_answer<B>(
+    app: &App,
+    ip: IpAddr,
+    endpoint: &str,
+    query: &str,
+    req: &Request<B>,
+) -> Resp {
     let origin = header_str(req.headers(), header::ORIGIN);
     let mut r = match app.query.overlay(endpoint, query, origin).await {
         Ok(body) => json(StatusCode::OK, &body),
-        Err(e) => json(e.status(), &e.body()),
+        Err(e) => api_error(app, ip, &e),
     };
     let refused = r.status() == StatusCode::FORBIDDEN;
     let h = r.headers_mut();
