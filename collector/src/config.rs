@@ -31,7 +31,7 @@ pub struct Config {
     pub tracker_dir: Option<PathBuf>,
     /// A path prefix (`/_pl`) under which the tracker files and `v1/batch` are served too, for
     /// a site that forwards a path of its own here without rewriting it (a first-party setup:
-    /// README "Collecting first-party"). Empty: only at the root.
+    /// README "Add it to your site"). Empty: only at the root.
     pub prefix: String,
     /// Addresses of the reverse proxies trusted to set `client_ip_header` (`["127.0.0.1"]`):
     /// from any other peer the header is ignored and the peer's address is the client's.

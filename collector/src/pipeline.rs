@@ -311,7 +311,6 @@ impl Pipeline {
         };
         let accepted = rows.len();
         let key = (first.batch_id, first.event_id, accepted as u32);
-        let report = req.delivery.row(first);
         match self.recent.claim(key, req.delivery.resent) {
             Claim::New => {}
             Claim::Stored => {
@@ -323,7 +322,7 @@ impl Pipeline {
             Claim::InFlight => return Err(IngestError::InFlight),
         }
         // Stored now although sent again: the first send was lost (pathlight_ingest::delivery).
-        rows.extend(report);
+        rows.extend(req.delivery.row(&rows[0]));
         let body = pathlight_ingest::write_rows(&rows);
         let stored = self.store(&rows, body).await;
         self.recent.finish(key, stored.is_ok());

@@ -341,27 +341,24 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
     let post = req.method() == Method::POST;
     let path = req.uri().path().to_owned();
     let origin = header_str(req.headers(), header::ORIGIN).map(str::to_owned);
-    // Under the prefix only what a site's pages ask for: the tracker and the batch endpoint.
-    let public = match path.strip_prefix(app.opts.prefix.as_str()) {
-        Some(rest) if !app.opts.prefix.is_empty() => Some(rest).filter(|r| r.starts_with('/')),
-        _ => Some(path.as_str()),
+    // What a site's pages ask for (the tracker and the batch endpoint), at the root and under
+    // the prefix; nothing else under the prefix.
+    let prefix = app.opts.prefix.as_str();
+    let (public, under_prefix) = match path.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() && rest.starts_with('/') => (rest, true),
+        _ => (path.as_str(), false),
     };
-    let (route, mut resp) = match (req.method(), path.as_str()) {
-        (m, _) if public == Some("/v1/batch") && m == Method::POST => {
-            ("batch", batch(app, peer, req).await)
-        }
-        (m, _) if public == Some("/v1/batch") && m == Method::OPTIONS => ("preflight", preflight()),
-        (&Method::GET | &Method::HEAD, _)
-            if public.is_some_and(|p| tracker_file_name(p).is_some()) =>
-        {
-            match tracker_file(&app.opts, public.unwrap_or_default(), &req).await {
+    let tracker = tracker_file_name(public);
+    let (route, mut resp) = match (req.method(), public) {
+        (&Method::POST, "/v1/batch") => ("batch", batch(app, peer, req).await),
+        (&Method::OPTIONS, "/v1/batch") => ("preflight", preflight()),
+        (&Method::GET | &Method::HEAD, _) if tracker.is_some() => {
+            match tracker_file(&app.opts, tracker, &req).await {
                 Some(r) => ("tracker", r),
                 None => ("not_found", not_found()),
             }
         }
-        (_, p) if !app.opts.prefix.is_empty() && public.is_some() && p != public.unwrap_or(p) => {
-            ("not_found", not_found())
-        }
+        _ if under_prefix => ("not_found", not_found()),
         (&Method::POST, "/v1/relay") => ("relay", relay(app, req).await),
         (&Method::GET, "/v1/relay/salts") => ("relay", relay_salts(app, &req)),
         (&Method::GET, "/healthz") => (
@@ -659,7 +656,7 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
     let endpoint = req.uri().path().trim_start_matches("/api/v1/");
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
-    if matches!(endpoint, "heatmap" | "elements") && rules::token_param(query) {
+    if matches!(endpoint, "heatmap" | "elements") && crate::query::token_param(query).is_some() {
         return overlay_answer(app, ip, endpoint, query, req).await;
     }
     match app.query.handle(endpoint, query, auth).await {
@@ -907,8 +904,12 @@ fn tracker_file_name(path: &str) -> Option<(&str, bool)> {
 /// a site's page may load it from here whatever its own policies. Content-hashed files are
 /// cached for a year; the loader and the manifest for five minutes, then revalidated by ETag,
 /// so a release reaches every site within minutes.
-async fn tracker_file<B>(opts: &HttpOptions, path: &str, req: &Request<B>) -> Option<Resp> {
-    let (name, hashed) = tracker_file_name(path)?;
+async fn tracker_file<B>(
+    opts: &HttpOptions,
+    named: Option<(&str, bool)>,
+    req: &Request<B>,
+) -> Option<Resp> {
+    let (name, hashed) = named?;
     let dir = opts.tracker_dir.as_ref()?;
     let name = match name {
         "pathlight.js" => "p.js".to_owned(),

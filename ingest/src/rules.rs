@@ -49,11 +49,6 @@ pub fn site_param(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Whether a query string carries a `token` parameter (a signed token instead of a bearer).
-pub fn token_param(query: &str) -> bool {
-    form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "token")
-}
-
 /// Headers of the answer to a preflight. Browsers send one only for JSON posts; the tracker's
 /// raw-bytes beacon needs none.
 pub const PREFLIGHT_HEADERS: [(&str, &str); 3] = [

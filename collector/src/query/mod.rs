@@ -138,12 +138,14 @@ impl QueryApi {
 
     /// `overlay-token`: a token for the live overlay and, with `path`, the page's address on
     /// the site with the token in its fragment (never sent to the site's server).
-    fn overlay_token(&self, site: &str, query: &str) -> serde_json::Value {
+    fn overlay_token(&self, filters: &Filters) -> serde_json::Value {
+        let site = &filters.site;
         let (token, expires_at) = self.auth.issue_overlay(site, now_secs());
-        let path = form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "path")
-            .map(|(_, v)| v.into_owned())
-            .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'));
+        // `Filters` checked that it starts with `/`; it must also stay on the site's origin.
+        let path = filters
+            .path
+            .as_deref()
+            .filter(|p| !p.starts_with("//") && !p.contains('\\'));
         let base = self.sites.get(site).map(|s| s.1.as_str()).unwrap_or("");
         let url = match path {
             Some(p) if !base.is_empty() => {
@@ -183,7 +185,7 @@ impl QueryApi {
             "sessions" => json(sql::sessions(&self.client, &filters).await),
             "patterns" => json(sql::patterns(&self.client, &filters).await),
             "search" => json(sql::search(&self.client, &filters).await),
-            "overlay-token" => Ok(self.overlay_token(&filters.site, query)),
+            "overlay-token" => Ok(self.overlay_token(&filters)),
             "site" => {
                 let (origins, base_url) =
                     self.sites.get(&filters.site).cloned().unwrap_or_default();
@@ -341,7 +343,7 @@ impl QueryApi {
 }
 
 /// The `token` parameter of a query string (a signed token given instead of a bearer).
-fn token_param(query: &str) -> Option<String> {
+pub fn token_param(query: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
