@@ -128,6 +128,9 @@ test("a visit whose sends fail is delivered from the next page view once the end
       return Number(rows[0].n) >= 4 && Number(rows[0].n);
     }, 20_000, "the clicks made during the outage");
     assert.equal(clicks, 4, "every click of the outage stored once");
+    // The page leaves batches without clicks (scroll, visible time) to be sent after them:
+    // counted once the queue is empty, every batch of the outage is in.
+    await eventually(() => page.evaluate(() => localStorage.getItem("pathlight:queue") === null), 20_000, "the queue drained");
     const [{ n, ids }] = await ch.rows(`SELECT count() AS n, uniqExact(event_id) AS ids FROM ${db}.events`);
     assert.equal(Number(n), Number(ids), "nothing stored twice");
     const [{ batches }] = await ch.rows(`SELECT uniqExact(batch_id) AS batches FROM ${db}.events WHERE path IN ('${CHAPTER}', '${NEXT}')`);
