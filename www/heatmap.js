@@ -183,7 +183,9 @@
         pts.push([r.left + a.rel_x * r.width, r.top + a.rel_y * r.height, a.n]);
       }
     }
-    if (!anchoredOk || pts.length === 0) for (const p of heat.points) pts.push([p.x * docW, p.y, p.n]);
+    // Clicks in a fixed or sticky context (a menu bar) are in viewport coordinates: where the
+    // element is on screen, which in this frame (as tall as its document) is from its top.
+    if (!anchoredOk || pts.length === 0) for (const p of heat.points) pts.push([p.x * (p.fixed ? w : docW), p.y, p.n]);
     const max = Math.max(1, ...pts.map((p) => p[2]));
     ctx.globalCompositeOperation = "lighter";
     for (const [x, y, n] of pts) {

@@ -488,6 +488,7 @@ impl Generator {
                         rel_x: rx as f32,
                         rel_y: ry as f32,
                         element_box: e.bounds,
+                        fixed: 0,
                     }),
                     ..base.clone()
                 });

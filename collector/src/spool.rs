@@ -28,13 +28,16 @@
 //!
 //! A record is `len: u32 LE | crc32(payload): u32 LE | rows: u32 LE | payload (len bytes)`,
 //! the payload being RowBinary rows ready for `INSERT INTO events (…) FORMAT RowBinary`, so a
-//! replay re-sends bytes without decoding them.
+//! replay re-sends bytes without decoding them. The top byte of `rows` is the rows'
+//! [`Layout`] (0 before layouts were named): a segment left by an older version, whose rows
+//! lack columns added since, is re-encoded in the current layout before it ships.
 
 use crate::error::IngestError;
 use crate::metrics::Metrics;
 use crate::sinks::clickhouse::{ClickHouseConfig, insert_retrying};
 use bytes::Bytes;
 use clickhouse::Client;
+use pathlight_ingest::Layout;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -230,18 +233,32 @@ impl Spool {
 /// rows, framed as the module's documentation says. For tests, which write segments as a
 /// crashed or older process would have left them; the writer sends frame and payload apart.
 pub fn record(payload: &[u8], rows: u32) -> Vec<u8> {
+    record_of(payload, rows, Layout::CURRENT)
+}
+
+/// [`record`] of rows written in `layout`, as an older version left them.
+pub fn record_of(payload: &[u8], rows: u32, layout: Layout) -> Vec<u8> {
     let mut r = Vec::with_capacity(HEADER + payload.len());
-    r.extend_from_slice(&header(payload, rows));
+    r.extend_from_slice(&header_of(payload, rows, layout));
     r.extend_from_slice(payload);
     r
 }
 
 /// The frame [`record`] puts before `payload`.
 fn header(payload: &[u8], rows: u32) -> [u8; HEADER] {
+    header_of(payload, rows, Layout::CURRENT)
+}
+
+/// Rows per record fit in the low 24 bits of the `rows` word (a request holds far fewer); the
+/// top byte is the layout.
+const ROWS_MASK: u32 = 0x00ff_ffff;
+
+fn header_of(payload: &[u8], rows: u32, layout: Layout) -> [u8; HEADER] {
     let mut h = [0; HEADER];
     h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[4..8].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    h[8..].copy_from_slice(&rows.to_le_bytes());
+    let word = (rows & ROWS_MASK) | u32::from(layout.code()) << 24;
+    h[8..].copy_from_slice(&word.to_le_bytes());
     h
 }
 
@@ -267,9 +284,14 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.seg"))
 }
 
+/// A record's RowBinary payload in its segment, and the layout its rows were written in (none:
+/// a newer version's, after a rollback; shipped as they are, so ClickHouse refuses them and
+/// the segment is kept in `dead/` rather than lost).
+type Payload = (std::ops::Range<usize>, Option<Layout>);
+
 /// The records of a segment that are whole and match their checksum: where their RowBinary
 /// payloads are, the number of rows, and the length of that valid prefix.
-fn parse(data: &[u8]) -> (Vec<std::ops::Range<usize>>, u64, usize) {
+fn parse(data: &[u8]) -> (Vec<Payload>, u64, usize) {
     let mut payloads = Vec::new();
     let (mut rows, mut at) = (0u64, 0usize);
     while let Some(header) = data.get(at..at + HEADER) {
@@ -282,8 +304,9 @@ fn parse(data: &[u8]) -> (Vec<std::ops::Range<usize>>, u64, usize) {
         if crc32fast::hash(payload) != crc {
             break;
         }
-        payloads.push(at + HEADER..at + HEADER + len);
-        rows += u64::from(n);
+        let layout = Layout::from_code((n >> 24) as u8);
+        payloads.push((at + HEADER..at + HEADER + len, layout));
+        rows += u64::from(n & ROWS_MASK);
         at += HEADER + len;
     }
     (payloads, rows, at)
@@ -503,8 +526,20 @@ pub async fn ship(
             fs::read(&path).map(|data| {
                 let (payloads, rows, _) = parse(&data);
                 // Sent as slices of the file's bytes: no second copy of a segment in memory.
+                // An older version's rows are re-encoded with today's columns; rows that do not
+                // read back (they passed their checksum, so never in practice) go as they are
+                // and ClickHouse judges them.
                 let data = Bytes::from(data);
-                let body: Vec<Bytes> = payloads.into_iter().map(|r| data.slice(r)).collect();
+                let body: Vec<Bytes> = payloads
+                    .into_iter()
+                    .map(|(r, layout)| match layout {
+                        Some(old) if old != Layout::CURRENT => {
+                            pathlight_ingest::upgrade(&data[r.clone()], old)
+                                .map_or_else(|_| data.slice(r), Bytes::from)
+                        }
+                        _ => data.slice(r),
+                    })
+                    .collect();
                 (body, rows)
             })
         })
@@ -657,12 +692,16 @@ mod tests {
         let (payloads, rows, valid) = parse(&data);
         let body: Vec<u8> = payloads
             .iter()
-            .flat_map(|r| data[r.clone()].to_vec())
+            .flat_map(|(r, _)| data[r.clone()].to_vec())
             .collect();
         assert_eq!(
             (body.as_slice(), rows, valid),
             (&b"firstsecond"[..], 3, whole)
         );
+        // The rows' layout rides in the top byte of the count.
+        let old = record_of(b"old", 5, Layout::FIRST);
+        assert_eq!(parse(&old).0, [(HEADER..HEADER + 3, Some(Layout::FIRST))]);
+        assert_eq!(parse(&old).1, 5);
         // Every cut of a third record leaves the first two.
         let third = record(b"third", 4);
         for cut in 0..third.len() {

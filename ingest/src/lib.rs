@@ -31,7 +31,10 @@ mod stages;
 
 pub use delivery::Delivery;
 pub use error::{ErrorBody, IngestError};
-pub use row::{COLUMNS, EventRow, RowError, insert_settings, insert_sql, read_rows, write_rows};
+pub use row::{
+    COLUMNS, EventRow, Layout, RowError, insert_settings, insert_sql, read_rows, read_rows_of,
+    upgrade, write_rows,
+};
 pub use stages::{
     Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches,
     page_host_allowed,

@@ -4,7 +4,7 @@
 //! `migrations.rs`; [`COLUMNS`], [`EventRow::write_row_binary`] and [`EventRow::read_row_binary`]
 //! list the fields in the same order, which the collector's tests check against the table.
 
-use pathlight_wire::{EnrichedEvent, EventKind};
+use pathlight_wire::{Click, EnrichedEvent, EventKind};
 
 /// Declares the row once: the struct, [`COLUMNS`], the writer and the reader all follow this
 /// list's order, so the three cannot disagree.
@@ -35,6 +35,20 @@ macro_rules! event_row {
             /// `input`, advancing it. Strings must be UTF-8.
             pub fn read_row_binary(input: &mut &[u8]) -> Result<EventRow, RowError> {
                 Ok(EventRow { $( $field: Column::get(input)?, )+ })
+            }
+
+            /// Reads one row written in `layout`: its leading columns; the later ones keep
+            /// their defaults, as ClickHouse gives them to a row inserted without them.
+            pub fn read_row_binary_of(input: &mut &[u8], layout: Layout) -> Result<EventRow, RowError> {
+                let mut row = EventRow::default();
+                let mut left = layout.columns();
+                $(
+                    if left > 0 {
+                        row.$field = Column::get(input)?;
+                        left -= 1;
+                    }
+                )+
+                Ok(row)
             }
         }
     };
@@ -102,6 +116,51 @@ event_row! {
     city: String,
     asn: u32,
     colo: String,
+    /// Appended in layout 1: the click's [`pathlight_wire::Click::fixed`].
+    fixed: u8,
+}
+
+/// The columns a RowBinary body was written with. Columns of `events` are only ever appended,
+/// so a layout is a number of leading columns of [`COLUMNS`]. A body written before a column
+/// was added — a spool segment the previous version left, a broker message still in flight
+/// — says its layout (a spool record's frame, a message's header) and is read with it; the
+/// columns it lacks get their defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout(u8);
+
+impl Layout {
+    /// Every column up to `colo`: the rows written before layouts were named.
+    pub const FIRST: Layout = Layout(0);
+    /// The layout [`EventRow::write_row_binary`] writes.
+    pub const CURRENT: Layout = Layout(1);
+    /// Columns per layout, by code.
+    const COLUMNS: [usize; 2] = [count_columns() - 1, count_columns()];
+
+    /// The layout of code `code`, if this version knows it.
+    pub fn from_code(code: u8) -> Option<Layout> {
+        (usize::from(code) < Self::COLUMNS.len()).then_some(Layout(code))
+    }
+
+    /// The layout's code, as frames and headers carry it.
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    /// How many leading columns of [`COLUMNS`] its rows hold.
+    pub fn columns(self) -> usize {
+        Self::COLUMNS[usize::from(self.0)]
+    }
+}
+
+const fn count_columns() -> usize {
+    let (bytes, mut i, mut n) = (COLUMNS.as_bytes(), 0, 1);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
 }
 
 /// The statement RowBinary bodies are inserted with.
@@ -188,13 +247,17 @@ impl EventRow {
             city: e.geo.city,
             asn: e.geo.asn,
             colo: e.geo.colo,
+            fixed: 0,
         };
         match raw.kind {
             EventKind::Pageview => {}
             EventKind::Click(c) => {
                 row.x = c.x;
                 row.y = c.y;
-                row.element_id = c.element_id.unwrap_or_default();
+                row.element_id = c
+                    .element_id
+                    .or_else(|| Click::id_in_selector(&c.selector).map(str::to_owned))
+                    .unwrap_or_default();
                 row.selector = c.selector;
                 row.tag = c.tag;
                 row.text = c.text.unwrap_or_default();
@@ -202,6 +265,7 @@ impl EventRow {
                 row.rel_x = c.rel_x;
                 row.rel_y = c.rel_y;
                 [row.box_x, row.box_y, row.box_w, row.box_h] = c.element_box;
+                row.fixed = c.fixed;
             }
             EventKind::Scroll { max_depth_pct } => row.scroll_depth = max_depth_pct,
             EventKind::Engagement { visible_ms } => row.visible_ms = visible_ms,
@@ -236,12 +300,23 @@ pub fn write_rows(rows: &[EventRow]) -> Vec<u8> {
 }
 
 /// Reads every row of a RowBinary body.
-pub fn read_rows(mut input: &[u8]) -> Result<Vec<EventRow>, RowError> {
+pub fn read_rows(input: &[u8]) -> Result<Vec<EventRow>, RowError> {
+    read_rows_of(input, Layout::CURRENT)
+}
+
+/// Reads every row of a RowBinary body written in `layout`.
+pub fn read_rows_of(mut input: &[u8], layout: Layout) -> Result<Vec<EventRow>, RowError> {
     let mut rows = Vec::new();
     while !input.is_empty() {
-        rows.push(EventRow::read_row_binary(&mut input)?);
+        rows.push(EventRow::read_row_binary_of(&mut input, layout)?);
     }
     Ok(rows)
+}
+
+/// A body written in `layout`, re-encoded in the current one (callers skip bodies that
+/// already are).
+pub fn upgrade(body: &[u8], layout: Layout) -> Result<Vec<u8>, RowError> {
+    Ok(write_rows(&read_rows_of(body, layout)?))
 }
 
 /// One column type's RowBinary encoding.
@@ -317,6 +392,40 @@ impl Column for uuid::Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_of_the_first_layout_reads_with_its_columns_and_upgrades() {
+        let row = EventRow {
+            site_id: "s".into(),
+            selector: "#buy".into(),
+            colo: "FRA".into(),
+            fixed: 1,
+            ..EventRow::default()
+        };
+        let current = write_rows(&[row.clone(), row.clone()]);
+        // The first layout had no `fixed`, the last column: one byte less per row.
+        let one = current.len() / 2;
+        let first = [&current[..one - 1], &current[one..2 * one - 1]].concat();
+        let old = EventRow { fixed: 0, ..row };
+        assert_eq!(
+            read_rows_of(&first, Layout::FIRST).unwrap(),
+            [old.clone(), old.clone()]
+        );
+        assert_eq!(
+            upgrade(&first, Layout::FIRST).unwrap(),
+            write_rows(&[old.clone(), old])
+        );
+        assert!(
+            read_rows(&first).is_err(),
+            "the current layout does not fit"
+        );
+        assert_eq!(
+            Layout::from_code(Layout::CURRENT.code()),
+            Some(Layout::CURRENT)
+        );
+        assert_eq!(Layout::from_code(9), None);
+        assert_eq!(Layout::CURRENT.columns(), COLUMNS.split(", ").count());
+    }
 
     #[test]
     fn the_partition_limit_is_lifted_only_where_the_setting_exists() {

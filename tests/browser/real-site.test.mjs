@@ -67,6 +67,16 @@ for (const width of [375, 768, 1440]) {
       assert.deepEqual(sends.filter((r) => r.method !== "POST" || r.mode !== "cors"), [], "every batch by fetch, none by sendBeacon (no-cors)");
       assert.deepEqual([...new Set(requests.map((r) => new URL(r.url).host))].sort(), [`pl.example.net:${recorder.port}`, `shop.example.com:${site.port}`].sort(), "the page and the collector only");
       assert.ok(rows.every((r) => r.selector && !/^(html|body)$/.test(r.selector)), "every click names its element");
+      // The book's menu bar is sticky at some widths, its wide-screen chapter arrows fixed:
+      // such clicks are where they were on screen (viewport coordinates), every other click
+      // where it was on the page.
+      const contexts = rows.filter((r) => r.path === CHAPTER).map((r, i) => {
+        const c = clicks[i];
+        const onScreen = Number(r.fixed) > 0;
+        return { selector: r.selector, fixed: Number(r.fixed), expected: c.context, dy: r.y - (onScreen ? c.y : c.y + c.sy) };
+      });
+      console.log(`contexts at ${width} px: ${JSON.stringify(contexts.filter((c) => c.expected))}`);
+      assert.ok(contexts.every((c) => c.fixed === c.expected && Math.abs(c.dy) <= 1), `each click in its context, where it was made: ${JSON.stringify(contexts)}`);
       const misses = await drawBack(context, `http://shop.example.com:${site.port}`, width, clicks, rows);
       assert.deepEqual([...misses], [], "each click draws back within 2 px of where it was made");
       // Selectors stop at the first unique step, so content inserted above does not move them.

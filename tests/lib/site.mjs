@@ -114,8 +114,18 @@ export async function clickAt(page, locator, fx, fy, scroll = true) {
   const [sx, sy] = await page.evaluate(() => [scrollX, scrollY]);
   const x = Math.round(box.x + box.width * fx);
   const y = Math.round(box.y + box.height * fy);
+  // The context the page gives the element clicked, as CSS says (1 fixed, 2 sticky, 0 in the
+  // flow): the truth the tracker's `fixed` is checked against.
+  const context = await page.evaluate(([x, y]) => {
+    for (let n = document.elementFromPoint(x, y); n; n = n.parentElement) {
+      const p = getComputedStyle(n).position;
+      if (p === "fixed") return 1;
+      if (p === "sticky") return 2;
+    }
+    return 0;
+  }, [x, y]);
   await page.mouse.click(x, y);
-  return { x, y, sx, sy };
+  return { x, y, sx, sy, context };
 }
 
 export const CHAPTER = "/book/ch04-01-what-is-ownership.html";
@@ -157,7 +167,7 @@ export async function visit(page, site, leave = false) {
 /** Waits for `n` clicks and the visit's page views, scrolls and engagement, and returns them. */
 export async function stored(ch, db, n) {
   const clicks = await eventually(async () => {
-    const rows = await ch.rows(`SELECT path, selector, rel_x, rel_y, x, y FROM ${db}.events FINAL WHERE event_type = 'click' ORDER BY timestamp, timestamp_ms`);
+    const rows = await ch.rows(`SELECT path, selector, rel_x, rel_y, x, y, fixed FROM ${db}.events FINAL WHERE event_type = 'click' ORDER BY timestamp, timestamp_ms`);
     return rows.length >= n && rows;
   }, 20_000, `${n} clicks`);
   const kinds = await eventually(async () => {

@@ -49,8 +49,8 @@ export const random = (buf) => void crypto.getRandomValues(buf);
 
 const storage = (local) => (local ? localStorage : sessionStorage);
 
-/** wasm import: a stored string, or null. */
-export const load = (key, local) => safe(() => storage(local).getItem(key))() ?? null;
+/** A stored string (sessionStorage unless `local`), or null. */
+const load = (key, local) => safe(() => storage(local).getItem(key))() ?? null;
 
 /** wasm import: stores `value` (empty removes); false when the browser refused. */
 export const save = (key, value, local) =>
@@ -178,7 +178,7 @@ export function install(opts) {
   let started =
     !load(OPT_OUT, true) &&
     !(opts.respectDnt !== false && privacy) &&
-    !!safe(() => (wasm.start(opts.site || "", doc.visibilityState == "visible", opts.flushEvents || 20), 1))();
+    !!safe(() => (wasm.start(opts.site || "", doc.visibilityState == "visible", opts.flushEvents || 20, load("pathlight:session") || ""), 1))();
 
   let lastScroll = 0;
   let scrollTimer = 0;
@@ -203,7 +203,7 @@ export function install(opts) {
       }
       wasm.track(String(name));
     }),
-    flush: safe(() => started && wasm.flush(false)),
+    flush: safe(() => started && wasm.life(1)),
     optOut: safe(() => {
       save(OPT_OUT, "1", true);
       save(QUEUE, "", true);
@@ -226,21 +226,27 @@ export function install(opts) {
     const masked = el.closest("[data-pathlight-mask]") || /^(input|textarea|select)$/.test(tag);
     const href = el.hasAttribute("href") && typeof el.href == "string" ? el.href : "";
     const round = Math.round;
+    // In a fixed or sticky context (a menu bar, a chat button) the element stays on screen as
+    // the page moves: its click is where it was on screen, in viewport coordinates.
+    let fixed = 0;
+    for (let n = el; n && !fixed; n = n.parentElement || n.getRootNode().host) fixed = ["fixed", "sticky"].indexOf(getComputedStyle(n).position) + 1;
+    const sx = fixed ? 0 : scrollX;
+    const sy = fixed ? 0 : scrollY;
     wasm.click(
-      round(e.pageX),
-      round(e.pageY),
-      el.id,
+      round(e.clientX + sx),
+      round(e.clientY + sy),
       selector(el),
       tag,
       masked ? "" : shortText(el.textContent || ""),
       href,
       r.width ? (e.clientX - r.left) / r.width : 0,
       r.height ? (e.clientY - r.top) / r.height : 0,
-      round(r.left + scrollX),
-      round(r.top + scrollY),
+      round(r.left + sx),
+      round(r.top + sy),
       round(r.width),
       round(r.height),
       ...sizes(),
+      fixed,
     );
   });
   on(window, "scroll", () => {
@@ -251,13 +257,13 @@ export function install(opts) {
   const hidden = (visible) => {
     if (!started) return;
     measure();
-    wasm.visible(visible);
+    wasm.life(visible ? 2 : 3);
   };
   on(doc, "visibilitychange", () => hidden(doc.visibilityState == "visible"));
   on(window, "pagehide", () => hidden(false));
   // Every second by default: a click is queryable within ~2 s (bench/results/freshness.md), and
   // the timer only sends when something is buffered.
-  setInterval(safe(() => started && wasm.tick()), Math.max(opts.flushMs || 1000, 250));
+  setInterval(safe(() => started && wasm.life(0)), Math.max(opts.flushMs || 1000, 250));
 
   for (const k of ["pushState", "replaceState"]) {
     const orig = history[k];

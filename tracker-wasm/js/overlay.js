@@ -163,10 +163,11 @@ export function open(token, script) {
         const r = box(a.selector);
         if (r && r.width + r.height) pts.push([r.left + a.rel_x * r.width, r.top + a.rel_y * r.height, a.n, a.selector]);
       }
-      // Clicks whose element is gone: where they were on the page, scaled to its width now.
+      // Clicks whose element is gone: where they were on the page, scaled to its width now;
+      // those in a fixed or sticky context (a menu bar) where they were on screen.
       if (!pts.length) {
         const docW = document.documentElement.scrollWidth;
-        for (const p of heat.points) pts.push([p.x * docW - scrollX, p.y - scrollY, p.n, null]);
+        for (const p of heat.points) pts.push(p.fixed ? [p.x * w, p.y, p.n, null] : [p.x * docW - scrollX, p.y - scrollY, p.n, null]);
       }
       const max = Math.max(1, ...pts.map((p) => p[2]));
       ctx.globalCompositeOperation = "lighter";

@@ -20,7 +20,8 @@ use alloc::string::String;
 use pathlight_wire::{Click, PropValue, Props, Size};
 use wasm_bindgen::prelude::*;
 
-const SESSION_KEY: &str = "pathlight:session";
+/// The sessionStorage key of this tab's session (the host reads it for [`start`]).
+pub const SESSION_KEY: &str = "pathlight:session";
 /// The first retry of an undelivered batch waits this long; each failure doubles it.
 const BACKOFF_MIN_MS: f64 = 1_000.0;
 const BACKOFF_MAX_MS: f64 = 60_000.0;
@@ -30,8 +31,6 @@ const BACKOFF_MAX_MS: f64 = 60_000.0;
 extern "C" {
     fn now() -> f64;
     fn random(buf: &mut [u8]);
-    /// sessionStorage (`local` false) or localStorage; none when absent or unreadable.
-    fn load(key: &str, local: bool) -> Option<String>;
     /// Stores `value` (an empty value removes the key); false when storage refused.
     fn save(key: &str, value: &str, local: bool) -> bool;
     /// Sends a batch: `sendBeacon` when `beacon` (the page is going away) and the browser
@@ -85,10 +84,13 @@ fn with<R>(f: impl FnOnce(&mut Tracker) -> R) -> Option<R> {
     TRACKER.0.try_borrow_mut().ok()?.as_mut().map(f)
 }
 
-/// Starts tracking for `site`; the host has already checked opt-out and DNT/GPC.
+/// Starts tracking for `site`; the host has already checked opt-out and DNT/GPC, and read
+/// `stored`, this tab's session as [`Session::store`] wrote it to sessionStorage under
+/// [`SESSION_KEY`] (empty when none): passed in rather than read through an import, whose
+/// glue for a returned string costs more of the budget.
 #[wasm_bindgen]
-pub fn start(site: &str, visible: bool, flush_events: u32) {
-    let session = load(SESSION_KEY, false).and_then(|s| Session::parse(&s));
+pub fn start(site: &str, visible: bool, flush_events: u32, stored: &str) {
+    let session = Session::parse(stored);
     let settings = Settings {
         site: site.to_owned(),
         max_events: flush_events.clamp(1, 500) as usize,
@@ -131,14 +133,15 @@ pub fn page(url: &str, referrer: &str, title: &str, vw: u32, vh: u32, dw: u32, d
     });
 }
 
-/// A click: page position, the element it is attributed to (id, selector, tag, short text
-/// as the host cut it, link), where on that element (fractions of its box) and the element's box on the page.
+/// A click: page position, the element it is attributed to (selector, tag, short text as the
+/// host cut it, link), where on that element (fractions of its box) and the element's box on
+/// the page; in a fixed or sticky context (`fixed`, wire's `Click::fixed`), position and box
+/// on screen.
 #[wasm_bindgen]
 #[allow(clippy::too_many_arguments)]
 pub fn click(
     x: i32,
     y: i32,
-    element_id: &str,
     selector: &str,
     tag: &str,
     text: &str,
@@ -153,11 +156,13 @@ pub fn click(
     vh: u32,
     dw: u32,
     dh: u32,
+    fixed: u8,
 ) {
     let click = Click {
         x,
         y,
-        element_id: some(element_id),
+        // Storage takes the id from the selector (`#id`), which is the id when there is one.
+        element_id: None,
         selector: selector.to_owned(),
         tag: tag.to_owned(),
         text: some(text),
@@ -165,6 +170,7 @@ pub fn click(
         rel_x: rel_x.clamp(0.0, 1.0),
         rel_y: rel_y.clamp(0.0, 1.0),
         element_box: [bx, by, bw, bh],
+        fixed,
     };
     with(|t| {
         let (viewport, document) = (Size { w: vw, h: vh }, Size { w: dw, h: dh });
@@ -203,29 +209,35 @@ pub fn track(name: &str) {
     });
 }
 
-/// The page became visible or hidden; hiding sends what is buffered with `sendBeacon`.
+/// [`life`]: the periodic timer.
+pub const TICK: u8 = 0;
+/// [`life`]: the site asked to send what is buffered.
+pub const FLUSH: u8 = 1;
+/// [`life`]: the page became visible.
+pub const SHOWN: u8 = 2;
+/// [`life`]: the page was hidden or is being left.
+pub const HIDDEN: u8 = 3;
+
+/// The page's lifecycle, one export for what were three (each export costs glue on both sides
+/// of the 12 KB budget): the timer ([`TICK`]) sends the buffer, then an undelivered batch once
+/// its backoff passed; [`FLUSH`] sends the buffer; [`SHOWN`] and [`HIDDEN`] account visible
+/// time, and hiding sends what is buffered, as the page may be going away (the host queues
+/// that batch until it is answered).
 #[wasm_bindgen]
-pub fn visible(visible: bool) {
-    with(|t| {
-        t.core.set_visible(now(), visible);
-        if !visible {
-            t.flush(true);
+pub fn life(what: u8) {
+    with(|t| match what {
+        TICK => {
+            t.flush(false);
+            t.send_queued();
         }
-    });
-}
-
-/// Sends what is buffered now (`leaving`: the page is going away, so by beacon).
-#[wasm_bindgen]
-pub fn flush(leaving: bool) {
-    with(|t| t.flush(leaving));
-}
-
-/// The periodic timer: sends the buffer, then an undelivered batch once its backoff passed.
-#[wasm_bindgen]
-pub fn tick() {
-    with(|t| {
-        t.flush(false);
-        t.send_queued();
+        FLUSH => t.flush(false),
+        _ => {
+            let visible = what == SHOWN;
+            t.core.set_visible(now(), visible);
+            if !visible {
+                t.flush(true);
+            }
+        }
     });
 }
 

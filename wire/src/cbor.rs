@@ -55,6 +55,7 @@ mod key {
     pub const VISIBLE_MS: u64 = 31;
     pub const NAME: u64 = 32;
     pub const PROPS: u64 = 33;
+    pub const FIXED: u64 = 34;
 }
 
 /// Encodes a batch to CBOR.
@@ -102,6 +103,7 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
                 + usize::from(!c.tag.is_empty())
                 + usize::from(opt(&c.text))
                 + usize::from(opt(&c.href))
+                + usize::from(c.fixed != 0)
         }
         EventKind::Scroll { .. } | EventKind::Engagement { .. } => 1,
         EventKind::Custom { props, .. } => 1 + usize::from(!props.is_empty()),
@@ -160,6 +162,10 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
             enc.head(major::ARRAY, 4);
             for v in c.element_box {
                 enc.int(i64::from(v));
+            }
+            if c.fixed != 0 {
+                enc.key(key::FIXED);
+                enc.uint(u64::from(c.fixed));
             }
         }
         EventKind::Scroll { max_depth_pct } => {
@@ -685,6 +691,7 @@ impl Reader<'_> {
                         *slot = self.int_as(f("element_box"))?;
                     }
                 }
+                key::FIXED => click.fixed = self.int_as(f("fixed"))?,
                 key::MAX_DEPTH_PCT => depth = Some(self.int_as(f("max_depth_pct"))?),
                 key::VISIBLE_MS => visible = Some(self.int_as(f("visible_ms"))?),
                 key::NAME => name = Some(self.text(f("name"))?),

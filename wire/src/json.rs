@@ -250,6 +250,9 @@ pub fn to_simple(e: &RawEvent) -> serde_json::Value {
             put("rel_x", short(c.rel_x));
             put("rel_y", short(c.rel_y));
             put("element_box", json!(c.element_box));
+            if c.fixed != 0 {
+                put("fixed", json!(c.fixed));
+            }
             "click"
         }
         EventKind::Scroll { max_depth_pct } => {
@@ -400,10 +403,7 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
         "click" => {
             // Senders put a selector such as `#submit-button` in `element_id`.
             let selector = text(&mut payload, "element_id").unwrap_or_default();
-            let element_id = selector
-                .strip_prefix('#')
-                .filter(|id| !id.contains([' ', '.', '>', '[', ':']))
-                .map(str::to_owned);
+            let element_id = Click::id_in_selector(&selector).map(str::to_owned);
             EventKind::Click(Click {
                 x: int(&mut payload, "x")?.ok_or(WireError::Missing {
                     field: Field::event(i, "payload.x"),
@@ -423,6 +423,13 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
                     Some(v) => serde_json::from_value(v).map_err(|_| WireError::WrongType {
                         field: Field::event(i, "element_box"),
                         expected: "an array of 4 integers [x, y, w, h]",
+                    })?,
+                },
+                fixed: match int(&mut payload, "fixed")? {
+                    None => 0,
+                    Some(v) => u8::try_from(v).map_err(|_| WireError::WrongType {
+                        field: Field::event(i, "fixed"),
+                        expected: "0 (in flow), 1 (fixed) or 2 (sticky)",
                     })?,
                 },
             })

@@ -46,7 +46,10 @@ pub mod validate;
 pub use enrich::{EnrichedEvent, Geo, RequestContext};
 pub use error::{Field, WireError};
 pub use limits::{Limits, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-pub use model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, Props, RawBatch, RawEvent, Size};
+pub use model::{
+    Click, EventKind, FIXED, FORMAT_VERSION, IN_FLOW, Id, PropValue, Props, RawBatch, RawEvent,
+    STICKY, Size,
+};
 
 /// The encodings a receiver accepts, chosen by `Content-Type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

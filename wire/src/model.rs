@@ -220,7 +220,8 @@ pub struct Click {
     pub x: i32,
     /// Key 21. `pageY`, CSS px from the document's top edge.
     pub y: i32,
-    /// Key 22. The element's `id` attribute, if any.
+    /// Key 22. The element's `id` attribute, if any. Storage takes it from a `#id` selector
+    /// when it is left out ([`Click::id_in_selector`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub element_id: Option<String>,
     /// Key 23. A stable CSS selector for the element (id, then `data-*` attributes, then a
@@ -243,6 +244,35 @@ pub struct Click {
     /// Key 29. The element's box in page coordinates, `[x, y, w, h]` in CSS px.
     #[serde(default)]
     pub element_box: [i32; 4],
+    /// Key 34. Whether the element scrolls with the page: [`IN_FLOW`] (0), or it or an
+    /// ancestor is `position:` [`FIXED`] (1) or [`STICKY`] (2): a menu bar, cookie banner or
+    /// chat button stays put on screen while the document moves under it. In a fixed or
+    /// sticky context `x`, `y` and `element_box` are viewport coordinates, which is where the
+    /// element is on screen however far the page was scrolled; page coordinates would smear
+    /// one header's clicks down the whole document.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fixed: u8,
+}
+
+impl Click {
+    /// The id a selector names when it is `#id` alone, as the tracker's selector of an element
+    /// with a plain id is (the tracker then leaves `element_id` out; storage fills it from here).
+    pub fn id_in_selector(selector: &str) -> Option<&str> {
+        selector
+            .strip_prefix('#')
+            .filter(|id| !id.contains([' ', '.', '>', '[', ':']))
+    }
+}
+
+/// [`Click::fixed`]: the element moves with the document.
+pub const IN_FLOW: u8 = 0;
+/// [`Click::fixed`]: the element or an ancestor is `position: fixed`.
+pub const FIXED: u8 = 1;
+/// [`Click::fixed`]: the element or an ancestor is `position: sticky`.
+pub const STICKY: u8 = 2;
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 /// A custom event's properties: a map from name to scalar, kept as a vector sorted by name

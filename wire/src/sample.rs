@@ -29,6 +29,7 @@ pub fn click_event(n: u8) -> RawEvent {
             rel_x: 0.25,
             rel_y: 0.5,
             element_box: [560, 1167, 328, 40],
+            fixed: 0,
         }),
     }
 }

@@ -104,6 +104,7 @@ pub fn validate_event(
             within(by.into(), -max, max, f("element_box"))?;
             within(bw.into(), 0, max, f("element_box"))?;
             within(bh.into(), 0, max, f("element_box"))?;
+            within(c.fixed.into(), 0, crate::model::STICKY.into(), f("fixed"))?;
             opt_len(&c.element_id, limits.max_ident_len, f("element_id"))?;
             len(&c.selector, limits.max_selector_len, f("selector"))?;
             len(&c.tag, limits.max_ident_len, f("tag"))?;

@@ -3,7 +3,7 @@
 //! insert succeeded. Run as many as ClickHouse can take inserts from; JetStream gives each
 //! message to one of them, and to another when a loader goes away without acking.
 
-use super::BrokerConfig;
+use super::{BrokerConfig, LAYOUT_HEADER};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::sinks::clickhouse::{self, ClickHouseConfig, insert_retrying, migrations};
@@ -15,6 +15,7 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
+use pathlight_ingest::Layout;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,12 +213,26 @@ impl Loader {
     async fn load(&mut self, messages: Vec<Message>) -> bool {
         let mut good = Vec::with_capacity(messages.len());
         for m in messages {
-            match pathlight_ingest::read_rows(&m.payload) {
-                Ok(rows) => good.push((m, rows.len() as u64)),
-                Err(e) => {
-                    let reason = format!("not RowBinary event rows: {e}");
-                    self.dead(&m, &reason).await;
+            // The rows' layout (`publish.rs`); none: a message from before layouts were named.
+            let layout = match m.headers.as_ref().and_then(|h| h.get(LAYOUT_HEADER)) {
+                None => Some(Layout::FIRST),
+                Some(v) => v.as_str().parse().ok().and_then(Layout::from_code),
+            };
+            let read = match layout {
+                Some(layout) => pathlight_ingest::read_rows_of(&m.payload, layout)
+                    .map_err(|e| format!("not RowBinary event rows: {e}")),
+                None => Err("rows of a layout this version does not know".to_owned()),
+            };
+            match read {
+                Ok(rows) => {
+                    let body = if layout == Some(Layout::CURRENT) {
+                        m.payload.clone()
+                    } else {
+                        pathlight_ingest::write_rows(&rows).into()
+                    };
+                    good.push((m, rows.len() as u64, body))
                 }
+                Err(reason) => self.dead(&m, &reason).await,
             }
         }
         if good.is_empty() {
@@ -226,14 +241,15 @@ impl Loader {
         self.insert_and_ack(good).await
     }
 
-    async fn insert_and_ack(&mut self, messages: Vec<(Message, u64)>) -> bool {
-        let mut body: Vec<Bytes> = messages.iter().map(|(m, _)| m.payload.clone()).collect();
-        let mut rows: u64 = messages.iter().map(|(_, n)| n).sum();
+    /// `messages`: each with its row count and its rows in the current layout.
+    async fn insert_and_ack(&mut self, messages: Vec<(Message, u64, Bytes)>) -> bool {
+        let mut body: Vec<Bytes> = messages.iter().map(|(_, _, b)| b.clone()).collect();
+        let mut rows: u64 = messages.iter().map(|(_, n, _)| n).sum();
         // A redelivered message's rows may be in ClickHouse already: its loader died (or lost
         // its connection) between the insert and the acks.
         let redelivered = messages
             .iter()
-            .any(|(m, _)| m.info().map_or(true, |i| i.delivered > 1));
+            .any(|(m, _, _)| m.info().map_or(true, |i| i.delivered > 1));
         if redelivered {
             let give_up = || *self.stopping.borrow();
             // Still ours while ClickHouse is away: keep JetStream from handing them on.
@@ -289,7 +305,7 @@ impl Loader {
                 std::process::exit(86);
             }
         }
-        for (m, _) in &messages {
+        for (m, _, _) in &messages {
             // Lost acks are harmless: the message comes again and its rows are found stored.
             if let Err(e) = m.ack().await {
                 tracing::warn!(error = %e, "acking a message failed");
@@ -300,8 +316,8 @@ impl Loader {
         true
     }
 
-    async fn progress(&self, messages: &[(Message, u64)]) {
-        for (m, _) in messages {
+    async fn progress(&self, messages: &[(Message, u64, Bytes)]) {
+        for (m, _, _) in messages {
             let _ = m.ack_with(AckKind::Progress).await;
         }
     }

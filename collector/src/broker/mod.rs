@@ -29,6 +29,10 @@ mod publish;
 
 pub use publish::Publisher;
 
+/// The header naming a message's row layout ([`pathlight_ingest::Layout`]'s code), so a
+/// loader of a later version reads rows published before a column was added.
+pub const LAYOUT_HEADER: &str = "Pathlight-Row-Layout";
+
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, stream};
 use serde::{Deserialize, Serialize};

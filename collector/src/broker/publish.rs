@@ -34,7 +34,14 @@ impl Publisher {
         for (rows, payload) in messages(rows, body) {
             let message = PublishMessage::build()
                 .payload(payload.into())
-                .message_id(message_id(rows));
+                .message_id(message_id(rows))
+                .header(
+                    super::LAYOUT_HEADER,
+                    pathlight_ingest::Layout::CURRENT
+                        .code()
+                        .to_string()
+                        .as_str(),
+                );
             let ack = self
                 .js
                 .send_publish(self.subject.clone(), message)

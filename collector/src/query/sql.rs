@@ -302,12 +302,12 @@ impl Filters {
 /// Clicks by page position, from raw events; the bins are the `heatmap_clicks` mart's.
 fn heatmap_points_sql() -> String {
     format!(
-        "SELECT toFloat64({PX}) / 1000 AS fx, {PY} AS py, toUInt64(count()) AS n \
-         FROM events FINAL WHERE {{where}} AND document_w > 0 GROUP BY fx, py ORDER BY n DESC, fx, py LIMIT 20000"
+        "SELECT toFloat64({PX}) / 1000 AS fx, {PY} AS py, toUInt64(count()) AS n, fixed \
+         FROM events FINAL WHERE {{where}} AND document_w > 0 GROUP BY fixed, fx, py ORDER BY n DESC, fixed, fx, py LIMIT 20000"
     )
 }
-const HEATMAP_POINTS_MART: &str = "SELECT toFloat64(px) / 1000 AS fx, py, toUInt64(sum(clicks)) AS n \
-     FROM heatmap_clicks WHERE {mart} GROUP BY fx, py ORDER BY n DESC, fx, py LIMIT 20000";
+const HEATMAP_POINTS_MART: &str = "SELECT toFloat64(px) / 1000 AS fx, py, toUInt64(sum(clicks)) AS n, fixed \
+     FROM heatmap_clicks WHERE {mart} GROUP BY fixed, fx, py ORDER BY n DESC, fixed, fx, py LIMIT 20000";
 /// Clicks by position inside their element, from raw events; the bins are `heatmap_anchors`'.
 fn heatmap_anchored_sql() -> String {
     format!(
@@ -660,7 +660,9 @@ pub struct Heatmap {
     /// Clicks counted.
     pub clicks: u64,
     /// Clicks by position: `x` as a fraction of the document width (so the viewer scales it to
-    /// the width it renders at), `y` in page px (2 px bins).
+    /// the width it renders at), `y` in page px (2 px bins); for clicks in a fixed or sticky
+    /// context (`fixed` > 0: a menu bar, a chat button) a fraction of the viewport width and
+    /// viewport px, where the element was on screen.
     pub points: Vec<Point>,
     /// Clicks by element and position inside it (1 % bins): the viewer places these on the
     /// element it finds by selector, so they stay right after reflow.
@@ -678,10 +680,12 @@ pub struct Heatmap {
 pub struct Point {
     /// Fraction of the document width.
     pub x: f64,
-    /// Page px.
+    /// Page px (viewport px when `fixed` > 0).
     pub y: i32,
     /// Clicks.
     pub n: u64,
+    /// 0: in the page's flow; 1: in a `position: fixed` context; 2: `sticky`.
+    pub fixed: u8,
 }
 
 /// An element-anchored bin.

@@ -196,7 +196,7 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     assert_eq!(hm["clicks"], 3, "{hm}");
     assert_eq!(
         hm["points"],
-        json!([{"x": 0.3, "y": 200, "n": 2}, {"x": 0.1, "y": 200, "n": 1}])
+        json!([{"x": 0.3, "y": 200, "n": 2, "fixed": 0}, {"x": 0.1, "y": 200, "n": 1, "fixed": 0}])
     );
     assert_eq!(
         hm["anchored"],

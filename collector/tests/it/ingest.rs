@@ -452,6 +452,7 @@ async fn every_column_round_trips() {
         city: s("Paris"),
         asn: 4_200_000_000,
         colo: s("CDG"),
+        fixed: 2,
     };
     let mut body = Vec::new();
     row.write_row_binary(&mut body);

@@ -21,6 +21,7 @@ mod outage;
 mod privacy;
 mod retention;
 mod security;
+mod upgrade;
 
 use pathlight_collector::config::Config;
 use std::net::SocketAddr;

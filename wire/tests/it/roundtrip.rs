@@ -24,10 +24,14 @@ fn kind() -> impl Strategy<Value = EventKind> {
             0f32..=1.0,
             0f32..=1.0,
             any::<[i32; 4]>(),
+            0u8..=2,
         ),
     )
         .prop_map(
-            |((x, y, element_id, selector, tag), (text, href, rel_x, rel_y, element_box))| {
+            |(
+                (x, y, element_id, selector, tag),
+                (text, href, rel_x, rel_y, element_box, fixed),
+            )| {
                 EventKind::Click(Click {
                     x,
                     y,
@@ -39,6 +43,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
                     rel_x,
                     rel_y,
                     element_box,
+                    fixed,
                 })
             },
         );

@@ -9,7 +9,8 @@
 //! every query over a mart still groups and merges (`sum`, `-Merge`) itself.
 //!
 //! - `heatmap_clicks` / `heatmap_anchors` (SummingMergeTree): clicks per page, day, layout
-//!   class, device and bin — page position (x in 1/1000 of the document width, y in 2 px) or
+//!   class, device and bin — page position (x in 1/1000 of the document width, y in 2 px; a
+//!   click in a fixed or sticky context, `fixed` > 0, is in viewport coordinates) or
 //!   position inside the clicked element (1/100 of its box). At 1440 px a bin is 1.44 px wide,
 //!   under the 2 px the viewer needs after scaling.
 //! - `page_daily` / `element_daily` (AggregatingMergeTree): per page and day, views and distinct
@@ -42,8 +43,10 @@ use super::migrations::{DEVICE, Dialect};
 /// Layout class of the viewport the event was seen at: 0 phone (< 600 px), 1 tablet
 /// (< 1000 px), 2 desktop; the query API's `width` picks one (layouts differ between them).
 pub const LAYOUT: &str = "toUInt8(multiIf(viewport_w < 600, 0, viewport_w < 1000, 1, 2))";
-/// Click x in thousandths of the document width.
-pub const PX: &str = "toUInt16(least(greatest(round(x * 1000 / document_w), 0), 1000))";
+/// Click x in thousandths of the document width (of the viewport for a click in a fixed or
+/// sticky context, which is in viewport coordinates).
+pub const PX: &str =
+    "toUInt16(least(greatest(round(x * 1000 / if(fixed > 0, viewport_w, document_w)), 0), 1000))";
 /// Click y in 2 px bins.
 pub const PY: &str = "toInt32(intDiv(y, 2) * 2)";
 /// Click position inside its element, hundredths of the box.
@@ -75,13 +78,13 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
             name: "heatmap_clicks",
             columns: format!(
                 "site_id {s}, path String, day Date, layout UInt8, device {DEVICE}, \
-                 px UInt16, py Int32, clicks UInt64"
+                 fixed UInt8, px UInt16, py Int32, clicks UInt64"
             ),
             engine: "SummingMergeTree(clicks)",
-            key: "site_id, path, day, layout, device, px, py",
+            key: "site_id, path, day, layout, device, fixed, px, py",
             select: format!(
                 "SELECT site_id, path, toDate(timestamp) AS day, {LAYOUT} AS layout, device, \
-                 {PX} AS px, {PY} AS py, count() AS clicks \
+                 fixed, {PX} AS px, {PY} AS py, count() AS clicks \
                  {clicks} AND document_w > 0"
             ),
             group: None,
@@ -193,6 +196,15 @@ pub const NAMES: [&str; 5] = [
     "element_daily",
     "sessions",
 ];
+
+/// The statements of one mart (see [`statements`]), for a migration that makes it again.
+pub fn statements_of(dialect: Dialect, cfg: &ClickHouseConfig, mart: &str) -> Vec<String> {
+    let at = NAMES
+        .iter()
+        .position(|n| *n == mart)
+        .expect("a mart's name");
+    statements(dialect, cfg)[3 * at..3 * at + 3].to_vec()
+}
 
 /// Per mart: its table, its fill from existing events, its view.
 pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {

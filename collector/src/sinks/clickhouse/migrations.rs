@@ -67,6 +67,11 @@ impl Dialect {
         self.at_least(24, 10)
     }
 
+    /// `ALTER TABLE … ADD COLUMN IF NOT EXISTS` (after 18.16; the runner stands in before).
+    pub fn add_column_if_not_exists(self) -> bool {
+        self.at_least(20, 1)
+    }
+
     pub(crate) fn lc(self, t: &str) -> String {
         if self.low_cardinality() {
             format!("LowCardinality({t})")
@@ -175,7 +180,8 @@ pub fn migrations(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<Migration> {
     region {s},
     city {s},
     asn UInt32,
-    colo {s}
+    colo {s},
+    fixed UInt8
 )
 ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMM(timestamp)
@@ -223,7 +229,54 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "distributed tables (cluster mode)",
             statements: distributed(cfg),
         },
+        // Tables made by version 1 before `fixed` was in it get the column; the mart of click
+        // positions is made again with it in its key, as fixed and sticky clicks are in
+        // viewport coordinates and must not share bins with page coordinates.
+        Migration {
+            version: 6,
+            name: "clicks in fixed or sticky contexts",
+            statements: fixed_context(dialect, cfg),
+        },
     ]
+}
+
+fn fixed_context(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
+    let add = "ADD COLUMN IF NOT EXISTS fixed UInt8";
+    let mut out = vec![format!("ALTER TABLE {} {add}", cfg.local_table("events"))];
+    let mart = "heatmap_clicks";
+    let local = cfg.local_table(mart);
+    if cfg.clustered() {
+        out.push(format!("ALTER TABLE events {add}"));
+        out.push(format!("DROP TABLE IF EXISTS {mart}"));
+    }
+    out.push(format!("DROP TABLE IF EXISTS {local}_mv"));
+    out.push(format!("DROP TABLE IF EXISTS {local}"));
+    out.extend(marts::statements_of(dialect, cfg, mart));
+    if cfg.clustered() {
+        let (cluster, db) = (&cfg.cluster, &cfg.database);
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {mart} AS {local} ENGINE = Distributed({cluster}, {db}, {local})"
+        ));
+    }
+    out
+}
+
+/// Where the server lacks `ADD COLUMN IF NOT EXISTS` (18.16): the statement without the clause
+/// when the column is missing, none when it is there.
+async fn without_if_not_exists(db: &Client, sql: &str) -> anyhow::Result<Option<String>> {
+    const CLAUSE: &str = " ADD COLUMN IF NOT EXISTS ";
+    let Some((head, rest)) = sql.split_once(CLAUSE) else {
+        return Ok(Some(sql.to_owned()));
+    };
+    let table = head.trim_start_matches("ALTER TABLE ").trim();
+    let column = rest.split_whitespace().next().unwrap_or_default();
+    let present: u64 = db
+        .query("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = ?")
+        .bind(table)
+        .bind(column)
+        .fetch_one()
+        .await?;
+    Ok((present == 0).then(|| format!("{head} ADD COLUMN {rest}")))
 }
 
 /// Cluster mode: on every server, a `Distributed` table under each data table's usual name
@@ -296,10 +349,17 @@ async fn run_on(
         .filter(|m| m.version > current)
     {
         for sql in &m.statements {
-            db.query(sql)
-                .execute()
-                .await
-                .with_context(|| format!("migration {} ({})", m.version, m.name))?;
+            let context = || format!("migration {} ({})", m.version, m.name);
+            let sql = if dialect.add_column_if_not_exists() {
+                Some(sql.clone())
+            } else {
+                without_if_not_exists(&db, sql)
+                    .await
+                    .with_context(context)?
+            };
+            if let Some(sql) = sql {
+                db.query(&sql).execute().await.with_context(context)?;
+            }
         }
         db.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
             .bind(m.version)
