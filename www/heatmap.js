@@ -93,13 +93,16 @@
   // A page on the site's own origin is framed sandboxed with its scripts under its own origin
   // (so messages can be told apart), and the tracker in it answers layout questions by
   // postMessage: element boxes and document size. Origins are checked both ways: the framed
-  // tracker answers only the origin it was loaded from, and this page listens only to the
-  // site's origin. Scripts with allow-same-origin are safe only there: a page of this very
+  // tracker answers the origin it was loaded from, or (a first-party tag, loaded from the
+  // site's own origin) this page's origin once the collector has vouched for the viewer token
+  // the questions carry; and this page listens only to the site's origin. Scripts with allow-same-origin are safe only there: a page of this very
   // origin could lift its own sandbox and read the token. Such a page is framed without
   // scripts and read directly.
   let framing = "same-origin";
   let siteOrigin = location.origin;
   let layout = { boxes: {}, doc: [0, 0] };
+  /** The viewer token for the framed site (see `/api/v1/viewer-token`), sent with every question. */
+  let viewerToken = "";
 
   /** Sends `message` to the framed page and resolves with its answer, or null after `ms`. */
   function ask(message, ms) {
@@ -115,7 +118,7 @@
         if (e.origin === siteOrigin && e.source === frame.contentWindow && e.data && e.data.id === id) done(e.data);
       }
       addEventListener("message", on);
-      frame.contentWindow.postMessage({ ...message, id }, siteOrigin);
+      frame.contentWindow.postMessage({ ...message, id, token: viewerToken }, siteOrigin);
     });
   }
 
@@ -125,6 +128,10 @@
     // Takes effect with the navigation below.
     frame.sandbox.value = framing === "framed" ? "allow-scripts allow-same-origin" : "allow-same-origin";
     url.searchParams.set("pathlight-viewer", "1");
+    if (framing === "framed") {
+      const q = new URLSearchParams({ site: form.elements.site.value, viewer: location.origin });
+      viewerToken = (await api("viewer-token", q)).token;
+    }
     await new Promise((resolve) => {
       frame.onload = resolve;
       frame.style.width = width + "px";

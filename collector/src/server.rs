@@ -656,7 +656,9 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
     let endpoint = req.uri().path().trim_start_matches("/api/v1/");
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
-    if matches!(endpoint, "heatmap" | "elements") && crate::query::token_param(query).is_some() {
+    if matches!(endpoint, "heatmap" | "elements" | "viewer-check")
+        && crate::query::token_param(query).is_some()
+    {
         return overlay_answer(app, ip, endpoint, query, req).await;
     }
     match app.query.handle(endpoint, query, auth).await {

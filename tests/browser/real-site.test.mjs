@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HASH_SECRET, eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
-import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, recordRequests, resolveSelector, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
+import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, forward, recordRequests, resolveSelector, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
 
 const HOSTS = ["shop.example.com", "pl.example.net", "pl.shop.example.com"];
 let ch, browser;
@@ -392,6 +392,83 @@ test("the viewer frames a page of the site's own origin and draws its clicks the
   } finally {
     await context.close();
     await site.stop();
+    await collector.stop();
+  }
+});
+
+test("the viewer frames a page whose tag is first-party (/_pl/p.js): the tracker answers the viewer once the collector vouches for its token, and no other origin", async () => {
+  const db = "realsite_viewer_fp";
+  const sitePort = await freePort();
+  const origin = `http://shop.example.com:${sitePort}`;
+  const collector = await collectorFor(db, "pl.example.net", origin, {
+    PATHLIGHT_SITES: `[{id = "docs", origins = ["${origin}"], api_token = "t-docs"}]`,
+  });
+  const site = await startSite({
+    port: sitePort,
+    tag: `<script async src="/_pl/p.js" data-site="docs"></script>`,
+    proxy: forward("/_pl/", collector.base),
+  });
+  // Another site's page framing the same page and asking the same question.
+  const evilPort = await freePort();
+  const evil = await startSite({
+    port: evilPort,
+    proxy: (req, res) => {
+      if (req.url !== "/frame.html") return false;
+      res.writeHead(200, { "content-type": "text/html" }).end(`<iframe id="f" src="${origin}${CHAPTER}?pathlight-viewer=1" width="800" height="600"></iframe>`);
+      return true;
+    },
+  });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, userAgent: USER_AGENT });
+  try {
+    const { total } = await visit(await context.newPage(), origin);
+    await stored(ch, db, total);
+    const viewer = await context.newPage();
+    await viewer.goto(`${collector.url}/heatmap.html`);
+    await viewer.fill("[name=site]", "docs");
+    await viewer.fill("[name=token]", "t-docs");
+    await viewer.fill("[name=path]", CHAPTER);
+    await viewer.selectOption("[name=width]", "1440");
+    await viewer.click("#controls button:not([type=button])");
+    await viewer.waitForSelector("body[data-ready='1']", { timeout: 20_000 });
+    assert.notEqual(await viewer.getAttribute("body", "data-framing"), "refused", await viewer.textContent("#status"));
+    const frame = viewer.frames().find((f) => f.url().startsWith(`${origin}${CHAPTER}`));
+    assert.ok(frame, "the site's page is framed from its own origin");
+    const badges = await viewer.$$eval("#overlay .badge", (bs) => bs.map((b) => ({ selector: b.dataset.selector, left: parseFloat(b.style.left), top: parseFloat(b.style.top) })));
+    assert.ok(badges.length >= 3, `badges: ${badges.length}`);
+    for (const b of badges) {
+      const box = await frame.evaluate((sel) => {
+        const r = document.querySelector(sel).getBoundingClientRect();
+        return { left: r.left + scrollX + r.width / 2, top: r.top + scrollY };
+      }, b.selector);
+      assert.ok(Math.abs(box.left - b.left) <= 1 && Math.abs(box.top - b.top) <= 1, `${b.selector}: ${JSON.stringify({ box, b })}`);
+    }
+    // A valid viewer token, minted for the collector's viewer, asked from another origin, and
+    // a made-up one: neither gets an answer.
+    const minted = await (await fetch(`${collector.base}/api/v1/viewer-token?site=docs&viewer=${encodeURIComponent(collector.url)}`, { headers: { authorization: "Bearer t-docs" } })).json();
+    assert.ok(minted.token, JSON.stringify(minted));
+    const page = await context.newPage();
+    await page.goto(`http://pl.example.net:${evilPort}/frame.html`);
+    await page.waitForFunction(() => document.getElementById("f").contentWindow && document.readyState === "complete");
+    await page.waitForTimeout(1_000);
+    const ask = (token) => page.evaluate(([token, target]) => new Promise((resolve) => {
+      addEventListener("message", (e) => e.data && e.data.pathlight === "layout" && resolve(e.data));
+      document.getElementById("f").contentWindow.postMessage({ pathlight: "layout", id: "x", selectors: ["main h2"], token }, target);
+      setTimeout(() => resolve(null), 2_000);
+    }), [token, origin]);
+    for (const token of [minted.token, "9999999999.00", undefined]) {
+      assert.equal(await ask(token), null, `no answer to another origin with token ${token}`);
+    }
+    // The control: a token the site's owner minted for that origin is answered there.
+    const theirs = await (await fetch(`${collector.base}/api/v1/viewer-token?site=docs&viewer=${encodeURIComponent(`http://pl.example.net:${evilPort}`)}`, { headers: { authorization: "Bearer t-docs" } })).json();
+    const answered = await ask(theirs.token);
+    assert.ok(answered && answered.boxes["main h2"], `answered with the token minted for it: ${JSON.stringify(answered)}`);
+    // The collector says why: the token is bound to the viewer's origin.
+    const check = await fetch(`${collector.base}/api/v1/viewer-check?site=docs&viewer=${encodeURIComponent(`http://pl.example.net:${evilPort}`)}&token=${minted.token}`, { headers: { origin } });
+    assert.equal(check.status, 401);
+  } finally {
+    await context.close();
+    await site.stop();
+    await evil.stop();
     await collector.stop();
   }
 });

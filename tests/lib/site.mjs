@@ -93,6 +93,23 @@ export async function startRecorder(target, port = 0) {
 }
 
 /**
+ * A `proxy` for startSite forwarding `prefix` (`/_pl/`) to `target` with the prefix stripped, as
+ * the README's nginx block does: the first-party path a site sets up.
+ */
+export function forward(prefix, target) {
+  return (req, res) => {
+    if (!req.url.startsWith(prefix)) return false;
+    const up = request(new URL(req.url.slice(prefix.length - 1), target), { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => res.writeHead(502).end());
+    req.pipe(up);
+    return true;
+  };
+}
+
+/**
  * Clicks `locator` at fractions (fx, fy) of its box; returns where, in page and client pixels,
  * with the scroll position, so the stored click can be drawn back at the same scroll.
  */

@@ -38,15 +38,29 @@ const day = (d) => d.toISOString().slice(0, 10);
 
 /**
  * In the heatmap viewer's frame (no token): answers the viewer's layout questions — the page
- * boxes of the selectors it names and the document's size — by postMessage, to the origin the
- * tracker was loaded from only (the collector, which serves the viewer), and only when framed
- * by it.
+ * boxes of the selectors it names and the document's size — by postMessage, and only when
+ * framed by the viewer. The viewer is the collector's page: on the origin the tracker was loaded
+ * from, when the tag names the collector. With a first-party tag (`/_pl/p.js`, the site's own
+ * origin) the viewer is elsewhere: its questions then carry a viewer token, which the collector
+ * behind that path checks for this site and the asking origin (`viewer-check`) before anything
+ * is answered to it. An origin that frames the page without such a token learns nothing (the
+ * boxes would tell it, say, whether a visitor is signed in).
  */
 function respond(script) {
-  const viewer = new URL(script.src).origin;
-  addEventListener("message", (e) => {
+  const own = new URL(script.src).origin;
+  const checked = new Map();
+  const vouched = (origin, token) => {
+    const key = origin + " " + token;
+    if (!checked.has(key)) {
+      const q = new URLSearchParams({ site: script.dataset.site || "", viewer: origin, token });
+      checked.set(key, fetch(new URL("api/v1/viewer-check?" + q, script.src), { credentials: "omit" }).then((r) => r.ok, () => false));
+    }
+    return checked.get(key);
+  };
+  addEventListener("message", async (e) => {
     const q = e.data;
-    if (e.origin !== viewer || e.source !== parent || !q || q.pathlight !== "layout") return;
+    if (e.source !== parent || !q || q.pathlight !== "layout") return;
+    if (e.origin !== own && !(typeof q.token == "string" && (await vouched(e.origin, q.token)))) return;
     const boxes = {};
     for (const s of (q.selectors || []).slice(0, 5000)) {
       const el = typeof s == "string" && find(s);
@@ -55,7 +69,7 @@ function respond(script) {
       boxes[s] = [r.left + scrollX, r.top + scrollY, r.width, r.height];
     }
     const d = document.documentElement;
-    parent.postMessage({ pathlight: "layout", id: q.id, boxes, doc: [d.scrollWidth, d.scrollHeight] }, viewer);
+    parent.postMessage({ pathlight: "layout", id: q.id, boxes, doc: [d.scrollWidth, d.scrollHeight] }, e.origin);
   });
 }
 

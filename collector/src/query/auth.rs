@@ -126,6 +126,21 @@ impl Auth {
     pub fn overlay(&self, site: &str, token: &str, now_secs: u64) -> bool {
         self.verify(b"overlay\n", site, token, now_secs)
     }
+
+    /// A viewer token for `site`, bound to the origin the heatmap viewer runs on (`viewer`),
+    /// as long-lived as an overlay token. A tracker framed by that viewer and loaded from the
+    /// site's own origin (a first-party path) has the collector check it before it answers
+    /// layout questions from an origin other than its script's.
+    pub fn issue_viewer(&self, site: &str, viewer: &str, now_secs: u64) -> (String, u64) {
+        let purpose = format!("viewer\n{viewer}\n");
+        self.issue(purpose.as_bytes(), site, now_secs, OVERLAY_TOKEN_TTL_SECS)
+    }
+
+    /// Whether `token` is a viewer token of `site` for the viewer at origin `viewer`.
+    pub fn viewer(&self, site: &str, viewer: &str, token: &str, now_secs: u64) -> bool {
+        let purpose = format!("viewer\n{viewer}\n");
+        self.verify(purpose.as_bytes(), site, token, now_secs)
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +155,17 @@ mod overlay_tests {
         let (token, expires) = auth.issue_overlay("a", 1_000);
         assert_eq!(expires, 1_000 + OVERLAY_TOKEN_TTL_SECS);
         assert!(auth.overlay("a", &token, 1_000));
+        let (viewer, _) = auth.issue_viewer("a", "https://pl.example.net", 1_000);
+        assert!(auth.viewer("a", "https://pl.example.net", &viewer, 1_000));
+        assert!(
+            !auth.viewer("a", "https://evil.example", &viewer, 1_000),
+            "another viewer"
+        );
+        assert!(
+            !auth.overlay("a", &viewer, 1_000),
+            "a viewer token is not an overlay token"
+        );
+        assert!(!auth.viewer("a", "https://pl.example.net", &token, 1_000));
         assert!(!auth.overlay("a", &token, expires), "expired");
         assert!(!auth.overlay("b", &token, 1_000), "another site");
         assert!(!auth.live("a", &token, 1_000), "not a live token");

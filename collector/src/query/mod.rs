@@ -113,8 +113,11 @@ impl QueryApi {
         origin: Option<&str>,
     ) -> Result<serde_json::Value, QueryError> {
         let filters = Filters::parse(query)?;
-        let valid =
-            token_param(query).is_some_and(|t| self.auth.overlay(&filters.site, &t, now_secs()));
+        let valid = token_param(query).is_some_and(|t| match endpoint {
+            "viewer-check" => param(query, "viewer")
+                .is_some_and(|v| self.auth.viewer(&filters.site, &v, &t, now_secs())),
+            _ => self.auth.overlay(&filters.site, &t, now_secs()),
+        });
         if !valid {
             return Err(QueryError::Unauthorized(filters.site));
         }
@@ -127,6 +130,9 @@ impl QueryApi {
             && !pathlight_ingest::origin_matches(origins, o)
         {
             return Err(QueryError::OriginNotAllowed(o.to_owned()));
+        }
+        if endpoint == "viewer-check" {
+            return Ok(serde_json::json!({ "ok": true }));
         }
         filters.path()?;
         match endpoint {
@@ -186,6 +192,17 @@ impl QueryApi {
             "patterns" => json(sql::patterns(&self.client, &filters).await),
             "search" => json(sql::search(&self.client, &filters).await),
             "overlay-token" => Ok(self.overlay_token(&filters)),
+            "viewer-token" => {
+                let viewer = param(query, "viewer")
+                    .filter(|v| is_origin(v))
+                    .ok_or_else(|| QueryError::BadParam {
+                        param: "viewer",
+                        detail: "the viewer's origin, scheme://host[:port]".into(),
+                    })?;
+                let (token, expires_at) =
+                    self.auth.issue_viewer(&filters.site, &viewer, now_secs());
+                Ok(serde_json::json!({ "token": token, "expires_at": expires_at }))
+            }
             "site" => {
                 let (origins, base_url) =
                     self.sites.get(&filters.site).cloned().unwrap_or_default();
@@ -344,9 +361,25 @@ impl QueryApi {
 
 /// The `token` parameter of a query string (a signed token given instead of a bearer).
 pub fn token_param(query: &str) -> Option<String> {
+    param(query, "token")
+}
+
+fn param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "token")
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// `scheme://host[:port]` and nothing more, as a browser's `location.origin` is.
+fn is_origin(v: &str) -> bool {
+    v.len() <= 255
+        && v.split_once("://").is_some_and(|(scheme, host)| {
+            matches!(scheme, "http" | "https")
+                && !host.is_empty()
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
 }
 
 fn now_secs() -> u64 {

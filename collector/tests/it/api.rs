@@ -387,7 +387,9 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/sessions/{id}",
             "/site",
             "/stats",
-            "/users/{user_id}/events"
+            "/users/{user_id}/events",
+            "/viewer-check",
+            "/viewer-token"
         ]
     );
     // Shutdown ends the open live stream instead of waiting out the grace period.
