@@ -404,8 +404,8 @@ const ACTIVE: &str = "SELECT toString(seen + i) AS day, toUInt64(uniqExactIf(who
 #[derive(Debug, Serialize)]
 pub struct Active {
     /// Average daily actives: the mean, over the range's complete days (today, under way, is
-    /// not one), of the users active on each day; days without any count as 0. `null` when the
-    /// range has no complete day.
+    /// not one), of the users active on each day; days without any count as 0, except those
+    /// before the first day with anyone in its 30-day window. `null` without such a day.
     pub dau: Option<f64>,
     /// Average weekly actives: the same mean of the users active in the 7 days ending each day.
     pub wau: Option<f64>,
@@ -493,13 +493,20 @@ async fn active(
     Ok(active_of(series, today))
 }
 
-/// The averages over the complete days of `series`, and today's figures.
+/// The averages over the complete days of `series` from the first with anyone in its 30-day
+/// window, and today's figures.
 fn active_of(mut series: Vec<ActiveDay>, today: i64) -> Active {
     let today_s = civil(today);
     for d in &mut series {
         d.complete = d.day < today_s;
     }
-    let complete: Vec<&ActiveDay> = series.iter().filter(|d| d.complete).collect();
+    // Days before the site had anyone (no user in their 30-day window) would pull the means
+    // of a site younger than the range towards 0: they are not averaged.
+    let complete: Vec<&ActiveDay> = series
+        .iter()
+        .skip_while(|d| d.mau == 0)
+        .filter(|d| d.complete)
+        .collect();
     let days = complete.len() as u32;
     let mean = |pick: fn(&ActiveDay) -> u64| {
         (days > 0).then(|| complete.iter().map(|d| pick(d) as f64).sum::<f64>() / f64::from(days))
@@ -590,7 +597,11 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     }
     out.push((
         "stats active".into(),
-        shown(active_query(&client, f, unix_day(crate::pipeline::now_ms()))),
+        shown(active_query(
+            &client,
+            f,
+            unix_day(crate::pipeline::now_ms()),
+        )),
     ));
     out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
     out.push((
@@ -1912,13 +1923,30 @@ mod tests {
             ],
             today,
         );
-        assert_eq!((a.dau, a.wau, a.mau, a.days), (Some(1.5), Some(3.5), Some(5.5), 2));
+        assert_eq!(
+            (a.dau, a.wau, a.mau, a.days),
+            (Some(1.5), Some(3.5), Some(5.5), 2)
+        );
         let t = a.today.unwrap();
-        assert_eq!((t.day.as_str(), t.dau, t.complete), ("2026-11-10", 9, false));
+        assert_eq!(
+            (t.day.as_str(), t.dau, t.complete),
+            ("2026-11-10", 9, false)
+        );
         assert_eq!(
             a.series.iter().map(|d| d.complete).collect::<Vec<_>>(),
             [true, true, false]
         );
+        // Leading days with nobody in their windows are not averaged; later empty ones are.
+        let a = active_of(
+            vec![
+                day(today - 3, 0, 0, 0),
+                day(today - 2, 2, 2, 2),
+                day(today - 1, 0, 2, 2),
+            ],
+            today,
+        );
+        assert_eq!((a.dau, a.wau, a.days), (Some(1.0), Some(2.0), 2));
+        assert_eq!(a.series.len(), 3);
         // Only today: nothing to average, today so far still there.
         let a = active_of(vec![day(today, 4, 4, 4)], today);
         assert_eq!((a.dau, a.days, a.today.map(|t| t.mau)), (None, 0, Some(4)));
@@ -1930,7 +1958,11 @@ mod tests {
             "the range as it is"
         );
         let f = Filters::parse("site=demo&from=2026-11-08&to=2026-11-20").unwrap();
-        assert_eq!(active_days(&f, today), Some((today - 2, today)), "up to today");
+        assert_eq!(
+            active_days(&f, today),
+            Some((today - 2, today)),
+            "up to today"
+        );
         let f = Filters::parse("site=demo&from=2026-11-11&to=2026-11-20").unwrap();
         assert_eq!(active_days(&f, today), None, "all in the future");
     }

@@ -173,7 +173,7 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
         json!([{"key": "/pricing", "count": 2}, {"key": "/checkout", "count": 1}])
     );
     // Two visitors today so far, the same two over the week and the month ending now; the
-    // 29 complete days of the default range had nobody.
+    // 29 complete days of the default range had nobody: no average.
     let today = pathlight_collector::dates::civil(pathlight_collector::dates::unix_day(start));
     assert_eq!(
         stats["active"]["today"],
@@ -181,7 +181,7 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     );
     assert_eq!(
         (&stats["active"]["dau"], &stats["active"]["days"]),
-        (&json!(0.0), &json!(29))
+        (&Value::Null, &json!(0))
     );
     assert_eq!(stats["active"]["series"].as_array().unwrap().len(), 30);
     assert_eq!(stats["series"][0]["complete"], false, "today is under way");
@@ -759,7 +759,8 @@ async fn active_users_are_averaged_over_the_complete_days() {
     // (days before today, user id, visitor id, bot): a signed-in user every day from T-9 to
     // today under a new visitor id each day; anonymous visitors on T-12 (before the range),
     // T-5 and today; a bot on T-3.
-    let mut seen: Vec<(i64, &str, u64, u8)> = (0..=9).map(|d| (d, "u1", 100 + d as u64, 0)).collect();
+    let mut seen: Vec<(i64, &str, u64, u8)> =
+        (0..=9).map(|d| (d, "u1", 100 + d as u64, 0)).collect();
     seen.extend([(12, "", 2, 0), (5, "", 3, 0), (0, "", 5, 0), (3, "", 4, 1)]);
     let values: Vec<String> = seen
         .iter()
@@ -812,11 +813,12 @@ async fn active_users_are_averaged_over_the_complete_days() {
     want.extend([(1, 2, 3); 4]);
     want.push((2, 3, 4));
     assert_eq!(figures(&a), want, "{a}");
-    assert_eq!(a["days"], 14);
+    // Averaged from T-12, the first day with anyone in its window, to yesterday.
+    assert_eq!(a["days"], 12);
     let avg = |k: &str| a[k].as_f64().unwrap();
-    assert!((avg("dau") - 11.0 / 14.0).abs() < 1e-9, "{a}");
-    assert!((avg("wau") - 21.0 / 14.0).abs() < 1e-9, "{a}");
-    assert!((avg("mau") - 26.0 / 14.0).abs() < 1e-9, "{a}");
+    assert!((avg("dau") - 11.0 / 12.0).abs() < 1e-9, "{a}");
+    assert!((avg("wau") - 21.0 / 12.0).abs() < 1e-9, "{a}");
+    assert!((avg("mau") - 26.0 / 12.0).abs() < 1e-9, "{a}");
     assert_eq!(
         a["today"],
         json!({"day": civil(today), "dau": 2, "wau": 3, "mau": 4, "complete": false})
