@@ -5,12 +5,10 @@
 // AA rules with no violation. Screenshots go to tests/artifacts/.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HASH_SECRET, bin, eventually, freePort, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { eventually, freePort, importGenerated, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 
 const artifacts = join(root, "tests", "artifacts");
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -30,17 +28,7 @@ before(async () => {
   const sites = `[{id = "demo", origins = ["http://127.0.0.1:${demoPort}"], api_token = "${TOKEN}"}]`;
   collector = await startCollector({ clickhouseUrl: ch.url, db, demoPort, env: { PATHLIGHT_SITES: sites } });
   // Two weeks of traffic ending now, through the same stages as live traffic.
-  const data = join(mkdtempSync(join(tmpdir(), "pathlight-a11y-")), "events.ndjson");
-  const env = {
-    PATH: process.env.PATH,
-    PATHLIGHT_LOG: "warn",
-    PATHLIGHT_CLICKHOUSE__URL: ch.url,
-    PATHLIGHT_CLICKHOUSE__DATABASE: db,
-    PATHLIGHT_HASH_SECRET: HASH_SECRET,
-    PATHLIGHT_SITES: sites,
-  };
-  execFileSync(bin, ["gen", "--events", "6000", "--days", "14", "--base-url", `${collector.demo}/demo/`, "--out", data], { env, stdio: ["ignore", "ignore", "inherit"] });
-  execFileSync(bin, ["import", "--site", "demo", data], { env, stdio: ["ignore", "ignore", "inherit"] });
+  importGenerated({ clickhouseUrl: ch.url, db, sites, demoOrigin: collector.demo });
   [{ session }] = await eventually(
     () => ch.rows(`SELECT session_id AS session FROM ${db}.events WHERE is_bot = 0 GROUP BY session_id ORDER BY count() DESC, session_id LIMIT 1`),
     15_000,

@@ -144,6 +144,26 @@ export async function startCollector({ clickhouseUrl, db, port = 0, demoPort = 0
   };
 }
 
+/**
+ * Loads `events` generated events (`pathlight gen`: visitors, sessions and clicks on the demo
+ * pages, over the `days` days ending now) into `db` through `pathlight import`, the stages live
+ * traffic takes, for site `demo` of `sites` (PATHLIGHT_SITES) with its pages on `demoOrigin`.
+ */
+export function importGenerated({ clickhouseUrl, db, sites, demoOrigin, events = 6000, days = 14 }) {
+  const data = join(mkdtempSync(join(tmpdir(), "pathlight-gen-")), "events.ndjson");
+  const env = {
+    PATH: process.env.PATH,
+    PATHLIGHT_LOG: "warn",
+    PATHLIGHT_CLICKHOUSE__URL: clickhouseUrl,
+    PATHLIGHT_CLICKHOUSE__DATABASE: db,
+    PATHLIGHT_HASH_SECRET: HASH_SECRET,
+    PATHLIGHT_SITES: sites,
+  };
+  const opts = { env, stdio: ["ignore", "ignore", "inherit"] };
+  execFileSync(bin, ["gen", "--events", String(events), "--days", String(days), "--base-url", `${demoOrigin}/demo/`, "--out", data], opts);
+  execFileSync(bin, ["import", "--site", "demo", data], opts);
+}
+
 /** Polls `check` until it returns a truthy value or `ms` pass. */
 export async function eventually(check, ms = 10_000, what = "condition") {
   const until = Date.now() + ms;
