@@ -57,7 +57,7 @@ export async function freePort() {
 export async function startClickHouse(name) {
   const dir = mkdtempSync(join(tmpdir(), `pathlight-${name}-ch-`));
   const url = execFileSync(join(root, "scripts", "clickhouse.sh"), ["start", dir, String(await freePort())], {
-    env: { ...process.env, PATHLIGHT_CLICKHOUSE_OWNER: String(process.pid), PATHLIGHT_CLICKHOUSE_CLEANUP: "1" },
+    env: { ...process.env, PL_CLICKHOUSE_OWNER: String(process.pid), PL_CLICKHOUSE_CLEANUP: "1" },
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   }).trim();
