@@ -13,7 +13,7 @@ dir=$(mktemp -d "/tmp/pathlight-bench-$1-XXXX")
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -fsSk "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
 pids=()
-# ClickHouse's own data goes with it (PATHLIGHT_CLICKHOUSE_CLEANUP); the spools and the rest of
+# ClickHouse's own data goes with it (PL_CLICKHOUSE_CLEANUP); the spools and the rest of
 # $dir go here, once the processes writing there have stopped: deleted under a running collector
 # or ClickHouse they log errors and leave files behind.
 # (`set -e` holds in the trap too: a pid already gone must not end it.)
@@ -34,7 +34,7 @@ serve() {
 # as where ClickHouse runs on hosts of its own: its writes then leave the spool's fsyncs alone.
 if [ -z "${NO_CLICKHOUSE:-}" ]; then
   chdir=$(mktemp -d "${CLICKHOUSE_DIR:-$dir}/clickhouse-XXXX")
-  ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$chdir" "$(free)")
+  ch=$(PL_CLICKHOUSE_OWNER=$$ PL_CLICKHOUSE_CLEANUP=1 taskset -c 1 scripts/clickhouse.sh start "$chdir" "$(free)")
 fi
 # config DB [LINE...]: $dir/pathlight.toml for the site `bench` on database DB, with no
 # per-address limit (every sender is 127.0.0.1); the LINEs follow the [clickhouse] section

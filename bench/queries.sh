@@ -9,7 +9,7 @@ cd "$root"
 events=${1:-10000000}
 dir=$(mktemp -d /tmp/pathlight-bench-queries-XXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ch=$(PATHLIGHT_CLICKHOUSE_OWNER=$$ PATHLIGHT_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir" "$port")
+ch=$(PL_CLICKHOUSE_OWNER=$$ PL_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir" "$port")
 export PATHLIGHT_CLICKHOUSE__URL=$ch PATHLIGHT_CLICKHOUSE__DATABASE=bench PATHLIGHT_LOG=warn
 cargo build --release --bin pathlight 2>&1 | tail -1 >&2
 bin=target/release/pathlight

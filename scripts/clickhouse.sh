@@ -7,16 +7,23 @@
 #   scripts/clickhouse.sh kill  [DIR]                # SIGKILL: a crash, for outage tests
 #   scripts/clickhouse.sh install                   # only make sure the server is installed
 #
-# DIR defaults to .data/clickhouse (git-ignored); HTTP_PORT defaults to $PATHLIGHT_CLICKHOUSE_PORT or 8123.
+# DIR defaults to .data/clickhouse (git-ignored); HTTP_PORT defaults to $PL_CLICKHOUSE_PORT or 8123.
 # The native TCP port is picked free by the script, since only the HTTP interface is used,
-# unless PATHLIGHT_CLICKHOUSE_TCP_PORT names it (shards of a cluster reach each other there).
-# PATHLIGHT_CLICKHOUSE_CLUSTER=NAME=PORT,PORT,... writes a `remote_servers` cluster NAME with
+# unless PL_CLICKHOUSE_TCP_PORT names it (shards of a cluster reach each other there).
+# PL_CLICKHOUSE_CLUSTER=NAME=PORT,PORT,... writes a `remote_servers` cluster NAME with
 # one shard per native port on 127.0.0.1 (cluster mode's tests run two servers like that).
-# With PATHLIGHT_CLICKHOUSE_OWNER=PID the server stops by itself once that process exits
+# With PL_CLICKHOUSE_OWNER=PID the server stops by itself once that process exits
 # (test runs use it, so no server outlives the tests that started it); with
-# PATHLIGHT_CLICKHOUSE_CLEANUP=1 as well, DIR is then deleted.
+# PL_CLICKHOUSE_CLEANUP=1 as well, DIR is then deleted.
 # Debian's clickhouse-server (18.16) is installed with apt when missing.
 set -euo pipefail
+# Its settings are PL_CLICKHOUSE_*, not PATHLIGHT_*: those are the collector's config overrides, and
+# pathlight refuses one that names no key. Names from before the rename are refused, not ignored.
+renamed=$(compgen -v | grep -E '^PATHLIGHT_CLICKHOUSE_[A-Z]' || true)
+if [ -n "$renamed" ]; then
+  echo "$0: $(echo $renamed) renamed: use PL_CLICKHOUSE_* instead" >&2
+  exit 2
+fi
 
 cmd=${1:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +45,7 @@ ensure_installed() {
 }
 
 remote_servers() {
-  local spec=${PATHLIGHT_CLICKHOUSE_CLUSTER:-}
+  local spec=${PL_CLICKHOUSE_CLUSTER:-}
   [ -n "$spec" ] || return 0
   local name=${spec%%=*} ports=${spec#*=} port
   printf '  <remote_servers><%s>' "$name"
@@ -88,12 +95,12 @@ case "$cmd" in
   start)
     ensure_installed
     if pid=$(running_pid); then url; exit 0; fi
-    http_port=${3:-${PATHLIGHT_CLICKHOUSE_PORT:-8123}}
-    write_config "$http_port" "${PATHLIGHT_CLICKHOUSE_TCP_PORT:-$(free_port)}"
+    http_port=${3:-${PL_CLICKHOUSE_PORT:-8123}}
+    write_config "$http_port" "${PL_CLICKHOUSE_TCP_PORT:-$(free_port)}"
     # Not --daemon: the server then stays in our process group, so Ctrl-C on `make demo` stops it too.
     nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
     echo $! >"$dir/pid"
-    watch_owner "${PATHLIGHT_CLICKHOUSE_OWNER:-}" "${PATHLIGHT_CLICKHOUSE_CLEANUP:-}"
+    watch_owner "${PL_CLICKHOUSE_OWNER:-}" "${PL_CLICKHOUSE_CLEANUP:-}"
     for _ in $(seq 1 300); do
       if curl -fsS "$(url)/ping" >/dev/null 2>&1; then url; exit 0; fi
       kill -0 "$(cat "$dir/pid")" 2>/dev/null || break

@@ -3,28 +3,34 @@
 # on an origin of its own, the demo site (/demo/). Ctrl-C stops everything this script started.
 #
 #   scripts/demo.sh [CLICKHOUSE_HTTP_PORT] [COLLECTOR_ADDR] [DEMO_ADDR]
+#
+# Its own settings are PL_*, never PATHLIGHT_*: those override pathlight's config keys, and
+# pathlight refuses one that names no key.
+#   PL_DEMO_EVENTS=N   generated events loaded on first start (default 200000; 0 skips them)
+#   PL_DEMO_DATA=DIR   ClickHouse's data and the demo's secrets (default .data)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+if [ -n "${PATHLIGHT_DEMO_EVENTS+x}" ]; then
+  echo "$0: PATHLIGHT_DEMO_EVENTS is now PL_DEMO_EVENTS" >&2
+  exit 2
+fi
 ch_port=${1:-8123}
 addr=${2:-127.0.0.1:8080}
 demo=${3:-127.0.0.1:8081}
-ch_dir=$root/.data/clickhouse
-
-# How many generated events to load on first start; not a config key, which pathlight would
-# refuse as one (PATHLIGHT_* variables override the config).
-events=${PATHLIGHT_DEMO_EVENTS:-200000}
-unset PATHLIGHT_DEMO_EVENTS
+events=${PL_DEMO_EVENTS:-200000}
+data=${PL_DEMO_DATA:-$root/.data}
+ch_dir=$data/clickhouse
 
 # The deployment's secret and the demo site's API token: made at first start, kept out of the
 # repository, readable by this user only.
-secrets=$root/.data/demo-secrets
+secrets=$data/demo-secrets
 hash_secret=$(sed -n 's/^hash_secret=//p' "$secrets" 2>/dev/null || true)
 token=$(sed -n 's/^api_token=//p' "$secrets" 2>/dev/null || true)
 if [ -z "$hash_secret" ] || [ -z "$token" ]; then
   hash_secret=$(target/debug/pathlight secret)
   token=$(target/debug/pathlight secret)
-  mkdir -p "$root/.data"
+  mkdir -p "$data"
   (umask 077 && printf 'hash_secret=%s\napi_token=%s\n' "$hash_secret" "$token" >"$secrets.new")
   mv "$secrets.new" "$secrets"
   echo "made a hash_secret and the demo site's API token in $secrets (mode 0600)"
@@ -52,14 +58,14 @@ for _ in $(seq 1 100); do
   kill -0 "$collector" 2>/dev/null || { echo "pathlight serve exited; see the log above" >&2; exit 1; }
   sleep 0.2
 done
-# Full dashboards on first start: PATHLIGHT_DEMO_EVENTS (200,000) generated events over the last
-# two weeks, imported once beside the running collector through the same stages (0 skips it).
+# Full dashboards on first start: PL_DEMO_EVENTS (200,000) generated events over the last two
+# weeks, imported once beside the running collector through the same stages (0 skips it).
 have=$(curl -fsS "$ch_url/?query=SELECT+count()+FROM+pathlight_demo.events" 2>/dev/null || echo 0)
 if [ "$events" -gt 0 ] && [ "$have" -lt "$events" ]; then
-  data=target/demo-events.ndjson
+  file=target/demo-events.ndjson
   echo "loading $events generated events (pathlight gen, then pathlight import)…"
-  target/debug/pathlight gen --events "$events" --days 14 --base-url "http://$demo/demo/" --out "$data"
-  PATHLIGHT_LOG=warn target/debug/pathlight --config demo-site/pathlight.toml import --site demo "$data"
+  target/debug/pathlight gen --events "$events" --days 14 --base-url "http://$demo/demo/" --out "$file"
+  PATHLIGHT_LOG=warn target/debug/pathlight --config demo-site/pathlight.toml import --site demo "$file"
 fi
 cat <<MSG
 

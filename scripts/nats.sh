@@ -7,11 +7,18 @@
 #   scripts/nats.sh url   [DIR]
 #   scripts/nats.sh install              # only make sure the server is installed
 #
-# DIR defaults to .data/nats (git-ignored); PORT to $PATHLIGHT_NATS_PORT or 4222. The monitoring
-# port (for /healthz) is picked free. PATHLIGHT_NATS_OWNER=PID stops the server once that process
-# exits, and PATHLIGHT_NATS_CLEANUP=1 then deletes DIR, as scripts/clickhouse.sh does.
+# DIR defaults to .data/nats (git-ignored); PORT to $PL_NATS_PORT or 4222. The monitoring
+# port (for /healthz) is picked free. PL_NATS_OWNER=PID stops the server once that process
+# exits, and PL_NATS_CLEANUP=1 then deletes DIR, as scripts/clickhouse.sh does.
 # Debian's nats-server is installed with apt when missing.
 set -euo pipefail
+# Its settings are PL_NATS_*, not PATHLIGHT_*: those are the collector's config overrides, and
+# pathlight refuses one that names no key. Names from before the rename are refused, not ignored.
+renamed=$(compgen -v | grep -E '^PATHLIGHT_NATS_[A-Z]' || true)
+if [ -n "$renamed" ]; then
+  echo "$0: $(echo $renamed) renamed: use PL_NATS_* instead" >&2
+  exit 2
+fi
 
 cmd=${1:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,14 +43,14 @@ case "$cmd" in
   start)
     ensure_installed
     if running_pid >/dev/null; then url; exit 0; fi
-    port=${3:-${PATHLIGHT_NATS_PORT:-4222}}
+    port=${3:-${PL_NATS_PORT:-4222}}
     monitor=$(free_port)
     echo "$port" >"$dir/port"
     # Not daemonized: it stays in our process group, so Ctrl-C on `make demo` stops it too.
     nohup nats-server -js -sd "$dir/store" -a 127.0.0.1 -p "$port" -m "$monitor" \
       -l "$dir/server.log" >/dev/null 2>&1 &
     echo $! >"$dir/pid"
-    watch_owner "${PATHLIGHT_NATS_OWNER:-}" "${PATHLIGHT_NATS_CLEANUP:-}"
+    watch_owner "${PL_NATS_OWNER:-}" "${PL_NATS_CLEANUP:-}"
     for _ in $(seq 1 100); do
       if curl -fsS "http://127.0.0.1:$monitor/healthz" >/dev/null 2>&1; then url; exit 0; fi
       kill -0 "$(cat "$dir/pid")" 2>/dev/null || break

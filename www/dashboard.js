@@ -1,5 +1,11 @@
-// Traffic dashboard over /api/v1/stats: totals, a daily series, top lists. Plain DOM and SVG.
+// Traffic dashboard over /api/v1/stats: totals, active users, the daily series, top lists,
+// each with its definition (www/FIGURES.md) as a tooltip. Plain DOM; uPlot's canvas charts.
 (() => {
+  // The stats field behind each top list.
+  const PANELS = {
+    "Top pages": "pages", "Entry pages": "entries", "Exit pages": "exits", Referrers: "referrers", Devices: "devices",
+    Browsers: "browsers", "Operating systems": "os", Countries: "countries", Campaigns: "campaigns",
+  };
   const form = document.getElementById("controls");
   const status = document.getElementById("status");
   pl.restore(form, ["site", "token", "from", "to"]);
@@ -19,27 +25,47 @@
     const s = await r.json();
     if (!r.ok) { status.textContent = "error: " + s.error; return; }
     status.textContent = "";
+    const define = await definitions();
     const cards = document.getElementById("cards");
+    const avg = (v) => (v == null ? "–" : v.toFixed(1));
     cards.replaceChildren(...[
-      ["Visitors", s.visitors], ["Sessions", s.sessions], ["Page views", s.pageviews],
-      ["Avg. session", s.avg_session_secs.toFixed(1) + " s"], ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%"],
-      ["DAU", s.active.dau], ["WAU", s.active.wau], ["MAU", s.active.mau],
+      ["Visitors", s.visitors, "visitors"], ["Sessions", s.sessions, "sessions"], ["Page views", s.pageviews, "pageviews"],
+      ["Avg. session", s.avg_session_secs.toFixed(1) + " s", "avg_session_secs"],
+      ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%", "bounce_rate"],
+      // Means over the range's complete days; today, under way, is its own card.
+      ["DAU (avg.)", avg(s.active.dau), "active.dau"], ["WAU (avg.)", avg(s.active.wau), "active.wau"],
+      ["MAU (avg.)", avg(s.active.mau), "active.mau"],
+      ["Active today so far", s.active.today ? s.active.today.dau : "–", "active.today"],
       // Batches trackers could not send at first (then delivered) or dropped for good.
-      ["Undelivered", `${s.undelivered.failed} late · ${s.undelivered.dropped} lost`],
-    ].map(([label, value]) => {
+      ["Undelivered", `${s.undelivered.failed} late · ${s.undelivered.dropped} lost`, "undelivered"],
+    ].map(([label, value, field]) => {
       const c = text("div", "", "card");
       c.dataset.metric = label;
       c.append(text("b", String(value)), text("span", label));
+      explain(c, define(field));
       return c;
     }));
-    drawSeries(s.series);
+    for (const h of document.querySelectorAll("h3[data-field]")) explain(h, define(h.dataset.field));
+    const current = f.interval.value === "hour" ? "this hour so far" : "today so far";
+    chart = draw("series", chart, s.series, [
+      { key: "pageviews", label: "Page views", stroke: "#2f6fed" },
+      { key: "visitors", label: "Visitors", stroke: "#16a085" },
+    ], current);
+    activeChart = draw("active", activeChart, s.active.series, [
+      { key: "dau", label: "DAU", stroke: "#2f6fed" },
+      { key: "wau", label: "WAU", stroke: "#16a085" },
+      { key: "mau", label: "MAU", stroke: "#8e44ad" },
+    ], "today so far");
+    Object.assign(window.pl, { chart, activeChart });
     const panels = document.getElementById("panels");
     panels.replaceChildren(...[
       ["Top pages", s.pages], ["Entry pages", s.entries], ["Exit pages", s.exits], ["Referrers", s.referrers], ["Devices", s.devices], ["Browsers", s.browsers],
       ["Operating systems", s.os], ["Countries", s.countries], ["Campaigns", s.campaigns],
     ].map(([title, rows]) => {
       const p = text("section", "", "card");
-      p.append(text("h3", title));
+      const h = text("h3", title);
+      p.append(h);
+      explain(h, define(PANELS[title]));
       const t = document.createElement("table");
       const max = Math.max(1, ...rows.map((r) => r.count));
       for (const row of rows) {
@@ -70,32 +96,81 @@
     document.body.dataset.ready = "1";
   }
 
-  // The series chart: uPlot (vendored in www/vendor by scripts/vendor-www.sh), 50 KB, canvas.
+  // Charts: uPlot (vendored in www/vendor by scripts/vendor-www.sh), 50 KB, canvas. The
+  // current period (today, this hour) is still counting: it is drawn dashed, apart from the
+  // complete ones, as a line of its own from the last complete point, so a partial day never
+  // reads as a collapse.
   let chart = null;
-  function drawSeries(series) {
-    const box = document.getElementById("series");
-    chart?.destroy();
-    chart = null;
+  let activeChart = null;
+  function draw(id, old, rows, lines, current) {
+    const box = document.getElementById(id);
+    old?.destroy();
     box.replaceChildren();
-    if (!series.length) return;
+    if (!rows.length) return null;
     // "YYYY-MM-DD" or "YYYY-MM-DD HH:00:00", UTC.
-    const t = series.map((d) => Date.parse(d.day.length === 10 ? d.day + "T00:00:00Z" : d.day.replace(" ", "T") + "Z") / 1000);
+    const t = rows.map((d) => Date.parse(d.day.length === 10 ? d.day + "T00:00:00Z" : d.day.replace(" ", "T") + "Z") / 1000);
+    const last = rows.findLastIndex((r) => r.complete);
+    const series = [{}];
+    const data = [t];
+    for (const l of lines) {
+      series.push({ label: l.label, stroke: l.stroke, width: 2, points: { show: true } });
+      data.push(rows.map((r) => (r.complete ? r[l.key] : null)));
+    }
+    if (rows.some((r) => !r.complete)) {
+      for (const l of lines) {
+        series.push({ label: `${l.label}, ${current}`, stroke: l.stroke, width: 2, dash: [6, 4], points: { show: true, fill: "#fff" } });
+        data.push(rows.map((r, i) => (!r.complete || i === last ? r[l.key] : null)));
+      }
+    }
     const opts = {
-      width: Math.max(300, box.clientWidth),
+      width: Math.max(280, box.clientWidth),
       height: 180,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-      series: [
-        {},
-        { label: "Page views", stroke: "#2f6fed", width: 2, points: { show: true } },
-        { label: "Visitors", stroke: "#16a085", width: 2, points: { show: true } },
-      ],
+      series,
       // A single day (or hour) would otherwise spread the axis over years.
       scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 43200, max + 43200] : [min, max]) } },
       axes: [{}, { size: 50 }],
     };
-    chart = new uPlot(opts, [t, series.map((d) => d.pageviews), series.map((d) => d.visitors)], box);
-    window.pl.chart = chart;
+    return new uPlot(opts, data, box);
   }
+
+  // Each figure's definition (www/FIGURES.md), from the API's OpenAPI document, where it is
+  // the field's description: shown as the figure's tooltip, on hover and on keyboard focus.
+  let defs = null;
+  async function definitions() {
+    if (!defs) {
+      try {
+        const doc = await (await fetch("/api/v1/openapi.json")).json();
+        const props = doc.paths["/stats"].get.responses["200"].content["application/json"].schema.properties;
+        defs = (field) => {
+          const [a, b] = field.split(".");
+          const p = b ? props[a]?.properties?.[b] : props[a];
+          return (p?.description || "").replaceAll("`", "");
+        };
+      } catch {
+        defs = () => "";
+      }
+    }
+    return defs;
+  }
+  let tips = 0;
+  function explain(el, definition) {
+    el.querySelector(":scope > .tip")?.remove();
+    if (!definition) return;
+    const tip = text("span", definition, "tip");
+    tip.id = "tip-" + ++tips;
+    tip.setAttribute("role", "tooltip");
+    el.tabIndex = 0;
+    el.classList.add("has-tip");
+    el.setAttribute("aria-describedby", tip.id);
+    el.dataset.definition = definition;
+    el.append(tip);
+  }
+  // Escape hides the tooltip under the pointer or focus (WCAG 1.4.13: dismissible).
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") for (const el of document.querySelectorAll(".has-tip:hover, .has-tip:focus")) el.classList.add("tip-off");
+  });
+  for (const ev of ["mouseout", "focusout"]) document.addEventListener(ev, (e) => e.target.closest?.(".tip-off")?.classList.remove("tip-off"));
 
   const auth = () => ({ authorization: "Bearer " + form.elements.token.value });
 

@@ -129,8 +129,12 @@ test("the dashboard shows the site's totals and top pages", async () => {
   await page.waitForSelector("body[data-ready]");
   const cards = await page.$$eval(".card[data-metric]", (cs) => Object.fromEntries(cs.map((c) => [c.dataset.metric, c.querySelector("b").textContent])));
   const pages = await page.$$eval("#panels section:first-child td:not(.n)", (tds) => tds.map((td) => td.firstChild.textContent));
-  // The series chart is uPlot's: one day, page views and visitors.
-  const [points, plotted] = await page.evaluate(() => [window.pl.chart.data[0].length, window.pl.chart.data.slice(1).map((s) => s[0])]);
+  // The series chart is uPlot's: one day, page views and visitors, today's (still counting)
+  // drawn as the dashed lines.
+  const [points, plotted] = await page.evaluate(() => [
+    window.pl.chart.data[0].length,
+    window.pl.chart.series.slice(1).map((s, i) => [s.label, Boolean(s.dash), window.pl.chart.data[i + 1][0]]),
+  ]);
   const [{ v, pv }] = await ch.rows(`SELECT uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS pv FROM ${db}.events FINAL WHERE is_bot = 0`);
   await page.waitForFunction(() => document.getElementById("live-visitors").textContent !== "–");
   const liveVisitors = await page.textContent("#live-visitors");
@@ -149,10 +153,16 @@ test("the dashboard shows the site's totals and top pages", async () => {
   await ctx.close();
   assert.equal(cards["Page views"], String(pv));
   assert.equal(cards["Visitors"], String(v));
-  assert.equal(cards["DAU"], String(v));
+  assert.equal(cards["Active today so far"], String(v));
+  assert.equal(cards["DAU (avg.)"], "–", "nobody on the range's complete days: nothing to average");
   assert.deepEqual(pages, ["/demo/catalog.html"]);
   assert.equal(points, 1, "one day");
-  assert.deepEqual(plotted, [pv, v].map(Number), "page views and visitors plotted");
+  assert.deepEqual(plotted, [
+    ["Page views", false, null],
+    ["Visitors", false, null],
+    ["Page views, today so far", true, Number(pv)],
+    ["Visitors, today so far", true, Number(v)],
+  ], "page views and visitors plotted");
   // The vendored chart library is the pinned npm package's, byte for byte.
   for (const f of ["uPlot.iife.min.js", "uPlot.min.css"]) {
     assert.ok(readFileSync(join(root, "www", "vendor", f)).equals(readFileSync(join(root, "tests", "node_modules", "uplot", "dist", f))), f);

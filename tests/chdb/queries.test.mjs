@@ -108,7 +108,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     // session reaches step 1, none step 2 (the unfiltered funnel is checked on 18.16).
     assert.deepEqual(answers["funnel levels"].map((r) => [r.level, num(r.n)]), [[1, 3]]);
     assert.equal(answers["funnel times"].length, 1);
-    assert.deepEqual(Object.values(answers["stats active"][0]).map(num), [2, 2, 2], "DAU, WAU, MAU on that day");
+    assert.deepEqual(answers["stats active"].map((r) => Object.values(r).map((v, i) => (i ? num(v) : v))), [[day, 2, 2, 2]], "DAU, WAU, MAU on that day");
     // With path=/pricing, every session enters and leaves on /pricing.
     assert.deepEqual(answers["stats entries"].map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
     assert.deepEqual(answers["stats exits"].map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
@@ -124,6 +124,18 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.equal(answers["export"].length, 8, "the /pricing events, the retried click once");
     assert.deepEqual(Object.values(answers["realtime"][0]).map(num), [0, 0, 0], "nothing in the last 5 minutes");
     assert.deepEqual(answers["session events"].map((r) => Object.values(r)[0]), ["pageview", "click", "scroll"]);
+    // Active users over days: a signed-in user on 11-08 and 11-09 under a new visitor id each
+    // day, an anonymous visitor on 11-05 (in the week and month windows only), bots left out.
+    const seen = [["2026-11-08", "u9", 90, 0], ["2026-11-09", "u9", 91, 0], ["2026-11-05", "", 7, 0], ["2026-11-09", "", 8, 1]];
+    session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, user_id, path, is_bot) SETTINGS insert_distributed_sync = 1 VALUES ${seen
+      .map(([d, user, visitor, bot], i) => `('demo', '00000000-0000-0000-0000-0000000001${String(i).padStart(2, "0")}', 'pageview', toDateTime('${d} 08:00:00', 'UTC'), 'a${i}', ${visitor}, '${user}', '/other', ${bot})`)
+      .join(", ")}`);
+    const activeSql = split(run(["sql", "--params", "site=demo&from=2026-11-08&to=2026-11-10"])).find((q) => q.name === "stats active").sql;
+    assert.deepEqual(rows(activeSql).map((r) => Object.values(r).map((v, i) => (i ? num(v) : v))), [
+      ["2026-11-08", 1, 2, 2],
+      ["2026-11-09", 1, 2, 2],
+      ["2026-11-10", 2, 4, 4],
+    ], "day, DAU, WAU, MAU");
     // A tracker's report of undelivered batches (pathlight_ingest::delivery), summed by stats.
     session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, path, name, props) SETTINGS insert_distributed_sync = 1 VALUES ('demo', '00000000-0000-0000-0000-0000000000ff', 'custom', toDateTime('${day} 10:00:30', 'UTC'), 's1', 1, '/pricing', '$undelivered', '{"failed":1,"dropped":2}')`);
     const stats = queries.find((q) => q.name === "stats totals").sql;

@@ -57,7 +57,7 @@ export async function freePort() {
 export async function startClickHouse(name) {
   const dir = mkdtempSync(join(tmpdir(), `pathlight-${name}-ch-`));
   const url = execFileSync(join(root, "scripts", "clickhouse.sh"), ["start", dir, String(await freePort())], {
-    env: { ...process.env, PATHLIGHT_CLICKHOUSE_OWNER: String(process.pid), PATHLIGHT_CLICKHOUSE_CLEANUP: "1" },
+    env: { ...process.env, PL_CLICKHOUSE_OWNER: String(process.pid), PL_CLICKHOUSE_CLEANUP: "1" },
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   }).trim();
@@ -142,6 +142,26 @@ export async function startCollector({ clickhouseUrl, db, port = 0, demoPort = 0
       await exited;
     },
   };
+}
+
+/**
+ * Loads `events` generated events (`pathlight gen`: visitors, sessions and clicks on the demo
+ * pages, over the `days` days ending now) into `db` through `pathlight import`, the stages live
+ * traffic takes, for site `demo` of `sites` (PATHLIGHT_SITES) with its pages on `demoOrigin`.
+ */
+export function importGenerated({ clickhouseUrl, db, sites, demoOrigin, events = 6000, days = 14 }) {
+  const data = join(mkdtempSync(join(tmpdir(), "pathlight-gen-")), "events.ndjson");
+  const env = {
+    PATH: process.env.PATH,
+    PATHLIGHT_LOG: "warn",
+    PATHLIGHT_CLICKHOUSE__URL: clickhouseUrl,
+    PATHLIGHT_CLICKHOUSE__DATABASE: db,
+    PATHLIGHT_HASH_SECRET: HASH_SECRET,
+    PATHLIGHT_SITES: sites,
+  };
+  const opts = { env, stdio: ["ignore", "ignore", "inherit"] };
+  execFileSync(bin, ["gen", "--events", String(events), "--days", String(days), "--base-url", `${demoOrigin}/demo/`, "--out", data], opts);
+  execFileSync(bin, ["import", "--site", "demo", data], opts);
 }
 
 /** Polls `check` until it returns a truthy value or `ms` pass. */

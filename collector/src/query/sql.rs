@@ -386,36 +386,139 @@ fn series_sql(hourly: bool) -> String {
     )
 }
 
-/// Active users over the day, the 7 days and the 30 days ending `to` (whatever `from` says).
-/// A known user counts by `user_id`; anonymous visitors by their visitor id, which rotates
-/// daily by design (no cross-day tracking without consent), so for them WAU and MAU count
-/// visitor-days: an upper bound.
-const ACTIVE: &str = "SELECT \
-     toUInt64(uniqExactIf(who, day = toDate(?))), \
-     toUInt64(uniqExactIf(who, day > toDate(?) - 7)), \
-     toUInt64(uniqExact(who)) FROM \
-     (SELECT toDate(timestamp) AS day, if(user_id != '', cityHash64(user_id), visitor_id) AS who \
-      FROM events FINAL WHERE site_id = ? AND is_bot = 0 AND toDate(timestamp) > toDate(?) - 30 AND toDate(timestamp) <= toDate(?))";
+/// Active users per day: on that day (DAU), in the 7 days ending with it (WAU) and in the 30
+/// days ending with it (MAU). A known user counts by `user_id`; anonymous visitors by their
+/// visitor id, which rotates daily by design (no cross-day tracking without consent), so for
+/// them WAU and MAU count visitor-days: an upper bound. Each (who, day seen) pair is spread
+/// over the 30 days whose windows it falls in (`seen + i`), so no window function is needed
+/// (ClickHouse 18.16 has none). `{where}` covers the 29 days before the range too, and the
+/// days are those of the range up to today.
+const ACTIVE: &str = "SELECT toString(seen + i) AS day, toUInt64(uniqExactIf(who, i = 0)), \
+     toUInt64(uniqExactIf(who, i < 7)), toUInt64(uniqExact(who)) FROM \
+     (SELECT toDate(timestamp) AS seen, if(user_id != '', cityHash64(user_id), visitor_id) AS who \
+      FROM events FINAL WHERE {where} GROUP BY seen, who) \
+     ARRAY JOIN range(30) AS i WHERE seen + i BETWEEN toDate(?) AND toDate(?) GROUP BY day ORDER BY day";
 
-/// DAU/WAU/MAU.
-#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+/// Active users over the date range: the averages of the daily figures over its complete
+/// days, today so far, and the series.
+#[derive(Debug, Serialize)]
 pub struct Active {
-    /// Active on `to`.
-    pub dau: u64,
-    /// Active in the 7 days ending `to`.
-    pub wau: u64,
-    /// Active in the 30 days ending `to`.
-    pub mau: u64,
+    /// Average daily actives: the mean, over the range's complete days (today, under way, is
+    /// not one), of the users active on each day; days without any count as 0, except those
+    /// before the first day with anyone in its 30-day window. `null` without such a day.
+    pub dau: Option<f64>,
+    /// Average weekly actives: the same mean of the users active in the 7 days ending each day.
+    pub wau: Option<f64>,
+    /// Average monthly actives: the same mean of the users active in the 30 days ending each day.
+    pub mau: Option<f64>,
+    /// The complete days averaged.
+    pub days: u32,
+    /// Today so far (UTC), when the range includes today: active today until now, and in the
+    /// 7 and 30 days ending now.
+    pub today: Option<ActiveDay>,
+    /// Every day of the range up to today, today last (`complete: false`).
+    pub series: Vec<ActiveDay>,
 }
 
-fn active_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
-    client
-        .query(ACTIVE)
-        .bind(&f.to)
-        .bind(&f.to)
-        .bind(&f.site)
-        .bind(&f.to)
-        .bind(&f.to)
+/// The active users of one day.
+#[derive(Clone, Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct ActiveDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Active on the day.
+    pub dau: u64,
+    /// Active in the 7 days ending with it.
+    pub wau: u64,
+    /// Active in the 30 days ending with it.
+    pub mau: u64,
+    /// Whether the day is over (before today, UTC).
+    #[serde(skip_deserializing)]
+    pub complete: bool,
+}
+
+/// The range of [`ACTIVE`]'s days for `f` on `today`: from `from` to `to` or today, whichever
+/// is first; `None` when it starts after today.
+fn active_days(f: &Filters, today: i64) -> Option<(i64, i64)> {
+    let (lo, hi) = (days_of(&f.from), days_of(&f.to).min(today));
+    (lo <= hi).then_some((lo, hi))
+}
+
+fn active_query(client: &Client, f: &Filters, today: i64) -> clickhouse::query::Query {
+    let (lo, hi) = active_days(f, today).unwrap_or((days_of(&f.from), days_of(&f.from) - 1));
+    // Events from the 29 days before the first day count towards its WAU and MAU.
+    let read = Filters {
+        from: civil(lo - 29),
+        to: civil(hi),
+        ..f.clone()
+    };
+    prepare_with(
+        client,
+        ACTIVE,
+        &read,
+        None,
+        Vec::new(),
+        vec![Bind::S(civil(lo)), Bind::S(civil(hi))],
+    )
+}
+
+/// Active users for `f`, as of `today` (days since the epoch, UTC).
+async fn active(
+    client: &Client,
+    f: &Filters,
+    today: i64,
+) -> Result<Active, clickhouse::error::Error> {
+    let Some((lo, hi)) = active_days(f, today) else {
+        return Ok(active_of(Vec::new(), today));
+    };
+    let rows = active_query(client, f, today)
+        .fetch_all::<ActiveDay>()
+        .await?;
+    // Days nobody was active in, in the window either, have no row: they are zeros.
+    let mut rows = rows.into_iter().peekable();
+    let series = (lo..=hi)
+        .map(|d| {
+            let day = civil(d);
+            match rows.next_if(|r| r.day == day) {
+                Some(r) => r,
+                None => ActiveDay {
+                    day,
+                    dau: 0,
+                    wau: 0,
+                    mau: 0,
+                    complete: false,
+                },
+            }
+        })
+        .collect();
+    Ok(active_of(series, today))
+}
+
+/// The averages over the complete days of `series` from the first with anyone in its 30-day
+/// window, and today's figures.
+fn active_of(mut series: Vec<ActiveDay>, today: i64) -> Active {
+    let today_s = civil(today);
+    for d in &mut series {
+        d.complete = d.day < today_s;
+    }
+    // Days before the site had anyone (no user in their 30-day window) would pull the means
+    // of a site younger than the range towards 0: they are not averaged.
+    let complete: Vec<&ActiveDay> = series
+        .iter()
+        .skip_while(|d| d.mau == 0)
+        .filter(|d| d.complete)
+        .collect();
+    let days = complete.len() as u32;
+    let mean = |pick: fn(&ActiveDay) -> u64| {
+        (days > 0).then(|| complete.iter().map(|d| pick(d) as f64).sum::<f64>() / f64::from(days))
+    };
+    Active {
+        dau: mean(|d| d.dau),
+        wau: mean(|d| d.wau),
+        mau: mean(|d| d.mau),
+        days,
+        today: series.iter().find(|d| d.day == today_s).cloned(),
+        series,
+    }
 }
 
 /// Deepest page of any paged list (`offset`).
@@ -492,7 +595,14 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         out.push(("funnel levels".into(), shown(levels)));
         out.push(("funnel times".into(), shown(times)));
     }
-    out.push(("stats active".into(), shown(active_query(&client, f))));
+    out.push((
+        "stats active".into(),
+        shown(active_query(
+            &client,
+            f,
+            unix_day(crate::pipeline::now_ms()),
+        )),
+    ));
     out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
     out.push((
         "patterns".into(),
@@ -852,7 +962,8 @@ pub struct Stats {
     pub bounce_rate: f64,
     /// Per day (or per hour with `interval=hour`).
     pub series: Vec<Day>,
-    /// DAU, WAU and MAU ending at `to`.
+    /// Active users (DAU, WAU, MAU) over the range: averages over its complete days, today so
+    /// far, and the series.
     pub active: Active,
     /// Top pages sessions started on.
     pub entries: Vec<Count>,
@@ -883,6 +994,9 @@ pub struct Day {
     pub visitors: u64,
     /// Page views.
     pub pageviews: u64,
+    /// Whether the day (or hour) is over; the current one is still counting.
+    #[serde(skip_deserializing)]
+    pub complete: bool,
 }
 
 /// Batches the site's trackers could not deliver.
@@ -940,9 +1054,11 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
             rows::<SessionFigures>(client, SESSIONS, f, None)
         },
         rows::<Day>(client, &series_sql, f, None),
-        active_query(client, f).fetch_one::<Active>(),
+        active(client, f, unix_day(crate::pipeline::now_ms())),
         futures_util::future::try_join_all(TOP_COLUMNS.map(top)),
     )?;
+    let mut series = series;
+    mark_complete(&mut series, f.hourly, crate::pipeline::now_ms());
     let totals = totals.into_iter().next().unwrap_or(Totals {
         visitors: 0,
         sessions: 0,
@@ -992,6 +1108,21 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         countries,
         campaigns,
     })
+}
+
+/// Marks the periods of `series` that ended before `now_ms`: a day before today, an hour
+/// before the current one (UTC; the series' labels sort as their times do).
+fn mark_complete(series: &mut [Day], hourly: bool, now_ms: i64) {
+    let day = civil(unix_day(now_ms));
+    let current = if hourly {
+        let hour = now_ms.rem_euclid(86_400_000) / 3_600_000;
+        format!("{day} {hour:02}:00:00")
+    } else {
+        day
+    };
+    for d in series {
+        d.complete = d.day < current;
+    }
 }
 
 const EXPORT: &str = "SELECT toString(event_id) AS event_id, toString(event_type) AS event_type, \
@@ -1770,6 +1901,93 @@ fn session_query(client: &Client, f: &Filters, id: &str) -> clickhouse::query::Q
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn day(d: i64, dau: u64, wau: u64, mau: u64) -> ActiveDay {
+        ActiveDay {
+            day: civil(d),
+            dau,
+            wau,
+            mau,
+            complete: false,
+        }
+    }
+
+    #[test]
+    fn active_averages_take_complete_days_only() {
+        let today = days_from_civil(2026, 11, 10);
+        let a = active_of(
+            vec![
+                day(today - 2, 1, 3, 5),
+                day(today - 1, 2, 4, 6),
+                day(today, 9, 9, 9),
+            ],
+            today,
+        );
+        assert_eq!(
+            (a.dau, a.wau, a.mau, a.days),
+            (Some(1.5), Some(3.5), Some(5.5), 2)
+        );
+        let t = a.today.unwrap();
+        assert_eq!(
+            (t.day.as_str(), t.dau, t.complete),
+            ("2026-11-10", 9, false)
+        );
+        assert_eq!(
+            a.series.iter().map(|d| d.complete).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        // Leading days with nobody in their windows are not averaged; later empty ones are.
+        let a = active_of(
+            vec![
+                day(today - 3, 0, 0, 0),
+                day(today - 2, 2, 2, 2),
+                day(today - 1, 0, 2, 2),
+            ],
+            today,
+        );
+        assert_eq!((a.dau, a.wau, a.days), (Some(1.0), Some(2.0), 2));
+        assert_eq!(a.series.len(), 3);
+        // Only today: nothing to average, today so far still there.
+        let a = active_of(vec![day(today, 4, 4, 4)], today);
+        assert_eq!((a.dau, a.days, a.today.map(|t| t.mau)), (None, 0, Some(4)));
+        // A range in the past has no today.
+        let f = Filters::parse("site=demo&from=2026-11-01&to=2026-11-03").unwrap();
+        assert_eq!(
+            active_days(&f, today),
+            Some((today - 9, today - 7)),
+            "the range as it is"
+        );
+        let f = Filters::parse("site=demo&from=2026-11-08&to=2026-11-20").unwrap();
+        assert_eq!(
+            active_days(&f, today),
+            Some((today - 2, today)),
+            "up to today"
+        );
+        let f = Filters::parse("site=demo&from=2026-11-11&to=2026-11-20").unwrap();
+        assert_eq!(active_days(&f, today), None, "all in the future");
+    }
+
+    #[test]
+    fn the_current_day_or_hour_is_incomplete() {
+        let row = |d: &str| Day {
+            day: d.into(),
+            visitors: 1,
+            pageviews: 1,
+            complete: false,
+        };
+        // 2026-11-10 13:30 UTC.
+        let now = days_from_civil(2026, 11, 10) * 86_400_000 + 13 * 3_600_000 + 1_800_000;
+        let mut days = [row("2026-11-09"), row("2026-11-10")];
+        mark_complete(&mut days, false, now);
+        assert_eq!(days.map(|d| d.complete), [true, false]);
+        let mut hours = [
+            row("2026-11-09 23:00:00"),
+            row("2026-11-10 12:00:00"),
+            row("2026-11-10 13:00:00"),
+        ];
+        mark_complete(&mut hours, true, now);
+        assert_eq!(hours.map(|d| d.complete), [true, true, false]);
+    }
 
     #[test]
     fn dates_round_trip_and_are_validated() {

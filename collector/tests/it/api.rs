@@ -172,8 +172,19 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
         stats["exits"],
         json!([{"key": "/pricing", "count": 2}, {"key": "/checkout", "count": 1}])
     );
-    // Two visitors today; the same two over the week and the month.
-    assert_eq!(stats["active"], json!({"dau": 2, "wau": 2, "mau": 2}));
+    // Two visitors today so far, the same two over the week and the month ending now; the
+    // 29 complete days of the default range had nobody: no average.
+    let today = pathlight_collector::dates::civil(pathlight_collector::dates::unix_day(start));
+    assert_eq!(
+        stats["active"]["today"],
+        json!({"day": today, "dau": 2, "wau": 2, "mau": 2, "complete": false})
+    );
+    assert_eq!(
+        (&stats["active"]["dau"], &stats["active"]["days"]),
+        (&Value::Null, &json!(0))
+    );
+    assert_eq!(stats["active"]["series"].as_array().unwrap().len(), 30);
+    assert_eq!(stats["series"][0]["complete"], false, "today is under way");
     let hourly = ok("stats?site=test&interval=hour").await;
     let hour = hourly["series"][0]["day"].as_str().unwrap().to_owned();
     assert!(hour.ends_with(":00:00") && hour.len() == 19, "{hour}");
@@ -737,4 +748,91 @@ async fn search_queries_and_items_have_the_known_answers() {
         ])
     );
     server.stop().await;
+}
+
+/// DAU, WAU and MAU as averages over the range's complete days, from rows whose days are
+/// known: each day's figures, days nobody was active in, the users seen before the range,
+/// bots, signed-in users whose visitor id changes daily, and today so far kept apart.
+#[tokio::test]
+async fn active_users_are_averaged_over_the_complete_days() {
+    use pathlight_collector::dates::{civil, unix_day};
+    let server = TestServer::start("api_active").await;
+    let today = unix_day(now_ms());
+    // (days before today, user id, visitor id, bot): a signed-in user every day from T-9 to
+    // today under a new visitor id each day; anonymous visitors on T-12 (before the range),
+    // T-5 and today; a bot on T-3.
+    let mut seen: Vec<(i64, &str, u64, u8)> =
+        (0..=9).map(|d| (d, "u1", 100 + d as u64, 0)).collect();
+    seen.extend([(12, "", 2, 0), (5, "", 3, 0), (0, "", 5, 0), (3, "", 4, 1)]);
+    let values: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .map(|(n, (ago, user, visitor, bot))| {
+            format!(
+                "('test', toUUID('00000000-0000-0000-0000-{n:012}'), 'pageview', toDateTime('{} 00:00:01', 'UTC'), \
+                 's{n}', {visitor}, '{user}', '/', 'desktop', {bot})",
+                civil(today - ago)
+            )
+        })
+        .collect();
+    server
+        .db
+        .query(&format!(
+            "INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, user_id, path, device, is_bot) VALUES {}",
+            values.join(", ")
+        ))
+        .execute()
+        .await
+        .unwrap();
+
+    let range = |lo: i64, hi: i64| {
+        format!(
+            "stats?site=test&from={}&to={}",
+            civil(today - lo),
+            civil(today - hi)
+        )
+    };
+    let figures = |a: &Value| -> Vec<(u64, u64, u64)> {
+        a["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["dau"].as_u64().unwrap(),
+                    d["wau"].as_u64().unwrap(),
+                    d["mau"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let a = server.api(&range(14, 0)).await["active"].clone();
+    // T-14 and T-13: nobody yet. T-12: the first visitor, in the week until T-6 and in the
+    // month after. From T-9 the user; T-5 one more visitor; today one more.
+    let mut want = vec![(0, 0, 0), (0, 0, 0), (1, 1, 1), (0, 1, 1), (0, 1, 1)];
+    want.extend([(1, 2, 2); 4]);
+    want.push((2, 2, 3));
+    want.extend([(1, 2, 3); 4]);
+    want.push((2, 3, 4));
+    assert_eq!(figures(&a), want, "{a}");
+    // Averaged from T-12, the first day with anyone in its window, to yesterday.
+    assert_eq!(a["days"], 12);
+    let avg = |k: &str| a[k].as_f64().unwrap();
+    assert!((avg("dau") - 11.0 / 12.0).abs() < 1e-9, "{a}");
+    assert!((avg("wau") - 21.0 / 12.0).abs() < 1e-9, "{a}");
+    assert!((avg("mau") - 26.0 / 12.0).abs() < 1e-9, "{a}");
+    assert_eq!(
+        a["today"],
+        json!({"day": civil(today), "dau": 2, "wau": 3, "mau": 4, "complete": false})
+    );
+    assert_eq!(a["series"][13]["complete"], true);
+
+    // A range that ended yesterday: the same complete days, no today.
+    let past = server.api(&range(14, 1)).await["active"].clone();
+    assert_eq!(figures(&past), want[..14], "{past}");
+    assert_eq!((&past["today"], &past["dau"]), (&Value::Null, &a["dau"]));
+    // Only today: nothing complete to average.
+    let now = server.api(&range(0, 0)).await["active"].clone();
+    assert_eq!((&now["dau"], &now["days"]), (&Value::Null, &json!(0)));
+    assert_eq!(now["today"]["mau"], 4);
 }

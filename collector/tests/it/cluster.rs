@@ -59,8 +59,8 @@ async fn two_shards_answer_the_query_api_as_one_server_does() {
             ClickHouseProcess::start_with(
                 &format!("shard{i}"),
                 vec![
-                    ("PATHLIGHT_CLICKHOUSE_TCP_PORT".into(), tcp[i].to_string()),
-                    ("PATHLIGHT_CLICKHOUSE_CLUSTER".into(), cluster.clone()),
+                    ("PL_CLICKHOUSE_TCP_PORT".into(), tcp[i].to_string()),
+                    ("PL_CLICKHOUSE_CLUSTER".into(), cluster.clone()),
                 ],
             )
         })

@@ -43,7 +43,7 @@ pub struct ClickHouseProcess {
     pub url: String,
     dir: PathBuf,
     port: u16,
-    /// `scripts/clickhouse.sh` settings (`PATHLIGHT_CLICKHOUSE_*`).
+    /// `scripts/clickhouse.sh` settings (`PL_CLICKHOUSE_*`).
     env: Vec<(String, String)>,
 }
 
@@ -99,7 +99,7 @@ pub fn free_port() -> u16 {
 /// stops, and its directory goes, once the process exits); its standard output, trimmed.
 pub fn server_script(name: &str, args: &[&str], env: &[(String, String)]) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let prefix = format!("PATHLIGHT_{}", name.to_uppercase());
+    let prefix = format!("PL_{}", name.to_uppercase());
     let out = std::process::Command::new(root.join(format!("scripts/{name}.sh")))
         .args(args)
         .env(format!("{prefix}_OWNER"), std::process::id().to_string())

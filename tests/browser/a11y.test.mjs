@@ -1,0 +1,86 @@
+// The dashboards at a phone's width and for assistive technology: each page we ship under www/
+// (dashboard, sessions, heatmap viewer), loaded in Chromium at 375 px with two weeks of
+// generated traffic (`pathlight gen`, `pathlight import`) behind it, must fit the screen (no
+// sideways scrolling: the document is at most 375 px wide) and pass axe-core's WCAG 2.x A and
+// AA rules with no violation. Screenshots go to tests/artifacts/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { eventually, freePort, importGenerated, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+
+const artifacts = join(root, "tests", "artifacts");
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+// Headless Chromium says "HeadlessChrome", which the collector flags as a bot (and the demo
+// traffic is generated anyway); the pages are looked at as by a phone's browser.
+const UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36";
+const TOKEN = "a11y-token";
+const WIDTH = 375;
+const db = "e2e_a11y";
+let browser, ch, collector, session;
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  browser = await launchBrowser();
+  ch = await startClickHouse("a11y");
+  const demoPort = await freePort();
+  const sites = `[{id = "demo", origins = ["http://127.0.0.1:${demoPort}"], api_token = "${TOKEN}"}]`;
+  collector = await startCollector({ clickhouseUrl: ch.url, db, demoPort, env: { PATHLIGHT_SITES: sites } });
+  // Two weeks of traffic ending now, through the same stages as live traffic.
+  importGenerated({ clickhouseUrl: ch.url, db, sites, demoOrigin: collector.demo });
+  [{ session }] = await eventually(
+    () => ch.rows(`SELECT session_id AS session FROM ${db}.events WHERE is_bot = 0 GROUP BY session_id ORDER BY count() DESC, session_id LIMIT 1`),
+    15_000,
+    "imported events",
+  );
+});
+after(async () => {
+  await browser?.close();
+  await collector?.stop();
+});
+
+/** The page's violations of axe-core's WCAG 2.x A/AA rules, as readable lines. */
+async function violations(page) {
+  // Through the debugging protocol, which the pages' CSP (scripts from the collector only)
+  // does not govern.
+  await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+  });
+  return found.map((v) => `${v.impact} ${v.id} (${v.help}): ${v.nodes.join(", ")}`);
+}
+
+const pages = {
+  dashboard: () => `/?site=demo`,
+  sessions: () => `/sessions.html?` + new URLSearchParams({ site: "demo", session }),
+  heatmap: () => `/heatmap.html?` + new URLSearchParams({ site: "demo", path: "/demo/catalog.html" }),
+};
+
+for (const [name, path] of Object.entries(pages)) {
+  test(`the ${name} page fits ${WIDTH} px and passes axe-core's WCAG 2 A/AA rules, with data`, async () => {
+    const ctx = await browser.newContext({ viewport: { width: WIDTH, height: 800 }, userAgent: UA, isMobile: true, hasTouch: true });
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`${collector.base}${path()}#token=${TOKEN}`);
+    await page.waitForSelector("body[data-ready]", { timeout: 20_000 });
+    // Every table the page fills from the API, filled.
+    await page.waitForFunction(() => [...document.querySelectorAll("main table, #stage")].every((t) => t.querySelector("tr, iframe")), null, { timeout: 10_000 });
+    const width = await page.evaluate(() => ({
+      doc: document.documentElement.scrollWidth,
+      body: document.body.scrollWidth,
+      widest: [...document.querySelectorAll("body *")]
+        .map((e) => [e.getBoundingClientRect().right, e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.split(" ")[0] : "")])
+        .sort((a, b) => b[0] - a[0])
+        .slice(0, 3),
+    }));
+    const found = await violations(page);
+    await page.screenshot({ path: join(artifacts, `a11y-${name}-${WIDTH}.png`) });
+    await ctx.close();
+    const problems = [...errors, ...found];
+    if (width.doc > WIDTH || width.body > WIDTH) problems.push(`document ${width.doc} px, body ${width.body} px wide; widest: ${JSON.stringify(width.widest)}`);
+    assert.deepEqual(problems, [], `script errors, axe-core violations and width on ${name} at ${WIDTH} px`);
+  });
+}
