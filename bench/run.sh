@@ -32,6 +32,8 @@ run http3 bench/http3.sh 10 64 20
 run tracker-size scripts/build-tracker.sh
 run tracker-click node bench/tracker-click.mjs 4000
 run freshness node bench/freshness.mjs 40
+run session-summaries node bench/session-summaries.mjs
+run session-summaries-context-ua node bench/session-summaries.mjs context-ua
 if [ "${1:-}" = "--long" ]; then
   run rss bench/rss.sh 600 6250
   run queries bench/queries.sh 10000000

@@ -30,6 +30,10 @@ use tokio::task::JoinHandle;
 /// flood of made-up visitors between two prunes cannot grow the table without bound.
 const MAX_SERVER_SESSIONS: usize = 500_000;
 
+/// How long a resent batch waits for ClickHouse to say which of its events it has: the
+/// answer is one key-range read, and a tracker's send must not hang on a slow server.
+const RESENT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 struct Site {
     config: SiteConfig,
     limit: Option<SiteLimit>,
@@ -311,26 +315,68 @@ impl Pipeline {
         };
         let accepted = rows.len();
         let key = (first.batch_id, first.event_id, accepted as u32);
+        let duplicate = |metrics: &Metrics| {
+            metrics.duplicate_batches.inc();
+            let mut ack = Ack::new(accepted, rejected.clone());
+            ack.duplicate = true;
+            ack
+        };
         match self.recent.claim(key, req.delivery.resent) {
             Claim::New => {}
-            Claim::Stored => {
-                self.stages.metrics.duplicate_batches.inc();
-                let mut ack = Ack::new(accepted, rejected);
-                ack.duplicate = true;
-                return Ok(ack);
-            }
+            Claim::Stored => return Ok(duplicate(&self.stages.metrics)),
             Claim::InFlight => return Err(IngestError::InFlight),
         }
+        let mut delivery = req.delivery;
+        if delivery.resent {
+            match self.drop_stored(&mut rows).await {
+                0 => {}
+                _ if rows.is_empty() => {
+                    self.recent.finish(key, true);
+                    return Ok(duplicate(&self.stages.metrics));
+                }
+                // Part of it arrived: its first send was not lost.
+                _ => delivery.resent = false,
+            }
+        }
         // Stored now although sent again: the first send was lost (pathlight_ingest::delivery).
-        rows.extend(req.delivery.row(&rows[0]));
+        rows.extend(delivery.row(&rows[0]));
         let body = pathlight_ingest::write_rows(&rows);
         let stored = self.store(&rows, body).await;
         self.recent.finish(key, stored.is_ok());
         stored?;
         self.stages
             .metrics
-            .count_undelivered(&rows[0].site_id, req.delivery);
+            .count_undelivered(&rows[0].site_id, delivery);
         Ok(Ack::new(accepted, rejected))
+    }
+
+    /// A batch sent again that this collector does not remember storing may be stored all the
+    /// same: by this collector before it restarted or too long ago for its memory, or by
+    /// another collector of the fleet. A tracker sends the last batch of a closed tab again at
+    /// the visitor's next visit, whenever that is, so this is the common case for such
+    /// batches, not a rare one. Stored again, the marts would count the batch twice (their
+    /// views count inserts) and an `$undelivered` report would say its first send was lost.
+    /// So the events ClickHouse has are taken out of `rows`; returns how many. When
+    /// ClickHouse does not answer in time, nothing is taken out: the batch is stored as before
+    /// (once in `events FINAL`, perhaps twice in the marts) rather than refused.
+    async fn drop_stored(&self, rows: &mut Vec<EventRow>) -> usize {
+        let client = self.sink.bulk_writer();
+        match tokio::time::timeout(
+            RESENT_CHECK_TIMEOUT,
+            crate::sinks::clickhouse::stored::drop_stored(&client, rows),
+        )
+        .await
+        {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot check a resent batch against ClickHouse; storing it");
+                0
+            }
+            Err(_) => {
+                tracing::warn!("checking a resent batch against ClickHouse timed out; storing it");
+                0
+            }
+        }
     }
 
     /// Stores rows an edge worker in relay mode validated and enriched (`POST /v1/relay`,

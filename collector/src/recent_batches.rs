@@ -13,9 +13,11 @@
 //! A batch is known by its batch id, its first stored event's id and its number of stored
 //! events: ids are random, so two different batches never share all three, while a sender
 //! that reuses a batch id for other events still has them stored. Memory is bounded: two
-//! generations of [`GENERATION`] batches (~20 MB at most); a repeat arriving after both have
-//! turned over, or at another collector of a fleet, or before the first send (which carries no
-//! flag) is stored again and counted twice by the marts (`events FINAL` still has it once).
+//! generations of [`GENERATION`] batches (~20 MB at most). A repeat this memory does not know
+//! — it arrives after both generations turned over, after a restart, or at another collector
+//! of a fleet — is checked against `events` before it is stored (`Pipeline::ingest`), which is
+//! slower but knows every batch. Only a repeat arriving before the first send (which carries
+//! no flag) is stored twice and counted twice by the marts (`events FINAL` still has it once).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -34,7 +34,7 @@
 
 use crate::error::IngestError;
 use crate::metrics::Metrics;
-use crate::sinks::clickhouse::{ClickHouseConfig, insert_retrying};
+use crate::sinks::clickhouse::{ClickHouseConfig, insert_retrying, stored};
 use bytes::Bytes;
 use clickhouse::Client;
 use pathlight_ingest::Layout;
@@ -649,33 +649,7 @@ async fn not_stored(
             Err(_) => return Ok(None),
         }
     }
-    let mut stored = std::collections::HashSet::new();
-    let mut sites: Vec<&str> = rows.iter().map(|r| r.site_id.as_str()).collect();
-    sites.sort_unstable();
-    sites.dedup();
-    for site in sites {
-        let of_site = rows.iter().filter(|r| r.site_id == site);
-        let (lo, hi) = of_site.clone().fold((u32::MAX, 0), |(lo, hi), r| {
-            (lo.min(r.timestamp), hi.max(r.timestamp))
-        });
-        let ids: Vec<String> = of_site.map(|r| r.event_id.to_string()).collect();
-        // The site leads the table's key and the day follows each event kind in it, so this
-        // reads the site's ranges of those days, not the table.
-        let found: Vec<String> = client
-            .query(
-                "SELECT toString(event_id) FROM events WHERE site_id = ? \
-                 AND toDate(timestamp) BETWEEN toDate(toDateTime(?)) AND toDate(toDateTime(?)) \
-                 AND has(?, toString(event_id))",
-            )
-            .bind(site)
-            .bind(lo)
-            .bind(hi)
-            .bind(&ids)
-            .fetch_all()
-            .await?;
-        stored.extend(found.into_iter().map(|id| (site.to_owned(), id)));
-    }
-    rows.retain(|r| !stored.contains(&(r.site_id.clone(), r.event_id.to_string())));
+    stored::drop_stored(client, &mut rows).await?;
     let n = rows.len() as u64;
     Ok(Some((Bytes::from(pathlight_ingest::write_rows(&rows)), n)))
 }

@@ -4,8 +4,8 @@
 //! first send arrived: the send failed, or the page went away before the answer. Such a send
 //! says so in the batch URL (`?r=1`), with the batches it had to drop from its full queue since
 //! its last report (`d=N`). A batch sent again that had not arrived before (the collector's
-//! recent-batch memory decides; a repeat is answered 208 and not stored) was undelivered at its
-//! first try. Both counts are stored as one custom event named `$undelivered` with properties
+//! recent-batch memory decides, or else the stored event ids; a repeat is answered 208 and not
+//! stored) was undelivered at its first try. Both counts are stored as one custom event named `$undelivered` with properties
 //! `failed` and `dropped`, beside the batch's own rows, so the dashboard can sum them per site
 //! and day like any event, through every storage path (spool, broker, edge queue).
 

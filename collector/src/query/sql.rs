@@ -639,7 +639,9 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         "sessions page".into(),
         shown(session_page_query(&client, f, &f.from, now)),
     ));
-    let (list, of) = session_list_queries(&client, f, &f.from, &["s1".to_owned()]);
+    // The summaries of `session` (of "s1" without one), as the list shows them.
+    let listed = f.session.clone().unwrap_or_else(|| "s1".to_owned());
+    let (list, of) = session_list_queries(&client, f, &f.from, &[listed]);
     out.push(("sessions list".into(), shown(list)));
     out.push(("sessions anomalies".into(), shown(of)));
     out.push(("export".into(), shown(export(&client, f))));

@@ -366,6 +366,76 @@ async fn a_resent_batch_is_stored_once_and_a_lost_one_is_reported() {
     server.stop().await;
 }
 
+/// A closed tab's last batch is sent again at the visitor's next visit, to a collector that may
+/// not remember it (restarted since; another of the fleet; long ago). Found in `events`, it is
+/// answered 208 and stored no second time: the sessions mart counts its events once, and no
+/// `$undelivered` report says its first send was lost. One that never arrived is stored, and
+/// one half stored gets its other half, neither reported lost.
+#[tokio::test]
+async fn a_resent_batch_stored_before_a_restart_is_stored_once() {
+    let server = TestServer::start("resend_restart").await;
+    let client = reqwest::Client::builder()
+        .user_agent(CHROME_WINDOWS)
+        .build()
+        .unwrap();
+    let delivered = cbor::encode(&batch_now());
+    let (status, _) = post(&client, &server.url("/v1/batch"), None, delivered.clone()).await;
+    assert_eq!(status, 204);
+    let mut half = batch_now();
+    half.batch_id.0[0] ^= 2;
+    for e in &mut half.events {
+        e.id.0[0] ^= 2;
+    }
+    let whole = cbor::encode(&half);
+    half.events.truncate(2);
+    let (status, _) = post(&client, &server.url("/v1/batch"), None, cbor::encode(&half)).await;
+    assert_eq!(status, 204);
+    server.stop().await;
+
+    let server = TestServer::resume_at(crate::clickhouse_url(), "resend_restart", |_| {}).await;
+    let (status, _) = post(&client, &server.url("/v1/batch?r=1"), None, delivered).await;
+    assert_eq!(status, 208, "stored before the restart");
+    let (status, _) = post(&client, &server.url("/v1/batch?r=1"), None, whole).await;
+    assert_eq!(status, 204, "the three events not stored yet are");
+    let mut other = batch_now();
+    other.batch_id.0[0] ^= 1;
+    for e in &mut other.events {
+        e.id.0[0] ^= 1;
+    }
+    let (status, _) = post(
+        &client,
+        &server.url("/v1/batch?r=1"),
+        None,
+        cbor::encode(&other),
+    )
+    .await;
+    assert_eq!(status, 204, "never received: stored now");
+
+    let (all, distinct): (u64, u64) = server
+        .db
+        .query("SELECT count(), uniqExact(event_id) FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (all, distinct),
+        (16, 16),
+        "three batches of five, one report"
+    );
+    let in_mart = server
+        .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
+        .await;
+    assert_eq!(in_mart, 16, "the sessions mart counts each event once");
+    let metrics = server.metrics().await;
+    for line in [
+        r#"pathlight_tracker_undelivered_batches_total{site="test",outcome="failed"} 1"#,
+        "pathlight_duplicate_batches_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn queued_events_are_flushed_at_shutdown() {
     // A flush interval far longer than the test: only the shutdown flush can write the rows.

@@ -11,6 +11,7 @@ pub mod retention;
 pub mod retry;
 pub use pathlight_ingest::row;
 mod sink;
+pub mod stored;
 
 pub use config::{ClickHouseConfig, RetryConfig};
 pub use migrations::Dialect;
