@@ -28,14 +28,16 @@
     const define = await definitions();
     const cards = document.getElementById("cards");
     const avg = (v) => (v == null ? "–" : v.toFixed(1));
+    // Distinct counts from the traffic mart are approximate (FIGURES.md).
+    const approx = (v) => (s.approximate ? "≈ " + v : v);
     cards.replaceChildren(...[
-      ["Visitors", s.visitors, "visitors"], ["Sessions", s.sessions, "sessions"], ["Page views", s.pageviews, "pageviews"],
+      ["Visitors", approx(s.visitors), "visitors"], ["Sessions", approx(s.sessions), "sessions"], ["Page views", s.pageviews, "pageviews"],
       ["Avg. session", s.avg_session_secs.toFixed(1) + " s", "avg_session_secs"],
       ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%", "bounce_rate"],
       // Means over the range's complete days; today, under way, is its own card.
-      ["DAU (avg.)", avg(s.active.dau), "active.dau"], ["WAU (avg.)", avg(s.active.wau), "active.wau"],
-      ["MAU (avg.)", avg(s.active.mau), "active.mau"],
-      ["Active today so far", s.active.today ? s.active.today.dau : "–", "active.today"],
+      ["DAU (avg.)", approx(avg(s.active.dau)), "active.dau"], ["WAU (avg.)", approx(avg(s.active.wau)), "active.wau"],
+      ["MAU (avg.)", approx(avg(s.active.mau)), "active.mau"],
+      ["Active today so far", s.active.today ? approx(s.active.today.dau) : "–", "active.today"],
       // Batches trackers could not send at first (then delivered) or dropped for good.
       ["Undelivered", `${s.undelivered.failed} late · ${s.undelivered.dropped} lost`, "undelivered"],
     ].map(([label, value, field]) => {

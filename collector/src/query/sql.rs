@@ -287,6 +287,20 @@ impl Filters {
         sql
     }
 
+    /// `WHERE` over `traffic_daily`: the site, the days, the device.
+    fn traffic_condition(&self, binds: &mut Vec<Bind>) -> String {
+        let mut sql = self.site_and("day BETWEEN toDate(?) AND toDate(?)", binds);
+        Self::equal(&mut sql, binds, &[("device", self.device.as_ref())]);
+        sql
+    }
+
+    /// Whether the site's traffic figures may come from `traffic_daily`, which has per-day,
+    /// per-device rows and none per page or width (a page's own figures come from
+    /// `page_daily`).
+    fn traffic_mart(&self) -> bool {
+        !self.exact && self.path.is_none() && self.width.is_none()
+    }
+
     /// Whether page figures may come from the page marts.
     fn page_marts(&self) -> bool {
         !self.exact
@@ -346,6 +360,25 @@ const SESSIONS_MART: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))),
 const SERIES: &str = "SELECT toString({bucket}) AS day, toUInt64(uniqExact(visitor_id)), \
      toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
 
+/// [`TOTALS`] from `traffic_daily` (dim 0: the site's total).
+const TOTALS_MART: &str = "SELECT toUInt64(uniqMerge(visitors)), toUInt64(uniqIfMerge(sessions)), \
+     toUInt64(countIfMerge(pageviews)), toUInt64(countIfMerge(events)), \
+     toUInt64(sumIfMerge(failed)), toUInt64(sumIfMerge(dropped)) \
+     FROM traffic_daily WHERE {traffic} AND dim = 0";
+/// [`SERIES`] by day from `traffic_daily`.
+const SERIES_MART: &str = "SELECT toString(day) AS d, toUInt64(uniqMerge(visitors)), \
+     toUInt64(countIfMerge(pageviews)) FROM traffic_daily WHERE {traffic} AND dim = 0 \
+     GROUP BY d HAVING countIfMerge(events) > 0 ORDER BY d";
+
+/// A breakdown's top values by page views from `traffic_daily` (`{dim}`: its code).
+fn top_mart_sql(dim: usize) -> String {
+    format!(
+        "SELECT value AS key, toUInt64(countIfMerge(pageviews)) AS count FROM traffic_daily \
+         WHERE {{traffic}} AND dim = {dim} AND value != '' GROUP BY key HAVING count > 0 \
+         ORDER BY count DESC, key LIMIT 10"
+    )
+}
+
 /// Top entry or exit pages: per session, the first or last page viewed (`{pick}` is
 /// `argMin` or `argMax`).
 const ENDS: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
@@ -397,6 +430,14 @@ const ACTIVE: &str = "SELECT toString(seen + i) AS day, toUInt64(uniqExactIf(who
      toUInt64(uniqExactIf(who, i < 7)), toUInt64(uniqExact(who)) FROM \
      (SELECT toDate(timestamp) AS seen, if(user_id != '', cityHash64(user_id), visitor_id) AS who \
       FROM events FINAL WHERE {where} GROUP BY seen, who) \
+     ARRAY JOIN range(30) AS i WHERE seen + i BETWEEN toDate(?) AND toDate(?) GROUP BY day ORDER BY day";
+
+/// [`ACTIVE`] from `traffic_daily`: each day's state of who was active, merged over the 1, 7
+/// and 30 days ending with each day of the range (`uniq`: approximate past 65,536 a window).
+const ACTIVE_MART: &str = "SELECT toString(seen + i) AS day, toUInt64(uniqIfMergeIf(a, i = 0)), \
+     toUInt64(uniqIfMergeIf(a, i < 7)), toUInt64(uniqIfMerge(a)) FROM \
+     (SELECT day AS seen, uniqIfMergeState(actives) AS a FROM traffic_daily \
+      WHERE {traffic} AND dim = 0 GROUP BY seen) \
      ARRAY JOIN range(30) AS i WHERE seen + i BETWEEN toDate(?) AND toDate(?) GROUP BY day ORDER BY day";
 
 /// Active users over the date range: the averages of the daily figures over its complete
@@ -453,7 +494,11 @@ fn active_query(client: &Client, f: &Filters, today: i64) -> clickhouse::query::
     };
     prepare_with(
         client,
-        ACTIVE,
+        if f.traffic_mart() {
+            ACTIVE_MART
+        } else {
+            ACTIVE
+        },
         &read,
         None,
         Vec::new(),
@@ -524,16 +569,8 @@ fn active_of(mut series: Vec<ActiveDay>, today: i64) -> Active {
 /// Deepest page of any paged list (`offset`).
 const MAX_OFFSET: u32 = 100_000;
 
-/// Columns ranked by page views in `stats`.
-const TOP_COLUMNS: [&str; 7] = [
-    "path",
-    "referrer_host",
-    "device",
-    "browser",
-    "os",
-    "country",
-    "utm_campaign",
-];
+/// Columns ranked by page views in `stats`: `traffic_daily`'s breakdowns, in their order.
+const TOP_COLUMNS: [&str; 7] = crate::sinks::clickhouse::marts::TRAFFIC_DIMS;
 
 fn top_sql(column: &str) -> String {
     format!(
@@ -584,6 +621,14 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             .iter()
             .map(|c| (format!("stats top {c}"), top_sql(c), Some("pageview"))),
     );
+    list.push(("stats totals traffic".into(), TOTALS_MART.into(), None));
+    list.push(("stats series traffic".into(), SERIES_MART.into(), None));
+    list.extend(
+        TOP_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("stats top {c} traffic"), top_mart_sql(i + 1), None)),
+    );
     let client = Client::default();
     let shown = |q: clickhouse::query::Query| q.sql_display().to_string();
     let mut out: Vec<(String, String)> = list
@@ -595,13 +640,27 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         out.push(("funnel levels".into(), shown(levels)));
         out.push(("funnel times".into(), shown(times)));
     }
+    // Both: which one `stats` runs depends on the filters.
+    let today = unix_day(crate::pipeline::now_ms());
+    let (exact, traffic) = (
+        Filters {
+            exact: true,
+            ..f.clone()
+        },
+        Filters {
+            exact: false,
+            path: None,
+            width: None,
+            ..f.clone()
+        },
+    );
     out.push((
         "stats active".into(),
-        shown(active_query(
-            &client,
-            f,
-            unix_day(crate::pipeline::now_ms()),
-        )),
+        shown(active_query(&client, &exact, today)),
+    ));
+    out.push((
+        "stats active traffic".into(),
+        shown(active_query(&client, &traffic, today)),
     ));
     out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
     out.push((
@@ -691,6 +750,7 @@ fn prepare_with(
             "{where}" => text.push_str(&f.condition(kind, &mut binds)),
             "{mart}" => text.push_str(&f.mart_condition(&mut binds)),
             "{sessions}" => text.push_str(&f.sessions_condition(&mut binds)),
+            "{traffic}" => text.push_str(&f.traffic_condition(&mut binds)),
             "{started}" => {
                 text.push_str(STARTED);
                 binds.extend([Bind::S(f.from.clone()), Bind::S(f.to.clone())]);
@@ -955,6 +1015,10 @@ pub struct Stats {
     pub pageviews: u64,
     /// Events of every kind.
     pub events: u64,
+    /// Whether the distinct counts (visitors, sessions, active users) are approximate: read
+    /// from `traffic_daily`'s `uniq` states, exact up to 65,536 distinct values per day and
+    /// within about 2 % above. `exact=true` (and `path` or `width`) count exactly.
+    pub approximate: bool,
     /// What the site's trackers could not deliver, as their later sends reported it
     /// (`$undelivered` events: pathlight_ingest::delivery).
     pub undelivered: Undelivered,
@@ -1030,10 +1094,18 @@ struct SessionFigures {
 
 /// The traffic figures of a site.
 pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::error::Error> {
-    let top = |column: &'static str| {
+    let traffic = f.traffic_mart();
+    let top = |(i, column): (usize, &'static str)| {
+        let (mart_sql, use_mart) = if traffic {
+            (top_mart_sql(i + 1), true)
+        } else {
+            (
+                TOP_PAGES_MART.to_owned(),
+                column == "path" && f.page_marts(),
+            )
+        };
         let sql = top_sql(column);
-        let mart = column == "path" && f.page_marts();
-        async move { pick::<Count>(client, f, mart, TOP_PAGES_MART, &sql, "pageview").await }
+        async move { pick::<Count>(client, f, use_mart, &mart_sql, &sql, "pageview").await }
     };
     // Independent queries, run together (ClickHouse serves them in parallel).
     let series_sql = series_sql(f.hourly);
@@ -1048,8 +1120,13 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         pick::<Count>(client, f, marts, &ends[0], &ends[1], "pageview"),
         pick::<Count>(client, f, marts, &ends[2], &ends[3], "pageview"),
     )?;
+    let series_sql = if traffic && !f.hourly {
+        SERIES_MART.to_owned()
+    } else {
+        series_sql
+    };
     let (totals, sessions, series, active, tops) = tokio::try_join!(
-        rows::<Totals>(client, TOTALS, f, None),
+        rows::<Totals>(client, if traffic { TOTALS_MART } else { TOTALS }, f, None),
         if marts {
             rows::<SessionFigures>(client, SESSIONS_MART, f, None)
         } else {
@@ -1057,7 +1134,7 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         },
         rows::<Day>(client, &series_sql, f, None),
         active(client, f, unix_day(crate::pipeline::now_ms())),
-        futures_util::future::try_join_all(TOP_COLUMNS.map(top)),
+        futures_util::future::try_join_all(TOP_COLUMNS.into_iter().enumerate().map(top)),
     )?;
     let mut series = series;
     mark_complete(&mut series, f.hourly, crate::pipeline::now_ms());
@@ -1088,6 +1165,7 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         sessions: totals.sessions,
         pageviews: totals.pageviews,
         events: totals.events,
+        approximate: traffic,
         undelivered: Undelivered {
             failed: totals.failed,
             dropped: totals.dropped,

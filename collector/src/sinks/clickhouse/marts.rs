@@ -18,6 +18,11 @@
 //! - `sessions` (AggregatingMergeTree): one row per session and day with start, end, last
 //!   hide/leave, event counts by kind, pages, entry and exit page, top actions, user, and the
 //!   session's visitor id, device, browser, OS and country (in the key).
+//! - `traffic_daily` (AggregatingMergeTree): the dashboard's traffic per site, day and device,
+//!   for the site's total and for each value of each breakdown (page, referrer host, device,
+//!   browser, OS, country, campaign): page views, approximate distinct visitors (`uniq`, exact
+//!   up to 65,536 per state), and, in the total, sessions, active users and undelivered
+//!   batches. A month of it is thousands of rows where `events` has millions.
 //!
 //! Bots never reach a mart: each view skips `is_bot = 1`, as every query does.
 //!
@@ -186,16 +191,77 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
             // The key's other columns are the session's, taken with any().
             group: Some("site_id, day, session_id"),
         },
+        Mart {
+            name: "traffic_daily",
+            columns: format!(
+                "site_id {s}, dim UInt8, day Date, device {DEVICE}, value String, \
+                 visitors AggregateFunction(uniq, UInt64), \
+                 sessions AggregateFunction(uniqIf, String, UInt8), \
+                 actives AggregateFunction(uniqIf, UInt64, UInt8), \
+                 pageviews AggregateFunction(countIf, UInt8), \
+                 events AggregateFunction(countIf, UInt8), \
+                 failed AggregateFunction(sumIf, UInt64, UInt8), \
+                 dropped AggregateFunction(sumIf, UInt64, UInt8)"
+            ),
+            engine: "AggregatingMergeTree",
+            // The dashboard reads one dimension over a range of days: those lead the key.
+            key: "site_id, dim, day, device, value",
+            // Every event once per dimension (ARRAY JOIN): the site's total (dim 0, where the
+            // session, active-user and undelivered states are kept) and its value in each
+            // breakdown; page views and distinct visitors per value.
+            select: format!(
+                "SELECT site_id, tupleElement(d, 1) AS dim, toDate(timestamp) AS day, device, \
+                 tupleElement(d, 2) AS value, uniqState(visitor_id) AS visitors, \
+                 uniqIfState(session_id, dim = 0) AS sessions, \
+                 uniqIfState(if(user_id != '', cityHash64(user_id), visitor_id), dim = 0) AS actives, \
+                 countIfState(event_type = 'pageview') AS pageviews, \
+                 countIfState(dim = 0) AS events, \
+                 sumIfState(visitParamExtractUInt(props, 'failed'), dim = 0 AND {UNDELIVERED}) AS failed, \
+                 sumIfState(visitParamExtractUInt(props, 'dropped'), dim = 0 AND {UNDELIVERED}) AS dropped \
+                 FROM events ARRAY JOIN {dims} AS d WHERE is_bot = 0",
+                dims = traffic_dims()
+            ),
+            group: None,
+        },
     ]
 }
 
+/// The breakdowns of `traffic_daily`, by their `dim` code less one (0 is the site's total):
+/// the columns the dashboard ranks by page views.
+pub const TRAFFIC_DIMS: [&str; 7] = [
+    "path",
+    "referrer_host",
+    "device",
+    "browser",
+    "os",
+    "country",
+    "utm_campaign",
+];
+
+/// The tracker's report of batches it could not deliver (`ingest::delivery`).
+const UNDELIVERED: &str = "event_type = 'custom' AND name = '$undelivered'";
+
+/// `[(0, ''), (1, path), …]`: each event's value in each breakdown, as plain `String` (the
+/// modern dialect's columns are `LowCardinality`, and an array needs one element type).
+fn traffic_dims() -> String {
+    let values = TRAFFIC_DIMS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("({}, CAST(toString({c}) AS String))", i + 1));
+    let all: Vec<String> = std::iter::once("(0, '')".to_owned())
+        .chain(values)
+        .collect();
+    format!("[{}]", all.join(", "))
+}
+
 /// The names of the marts, for retention and erasure.
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "heatmap_clicks",
     "heatmap_anchors",
     "page_daily",
     "element_daily",
     "sessions",
+    "traffic_daily",
 ];
 
 /// The statements of one mart (see [`statements`]), for a migration that makes it again.
@@ -230,12 +296,12 @@ pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
             // of the events (`migrations::distributed` puts the usual names over them).
             let name = cfg.local_table(name);
             let events = cfg.local_table("events");
-            let select = select.replacen("FROM events WHERE", &format!("FROM {events} WHERE"), 1);
+            let select = select.replacen("FROM events ", &format!("FROM {events} "), 1);
             // The view's SELECT reads the inserted block; the fill reads the table
             // deduplicated, and only into an empty mart.
             let fill = select.replacen(
-                &format!("FROM {events} WHERE"),
-                &format!("FROM {events} FINAL WHERE"),
+                &format!("FROM {events} "),
+                &format!("FROM {events} FINAL "),
                 1,
             );
             [
@@ -266,7 +332,7 @@ mod tests {
         for (name, s) in NAMES.iter().zip(sql.chunks(3)) {
             assert!(s[0].starts_with(&format!("CREATE TABLE IF NOT EXISTS {name} (")));
             assert!(
-                s[1].contains("FROM events FINAL WHERE")
+                s[1].contains("FROM events FINAL ")
                     && s[1].contains(&format!("(SELECT count() FROM {name}) = 0 GROUP BY")),
                 "{}",
                 s[1]

@@ -237,6 +237,13 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "clicks in fixed or sticky contexts",
             statements: fixed_context(dialect, cfg),
         },
+        // Made by version 4 on a new install (which has every mart); filled from the stored
+        // events on an older one.
+        Migration {
+            version: 7,
+            name: "mart: traffic per day and breakdown",
+            statements: mart_and_tables(dialect, cfg, "traffic_daily"),
+        },
     ]
 }
 
@@ -251,9 +258,15 @@ fn fixed_context(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
     }
     out.push(format!("DROP TABLE IF EXISTS {local}_mv"));
     out.push(format!("DROP TABLE IF EXISTS {local}"));
-    out.extend(marts::statements_of(dialect, cfg, mart));
+    out.extend(mart_and_tables(dialect, cfg, mart));
+    out
+}
+
+/// A mart added after version 4, with its `Distributed` table in cluster mode.
+fn mart_and_tables(dialect: Dialect, cfg: &ClickHouseConfig, mart: &str) -> Vec<String> {
+    let mut out = marts::statements_of(dialect, cfg, mart);
     if cfg.clustered() {
-        let (cluster, db) = (&cfg.cluster, &cfg.database);
+        let (cluster, db, local) = (&cfg.cluster, &cfg.database, cfg.local_table(mart));
         out.push(format!(
             "CREATE TABLE IF NOT EXISTS {mart} AS {local} ENGINE = Distributed({cluster}, {db}, {local})"
         ));
