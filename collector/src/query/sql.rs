@@ -1805,11 +1805,19 @@ fn step_condition(step: &str) -> &'static str {
 
 /// The level query (how far each session got, in order, with `windowFunnel`) and the timing
 /// query (first time each step happened in each session).
+///
+/// Both read only the steps' events (`{steps}`: any step's condition): the others change
+/// neither a session's level nor its first times, and a page-view step narrows the read to
+/// that path's granules (the table is ordered by kind, day, path). Without `FINAL`: a
+/// re-sent copy of an event has its time, so it changes neither figure either, and `FINAL`
+/// over a month of unmerged parts is most of the cost (issue 27). Sessions that did no step
+/// (level 0) are not counted, and nothing uses them.
 fn funnel_sql(steps: &[String]) -> (String, String) {
     let conds: Vec<&str> = steps.iter().map(|s| step_condition(s)).collect();
+    let any = conds.join(" OR ");
     let levels = format!(
         "SELECT toUInt8(level) AS level, toUInt64(count()) AS n FROM \
-         (SELECT session_id, windowFunnel(86400)(timestamp, {}) AS level FROM events FINAL WHERE {{where}} GROUP BY session_id) \
+         (SELECT session_id, windowFunnel(86400)(timestamp, {}) AS level FROM events WHERE {{where}} AND ({any}) GROUP BY session_id) \
          GROUP BY level ORDER BY level",
         conds.join(", ")
     );
@@ -1818,16 +1826,20 @@ fn funnel_sql(steps: &[String]) -> (String, String) {
         .enumerate()
         .map(|(i, c)| format!("minIf(toUInt64(timestamp) * 1000 + timestamp_ms, {c}) AS t{i}"))
         .collect();
+    // Over the sessions that did every step up to this one in order (first times), not
+    // those that only did the previous step and this one.
     let medians: Vec<String> = (1..steps.len())
         .map(|i| {
+            let in_order: Vec<String> = (1..=i).map(|j| format!("t{j} > t{}", j - 1)).collect();
             format!(
-                "toFloat64(quantileIf(0.5)(t{i} - t{p}, t{p} > 0 AND t{i} > t{p}))",
+                "toFloat64(quantileIf(0.5)(t{i} - t{p}, t0 > 0 AND {}))",
+                in_order.join(" AND "),
                 p = i - 1
             )
         })
         .collect();
     let times = format!(
-        "SELECT {} FROM (SELECT session_id, {} FROM events FINAL WHERE {{where}} GROUP BY session_id)",
+        "SELECT {} FROM (SELECT session_id, {} FROM events WHERE {{where}} AND ({any}) GROUP BY session_id)",
         medians.join(", "),
         firsts.join(", ")
     );
@@ -1840,10 +1852,16 @@ fn funnel_queries(
     f: &Filters,
 ) -> (clickhouse::query::Query, clickhouse::query::Query) {
     let (levels, times) = funnel_sql(&f.steps);
-    let binds = || f.steps.iter().map(|s| Bind::S(s.clone())).collect();
+    // The steps' values before `{where}` (the SELECT's conditions) and after it (the filter).
+    let binds = || {
+        f.steps
+            .iter()
+            .map(|s| Bind::S(s.clone()))
+            .collect::<Vec<_>>()
+    };
     (
-        prepare_with(client, &levels, f, None, binds(), Vec::new()),
-        prepare_with(client, &times, f, None, binds(), Vec::new()),
+        prepare_with(client, &levels, f, None, binds(), binds()),
+        prepare_with(client, &times, f, None, binds(), binds()),
     )
 }
 
@@ -1869,7 +1887,8 @@ pub struct FunnelStep {
     pub conversion: f64,
     /// Share of the previous step's sessions lost here.
     pub drop_off: f64,
-    /// Median time from the previous step, seconds (none for the first step or no data).
+    /// Median time from the previous step, seconds, over the sessions that did every step up
+    /// to this one in order (none for the first step or no data).
     pub median_secs_from_previous: Option<f64>,
 }
 

@@ -836,3 +836,94 @@ async fn active_users_are_averaged_over_the_complete_days() {
     assert_eq!((&now["dau"], &now["days"]), (&Value::Null, &json!(0)));
     assert_eq!(now["today"]["mau"], 4);
 }
+
+/// A funnel's known answer: who reached each step in order, and the median time between
+/// steps; a session doing steps out of order, one re-sending a step's event, and other pages
+/// and events in between change nothing they should not.
+#[tokio::test]
+async fn a_funnel_counts_the_sessions_that_did_the_steps_in_order() {
+    let server = TestServer::start("funnel_known").await;
+    let client = reqwest::Client::new();
+    let pv = |at: i64, path: &'static str| (at, path, EventKind::Pageview);
+    let sessions = [
+        // /a → /b → /c, 10 s then 20 s, with a click and another page in between.
+        Session {
+            ua: CHROME,
+            id: "f1",
+            width: 1440,
+            events: vec![
+                pv(0, "/a"),
+                (3_000, "/a", click(1, 1, 0.5)),
+                pv(5_000, "/x"),
+                pv(10_000, "/b"),
+                pv(30_000, "/c"),
+            ],
+        },
+        // /a → /c: step 1 only.
+        Session {
+            ua: CHROME,
+            id: "f2",
+            width: 1440,
+            events: vec![pv(0, "/a"), pv(4_000, "/c")],
+        },
+        // /b → /a: out of order, step 1 only.
+        Session {
+            ua: IPHONE,
+            id: "f3",
+            width: 375,
+            events: vec![pv(0, "/b"), pv(8_000, "/a")],
+        },
+        // /a → /b in 30 s, /b re-sent below.
+        Session {
+            ua: CHROME,
+            id: "f4",
+            width: 1440,
+            events: vec![pv(0, "/a"), pv(30_000, "/b")],
+        },
+        // Never on /a.
+        Session {
+            ua: CHROME,
+            id: "f5",
+            width: 1440,
+            events: vec![pv(0, "/x"), pv(1_000, "/b"), pv(2_000, "/c")],
+        },
+    ];
+    let start = now_ms() - 3_600_000;
+    send(&server, &client, &sessions, start).await;
+    // f4's batch again, as a client that lost the answer sends it.
+    let resp = client
+        .post(server.url("/v1/batch"))
+        .header("user-agent", CHROME)
+        .body(batch(3, &sessions[3], start))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.scalar("SELECT count() FROM events FINAL").await < 13 {
+        assert!(std::time::Instant::now() < deadline, "events never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let f = server.api("funnel?site=test&steps=/a,/b,/c").await;
+    let got: Vec<(String, u64)> = f["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_owned(),
+                s["sessions"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("/a".into(), 4), ("/b".into(), 2), ("/c".into(), 1)],
+        "{f}"
+    );
+    // From /a to /b: f1 10 s, f4 30 s; from /b to /c: f1 20 s.
+    assert_eq!(f["steps"][1]["median_secs_from_previous"], 20.0, "{f}");
+    assert_eq!(f["steps"][2]["median_secs_from_previous"], 20.0, "{f}");
+    assert_eq!(f["steps"][1]["conversion"], 0.5, "{f}");
+    server.stop().await;
+}
