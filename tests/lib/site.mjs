@@ -131,17 +131,29 @@ export async function clickAt(page, locator, fx, fy, scroll = true) {
   const [sx, sy] = await page.evaluate(() => [scrollX, scrollY]);
   const x = Math.round(box.x + box.width * fx);
   const y = Math.round(box.y + box.height * fy);
-  // The context the page gives the element clicked, as CSS says (1 fixed, 2 sticky, 0 in the
-  // flow): the truth the tracker's `fixed` is checked against.
-  const context = await page.evaluate(([x, y]) => {
-    for (let n = document.elementFromPoint(x, y); n; n = n.parentElement) {
-      const p = getComputedStyle(n).position;
-      if (p === "fixed") return 1;
-      if (p === "sticky") return 2;
-    }
-    return 0;
-  }, [x, y]);
+  // The context the page gives the element clicked, as CSS says at the click (1 fixed, 2
+  // sticky, 0 in the flow; a sliding menu bar turns sticky mid-way): the truth the tracker's
+  // `fixed` is checked against, read in the same dispatch as the tracker's listener.
+  await page.evaluate(() => {
+    addEventListener("click", (e) => {
+      let context = 0;
+      for (let n = e.target; n && n.nodeType === 1; n = n.parentElement) {
+        const p = getComputedStyle(n).position;
+        if (p === "fixed" || p === "sticky") {
+          context = p === "fixed" ? 1 : 2;
+          break;
+        }
+      }
+      // Kept by the tab across a navigation the click starts (a link).
+      sessionStorage.setItem("pl-test-context", String(context));
+    }, { capture: true, once: true });
+  });
   await page.mouse.click(x, y);
+  const read = () => page.evaluate(() => Number(sessionStorage.getItem("pl-test-context")));
+  const context = await read().catch(async () => {
+    await page.waitForLoadState();
+    return read();
+  });
   return { x, y, sx, sy, context };
 }
 
