@@ -3,6 +3,9 @@
 # 18.16): p50/p90 of each analytics query for one page, run 11 times, straight over HTTP and
 # through the collector's API. Prints a Markdown table.
 #   bench/queries.sh [EVENTS]          (default 10000000; builds the release collector)
+# PL_BENCH_OPTIMIZE=0 leaves the tables as ingestion leaves them, with unmerged parts (a live
+# table is never fully merged); PL_BENCH_BIN=PATH uses that pathlight binary instead of
+# building the release one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,14 +14,18 @@ dir=$(mktemp -d /tmp/pathlight-bench-queries-XXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ch=$(PL_CLICKHOUSE_OWNER=$$ PL_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir" "$port")
 export PATHLIGHT_CLICKHOUSE__URL=$ch PATHLIGHT_CLICKHOUSE__DATABASE=bench PATHLIGHT_LOG=warn
-cargo build --release --bin pathlight 2>&1 | tail -1 >&2
-bin=target/release/pathlight
+bin=${PL_BENCH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --bin pathlight 2>&1 | tail -1 >&2
+  bin=target/release/pathlight
+fi
 $bin migrate >/dev/null
 q() { curl -sS --fail-with-body "$ch/?database=bench" --data-binary "$1"; }
 
-# 50 pages; per page 60 % clicks clustered on 12 elements, the rest page views, scrolls and
-# engagement; 30 days; 2 M sessions of 5 consecutive events (s = number / 5), 200k visitors;
-# three layout widths (one per session).
+# The shape of issue 27: 120 pages; per page 60 % clicks clustered on 12 elements, the rest
+# page views, scrolls and engagement; 30 days; 2.5 M sessions of 4 consecutive events
+# (s = number / 4), 400 k visitors; three layout widths (one per session); per session a
+# referrer (a third direct), a country, a campaign (half none), a browser and an OS.
 start=$(date +%s)
 # In ten inserts of consecutive rows, as the collector inserts in batches: each insert runs the
 # marts' views over its block, whose GROUP BYs hold one state per session in the block.
@@ -26,25 +33,33 @@ chunk=$(( (events + 9) / 10 ))
 for part in $(seq 0 9); do
 q "INSERT INTO events (site_id, event_id, event_type, timestamp, timestamp_ms, received_at, session_id, visitor_id,
      url, host, path, viewport_w, viewport_h, document_w, document_h, x, y, selector, tag, rel_x, rel_y,
-     scroll_depth, device, browser, os)
+     scroll_depth, device, browser, os, referrer_host, country, utm_campaign)
    SELECT 'bench', generateUUIDv4(),
      multiIf(intHash32(number * 7) % 10 < 6, 'click', intHash32(number * 7) % 10 < 8, 'pageview', intHash32(number * 7) % 10 < 9, 'scroll', 'engagement'),
      toDateTime(now() - intDiv(number * 2592, 1000) % 2592000), number % 1000, now(),
-     concat('s', toString(intDiv(number, 5))), intHash64(intDiv(number, 5) % 200000),
-     concat('https://shop.example/p', toString(number % 50)), 'shop.example', concat('/p', toString(number % 50)),
-     [375, 768, 1440][intDiv(number, 5) % 3 + 1], 800, [375, 768, 1440][intDiv(number, 5) % 3 + 1], 4000,
-     toInt32(([375, 768, 1440][intDiv(number, 5) % 3 + 1]) * ((intHash32(number) % 12) + 0.5) / 12 + (intHash32(number + 1) % 40) - 20),
+     concat('s', toString(intDiv(number, 4))), intHash64(intDiv(number, 4) % 400000),
+     concat('https://shop.example/p', toString(number % 120)), 'shop.example', concat('/p', toString(number % 120)),
+     [375, 768, 1440][intDiv(number, 4) % 3 + 1], 800, [375, 768, 1440][intDiv(number, 4) % 3 + 1], 4000,
+     toInt32(([375, 768, 1440][intDiv(number, 4) % 3 + 1]) * ((intHash32(number) % 12) + 0.5) / 12 + (intHash32(number + 1) % 40) - 20),
      toInt32(300 * (intHash32(number) % 12) + (intHash32(number + 2) % 40)),
      concat('#el-', toString(intHash32(number) % 12)), 'button',
      (intHash32(number + 3) % 100) / 100, (intHash32(number + 4) % 100) / 100,
-     toUInt8(intHash32(number) % 101), ['mobile', 'tablet', 'desktop'][intDiv(number, 5) % 3 + 1], 'Chrome', 'Linux'
+     toUInt8(intHash32(number) % 101), ['mobile', 'tablet', 'desktop'][intDiv(number, 4) % 3 + 1],
+     ['Chrome', 'Safari', 'Firefox', 'Edge', 'Samsung Internet'][intHash32(intDiv(number, 4) * 3) % 5 + 1],
+     ['Windows', 'macOS', 'iOS', 'Android', 'Linux'][intHash32(intDiv(number, 4) * 5) % 5 + 1],
+     ['', '', 'google.com', 'news.ycombinator.com', 't.co', 'bing.com', 'duckduckgo.com', 'reddit.com', 'github.com'][intHash32(intDiv(number, 4) * 7) % 9 + 1],
+     ['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP', 'CA', 'NL', 'ES', 'IT', 'PL'][intHash32(intDiv(number, 4) * 11) % 12 + 1],
+     ['', '', '', 'winter', 'launch', 'newsletter'][intHash32(intDiv(number, 4) * 13) % 6 + 1]
    FROM numbers($events) WHERE intDiv(number, $chunk) = $part"
 done
 load=$(( $(date +%s) - start ))
 # Merged, as background merges leave a table that is not being written; the marts too.
-for t in events heatmap_clicks heatmap_anchors page_daily element_daily sessions; do
-  q "OPTIMIZE TABLE $t FINAL" || true
-done
+if [ "${PL_BENCH_OPTIMIZE:-1}" != 0 ]; then
+  for t in events heatmap_clicks heatmap_anchors page_daily element_daily sessions traffic_daily; do
+    q "OPTIMIZE TABLE $t FINAL" || true
+  done
+fi
+parts=$(q "SELECT count() FROM system.parts WHERE database = 'bench' AND active AND table = 'events'")
 rows=$(q "SELECT count() FROM events")
 
 cat > "$dir/pathlight.toml" <<TOML
@@ -61,7 +76,7 @@ for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$listen/healthz" >/dev/nul
 
 params="site=bench&path=/p7&width=1440"
 percentiles() { sort -n | awk '{a[NR]=$1} END {printf "%.0f | %.0f", a[int(NR*0.5)+1], a[int(NR*0.9)+1]}'; }
-echo "Events: $rows, loaded in ${load}s. One page has $(q "SELECT count() FROM events WHERE path = '/p7' AND event_type = 'click'") clicks."
+echo "Events: $rows in $parts parts of events, loaded in ${load}s. One page has $(q "SELECT count() FROM events WHERE path = '/p7' AND event_type = 'click'") clicks."
 echo
 echo "| query (path=/p7, width 1440, 30 days) | p50 ms | p90 ms |"
 echo "|---|---:|---:|"
@@ -86,3 +101,5 @@ api "stats?site=bench"
 api "stats?site=bench&exact=true"
 api "sessions?site=bench&limit=100"
 api "sessions?site=bench&limit=100&offset=2000"
+api "funnel?site=bench&steps=/p1,/p2,/p3"
+api "realtime?site=bench"

@@ -70,7 +70,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 52, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 57, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -84,9 +84,16 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.equal(num(Object.values(answers["elements mart"][0])[4]), 4);
     assert.deepEqual(answers["stats top path mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
     // Sessions mart: s1 (/pricing → /checkout, 10 s), s2 and s3 (one page each: bounces).
-    assert.deepEqual(Object.values(answers["stats sessions mart"][0]).map(num), [(10000 + 2000 + 0) / 3, 2, 3]);
+    assert.deepEqual(Object.values(answers["stats sessions mart"][0]).map(num), [10000 + 2000 + 0, 2, 3], "total duration ms, bounces, sessions");
     assert.deepEqual(answers["stats entries mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
     assert.deepEqual(answers["stats exits mart"].map((r) => [r.key, num(r.count)]), [["/pricing", 2], ["/checkout", 1]]);
+    // The rollup of the day (issue 27; "session rollup" ran among the queries, after the
+    // rolled figures were read), read back: the same figures from session_days.
+    assert.deepEqual(answers["stats rolled days"].map((r) => r.d), [day]);
+    const again = (name) => rows(queries.find((q) => q.name === name).sql);
+    assert.deepEqual(Object.values(again("stats sessions rolled")[0]).map(num), [10000 + 2000 + 0, 2, 3]);
+    assert.deepEqual(again("stats entries rolled").map((r) => [r.key, num(r.count)]), [["/pricing", 3]]);
+    assert.deepEqual(again("stats exits rolled").map((r) => [r.key, num(r.count)]), [["/pricing", 2], ["/checkout", 1]]);
     assert.deepEqual(answers["sessions page"].map((r) => r.session_id), ["s1", "s2", "s3"], "all started at 10:00:00, then by id");
     const list = answers["sessions list"].map((r) => Object.values(r));
     assert.deepEqual(list.map((r) => r[0]), ["s1"], "the summaries of the page's sessions (here s1)");

@@ -48,6 +48,9 @@ pub struct Filters {
     /// `frustration` (rage and dead clicks, read from per-session sequences, so the slowest);
     /// default all. A viewer draws the click map first and asks for the rest beside it.
     pub layers: Option<Vec<String>>,
+    /// The days of the range whose session figures `stats` reads from the rollup (not a
+    /// parameter: found by the query itself).
+    pub rolled: Vec<String>,
 }
 
 enum Bind {
@@ -90,6 +93,7 @@ impl Filters {
             exact: false,
             ended: None,
             layers: None,
+            rolled: Vec::new(),
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
@@ -350,13 +354,31 @@ const TOTALS: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(uniqExact
      toUInt64(sumIf(visitParamExtractUInt(props, 'failed'), event_type = 'custom' AND name = '$undelivered')), \
      toUInt64(sumIf(visitParamExtractUInt(props, 'dropped'), event_type = 'custom' AND name = '$undelivered')) \
      FROM events FINAL WHERE {where}";
-const SESSIONS: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
+const SESSIONS: &str = "SELECT toFloat64(sum(t1 - t0)), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
      (SELECT session_id, min(toUInt64(timestamp) * 1000 + timestamp_ms) AS t0, \
       max(toUInt64(timestamp) * 1000 + timestamp_ms) AS t1, countIf(event_type = 'pageview') AS pv \
       FROM events FINAL WHERE {where} GROUP BY session_id)";
-const SESSIONS_MART: &str = "SELECT toFloat64(if(count() = 0, 0, avg(t1 - t0))), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
+const SESSIONS_MART: &str = "SELECT toFloat64(sum(t1 - t0)), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
      (SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, countIfMerge(pageviews) AS pv \
-      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started})";
+      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started} AND {unrolled})";
+
+/// `HAVING` (with [`STARTED`]) of the `sessions` mart's queries in `stats`: sessions that
+/// started on a day the rollup (`session_days`) does not have for the site. Its value: the
+/// rolled days, `YYYY-MM-DD`.
+const UNROLLED: &str = "NOT has(?, toString(toDate(toDateTime(intDiv(t0, 1000)))))";
+
+/// The days of the range the rollup has for the site (see `sinks::clickhouse::rollup`).
+const ROLLED_DAYS: &str = "SELECT toString(day) AS d FROM session_days \
+     WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) GROUP BY d ORDER BY d";
+/// Each (site, day, shard)'s latest roll, of the range: `{rolled}` below.
+const LATEST_ROLL: &str = "(site_id, day, shard, version) GLOBAL IN (SELECT site_id, day, shard, max(version) \
+     FROM session_days WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) GROUP BY site_id, day, shard)";
+/// [`SESSIONS_MART`]'s sums from the rollup.
+const SESSIONS_ROLLED: &str = "SELECT toFloat64(sum(duration_ms)), toUInt64(sum(bounced)), toUInt64(sum(sessions)) \
+     FROM session_days WHERE {rolled}";
+/// Sessions by entry or exit page (`{end}`) from the rollup.
+const ENDS_ROLLED: &str = "SELECT {end} AS key, toUInt64(sum(sessions)) AS count FROM session_days \
+     WHERE {rolled} AND {end} != '' GROUP BY key ORDER BY count DESC, key LIMIT 1000";
 const SERIES: &str = "SELECT toString({bucket}) AS day, toUInt64(uniqExact(visitor_id)), \
      toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
 
@@ -390,11 +412,12 @@ fn ends_sql(entry: bool) -> String {
     ENDS.replace("{pick}", if entry { "argMin" } else { "argMax" })
 }
 
-/// [`ENDS`] from the `sessions` mart.
+/// [`ENDS`] from the `sessions` mart, for the days not rolled up (every path: added to the
+/// rollup's before the top 10 are taken).
 const ENDS_MART: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
      (SELECT session_id, {pick}IfMerge({column}) AS p, minMerge(start_ms) AS t0 \
-      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started}) \
-     WHERE p != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
+      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started} AND {unrolled}) \
+     WHERE p != '' GROUP BY key ORDER BY count DESC, key LIMIT 1000";
 
 fn ends_mart_sql(entry: bool) -> String {
     ENDS_MART.replace(
@@ -612,6 +635,17 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         ("stats totals".into(), TOTALS.into(), None),
         ("stats sessions".into(), SESSIONS.into(), None),
         ("stats sessions mart".into(), SESSIONS_MART.into(), None),
+        ("stats sessions rolled".into(), SESSIONS_ROLLED.into(), None),
+        (
+            "stats entries rolled".into(),
+            ENDS_ROLLED.replace("{end}", "entry"),
+            None,
+        ),
+        (
+            "stats exits rolled".into(),
+            ENDS_ROLLED.replace("{end}", "exit"),
+            None,
+        ),
         ("stats entries mart".into(), ends_mart_sql(true), None),
         ("stats exits mart".into(), ends_mart_sql(false), None),
         ("stats series".into(), series_sql(f.hourly), None),
@@ -640,6 +674,25 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         out.push(("funnel levels".into(), shown(levels)));
         out.push(("funnel times".into(), shown(times)));
     }
+    // The rollup of the range's first day (`sinks::clickhouse::rollup`), and the days rolled.
+    let cfg = crate::sinks::clickhouse::ClickHouseConfig::default();
+    let version = u32::try_from(crate::pipeline::now_ms() / 1000).unwrap_or(0);
+    out.push((
+        "session rollup".into(),
+        shown(crate::sinks::clickhouse::rollup::insert(
+            &client, &cfg, &f.from, 0, version,
+        )),
+    ));
+    out.push((
+        "stats rolled days".into(),
+        shown(
+            client
+                .query(ROLLED_DAYS)
+                .bind(&f.site)
+                .bind(&f.from)
+                .bind(&f.to),
+        ),
+    ));
     // Both: which one `stats` runs depends on the filters.
     let today = unix_day(crate::pipeline::now_ms());
     let (exact, traffic) = (
@@ -751,6 +804,23 @@ fn prepare_with(
             "{mart}" => text.push_str(&f.mart_condition(&mut binds)),
             "{sessions}" => text.push_str(&f.sessions_condition(&mut binds)),
             "{traffic}" => text.push_str(&f.traffic_condition(&mut binds)),
+            "{unrolled}" => {
+                text.push_str(UNROLLED);
+                // Never empty: 18.16 cannot type `has([], …)` (`Array(Nothing)`); no day is ''.
+                let mut days = vec![String::new()];
+                days.extend(f.rolled.iter().cloned());
+                binds.push(Bind::L(days));
+            }
+            "{rolled}" => {
+                text.push_str(&f.traffic_condition(&mut binds));
+                text.push_str(" AND ");
+                text.push_str(LATEST_ROLL);
+                binds.extend([
+                    Bind::S(f.site.clone()),
+                    Bind::S(f.from.clone()),
+                    Bind::S(f.to.clone()),
+                ]);
+            }
             "{started}" => {
                 text.push_str(STARTED);
                 binds.extend([Bind::S(f.from.clone()), Bind::S(f.to.clone())]);
@@ -1085,11 +1155,79 @@ struct Totals {
     dropped: u64,
 }
 
-#[derive(Deserialize, clickhouse::Row)]
+#[derive(Deserialize, clickhouse::Row, Default)]
 struct SessionFigures {
-    avg_ms: f64,
+    /// Total duration, ms.
+    sum_ms: f64,
     bounced: u64,
     sessions: u64,
+}
+
+/// The session figures of `stats`: sums, top entry and top exit pages. From `events FINAL`
+/// unless `marts`; then the days the rollup has (`session_days`: finished days) from it, and
+/// the others (the last two, and any not rolled yet) from the `sessions` mart, added up.
+async fn session_figures(
+    client: &Client,
+    f: &Filters,
+    marts: bool,
+) -> Result<(SessionFigures, Vec<Count>, Vec<Count>), clickhouse::error::Error> {
+    let one = |r: Vec<SessionFigures>| r.into_iter().next().unwrap_or_default();
+    if !marts {
+        let (entry, exit) = (ends_sql(true), ends_sql(false));
+        let (s, entries, exits) = tokio::try_join!(
+            rows::<SessionFigures>(client, SESSIONS, f, None),
+            rows::<Count>(client, &entry, f, Some("pageview")),
+            rows::<Count>(client, &exit, f, Some("pageview")),
+        )?;
+        return Ok((one(s), entries, exits));
+    }
+    let rolled: Vec<String> = client
+        .query(ROLLED_DAYS)
+        .bind(&f.site)
+        .bind(&f.from)
+        .bind(&f.to)
+        .fetch_all()
+        .await?;
+    let f = &Filters {
+        rolled,
+        ..f.clone()
+    };
+    let sql = [
+        ends_mart_sql(true),
+        ends_mart_sql(false),
+        ENDS_ROLLED.replace("{end}", "entry"),
+        ENDS_ROLLED.replace("{end}", "exit"),
+    ];
+    let (mart, rolled, entries, exits, rolled_entries, rolled_exits) = tokio::try_join!(
+        rows::<SessionFigures>(client, SESSIONS_MART, f, None),
+        rows::<SessionFigures>(client, SESSIONS_ROLLED, f, None),
+        rows::<Count>(client, &sql[0], f, None),
+        rows::<Count>(client, &sql[1], f, None),
+        rows::<Count>(client, &sql[2], f, None),
+        rows::<Count>(client, &sql[3], f, None),
+    )?;
+    let (mart, rolled) = (one(mart), one(rolled));
+    let sums = SessionFigures {
+        sum_ms: mart.sum_ms + rolled.sum_ms,
+        bounced: mart.bounced + rolled.bounced,
+        sessions: mart.sessions + rolled.sessions,
+    };
+    Ok((sums, top(entries, rolled_entries), top(exits, rolled_exits)))
+}
+
+/// The 10 largest of two lists' counts added up by key (ties by key, as the queries order).
+fn top(a: Vec<Count>, b: Vec<Count>) -> Vec<Count> {
+    let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for c in a.into_iter().chain(b) {
+        *by.entry(c.key).or_default() += c.count;
+    }
+    let mut all: Vec<Count> = by
+        .into_iter()
+        .map(|(key, count)| Count { key, count })
+        .collect();
+    all.sort_by(|x, y| y.count.cmp(&x.count).then_with(|| x.key.cmp(&y.key)));
+    all.truncate(10);
+    all
 }
 
 /// The traffic figures of a site.
@@ -1110,28 +1248,14 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
     // Independent queries, run together (ClickHouse serves them in parallel).
     let series_sql = series_sql(f.hourly);
     let marts = f.session_mart();
-    let ends = [
-        ends_mart_sql(true),
-        ends_sql(true),
-        ends_mart_sql(false),
-        ends_sql(false),
-    ];
-    let (entries, exits) = tokio::try_join!(
-        pick::<Count>(client, f, marts, &ends[0], &ends[1], "pageview"),
-        pick::<Count>(client, f, marts, &ends[2], &ends[3], "pageview"),
-    )?;
     let series_sql = if traffic && !f.hourly {
         SERIES_MART.to_owned()
     } else {
         series_sql
     };
-    let (totals, sessions, series, active, tops) = tokio::try_join!(
+    let (totals, (s, entries, exits), series, active, tops) = tokio::try_join!(
         rows::<Totals>(client, if traffic { TOTALS_MART } else { TOTALS }, f, None),
-        if marts {
-            rows::<SessionFigures>(client, SESSIONS_MART, f, None)
-        } else {
-            rows::<SessionFigures>(client, SESSIONS, f, None)
-        },
+        session_figures(client, f, marts),
         rows::<Day>(client, &series_sql, f, None),
         active(client, f, unix_day(crate::pipeline::now_ms())),
         futures_util::future::try_join_all(TOP_COLUMNS.into_iter().enumerate().map(top)),
@@ -1146,11 +1270,7 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         failed: 0,
         dropped: 0,
     });
-    let s = sessions.into_iter().next().unwrap_or(SessionFigures {
-        avg_ms: 0.0,
-        bounced: 0,
-        sessions: 0,
-    });
+
     let [
         pages,
         referrers,
@@ -1170,7 +1290,11 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
             failed: totals.failed,
             dropped: totals.dropped,
         },
-        avg_session_secs: s.avg_ms / 1000.0,
+        avg_session_secs: if s.sessions == 0 {
+            0.0
+        } else {
+            s.sum_ms / s.sessions as f64 / 1000.0
+        },
         bounce_rate: if s.sessions == 0 {
             0.0
         } else {

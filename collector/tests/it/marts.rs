@@ -374,7 +374,7 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
             .unwrap();
         migrations::run(&base, &cfg, Dialect::LEGACY).await.unwrap()
     };
-    assert_eq!(forget().await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(forget().await, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(compare().await, before);
     // Run once more: the marts are not empty, so nothing is filled twice.
     forget().await;
@@ -392,5 +392,140 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
     .await;
     let after = compare().await;
     assert_eq!(after[0]["clicks"], 4);
+    server.stop().await;
+}
+
+/// The session figures of finished days come from the rollup (`session_days`) and equal the
+/// same figures from `events FINAL`: sessions over several days, one running past midnight,
+/// a device filter, and a late batch for a rolled day, which the next roll takes in.
+#[tokio::test]
+async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches() {
+    use pathlight_collector::sinks::clickhouse::rollup;
+    let server = TestServer::start("rollup").await;
+    let day_ms = 86_400_000;
+    let today = now_ms().div_euclid(day_ms);
+    let at = |days_ago: i64, secs: i64| (today - days_ago) * day_ms + secs * 1000;
+    let pv = |t: i64, path: &'static str| (t, path, EventKind::Pageview);
+    post(
+        &server,
+        1,
+        CHROME,
+        "r1",
+        1440,
+        at(5, 3_600),
+        &[pv(0, "/a"), pv(10_000, "/b")],
+    )
+    .await;
+    post(&server, 2, CHROME, "r2", 1440, at(5, 7_200), &[pv(0, "/a")]).await;
+    // From 23:59:50 into the next day.
+    post(
+        &server,
+        3,
+        CHROME,
+        "r3",
+        1440,
+        at(4, 86_390),
+        &[pv(0, "/b"), pv(5_000, "/c"), pv(20_000, "/a")],
+    )
+    .await;
+    post(
+        &server,
+        4,
+        IPHONE,
+        "r4",
+        375,
+        at(3, 600),
+        &[pv(0, "/c"), (1_000, "/c", click("#buy", 5, 5))],
+    )
+    .await;
+    post(
+        &server,
+        5,
+        CHROME,
+        "r5",
+        1440,
+        now_ms() - 60_000,
+        &[pv(0, "/a"), pv(30_000, "/c")],
+    )
+    .await;
+    let count = |sql: &'static str| server.scalar(sql);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count("SELECT toUInt64(countMerge(events)) FROM sessions").await < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events never reached the sessions mart"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let cfg = Config::for_tests(clickhouse_url(), "it_rollup").clickhouse;
+    let rolled = rollup::roll(&server.db, &cfg, 0, today).await.unwrap();
+    assert!(
+        rolled.contains(&(today - 5)) && rolled.contains(&(today - 3)),
+        "{rolled:?}"
+    );
+    assert!(rolled.iter().all(|d| *d <= today - 2), "{rolled:?}");
+    assert!(count("SELECT count() FROM session_days WHERE site_id = 'test'").await > 0);
+    let figures = |v: &Value| {
+        json!([
+            v["avg_session_secs"],
+            v["bounce_rate"],
+            v["entries"],
+            v["exits"]
+        ])
+    };
+    let compare = || async {
+        let mut out = Vec::new();
+        for q in [
+            "stats?site=test",
+            "stats?site=test&device=mobile",
+            "stats?site=test&device=desktop",
+        ] {
+            let mart = figures(&server.api(q).await);
+            let exact = figures(&server.api(&format!("{q}&exact=true")).await);
+            out.push((q, mart, exact));
+        }
+        out
+    };
+    for (q, mart, exact) in compare().await {
+        assert_eq!(mart, exact, "{q}");
+    }
+    // 5 sessions: r2 and r4 bounced; r3 counts on the day it started.
+    let all = server.api("stats?site=test").await;
+    assert_eq!(all["bounce_rate"], 0.4, "{all}");
+    assert_eq!(all["entries"][0], json!({"key": "/a", "count": 3}), "{all}");
+
+    // r2's second page view arrives late (a tracker's queue): until the next roll the rollup
+    // still has r2 as a bounce; after it, the figures agree again.
+    post(
+        &server,
+        6,
+        CHROME,
+        "r2",
+        1440,
+        at(5, 7_200),
+        &[pv(40_000, "/c")],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count("SELECT toUInt64(countMerge(events)) FROM sessions").await < 11 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late batch never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let late = server.api("stats?site=test&exact=true").await;
+    assert_eq!(late["bounce_rate"], 0.2, "{late}");
+    // The day is read from the rollup, as it was rolled: proof that it is read at all.
+    let stale = server.api("stats?site=test").await;
+    assert_eq!(stale["bounce_rate"], 0.4, "{stale}");
+    let again = rollup::roll(&server.db, &cfg, 0, today).await.unwrap();
+    assert!(
+        again.contains(&(today - 5)),
+        "the late batch's day is rolled again: {again:?}"
+    );
+    for (q, mart, exact) in compare().await {
+        assert_eq!(mart, exact, "{q}, after the late batch");
+    }
     server.stop().await;
 }

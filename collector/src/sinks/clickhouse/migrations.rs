@@ -244,6 +244,21 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "mart: traffic per day and breakdown",
             statements: mart_and_tables(dialect, cfg, "traffic_daily"),
         },
+        Migration {
+            version: 8,
+            name: "session figures of finished days (rollup.rs)",
+            statements: {
+                let mut out = vec![super::rollup::table(cfg, &s, DEVICE)];
+                if cfg.clustered() {
+                    let (cluster, db) = (&cfg.cluster, &cfg.database);
+                    out.push(format!(
+                        "CREATE TABLE IF NOT EXISTS session_days AS session_days_local \
+                         ENGINE = Distributed({cluster}, {db}, session_days_local)"
+                    ));
+                }
+                out
+            },
+        },
     ]
 }
 

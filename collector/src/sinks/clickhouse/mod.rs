@@ -9,6 +9,7 @@ pub mod marts;
 pub mod migrations;
 pub mod retention;
 pub mod retry;
+pub mod rollup;
 pub use pathlight_ingest::row;
 mod sink;
 pub mod stored;

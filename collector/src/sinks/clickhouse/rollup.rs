@@ -1,0 +1,229 @@
+//! Session figures of finished days, rolled up: what the dashboard's average session, bounce
+//! rate and entry and exit pages read for every day but the last two.
+//!
+//! # Why a rollup and not a view
+//! A session's duration, page count, entry and exit are known only once it is over, and its
+//! events arrive over many inserts; a materialized view sees one insert at a time, so the
+//! `sessions` mart keeps one mergeable row per session and day, and a query groups those by
+//! session. That is millions of rows a month (issue 27: half a second and more at 2.5 M
+//! sessions). A session that started on day D is over once D + 1 is over (a session ends
+//! 30 minutes after its last event; one running past midnight has a row on D + 1), so from
+//! then on its figures can be summed: `session_days` holds, per site, start day, device,
+//! entry page and exit page, the sessions, the bounces (at most one page view) and their
+//! total duration: thousands of rows a month.
+//!
+//! # The path of a day through it
+//! 1. Every [`PERIOD`], [`roll`] lists the days up to the day before yesterday (UTC) whose
+//!    `sessions` mart parts changed since they were last rolled: any part covering D - 1, D
+//!    or D + 1 written (an insert, a late batch from a tracker's queue, a merge) after the
+//!    day's latest roll. ClickHouse's `system.parts` says which days a part covers and when
+//!    it was written, so nothing is read from the mart to decide.
+//! 2. For each such day (at most [`DAYS_PER_ROLL`] a time, oldest first) it inserts the day's
+//!    sums under a new `version` (the roll's time). Queries read, per site, day and shard, the
+//!    latest version only, so a re-roll replaces the day whole, including entry/exit pairs
+//!    that no longer occur; `ReplacingMergeTree` folds the rows of one key's versions.
+//! 3. The query API (`query::sql::stats`) reads the rolled days from here and the others (the
+//!    last two, and any not yet rolled) from the `sessions` mart, and adds them up.
+//!
+//! In cluster mode each shard rolls its own part of the sessions into its `session_days_local`
+//! (`shard` in the key keeps the shards' versions apart); `session_days` reads them all.
+
+use super::ClickHouseConfig;
+use crate::dates::{civil, unix_day};
+use clickhouse::Client;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How often the rollup looks for days to roll.
+pub const PERIOD: Duration = Duration::from_secs(300);
+
+/// Most days rolled in one pass: a first start on months of history catches up over a few
+/// passes instead of holding ClickHouse for minutes.
+pub const DAYS_PER_ROLL: usize = 60;
+
+/// The table, created by migration 8 (`migrations.rs`).
+pub fn table(cfg: &ClickHouseConfig, lc_string: &str, device: &str) -> String {
+    let name = cfg.local_table("session_days");
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (site_id {lc_string}, day Date, shard UInt16, \
+         device {device}, entry String, exit String, sessions UInt64, bounced UInt64, \
+         duration_ms UInt64, version DateTime) \
+         ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(day) \
+         ORDER BY (site_id, day, shard, device, entry, exit)"
+    )
+}
+
+/// The day's sums from the `sessions` mart, as inserted: the sessions that started on the
+/// day (`?` 1: the day; 2, 3: the days around it; 4: the day; 5: shard; 6: version).
+fn insert_sql(cfg: &ClickHouseConfig) -> String {
+    let (days, sessions) = (cfg.local_table("session_days"), cfg.local_table("sessions"));
+    format!(
+        "INSERT INTO {days} (site_id, day, shard, device, entry, exit, sessions, bounced, duration_ms, version) \
+         SELECT site_id, toDate(?) AS day, toUInt16(?) AS shard, device, entry, exit, count(), countIf(pv <= 1), \
+         sum(t1 - t0), toDateTime(?) FROM \
+         (SELECT site_id, session_id, any(device) AS device, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, \
+          countIfMerge(pageviews) AS pv, argMinIfMerge(entry) AS entry, argMaxIfMerge(exit) AS exit \
+          FROM {sessions} WHERE day BETWEEN toDate(?) - 1 AND toDate(?) + 1 GROUP BY site_id, session_id \
+          HAVING toDate(toDateTime(intDiv(t0, 1000))) = toDate(?)) \
+         GROUP BY site_id, device, entry, exit"
+    )
+}
+
+/// The statement [`roll`] runs for `day` (`YYYY-MM-DD`) on shard `shard` at `version` (Unix
+/// seconds), values bound: what `pathlight sql` shows and the modern dialect's test runs.
+pub fn insert(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    day: &str,
+    shard: u16,
+    version: u32,
+) -> clickhouse::query::Query {
+    client
+        .query(&insert_sql(cfg))
+        .bind(day)
+        .bind(shard)
+        .bind(version)
+        .bind(day)
+        .bind(day)
+        .bind(day)
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Part {
+    min_day: u16,
+    max_day: u16,
+    written: u32,
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Rolled {
+    day: u16,
+    version: u32,
+}
+
+/// The days to roll on this shard as of `today` (days since the epoch), oldest first: those
+/// up to `today - 2` covered (with a day either side) by a part of the `sessions` mart
+/// (`(first day, last day, written)`) written at or after the day's latest roll
+/// (`(day, version)`; at: a part of the roll's own second may have missed it).
+pub fn due(parts: &[(i64, i64, u32)], rolled: &[(i64, u32)], today: i64) -> Vec<i64> {
+    let last = |d: i64| rolled.iter().find(|r| r.0 == d).map(|r| r.1);
+    let mut days: Vec<i64> = parts
+        .iter()
+        // A part covering D - 1 … D + 1 can change the sessions that started on D.
+        .flat_map(|&(lo, hi, written)| ((lo - 1)..=(hi + 1)).map(move |d| (d, written)))
+        .filter(|&(d, written)| d <= today - 2 && last(d).is_none_or(|v| written >= v))
+        .map(|(d, _)| d)
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    days.truncate(DAYS_PER_ROLL);
+    days
+}
+
+/// A day rolled with no session still gets a row (no site, nothing counted), so that it is
+/// not due again until a part covering it is written.
+fn marker_sql(cfg: &ClickHouseConfig) -> String {
+    format!(
+        "INSERT INTO {} (site_id, day, shard, version) SELECT '', toDate(?), toUInt16(?), toDateTime(?)",
+        cfg.local_table("session_days")
+    )
+}
+
+/// Rolls the due days of one shard (`shard`: its index in the config, 0 on one server) as of
+/// `today`; returns them. The version is the server's clock, the clock its parts' times are
+/// from.
+pub async fn roll(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    shard: u16,
+    today: i64,
+) -> clickhouse::error::Result<Vec<i64>> {
+    let version: u32 = client.query("SELECT toUInt32(now())").fetch_one().await?;
+    let parts: Vec<Part> = client
+        .query(
+            "SELECT toUInt16(min_date), toUInt16(max_date), toUInt32(modification_time) FROM system.parts \
+             WHERE database = currentDatabase() AND table = ? AND active",
+        )
+        .bind(cfg.local_table("sessions"))
+        .fetch_all()
+        .await?;
+    let rolled: Vec<Rolled> = client
+        .query(&format!(
+            "SELECT toUInt16(day), toUInt32(max(version)) FROM {} WHERE shard = ? GROUP BY day",
+            cfg.local_table("session_days")
+        ))
+        .bind(shard)
+        .fetch_all()
+        .await?;
+    let parts: Vec<(i64, i64, u32)> = parts
+        .iter()
+        .map(|p| (i64::from(p.min_day), i64::from(p.max_day), p.written))
+        .collect();
+    let rolled: Vec<(i64, u32)> = rolled
+        .iter()
+        .map(|r| (i64::from(r.day), r.version))
+        .collect();
+    let days = due(&parts, &rolled, today);
+    for &d in &days {
+        let day = civil(d);
+        insert(client, cfg, &day, shard, version).execute().await?;
+        client
+            .query(&marker_sql(cfg))
+            .bind(&day)
+            .bind(shard)
+            .bind(version)
+            .execute()
+            .await?;
+    }
+    Ok(days)
+}
+
+/// Runs [`roll`] on every shard now and then every [`PERIOD`], for as long as the process
+/// lives. Several collectors may run it: a day rolled twice has two versions, and the
+/// queries read the latest.
+pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client + Send + 'static) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let today = unix_day(crate::pipeline::now_ms());
+            for (i, shard) in cfg.shard_configs().iter().enumerate() {
+                let db = client(shard).with_database(&cfg.database);
+                match roll(&db, &cfg, i as u16, today).await {
+                    Ok(days) if !days.is_empty() => {
+                        tracing::info!(shard = i, days = days.len(), "rolled up session figures")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, shard = i, "session rollup failed"),
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_due_once_finished_and_again_after_a_part_covering_them_is_written() {
+        let today = 100;
+        // A part of days 90–95 written at 1000; day 98 (yesterday's yesterday) and 99 not done.
+        let parts = [(90, 95, 1_000), (98, 99, 1_500)];
+        assert_eq!(
+            due(&parts, &[], today),
+            vec![89, 90, 91, 92, 93, 94, 95, 96, 97, 98]
+        );
+        // Rolled at 1200: only the days the later part touches are due again.
+        let rolled: Vec<(i64, u32)> = (89..=98).map(|d| (d, 1_200)).collect();
+        assert_eq!(due(&parts, &rolled, today), vec![97, 98]);
+        // A late batch for day 92 (written at 2000, after the roll at 1200).
+        let late = [(90, 95, 1_000), (92, 92, 2_000)];
+        assert_eq!(due(&late, &rolled, today), vec![91, 92, 93]);
+        // Bounded per pass, oldest first.
+        let many = [(0, 99, 1)];
+        assert_eq!(due(&many, &[], today).len(), DAYS_PER_ROLL);
+        assert_eq!(due(&many, &[], today)[0], -1);
+    }
+}
