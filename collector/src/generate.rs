@@ -2,16 +2,20 @@
 //!
 //! # The path of a generated event
 //!
-//! 1. A session is drawn: a visitor from a pool (each visitor keeps one device, browser,
-//!    country and address across sessions, so returning visitors exist), a start time over the
-//!    last `days` (busier in the afternoon), an entry page and a referrer.
+//! 1. A visitor is drawn (one device, browser, country and address across their sessions),
+//!    with a first session over the last `days` (busier in the afternoon) and returns after
+//!    heavy-tailed pauses (`return_gap_ms`). Each session gets a length in pages
+//!    (`session_pages`: the "law of surfing", so about half are one page), an entry page and
+//!    a referrer.
 //! 2. It walks the demo site's funnel (home → catalog → product → checkout, the account app
 //!    on the side), one page view at a time: a page view, clicks on the elements the demo
 //!    pages really have at that screen width (`demo-site/layout.json`, measured in Chromium by
 //!    `scripts/demo-layout.mjs`; a link is clicked when the next page is the one it leads
-//!    to), a scroll depth, the visible time. Some sessions are bots (the collector flags and
-//!    drops them), some rage-click, some click on text that does nothing, some go back and
-//!    forth between two pages (stuck).
+//!    to), a scroll depth, the visible time (`dwell_ms`). Some sessions are bots (the
+//!    collector flags and drops them), some go back and forth between two pages (stuck), some
+//!    rage-click, click on text that does nothing, retry a button or click faster than a hand
+//!    (automation): each page view says what was put into it ([`Visit::injected`]), the truth
+//!    `--labels` writes for measuring the anomaly rules.
 //! 3. Each page view is one [`Visit`] — what one tracker batch would carry, with the sender's
 //!    address and country beside it — written to a file in the simple array form
 //!    (NDJSON/CSV, for `pathlight import`) or CBOR batches, or sent live ([`send`]): to a
@@ -25,7 +29,7 @@ use pathlight_wire::{
     Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size, cbor, json,
 };
 use serde::Deserialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -55,6 +59,8 @@ pub struct Visit {
     pub device: &'static str,
     /// The page view's events, oldest first.
     pub events: Vec<RawEvent>,
+    /// What the generator put into these events for the anomaly rules to find.
+    pub injected: Vec<Injected>,
 }
 
 impl Visit {
@@ -176,19 +182,131 @@ const REFERRERS: [(Option<&str>, u32); 5] = [
     (Some("https://newsletter.example.com/issue-42"), 7),
 ];
 
-/// Where a session goes after each page: (page, share) of the next page; what is left of 100
-/// is leaving the site.
+/// Where a session goes after each page: the next page, drawn in proportion to the weights.
+/// Whether there is a next page at all is the session's length ([`session_pages`]), so a
+/// visitor can leave from any page, the first included.
 fn next_pages(page: &str) -> &'static [(&'static str, u32)] {
     match page {
-        "index.html" => &[("catalog.html", 50), ("product.html", 15), ("app.html", 5)],
-        "catalog.html" => &[
-            ("product.html", 50),
-            ("checkout.html", 10),
-            ("index.html", 5),
+        "index.html" => &[
+            ("catalog.html", 50),
+            ("product.html", 20),
+            ("app.html", 5),
+            ("checkout.html", 5),
         ],
-        "product.html" => &[("checkout.html", 30), ("catalog.html", 25)],
-        "checkout.html" => &[("app.html", 25), ("product.html", 5)],
-        _ => &[("catalog.html", 15), ("app.html", 30)],
+        "catalog.html" => &[
+            ("product.html", 55),
+            ("checkout.html", 15),
+            ("index.html", 10),
+            ("app.html", 5),
+        ],
+        "product.html" => &[
+            ("checkout.html", 35),
+            ("catalog.html", 25),
+            ("index.html", 10),
+        ],
+        "checkout.html" => &[("app.html", 30), ("product.html", 10), ("catalog.html", 10)],
+        _ => &[
+            ("catalog.html", 30),
+            ("index.html", 10),
+            ("checkout.html", 10),
+        ],
+    }
+}
+
+/// How popular each of the demo's four products is (`product.html?id=N`).
+const PRODUCTS: [(u32, u32); 4] = [(1, 40), (2, 30), (3, 20), (4, 10)];
+
+/// The most pages a session views; the inverse Gaussian's tail goes on, visits do not.
+const MAX_PAGES: u32 = 50;
+
+/// Session length in pages, heavy-tailed. Huberman, Pirolli, Pitkow and Lukose ("Strong
+/// regularities in World Wide Web surfing", Science 280:95, 1998) found that the pages a
+/// visitor views on a site follow an inverse Gaussian distribution (their "law of surfing").
+/// Its parameters here are set from published benchmarks of shops: a bounce rate (sessions of
+/// one page) of 40–60 % (CXL's bounce rate benchmarks: 45.7 % for shopping sites) and a median
+/// session of 2–3 pages. Mean 3 and shape 0.82 give P(1 page) = 47 %, P(≤ 2) = 66 %, a median
+/// of 2 pages, 7 % of sessions past 10 pages; drawn as the next whole page up.
+fn session_pages(rng: &mut Rng) -> u32 {
+    (rng.inverse_gaussian(3.0, 0.82).ceil() as u32).clamp(1, MAX_PAGES)
+}
+
+/// Seconds on a page, heavy-tailed: Liu, White and Dumais ("Understanding web browsing
+/// behaviors through Weibull analysis of dwell time", SIGIR 2010) fit dwell times with a
+/// Weibull distribution whose shape is below 1 ("negative aging": most leave early, those who
+/// stay read on). Shape 0.7 here; scale 34 s puts the median at 20 s and the mean at 43 s.
+/// Kept between 1 s and 10 minutes (the tracker's session times out after 30).
+fn dwell_ms(rng: &mut Rng) -> i64 {
+    ((rng.weibull(34.0, 0.7) * 1000.0) as i64).clamp(1_000, 600_000)
+}
+
+/// A visitor comes back after each session with this chance (about 1.8 sessions each).
+const RETURN_CHANCE: f64 = 0.45;
+
+/// Time from one session's end to the visitor's next, heavy-tailed: Dezső et al. ("Dynamics
+/// of information access on the Web", Phys. Rev. E 73, 066132, 2006) found that the time
+/// between a user's visits to a site follows a power law. Pareto from 30 minutes (a shorter
+/// pause is the same session) with tail index 0.5: median 2 hours, 14 % past a day, 5 % past
+/// a week.
+fn return_gap_ms(rng: &mut Rng) -> i64 {
+    (rng.pareto(1_800_000.0, 0.5) as i64).min(365 * 86_400_000)
+}
+
+/// Shares of the anomalies put into sessions of people (bots are a share of visitors).
+const STUCK_CHANCE: f64 = 0.03;
+const RAPID_CHANCE: f64 = 0.01;
+const RAGE_CHANCE: f64 = 0.02;
+const DEAD_CHANCE: f64 = 0.05;
+const REPEATED_CHANCE: f64 = 0.02;
+/// Of ordinary clicks, the share made as a double click (a habit on links and buttons).
+const DOUBLE_CLICK_CHANCE: f64 = 0.03;
+
+/// What the generator put into a session that an anomaly rule should find: the truth the
+/// rules are measured against (`pathlight gen --labels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Injected {
+    /// A crawler that says so in its User-Agent: the collector's bot flag.
+    Bot,
+    /// Back and forth between the catalog and one product page, in a hurry, at least three
+    /// round trips: the `loops` rule.
+    Stuck,
+    /// A burst of 3–6 clicks on one element, 80–250 ms apart, a few pixels from each other:
+    /// rage clicks.
+    Rage,
+    /// One or two clicks on text that does nothing: dead clicks.
+    Dead,
+    /// One button clicked 3–4 times in a row, seconds apart (retrying): `repeated`.
+    Repeated,
+    /// Automation with a browser's User-Agent: clicks on different elements 15–80 ms apart,
+    /// faster than a hand moves: `rapid`.
+    Rapid,
+}
+
+impl Injected {
+    /// Every kind, in the order tables list them.
+    pub const ALL: [Injected; 6] = [
+        Injected::Bot,
+        Injected::Stuck,
+        Injected::Rage,
+        Injected::Dead,
+        Injected::Repeated,
+        Injected::Rapid,
+    ];
+
+    /// Its name in a labels file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Injected::Bot => "bot",
+            Injected::Stuck => "stuck",
+            Injected::Rage => "rage",
+            Injected::Dead => "dead",
+            Injected::Repeated => "repeated",
+            Injected::Rapid => "rapid",
+        }
+    }
+
+    /// The kind a labels file names.
+    pub fn parse(name: &str) -> Option<Injected> {
+        Injected::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -206,20 +324,51 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+    /// A whole number in `lo..=hi`.
+    fn between(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1).max(1) as u64) as i64
+    }
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// In (0, 1]: safe to take the logarithm of.
+    fn open_unit(&mut self) -> f64 {
+        1.0 - self.unit()
     }
     fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
     /// A normal draw (Box–Muller).
     fn normal(&mut self, mean: f64, sd: f64) -> f64 {
-        let (u, v) = (self.unit().max(1e-12), self.unit());
+        let (u, v) = (self.open_unit(), self.unit());
         mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
+    /// Inverse Gaussian with mean `mu` and shape `lambda` (Michael, Schucany and Haas, 1976).
+    fn inverse_gaussian(&mut self, mu: f64, lambda: f64) -> f64 {
+        let y = self.normal(0.0, 1.0).powi(2);
+        let x = mu + mu * mu * y / (2.0 * lambda)
+            - mu / (2.0 * lambda) * (4.0 * mu * lambda * y + mu * mu * y * y).sqrt();
+        if self.unit() <= mu / (mu + x) {
+            x
+        } else {
+            mu * mu / x
+        }
+    }
+    /// Weibull with `scale` and `shape` (inverse transform).
+    fn weibull(&mut self, scale: f64, shape: f64) -> f64 {
+        scale * (-self.open_unit().ln()).powf(1.0 / shape)
+    }
+    /// Pareto from `min` with tail index `alpha` (inverse transform).
+    fn pareto(&mut self, min: f64, alpha: f64) -> f64 {
+        min / self.open_unit().powf(1.0 / alpha)
+    }
+    /// One of `weighted`, drawn in proportion to the weights; `None` if there is none.
     fn pick<'a, T>(&mut self, weighted: &'a [(T, u32)]) -> Option<&'a T> {
         let total: u32 = weighted.iter().map(|(_, w)| w).sum();
-        let mut at = self.below(u64::from(total.max(1))) as u32;
+        if total == 0 {
+            return None;
+        }
+        let mut at = self.below(u64::from(total)) as u32;
         for (item, w) in weighted {
             if at < *w {
                 return Some(item);
@@ -227,6 +376,29 @@ impl Rng {
             at -= w;
         }
         None
+    }
+    /// Up to `n` different items of `weighted`, each drawn in proportion to the weights of
+    /// those left.
+    fn pick_distinct<T: Copy>(&mut self, weighted: &[(T, u32)], n: usize) -> Vec<T> {
+        let mut left = weighted.to_vec();
+        let mut out = Vec::new();
+        while out.len() < n && !left.is_empty() {
+            let total: u32 = left.iter().map(|(_, w)| w).sum();
+            if total == 0 {
+                break;
+            }
+            let mut at = self.below(u64::from(total)) as u32;
+            let i = left
+                .iter()
+                .position(|(_, w)| {
+                    let hit = at < *w;
+                    at = at.saturating_sub(*w);
+                    hit
+                })
+                .unwrap_or(0);
+            out.push(left.swap_remove(i).0);
+        }
+        out
     }
     fn id(&mut self) -> Id {
         let mut b = [0u8; 16];
@@ -246,6 +418,28 @@ struct Visitor {
     bot: bool,
 }
 
+/// How a session behaves, drawn at its start.
+#[derive(Clone, Copy, Default)]
+struct Plan {
+    bot: bool,
+    stuck: bool,
+    rapid: bool,
+    /// The page view (0-based) with a rage burst, dead clicks or a retried button, if any.
+    rage_at: Option<u32>,
+    dead_at: Option<u32>,
+    repeated_at: Option<u32>,
+}
+
+/// One thing a visitor does on a page, as clicks.
+enum Act<'a> {
+    /// One click, or two (a double click).
+    Click(&'a Element, bool),
+    /// A rage burst of `n` clicks.
+    Rage(&'a Element, u32),
+    /// The same button `n` times, seconds apart.
+    Retry(&'a Element, u32),
+}
+
 /// The generator: an iterator of page views, in session order.
 pub struct Generator {
     opts: GenOptions,
@@ -263,8 +457,7 @@ impl Generator {
             .expect("demo-site/layout.json is valid (a unit test reads it)");
         Generator {
             rng: Rng(opts.seed ^ 0x7061_7468_6c69_6768),
-            // About two sessions per visitor.
-            visitors: (opts.events / 30).max(50),
+            visitors: 0,
             opts,
             layout,
             made: 0,
@@ -297,7 +490,8 @@ impl Generator {
         }
     }
 
-    /// Session start: uniform over the days, thinned at night (a day's shape, not flat).
+    /// A first session's start: uniform over the days, thinned at night (a day's shape, not
+    /// flat).
     fn start_ms(&mut self) -> i64 {
         let span = i64::from(self.opts.days) * 86_400_000;
         if span == 0 {
@@ -314,11 +508,60 @@ impl Generator {
         }
     }
 
-    fn session(&mut self) {
-        let n = self.rng.below(self.visitors);
-        let visitor = self.visitor(n);
+    /// The next visitor's sessions: the first, then returns after heavy-tailed gaps while they
+    /// fall before the end of the range.
+    fn visitor_sessions(&mut self) {
+        let visitor = self.visitor(self.visitors);
+        self.visitors += 1;
+        let mut start = self.start_ms();
+        loop {
+            let end = self.session(&visitor, start);
+            if !self.rng.chance(RETURN_CHANCE) {
+                break;
+            }
+            start = end + return_gap_ms(&mut self.rng);
+            if start > self.opts.end_ms - 3_600_000 {
+                break;
+            }
+        }
+    }
+
+    /// How the session behaves; a stuck one gets its length here (7–10 pages: the entry
+    /// page, then 6 to 9 back and forth).
+    fn plan(&mut self, visitor: &Visitor, pages: &mut u32) -> Plan {
+        if visitor.bot {
+            return Plan {
+                bot: true,
+                ..Plan::default()
+            };
+        }
+        let stuck = self.rng.chance(STUCK_CHANCE);
+        if stuck {
+            *pages = 7 + self.rng.below(4) as u32;
+        }
+        // Automation does nothing else.
+        if !stuck && self.rng.chance(RAPID_CHANCE) {
+            return Plan {
+                rapid: true,
+                ..Plan::default()
+            };
+        }
+        let n = u64::from(*pages);
+        let at = |rng: &mut Rng, p: f64| rng.chance(p).then(|| rng.below(n) as u32);
+        Plan {
+            bot: false,
+            stuck,
+            rapid: false,
+            rage_at: at(&mut self.rng, RAGE_CHANCE),
+            dead_at: at(&mut self.rng, DEAD_CHANCE),
+            repeated_at: at(&mut self.rng, REPEATED_CHANCE),
+        }
+    }
+
+    /// One session from `start`; returns its end.
+    fn session(&mut self, visitor: &Visitor, start: i64) -> i64 {
         let session_id = format!("{:016x}", self.rng.next());
-        let mut t = self.start_ms();
+        let mut t = start;
         let entries = [
             ("index.html", 50),
             ("catalog.html", 25),
@@ -332,62 +575,114 @@ impl Generator {
             .copied()
             .flatten()
             .map(str::to_owned);
-        let stuck = !visitor.bot && self.rng.chance(0.03);
+        let mut pages = session_pages(&mut self.rng);
+        let plan = self.plan(visitor, &mut pages);
+        // A stuck visitor goes back to the same product every time.
+        let product = *self.rng.pick(&PRODUCTS).unwrap_or(&1);
         let user = (!visitor.bot && self.rng.chance(0.3)).then(|| format!("u{}", visitor.n));
-        let mut pages = 0;
-        loop {
-            pages += 1;
-            let next = if stuck && pages < 10 {
+        let mut url = self.page_url(page, plan.stuck.then_some(product));
+        let mut back_and_forth = 0u32;
+        // The page before this one, and whether this one was a step back to it.
+        let (mut before, mut came_back) = ("", false);
+        for i in 0..pages {
+            // A session still going at the end of the range stops there (live traffic, which
+            // starts at the end, goes on).
+            let last = i + 1 == pages || (self.opts.days > 0 && t > self.opts.end_ms - 600_000);
+            let next = if last {
+                None
+            } else if plan.stuck {
                 Some(if page == "catalog.html" {
                     "product.html"
                 } else {
                     "catalog.html"
                 })
-            } else if pages >= 12 {
-                None
+            } else if came_back {
+                // A person goes back to the page before at most once in a row; only the
+                // stuck go back and forth.
+                let others: Vec<(&str, u32)> = next_pages(page)
+                    .iter()
+                    .copied()
+                    .filter(|(p, _)| *p != before)
+                    .collect();
+                self.rng.pick(&others).copied()
             } else {
                 self.rng.pick(next_pages(page)).copied()
             };
-            let url = format!("{}{page}", self.opts.base_url);
             let logged_in = page == "app.html" || page == "checkout.html";
-            let (events, dwell) = self.page_view(
-                &visitor,
-                &session_id,
+            let view = PageView {
+                session: &session_id,
                 page,
-                &url,
-                referrer.take(),
+                url: &url,
                 next,
                 t,
-                stuck,
-                user.as_ref().filter(|_| logged_in),
-            );
+                index: i,
+                user: user.as_ref().filter(|_| logged_in),
+            };
+            let (events, dwell, link, mut injected) =
+                self.page_view(visitor, &plan, view, referrer.take());
+            // Stuck: labelled on the page view that completes three round trips, the
+            // evidence the loops rule needs.
+            if plan.stuck && (page == "catalog.html" || page == "product.html") {
+                back_and_forth += 1;
+                if back_and_forth == 6 {
+                    injected.push(Injected::Stuck);
+                }
+            }
             self.queue.push_back(Visit {
                 ip: visitor.ip,
                 country: visitor.country,
                 device: visitor.device.name,
                 events,
+                injected,
             });
+            t += dwell;
             let Some(next) = next else { break };
-            referrer = Some(url);
-            t += dwell + 300 + self.rng.below(1_500) as i64;
+            referrer = Some(std::mem::take(&mut url));
+            url = match link {
+                Some(href) if href.starts_with(next) => format!("{}{href}", self.opts.base_url),
+                _ => {
+                    let id = if plan.stuck {
+                        product
+                    } else {
+                        *self.rng.pick(&PRODUCTS).unwrap_or(&1)
+                    };
+                    self.page_url(next, Some(id))
+                }
+            };
+            // The next page loads: a machine does not wait to read.
+            t += if plan.rapid {
+                self.rng.between(150, 500)
+            } else {
+                self.rng.between(300, 1_800)
+            };
+            came_back = next == before;
+            before = page;
             page = next;
+        }
+        t
+    }
+
+    /// The address of a demo page; a product page names its product.
+    fn page_url(&self, page: &str, product: Option<u32>) -> String {
+        match product {
+            Some(id) if page == "product.html" => {
+                format!("{}{page}?id={id}", self.opts.base_url)
+            }
+            _ if page == "product.html" => format!("{}{page}?id=1", self.opts.base_url),
+            _ => format!("{}{page}", self.opts.base_url),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One page view's events, how long it lasted, the link clicked to leave it and what was
+    /// injected into it.
     fn page_view(
         &mut self,
         visitor: &Visitor,
-        session: &str,
-        page: &str,
-        url: &str,
+        plan: &Plan,
+        view: PageView,
         referrer: Option<String>,
-        next: Option<&str>,
-        t: i64,
-        stuck: bool,
-        user: Option<&String>,
-    ) -> (Vec<RawEvent>, i64) {
-        let screen = &self.layout.pages[page][visitor.device.screen];
+    ) -> (Vec<RawEvent>, i64, Option<String>, Vec<Injected>) {
+        let screen = &self.layout.pages[view.page][visitor.device.screen];
         let viewport = Size {
             w: screen.viewport[0],
             h: screen.viewport[1],
@@ -396,16 +691,17 @@ impl Generator {
             w: screen.document[0],
             h: screen.document[1],
         };
+        let t = view.t;
         let base = RawEvent {
             id: Id::default(),
             timestamp: t,
-            session_id: session.to_owned(),
-            url: url.to_owned(),
+            session_id: view.session.to_owned(),
+            url: view.url.to_owned(),
             referrer,
             title: Some(screen.title.clone()),
             viewport,
             document,
-            user_id: user.cloned(),
+            user_id: view.user.cloned(),
             user_agent: Some(visitor.agent.to_owned()),
             kind: EventKind::Pageview,
         };
@@ -413,14 +709,18 @@ impl Generator {
             id: self.rng.id(),
             ..base.clone()
         }];
-        // Seconds on the page: log-normal, median ~15 s; a stuck visitor hurries.
-        let dwell = if stuck {
-            1_500 + self.rng.below(2_000) as i64
+        let mut injected = Vec::new();
+        // A stuck visitor hurries; automation does not read.
+        let mut dwell = if plan.stuck {
+            self.rng.between(1_500, 3_500)
+        } else if plan.rapid {
+            self.rng.between(300, 900)
         } else {
-            (self.rng.normal(9.6, 0.9).exp() as i64).clamp(2_000, 600_000)
+            dwell_ms(&mut self.rng)
         };
-        if visitor.bot {
-            return (events, dwell);
+        if plan.bot {
+            injected.push(Injected::Bot);
+            return (events, dwell, None, injected);
         }
         // How far down they read: most see the top, fewer reach the end.
         let fold = f64::from(viewport.h) / f64::from(document.h.max(1));
@@ -435,64 +735,194 @@ impl Generator {
             .iter()
             .filter(|e| e.bounds[1] + e.bounds[3] / 2 <= seen_to)
             .collect();
-        let mut clicks: Vec<(&Element, i64)> = Vec::new();
-        let weighted: Vec<(&Element, u32)> = visible.iter().map(|e| (*e, weight(e))).collect();
-        let n = [0, 1, 1, 2, 3][self.rng.below(5) as usize];
-        for _ in 0..n {
-            if let Some(e) = self.rng.pick(&weighted) {
-                clicks.push((
-                    e,
-                    1_000 + self.rng.below(dwell.max(1_001) as u64 - 1_000) as i64,
-                ));
+        // Ordinary clicks: on things that do something without leaving the page (a link
+        // elsewhere is clicked only to go where the session goes next), each once.
+        let stays =
+            |e: &&Element| e.interactive && e.href.as_deref().is_none_or(|h| h.starts_with('#'));
+        let weighted: Vec<(&Element, u32)> = visible
+            .iter()
+            .filter(|e| stays(e))
+            .map(|e| (*e, weight(e)))
+            .collect();
+        let n = if plan.stuck {
+            self.rng.below(2) as usize
+        } else {
+            [0, 1, 1, 2, 3][self.rng.below(5) as usize]
+        };
+        // Each element takes part in one act of a page view: a button clicked, then rage- or
+        // retry-clicked, would be both at once.
+        let mut acts: Vec<Act> = Vec::new();
+        let mut taken: Vec<&Element> = Vec::new();
+        if plan.rage_at == Some(view.index)
+            && let Some(e) = self.rng.pick(&weighted).copied()
+        {
+            acts.push(Act::Rage(e, self.rng.between(3, 6) as u32));
+            taken.push(e);
+            injected.push(Injected::Rage);
+        }
+        if plan.repeated_at == Some(view.index) {
+            let buttons: Vec<(&Element, u32)> = weighted
+                .iter()
+                .copied()
+                .filter(|(e, _)| e.tag == "button" && !taken.iter().any(|t| std::ptr::eq(*t, *e)))
+                .collect();
+            if let Some(e) = self.rng.pick(&buttons).copied() {
+                acts.push(Act::Retry(e, self.rng.between(3, 4) as u32));
+                taken.push(e);
+                injected.push(Injected::Repeated);
+            }
+        }
+        let rest: Vec<(&Element, u32)> = weighted
+            .iter()
+            .copied()
+            .filter(|(e, _)| !taken.iter().any(|t| std::ptr::eq(*t, *e)))
+            .collect();
+        for e in self.rng.pick_distinct(&rest, n) {
+            let at = self.rng.below(acts.len() as u64 + 1) as usize;
+            acts.insert(at, Act::Click(e, self.rng.chance(DOUBLE_CLICK_CHANCE)));
+        }
+        if plan.dead_at == Some(view.index) {
+            let text: Vec<(&Element, u32)> = visible
+                .iter()
+                .filter(|e| !e.interactive)
+                .map(|e| (*e, weight(e)))
+                .collect();
+            let n = 1 + self.rng.below(2) as usize;
+            let dead = self.rng.pick_distinct(&text, n);
+            if !dead.is_empty() {
+                injected.push(Injected::Dead);
+            }
+            for e in dead {
+                let at = self.rng.below(acts.len() as u64 + 1) as usize;
+                acts.insert(at, Act::Click(e, false));
             }
         }
         // The link that leads where the session goes next is the last thing clicked.
-        if let Some(next) = next
-            && let Some(link) = visible
+        let links: Vec<(&Element, u32)> = view
+            .next
+            .map(|next| {
+                visible
+                    .iter()
+                    .filter(|e| e.href.as_deref().is_some_and(|h| h.starts_with(next)))
+                    .map(|e| (*e, weight(e)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let link = self.rng.pick(&links).copied();
+
+        // When: automation clicks everything at once, 15–80 ms apart; a person spreads the
+        // acts over the visit, each at least a second after the last one ended.
+        let mut clicks: Vec<(&Element, i64, bool)> = Vec::new();
+        if plan.rapid {
+            let all: Vec<(&Element, u32)> = screen
+                .elements
                 .iter()
-                .find(|e| e.href.as_deref().is_some_and(|h| h.starts_with(next)))
-        {
-            clicks.push((link, dwell - 200));
-        }
-        clicks.sort_by_key(|(_, at)| *at);
-        let rage = self.rng.chance(0.02);
-        for (i, (e, at)) in clicks.iter().enumerate() {
-            let repeat = if rage && i == 0 && e.interactive {
-                5
-            } else {
-                1
-            };
-            let (rx, ry) = (
-                self.rng.normal(0.5, 0.17).clamp(0.02, 0.98),
-                self.rng.normal(0.5, 0.2).clamp(0.05, 0.95),
-            );
-            for k in 0..repeat {
-                let jitter = if k > 0 {
-                    self.rng.normal(0.0, 0.02)
-                } else {
-                    0.0
-                };
-                let (rx, ry) = ((rx + jitter).clamp(0.0, 1.0), (ry + jitter).clamp(0.0, 1.0));
-                let [bx, by, bw, bh] = e.bounds;
-                events.push(RawEvent {
-                    id: self.rng.id(),
-                    timestamp: t + at + k * 120,
-                    kind: EventKind::Click(Click {
-                        x: bx + (rx * f64::from(bw)) as i32,
-                        y: by + (ry * f64::from(bh)) as i32,
-                        element_id: e.id.clone(),
-                        selector: e.selector.clone(),
-                        tag: e.tag.clone(),
-                        text: e.text.clone(),
-                        href: e.href.clone(),
-                        rel_x: rx as f32,
-                        rel_y: ry as f32,
-                        element_box: e.bounds,
-                        fixed: 0,
-                    }),
-                    ..base.clone()
-                });
+                .filter(|e| e.interactive)
+                .map(|e| (e, 1))
+                .collect();
+            let n = self.rng.between(3, 5) as usize;
+            let burst = self.rng.pick_distinct(&all, n);
+            let mut at = self.rng.between(150, 400);
+            for e in &burst {
+                clicks.push((e, at, false));
+                at += self.rng.between(15, 80);
             }
+            if burst.len() + usize::from(link.is_some()) >= 2 {
+                injected.push(Injected::Rapid);
+            }
+            if let Some(l) = link {
+                clicks.push((l, at, false));
+            }
+            dwell = at + 100;
+        } else {
+            let mut starts: Vec<i64> = (0..acts.len())
+                .map(|_| self.rng.between(1_000, (dwell - 300).max(1_000)))
+                .collect();
+            starts.sort_unstable();
+            let mut free = 0;
+            for (act, start) in acts.iter().zip(starts) {
+                let mut at = start.max(free);
+                match *act {
+                    Act::Click(e, double) => {
+                        clicks.push((e, at, false));
+                        if double {
+                            at += self.rng.between(60, 180);
+                            clicks.push((e, at, true));
+                        }
+                    }
+                    Act::Rage(e, n) => {
+                        for k in 0..n {
+                            if k > 0 {
+                                at += self.rng.between(80, 250);
+                            }
+                            clicks.push((e, at, k > 0));
+                        }
+                    }
+                    Act::Retry(e, n) => {
+                        for k in 0..n {
+                            if k > 0 {
+                                at += self.rng.between(1_500, 4_000);
+                            }
+                            clicks.push((e, at, false));
+                        }
+                    }
+                }
+                free = at + 1_000;
+            }
+            if let Some(l) = link {
+                let at = (dwell - 200).max(free);
+                clicks.push((l, at, false));
+                dwell = at + 200;
+            } else {
+                // Leaving without a link (back button, another tab) takes a moment too: a
+                // page view within a second of a click would look like that click's doing.
+                dwell = dwell.max(free + 500);
+            }
+        }
+
+        // Where: near the middle of the element; a click repeated at once (double click,
+        // rage) lands a few pixels from the one before.
+        let mut last = (0, 0);
+        for &(e, at, again) in &clicks {
+            let [bx, by, bw, bh] = e.bounds;
+            let (x, y) = if again {
+                (
+                    (last.0 + self.rng.normal(0.0, 3.0) as i32).clamp(bx, bx + bw),
+                    (last.1 + self.rng.normal(0.0, 3.0) as i32).clamp(by, by + bh),
+                )
+            } else {
+                (
+                    bx + (self.rng.normal(0.5, 0.17).clamp(0.02, 0.98) * f64::from(bw)) as i32,
+                    by + (self.rng.normal(0.5, 0.2).clamp(0.05, 0.95) * f64::from(bh)) as i32,
+                )
+            };
+            last = (x, y);
+            let rel = |p: i32, b: i32, s: i32| {
+                if s > 0 {
+                    f64::from(p - b) / f64::from(s)
+                } else {
+                    0.5
+                }
+            };
+            events.push(RawEvent {
+                id: self.rng.id(),
+                timestamp: t + at,
+                kind: EventKind::Click(Click {
+                    x,
+                    y,
+                    element_id: e.id.clone(),
+                    selector: e.selector.clone(),
+                    tag: e.tag.clone(),
+                    text: e.text.clone(),
+                    href: e.href.clone(),
+                    rel_x: rel(x, bx, bw) as f32,
+                    rel_y: rel(y, by, bh) as f32,
+                    element_box: e.bounds,
+                    fixed: 0,
+                }),
+                ..base.clone()
+            });
+            // The page's own code answers some clicks with an event of its own, at once.
             if let Some((name, props)) = custom_for(e, &mut self.rng) {
                 events.push(RawEvent {
                     id: self.rng.id(),
@@ -505,12 +935,19 @@ impl Generator {
                 });
             }
         }
+        // Scrolled down to what was clicked, at least.
+        let clicked_to = clicks
+            .iter()
+            .map(|(e, _, _)| e.bounds[1] + e.bounds[3])
+            .max()
+            .unwrap_or(0);
+        let depth = depth.max(f64::from(clicked_to) / f64::from(document.h.max(1)));
         if depth > fold {
             events.push(RawEvent {
                 id: self.rng.id(),
                 timestamp: t + dwell - 100,
                 kind: EventKind::Scroll {
-                    max_depth_pct: (depth * 100.0).round() as u8,
+                    max_depth_pct: (depth * 100.0).round().min(100.0) as u8,
                 },
                 ..base.clone()
             });
@@ -524,12 +961,23 @@ impl Generator {
             ..base
         });
         events.sort_by_key(|e| e.timestamp);
-        (events, dwell)
+        (events, dwell, link.and_then(|l| l.href.clone()), injected)
     }
 }
 
-/// How often an element is clicked, relative to the others on its page. Text and images get
-/// a few clicks too: the dead clicks a heatmap should show.
+/// Where one page view is in its session.
+struct PageView<'a> {
+    session: &'a str,
+    page: &'a str,
+    url: &'a str,
+    next: Option<&'a str>,
+    t: i64,
+    /// Its place in the session, from 0.
+    index: u32,
+    user: Option<&'a String>,
+}
+
+/// How often an element is clicked, relative to the others on its page.
 fn weight(e: &Element) -> u32 {
     let id = e.id.as_deref().unwrap_or("");
     match (e.interactive, e.tag.as_str()) {
@@ -574,13 +1022,15 @@ impl Iterator for Generator {
             return None;
         }
         while self.queue.is_empty() {
-            self.session();
+            self.visitor_sessions();
         }
         let mut visit = self.queue.pop_front()?;
-        let left = self.opts.events - self.made;
-        visit
-            .events
-            .truncate(usize::try_from(left).unwrap_or(usize::MAX));
+        let left = usize::try_from(self.opts.events - self.made).unwrap_or(usize::MAX);
+        if visit.events.len() > left {
+            // Cut to fit: what was injected into it may be cut too, so it is not claimed.
+            visit.events.truncate(left);
+            visit.injected.clear();
+        }
         self.made += visit.events.len() as u64;
         Some(visit)
     }
@@ -670,6 +1120,44 @@ pub fn write(
     }
     out.flush()?;
     Ok(n)
+}
+
+/// What was injected into `visit`, with its session: the labels `--labels` writes.
+pub fn labels(visit: &Visit) -> impl Iterator<Item = (String, Injected)> + '_ {
+    let session = visit
+        .events
+        .first()
+        .map(|e| e.session_id.clone())
+        .unwrap_or_default();
+    visit.injected.iter().map(move |k| (session.clone(), *k))
+}
+
+/// Writes labels as CSV, `session_id,kind` (kinds as [`Injected::name`]), each pair once.
+pub fn write_labels(labels: &BTreeSet<(String, Injected)>, out: impl Write) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["session_id", "kind"])?;
+    for (session, kind) in labels {
+        w.write_record([session.as_str(), kind.name()])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads labels written by [`write_labels`].
+pub fn read_labels(input: impl std::io::Read) -> anyhow::Result<BTreeSet<(String, Injected)>> {
+    let mut out = BTreeSet::new();
+    for (i, row) in csv::Reader::from_reader(input).records().enumerate() {
+        let row = row?;
+        let kind = row.get(1).and_then(Injected::parse).ok_or_else(|| {
+            anyhow::anyhow!(
+                "labels line {}: the kind is not one of {:?}",
+                i + 2,
+                Injected::ALL.map(Injected::name)
+            )
+        })?;
+        out.insert((row.get(0).unwrap_or_default().to_owned(), kind));
+    }
+    Ok(out)
 }
 
 /// The CSV header: the columns `pathlight import` reads.
@@ -844,12 +1332,9 @@ mod tests {
             count(&|e| matches!(&e.kind, EventKind::Custom { name, .. } if name == "purchase"))
                 > 20
         );
-        let rage = visits.iter().filter(|v| {
-            v.events.windows(5).any(|w| {
-                w.iter().all(|e| matches!(e.kind, EventKind::Click(_)))
-                    && w[4].timestamp - w[0].timestamp < 1_000
-            })
-        });
+        let rage = visits
+            .iter()
+            .filter(|v| v.injected.contains(&Injected::Rage));
         assert!(rage.count() > 20);
         // Times fall in the last 7 days.
         let end = opts(0).end_ms;
@@ -906,5 +1391,201 @@ mod tests {
         }
         assert_eq!(at, seq.len());
         assert_eq!(back, events);
+    }
+
+    /// Per session of `visits`: its page views' URLs, its clicks (time, selector, tag),
+    /// whether a bot sent it, its visitor's address, its first and last event, and its labels.
+    #[derive(Default)]
+    struct Seen {
+        pages: Vec<String>,
+        clicks: Vec<(i64, String, String)>,
+        bot: bool,
+        ip: Option<IpAddr>,
+        span: (i64, i64),
+        labels: BTreeSet<Injected>,
+    }
+
+    fn sessions(visits: &[Visit]) -> BTreeMap<String, Seen> {
+        let mut out: BTreeMap<String, Seen> = BTreeMap::new();
+        for v in visits {
+            let s = out.entry(v.events[0].session_id.clone()).or_default();
+            s.ip = Some(v.ip);
+            s.labels.extend(v.injected.iter().copied());
+            for e in &v.events {
+                s.bot |= e.user_agent.as_deref().is_some_and(|u| u.contains("bot"));
+                s.span = if s.span == (0, 0) {
+                    (e.timestamp, e.timestamp)
+                } else {
+                    (s.span.0.min(e.timestamp), s.span.1.max(e.timestamp))
+                };
+                match &e.kind {
+                    EventKind::Pageview => s.pages.push(e.url.clone()),
+                    EventKind::Click(c) => {
+                        s.clicks
+                            .push((e.timestamp, c.selector.clone(), c.tag.clone()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
+        v.sort_unstable();
+        v[v.len() / 2]
+    }
+
+    #[test]
+    fn sessions_dwell_and_returns_follow_the_published_shapes() {
+        let visits: Vec<Visit> = Generator::new(GenOptions {
+            days: 14,
+            ..opts(100_000)
+        })
+        .collect();
+        let all = sessions(&visits);
+        let people: Vec<&Seen> = all.values().filter(|s| !s.bot).collect();
+        let pages: Vec<usize> = people.iter().map(|s| s.pages.len()).collect();
+        let share = |f: &dyn Fn(usize) -> bool| {
+            pages.iter().filter(|&&p| f(p)).count() as f64 / pages.len() as f64
+        };
+        let bounce = share(&|p| p == 1);
+        assert!((0.40..=0.60).contains(&bounce), "bounce rate {bounce}");
+        let mid = median(pages.clone());
+        assert!((2..=3).contains(&mid), "median session {mid} pages");
+        // Heavy-tailed: a few sessions go on for many pages.
+        let long = share(&|p| p > 10);
+        assert!(
+            (0.02..=0.15).contains(&long),
+            "{long} of sessions past 10 pages"
+        );
+        assert!(pages.iter().any(|&p| p >= 30));
+
+        let dwell: Vec<u32> = visits
+            .iter()
+            .flat_map(|v| &v.events)
+            .filter_map(|e| match e.kind {
+                EventKind::Engagement { visible_ms } => Some(visible_ms),
+                _ => None,
+            })
+            .collect();
+        let (mid, p99) = (median(dwell.clone()), {
+            let mut d = dwell.clone();
+            d.sort_unstable();
+            d[d.len() * 99 / 100]
+        });
+        assert!((10_000..=30_000).contains(&mid), "median dwell {mid} ms");
+        assert!(p99 > 10 * mid, "p99 dwell {p99} ms: a heavy tail");
+
+        // Returns: a visitor's next session comes after the 30-minute timeout at least,
+        // usually within hours, sometimes days later.
+        let mut by_visitor: BTreeMap<IpAddr, Vec<(i64, i64)>> = BTreeMap::new();
+        for s in all.values() {
+            by_visitor.entry(s.ip.unwrap()).or_default().push(s.span);
+        }
+        let mut gaps = Vec::new();
+        for spans in by_visitor.values_mut() {
+            spans.sort_unstable();
+            gaps.extend(spans.windows(2).map(|w| w[1].0 - w[0].1));
+        }
+        let per_visitor = all.len() as f64 / by_visitor.len() as f64;
+        assert!(
+            (1.3..=2.5).contains(&per_visitor),
+            "{per_visitor} sessions per visitor"
+        );
+        assert!(gaps.iter().all(|&g| g >= 1_800_000));
+        let mid = median(gaps.clone());
+        assert!(
+            (3_600_000..=4 * 3_600_000).contains(&mid),
+            "median return after {mid} ms"
+        );
+        let days = gaps.iter().filter(|&&g| g > 86_400_000).count() as f64 / gaps.len() as f64;
+        assert!(days > 0.03, "{days} of returns after a day or more");
+    }
+
+    #[test]
+    fn labels_name_what_the_events_show() {
+        let visits: Vec<Visit> = Generator::new(opts(100_000)).collect();
+        let all = sessions(&visits);
+        let has = |k: Injected| all.values().filter(move |s| s.labels.contains(&k));
+        // Each kind in about the share it is drawn with.
+        let n = all.len() as f64;
+        for (kind, share) in [
+            (Injected::Bot, 0.03),
+            (Injected::Stuck, STUCK_CHANCE),
+            (Injected::Rage, RAGE_CHANCE),
+            (Injected::Dead, DEAD_CHANCE),
+            (Injected::Repeated, REPEATED_CHANCE),
+            (Injected::Rapid, RAPID_CHANCE),
+        ] {
+            let got = has(kind).count() as f64 / n;
+            assert!(
+                got > share * 0.5 && got < share * 1.5,
+                "{kind:?}: {got} of sessions, drawn with {share}"
+            );
+        }
+        for s in has(Injected::Bot) {
+            assert!(s.bot && s.clicks.is_empty() && s.labels.len() == 1);
+        }
+        // Stuck: six page views or more, two addresses taking turns.
+        for s in has(Injected::Stuck) {
+            assert!(
+                s.pages.windows(6).any(|w| w[0] != w[1]
+                    && w.iter().step_by(2).all(|p| *p == w[0])
+                    && w.iter().skip(1).step_by(2).all(|p| *p == w[1])),
+                "{:?}",
+                s.pages
+            );
+        }
+        // Rage: three clicks on one element within a second.
+        for s in has(Injected::Rage) {
+            assert!(
+                s.clicks
+                    .windows(3)
+                    .any(|w| w[2].0 - w[0].0 <= 1_000 && w[0].1 == w[1].1 && w[1].1 == w[2].1)
+            );
+        }
+        // Rapid: two elements clicked less than 100 ms apart; never by a person.
+        let rapid = |s: &Seen| {
+            s.clicks
+                .windows(2)
+                .any(|w| w[1].0 - w[0].0 < 100 && w[0].1 != w[1].1)
+        };
+        for s in all.values() {
+            assert_eq!(
+                rapid(s),
+                s.labels.contains(&Injected::Rapid),
+                "{:?}",
+                s.clicks
+            );
+        }
+        // Repeated: one element three times in a row, seconds apart.
+        for s in has(Injected::Repeated) {
+            assert!(s.clicks.windows(3).any(|w| w[0].1 == w[1].1
+                && w[1].1 == w[2].1
+                && w[1].0 - w[0].0 > 1_000
+                && w[2].0 - w[1].0 > 1_000));
+        }
+        // Dead: text clicked; nobody else clicks text.
+        for s in all.values() {
+            let text = s
+                .clicks
+                .iter()
+                .any(|c| ["p", "h1", "h2"].contains(&c.2.as_str()));
+            assert_eq!(text, s.labels.contains(&Injected::Dead), "{:?}", s.clicks);
+        }
+    }
+
+    #[test]
+    fn labels_files_read_back() {
+        let visits: Vec<Visit> = Generator::new(opts(20_000)).collect();
+        let labels: BTreeSet<(String, Injected)> = visits.iter().flat_map(labels).collect();
+        assert!(labels.len() > 50);
+        let mut file = Vec::new();
+        write_labels(&labels, &mut file).unwrap();
+        assert!(file.starts_with(b"session_id,kind\n"));
+        assert_eq!(read_labels(&file[..]).unwrap(), labels);
+        let bad = read_labels(&b"session_id,kind\nabc,slow\n"[..]).unwrap_err();
+        assert!(bad.to_string().contains("line 2"), "{bad}");
     }
 }

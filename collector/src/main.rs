@@ -127,6 +127,10 @@ enum Command {
         /// Live: stop after this many seconds.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Also write what was injected into each session (bot, stuck, rage, dead, repeated,
+        /// rapid) to this CSV file (`session_id,kind`): the truth for the anomaly rules.
+        #[arg(long)]
+        labels: Option<PathBuf>,
     },
     /// Send load to a collector: realistic CBOR batches, bounded in time and count; prints a
     /// Markdown table of throughput and latency. Loopback or your own collector only.
@@ -362,10 +366,12 @@ fn main() -> anyhow::Result<()> {
             to,
             rate,
             seconds,
+            labels,
         } => {
             use pathlight_collector::generate;
             let live = to.is_some();
-            let visits = generate::Generator::new(generate::GenOptions {
+            let injected = std::cell::RefCell::new(std::collections::BTreeSet::new());
+            let generator = generate::Generator::new(generate::GenOptions {
                 events,
                 days: if live { 0 } else { days },
                 seed,
@@ -376,7 +382,8 @@ fn main() -> anyhow::Result<()> {
                     None => pathlight_collector::pipeline::now_ms(),
                 },
             });
-            match (out, to) {
+            let visits = generator.inspect(|v| injected.borrow_mut().extend(generate::labels(v)));
+            let written: anyhow::Result<()> = match (out, to) {
                 (Some(path), None) => {
                     let format = generate::FileFormat::of(&path)?;
                     let file = std::fs::File::create(&path)
@@ -419,7 +426,16 @@ fn main() -> anyhow::Result<()> {
                     Ok(())
                 }),
                 _ => anyhow::bail!("give --out FILE or --to URL"),
+            };
+            written?;
+            if let Some(path) = labels {
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                let injected = injected.into_inner();
+                generate::write_labels(&injected, file)?;
+                println!("{}: {} labels", path.display(), injected.len());
             }
+            Ok(())
         }
         Command::Loadgen {
             url,
