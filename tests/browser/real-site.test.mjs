@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HASH_SECRET, eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { HASH_SECRET, anomalies, eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
 import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, forward, recordRequests, resolveSelector, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
 
 const HOSTS = ["shop.example.com", "pl.example.net", "pl.shop.example.com"];
@@ -83,6 +83,10 @@ for (const width of [375, 768, 1440]) {
       const { total: n, atBanner, atNotice } = misses.stable;
       console.log(`selectors at ${width} px: ${atBanner}/${n} resolve after a banner, ${atNotice}/${n} after a notice too: ${misses.selectors.join(" | ")}`);
       assert.equal(atBanner, n, "a banner inserted at the top of the page moves no selector");
+      // A person reading and clicking at a person's pace: no session anomaly, no rage.
+      const found = await anomalies(ch, db, "docs");
+      console.log(`anomalies at ${width} px: ${JSON.stringify(found)}`);
+      assert.deepEqual([found.sessions, found.rage], [[], []]);
     } finally {
       await own.close();
       await site.stop();

@@ -2,7 +2,7 @@
 // collector and ClickHouse: what the test does on the demo site must be exactly what is stored.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { eventually, freePort, launchBrowser, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { anomalies, eventually, freePort, launchBrowser, startClickHouse, startCollector } from "../lib/stack.mjs";
 
 let ch, browser;
 
@@ -108,6 +108,10 @@ for (const width of [375, 768, 1440]) {
       const [{ n, ids, sessions }] = await ch.rows(`SELECT count() AS n, uniqExact(event_id) AS ids, uniqExact(session_id) AS sessions FROM ${db}.events FINAL`);
       assert.equal(Number(n), Number(ids), "nothing duplicated");
       assert.equal(Number(sessions), 1, "one session across pages of the tab");
+      // Clicks on buttons and tabs, each route's page view at once: no anomaly.
+      const found = await anomalies(ch, db, "demo");
+      console.log(`anomalies at ${width} px: ${JSON.stringify(found)}`);
+      assert.deepEqual(found, { sessions: [], rage: [], dead: [] });
     } finally {
       await collector.stop();
     }

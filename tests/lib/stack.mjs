@@ -63,9 +63,10 @@ export async function startClickHouse(name) {
   }).trim();
   return {
     url,
-    /** Rows of `sql` (JSONEachRow). */
-    async rows(sql) {
-      const r = await fetch(`${url}/?query=${encodeURIComponent(sql + " FORMAT JSONEachRow")}`);
+    /** Rows of `sql` (JSONEachRow), in `database` when given. */
+    async rows(sql, database = "") {
+      const db = database ? `database=${encodeURIComponent(database)}&` : "";
+      const r = await fetch(`${url}/?${db}query=${encodeURIComponent(sql + " FORMAT JSONEachRow")}`);
       const text = await r.text();
       if (!r.ok) throw new Error(`${sql}: ${text}`);
       return text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
@@ -178,4 +179,23 @@ export async function eventually(check, ms = 10_000, what = "condition") {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}: ${last}`);
+}
+
+/**
+ * What the anomaly rules find in `site`'s events of yesterday to tomorrow in database `db`:
+ * the query API's own SQL (`pathlight sql`), run on the test's ClickHouse. `sessions` are the
+ * sessions flagged (rapid, repeated, loops), `rage` and `dead` the elements with rage bursts
+ * and dead clicks.
+ */
+export async function anomalies(ch, db, site) {
+  const day = (d) => new Date(Date.now() + d * 86_400_000).toISOString().slice(0, 10);
+  const text = execFileSync(bin, ["sql", "--params", `site=${site}&from=${day(-1)}&to=${day(1)}`], {
+    env: { PATH: process.env.PATH, PATHLIGHT_LOG: "warn" },
+    encoding: "utf8",
+  });
+  const sql = Object.fromEntries(text.split(/;\n/).map((s) => s.trim()).filter(Boolean)
+    .map((s) => [(s.match(/^-- (.*)$/m) || [])[1], s.replace(/^--.*$/gm, "").trim()]));
+  const [sessions, rage, dead] = await Promise.all(
+    ["anomalies", "rage clicks", "dead clicks"].map((name) => ch.rows(sql[name], db)));
+  return { sessions, rage, dead };
 }

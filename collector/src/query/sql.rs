@@ -823,6 +823,10 @@ fn prepare_with(
                     Bind::S(f.to.clone()),
                 ]);
             }
+            "{rage_ms}" => {
+                text.push('?');
+                binds.push(Bind::U(f.rage_ms));
+            }
             "{started}" => {
                 text.push_str(STARTED);
                 binds.extend([Bind::S(f.from.clone()), Bind::S(f.to.clone())]);
@@ -1432,21 +1436,60 @@ pub async fn frustration(
     )
 }
 
-/// Per-session anomaly counts, from each session's action sequence (kind:path:element).
-const ANOMALIES: &str = "SELECT session_id, toUInt64(length(a)) AS events, \
-     toUInt64(arrayCount(i -> i > 1 AND t[i] - t[i - 1] < 100, arrayEnumerate(t))) AS rapid, \
-     toUInt64(arrayCount(i -> i > 2 AND a[i] = a[i - 1] AND a[i] = a[i - 2], arrayEnumerate(a))) AS repeated, \
-     toUInt64(arrayCount(i -> i > 5 AND a[i] != a[i - 1] AND a[i] = a[i - 2] AND a[i] = a[i - 4] \
-       AND a[i - 1] = a[i - 3] AND a[i - 1] = a[i - 5], arrayEnumerate(a)) \
-       + arrayCount(i -> i > 8 AND NOT (a[i] = a[i - 1] AND a[i] = a[i - 2]) AND a[i] = a[i - 3] AND a[i] = a[i - 6] \
-       AND a[i - 1] = a[i - 4] AND a[i - 1] = a[i - 7] AND a[i - 2] = a[i - 5] AND a[i - 2] = a[i - 8], arrayEnumerate(a))) AS loops \
-     FROM (SELECT session_id, arrayMap(v -> v.1, s) AS t, arrayMap(v -> v.2, s) AS a FROM \
-       (SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
-          concat(toString(event_type), ':', path, ':', selector, toString(name))))) AS s \
-        FROM events FINAL WHERE {where}{listed} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
-     WHERE rapid + repeated + loops > 0 ORDER BY rapid + repeated + loops DESC, session_id{limit}";
+/// `loops` over the array `x` of a session's steps: a sequence of 2 steps (ABABAB), or of 3
+/// (ABCABCABC), done a third time in a row; counted where each such repeat ends.
+fn loops_of(x: &str) -> String {
+    format!(
+        "arrayCount(i -> i > 5 AND {x}[i] != {x}[i - 1] AND {x}[i] = {x}[i - 2] AND {x}[i] = {x}[i - 4] \
+           AND {x}[i - 1] = {x}[i - 3] AND {x}[i - 1] = {x}[i - 5], arrayEnumerate({x})) \
+         + arrayCount(i -> i > 8 AND NOT ({x}[i] = {x}[i - 1] AND {x}[i] = {x}[i - 2]) AND {x}[i] = {x}[i - 3] AND {x}[i] = {x}[i - 6] \
+           AND {x}[i - 1] = {x}[i - 4] AND {x}[i - 1] = {x}[i - 7] AND {x}[i - 2] = {x}[i - 5] AND {x}[i - 2] = {x}[i - 8], arrayEnumerate({x}))"
+    )
+}
 
-/// [`ANOMALIES`] of the site's 100 most anomalous sessions, or (`listed`) of the sessions in
+/// Per-session anomaly counts, from each session's page views, clicks and custom events
+/// (`e`, in time order), measured against generated traffic with known anomalies
+/// (bench/results/anomalies.md):
+/// - `rapid`: clicks on another element than the click before, 10 to 99 ms after it. A hand
+///   moving between two targets takes longer; a double or rage click stays on one element;
+///   what the browser or the page's code clicks in answer to a click (a label's click passed
+///   to its control) comes within the same few ms. Page views and custom events never count:
+///   they answer a click or a load.
+/// - `repeated`: an action done a third time in a row, each time more than `rage_ms` after
+///   the one before (faster is a double click or a rage burst). Actions (`a`, with times
+///   `t`) are page views (by URL), clicks (by element) and custom events (by name), but for
+///   custom events sent less than 100 ms after the event before them: the page's own answer
+///   to a click or load, not an action.
+/// - `loops`: a sequence of 2 or 3 actions, or of 2 or 3 pages (`p`, by URL: the same product
+///   again, not another one), done a third time in a row; the more of the two counts, as a
+///   loop of page views alone is both.
+///
+/// ClickHouse 18.16 reads from a subquery only the columns named outside lambdas, so every
+/// array a lambda reads is also one of its function's arguments (`t` of `repeated`).
+fn anomalies_query_sql() -> String {
+    format!(
+        "SELECT session_id, toUInt64(n) AS events, \
+         toUInt64(arrayCount(i -> i > 1 AND c[i].1 - c[i - 1].1 >= 10 AND c[i].1 - c[i - 1].1 < 100 \
+           AND c[i].2 != c[i - 1].2 AND c[i - 1].3 != 'label', arrayEnumerate(c))) AS rapid, \
+         toUInt64(arrayCount((i, ti) -> i > 2 AND a[i] = a[i - 1] AND a[i] = a[i - 2] \
+           AND ti - t[i - 1] > {{rage_ms}} AND t[i - 1] - t[i - 2] > {{rage_ms}}, arrayEnumerate(a), t)) AS repeated, \
+         toUInt64(greatest({}, {})) AS loops \
+         FROM (SELECT session_id, n, c, p, arrayMap(v -> v.1, k) AS t, \
+                 arrayMap(v -> concat(v.2, ':', if(v.2 = 'pageview', v.7, v.3), ':', v.4, v.5), k) AS a FROM \
+           (SELECT session_id, length(e) AS n, \
+              arrayFilter((v, i) -> NOT (v.2 = 'custom' AND i > 1 AND v.1 - e[i - 1].1 < 100), e, arrayEnumerate(e)) AS k, \
+              arrayMap(v -> (v.1, v.4, v.6), arrayFilter(v -> v.2 = 'click', e)) AS c, \
+              arrayMap(v -> v.7, arrayFilter(v -> v.2 = 'pageview', e)) AS p FROM \
+             (SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
+                toString(event_type), path, selector, toString(name), toString(tag), url))) AS e \
+              FROM events FINAL WHERE {{where}}{{listed}} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id))) \
+         WHERE rapid + repeated + loops > 0 ORDER BY rapid + repeated + loops DESC, session_id{{limit}}",
+        loops_of("a"),
+        loops_of("p")
+    )
+}
+
+/// The anomalies of the site's 100 most anomalous sessions, or (`listed`) of the sessions in
 /// a bound array.
 fn anomalies_sql(listed: bool) -> String {
     let (only, limit) = if listed {
@@ -1454,7 +1497,7 @@ fn anomalies_sql(listed: bool) -> String {
     } else {
         ("", " LIMIT 100")
     };
-    ANOMALIES
+    anomalies_query_sql()
         .replace("{listed}", only)
         .replace("{limit}", limit)
 }
@@ -1466,11 +1509,13 @@ pub struct Anomaly {
     pub session_id: String,
     /// Page views, clicks and custom events in it.
     pub events: u64,
-    /// Events less than 100 ms after the previous one.
+    /// Clicks on another element 10–99 ms after the click before: faster than a hand.
     pub rapid: u64,
-    /// Actions that repeat the two before them exactly.
+    /// Actions done a third time in a row, each more than `rage_ms` after the one before
+    /// (retrying).
     pub repeated: u64,
-    /// Stuck loops: a sequence of 2 or 3 actions done a third time in a row.
+    /// Stuck loops: a sequence of 2 or 3 actions, or of 2 or 3 pages, done a third time in a
+    /// row.
     pub loops: u64,
 }
 

@@ -470,6 +470,45 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
                 (1_400, "/checkout", EventKind::Pageview),
             ],
         },
+        Session {
+            ua: CHROME,
+            id: "s",
+            width: 1440,
+            events: {
+                let mut s = vec![
+                    (0, "/list", EventKind::Pageview),
+                    // Two elements 40 ms apart: no hand is that fast.
+                    (1_000, "/list", click_on("#a", "button", 10, 10)),
+                    (1_040, "/list", click_on("#b", "button", 200, 10)),
+                    // A label's click passed on to its checkbox at once: one click.
+                    (3_000, "/list", click_on("label.agree", "label", 10, 100)),
+                    (3_000, "/list", click_on("#agree", "input", 10, 100)),
+                ];
+                // Save, three times, seconds apart; the page answers each at once.
+                for at in [5_000, 7_000, 9_000] {
+                    s.push((at, "/list", click_on("#save", "button", 300, 300)));
+                    s.push((at + 5, "/list", custom("saved")));
+                }
+                // Three products seen from the list, then back and forth to the last one.
+                for (i, path) in [
+                    "/item?id=1",
+                    "/list",
+                    "/item?id=2",
+                    "/list",
+                    "/item?id=3",
+                    "/list",
+                    "/item?id=3",
+                    "/list",
+                    "/item?id=3",
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    s.push((11_000 + 1_000 * i as i64, path, EventKind::Pageview));
+                }
+                s
+            },
+        },
     ];
     let start = now_ms() - 20_000;
     send(&server, &client, &sessions, start).await;
@@ -484,9 +523,16 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
         }
     };
     let a = get("anomalies?site=test").await;
+    // r: its four quick #buy clicks are a rage burst, not repeated actions; the help event
+    // 50 ms after a click is the page's answer, not rapid; next/back three times is a loop.
+    // s: one rapid click, one action repeated, one loop of pages (by address: the three
+    // products before it are not one).
     assert_eq!(
         a["sessions"],
-        json!([{"session_id": "r", "events": 14, "rapid": 1, "repeated": 2, "loops": 1}]),
+        json!([
+            {"session_id": "s", "events": 20, "rapid": 1, "repeated": 1, "loops": 1},
+            {"session_id": "r", "events": 14, "rapid": 0, "repeated": 0, "loops": 1}
+        ]),
         "{a}"
     );
     assert_eq!(
@@ -498,8 +544,11 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
         json!([{"selector": "#hero", "count": 1, "sessions": 1, "x": 500.0, "y": 50.0}])
     );
     let patterns = get("patterns?site=test").await;
-    assert_eq!(patterns["loops"][0]["session_id"], "r");
-    assert_eq!(patterns["loops"][0]["loops"], 1);
+    assert_eq!(patterns["loops"][1]["session_id"], "r");
+    assert_eq!(patterns["loops"][1]["loops"], 1);
+    // Repeating needs each time more than rage_ms after the one before: 2 s is not.
+    let slow = get("anomalies?site=test&rage_ms=2500").await;
+    assert_eq!(slow["sessions"][0]["repeated"], 0, "{slow}");
     // Stricter thresholds: three clicks within 200 ms never happened.
     let strict = get("anomalies?site=test&rage_ms=200").await;
     assert_eq!(strict["rage"], json!([]));
