@@ -55,6 +55,9 @@ test("the anomaly rules give the known answers on current ClickHouse", () => {
     ev("q", 0, "pageview", "/pricing");
     ev("q", 1_000, "click", "/pricing", "#hero", "div", 10, 10);
     ev("q", 1_400, "pageview", "/checkout");
+    // ...and three quick clicks near one spot, but over two pages: not a rage burst.
+    ev("q", 1_500, "click", "/checkout", "#menu", "a", 12, 12);
+    ev("q", 1_650, "click", "/checkout", "#menu", "a", 11, 13);
     // s: two elements clicked 40 ms apart (rapid), a label's click passed on to its checkbox
     // (not rapid), Save three times seconds apart each answered at once (repeated), three
     // products seen from the list, then back and forth to the last one (a loop of pages).

@@ -1365,15 +1365,17 @@ pub async fn realtime(client: &Client, f: &Filters) -> Result<Realtime, clickhou
     client.query(REALTIME).bind(&f.site).fetch_one().await
 }
 
-/// Within one session's clicks `c` (sorted by time; tuples of time ms, x, y, selector), whether
-/// the click at 1-based index `{i}` ends three clicks within `?` ms and `?` px of the first.
+/// Within one session's clicks `c` (sorted by time; tuples of time ms, x, y, selector, path),
+/// whether the click at 1-based index `{i}` ends three clicks on one page within `?` ms and
+/// `?` px of the first. On one page: three clicks near the same spot of consecutive pages
+/// (a menu, clicked through at a machine's pace) are not one thing clicked in vain.
 fn rage_at(i: &str) -> String {
     let a = format!("c[{i} - 2]");
     let m = format!("c[{i} - 1]");
     let z = format!("c[{i}]");
     format!(
         "({z}.1 - {a}.1 <= ? AND abs({z}.2 - {a}.2) <= ? AND abs({z}.3 - {a}.3) <= ? \
-         AND abs({m}.2 - {a}.2) <= ? AND abs({m}.3 - {a}.3) <= ?)"
+         AND abs({m}.2 - {a}.2) <= ? AND abs({m}.3 - {a}.3) <= ? AND {z}.5 = {a}.5 AND {m}.5 = {a}.5)"
     )
 }
 
@@ -1383,7 +1385,7 @@ fn rage_sql() -> String {
     format!(
         "SELECT tupleElement(c[i], 4) AS selector, toUInt64(count()) AS bursts, toUInt64(uniqExact(session_id)) AS sessions, \
          toFloat64(avg(tupleElement(c[i], 2))) AS x, toFloat64(avg(tupleElement(c[i], 3))) AS y FROM \
-         (SELECT session_id, arraySort(e -> e.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector))) AS c \
+         (SELECT session_id, arraySort(e -> e.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path))) AS c \
           FROM events FINAL WHERE {{where}} GROUP BY session_id) \
          ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}), arrayEnumerate(c)) AS i \
          GROUP BY selector ORDER BY bursts DESC, selector LIMIT 100",

@@ -468,6 +468,9 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
                 (0, "/pricing", EventKind::Pageview),
                 (1_000, "/pricing", click_on("#hero", "div", 10, 10)),
                 (1_400, "/checkout", EventKind::Pageview),
+                // Three quick clicks near one spot, but over two pages: not a rage burst.
+                (1_500, "/checkout", click_on("#menu", "a", 12, 12)),
+                (1_650, "/checkout", click_on("#menu", "a", 11, 13)),
             ],
         },
         Session {
