@@ -261,7 +261,7 @@ const REPEATED_CHANCE: f64 = 0.02;
 const DOUBLE_CLICK_CHANCE: f64 = 0.03;
 
 /// What the generator put into a session that an anomaly rule should find: the truth the
-/// rules are measured against (`pathlight gen --labels`).
+/// rules are measured against (`pathlight gen --labels`, `pathlight score-anomalies`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Injected {
     /// A crawler that says so in its User-Agent: the collector's bot flag.

@@ -128,9 +128,20 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
         /// Also write what was injected into each session (bot, stuck, rage, dead, repeated,
-        /// rapid) to this CSV file (`session_id,kind`): the truth for the anomaly rules.
+        /// rapid) to this CSV file (`session_id,kind`), for `pathlight score-anomalies`.
         #[arg(long)]
         labels: Option<PathBuf>,
+    },
+    /// Measure the anomaly rules against the labels `pathlight gen --labels` wrote, on the
+    /// generated events once imported: per kind, sessions labelled, flagged and both,
+    /// precision and recall, as a Markdown table.
+    ScoreAnomalies {
+        /// The labels file.
+        #[arg(long)]
+        labels: PathBuf,
+        /// Site the events were imported as.
+        #[arg(long, default_value = "demo")]
+        site: String,
     },
     /// Send load to a collector: realistic CBOR batches, bounded in time and count; prints a
     /// Markdown table of throughput and latency. Loopback or your own collector only.
@@ -437,6 +448,23 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::ScoreAnomalies { labels, site } => rt.block_on(async {
+            use pathlight_collector::{generate, query::score};
+            let file = std::fs::File::open(&labels)
+                .with_context(|| format!("opening {}", labels.display()))?;
+            let labels = generate::read_labels(file)?;
+            let client = clickhouse::client(&config.clickhouse)
+                .with_database(&config.clickhouse.database)
+                .with_validation(false);
+            let (flags, scores) = score::run(&client, &site, &labels).await?;
+            println!(
+                "{} sessions of site {site}, {} labels\n",
+                flags.sessions,
+                labels.len()
+            );
+            print!("{}", score::table(&scores));
+            Ok(())
+        }),
         Command::Loadgen {
             url,
             site,

@@ -2,6 +2,7 @@
 //! site, behind the site's bearer token. Parameters are validated into [`Filters`] (clear 400s
 //! naming the parameter) and reach ClickHouse only as bound values, never spliced into SQL.
 
+pub mod score;
 mod sql;
 
 use crate::config::SiteConfig;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-pub use sql::{Filters, catalogue};
+pub use sql::{Filters, RuleFlags, catalogue, rule_flags};
 
 /// Why a query request was refused.
 #[derive(Debug, thiserror::Error)]

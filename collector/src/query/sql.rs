@@ -743,7 +743,10 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         shown(prepare(&client, &ends_sql(false), f, Some("pageview"))),
     ));
     out.push(("rage clicks".into(), shown(rage_query(&client, f))));
-    out.push(("dead clicks".into(), shown(prepare(&client, DEAD, f, None))));
+    out.push((
+        "dead clicks".into(),
+        shown(prepare(&client, &dead_sql(), f, None)),
+    ));
     out.push((
         "anomalies".into(),
         shown(prepare(&client, &anomalies_sql(false), f, None)),
@@ -1379,38 +1382,58 @@ fn rage_at(i: &str) -> String {
     )
 }
 
-/// Rage bursts: the index where each burst of three or more close, quick clicks starts being
-/// one. ClickHouse 18.x has no window functions, so each session's clicks are an array.
-fn rage_sql() -> String {
+/// Rage bursts: per session, the index where each burst of three or more close, quick clicks
+/// starts being one (`c[i]`). ClickHouse 18.x has no window functions, so each session's
+/// clicks are an array.
+fn rage_bursts_sql() -> String {
     format!(
-        "SELECT tupleElement(c[i], 4) AS selector, toUInt64(count()) AS bursts, toUInt64(uniqExact(session_id)) AS sessions, \
-         toFloat64(avg(tupleElement(c[i], 2))) AS x, toFloat64(avg(tupleElement(c[i], 3))) AS y FROM \
-         (SELECT session_id, arraySort(e -> e.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path))) AS c \
+        "(SELECT session_id, arraySort(e -> e.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path))) AS c \
           FROM events FINAL WHERE {{where}} GROUP BY session_id) \
-         ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}), arrayEnumerate(c)) AS i \
-         GROUP BY selector ORDER BY bursts DESC, selector LIMIT 100",
+         ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}), arrayEnumerate(c)) AS i",
         rage_at("i"),
         rage_at("(i - 1)")
     )
 }
 
-/// The rage-burst query for `f`, its thresholds bound (twice: `rage_at` is used twice).
-fn rage_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
+/// Rage bursts by element.
+fn rage_sql() -> String {
+    format!(
+        "SELECT tupleElement(c[i], 4) AS selector, toUInt64(count()) AS bursts, toUInt64(uniqExact(session_id)) AS sessions, \
+         toFloat64(avg(tupleElement(c[i], 2))) AS x, toFloat64(avg(tupleElement(c[i], 3))) AS y FROM {} \
+         GROUP BY selector ORDER BY bursts DESC, selector LIMIT 100",
+        rage_bursts_sql()
+    )
+}
+
+/// The rage-burst query `sql` for `f`, its thresholds bound (twice: `rage_at` is used twice).
+fn rage_query_of(client: &Client, sql: &str, f: &Filters) -> clickhouse::query::Query {
     let one = [f.rage_ms, f.rage_px, f.rage_px, f.rage_px, f.rage_px];
     let binds = one.iter().chain(one.iter()).map(|&v| Bind::U(v)).collect();
-    prepare_with(client, &rage_sql(), f, Some("click"), Vec::new(), binds)
+    prepare_with(client, sql, f, Some("click"), Vec::new(), binds)
+}
+
+/// The rage-burst query for `f`.
+fn rage_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    rage_query_of(client, &rage_sql(), f)
 }
 
 /// Dead clicks: clicks on elements that are not interactive and were not followed by a page
-/// view within a second (the tracker reports no DOM changes, so navigation is the signal).
-const DEAD: &str = "SELECT tupleElement(e[i], 4) AS selector, toUInt64(count()) AS clicks, toUInt64(uniqExact(session_id)) AS sessions, \
-     toFloat64(avg(tupleElement(e[i], 5))) AS x, toFloat64(avg(tupleElement(e[i], 6))) AS y FROM \
-     (SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, toString(event_type), tag, selector, x, y))) AS e \
+/// view within a second (the tracker reports no DOM changes, so navigation is the signal);
+/// per session, the index of each in `e`.
+const DEAD_CLICKS: &str = "(SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, toString(event_type), tag, selector, x, y))) AS e \
       FROM events FINAL WHERE {where} AND event_type IN ('click', 'pageview') GROUP BY session_id) \
      ARRAY JOIN arrayFilter(i -> e[i].2 = 'click' AND e[i].4 != '' \
        AND NOT has(['a', 'button', 'input', 'select', 'textarea', 'label', 'summary', 'option'], e[i].3) \
-       AND NOT (i < length(e) AND e[i + 1].2 = 'pageview' AND e[i + 1].1 - e[i].1 <= 1000), arrayEnumerate(e)) AS i \
-     GROUP BY selector ORDER BY clicks DESC, selector LIMIT 100";
+       AND NOT (i < length(e) AND e[i + 1].2 = 'pageview' AND e[i + 1].1 - e[i].1 <= 1000), arrayEnumerate(e)) AS i";
+
+/// Dead clicks by element.
+fn dead_sql() -> String {
+    format!(
+        "SELECT tupleElement(e[i], 4) AS selector, toUInt64(count()) AS clicks, toUInt64(uniqExact(session_id)) AS sessions, \
+         toFloat64(avg(tupleElement(e[i], 5))) AS x, toFloat64(avg(tupleElement(e[i], 6))) AS y FROM {DEAD_CLICKS} \
+         GROUP BY selector ORDER BY clicks DESC, selector LIMIT 100"
+    )
+}
 
 /// A problem spot on a page: rage or dead clicks on an element.
 #[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
@@ -1434,7 +1457,7 @@ pub async fn frustration(
 ) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {
     tokio::try_join!(
         rage_query(client, f).fetch_all(),
-        prepare(client, DEAD, f, None).fetch_all()
+        prepare(client, &dead_sql(), f, None).fetch_all()
     )
 }
 
@@ -1546,6 +1569,78 @@ pub async fn anomalies(
         sessions,
         rage,
         dead,
+    })
+}
+
+/// Which sessions each rule flags, over every session of a date range rather than the 100 the
+/// API lists: what `pathlight score-anomalies` measures against generated traffic's labels.
+#[derive(Debug, Default)]
+pub struct RuleFlags {
+    /// Sessions in the range, bots' included.
+    pub sessions: u64,
+    /// Sessions of bots (the collector's flag, from the User-Agent).
+    pub bot: std::collections::BTreeSet<String>,
+    /// Sessions with `rapid` clicks.
+    pub rapid: std::collections::BTreeSet<String>,
+    /// Sessions with `repeated` actions.
+    pub repeated: std::collections::BTreeSet<String>,
+    /// Sessions with `loops`.
+    pub loops: std::collections::BTreeSet<String>,
+    /// Sessions with a rage burst.
+    pub rage: std::collections::BTreeSet<String>,
+    /// Sessions with a dead click.
+    pub dead: std::collections::BTreeSet<String>,
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Flagged {
+    session_id: String,
+    _n: u64,
+}
+
+/// Every session's flags in `f`'s site and dates, by the same rules the API applies.
+pub async fn rule_flags(
+    client: &Client,
+    f: &Filters,
+) -> Result<RuleFlags, clickhouse::error::Error> {
+    let all = anomalies_query_sql()
+        .replace("{listed}", "")
+        .replace("{limit}", "");
+    let rage = format!(
+        "SELECT session_id, toUInt64(count()) FROM {} GROUP BY session_id",
+        rage_bursts_sql()
+    );
+    let dead =
+        format!("SELECT session_id, toUInt64(count()) FROM {DEAD_CLICKS} GROUP BY session_id");
+    let range = "site_id = ? AND toDate(timestamp) BETWEEN toDate(?) AND toDate(?)";
+    let bots = format!(
+        "SELECT session_id, toUInt64(count()) FROM events FINAL WHERE {range} AND is_bot = 1 GROUP BY session_id"
+    );
+    let sessions = format!("SELECT toUInt64(uniqExact(session_id)) FROM events WHERE {range}");
+    let in_range = |sql: &str| client.query(sql).bind(&f.site).bind(&f.from).bind(&f.to);
+    let (anomalies, rage, dead, bots, sessions) = tokio::try_join!(
+        rows::<Anomaly>(client, &all, f, None),
+        rage_query_of(client, &rage, f).fetch_all::<Flagged>(),
+        prepare(client, &dead, f, None).fetch_all::<Flagged>(),
+        in_range(&bots).fetch_all::<Flagged>(),
+        in_range(&sessions).fetch_one::<u64>(),
+    )?;
+    let ids = |v: Vec<Flagged>| v.into_iter().map(|r| r.session_id).collect();
+    let with = |n: fn(&Anomaly) -> u64| {
+        anomalies
+            .iter()
+            .filter(|a| n(a) > 0)
+            .map(|a| a.session_id.clone())
+            .collect()
+    };
+    Ok(RuleFlags {
+        sessions,
+        bot: ids(bots),
+        rapid: with(|a| a.rapid),
+        repeated: with(|a| a.repeated),
+        loops: with(|a| a.loops),
+        rage: ids(rage),
+        dead: ids(dead),
     })
 }
 

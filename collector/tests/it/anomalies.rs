@@ -1,0 +1,82 @@
+//! The anomaly rules against known truth: traffic from `pathlight gen`, which labels what it
+//! injected (bots, stuck loops, rage, dead and repeated clicks, rapid automation), goes
+//! through import into ClickHouse 18.16, and each rule must find its kind with at least 95 %
+//! precision and 90 % recall. The table is printed (`-- --nocapture`); bench/anomalies.sh
+//! measures a larger run for bench/results/anomalies.md.
+
+use crate::{TestServer, clickhouse_url};
+use pathlight_collector::config::Config;
+use pathlight_collector::generate::{self, FileFormat, GenOptions, Generator, Injected};
+use pathlight_collector::import::{Format, run};
+use pathlight_collector::metrics::Metrics;
+use pathlight_collector::pipeline::Pipeline;
+use pathlight_collector::query::score;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn each_rule_finds_the_anomalies_injected_for_it() {
+    let server = TestServer::start_with("anomaly_score", |c| c.sites[0].id = "demo".into()).await;
+    let visits: Vec<generate::Visit> = Generator::new(GenOptions {
+        events: 50_000,
+        days: 14,
+        seed: 11,
+        base_url: "http://127.0.0.1:8080/demo/".into(),
+        end_ms: 1_793_491_200_000,
+    })
+    .collect();
+    let labels: BTreeSet<(String, Injected)> = visits.iter().flat_map(generate::labels).collect();
+    let file = std::env::temp_dir().join(format!(
+        "pathlight-it-anomalies-{}.ndjson",
+        std::process::id()
+    ));
+    generate::write(
+        visits.into_iter(),
+        "demo",
+        FileFormat::Ndjson,
+        std::fs::File::create(&file).unwrap(),
+    )
+    .unwrap();
+
+    let mut config = Config::for_tests(clickhouse_url(), "it_anomaly_score");
+    config.sites[0].id = "demo".into();
+    let (pipeline, sink) = Pipeline::start(&config, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    pipeline.drain();
+    let report = run(&pipeline, "demo", &file, Format::Ndjson, |_| {})
+        .await
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!((report.stored, report.rejected), (50_000, 0), "{report:?}");
+    drop(pipeline);
+    sink.await.unwrap();
+
+    let client = clickhouse::Client::default()
+        .with_url(clickhouse_url())
+        .with_database("it_anomaly_score")
+        .with_validation(false);
+    let (flags, scores) = score::run(&client, "demo", &labels).await.unwrap();
+    println!(
+        "{} sessions, {} labels\n{}",
+        flags.sessions,
+        labels.len(),
+        score::table(&scores)
+    );
+    for s in &scores {
+        assert!(
+            s.labelled >= 10,
+            "too few {:?} sessions to measure: {s:?}",
+            s.kind
+        );
+        assert!(
+            s.precision() >= 0.95 && s.recall() >= 0.90,
+            "{:?}: precision {:.3}, recall {:.3}\n{}",
+            s.kind,
+            s.precision(),
+            s.recall(),
+            score::table(&scores)
+        );
+    }
+    server.stop().await;
+}
