@@ -24,7 +24,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Session } from "chdb";
-import { bin, eventually, freePort, hostRules, launchBrowser, startClickHouse, startCollector } from "../lib/stack.mjs";
+import { anomalies, bin, eventually, freePort, hostRules, launchBrowser, startClickHouse, startCollector } from "../lib/stack.mjs";
 import { CHAPTER, NEXT, USER_AGENT, clickAt, startSite } from "../lib/site.mjs";
 
 const HOSTS = ["shop.example.com", "pl.example.net"];
@@ -215,6 +215,12 @@ after(async () => {
   await browser?.close();
   await collector?.stop();
   await site?.stop();
+});
+
+test("the anomaly rules flag none of these visits: no session anomaly, no rage burst", async () => {
+  // Clicks at a person's pace, A's code block twice (not three times), C back to a page once.
+  const found = await anomalies(ch, DB, "docs");
+  assert.deepEqual([found.sessions, found.rage], [[], []], JSON.stringify(found));
 });
 
 test("events FINAL hold exactly what the visitors did, every page in several batches and one at hide", async () => {
