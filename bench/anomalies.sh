@@ -13,10 +13,11 @@ events=${1:-200000}
 seeds=("${@:2}")
 [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3)
 dir=$(mktemp -d /tmp/pathlight-bench-anomalies-XXXX)
+trap 'rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # The server stops, and deletes its directory, once this script has exited.
-ch=$(PL_CLICKHOUSE_OWNER=$$ PL_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir/ch" "$port")
-trap 'rm -f "$dir"/gen.ndjson "$dir"/labels.csv "$dir"/baseline.*' EXIT
+ch=$(PL_CLICKHOUSE_OWNER=$$ PL_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start \
+  "$(mktemp -d /tmp/pathlight-bench-anomalies-ch-XXXX)" "$port")
 cargo build --bin pathlight 2>&1 | tail -1 >&2
 bin=${CARGO_TARGET_DIR:-target}/debug/pathlight
 export PATHLIGHT_CLICKHOUSE__URL=$ch PATHLIGHT_LOG=warn PATHLIGHT_SITES='[{id = "demo"}]' \
