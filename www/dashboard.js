@@ -29,7 +29,7 @@
     const cards = document.getElementById("cards");
     const avg = (v) => (v == null ? "–" : v.toFixed(1));
     // Distinct counts from the traffic mart are approximate (FIGURES.md).
-    const approx = (v) => (s.approximate ? "≈ " + v : v);
+    const approx = (v) => (s.approximate && v !== "–" ? "≈ " + v : v);
     cards.replaceChildren(...[
       ["Visitors", approx(s.visitors), "visitors"], ["Sessions", approx(s.sessions), "sessions"], ["Page views", s.pageviews, "pageviews"],
       ["Avg. session", s.avg_session_secs.toFixed(1) + " s", "avg_session_secs"],

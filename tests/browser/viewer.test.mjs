@@ -152,8 +152,9 @@ test("the dashboard shows the site's totals and top pages", async () => {
   await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
   await ctx.close();
   assert.equal(cards["Page views"], String(pv));
-  assert.equal(cards["Visitors"], String(v));
-  assert.equal(cards["Active today so far"], String(v));
+  // Distinct counts from the traffic mart are marked approximate (exact at this size).
+  assert.equal(cards["Visitors"], `≈ ${v}`);
+  assert.equal(cards["Active today so far"], `≈ ${v}`);
   assert.equal(cards["DAU (avg.)"], "–", "nobody on the range's complete days: nothing to average");
   assert.deepEqual(pages, ["/demo/catalog.html"]);
   assert.equal(points, 1, "one day");
