@@ -50,6 +50,40 @@ fn comparable(v: &mut Value) {
     }
 }
 
+/// Checks the distinct counts of two `stats` answers (`visitors`, `sessions`, the series'
+/// visitors, the active users) are within 5 % of each other, then sets `b`'s to `a`'s.
+fn approximately_equal(a: &mut Value, b: &mut Value, q: &str) {
+    fn walk(a: &Value, b: &mut Value, key: &str, q: &str) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, v) in x {
+                    if let Some(w) = y.get_mut(k) {
+                        walk(v, w, k, q);
+                    }
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                for (v, w) in x.iter().zip(y.iter_mut()) {
+                    walk(v, w, key, q);
+                }
+            }
+            (Value::Number(x), w @ Value::Number(_)) => {
+                let distinct = ["visitors", "sessions", "dau", "wau", "mau"].contains(&key);
+                let (x, y) = (x.as_f64().unwrap(), w.as_f64().unwrap());
+                if distinct && x != y {
+                    assert!(
+                        (x - y).abs() <= 0.05 * x.max(y),
+                        "{q}: {key} {x} against {y}"
+                    );
+                    *w = a.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(a, b, "", q);
+}
+
 #[tokio::test]
 async fn two_shards_answer_the_query_api_as_one_server_does() {
     let tcp = [free_port(), free_port()];
@@ -131,6 +165,12 @@ async fn two_shards_answer_the_query_api_as_one_server_does() {
         let (mut a, mut b) = (one.api(q).await, two.api(q).await);
         comparable(&mut a);
         comparable(&mut b);
+        if a["approximate"] == true {
+            // HyperLogLog estimates (the traffic mart) of the same visitors can differ in the
+            // last digits with the order their states were merged in: within 5 %, then
+            // compared as equal.
+            approximately_equal(&mut a, &mut b, q);
+        }
         assert_eq!(a, b, "{q}");
     }
     let stats = two.api(&format!("stats?{range}")).await;

@@ -111,7 +111,8 @@ pub fn due(parts: &[(i64, i64, u32)], rolled: &[(i64, u32)], today: i64) -> Vec<
         .iter()
         // A part covering D - 1 … D + 1 can change the sessions that started on D.
         .flat_map(|&(lo, hi, written)| ((lo - 1)..=(hi + 1)).map(move |d| (d, written)))
-        .filter(|&(d, written)| d <= today - 2 && last(d).is_none_or(|v| written >= v))
+        // A second of slack: a version may be a second ahead of the clock (see `roll`).
+        .filter(|&(d, written)| d <= today - 2 && last(d).is_none_or(|v| written + 1 >= v))
         .map(|(d, _)| d)
         .collect();
     days.sort_unstable();
@@ -164,6 +165,12 @@ pub async fn roll(
         .map(|r| (i64::from(r.day), r.version))
         .collect();
     let days = due(&parts, &rolled, today);
+    // Later than every roll before, even one earlier in this very second: the queries read
+    // each day's latest version, so two rolls must never share one.
+    let version = rolled
+        .iter()
+        .map(|r| r.1.saturating_add(1))
+        .fold(version, u32::max);
     for &d in &days {
         let day = civil(d);
         insert(client, cfg, &day, shard, version).execute().await?;
