@@ -32,6 +32,13 @@ const INGEST_SECONDS_BUCKETS: [f64; 17] = [
     2.5, 5.0, 10.0,
 ];
 
+/// One label `endpoint` (a query-API endpoint, see [`QueryLabels`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    /// The endpoint.
+    pub endpoint: &'static str,
+}
+
 /// One label `kind` (event kind).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -107,6 +114,18 @@ pub struct Metrics {
     pub api_unauthorized: Family<SiteLabel, Counter>,
     /// Query-API requests refused because their address sent too many wrong tokens.
     pub api_throttled: Counter,
+    /// Query-API answers taken from the result cache (or from an identical query running at
+    /// the time), by endpoint.
+    pub query_cache_hits: Family<EndpointLabel, Counter>,
+    /// Cacheable query-API requests that ran their query, by endpoint.
+    pub query_cache_misses: Family<EndpointLabel, Counter>,
+    /// Cached answers dropped, by reason: `expired` (past the TTL) or `full` (room for a
+    /// newer one).
+    pub query_cache_evictions: Family<ReasonLabel, Counter>,
+    /// Answers in the result cache.
+    pub query_cache_entries: Gauge,
+    /// Bytes the result cache holds (answers and keys).
+    pub query_cache_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -139,6 +158,11 @@ impl Metrics {
             duplicate_batches: Counter::default(),
             api_unauthorized: Family::default(),
             api_throttled: Counter::default(),
+            query_cache_hits: Family::default(),
+            query_cache_misses: Family::default(),
+            query_cache_evictions: Family::default(),
+            query_cache_entries: Gauge::default(),
+            query_cache_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -235,6 +259,31 @@ impl Metrics {
             "api_throttled",
             "Query-API requests refused (429) from addresses that sent too many wrong tokens",
             m.api_throttled.clone(),
+        );
+        registry.register(
+            "query_cache_hits",
+            "Query-API answers taken from the result cache, by endpoint",
+            m.query_cache_hits.clone(),
+        );
+        registry.register(
+            "query_cache_misses",
+            "Cacheable query-API requests that ran their query, by endpoint",
+            m.query_cache_misses.clone(),
+        );
+        registry.register(
+            "query_cache_evictions",
+            "Cached query answers dropped, by reason (expired, full)",
+            m.query_cache_evictions.clone(),
+        );
+        registry.register(
+            "query_cache_entries",
+            "Answers in the query result cache",
+            m.query_cache_entries.clone(),
+        );
+        registry.register(
+            "query_cache_bytes",
+            "Bytes the query result cache holds",
+            m.query_cache_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

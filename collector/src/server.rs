@@ -662,7 +662,7 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
         return overlay_answer(app, ip, endpoint, query, req).await;
     }
     match app.query.handle(endpoint, query, auth).await {
-        Ok(body) => json(StatusCode::OK, &body),
+        Ok(answer) => answered(answer),
         Err(e) => {
             if e.status().is_server_error() {
                 tracing::warn!(error = %e, endpoint, "query failed");
@@ -670,6 +670,11 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
             api_error(app, ip, &e)
         }
     }
+}
+
+/// A query's JSON answer.
+fn answered(answer: crate::query::Answer) -> Resp {
+    json_bytes(StatusCode::OK, answer.body)
 }
 
 /// The live overlay's reads (an overlay token in `?token=`), from the site's own pages: CORS
@@ -683,7 +688,7 @@ async fn overlay_answer<B>(
 ) -> Resp {
     let origin = header_str(req.headers(), header::ORIGIN);
     let mut r = match app.query.overlay(endpoint, query, origin).await {
-        Ok(body) => json(StatusCode::OK, &body),
+        Ok(answer) => answered(answer),
         Err(e) => api_error(app, ip, &e),
     };
     let refused = r.status() == StatusCode::FORBIDDEN;
@@ -848,6 +853,11 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
 
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes(status, bytes.into())
+}
+
+/// An answer of JSON already serialized.
+fn json_bytes(status: StatusCode, bytes: Bytes) -> Resp {
     let mut r = Response::new(full(bytes));
     *r.status_mut() = status;
     r.headers_mut().insert(
