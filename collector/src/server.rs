@@ -4,9 +4,9 @@
 //! response; every decision about the batch itself is the pipeline's.
 
 use crate::error::{ErrorBody, IngestError};
-use crate::metrics::{RequestLabels, RouteLabel};
+use crate::metrics::{QueryLabels, RequestLabels, RouteLabel};
 use crate::pipeline::{IngestRequest, Pipeline, now_ms};
-use crate::query::{QueryApi, QueryError};
+use crate::query::{CacheOutcome, QueryApi, QueryError};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
@@ -389,6 +389,21 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
             .get_or_create(&RouteLabel { route })
             .observe(started.elapsed().as_secs_f64());
     }
+    // Queries only: the live feeds answer at once and then stream for as long as they are read.
+    if matches!(route, "api" | "api_stream") && path != "/api/v1/realtime/stream" {
+        let endpoint = crate::query::endpoint_label(path.trim_start_matches("/api/v1/"));
+        let cache = if resp.status().is_success() {
+            resp.extensions()
+                .get::<CacheOutcome>()
+                .map_or("bypass", |c| c.label())
+        } else {
+            "error"
+        };
+        metrics
+            .query_seconds
+            .get_or_create(&QueryLabels { endpoint, cache })
+            .observe(started.elapsed().as_secs_f64());
+    }
     metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -672,9 +687,11 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
     }
 }
 
-/// A query's JSON answer.
+/// A query's JSON answer, carrying where it came from for the latency histogram ([`handle`]).
 fn answered(answer: crate::query::Answer) -> Resp {
-    json_bytes(StatusCode::OK, answer.body)
+    let mut r = json_bytes(StatusCode::OK, answer.body);
+    r.extensions_mut().insert(answer.cache);
+    r
 }
 
 /// The live overlay's reads (an overlay token in `?token=`), from the site's own pages: CORS

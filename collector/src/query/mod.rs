@@ -131,13 +131,22 @@ const ENDPOINTS: [&str; 20] = [
 pub fn endpoint_label(endpoint: &str) -> &'static str {
     if let Some(e) = ENDPOINTS.iter().find(|e| **e == endpoint) {
         e
-    } else if endpoint.starts_with("sessions/") {
+    } else if endpoint.strip_prefix("sessions/").is_some_and(segment) {
         "session"
-    } else if endpoint.starts_with("users/") && endpoint.ends_with("/events") {
+    } else if endpoint
+        .strip_prefix("users/")
+        .and_then(|p| p.strip_suffix("/events"))
+        .is_some_and(segment)
+    {
         "user_events"
     } else {
         "other"
     }
+}
+
+/// Whether `p` can be the id in a path (`sessions/{id}`, `users/{id}/events`).
+fn segment(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 256 && !p.contains('/')
 }
 
 /// A site the request has proved it may read. The cache's keys start with it, so a token
@@ -354,7 +363,6 @@ impl QueryApi {
                 ))
             }
             _ => {
-                let segment = |p: &str| !p.is_empty() && p.len() <= 256 && !p.contains('/');
                 if let Some(id) = endpoint.strip_prefix("sessions/").filter(|p| segment(p)) {
                     filters.session = Some(id.to_owned());
                     let f = &filters;
