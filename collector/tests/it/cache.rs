@@ -9,8 +9,14 @@ use std::time::{Duration, Instant};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
-/// A second site with a token of its own.
+/// The cache as deployed (`Config::for_tests` has none).
+fn cached(c: &mut Config) {
+    c.query_cache = Default::default();
+}
+
+/// The cache, and a second site with a token of its own.
 fn two_sites(c: &mut Config) {
+    cached(c);
     c.sites.push(SiteConfig {
         id: "other".into(),
         origins: vec!["*".into()],
@@ -78,7 +84,7 @@ fn pageviews_of(body: &str) -> u64 {
 
 #[tokio::test]
 async fn a_repeated_question_is_a_hit_with_the_same_answer() {
-    let server = TestServer::start("cache_hit").await;
+    let server = TestServer::start_with("cache_hit", cached).await;
     pageviews(&server, "test", 1, 3).await;
     let first = get(&server, "stats?site=test", Some("test-token")).await;
     assert_eq!(first.0, 200, "{}", first.1);
@@ -180,6 +186,7 @@ async fn other_sites_tokens_and_questions_miss_and_never_leak() {
 async fn a_new_event_in_the_current_hour_shows_once_the_ttl_has_passed() {
     let ttl = Duration::from_secs(2);
     let server = TestServer::start_with("cache_ttl", |c| {
+        cached(c);
         c.query_cache.ttl_secs = ttl.as_secs();
     })
     .await;
@@ -211,7 +218,7 @@ async fn a_new_event_in_the_current_hour_shows_once_the_ttl_has_passed() {
 
 #[tokio::test]
 async fn the_latency_histogram_has_each_endpoint_and_cache_outcome() {
-    let server = TestServer::start("cache_histogram").await;
+    let server = TestServer::start_with("cache_histogram", cached).await;
     pageviews(&server, "test", 1, 1).await;
     let t = Some("test-token");
     for q in [
