@@ -37,5 +37,6 @@ run session-summaries-context-ua node bench/session-summaries.mjs context-ua
 if [ "${1:-}" = "--long" ]; then
   run rss bench/rss.sh 600 6250
   run queries bench/queries.sh 10000000
+  run query-cache bench/query-cache.sh 1000000
 fi
 echo "tables in $out" >&2

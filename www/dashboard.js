@@ -131,10 +131,38 @@
       series,
       // A single day (or hour) would otherwise spread the axis over years.
       scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 43200, max + 43200] : [min, max]) } },
-      axes: [{}, { size: 50 }],
+      axes: [{}, yAxis],
     };
     return new uPlot(opts, data, box);
   }
+
+  // The y axis: short labels (20k, 1.5M) where they are exact, else the whole number; and as
+  // wide as its widest label, measured in the axis' font, so none is clipped at any magnitude
+  // (a fixed 50 px showed 20,000 as "0,000").
+  const UNITS = [[1e9, "B"], [1e6, "M"], [1e3, "k"]];
+  function yLabel(v) {
+    if (v == null) return "";
+    for (const [n, unit] of UNITS) {
+      const scaled = v / n;
+      if (Math.abs(v) >= n && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) {
+        return scaled.toLocaleString(undefined, { maximumFractionDigits: 2 }) + unit;
+      }
+    }
+    return v.toLocaleString(undefined, { maximumFractionDigits: 2 });
+  }
+  // A canvas of its own: uPlot keeps track of the font it last set on the chart's.
+  const measure = document.createElement("canvas").getContext("2d");
+  const yAxis = {
+    values: (u, splits) => splits.map(yLabel),
+    size(u, values, i, cycle) {
+      const axis = u.axes[i];
+      // uPlot sizes the axes again until they settle; stop after two rounds.
+      if (cycle > 1) return axis._size;
+      measure.font = axis.font[0];
+      const widest = Math.max(0, ...(values ?? []).map((v) => measure.measureText(v).width)) / uPlot.pxRatio;
+      return Math.ceil((axis.ticks.show ? axis.ticks.size : 0) + axis.gap + widest + 2);
+    },
+  };
 
   // Each figure's definition (www/FIGURES.md), from the API's OpenAPI document, where it is
   // the field's description: shown as the figure's tooltip, on hover and on keyboard focus.

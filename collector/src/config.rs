@@ -83,6 +83,8 @@ pub struct Config {
     /// Scale-out mode: publish rows to a NATS JetStream stream for `pathlight load` to write
     /// (off unless `url` is set; see `broker/mod.rs`).
     pub broker: crate::broker::BrokerConfig,
+    /// The query API's result cache (`query/cache.rs`).
+    pub query_cache: QueryCacheConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
     pub sites: Vec<SiteConfig>,
 }
@@ -121,6 +123,35 @@ impl Default for HttpConfig {
             max_header_bytes: 16 * 1024,
             max_streams: 100,
             max_body_bytes_in_flight: 128 << 20,
+        }
+    }
+}
+
+/// The query API's in-process result cache: a dashboard load asks a dozen questions, and
+/// reloads, several people on one dashboard and the heatmap viewer beside it ask the same ones
+/// again within seconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryCacheConfig {
+    /// How long an answer is served again, seconds, counted from when its query started: no
+    /// answer is older than this, whatever its date range (the current hour included). 5 s
+    /// keeps a dashboard as fresh as ingest makes it (events are queryable a second or so
+    /// after they arrive: `clickhouse.flush_interval_ms`, `spool.seal_ms`), while a reload,
+    /// a second person or a second tab within it is answered from memory. 0: no cache.
+    pub ttl_secs: u64,
+    /// Answers kept at most; past it the oldest go first.
+    pub max_entries: usize,
+    /// Bytes of answers (their JSON and their keys) kept at most; past it the oldest go
+    /// first. An answer larger than an eighth of it is not kept.
+    pub max_bytes: usize,
+}
+
+impl Default for QueryCacheConfig {
+    fn default() -> Self {
+        QueryCacheConfig {
+            ttl_secs: 5,
+            max_entries: 1_000,
+            max_bytes: 64 << 20,
         }
     }
 }
@@ -195,6 +226,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             spool: crate::spool::SpoolConfig::default(),
             broker: crate::broker::BrokerConfig::default(),
+            query_cache: QueryCacheConfig::default(),
             sites: Vec::new(),
         }
     }
@@ -361,7 +393,8 @@ impl Config {
         Ok(())
     }
 
-    /// A config for tests: every default, one site `test` open to any origin, a fixed secret.
+    /// A config for tests: every default, one site `test` open to any origin, a fixed secret,
+    /// no query cache.
     pub fn for_tests(clickhouse_url: &str, database: &str) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -380,6 +413,13 @@ impl Config {
                 url: clickhouse_url.into(),
                 database: database.into(),
                 ..ClickHouseConfig::for_tests()
+            },
+            // Tests read right after they write, and a test that a replay changes no figure
+            // would pass on a cached answer whatever the replay did. The cache's own tests
+            // turn it on.
+            query_cache: QueryCacheConfig {
+                ttl_secs: 0,
+                ..QueryCacheConfig::default()
             },
             ..Config::default()
         }

@@ -106,6 +106,7 @@ pub async fn serve_with(
 ) -> anyhow::Result<()> {
     config.check_secrets()?;
     let metrics = Arc::new(metrics::Metrics::new());
+    let cache = query::QueryCache::new(&config.query_cache, metrics.clone());
     let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
     let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
     let tls = cert.map(Arc::new);
@@ -132,6 +133,7 @@ pub async fn serve_with(
         reader,
         &config.sites,
         &config.hash_secret,
+        cache,
     ));
     let drain = pipeline.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -4,9 +4,9 @@
 //! response; every decision about the batch itself is the pipeline's.
 
 use crate::error::{ErrorBody, IngestError};
-use crate::metrics::{RequestLabels, RouteLabel};
+use crate::metrics::{QueryLabels, RequestLabels, RouteLabel};
 use crate::pipeline::{IngestRequest, Pipeline, now_ms};
-use crate::query::{QueryApi, QueryError};
+use crate::query::{CacheOutcome, QueryApi, QueryError};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
@@ -389,6 +389,21 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
             .get_or_create(&RouteLabel { route })
             .observe(started.elapsed().as_secs_f64());
     }
+    // Queries only: the live feeds answer at once and then stream for as long as they are read.
+    if matches!(route, "api" | "api_stream") && path != "/api/v1/realtime/stream" {
+        let endpoint = crate::query::endpoint_label(path.trim_start_matches("/api/v1/"));
+        let cache = if resp.status().is_success() {
+            resp.extensions()
+                .get::<CacheOutcome>()
+                .map_or("bypass", |c| c.label())
+        } else {
+            "error"
+        };
+        metrics
+            .query_seconds
+            .get_or_create(&QueryLabels { endpoint, cache })
+            .observe(started.elapsed().as_secs_f64());
+    }
     metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -662,7 +677,7 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
         return overlay_answer(app, ip, endpoint, query, req).await;
     }
     match app.query.handle(endpoint, query, auth).await {
-        Ok(body) => json(StatusCode::OK, &body),
+        Ok(answer) => answered(answer),
         Err(e) => {
             if e.status().is_server_error() {
                 tracing::warn!(error = %e, endpoint, "query failed");
@@ -670,6 +685,13 @@ async fn api<B>(app: &App, peer: SocketAddr, req: &Request<B>) -> Resp {
             api_error(app, ip, &e)
         }
     }
+}
+
+/// A query's JSON answer, carrying where it came from for the latency histogram ([`handle`]).
+fn answered(answer: crate::query::Answer) -> Resp {
+    let mut r = json_bytes(StatusCode::OK, answer.body);
+    r.extensions_mut().insert(answer.cache);
+    r
 }
 
 /// The live overlay's reads (an overlay token in `?token=`), from the site's own pages: CORS
@@ -683,7 +705,7 @@ async fn overlay_answer<B>(
 ) -> Resp {
     let origin = header_str(req.headers(), header::ORIGIN);
     let mut r = match app.query.overlay(endpoint, query, origin).await {
-        Ok(body) => json(StatusCode::OK, &body),
+        Ok(answer) => answered(answer),
         Err(e) => api_error(app, ip, &e),
     };
     let refused = r.status() == StatusCode::FORBIDDEN;
@@ -848,6 +870,11 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
 
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes(status, bytes.into())
+}
+
+/// An answer of JSON already serialized.
+fn json_bytes(status: StatusCode, bytes: Bytes) -> Resp {
     let mut r = Response::new(full(bytes));
     *r.status_mut() = status;
     r.headers_mut().insert(

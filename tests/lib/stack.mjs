@@ -147,10 +147,11 @@ export async function startCollector({ clickhouseUrl, db, port = 0, demoPort = 0
 
 /**
  * Loads `events` generated events (`pathlight gen`: visitors, sessions and clicks on the demo
- * pages, over the `days` days ending now) into `db` through `pathlight import`, the stages live
- * traffic takes, for site `demo` of `sites` (PATHLIGHT_SITES) with its pages on `demoOrigin`.
+ * pages, over the `days` days ending now, or at `end`, RFC 3339) into `db` through
+ * `pathlight import`, the stages live traffic takes, for site `demo` of `sites`
+ * (PATHLIGHT_SITES) with its pages on `demoOrigin`.
  */
-export function importGenerated({ clickhouseUrl, db, sites, demoOrigin, events = 6000, days = 14 }) {
+export function importGenerated({ clickhouseUrl, db, sites, demoOrigin, events = 6000, days = 14, end }) {
   const data = join(mkdtempSync(join(tmpdir(), "pathlight-gen-")), "events.ndjson");
   const env = {
     PATH: process.env.PATH,
@@ -161,7 +162,8 @@ export function importGenerated({ clickhouseUrl, db, sites, demoOrigin, events =
     PATHLIGHT_SITES: sites,
   };
   const opts = { env, stdio: ["ignore", "ignore", "inherit"] };
-  execFileSync(bin, ["gen", "--events", String(events), "--days", String(days), "--base-url", `${demoOrigin}/demo/`, "--out", data], opts);
+  const until = end ? ["--end", end] : [];
+  execFileSync(bin, ["gen", "--events", String(events), "--days", String(days), ...until, "--base-url", `${demoOrigin}/demo/`, "--out", data], opts);
   execFileSync(bin, ["import", "--site", "demo", data], opts);
 }
 

@@ -34,8 +34,9 @@ test("every metric the dashboard and the alerts name is exported by the collecto
   const ch = await startClickHouse("ops");
   const collector = await startCollector({ clickhouseUrl: ch.url, db: "e2e_ops" });
   try {
-    // Some traffic, so labelled families have series.
+    // Some traffic, so labelled families have series: a refused batch, a refused query.
     await fetch(`${collector.base}/v1/batch`, { method: "POST", body: new Uint8Array([0xfc]) });
+    await fetch(`${collector.base}/api/v1/stats?site=demo`);
     const text = await (await fetch(`${collector.base}/metrics`)).text();
     const series = new Set();
     for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {

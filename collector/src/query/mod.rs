@@ -1,7 +1,9 @@
 //! The query API, `GET /api/v1/{heatmap,elements,stats}`: JSON over the `events` table, per
 //! site, behind the site's bearer token. Parameters are validated into [`Filters`] (clear 400s
 //! naming the parameter) and reach ClickHouse only as bound values, never spliced into SQL.
+//! Answers to the same question within a few seconds come from [`cache`].
 
+mod cache;
 pub mod score;
 mod sql;
 
@@ -15,6 +17,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
+pub use cache::{CacheOutcome, QueryCache};
 pub use sql::{Filters, RuleFlags, catalogue, rule_flags};
 
 /// Why a query request was refused.
@@ -80,6 +83,76 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// A streamed answer: content type and body.
 pub type Streamed = (&'static str, Channel<Bytes>);
 
+/// A JSON answer, serialized, and whether it came from the cache.
+#[derive(Debug)]
+pub struct Answer {
+    /// The JSON.
+    pub body: Bytes,
+    /// Where it came from.
+    pub cache: CacheOutcome,
+}
+
+impl Answer {
+    fn bypass(v: serde_json::Value) -> Answer {
+        Answer {
+            body: to_bytes(&v),
+            cache: CacheOutcome::Bypass,
+        }
+    }
+}
+
+/// The endpoints, as labels of metrics: a bounded set, whatever paths clients ask for.
+const ENDPOINTS: [&str; 20] = [
+    "heatmap",
+    "elements",
+    "stats",
+    "realtime",
+    "anomalies",
+    "funnel",
+    "actions",
+    "sessions",
+    "patterns",
+    "search",
+    "overlay-token",
+    "viewer-token",
+    "viewer-check",
+    "site",
+    "live-token",
+    "export",
+    "openapi.json",
+    "realtime/stream",
+    "realtime/ws",
+    "other",
+];
+
+/// The metrics label of `endpoint` (the path after `/api/v1/`): itself if it is one of
+/// [`ENDPOINTS`], `session` for `sessions/{id}`, `user_events` for `users/{id}/events`, else
+/// `other`.
+pub fn endpoint_label(endpoint: &str) -> &'static str {
+    if let Some(e) = ENDPOINTS.iter().find(|e| **e == endpoint) {
+        e
+    } else if endpoint.strip_prefix("sessions/").is_some_and(segment) {
+        "session"
+    } else if endpoint
+        .strip_prefix("users/")
+        .and_then(|p| p.strip_suffix("/events"))
+        .is_some_and(segment)
+    {
+        "user_events"
+    } else {
+        "other"
+    }
+}
+
+/// Whether `p` can be the id in a path (`sessions/{id}`, `users/{id}/events`).
+fn segment(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 256 && !p.contains('/')
+}
+
+/// A site the request has proved it may read. The cache's keys start with it, so a token
+/// reaches only its own site's answers.
+struct Authorized(String);
+
 pub mod auth;
 
 /// The API's state: a reading client and who may read what.
@@ -89,12 +162,18 @@ pub struct QueryApi {
     /// Each site's origins and the base URL its pages live under, for the live overlay and
     /// the viewer (`site`).
     sites: std::collections::HashMap<String, (Vec<String>, String)>,
+    cache: QueryCache,
 }
 
 impl QueryApi {
-    /// An API reading through `client` (database selected) for `sites`; live tokens are
-    /// signed with a key derived from `hash_secret`.
-    pub fn new(client: Client, sites: &[SiteConfig], hash_secret: &str) -> QueryApi {
+    /// An API reading through `client` (database selected) for `sites`, answering repeated
+    /// questions from `cache`; live tokens are signed with a key derived from `hash_secret`.
+    pub fn new(
+        client: Client,
+        sites: &[SiteConfig],
+        hash_secret: &str,
+        cache: QueryCache,
+    ) -> QueryApi {
         QueryApi {
             client,
             auth: auth::Auth::new(sites, hash_secret),
@@ -102,7 +181,35 @@ impl QueryApi {
                 .iter()
                 .map(|s| (s.id.clone(), (s.origins.clone(), s.base_url())))
                 .collect(),
+            cache,
         }
+    }
+
+    /// The answer of `run` for `filters` at `endpoint`, from the cache when it has it (see
+    /// `cache.rs`); `exact=true` always asks ClickHouse.
+    async fn cached<T: Serialize>(
+        &self,
+        site: &Authorized,
+        endpoint: &str,
+        filters: &Filters,
+        run: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
+    ) -> Result<Answer, QueryError> {
+        let body = async { json(run.await).map(|v| to_bytes(&v)) };
+        if filters.exact {
+            return Ok(Answer {
+                body: body.await?,
+                cache: CacheOutcome::Bypass,
+            });
+        }
+        // `Filters` holds every parameter an answer depends on, parsed (defaults filled in);
+        // `endpoint` is the path as asked, `sessions/{id}` and `users/{id}/events` with their
+        // ids. Its Debug form names each field, so one added later is in the key too.
+        let key = format!("{}\n{endpoint}\n{filters:?}", site.0);
+        let (body, cache) = self
+            .cache
+            .get_or_run(endpoint_label(endpoint), key, body)
+            .await?;
+        Ok(Answer { body, cache })
     }
 
     /// `heatmap` and `elements` for the live overlay (`?token=` an overlay token), drawn on the
@@ -112,7 +219,7 @@ impl QueryApi {
         endpoint: &str,
         query: &str,
         origin: Option<&str>,
-    ) -> Result<serde_json::Value, QueryError> {
+    ) -> Result<Answer, QueryError> {
         let filters = Filters::parse(query)?;
         let valid = token_param(query).is_some_and(|t| match endpoint {
             "viewer-check" => param(query, "viewer")
@@ -133,12 +240,21 @@ impl QueryApi {
             return Err(QueryError::OriginNotAllowed(o.to_owned()));
         }
         if endpoint == "viewer-check" {
-            return Ok(serde_json::json!({ "ok": true }));
+            return Ok(Answer::bypass(serde_json::json!({ "ok": true })));
         }
         filters.path()?;
+        // The same answers as with the API token: the overlay token proved this site.
+        let site = Authorized(filters.site.clone());
+        let f = &filters;
         match endpoint {
-            "heatmap" => json(sql::heatmap(&self.client, &filters).await),
-            "elements" => json(sql::elements(&self.client, &filters).await),
+            "heatmap" => {
+                self.cached(&site, endpoint, f, sql::heatmap(&self.client, f))
+                    .await
+            }
+            "elements" => {
+                self.cached(&site, endpoint, f, sql::elements(&self.client, f))
+                    .await
+            }
             _ => Err(QueryError::NotFound),
         }
     }
@@ -163,36 +279,61 @@ impl QueryApi {
         serde_json::json!({ "token": token, "expires_at": expires_at, "url": url })
     }
 
-    /// Answers `GET /api/v1/<endpoint>?<query>` with the `Authorization` header value.
+    /// Answers `GET /api/v1/<endpoint>?<query>` with the `Authorization` header value. The
+    /// token is checked first, always: the cache serves only those who may read the site.
     pub async fn handle(
         &self,
         endpoint: &str,
         query: &str,
         authorization: Option<&str>,
-    ) -> Result<serde_json::Value, QueryError> {
+    ) -> Result<Answer, QueryError> {
         let mut filters = Filters::parse(query)?;
-        self.authorize(&filters.site, authorization)?;
+        let site = self.authorize(&filters.site, authorization)?;
+        let c = &self.client;
         match endpoint {
             "heatmap" => {
                 filters.path()?;
-                json(sql::heatmap(&self.client, &filters).await)
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::heatmap(c, f)).await
             }
             "elements" => {
                 filters.path()?;
-                json(sql::elements(&self.client, &filters).await)
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::elements(c, f)).await
             }
-            "stats" => json(sql::stats(&self.client, &filters).await),
-            "realtime" => json(sql::realtime(&self.client, &filters).await),
-            "anomalies" => json(sql::anomalies(&self.client, &filters).await),
+            "stats" => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::stats(c, f)).await
+            }
+            // The last five minutes, and cheap: always asked.
+            "realtime" => json(sql::realtime(c, &filters).await).map(Answer::bypass),
+            "anomalies" => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::anomalies(c, f)).await
+            }
             "funnel" => {
                 filters.steps()?;
-                json(sql::funnel(&self.client, &filters).await)
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::funnel(c, f)).await
             }
-            "actions" => json(sql::actions(&self.client, &filters).await),
-            "sessions" => json(sql::sessions(&self.client, &filters).await),
-            "patterns" => json(sql::patterns(&self.client, &filters).await),
-            "search" => json(sql::search(&self.client, &filters).await),
-            "overlay-token" => Ok(self.overlay_token(&filters)),
+            "actions" => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::actions(c, f)).await
+            }
+            "sessions" => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::sessions(c, f)).await
+            }
+            "patterns" => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::patterns(c, f)).await
+            }
+            "search" => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::search(c, f)).await
+            }
+            // Tokens are issued anew each time; never kept.
+            "overlay-token" => Ok(Answer::bypass(self.overlay_token(&filters))),
             "viewer-token" => {
                 let viewer = param(query, "viewer")
                     .filter(|v| is_origin(v))
@@ -202,32 +343,39 @@ impl QueryApi {
                     })?;
                 let (token, expires_at) =
                     self.auth.issue_viewer(&filters.site, &viewer, now_secs());
-                Ok(serde_json::json!({ "token": token, "expires_at": expires_at }))
+                Ok(Answer::bypass(
+                    serde_json::json!({ "token": token, "expires_at": expires_at }),
+                ))
             }
             "site" => {
                 let (origins, base_url) =
                     self.sites.get(&filters.site).cloned().unwrap_or_default();
-                Ok(serde_json::json!({
+                Ok(Answer::bypass(serde_json::json!({
                     "site": filters.site,
                     "origins": origins,
                     "base_url": base_url,
-                }))
+                })))
             }
             "live-token" => {
                 let (token, expires_at) = self.auth.issue_live(&filters.site, now_secs());
-                Ok(serde_json::json!({ "token": token, "expires_at": expires_at }))
+                Ok(Answer::bypass(
+                    serde_json::json!({ "token": token, "expires_at": expires_at }),
+                ))
             }
             _ => {
-                let segment = |p: &str| !p.is_empty() && p.len() <= 256 && !p.contains('/');
                 if let Some(id) = endpoint.strip_prefix("sessions/").filter(|p| segment(p)) {
                     filters.session = Some(id.to_owned());
-                    json(sql::session(&self.client, &filters, id).await)
+                    let f = &filters;
+                    self.cached(&site, endpoint, f, sql::session(c, f, id))
+                        .await
                 } else if let Some(user) = endpoint
                     .strip_prefix("users/")
                     .and_then(|p| p.strip_suffix("/events"))
                     .filter(|p| segment(p))
                 {
-                    json(sql::user_events(&self.client, &filters, user).await)
+                    let f = &filters;
+                    self.cached(&site, endpoint, f, sql::user_events(c, f, user))
+                        .await
                 } else {
                     Err(QueryError::NotFound)
                 }
@@ -347,13 +495,13 @@ impl QueryApi {
         if live {
             Ok(())
         } else {
-            self.authorize(site, authorization)
+            self.authorize(site, authorization).map(drop)
         }
     }
 
-    fn authorize(&self, site: &str, authorization: Option<&str>) -> Result<(), QueryError> {
+    fn authorize(&self, site: &str, authorization: Option<&str>) -> Result<Authorized, QueryError> {
         if self.auth.bearer(site, authorization) {
-            Ok(())
+            Ok(Authorized(site.to_owned()))
         } else {
             Err(QueryError::Unauthorized(site.to_owned()))
         }
@@ -393,6 +541,12 @@ fn json<T: Serialize>(
     v: Result<T, clickhouse::error::Error>,
 ) -> Result<serde_json::Value, QueryError> {
     Ok(serde_json::to_value(v?).unwrap_or_default())
+}
+
+/// The JSON text of `v` (through [`serde_json::Value`], whose objects keep their keys sorted,
+/// as answers always had them).
+fn to_bytes(v: &serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec()))
 }
 
 /// A count of something, by name.

@@ -8,6 +8,7 @@ mod anomalies;
 mod api;
 mod bad_input;
 mod broker;
+mod cache;
 mod cluster;
 mod durability;
 mod generate;

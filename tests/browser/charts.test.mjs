@@ -1,0 +1,83 @@
+// The dashboard's charts with five-digit figures behind them, at a desktop's and a phone's
+// width: every y-axis label is drawn whole inside its axis, never clipped ("0,000" for 20,000
+// was). uPlot draws labels on a canvas, not in the DOM, so each label it drew is measured in
+// the axis' own font and placed as uPlot places it. Screenshots go to tests/artifacts/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { freePort, importGenerated, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
+
+const artifacts = join(root, "tests", "artifacts");
+const UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+const TOKEN = "charts-token";
+const db = "e2e_charts";
+let browser, ch, collector, stats;
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  browser = await launchBrowser();
+  ch = await startClickHouse("charts");
+  const demoPort = await freePort();
+  const sites = `[{id = "demo", origins = ["http://127.0.0.1:${demoPort}"], api_token = "${TOKEN}"}]`;
+  collector = await startCollector({ clickhouseUrl: ch.url, db, demoPort, env: { PATHLIGHT_SITES: sites } });
+  // All of yesterday's traffic in one day (UTC), so that day has over 10,000 page views.
+  const end = new Date(Math.floor(Date.now() / 86_400_000) * 86_400_000 - 1000).toISOString();
+  importGenerated({ clickhouseUrl: ch.url, db, sites, demoOrigin: collector.demo, events: 60_000, days: 1, end });
+  stats = await (await fetch(`${collector.base}/api/v1/stats?site=demo`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+});
+after(async () => {
+  await browser?.close();
+  await collector?.stop();
+});
+
+for (const width of [1440, 375]) {
+  test(`the charts' y-axis labels are drawn whole at ${width} px`, async () => {
+    assert.ok(Math.max(...stats.series.map((d) => d.pageviews)) >= 10_000, JSON.stringify(stats.series.slice(-3)));
+    const ctx = await browser.newContext({ viewport: { width, height: 900 }, userAgent: UA, isMobile: width < 600 });
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`${collector.base}/?site=demo#token=${TOKEN}`);
+    await page.waitForSelector("body[data-ready]");
+    // What uPlot (1.6.32, www/vendor) drew on the left axis: its labels (`_values`) at their
+    // values (`_splits`), the axis' right edge (`_pos`) and width (`_size`), CSS px. A label
+    // ends `gap` px left of the ticks.
+    const drawn = await page.evaluate(() => {
+      const measure = document.createElement("canvas").getContext("2d");
+      return ["chart", "activeChart"].map((name) => {
+        const a = window.pl[name].axes[1];
+        measure.font = a.font[0];
+        const right = a._pos - (a.ticks.show ? a.ticks.size : 0) - a.gap;
+        return {
+          name,
+          box: [a._pos - a._size, a._pos],
+          labels: a._values.map((text, k) => ({
+            text,
+            split: a._splits[k],
+            left: right - measure.measureText(text).width / uPlot.pxRatio,
+          })),
+        };
+      });
+    });
+    await page.locator("#series").screenshot({ path: join(artifacts, `dashboard-series-${width}.png`) });
+    await page.locator("#active").screenshot({ path: join(artifacts, `dashboard-active-${width}.png`) });
+    await ctx.close();
+    assert.deepEqual(errors, []);
+    for (const { name, box, labels } of drawn) {
+      assert.ok(labels.length >= 2 && box[0] >= 0, `${name}: ${JSON.stringify({ box, labels })}`);
+      // Half a pixel for the canvas' rounding.
+      const clipped = labels.filter((l) => l.left < box[0] - 0.5);
+      assert.deepEqual(clipped, [], `${name}: labels past the axis' left edge ${box[0]} px`);
+    }
+    // Short labels say their value exactly: "12.5k" is at 12,500.
+    for (const { name, labels } of drawn) {
+      for (const { text, split } of labels) {
+        const [, digits, unit] = text.match(/^([\d.,]+)([kMB]?)$/) ?? [];
+        const value = Number(digits?.replaceAll(",", "")) * ({ k: 1e3, M: 1e6, B: 1e9 }[unit] ?? 1);
+        assert.ok(Math.abs(value - split) < 1e-6 * Math.max(1, split), `${name}: "${text}" at ${split}`);
+      }
+    }
+    assert.ok(drawn[0].labels.some((l) => l.split >= 10_000), JSON.stringify(drawn[0].labels));
+  });
+}
