@@ -117,4 +117,3 @@ api "sessions?site=bench&limit=100"
 api "sessions?site=bench&limit=100&offset=2000"
 api "funnel?site=bench&steps=/p1,/p2,/p3"
 api "realtime?site=bench"
-node bench/dashboard.mjs "http://127.0.0.1:$listen" bench bench 7
