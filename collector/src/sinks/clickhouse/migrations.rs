@@ -247,17 +247,9 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
         Migration {
             version: 8,
             name: "session figures of finished days (rollup.rs)",
-            statements: {
-                let mut out = vec![super::rollup::table(cfg, &s, DEVICE)];
-                if cfg.clustered() {
-                    let (cluster, db) = (&cfg.cluster, &cfg.database);
-                    out.push(format!(
-                        "CREATE TABLE IF NOT EXISTS session_days AS session_days_local \
-                         ENGINE = Distributed({cluster}, {db}, session_days_local)"
-                    ));
-                }
-                out
-            },
+            statements: std::iter::once(super::rollup::table(cfg, &s, DEVICE))
+                .chain(distributed_table(cfg, "session_days", ""))
+                .collect(),
         },
     ]
 }
@@ -280,12 +272,7 @@ fn fixed_context(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
 /// A mart added after version 4, with its `Distributed` table in cluster mode.
 fn mart_and_tables(dialect: Dialect, cfg: &ClickHouseConfig, mart: &str) -> Vec<String> {
     let mut out = marts::statements_of(dialect, cfg, mart);
-    if cfg.clustered() {
-        let (cluster, db, local) = (&cfg.cluster, &cfg.database, cfg.local_table(mart));
-        out.push(format!(
-            "CREATE TABLE IF NOT EXISTS {mart} AS {local} ENGINE = Distributed({cluster}, {db}, {local})"
-        ));
-    }
+    out.extend(distributed_table(cfg, mart, ""));
     out
 }
 
@@ -314,19 +301,22 @@ async fn without_if_not_exists(db: &Client, sql: &str) -> anyhow::Result<Option<
 /// a retried event) happens inside one shard. The marts' views fill each shard's local mart
 /// from its local events; their `Distributed` tables only read.
 fn distributed(cfg: &ClickHouseConfig) -> Vec<String> {
-    if !cfg.clustered() {
-        return Vec::new();
-    }
-    let (cluster, db) = (&cfg.cluster, &cfg.database);
     std::iter::once(("events", ", sipHash64(session_id)"))
         .chain(marts::NAMES.iter().map(|m| (*m, "")))
-        .map(|(t, key)| {
-            format!(
-                "CREATE TABLE IF NOT EXISTS {t} AS {t}_local \
-                 ENGINE = Distributed({cluster}, {db}, {t}_local{key})"
-            )
-        })
+        .filter_map(|(t, key)| distributed_table(cfg, t, key))
         .collect()
+}
+
+/// In cluster mode, the `Distributed` table `t` over the shards' `t_local` (`key`: `, <sharding
+/// expression>` for a table inserted into through it); none on one server.
+fn distributed_table(cfg: &ClickHouseConfig, t: &str, key: &str) -> Option<String> {
+    let (cluster, db) = (&cfg.cluster, &cfg.database);
+    cfg.clustered().then(|| {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {t} AS {t}_local \
+             ENGINE = Distributed({cluster}, {db}, {t}_local{key})"
+        )
+    })
 }
 
 /// The `device` column's type, shared by `events` and the marts that keep it.
