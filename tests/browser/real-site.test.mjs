@@ -348,6 +348,29 @@ test("Open on site: the live overlay draws each click on the real page where it 
   }
 });
 
+/** Asks the heatmap viewer (`viewer`, its page) for site `docs`'s `path` at 1440 px. */
+async function showInViewer(viewer, path) {
+  await viewer.fill("[name=site]", "docs");
+  await viewer.fill("[name=token]", "t-docs");
+  await viewer.fill("[name=path]", path);
+  await viewer.selectOption("[name=width]", "1440");
+  await viewer.evaluate(() => { delete document.body.dataset.ready; delete document.body.dataset.framing; });
+  await viewer.click("#controls button:not([type=button])");
+}
+
+/** Each of the viewer's badges (at least 3) sits on its element as the framed page `frame` lays it out. */
+async function badgesOnTheirElements(viewer, frame) {
+  const badges = await viewer.$$eval("#overlay .badge", (bs) => bs.map((b) => ({ selector: b.dataset.selector, left: parseFloat(b.style.left), top: parseFloat(b.style.top) })));
+  assert.ok(badges.length >= 3, `badges: ${badges.length}`);
+  for (const b of badges) {
+    const box = await frame.evaluate((sel) => {
+      const r = document.querySelector(sel).getBoundingClientRect();
+      return { left: r.left + scrollX + r.width / 2, top: r.top + scrollY };
+    }, b.selector);
+    assert.ok(Math.abs(box.left - b.left) <= 1 && Math.abs(box.top - b.top) <= 1, `${b.selector}: ${JSON.stringify({ box, b })}`);
+  }
+}
+
 test("the viewer frames a page of the site's own origin and draws its clicks there; a page sent with X-Frame-Options: DENY is explained", async () => {
   const db = "realsite_viewer";
   const sitePort = await freePort();
@@ -367,29 +390,14 @@ test("the viewer frames a page of the site's own origin and draws its clicks the
     const viewer = await context.newPage();
     // The viewer on the collector's host, as the tracker in the framed page knows it.
     await viewer.goto(`${collector.url}/heatmap.html`);
-    const show = async (path) => {
-      await viewer.fill("[name=site]", "docs");
-      await viewer.fill("[name=token]", "t-docs");
-      await viewer.fill("[name=path]", path);
-      await viewer.selectOption("[name=width]", "1440");
-      await viewer.evaluate(() => { delete document.body.dataset.ready; delete document.body.dataset.framing; });
-      await viewer.click("#controls button:not([type=button])");
-    };
+    const show = (path) => showInViewer(viewer, path);
     await show(CHAPTER);
     await viewer.waitForSelector("body[data-ready='1']", { timeout: 20_000 });
     const frame = viewer.frames().find((f) => f.url().startsWith(`${origin}${CHAPTER}`));
     assert.ok(frame, "the site's page is framed from its own origin");
     assert.equal(await viewer.getAttribute("#page", "sandbox"), "allow-scripts allow-same-origin");
     // Each badge sits on its element as the framed page lays it out (read from the frame).
-    const badges = await viewer.$$eval("#overlay .badge", (bs) => bs.map((b) => ({ selector: b.dataset.selector, left: parseFloat(b.style.left), top: parseFloat(b.style.top) })));
-    assert.ok(badges.length >= 3, `badges: ${badges.length}`);
-    for (const b of badges) {
-      const box = await frame.evaluate((sel) => {
-        const r = document.querySelector(sel).getBoundingClientRect();
-        return { left: r.left + scrollX + r.width / 2, top: r.top + scrollY };
-      }, b.selector);
-      assert.ok(Math.abs(box.left - b.left) <= 1 && Math.abs(box.top - b.top) <= 1, `${b.selector}: ${JSON.stringify({ box, b })}`);
-    }
+    await badgesOnTheirElements(viewer, frame);
     await show(NEXT);
     await viewer.waitForSelector("body[data-framing='refused']", { timeout: 20_000 });
     assert.match(await viewer.textContent("#status"), /refuses to be framed.*Open on site/);
@@ -428,24 +436,12 @@ test("the viewer frames a page whose tag is first-party (/_pl/p.js): the tracker
     await stored(ch, db, total);
     const viewer = await context.newPage();
     await viewer.goto(`${collector.url}/heatmap.html`);
-    await viewer.fill("[name=site]", "docs");
-    await viewer.fill("[name=token]", "t-docs");
-    await viewer.fill("[name=path]", CHAPTER);
-    await viewer.selectOption("[name=width]", "1440");
-    await viewer.click("#controls button:not([type=button])");
+    await showInViewer(viewer, CHAPTER);
     await viewer.waitForSelector("body[data-ready='1']", { timeout: 20_000 });
     assert.notEqual(await viewer.getAttribute("body", "data-framing"), "refused", await viewer.textContent("#status"));
     const frame = viewer.frames().find((f) => f.url().startsWith(`${origin}${CHAPTER}`));
     assert.ok(frame, "the site's page is framed from its own origin");
-    const badges = await viewer.$$eval("#overlay .badge", (bs) => bs.map((b) => ({ selector: b.dataset.selector, left: parseFloat(b.style.left), top: parseFloat(b.style.top) })));
-    assert.ok(badges.length >= 3, `badges: ${badges.length}`);
-    for (const b of badges) {
-      const box = await frame.evaluate((sel) => {
-        const r = document.querySelector(sel).getBoundingClientRect();
-        return { left: r.left + scrollX + r.width / 2, top: r.top + scrollY };
-      }, b.selector);
-      assert.ok(Math.abs(box.left - b.left) <= 1 && Math.abs(box.top - b.top) <= 1, `${b.selector}: ${JSON.stringify({ box, b })}`);
-    }
+    await badgesOnTheirElements(viewer, frame);
     // A valid viewer token, minted for the collector's viewer, asked from another origin, and
     // a made-up one: neither gets an answer.
     const minted = await (await fetch(`${collector.base}/api/v1/viewer-token?site=docs&viewer=${encodeURIComponent(collector.url)}`, { headers: { authorization: "Bearer t-docs" } })).json();
