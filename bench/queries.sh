@@ -5,14 +5,17 @@
 #   bench/queries.sh [EVENTS]          (default 10000000; builds the release collector)
 # PL_BENCH_OPTIMIZE=0 leaves the tables as ingestion leaves them, with unmerged parts (a live
 # table is never fully merged); PL_BENCH_BIN=PATH uses that pathlight binary instead of
-# building the release one.
+# building the release one. PL_BENCH_CLICKHOUSE=URL uses that server (its `bench` database)
+# and keeps it: the events are loaded only if it does not hold them yet, so a second run (after
+# a change to the queries) measures the same data without loading it again.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 events=${1:-10000000}
 dir=$(mktemp -d /tmp/pathlight-bench-queries-XXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ch=$(PL_CLICKHOUSE_OWNER=$$ PL_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir" "$port")
+ch=${PL_BENCH_CLICKHOUSE:-}
+[ -n "$ch" ] || ch=$(PL_CLICKHOUSE_OWNER=$$ PL_CLICKHOUSE_CLEANUP=1 scripts/clickhouse.sh start "$dir" "$port")
 export PATHLIGHT_CLICKHOUSE__URL=$ch PATHLIGHT_CLICKHOUSE__DATABASE=bench PATHLIGHT_LOG=warn
 bin=${PL_BENCH_BIN:-}
 if [ -z "$bin" ]; then
@@ -27,10 +30,12 @@ q() { curl -sS --fail-with-body "$ch/?database=bench" --data-binary "$1"; }
 # (s = number / 4), 400 k visitors; three layout widths (one per session); per session a
 # referrer (a third direct), a country, a campaign (half none), a browser and an OS.
 start=$(date +%s)
+loaded=$(q "SELECT count() FROM events")
 # In ten inserts of consecutive rows, as the collector inserts in batches: each insert runs the
 # marts' views over its block, whose GROUP BYs hold one state per session in the block.
 chunk=$(( (events + 9) / 10 ))
 for part in $(seq 0 9); do
+[ "$loaded" = "$events" ] && break
 q "INSERT INTO events (site_id, event_id, event_type, timestamp, timestamp_ms, received_at, session_id, visitor_id,
      url, host, path, viewport_w, viewport_h, document_w, document_h, x, y, selector, tag, rel_x, rel_y,
      scroll_depth, device, browser, os, referrer_host, country, utm_campaign)
