@@ -3,6 +3,7 @@
 //! naming the parameter) and reach ClickHouse only as bound values, never spliced into SQL.
 //! Answers to the same question within a few seconds come from [`cache`].
 
+pub(crate) mod behaviour;
 mod cache;
 pub mod score;
 mod sql;
@@ -309,7 +310,8 @@ impl QueryApi {
             "realtime" => json(sql::realtime(c, &filters).await).map(Answer::bypass),
             "anomalies" => {
                 let f = &filters;
-                self.cached(&site, endpoint, f, sql::anomalies(c, f)).await
+                self.cached(&site, endpoint, f, behaviour::anomalies(c, f))
+                    .await
             }
             "funnel" => {
                 filters.steps()?;
@@ -326,7 +328,8 @@ impl QueryApi {
             }
             "patterns" => {
                 let f = &filters;
-                self.cached(&site, endpoint, f, sql::patterns(c, f)).await
+                self.cached(&site, endpoint, f, behaviour::patterns(c, f))
+                    .await
             }
             "search" => {
                 let f = &filters;

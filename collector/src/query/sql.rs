@@ -53,6 +53,11 @@ pub struct Filters {
     pub rolled: Vec<String>,
 }
 
+/// The default rage-click thresholds (the rollup's).
+pub(super) const RAGE_MS: u32 = 1000;
+/// See [`RAGE_MS`].
+pub(super) const RAGE_PX: u32 = 30;
+
 enum Bind {
     S(String),
     U(u32),
@@ -85,8 +90,8 @@ impl Filters {
             width: None,
             steps: Vec::new(),
             session: None,
-            rage_ms: 1000,
-            rage_px: 30,
+            rage_ms: RAGE_MS,
+            rage_px: RAGE_PX,
             hourly: false,
             limit: 100,
             offset: 0,
@@ -305,6 +310,16 @@ impl Filters {
         !self.exact && self.path.is_none() && self.width.is_none()
     }
 
+    /// Whether session behaviour (`anomalies`, `patterns`) may come from its rollup
+    /// (`behaviour.rs`), which keeps the site's sessions whole at the default thresholds.
+    pub(super) fn behaviour_rollup(&self) -> bool {
+        !self.exact
+            && self.path.is_none()
+            && self.width.is_none()
+            && self.device.is_none()
+            && (self.rage_ms, self.rage_px) == (RAGE_MS, RAGE_PX)
+    }
+
     /// Whether page figures may come from the page marts.
     fn page_marts(&self) -> bool {
         !self.exact
@@ -356,13 +371,28 @@ const TOTALS: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(uniqExact
      toUInt64(sumIf(visitParamExtractUInt(props, 'failed'), event_type = 'custom' AND name = '$undelivered')), \
      toUInt64(sumIf(visitParamExtractUInt(props, 'dropped'), event_type = 'custom' AND name = '$undelivered')) \
      FROM events FINAL WHERE {where}";
-const SESSIONS: &str = "SELECT toFloat64(sum(t1 - t0)), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
-     (SELECT session_id, min(toUInt64(timestamp) * 1000 + timestamp_ms) AS t0, \
-      max(toUInt64(timestamp) * 1000 + timestamp_ms) AS t1, countIf(event_type = 'pageview') AS pv \
-      FROM events FINAL WHERE {where} GROUP BY session_id)";
-const SESSIONS_MART: &str = "SELECT toFloat64(sum(t1 - t0)), toUInt64(countIf(pv <= 1)), toUInt64(count()) FROM \
-     (SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, countIfMerge(pageviews) AS pv \
-      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started} AND {unrolled})";
+/// Session figures by entry and by exit page, in one pass over the sessions: per session its
+/// duration, page views and first and last page viewed, then one row per (`side`, page), `side`
+/// 0 by entry page (`''`: none viewed), 1 by exit page. Side 0's rows add up to the totals.
+/// `{sessions_of}` is the per-session subquery ([`SESSIONS_OF`] or [`SESSIONS_OF_MART`]).
+const SESSION_ENDS: &str = "SELECT e.1 AS side, e.2 AS key, toUInt64(count()), toFloat64(sum(t1 - t0)), \
+     toUInt64(countIf(pv <= 1)) FROM ({sessions_of}) \
+     ARRAY JOIN [(toUInt8(0), en), (toUInt8(1), ex)] AS e GROUP BY side, key ORDER BY side, key";
+const SESSIONS_OF: &str = "SELECT session_id, min(toUInt64(timestamp) * 1000 + timestamp_ms) AS t0, \
+     max(toUInt64(timestamp) * 1000 + timestamp_ms) AS t1, countIf(event_type = 'pageview') AS pv, \
+     argMinIf(path, toUInt64(timestamp) * 1000 + timestamp_ms, event_type = 'pageview') AS en, \
+     argMaxIf(path, toUInt64(timestamp) * 1000 + timestamp_ms, event_type = 'pageview') AS ex \
+     FROM events FINAL WHERE {where} GROUP BY session_id";
+const SESSIONS_OF_MART: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, \
+     countIfMerge(pageviews) AS pv, argMinIfMerge(entry) AS en, argMaxIfMerge(exit) AS ex \
+     FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started} AND {unrolled}";
+
+fn session_ends_sql(mart: bool) -> String {
+    SESSION_ENDS.replace(
+        "{sessions_of}",
+        if mart { SESSIONS_OF_MART } else { SESSIONS_OF },
+    )
+}
 
 /// `HAVING` (with [`STARTED`]) of the `sessions` mart's queries in `stats`: sessions that
 /// started on a day the rollup (`session_days`) does not have for the site. Its value: the
@@ -375,13 +405,11 @@ const ROLLED_DAYS: &str = "SELECT toString(day) AS d FROM session_days \
 /// Each (site, day, shard)'s latest roll, of the range: `{rolled}` below.
 const LATEST_ROLL: &str = "(site_id, day, shard, version) GLOBAL IN (SELECT site_id, day, shard, max(version) \
      FROM session_days WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) GROUP BY site_id, day, shard)";
-/// [`SESSIONS_MART`]'s sums from the rollup. `FINAL` (a table of thousands of rows): two
-/// rolls of a day with the same version (two collectors in the same second) fold into one.
-const SESSIONS_ROLLED: &str = "SELECT toFloat64(sum(duration_ms)), toUInt64(sum(bounced)), toUInt64(sum(sessions)) \
-     FROM session_days FINAL WHERE {rolled}";
-/// Sessions by entry or exit page (`{end}`) from the rollup.
-const ENDS_ROLLED: &str = "SELECT {end} AS key, toUInt64(sum(sessions)) AS count FROM session_days FINAL \
-     WHERE {rolled} AND {end} != '' GROUP BY key ORDER BY count DESC, key LIMIT 1000";
+/// [`SESSION_ENDS`] from the rollup. `FINAL` (a table of thousands of rows): two rolls of a day
+/// with the same version (two collectors in the same second) fold into one.
+const SESSION_ENDS_ROLLED: &str = "SELECT e.1 AS side, e.2 AS key, toUInt64(sum(sessions)), \
+     toFloat64(sum(duration_ms)), toUInt64(sum(bounced)) FROM session_days FINAL \
+     ARRAY JOIN [(toUInt8(0), entry), (toUInt8(1), exit)] AS e WHERE {rolled} GROUP BY side, key ORDER BY side, key";
 const SERIES: &str = "SELECT toString({bucket}) AS day, toUInt64(uniqExact(visitor_id)), \
      toUInt64(countIf(event_type = 'pageview')) FROM events FINAL WHERE {where} GROUP BY day ORDER BY day";
 
@@ -401,35 +429,6 @@ fn top_mart_sql(dim: usize) -> String {
         "SELECT value AS key, toUInt64(countIfMerge(pageviews)) AS count FROM traffic_daily \
          WHERE {{traffic}} AND dim = {dim} AND value != '' GROUP BY key HAVING count > 0 \
          ORDER BY count DESC, key LIMIT 10"
-    )
-}
-
-/// Top entry or exit pages: per session, the first or last page viewed (`{pick}` is
-/// `argMin` or `argMax`).
-const ENDS: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
-     (SELECT session_id, {pick}(path, toUInt64(timestamp) * 1000 + timestamp_ms) AS p \
-      FROM events FINAL WHERE {where} GROUP BY session_id) \
-     WHERE p != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
-
-fn ends_sql(entry: bool) -> String {
-    ENDS.replace("{pick}", if entry { "argMin" } else { "argMax" })
-}
-
-/// [`ENDS`] from the `sessions` mart, for the days not rolled up (every path: added to the
-/// rollup's before the top 10 are taken).
-const ENDS_MART: &str = "SELECT p AS key, toUInt64(count()) AS count FROM \
-     (SELECT session_id, {pick}IfMerge({column}) AS p, minMerge(start_ms) AS t0 \
-      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started} AND {unrolled}) \
-     WHERE p != '' GROUP BY key ORDER BY count DESC, key LIMIT 1000";
-
-fn ends_mart_sql(entry: bool) -> String {
-    ENDS_MART.replace(
-        "{pick}IfMerge({column})",
-        if entry {
-            "argMinIfMerge(entry)"
-        } else {
-            "argMaxIfMerge(exit)"
-        },
     )
 }
 
@@ -636,21 +635,13 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         ("elements mart".into(), ELEMENTS_MART.into(), None),
         ("stats top path mart".into(), TOP_PAGES_MART.into(), None),
         ("stats totals".into(), TOTALS.into(), None),
-        ("stats sessions".into(), SESSIONS.into(), None),
-        ("stats sessions mart".into(), SESSIONS_MART.into(), None),
-        ("stats sessions rolled".into(), SESSIONS_ROLLED.into(), None),
+        ("stats sessions".into(), session_ends_sql(false), None),
+        ("stats sessions mart".into(), session_ends_sql(true), None),
         (
-            "stats entries rolled".into(),
-            ENDS_ROLLED.replace("{end}", "entry"),
+            "stats sessions rolled".into(),
+            SESSION_ENDS_ROLLED.into(),
             None,
         ),
-        (
-            "stats exits rolled".into(),
-            ENDS_ROLLED.replace("{end}", "exit"),
-            None,
-        ),
-        ("stats entries mart".into(), ends_mart_sql(true), None),
-        ("stats exits mart".into(), ends_mart_sql(false), None),
         ("stats series".into(), series_sql(f.hourly), None),
     ];
     list.extend(
@@ -686,6 +677,31 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             &client, &cfg, &f.from, 0, version,
         )),
     ));
+    // The behaviour rollup of the range's first day, then its figures read back.
+    let names = [
+        "anomalies",
+        "rage and dead clicks",
+        "rage and dead clicks",
+        "patterns",
+        "marker",
+    ];
+    for (i, q) in super::behaviour::roll_queries(&client, &cfg, &f.from, 0, version)
+        .into_iter()
+        .enumerate()
+    {
+        out.push((format!("behaviour rollup {} {}", i + 1, names[i]), shown(q)));
+    }
+    for (name, sql) in [
+        ("behaviour rolled days", super::behaviour::ROLLED_DAYS),
+        ("anomalies rolled", super::behaviour::ANOMALIES_ROLLED),
+        ("frustration rolled", super::behaviour::FRUSTRATION_ROLLED),
+        ("patterns rolled", super::behaviour::PATTERNS_ROLLED),
+    ] {
+        out.push((
+            name.into(),
+            shown(super::behaviour::rolled_query(&client, sql, f)),
+        ));
+    }
     out.push((
         "stats rolled days".into(),
         shown(
@@ -721,7 +737,7 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
     out.push((
         "patterns".into(),
-        shown(prepare(&client, PATTERNS, f, None)),
+        shown(prepare(&client, &patterns_sql(), f, None)),
     ));
     out.push((
         "search queries".into(),
@@ -734,14 +750,6 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     out.push((
         "user events".into(),
         shown(user_events_query(&client, f, "u7")),
-    ));
-    out.push((
-        "stats entries".into(),
-        shown(prepare(&client, &ends_sql(true), f, Some("pageview"))),
-    ));
-    out.push((
-        "stats exits".into(),
-        shown(prepare(&client, &ends_sql(false), f, Some("pageview"))),
     ));
     out.push(("rage clicks".into(), shown(rage_query(&client, f))));
     out.push((
@@ -898,7 +906,7 @@ fn date(s: &str) -> Option<String> {
     (ok && (1970..=2100).contains(&y) && civil(days_from_civil(y, m, d)) == s).then(|| s.to_owned())
 }
 
-fn days_of(s: &str) -> i64 {
+pub(super) fn days_of(s: &str) -> i64 {
     days_from_civil(
         s[0..4].parse().unwrap_or(1970),
         s[5..7].parse().unwrap_or(1),
@@ -1165,7 +1173,18 @@ struct Totals {
     dropped: u64,
 }
 
-#[derive(Deserialize, clickhouse::Row, Default)]
+/// A row of [`SESSION_ENDS`].
+#[derive(Deserialize, clickhouse::Row)]
+struct SessionEnd {
+    side: u8,
+    key: String,
+    sessions: u64,
+    /// Total duration, ms.
+    sum_ms: f64,
+    bounced: u64,
+}
+
+#[derive(Default)]
 struct SessionFigures {
     /// Total duration, ms.
     sum_ms: f64,
@@ -1181,15 +1200,10 @@ async fn session_figures(
     f: &Filters,
     marts: bool,
 ) -> Result<(SessionFigures, Vec<Count>, Vec<Count>), clickhouse::error::Error> {
-    let one = |r: Vec<SessionFigures>| r.into_iter().next().unwrap_or_default();
     if !marts {
-        let (entry, exit) = (ends_sql(true), ends_sql(false));
-        let (s, entries, exits) = tokio::try_join!(
-            rows::<SessionFigures>(client, SESSIONS, f, None),
-            rows::<Count>(client, &entry, f, Some("pageview")),
-            rows::<Count>(client, &exit, f, Some("pageview")),
-        )?;
-        return Ok((one(s), entries, exits));
+        return Ok(session_sums(
+            rows(client, &session_ends_sql(false), f, None).await?,
+        ));
     }
     let rolled: Vec<String> = client
         .query(ROLLED_DAYS)
@@ -1218,33 +1232,45 @@ async fn session_figures(
         to: hi,
         ..f.clone()
     };
-    let sql = [
-        ends_mart_sql(true),
-        ends_mart_sql(false),
-        ENDS_ROLLED.replace("{end}", "entry"),
-        ENDS_ROLLED.replace("{end}", "exit"),
-    ];
-    let (mart, rolled, entries, exits, rolled_entries, rolled_exits) = tokio::try_join!(
-        rows::<SessionFigures>(client, SESSIONS_MART, f, None),
-        rows::<SessionFigures>(client, SESSIONS_ROLLED, rolled_f, None),
-        rows::<Count>(client, &sql[0], f, None),
-        rows::<Count>(client, &sql[1], f, None),
-        rows::<Count>(client, &sql[2], rolled_f, None),
-        rows::<Count>(client, &sql[3], rolled_f, None),
+    let sql = session_ends_sql(true);
+    let (mut mart, rolled) = tokio::try_join!(
+        rows::<SessionEnd>(client, &sql, f, None),
+        rows::<SessionEnd>(client, SESSION_ENDS_ROLLED, rolled_f, None),
     )?;
-    let (mart, rolled) = (one(mart), one(rolled));
-    let sums = SessionFigures {
-        sum_ms: mart.sum_ms + rolled.sum_ms,
-        bounced: mart.bounced + rolled.bounced,
-        sessions: mart.sessions + rolled.sessions,
-    };
-    Ok((sums, top(entries, rolled_entries), top(exits, rolled_exits)))
+    mart.extend(rolled);
+    Ok(session_sums(mart))
 }
 
-/// The 10 largest of two lists' counts added up by key (ties by key, as the queries order).
-fn top(a: Vec<Count>, b: Vec<Count>) -> Vec<Count> {
+/// The sums (of side 0) and the top 10 entry and exit pages of [`SESSION_ENDS`] rows.
+fn session_sums(rows: Vec<SessionEnd>) -> (SessionFigures, Vec<Count>, Vec<Count>) {
+    let mut sums = SessionFigures::default();
+    let (mut entries, mut exits) = (Vec::new(), Vec::new());
+    for r in rows {
+        if r.side == 0 {
+            sums.sum_ms += r.sum_ms;
+            sums.bounced += r.bounced;
+            sums.sessions += r.sessions;
+        }
+        if !r.key.is_empty() {
+            let count = Count {
+                key: r.key,
+                count: r.sessions,
+            };
+            if r.side == 0 {
+                &mut entries
+            } else {
+                &mut exits
+            }
+            .push(count);
+        }
+    }
+    (sums, top(entries), top(exits))
+}
+
+/// The 10 largest counts, those of a key added up (ties by key, as the queries order).
+fn top(counts: Vec<Count>) -> Vec<Count> {
     let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for c in a.into_iter().chain(b) {
+    for c in counts {
         *by.entry(c.key).or_default() += c.count;
     }
     let mut all: Vec<Count> = by
@@ -1402,10 +1428,16 @@ fn rage_at(i: &str) -> String {
 /// Rage bursts: per session, the index where each burst of three or more close, quick clicks
 /// starts being one (`c[i]`). ClickHouse 18.x has no window functions, so each session's
 /// clicks are an array.
-fn rage_bursts_sql() -> String {
+///
+/// The per-session arrays here, of dead clicks and of anomalies are `groupUniqArray`s over
+/// `events` without `FINAL`: a stored duplicate (a retried batch not yet merged away) is the
+/// same tuple to the millisecond, and drops out of the set, as `FINAL` would drop its row.
+/// `FINAL` on a table of unmerged parts merges them in one stream: a page's month of clicks
+/// took 1.2 s with it and 0.16 s without (10 M events, bench/results/queries.md).
+pub(super) fn rage_bursts_sql() -> String {
     format!(
-        "(SELECT session_id, arraySort(e -> e.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path))) AS c \
-          FROM events FINAL WHERE {{where}} GROUP BY session_id) \
+        "(SELECT session_id, arraySort(e -> e.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path))) AS c \
+          FROM events WHERE {{where}} GROUP BY session_id) \
          ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}), arrayEnumerate(c)) AS i",
         rage_at("i"),
         rage_at("(i - 1)")
@@ -1424,9 +1456,17 @@ fn rage_sql() -> String {
 
 /// The rage-burst query `sql` for `f`, its thresholds bound (twice: `rage_at` is used twice).
 fn rage_query_of(client: &Client, sql: &str, f: &Filters) -> clickhouse::query::Query {
-    let one = [f.rage_ms, f.rage_px, f.rage_px, f.rage_px, f.rage_px];
-    let binds = one.iter().chain(one.iter()).map(|&v| Bind::U(v)).collect();
+    let binds = rage_thresholds(f.rage_ms, f.rage_px)
+        .into_iter()
+        .map(Bind::U)
+        .collect();
     prepare_with(client, sql, f, Some("click"), Vec::new(), binds)
+}
+
+/// The values [`rage_bursts_sql`] binds after its `{where}`.
+pub(super) fn rage_thresholds(ms: u32, px: u32) -> Vec<u32> {
+    let one = [ms, px, px, px, px];
+    one.iter().chain(one.iter()).copied().collect()
 }
 
 /// The rage-burst query for `f`.
@@ -1437,8 +1477,8 @@ fn rage_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
 /// Dead clicks: clicks on elements that are not interactive and were not followed by a page
 /// view within a second (the tracker reports no DOM changes, so navigation is the signal);
 /// per session, the index of each in `e`.
-const DEAD_CLICKS: &str = "(SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, toString(event_type), tag, selector, x, y))) AS e \
-      FROM events FINAL WHERE {where} AND event_type IN ('click', 'pageview') GROUP BY session_id) \
+pub(super) const DEAD_CLICKS: &str = "(SELECT session_id, arraySort(v -> v.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, toString(event_type), tag, selector, x, y))) AS e \
+      FROM events WHERE {where} AND event_type IN ('click', 'pageview') GROUP BY session_id) \
      ARRAY JOIN arrayFilter(i -> e[i].2 = 'click' AND e[i].4 != '' \
        AND NOT has(['a', 'button', 'input', 'select', 'textarea', 'label', 'summary', 'option'], e[i].3) \
        AND NOT (i < length(e) AND e[i + 1].2 = 'pageview' AND e[i + 1].1 - e[i].1 <= 1000), arrayEnumerate(e)) AS i";
@@ -1522,9 +1562,9 @@ fn anomalies_query_sql() -> String {
               arrayFilter((v, i) -> NOT (v.2 = 'custom' AND i > 1 AND v.1 - e[i - 1].1 < 100), e, arrayEnumerate(e)) AS k, \
               arrayMap(v -> (v.1, v.4, v.6), arrayFilter(v -> v.2 = 'click', e)) AS c, \
               arrayMap(v -> v.7, arrayFilter(v -> v.2 = 'pageview', e)) AS p FROM \
-             (SELECT session_id, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
+             (SELECT session_id, arraySort(v -> v.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
                 toString(event_type), path, selector, toString(name), toString(tag), url))) AS e \
-              FROM events FINAL WHERE {{where}}{{listed}} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id))) \
+              FROM events WHERE {{where}}{{listed}} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id))) \
          WHERE rapid + repeated + loops > 0 ORDER BY rapid + repeated + loops DESC, session_id{{limit}}",
         loops_of("a"),
         loops_of("p")
@@ -1533,7 +1573,7 @@ fn anomalies_query_sql() -> String {
 
 /// The anomalies of the site's 100 most anomalous sessions, or (`listed`) of the sessions in
 /// a bound array.
-fn anomalies_sql(listed: bool) -> String {
+pub(super) fn anomalies_sql(listed: bool) -> String {
     let (only, limit) = if listed {
         (" AND has(?, session_id)", "")
     } else {
@@ -1926,13 +1966,19 @@ pub async fn actions(
 /// `patterns`: the most frequent sequences of 2 to 5 consecutive actions within sessions
 /// (an action is `kind:path:element-or-name`), by the number of sessions they occur in.
 const PATTERNS: &str = "SELECT gram, toUInt8(length(gram)) AS n, toUInt64(count()) AS occurrences, toUInt64(uniqExact(session_id)) AS sessions FROM \
-     (SELECT session_id, arraySlice(a, i, k) AS gram FROM \
+     {grams} GROUP BY gram HAVING sessions >= 2 ORDER BY sessions DESC, occurrences DESC, n DESC, gram LIMIT 50";
+/// Every session's sequences of 2 to 5 consecutive actions (`gram`), one row each time one
+/// occurs. `groupUniqArray` over `events` (not `FINAL`): see [`rage_bursts_sql`].
+pub(super) const PATTERN_GRAMS: &str = "(SELECT session_id, arraySlice(a, i, k) AS gram FROM \
        (SELECT session_id, a, arrayJoin([2, 3, 4, 5]) AS k FROM \
-         (SELECT session_id, arrayMap(v -> v.2, arraySort(v -> v.1, groupArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
+         (SELECT session_id, arrayMap(v -> v.2, arraySort(v -> v.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
             concat(toString(event_type), ':', path, ':', if(event_type = 'custom', toString(name), selector)))))) AS a \
-          FROM events FINAL WHERE {where} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
-      ARRAY JOIN arrayFilter(i -> i + k - 1 <= length(a), arrayEnumerate(a)) AS i) \
-     GROUP BY gram HAVING sessions >= 2 ORDER BY sessions DESC, occurrences DESC, n DESC, gram LIMIT 50";
+          FROM events WHERE {where} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
+      ARRAY JOIN arrayFilter(i -> i + k - 1 <= length(a), arrayEnumerate(a)) AS i)";
+
+fn patterns_sql() -> String {
+    PATTERNS.replace("{grams}", PATTERN_GRAMS)
+}
 
 /// A frequent action sequence.
 #[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
@@ -1954,17 +2000,30 @@ pub struct Patterns {
     pub frequent: Vec<Pattern>,
     /// Sessions stuck in a loop, with its severity (loops found).
     pub loops: Vec<Anomaly>,
+    /// Whether `frequent` was summed from each day's most widespread sequences (the rollup,
+    /// `behaviour.rs`) rather than counted over every session.
+    pub approximate: bool,
+}
+
+/// Sequences shared by at least two sessions, from the events.
+pub(super) async fn frequent(
+    client: &Client,
+    f: &Filters,
+) -> Result<Vec<Pattern>, clickhouse::error::Error> {
+    rows::<Pattern>(client, &patterns_sql(), f, None).await
 }
 
 /// Finds patterns.
 pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhouse::error::Error> {
     let sql = anomalies_sql(false);
-    let (frequent, sessions) = tokio::try_join!(
-        rows::<Pattern>(client, PATTERNS, f, None),
-        rows::<Anomaly>(client, &sql, f, None)
-    )?;
+    let (frequent, sessions) =
+        tokio::try_join!(frequent(client, f), rows::<Anomaly>(client, &sql, f, None))?;
     let loops = sessions.into_iter().filter(|s| s.loops > 0).collect();
-    Ok(Patterns { frequent, loops })
+    Ok(Patterns {
+        frequent,
+        loops,
+        approximate: false,
+    })
 }
 
 /// `search`, per query: from custom events `search` {query, results} and

@@ -11,6 +11,8 @@ use pathlight_collector::import::{Format, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
 use pathlight_collector::query::score;
+use pathlight_collector::sinks::clickhouse::rollup;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -78,5 +80,63 @@ async fn each_rule_finds_the_anomalies_injected_for_it() {
             score::table(&scores)
         );
     }
+
+    // The same answers from the behaviour rollup (issue 27): once every day is rolled, the
+    // API reads anomalies, rage and dead clicks and loops from it, and they must be those it
+    // finds in the events (`exact=true`).
+    let range = "site=demo&from=2026-10-10&to=2026-11-05";
+    let cfg = config.clickhouse.clone();
+    let today = pathlight_collector::dates::unix_day(1_793_491_200_000) + 2;
+    let rolled = rollup::roll(&client, &cfg, 0, today).await.unwrap();
+    assert!(rolled.behaviour.len() >= 14, "{rolled:?}");
+    let (live, from_rollup) = (
+        server.api(&format!("anomalies?{range}&exact=true")).await,
+        server.api(&format!("anomalies?{range}")).await,
+    );
+    assert!(!live["sessions"].as_array().unwrap().is_empty());
+    assert_eq!(from_rollup["sessions"], live["sessions"]);
+    let live_sessions = live["sessions"].clone();
+    for kind in ["rage", "dead"] {
+        let figures = |v: &Value| -> Vec<(String, u64, u64, i64, i64)> {
+            v[kind]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    let at = |k: &str| (e[k].as_f64().unwrap() * 1000.0).round() as i64;
+                    let n = |k: &str| e[k].as_u64().unwrap();
+                    let selector = e["selector"].as_str().unwrap().to_owned();
+                    (selector, n("count"), n("sessions"), at("x"), at("y"))
+                })
+                .collect()
+        };
+        assert!(!figures(&live).is_empty(), "{kind}");
+        assert_eq!(figures(&from_rollup), figures(&live), "{kind}");
+    }
+    let (live, from_rollup) = (
+        server.api(&format!("patterns?{range}&exact=true")).await,
+        server.api(&format!("patterns?{range}")).await,
+    );
+    assert_eq!(from_rollup["loops"], live["loops"]);
+    assert_eq!(from_rollup["approximate"], true);
+    assert_eq!(from_rollup["frequent"], live["frequent"]);
+    // Proof that the rollup is what answered: with the events gone, it still does over the
+    // rolled days (every day with events, and one either side).
+    let (first, last) = (rolled.behaviour[0], *rolled.behaviour.last().unwrap());
+    let rolled_range = format!(
+        "site=demo&from={}&to={}",
+        pathlight_collector::dates::civil(first),
+        pathlight_collector::dates::civil(last)
+    );
+    server
+        .db
+        .query("RENAME TABLE events TO events_gone")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(
+        server.api(&format!("anomalies?{rolled_range}")).await["sessions"],
+        live_sessions
+    );
     server.stop().await;
 }

@@ -251,6 +251,18 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
                 .chain(distributed_table(cfg, "session_days", ""))
                 .collect(),
         },
+        Migration {
+            version: 9,
+            name: "session behaviour of each day (query/behaviour.rs)",
+            statements: crate::query::behaviour::tables(cfg, &s)
+                .into_iter()
+                .chain(
+                    crate::query::behaviour::TABLES
+                        .iter()
+                        .filter_map(|t| distributed_table(cfg, t, "")),
+                )
+                .collect(),
+        },
     ]
 }
 

@@ -27,6 +27,11 @@
 //!
 //! In cluster mode each shard rolls its own part of the sessions into its `session_days_local`
 //! (`shard` in the key keeps the shards' versions apart); `session_days` reads them all.
+//!
+//! The same pass rolls what each day's sessions did (`query::behaviour`: anomalies, rage and
+//! dead clicks, action sequences) for every due day up to today, not the day before
+//! yesterday: those are read only from the rollup, so a session still going is rolled as it
+//! stands and again at the next pass after its next events.
 
 use super::ClickHouseConfig;
 use crate::dates::{civil, unix_day};
@@ -101,18 +106,18 @@ struct Rolled {
     version: u32,
 }
 
-/// The days to roll on this shard as of `today` (days since the epoch), oldest first: those
-/// up to `today - 2` covered (with a day either side) by a part of the `sessions` mart
-/// (`(first day, last day, written)`) written at or after the day's latest roll
-/// (`(day, version)`; at: a part of the roll's own second may have missed it).
-pub fn due(parts: &[(i64, i64, u32)], rolled: &[(i64, u32)], today: i64) -> Vec<i64> {
-    let last = |d: i64| rolled.iter().find(|r| r.0 == d).map(|r| r.1);
+/// The days to roll on this shard, oldest first: those up to `last` (days since the epoch)
+/// covered (with a day either side) by a part of the `sessions` mart (`(first day, last day,
+/// written)`) written at or after the day's latest roll (`(day, version)`; at: a part of the
+/// roll's own second may have missed it).
+pub fn due(parts: &[(i64, i64, u32)], rolled: &[(i64, u32)], last: i64) -> Vec<i64> {
+    let latest = |d: i64| rolled.iter().find(|r| r.0 == d).map(|r| r.1);
     let mut days: Vec<i64> = parts
         .iter()
         // A part covering D - 1 … D + 1 can change the sessions that started on D.
         .flat_map(|&(lo, hi, written)| ((lo - 1)..=(hi + 1)).map(move |d| (d, written)))
         // A second of slack: a version may be a second ahead of the clock (see `roll`).
-        .filter(|&(d, written)| d <= today - 2 && last(d).is_none_or(|v| written + 1 >= v))
+        .filter(|&(d, written)| d <= last && latest(d).is_none_or(|v| written + 1 >= v))
         .map(|(d, _)| d)
         .collect();
     days.sort_unstable();
@@ -138,7 +143,7 @@ pub async fn roll(
     cfg: &ClickHouseConfig,
     shard: u16,
     today: i64,
-) -> clickhouse::error::Result<Vec<i64>> {
+) -> clickhouse::error::Result<RolledDays> {
     let version: u32 = client.query("SELECT toUInt32(now())").fetch_one().await?;
     let parts: Vec<Part> = client
         .query(
@@ -148,27 +153,35 @@ pub async fn roll(
         .bind(cfg.local_table("sessions"))
         .fetch_all()
         .await?;
-    let rolled: Vec<Rolled> = client
-        .query(&format!(
+    let rolled_of = |sql: String| client.query(&sql).bind(shard).fetch_all::<Rolled>();
+    let (rolled, behaviour) = tokio::try_join!(
+        rolled_of(format!(
             "SELECT toUInt16(day), toUInt32(max(version)) FROM {} WHERE shard = ? GROUP BY day",
             cfg.local_table("session_days")
-        ))
-        .bind(shard)
-        .fetch_all()
-        .await?;
+        )),
+        rolled_of(format!(
+            "SELECT toUInt16(day), toUInt32(max(version)) FROM {} WHERE shard = ? AND site_id = '' \
+             GROUP BY day",
+            cfg.local_table("anomaly_days")
+        )),
+    )?;
     let parts: Vec<(i64, i64, u32)> = parts
         .iter()
         .map(|p| (i64::from(p.min_day), i64::from(p.max_day), p.written))
         .collect();
-    let rolled: Vec<(i64, u32)> = rolled
-        .iter()
-        .map(|r| (i64::from(r.day), r.version))
-        .collect();
-    let days = due(&parts, &rolled, today);
+    let pairs = |r: &[Rolled]| -> Vec<(i64, u32)> {
+        r.iter().map(|r| (i64::from(r.day), r.version)).collect()
+    };
+    let (rolled, behaviour) = (pairs(&rolled), pairs(&behaviour));
+    // Session figures once a day is over (its sessions too: the day after it is over);
+    // behaviour every day up to today, as of this roll.
+    let days = due(&parts, &rolled, today - 2);
+    let behaviour_days = due(&parts, &behaviour, today);
     // Later than every roll before, even one earlier in this very second: the queries read
     // each day's latest version, so two rolls must never share one.
     let version = rolled
         .iter()
+        .chain(&behaviour)
         .map(|r| r.1.saturating_add(1))
         .fold(version, u32::max);
     for &d in &days {
@@ -182,7 +195,24 @@ pub async fn roll(
             .execute()
             .await?;
     }
-    Ok(days)
+    for &d in &behaviour_days {
+        for q in crate::query::behaviour::roll_queries(client, cfg, &civil(d), shard, version) {
+            q.execute().await?;
+        }
+    }
+    Ok(RolledDays {
+        sessions: days,
+        behaviour: behaviour_days,
+    })
+}
+
+/// The days a [`roll`] rolled.
+#[derive(Debug, Default)]
+pub struct RolledDays {
+    /// Session figures (`session_days`).
+    pub sessions: Vec<i64>,
+    /// Behaviour (`query::behaviour`).
+    pub behaviour: Vec<i64>,
 }
 
 /// Runs [`roll`] on every shard now and then every [`PERIOD`], for as long as the process
@@ -198,8 +228,13 @@ pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client
             for (i, shard) in cfg.shard_configs().iter().enumerate() {
                 let db = client(shard).with_database(&cfg.database);
                 match roll(&db, &cfg, i as u16, today).await {
-                    Ok(days) if !days.is_empty() => {
-                        tracing::info!(shard = i, days = days.len(), "rolled up session figures")
+                    Ok(days) if !days.sessions.is_empty() || !days.behaviour.is_empty() => {
+                        tracing::info!(
+                            shard = i,
+                            sessions = days.sessions.len(),
+                            behaviour = days.behaviour.len(),
+                            "rolled up days"
+                        )
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, shard = i, "session rollup failed"),
@@ -219,18 +254,20 @@ mod tests {
         // A part of days 90–95 written at 1000; day 98 (yesterday's yesterday) and 99 not done.
         let parts = [(90, 95, 1_000), (98, 99, 1_500)];
         assert_eq!(
-            due(&parts, &[], today),
+            due(&parts, &[], today - 2),
             vec![89, 90, 91, 92, 93, 94, 95, 96, 97, 98]
         );
         // Rolled at 1200: only the days the later part touches are due again.
         let rolled: Vec<(i64, u32)> = (89..=98).map(|d| (d, 1_200)).collect();
-        assert_eq!(due(&parts, &rolled, today), vec![97, 98]);
+        assert_eq!(due(&parts, &rolled, today - 2), vec![97, 98]);
         // A late batch for day 92 (written at 2000, after the roll at 1200).
         let late = [(90, 95, 1_000), (92, 92, 2_000)];
-        assert_eq!(due(&late, &rolled, today), vec![91, 92, 93]);
+        assert_eq!(due(&late, &rolled, today - 2), vec![91, 92, 93]);
         // Bounded per pass, oldest first.
         let many = [(0, 99, 1)];
-        assert_eq!(due(&many, &[], today).len(), DAYS_PER_ROLL);
-        assert_eq!(due(&many, &[], today)[0], -1);
+        assert_eq!(due(&many, &[], today - 2).len(), DAYS_PER_ROLL);
+        assert_eq!(due(&many, &[], today - 2)[0], -1);
+        // Behaviour is rolled up to today.
+        assert_eq!(due(&parts, &rolled, today), vec![97, 98, 99, 100]);
     }
 }

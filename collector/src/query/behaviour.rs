@@ -1,0 +1,415 @@
+//! What sessions did, rolled up per day: the anomalies, rage and dead clicks and action
+//! sequences behind `anomalies` and `patterns`, which are read from each session's events in
+//! time order and so cannot come from a materialized view.
+//!
+//! # Why
+//! A month of a site (10 M events, 2.5 M sessions) takes 30 s and more to scan that way
+//! (issue 27). Each day's sessions are scanned once instead, by the rollup
+//! (`sinks::clickhouse::rollup`), into three small tables, and the API reads those.
+//!
+//! # The path of a day
+//! 1. Every few minutes, the rollup rolls each day (today included) whose `sessions` mart parts
+//!    changed since it last rolled it: [`roll_statements`] over the events of the sessions that
+//!    *started* that day (their events of that day and the next), under a new `version`, then
+//!    a marker row (`site_id = ''` in `anomaly_days`) saying the day is rolled at that version.
+//!    A session belongs to the day it started on, as in `session_days`.
+//! 2. `anomalies` and `patterns` ([`anomalies`], [`patterns`]) read, for the days of their range
+//!    with a marker, the rows of each day's latest marked version, and compute each run of
+//!    other days (none once the rollup has run, or days before the site had events) from the
+//!    events as before; the two are added up.
+//! 3. Filters the rollup has no rows for (a page, a width, a device, other rage thresholds,
+//!    `exact=true`) read the events.
+//!
+//! The rolled figures are as of the last roll (at most [`PERIOD`] old for today).
+//! `patterns` from the rollup is approximate: each day keeps its [`GRAMS_PER_DAY`] most
+//! widespread sequences, and the answer says `approximate`.
+//!
+//! [`PERIOD`]: crate::sinks::clickhouse::rollup::PERIOD
+
+use super::sql::{
+    self, Anomalies, Anomaly, DEAD_CLICKS, Filters, Frustration, PATTERN_GRAMS, Pattern, Patterns,
+};
+use crate::dates::civil;
+use crate::sinks::clickhouse::ClickHouseConfig;
+use clickhouse::Client;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Sequences kept per site and day.
+pub const GRAMS_PER_DAY: usize = 1000;
+
+/// The tables (migration 9), `CREATE` statements for a server whose `String` of low
+/// cardinality is `lc_string`.
+pub fn tables(cfg: &ClickHouseConfig, lc_string: &str) -> Vec<String> {
+    let key = format!("site_id {lc_string}, day Date, shard UInt16");
+    let engine = "ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(day)";
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({key}, session_id String, events UInt64, rapid UInt64, \
+             repeated UInt64, loops UInt64, version DateTime) {engine} \
+             ORDER BY (site_id, day, shard, session_id)",
+            cfg.local_table("anomaly_days")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({key}, kind UInt8, selector String, count UInt64, \
+             sessions UInt64, sum_x Float64, sum_y Float64, version DateTime) {engine} \
+             ORDER BY (site_id, day, shard, kind, selector)",
+            cfg.local_table("frustration_days")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({key}, gram Array(String), occurrences UInt64, \
+             sessions UInt64, version DateTime) {engine} ORDER BY (site_id, day, shard, gram)",
+            cfg.local_table("pattern_days")
+        ),
+    ]
+}
+
+/// The tables' names.
+pub const TABLES: [&str; 3] = ["anomaly_days", "frustration_days", "pattern_days"];
+
+/// The events of the sessions that started on a day, of every site, bots' excluded: the
+/// `{where}` of a roll. Binds: the day, five times.
+fn started_on(cfg: &ClickHouseConfig) -> String {
+    format!(
+        "toDate(timestamp) BETWEEN toDate(?) AND toDate(?) + 1 AND is_bot = 0 \
+         AND (site_id, session_id) IN (SELECT site_id, session_id FROM {} \
+         WHERE day BETWEEN toDate(?) - 1 AND toDate(?) + 1 GROUP BY site_id, session_id \
+         HAVING toDate(toDateTime(intDiv(minMerge(start_ms), 1000))) = toDate(?))",
+        cfg.local_table("sessions")
+    )
+}
+
+/// A per-session query of the API made per site and over a roll's events.
+fn per_site(sql: &str, cfg: &ClickHouseConfig, kind: Option<&str>) -> String {
+    let mut wher = started_on(cfg);
+    if let Some(k) = kind {
+        wher.push_str(&format!(" AND event_type = '{k}'"));
+    }
+    sql.replace("SELECT session_id,", "SELECT site_id, session_id,")
+        .replace("GROUP BY session_id", "GROUP BY site_id, session_id")
+        .replace(
+            "FROM events ",
+            &format!("FROM {} ", cfg.local_table("events")),
+        )
+        .replace("{where}", &wher)
+}
+
+/// One statement of a roll, and the values it binds after its leading day, shard and version
+/// and the day five times: rage thresholds.
+pub struct RollStatement {
+    /// The `INSERT … SELECT`.
+    pub sql: String,
+    /// Bound after the day (×5).
+    pub post: Vec<u32>,
+}
+
+/// The statements that roll a day (binds: the day, the shard, the version, then the day five
+/// times, then `post`), the marker last.
+pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
+    let lead = "site_id, toDate(?) AS day, toUInt16(?) AS shard";
+    let anomalies = per_site(
+        &sql::anomalies_sql(false)
+            .replace("{listed}", "")
+            .replace(" LIMIT 100", "")
+            .replace("{rage_ms}", &sql::RAGE_MS.to_string()),
+        cfg,
+        None,
+    );
+    let frustration = |kind: u8, from: String, x: usize, y: usize, of: &str| {
+        format!(
+            "INSERT INTO {} (site_id, day, shard, kind, selector, count, sessions, sum_x, sum_y, version) \
+             SELECT {lead}, toUInt8({kind}), tupleElement({of}[i], 4) AS selector, toUInt64(count()), \
+             toUInt64(uniqExact(session_id)), toFloat64(sum(tupleElement({of}[i], {x}))), \
+             toFloat64(sum(tupleElement({of}[i], {y}))), toDateTime(?) FROM {from} \
+             GROUP BY site_id, selector",
+            cfg.local_table("frustration_days")
+        )
+    };
+    let rage = per_site(&sql::rage_bursts_sql(), cfg, Some("click"));
+    let dead = per_site(DEAD_CLICKS, cfg, None);
+    vec![
+        RollStatement {
+            sql: format!(
+                "INSERT INTO {} (site_id, day, shard, session_id, events, rapid, repeated, loops, version) \
+                 SELECT {lead}, session_id, events, rapid, repeated, loops, toDateTime(?) FROM ({anomalies})",
+                cfg.local_table("anomaly_days")
+            ),
+            post: Vec::new(),
+        },
+        RollStatement {
+            sql: frustration(0, rage, 2, 3, "c"),
+            post: sql::rage_thresholds(sql::RAGE_MS, sql::RAGE_PX),
+        },
+        RollStatement {
+            sql: frustration(1, dead, 5, 6, "e"),
+            post: Vec::new(),
+        },
+        RollStatement {
+            sql: format!(
+                "INSERT INTO {} (site_id, day, shard, gram, occurrences, sessions, version) \
+                 SELECT {lead}, gram, toUInt64(count()) AS occurrences, toUInt64(uniqExact(session_id)) AS sessions, \
+                 toDateTime(?) FROM {} GROUP BY site_id, gram \
+                 ORDER BY sessions DESC, occurrences DESC, gram LIMIT {GRAMS_PER_DAY} BY site_id",
+                cfg.local_table("pattern_days"),
+                per_site(PATTERN_GRAMS, cfg, None)
+            ),
+            post: Vec::new(),
+        },
+        // The marker, last: a day is read from the rollup at this version only once all of it
+        // is written. (Binds the same leading values; the day's five go unused: none here.)
+        RollStatement {
+            sql: format!(
+                "INSERT INTO {} (site_id, day, shard, session_id, version) \
+                 SELECT '', toDate(?), toUInt16(?), '', toDateTime(?)",
+                cfg.local_table("anomaly_days")
+            ),
+            post: Vec::new(),
+        },
+    ]
+}
+
+/// [`roll_statements`] bound for `day` on `shard` at `version`.
+pub fn roll_queries(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    day: &str,
+    shard: u16,
+    version: u32,
+) -> Vec<clickhouse::query::Query> {
+    roll_statements(cfg)
+        .into_iter()
+        .map(|s| {
+            let mut q = client.query(&s.sql).bind(day).bind(shard).bind(version);
+            if s.sql.contains(" FROM ") {
+                for _ in 0..5 {
+                    q = q.bind(day);
+                }
+            }
+            for v in s.post {
+                q = q.bind(v);
+            }
+            q
+        })
+        .collect()
+}
+
+/// Each rolled day's latest version, of the range (`?`: from, to), as a condition on a
+/// table of the rollup.
+const LATEST: &str = "(day, shard, version) GLOBAL IN (SELECT day, shard, max(version) FROM anomaly_days \
+     WHERE site_id = '' AND day BETWEEN toDate(?) AND toDate(?) GROUP BY day, shard)";
+
+/// The rolled days of the range (`YYYY-MM-DD`).
+pub(super) const ROLLED_DAYS: &str = "SELECT toString(day) FROM anomaly_days \
+     WHERE site_id = '' AND day BETWEEN toDate(?) AND toDate(?) GROUP BY day ORDER BY day";
+
+/// The range's most anomalous sessions from the rollup. `FINAL` folds two rolls of one
+/// version (two collectors in one second).
+pub(super) const ANOMALIES_ROLLED: &str = "SELECT session_id, events, rapid, repeated, loops FROM anomaly_days FINAL \
+     WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} \
+     ORDER BY rapid + repeated + loops DESC, session_id LIMIT 100";
+
+/// Rage (`kind` 0) and dead (1) clicks by element from the rollup.
+pub(super) const FRUSTRATION_ROLLED: &str = "SELECT kind, selector, toUInt64(sum(count)), toUInt64(sum(sessions)), \
+     toFloat64(sum(sum_x)), toFloat64(sum(sum_y)) FROM frustration_days FINAL \
+     WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} GROUP BY kind, selector";
+
+/// Sequences from the rollup (every one kept; the top are taken with the unrolled days').
+pub(super) const PATTERNS_ROLLED: &str = "SELECT gram, toUInt8(length(gram)), toUInt64(sum(occurrences)), toUInt64(sum(sessions)) \
+     FROM pattern_days FINAL WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} GROUP BY gram";
+
+/// `sql` for `f`'s site and range, bound.
+pub(super) fn rolled_query(client: &Client, sql: &str, f: &Filters) -> clickhouse::query::Query {
+    let sql = sql.replace("{latest}", LATEST);
+    let mut q = client.query(&sql);
+    if sql.contains("site_id = ?") {
+        q = q.bind(&f.site);
+    }
+    q = q.bind(&f.from).bind(&f.to);
+    if sql.contains(LATEST) {
+        q = q.bind(&f.from).bind(&f.to);
+    }
+    q
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct FrustrationRow {
+    kind: u8,
+    selector: String,
+    count: u64,
+    sessions: u64,
+    sum_x: f64,
+    sum_y: f64,
+}
+
+/// The range split into what the rollup has and what it lacks: `None` if `f` asks for what it
+/// does not keep; else whether any day is rolled, and `f` over each run of consecutive days
+/// that are not (read from the events; as a rule none, or the days before a site's first
+/// events, which hold nothing).
+async fn split(
+    client: &Client,
+    f: &Filters,
+) -> Result<Option<(bool, Vec<Filters>)>, clickhouse::error::Error> {
+    if !f.behaviour_rollup() {
+        return Ok(None);
+    }
+    let rolled: Vec<String> = rolled_query(client, ROLLED_DAYS, f).fetch_all().await?;
+    let (from, to) = (sql::days_of(&f.from), sql::days_of(&f.to));
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for d in (from..=to).filter(|d| !rolled.contains(&civil(*d))) {
+        match runs.last_mut() {
+            Some(run) if run.1 + 1 == d => run.1 = d,
+            _ => runs.push((d, d)),
+        }
+    }
+    let rest = runs
+        .into_iter()
+        .map(|(lo, hi)| Filters {
+            from: civil(lo),
+            to: civil(hi),
+            ..f.clone()
+        })
+        .collect();
+    Ok(Some((!rolled.is_empty(), rest)))
+}
+
+/// `anomalies` from the rollup where it can, else from the events.
+pub async fn anomalies(
+    client: &Client,
+    f: &Filters,
+) -> Result<Anomalies, clickhouse::error::Error> {
+    let Some((any_rolled, rest)) = split(client, f).await? else {
+        return sql::anomalies(client, f).await;
+    };
+    let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::anomalies(client, r)));
+    let rolled = async {
+        if !any_rolled {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        tokio::try_join!(
+            rolled_query(client, ANOMALIES_ROLLED, f).fetch_all::<Anomaly>(),
+            rolled_query(client, FRUSTRATION_ROLLED, f).fetch_all::<FrustrationRow>(),
+        )
+    };
+    let (live, (mut sessions, frustration)) = tokio::try_join!(live, rolled)?;
+    let (mut rage, mut dead) = (Vec::new(), Vec::new());
+    for r in frustration {
+        let (list, x, y) = (
+            if r.kind == 0 { &mut rage } else { &mut dead },
+            r.sum_x,
+            r.sum_y,
+        );
+        list.push(Frustration {
+            selector: r.selector,
+            count: r.count,
+            sessions: r.sessions,
+            x,
+            y,
+        });
+    }
+    for live in live {
+        sessions.extend(live.sessions);
+        rage.extend(live.rage.into_iter().map(sums));
+        dead.extend(live.dead.into_iter().map(sums));
+    }
+    sessions.sort_by(|a, b| {
+        score(b)
+            .cmp(&score(a))
+            .then_with(|| a.session_id.cmp(&b.session_id))
+    });
+    sessions.truncate(100);
+    Ok(Anomalies {
+        sessions,
+        rage: by_element(rage),
+        dead: by_element(dead),
+    })
+}
+
+fn score(a: &Anomaly) -> u64 {
+    a.rapid + a.repeated + a.loops
+}
+
+/// An element's average click position as sums (the rollup's form).
+fn sums(mut f: Frustration) -> Frustration {
+    f.x *= f.count as f64;
+    f.y *= f.count as f64;
+    f
+}
+
+/// Counts and position sums of one element added up, averaged, the 100 largest first (as the
+/// events' queries order).
+fn by_element(list: Vec<Frustration>) -> Vec<Frustration> {
+    let mut by: BTreeMap<String, Frustration> = BTreeMap::new();
+    for f in list {
+        let e = by.entry(f.selector.clone()).or_insert(Frustration {
+            selector: f.selector,
+            count: 0,
+            sessions: 0,
+            x: 0.0,
+            y: 0.0,
+        });
+        e.count += f.count;
+        e.sessions += f.sessions;
+        e.x += f.x;
+        e.y += f.y;
+    }
+    let mut out: Vec<Frustration> = by
+        .into_values()
+        .filter(|f| f.count > 0)
+        .map(|mut f| {
+            f.x /= f.count as f64;
+            f.y /= f.count as f64;
+            f
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.selector.cmp(&b.selector))
+    });
+    out.truncate(100);
+    out
+}
+
+/// `patterns` from the rollup where it can, else from the events.
+pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhouse::error::Error> {
+    let Some((any_rolled, rest)) = split(client, f).await? else {
+        return sql::patterns(client, f).await;
+    };
+    let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::frequent(client, r)));
+    let rolled = async {
+        if !any_rolled {
+            return Ok(Vec::new());
+        }
+        rolled_query(client, PATTERNS_ROLLED, f)
+            .fetch_all::<Pattern>()
+            .await
+    };
+    let (live, rolled, anomalies) = tokio::try_join!(live, rolled, anomalies(client, f))?;
+    let mut by: BTreeMap<Vec<String>, Pattern> = BTreeMap::new();
+    for p in rolled.into_iter().chain(live.into_iter().flatten()) {
+        let e = by.entry(p.actions.clone()).or_insert(Pattern {
+            n: p.n,
+            actions: p.actions,
+            occurrences: 0,
+            sessions: 0,
+        });
+        e.occurrences += p.occurrences;
+        e.sessions += p.sessions;
+    }
+    let mut frequent: Vec<Pattern> = by.into_values().filter(|p| p.sessions >= 2).collect();
+    frequent.sort_by(|a, b| {
+        (b.sessions, b.occurrences, b.n)
+            .cmp(&(a.sessions, a.occurrences, a.n))
+            .then_with(|| a.actions.cmp(&b.actions))
+    });
+    frequent.truncate(50);
+    Ok(Patterns {
+        frequent,
+        loops: anomalies
+            .sessions
+            .into_iter()
+            .filter(|s| s.loops > 0)
+            .collect(),
+        approximate: any_rolled,
+    })
+}
