@@ -288,12 +288,23 @@ impl Filters {
         sql
     }
 
-    /// `WHERE` over the `sessions` mart (a session's rows are per day, so the day before and
-    /// after the range are read too; [`STARTED`] keeps the sessions that started in it).
+    /// `WHERE` over the `sessions` mart. A session's rows are per day, so the day after the
+    /// range is read too, and of the day before it the rows of sessions that also have one in
+    /// the range (one that started before midnight: [`STARTED`] then leaves it out). Only
+    /// those: merging every session of that day to learn the few that went on past midnight
+    /// cost as much as the range itself when the range is today.
     fn sessions_condition(&self, binds: &mut Vec<Bind>) -> String {
-        let mut sql = self.site_and("day BETWEEN toDate(?) - 1 AND toDate(?) + 1", binds);
-        Self::equal(&mut sql, binds, &[("device", self.device.as_ref())]);
-        sql
+        let mut range = self.site_and("day BETWEEN toDate(?) AND toDate(?) + 1", binds);
+        Self::equal(&mut range, binds, &[("device", self.device.as_ref())]);
+        binds.extend([Bind::S(self.site.clone()), Bind::S(self.from.clone())]);
+        let mut before = "site_id = ? AND day = toDate(?) - 1".to_owned();
+        Self::equal(&mut before, binds, &[("device", self.device.as_ref())]);
+        let mut inner = self.site_and("day BETWEEN toDate(?) AND toDate(?) + 1", binds);
+        Self::equal(&mut inner, binds, &[("device", self.device.as_ref())]);
+        format!(
+            "(({range}) OR ({before} AND session_id GLOBAL IN \
+            (SELECT session_id FROM sessions WHERE {inner})))"
+        )
     }
 
     /// `WHERE` over `traffic_daily`: the site, the days, the device.
@@ -1193,8 +1204,8 @@ struct SessionFigures {
 }
 
 /// The session figures of `stats`: sums, top entry and top exit pages. From `events FINAL`
-/// unless `marts`; then the days the rollup has (`session_days`: finished days) from it, and
-/// the others (the last two, and any not rolled yet) from the `sessions` mart, added up.
+/// unless `marts`; then the days the rollup has (`session_days`: up to yesterday) from it, and
+/// the others (today, and any not rolled yet) from the `sessions` mart, added up.
 async fn session_figures(
     client: &Client,
     f: &Filters,
@@ -1212,7 +1223,7 @@ async fn session_figures(
         .bind(&f.to)
         .fetch_all()
         .await?;
-    // The mart is read only over the days the rollup lacks (the last two, as a rule): its
+    // The mart is read only over the days the rollup lacks (today, as a rule): its
     // `{sessions}` range is theirs, not the whole range's millions of sessions.
     let unrolled: Vec<i64> = (days_of(&f.from)..=days_of(&f.to))
         .filter(|d| !rolled.contains(&civil(*d)))
@@ -1575,7 +1586,9 @@ fn anomalies_query_sql() -> String {
 /// a bound array.
 pub(super) fn anomalies_sql(listed: bool) -> String {
     let (only, limit) = if listed {
-        (" AND has(?, session_id)", "")
+        // A set, not `has(?, session_id)`: a page of 100 sessions scanned each of a day's
+        // events against the whole array (180 ms for one day of 10 M a month; 50 ms so).
+        (" AND session_id IN (SELECT arrayJoin(?))", "")
     } else {
         ("", " LIMIT 100")
     };

@@ -395,7 +395,7 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
     server.stop().await;
 }
 
-/// The session figures of finished days come from the rollup (`session_days`) and equal the
+/// The session figures of days before today come from the rollup (`session_days`) and equal the
 /// same figures from `events FINAL`: sessions over several days, one running past midnight,
 /// a device filter, and a late batch for a rolled day, which the next roll takes in.
 #[tokio::test]
@@ -466,7 +466,7 @@ async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches
         rolled.contains(&(today - 5)) && rolled.contains(&(today - 3)),
         "{rolled:?}"
     );
-    assert!(rolled.iter().all(|d| *d <= today - 2), "{rolled:?}");
+    assert!(rolled.iter().all(|d| *d < today), "{rolled:?}");
     assert!(count("SELECT count() FROM session_days WHERE site_id = 'test'").await > 0);
     let figures = |v: &Value| {
         json!([

@@ -1,5 +1,5 @@
-//! Session figures of finished days, rolled up: what the dashboard's average session, bounce
-//! rate and entry and exit pages read for every day but the last two.
+//! Session figures per day, rolled up: what the dashboard's average session, bounce rate and
+//! entry and exit pages read for every day but today.
 //!
 //! # Why a rollup and not a view
 //! A session's duration, page count, entry and exit are known only once it is over, and its
@@ -10,10 +10,13 @@
 //! 30 minutes after its last event; one running past midnight has a row on D + 1), so from
 //! then on its figures can be summed: `session_days` holds, per site, start day, device,
 //! entry page and exit page, the sessions, the bounces (at most one page view) and their
-//! total duration: thousands of rows a month.
+//! total duration: thousands of rows a month. Yesterday is rolled too, before it is final (a
+//! session still going since before midnight), and rolled again at each pass after its
+//! sessions' next events: its figures are as of the last pass, at most [`PERIOD`] old. Today
+//! stays live: a visitor's own session shows at once.
 //!
 //! # The path of a day through it
-//! 1. Every [`PERIOD`], [`roll`] lists the days up to the day before yesterday (UTC) whose
+//! 1. Every [`PERIOD`], [`roll`] lists the days up to yesterday (UTC) whose
 //!    `sessions` mart parts changed since they were last rolled: any part covering D - 1, D
 //!    or D + 1 written (an insert, a late batch from a tracker's queue, a merge) after the
 //!    day's latest roll. ClickHouse's `system.parts` says which days a part covers and when
@@ -22,8 +25,8 @@
 //!    sums under a new `version` (the roll's time). Queries read, per site, day and shard, the
 //!    latest version only, so a re-roll replaces the day whole, including entry/exit pairs
 //!    that no longer occur; `ReplacingMergeTree` folds the rows of one key's versions.
-//! 3. The query API (`query::sql::stats`) reads the rolled days from here and the others (the
-//!    last two, and any not yet rolled) from the `sessions` mart, and adds them up.
+//! 3. The query API (`query::sql::stats`) reads the rolled days from here and the others
+//!    (today, and any not yet rolled) from the `sessions` mart, and adds them up.
 //!
 //! In cluster mode each shard rolls its own part of the sessions into its `session_days_local`
 //! (`shard` in the key keeps the shards' versions apart); `session_days` reads them all.
@@ -173,9 +176,8 @@ pub async fn roll(
         r.iter().map(|r| (i64::from(r.day), r.version)).collect()
     };
     let (rolled, behaviour) = (pairs(&rolled), pairs(&behaviour));
-    // Session figures once a day is over (its sessions too: the day after it is over);
-    // behaviour every day up to today, as of this roll.
-    let days = due(&parts, &rolled, today - 2);
+    // Session figures up to yesterday (today is read live); behaviour up to today.
+    let days = due(&parts, &rolled, today - 1);
     let behaviour_days = due(&parts, &behaviour, today);
     // Later than every roll before, even one earlier in this very second: the queries read
     // each day's latest version, so two rolls must never share one.
@@ -251,7 +253,8 @@ mod tests {
     #[test]
     fn days_are_due_once_finished_and_again_after_a_part_covering_them_is_written() {
         let today = 100;
-        // A part of days 90–95 written at 1000; day 98 (yesterday's yesterday) and 99 not done.
+        // A part of days 90–95 written at 1000, one of 98–99 at 1500; up to day 98 (the day
+        // before yesterday) as `roll` asks for `session_days` before the change to today - 1.
         let parts = [(90, 95, 1_000), (98, 99, 1_500)];
         assert_eq!(
             due(&parts, &[], today - 2),
