@@ -8,6 +8,9 @@
 # building the release one. PL_BENCH_CLICKHOUSE=URL uses that server (its `bench` database)
 # and keeps it: the events are loaded only if it does not hold them yet, so a second run (after
 # a change to the queries) measures the same data without loading it again.
+# PL_BENCH_API_ONLY=1 measures only the API's calls of the dashboards (not each SQL statement,
+# nor `exact=true`, which reads every raw event: minutes each at 100 M); PL_BENCH_RUNS sets the
+# calls per row (default 11).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -85,11 +88,12 @@ for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$listen/healthz" >/dev/nul
 # The collector rolls the finished days' session figures up as it starts (rollup.rs): measured
 # once it has, as a collector that has been running finds them.
 start=$(date +%s)
-for _ in $(seq 1 600); do
-  [ "$(q "SELECT count() FROM (SELECT DISTINCT day FROM session_days)")" -ge 27 ] && break
+for _ in $(seq 1 3600); do
+  [ "$(q "SELECT count() FROM (SELECT DISTINCT day FROM session_days)")" -ge 27 ] &&
+    [ "$(q "SELECT count() FROM (SELECT DISTINCT day FROM anomaly_days)")" -ge 28 ] && break
   sleep 1
 done
-echo "Session rollup of the finished days: $(( $(date +%s) - start ))s after the collector started."
+echo "Rollups (session figures up to yesterday, behaviour up to today): $(( $(date +%s) - start ))s after the collector started."
 
 params="site=bench&path=/p7&width=1440"
 percentiles() { sort -n | awk '{a[NR]=$1} END {printf "%.0f | %.0f", a[int(NR*0.5)+1], a[int(NR*0.9)+1]}'; }
@@ -98,15 +102,18 @@ echo
 echo "| query (path=/p7, width 1440, 30 days) | p50 ms | p90 ms |"
 echo "|---|---:|---:|"
 # `pathlight sql` prints each query as a "-- name" line and a one-line statement.
+runs=${PL_BENCH_RUNS:-11}
 $bin sql --params "$params&steps=/p1,/p2&session=s1" > "$dir/queries.sql"
+[ "${PL_BENCH_API_ONLY:-0}" = 1 ] && : > "$dir/queries.sql"
 while IFS= read -r name && IFS= read -r sql; do
-  # A write, not a read: the collector's own rollup runs it.
-  [ "$name" = "-- session rollup" ] && continue
-  times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null -w '%{time_total}\n' "$ch/?database=bench" --data-binary "${sql%;}"; done | awk '{print $1*1000}')
+  # Writes, not reads: the collector's own rollup runs them.
+  case "$name" in "-- session rollup"|"-- behaviour rollup "*) continue ;; esac
+  times=$(for _ in $(seq 1 "$runs"); do curl -sS -o /dev/null -w '%{time_total}\n' "$ch/?database=bench" --data-binary "${sql%;}"; done | awk '{print $1*1000}')
   echo "| ${name#-- } | $(printf '%s\n' "$times" | percentiles) |"
 done < "$dir/queries.sql"
 api() {
-  times=$(for _ in $(seq 1 11); do curl -sS -o /dev/null --fail-with-body -H 'authorization: Bearer bench' -w '%{time_total}\n' "http://127.0.0.1:$listen/api/v1/$1"; done | awk '{print $1*1000}')
+  case "$1" in *exact=true*) [ "${PL_BENCH_API_ONLY:-0}" = 1 ] && return ;; esac
+  times=$(for _ in $(seq 1 "$runs"); do curl -sS -o /dev/null --fail-with-body -H 'authorization: Bearer bench' -w '%{time_total}\n' "http://127.0.0.1:$listen/api/v1/$1"; done | awk '{print $1*1000}')
   echo "| **API /api/v1/$1** | $(printf '%s\n' "$times" | percentiles) |"
 }
 # Each endpoint runs all its queries (concurrently) and writes the JSON; `exact=true` reads
@@ -121,4 +128,7 @@ api "stats?site=bench&exact=true"
 api "sessions?site=bench&limit=100"
 api "sessions?site=bench&limit=100&offset=2000"
 api "funnel?site=bench&steps=/p1,/p2,/p3"
+api "anomalies?site=bench"
+api "patterns?site=bench"
+api "sessions/s7?site=bench"
 api "realtime?site=bench"
