@@ -70,7 +70,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 60, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 61, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -152,6 +152,8 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.equal(answers["export"].length, 8, "the /pricing events, the retried click once");
     assert.deepEqual(Object.values(answers["realtime"][0]).map(num), [0, 0, 0], "nothing in the last 5 minutes");
     assert.deepEqual(answers["session events"].map((r) => Object.values(r)[0]), ["pageview", "click", "scroll"]);
+    // Two rows (one per insert: the click was re-sent), both on that day.
+    assert.deepEqual(Object.values(answers["session days"][0]).map((v, i) => (i < 2 ? v : num(v))), [day, day, 2], "the day s1 has rows on");
     // Active users over days: a signed-in user on 11-08 and 11-09 under a new visitor id each
     // day, an anonymous visitor on 11-05 (in the week and month windows only), bots left out.
     const seen = [["2026-11-08", "u9", 90, 0], ["2026-11-09", "u9", 91, 0], ["2026-11-05", "", 7, 0], ["2026-11-09", "", 8, 1]];
