@@ -17,8 +17,10 @@
 //!    with a marker, the rows of each day's latest marked version, and compute each run of
 //!    other days (none once the rollup has run, or days before the site had events) from the
 //!    events as before; the two are added up.
-//! 3. Filters the rollup has no rows for (a page, a width, a device, other rage thresholds,
-//!    `exact=true`) read the events.
+//! 3. Filters the rollup has no rows for read the events: for `anomalies` and `patterns` a
+//!    page, a width or a device (sessions span pages); everywhere other rage thresholds and
+//!    `exact=true`. Rage and dead clicks are also kept per page, layout and device, for the
+//!    heatmap's frustration layer (`heatmap` with `layers=frustration`).
 //!
 //! The rolled figures are as of the last roll (at most [`PERIOD`] old for today).
 //! `patterns` from the rollup is approximate: each day keeps its [`GRAMS_PER_DAY`] most
@@ -50,10 +52,14 @@ pub fn tables(cfg: &ClickHouseConfig, lc_string: &str) -> Vec<String> {
              ORDER BY (site_id, day, shard, session_id)",
             cfg.local_table("anomaly_days")
         ),
+        // Per page, layout and device (the heatmap's frustration layer), and for the whole site
+        // (`path` '', `layout` 255, `device` '': `anomalies`, whose session counts must not add
+        // up a session once per page).
         format!(
-            "CREATE TABLE IF NOT EXISTS {} ({key}, kind UInt8, selector String, count UInt64, \
-             sessions UInt64, sum_x Float64, sum_y Float64, version DateTime) {engine} \
-             ORDER BY (site_id, day, shard, kind, selector)",
+            "CREATE TABLE IF NOT EXISTS {} ({key}, kind UInt8, path String, layout UInt8, \
+             device String, selector String, count UInt64, sessions UInt64, sum_x Float64, \
+             sum_y Float64, version DateTime) {engine} \
+             ORDER BY (site_id, day, shard, kind, path, layout, device, selector)",
             cfg.local_table("frustration_days")
         ),
         format!(
@@ -115,13 +121,31 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
         cfg,
         None,
     );
-    let frustration = |kind: u8, from: String, x: usize, y: usize, of: &str| {
+    // Rage (kind 0) or dead (1) clicks from the per-session arrays `of` (`c` or `e`), whose
+    // tuples hold x, y, path, viewport width and device at `at`; per page, layout and device
+    // (`page`), or for the whole site.
+    let frustration = |kind: u8, from: &str, of: &str, at: [usize; 5], page: bool| {
+        let [x, y, path, width, device] = at;
+        let (dims, group) = if page {
+            (
+                format!(
+                    "tupleElement({of}[i], {path}) AS p, \
+                     {} AS l, tupleElement({of}[i], {device}) AS dv",
+                    crate::sinks::clickhouse::marts::LAYOUT
+                        .replace("viewport_w", &format!("tupleElement({of}[i], {width})"))
+                ),
+                ", p, l, dv",
+            )
+        } else {
+            ("'' AS p, toUInt8(255) AS l, '' AS dv".to_owned(), "")
+        };
         format!(
-            "INSERT INTO {} (site_id, day, shard, kind, selector, count, sessions, sum_x, sum_y, version) \
-             SELECT {lead}, toUInt8({kind}), tupleElement({of}[i], 4) AS selector, toUInt64(count()), \
+            "INSERT INTO {} (site_id, day, shard, kind, path, layout, device, selector, count, sessions, \
+             sum_x, sum_y, version) \
+             SELECT {lead}, toUInt8({kind}), {dims}, tupleElement({of}[i], 4) AS selector, toUInt64(count()), \
              toUInt64(uniqExact(session_id)), toFloat64(sum(tupleElement({of}[i], {x}))), \
              toFloat64(sum(tupleElement({of}[i], {y}))), toDateTime(?) FROM {from} \
-             GROUP BY site_id, selector",
+             GROUP BY site_id{group}, selector",
             cfg.local_table("frustration_days")
         )
     };
@@ -137,11 +161,19 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
             post: Vec::new(),
         },
         RollStatement {
-            sql: frustration(0, rage, 2, 3, "c"),
+            sql: frustration(0, &rage, "c", [2, 3, 5, 6, 7], false),
             post: sql::rage_thresholds(sql::RAGE_MS, sql::RAGE_PX),
         },
         RollStatement {
-            sql: frustration(1, dead, 5, 6, "e"),
+            sql: frustration(0, &rage, "c", [2, 3, 5, 6, 7], true),
+            post: sql::rage_thresholds(sql::RAGE_MS, sql::RAGE_PX),
+        },
+        RollStatement {
+            sql: frustration(1, &dead, "e", [5, 6, 7, 8, 9], false),
+            post: Vec::new(),
+        },
+        RollStatement {
+            sql: frustration(1, &dead, "e", [5, 6, 7, 8, 9], true),
             post: Vec::new(),
         },
         RollStatement {
@@ -208,23 +240,44 @@ pub(super) const ANOMALIES_ROLLED: &str = "SELECT session_id, events, rapid, rep
      WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} \
      ORDER BY rapid + repeated + loops DESC, session_id LIMIT 100";
 
-/// Rage (`kind` 0) and dead (1) clicks by element from the rollup.
+/// Rage (`kind` 0) and dead (1) clicks by element from the rollup, of the whole site (`{page}`:
+/// `path = ''`) or of a page (`path = ?`, and its layout and device if asked).
 pub(super) const FRUSTRATION_ROLLED: &str = "SELECT kind, selector, toUInt64(sum(count)), toUInt64(sum(sessions)), \
      toFloat64(sum(sum_x)), toFloat64(sum(sum_y)) FROM frustration_days FINAL \
-     WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} GROUP BY kind, selector";
+     WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {page} AND {latest} GROUP BY kind, selector";
 
 /// Sequences from the rollup (every one kept; the top are taken with the unrolled days').
 pub(super) const PATTERNS_ROLLED: &str = "SELECT gram, toUInt8(length(gram)), toUInt64(sum(occurrences)), toUInt64(sum(sessions)) \
      FROM pattern_days FINAL WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} GROUP BY gram";
 
-/// `sql` for `f`'s site and range, bound.
+/// `sql` for `f`'s site and range (and page, layout and device, for `{page}`), bound.
 pub(super) fn rolled_query(client: &Client, sql: &str, f: &Filters) -> clickhouse::query::Query {
-    let sql = sql.replace("{latest}", LATEST);
+    let mut page = Vec::new();
+    let mut cond = String::from("path = ?");
+    match &f.path {
+        Some(p) => {
+            page.push(p.clone());
+            if let Some(layout) = f.layout() {
+                cond.push_str(&format!(" AND layout = {layout}"));
+            }
+            if let Some(d) = &f.device {
+                cond.push_str(" AND device = ?");
+                page.push(d.clone());
+            }
+        }
+        None => page.push(String::new()),
+    }
+    let sql = sql.replace("{latest}", LATEST).replace("{page}", &cond);
     let mut q = client.query(&sql);
     if sql.contains("site_id = ?") {
         q = q.bind(&f.site);
     }
     q = q.bind(&f.from).bind(&f.to);
+    if sql.contains("path = ?") {
+        for v in page {
+            q = q.bind(v);
+        }
+    }
     if sql.contains(LATEST) {
         q = q.bind(&f.from).bind(&f.to);
     }
@@ -248,8 +301,9 @@ struct FrustrationRow {
 async fn split(
     client: &Client,
     f: &Filters,
+    usable: bool,
 ) -> Result<Option<(bool, Vec<Filters>)>, clickhouse::error::Error> {
-    if !f.behaviour_rollup() {
+    if !usable {
         return Ok(None);
     }
     let rolled: Vec<String> = rolled_query(client, ROLLED_DAYS, f).fetch_all().await?;
@@ -277,35 +331,20 @@ pub async fn anomalies(
     client: &Client,
     f: &Filters,
 ) -> Result<Anomalies, clickhouse::error::Error> {
-    let Some((any_rolled, rest)) = split(client, f).await? else {
+    let Some((any_rolled, rest)) = split(client, f, f.behaviour_rollup()).await? else {
         return sql::anomalies(client, f).await;
     };
     let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::anomalies(client, r)));
     let rolled = async {
         if !any_rolled {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((Vec::new(), (Vec::new(), Vec::new())));
         }
         tokio::try_join!(
             rolled_query(client, ANOMALIES_ROLLED, f).fetch_all::<Anomaly>(),
-            rolled_query(client, FRUSTRATION_ROLLED, f).fetch_all::<FrustrationRow>(),
+            rolled_frustration(client, f),
         )
     };
-    let (live, (mut sessions, frustration)) = tokio::try_join!(live, rolled)?;
-    let (mut rage, mut dead) = (Vec::new(), Vec::new());
-    for r in frustration {
-        let (list, x, y) = (
-            if r.kind == 0 { &mut rage } else { &mut dead },
-            r.sum_x,
-            r.sum_y,
-        );
-        list.push(Frustration {
-            selector: r.selector,
-            count: r.count,
-            sessions: r.sessions,
-            x,
-            y,
-        });
-    }
+    let (live, (mut sessions, (mut rage, mut dead))) = tokio::try_join!(live, rolled)?;
     for live in live {
         sessions.extend(live.sessions);
         rage.extend(live.rage.into_iter().map(sums));
@@ -322,6 +361,53 @@ pub async fn anomalies(
         rage: by_element(rage),
         dead: by_element(dead),
     })
+}
+
+/// Rage and dead clicks (position sums) of `f`'s site or page from the rollup.
+async fn rolled_frustration(
+    client: &Client,
+    f: &Filters,
+) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {
+    let rows = rolled_query(client, FRUSTRATION_ROLLED, f)
+        .fetch_all::<FrustrationRow>()
+        .await?;
+    let (mut rage, mut dead) = (Vec::new(), Vec::new());
+    for r in rows {
+        let list = if r.kind == 0 { &mut rage } else { &mut dead };
+        list.push(Frustration {
+            selector: r.selector,
+            count: r.count,
+            sessions: r.sessions,
+            x: r.sum_x,
+            y: r.sum_y,
+        });
+    }
+    Ok((rage, dead))
+}
+
+/// A page's rage and dead clicks (the heatmap's frustration layer) from the rollup where it
+/// can, else from the events.
+pub(super) async fn frustration(
+    client: &Client,
+    f: &Filters,
+) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {
+    let Some((any_rolled, rest)) = split(client, f, f.frustration_rollup()).await? else {
+        return sql::frustration(client, f).await;
+    };
+    let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::frustration(client, r)));
+    let rolled = async {
+        if any_rolled {
+            rolled_frustration(client, f).await
+        } else {
+            Ok((Vec::new(), Vec::new()))
+        }
+    };
+    let (live, (mut rage, mut dead)) = tokio::try_join!(live, rolled)?;
+    for (r, d) in live {
+        rage.extend(r.into_iter().map(sums));
+        dead.extend(d.into_iter().map(sums));
+    }
+    Ok((by_element(rage), by_element(dead)))
 }
 
 fn score(a: &Anomaly) -> u64 {
@@ -372,7 +458,7 @@ fn by_element(list: Vec<Frustration>) -> Vec<Frustration> {
 
 /// `patterns` from the rollup where it can, else from the events.
 pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhouse::error::Error> {
-    let Some((any_rolled, rest)) = split(client, f).await? else {
+    let Some((any_rolled, rest)) = split(client, f, f.behaviour_rollup()).await? else {
         return sql::patterns(client, f).await;
     };
     let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::frequent(client, r)));

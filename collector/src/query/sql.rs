@@ -277,13 +277,9 @@ impl Filters {
                 ("device", self.device.as_ref()),
             ],
         );
-        if let Some((lo, _)) = self.width {
+        if let Some(layout) = self.layout() {
             sql.push_str(" AND layout = ?");
-            binds.push(Bind::U(match lo {
-                0 => 0,
-                600 => 1,
-                _ => 2,
-            }));
+            binds.push(Bind::U(u32::from(layout)));
         }
         sql
     }
@@ -325,6 +321,21 @@ impl Filters {
     /// `page_daily`).
     fn traffic_mart(&self) -> bool {
         !self.exact && self.path.is_none() && self.width.is_none()
+    }
+
+    /// The layout class of `width` (0 phone, 1 tablet, 2 desktop), as the marts key it.
+    pub(super) fn layout(&self) -> Option<u8> {
+        self.width.map(|(lo, _)| match lo {
+            0 => 0,
+            600 => 1,
+            _ => 2,
+        })
+    }
+
+    /// Whether a page's rage and dead clicks may come from the behaviour rollup, which keeps
+    /// them per page, layout and device at the default thresholds.
+    pub(super) fn frustration_rollup(&self) -> bool {
+        !self.exact && (self.rage_ms, self.rage_px) == (RAGE_MS, RAGE_PX)
     }
 
     /// Whether session behaviour (`anomalies`, `patterns`) may come from its rollup
@@ -697,8 +708,10 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     // The behaviour rollup of the range's first day, then its figures read back.
     let names = [
         "anomalies",
-        "rage and dead clicks",
-        "rage and dead clicks",
+        "rage clicks",
+        "rage clicks by page",
+        "dead clicks",
+        "dead clicks by page",
         "patterns",
         "marker",
     ];
@@ -1022,7 +1035,7 @@ pub async fn heatmap(client: &Client, f: &Filters) -> Result<Heatmap, clickhouse
     };
     let frustrated = async {
         if layer("frustration") {
-            frustration(client, f).await
+            super::behaviour::frustration(client, f).await
         } else {
             Ok((Vec::new(), Vec::new()))
         }
@@ -1464,7 +1477,7 @@ fn rage_at(i: &str) -> String {
 /// took 1.2 s with it and 0.16 s without (10 M events, bench/results/queries.md).
 pub(super) fn rage_bursts_sql() -> String {
     format!(
-        "(SELECT session_id, arraySort(e -> e.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path))) AS c \
+        "(SELECT session_id, arraySort(e -> e.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path, viewport_w, toString(device)))) AS c \
           FROM events WHERE {{where}} GROUP BY session_id) \
          ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}), arrayEnumerate(c)) AS i",
         rage_at("i"),
@@ -1505,7 +1518,7 @@ fn rage_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
 /// Dead clicks: clicks on elements that are not interactive and were not followed by a page
 /// view within a second (the tracker reports no DOM changes, so navigation is the signal);
 /// per session, the index of each in `e`.
-pub(super) const DEAD_CLICKS: &str = "(SELECT session_id, arraySort(v -> v.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, toString(event_type), tag, selector, x, y))) AS e \
+pub(super) const DEAD_CLICKS: &str = "(SELECT session_id, arraySort(v -> v.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, toString(event_type), tag, selector, x, y, path, viewport_w, toString(device)))) AS e \
       FROM events WHERE {where} AND event_type IN ('click', 'pageview') GROUP BY session_id) \
      ARRAY JOIN arrayFilter(i -> e[i].2 = 'click' AND e[i].4 != '' \
        AND NOT has(['a', 'button', 'input', 'select', 'textarea', 'label', 'summary', 'option'], e[i].3) \
@@ -1535,8 +1548,8 @@ pub struct Frustration {
     pub y: f64,
 }
 
-/// Rage and dead clicks of one page.
-pub async fn frustration(
+/// Rage and dead clicks of one page, from the events.
+pub(super) async fn frustration(
     client: &Client,
     f: &Filters,
 ) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {

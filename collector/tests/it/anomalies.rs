@@ -96,23 +96,55 @@ async fn each_rule_finds_the_anomalies_injected_for_it() {
     assert!(!live["sessions"].as_array().unwrap().is_empty());
     assert_eq!(from_rollup["sessions"], live["sessions"]);
     let live_sessions = live["sessions"].clone();
+    let figures = |v: &Value, kind: &str| -> Vec<(String, u64, u64, i64, i64)> {
+        v[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let at = |k: &str| (e[k].as_f64().unwrap() * 1000.0).round() as i64;
+                let n = |k: &str| e[k].as_u64().unwrap();
+                let selector = e["selector"].as_str().unwrap().to_owned();
+                (selector, n("count"), n("sessions"), at("x"), at("y"))
+            })
+            .collect()
+    };
     for kind in ["rage", "dead"] {
-        let figures = |v: &Value| -> Vec<(String, u64, u64, i64, i64)> {
-            v[kind]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| {
-                    let at = |k: &str| (e[k].as_f64().unwrap() * 1000.0).round() as i64;
-                    let n = |k: &str| e[k].as_u64().unwrap();
-                    let selector = e["selector"].as_str().unwrap().to_owned();
-                    (selector, n("count"), n("sessions"), at("x"), at("y"))
-                })
-                .collect()
-        };
-        assert!(!figures(&live).is_empty(), "{kind}");
-        assert_eq!(figures(&from_rollup), figures(&live), "{kind}");
+        assert!(!figures(&live, kind).is_empty(), "{kind}");
+        assert_eq!(figures(&from_rollup, kind), figures(&live, kind), "{kind}");
     }
+    // Per page and layout too: the heatmap's frustration layer of the pages clicked most.
+    #[derive(serde::Deserialize, clickhouse::Row)]
+    struct Page {
+        path: String,
+    }
+    let pages: Vec<Page> = client
+        .query(
+            "SELECT path FROM events WHERE event_type = 'click' GROUP BY path \
+             ORDER BY count() DESC, path LIMIT 3",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 3);
+    let mut compared = 0;
+    for page in &pages {
+        for width in ["", "&width=375", "&width=1440"] {
+            let q = format!(
+                "heatmap?{range}&path={}{width}&layers=frustration",
+                page.path
+            );
+            let (live, rolled) = (
+                server.api(&format!("{q}&exact=true")).await,
+                server.api(&q).await,
+            );
+            for kind in ["rage", "dead"] {
+                assert_eq!(figures(&rolled, kind), figures(&live, kind), "{q}: {kind}");
+                compared += usize::from(!figures(&live, kind).is_empty());
+            }
+        }
+    }
+    assert!(compared >= 6, "{compared} comparisons with rows");
     let (live, from_rollup) = (
         server.api(&format!("patterns?{range}&exact=true")).await,
         server.api(&format!("patterns?{range}")).await,
