@@ -107,7 +107,7 @@ $bin sql --params "$params&steps=/p1,/p2&session=s1" > "$dir/queries.sql"
 [ "${PL_BENCH_API_ONLY:-0}" = 1 ] && : > "$dir/queries.sql"
 while IFS= read -r name && IFS= read -r sql; do
   # Writes, not reads: the collector's own rollup runs them.
-  case "$name" in "-- session rollup"|"-- behaviour rollup "*) continue ;; esac
+  case "$name" in "-- session rollup"*|"-- behaviour rollup "*) continue ;; esac
   times=$(for _ in $(seq 1 "$runs"); do curl -sS -o /dev/null -w '%{time_total}\n' "$ch/?database=bench" --data-binary "${sql%;}"; done | awk '{print $1*1000}')
   echo "| ${name#-- } | $(printf '%s\n' "$times" | percentiles) |"
 done < "$dir/queries.sql"

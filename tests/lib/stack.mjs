@@ -100,6 +100,9 @@ export async function startCollector({ clickhouseUrl, db, port = 0, demoPort = 0
       PATHLIGHT_CLICKHOUSE__URL: clickhouseUrl,
       PATHLIGHT_CLICKHOUSE__DATABASE: db,
       PATHLIGHT_CLICKHOUSE__FLUSH_INTERVAL_MS: "50",
+      // Rollups every second: answers read from them (anomalies, patterns, a page's rage and
+      // dead clicks, past days' session figures) catch up with the events within a second.
+      PATHLIGHT_CLICKHOUSE__ROLLUP_PERIOD_SECS: "1",
       PATHLIGHT_HASH_SECRET: HASH_SECRET,
       PATHLIGHT_DEMO_DIR: join(root, "demo-site"),
       PATHLIGHT_DEMO_LISTEN: `127.0.0.1:${demoPort}`,

@@ -91,7 +91,8 @@ fn per_site(sql: &str, cfg: &ClickHouseConfig, kind: Option<&str>) -> String {
     if let Some(k) = kind {
         wher.push_str(&format!(" AND event_type = '{k}'"));
     }
-    sql.replace("SELECT session_id,", "SELECT site_id, session_id,")
+    sql.replace("{page}", "")
+        .replace("SELECT session_id,", "SELECT site_id, session_id,")
         .replace("GROUP BY session_id", "GROUP BY site_id, session_id")
         .replace(
             "FROM events ",
@@ -231,24 +232,33 @@ const LATEST: &str = "(day, shard, version) GLOBAL IN (SELECT day, shard, max(ve
      WHERE site_id = '' AND day BETWEEN toDate(?) AND toDate(?) GROUP BY day, shard)";
 
 /// The rolled days of the range (`YYYY-MM-DD`).
+/// Rolled on every shard (see `sql`'s `ROLLED_DAYS`).
 pub(super) const ROLLED_DAYS: &str = "SELECT toString(day) FROM anomaly_days \
-     WHERE site_id = '' AND day BETWEEN toDate(?) AND toDate(?) GROUP BY day ORDER BY day";
+     WHERE site_id = '' AND day BETWEEN toDate(?) AND toDate(?) GROUP BY day \
+     HAVING uniqExact(shard) = (SELECT uniqExact(shard) FROM anomaly_days WHERE site_id = '') ORDER BY day";
 
-/// The range's most anomalous sessions from the rollup. `FINAL` folds two rolls of one
-/// version (two collectors in one second).
-pub(super) const ANOMALIES_ROLLED: &str = "SELECT session_id, events, rapid, repeated, loops FROM anomaly_days FINAL \
+/// The range's most anomalous sessions from the rollup.
+///
+/// The rows of each day's latest complete roll (`{latest}`), and of those one per key:
+/// `LIMIT 1 BY`, not `FINAL`, folds two rolls of one version (two collectors in one second).
+/// `FINAL` would keep a key's newest row, and a roll still being written has newer rows than
+/// the marker the query reads: the key would be lost from both.
+pub(super) const ANOMALIES_ROLLED: &str = "SELECT session_id, events, rapid, repeated, loops FROM anomaly_days \
      WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} \
-     ORDER BY rapid + repeated + loops DESC, session_id LIMIT 100";
+     ORDER BY rapid + repeated + loops DESC, session_id LIMIT 1 BY session_id LIMIT 100";
 
 /// Rage (`kind` 0) and dead (1) clicks by element from the rollup, of the whole site (`{page}`:
 /// `path = ''`) or of a page (`path = ?`, and its layout and device if asked).
 pub(super) const FRUSTRATION_ROLLED: &str = "SELECT kind, selector, toUInt64(sum(count)), toUInt64(sum(sessions)), \
-     toFloat64(sum(sum_x)), toFloat64(sum(sum_y)) FROM frustration_days FINAL \
-     WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {page} AND {latest} GROUP BY kind, selector";
+     toFloat64(sum(sum_x)), toFloat64(sum(sum_y)) FROM \
+     (SELECT kind, selector, count, sessions, sum_x, sum_y FROM frustration_days \
+      WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {page} AND {latest} \
+      LIMIT 1 BY day, shard, kind, path, layout, device, selector) GROUP BY kind, selector";
 
 /// Sequences from the rollup (every one kept; the top are taken with the unrolled days').
 pub(super) const PATTERNS_ROLLED: &str = "SELECT gram, toUInt8(length(gram)), toUInt64(sum(occurrences)), toUInt64(sum(sessions)) \
-     FROM pattern_days FINAL WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} GROUP BY gram";
+     FROM (SELECT gram, occurrences, sessions FROM pattern_days \
+      WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) AND {latest} LIMIT 1 BY day, shard, gram) GROUP BY gram";
 
 /// `sql` for `f`'s site and range (and page, layout and device, for `{page}`), bound.
 pub(super) fn rolled_query(client: &Client, sql: &str, f: &Filters) -> clickhouse::query::Query {

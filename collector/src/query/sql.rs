@@ -428,8 +428,12 @@ fn session_ends_sql(mart: bool) -> String {
 const UNROLLED: &str = "NOT has(?, toString(toDate(toDateTime(intDiv(t0, 1000)))))";
 
 /// The days of the range the rollup has for the site (see `sinks::clickhouse::rollup`).
+/// A day is rolled once every shard has rolled it (each writes a marker row, `site_id` '',
+/// after the day's rows): in cluster mode a day one shard has rolled and another not yet
+/// would otherwise lose that shard's sessions from both the rollup and the mart's read.
 const ROLLED_DAYS: &str = "SELECT toString(day) AS d FROM session_days \
-     WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) GROUP BY d ORDER BY d";
+     WHERE site_id = '' AND day BETWEEN toDate(?) AND toDate(?) GROUP BY d \
+     HAVING uniqExact(shard) = (SELECT uniqExact(shard) FROM session_days WHERE site_id = '') ORDER BY d";
 /// Each (site, day, shard)'s latest roll, of the range: `{rolled}` below.
 const LATEST_ROLL: &str = "(site_id, day, shard, version) GLOBAL IN (SELECT site_id, day, shard, max(version) \
      FROM session_days WHERE site_id = ? AND day BETWEEN toDate(?) AND toDate(?) GROUP BY site_id, day, shard)";
@@ -705,6 +709,12 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
             &client, &cfg, &f.from, 0, version,
         )),
     ));
+    out.push((
+        "session rollup marker".into(),
+        shown(crate::sinks::clickhouse::rollup::marker(
+            &client, &cfg, &f.from, 0, version,
+        )),
+    ));
     // The behaviour rollup of the range's first day, then its figures read back.
     let names = [
         "anomalies",
@@ -734,13 +744,7 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     }
     out.push((
         "stats rolled days".into(),
-        shown(
-            client
-                .query(ROLLED_DAYS)
-                .bind(&f.site)
-                .bind(&f.from)
-                .bind(&f.to),
-        ),
+        shown(client.query(ROLLED_DAYS).bind(&f.from).bind(&f.to)),
     ));
     // Both: which one `stats` runs depends on the filters.
     let today = unix_day(crate::pipeline::now_ms());
@@ -782,10 +786,7 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
         shown(user_events_query(&client, f, "u7")),
     ));
     out.push(("rage clicks".into(), shown(rage_query(&client, f))));
-    out.push((
-        "dead clicks".into(),
-        shown(prepare(&client, &dead_sql(), f, None)),
-    ));
+    out.push(("dead clicks".into(), shown(dead_query(&client, f))));
     out.push((
         "anomalies".into(),
         shown(prepare(&client, &anomalies_sql(false), f, None)),
@@ -1248,7 +1249,6 @@ async fn session_figures(
     }
     let rolled: Vec<String> = client
         .query(ROLLED_DAYS)
-        .bind(&f.site)
         .bind(&f.from)
         .bind(&f.to)
         .fetch_all()
@@ -1479,10 +1479,35 @@ pub(super) fn rage_bursts_sql() -> String {
     format!(
         "(SELECT session_id, arraySort(e -> e.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, x, y, selector, path, viewport_w, toString(device)))) AS c \
           FROM events WHERE {{where}} GROUP BY session_id) \
-         ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}), arrayEnumerate(c)) AS i",
+         ARRAY JOIN arrayFilter(i -> i >= 3 AND {} AND (i = 3 OR NOT {}){{page}}, arrayEnumerate(c)) AS i",
         rage_at("i"),
         rage_at("(i - 1)")
     )
+}
+
+/// `{page}` of [`rage_bursts_sql`] (`at`: `c`, path 5, width 6) and [`DEAD_CLICKS`] (`e`, 7, 8)
+/// for `f`, and the filters of their `{where}`. A session's sequence is of all its pages, and
+/// the page and width pick the clicks in it afterwards: a click that led to another page is
+/// not dead, and the rollup (`behaviour.rs`), which keeps every page, finds the same.
+fn page_of(f: &Filters, at: (&str, usize, usize)) -> (String, Vec<Bind>, Filters) {
+    let (of, path, width) = at;
+    let (mut sql, mut binds) = (String::new(), Vec::new());
+    if let Some(p) = &f.path {
+        sql.push_str(&format!(" AND {of}[i].{path} = ?"));
+        binds.push(Bind::S(p.clone()));
+    }
+    if let Some((lo, hi)) = f.width {
+        sql.push_str(&format!(
+            " AND {of}[i].{width} >= ? AND {of}[i].{width} < ?"
+        ));
+        binds.extend([Bind::U(lo), Bind::U(hi.min(u32::from(u16::MAX) + 1))]);
+    }
+    let whole = Filters {
+        path: None,
+        width: None,
+        ..f.clone()
+    };
+    (sql, binds, whole)
 }
 
 /// Rage bursts by element.
@@ -1497,11 +1522,21 @@ fn rage_sql() -> String {
 
 /// The rage-burst query `sql` for `f`, its thresholds bound (twice: `rage_at` is used twice).
 fn rage_query_of(client: &Client, sql: &str, f: &Filters) -> clickhouse::query::Query {
-    let binds = rage_thresholds(f.rage_ms, f.rage_px)
+    let (page, page_binds, whole) = page_of(f, ("c", 5, 6));
+    let mut binds: Vec<Bind> = rage_thresholds(f.rage_ms, f.rage_px)
         .into_iter()
         .map(Bind::U)
         .collect();
-    prepare_with(client, sql, f, Some("click"), Vec::new(), binds)
+    binds.extend(page_binds);
+    let sql = sql.replace("{page}", &page);
+    prepare_with(client, &sql, &whole, Some("click"), Vec::new(), binds)
+}
+
+/// The dead-click query for `f`.
+fn dead_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    let (page, binds, whole) = page_of(f, ("e", 7, 8));
+    let sql = dead_sql().replace("{page}", &page);
+    prepare_with(client, &sql, &whole, None, Vec::new(), binds)
 }
 
 /// The values [`rage_bursts_sql`] binds after its `{where}`.
@@ -1522,7 +1557,7 @@ pub(super) const DEAD_CLICKS: &str = "(SELECT session_id, arraySort(v -> v.1, gr
       FROM events WHERE {where} AND event_type IN ('click', 'pageview') GROUP BY session_id) \
      ARRAY JOIN arrayFilter(i -> e[i].2 = 'click' AND e[i].4 != '' \
        AND NOT has(['a', 'button', 'input', 'select', 'textarea', 'label', 'summary', 'option'], e[i].3) \
-       AND NOT (i < length(e) AND e[i + 1].2 = 'pageview' AND e[i + 1].1 - e[i].1 <= 1000), arrayEnumerate(e)) AS i";
+       AND NOT (i < length(e) AND e[i + 1].2 = 'pageview' AND e[i + 1].1 - e[i].1 <= 1000){page}, arrayEnumerate(e)) AS i";
 
 /// Dead clicks by element.
 fn dead_sql() -> String {
@@ -1555,7 +1590,7 @@ pub(super) async fn frustration(
 ) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {
     tokio::try_join!(
         rage_query(client, f).fetch_all(),
-        prepare(client, &dead_sql(), f, None).fetch_all()
+        dead_query(client, f).fetch_all()
     )
 }
 
@@ -1708,10 +1743,12 @@ pub async fn rule_flags(
         .replace("{limit}", "");
     let rage = format!(
         "SELECT session_id, toUInt64(count()) FROM {} GROUP BY session_id",
-        rage_bursts_sql()
+        rage_bursts_sql().replace("{page}", "")
     );
-    let dead =
-        format!("SELECT session_id, toUInt64(count()) FROM {DEAD_CLICKS} GROUP BY session_id");
+    let dead = format!(
+        "SELECT session_id, toUInt64(count()) FROM {} GROUP BY session_id",
+        DEAD_CLICKS.replace("{page}", "")
+    );
     let range = "site_id = ? AND toDate(timestamp) BETWEEN toDate(?) AND toDate(?)";
     let bots = format!(
         "SELECT session_id, toUInt64(count()) FROM events FINAL WHERE {range} AND is_bot = 1 GROUP BY session_id"

@@ -42,7 +42,8 @@ use clickhouse::Client;
 use serde::Deserialize;
 use std::time::Duration;
 
-/// How often the rollup looks for days to roll.
+/// How often the rollup looks for days to roll, unless configured
+/// (`[clickhouse] rollup_period_secs`).
 pub const PERIOD: Duration = Duration::from_secs(300);
 
 /// Most days rolled in one pass: a first start on months of history catches up over a few
@@ -138,6 +139,21 @@ fn marker_sql(cfg: &ClickHouseConfig) -> String {
     )
 }
 
+/// The statement that marks `day` rolled on `shard` at `version`, after its rows.
+pub fn marker(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    day: &str,
+    shard: u16,
+    version: u32,
+) -> clickhouse::query::Query {
+    client
+        .query(&marker_sql(cfg))
+        .bind(day)
+        .bind(shard)
+        .bind(version)
+}
+
 /// Rolls the due days of one shard (`shard`: its index in the config, 0 on one server) as of
 /// `today`; returns them. The version is the server's clock, the clock its parts' times are
 /// from.
@@ -189,13 +205,7 @@ pub async fn roll(
     for &d in &days {
         let day = civil(d);
         insert(client, cfg, &day, shard, version).execute().await?;
-        client
-            .query(&marker_sql(cfg))
-            .bind(&day)
-            .bind(shard)
-            .bind(version)
-            .execute()
-            .await?;
+        marker(client, cfg, &day, shard, version).execute().await?;
     }
     for &d in &behaviour_days {
         for q in crate::query::behaviour::roll_queries(client, cfg, &civil(d), shard, version) {
@@ -222,7 +232,8 @@ pub struct RolledDays {
 /// queries read the latest.
 pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client + Send + 'static) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PERIOD);
+        let period = Duration::from_secs(cfg.rollup_period_secs);
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
