@@ -218,7 +218,7 @@ impl Default for Config {
             client_ip_header: String::new(),
             country_header: String::new(),
             geoip_db: None,
-            session_timeout_secs: 30 * 60,
+            session_timeout_secs: pathlight_wire::session::DEFAULT_TIMEOUT_SECS,
             limits: Limits::default(),
             clickhouse: ClickHouseConfig::default(),
             ip_events_per_sec: 1_000,
