@@ -63,8 +63,10 @@ pub struct Config {
     pub country_header: String,
     /// MaxMind GeoLite2/GeoIP2 Country or City database (`.mmdb`); none: no lookup.
     pub geoip_db: Option<PathBuf>,
-    /// Inactivity after which a server-side session ends, seconds. Applies to events that
-    /// arrive without a session id (server-side senders, the simple array format).
+    /// Inactivity after which a session ends, seconds (30 minutes by default). Server-side
+    /// sessions, for events that arrive without a session id (server-side senders, the simple
+    /// array format), end after it, and the sessions API calls a session `timed_out` once it has
+    /// had no event for it. Edge workers should have the same (`PATHLIGHT_SESSION_TIMEOUT_SECS`).
     pub session_timeout_secs: u64,
     /// Limits every batch is held to.
     pub limits: Limits,
