@@ -63,8 +63,10 @@ pub struct Config {
     pub country_header: String,
     /// MaxMind GeoLite2/GeoIP2 Country or City database (`.mmdb`); none: no lookup.
     pub geoip_db: Option<PathBuf>,
-    /// Inactivity after which a server-side session ends, seconds. Applies to events that
-    /// arrive without a session id (server-side senders, the simple array format).
+    /// Inactivity after which a session ends, seconds (30 minutes by default). Server-side
+    /// sessions, for events that arrive without a session id (server-side senders, the simple
+    /// array format), end after it, and the sessions API calls a session `timed_out` once it has
+    /// had no event for it. Edge workers should have the same (`PATHLIGHT_SESSION_TIMEOUT_SECS`).
     pub session_timeout_secs: u64,
     /// Limits every batch is held to.
     pub limits: Limits,
@@ -218,7 +220,7 @@ impl Default for Config {
             client_ip_header: String::new(),
             country_header: String::new(),
             geoip_db: None,
-            session_timeout_secs: 30 * 60,
+            session_timeout_secs: pathlight_wire::session::DEFAULT_TIMEOUT_SECS,
             limits: Limits::default(),
             clickhouse: ClickHouseConfig::default(),
             ip_events_per_sec: 1_000,

@@ -133,6 +133,7 @@ pub async fn serve_with(
         reader,
         &config.sites,
         &config.hash_secret,
+        config.session_timeout_secs,
         cache,
     ));
     let drain = pipeline.clone();

@@ -545,7 +545,8 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::Sql { params } => {
             let filters = pathlight_collector::query::Filters::parse(&params)?;
-            for (name, sql) in pathlight_collector::query::catalogue(&filters) {
+            let timeout_ms = config.session_timeout_secs.saturating_mul(1000);
+            for (name, sql) in pathlight_collector::query::catalogue(&filters, timeout_ms) {
                 println!("-- {name}\n{sql};");
             }
             Ok(())

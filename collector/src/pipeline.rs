@@ -470,3 +470,54 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server-side sessions of three events of one visitor, 9 and then 11 minutes apart,
+    /// under `session_timeout_secs`.
+    fn sessions_under(session_timeout_secs: u64) -> Vec<String> {
+        let mut config = Config::for_tests("http://127.0.0.1:1", "unit");
+        config.session_timeout_secs = session_timeout_secs;
+        let hasher = VisitorHasher::new(&[], [7; 16]);
+        let stages = Stages::new(&config, hasher, Arc::new(Metrics::new())).unwrap();
+        let t = 1_800_000_000_000;
+        let mut batch = pathlight_wire::sample::typical_batch();
+        batch.site_id = "test".into();
+        batch.sent_at = t;
+        batch.events.truncate(3);
+        for (e, minutes) in batch.events.iter_mut().zip([40, 31, 20]) {
+            // No session id: the collector assigns one.
+            e.session_id = String::new();
+            e.timestamp = t - minutes * 60_000;
+        }
+        let body = pathlight_wire::cbor::encode(&batch);
+        let req = IngestRequest {
+            body: &body,
+            content_type: Some("application/cbor"),
+            site: None,
+            origin: None,
+            ip: Some("198.51.100.7".parse().unwrap()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"),
+            country: None,
+            received_at: t,
+            delivery: Default::default(),
+        };
+        let prepared = stages.prepare(&req, &mut 0).unwrap();
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        prepared.rows.into_iter().map(|r| r.session_id).collect()
+    }
+
+    #[test]
+    fn server_sessions_end_after_the_configured_timeout() {
+        let s = sessions_under(10 * 60);
+        assert_eq!(s[0], s[1], "9 minutes apart: one session");
+        assert_ne!(s[1], s[2], "11 minutes apart: a new one, at 10 minutes");
+        let s = sessions_under(30 * 60);
+        assert!(
+            s[0] == s[1] && s[1] == s[2],
+            "one session at 30 minutes: {s:?}"
+        );
+    }
+}

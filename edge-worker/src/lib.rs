@@ -46,8 +46,6 @@ use worker::{
     Request, RequestInit, Response, Result, event,
 };
 
-/// The session timeout the collector uses by default (`session_timeout_secs`).
-const SESSION_TIMEOUT_MS: i64 = 30 * 60 * 1000;
 /// Server-side sessions one isolate tracks (~100 bytes each): a few MB of its 128 MB. A Worker
 /// has no timer to prune idle ones by, so this cap is what bounds the table.
 const MAX_SESSIONS: usize = 50_000;
@@ -55,8 +53,8 @@ const MAX_SESSIONS: usize = 50_000;
 const ASYNC_INSERT_SINCE: (u32, u32) = (21, 11);
 
 thread_local! {
-    static SESSIONS: RefCell<Sessionizer> =
-        RefCell::new(Sessionizer::new(SESSION_TIMEOUT_MS, MAX_SESSIONS));
+    /// Server-side sessions, made at the isolate's first batch: the timeout is a setting.
+    static SESSIONS: RefCell<Option<Sessionizer>> = const { RefCell::new(None) };
     /// Direct mode: whether the server takes async inserts, learned once per isolate.
     static ASYNC_INSERTS: Cell<Option<bool>> = const { Cell::new(None) };
 }
@@ -190,6 +188,7 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
     };
     let hasher = salts::hasher(settings, received_at).await;
     let rows = SESSIONS.with_borrow_mut(|sessions| {
+        let sessions = sessions.get_or_insert_with(|| sessionizer(settings));
         pathlight_ingest::enrich(batch, &rejected, &ctx, &hasher, |e| {
             sessions.assign(&e.site_id, e.visitor_id, e.timestamp)
         })
@@ -208,6 +207,11 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
     } else {
         json(200, &ack)
     }
+}
+
+/// Server-side sessions that end as `settings` says (`PATHLIGHT_SESSION_TIMEOUT_SECS`).
+fn sessionizer(settings: &Settings) -> Sessionizer {
+    Sessionizer::new(settings.session_timeout_ms(), MAX_SESSIONS)
 }
 
 /// Location and network from `request.cf`, read field by field: a field Cloudflare (or a
@@ -389,5 +393,22 @@ mod tests {
         }
         assert_eq!(route("/_pl", "/_plp.js"), Route::NotFound);
         assert_eq!(route("/_pl", "/p.js"), Route::NotFound);
+    }
+
+    #[test]
+    fn server_sessions_end_after_the_configured_timeout() {
+        let minutes = |m: i64| m * 60_000;
+        // 10 minutes, not the default 30: a visitor's events 9 minutes apart share a session,
+        // 11 minutes apart do not.
+        let ten = settings::tests::settings(&[("PATHLIGHT_SESSION_TIMEOUT_SECS", "600")]);
+        let mut s = sessionizer(&ten.unwrap());
+        let a = s.assign("shop", 7, 0);
+        assert_eq!(s.assign("shop", 7, minutes(9)), a);
+        assert_ne!(s.assign("shop", 7, minutes(20)), a);
+        // The default: the same events are one session.
+        let mut s = sessionizer(&settings::tests::settings(&[]).unwrap());
+        let a = s.assign("shop", 7, 0);
+        assert_eq!(s.assign("shop", 7, minutes(9)), a);
+        assert_eq!(s.assign("shop", 7, minutes(20)), a);
     }
 }

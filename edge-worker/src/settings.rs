@@ -4,6 +4,7 @@
 //! request that needs it).
 
 use pathlight_ingest::SiteRules;
+use pathlight_wire::session::DEFAULT_TIMEOUT_SECS;
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -82,6 +83,10 @@ pub struct Settings {
     /// `RETRY_DELAY_SECONDS` (default 10): the first wait before a failed queue batch is
     /// retried; later waits grow with the message's age (see `consumer.rs`).
     pub retry_delay_secs: u32,
+    /// `PATHLIGHT_SESSION_TIMEOUT_SECS` (default 1800, the collector's): a server-assigned
+    /// session ends after this long without an event. Set it as the collector's
+    /// `session_timeout_secs`, so that both split a visitor's events alike.
+    pub session_timeout_secs: u64,
 }
 
 thread_local! {
@@ -102,8 +107,18 @@ pub fn current(env: &Env) -> Result<Rc<Settings>, String> {
 impl Settings {
     /// Reads and checks the settings; the message names what is wrong.
     pub fn from_env(env: &Env) -> Result<Settings, String> {
-        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
-        let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string());
+        Settings::from_vars(
+            |name| env.var(name).ok().map(|v| v.to_string()),
+            |name| env.secret(name).ok().map(|v| v.to_string()),
+        )
+    }
+
+    /// [`Settings::from_env`] from `var` (the `[vars]`) and `secret`, each by name: plain
+    /// functions, so the rules are tested without a worker runtime.
+    pub(crate) fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+        secret: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, String> {
         let mode = match var("PATHLIGHT_MODE").as_deref().unwrap_or("queue") {
             "queue" => Mode::Queue,
             "direct" => Mode::Direct,
@@ -143,7 +158,31 @@ impl Settings {
             retry_delay_secs: var("RETRY_DELAY_SECONDS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(10),
+            session_timeout_secs: session_timeout(
+                var("PATHLIGHT_SESSION_TIMEOUT_SECS").as_deref(),
+            )?,
         })
+    }
+
+    /// [`Settings::session_timeout_secs`] in ms.
+    pub fn session_timeout_ms(&self) -> i64 {
+        i64::try_from(self.session_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// `PATHLIGHT_SESSION_TIMEOUT_SECS`, checked as the collector checks `session_timeout_secs`:
+/// whole seconds, more than 0. Refused rather than defaulted when wrong: sessions silently
+/// split unlike the collector's would go unnoticed.
+fn session_timeout(raw: Option<&str>) -> Result<u64, String> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_TIMEOUT_SECS);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(secs),
+        _ => Err(format!(
+            "PATHLIGHT_SESSION_TIMEOUT_SECS is {raw:?}; use whole seconds above 0, the \
+             collector's session_timeout_secs (default {DEFAULT_TIMEOUT_SECS})"
+        )),
     }
 }
 
@@ -175,7 +214,7 @@ fn prefix(raw: Option<&str>) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -187,5 +226,44 @@ mod tests {
         for bad in ["", "_pl", "/a//b", "/a/../b", "/a b", "/a?x", "/a*", "/ä"] {
             assert!(prefix(Some(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    /// Settings from `vars` (queue mode needs a ClickHouse URL and the sites).
+    pub(crate) fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let vars: HashMap<String, String> = [
+            ("PATHLIGHT_SITES", "[]"),
+            ("CLICKHOUSE_URL", "https://ch.example:8443"),
+        ]
+        .iter()
+        .chain(vars)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Settings::from_vars(|name| vars.get(name).cloned(), |_| None)
+    }
+
+    #[test]
+    fn the_session_timeout_is_read_from_its_var() {
+        let timeout = |v: &str| settings(&[("PATHLIGHT_SESSION_TIMEOUT_SECS", v)]);
+        assert_eq!(
+            settings(&[]).unwrap().session_timeout_secs,
+            1800,
+            "the default"
+        );
+        let ten = timeout("600").unwrap();
+        assert_eq!(
+            (ten.session_timeout_secs, ten.session_timeout_ms()),
+            (600, 600_000)
+        );
+        for bad in ["0", "", "ten", "-600", "600.5", "1e3"] {
+            let e = timeout(bad).unwrap_err();
+            assert!(
+                e.starts_with("PATHLIGHT_SESSION_TIMEOUT_SECS is "),
+                "{bad:?}: {e}"
+            );
+        }
+        assert_eq!(
+            timeout(&u64::MAX.to_string()).unwrap().session_timeout_ms(),
+            i64::MAX
+        );
     }
 }

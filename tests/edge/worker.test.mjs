@@ -1,7 +1,8 @@
 // The edge worker (issue 5) in workerd through miniflare, against a real ClickHouse 18.16 and
 // the real collector binary: queue delivery with Cloudflare's request data, retries while
 // ClickHouse is away, poison to the dead-letter queue, the collector's answers to bad input,
-// identical rows from the wire fixtures, direct mode's refusal on 18.x, and relay mode.
+// identical rows from the wire fixtures, the configured session timeout, direct mode's refusal
+// on 18.x, and relay mode.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -262,6 +263,41 @@ test("the wire fixtures give identical rows through the worker and the collector
   assert.equal(new Set(collected.map((r) => `${r.site_id}/${r.visitor_id}`)).size, 2, "one visitor per site");
   // Nothing but the receipt time moved the event times.
   for (const s of shifts.values()) assert.equal(s.size, 1, `one shift per batch, got ${[...s]}`);
+});
+
+test("server-assigned sessions end after PATHLIGHT_SESSION_TIMEOUT_SECS", async () => {
+  // One visitor's events without a session id, 9 and then 11 minutes apart: one session under
+  // the default 30 minutes, two under 10.
+  const now = Date.now();
+  const batch = JSON.parse(fixture("unicode.json"));
+  batch.sent_at = now;
+  batch.events = [40, 31, 20].map((ago, i) => ({
+    ...batch.events[0],
+    id: `${String(i + 1).repeat(8)}-0000-4000-8000-000000000000`,
+    timestamp: now - ago * 60_000,
+  }));
+  const body = JSON.stringify(batch);
+  const sessions = async (db, vars) => {
+    migrate(db);
+    const w = await worker({ CLICKHOUSE_URL: ch.url, CLICKHOUSE_DATABASE: db, ...vars });
+    const r = await w.fetch("/v1/batch", cbor(body, { "content-type": "application/json" }));
+    assert.equal(r.status, 204, await r.text());
+    await eventually(async () => (await count(db)) === 3, 15_000, `3 rows in ${db}`);
+    const rows = await ch.rows(`SELECT session_id FROM ${db}.events ORDER BY timestamp, timestamp_ms`);
+    return rows.map((r) => r.session_id);
+  };
+  const ten = await sessions("edge_sessions_600", { PATHLIGHT_SESSION_TIMEOUT_SECS: "600" });
+  assert.equal(ten[0], ten[1], "9 minutes apart: one session");
+  assert.notEqual(ten[1], ten[2], "11 minutes apart: a new one");
+  const byDefault = await sessions("edge_sessions_default", {});
+  assert.deepEqual(new Set(byDefault).size, 1, `one session at 30 minutes: ${byDefault}`);
+  // A value the collector would refuse is refused here too, naming the variable.
+  const wrong = await worker({ CLICKHOUSE_URL: ch.url, PATHLIGHT_SESSION_TIMEOUT_SECS: "10m" });
+  const r = await wrong.fetch("/v1/batch", cbor(body, { "content-type": "application/json" }));
+  assert.equal(r.status, 500);
+  const answer = await r.json();
+  assert.equal(answer.reason, "misconfigured");
+  assert.match(answer.error, /^PATHLIGHT_SESSION_TIMEOUT_SECS is "10m"/);
 });
 
 test("direct mode refuses clearly on a ClickHouse without async inserts", async () => {

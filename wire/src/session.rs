@@ -1,7 +1,14 @@
 //! Server-side sessions for clients that send no session id (imports, server-side senders):
-//! a visitor's events belong to one session until 30 minutes pass without an event.
+//! a visitor's events belong to one session until the session timeout ([`DEFAULT_TIMEOUT_SECS`]
+//! unless configured) passes without an event.
 
 use std::collections::HashMap;
+
+/// The session timeout where none is configured: 30 minutes without an event, as the tracker's
+/// own session ids. The collector's `session_timeout_secs` and the edge worker's
+/// `PATHLIGHT_SESSION_TIMEOUT_SECS` default to it, and the two should be set alike: the worker's
+/// server-assigned sessions and the collector's (and its sessions API) then end at the same time.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30 * 60;
 
 /// Assigns session ids per (site, visitor). Bounded twice: idle entries are dropped by
 /// [`Sessionizer::prune`], and the table never holds more than its `max_open` entries, since
@@ -101,7 +108,7 @@ mod tests {
 
     #[test]
     fn inactivity_starts_a_new_session() {
-        let mut s = Sessionizer::new(30 * 60_000, 100);
+        let mut s = Sessionizer::new(DEFAULT_TIMEOUT_SECS as i64 * 1000, 100);
         let a = s.assign("site", 7, 1_000);
         assert_eq!(s.assign("site", 7, 1_000 + 29 * 60_000), a);
         let later = 1_000 + 29 * 60_000 + 31 * 60_000;
@@ -117,8 +124,33 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_timeout_ends_sessions_after_it() {
+        // 10 minutes: what ends a session here is well within the default's 30.
+        let mut s = Sessionizer::new(10 * 60_000, 100);
+        let a = s.assign("site", 7, 0);
+        assert_eq!(
+            s.assign("site", 7, 9 * 60_000),
+            a,
+            "9 minutes on: the same session"
+        );
+        let b = s.assign("site", 7, 9 * 60_000 + 11 * 60_000);
+        assert_ne!(a, b, "11 quiet minutes: a new session");
+        assert_eq!(
+            s.assign("site", 7, 9 * 60_000 + 21 * 60_000),
+            b,
+            "10 minutes: still b"
+        );
+        assert_eq!(
+            s.prune(40 * 60_000),
+            1,
+            "idle for exactly the timeout: kept"
+        );
+        assert_eq!(s.prune(40 * 60_000 + 1), 0);
+    }
+
+    #[test]
     fn a_flood_of_new_visitors_is_bounded_and_spares_the_active() {
-        let mut s = Sessionizer::new(30 * 60_000, 1_000);
+        let mut s = Sessionizer::new(DEFAULT_TIMEOUT_SECS as i64 * 1000, 1_000);
         let active = s.assign("site", 0, 0);
         for v in 1..100_000u64 {
             let ts = v as i64;

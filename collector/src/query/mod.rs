@@ -164,15 +164,20 @@ pub struct QueryApi {
     /// the viewer (`site`).
     sites: std::collections::HashMap<String, (Vec<String>, String)>,
     cache: QueryCache,
+    /// `session_timeout_secs`, in ms: a session with no event for this long is over
+    /// (`sessions`' `ended`).
+    session_timeout_ms: u64,
 }
 
 impl QueryApi {
     /// An API reading through `client` (database selected) for `sites`, answering repeated
     /// questions from `cache`; live tokens are signed with a key derived from `hash_secret`.
+    /// Sessions end after `session_timeout_secs` without an event.
     pub fn new(
         client: Client,
         sites: &[SiteConfig],
         hash_secret: &str,
+        session_timeout_secs: u64,
         cache: QueryCache,
     ) -> QueryApi {
         QueryApi {
@@ -183,6 +188,7 @@ impl QueryApi {
                 .map(|s| (s.id.clone(), (s.origins.clone(), s.base_url())))
                 .collect(),
             cache,
+            session_timeout_ms: session_timeout_secs.saturating_mul(1000),
         }
     }
 
@@ -324,7 +330,8 @@ impl QueryApi {
             }
             "sessions" => {
                 let f = &filters;
-                self.cached(&site, endpoint, f, sql::sessions(c, f)).await
+                let sessions = sql::sessions(c, f, self.session_timeout_ms);
+                self.cached(&site, endpoint, f, sessions).await
             }
             "patterns" => {
                 let f = &filters;

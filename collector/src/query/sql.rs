@@ -68,9 +68,6 @@ enum Bind {
 /// `HAVING` of a query over the `sessions` mart: sessions that started in the date range.
 const STARTED: &str = "toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?)";
 
-/// A session with no event for this long is over (the tracker starts a new one after it too).
-pub const SESSION_TIMEOUT_MS: u64 = 30 * 60 * 1000;
-
 fn bad(param: &'static str, detail: impl Into<String>) -> QueryError {
     QueryError::BadParam {
         param,
@@ -636,9 +633,10 @@ fn top_sql(column: &str) -> String {
     )
 }
 
-/// Every analytics query as ClickHouse receives it for `f` (values bound): what
-/// `pathlight sql` prints, and what the modern-dialect test runs in an embedded ClickHouse.
-pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
+/// Every analytics query as ClickHouse receives it for `f` (values bound; a session timeout of
+/// `timeout_ms`): what `pathlight sql` prints, and what the modern-dialect test runs in an
+/// embedded ClickHouse.
+pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
     let mut list: Vec<(String, String, Option<&str>)> = vec![
         ("heatmap points".into(), heatmap_points_sql(), Some("click")),
         (
@@ -794,7 +792,7 @@ pub fn catalogue(f: &Filters) -> Vec<(String, String)> {
     let now = crate::pipeline::now_ms().max(0) as u64;
     out.push((
         "sessions page".into(),
-        shown(session_page_query(&client, f, &f.from, now)),
+        shown(session_page_query(&client, f, &f.from, now, timeout_ms)),
     ));
     // The summaries of `session` (of "s1" without one), as the list shows them.
     let listed = f.session.clone().unwrap_or_else(|| "s1".to_owned());
@@ -1846,7 +1844,7 @@ pub struct SessionSummary {
     /// `end_ms - start_ms`, seconds.
     pub duration_secs: f64,
     /// `closed` (its last event was the page being hidden or left), `timed_out` (no such
-    /// event, and none at all for 30 minutes) or `active`.
+    /// event, and none at all for the session timeout, `session_timeout_secs`) or `active`.
     pub ended: &'static str,
     /// Events of each kind, and all.
     pub events: u64,
@@ -1887,14 +1885,15 @@ fn from_day(f: &Filters, lo: &str) -> Filters {
 }
 
 /// Step 1 of `sessions` over the sessions that started from `lo` to `f.to`: the first
-/// `offset + limit` of them.
+/// `offset + limit` of them. A session with no event for `timeout_ms` is over.
 fn session_page_query(
     client: &Client,
     f: &Filters,
     lo: &str,
     now_ms: u64,
+    timeout_ms: u64,
 ) -> clickhouse::query::Query {
-    let cutoff = Bind::N(now_ms.saturating_sub(SESSION_TIMEOUT_MS));
+    let cutoff = Bind::N(now_ms.saturating_sub(timeout_ms));
     let (ended, mut post) = match f.ended.as_deref() {
         Some("closed") => (format!(" AND {CLOSED}"), Vec::new()),
         Some("timed_out") => (format!(" AND NOT {CLOSED} AND t1 < ?"), vec![cutoff]),
@@ -1942,7 +1941,8 @@ fn session_list_queries(
     (list, of)
 }
 
-/// Session summaries, newest first (`ended`, `device`, `limit`, `offset` apply).
+/// Session summaries, newest first (`ended`, `device`, `limit`, `offset` apply); a session
+/// with no event for `timeout_ms` (the configured session timeout) is over.
 ///
 /// The newest sessions are on the last days, so step 1 looks at the last day of the range
 /// first and doubles the window until it has a full page or reaches `from`: a busy site's
@@ -1951,6 +1951,7 @@ fn session_list_queries(
 pub async fn sessions(
     client: &Client,
     f: &Filters,
+    timeout_ms: u64,
 ) -> Result<Vec<SessionSummary>, clickhouse::error::Error> {
     let now = crate::pipeline::now_ms().max(0) as u64;
     let (from, to) = (days_of(&f.from), days_of(&f.to));
@@ -1958,7 +1959,9 @@ pub async fn sessions(
     let mut span = 0;
     let (lo, page) = loop {
         let lo = civil((to - span).max(from));
-        let page: Vec<PageRow> = session_page_query(client, f, &lo, now).fetch_all().await?;
+        let page: Vec<PageRow> = session_page_query(client, f, &lo, now, timeout_ms)
+            .fetch_all()
+            .await?;
         if page.len() >= wanted || to - span <= from {
             break (lo, page);
         }
@@ -1978,13 +1981,7 @@ pub async fn sessions(
     Ok(found
         .into_iter()
         .map(|r| {
-            let ended = if r.left_ms > 0 && r.left_ms >= r.end_ms {
-                "closed"
-            } else if r.end_ms + SESSION_TIMEOUT_MS <= now {
-                "timed_out"
-            } else {
-                "active"
-            };
+            let ended = ended(r.left_ms, r.end_ms, now, timeout_ms);
             let anomalies = anomalies
                 .iter()
                 .position(|a| a.session_id == r.session_id)
@@ -2014,6 +2011,19 @@ pub async fn sessions(
             }
         })
         .collect())
+}
+
+/// How a session whose last event was at `end_ms` (and whose page was last left or hidden at
+/// `left_ms`, 0 if never) ended, as of `now`: `closed`, `timed_out` after `timeout_ms` without
+/// an event, else `active`.
+fn ended(left_ms: u64, end_ms: u64, now: u64, timeout_ms: u64) -> &'static str {
+    if left_ms > 0 && left_ms >= end_ms {
+        "closed"
+    } else if end_ms + timeout_ms <= now {
+        "timed_out"
+    } else {
+        "active"
+    }
 }
 
 /// `actions`: the most used actions (clicked elements and custom events) per page.
@@ -2534,6 +2544,38 @@ mod tests {
         ];
         mark_complete(&mut hours, true, now);
         assert_eq!(hours.map(|d| d.complete), [true, true, false]);
+    }
+
+    #[test]
+    fn sessions_end_after_the_configured_timeout() {
+        // A timeout of 10 minutes, not the default 30.
+        let (min, now) = (60_000, 1_000 * 60_000);
+        let timeout = 10 * min;
+        assert_eq!(ended(0, now - 11 * min, now, timeout), "timed_out");
+        assert_eq!(ended(0, now - 10 * min, now, timeout), "timed_out");
+        assert_eq!(ended(0, now - 9 * min, now, timeout), "active");
+        assert_eq!(
+            ended(now - 40 * min, now - 40 * min, now, timeout),
+            "closed"
+        );
+        assert_eq!(
+            ended(now - 9 * min, now - 8 * min, now, timeout),
+            "active",
+            "used again"
+        );
+        // The `ended` filters of the list draw the line at the same instant.
+        let client = Client::default();
+        for which in ["timed_out", "active"] {
+            let f = Filters::parse(&format!("site=demo&ended={which}")).unwrap();
+            let sql = session_page_query(&client, &f, &f.from, now, timeout)
+                .sql_display()
+                .to_string();
+            assert!(sql.contains(&(now - timeout).to_string()), "{which}: {sql}");
+            assert!(
+                !sql.contains(&(now - 30 * min).to_string()),
+                "{which}: {sql}"
+            );
+        }
     }
 
     #[test]

@@ -313,6 +313,48 @@ async fn session_summaries_have_the_known_answers() {
 }
 
 #[tokio::test]
+async fn sessions_time_out_after_the_configured_session_timeout() {
+    // 10 minutes, not the default 30: a session quiet for 15 has timed out, one quiet for 5
+    // has not.
+    let server =
+        TestServer::start_with("sessions_timeout", |c| c.session_timeout_secs = 10 * 60).await;
+    let now = now_ms();
+    for (n, session, quiet) in [(1, "quiet", 15), (2, "recent", 5)] {
+        let start = now - quiet * 60_000 - 10_000;
+        let events = [
+            (0, "/", EventKind::Pageview),
+            (10_000, "/", click("#buy", 50, 400)),
+        ];
+        post(&server, n, CHROME, session, 1440, start, &events).await;
+    }
+    let list = server.api("sessions?site=test").await;
+    let ended: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["session_id"].as_str().unwrap(),
+                s["ended"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [("recent", "active"), ("quiet", "timed_out")],
+        "{list}"
+    );
+    for (which, id) in [("timed_out", "quiet"), ("active", "recent")] {
+        let only = server
+            .api(&format!("sessions?site=test&ended={which}"))
+            .await;
+        assert_eq!(only.as_array().unwrap().len(), 1, "{which}: {only}");
+        assert_eq!(only[0]["session_id"], id, "{which}: {only}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
     let server = TestServer::start("marts_equal").await;
     send_known_sessions(&server).await;

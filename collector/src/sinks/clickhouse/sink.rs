@@ -418,3 +418,67 @@ pub async fn insert_row_binary(
 /// `min_compress_block_size` (64 KiB) and `max_compress_block_size` (1 MiB): small enough that
 /// compressing one holds the worker well under a millisecond.
 pub const INSERT_BLOCK_BYTES: usize = 256 << 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::clickhouse::config::RetryConfig;
+
+    /// The waits between attempts are the backoff's, measured on tokio's paused clock: exact,
+    /// and the test takes no real time.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_insert_is_retried_after_growing_jittered_waits() {
+        // A port nobody listens on: every attempt is refused at once, a retryable failure.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = ClickHouseConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            retry: RetryConfig {
+                initial_backoff_ms: 100,
+                max_backoff_ms: 1_000,
+            },
+            ..ClickHouseConfig::default()
+        };
+        let metrics = Metrics::new();
+        let failed = std::sync::Mutex::new(Vec::new());
+        let stopped = insert_retrying(
+            &client(&cfg),
+            &cfg,
+            &metrics,
+            vec![bytes::Bytes::from_static(b"\0")],
+            1,
+            || {
+                let mut at = failed.lock().unwrap();
+                at.push(tokio::time::Instant::now());
+                at.len() == 7
+            },
+        )
+        .await
+        .expect_err("nothing to insert into");
+        assert!(!stopped.refused, "{}", stopped.error);
+        let at = failed.into_inner().unwrap();
+        let waits: Vec<u64> = at
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis() as u64)
+            .collect();
+        for (i, (&ms, base)) in waits
+            .iter()
+            .zip([100, 200, 400, 800, 1_000, 1_000])
+            .enumerate()
+        {
+            assert!(
+                (base..=base + base / 4).contains(&ms),
+                "wait {}: {ms} ms in {waits:?}",
+                i + 1
+            );
+        }
+        let retried = metrics
+            .sink_errors
+            .get_or_create(&ReasonLabel { reason: "retry" })
+            .get();
+        assert_eq!(retried, 7);
+    }
+}
