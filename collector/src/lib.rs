@@ -28,6 +28,19 @@
 //! Edge workers in relay mode post rows they validated and enriched with the same
 //! `pathlight_ingest` code to `POST /v1/relay`; those join at step 3.
 //!
+//! # The path of a question through it
+//! `GET /api/v1/…` goes to [`query::QueryApi`], which checks the site's token and answers
+//! from its short-lived cache or from ClickHouse, reading, in this order of preference:
+//! - the marts that materialized views keep at every insert (`sinks/clickhouse/marts.rs`:
+//!   heatmap bins, pages, elements, one row per session and day, traffic per day and
+//!   breakdown);
+//! - the rollups (`sinks/clickhouse/rollup.rs`), made every few minutes from the marts and
+//!   the events for what needs a whole session in order: session figures per day (up to
+//!   yesterday), and what sessions did (`query/behaviour.rs`: anomalies, rage and dead clicks,
+//!   action sequences, up to today);
+//! - the events themselves, for what the marts do not keep (a filter they lack,
+//!   `exact=true`, a session's timeline), over the narrowest range the question allows.
+//!
 //! [`serve`] runs all of it on an already-bound listener until a shutdown future resolves;
 //! the binary `pathlight` (`main.rs`) adds the CLI. The demo site, when configured, has a
 //! listener of its own ([`demo_site`]); [`security`] has the headers every answer carries.
