@@ -18,8 +18,9 @@
 //! # The path of a day through it
 //! 1. Every [`PERIOD`], [`roll`] lists the days up to yesterday (UTC) whose
 //!    `sessions` mart parts changed since they were last rolled: any part covering D - 1, D
-//!    or D + 1 written (an insert, a late batch from a tracker's queue, a merge) after the
-//!    day's latest roll. ClickHouse's `system.parts` says which days a part covers and when
+//!    or D + 1 written (an insert, a late batch from a tracker's queue) after the day's
+//!    latest roll; a part a merge wrote from rows the process already saw is not new
+//!    ([`roll_since`]). ClickHouse's `system.parts` says which days a part covers and when
 //!    it was written, so nothing is read from the mart to decide.
 //! 2. For each such day (at most [`DAYS_PER_ROLL`] a time, oldest first) it inserts the day's
 //!    sums under a new `version` (the roll's time). Queries read, per site, day and shard, the
@@ -40,6 +41,7 @@ use super::ClickHouseConfig;
 use crate::dates::{civil, unix_day};
 use clickhouse::Client;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How often the rollup looks for days to roll, unless configured
@@ -102,6 +104,8 @@ struct Part {
     min_day: u16,
     max_day: u16,
     written: u32,
+    partition: String,
+    max_block: u64,
 }
 
 #[derive(Deserialize, clickhouse::Row)]
@@ -163,15 +167,40 @@ pub async fn roll(
     shard: u16,
     today: i64,
 ) -> clickhouse::error::Result<RolledDays> {
+    roll_since(client, cfg, shard, today, &mut Seen::new()).await
+}
+
+/// Per partition of the `sessions` mart, the highest insert block a pass has seen.
+pub type Seen = HashMap<String, u64>;
+
+/// [`roll`], leaving out the parts whose rows `seen` says an earlier pass of this process saw
+/// (the parts a background merge wrote from them: the same rows, a new modification time),
+/// and updating `seen` once the pass has rolled its days. Without this a merge of a month of
+/// the mart made every day of it due again: at 100 M events a month, rolling them took longer
+/// than the period.
+pub async fn roll_since(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    shard: u16,
+    today: i64,
+    seen: &mut Seen,
+) -> clickhouse::error::Result<RolledDays> {
     let version: u32 = client.query("SELECT toUInt32(now())").fetch_one().await?;
-    let parts: Vec<Part> = client
+    let all: Vec<Part> = client
         .query(
-            "SELECT toUInt16(min_date), toUInt16(max_date), toUInt32(modification_time) FROM system.parts \
+            "SELECT toUInt16(min_date), toUInt16(max_date), toUInt32(modification_time), \
+             partition_id, toUInt64(max_block_number) FROM system.parts \
              WHERE database = currentDatabase() AND table = ? AND active",
         )
         .bind(cfg.local_table("sessions"))
         .fetch_all()
         .await?;
+    // Insert block numbers grow per partition, and a merged part spans its parts' blocks: a
+    // part holds new rows only if its highest block is above what was seen.
+    let parts: Vec<&Part> = all
+        .iter()
+        .filter(|p| seen.get(&p.partition).is_none_or(|&b| p.max_block > b))
+        .collect();
     let rolled_of = |sql: String| client.query(&sql).bind(shard).fetch_all::<Rolled>();
     let (rolled, behaviour) = tokio::try_join!(
         rolled_of(format!(
@@ -212,6 +241,10 @@ pub async fn roll(
             q.execute().await?;
         }
     }
+    for p in &all {
+        let b = seen.entry(p.partition.clone()).or_default();
+        *b = (*b).max(p.max_block);
+    }
     Ok(RolledDays {
         sessions: days,
         behaviour: behaviour_days,
@@ -235,12 +268,13 @@ pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client
         let period = Duration::from_secs(cfg.rollup_period_secs);
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen: Vec<Seen> = vec![Seen::new(); cfg.shard_configs().len()];
         loop {
             tick.tick().await;
             let today = unix_day(crate::pipeline::now_ms());
             for (i, shard) in cfg.shard_configs().iter().enumerate() {
                 let db = client(shard).with_database(&cfg.database);
-                match roll(&db, &cfg, i as u16, today).await {
+                match roll_since(&db, &cfg, i as u16, today, &mut seen[i]).await {
                     Ok(days) if !days.sessions.is_empty() || !days.behaviour.is_empty() => {
                         tracing::info!(
                             shard = i,
