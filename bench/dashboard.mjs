@@ -17,11 +17,17 @@
 // ClickHouse must hold the events already, in database `bench`, site `bench`:
 // `PL_BENCH_CLICKHOUSE=URL bench/queries.sh 10000000` loads them (and skips loading when they
 // are there). Nothing is written to it but what any collector writes (its migrations and
-// session rollup, which find nothing to do on rolled data). Rows: "cold", the answer cache off
-// (`query_cache.ttl_secs = 0`), every call runs its queries; "warm", the cache on and the page
-// loaded once before, every call served from it; "cold, no anomalies call", cold with that one
-// call failed in the browser, to show what it costs the others (it runs beside them on the
-// same cores). LOADS (default 7) loads per row.
+// rollups, which find little to do on data a collector has rolled up before). Rows:
+//   cold          the answer cache off (`query_cache.ttl_secs = 0`): every call runs its queries
+//   warm          the cache on and the page loaded once before: every call served from it
+//   cold, anomalies call failed   in the browser: what that call costs the others, which it
+//                 runs beside on the same cores
+//   cold, other calls held until stats answers   as if the page asked for the first figures
+//                 first (an experiment in the browser, not what the page does)
+// and "alone": each call of a cold load made again from node by itself, one after another,
+// what the page's calls, all running at once, cost each other; last, the stats call from node
+// while Chromium loads the page without a token: what the browser's own work costs the
+// server here, where both share the machine. LOADS (default 7) loads per row.
 // PL_BENCH_BIN: the collector binary (default target/debug/pathlight; nothing is built).
 // PL_BENCH_TIMEOUT_MS: the limit per load (default 120000). A load that reaches it leaves a
 // screenshot and prints the page's console errors and the calls still pending.
@@ -156,13 +162,24 @@ const MILESTONES = [
   ["all", "**every card and list filled**"],
 ];
 
-// One load; `block` names an API call failed before it leaves the browser (then the page's
-// other parts are waited for), to see what it costs the others.
-async function load(browser, base, label, block) {
+// One load. `block` names an API call failed before it leaves the browser (then the page's
+// other parts are waited for), to see what it costs the others; `hold` keeps every API call
+// but stats (and the OpenAPI document its cards wait for) in the browser until stats has
+// answered, as if the page asked for the first figures first.
+async function load(browser, base, label, { block, hold } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, userAgent: USER_AGENT });
   const page = await context.newPage();
   await page.addInitScript(probe);
   if (block) await page.route((u) => u.pathname === `/api/v1/${block}`, (r) => r.abort("blockedbyclient"));
+  if (hold) {
+    let answered;
+    const stats = new Promise((r) => { answered = r; });
+    const isStats = (r) => new URL(r.url()).pathname === "/api/v1/stats";
+    page.on("requestfinished", (r) => { if (isStats(r)) answered(); });
+    page.on("requestfailed", (r) => { if (isStats(r)) answered(); });
+    const held = (u) => u.pathname.startsWith("/api/v1/") && !["/api/v1/stats", "/api/v1/openapi.json"].includes(u.pathname);
+    await page.route(held, async (r) => { await stats; await r.continue(); });
+  }
   const need = block ? MILESTONES.map(([k]) => k).filter((k) => k !== block && k !== "all") : ["all"];
   const problems = [];
   // The blocked call's failure is expected (the page does not catch it).
@@ -174,16 +191,20 @@ async function load(browser, base, label, block) {
   page.on("requestfinished", (r) => pending.delete(r.url()));
   page.on("requestfailed", (r) => { pending.delete(r.url()); if (!mine(r.url())) problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`); });
   const others = await running();
+  const load1 = loadavg()[0];
   try {
     const res = await page.goto(`${base}/?site=bench#token=bench`, { timeout: TIMEOUT });
     // The removed first version waited on a 404: its collector served no www/.
     if (res.status() !== 200) throw new Error(`the dashboard page answered ${res.status()}: ${(await res.text()).slice(0, 200)}`);
     let timedOut = false;
     await page.waitForFunction((ks) => ks.every((k) => window.__dash[k]), need, { timeout: TIMEOUT, polling: 100 }).catch(() => { timedOut = true; });
+    // The live feed's token is asked for after the live figure is shown: its time too.
+    const api = () => [...pending].some((u) => new URL(u).pathname.startsWith("/api/"));
+    for (let i = 0; !timedOut && i < 50 && api(); i++) await page.waitForTimeout(100);
     const got = await page.evaluate(() => {
       const nav = performance.getEntriesByType("navigation")[0];
       const api = performance.getEntriesByType("resource").filter((e) => new URL(e.name).pathname.startsWith("/api/"))
-        .map((e) => ({ call: new URL(e.name).pathname.replace("/api/v1/", ""), start: e.startTime, end: e.responseEnd, status: e.responseStatus }));
+        .map((e) => ({ call: new URL(e.name).pathname.replace("/api/v1/", ""), url: e.name, start: e.startTime, end: e.responseEnd, status: e.responseStatus }));
       const canvas = document.querySelector("#series canvas");
       let painted = 0;
       if (canvas) {
@@ -208,7 +229,7 @@ async function load(browser, base, label, block) {
     } else if (problems.length) log(`load ${label}: ${problems.join("; ")}`);
     // Calls without a Resource Timing entry yet: still pending when the load ended.
     const waiting = [...pending].map((u) => new URL(u).pathname).filter((p) => p.startsWith("/api/")).map((p) => p.replace("/api/v1/", ""));
-    return { ...got, waiting, others, timedOut };
+    return { ...got, waiting, others, timedOut, load1 };
   } finally {
     await context.close();
     // The calls the page left running go on in ClickHouse: wait for them (bounded).
@@ -216,17 +237,61 @@ async function load(browser, base, label, block) {
   }
 }
 
-async function row(browser, name, cacheTtl, { prime = false, block } = {}) {
-  const collector = await startCollector(name, cacheTtl);
+// Each API call of a cold load alone (its URL as the page sent it), one after another from
+// node: what the page's own concurrency (its calls share ClickHouse's two cores) costs each.
+async function callsAlone(base, urls) {
+  const times = {};
+  for (const url of urls) {
+    const path = new URL(url).pathname;
+    const call = path.replace("/api/v1/", "");
+    times[call] = [];
+    for (let i = 0; i < LOADS; i++) {
+      const t = performance.now();
+      const r = await fetch(`${base}${path}${new URL(url).search}`, { headers: { authorization: "Bearer bench" }, signal: AbortSignal.timeout(TIMEOUT) });
+      await r.arrayBuffer();
+      if (!r.ok) throw new Error(`${call} answered ${r.status}`);
+      times[call].push(performance.now() - t);
+    }
+  }
+  return times;
+}
+
+// The stats call from node while Chromium loads the page without a token (so the page asks
+// nothing), sent when the page would send it: what the browser's own work costs ClickHouse and
+// the collector here, where all three share two cores (a user's browser has a machine of its own).
+async function statsBesidePage(browser, base, at) {
+  const times = [];
+  for (let i = 0; i < LOADS; i++) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, userAgent: USER_AGENT });
+    const page = await context.newPage();
+    const nav = page.goto(`${base}/?site=bench`, { timeout: TIMEOUT });
+    await new Promise((r) => setTimeout(r, at));
+    const t = performance.now();
+    const r = await fetch(`${base}/api/v1/stats?site=bench&interval=day`, { headers: { authorization: "Bearer bench" }, signal: AbortSignal.timeout(TIMEOUT) });
+    await r.arrayBuffer();
+    times.push(performance.now() - t);
+    await nav;
+    await context.close();
+  }
+  return times;
+}
+
+async function row(browser, { name, ttl, prime = false, alone = false, ...how }) {
+  const collector = await startCollector(name, ttl);
   try {
-    if (prime) await load(browser, collector.base, `${name}-prime`);
+    if (prime) await load(browser, collector.base, `${name}-prime`, how);
     const loads = [];
     for (let i = 0; i < LOADS; i++) {
-      const l = await load(browser, collector.base, `${name}-${i + 1}`, block);
+      const l = await load(browser, collector.base, `${name}-${i + 1}`, how);
       const t = (k) => (l.marks[k] ? `${Math.round(l.marks[k].shown)} ms` : "not shown");
       log(`${name} ${i + 1}: first figures ${t("figures")}, stats part ${t("stats")}, everything ${t("all")}; ` +
         `visitors ${l.cards.visitors}, page views ${l.cards.pageviews}; chart ${l.painted} px painted; ${l.others} other queries running at start`);
       loads.push(l);
+    }
+    if (alone) {
+      aloneTimes = await callsAlone(collector.base, loads[0].api.map((a) => a.url));
+      const sent = pct(loads.map((l) => l.api.find((a) => a.call === "stats")?.start ?? 0), 0.5);
+      besidePage = await statsBesidePage(browser, collector.base, sent);
     }
     return loads;
   } finally {
@@ -239,23 +304,27 @@ const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * p)];
 const ms = (v) => (v === undefined ? "–" : Number.isFinite(v) ? Math.round(v).toLocaleString("en") : `> ${TIMEOUT.toLocaleString("en")}`);
 const cells = (xs) => `${ms(pct(xs, 0.5))} | ${ms(pct(xs, 0.9))}`;
 
+// The rows: `ttl` is the answer cache's (0: off); see the top of this file.
+const ROWS = [
+  { name: "cold", title: "cold", ttl: 0, alone: true },
+  // Ten minutes: every warm load must find every answer of the priming load still cached.
+  { name: "warm", title: "warm", ttl: 600, prime: true },
+  { name: "no-anomalies", title: "cold, anomalies call failed", ttl: 0, block: "anomalies" },
+  { name: "stats-first", title: "cold, other calls held until stats answers", ttl: 0, hold: true },
+];
 const loadStart = await quiet();
 const browser = await launchBrowser([`--user-agent=${USER_AGENT}`]);
-let cold, warm, alone;
+let aloneTimes = {};
+let besidePage = [];
 try {
-  cold = await row(browser, "cold", 0);
-  // Ten minutes: a cold anomalies call takes tens of seconds, and every warm load must find
-  // every answer of the priming load still cached.
-  warm = await row(browser, "warm", 600, { prime: true });
-  // Cold again, the anomalies call failed in the browser: what the others take without it
-  // running beside them on the same two cores.
-  alone = await row(browser, "cold-no-anomalies", 0, { block: "anomalies" });
+  for (const r of ROWS) r.loads = await row(browser, r);
 } finally {
   await browser.close();
 }
 const loadEnd = loadavg()[0];
+const cold = ROWS[0].loads;
+const every = ROWS.flatMap((r) => r.loads);
 
-const rows = { cold, warm, "cold without anomalies": alone };
 const binStat = statSync(bin);
 const sha = createHash("sha256").update(readFileSync(bin)).digest("hex").slice(0, 12);
 const argv = process.argv.slice(2).join(" ");
@@ -267,31 +336,37 @@ out.push(`Collector: ${bin.startsWith(root + "/") ? relative(root, bin) : bin} (
 out.push(`Chromium ${browser.version()}, headless, 1280×900, a fresh context per load; ${LOADS} loads per row (warm: after one priming load); timeout ${TIMEOUT / 1000} s per load.`);
 out.push(`Command: \`PL_BENCH_CLICKHOUSE=${ch} ${env}node bench/dashboard.mjs${argv ? " " + argv : ""}\` (${new Date().toISOString().slice(0, 10)})`);
 out.push("");
-out.push("| ms from navigation start, until shown | cold p50 | cold p90 | warm p50 | warm p90 | cold, no anomalies call: p50 | p90 |");
-out.push("|---|---:|---:|---:|---:|---:|---:|");
-out.push(`| page shell (DOMContentLoaded) | ${cells(cold.map((l) => l.dcl))} | ${cells(warm.map((l) => l.dcl))} | ${cells(alone.map((l) => l.dcl))} |`);
+// A part a row does not wait for (the failed call's) gets no figure there.
+const skipped = (r, k) => r.block && (k === r.block || k === "all");
+out.push(`| ms from navigation start, until shown | ${ROWS.map((r) => `${r.title}: p50 | p90`).join(" | ")} |`);
+out.push(`|---|${ROWS.map(() => "---:|---:").join("|")}|`);
+out.push(`| page shell (DOMContentLoaded) | ${ROWS.map((r) => cells(r.loads.map((l) => l.dcl))).join(" | ")} |`);
 for (const [k, label] of MILESTONES) {
-  const of = (loads) => loads.map((l) => l.marks[k]?.shown ?? Infinity);
-  const without = k === "anomalies" || k === "all" ? "– | –" : cells(of(alone));
-  out.push(`| ${label} | ${cells(of(cold))} | ${cells(of(warm))} | ${without} |`);
+  const of = (r) => (skipped(r, k) ? "– | –" : cells(r.loads.map((l) => l.marks[k]?.shown ?? Infinity)));
+  out.push(`| ${label} | ${ROWS.map(of).join(" | ")} |`);
 }
 out.push("");
-out.push("| API call as the page saw it (ms) | cold sent at p50 | cold p50 | cold p90 | warm p50 | warm p90 | cold, no anomalies call: p50 | p90 | statuses |");
-out.push("|---|---:|---:|---:|---:|---:|---:|---:|---|");
-const calls = [...new Set([...cold, ...warm].flatMap((l) => [...l.api.map((a) => a.call), ...l.waiting]))];
+out.push(`| API call as the page saw it (ms) | cold: sent at p50 | alone: p50 | p90 | ${ROWS.map((r) => `${r.title}: p50 | p90`).join(" | ")} | statuses |`);
+out.push(`|---|---:|---:|---:|${ROWS.map(() => "---:|---:").join("|")}|---|`);
+const calls = [...new Set(every.flatMap((l) => [...l.api.map((a) => a.call), ...l.waiting]))];
 for (const call of calls) {
   // A call still pending when the load timed out has no entry: counted as the timeout.
-  const times = (loads) => loads.map((l) => { const a = l.api.find((x) => x.call === call); return a ? a.end - a.start : Infinity; });
+  const times = (r) => (r.block === call ? "– | –" : cells(r.loads.map((l) => {
+    const a = l.api.find((x) => x.call === call);
+    return a ? a.end - a.start : Infinity;
+  })));
   const sent = cold.map((l) => l.api.find((x) => x.call === call)?.start).filter((v) => v !== undefined);
-  const seen = call === "anomalies" ? [...cold, ...warm] : [...cold, ...warm, ...alone];
+  const seen = ROWS.filter((r) => r.block !== call).flatMap((r) => r.loads);
   const statuses = [...new Set(seen.flatMap((l) => l.api.filter((x) => x.call === call).map((x) => x.status)))].join(", ") || "none answered";
-  const without = call === "anomalies" ? "– | –" : cells(times(alone));
-  out.push(`| \`${call}\` | ${ms(pct(sent, 0.5))} | ${cells(times(cold))} | ${cells(times(warm))} | ${without} | ${statuses} |`);
+  const byItself = aloneTimes[call] ? cells(aloneTimes[call]) : "– | –";
+  out.push(`| \`${call}\` | ${ms(pct(sent, 0.5))} | ${byItself} | ${ROWS.map(times).join(" | ")} | ${statuses} |`);
 }
-const timeouts = Object.entries(rows).map(([n, loads]) => `${n} ${loads.filter((l) => l.timedOut).length}`).join(", ");
-const shared = Math.max(...[...cold, ...warm, ...alone].map((l) => l.others));
-const blank = [...cold, ...warm, ...alone].filter((l) => !l.painted).length;
 out.push("");
-out.push(`Loads that timed out: ${timeouts}. Loads whose chart canvas had no painted pixel: ${blank}. ` +
-  `Most queries of others ClickHouse was running as a load started: ${shared}.`);
+out.push(`\`stats\` from node while Chromium loads the page without a token (no API call), sent when the page sends it: ${cells(besidePage)} ms (p50 | p90); alone, above: ${cells(aloneTimes.stats ?? [])} ms.`);
+const per = (f) => ROWS.map((r) => `${r.title} ${f(r.loads)}`).join(", ");
+out.push("");
+out.push(`Loads that timed out: ${per((ls) => ls.filter((l) => l.timedOut).length)}. ` +
+  `Loads whose chart canvas had no painted pixel: ${every.filter((l) => !l.painted).length}. ` +
+  `Most queries of others ClickHouse was running as a load started: ${Math.max(...every.map((l) => l.others))}. ` +
+  `1-minute load average as the loads started: ${per((ls) => `${Math.min(...ls.map((l) => l.load1)).toFixed(1)}–${Math.max(...ls.map((l) => l.load1)).toFixed(1)}`)}.`);
 console.log(out.join("\n"));
