@@ -35,7 +35,7 @@
 // fall below it before starting (another build or bench would be measured too).
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { freePort, launchBrowser, root } from "../tests/lib/stack.mjs";
@@ -370,3 +370,5 @@ out.push(`Loads that timed out: ${per((ls) => ls.filter((l) => l.timedOut).lengt
   `Most queries of others ClickHouse was running as a load started: ${Math.max(...every.map((l) => l.others))}. ` +
   `1-minute load average as the loads started: ${per((ls) => `${Math.min(...ls.map((l) => l.load1)).toFixed(1)}–${Math.max(...ls.map((l) => l.load1)).toFixed(1)}`)}.`);
 console.log(out.join("\n"));
+// The configs go; a timed-out load's screenshot stays to be looked at.
+if (!every.some((l) => l.timedOut)) rmSync(dir, { recursive: true, force: true });
