@@ -71,7 +71,7 @@ cat <<MSG
 
   Pathlight demo is running (Ctrl-C stops it):
     demo site    http://$demo/demo/
-    dashboard    http://$addr/?site=demo#token=$token
+    dashboard    http://$addr/?site=demo&steps=/demo/index.html,/demo/catalog.html,/demo/product.html,/demo/checkout.html#token=$token
     heatmaps     http://$addr/heatmap.html?site=demo&path=/demo/catalog.html#token=$token
     metrics      http://$addr/metrics
     ClickHouse   $ch_url  (database pathlight_demo)

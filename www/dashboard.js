@@ -204,14 +204,27 @@
 
   const auth = () => ({ authorization: "Bearer " + form.elements.token.value });
 
+  // The funnel's steps are the site's own (pages or custom event names): from `?steps=`, else
+  // those last run for the site. None yet: nothing is asked, and the card says what to enter.
+  const stepsInput = document.querySelector("#funnel-form [name=steps]");
+  const stepsKey = () => "pl-viewer-steps-" + form.elements.site.value;
+  const restoreSteps = () => { stepsInput.value = localStorage.getItem(stepsKey()) ?? ""; };
+  stepsInput.value = new URLSearchParams(location.search).get("steps") ?? localStorage.getItem(stepsKey()) ?? "";
+
   async function funnel(ev) {
     ev?.preventDefault();
-    const q = new URLSearchParams({ site: form.elements.site.value, steps: document.querySelector("#funnel-form [name=steps]").value });
+    const table = document.getElementById("funnel");
+    const steps = stepsInput.value.trim();
+    if (!steps) {
+      table.replaceChildren(text("tr", "Enter the steps (pages or custom event names, comma-separated) and Run."));
+      return;
+    }
+    localStorage.setItem(stepsKey(), steps);
+    const q = new URLSearchParams({ site: form.elements.site.value, steps });
     if (form.elements.from.value) q.set("from", form.elements.from.value);
     if (form.elements.to.value) q.set("to", form.elements.to.value);
     const r = await fetch("/api/v1/funnel?" + q, { headers: auth() });
     const body = await r.json();
-    const table = document.getElementById("funnel");
     if (!r.ok) { table.replaceChildren(text("tr", body.error)); return; }
     table.replaceChildren(...body.steps.map((s) => {
       const tr = document.createElement("tr");
@@ -303,7 +316,7 @@
 
   document.getElementById("funnel-form").addEventListener("submit", funnel);
   form.addEventListener("submit", () => anomalies());
-  form.addEventListener("submit", () => { funnel(); live(); });
+  form.addEventListener("submit", () => { restoreSteps(); funnel(); live(); });
   form.addEventListener("submit", show);
   if (form.elements.site.value && form.elements.token.value) { show(); funnel(); anomalies(); live(); }
 })();

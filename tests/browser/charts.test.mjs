@@ -81,3 +81,30 @@ for (const width of [1440, 375]) {
     assert.ok(drawn[0].labels.some((l) => l.split >= 10_000), JSON.stringify(drawn[0].labels));
   });
 }
+
+// The funnel card asks nothing until it has steps, since no default fits every site; with
+// `?steps=` (the demo's link) it runs them and remembers them for the site.
+test("the funnel runs the site's own steps only, and remembers them per site", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, userAgent: UA });
+  const page = await ctx.newPage();
+  const asked = [];
+  page.on("request", (r) => { if (r.url().includes("/api/v1/funnel")) asked.push(r.url()); });
+  await page.goto(`${collector.base}/?site=demo#token=${TOKEN}`);
+  await page.waitForSelector("body[data-ready]");
+  await page.waitForFunction(() => document.getElementById("funnel").textContent.includes("Enter the steps"));
+  assert.deepEqual(asked, [], "no funnel call without steps");
+
+  const steps = "/demo/index.html,/demo/catalog.html";
+  await page.goto(`${collector.base}/?site=demo&steps=${encodeURIComponent(steps)}`);
+  await page.waitForFunction(() => document.querySelectorAll("#funnel tr").length === 2);
+  const rows = await page.$$eval("#funnel tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.deepEqual(rows.map((r) => r[0]), steps.split(","));
+  assert.ok(Number(rows[0][1]) > 0, JSON.stringify(rows));
+  assert.equal(asked.length, 1);
+
+  // Back without the parameter: the site's steps are remembered.
+  await page.goto(`${collector.base}/?site=demo`);
+  await page.waitForFunction(() => document.querySelectorAll("#funnel tr").length === 2);
+  assert.equal(await page.inputValue("#funnel-steps"), steps);
+  await ctx.close();
+});
