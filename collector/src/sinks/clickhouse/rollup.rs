@@ -89,14 +89,21 @@ pub fn insert(
     shard: u16,
     version: u32,
 ) -> clickhouse::query::Query {
-    client
-        .query(&insert_sql(cfg))
-        .bind(day)
-        .bind(shard)
-        .bind(version)
+    leading(client, &insert_sql(cfg), day, shard, version)
         .bind(day)
         .bind(day)
         .bind(day)
+}
+
+/// `sql` with its leading day, shard and version bound.
+fn leading(
+    client: &Client,
+    sql: &str,
+    day: &str,
+    shard: u16,
+    version: u32,
+) -> clickhouse::query::Query {
+    client.query(sql).bind(day).bind(shard).bind(version)
 }
 
 #[derive(Deserialize, clickhouse::Row)]
@@ -151,11 +158,7 @@ pub fn marker(
     shard: u16,
     version: u32,
 ) -> clickhouse::query::Query {
-    client
-        .query(&marker_sql(cfg))
-        .bind(day)
-        .bind(shard)
-        .bind(version)
+    leading(client, &marker_sql(cfg), day, shard, version)
 }
 
 /// Rolls the due days of one shard (`shard`: its index in the config, 0 on one server) as of
