@@ -6,6 +6,7 @@
     "Top pages": "pages", "Entry pages": "entries", "Exit pages": "exits", Referrers: "referrers", Devices: "devices",
     Browsers: "browsers", "Operating systems": "os", Countries: "countries", Campaigns: "campaigns",
   };
+  const WHOLE = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
   const form = document.getElementById("controls");
   const status = document.getElementById("status");
   pl.restore(form, ["site", "token", "from", "to"]);
@@ -27,17 +28,21 @@
     status.textContent = "";
     const define = await definitions();
     const cards = document.getElementById("cards");
-    const avg = (v) => (v == null ? "–" : v.toFixed(1));
+    // Grouped digits in the reader's locale ("2,511,930", not "2511930", which wraps); an
+    // average keeps a decimal only while it is small enough for one to mean something.
+    const whole = (v) => WHOLE.format(v);
+    const avg = (v) => (v == null ? "–" : v >= 100 ? whole(v) : v.toFixed(1));
     // Distinct counts from the traffic mart are approximate (FIGURES.md).
     const approx = (v) => (s.approximate && v !== "–" ? "≈ " + v : v);
     cards.replaceChildren(...[
-      ["Visitors", approx(s.visitors), "visitors"], ["Sessions", approx(s.sessions), "sessions"], ["Page views", s.pageviews, "pageviews"],
+      ["Visitors", approx(whole(s.visitors)), "visitors"], ["Sessions", approx(whole(s.sessions)), "sessions"],
+      ["Page views", whole(s.pageviews), "pageviews"],
       ["Avg. session", s.avg_session_secs.toFixed(1) + " s", "avg_session_secs"],
       ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%", "bounce_rate"],
       // Means over the range's complete days; today, under way, is its own card.
       ["DAU (avg.)", approx(avg(s.active.dau)), "active.dau"], ["WAU (avg.)", approx(avg(s.active.wau)), "active.wau"],
       ["MAU (avg.)", approx(avg(s.active.mau)), "active.mau"],
-      ["Active today so far", s.active.today ? approx(s.active.today.dau) : "–", "active.today"],
+      ["Active today so far", s.active.today ? approx(whole(s.active.today.dau)) : "–", "active.today"],
       // Batches trackers could not send at first (then delivered) or dropped for good.
       ["Undelivered", `${s.undelivered.failed} late · ${s.undelivered.dropped} lost`, "undelivered"],
     ].map(([label, value, field]) => {

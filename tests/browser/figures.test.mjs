@@ -84,16 +84,19 @@ test("the dashboard's figures equal the API's, each with its definition as a too
   // Distinct counts from the traffic mart are marked approximate.
   assert.equal(stats.approximate, true);
   const approx = (v) => "≈ " + v;
+  // Grouped digits (Chromium's locale here is en-US); an average of 100 or more is whole.
+  const whole = (v) => v.toLocaleString("en-US", { maximumFractionDigits: 0 });
+  const avg = (v) => (v >= 100 ? whole(v) : v.toFixed(1));
   assert.deepEqual(value, {
-    Visitors: approx(stats.visitors),
-    Sessions: approx(stats.sessions),
-    "Page views": String(stats.pageviews),
+    Visitors: approx(whole(stats.visitors)),
+    Sessions: approx(whole(stats.sessions)),
+    "Page views": whole(stats.pageviews),
     "Avg. session": `${stats.avg_session_secs.toFixed(1)} s`,
     "Bounce rate": `${(stats.bounce_rate * 100).toFixed(0)}%`,
-    "DAU (avg.)": approx(stats.active.dau.toFixed(1)),
-    "WAU (avg.)": approx(stats.active.wau.toFixed(1)),
-    "MAU (avg.)": approx(stats.active.mau.toFixed(1)),
-    "Active today so far": approx(stats.active.today.dau),
+    "DAU (avg.)": approx(avg(stats.active.dau)),
+    "WAU (avg.)": approx(avg(stats.active.wau)),
+    "MAU (avg.)": approx(avg(stats.active.mau)),
+    "Active today so far": approx(whole(stats.active.today.dau)),
     Undelivered: `${stats.undelivered.failed} late · ${stats.undelivered.dropped} lost`,
   });
   assert.ok(stats.active.dau > 0 && stats.active.dau < stats.active.wau && stats.active.wau <= stats.active.mau, JSON.stringify(stats.active));
