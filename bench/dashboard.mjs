@@ -143,7 +143,7 @@ function probe() {
       chart: !!document.querySelector("#series .uplot canvas"),
       stats: document.body?.dataset.ready === "1",
       funnel: !!document.querySelector("#funnel tr"),
-      anomalies: !!document.querySelector("#anomalies tr"),
+      anomalies: !!document.querySelector("#anomalies tr:not(.loading)"),
       live: (document.getElementById("live-visitors")?.textContent ?? "–") !== "–",
     };
     for (const [k, v] of Object.entries(done)) if (v) at(k);
@@ -216,7 +216,7 @@ async function load(browser, base, label, { block, hold } = {}) {
         marks: window.__dash, dcl: nav.domContentLoadedEventEnd, api, painted,
         cards: { visitors: card("Visitors"), pageviews: card("Page views"), sessions: card("Sessions") },
         status: document.getElementById("status").textContent,
-        anomalies: document.querySelectorAll("#anomalies tr").length,
+        anomalies: document.querySelectorAll("#anomalies tr:not(.loading)").length,
       };
     });
     if (timedOut) {
