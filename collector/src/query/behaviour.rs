@@ -104,6 +104,8 @@ fn per_site(sql: &str, cfg: &ClickHouseConfig, kind: Option<&str>) -> String {
 /// One statement of a roll, and the values it binds after its leading day, shard and version
 /// and the day five times: rage thresholds.
 pub struct RollStatement {
+    /// What it rolls (`pathlight sql` names it so).
+    pub name: &'static str,
     /// The `INSERT … SELECT`.
     pub sql: String,
     /// Bound after the day (×5).
@@ -154,6 +156,7 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
     let dead = per_site(DEAD_CLICKS, cfg, None);
     vec![
         RollStatement {
+            name: "anomalies",
             sql: format!(
                 "INSERT INTO {} (site_id, day, shard, session_id, events, rapid, repeated, loops, version) \
                  SELECT {lead}, session_id, events, rapid, repeated, loops, toDateTime(?) FROM ({anomalies})",
@@ -162,22 +165,27 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
             post: Vec::new(),
         },
         RollStatement {
+            name: "rage clicks",
             sql: frustration(0, &rage, "c", [2, 3, 5, 6, 7], false),
             post: sql::rage_thresholds(sql::RAGE_MS, sql::RAGE_PX),
         },
         RollStatement {
+            name: "rage clicks by page",
             sql: frustration(0, &rage, "c", [2, 3, 5, 6, 7], true),
             post: sql::rage_thresholds(sql::RAGE_MS, sql::RAGE_PX),
         },
         RollStatement {
+            name: "dead clicks",
             sql: frustration(1, &dead, "e", [5, 6, 7, 8, 9], false),
             post: Vec::new(),
         },
         RollStatement {
+            name: "dead clicks by page",
             sql: frustration(1, &dead, "e", [5, 6, 7, 8, 9], true),
             post: Vec::new(),
         },
         RollStatement {
+            name: "patterns",
             sql: format!(
                 "INSERT INTO {} (site_id, day, shard, gram, occurrences, sessions, version) \
                  SELECT {lead}, gram, toUInt64(count()) AS occurrences, toUInt64(uniqExact(session_id)) AS sessions, \
@@ -191,6 +199,7 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
         // The marker, last: a day is read from the rollup at this version only once all of it
         // is written. (Binds the same leading values; the day's five go unused: none here.)
         RollStatement {
+            name: "marker",
             sql: format!(
                 "INSERT INTO {} (site_id, day, shard, session_id, version) \
                  SELECT '', toDate(?), toUInt16(?), '', toDateTime(?)",
@@ -201,18 +210,19 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
     ]
 }
 
-/// [`roll_statements`] bound for `day` on `shard` at `version`.
+/// [`roll_statements`] bound for `day` on `shard` at `version`, each with its name.
 pub fn roll_queries(
     client: &Client,
     cfg: &ClickHouseConfig,
     day: &str,
     shard: u16,
     version: u32,
-) -> Vec<clickhouse::query::Query> {
+) -> Vec<(&'static str, clickhouse::query::Query)> {
     roll_statements(cfg)
         .into_iter()
         .map(|s| {
-            let mut q = client.query(&s.sql).bind(day).bind(shard).bind(version);
+            let mut q =
+                crate::sinks::clickhouse::rollup::leading(client, &s.sql, day, shard, version);
             if s.sql.contains(" FROM ") {
                 for _ in 0..5 {
                     q = q.bind(day);
@@ -221,7 +231,7 @@ pub fn roll_queries(
             for v in s.post {
                 q = q.bind(v);
             }
-            q
+            (s.name, q)
         })
         .collect()
 }
@@ -317,9 +327,8 @@ async fn split(
         return Ok(None);
     }
     let rolled: Vec<String> = rolled_query(client, ROLLED_DAYS, f).fetch_all().await?;
-    let (from, to) = (sql::days_of(&f.from), sql::days_of(&f.to));
     let mut runs: Vec<(i64, i64)> = Vec::new();
-    for d in (from..=to).filter(|d| !rolled.contains(&civil(*d))) {
+    for d in sql::unrolled_days(f, &rolled) {
         match runs.last_mut() {
             Some(run) if run.1 + 1 == d => run.1 = d,
             _ => runs.push((d, d)),
@@ -344,33 +353,44 @@ pub async fn anomalies(
     let Some((any_rolled, rest)) = split(client, f, f.behaviour_rollup()).await? else {
         return sql::anomalies(client, f).await;
     };
-    let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::anomalies(client, r)));
+    let (sessions, (rage, dead)) = tokio::try_join!(
+        anomalous(client, f, any_rolled, &rest),
+        frustration_of(client, f, any_rolled, &rest)
+    )?;
+    Ok(Anomalies {
+        sessions,
+        rage,
+        dead,
+    })
+}
+
+/// The range's 100 most anomalous sessions: the rolled days' and those of each run of other
+/// days (`rest`, from the events), the most anomalous first.
+async fn anomalous(
+    client: &Client,
+    f: &Filters,
+    any_rolled: bool,
+    rest: &[Filters],
+) -> Result<Vec<Anomaly>, clickhouse::error::Error> {
+    let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::anomalous(client, r)));
     let rolled = async {
-        if !any_rolled {
-            return Ok((Vec::new(), (Vec::new(), Vec::new())));
+        if any_rolled {
+            rolled_query(client, ANOMALIES_ROLLED, f)
+                .fetch_all::<Anomaly>()
+                .await
+        } else {
+            Ok(Vec::new())
         }
-        tokio::try_join!(
-            rolled_query(client, ANOMALIES_ROLLED, f).fetch_all::<Anomaly>(),
-            rolled_frustration(client, f),
-        )
     };
-    let (live, (mut sessions, (mut rage, mut dead))) = tokio::try_join!(live, rolled)?;
-    for live in live {
-        sessions.extend(live.sessions);
-        rage.extend(live.rage.into_iter().map(sums));
-        dead.extend(live.dead.into_iter().map(sums));
-    }
+    let (live, mut sessions) = tokio::try_join!(live, rolled)?;
+    sessions.extend(live.into_iter().flatten());
     sessions.sort_by(|a, b| {
         score(b)
             .cmp(&score(a))
             .then_with(|| a.session_id.cmp(&b.session_id))
     });
     sessions.truncate(100);
-    Ok(Anomalies {
-        sessions,
-        rage: by_element(rage),
-        dead: by_element(dead),
-    })
+    Ok(sessions)
 }
 
 /// Rage and dead clicks (position sums) of `f`'s site or page from the rollup.
@@ -404,6 +424,17 @@ pub(super) async fn frustration(
     let Some((any_rolled, rest)) = split(client, f, f.frustration_rollup()).await? else {
         return sql::frustration(client, f).await;
     };
+    frustration_of(client, f, any_rolled, &rest).await
+}
+
+/// Rage and dead clicks by element: the rolled days' and those of each run of other days
+/// (`rest`, from the events), added up.
+async fn frustration_of(
+    client: &Client,
+    f: &Filters,
+    any_rolled: bool,
+    rest: &[Filters],
+) -> Result<(Vec<Frustration>, Vec<Frustration>), clickhouse::error::Error> {
     let live = futures_util::future::try_join_all(rest.iter().map(|r| sql::frustration(client, r)));
     let rolled = async {
         if any_rolled {
@@ -480,7 +511,10 @@ pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhou
             .fetch_all::<Pattern>()
             .await
     };
-    let (live, rolled, anomalies) = tokio::try_join!(live, rolled, anomalies(client, f))?;
+    // Its loops are those of the anomalous sessions (as `sql::patterns` has them), from the
+    // same split of the range.
+    let (live, rolled, sessions) =
+        tokio::try_join!(live, rolled, anomalous(client, f, any_rolled, &rest))?;
     let mut by: BTreeMap<Vec<String>, Pattern> = BTreeMap::new();
     for p in rolled.into_iter().chain(live.into_iter().flatten()) {
         let e = by.entry(p.actions.clone()).or_insert(Pattern {
@@ -501,11 +535,7 @@ pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhou
     frequent.truncate(50);
     Ok(Patterns {
         frequent,
-        loops: anomalies
-            .sessions
-            .into_iter()
-            .filter(|s| s.loops > 0)
-            .collect(),
+        loops: sessions.into_iter().filter(|s| s.loops > 0).collect(),
         approximate: any_rolled,
     })
 }

@@ -714,20 +714,11 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         )),
     ));
     // The behaviour rollup of the range's first day, then its figures read back.
-    let names = [
-        "anomalies",
-        "rage clicks",
-        "rage clicks by page",
-        "dead clicks",
-        "dead clicks by page",
-        "patterns",
-        "marker",
-    ];
-    for (i, q) in super::behaviour::roll_queries(&client, &cfg, &f.from, 0, version)
+    for (i, (name, q)) in super::behaviour::roll_queries(&client, &cfg, &f.from, 0, version)
         .into_iter()
         .enumerate()
     {
-        out.push((format!("behaviour rollup {} {}", i + 1, names[i]), shown(q)));
+        out.push((format!("behaviour rollup {} {name}", i + 1), shown(q)));
     }
     for (name, sql) in [
         ("behaviour rolled days", super::behaviour::ROLLED_DAYS),
@@ -946,7 +937,7 @@ fn date(s: &str) -> Option<String> {
     (ok && (1970..=2100).contains(&y) && civil(days_from_civil(y, m, d)) == s).then(|| s.to_owned())
 }
 
-pub(super) fn days_of(s: &str) -> i64 {
+fn days_of(s: &str) -> i64 {
     days_from_civil(
         s[0..4].parse().unwrap_or(1970),
         s[5..7].parse().unwrap_or(1),
@@ -1253,9 +1244,7 @@ async fn session_figures(
         .await?;
     // The mart is read only over the days the rollup lacks (today, as a rule): its
     // `{sessions}` range is theirs, not the whole range's millions of sessions.
-    let unrolled: Vec<i64> = (days_of(&f.from)..=days_of(&f.to))
-        .filter(|d| !rolled.contains(&civil(*d)))
-        .collect();
+    let unrolled = unrolled_days(f, &rolled);
     let (lo, hi) = match (unrolled.first(), unrolled.last()) {
         (Some(lo), Some(hi)) => (civil(*lo), civil(*hi)),
         // Nothing left for the mart: an empty range (from after to) reads nothing.
@@ -1304,6 +1293,13 @@ fn session_sums(rows: Vec<SessionEnd>) -> (SessionFigures, Vec<Count>, Vec<Count
         }
     }
     (sums, top(entries), top(exits))
+}
+
+/// The days of `f`'s range not among `rolled` (`YYYY-MM-DD`), as days since the epoch.
+pub(super) fn unrolled_days(f: &Filters, rolled: &[String]) -> Vec<i64> {
+    (days_of(&f.from)..=days_of(&f.to))
+        .filter(|d| !rolled.contains(&civil(*d)))
+        .collect()
 }
 
 /// The 10 largest counts, those of a key added up (ties by key, as the queries order).
@@ -1689,15 +1685,19 @@ pub struct Anomalies {
 }
 
 /// Finds anomalies.
+/// The site's 100 most anomalous sessions, from the events.
+pub(super) async fn anomalous(
+    client: &Client,
+    f: &Filters,
+) -> Result<Vec<Anomaly>, clickhouse::error::Error> {
+    rows::<Anomaly>(client, &anomalies_sql(false), f, None).await
+}
+
 pub async fn anomalies(
     client: &Client,
     f: &Filters,
 ) -> Result<Anomalies, clickhouse::error::Error> {
-    let sql = anomalies_sql(false);
-    let (sessions, (rage, dead)) = tokio::try_join!(
-        rows::<Anomaly>(client, &sql, f, None),
-        frustration(client, f)
-    )?;
+    let (sessions, (rage, dead)) = tokio::try_join!(anomalous(client, f), frustration(client, f))?;
     Ok(Anomalies {
         sessions,
         rage,
@@ -2105,9 +2105,7 @@ pub(super) async fn frequent(
 
 /// Finds patterns.
 pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhouse::error::Error> {
-    let sql = anomalies_sql(false);
-    let (frequent, sessions) =
-        tokio::try_join!(frequent(client, f), rows::<Anomaly>(client, &sql, f, None))?;
+    let (frequent, sessions) = tokio::try_join!(frequent(client, f), anomalous(client, f))?;
     let loops = sessions.into_iter().filter(|s| s.loops > 0).collect();
     Ok(Patterns {
         frequent,

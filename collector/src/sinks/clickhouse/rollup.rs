@@ -95,8 +95,9 @@ pub fn insert(
         .bind(day)
 }
 
-/// `sql` with its leading day, shard and version bound.
-fn leading(
+/// `sql` with its leading day, shard and version bound (every roll statement, the behaviour
+/// rollup's too, begins with those).
+pub fn leading(
     client: &Client,
     sql: &str,
     day: &str,
@@ -240,7 +241,8 @@ pub async fn roll_since(
         marker(client, cfg, &day, shard, version).execute().await?;
     }
     for &d in &behaviour_days {
-        for q in crate::query::behaviour::roll_queries(client, cfg, &civil(d), shard, version) {
+        for (_, q) in crate::query::behaviour::roll_queries(client, cfg, &civil(d), shard, version)
+        {
             q.execute().await?;
         }
     }
