@@ -246,14 +246,24 @@ pub async fn roll_since(
             q.execute().await?;
         }
     }
-    for p in &all {
-        let b = seen.entry(p.partition.clone()).or_default();
-        *b = (*b).max(p.max_block);
-    }
+    remember(seen, &all, [&days, &behaviour_days]);
     Ok(RolledDays {
         sessions: days,
         behaviour: behaviour_days,
     })
+}
+
+/// Notes the blocks of `parts` as seen once a pass has rolled `rolled` (each list of due days).
+/// A pass that rolled as many days as it may ([`DAYS_PER_ROLL`]) may have left due days for
+/// the next, whose parts must stay new to it: then nothing is noted.
+fn remember(seen: &mut Seen, parts: &[Part], rolled: [&[i64]; 2]) {
+    if rolled.iter().any(|days| days.len() >= DAYS_PER_ROLL) {
+        return;
+    }
+    for p in parts {
+        let b = seen.entry(p.partition.clone()).or_default();
+        *b = (*b).max(p.max_block);
+    }
 }
 
 /// The days a [`roll`] rolled.
@@ -299,6 +309,28 @@ pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_are_noted_only_after_a_pass_that_left_nothing_due() {
+        let part = |partition: &str, max_block| Part {
+            min_day: 0,
+            max_day: 0,
+            written: 0,
+            partition: partition.to_owned(),
+            max_block,
+        };
+        let parts = [part("202612", 7), part("202612", 3), part("202611", 9)];
+        let mut seen = Seen::new();
+        let full: Vec<i64> = (0..DAYS_PER_ROLL as i64).collect();
+        remember(&mut seen, &parts, [&full, &[]]);
+        remember(&mut seen, &parts, [&[], &full]);
+        assert!(seen.is_empty(), "a capped pass notes nothing: {seen:?}");
+        remember(&mut seen, &parts, [&[1, 2], &[1, 2, 3]]);
+        assert_eq!(
+            seen,
+            Seen::from([("202612".into(), 7), ("202611".into(), 9)])
+        );
+    }
 
     #[test]
     fn days_are_due_once_finished_and_again_after_a_part_covering_them_is_written() {
