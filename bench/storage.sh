@@ -16,7 +16,7 @@ limit() {
 }
 limit with_marts 1 >/dev/null
 limit no_marts 1 >/dev/null
-for v in heatmap_clicks heatmap_anchors page_daily element_daily sessions; do
+for v in heatmap_clicks heatmap_anchors page_daily element_days sessions; do
   curl -fsS "$ch/" --data-binary "DROP TABLE no_marts.${v}_mv"
 done
 echo "| run | with the marts' views, rows/s | without, rows/s |"

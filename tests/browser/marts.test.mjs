@@ -308,7 +308,7 @@ test("the page marts and the stats equal events FINAL (ClickHouse 18.16)", async
       FROM ${ev} AND event_type = 'pageview' GROUP BY path, d, layout, dev ORDER BY path, d, layout, dev`],
     [`SELECT path, selector, anyMerge(element_id) AS id, anyMerge(tag) AS tag, anyMerge(text) AS text, toUInt64(countMerge(clicks)) AS clicks,
       toUInt64(uniqExactMerge(clickers)) AS clickers, toFloat64(avgMerge(rel_x)) AS rx, toFloat64(avgMerge(rel_y)) AS ry
-      FROM ${DB}.element_daily WHERE site_id = 'docs' GROUP BY path, selector ORDER BY path, selector`,
+      FROM ${DB}.element_days WHERE site_id = 'docs' GROUP BY path, selector ORDER BY path, selector`,
      `SELECT path, selector, any(element_id) AS id, any(toString(tag)) AS tag, any(text) AS text, count() AS clicks,
       uniqExact(visitor_id) AS clickers, toFloat64(avg(rel_x)) AS rx, toFloat64(avg(rel_y)) AS ry
       FROM ${ev} AND event_type = 'click' AND selector != '' GROUP BY path, selector ORDER BY path, selector`],

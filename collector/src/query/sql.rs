@@ -388,7 +388,7 @@ const ELEMENTS: &str = "SELECT selector, any(element_id), any(tag), any(text), t
      FROM events FINAL WHERE {where} AND selector != '' GROUP BY selector ORDER BY clicks DESC, selector LIMIT 500";
 const ELEMENTS_MART: &str = "SELECT selector, anyMerge(element_id), anyMerge(tag), anyMerge(text), toUInt64(countMerge(clicks)) AS n, \
      toUInt64(uniqExactMerge(clickers)), toFloat64(avgMerge(rel_x)), toFloat64(avgMerge(rel_y)), toFloat64(0) \
-     FROM element_daily WHERE {mart} GROUP BY selector ORDER BY n DESC, selector LIMIT 500";
+     FROM element_days WHERE {mart} GROUP BY selector ORDER BY n DESC, selector LIMIT 500";
 const TOP_PAGES_MART: &str = "SELECT path AS key, toUInt64(countMerge(views)) AS count FROM page_daily \
      WHERE {mart} AND path != '' GROUP BY key ORDER BY count DESC, key LIMIT 10";
 const TOTALS: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(uniqExact(session_id)), \

@@ -405,6 +405,13 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
             server.db.query(&sql).execute().await.unwrap();
         }
     }
+    // A database from before version 10 has the per-element mart as `element_daily`.
+    for sql in [
+        "CREATE TABLE element_daily (day Date) ENGINE = MergeTree ORDER BY day",
+        "CREATE MATERIALIZED VIEW element_daily_mv TO element_daily AS SELECT toDate(timestamp) AS day FROM events",
+    ] {
+        server.db.query(sql).execute().await.unwrap();
+    }
     let cfg = Config::for_tests(clickhouse_url(), "it_marts_equal").clickhouse;
     let base = pathlight_collector::sinks::clickhouse::client(&cfg).with_validation(false);
     let forget = || async {
@@ -416,8 +423,20 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
             .unwrap();
         migrations::run(&base, &cfg, Dialect::LEGACY).await.unwrap()
     };
-    assert_eq!(forget().await, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(forget().await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(compare().await, before);
+    let engines: Vec<(String, String)> = server
+        .db
+        .query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND name IN ('element_daily', 'element_daily_mv', 'element_days')")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(engines.len(), 1, "{engines:?}");
+    assert_eq!(engines[0].0, "element_days");
+    assert!(
+        engines[0].1.ends_with("SETTINGS index_granularity = 256"),
+        "{engines:?}"
+    );
     // Run once more: the marts are not empty, so nothing is filled twice.
     forget().await;
     assert_eq!(compare().await, before);

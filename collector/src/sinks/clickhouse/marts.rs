@@ -13,8 +13,13 @@
 //!   click in a fixed or sticky context, `fixed` > 0, is in viewport coordinates) or
 //!   position inside the clicked element (1/100 of its box). At 1440 px a bin is 1.44 px wide,
 //!   under the 2 px the viewer needs after scaling.
-//! - `page_daily` / `element_daily` (AggregatingMergeTree): per page and day, views and distinct
+//! - `page_daily` / `element_days` (AggregatingMergeTree): per page and day, views and distinct
 //!   visitors; per clicked element, clicks, distinct clickers, average position, id, tag, text.
+//!   `element_days` is stored in granules of 256 rows instead of 8,192: its rows carry exact
+//!   sets of clickers (kilobytes each), and a page's rows of a month are a few hundred rows
+//!   among hundreds of thousands, so 8,192-row granules made the elements call read and
+//!   deserialize about 30 times the states it merges (2.2 s to 0.1 s at 100 M events,
+//!   bench/results/queries.md). It was `element_daily` before migration 10.
 //! - `sessions` (AggregatingMergeTree): one row per session and day with start, end, last
 //!   hide/leave, event counts by kind, pages, entry and exit page, top actions, user, and the
 //!   session's visitor id, device, browser, OS and country (in the key).
@@ -77,6 +82,8 @@ struct Mart {
     /// `SELECT … FROM events WHERE …`, grouped by the key unless `group` says otherwise.
     select: String,
     group: Option<&'static str>,
+    /// `SETTINGS …` of the table, if any.
+    settings: &'static str,
 }
 
 fn marts(dialect: Dialect) -> Vec<Mart> {
@@ -97,6 +104,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  {clicks} AND document_w > 0"
             ),
             group: None,
+            settings: "",
         },
         Mart {
             name: "heatmap_anchors",
@@ -112,6 +120,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  {clicks} AND selector != ''"
             ),
             group: None,
+            settings: "",
         },
         Mart {
             name: "page_daily",
@@ -127,9 +136,10 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  FROM events WHERE event_type = 'pageview' AND is_bot = 0"
             ),
             group: None,
+            settings: "",
         },
         Mart {
-            name: "element_daily",
+            name: "element_days",
             columns: format!(
                 "site_id {s}, path String, day Date, layout UInt8, device {DEVICE}, selector String, \
                  element_id AggregateFunction(any, String), tag AggregateFunction(any, String), \
@@ -148,6 +158,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                  {clicks} AND selector != ''"
             ),
             group: None,
+            settings: " SETTINGS index_granularity = 256",
         },
         Mart {
             name: "sessions",
@@ -193,6 +204,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
             ),
             // The key's other columns are the session's, taken with any().
             group: Some("site_id, day, session_id"),
+            settings: "",
         },
         Mart {
             name: "traffic_daily",
@@ -225,6 +237,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
                 dims = traffic_dims()
             ),
             group: None,
+            settings: "",
         },
     ]
 }
@@ -262,7 +275,7 @@ pub const NAMES: [&str; 6] = [
     "heatmap_clicks",
     "heatmap_anchors",
     "page_daily",
-    "element_daily",
+    "element_days",
     "sessions",
     "traffic_daily",
 ];
@@ -293,6 +306,7 @@ pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
                 key,
                 select,
                 group,
+                settings,
             } = m;
             let group = group.unwrap_or(key);
             // Cluster mode: each shard's view fills its own part of the mart from its own part
@@ -310,7 +324,7 @@ pub fn statements(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
             [
                 format!(
                     "CREATE TABLE IF NOT EXISTS {name} ({columns}) ENGINE = {engine} \
-                     PARTITION BY toYYYYMM(day) ORDER BY ({key}){ttl}"
+                     PARTITION BY toYYYYMM(day) ORDER BY ({key}){ttl}{settings}"
                 ),
                 format!(
                     "INSERT INTO {name} {fill} AND (SELECT count() FROM {name}) = 0 GROUP BY {group}"

@@ -263,7 +263,28 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
                 )
                 .collect(),
         },
+        Migration {
+            version: 10,
+            name: "per-element clicks in small granules (element_days)",
+            statements: element_days(dialect, cfg),
+        },
     ]
+}
+
+/// `element_daily` made again as `element_days`, whose granules are 256 rows (see `marts.rs`;
+/// a table's granularity cannot be altered). A new install made it in version 4. An older one
+/// fills it from the stored events like any added mart, and drops the old mart and its view
+/// after that: every statement may run again if the migration is interrupted.
+fn element_days(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
+    let old = "element_daily";
+    let local = cfg.local_table(old);
+    let mut out = mart_and_tables(dialect, cfg, "element_days");
+    out.push(format!("DROP TABLE IF EXISTS {local}_mv"));
+    out.push(format!("DROP TABLE IF EXISTS {local}"));
+    if cfg.clustered() {
+        out.push(format!("DROP TABLE IF EXISTS {old}"));
+    }
+    out
 }
 
 fn fixed_context(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
