@@ -694,9 +694,7 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         .map(|(name, sql, kind)| (name, shown(prepare(&client, &sql, f, kind))))
         .collect();
     if !f.steps.is_empty() {
-        let (levels, times) = funnel_queries(&client, f);
-        out.push(("funnel levels".into(), shown(levels)));
-        out.push(("funnel times".into(), shown(times)));
+        out.push(("funnel".into(), shown(funnel_query(&client, f))));
     }
     // The rollup of the range's first day (`sinks::clickhouse::rollup`), and the days rolled.
     let cfg = crate::sinks::clickhouse::ClickHouseConfig::default();
@@ -2235,66 +2233,56 @@ fn step_condition(step: &str) -> &'static str {
     }
 }
 
-/// The level query (how far each session got, in order, with `windowFunnel`) and the timing
-/// query (first time each step happened in each session).
+/// The funnel in one query: per session how far it got in order (`windowFunnel`) and the
+/// first time it did each step; over the sessions, how many got past each step and the
+/// median time between steps. One row: n counts, then n-1 medians.
 ///
-/// Both read only the steps' events (`{steps}`: any step's condition): the others change
+/// It reads only the steps' events (`{steps}`: any step's condition): the others change
 /// neither a session's level nor its first times, and a page-view step narrows the read to
 /// that path's granules (the table is ordered by kind, day, path). Without `FINAL`: a
 /// re-sent copy of an event has its time, so it changes neither figure either, and `FINAL`
-/// over a month of unmerged parts is most of the cost (issue 27). Sessions that did no step
-/// (level 0) are not counted, and nothing uses them.
-fn funnel_sql(steps: &[String]) -> (String, String) {
+/// over a month of unmerged parts is most of the cost (issue 27). Grouping those events by
+/// session is the rest, so levels and times share one grouping (two queries took 1.2 s at
+/// 100 M events, bench/results/queries.md).
+fn funnel_sql(steps: &[String]) -> String {
     let conds: Vec<&str> = steps.iter().map(|s| step_condition(s)).collect();
     let any = conds.join(" OR ");
-    let levels = format!(
-        "SELECT toUInt8(level) AS level, toUInt64(count()) AS n FROM \
-         (SELECT session_id, windowFunnel(86400)(timestamp, {}) AS level FROM events WHERE {{where}} AND ({any}) GROUP BY session_id) \
-         GROUP BY level ORDER BY level",
-        conds.join(", ")
-    );
     let firsts: Vec<String> = conds
         .iter()
         .enumerate()
         .map(|(i, c)| format!("minIf(toUInt64(timestamp) * 1000 + timestamp_ms, {c}) AS t{i}"))
         .collect();
+    let reached = (0..steps.len()).map(|i| format!("toUInt64(countIf(level > {i}))"));
     // Over the sessions that did every step up to this one in order (first times), not
     // those that only did the previous step and this one.
-    let medians: Vec<String> = (1..steps.len())
-        .map(|i| {
-            let in_order: Vec<String> = (1..=i).map(|j| format!("t{j} > t{}", j - 1)).collect();
-            format!(
-                "toFloat64(quantileIf(0.5)(t{i} - t{p}, t0 > 0 AND {}))",
-                in_order.join(" AND "),
-                p = i - 1
-            )
-        })
-        .collect();
-    let times = format!(
-        "SELECT {} FROM (SELECT session_id, {} FROM events WHERE {{where}} AND ({any}) GROUP BY session_id)",
-        medians.join(", "),
+    let medians = (1..steps.len()).map(|i| {
+        let in_order: Vec<String> = (1..=i).map(|j| format!("t{j} > t{}", j - 1)).collect();
+        format!(
+            "toFloat64(quantileIf(0.5)(t{i} - t{p}, t0 > 0 AND {}))",
+            in_order.join(" AND "),
+            p = i - 1
+        )
+    });
+    format!(
+        "SELECT {} FROM (SELECT session_id, windowFunnel(86400)(timestamp, {}) AS level, {} \
+         FROM events WHERE {{where}} AND ({any}) GROUP BY session_id)",
+        reached.chain(medians).collect::<Vec<_>>().join(", "),
+        conds.join(", "),
         firsts.join(", ")
-    );
-    (levels, times)
+    )
 }
 
-/// The funnel's level and timing queries for `f`, the step values bound.
-fn funnel_queries(
-    client: &Client,
-    f: &Filters,
-) -> (clickhouse::query::Query, clickhouse::query::Query) {
-    let (levels, times) = funnel_sql(&f.steps);
-    // The steps' values before `{where}` (the SELECT's conditions) and after it (the filter).
-    let binds = || {
-        f.steps
-            .iter()
+/// The funnel query for `f`, the step values bound.
+fn funnel_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    // The steps' values before `{where}` (the SELECT's conditions: `windowFunnel`'s, then
+    // the first times') and after it (the filter).
+    let binds = |times: usize| {
+        std::iter::repeat_n(&f.steps, times)
+            .flatten()
             .map(|s| Bind::S(s.clone()))
             .collect::<Vec<_>>()
     };
-    (
-        prepare_with(client, &levels, f, None, binds(), binds()),
-        prepare_with(client, &times, f, None, binds(), binds()),
-    )
+    prepare_with(client, &funnel_sql(&f.steps), f, None, binds(2), binds(1))
 }
 
 /// The events of a session, in the days it has rows in the `sessions` mart (`{where}`'s range,
@@ -2332,35 +2320,29 @@ pub struct FunnelStep {
     pub median_secs_from_previous: Option<f64>,
 }
 
-#[derive(Deserialize, clickhouse::Row)]
-struct Level {
-    level: u8,
-    n: u64,
-}
-
 /// Runs a funnel.
 pub async fn funnel(client: &Client, f: &Filters) -> Result<Funnel, clickhouse::error::Error> {
-    let (levels, times) = funnel_queries(client, f);
-    let levels: Vec<Level> = levels.fetch_all().await?;
-    // One row of n-1 medians (a column count no row type fixes): read as TabSeparated, which
-    // every server version writes; an empty median is `nan`.
-    let times = times.fetch_bytes("TabSeparated")?.collect().await?;
-    let medians: Vec<Option<f64>> = String::from_utf8_lossy(&times)
-        .trim_end()
-        .split('\t')
-        .map(|v| {
-            v.parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .map(|ms| ms / 1000.0)
-        })
-        .collect();
+    // One row of n counts and n-1 medians (a column count no row type fixes): read as
+    // TabSeparated, which every server version writes; an empty median is `nan`.
+    let row = funnel_query(client, f)
+        .fetch_bytes("TabSeparated")?
+        .collect()
+        .await?;
+    let row = String::from_utf8_lossy(&row);
+    let fields: Vec<&str> = row.trim_end().split('\t').collect();
+    let n = f.steps.len();
     let reached = |i: usize| {
-        levels
-            .iter()
-            .filter(|l| usize::from(l.level) > i)
-            .map(|l| l.n)
-            .sum::<u64>()
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let median = |i: usize| {
+        fields
+            .get(n + i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|x| x.is_finite())
+            .map(|ms| ms / 1000.0)
     };
     let first = reached(0);
     let steps = f
@@ -2383,11 +2365,7 @@ pub async fn funnel(client: &Client, f: &Filters) -> Result<Funnel, clickhouse::
                 } else {
                     1.0 - n as f64 / prev as f64
                 },
-                median_secs_from_previous: if i == 0 {
-                    None
-                } else {
-                    medians.get(i - 1).copied().flatten()
-                },
+                median_secs_from_previous: if i == 0 { None } else { median(i - 1) },
             }
         })
         .collect();
