@@ -105,6 +105,8 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     const grams = answers["patterns rolled"].map((r) => Object.values(r)).map(([g, n, o, s]) => [g.join(" > "), num(n), num(o), num(s)]);
     assert.deepEqual(grams.filter((g) => g[3] >= 2), [["pageview:/pricing: > click:/pricing:#buy", 2, 2, 2]], JSON.stringify(grams));
     assert.deepEqual(answers["sessions page"].map((r) => r.session_id), ["s1", "s2", "s3"], "all started at 10:00:00, then by id");
+    // Found through the events since 00:30 of that day: the same page.
+    assert.deepEqual(answers["sessions page recent"].map((r) => r.session_id), ["s1", "s2", "s3"]);
     const list = answers["sessions list"].map((r) => Object.values(r));
     assert.deepEqual(list.map((r) => r[0]), ["s1"], "the summaries of the page's sessions (here s1)");
     const s1 = list[0].map((v) => (typeof v === "string" && /^\d+$/.test(v) ? num(v) : v));

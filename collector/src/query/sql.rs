@@ -65,6 +65,17 @@ enum Bind {
     L(Vec<String>),
 }
 
+impl Bind {
+    fn bind(self, q: clickhouse::query::Query) -> clickhouse::query::Query {
+        match self {
+            Bind::S(s) => q.bind(s),
+            Bind::U(u) => q.bind(u),
+            Bind::N(n) => q.bind(n),
+            Bind::L(l) => q.bind(l),
+        }
+    }
+}
+
 /// `HAVING` of a query over the `sessions` mart: sessions that started in the date range.
 const STARTED: &str = "toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?)";
 
@@ -781,7 +792,25 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
     let now = crate::pipeline::now_ms().max(0) as u64;
     out.push((
         "sessions page".into(),
-        shown(session_page_query(&client, f, &f.from, now, timeout_ms)),
+        shown(session_page_query(
+            &client,
+            f,
+            Started::FromDay(&f.from),
+            now,
+            timeout_ms,
+        )),
+    ));
+    // As on the range's last day, since the earliest time it may be used.
+    let since = days_of(&f.to).max(0) as u64 * 86_400_000 + timeout_ms;
+    out.push((
+        "sessions page recent".into(),
+        shown(session_page_query(
+            &client,
+            f,
+            Started::TodaySince(since),
+            now,
+            timeout_ms,
+        )),
     ));
     // The summaries of `session` (of "s1" without one), as the list shows them.
     let listed = f.session.clone().unwrap_or_else(|| "s1".to_owned());
@@ -878,16 +907,9 @@ fn prepare_with(
     }
     text.push_str(rest);
     binds.extend(post);
-    let mut q = client.query(&text);
-    for b in binds {
-        q = match b {
-            Bind::S(s) => q.bind(s),
-            Bind::U(u) => q.bind(u),
-            Bind::N(n) => q.bind(n),
-            Bind::L(l) => q.bind(l),
-        };
-    }
-    q
+    binds
+        .into_iter()
+        .fold(client.query(&text), |q, b| b.bind(q))
 }
 
 /// Runs `sql` (whose `{where}` is replaced by the filters' condition for `kind`).
@@ -1783,6 +1805,17 @@ pub async fn rule_flags(
 const SESSION_PAGE: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, maxIfMerge(left_ms) AS tl \
      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started}{ended} \
      ORDER BY t0 DESC, session_id LIMIT ?";
+/// `sessions`, step 1 on the current day: the page of sessions that started since `?` (ms),
+/// found through the events since then, so only those sessions' states are merged, not the
+/// day's (0.13 s instead of 0.4-0.6 s for the last hours of a day of 365 k sessions, at 100 M
+/// events a month). Every session that started since then has all its events since then, so
+/// the newest are all there; one that started before it is dropped by `t0 >= ?`. None of them
+/// started the day before: `?` is at least a session timeout after midnight, and a session
+/// idle that long has ended.
+const SESSION_PAGE_RECENT: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, maxIfMerge(left_ms) AS tl \
+     FROM sessions WHERE {today} AND session_id IN (SELECT session_id FROM events \
+       WHERE site_id = ? AND toDate(timestamp) = toDate(?) AND timestamp >= toDateTime(toUInt32(?))) \
+     GROUP BY session_id HAVING t0 >= ?{ended} ORDER BY t0 DESC, session_id LIMIT ?";
 /// `sessions`, step 2: the summaries of the page's sessions.
 const SESSION_LIST: &str = "SELECT session_id, any(visitor_id), toString(any(device)), toString(any(browser)), \
      toString(any(os)), toString(any(country)), maxMerge(user_id), minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, \
@@ -1882,12 +1915,19 @@ fn from_day(f: &Filters, lo: &str) -> Filters {
     }
 }
 
-/// Step 1 of `sessions` over the sessions that started from `lo` to `f.to`: the first
-/// `offset + limit` of them. A session with no event for `timeout_ms` is over.
+/// Where step 1 of `sessions` looks: the sessions that started from a day of `f`'s range
+/// (`lo`) to `f.to`, or those that started today since a time (ms).
+enum Started<'a> {
+    FromDay(&'a str),
+    TodaySince(u64),
+}
+
+/// Step 1 of `sessions`: the first `offset + limit` sessions that started where `started`
+/// says. A session with no event for `timeout_ms` is over.
 fn session_page_query(
     client: &Client,
     f: &Filters,
-    lo: &str,
+    started: Started,
     now_ms: u64,
     timeout_ms: u64,
 ) -> clickhouse::query::Query {
@@ -1899,8 +1939,59 @@ fn session_page_query(
         None => (String::new(), Vec::new()),
     };
     post.push(Bind::N(u64::from(f.offset) + u64::from(f.limit)));
-    let sql = SESSION_PAGE.replace("{ended}", &ended);
-    prepare_with(client, &sql, &from_day(f, lo), None, Vec::new(), post)
+    match started {
+        Started::FromDay(lo) => {
+            let sql = SESSION_PAGE.replace("{ended}", &ended);
+            prepare_with(client, &sql, &from_day(f, lo), None, Vec::new(), post)
+        }
+        Started::TodaySince(since_ms) => {
+            let day = crate::dates::civil((since_ms / 86_400_000) as i64);
+            let mut binds = vec![Bind::S(f.site.clone()), Bind::S(day.clone())];
+            let mut today = "site_id = ? AND day = toDate(?)".to_owned();
+            Filters::equal(&mut today, &mut binds, &[("device", f.device.as_ref())]);
+            binds.extend([
+                Bind::S(f.site.clone()),
+                Bind::S(day),
+                Bind::N(since_ms / 1000),
+                Bind::N(since_ms),
+            ]);
+            binds.extend(post);
+            let sql = SESSION_PAGE_RECENT
+                .replace("{today}", &today)
+                .replace("{ended}", &ended);
+            binds.into_iter().fold(client.query(&sql), |q, b| b.bind(q))
+        }
+    }
+}
+
+/// Step 1 of `sessions` over today's last hours, when the range ends today: the newest
+/// sessions of a busy site started in them. None if they hold no full page (or today is too
+/// young for [`SESSION_PAGE_RECENT`]); the caller then looks at whole days.
+async fn recent_page(
+    client: &Client,
+    f: &Filters,
+    now_ms: u64,
+    timeout_ms: u64,
+) -> Result<Option<Vec<PageRow>>, clickhouse::error::Error> {
+    let today = (now_ms / 86_400_000) as i64;
+    if days_of(&f.to) < today || days_of(&f.from) > today {
+        return Ok(None);
+    }
+    let wanted = f.offset as usize + f.limit as usize;
+    for hours in [1, 6] {
+        let since = now_ms.saturating_sub(hours * 3_600_000);
+        if since < today as u64 * 86_400_000 + timeout_ms {
+            break;
+        }
+        let started = Started::TodaySince(since);
+        let page: Vec<PageRow> = session_page_query(client, f, started, now_ms, timeout_ms)
+            .fetch_all()
+            .await?;
+        if page.len() >= wanted {
+            return Ok(Some(page));
+        }
+    }
+    Ok(None)
 }
 
 /// Step 2 of `sessions`, and the anomalies of the same sessions: both read only the days from
@@ -1955,15 +2046,19 @@ pub async fn sessions(
     let (from, to) = (days_of(&f.from), days_of(&f.to));
     let wanted = f.offset as usize + f.limit as usize;
     let mut span = 0;
-    let (lo, page) = loop {
-        let lo = civil((to - span).max(from));
-        let page: Vec<PageRow> = session_page_query(client, f, &lo, now, timeout_ms)
-            .fetch_all()
-            .await?;
-        if page.len() >= wanted || to - span <= from {
-            break (lo, page);
-        }
-        span = span * 2 + 1;
+    let (lo, page) = match recent_page(client, f, now, timeout_ms).await? {
+        Some(page) => (civil(now as i64 / 86_400_000), page),
+        None => loop {
+            let lo = civil((to - span).max(from));
+            let started = Started::FromDay(&lo);
+            let page: Vec<PageRow> = session_page_query(client, f, started, now, timeout_ms)
+                .fetch_all()
+                .await?;
+            if page.len() >= wanted || to - span <= from {
+                break (lo, page);
+            }
+            span = span * 2 + 1;
+        },
     };
     let ids: Vec<String> = page
         .into_iter()

@@ -167,6 +167,21 @@ async fn session_summaries_have_the_known_answers() {
         .collect();
     // Newest first; the bot is not a session.
     assert_eq!(ids, ["loop", "back", "closed", "gone"], "{list}");
+    // A page the last hour holds is found through its events (after 01:30 UTC, when the last
+    // hour is past a session timeout after midnight); the others by the days: the same order.
+    for (offset, limit) in [(0, 1), (0, 3), (1, 2), (2, 2)] {
+        let page = server
+            .api(&format!("sessions?site=test&offset={offset}&limit={limit}"))
+            .await;
+        let got: Vec<&str> = page
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, ids[offset..offset + limit], "{offset} {limit}");
+        assert_eq!(page[0], list[offset]);
+    }
     let by = |id: &str| {
         list.as_array()
             .unwrap()
