@@ -2645,7 +2645,7 @@ mod tests {
         let client = Client::default();
         for which in ["timed_out", "active"] {
             let f = Filters::parse(&format!("site=demo&ended={which}")).unwrap();
-            let sql = session_page_query(&client, &f, &f.from, now, timeout)
+            let sql = session_page_query(&client, &f, Started::FromDay(&f.from), now, timeout)
                 .sql_display()
                 .to_string();
             assert!(sql.contains(&(now - timeout).to_string()), "{which}: {sql}");
