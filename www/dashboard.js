@@ -38,21 +38,26 @@
     const avg = (v) => (v == null ? "–" : v >= 100 ? whole(v) : v.toFixed(1));
     // Distinct counts from the traffic mart are approximate (FIGURES.md).
     const approx = (v) => (s.approximate && v !== "–" ? "≈ " + v : v);
+    // A busy site's session figures for today come from the rollup of a few minutes ago.
+    const rolledToday = s.session_figures_as_of_ms
+      ? "today as of " + new Date(s.session_figures_as_of_ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+      : "";
     cards.replaceChildren(...[
       ["Visitors", approx(whole(s.visitors)), "visitors"], ["Sessions", approx(whole(s.sessions)), "sessions"],
       ["Page views", whole(s.pageviews), "pageviews"],
-      ["Avg. session", s.avg_session_secs.toFixed(1) + " s", "avg_session_secs"],
-      ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%", "bounce_rate"],
+      ["Avg. session", s.avg_session_secs.toFixed(1) + " s", "avg_session_secs", rolledToday],
+      ["Bounce rate", (s.bounce_rate * 100).toFixed(0) + "%", "bounce_rate", rolledToday],
       // Means over the range's complete days; today, under way, is its own card.
       ["DAU (avg.)", approx(avg(s.active.dau)), "active.dau"], ["WAU (avg.)", approx(avg(s.active.wau)), "active.wau"],
       ["MAU (avg.)", approx(avg(s.active.mau)), "active.mau"],
       ["Active today so far", s.active.today ? approx(whole(s.active.today.dau)) : "–", "active.today"],
       // Batches trackers could not send at first (then delivered) or dropped for good.
       ["Undelivered", `${s.undelivered.failed} late · ${s.undelivered.dropped} lost`, "undelivered"],
-    ].map(([label, value, field]) => {
+    ].map(([label, value, field, note]) => {
       const c = text("div", "", "card");
       c.dataset.metric = label;
       c.append(text("b", String(value)), text("span", label));
+      if (note) c.append(text("small", note, "as-of"));
       explain(c, define(field));
       return c;
     }));

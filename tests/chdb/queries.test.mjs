@@ -70,7 +70,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 64, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 65, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -94,6 +94,8 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.deepEqual(answers["stats rolled days"].map((r) => r.d), [day]);
     const again = (name) => rows(queries.find((q) => q.name === name).sql);
     assert.deepEqual(ends(again("stats sessions rolled")), SESSION_ENDS);
+    // The sessions of the day's latest roll, which says whether stats reads today from it.
+    assert.deepEqual(again("stats today rolled").map((r) => num(Object.values(r)[0])), [3]);
     // The behaviour rollup of the day (issue 27), read back: the day is rolled; no session
     // or element is anomalous; the page view of /pricing then the click on #buy is shared by
     // s1 and s2, as "patterns" finds it over the events.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use cache::{CacheOutcome, QueryCache};
-pub use sql::{Filters, RuleFlags, catalogue, rule_flags};
+pub use sql::{Filters, RuleFlags, TODAY_LIVE_MAX, catalogue, rule_flags};
 
 /// Why a query request was refused.
 #[derive(Debug, thiserror::Error)]

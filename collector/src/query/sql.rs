@@ -682,11 +682,6 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         ("stats totals".into(), TOTALS.into(), None),
         ("stats sessions".into(), session_ends_sql(false), None),
         ("stats sessions mart".into(), session_ends_sql(true), None),
-        (
-            "stats sessions rolled".into(),
-            SESSION_ENDS_ROLLED.into(),
-            None,
-        ),
         ("stats series".into(), series_sql(f.hourly), None),
     ];
     list.extend(
@@ -708,6 +703,17 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         .into_iter()
         .map(|(name, sql, kind)| (name, shown(prepare(&client, &sql, f, kind))))
         .collect();
+    // The rollup's figures as read when every day of the range is rolled.
+    let rolled = Filters {
+        rolled: (days_of(&f.from)..=days_of(&f.to)).map(civil).collect(),
+        ..f.clone()
+    };
+    for (name, sql) in [
+        ("stats sessions rolled", SESSION_ENDS_ROLLED),
+        ("stats today rolled", TODAY_ROLLED),
+    ] {
+        out.push((name.into(), shown(prepare(&client, sql, &rolled, None))));
+    }
     if !f.steps.is_empty() {
         out.push(("funnel".into(), shown(funnel_query(&client, f))));
     }
@@ -905,6 +911,12 @@ fn prepare_with(
                     Bind::S(f.from.clone()),
                     Bind::S(f.to.clone()),
                 ]);
+                // Only the days read from here: one read live (today on a small site, a day
+                // some shard has not rolled yet) must not count twice.
+                text.push_str(" AND has(?, toString(day))");
+                let mut days = vec![String::new()];
+                days.extend(f.rolled.iter().cloned());
+                binds.push(Bind::L(days));
             }
             "{rage_ms}" => {
                 text.push('?');
@@ -1178,6 +1190,10 @@ pub struct Stats {
     pub avg_session_secs: f64,
     /// Share of sessions with one page view at most.
     pub bounce_rate: f64,
+    /// When today's average session, bounce rate, entries and exits were rolled up (ms since
+    /// the epoch), if they were read from the rollup (a site with many sessions today, at
+    /// most a rollup period old); none when they are live.
+    pub session_figures_as_of_ms: Option<u64>,
     /// Per day (or per hour with `interval=hour`).
     pub series: Vec<Day>,
     /// Active users (DAU, WAU, MAU) over the range: averages over its complete days, today so
@@ -1254,11 +1270,24 @@ struct SessionFigures {
     sum_ms: f64,
     bounced: u64,
     sessions: u64,
+    /// When today's figures were rolled up, ms, if they were read from the rollup.
+    as_of_ms: Option<u64>,
 }
 
+/// Sessions a site's today may have at its last roll and still be merged live from the
+/// `sessions` mart by `stats`; from this many, today is read from the rollup (at most a
+/// rollup period old). Merging a day of 365 k sessions took 0.4-0.9 s at 100 M events a month
+/// (bench/results/queries.md); under this many it is tens of ms.
+pub const TODAY_LIVE_MAX: u64 = 100_000;
+
+/// Today's latest roll for the site: its sessions and its version.
+const TODAY_ROLLED: &str =
+    "SELECT toUInt64(sum(sessions)), toUInt64(max(version)) FROM session_days FINAL WHERE {rolled}";
+
 /// The session figures of `stats`: sums, top entry and top exit pages. From `events FINAL`
-/// unless `marts`; then the days the rollup has (`session_days`: up to yesterday) from it, and
-/// the others (today, and any not rolled yet) from the `sessions` mart, added up.
+/// unless `marts`; then the days the rollup has (`session_days`: up to yesterday, and today
+/// once the site has [`TODAY_LIVE_MAX`] sessions in it) from it, and the others (today on a
+/// smaller site, and any not rolled yet) from the `sessions` mart, added up.
 async fn session_figures(
     client: &Client,
     f: &Filters,
@@ -1269,12 +1298,30 @@ async fn session_figures(
             rows(client, &session_ends_sql(false), f, None).await?,
         ));
     }
-    let rolled: Vec<String> = client
+    let mut rolled: Vec<String> = client
         .query(ROLLED_DAYS)
         .bind(&f.from)
         .bind(&f.to)
         .fetch_all()
         .await?;
+    let today = civil(unix_day(crate::pipeline::now_ms()));
+    let mut as_of_ms = None;
+    if rolled.contains(&today) {
+        let today_only = Filters {
+            from: today.clone(),
+            to: today.clone(),
+            rolled: vec![today.clone()],
+            ..f.clone()
+        };
+        let (sessions, version): (u64, u64) = prepare(client, TODAY_ROLLED, &today_only, None)
+            .fetch_one()
+            .await?;
+        if sessions >= TODAY_LIVE_MAX {
+            as_of_ms = Some(version * 1000);
+        } else {
+            rolled.retain(|d| *d != today);
+        }
+    }
     // The mart is read only over the days the rollup lacks (today, as a rule): its
     // `{sessions}` range is theirs, not the whole range's millions of sessions.
     let unrolled = unrolled_days(f, &rolled);
@@ -1299,7 +1346,9 @@ async fn session_figures(
         rows::<SessionEnd>(client, SESSION_ENDS_ROLLED, rolled_f, None),
     )?;
     mart.extend(rolled);
-    Ok(session_sums(mart))
+    let (mut sums, entries, exits) = session_sums(mart);
+    sums.as_of_ms = as_of_ms;
+    Ok((sums, entries, exits))
 }
 
 /// The sums (of side 0) and the top 10 entry and exit pages of [`SESSION_ENDS`] rows.
@@ -1420,6 +1469,7 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         } else {
             s.bounced as f64 / s.sessions as f64
         },
+        session_figures_as_of_ms: s.as_of_ms,
         series,
         active,
         entries,

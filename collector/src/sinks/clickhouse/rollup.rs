@@ -1,5 +1,5 @@
 //! Session figures per day, rolled up: what the dashboard's average session, bounce rate and
-//! entry and exit pages read for every day but today.
+//! entry and exit pages read for every day but today, and for today on a busy site.
 //!
 //! # Why a rollup and not a view
 //! A session's duration, page count, entry and exit are known only once it is over, and its
@@ -13,10 +13,15 @@
 //! total duration: thousands of rows a month. Yesterday is rolled too, before it is final (a
 //! session still going since before midnight), and rolled again at each pass after its
 //! sessions' next events: its figures are as of the last pass, at most [`PERIOD`] old. Today
-//! stays live: a visitor's own session shows at once.
+//! is rolled the same way, but the API reads it from here only for a site whose today had
+//! [`query::TODAY_LIVE_MAX`] sessions or more at its last roll, where merging the day's
+//! sessions live costs most of a second; on a smaller site today stays live, so a visitor's own
+//! session shows at once.
+//!
+//! [`query::TODAY_LIVE_MAX`]: crate::query::TODAY_LIVE_MAX
 //!
 //! # The path of a day through it
-//! 1. Every [`PERIOD`], [`roll`] lists the days up to yesterday (UTC) whose
+//! 1. Every [`PERIOD`], [`roll`] lists the days up to today (UTC) whose
 //!    `sessions` mart parts changed since they were last rolled: any part covering D - 1, D
 //!    or D + 1 written (an insert, a late batch from a tracker's queue) after the day's
 //!    latest roll; a part a merge wrote from rows the process already saw is not new
@@ -27,15 +32,16 @@
 //!    latest version only, so a re-roll replaces the day whole, including entry/exit pairs
 //!    that no longer occur; `ReplacingMergeTree` folds the rows of one key's versions.
 //! 3. The query API (`query::sql::stats`) reads the rolled days from here and the others
-//!    (today, and any not yet rolled) from the `sessions` mart, and adds them up.
+//!    (today on a small site, and any not yet rolled) from the `sessions` mart, and adds
+//!    them up.
 //!
 //! In cluster mode each shard rolls its own part of the sessions into its `session_days_local`
 //! (`shard` in the key keeps the shards' versions apart); `session_days` reads them all.
 //!
 //! The same pass rolls what each day's sessions did (`query::behaviour`: anomalies, rage and
-//! dead clicks, action sequences) for every due day up to today, not the day before
-//! yesterday: those are read only from the rollup, so a session still going is rolled as it
-//! stands and again at the next pass after its next events.
+//! dead clicks, action sequences) for every due day up to today: those are read only from the
+//! rollup, so a session still going is rolled as it stands and again at the next pass after
+//! its next events.
 
 use super::ClickHouseConfig;
 use crate::dates::{civil, unix_day};
@@ -225,8 +231,7 @@ pub async fn roll_since(
         r.iter().map(|r| (i64::from(r.day), r.version)).collect()
     };
     let (rolled, behaviour) = (pairs(&rolled), pairs(&behaviour));
-    // Session figures up to yesterday (today is read live); behaviour up to today.
-    let days = due(&parts, &rolled, today - 1);
+    let days = due(&parts, &rolled, today);
     let behaviour_days = due(&parts, &behaviour, today);
     // Later than every roll before, even one earlier in this very second: the queries read
     // each day's latest version, so two rolls must never share one.
@@ -352,7 +357,7 @@ mod tests {
         let many = [(0, 99, 1)];
         assert_eq!(due(&many, &[], today - 2).len(), DAYS_PER_ROLL);
         assert_eq!(due(&many, &[], today - 2)[0], -1);
-        // Behaviour is rolled up to today.
+        // Up to today, as `roll` asks for both.
         assert_eq!(due(&parts, &rolled, today), vec![97, 98, 99, 100]);
     }
 }
