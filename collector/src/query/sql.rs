@@ -810,14 +810,15 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
             timeout_ms,
         )),
     ));
-    // As on the range's last day, since the earliest time it may be used.
-    let since = days_of(&f.to).max(0) as u64 * 86_400_000 + timeout_ms;
+    // On the range's last day, since the earliest time it may be used.
+    let day = days_of(&f.to);
+    let since = day.max(0) as u64 * 86_400_000 + timeout_ms;
     out.push((
         "sessions page recent".into(),
         shown(session_page_query(
             &client,
             f,
-            Started::TodaySince(since),
+            Started::DaySince { day, since },
             now,
             timeout_ms,
         )),
@@ -1870,17 +1871,18 @@ pub async fn rule_flags(
 const SESSION_PAGE: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, maxIfMerge(left_ms) AS tl \
      FROM sessions WHERE {sessions} GROUP BY session_id HAVING {started}{ended} \
      ORDER BY t0 DESC, session_id LIMIT ?";
-/// `sessions`, step 1 on the current day: the page of sessions that started since `?` (ms),
-/// found through the events since then, so only those sessions' states are merged, not the
-/// day's (0.13 s instead of 0.4-0.6 s for the last hours of a day of 365 k sessions, at 100 M
-/// events a month). Every session that started since then has all its events since then, so
-/// the newest are all there; one that started before it is dropped by `t0 >= ?`. None of them
-/// started the day before: `?` is at least a session timeout after midnight, and a session
-/// idle that long has ended.
+/// `sessions`, step 1 on the range's last day: the page of sessions that started on it since
+/// `?` (ms), found through the events since then, so only those sessions' states are merged,
+/// not the day's (0.13 s instead of 0.4-0.6 s for the last hours of a day of 365 k sessions,
+/// at 100 M events a month). Every session that started since then has all its events since
+/// then (on the day or the next), so the newest are all there; one that started before it is
+/// dropped by `t0 >= ?`, one that started the next day by `t0 < ?`. None of them started the
+/// day before: `?` is at least a session timeout after midnight, and a session idle that long
+/// has ended.
 const SESSION_PAGE_RECENT: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, maxIfMerge(left_ms) AS tl \
-     FROM sessions WHERE {today} AND session_id IN (SELECT session_id FROM events \
-       WHERE site_id = ? AND toDate(timestamp) = toDate(?) AND timestamp >= toDateTime(toUInt32(?))) \
-     GROUP BY session_id HAVING t0 >= ?{ended} ORDER BY t0 DESC, session_id LIMIT ?";
+     FROM sessions WHERE {day} AND session_id IN (SELECT session_id FROM events \
+       WHERE site_id = ? AND toDate(timestamp) BETWEEN toDate(?) AND toDate(?) + 1 AND timestamp >= toDateTime(toUInt32(?))) \
+     GROUP BY session_id HAVING t0 >= ? AND t0 < ?{ended} ORDER BY t0 DESC, session_id LIMIT ?";
 /// `sessions`, step 2: the summaries of the page's sessions, from their rows of the range
 /// and the days around it. The sessions in PREWHERE, so that only their rows' states are read
 /// (18.16 read every state of the range's rows first: 0.9 s for a page of 100 on a day of
@@ -1984,10 +1986,11 @@ fn from_day(f: &Filters, lo: &str) -> Filters {
 }
 
 /// Where step 1 of `sessions` looks: the sessions that started from a day of `f`'s range
-/// (`lo`) to `f.to`, or those that started today since a time (ms).
+/// (`lo`) to `f.to`, or those that started on a day (`day`, days since the epoch) since a time
+/// (`since`, ms).
 enum Started<'a> {
     FromDay(&'a str),
-    TodaySince(u64),
+    DaySince { day: i64, since: u64 },
 }
 
 /// Step 1 of `sessions`: the first `offset + limit` sessions that started where `started`
@@ -2012,51 +2015,57 @@ fn session_page_query(
             let sql = SESSION_PAGE.replace("{ended}", &ended);
             prepare_with(client, &sql, &from_day(f, lo), None, Vec::new(), post)
         }
-        Started::TodaySince(since_ms) => {
-            let day = crate::dates::civil((since_ms / 86_400_000) as i64);
-            let mut binds = vec![Bind::S(f.site.clone()), Bind::S(day.clone())];
-            let mut today = "site_id = ? AND day = toDate(?)".to_owned();
-            Filters::equal(&mut today, &mut binds, &[("device", f.device.as_ref())]);
+        Started::DaySince { day, since } => {
+            let date = civil(day);
+            let mut binds = vec![Bind::S(f.site.clone()), Bind::S(date.clone())];
+            let mut rows = "site_id = ? AND day BETWEEN toDate(?) AND toDate(?) + 1".to_owned();
+            binds.push(Bind::S(date.clone()));
+            Filters::equal(&mut rows, &mut binds, &[("device", f.device.as_ref())]);
             binds.extend([
                 Bind::S(f.site.clone()),
-                Bind::S(day),
-                Bind::N(since_ms / 1000),
-                Bind::N(since_ms),
+                Bind::S(date.clone()),
+                Bind::S(date),
+                Bind::N(since / 1000),
+                Bind::N(since),
+                Bind::N((day.max(0) as u64 + 1) * 86_400_000),
             ]);
             binds.extend(post);
             let sql = SESSION_PAGE_RECENT
-                .replace("{today}", &today)
+                .replace("{day}", &rows)
                 .replace("{ended}", &ended);
             binds.into_iter().fold(client.query(&sql), |q, b| b.bind(q))
         }
     }
 }
 
-/// Step 1 of `sessions` over today's last hours, when the range ends today: the newest
-/// sessions of a busy site started in them. None if they hold no full page (or today is too
-/// young for [`SESSION_PAGE_RECENT`]); the caller then looks at whole days.
+/// Step 1 of `sessions` over the last hours of the range's last day (up to now if that is
+/// today): the newest sessions of a busy site started in them. None if they hold no full page
+/// (or the day is too young for [`SESSION_PAGE_RECENT`]); the caller then looks at whole days.
+/// Returns the day with the page.
 async fn recent_page(
     client: &Client,
     f: &Filters,
     now_ms: u64,
     timeout_ms: u64,
-) -> Result<Option<Vec<PageRow>>, clickhouse::error::Error> {
-    let today = (now_ms / 86_400_000) as i64;
-    if days_of(&f.to) < today || days_of(&f.from) > today {
+) -> Result<Option<(i64, Vec<PageRow>)>, clickhouse::error::Error> {
+    let day = days_of(&f.to).min((now_ms / 86_400_000) as i64);
+    if days_of(&f.from) > day || day < 0 {
         return Ok(None);
     }
+    let start = day as u64 * 86_400_000;
+    let end = (start + 86_400_000).min(now_ms);
     let wanted = f.offset as usize + f.limit as usize;
     for hours in [1, 6] {
-        let since = now_ms.saturating_sub(hours * 3_600_000);
-        if since < today as u64 * 86_400_000 + timeout_ms {
+        let since = end.saturating_sub(hours * 3_600_000);
+        if since < start + timeout_ms {
             break;
         }
-        let started = Started::TodaySince(since);
+        let started = Started::DaySince { day, since };
         let page: Vec<PageRow> = session_page_query(client, f, started, now_ms, timeout_ms)
             .fetch_all()
             .await?;
         if page.len() >= wanted {
-            return Ok(Some(page));
+            return Ok(Some((day, page)));
         }
     }
     Ok(None)
@@ -2104,7 +2113,7 @@ pub async fn sessions(
     let wanted = f.offset as usize + f.limit as usize;
     let mut span = 0;
     let (lo, page) = match recent_page(client, f, now, timeout_ms).await? {
-        Some(page) => (civil(now as i64 / 86_400_000), page),
+        Some((day, page)) => (civil(day), page),
         None => loop {
             let lo = civil((to - span).max(from));
             let started = Started::FromDay(&lo);
