@@ -1880,7 +1880,7 @@ const SESSION_PAGE: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerg
 /// day before: `?` is at least a session timeout after midnight, and a session idle that long
 /// has ended.
 const SESSION_PAGE_RECENT: &str = "SELECT session_id, minMerge(start_ms) AS t0, maxMerge(end_ms) AS t1, maxIfMerge(left_ms) AS tl \
-     FROM sessions WHERE {day} AND session_id IN (SELECT session_id FROM events \
+     FROM sessions WHERE {day} AND session_id GLOBAL IN (SELECT session_id FROM events \
        WHERE site_id = ? AND toDate(timestamp) BETWEEN toDate(?) AND toDate(?) + 1 AND timestamp >= toDateTime(toUInt32(?))) \
      GROUP BY session_id HAVING t0 >= ? AND t0 < ?{ended} ORDER BY t0 DESC, session_id LIMIT ?";
 /// `sessions`, step 2: the summaries of the page's sessions, from their rows of the range
