@@ -22,7 +22,10 @@
 //!   bench/results/queries.md). It was `element_daily` before migration 10.
 //! - `sessions` (AggregatingMergeTree): one row per session and day with start, end, last
 //!   hide/leave, event counts by kind, pages, entry and exit page, top actions, user, and the
-//!   session's visitor id, device, browser, OS and country (in the key).
+//!   session's visitor id, device, browser, OS and country (in the key). Also in granules of
+//!   256 rows (since migration 11): the session list reads a page of 100 sessions scattered
+//!   over a day's rows, and with 8,192-row granules it read the top actions of about 800 k
+//!   rows to merge those of 100 (1.4 s to 0.2 s on a day of 833 k sessions).
 //! - `traffic_daily` (AggregatingMergeTree): the dashboard's traffic per site, day and device,
 //!   for the site's total and for each value of each breakdown (page, referrer host, device,
 //!   browser, OS, country, campaign): page views, approximate distinct visitors, and, in the
@@ -204,7 +207,7 @@ fn marts(dialect: Dialect) -> Vec<Mart> {
             ),
             // The key's other columns are the session's, taken with any().
             group: Some("site_id, day, session_id"),
-            settings: "",
+            settings: " SETTINGS index_granularity = 256",
         },
         Mart {
             name: "traffic_daily",

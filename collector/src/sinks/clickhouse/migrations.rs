@@ -268,6 +268,39 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "per-element clicks in small granules (element_days)",
             statements: element_days(dialect, cfg),
         },
+        Migration {
+            version: 11,
+            name: "sessions mart in small granules",
+            statements: regranulated(dialect, cfg, "sessions"),
+        },
+    ]
+}
+
+/// `mart` made again with the settings `marts.rs` gives it now (a table's granularity cannot be
+/// altered), its rows copied: a new table filled from the old, swapped in by name, its view
+/// made again, the old dropped. On a new install it copies an empty mart. Statements that run
+/// again after an interruption redo the copy from whichever table holds the mart's name, so
+/// they never lose or double rows. Rows the view writes to the old mart while the copy runs
+/// (from other collectors) miss the new one, as with any mart a migration fills.
+fn regranulated(dialect: Dialect, cfg: &ClickHouseConfig, mart: &str) -> Vec<String> {
+    let local = cfg.local_table(mart);
+    let (new, old) = (format!("{local}_new"), format!("{local}_old"));
+    let [create, _fill, view] = <[String; 3]>::try_from(marts::statements_of(dialect, cfg, mart))
+        .expect("a table, a fill and a view");
+    let create = create.replacen(
+        &format!("CREATE TABLE IF NOT EXISTS {local} ("),
+        &format!("CREATE TABLE {new} ("),
+        1,
+    );
+    vec![
+        format!("DROP TABLE IF EXISTS {new}"),
+        create,
+        format!("INSERT INTO {new} SELECT * FROM {local}"),
+        format!("DROP TABLE IF EXISTS {local}_mv"),
+        format!("DROP TABLE IF EXISTS {old}"),
+        format!("RENAME TABLE {local} TO {old}, {new} TO {local}"),
+        view,
+        format!("DROP TABLE IF EXISTS {old}"),
     ]
 }
 
