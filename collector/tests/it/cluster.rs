@@ -51,7 +51,10 @@ fn comparable(v: &mut Value) {
 }
 
 /// Checks the distinct counts of two `stats` answers (`visitors`, `sessions`, the series'
-/// visitors, the active users) are within 5 % of each other, then sets `b`'s to `a`'s.
+/// visitors, the active users) are within 8 % of each other, then sets `b`'s to `a`'s. Each
+/// side's HyperLogLog estimate has a standard error of 1.6 %, and the visitor ids differ
+/// between the deployments (each its own random salt): 5 % failed once in a few runs
+/// (MAU 55 against 58).
 fn approximately_equal(a: &mut Value, b: &mut Value, q: &str) {
     fn walk(a: &Value, b: &mut Value, key: &str, q: &str) {
         match (a, b) {
@@ -72,7 +75,7 @@ fn approximately_equal(a: &mut Value, b: &mut Value, q: &str) {
                 let (x, y) = (x.as_f64().unwrap(), w.as_f64().unwrap());
                 if distinct && x != y {
                     assert!(
-                        (x - y).abs() <= 0.05 * x.max(y),
+                        (x - y).abs() <= 0.08 * x.max(y),
                         "{q}: {key} {x} against {y}"
                     );
                     *w = a.clone();
@@ -167,7 +170,7 @@ async fn two_shards_answer_the_query_api_as_one_server_does() {
         comparable(&mut b);
         if a["approximate"] == true {
             // HyperLogLog estimates (the traffic mart) of the same visitors can differ in the
-            // last digits with the order their states were merged in: within 5 %, then
+            // last digits with the order their states were merged in: within 8 %, then
             // compared as equal.
             approximately_equal(&mut a, &mut b, q);
         }
