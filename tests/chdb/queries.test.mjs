@@ -70,7 +70,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${values[1]}`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 65, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 66, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -133,6 +133,8 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       direct(`SELECT uniqExact(visitor_id), uniqExact(session_id), countIf(event_type = 'pageview'), count(), 0 AS failed, 0 AS dropped FROM events WHERE ${where}`));
     assert.deepEqual(answers["stats series traffic"].map((r) => [r.d, ...Object.values(r).slice(1).map(num)]),
       rows(`SELECT toString(toDate(timestamp)) AS d, uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS p FROM events WHERE ${where} GROUP BY d`).map((r) => [r.d, num(r.v), num(r.p)]));
+    assert.deepEqual(answers["stats series hourly traffic"].map((r) => [r.d, ...Object.values(r).slice(1).map(num)]),
+      rows(`SELECT toString(toStartOfHour(timestamp)) AS d, uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS p FROM events WHERE ${where} GROUP BY d`).map((r) => [r.d, num(r.v), num(r.p)]));
     for (const dim of ["path", "device", "browser"]) {
       assert.deepEqual(answers[`stats top ${dim} traffic`].map((r) => [r.key, num(r.count)]),
         rows(`SELECT toString(${dim}) AS key, countIf(event_type = 'pageview') AS count FROM events WHERE ${where} AND toString(${dim}) != '' GROUP BY key HAVING count > 0 ORDER BY count DESC, key`).map((r) => [r.key, num(r.count)]), dim);

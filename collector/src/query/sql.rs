@@ -466,6 +466,10 @@ const TOTALS_MART: &str = "SELECT toUInt64(uniqHLL12Merge(visitors)), toUInt64(u
 const SERIES_MART: &str = "SELECT toString(day) AS d, toUInt64(uniqHLL12Merge(visitors)), \
      toUInt64(countIfMerge(pageviews)) FROM traffic_daily WHERE {traffic} AND dim = 0 \
      GROUP BY d HAVING countIfMerge(events) > 0 ORDER BY d";
+/// [`SERIES`] per hour from `traffic_hourly`.
+const SERIES_HOURLY_MART: &str = "SELECT toString(hour) AS d, toUInt64(uniqHLL12Merge(visitors)), \
+     toUInt64(countIfMerge(pageviews)) FROM traffic_hourly WHERE {traffic} \
+     GROUP BY d HAVING countMerge(events) > 0 ORDER BY d";
 
 /// A breakdown's top values by page views from `traffic_daily` (`{dim}`: its code).
 fn top_mart_sql(dim: usize) -> String {
@@ -691,6 +695,11 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
     );
     list.push(("stats totals traffic".into(), TOTALS_MART.into(), None));
     list.push(("stats series traffic".into(), SERIES_MART.into(), None));
+    list.push((
+        "stats series hourly traffic".into(),
+        SERIES_HOURLY_MART.into(),
+        None,
+    ));
     list.extend(
         TOP_COLUMNS
             .iter()
@@ -1418,10 +1427,10 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
     // Independent queries, run together (ClickHouse serves them in parallel).
     let series_sql = series_sql(f.hourly);
     let marts = f.session_mart();
-    let series_sql = if traffic && !f.hourly {
-        SERIES_MART.to_owned()
-    } else {
-        series_sql
+    let series_sql = match (traffic, f.hourly) {
+        (true, false) => SERIES_MART.to_owned(),
+        (true, true) => SERIES_HOURLY_MART.to_owned(),
+        (false, _) => series_sql,
     };
     let (totals, (s, entries, exits), series, active, tops) = tokio::try_join!(
         rows::<Totals>(client, if traffic { TOTALS_MART } else { TOTALS }, f, None),

@@ -384,6 +384,7 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
             "elements?site=test&path=/&width=1440",
             "stats?site=test",
             "stats?site=test&device=mobile",
+            "stats?site=test&interval=hour",
         ];
         async move {
             let mut answers = Vec::new();
@@ -438,7 +439,7 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
             .unwrap();
         migrations::run(&base, &cfg, Dialect::LEGACY).await.unwrap()
     };
-    assert_eq!(forget().await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert_eq!(forget().await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     assert_eq!(compare().await, before);
     let engines: Vec<(String, String)> = server
         .db

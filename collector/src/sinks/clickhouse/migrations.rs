@@ -273,6 +273,12 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "sessions mart in small granules",
             statements: regranulated(dialect, cfg, "sessions"),
         },
+        // Made by version 4 on a new install; filled from the stored events on an older one.
+        Migration {
+            version: 12,
+            name: "mart: traffic per hour",
+            statements: mart_and_tables(dialect, cfg, "traffic_hourly"),
+        },
     ]
 }
 
