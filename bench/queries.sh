@@ -93,7 +93,7 @@ for _ in $(seq 1 3600); do
     [ "$(q "SELECT count() FROM (SELECT DISTINCT day FROM anomaly_days)")" -ge 28 ] && break
   sleep 1
 done
-echo "Rollups (session figures up to yesterday, behaviour up to today): $(( $(date +%s) - start ))s after the collector started."
+echo "Rollups (session figures and behaviour up to today): $(( $(date +%s) - start ))s after the collector started."
 
 params="site=bench&path=/p7&width=1440"
 percentiles() { sort -n | awk '{a[NR]=$1} END {printf "%.0f | %.0f", a[int(NR*0.5)+1], a[int(NR*0.9)+1]}'; }
