@@ -158,13 +158,15 @@ async fn session_summaries_have_the_known_answers() {
     let server = TestServer::start("sessions_mart").await;
     let now = send_known_sessions(&server).await;
 
+    let ids_of = |page: &Value| -> Vec<String> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
     let list = server.api("sessions?site=test").await;
-    let ids: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["session_id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&list);
     // Newest first; the bot is not a session.
     assert_eq!(ids, ["loop", "back", "closed", "gone"], "{list}");
     // A page the last hour holds is found through its events (after 01:30 UTC, when the last
@@ -173,13 +175,11 @@ async fn session_summaries_have_the_known_answers() {
         let page = server
             .api(&format!("sessions?site=test&offset={offset}&limit={limit}"))
             .await;
-        let got: Vec<&str> = page
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["session_id"].as_str().unwrap())
-            .collect();
-        assert_eq!(got, ids[offset..offset + limit], "{offset} {limit}");
+        assert_eq!(
+            ids_of(&page),
+            ids[offset..offset + limit],
+            "{offset} {limit}"
+        );
         assert_eq!(page[0], list[offset]);
     }
     let by = |id: &str| {
