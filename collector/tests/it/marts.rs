@@ -482,6 +482,16 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
     server.stop().await;
 }
 
+/// The session figures of a `stats` answer.
+fn session_figures(v: &Value) -> Value {
+    json!([
+        v["avg_session_secs"],
+        v["bounce_rate"],
+        v["entries"],
+        v["exits"]
+    ])
+}
+
 /// On a site with `TODAY_LIVE_MAX` sessions today, today's session figures come from the
 /// rollup, say when it rolled, and equal the events'; a session after the roll shows at the
 /// next roll.
@@ -510,14 +520,6 @@ async fn a_busy_sites_today_is_read_from_the_rollup() {
     server.db.query(&insert).execute().await.unwrap();
     let cfg = Config::for_tests(clickhouse_url(), "it_busy_today").clickhouse;
     let version = |v: &Value| v["session_figures_as_of_ms"].as_u64();
-    let figures = |v: &Value| {
-        json!([
-            v["avg_session_secs"],
-            v["bounce_rate"],
-            v["entries"],
-            v["exits"]
-        ])
-    };
     let q = format!(
         "stats?site=test&from={0}&to={0}",
         pathlight_collector::dates::civil(today)
@@ -530,8 +532,8 @@ async fn a_busy_sites_today_is_read_from_the_rollup() {
     let exact = server.api(&format!("{q}&exact=true")).await;
     let at = version(&rolled).expect("today from the rollup");
     assert!(at.abs_diff(now_ms() as u64) < 60_000, "{rolled}");
-    assert_eq!(figures(&rolled), figures(&exact));
-    assert_eq!(figures(&rolled), figures(&live));
+    assert_eq!(session_figures(&rolled), session_figures(&exact));
+    assert_eq!(session_figures(&rolled), session_figures(&live));
     // A third of the sessions viewed two pages: the rest bounced.
     let bounce = rolled["bounce_rate"].as_f64().unwrap();
     assert!((bounce - 2.0 / 3.0).abs() < 0.01, "{rolled}");
@@ -617,14 +619,6 @@ async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches
     // Today is rolled too, but read live on a site this small (below).
     assert!(rolled.contains(&today), "{rolled:?}");
     assert!(count("SELECT count() FROM session_days WHERE site_id = 'test'").await > 0);
-    let figures = |v: &Value| {
-        json!([
-            v["avg_session_secs"],
-            v["bounce_rate"],
-            v["entries"],
-            v["exits"]
-        ])
-    };
     let compare = || async {
         let mut out = Vec::new();
         for q in [
@@ -632,8 +626,8 @@ async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches
             "stats?site=test&device=mobile",
             "stats?site=test&device=desktop",
         ] {
-            let mart = figures(&server.api(q).await);
-            let exact = figures(&server.api(&format!("{q}&exact=true")).await);
+            let mart = session_figures(&server.api(q).await);
+            let exact = session_figures(&server.api(&format!("{q}&exact=true")).await);
             out.push((q, mart, exact));
         }
         out
