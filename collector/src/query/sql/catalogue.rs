@@ -1,0 +1,223 @@
+//! `pathlight sql`: every analytics query as ClickHouse receives it, for the docs and for the
+//! modern-dialect test (chdb), which runs them all.
+
+use super::*;
+
+/// Every analytics query as ClickHouse receives it for `f` (values bound; a session timeout of
+/// `timeout_ms`): what `pathlight sql` prints, and what the modern-dialect test runs in an
+/// embedded ClickHouse.
+pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
+    let mut list: Vec<(String, String, Option<&str>)> = vec![
+        ("heatmap points".into(), heatmap_points_sql(), Some("click")),
+        (
+            "heatmap points mart".into(),
+            HEATMAP_POINTS_MART.into(),
+            None,
+        ),
+        (
+            "heatmap anchored".into(),
+            heatmap_anchored_sql(),
+            Some("click"),
+        ),
+        (
+            "heatmap anchored mart".into(),
+            HEATMAP_ANCHORED_MART.into(),
+            None,
+        ),
+        (
+            "heatmap scroll".into(),
+            SCROLL_DEPTHS.into(),
+            Some("scroll"),
+        ),
+        ("elements views".into(), PAGE_VIEWS.into(), Some("pageview")),
+        ("elements views mart".into(), PAGE_VIEWS_MART.into(), None),
+        ("elements".into(), ELEMENTS.into(), Some("click")),
+        ("elements mart".into(), ELEMENTS_MART.into(), None),
+        ("stats top path mart".into(), TOP_PAGES_MART.into(), None),
+        ("stats totals".into(), TOTALS.into(), None),
+        ("stats sessions".into(), session_ends_sql(false), None),
+        ("stats sessions mart".into(), session_ends_sql(true), None),
+        ("stats series".into(), series_sql(f.hourly), None),
+    ];
+    list.extend(
+        TOP_COLUMNS
+            .iter()
+            .map(|c| (format!("stats top {c}"), top_sql(c), Some("pageview"))),
+    );
+    list.push(("stats totals traffic".into(), TOTALS_MART.into(), None));
+    list.push(("stats series traffic".into(), SERIES_MART.into(), None));
+    list.push((
+        "stats series hourly traffic".into(),
+        SERIES_HOURLY_MART.into(),
+        None,
+    ));
+    list.extend(
+        TOP_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("stats top {c} traffic"), top_mart_sql(i + 1), None)),
+    );
+    let client = Client::default();
+    let shown = |q: clickhouse::query::Query| q.sql_display().to_string();
+    let mut out: Vec<(String, String)> = list
+        .into_iter()
+        .map(|(name, sql, kind)| (name, shown(prepare(&client, &sql, f, kind))))
+        .collect();
+    // The rollup's figures as read when every day of the range is rolled.
+    let rolled = Filters {
+        rolled: (days_of(&f.from)..=days_of(&f.to)).map(civil).collect(),
+        ..f.clone()
+    };
+    for (name, sql) in [
+        ("stats sessions rolled", SESSION_ENDS_ROLLED),
+        ("stats today rolled", TODAY_ROLLED),
+    ] {
+        out.push((name.into(), shown(prepare(&client, sql, &rolled, None))));
+    }
+    if !f.steps.is_empty() {
+        out.push(("funnel".into(), shown(funnel_query(&client, f))));
+    }
+    // The rollup of the range's first day (`sinks::clickhouse::rollup`), and the days rolled.
+    let cfg = crate::sinks::clickhouse::ClickHouseConfig::default();
+    let version = u32::try_from(crate::pipeline::now_ms() / 1000).unwrap_or(0);
+    out.push((
+        "session rollup".into(),
+        shown(crate::sinks::clickhouse::rollup::insert(
+            &client, &cfg, &f.from, 0, version,
+        )),
+    ));
+    out.push((
+        "session rollup marker".into(),
+        shown(crate::sinks::clickhouse::rollup::marker(
+            &client, &cfg, &f.from, 0, version,
+        )),
+    ));
+    // The behaviour rollup of the range's first day, then its figures read back.
+    for (i, (name, q)) in crate::query::behaviour::roll_queries(&client, &cfg, &f.from, 0, version)
+        .into_iter()
+        .enumerate()
+    {
+        out.push((format!("behaviour rollup {} {name}", i + 1), shown(q)));
+    }
+    for (name, sql) in [
+        (
+            "behaviour rolled days",
+            crate::query::behaviour::ROLLED_DAYS,
+        ),
+        (
+            "anomalies rolled",
+            crate::query::behaviour::ANOMALIES_ROLLED,
+        ),
+        (
+            "frustration rolled",
+            crate::query::behaviour::FRUSTRATION_ROLLED,
+        ),
+        ("patterns rolled", crate::query::behaviour::PATTERNS_ROLLED),
+    ] {
+        out.push((
+            name.into(),
+            shown(crate::query::behaviour::rolled_query(&client, sql, f)),
+        ));
+    }
+    out.push((
+        "stats rolled days".into(),
+        shown(client.query(ROLLED_DAYS).bind(&f.from).bind(&f.to)),
+    ));
+    // Both: which one `stats` runs depends on the filters.
+    let today = unix_day(crate::pipeline::now_ms());
+    let (exact, traffic) = (
+        Filters {
+            exact: true,
+            ..f.clone()
+        },
+        Filters {
+            exact: false,
+            path: None,
+            width: None,
+            ..f.clone()
+        },
+    );
+    out.push((
+        "stats active".into(),
+        shown(active_query(&client, &exact, today)),
+    ));
+    out.push((
+        "stats active traffic".into(),
+        shown(active_query(&client, &traffic, today)),
+    ));
+    out.push(("actions".into(), shown(prepare(&client, ACTIONS, f, None))));
+    out.push((
+        "patterns".into(),
+        shown(prepare(&client, &patterns_sql(), f, None)),
+    ));
+    out.push((
+        "search queries".into(),
+        shown(prepare(&client, SEARCH_QUERIES, f, Some("custom"))),
+    ));
+    out.push((
+        "search items".into(),
+        shown(prepare(&client, SEARCH_ITEMS, f, Some("custom"))),
+    ));
+    out.push((
+        "user events".into(),
+        shown(user_events_query(&client, f, "u7")),
+    ));
+    out.push(("rage clicks".into(), shown(rage_query(&client, f))));
+    out.push(("dead clicks".into(), shown(dead_query(&client, f))));
+    out.push((
+        "anomalies".into(),
+        shown(prepare(&client, &anomalies_sql(false), f, None)),
+    ));
+    let now = crate::pipeline::now_ms().max(0) as u64;
+    out.push((
+        "sessions page".into(),
+        shown(session_page_query(
+            &client,
+            f,
+            Started::FromDay(&f.from),
+            now,
+            timeout_ms,
+        )),
+    ));
+    // On the range's last day, since the earliest time it may be used.
+    let day = days_of(&f.to);
+    let since = day.max(0) as u64 * 86_400_000 + timeout_ms;
+    out.push((
+        "sessions page recent".into(),
+        shown(session_page_query(
+            &client,
+            f,
+            Started::DaySince { day, since },
+            now,
+            timeout_ms,
+        )),
+    ));
+    // The summaries of `session` (of "s1" without one), as the list shows them.
+    let listed = f.session.clone().unwrap_or_else(|| "s1".to_owned());
+    let (list, of) = session_list_queries(&client, f, &f.from, &[listed]);
+    out.push(("sessions list".into(), shown(list)));
+    out.push(("sessions anomalies".into(), shown(of)));
+    out.push(("export".into(), shown(export(&client, f))));
+    out.push((
+        "realtime".into(),
+        shown(client.query(REALTIME).bind(&f.site)),
+    ));
+    if let Some(id) = &f.session {
+        out.push((
+            "session days".into(),
+            shown(
+                client
+                    .query(SESSION_DAYS)
+                    .bind(&f.site)
+                    .bind(&f.from)
+                    .bind(&f.to)
+                    .bind(id),
+            ),
+        ));
+        out.push((
+            "session events".into(),
+            shown(session_query(&client, f, id)),
+        ));
+    }
+    out
+}

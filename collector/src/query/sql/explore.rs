@@ -1,0 +1,238 @@
+//! The explorer's lists: `actions`, `patterns`, `search`, a user's events, `export` and
+//! `realtime`.
+
+use super::*;
+
+pub(super) const EXPORT: &str = "SELECT toString(event_id) AS event_id, toString(event_type) AS event_type, \
+     toUInt64(timestamp) * 1000 + timestamp_ms AS timestamp_ms, session_id, toString(visitor_id) AS visitor_id, user_id, \
+     url, path, referrer, title, viewport_w, viewport_h, document_w, document_h, x, y, element_id, selector, tag, text, \
+     href, rel_x, rel_y, scroll_depth, visible_ms, name, props, browser, os, toString(device) AS device, country \
+     FROM events FINAL WHERE {where} ORDER BY timestamp, timestamp_ms, event_id";
+
+/// The export query (all kinds, bots excluded) for `f`.
+pub fn export(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    prepare(client, EXPORT, f, None)
+}
+
+pub(super) const REALTIME: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(countIf(event_type = 'pageview')), toUInt64(count()) \
+     FROM events WHERE site_id = ? AND timestamp >= now() - 300 AND is_bot = 0";
+
+/// `realtime`: the last five minutes.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Realtime {
+    /// Distinct visitors.
+    pub visitors: u64,
+    /// Page views.
+    pub pageviews: u64,
+    /// Events.
+    pub events: u64,
+}
+
+/// Visitors and events of the last five minutes (server clock), whatever the date filters.
+pub async fn realtime(client: &Client, f: &Filters) -> Result<Realtime, clickhouse::error::Error> {
+    client.query(REALTIME).bind(&f.site).fetch_one().await
+}
+
+/// `actions`: the most used actions (clicked elements and custom events) per page.
+pub(super) const ACTIONS: &str = "SELECT concat(toString(event_type), ' ', if(event_type = 'custom', toString(name), selector)) AS action, path, \
+     toUInt64(count()) AS count, toUInt64(uniqExact(session_id)) AS sessions \
+     FROM events FINAL WHERE {where} AND event_type IN ('click', 'custom') \
+     GROUP BY action, path ORDER BY count DESC, action, path LIMIT 100";
+
+/// An action and how often it was done.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Action {
+    /// `click <selector>` or `custom <name>`.
+    pub action: String,
+    /// Page.
+    pub path: String,
+    /// Times done.
+    pub count: u64,
+    /// Sessions it was done in.
+    pub sessions: u64,
+}
+
+/// Most used actions.
+pub async fn actions(
+    client: &Client,
+    f: &Filters,
+) -> Result<Vec<Action>, clickhouse::error::Error> {
+    rows(client, ACTIONS, f, None).await
+}
+
+/// `patterns`: the most frequent sequences of 2 to 5 consecutive actions within sessions
+/// (an action is `kind:path:element-or-name`), by the number of sessions they occur in.
+pub(super) const PATTERNS: &str = "SELECT gram, toUInt8(length(gram)) AS n, toUInt64(count()) AS occurrences, toUInt64(uniqExact(session_id)) AS sessions FROM \
+     {grams} GROUP BY gram HAVING sessions >= 2 ORDER BY sessions DESC, occurrences DESC, n DESC, gram LIMIT 50";
+/// Every session's sequences of 2 to 5 consecutive actions (`gram`), one row each time one
+/// occurs. `groupUniqArray` over `events` (not `FINAL`): see [`rage_bursts_sql`].
+pub(in crate::query) const PATTERN_GRAMS: &str = "(SELECT session_id, arraySlice(a, i, k) AS gram FROM \
+       (SELECT session_id, a, arrayJoin([2, 3, 4, 5]) AS k FROM \
+         (SELECT session_id, arrayMap(v -> v.2, arraySort(v -> v.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
+            concat(toString(event_type), ':', path, ':', if(event_type = 'custom', toString(name), selector)))))) AS a \
+          FROM events WHERE {where} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)) \
+      ARRAY JOIN arrayFilter(i -> i + k - 1 <= length(a), arrayEnumerate(a)) AS i)";
+
+pub(super) fn patterns_sql() -> String {
+    PATTERNS.replace("{grams}", PATTERN_GRAMS)
+}
+
+/// A frequent action sequence.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct Pattern {
+    /// The actions, in order.
+    pub actions: Vec<String>,
+    /// Its length (2–5).
+    pub n: u8,
+    /// Times it occurred.
+    pub occurrences: u64,
+    /// Sessions it occurred in (at least 2).
+    pub sessions: u64,
+}
+
+/// Frequent sequences, and the sessions that repeat one (stuck loops, from `anomalies`).
+#[derive(Debug, Serialize)]
+pub struct Patterns {
+    /// Sequences shared by at least two sessions, most widespread first.
+    pub frequent: Vec<Pattern>,
+    /// Sessions stuck in a loop, with its severity (loops found).
+    pub loops: Vec<Anomaly>,
+    /// Whether `frequent` was summed from each day's most widespread sequences (the rollup,
+    /// `behaviour.rs`) rather than counted over every session.
+    pub approximate: bool,
+}
+
+/// Sequences shared by at least two sessions, from the events.
+pub(in crate::query) async fn frequent(
+    client: &Client,
+    f: &Filters,
+) -> Result<Vec<Pattern>, clickhouse::error::Error> {
+    rows::<Pattern>(client, &patterns_sql(), f, None).await
+}
+
+/// Finds patterns.
+pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhouse::error::Error> {
+    let (frequent, sessions) = tokio::try_join!(frequent(client, f), anomalous(client, f))?;
+    let loops = sessions.into_iter().filter(|s| s.loops > 0).collect();
+    Ok(Patterns {
+        frequent,
+        loops,
+        approximate: false,
+    })
+}
+
+/// `search`, per query: from custom events `search` {query, results} and
+/// `search_result_click` {query, position, item_id}.
+pub(super) const SEARCH_QUERIES: &str = "SELECT q, toUInt64(countIf(n = 'search')) AS searches, toUInt64(countIf(n = 'search_result_click')) AS clicks, \
+     toFloat64(if(searches = 0, 0, clicks / searches)), toFloat64(avgIf(pos, n = 'search_result_click')), \
+     toFloat64(if(searches = 0, 0, countIf(n = 'search' AND results = 0) / searches)) FROM \
+     (SELECT toString(name) AS n, visitParamExtractString(props, 'query') AS q, visitParamExtractFloat(props, 'results') AS results, \
+        visitParamExtractFloat(props, 'position') AS pos \
+      FROM events FINAL WHERE {where} AND name IN ('search', 'search_result_click')) \
+     WHERE q != '' GROUP BY q ORDER BY searches DESC, q LIMIT 100";
+
+/// `search`, per item: clicks from search, then `view_item`, `add_to_cart` and `purchase`
+/// custom events carrying the same `item_id`.
+pub(super) const SEARCH_ITEMS: &str = "SELECT item, toUInt64(countIf(n = 'search_result_click')) AS from_search, toUInt64(countIf(n = 'view_item')) AS views, \
+     toUInt64(countIf(n = 'add_to_cart')) AS carts, toUInt64(countIf(n = 'purchase')) AS purchases, \
+     toFloat64(if(views = 0, 0, carts / views)), toFloat64(if(views = 0, 0, purchases / views)) FROM \
+     (SELECT toString(name) AS n, visitParamExtractString(props, 'item_id') AS item \
+      FROM events FINAL WHERE {where} AND name IN ('search_result_click', 'view_item', 'add_to_cart', 'purchase')) \
+     WHERE item != '' GROUP BY item ORDER BY from_search DESC, views DESC, item LIMIT 100";
+
+/// A search query's figures.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct SearchQuery {
+    /// The query as sent.
+    pub query: String,
+    /// `search` events.
+    pub searches: u64,
+    /// `search_result_click` events.
+    pub clicks: u64,
+    /// Clicks per search.
+    pub ctr: f64,
+    /// Average position clicked (1 = first); null without clicks.
+    pub avg_position: f64,
+    /// Share of searches with `results` = 0.
+    pub zero_result_rate: f64,
+}
+
+/// An item's figures.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct SearchItem {
+    /// `item_id`.
+    pub item: String,
+    /// Clicks on it in search results.
+    pub from_search: u64,
+    /// `view_item` events.
+    pub views: u64,
+    /// `add_to_cart` events.
+    pub add_to_cart: u64,
+    /// `purchase` events.
+    pub purchases: u64,
+    /// Add-to-cart per view.
+    pub cart_rate: f64,
+    /// Purchases per view.
+    pub purchase_rate: f64,
+}
+
+/// `search`: search queries and items.
+#[derive(Debug, Serialize)]
+pub struct Search {
+    /// Per query.
+    pub queries: Vec<SearchQuery>,
+    /// Per item.
+    pub items: Vec<SearchItem>,
+}
+
+/// Search analytics.
+pub async fn search(client: &Client, f: &Filters) -> Result<Search, clickhouse::error::Error> {
+    let (queries, items) = tokio::try_join!(
+        rows(client, SEARCH_QUERIES, f, Some("custom")),
+        rows(client, SEARCH_ITEMS, f, Some("custom"))
+    )?;
+    Ok(Search { queries, items })
+}
+
+/// `users/{id}/events`: a known user's events across sessions, oldest first, paged.
+pub(super) const USER_EVENTS: &str = "SELECT toString(event_type), toUInt64(timestamp) * 1000 + timestamp_ms AS ts, session_id, path, selector, toString(name) \
+     FROM events FINAL WHERE {where} AND user_id = ? ORDER BY ts, event_id LIMIT ?, ?";
+
+/// One event of a user's timeline.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct UserEvent {
+    /// Kind.
+    pub event_type: String,
+    /// Time, ms since the epoch.
+    pub ts: u64,
+    /// Session.
+    pub session_id: String,
+    /// Page.
+    pub path: String,
+    /// Clicked element.
+    pub selector: String,
+    /// Custom event name.
+    pub name: String,
+}
+
+pub(super) fn user_events_query(
+    client: &Client,
+    f: &Filters,
+    user: &str,
+) -> clickhouse::query::Query {
+    let post = vec![
+        Bind::S(user.to_owned()),
+        Bind::U(f.offset),
+        Bind::U(f.limit),
+    ];
+    prepare_with(client, USER_EVENTS, f, None, Vec::new(), post)
+}
+
+/// A page of a user's events.
+pub async fn user_events(
+    client: &Client,
+    f: &Filters,
+    user: &str,
+) -> Result<Vec<UserEvent>, clickhouse::error::Error> {
+    user_events_query(client, f, user).fetch_all().await
+}

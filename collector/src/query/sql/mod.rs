@@ -1,0 +1,698 @@
+//! The analytics queries. Written for ClickHouse 18.16 and current servers alike (no window
+//! functions, no server-side parameters): values are bound with the client's `?` escaping,
+//! every result column is cast to the exact type its row field reads.
+//!
+//! Each endpoint's SQL, row types and assembly live in one file: `page` (heatmap, elements),
+//! `stats`, `sessions` (the list and a session's timeline), `funnel`, `frustration` (rage and
+//! dead clicks, anomalies), `explore` (actions, patterns, search, user events, export,
+//! realtime); `catalogue` prints them all. This file holds what they share: the parameters
+//! ([`Filters`]), the conditions they become, and the binding of a statement's placeholders.
+
+use super::{Count, QueryError};
+use crate::dates::{civil, days_from_civil, unix_day};
+use crate::sinks::clickhouse::marts::{PX, PY, RX, RY};
+use clickhouse::Client;
+use serde::{Deserialize, Serialize};
+
+mod catalogue;
+mod explore;
+mod frustration;
+mod funnel;
+mod page;
+mod sessions;
+mod stats;
+
+pub use catalogue::catalogue;
+pub use explore::*;
+pub use frustration::*;
+pub use funnel::*;
+pub use page::*;
+pub use sessions::*;
+pub use stats::*;
+
+/// Validated query parameters shared by every endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filters {
+    /// `site` (required).
+    pub site: String,
+    /// `from`, `YYYY-MM-DD` (UTC); default: 29 days before `to`.
+    pub from: String,
+    /// `to`, `YYYY-MM-DD` (UTC), inclusive; default: today.
+    pub to: String,
+    /// `path`: one page (`/catalog`); required by `heatmap` and `elements`.
+    pub path: Option<String>,
+    /// `device`: `desktop`, `mobile` or `tablet`.
+    pub device: Option<String>,
+    /// `width`: the width the viewer renders at; clicks are taken from the same layout class
+    /// (phone < 600 px ≤ tablet < 1000 px ≤ desktop), since layouts differ between them.
+    pub width: Option<(u32, u32)>,
+    /// `steps`: funnel steps, comma-separated: a page path (`/pricing`) or a custom event name
+    /// (`signup`).
+    pub steps: Vec<String>,
+    /// The session of `sessions/{id}`.
+    pub session: Option<String>,
+    /// `limit` (1–1000, default 100) and `offset` (default 0) for paged lists.
+    pub limit: u32,
+    /// See `limit`.
+    pub offset: u32,
+    /// `interval=hour`: the stats series per hour instead of per day.
+    pub hourly: bool,
+    /// Rage clicks: three clicks within `rage_ms` (default 1000) and `rage_px` (default 30).
+    pub rage_ms: u32,
+    /// See `rage_ms`.
+    pub rage_px: u32,
+    /// `exact=true`: read `events FINAL` even where a mart could answer (marts may count an
+    /// event a client re-sent twice; see `sinks/clickhouse/marts.rs`).
+    pub exact: bool,
+    /// `ended` for the session list: `closed`, `timed_out` or `active`.
+    pub ended: Option<String>,
+    /// `layers` of `heatmap`, comma-separated: `clicks` (points and anchored points), `scroll`,
+    /// `frustration` (rage and dead clicks, read from per-session sequences, so the slowest);
+    /// default all. A viewer draws the click map first and asks for the rest beside it.
+    pub layers: Option<Vec<String>>,
+    /// The days of the range whose session figures `stats` reads from the rollup (not a
+    /// parameter: found by the query itself).
+    pub rolled: Vec<String>,
+    /// The sessions a page of `sessions` lists, whose summaries and anomalies are read (not a
+    /// parameter: found by the query itself).
+    pub listed: Vec<String>,
+}
+
+/// The default rage-click thresholds (the rollup's).
+pub(super) const RAGE_MS: u32 = 1000;
+/// See [`RAGE_MS`].
+pub(super) const RAGE_PX: u32 = 30;
+
+enum Bind {
+    S(String),
+    U(u32),
+    N(u64),
+    L(Vec<String>),
+}
+
+impl Bind {
+    fn bind(self, q: clickhouse::query::Query) -> clickhouse::query::Query {
+        match self {
+            Bind::S(s) => q.bind(s),
+            Bind::U(u) => q.bind(u),
+            Bind::N(n) => q.bind(n),
+            Bind::L(l) => q.bind(l),
+        }
+    }
+}
+
+/// `HAVING` of a query over the `sessions` mart: sessions that started in the date range.
+const STARTED: &str = "toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?)";
+
+fn bad(param: &'static str, detail: impl Into<String>) -> QueryError {
+    QueryError::BadParam {
+        param,
+        detail: detail.into(),
+    }
+}
+
+impl Filters {
+    /// Parses a query string.
+    pub fn parse(query: &str) -> Result<Filters, QueryError> {
+        let mut f = Filters {
+            site: String::new(),
+            from: String::new(),
+            to: String::new(),
+            path: None,
+            device: None,
+            width: None,
+            steps: Vec::new(),
+            session: None,
+            rage_ms: RAGE_MS,
+            rage_px: RAGE_PX,
+            hourly: false,
+            limit: 100,
+            offset: 0,
+            exact: false,
+            ended: None,
+            layers: None,
+            rolled: Vec::new(),
+            listed: Vec::new(),
+        };
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "site" if !v.is_empty() && v.len() <= 256 => f.site = v,
+                "site" => return Err(bad("site", "must be 1 to 256 bytes")),
+                "from" => f.from = date(&v).ok_or_else(|| bad("from", "expected YYYY-MM-DD"))?,
+                "to" => f.to = date(&v).ok_or_else(|| bad("to", "expected YYYY-MM-DD"))?,
+                "path" if v.starts_with('/') && v.len() <= 2048 => f.path = Some(v),
+                "path" => return Err(bad("path", "must start with / and be at most 2048 bytes")),
+                "device" if matches!(v.as_str(), "desktop" | "mobile" | "tablet") => {
+                    f.device = Some(v)
+                }
+                "device" => return Err(bad("device", "expected desktop, mobile or tablet")),
+                "width" => {
+                    let w: u32 = v
+                        .parse()
+                        .map_err(|_| bad("width", "expected a width in CSS px"))?;
+                    f.width = Some(match w {
+                        0..600 => (0, 600),
+                        600..1000 => (600, 1000),
+                        _ => (1000, u32::MAX),
+                    });
+                }
+                "session" if !v.is_empty() && v.len() <= 256 => f.session = Some(v),
+                "limit" => {
+                    f.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| bad("limit", "1 to 1000"))?
+                }
+                "offset" => {
+                    f.offset = v
+                        .parse()
+                        .ok()
+                        // The sessions list reads `offset + limit` rows into memory to page
+                        // newest first: 100 k of them are a few MB, 10 M were most of a GB.
+                        .filter(|n| *n <= MAX_OFFSET)
+                        .ok_or_else(|| bad("offset", "0 to 100000"))?
+                }
+                "interval" if v == "day" || v == "hour" => f.hourly = v == "hour",
+                "exact" if v == "true" || v == "false" => f.exact = v == "true",
+                "exact" => return Err(bad("exact", "expected true or false")),
+                "ended" if matches!(v.as_str(), "closed" | "timed_out" | "active") => {
+                    f.ended = Some(v)
+                }
+                "ended" => return Err(bad("ended", "expected closed, timed_out or active")),
+                "layers" => {
+                    let layers: Vec<String> = v.split(',').map(|l| l.trim().to_owned()).collect();
+                    if layers
+                        .iter()
+                        .any(|l| !matches!(l.as_str(), "clicks" | "scroll" | "frustration"))
+                    {
+                        return Err(bad("layers", "comma-separated clicks, scroll, frustration"));
+                    }
+                    f.layers = Some(layers);
+                }
+                "interval" => return Err(bad("interval", "expected day or hour")),
+                "rage_ms" => {
+                    f.rage_ms = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=60_000).contains(&n))
+                        .ok_or_else(|| bad("rage_ms", "1 to 60000"))?
+                }
+                "rage_px" => {
+                    f.rage_px = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=10_000).contains(&n))
+                        .ok_or_else(|| bad("rage_px", "1 to 10000"))?
+                }
+                "steps" => {
+                    f.steps = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    if !(2..=10).contains(&f.steps.len()) || f.steps.iter().any(|s| s.len() > 2048)
+                    {
+                        return Err(bad(
+                            "steps",
+                            "2 to 10 comma-separated page paths or event names",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if f.site.is_empty() {
+            return Err(bad("site", "required"));
+        }
+        if f.to.is_empty() {
+            f.to = civil(unix_day(crate::pipeline::now_ms()));
+        }
+        if f.from.is_empty() {
+            f.from = civil(days_of(&f.to) - 29);
+        }
+        if days_of(&f.from) > days_of(&f.to) {
+            return Err(bad("from", "must not be after to"));
+        }
+        Ok(f)
+    }
+
+    /// The funnel steps, for `funnel`.
+    pub fn steps(&self) -> Result<&[String], QueryError> {
+        if self.steps.is_empty() {
+            Err(bad("steps", "required for this endpoint"))
+        } else {
+            Ok(&self.steps)
+        }
+    }
+
+    /// The `path`, for endpoints that need one.
+    pub fn path(&self) -> Result<&str, QueryError> {
+        self.path
+            .as_deref()
+            .ok_or_else(|| bad("path", "required for this endpoint"))
+    }
+
+    /// `site_id = ? AND <range>`, `range` holding the `from` and `to` placeholders in order;
+    /// binds the three.
+    fn site_and(&self, range: &str, binds: &mut Vec<Bind>) -> String {
+        binds.extend([
+            Bind::S(self.site.clone()),
+            Bind::S(self.from.clone()),
+            Bind::S(self.to.clone()),
+        ]);
+        format!("site_id = ? AND {range}")
+    }
+
+    /// ` AND <column> = ?` for each of `pairs` whose value is set, bound.
+    fn equal(sql: &mut String, binds: &mut Vec<Bind>, pairs: &[(&str, Option<&String>)]) {
+        for &(column, value) in pairs {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND {column} = ?"));
+                binds.push(Bind::S(v.clone()));
+            }
+        }
+    }
+
+    /// `WHERE` for events of `kind` (or all kinds), bots excluded, with its bound values.
+    fn condition(&self, kind: Option<&str>, binds: &mut Vec<Bind>) -> String {
+        let mut sql = self.site_and(
+            "toDate(timestamp) BETWEEN toDate(?) AND toDate(?) AND is_bot = 0",
+            binds,
+        );
+        let kind = kind.map(str::to_owned);
+        Self::equal(
+            &mut sql,
+            binds,
+            &[
+                ("event_type", kind.as_ref()),
+                ("path", self.path.as_ref()),
+                ("device", self.device.as_ref()),
+            ],
+        );
+        if let Some((lo, hi)) = self.width {
+            sql.push_str(" AND viewport_w >= ? AND viewport_w < ?");
+            binds.extend([Bind::U(lo), Bind::U(hi.min(u32::from(u16::MAX) + 1))]);
+        }
+        sql
+    }
+
+    /// `WHERE` over a page mart (`heatmap_*`, `*_daily`): the same filters by their columns
+    /// (the width's layout class is the mart's `layout`).
+    fn mart_condition(&self, binds: &mut Vec<Bind>) -> String {
+        let mut sql = self.site_and("day BETWEEN toDate(?) AND toDate(?)", binds);
+        Self::equal(
+            &mut sql,
+            binds,
+            &[
+                ("path", self.path.as_ref()),
+                ("device", self.device.as_ref()),
+            ],
+        );
+        if let Some(layout) = self.layout() {
+            sql.push_str(" AND layout = ?");
+            binds.push(Bind::U(u32::from(layout)));
+        }
+        sql
+    }
+
+    /// `WHERE` over the `sessions` mart. A session's rows are per day, so the day after the
+    /// range is read too, and of the day before it the rows of sessions that also have one in
+    /// the range (one that started before midnight: [`STARTED`] then leaves it out). Only
+    /// those, for a range of a day or two: merging every session of the day before to learn
+    /// the few that went on past midnight cost as much as the range itself when the range is
+    /// today. Over longer ranges the set of the range's sessions costs more than that day.
+    fn sessions_condition(&self, binds: &mut Vec<Bind>) -> String {
+        if days_of(&self.to) - days_of(&self.from) >= 2 {
+            let mut sql = self.site_and("day BETWEEN toDate(?) - 1 AND toDate(?) + 1", binds);
+            Self::equal(&mut sql, binds, &[("device", self.device.as_ref())]);
+            return sql;
+        }
+        let mut range = self.site_and("day BETWEEN toDate(?) AND toDate(?) + 1", binds);
+        Self::equal(&mut range, binds, &[("device", self.device.as_ref())]);
+        binds.extend([Bind::S(self.site.clone()), Bind::S(self.from.clone())]);
+        let mut before = "site_id = ? AND day = toDate(?) - 1".to_owned();
+        Self::equal(&mut before, binds, &[("device", self.device.as_ref())]);
+        let mut inner = self.site_and("day BETWEEN toDate(?) AND toDate(?) + 1", binds);
+        Self::equal(&mut inner, binds, &[("device", self.device.as_ref())]);
+        format!(
+            "(({range}) OR ({before} AND session_id GLOBAL IN \
+            (SELECT session_id FROM sessions WHERE {inner})))"
+        )
+    }
+
+    /// `WHERE` over `traffic_daily`: the site, the days, the device.
+    fn traffic_condition(&self, binds: &mut Vec<Bind>) -> String {
+        let mut sql = self.site_and("day BETWEEN toDate(?) AND toDate(?)", binds);
+        Self::equal(&mut sql, binds, &[("device", self.device.as_ref())]);
+        sql
+    }
+
+    /// Whether the site's traffic figures may come from `traffic_daily`, which has per-day,
+    /// per-device rows and none per page or width (a page's own figures come from
+    /// `page_daily`).
+    fn traffic_mart(&self) -> bool {
+        !self.exact && self.path.is_none() && self.width.is_none()
+    }
+
+    /// The layout class of `width` (0 phone, 1 tablet, 2 desktop), as the marts key it.
+    pub(super) fn layout(&self) -> Option<u8> {
+        self.width.map(|(lo, _)| match lo {
+            0 => 0,
+            600 => 1,
+            _ => 2,
+        })
+    }
+
+    /// Whether a page's rage and dead clicks may come from the behaviour rollup, which keeps
+    /// them per page, layout and device at the default thresholds.
+    pub(super) fn frustration_rollup(&self) -> bool {
+        !self.exact && (self.rage_ms, self.rage_px) == (RAGE_MS, RAGE_PX)
+    }
+
+    /// Whether session behaviour (`anomalies`, `patterns`) may come from its rollup
+    /// (`behaviour.rs`), which keeps the site's sessions whole at the default thresholds.
+    pub(super) fn behaviour_rollup(&self) -> bool {
+        !self.exact
+            && self.path.is_none()
+            && self.width.is_none()
+            && self.device.is_none()
+            && (self.rage_ms, self.rage_px) == (RAGE_MS, RAGE_PX)
+    }
+
+    /// Whether page figures may come from the page marts.
+    fn page_marts(&self) -> bool {
+        !self.exact
+    }
+
+    /// Whether session figures may come from the `sessions` mart, which has no per-page or
+    /// per-width rows (a session spans pages and layouts).
+    fn session_mart(&self) -> bool {
+        !self.exact && self.path.is_none() && self.width.is_none()
+    }
+}
+
+/// The query for `sql` with its placeholders replaced by the filters' conditions, bound:
+/// `{where}` over `events` (for events of `kind`), `{mart}` over a page mart, `{sessions}`
+/// and `{started}` over the `sessions` mart.
+fn prepare(
+    client: &Client,
+    sql: &str,
+    f: &Filters,
+    kind: Option<&str>,
+) -> clickhouse::query::Query {
+    prepare_with(client, sql, f, kind, Vec::new(), Vec::new())
+}
+
+/// [`prepare`] with values for `?`s that stand before `{where}` (`pre`) and after it (`post`).
+fn prepare_with(
+    client: &Client,
+    sql: &str,
+    f: &Filters,
+    kind: Option<&str>,
+    pre: Vec<Bind>,
+    post: Vec<Bind>,
+) -> clickhouse::query::Query {
+    let mut binds = pre;
+    // Placeholders are filled in the order they appear, so their values are bound in order.
+    let mut text = String::with_capacity(sql.len() + 256);
+    let mut rest = sql;
+    while let Some(at) = rest.find('{') {
+        let (head, tail) = rest.split_at(at);
+        text.push_str(head);
+        let end = tail.find('}').map_or(tail.len(), |e| e + 1);
+        match &tail[..end] {
+            "{where}" => text.push_str(&f.condition(kind, &mut binds)),
+            "{mart}" => text.push_str(&f.mart_condition(&mut binds)),
+            "{sessions}" => text.push_str(&f.sessions_condition(&mut binds)),
+            "{listed}" => {
+                text.push_str("session_id IN (SELECT arrayJoin(?))");
+                binds.push(Bind::L(f.listed.clone()));
+            }
+            "{around}" => {
+                let mut sql = f.site_and("day BETWEEN toDate(?) - 1 AND toDate(?) + 1", &mut binds);
+                Filters::equal(&mut sql, &mut binds, &[("device", f.device.as_ref())]);
+                text.push_str(&sql);
+            }
+            "{traffic}" => text.push_str(&f.traffic_condition(&mut binds)),
+            "{unrolled}" => {
+                text.push_str(UNROLLED);
+                // Never empty: 18.16 cannot type `has([], …)` (`Array(Nothing)`); no day is ''.
+                let mut days = vec![String::new()];
+                days.extend(f.rolled.iter().cloned());
+                binds.push(Bind::L(days));
+            }
+            "{rolled}" => {
+                text.push_str(&f.traffic_condition(&mut binds));
+                text.push_str(" AND ");
+                text.push_str(LATEST_ROLL);
+                binds.extend([
+                    Bind::S(f.site.clone()),
+                    Bind::S(f.from.clone()),
+                    Bind::S(f.to.clone()),
+                ]);
+                // Only the days read from here: one read live (today on a small site, a day
+                // some shard has not rolled yet) must not count twice.
+                text.push_str(" AND has(?, toString(day))");
+                let mut days = vec![String::new()];
+                days.extend(f.rolled.iter().cloned());
+                binds.push(Bind::L(days));
+            }
+            "{rage_ms}" => {
+                text.push('?');
+                binds.push(Bind::U(f.rage_ms));
+            }
+            "{started}" => {
+                text.push_str(STARTED);
+                binds.extend([Bind::S(f.from.clone()), Bind::S(f.to.clone())]);
+            }
+            other => text.push_str(other),
+        }
+        rest = &tail[end..];
+    }
+    text.push_str(rest);
+    binds.extend(post);
+    binds
+        .into_iter()
+        .fold(client.query(&text), |q, b| b.bind(q))
+}
+
+/// Runs `sql` (whose `{where}` is replaced by the filters' condition for `kind`).
+async fn rows<T>(
+    client: &Client,
+    sql: &str,
+    f: &Filters,
+    kind: Option<&str>,
+) -> Result<Vec<T>, clickhouse::error::Error>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    prepare(client, sql, f, kind).fetch_all::<T>().await
+}
+
+/// Runs `mart` if `use_mart`, else `raw` for events of `kind`: the same figures, from a mart
+/// or from `events FINAL`.
+async fn pick<T>(
+    client: &Client,
+    f: &Filters,
+    use_mart: bool,
+    mart: &str,
+    raw: &str,
+    kind: &str,
+) -> Result<Vec<T>, clickhouse::error::Error>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    if use_mart {
+        rows(client, mart, f, None).await
+    } else {
+        rows(client, raw, f, Some(kind)).await
+    }
+}
+
+/// `YYYY-MM-DD`, checked as a real date.
+fn date(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let ok = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    let (y, m, d) = (
+        s.get(0..4)?.parse::<i64>().ok()?,
+        s.get(5..7)?.parse::<u32>().ok()?,
+        s.get(8..10)?.parse::<u32>().ok()?,
+    );
+    (ok && (1970..=2100).contains(&y) && civil(days_from_civil(y, m, d)) == s).then(|| s.to_owned())
+}
+
+fn days_of(s: &str) -> i64 {
+    days_from_civil(
+        s[0..4].parse().unwrap_or(1970),
+        s[5..7].parse().unwrap_or(1),
+        s[8..10].parse().unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: i64, dau: u64, wau: u64, mau: u64) -> ActiveDay {
+        ActiveDay {
+            day: civil(d),
+            dau,
+            wau,
+            mau,
+            complete: false,
+        }
+    }
+
+    #[test]
+    fn active_averages_take_complete_days_only() {
+        let today = days_from_civil(2026, 11, 10);
+        let a = active_of(
+            vec![
+                day(today - 2, 1, 3, 5),
+                day(today - 1, 2, 4, 6),
+                day(today, 9, 9, 9),
+            ],
+            today,
+        );
+        assert_eq!(
+            (a.dau, a.wau, a.mau, a.days),
+            (Some(1.5), Some(3.5), Some(5.5), 2)
+        );
+        let t = a.today.unwrap();
+        assert_eq!(
+            (t.day.as_str(), t.dau, t.complete),
+            ("2026-11-10", 9, false)
+        );
+        assert_eq!(
+            a.series.iter().map(|d| d.complete).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        // Leading days with nobody in their windows are not averaged; later empty ones are.
+        let a = active_of(
+            vec![
+                day(today - 3, 0, 0, 0),
+                day(today - 2, 2, 2, 2),
+                day(today - 1, 0, 2, 2),
+            ],
+            today,
+        );
+        assert_eq!((a.dau, a.wau, a.days), (Some(1.0), Some(2.0), 2));
+        assert_eq!(a.series.len(), 3);
+        // Only today: nothing to average, today so far still there.
+        let a = active_of(vec![day(today, 4, 4, 4)], today);
+        assert_eq!((a.dau, a.days, a.today.map(|t| t.mau)), (None, 0, Some(4)));
+        // A range in the past has no today.
+        let f = Filters::parse("site=demo&from=2026-11-01&to=2026-11-03").unwrap();
+        assert_eq!(
+            active_days(&f, today),
+            Some((today - 9, today - 7)),
+            "the range as it is"
+        );
+        let f = Filters::parse("site=demo&from=2026-11-08&to=2026-11-20").unwrap();
+        assert_eq!(
+            active_days(&f, today),
+            Some((today - 2, today)),
+            "up to today"
+        );
+        let f = Filters::parse("site=demo&from=2026-11-11&to=2026-11-20").unwrap();
+        assert_eq!(active_days(&f, today), None, "all in the future");
+    }
+
+    #[test]
+    fn the_current_day_or_hour_is_incomplete() {
+        let row = |d: &str| Day {
+            day: d.into(),
+            visitors: 1,
+            pageviews: 1,
+            complete: false,
+        };
+        // 2026-11-10 13:30 UTC.
+        let now = days_from_civil(2026, 11, 10) * 86_400_000 + 13 * 3_600_000 + 1_800_000;
+        let mut days = [row("2026-11-09"), row("2026-11-10")];
+        mark_complete(&mut days, false, now);
+        assert_eq!(days.map(|d| d.complete), [true, false]);
+        let mut hours = [
+            row("2026-11-09 23:00:00"),
+            row("2026-11-10 12:00:00"),
+            row("2026-11-10 13:00:00"),
+        ];
+        mark_complete(&mut hours, true, now);
+        assert_eq!(hours.map(|d| d.complete), [true, true, false]);
+    }
+
+    #[test]
+    fn sessions_end_after_the_configured_timeout() {
+        // A timeout of 10 minutes, not the default 30.
+        let (min, now) = (60_000, 1_000 * 60_000);
+        let timeout = 10 * min;
+        assert_eq!(ended(0, now - 11 * min, now, timeout), "timed_out");
+        assert_eq!(ended(0, now - 10 * min, now, timeout), "timed_out");
+        assert_eq!(ended(0, now - 9 * min, now, timeout), "active");
+        assert_eq!(
+            ended(now - 40 * min, now - 40 * min, now, timeout),
+            "closed"
+        );
+        assert_eq!(
+            ended(now - 9 * min, now - 8 * min, now, timeout),
+            "active",
+            "used again"
+        );
+        // The `ended` filters of the list draw the line at the same instant.
+        let client = Client::default();
+        for which in ["timed_out", "active"] {
+            let f = Filters::parse(&format!("site=demo&ended={which}")).unwrap();
+            let sql = session_page_query(&client, &f, Started::FromDay(&f.from), now, timeout)
+                .sql_display()
+                .to_string();
+            assert!(sql.contains(&(now - timeout).to_string()), "{which}: {sql}");
+            assert!(
+                !sql.contains(&(now - 30 * min).to_string()),
+                "{which}: {sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates_round_trip_and_are_validated() {
+        assert_eq!(civil(0), "1970-01-01");
+        assert_eq!(civil(days_from_civil(2024, 2, 29)), "2024-02-29");
+        assert_eq!(date("2026-11-23").as_deref(), Some("2026-11-23"));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "26-11-23",
+            "2026-11-23'",
+            "yesterday",
+        ] {
+            assert_eq!(date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn filters_parse_validate_and_default() {
+        let f = Filters::parse(
+            "site=demo&path=%2Fcatalog&from=2026-11-01&to=2026-11-23&device=mobile&width=375",
+        )
+        .unwrap();
+        assert_eq!(f.path.as_deref(), Some("/catalog"));
+        assert_eq!(f.width, Some((0, 600)));
+        let f = Filters::parse("site=demo&to=2026-11-23").unwrap();
+        assert_eq!(f.from, "2026-10-25");
+        for (q, param) in [
+            ("path=/x", "site"),
+            ("site=demo&from=2026-11-31", "from"),
+            ("site=demo&path=catalog", "path"),
+            ("site=demo&device=fridge", "device"),
+            ("site=demo&width=wide", "width"),
+            ("site=demo&from=2026-11-02&to=2026-11-01", "from"),
+        ] {
+            match Filters::parse(q) {
+                Err(QueryError::BadParam { param: p, .. }) => assert_eq!(p, param, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+    }
+}
