@@ -57,7 +57,7 @@
 //! before the collectors start sending (`pathlight serve` migrates before it listens).
 
 use super::config::ClickHouseConfig;
-use super::migrations::{DEVICE, Dialect};
+use super::dialect::{DEVICE, Dialect};
 
 /// Layout class of the viewport the event was seen at: 0 phone (< 600 px), 1 tablet
 /// (< 1000 px), 2 desktop; the query API's `width` picks one (layouts differ between them).

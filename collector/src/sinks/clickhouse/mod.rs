@@ -4,6 +4,7 @@
 //! migrations.
 
 mod config;
+pub mod dialect;
 pub mod erasure;
 pub mod marts;
 pub mod migrations;
@@ -15,7 +16,7 @@ mod sink;
 pub mod stored;
 
 pub use config::{ClickHouseConfig, RetryConfig};
-pub use migrations::Dialect;
+pub use dialect::Dialect;
 pub use row::EventRow;
 pub use sink::{
     ClickHouseSink, INSERT_BLOCK_BYTES, Pending, Stopped, client, connect, insert_retrying,

@@ -7,7 +7,8 @@
 //! once (503) rather than holding them, so slow storage pushes back on senders.
 
 use super::config::ClickHouseConfig;
-use super::migrations::{self, Dialect};
+use super::dialect::Dialect;
+use super::migrations;
 use super::retry::{self, Decision};
 use super::row;
 use crate::error::IngestError;
