@@ -57,6 +57,7 @@ pub mod geo;
 pub use pathlight_ingest::hex;
 pub mod http3;
 pub mod import;
+pub mod listen;
 pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
@@ -167,7 +168,7 @@ pub async fn serve_with(
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        server::run(
+        listen::run(
             listener,
             pipeline.clone(),
             query_api.clone(),
@@ -181,7 +182,7 @@ pub async fn serve_with(
         }
     };
     tokio::join!(
-        server::run(listener, pipeline, query_api, opts, shutdown),
+        listen::run(listener, pipeline, query_api, opts, shutdown),
         demo
     );
     // The server dropped its handle to the pipeline; the sink sees its queue close, writes
