@@ -63,7 +63,7 @@ done
 load=$(( $(date +%s) - start ))
 # Merged, as background merges leave a table that is not being written; the marts too.
 if [ "${PL_BENCH_OPTIMIZE:-1}" != 0 ]; then
-  for t in events heatmap_clicks heatmap_anchors page_daily element_days sessions traffic_daily; do
+  for t in events heatmap_clicks heatmap_anchors page_daily element_days sessions traffic_daily traffic_hourly; do
     q "OPTIMIZE TABLE $t FINAL" || true
   done
 fi
