@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod broker;
 pub mod config;
 pub mod dates;

@@ -3,9 +3,10 @@
 //! for each, and hands every request to [`answer`]; at shutdown they stop accepting
 //! and let open connections finish.
 
+use crate::answer::answer;
 use crate::pipeline::Pipeline;
 use crate::query::QueryApi;
-use crate::server::{App, HttpOptions, answer};
+use crate::server::{App, HttpOptions};
 use http::{HeaderValue, header};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

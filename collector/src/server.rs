@@ -113,15 +113,6 @@ impl App {
     }
 }
 
-/// Answers one request of any transport: the demo site's on its listener, else [`handle`].
-pub async fn answer<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
-    if app.opts.demo_site {
-        crate::demo_site::handle(app, req).await
-    } else {
-        handle(app, peer, req).await
-    }
-}
-
 /// Answers one request, whatever transport it came by.
 pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
     let started = std::time::Instant::now();
