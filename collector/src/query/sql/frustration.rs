@@ -243,7 +243,6 @@ pub struct Anomalies {
     pub dead: Vec<Frustration>,
 }
 
-/// Finds anomalies.
 /// The site's 100 most anomalous sessions, from the events.
 pub(in crate::query) async fn anomalous(
     client: &Client,
@@ -252,6 +251,7 @@ pub(in crate::query) async fn anomalous(
     rows::<Anomaly>(client, &anomalies_sql(false), f, None).await
 }
 
+/// Finds anomalies.
 pub async fn anomalies(
     client: &Client,
     f: &Filters,
