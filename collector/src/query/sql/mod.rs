@@ -101,6 +101,12 @@ impl Bind {
     }
 }
 
+/// The days of a session's rows around a range: the day before (a session that started then
+/// and went on past midnight) to the day after.
+const AROUND: &str = "day BETWEEN toDate(?) - 1 AND toDate(?) + 1";
+/// The days of a range and the day after (a session going on past midnight).
+const THROUGH_NEXT: &str = "day BETWEEN toDate(?) AND toDate(?) + 1";
+
 /// `HAVING` of a query over the `sessions` mart: sessions that started in the date range.
 const STARTED: &str = "toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?)";
 
@@ -326,17 +332,13 @@ impl Filters {
     /// today. Over longer ranges the set of the range's sessions costs more than that day.
     fn sessions_condition(&self, binds: &mut Vec<Bind>) -> String {
         if days_of(&self.to) - days_of(&self.from) >= 2 {
-            let mut sql = self.site_and("day BETWEEN toDate(?) - 1 AND toDate(?) + 1", binds);
-            Self::equal(&mut sql, binds, &[("device", self.device.as_ref())]);
-            return sql;
+            return self.site_days_device(AROUND, binds);
         }
-        let mut range = self.site_and("day BETWEEN toDate(?) AND toDate(?) + 1", binds);
-        Self::equal(&mut range, binds, &[("device", self.device.as_ref())]);
+        let range = self.site_days_device(THROUGH_NEXT, binds);
         binds.extend([Bind::S(self.site.clone()), Bind::S(self.from.clone())]);
         let mut before = "site_id = ? AND day = toDate(?) - 1".to_owned();
         Self::equal(&mut before, binds, &[("device", self.device.as_ref())]);
-        let mut inner = self.site_and("day BETWEEN toDate(?) AND toDate(?) + 1", binds);
-        Self::equal(&mut inner, binds, &[("device", self.device.as_ref())]);
+        let inner = self.site_days_device(THROUGH_NEXT, binds);
         format!(
             "(({range}) OR ({before} AND session_id GLOBAL IN \
             (SELECT session_id FROM sessions WHERE {inner})))"
@@ -345,7 +347,13 @@ impl Filters {
 
     /// `WHERE` over `traffic_daily`: the site, the days, the device.
     fn traffic_condition(&self, binds: &mut Vec<Bind>) -> String {
-        let mut sql = self.site_and("day BETWEEN toDate(?) AND toDate(?)", binds);
+        self.site_days_device("day BETWEEN toDate(?) AND toDate(?)", binds)
+    }
+
+    /// The site, the days (`range`, with `?` for `from` and `to`) and the device, bound: the
+    /// `WHERE` of the tables keyed by site, day and device (the marts of traffic and sessions).
+    fn site_days_device(&self, range: &str, binds: &mut Vec<Bind>) -> String {
+        let mut sql = self.site_and(range, binds);
         Self::equal(&mut sql, binds, &[("device", self.device.as_ref())]);
         sql
     }
@@ -431,11 +439,7 @@ fn prepare_with(
                 text.push_str("session_id IN (SELECT arrayJoin(?))");
                 binds.push(Bind::L(f.listed.clone()));
             }
-            "{around}" => {
-                let mut sql = f.site_and("day BETWEEN toDate(?) - 1 AND toDate(?) + 1", &mut binds);
-                Filters::equal(&mut sql, &mut binds, &[("device", f.device.as_ref())]);
-                text.push_str(&sql);
-            }
+            "{around}" => text.push_str(&f.site_days_device(AROUND, &mut binds)),
             "{traffic}" => text.push_str(&f.traffic_condition(&mut binds)),
             "{unrolled}" => {
                 text.push_str(UNROLLED);

@@ -154,21 +154,23 @@ pub(super) fn session_page_query(
         }
         Started::DaySince { day, since } => {
             let date = civil(day);
-            let mut binds = vec![Bind::S(f.site.clone()), Bind::S(date.clone())];
-            let mut rows = "site_id = ? AND day BETWEEN toDate(?) AND toDate(?) + 1".to_owned();
-            binds.push(Bind::S(date.clone()));
-            Filters::equal(&mut rows, &mut binds, &[("device", f.device.as_ref())]);
+            let on_day = Filters {
+                from: date.clone(),
+                to: date.clone(),
+                ..f.clone()
+            };
+            let mut binds = Vec::new();
+            let rows = on_day.site_days_device(THROUGH_NEXT, &mut binds);
             binds.extend([
                 Bind::S(f.site.clone()),
                 Bind::S(date),
                 Bind::N(since / 1000),
                 Bind::N(since),
             ]);
-            binds.extend(post);
             let sql = SESSION_PAGE_RECENT
                 .replace("{day}", &rows)
                 .replace("{ended}", &ended);
-            binds.into_iter().fold(client.query(&sql), |q, b| b.bind(q))
+            prepare_with(client, &sql, &on_day, None, binds, post)
         }
     }
 }
