@@ -77,7 +77,7 @@ pub struct Config {
     /// `client_ip_header` or every visitor shares the proxy's address.
     pub ip_events_per_sec: u32,
     /// HTTPS and HTTP/3.
-    pub tls: crate::tls::TlsConfig,
+    pub tls: crate::http::tls::TlsConfig,
     /// Connection limits: slow, stalled or too many clients.
     pub http: HttpConfig,
     /// The durable spool between ingest and ClickHouse (off unless `dir` is set).
@@ -224,7 +224,7 @@ impl Default for Config {
             limits: Limits::default(),
             clickhouse: ClickHouseConfig::default(),
             ip_events_per_sec: 1_000,
-            tls: crate::tls::TlsConfig::default(),
+            tls: crate::http::tls::TlsConfig::default(),
             http: HttpConfig::default(),
             spool: crate::spool::SpoolConfig::default(),
             broker: crate::broker::BrokerConfig::default(),

@@ -4,7 +4,7 @@
 //!
 //! # The path of an event through the collector
 //!
-//! 1. [`server`] accepts an HTTP/1.1 or HTTP/2 connection; `POST /v1/batch` reads the body
+//! 1. [`http`] accepts an HTTP/1.1, HTTP/2 or HTTP/3 connection; `POST /v1/batch` reads the body
 //!    (refusing it past `limits.max_batch_bytes` without buffering more) and describes the
 //!    request as a [`pipeline::IngestRequest`]: body, content type, origin, client address.
 //! 2. [`pipeline::Pipeline::ingest`] runs the stages. *decode*:
@@ -43,22 +43,19 @@
 //!
 //! [`serve`] runs all of it on an already-bound listener until a shutdown future resolves;
 //! the binary `pathlight` (`main.rs`) adds the CLI. The demo site, when configured, has a
-//! listener of its own ([`demo_site`]); [`security`] has the headers every answer carries.
+//! listener of its own (`http::demo_site`); `http::security` has the headers every answer carries.
 
 #![warn(missing_docs)]
 
-pub mod answer;
 pub mod broker;
 pub mod config;
 pub mod dates;
-pub mod demo_site;
 pub use pathlight_ingest::error;
 pub mod generate;
 pub mod geo;
+pub mod http;
 pub use pathlight_ingest::hex;
-pub mod http3;
 pub mod import;
-pub mod listen;
 pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
@@ -66,12 +63,8 @@ pub mod query;
 pub mod rate;
 pub mod recent_batches;
 pub mod salts;
-pub mod security;
-pub mod server;
 pub mod sinks;
 pub mod spool;
-pub mod tls;
-pub mod ws;
 
 use anyhow::Context;
 use config::Config;
@@ -90,7 +83,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let cert = if config.tls.enabled() {
-        Some(tls::Certificate::load(&config.tls)?)
+        Some(http::tls::Certificate::load(&config.tls)?)
     } else {
         None
     };
@@ -116,7 +109,7 @@ pub async fn serve_with(
     config: Config,
     listener: TcpListener,
     demo: Option<TcpListener>,
-    cert: Option<tls::Certificate>,
+    cert: Option<http::tls::Certificate>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     config.check_secrets()?;
@@ -125,12 +118,12 @@ pub async fn serve_with(
     let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
     let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
     let tls = cert.map(Arc::new);
-    let opts = server::HttpOptions {
+    let opts = http::HttpOptions {
         www_dir: config.www_dir.clone(),
         demo_dir: config.demo_dir.clone(),
         demo_site: false,
         collector_port: listener.local_addr()?.port(),
-        security: Arc::new(security::Security::new(&config)),
+        security: Arc::new(http::security::Security::new(&config)),
         tracker_dir: config.tracker_dir.clone(),
         prefix: config.prefix.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
@@ -160,7 +153,7 @@ pub async fn serve_with(
     };
     let demo = demo.map(|listener| {
         // Its own origin, the same collector: pages that load the tracker from it.
-        let opts = server::HttpOptions {
+        let opts = http::HttpOptions {
             www_dir: None,
             demo_site: true,
             ..opts.clone()
@@ -169,7 +162,7 @@ pub async fn serve_with(
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        listen::run(
+        http::listener::run(
             listener,
             pipeline.clone(),
             query_api.clone(),
@@ -183,7 +176,7 @@ pub async fn serve_with(
         }
     };
     tokio::join!(
-        listen::run(listener, pipeline, query_api, opts, shutdown),
+        http::listener::run(listener, pipeline, query_api, opts, shutdown),
         demo
     );
     // The server dropped its handle to the pipeline; the sink sees its queue close, writes

@@ -578,7 +578,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let cert = if config.tls.enabled() {
-        Some(pathlight_collector::tls::Certificate::load(&config.tls)?)
+        Some(pathlight_collector::http::tls::Certificate::load(
+            &config.tls,
+        )?)
     } else {
         None
     };

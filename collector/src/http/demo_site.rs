@@ -9,7 +9,10 @@
 //! in each page by the collector's own, the host the page was asked for with the collector's
 //! port, and the page's CSP names it.
 
-use crate::server::{self, App, ReqBody, Resp};
+use crate::http::error::ApiError;
+use crate::http::response::empty;
+use crate::http::routes::files::dir_file;
+use crate::http::{App, ReqBody, Resp};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 
 /// The collector's origin as the demo's pages are written.
@@ -20,7 +23,7 @@ pub async fn handle<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
     let path = req.uri().path();
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let mut r = if read && path == "/" {
-        let mut r = server::empty(StatusCode::FOUND);
+        let mut r = empty(StatusCode::FOUND);
         r.headers_mut()
             .insert(header::LOCATION, HeaderValue::from_static("/demo/"));
         r
@@ -36,17 +39,17 @@ pub async fn handle<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
              style-src 'self'; img-src 'self' data:; connect-src 'self' {collector}; \
              object-src 'none'; base-uri 'none'; form-action 'self'"
         );
-        let mut r = server::dir_file(dir, rest, path, Some((WRITTEN, &collector)))
+        let mut r = dir_file(dir, rest, path, Some((WRITTEN, &collector)))
             .await
-            .unwrap_or_else(server::not_found);
+            .unwrap_or_else(|| ApiError::NotFound.response());
         if let Ok(v) = HeaderValue::from_str(&csp) {
             r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
         }
         r
     } else {
-        server::not_found()
+        ApiError::NotFound.response()
     };
-    crate::security::common(r.headers_mut());
+    crate::http::security::common(r.headers_mut());
     r
 }
 

@@ -1,5 +1,5 @@
 //! HTTP/3 over QUIC (quinn + h3), the third transport. A request stream becomes an
-//! `http::Request` whose body is fed from the stream, answered by [`crate::server::handle`] like a
+//! `http::Request` whose body is fed from the stream, answered by [`crate::http::handle`] like a
 //! request of any other transport — same routes, same limits, same errors — and the response
 //! (streamed ones included) is written back to the stream.
 //!
@@ -9,7 +9,7 @@
 //! connection gets a GOAWAY, in-flight requests finish, then the endpoint closes.
 
 use crate::config::HttpConfig;
-use crate::server::App;
+use crate::http::App;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
 use http_body_util::channel::Channel;
@@ -142,7 +142,7 @@ async fn request(
             }
         }
     });
-    let resp = crate::answer::answer(&app, peer, req.map(|()| body)).await;
+    let resp = crate::http::answer(&app, peer, req.map(|()| body)).await;
     pump.abort();
     let (parts, mut body) = resp.into_parts();
     send.send_response(http::Response::from_parts(parts, ()))

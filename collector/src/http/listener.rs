@@ -1,12 +1,11 @@
 //! The listeners: HTTP/1.1 and HTTP/2 over TCP (plain, or TLS with ALPN), and HTTP/3 over
-//! QUIC on the same port (`http3.rs`). Each accepts connections, holds a connection permit
+//! QUIC on the same port (`quic.rs`). Each accepts connections, holds a connection permit
 //! for each, and hands every request to [`answer`]; at shutdown they stop accepting
 //! and let open connections finish.
 
-use crate::answer::answer;
+use crate::http::{App, HttpOptions, answer};
 use crate::pipeline::Pipeline;
 use crate::query::QueryApi;
-use crate::server::{App, HttpOptions};
 use http::{HeaderValue, header};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -46,11 +45,11 @@ pub async fn run(
     let mut alt_svc = None;
     if let (Some(cert), true) = (&app.opts.tls, app.opts.http3) {
         match (listener.local_addr(), cert.quic()) {
-            (Ok(addr), Ok(config)) => match crate::http3::endpoint(addr, config, &limits) {
+            (Ok(addr), Ok(config)) => match crate::http::quic::endpoint(addr, config, &limits) {
                 Ok(endpoint) => {
                     alt_svc =
                         HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", addr.port())).ok();
-                    quic = Some(tokio::spawn(crate::http3::serve(
+                    quic = Some(tokio::spawn(crate::http::quic::serve(
                         endpoint,
                         app.clone(),
                         stopping.clone(),

@@ -13,7 +13,7 @@
 //! - Everywhere: `X-Content-Type-Options: nosniff` and
 //!   `Referrer-Policy: strict-origin-when-cross-origin`.
 //!
-//! The tracker files keep their own cross-origin headers (`server::tracker_file`): any page may
+//! The tracker files keep their own cross-origin headers (`http::routes::files::tracker`): any page may
 //! load them.
 
 use crate::config::Config;
@@ -86,7 +86,7 @@ impl Security {
         }
     }
 
-    /// Adds the headers of an answer of `route` (the label of `server::handle`) to `path`.
+    /// Adds the headers of an answer of `route` (`http::router::Route::label`) to `path`.
     pub fn headers(&self, route: &str, path: &str, h: &mut HeaderMap) {
         common(h);
         let html = h

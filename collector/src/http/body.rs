@@ -1,0 +1,84 @@
+//! Reading a request's body under the limits every route shares: its size, the time it may
+//! take to arrive, and the bytes all bodies together may hold (`http.max_body_bytes_in_flight`).
+
+use super::{App, ReqBody};
+use crate::error::IngestError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use pathlight_ingest::rules;
+use std::time::Duration;
+
+/// How long a request waits for room under `http.max_body_bytes_in_flight`. Shorter than the
+/// body timeout: a budget full for a second means bodies arrive faster than they are stored,
+/// and a prompt 503 with Retry-After sheds the load better than a queue of waiters would.
+const BODY_BUDGET_WAIT: Duration = Duration::from_secs(1);
+
+/// The whole body, at most `max` bytes, arriving within `http.body_timeout_ms`, and its bytes'
+/// share of `http.max_body_bytes_in_flight`, to hold until the request is answered. Taken as
+/// the bytes arrive, not as declared: a client that declares much and sends little holds only
+/// what it sent. Each piece waits up to [`BODY_BUDGET_WAIT`] for room, else 503.
+pub async fn read_body<B: ReqBody>(
+    app: &App,
+    body: B,
+    max: usize,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), IngestError> {
+    let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
+    let wait = BODY_BUDGET_WAIT.min(timeout);
+    let read = async {
+        let mut body = std::pin::pin!(Limited::new(body, max));
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(rules::too_large(max + 1, max));
+                }
+                Err(e) => return Err(IngestError::Body(e.to_string())),
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            let permit = tokio::time::timeout(wait, app.body_budget.clone().acquire_many_owned(n))
+                .await
+                // Closed never happens (the semaphore lives with the app); a full budget past
+                // the wait is an overload, answered like a full queue.
+                .map_err(|_| IngestError::QueueFull)?
+                .map_err(|_| IngestError::QueueFull)?;
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
+            parts.push(data);
+        }
+        // Most bodies come as one frame, kept as it is; only pieces are copied together.
+        let body = match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.pop().unwrap_or_default(),
+            _ => Bytes::from(parts.concat()),
+        };
+        Ok((body, held))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(IngestError::BodyTimeout))
+}
+
+/// At most this much of a refused body is read from a trusted proxy (see `routes::batch`).
+pub const MAX_DRAIN_BYTES: usize = 16 << 20;
+
+/// Reads and drops up to `max` bytes of `body`.
+pub async fn drain<B: ReqBody>(body: B, max: usize) {
+    let mut body = std::pin::pin!(body);
+    let mut seen = 0;
+    while seen <= max {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The one place a refusal becomes an HTTP answer: its status, its JSON body (`{"error",
+//! "field"?, "reason"}`, one shape for every route) and its `Retry-After`.
+//!
+//! The pipeline refuses with an [`IngestError`], the query API with a [`QueryError`], and this
+//! layer with the variants of its own below; none of them knows HTTP but through this map. The
+//! statuses of ingest refusals are `pathlight_ingest`'s ([`IngestError::status`]): the edge
+//! worker answers the same refusals of the same batches, and must answer them alike.
+
+use super::response::{Resp, json};
+use crate::error::{ErrorBody, IngestError};
+use crate::query::QueryError;
+use http::{HeaderValue, StatusCode, header};
+use std::time::Duration;
+
+/// Every refusal an HTTP route answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The pipeline refused a batch (or a relayed one).
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The query API refused a question, or ClickHouse failed to answer it.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// No such route, file or endpoint (also `/v1/relay` when no relay token is set).
+    #[error("not found")]
+    NotFound,
+    /// `/v1/relay` without the relay workers' token.
+    #[error("missing or wrong relay token")]
+    RelayUnauthorized,
+    /// Too many wrong API tokens from this address lately.
+    #[error("too many wrong API tokens from this address; retry later")]
+    Throttled(Duration),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Ingest(e) => e.status(),
+            ApiError::Query(e) => match e {
+                QueryError::BadParam { .. } => StatusCode::BAD_REQUEST,
+                QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                QueryError::NotFound => StatusCode::NOT_FOUND,
+                QueryError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+                QueryError::Storage(_) => StatusCode::BAD_GATEWAY,
+            },
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::RelayUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// The stable machine-readable reason: the JSON `reason`, and the metrics' label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Ingest(e) => e.reason(),
+            ApiError::Query(e) => match e {
+                QueryError::BadParam { .. } => "bad_param",
+                QueryError::Unauthorized(_) => "unauthorized",
+                QueryError::NotFound => "not_found",
+                QueryError::OriginNotAllowed(_) => "origin_not_allowed",
+                QueryError::Storage(_) => "storage",
+            },
+            ApiError::NotFound => "not_found",
+            ApiError::RelayUnauthorized => "unauthorized",
+            ApiError::Throttled(_) => "throttled",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            ApiError::Ingest(e) => e.body(),
+            _ => ErrorBody {
+                error: self.to_string(),
+                field: match self {
+                    ApiError::Query(QueryError::BadParam { param, .. }) => {
+                        Some((*param).to_owned())
+                    }
+                    _ => None,
+                },
+                reason: self.reason(),
+            },
+        }
+    }
+
+    /// `Retry-After` seconds, for refusals the sender should retry.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Ingest(e) => e.retry_after(),
+            ApiError::Throttled(wait) => Some(wait.as_secs_f64().ceil() as u64),
+            _ => None,
+        }
+    }
+
+    /// The answer: status, JSON body, `Retry-After`.
+    pub fn response(&self) -> Resp {
+        let mut r = json(self.status(), &self.body());
+        if let Some(secs) = self.retry_after() {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: ApiError) -> (u16, serde_json::Value, Option<String>) {
+        let r = e.response();
+        let retry = r
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = serde_json::to_value(e.body()).unwrap();
+        (r.status().as_u16(), body, retry)
+    }
+
+    #[test]
+    fn every_refusal_has_its_status_reason_and_retry_after() {
+        let bad = QueryError::BadParam {
+            param: "from",
+            detail: "not a date".into(),
+        };
+        let (status, body, retry) = answer(bad.into());
+        assert_eq!((status, retry), (400, None));
+        assert_eq!(body["reason"], "bad_param");
+        assert_eq!(body["field"], "from");
+        assert_eq!(body["error"], "from: not a date");
+
+        let (status, body, _) = answer(QueryError::Unauthorized("shop".into()).into());
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (401, Some("unauthorized"))
+        );
+        assert!(body.get("field").is_none());
+
+        let (status, body, retry) = answer(ApiError::Throttled(Duration::from_millis(1_200)));
+        assert_eq!((status, retry.as_deref()), (429, Some("2")));
+        assert_eq!(body["reason"], "throttled");
+
+        let (status, body, retry) = answer(IngestError::QueueFull.into());
+        assert_eq!((status, retry.as_deref()), (503, Some("5")));
+        assert_eq!(body["reason"], "queue_full");
+
+        let (status, body, _) = answer(ApiError::RelayUnauthorized);
+        assert_eq!(status, 401);
+        assert_eq!(body["error"], "missing or wrong relay token");
+        assert_eq!(body["reason"], "unauthorized");
+
+        let (status, body, _) = answer(ApiError::NotFound);
+        assert_eq!((status, body["reason"].as_str()), (404, Some("not_found")));
+    }
+}

@@ -1,0 +1,59 @@
+//! `POST /v1/relay` and `GET /v1/relay/salts`: edge workers in relay mode post the rows they
+//! validated and enriched with the same `pathlight_ingest` code, and fetch the visitor-id
+//! salts so that they hash visitors as this collector does. Both need the relay token; without
+//! one configured, the routes do not exist.
+
+use crate::http::body::read_body;
+use crate::http::error::ApiError;
+use crate::http::response::{empty, full};
+use crate::http::{App, ReqBody, Resp, header_str};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+
+/// Rows are at most a few kilobytes each and a relayed batch holds at most `max_events`.
+const MAX_RELAY_BYTES: usize = 16 << 20;
+
+/// The answer to a relay request without the relay token; none when it carries it.
+fn relay_refusal<B>(app: &App, req: &Request<B>) -> Option<ApiError> {
+    let Some(digest) = &app.opts.relay_token else {
+        return Some(ApiError::NotFound);
+    };
+    let authorization = header_str(req.headers(), header::AUTHORIZATION);
+    (!crate::query::auth::bearer_matches(digest, authorization))
+        .then_some(ApiError::RelayUnauthorized)
+}
+
+/// `POST /v1/relay`: RowBinary rows an edge worker in relay mode validated and enriched.
+pub async fn relay<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
+    if let Some(refusal) = relay_refusal(app, &req) {
+        return refusal.response();
+    }
+    let stored = match read_body(app, req.into_body(), MAX_RELAY_BYTES).await {
+        Ok((body, _held)) => app.pipeline.relay(body.to_vec()).await,
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(_) => empty(StatusCode::NO_CONTENT),
+        Err(e) => {
+            app.pipeline.metrics().reject(e.reason(), 1);
+            ApiError::from(e).response()
+        }
+    }
+}
+
+/// `GET /v1/relay/salts`: today's and yesterday's visitor-id salts (`day<TAB>hex` lines), so
+/// relay workers hash visitors exactly as this collector does.
+pub fn salts<B>(app: &App, req: &Request<B>) -> Resp {
+    if let Some(refusal) = relay_refusal(app, req) {
+        return refusal.response();
+    }
+    let text: String = app
+        .pipeline
+        .salts()
+        .iter()
+        .map(|(day, salt)| format!("{day}\t{}\n", crate::hex::encode(salt)))
+        .collect();
+    let mut r = Response::new(full(text));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
