@@ -12,7 +12,6 @@ use crate::config::SiteConfig;
 use crate::pipeline::LiveEvent;
 use bytes::Bytes;
 use clickhouse::Client;
-use http::StatusCode;
 use http_body_util::channel::Channel;
 use serde::Serialize;
 use std::sync::Arc;
@@ -45,37 +44,6 @@ pub enum QueryError {
     /// ClickHouse failed.
     #[error("storage query failed: {0}")]
     Storage(#[from] clickhouse::error::Error),
-}
-
-impl QueryError {
-    /// HTTP status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            QueryError::BadParam { .. } => StatusCode::BAD_REQUEST,
-            QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            QueryError::NotFound => StatusCode::NOT_FOUND,
-            QueryError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            QueryError::Storage(_) => StatusCode::BAD_GATEWAY,
-        }
-    }
-
-    /// JSON body, shaped like the ingest errors.
-    pub fn body(&self) -> crate::error::ErrorBody {
-        crate::error::ErrorBody {
-            error: self.to_string(),
-            field: match self {
-                QueryError::BadParam { param, .. } => Some((*param).to_owned()),
-                _ => None,
-            },
-            reason: match self {
-                QueryError::BadParam { .. } => "bad_param",
-                QueryError::Unauthorized(_) => "unauthorized",
-                QueryError::NotFound => "not_found",
-                QueryError::OriginNotAllowed(_) => "origin_not_allowed",
-                QueryError::Storage(_) => "storage",
-            },
-        }
-    }
 }
 
 /// The OpenAPI 3.1 document of these endpoints, served at `/api/v1/openapi.json`.
