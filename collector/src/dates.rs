@@ -1,5 +1,12 @@
-//! Calendar days without a date library: UTC day numbers and `YYYY-MM-DD`, for query
-//! parameters and retention (H. Hinnant's civil-from-days algorithms).
+//! The clock, and calendar days without a date library: UTC day numbers and `YYYY-MM-DD`,
+//! for query parameters and retention (H. Hinnant's civil-from-days algorithms).
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// The UTC day (days since 1970-01-01) of a time in ms since the epoch.
 pub fn unix_day(ms: i64) -> i64 {

@@ -1229,7 +1229,7 @@ pub async fn send(
                 start + std::time::Duration::from_secs_f64(sent_events as f64 / opts.rate as f64);
             tokio::time::sleep_until(due.into()).await;
         }
-        let now = crate::pipeline::now_ms();
+        let now = crate::dates::now_ms();
         let last = visit.events.last().map_or(now, |e| e.timestamp);
         let n = visit.events.len() as u64;
         let (ip, country) = (visit.ip, visit.country);

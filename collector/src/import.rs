@@ -10,7 +10,8 @@
 //! derived from the User-Agent). Events without `id` get one derived from their content, so
 //! importing a file twice stores it once.
 
-use crate::pipeline::{IngestRequest, Pipeline, now_ms};
+use crate::dates::now_ms;
+use crate::pipeline::{IngestRequest, Pipeline};
 use anyhow::Context;
 use pathlight_wire::{FORMAT_VERSION, Id, RawBatch, RawEvent, WireError, cbor, json};
 use std::io::BufRead;

@@ -488,7 +488,7 @@ fn template(site: &str, batch: usize) -> RawBatch {
 
 /// `b` with ids unique to (seed, request number, event) and times of now, encoded.
 fn batch_bytes(b: &mut RawBatch, seed: u32, n: u64) -> Vec<u8> {
-    let now = crate::pipeline::now_ms();
+    let now = crate::dates::now_ms();
     b.sent_at = now;
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&n.to_be_bytes());
@@ -587,7 +587,7 @@ pub fn limit_rows(
         pathlight_wire::enrich::VisitorHasher::new(&[], [7; 16]),
         Arc::new(crate::metrics::Metrics::new()),
     )?;
-    let seed = crate::pipeline::now_ms() as u32;
+    let seed = crate::dates::now_ms() as u32;
     let mut template = template(&site, batch);
     let batches_per_body = (rows_per_insert / batch.max(1)).max(1);
     let mut out = Vec::new();
@@ -597,7 +597,7 @@ pub fn limit_rows(
             let bytes = batch_bytes(&mut template, seed, b * 1_000_000 + k);
             let req = IngestRequest {
                 body: &bytes,
-                received_at: crate::pipeline::now_ms(),
+                received_at: crate::dates::now_ms(),
                 delivery: Default::default(),
                 ..IngestRequest::default()
             };

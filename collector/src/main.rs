@@ -390,7 +390,7 @@ fn main() -> anyhow::Result<()> {
                 end_ms: match end {
                     Some(t) => pathlight_wire::json::parse_rfc3339_ms(&t)
                         .with_context(|| format!("--end {t}: not an RFC 3339 time"))?,
-                    None => pathlight_collector::pipeline::now_ms(),
+                    None => pathlight_collector::dates::now_ms(),
                 },
             });
             let visits = generator.inspect(|v| injected.borrow_mut().extend(generate::labels(v)));
@@ -489,7 +489,7 @@ fn main() -> anyhow::Result<()> {
                 http3,
                 insecure,
                 // Distinct events per run.
-                seed: pathlight_collector::pipeline::now_ms() as u32,
+                seed: pathlight_collector::dates::now_ms() as u32,
             };
             let report = pathlight_collector::loadgen::run(opts).await?;
             println!("{}", pathlight_collector::loadgen::LoadReport::HEADER);

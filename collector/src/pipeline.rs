@@ -7,6 +7,7 @@
 //! `DESIGN.md` beside this file explains the choices.
 
 use crate::config::{Config, SiteConfig};
+use crate::dates::now_ms;
 use crate::error::IngestError;
 use crate::geo::GeoLookup;
 use crate::metrics::{KindLabel, Metrics};
@@ -462,13 +463,6 @@ impl LiveEvent {
 /// Days since the Unix epoch, UTC.
 fn today() -> i64 {
     now_ms().div_euclid(86_400_000)
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

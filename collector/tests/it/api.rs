@@ -1,7 +1,7 @@
 //! The query API answers exactly for crafted traffic whose figures are known.
 
 use crate::TestServer;
-use pathlight_collector::pipeline::now_ms;
+use pathlight_collector::dates::now_ms;
 use pathlight_wire::{Click, EventKind, Id, RawBatch, RawEvent, Size, cbor};
 use serde_json::{Value, json};
 

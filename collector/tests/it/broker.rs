@@ -218,7 +218,7 @@ async fn a_retried_batch_is_one_message_and_without_nats_the_answer_is_503() {
         days: 0,
         seed: 3,
         base_url: "http://127.0.0.1:8080/demo/".into(),
-        end_ms: pathlight_collector::pipeline::now_ms(),
+        end_ms: pathlight_collector::dates::now_ms(),
     };
     let report = generate::send(
         generate::Generator::new(opts),

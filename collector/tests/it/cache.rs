@@ -93,7 +93,7 @@ async fn a_repeated_question_is_a_hit_with_the_same_answer() {
     // The same question, its parameters in another order and a `to` spelled out that the
     // first left to its default (today): one key.
     let today = pathlight_collector::dates::civil(pathlight_collector::dates::unix_day(
-        pathlight_collector::pipeline::now_ms(),
+        pathlight_collector::dates::now_ms(),
     ));
     for q in [
         "stats?site=test".to_owned(),

@@ -95,7 +95,7 @@ async fn live_generated_traffic_arrives_as_many_visitors() {
     let opts = GenOptions {
         events: 400,
         days: 0,
-        end_ms: pathlight_collector::pipeline::now_ms(),
+        end_ms: pathlight_collector::dates::now_ms(),
         ..sample_options()
     };
     let report = generate::send(

@@ -322,7 +322,7 @@ pub async fn wait_healthy(base: &str, tries: usize) -> bool {
 /// The example batch, re-dated to now and addressed to site `test`.
 pub fn batch_now() -> pathlight_wire::RawBatch {
     let mut b = pathlight_wire::sample::typical_batch();
-    let now = pathlight_collector::pipeline::now_ms();
+    let now = pathlight_collector::dates::now_ms();
     let shift = now - b.sent_at;
     b.sent_at = now;
     b.site_id = "test".into();

@@ -3,7 +3,7 @@
 
 use crate::{TestServer, clickhouse_url};
 use pathlight_collector::config::Config;
-use pathlight_collector::pipeline::now_ms;
+use pathlight_collector::dates::now_ms;
 use pathlight_collector::sinks::clickhouse::{Dialect, marts, migrations};
 use pathlight_wire::{Click, EventKind, Id, RawBatch, RawEvent, Size, cbor};
 use serde_json::{Value, json};

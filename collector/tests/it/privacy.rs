@@ -77,7 +77,7 @@ async fn no_ip_address_is_stored_in_any_column() {
 async fn salts_are_shared_per_day_and_old_ones_forgotten() {
     use pathlight_collector::salts;
     let server = TestServer::start("salts").await;
-    let today = pathlight_collector::pipeline::now_ms().div_euclid(86_400_000);
+    let today = pathlight_collector::dates::now_ms().div_euclid(86_400_000);
     // A salt left from last week, as if it had not been forgotten yet.
     server
         .db
@@ -111,7 +111,7 @@ async fn salts_are_shared_per_day_and_old_ones_forgotten() {
         salts::hasher(&server.db, today).await.unwrap().0,
     );
     let ip = Some("198.51.100.1".parse().unwrap());
-    let now = pathlight_collector::pipeline::now_ms();
+    let now = pathlight_collector::dates::now_ms();
     assert_eq!(
         a.visitor_id("s", ip, "ua", now),
         b.visitor_id("s", ip, "ua", now)

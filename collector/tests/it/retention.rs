@@ -2,7 +2,7 @@
 //! events stay. Erasure: one person's events are deleted on request.
 
 use crate::TestServer;
-use pathlight_collector::pipeline::now_ms;
+use pathlight_collector::dates::now_ms;
 use pathlight_collector::sinks::clickhouse::{ClickHouseConfig, retention};
 
 #[tokio::test]

@@ -266,7 +266,7 @@ async fn live_tokens_cannot_be_forged_for_sites_without_an_api_token() {
     // API token is accepted.
     let config = pathlight_collector::config::Config::for_tests("", "");
     let signer = pathlight_collector::query::auth::Auth::new(&[], &config.hash_secret);
-    let now = pathlight_collector::pipeline::now_ms() as u64 / 1000;
+    let now = pathlight_collector::dates::now_ms() as u64 / 1000;
     for site in ["open", "nosuchsite"] {
         // `realtime/ws` checks tokens the same way (`QueryApi::live_site`).
         let (token, _) = signer.issue_live(site, now);

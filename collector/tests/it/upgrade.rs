@@ -44,7 +44,7 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
         site_id: "test".into(),
         event_id: uuid::Uuid::from_u128(0x0123_4567),
         event_type: 2,
-        timestamp: (pathlight_collector::pipeline::now_ms() / 1000) as u32,
+        timestamp: (pathlight_collector::dates::now_ms() / 1000) as u32,
         session_id: "old-session".into(),
         path: "/old".into(),
         selector: "#legacy".into(),

@@ -4,12 +4,13 @@
 //! `204`, `208` for a batch already stored, `200` listing the events refused beside stored
 //! ones, or the refusal's status.
 
+use crate::dates::now_ms;
 use crate::error::IngestError;
 use crate::http::body::{MAX_DRAIN_BYTES, drain, read_body};
 use crate::http::error::ApiError;
 use crate::http::response::{empty, json};
 use crate::http::{App, ReqBody, Resp, client_ip, header_str};
-use crate::pipeline::{IngestRequest, now_ms};
+use crate::pipeline::IngestRequest;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use pathlight_ingest::rules;
 use std::net::SocketAddr;

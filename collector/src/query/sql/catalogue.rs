@@ -79,7 +79,7 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
     }
     // The rollup of the range's first day (`sinks::clickhouse::rollup`), and the days rolled.
     let cfg = crate::sinks::clickhouse::ClickHouseConfig::default();
-    let version = u32::try_from(crate::pipeline::now_ms() / 1000).unwrap_or(0);
+    let version = u32::try_from(crate::dates::now_ms() / 1000).unwrap_or(0);
     out.push((
         "session rollup".into(),
         shown(crate::sinks::clickhouse::rollup::insert(
@@ -124,7 +124,7 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         shown(client.query(ROLLED_DAYS).bind(&f.from).bind(&f.to)),
     ));
     // Both: which one `stats` runs depends on the filters.
-    let today = unix_day(crate::pipeline::now_ms());
+    let today = unix_day(crate::dates::now_ms());
     let (exact, traffic) = (
         Filters {
             exact: true,
@@ -168,7 +168,7 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         "anomalies".into(),
         shown(prepare(&client, &anomalies_sql(false), f, None)),
     ));
-    let now = crate::pipeline::now_ms().max(0) as u64;
+    let now = crate::dates::now_ms().max(0) as u64;
     out.push((
         "sessions page".into(),
         shown(session_page_query(

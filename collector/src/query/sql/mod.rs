@@ -234,7 +234,7 @@ impl Filters {
             return Err(bad("site", "required"));
         }
         if f.to.is_empty() {
-            f.to = civil(unix_day(crate::pipeline::now_ms()));
+            f.to = civil(unix_day(crate::dates::now_ms()));
         }
         if f.from.is_empty() {
             f.from = civil(days_of(&f.to) - 29);

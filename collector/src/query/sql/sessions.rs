@@ -245,7 +245,7 @@ pub async fn sessions(
     f: &Filters,
     timeout_ms: u64,
 ) -> Result<Vec<SessionSummary>, clickhouse::error::Error> {
-    let now = crate::pipeline::now_ms().max(0) as u64;
+    let now = crate::dates::now_ms().max(0) as u64;
     let (from, to) = (days_of(&f.from), days_of(&f.to));
     let wanted = f.offset as usize + f.limit as usize;
     let mut span = 0;

@@ -387,7 +387,7 @@ pub(super) async fn session_figures(
         .bind(&f.to)
         .fetch_all()
         .await?;
-    let today = civil(unix_day(crate::pipeline::now_ms()));
+    let today = civil(unix_day(crate::dates::now_ms()));
     let mut as_of_ms = None;
     if rolled.contains(&today) {
         let today_only = Filters {
@@ -509,11 +509,11 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         rows::<Totals>(client, if traffic { TOTALS_MART } else { TOTALS }, f, None),
         session_figures(client, f, marts),
         rows::<Day>(client, &series_sql, f, None),
-        active(client, f, unix_day(crate::pipeline::now_ms())),
+        active(client, f, unix_day(crate::dates::now_ms())),
         futures_util::future::try_join_all(TOP_COLUMNS.into_iter().enumerate().map(top)),
     )?;
     let mut series = series;
-    mark_complete(&mut series, f.hourly, crate::pipeline::now_ms());
+    mark_complete(&mut series, f.hourly, crate::dates::now_ms());
     let totals = totals.into_iter().next().unwrap_or(Totals {
         visitors: 0,
         sessions: 0,

@@ -89,7 +89,7 @@ pub fn spawn(client: Client, cfg: ClickHouseConfig) {
         let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
         loop {
             tick.tick().await;
-            let today = unix_day(crate::pipeline::now_ms());
+            let today = unix_day(crate::dates::now_ms());
             if let Err(e) = enforce(&client, &cfg, today).await {
                 tracing::warn!(error = %e, "retention: dropping expired partitions failed");
             }

@@ -291,7 +291,7 @@ pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client
         let mut seen: Vec<Seen> = vec![Seen::new(); cfg.shard_configs().len()];
         loop {
             tick.tick().await;
-            let today = unix_day(crate::pipeline::now_ms());
+            let today = unix_day(crate::dates::now_ms());
             for (i, shard) in cfg.shard_configs().iter().enumerate() {
                 let db = client(shard).with_database(&cfg.database);
                 match roll_since(&db, &cfg, i as u16, today, &mut seen[i]).await {
