@@ -34,7 +34,7 @@
 //! - the marts that materialized views keep at every insert (`sinks/clickhouse/marts.rs`:
 //!   heatmap bins, pages, elements, one row per session and day, traffic per day and
 //!   breakdown);
-//! - the rollups (`sinks/clickhouse/rollup.rs`), made every few minutes from the marts and
+//! - the rollups (`query/rollup.rs`), made every few minutes from the marts and
 //!   the events for what needs a whole session in order: session figures per day (up to
 //!   yesterday), and what sessions did (`query/behaviour.rs`: anomalies, rage and dead clicks,
 //!   action sequences, up to today);
@@ -116,6 +116,10 @@ pub async fn serve_with(
     let metrics = Arc::new(metrics::Metrics::new());
     let cache = query::QueryCache::new(&config.query_cache, metrics.clone());
     let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
+    // The query API's rollups, on the schema the pipeline's start migrated.
+    query::rollup::spawn(config.clickhouse.clone(), |shard| {
+        sinks::clickhouse::client(shard).with_validation(false)
+    });
     let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
     let tls = cert.map(Arc::new);
     let opts = http::HttpOptions {

@@ -5,7 +5,7 @@
 //! # Why
 //! A month of a site (10 M events, 2.5 M sessions) takes 30 s and more to scan that way
 //! (issue 27). Each day's sessions are scanned once instead, by the rollup
-//! (`sinks::clickhouse::rollup`), into three small tables, and the API reads those.
+//! (`query::rollup`), into three small tables, and the API reads those.
 //!
 //! # The path of a day
 //! 1. Every few minutes, the rollup rolls each day (today included) whose `sessions` mart parts
@@ -26,7 +26,7 @@
 //! `patterns` from the rollup is approximate: each day keeps its [`GRAMS_PER_DAY`] most
 //! widespread sequences, and the answer says `approximate`.
 //!
-//! [`PERIOD`]: crate::sinks::clickhouse::rollup::PERIOD
+//! [`PERIOD`]: crate::query::rollup::PERIOD
 
 use super::sql::{
     self, Anomalies, Anomaly, DEAD_CLICKS, Filters, Frustration, PATTERN_GRAMS, Pattern, Patterns,
@@ -39,39 +39,6 @@ use std::collections::BTreeMap;
 
 /// Sequences kept per site and day.
 pub const GRAMS_PER_DAY: usize = 1000;
-
-/// The tables (migration 9), `CREATE` statements for a server whose `String` of low
-/// cardinality is `lc_string`.
-pub fn tables(cfg: &ClickHouseConfig, lc_string: &str) -> Vec<String> {
-    let key = format!("site_id {lc_string}, day Date, shard UInt16");
-    let engine = "ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(day)";
-    vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} ({key}, session_id String, events UInt64, rapid UInt64, \
-             repeated UInt64, loops UInt64, version DateTime) {engine} \
-             ORDER BY (site_id, day, shard, session_id)",
-            cfg.local_table("anomaly_days")
-        ),
-        // Per page, layout and device (the heatmap's frustration layer), and for the whole site
-        // (`path` '', `layout` 255, `device` '': `anomalies`, whose session counts must not add
-        // up a session once per page).
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} ({key}, kind UInt8, path String, layout UInt8, \
-             device String, selector String, count UInt64, sessions UInt64, sum_x Float64, \
-             sum_y Float64, version DateTime) {engine} \
-             ORDER BY (site_id, day, shard, kind, path, layout, device, selector)",
-            cfg.local_table("frustration_days")
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} ({key}, gram Array(String), occurrences UInt64, \
-             sessions UInt64, version DateTime) {engine} ORDER BY (site_id, day, shard, gram)",
-            cfg.local_table("pattern_days")
-        ),
-    ]
-}
-
-/// The tables' names.
-pub const TABLES: [&str; 3] = ["anomaly_days", "frustration_days", "pattern_days"];
 
 /// The events of the sessions that started on a day, of every site, bots' excluded: the
 /// `{where}` of a roll. Binds: the day, five times.
@@ -221,8 +188,7 @@ pub fn roll_queries(
     roll_statements(cfg)
         .into_iter()
         .map(|s| {
-            let mut q =
-                crate::sinks::clickhouse::rollup::leading(client, &s.sql, day, shard, version);
+            let mut q = crate::query::rollup::leading(client, &s.sql, day, shard, version);
             if s.sql.contains(" FROM ") {
                 for _ in 0..5 {
                     q = q.bind(day);

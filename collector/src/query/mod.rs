@@ -5,6 +5,7 @@
 
 pub(crate) mod behaviour;
 mod cache;
+pub mod rollup;
 pub mod score;
 mod sql;
 

@@ -10,8 +10,8 @@ use pathlight_collector::generate::{self, FileFormat, GenOptions, Generator, Inj
 use pathlight_collector::import::{Format, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
+use pathlight_collector::query::rollup;
 use pathlight_collector::query::score;
-use pathlight_collector::sinks::clickhouse::rollup;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -498,7 +498,7 @@ fn session_figures(v: &Value) -> Value {
 #[tokio::test]
 async fn a_busy_sites_today_is_read_from_the_rollup() {
     use pathlight_collector::query::TODAY_LIVE_MAX;
-    use pathlight_collector::sinks::clickhouse::rollup;
+    use pathlight_collector::query::rollup;
     let server = TestServer::start_with("busy_today", |c| {
         c.clickhouse.rollup_period_secs = 3600;
     })
@@ -546,7 +546,7 @@ async fn a_busy_sites_today_is_read_from_the_rollup() {
 /// a device filter, and a late batch for a rolled day, which the next roll takes in.
 #[tokio::test]
 async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches() {
-    use pathlight_collector::sinks::clickhouse::rollup;
+    use pathlight_collector::query::rollup;
     // Rolled by hand below: the late batch's day must stay as rolled until then.
     let server = TestServer::start_with("rollup", |c| {
         c.clickhouse.rollup_period_secs = 3600;

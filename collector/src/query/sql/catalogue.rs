@@ -77,18 +77,18 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
     if !f.steps.is_empty() {
         out.push(("funnel".into(), shown(funnel_query(&client, f))));
     }
-    // The rollup of the range's first day (`sinks::clickhouse::rollup`), and the days rolled.
+    // The rollup of the range's first day (`query::rollup`), and the days rolled.
     let cfg = crate::sinks::clickhouse::ClickHouseConfig::default();
     let version = u32::try_from(crate::dates::now_ms() / 1000).unwrap_or(0);
     out.push((
         "session rollup".into(),
-        shown(crate::sinks::clickhouse::rollup::insert(
+        shown(crate::query::rollup::insert(
             &client, &cfg, &f.from, 0, version,
         )),
     ));
     out.push((
         "session rollup marker".into(),
-        shown(crate::sinks::clickhouse::rollup::marker(
+        shown(crate::query::rollup::marker(
             &client, &cfg, &f.from, 0, version,
         )),
     ));

@@ -38,7 +38,7 @@ pub(super) fn session_ends_sql(mart: bool) -> String {
 /// rolled days, `YYYY-MM-DD`.
 pub(super) const UNROLLED: &str = "NOT has(?, toString(toDate(toDateTime(intDiv(t0, 1000)))))";
 
-/// The days of the range the rollup has for the site (see `sinks::clickhouse::rollup`).
+/// The days of the range the rollup has for the site (see `query::rollup`).
 /// A day is rolled once every shard has rolled it (each writes a marker row, `site_id` '',
 /// after the day's rows): in cluster mode a day one shard has rolled and another not yet
 /// would otherwise lose that shard's sessions from both the rollup and the mart's read.

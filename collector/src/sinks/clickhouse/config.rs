@@ -4,6 +4,10 @@ use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// How often the rollups look for days to roll, unless configured: the figures read from them
+/// are at most this old.
+pub const DEFAULT_ROLLUP_PERIOD_SECS: u64 = 300;
+
 /// The ClickHouse sink's settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,7 +38,7 @@ pub struct ClickHouseConfig {
     pub insert_timeout_ms: u64,
     /// Retry of failed inserts.
     pub retry: RetryConfig,
-    /// How often the rollups (`rollup.rs`: session figures, and what sessions did) look for
+    /// How often the rollups (`query/rollup.rs`: session figures, and what sessions did) look for
     /// days to roll, seconds: the figures read from them are at most this old.
     pub rollup_period_secs: u64,
     /// Keep events this many days. Current ClickHouse: a table TTL set at creation. 18.x has
@@ -79,7 +83,7 @@ impl Default for ClickHouseConfig {
             ack_timeout_ms: 10_000,
             insert_timeout_ms: 30_000,
             retry: RetryConfig::default(),
-            rollup_period_secs: super::rollup::PERIOD.as_secs(),
+            rollup_period_secs: DEFAULT_ROLLUP_PERIOD_SECS,
             retention_days: 400,
             cluster: String::new(),
             shards: Vec::new(),

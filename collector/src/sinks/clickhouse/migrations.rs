@@ -177,17 +177,17 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
         Migration {
             version: 8,
             name: "session figures of finished days (rollup.rs)",
-            statements: std::iter::once(super::rollup::table(cfg, &s, DEVICE))
+            statements: std::iter::once(super::rolled::session_days(cfg, &s, DEVICE))
                 .chain(distributed_table(cfg, "session_days", ""))
                 .collect(),
         },
         Migration {
             version: 9,
             name: "session behaviour of each day (query/behaviour.rs)",
-            statements: crate::query::behaviour::tables(cfg, &s)
+            statements: super::rolled::behaviour(cfg, &s)
                 .into_iter()
                 .chain(
-                    crate::query::behaviour::TABLES
+                    super::rolled::BEHAVIOUR_TABLES
                         .iter()
                         .filter_map(|t| distributed_table(cfg, t, "")),
                 )

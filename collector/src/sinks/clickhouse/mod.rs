@@ -10,12 +10,12 @@ pub mod marts;
 pub mod migrations;
 pub mod retention;
 pub mod retry;
-pub mod rollup;
+pub mod rolled;
 pub use pathlight_ingest::row;
 mod sink;
 pub mod stored;
 
-pub use config::{ClickHouseConfig, RetryConfig};
+pub use config::{ClickHouseConfig, DEFAULT_ROLLUP_PERIOD_SECS, RetryConfig};
 pub use dialect::Dialect;
 pub use row::EventRow;
 pub use sink::{

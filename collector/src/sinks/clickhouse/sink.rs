@@ -138,7 +138,6 @@ impl ClickHouseSink {
                 );
             }
         }
-        super::rollup::spawn(cfg.clone(), |shard| client(shard).with_validation(false));
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(cfg.queue_capacity));
         let batcher = Batcher {

@@ -43,8 +43,8 @@
 //! rollup, so a session still going is rolled as it stands and again at the next pass after
 //! its next events.
 
-use super::ClickHouseConfig;
 use crate::dates::{civil, unix_day};
+use crate::sinks::clickhouse::ClickHouseConfig;
 use clickhouse::Client;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -52,23 +52,12 @@ use std::time::Duration;
 
 /// How often the rollup looks for days to roll, unless configured
 /// (`[clickhouse] rollup_period_secs`).
-pub const PERIOD: Duration = Duration::from_secs(300);
+pub const PERIOD: Duration =
+    Duration::from_secs(crate::sinks::clickhouse::DEFAULT_ROLLUP_PERIOD_SECS);
 
 /// Most days rolled in one pass: a first start on months of history catches up over a few
 /// passes instead of holding ClickHouse for minutes.
 pub const DAYS_PER_ROLL: usize = 60;
-
-/// The table, created by migration 8 (`migrations.rs`).
-pub fn table(cfg: &ClickHouseConfig, lc_string: &str, device: &str) -> String {
-    let name = cfg.local_table("session_days");
-    format!(
-        "CREATE TABLE IF NOT EXISTS {name} (site_id {lc_string}, day Date, shard UInt16, \
-         device {device}, entry String, exit String, sessions UInt64, bounced UInt64, \
-         duration_ms UInt64, version DateTime) \
-         ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(day) \
-         ORDER BY (site_id, day, shard, device, entry, exit)"
-    )
-}
 
 /// The day's sums from the `sessions` mart, as inserted: the sessions that started on the
 /// day (`?` 1: the day; 2, 3: the days around it; 4: the day; 5: shard; 6: version).
