@@ -26,7 +26,7 @@
 //! `patterns` from the rollup is approximate: each day keeps its [`GRAMS_PER_DAY`] most
 //! widespread sequences, and the answer says `approximate`.
 //!
-//! [`PERIOD`]: crate::query::rollup::PERIOD
+//! [`PERIOD`]: super::rollup::PERIOD
 
 use super::sql::{
     self, Anomalies, Anomaly, DEAD_CLICKS, Filters, Frustration, PATTERN_GRAMS, Pattern, Patterns,
@@ -175,31 +175,6 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
             post: Vec::new(),
         },
     ]
-}
-
-/// [`roll_statements`] bound for `day` on `shard` at `version`, each with its name.
-pub fn roll_queries(
-    client: &Client,
-    cfg: &ClickHouseConfig,
-    day: &str,
-    shard: u16,
-    version: u32,
-) -> Vec<(&'static str, clickhouse::query::Query)> {
-    roll_statements(cfg)
-        .into_iter()
-        .map(|s| {
-            let mut q = crate::query::rollup::leading(client, &s.sql, day, shard, version);
-            if s.sql.contains(" FROM ") {
-                for _ in 0..5 {
-                    q = q.bind(day);
-                }
-            }
-            for v in s.post {
-                q = q.bind(v);
-            }
-            (s.name, q)
-        })
-        .collect()
 }
 
 /// Each rolled day's latest version, of the range (`?`: from, to), as a condition on a

@@ -43,6 +43,7 @@
 //! rollup, so a session still going is rolled as it stands and again at the next pass after
 //! its next events.
 
+use super::behaviour;
 use crate::dates::{civil, unix_day};
 use crate::sinks::clickhouse::ClickHouseConfig;
 use clickhouse::Client;
@@ -100,6 +101,31 @@ pub fn leading(
     version: u32,
 ) -> clickhouse::query::Query {
     client.query(sql).bind(day).bind(shard).bind(version)
+}
+
+/// The behaviour rollup's statements ([`behaviour::roll_statements`]) bound for `day` on `shard` at `version`, each with its name.
+pub fn behaviour_queries(
+    client: &Client,
+    cfg: &ClickHouseConfig,
+    day: &str,
+    shard: u16,
+    version: u32,
+) -> Vec<(&'static str, clickhouse::query::Query)> {
+    behaviour::roll_statements(cfg)
+        .into_iter()
+        .map(|s| {
+            let mut q = leading(client, &s.sql, day, shard, version);
+            if s.sql.contains(" FROM ") {
+                for _ in 0..5 {
+                    q = q.bind(day);
+                }
+            }
+            for v in s.post {
+                q = q.bind(v);
+            }
+            (s.name, q)
+        })
+        .collect()
 }
 
 #[derive(Deserialize, clickhouse::Row)]
@@ -235,8 +261,7 @@ pub async fn roll_since(
         marker(client, cfg, &day, shard, version).execute().await?;
     }
     for &d in &behaviour_days {
-        for (_, q) in crate::query::behaviour::roll_queries(client, cfg, &civil(d), shard, version)
-        {
+        for (_, q) in behaviour_queries(client, cfg, &civil(d), shard, version) {
             q.execute().await?;
         }
     }

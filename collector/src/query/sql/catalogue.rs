@@ -93,9 +93,10 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         )),
     ));
     // The behaviour rollup of the range's first day, then its figures read back.
-    for (i, (name, q)) in crate::query::behaviour::roll_queries(&client, &cfg, &f.from, 0, version)
-        .into_iter()
-        .enumerate()
+    for (i, (name, q)) in
+        crate::query::rollup::behaviour_queries(&client, &cfg, &f.from, 0, version)
+            .into_iter()
+            .enumerate()
     {
         out.push((format!("behaviour rollup {} {name}", i + 1), shown(q)));
     }
