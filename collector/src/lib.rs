@@ -12,7 +12,7 @@
 //!    aside an event it cannot read. *validate*: the envelope, the site and its allowed
 //!    origins, then each event on its own, so bad events are refused individually and the
 //!    good ones beside them kept. *enrich*: `pathlight_wire::enrich` adds corrected time,
-//!    URL parts, User-Agent facts, visitor hash and [`geo`] data; a server-side session is
+//!    URL parts, User-Agent facts, visitor hash and `pipeline::geo` data; a server-side session is
 //!    assigned when the client sent none. The result is flattened to an
 //!    [`sinks::clickhouse::EventRow`] and encoded as RowBinary.
 //! 3. With a spool ([`spool`]): the rows are appended to the active segment, and the group's
@@ -52,7 +52,6 @@ pub mod config;
 pub mod dates;
 pub use pathlight_ingest::error;
 pub mod generate;
-pub mod geo;
 pub mod http;
 pub use pathlight_ingest::hex;
 pub mod import;
@@ -60,9 +59,6 @@ pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
-pub mod rate;
-pub mod recent_batches;
-pub mod salts;
 pub mod sinks;
 pub mod spool;
 

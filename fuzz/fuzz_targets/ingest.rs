@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pathlight_collector::config::Config;
-use pathlight_collector::pipeline::{IngestRequest, Stages, now_ms};
+use pathlight_collector::dates::now_ms;
+use pathlight_collector::pipeline::{IngestRequest, Stages};
 use pathlight_wire::enrich::VisitorHasher;
 use std::sync::{Arc, OnceLock};
 

@@ -75,7 +75,7 @@ async fn no_ip_address_is_stored_in_any_column() {
 /// alike), and salts older than yesterday deleted (past ids cannot be linked or reversed).
 #[tokio::test]
 async fn salts_are_shared_per_day_and_old_ones_forgotten() {
-    use pathlight_collector::salts;
+    use pathlight_collector::pipeline::salts;
     let server = TestServer::start("salts").await;
     let today = pathlight_collector::dates::now_ms().div_euclid(86_400_000);
     // A salt left from last week, as if it had not been forgotten yet.

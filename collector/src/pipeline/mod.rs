@@ -4,47 +4,34 @@
 //! session table, metrics, storage). Every transport (HTTP/1.1 and HTTP/2, HTTP/3, `pathlight
 //! import`) describes its request as an [`IngestRequest`] and gets back an [`Ack`] or an
 //! [`IngestError`]; relay workers' rows arrive already enriched ([`Pipeline::relay`]).
-//! `DESIGN.md` beside this file explains the choices.
+//! `DESIGN.md` in `collector/src` explains the choices.
 
-use crate::config::{Config, SiteConfig};
+pub mod geo;
+mod live;
+pub mod rate;
+pub mod recent_batches;
+pub mod salts;
+mod stages;
+
+pub use live::LiveEvent;
+pub use stages::{Prepared, Stages};
+
+use crate::config::Config;
 use crate::dates::now_ms;
 use crate::error::IngestError;
-use crate::geo::GeoLookup;
 use crate::metrics::{KindLabel, Metrics};
-use crate::rate::{IpLimit, SiteLimit};
-use crate::recent_batches::{Claim, RecentBatches};
 use crate::sinks::clickhouse::{ClickHouseSink, EventRow};
 use crate::spool::{self, Spool};
 pub use pathlight_ingest::{Ack, IngestRequest, Rejected};
-use pathlight_ingest::{Checked, SiteRules};
-use pathlight_wire::enrich::VisitorHasher;
-use pathlight_wire::session::Sessionizer;
-use pathlight_wire::{Limits, RequestContext, WireError};
-use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use pathlight_wire::Limits;
+use recent_batches::{Claim, RecentBatches};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-
-/// Server-side sessions tracked at once (~100 bytes each, ~50 MB full): far more visitors than
-/// one collector sees within a session timeout from senders without session ids, while a
-/// flood of made-up visitors between two prunes cannot grow the table without bound.
-const MAX_SERVER_SESSIONS: usize = 500_000;
 
 /// How long a resent batch waits for ClickHouse to say which of its events it has: the
 /// answer is one key-range read, and a tracker's send must not hang on a slow server.
 const RESENT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-struct Site {
-    config: SiteConfig,
-    limit: Option<SiteLimit>,
-}
-
-impl SiteRules for Site {
-    fn origins(&self) -> &[String] {
-        &self.config.origins
-    }
-}
 
 /// The collector's ingest state, shared by every connection.
 pub struct Pipeline {
@@ -61,116 +48,6 @@ pub struct Pipeline {
     publisher: Option<crate::broker::Publisher>,
     /// Batches stored lately: one sent again is answered as stored, not stored twice.
     recent: RecentBatches,
-}
-
-/// The stages before storage — decode, authorize, validate, rate-limit, enrich, flatten —
-/// with no I/O, so they run (and are fuzzed: `fuzz/`) without a server.
-pub struct Stages {
-    limits: Limits,
-    sites: HashMap<String, Site>,
-    /// Today's salts; swapped by the pipeline's minute task (`salts.rs`).
-    hasher: std::sync::RwLock<Arc<VisitorHasher>>,
-    sessions: Mutex<Sessionizer>,
-    geo: GeoLookup,
-    ip_limit: Option<IpLimit>,
-    metrics: Arc<Metrics>,
-}
-
-/// A batch through [`Stages::prepare`]: its rows, ready to store, and the refused events.
-pub struct Prepared {
-    /// One row per good event.
-    pub rows: Vec<EventRow>,
-    /// Refused events, by index in the batch.
-    pub rejected: Vec<(usize, WireError)>,
-}
-
-impl Stages {
-    /// The stages for `config`, hashing visitor ids with `hasher`.
-    pub fn new(
-        config: &Config,
-        hasher: VisitorHasher,
-        metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Stages> {
-        let sites = config
-            .sites
-            .iter()
-            .map(|s| {
-                let limit = SiteLimit::new(s.max_events_per_sec, config.limits.max_events);
-                (
-                    s.id.clone(),
-                    Site {
-                        config: s.clone(),
-                        limit,
-                    },
-                )
-            })
-            .collect();
-        Ok(Stages {
-            limits: config.limits.clone(),
-            sites,
-            hasher: std::sync::RwLock::new(Arc::new(hasher)),
-            sessions: Mutex::new(Sessionizer::new(
-                config.session_timeout_secs as i64 * 1000,
-                MAX_SERVER_SESSIONS,
-            )),
-            geo: GeoLookup::open(config)?,
-            ip_limit: IpLimit::new(config.ip_events_per_sec, config.limits.max_events),
-            metrics,
-        })
-    }
-
-    /// Every stage but storage. `counted` is set to the number of events a refusal of the
-    /// whole batch should be counted as.
-    pub fn prepare(
-        &self,
-        req: &IngestRequest<'_>,
-        counted: &mut usize,
-    ) -> Result<Prepared, IngestError> {
-        let Checked {
-            batch,
-            site,
-            rejected,
-        } = pathlight_ingest::check(req, &self.limits, &self.sites, counted)?;
-        for (_, e) in &rejected {
-            self.metrics.reject(e.reason(), 1);
-        }
-        let good = *counted;
-        if let Some(limit) = &site.limit {
-            limit
-                .take(good)
-                .map_err(|retry_after| IngestError::RateLimited {
-                    site: site.config.id.clone(),
-                    retry_after,
-                })?;
-        }
-        if let (Some(limit), Some(ip)) = (&self.ip_limit, req.ip) {
-            limit
-                .take(ip, good)
-                .map_err(|retry_after| IngestError::RateLimited {
-                    site: site.config.id.clone(),
-                    retry_after,
-                })?;
-        }
-        let ctx = RequestContext {
-            received_at: req.received_at,
-            ip: req.ip,
-            user_agent: req.user_agent.map(str::to_owned),
-            geo: self.geo.lookup(req.ip, req.country),
-        };
-        let hasher = self
-            .hasher
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        // Locked only for senders without sessions, and then once per batch.
-        let mut sessions = None;
-        let rows = pathlight_ingest::enrich(batch, &rejected, &ctx, &hasher, |e| {
-            sessions
-                .get_or_insert_with(|| self.sessions.lock().unwrap_or_else(|e| e.into_inner()))
-                .assign(&e.site_id, e.visitor_id, e.timestamp)
-        });
-        Ok(Prepared { rows, rejected })
-    }
 }
 
 impl Pipeline {
@@ -207,7 +84,7 @@ impl Pipeline {
         } else {
             None
         };
-        let (hasher, salts) = crate::salts::hasher(&sink.salts_db(), today()).await?;
+        let (hasher, salts) = salts::hasher(&sink.salts_db(), today()).await?;
         let pipeline = Arc::new(Pipeline {
             stages: Stages::new(config, hasher, metrics)?,
             salts: std::sync::RwLock::new(salts),
@@ -238,7 +115,7 @@ impl Pipeline {
                 }
                 // New day: a new salt, and the day before yesterday's forgotten. Every minute,
                 // so collectors that raced to create a day's salt agree quickly.
-                match crate::salts::hasher(&p.salts_db, today()).await {
+                match salts::hasher(&p.salts_db, today()).await {
                     Ok((h, salts)) => {
                         *p.stages.hasher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(h);
                         *p.salts.write().unwrap_or_else(|e| e.into_inner()) = salts;
@@ -432,86 +309,7 @@ impl Pipeline {
     }
 }
 
-/// A stored event as the live feed shows it.
-#[derive(Debug, Serialize)]
-pub struct LiveEvent {
-    /// Site.
-    pub site: String,
-    /// Kind (`pageview`, `click`, ...).
-    pub kind: &'static str,
-    /// Page path.
-    pub path: String,
-    /// Clicked element, for clicks.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub selector: String,
-    /// Event time, ms.
-    pub ts: u64,
-}
-
-impl LiveEvent {
-    fn of(r: &EventRow) -> LiveEvent {
-        LiveEvent {
-            site: r.site_id.clone(),
-            kind: pathlight_wire::EventKind::name_of_code(r.event_type as u8).unwrap_or("unknown"),
-            path: r.path.clone(),
-            selector: r.selector.clone(),
-            ts: u64::from(r.timestamp) * 1000 + u64::from(r.timestamp_ms),
-        }
-    }
-}
-
 /// Days since the Unix epoch, UTC.
 fn today() -> i64 {
     now_ms().div_euclid(86_400_000)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The server-side sessions of three events of one visitor, 9 and then 11 minutes apart,
-    /// under `session_timeout_secs`.
-    fn sessions_under(session_timeout_secs: u64) -> Vec<String> {
-        let mut config = Config::for_tests("http://127.0.0.1:1", "unit");
-        config.session_timeout_secs = session_timeout_secs;
-        let hasher = VisitorHasher::new(&[], [7; 16]);
-        let stages = Stages::new(&config, hasher, Arc::new(Metrics::new())).unwrap();
-        let t = 1_800_000_000_000;
-        let mut batch = pathlight_wire::sample::typical_batch();
-        batch.site_id = "test".into();
-        batch.sent_at = t;
-        batch.events.truncate(3);
-        for (e, minutes) in batch.events.iter_mut().zip([40, 31, 20]) {
-            // No session id: the collector assigns one.
-            e.session_id = String::new();
-            e.timestamp = t - minutes * 60_000;
-        }
-        let body = pathlight_wire::cbor::encode(&batch);
-        let req = IngestRequest {
-            body: &body,
-            content_type: Some("application/cbor"),
-            site: None,
-            origin: None,
-            ip: Some("198.51.100.7".parse().unwrap()),
-            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"),
-            country: None,
-            received_at: t,
-            delivery: Default::default(),
-        };
-        let prepared = stages.prepare(&req, &mut 0).unwrap();
-        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
-        prepared.rows.into_iter().map(|r| r.session_id).collect()
-    }
-
-    #[test]
-    fn server_sessions_end_after_the_configured_timeout() {
-        let s = sessions_under(10 * 60);
-        assert_eq!(s[0], s[1], "9 minutes apart: one session");
-        assert_ne!(s[1], s[2], "11 minutes apart: a new one, at 10 minutes");
-        let s = sessions_under(30 * 60);
-        assert!(
-            s[0] == s[1] && s[1] == s[2],
-            "one session at 30 minutes: {s:?}"
-        );
-    }
 }

@@ -1,0 +1,195 @@
+//! The stages before storage — decode, authorize, validate, rate-limit, enrich, flatten — for
+//! one request, with no I/O: `pathlight_ingest::check` and `pathlight_ingest::enrich` (shared
+//! with the edge worker) with what is the collector's own around them: per-site and per-address
+//! rate limits (`rate.rs`), the geo lookup (`geo.rs`), the server-side session table, metrics.
+
+use super::geo::GeoLookup;
+use super::rate::{IpLimit, SiteLimit};
+use crate::config::{Config, SiteConfig};
+use crate::error::IngestError;
+use crate::metrics::Metrics;
+use crate::sinks::clickhouse::EventRow;
+use pathlight_ingest::{Checked, IngestRequest, SiteRules};
+use pathlight_wire::enrich::VisitorHasher;
+use pathlight_wire::session::Sessionizer;
+use pathlight_wire::{Limits, RequestContext, WireError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Server-side sessions tracked at once (~100 bytes each, ~50 MB full): far more visitors than
+/// one collector sees within a session timeout from senders without session ids, while a
+/// flood of made-up visitors between two prunes cannot grow the table without bound.
+const MAX_SERVER_SESSIONS: usize = 500_000;
+
+/// A site's settings and its rate limit.
+pub(super) struct Site {
+    pub(super) config: SiteConfig,
+    limit: Option<SiteLimit>,
+}
+
+impl SiteRules for Site {
+    fn origins(&self) -> &[String] {
+        &self.config.origins
+    }
+}
+
+/// The stages before storage — decode, authorize, validate, rate-limit, enrich, flatten —
+/// with no I/O, so they run (and are fuzzed: `fuzz/`) without a server.
+pub struct Stages {
+    pub(super) limits: Limits,
+    pub(super) sites: HashMap<String, Site>,
+    /// Today's salts; swapped by the pipeline's minute task (`salts.rs`).
+    pub(super) hasher: std::sync::RwLock<Arc<VisitorHasher>>,
+    pub(super) sessions: Mutex<Sessionizer>,
+    geo: GeoLookup,
+    pub(super) ip_limit: Option<IpLimit>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// A batch through [`Stages::prepare`]: its rows, ready to store, and the refused events.
+pub struct Prepared {
+    /// One row per good event.
+    pub rows: Vec<EventRow>,
+    /// Refused events, by index in the batch.
+    pub rejected: Vec<(usize, WireError)>,
+}
+
+impl Stages {
+    /// The stages for `config`, hashing visitor ids with `hasher`.
+    pub fn new(
+        config: &Config,
+        hasher: VisitorHasher,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Stages> {
+        let sites = config
+            .sites
+            .iter()
+            .map(|s| {
+                let limit = SiteLimit::new(s.max_events_per_sec, config.limits.max_events);
+                (
+                    s.id.clone(),
+                    Site {
+                        config: s.clone(),
+                        limit,
+                    },
+                )
+            })
+            .collect();
+        Ok(Stages {
+            limits: config.limits.clone(),
+            sites,
+            hasher: std::sync::RwLock::new(Arc::new(hasher)),
+            sessions: Mutex::new(Sessionizer::new(
+                config.session_timeout_secs as i64 * 1000,
+                MAX_SERVER_SESSIONS,
+            )),
+            geo: GeoLookup::open(config)?,
+            ip_limit: IpLimit::new(config.ip_events_per_sec, config.limits.max_events),
+            metrics,
+        })
+    }
+
+    /// Every stage but storage. `counted` is set to the number of events a refusal of the
+    /// whole batch should be counted as.
+    pub fn prepare(
+        &self,
+        req: &IngestRequest<'_>,
+        counted: &mut usize,
+    ) -> Result<Prepared, IngestError> {
+        let Checked {
+            batch,
+            site,
+            rejected,
+        } = pathlight_ingest::check(req, &self.limits, &self.sites, counted)?;
+        for (_, e) in &rejected {
+            self.metrics.reject(e.reason(), 1);
+        }
+        let good = *counted;
+        if let Some(limit) = &site.limit {
+            limit
+                .take(good)
+                .map_err(|retry_after| IngestError::RateLimited {
+                    site: site.config.id.clone(),
+                    retry_after,
+                })?;
+        }
+        if let (Some(limit), Some(ip)) = (&self.ip_limit, req.ip) {
+            limit
+                .take(ip, good)
+                .map_err(|retry_after| IngestError::RateLimited {
+                    site: site.config.id.clone(),
+                    retry_after,
+                })?;
+        }
+        let ctx = RequestContext {
+            received_at: req.received_at,
+            ip: req.ip,
+            user_agent: req.user_agent.map(str::to_owned),
+            geo: self.geo.lookup(req.ip, req.country),
+        };
+        let hasher = self
+            .hasher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // Locked only for senders without sessions, and then once per batch.
+        let mut sessions = None;
+        let rows = pathlight_ingest::enrich(batch, &rejected, &ctx, &hasher, |e| {
+            sessions
+                .get_or_insert_with(|| self.sessions.lock().unwrap_or_else(|e| e.into_inner()))
+                .assign(&e.site_id, e.visitor_id, e.timestamp)
+        });
+        Ok(Prepared { rows, rejected })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server-side sessions of three events of one visitor, 9 and then 11 minutes apart,
+    /// under `session_timeout_secs`.
+    fn sessions_under(session_timeout_secs: u64) -> Vec<String> {
+        let mut config = Config::for_tests("http://127.0.0.1:1", "unit");
+        config.session_timeout_secs = session_timeout_secs;
+        let hasher = VisitorHasher::new(&[], [7; 16]);
+        let stages = Stages::new(&config, hasher, Arc::new(Metrics::new())).unwrap();
+        let t = 1_800_000_000_000;
+        let mut batch = pathlight_wire::sample::typical_batch();
+        batch.site_id = "test".into();
+        batch.sent_at = t;
+        batch.events.truncate(3);
+        for (e, minutes) in batch.events.iter_mut().zip([40, 31, 20]) {
+            // No session id: the collector assigns one.
+            e.session_id = String::new();
+            e.timestamp = t - minutes * 60_000;
+        }
+        let body = pathlight_wire::cbor::encode(&batch);
+        let req = IngestRequest {
+            body: &body,
+            content_type: Some("application/cbor"),
+            site: None,
+            origin: None,
+            ip: Some("198.51.100.7".parse().unwrap()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"),
+            country: None,
+            received_at: t,
+            delivery: Default::default(),
+        };
+        let prepared = stages.prepare(&req, &mut 0).unwrap();
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        prepared.rows.into_iter().map(|r| r.session_id).collect()
+    }
+
+    #[test]
+    fn server_sessions_end_after_the_configured_timeout() {
+        let s = sessions_under(10 * 60);
+        assert_eq!(s[0], s[1], "9 minutes apart: one session");
+        assert_ne!(s[1], s[2], "11 minutes apart: a new one, at 10 minutes");
+        let s = sessions_under(30 * 60);
+        assert!(
+            s[0] == s[1] && s[1] == s[2],
+            "one session at 30 minutes: {s:?}"
+        );
+    }
+}
