@@ -3,6 +3,7 @@
 //! segments through the same insert), explicit retry rules, and versioned, dialect-aware
 //! migrations.
 
+mod batcher;
 mod config;
 pub mod dialect;
 pub mod erasure;

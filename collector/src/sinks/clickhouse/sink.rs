@@ -1,11 +1,13 @@
-//! The batcher. Requests hand it rows and wait; it gathers rows from many requests into one
-//! insert (flushing on rows, bytes or time, whichever comes first), retries what is worth
-//! retrying, and then tells every waiting request how its rows fared.
+//! The sink's handle and its inserts. Requests hand rows to [`ClickHouseSink::submit`] and
+//! wait; the batcher task (`batcher.rs`) gathers rows from many requests into one insert,
+//! [`insert_retrying`] retries what is worth retrying, and every waiting request then learns
+//! how its rows fared.
 //!
 //! Memory is bounded by a semaphore of `queue_capacity` event permits taken before a request
 //! is queued and given back when its rows are written: a full queue refuses new batches at
 //! once (503) rather than holding them, so slow storage pushes back on senders.
 
+use super::batcher::{Batcher, Insert, Job, set_queue_depth};
 use super::config::ClickHouseConfig;
 use super::dialect::Dialect;
 use super::migrations;
@@ -17,16 +19,8 @@ use anyhow::Context;
 use clickhouse::Client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-
-/// Rows of one request (RowBinary), on their way to an insert.
-struct Job {
-    body: Vec<u8>,
-    rows: usize,
-    done: oneshot::Sender<Result<(), IngestError>>,
-    _permit: OwnedSemaphorePermit,
-}
 
 /// Handle to the batcher task; clone-free, shared behind the pipeline's `Arc`.
 pub struct ClickHouseSink {
@@ -140,15 +134,12 @@ impl ClickHouseSink {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(cfg.queue_capacity));
-        let batcher = Batcher {
-            permits: permits.clone(),
+        let insert = ClickHouseInsert {
             client: writer.clone(),
             cfg: cfg.clone(),
             metrics: metrics.clone(),
-            body: Vec::new(),
-            rows: 0,
-            waiters: Vec::new(),
         };
+        let batcher = Batcher::new(insert, cfg, metrics.clone(), permits.clone());
         let (drain, draining) = watch::channel(false);
         let task = tokio::spawn(batcher.run(rx, draining));
         let sink = ClickHouseSink {
@@ -217,101 +208,33 @@ impl ClickHouseSink {
     }
 }
 
-/// Events queued = permits taken.
-fn set_queue_depth(metrics: &Metrics, permits: &Semaphore, capacity: usize) {
-    metrics
-        .queue_depth
-        .set((capacity - permits.available_permits()) as i64);
-}
-
-struct Batcher {
+/// The collector's [`Insert`]: [`insert_retrying`] into `events`.
+struct ClickHouseInsert {
     client: Client,
     cfg: ClickHouseConfig,
     metrics: Arc<Metrics>,
-    body: Vec<u8>,
-    rows: usize,
-    waiters: Vec<(
-        oneshot::Sender<Result<(), IngestError>>,
-        OwnedSemaphorePermit,
-    )>,
-    permits: Arc<Semaphore>,
 }
 
-impl Batcher {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>, mut drain: watch::Receiver<bool>) {
-        let mut deadline: Option<tokio::time::Instant> = None;
-        let mut draining = false;
-        loop {
-            let timer = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                job = rx.recv() => match job {
-                    Some(job) => {
-                        self.body.extend_from_slice(&job.body);
-                        self.rows += job.rows;
-                        self.waiters.push((job.done, job._permit));
-                        let wait = if draining { Duration::ZERO } else { self.cfg.flush_interval() };
-                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + wait);
-                        if self.rows >= self.cfg.max_rows || self.body.len() >= self.cfg.max_bytes {
-                            self.flush(false).await;
-                            deadline = None;
-                        }
-                    }
-                    None => {
-                        self.flush(true).await;
-                        return;
-                    }
-                },
-                Ok(()) = drain.changed(), if !draining => {
-                    draining = true;
-                    if self.rows > 0 {
-                        deadline = Some(tokio::time::Instant::now());
-                    }
-                }
-                () = timer => {
-                    self.flush(false).await;
-                    deadline = None;
-                }
-            }
-        }
-    }
-
-    /// Writes everything buffered, retrying transient failures. While it retries, new jobs
-    /// wait in the channel (bounded by the permits). At shutdown, retrying stops after
-    /// `ack_timeout`: nobody still waits for an answer by then, so nothing acknowledged is lost.
-    async fn flush(&mut self, shutting_down: bool) {
-        if self.rows == 0 {
-            return;
-        }
-        let body = bytes::Bytes::from(std::mem::take(&mut self.body));
-        let n = self.rows;
+impl Insert for ClickHouseInsert {
+    async fn insert(
+        &mut self,
+        body: bytes::Bytes,
+        rows: usize,
+        shutting_down: bool,
+    ) -> Result<(), String> {
         // At shutdown, retrying stops after `ack_timeout`: nobody still waits by then.
         let give_up =
             shutting_down.then(|| Instant::now() + Duration::from_millis(self.cfg.ack_timeout_ms));
-        let result = insert_retrying(
+        insert_retrying(
             &self.client,
             &self.cfg,
             &self.metrics,
             vec![body],
-            n as u64,
+            rows as u64,
             || give_up.is_some_and(|t| Instant::now() >= t),
         )
         .await
-        .map_err(|stop| stop.error);
-        if result.is_err() {
-            self.metrics.reject("storage_rejected", n as u64);
-        }
-        self.rows = 0;
-        for (done, permit) in self.waiters.drain(..) {
-            // A waiter that timed out has gone; its rows are written all the same.
-            let _ = done.send(result.clone().map_err(IngestError::StorageRejected));
-            drop(permit);
-        }
-        set_queue_depth(&self.metrics, &self.permits, self.cfg.queue_capacity);
+        .map_err(|stop| stop.error)
     }
 }
 
