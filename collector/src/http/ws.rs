@@ -207,7 +207,9 @@ mod tests {
         f
     }
 
-    #[tokio::test]
+    // On tokio's paused clock (the connection is an in-memory pipe): the waits below cost no
+    // real time, and the 2 s bound on the answer is checked to the millisecond.
+    #[tokio::test(start_paused = true)]
     async fn a_stopping_server_closes_with_1001_and_waits_for_the_answer() {
         use tokio::io::AsyncReadExt;
         let (mut client, server) = tokio::io::duplex(4096);
@@ -219,13 +221,33 @@ mod tests {
         client.read_exact(&mut first).await.unwrap();
         assert_eq!(first, close(1001)[..]);
         // Still open: closing now would leave the client's answer unread.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(1_999)).await;
         assert!(!session.is_finished());
         client.write_all(&masked(0x8, &[0x03, 0xE9])).await.unwrap();
         tokio::time::timeout(Duration::from_secs(1), session)
             .await
             .expect("the session ends on the answer")
             .unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "nothing after the close frame: {rest:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_without_answer_ends_the_session_after_2_s() {
+        use tokio::io::AsyncReadExt;
+        let (mut client, server) = tokio::io::duplex(4096);
+        let (_feed, events) = broadcast::channel(4);
+        let (stop, stopping) = watch::channel(false);
+        let session = tokio::spawn(run(server, "demo".into(), events, stopping));
+        let start = tokio::time::Instant::now();
+        stop.send_replace(true);
+        let mut first = [0; 4];
+        client.read_exact(&mut first).await.unwrap();
+        assert_eq!(first, close(1001)[..]);
+        // The client never answers: the server stops waiting and closes.
+        session.await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
         let mut rest = Vec::new();
         client.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty(), "nothing after the close frame: {rest:?}");

@@ -182,6 +182,9 @@ async fn other_sites_tokens_and_questions_miss_and_never_leak() {
     assert!(again["token"].is_string());
 }
 
+// Waits for the TTL in real time: tokio's paused clock would jump ahead whenever the runtime
+// waits on this test's sockets (server, ClickHouse) and fire their timeouts. The TTL's exact
+// bounds are unit tested on the paused clock in `query/cache.rs`.
 #[tokio::test]
 async fn a_new_event_in_the_current_hour_shows_once_the_ttl_has_passed() {
     let ttl = Duration::from_secs(2);
