@@ -34,7 +34,7 @@
 
 use crate::error::IngestError;
 use crate::metrics::Metrics;
-use crate::sinks::clickhouse::{ClickHouseConfig, insert_retrying, stored};
+use crate::sinks::clickhouse::{ClickHouseConfig, RetryConfig, insert_retrying, retry, stored};
 use bytes::Bytes;
 use clickhouse::Client;
 use pathlight_ingest::Layout;
@@ -559,7 +559,7 @@ pub async fn ship(
             let give_up = || *stopping.borrow();
             // Given up: the segment stays on disk for the next start.
             let Some(stored) =
-                drop_stored(&client, &mut body, &mut rows, give_up, || async {}).await
+                drop_stored(&client, &cfg.retry, &mut body, &mut rows, give_up).await
             else {
                 return;
             };
@@ -603,27 +603,25 @@ pub async fn ship(
 /// Takes out of `body` (`rows` rows) the rows whose event ids ClickHouse already has — rows
 /// that may have been inserted before, by a run that died before it could record so (a left
 /// spool segment, a loader's unacked message) — and returns how many. While ClickHouse cannot
-/// answer, asks again every second, calling `waiting` each time; `None` once `give_up()` is
-/// true after a failure.
-pub(crate) async fn drop_stored<W>(
+/// answer, asks again after `retry.rs`'s backoff by `policy`, whose random jitter keeps
+/// collectors and loaders that lost ClickHouse together from coming back in step; `None` once
+/// `give_up()` is true after a failure.
+pub(crate) async fn drop_stored(
     client: &Client,
+    policy: &RetryConfig,
     body: &mut Vec<Bytes>,
     rows: &mut u64,
     give_up: impl Fn() -> bool,
-    mut waiting: impl FnMut() -> W,
-) -> Option<u64>
-where
-    // A plain closure returning a future, not `AsyncFnMut`: callers' futures must stay `Send`.
-    W: std::future::Future<Output = ()>,
-{
+) -> Option<u64> {
+    let mut attempt = 0u32;
     let unstored = loop {
+        attempt += 1;
         match not_stored(client, body).await {
             Ok(found) => break found,
             Err(_) if give_up() => return None,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot check rows against ClickHouse yet");
-                waiting().await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tracing::warn!(error = %e, attempt, "cannot check rows against ClickHouse yet");
+                tokio::time::sleep(retry::backoff(policy, attempt)).await;
             }
         }
     };

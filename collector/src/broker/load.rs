@@ -6,7 +6,9 @@
 use super::{BrokerConfig, LAYOUT_HEADER};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sinks::clickhouse::{self, ClickHouseConfig, insert_retrying, migrations};
+use crate::sinks::clickhouse::{
+    self, ClickHouseConfig, RetryConfig, insert_retrying, migrations, retry,
+};
 use anyhow::Context as _;
 use async_nats::jetstream::{
     self, AckKind, Message,
@@ -148,6 +150,14 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>)
     }
 }
 
+/// Waits between failed fetches (NATS away; its client reconnects by itself meanwhile): from
+/// the second this loop always waited, doubling up to the inserts' default cap, with
+/// `retry.rs`'s random jitter, so loaders that lost NATS together do not come back in step.
+const FETCH_RETRY: RetryConfig = RetryConfig {
+    initial_backoff_ms: 1_000,
+    max_backoff_ms: 10_000,
+};
+
 struct Loader {
     js: jetstream::Context,
     db: ::clickhouse::Client,
@@ -162,12 +172,16 @@ struct Loader {
 impl Loader {
     async fn run(mut self, consumer: PullConsumer) -> anyhow::Result<LoadReport> {
         let mut stopping = self.stopping.clone();
+        let mut failed = 0u32;
         while !*stopping.borrow() {
             let batch = tokio::select! {
                 b = self.fetch(&consumer) => b,
                 // Messages delivered but not yet in hand are redelivered after `ack_wait`.
                 _ = stopping.changed() => break,
             };
+            if batch.is_ok() {
+                failed = 0;
+            }
             match batch {
                 Ok(messages) if messages.is_empty() => {}
                 Ok(messages) => {
@@ -176,8 +190,12 @@ impl Loader {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "fetching from JetStream failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    failed += 1;
+                    tracing::warn!(error = %e, failed, "fetching from JetStream failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(retry::backoff(&FETCH_RETRY, failed)) => {}
+                        _ = stopping.changed() => break,
+                    }
                 }
             }
         }
@@ -252,10 +270,9 @@ impl Loader {
             .any(|(m, _, _)| m.info().map_or(true, |i| i.delivered > 1));
         if redelivered {
             let give_up = || *self.stopping.borrow();
-            // Still ours while ClickHouse is away: keep JetStream from handing them on.
-            let waiting = || self.progress(&messages);
-            let dropped =
-                crate::spool::drop_stored(&self.db, &mut body, &mut rows, give_up, waiting).await;
+            let check =
+                crate::spool::drop_stored(&self.db, &self.ch.retry, &mut body, &mut rows, give_up);
+            let dropped = self.with_progress(&messages, check).await;
             let Some(stored) = dropped else {
                 return false;
             };
@@ -267,18 +284,7 @@ impl Loader {
                 let insert = insert_retrying(&self.db, &self.ch, &self.metrics, body, rows, || {
                     *stopping.borrow()
                 });
-                tokio::pin!(insert);
-                // Tell JetStream the messages are being worked on while ClickHouse is slow, so
-                // they are not handed to another loader meanwhile.
-                let every =
-                    Duration::from_secs(self.cfg.ack_wait_secs).max(Duration::from_secs(3)) / 3;
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                loop {
-                    tokio::select! {
-                        r = &mut insert => break r,
-                        _ = tick.tick() => self.progress(&messages).await,
-                    }
-                }
+                self.with_progress(&messages, insert).await
             };
             match result {
                 Ok(()) => {}
@@ -314,6 +320,25 @@ impl Loader {
             }
         }
         true
+    }
+
+    /// Runs `work` (a check or an insert, retried while ClickHouse is slow or away) while
+    /// telling JetStream every third of `ack_wait` that `messages` are being worked on, so they
+    /// are not handed to another loader meanwhile.
+    async fn with_progress<T>(
+        &self,
+        messages: &[(Message, u64, Bytes)],
+        work: impl Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        let every = Duration::from_secs(self.cfg.ack_wait_secs).max(Duration::from_secs(3)) / 3;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => self.progress(messages).await,
+            }
+        }
     }
 
     async fn progress(&self, messages: &[(Message, u64, Bytes)]) {

@@ -80,20 +80,26 @@ pub fn writer(cfg: &ClickHouseConfig, dialect: Dialect) -> Client {
     }
 }
 
-/// Asks the server its version. Retries for a while, since the collector often starts
-/// beside a ClickHouse that is still starting.
+/// Asks the server its version. Retries for `wait`, since the collector often starts beside a
+/// ClickHouse that is still starting: after `retry.rs`'s backoff with random jitter, so
+/// collectors (and loaders) restarted together against a ClickHouse that is away do not all ask
+/// at the same instants, and never waiting past `wait`.
 pub async fn connect(cfg: &ClickHouseConfig, wait: Duration) -> anyhow::Result<Dialect> {
     let base = client(cfg).with_validation(false);
-    let deadline = Instant::now() + wait;
+    // Tokio's clock (the same as the system's outside tests), so the unit test runs paused.
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut attempt = 0u32;
     loop {
+        attempt += 1;
         match base.query("SELECT version()").fetch_one::<String>().await {
             Ok(v) => {
                 return Dialect::parse(&v)
                     .with_context(|| format!("unrecognised server version {v:?}"));
             }
-            Err(e) if Instant::now() < deadline => {
-                tracing::warn!(error = %e, url = %cfg.url, "ClickHouse not reachable yet");
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, url = %cfg.url, attempt, "ClickHouse not reachable yet");
+                let left = deadline - tokio::time::Instant::now();
+                tokio::time::sleep(retry::backoff(&cfg.retry, attempt).min(left)).await;
             }
             Err(e) => {
                 return Err(e).with_context(|| format!("connecting to ClickHouse at {}", cfg.url));
@@ -347,24 +353,47 @@ mod tests {
     use super::*;
     use crate::sinks::clickhouse::config::RetryConfig;
 
-    /// The waits between attempts are the backoff's, measured on tokio's paused clock: exact,
-    /// and the test takes no real time.
-    #[tokio::test(start_paused = true)]
-    async fn a_failing_insert_is_retried_after_growing_jittered_waits() {
-        // A port nobody listens on: every attempt is refused at once, a retryable failure.
+    /// A port nobody listens on: every attempt is refused at once, a retryable failure.
+    fn unreachable(retry: RetryConfig) -> ClickHouseConfig {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let cfg = ClickHouseConfig {
+        ClickHouseConfig {
             url: format!("http://127.0.0.1:{port}"),
-            retry: RetryConfig {
-                initial_backoff_ms: 100,
-                max_backoff_ms: 1_000,
-            },
+            retry,
             ..ClickHouseConfig::default()
-        };
+        }
+    }
+
+    /// Connecting backs off between attempts but gives up at the wait it was given, not at the
+    /// end of a backoff past it. On tokio's paused clock: exact, and no real time.
+    #[tokio::test(start_paused = true)]
+    async fn connecting_gives_up_when_the_wait_is_over() {
+        let cfg = unreachable(RetryConfig {
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 10_000,
+        });
+        let start = tokio::time::Instant::now();
+        // Waits of 1, 2 and 4 s (each up to a quarter more) bring the fourth attempt by 8.75 s;
+        // after the next wait (8 s or more) the fifth would come past 15 s.
+        let err = connect(&cfg, Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert!(
+            format!("{err:#}").contains("connecting to ClickHouse"),
+            "{err:#}"
+        );
+    }
+
+    /// The waits between attempts are the backoff's, measured on tokio's paused clock: exact,
+    /// and the test takes no real time.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_insert_is_retried_after_growing_jittered_waits() {
+        let cfg = unreachable(RetryConfig {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1_000,
+        });
         let metrics = Metrics::new();
         let failed = std::sync::Mutex::new(Vec::new());
         let stopped = insert_retrying(
