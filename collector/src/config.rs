@@ -3,7 +3,7 @@
 //! so an empty file is a working local setup; unknown keys are errors, so a typo never silently
 //! falls back to a default.
 
-use crate::sinks::clickhouse::ClickHouseConfig;
+use crate::storage::clickhouse::ClickHouseConfig;
 use anyhow::{Context, bail};
 use pathlight_wire::Limits;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Secret signing live tokens (`/api/v1/live-token`); collectors of one deployment share
     /// it so each accepts the others' tokens. (Visitor ids use random daily salts kept in
-    /// ClickHouse, not this secret: see `salts.rs`.) `serve` refuses to start without one of
+    /// ClickHouse, not this secret: see `pipeline/salts.rs`.) `serve` refuses to start without one of
     /// at least 16 characters that is not a published example: `pathlight secret` prints one.
     pub hash_secret: String,
     /// Who may frame the dashboards: CSP `frame-ancestors` sources, `'self'` (the default),
@@ -81,10 +81,10 @@ pub struct Config {
     /// Connection limits: slow, stalled or too many clients.
     pub http: HttpConfig,
     /// The durable spool between ingest and ClickHouse (off unless `dir` is set).
-    pub spool: crate::spool::SpoolConfig,
+    pub spool: crate::storage::spool::SpoolConfig,
     /// Scale-out mode: publish rows to a NATS JetStream stream for `pathlight load` to write
-    /// (off unless `url` is set; see `broker/mod.rs`).
-    pub broker: crate::broker::BrokerConfig,
+    /// (off unless `url` is set; see `storage/broker/mod.rs`).
+    pub broker: crate::storage::broker::BrokerConfig,
     /// The query API's result cache (`query/cache.rs`).
     pub query_cache: QueryCacheConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
@@ -226,8 +226,8 @@ impl Default for Config {
             ip_events_per_sec: 1_000,
             tls: crate::http::tls::TlsConfig::default(),
             http: HttpConfig::default(),
-            spool: crate::spool::SpoolConfig::default(),
-            broker: crate::broker::BrokerConfig::default(),
+            spool: crate::storage::spool::SpoolConfig::default(),
+            broker: crate::storage::broker::BrokerConfig::default(),
             query_cache: QueryCacheConfig::default(),
             sites: Vec::new(),
         }

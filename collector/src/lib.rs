@@ -1,53 +1,63 @@
 //! Pathlight's collector: receives event batches over HTTP, enriches them, and writes them to
 //! ClickHouse, acknowledging a batch only once its events are durable: in the spool (fsynced)
-//! when one is configured, otherwise in ClickHouse.
+//! when one is configured, in the broker's stream in scale-out mode, otherwise in ClickHouse.
+//!
+//! # Layers
+//! `cli` (the `pathlight` commands) and [`serve`] assemble the rest. [`http`] (transports and
+//! routes) calls [`pipeline`] (ingest) and [`query`] (the API); both call [`storage`]
+//! (ClickHouse, spool, broker). No layer imports one above it; [`config`], [`metrics`] and
+//! [`dates`] are shared by all. `DESIGN.md` beside this file has the rule and how it is checked.
 //!
 //! # The path of an event through the collector
 //!
-//! 1. [`http`] accepts an HTTP/1.1, HTTP/2 or HTTP/3 connection; `POST /v1/batch` reads the body
-//!    (refusing it past `limits.max_batch_bytes` without buffering more) and describes the
-//!    request as a [`pipeline::IngestRequest`]: body, content type, origin, client address.
-//! 2. [`pipeline::Pipeline::ingest`] runs the stages. *decode*:
+//! 1. `http/listener.rs` (TCP: HTTP/1.1, HTTP/2) or `http/quic.rs` (HTTP/3) accepts the
+//!    connection; `http/router.rs` names the route, and `POST /v1/batch`
+//!    (`http/routes/batch.rs`) reads the body under `http/body.rs`'s limits (refusing it past
+//!    `limits.max_batch_bytes` without buffering more) and describes the request as a
+//!    [`pipeline::IngestRequest`]: body, content type, origin, client address.
+//! 2. [`pipeline::Pipeline::ingest`] runs the stages (`pipeline/stages.rs`). *decode*:
 //!    `pathlight_wire::decode_with_refused` reads CBOR or JSON into a `RawBatch`, setting
 //!    aside an event it cannot read. *validate*: the envelope, the site and its allowed
 //!    origins, then each event on its own, so bad events are refused individually and the
-//!    good ones beside them kept. *enrich*: `pathlight_wire::enrich` adds corrected time,
-//!    URL parts, User-Agent facts, visitor hash and `pipeline::geo` data; a server-side session is
-//!    assigned when the client sent none. The result is flattened to an
-//!    [`sinks::clickhouse::EventRow`] and encoded as RowBinary.
-//! 3. With a spool ([`spool`]): the rows are appended to the active segment, and the group's
-//!    fsync is the acknowledgement; sealed segments are shipped to ClickHouse by
-//!    [`spool::ship`], deleted only once inserted, and replayed after a crash. Without one:
-//!    [`sinks::clickhouse::ClickHouseSink`] gathers rows of many requests into one insert
-//!    (rows, bytes or time), and the insert's commit is the acknowledgement. Both retry
-//!    transient failures by the rules in [`sinks::clickhouse::retry`].
-//! 4. Only then does the request get its `204` (or `200` listing refused events). An error at
+//!    good ones beside them kept. *enrich*: `pathlight_wire::enrich` adds corrected time, URL
+//!    parts, User-Agent facts, visitor hash (`pipeline/salts.rs`) and geo data
+//!    (`pipeline/geo.rs`); a server-side session is assigned when the client sent none. The
+//!    result is flattened to an [`storage::clickhouse::EventRow`] and encoded as RowBinary.
+//! 3. With a spool ([`storage::spool`]): the rows are appended to the active segment, and the
+//!    group's fsync is the acknowledgement; sealed segments are shipped to ClickHouse, deleted
+//!    only once inserted, and replayed after a crash. In scale-out mode
+//!    ([`storage::broker`]) JetStream's acknowledgement is, and loaders insert. Otherwise
+//!    [`storage::clickhouse::ClickHouseSink`] gathers rows of many requests into one insert
+//!    (rows, bytes or time: `storage/clickhouse/batcher.rs`), and the insert's commit is the
+//!    acknowledgement. All retry transient failures by the rules in
+//!    [`storage::clickhouse::retry`].
+//! 4. Only then does the request get its `204` (or `200` listing refused events). A refusal at
 //!    any stage is an [`error::IngestError`], turned into a status and a JSON reason in one
-//!    place and counted in [`metrics`].
+//!    place (`http/error.rs`) and counted in [`metrics`].
 //!
 //! Edge workers in relay mode post rows they validated and enriched with the same
-//! `pathlight_ingest` code to `POST /v1/relay`; those join at step 3.
+//! `pathlight_ingest` code to `POST /v1/relay` (`http/routes/relay.rs`); those join at step 3.
 //!
 //! # The path of a question through it
-//! `GET /api/v1/…` goes to [`query::QueryApi`], which checks the site's token and answers
-//! from its short-lived cache or from ClickHouse, reading, in this order of preference:
-//! - the marts that materialized views keep at every insert (`sinks/clickhouse/marts.rs`:
+//! `GET /api/v1/…` (`http/routes/query.rs`) goes to [`query::QueryApi`], which checks the
+//! site's token and answers from its short-lived cache or from ClickHouse (one file per
+//! endpoint family in `query/sql/`), reading, in this order of preference:
+//! - the marts that materialized views keep at every insert (`storage/clickhouse/marts.rs`:
 //!   heatmap bins, pages, elements, one row per session and day, traffic per day and
 //!   breakdown);
-//! - the rollups (`query/rollup.rs`), made every few minutes from the marts and
-//!   the events for what needs a whole session in order: session figures per day (up to
-//!   yesterday), and what sessions did (`query/behaviour.rs`: anomalies, rage and dead clicks,
-//!   action sequences, up to today);
+//! - the rollups (`query/rollup.rs`), made every few minutes from the marts and the events
+//!   for what needs a whole session in order: session figures per day, and what sessions did
+//!   (`query/behaviour.rs`: anomalies, rage and dead clicks, action sequences);
 //! - the events themselves, for what the marts do not keep (a filter they lack,
 //!   `exact=true`, a session's timeline), over the narrowest range the question allows.
 //!
 //! [`serve`] runs all of it on an already-bound listener until a shutdown future resolves;
 //! the binary `pathlight` (`main.rs`) adds the CLI. The demo site, when configured, has a
-//! listener of its own (`http::demo_site`); `http::security` has the headers every answer carries.
+//! listener of its own (`http/demo_site.rs`); `http/security.rs` has the headers every answer
+//! carries.
 
 #![warn(missing_docs)]
 
-pub mod broker;
 pub mod config;
 pub mod dates;
 pub use pathlight_ingest::error;
@@ -59,8 +69,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
-pub mod sinks;
-pub mod spool;
+pub mod storage;
 
 use anyhow::Context;
 use config::Config;
@@ -114,7 +123,7 @@ pub async fn serve_with(
     let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
     // The query API's rollups, on the schema the pipeline's start migrated.
     query::rollup::spawn(config.clickhouse.clone(), |shard| {
-        sinks::clickhouse::client(shard).with_validation(false)
+        storage::clickhouse::client(shard).with_validation(false)
     });
     let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
     let tls = cert.map(Arc::new);
@@ -134,7 +143,7 @@ pub async fn serve_with(
         tls,
         http3: config.tls.http3,
     };
-    let reader = sinks::clickhouse::client(&config.clickhouse)
+    let reader = storage::clickhouse::client(&config.clickhouse)
         .with_database(&config.clickhouse.database)
         .with_validation(false);
     let query_api = Arc::new(query::QueryApi::new(

@@ -543,7 +543,7 @@ pub async fn insert_limit(
 ) -> anyhow::Result<f64> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let (sink, _task) =
-        crate::sinks::clickhouse::ClickHouseSink::start(&config.clickhouse, metrics.clone())
+        crate::storage::clickhouse::ClickHouseSink::start(&config.clickhouse, metrics.clone())
             .await?;
     // A few distinct bodies (distinct event ids), built before the clock starts.
     let bodies = limit_rows(config, batch, rows_per_insert, 0..4)?;
@@ -553,7 +553,7 @@ pub async fn insert_limit(
     let mut rows = 0u64;
     let mut i = 0;
     while start.elapsed() < duration {
-        crate::sinks::clickhouse::insert_row_binary(
+        crate::storage::clickhouse::insert_row_binary(
             &client,
             &config.clickhouse,
             [bodies[i % bodies.len()].clone()],

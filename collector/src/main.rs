@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use pathlight_collector::config::Config;
-use pathlight_collector::sinks::clickhouse::{self, Dialect, migrations};
+use pathlight_collector::storage::clickhouse::{self, Dialect, migrations};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -259,11 +259,12 @@ fn main() -> anyhow::Result<()> {
                     Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
                     None => None,
                 };
-                let opts = pathlight_collector::broker::load::LoadOptions {
+                let opts = pathlight_collector::storage::broker::load::LoadOptions {
                     exit_after_inserts,
                     metrics,
                 };
-                pathlight_collector::broker::load::run(&config, opts, shutdown_signal()).await
+                pathlight_collector::storage::broker::load::run(&config, opts, shutdown_signal())
+                    .await
             })?;
             println!(
                 "{} messages loaded: {} rows in {} inserts; {} redelivered rows were already stored; {} messages moved to {}.dead",
@@ -298,7 +299,7 @@ fn main() -> anyhow::Result<()> {
             session_id,
             visitor_id,
         } => rt.block_on(async {
-            use pathlight_collector::sinks::clickhouse::erasure::{Subject, erase};
+            use pathlight_collector::storage::clickhouse::erasure::{Subject, erase};
             let who = match (user_id, session_id, visitor_id) {
                 (Some(u), None, None) => Subject::UserId(u),
                 (None, Some(s), None) => Subject::SessionId(s),

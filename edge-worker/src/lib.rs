@@ -12,7 +12,7 @@
 //!    (`pathlight_ingest::enrich`) as the collector, with Cloudflare's request data as the
 //!    context: country, region, city, ASN and colo from `request.cf`, the client address from
 //!    `CF-Connecting-IP` (hashed into the visitor id with the deployment's daily salt,
-//!    `salts.rs`, and dropped). Refusals get the collector's statuses and JSON bodies.
+//!    `pipeline/salts.rs`, and dropped). Refusals get the collector's statuses and JSON bodies.
 //! 2. The rows, as RowBinary, leave by the mode `wrangler.toml` chooses (`settings.rs`):
 //!    - *queue* (default): sent to the `EVENTS` queue and answered `204` at once;
 //!      [`consumer`] inserts each message batch into ClickHouse over HTTP, retries transient

@@ -1,5 +1,5 @@
 //! The statements every receiver runs on the `salts` table (one random 16-byte salt per UTC
-//! day, hex; see the collector's `salts.rs` for why). Days are days since the Unix epoch and
+//! day, hex; see the collector's `pipeline/salts.rs` for why). Days are days since the Unix epoch and
 //! salts are hex the receiver made itself, so the statements are built with no outside input.
 
 /// `day, salt` (TabSeparated) of `today` and the day before; the smallest salt of a day wins,

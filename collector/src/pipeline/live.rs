@@ -1,6 +1,6 @@
 //! The live feed's view of a stored event: what `realtime/stream` and `realtime/ws` send.
 
-use crate::sinks::clickhouse::EventRow;
+use crate::storage::clickhouse::EventRow;
 use serde::Serialize;
 
 /// A stored event as the live feed shows it.

@@ -20,8 +20,8 @@ use crate::config::Config;
 use crate::dates::now_ms;
 use crate::error::IngestError;
 use crate::metrics::{KindLabel, Metrics};
-use crate::sinks::clickhouse::{ClickHouseSink, EventRow};
-use crate::spool::{self, Spool};
+use crate::storage::clickhouse::{ClickHouseSink, EventRow};
+use crate::storage::spool::{self, Spool};
 pub use pathlight_ingest::{Ack, IngestRequest, Rejected};
 use pathlight_wire::Limits;
 use recent_batches::{Claim, RecentBatches};
@@ -45,7 +45,7 @@ pub struct Pipeline {
     /// When set, acknowledgements wait for the spool's fsync instead of the insert.
     spool: Option<Spool>,
     /// Scale-out mode: rows go to the JetStream stream, acknowledged once it stored them.
-    publisher: Option<crate::broker::Publisher>,
+    publisher: Option<crate::storage::broker::Publisher>,
     /// Batches stored lately: one sent again is answered as stored, not stored twice.
     recent: RecentBatches,
 }
@@ -80,7 +80,7 @@ impl Pipeline {
             }
         };
         let publisher = if config.broker.enabled() {
-            Some(crate::broker::Publisher::connect(&config.broker).await?)
+            Some(crate::storage::broker::Publisher::connect(&config.broker).await?)
         } else {
             None
         };
@@ -241,7 +241,7 @@ impl Pipeline {
         let client = self.sink.bulk_writer();
         match tokio::time::timeout(
             RESENT_CHECK_TIMEOUT,
-            crate::sinks::clickhouse::stored::drop_stored(&client, rows),
+            crate::storage::clickhouse::stored::drop_stored(&client, rows),
         )
         .await
         {

@@ -8,7 +8,7 @@ use super::rate::{IpLimit, SiteLimit};
 use crate::config::{Config, SiteConfig};
 use crate::error::IngestError;
 use crate::metrics::Metrics;
-use crate::sinks::clickhouse::EventRow;
+use crate::storage::clickhouse::EventRow;
 use pathlight_ingest::{Checked, IngestRequest, SiteRules};
 use pathlight_wire::enrich::VisitorHasher;
 use pathlight_wire::session::Sessionizer;

@@ -32,7 +32,7 @@ use super::sql::{
     self, Anomalies, Anomaly, DEAD_CLICKS, Filters, Frustration, PATTERN_GRAMS, Pattern, Patterns,
 };
 use crate::dates::civil;
-use crate::sinks::clickhouse::ClickHouseConfig;
+use crate::storage::clickhouse::ClickHouseConfig;
 use clickhouse::Client;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -101,7 +101,7 @@ pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
                 format!(
                     "tupleElement({of}[i], {path}) AS p, \
                      {} AS l, tupleElement({of}[i], {device}) AS dv",
-                    crate::sinks::clickhouse::marts::LAYOUT
+                    crate::storage::clickhouse::marts::LAYOUT
                         .replace("viewport_w", &format!("tupleElement({of}[i], {width})"))
                 ),
                 ", p, l, dv",

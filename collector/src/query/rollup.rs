@@ -45,7 +45,7 @@
 
 use super::behaviour;
 use crate::dates::{civil, unix_day};
-use crate::sinks::clickhouse::ClickHouseConfig;
+use crate::storage::clickhouse::ClickHouseConfig;
 use clickhouse::Client;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ use std::time::Duration;
 /// How often the rollup looks for days to roll, unless configured
 /// (`[clickhouse] rollup_period_secs`).
 pub const PERIOD: Duration =
-    Duration::from_secs(crate::sinks::clickhouse::DEFAULT_ROLLUP_PERIOD_SECS);
+    Duration::from_secs(crate::storage::clickhouse::DEFAULT_ROLLUP_PERIOD_SECS);
 
 /// Most days rolled in one pass: a first start on months of history catches up over a few
 /// passes instead of holding ClickHouse for minutes.

@@ -3,9 +3,9 @@
 //! insert and its acks costs no event and duplicates none.
 
 use crate::{TestServer, clickhouse_url, server_script};
-use pathlight_collector::broker::load::{LoadOptions, LoadReport, run};
 use pathlight_collector::config::Config;
 use pathlight_collector::pipeline::Pipeline;
+use pathlight_collector::storage::broker::load::{LoadOptions, LoadReport, run};
 use pathlight_collector::{generate, loadgen};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -267,7 +267,8 @@ async fn a_stream_cap_beyond_the_servers_store_stops_the_start_and_names_the_key
     scale_out(&mut config, &nats.url, "IT_CAP");
     // 1 EiB: more than any test machine's disk, so more than the server's store limit.
     config.broker.max_bytes = 1 << 60;
-    let Err(e) = pathlight_collector::broker::Publisher::connect(&config.broker).await else {
+    let Err(e) = pathlight_collector::storage::broker::Publisher::connect(&config.broker).await
+    else {
         panic!("a stream larger than the server's store was created");
     };
     let e = format!("{e:#}");
@@ -275,7 +276,7 @@ async fn a_stream_cap_beyond_the_servers_store_stops_the_start_and_names_the_key
 
     // The default (0) is bounded by the server's own limit, whatever the disk.
     config.broker.max_bytes = 0;
-    pathlight_collector::broker::Publisher::connect(&config.broker)
+    pathlight_collector::storage::broker::Publisher::connect(&config.broker)
         .await
         .unwrap();
 }

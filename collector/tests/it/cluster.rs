@@ -7,7 +7,7 @@ use pathlight_collector::config::Config;
 use pathlight_collector::import::{Format, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
-use pathlight_collector::sinks::clickhouse::erasure::{Subject, erase};
+use pathlight_collector::storage::clickhouse::erasure::{Subject, erase};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;

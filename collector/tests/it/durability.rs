@@ -317,8 +317,8 @@ async fn a_left_over_segment_inserts_only_the_rows_clickhouse_lacks() {
 /// 18.16 crashes on a length near 2^63 and runs out of memory on 2^31.)
 #[tokio::test]
 async fn a_segment_clickhouse_refuses_is_moved_aside_and_shipping_goes_on() {
-    use pathlight_collector::sinks::clickhouse::{EventRow, INSERT_BLOCK_BYTES};
-    use pathlight_collector::spool;
+    use pathlight_collector::storage::clickhouse::{EventRow, INSERT_BLOCK_BYTES};
+    use pathlight_collector::storage::spool;
     let ch = ClickHouseProcess::start("spool-refused");
     let dir = spool_dir("refused");
     std::fs::create_dir_all(&dir).unwrap();

@@ -60,7 +60,7 @@ async fn preflight_health_and_static_files() {
         }
     };
     assert_eq!(get("/").await.2, "<h1>dash</h1>");
-    // The demo site has an origin of its own (security.rs), never the dashboards'.
+    // The demo site has an origin of its own (http/security.rs), never the dashboards'.
     for p in [
         "/../secret.txt",
         "/demo/",

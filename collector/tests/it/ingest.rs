@@ -464,7 +464,7 @@ async fn queued_events_are_flushed_at_shutdown() {
 /// and each type's encoding agree with the table.
 #[tokio::test]
 async fn every_column_round_trips() {
-    use pathlight_collector::sinks::clickhouse::{EventRow, insert_row_binary, row::COLUMNS};
+    use pathlight_collector::storage::clickhouse::{EventRow, insert_row_binary, row::COLUMNS};
     let server = TestServer::start("columns").await;
     let s = |v: &str| v.to_owned();
     let row = EventRow {

@@ -119,7 +119,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub db: clickhouse::Client,
     /// The server's `[clickhouse]`.
-    pub clickhouse: pathlight_collector::sinks::clickhouse::ClickHouseConfig,
+    pub clickhouse: pathlight_collector::storage::clickhouse::ClickHouseConfig,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }

@@ -4,7 +4,7 @@
 use crate::{TestServer, clickhouse_url};
 use pathlight_collector::config::Config;
 use pathlight_collector::dates::now_ms;
-use pathlight_collector::sinks::clickhouse::{Dialect, marts, migrations};
+use pathlight_collector::storage::clickhouse::{Dialect, marts, migrations};
 use pathlight_wire::{Click, EventKind, Id, RawBatch, RawEvent, Size, cbor};
 use serde_json::{Value, json};
 
@@ -429,7 +429,7 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
         server.db.query(sql).execute().await.unwrap();
     }
     let cfg = Config::for_tests(clickhouse_url(), "it_marts_equal").clickhouse;
-    let base = pathlight_collector::sinks::clickhouse::client(&cfg).with_validation(false);
+    let base = pathlight_collector::storage::clickhouse::client(&cfg).with_validation(false);
     let forget = || async {
         server
             .db

@@ -3,7 +3,7 @@
 
 use crate::TestServer;
 use pathlight_collector::dates::now_ms;
-use pathlight_collector::sinks::clickhouse::{ClickHouseConfig, retention};
+use pathlight_collector::storage::clickhouse::{ClickHouseConfig, retention};
 
 #[tokio::test]
 async fn expired_months_are_dropped_and_recent_events_stay() {
@@ -49,7 +49,7 @@ async fn expired_months_are_dropped_and_recent_events_stay() {
 /// returns); everyone else's stay.
 #[tokio::test]
 async fn erasing_a_user_deletes_their_events_only() {
-    use pathlight_collector::sinks::clickhouse::erasure::{Subject, erase};
+    use pathlight_collector::storage::clickhouse::erasure::{Subject, erase};
     let server = crate::TestServer::start("erasure").await;
     let client = reqwest::Client::new();
     for (n, user) in [(1u8, "alice"), (2, "bob")] {

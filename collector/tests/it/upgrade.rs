@@ -6,8 +6,8 @@
 
 use crate::{TestServer, batch_now, clickhouse_url, drop_database};
 use pathlight_collector::config::Config;
-use pathlight_collector::sinks::clickhouse::{Dialect, EventRow, migrations};
-use pathlight_collector::spool;
+use pathlight_collector::storage::clickhouse::{Dialect, EventRow, migrations};
+use pathlight_collector::storage::spool;
 use pathlight_ingest::Layout;
 use pathlight_wire::{EventKind, FIXED, cbor};
 use std::time::{Duration, Instant};

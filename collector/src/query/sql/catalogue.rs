@@ -78,7 +78,7 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         out.push(("funnel".into(), shown(funnel_query(&client, f))));
     }
     // The rollup of the range's first day (`query::rollup`), and the days rolled.
-    let cfg = crate::sinks::clickhouse::ClickHouseConfig::default();
+    let cfg = crate::storage::clickhouse::ClickHouseConfig::default();
     let version = u32::try_from(crate::dates::now_ms() / 1000).unwrap_or(0);
     out.push((
         "session rollup".into(),

@@ -10,7 +10,7 @@
 
 use super::{Count, QueryError};
 use crate::dates::{civil, days_from_civil, unix_day};
-use crate::sinks::clickhouse::marts::{PX, PY, RX, RY};
+use crate::storage::clickhouse::marts::{PX, PY, RX, RY};
 use clickhouse::Client;
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +62,7 @@ pub struct Filters {
     /// See `rage_ms`.
     pub rage_px: u32,
     /// `exact=true`: read `events FINAL` even where a mart could answer (marts may count an
-    /// event a client re-sent twice; see `sinks/clickhouse/marts.rs`).
+    /// event a client re-sent twice; see `storage/clickhouse/marts.rs`).
     pub exact: bool,
     /// `ended` for the session list: `closed`, `timed_out` or `active`.
     pub ended: Option<String>,

@@ -242,7 +242,7 @@ pub(super) fn active_of(mut series: Vec<ActiveDay>, today: i64) -> Active {
 pub(super) const MAX_OFFSET: u32 = 100_000;
 
 /// Columns ranked by page views in `stats`: `traffic_daily`'s breakdowns, in their order.
-pub(super) const TOP_COLUMNS: [&str; 7] = crate::sinks::clickhouse::marts::TRAFFIC_DIMS;
+pub(super) const TOP_COLUMNS: [&str; 7] = crate::storage::clickhouse::marts::TRAFFIC_DIMS;
 
 pub(super) fn top_sql(column: &str) -> String {
     format!(

@@ -139,7 +139,7 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "insert deduplication of replayed blocks",
             statements: dedup,
         },
-        // Visitor-id salts, one random per UTC day, deleted after a day (`salts.rs`).
+        // Visitor-id salts, one random per UTC day, deleted after a day (`pipeline/salts.rs`).
         Migration {
             version: 3,
             name: "visitor-id salts",

@@ -6,7 +6,7 @@
 use super::{BrokerConfig, LAYOUT_HEADER};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sinks::clickhouse::{
+use crate::storage::clickhouse::{
     self, ClickHouseConfig, RetryConfig, insert_retrying, migrations, retry,
 };
 use anyhow::Context as _;
@@ -270,8 +270,13 @@ impl Loader {
             .any(|(m, _, _)| m.info().map_or(true, |i| i.delivered > 1));
         if redelivered {
             let give_up = || *self.stopping.borrow();
-            let check =
-                crate::spool::drop_stored(&self.db, &self.ch.retry, &mut body, &mut rows, give_up);
+            let check = crate::storage::spool::drop_stored(
+                &self.db,
+                &self.ch.retry,
+                &mut body,
+                &mut rows,
+                give_up,
+            );
             let dropped = self.with_progress(&messages, check).await;
             let Some(stored) = dropped else {
                 return false;

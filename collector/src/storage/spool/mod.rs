@@ -12,7 +12,7 @@
 //!    is shared under load.
 //! 3. A segment is sealed when it reaches `segment_bytes`, or `seal_ms` after its first
 //!    record (freshness), and handed to [`ship`], which sends all its rows to ClickHouse in one
-//!    insert, retrying what is worth retrying (`sinks/clickhouse/retry.rs`), and deletes the
+//!    insert, retrying what is worth retrying (`storage/clickhouse/retry.rs`), and deletes the
 //!    file only after ClickHouse confirmed. A segment ClickHouse refuses for good is moved to
 //!    `dead/` and counted, so it cannot block the ones behind it.
 //! 4. On start, every segment the previous process left (sealed or not) is read record by
@@ -34,18 +34,22 @@
 
 use crate::error::IngestError;
 use crate::metrics::Metrics;
-use crate::sinks::clickhouse::{ClickHouseConfig, RetryConfig, insert_retrying, retry, stored};
-use bytes::Bytes;
-use clickhouse::Client;
-use pathlight_ingest::Layout;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
+
+mod segment;
+mod ship;
+
+use segment::{HEADER, header, recover, segment_files, segment_path};
+pub use segment::{record, record_of};
+pub(crate) use ship::drop_stored;
+pub use ship::ship;
 
 /// The spool's settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -83,7 +87,6 @@ impl Default for SpoolConfig {
     }
 }
 
-const HEADER: usize = 12;
 /// Records written with one `write` + fsync at most; more wait for the next group.
 const GROUP_BYTES: usize = 8 << 20;
 /// Record bytes waiting in memory for the writer at most. When the disk is slower than the
@@ -227,107 +230,6 @@ impl Spool {
         })?;
         Ok(rx)
     }
-}
-
-/// One record of a segment in one buffer: `payload` (RowBinary, under 4 GiB) holding `rows`
-/// rows, framed as the module's documentation says. For tests, which write segments as a
-/// crashed or older process would have left them; the writer sends frame and payload apart.
-pub fn record(payload: &[u8], rows: u32) -> Vec<u8> {
-    record_of(payload, rows, Layout::CURRENT)
-}
-
-/// [`record`] of rows written in `layout`, as an older version left them.
-pub fn record_of(payload: &[u8], rows: u32, layout: Layout) -> Vec<u8> {
-    let mut r = Vec::with_capacity(HEADER + payload.len());
-    r.extend_from_slice(&header_of(payload, rows, layout));
-    r.extend_from_slice(payload);
-    r
-}
-
-/// The frame [`record`] puts before `payload`.
-fn header(payload: &[u8], rows: u32) -> [u8; HEADER] {
-    header_of(payload, rows, Layout::CURRENT)
-}
-
-/// Rows per record fit in the low 24 bits of the `rows` word (a request holds far fewer); the
-/// top byte is the layout.
-const ROWS_MASK: u32 = 0x00ff_ffff;
-
-fn header_of(payload: &[u8], rows: u32, layout: Layout) -> [u8; HEADER] {
-    let mut h = [0; HEADER];
-    h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    h[4..8].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    let word = (rows & ROWS_MASK) | u32::from(layout.code()) << 24;
-    h[8..].copy_from_slice(&word.to_le_bytes());
-    h
-}
-
-/// `NNNNNNNNNNNNNNNNNNNN.seg` files of `dir`, oldest first.
-fn segment_files(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let seq = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".seg"))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(seq) = seq {
-            out.push((seq, path));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn segment_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("{seq:020}.seg"))
-}
-
-/// A record's RowBinary payload in its segment, and the layout its rows were written in (none:
-/// a newer version's, after a rollback; shipped as they are, so ClickHouse refuses them and
-/// the segment is kept in `dead/` rather than lost).
-type Payload = (std::ops::Range<usize>, Option<Layout>);
-
-/// The records of a segment that are whole and match their checksum: where their RowBinary
-/// payloads are, the number of rows, and the length of that valid prefix.
-fn parse(data: &[u8]) -> (Vec<Payload>, u64, usize) {
-    let mut payloads = Vec::new();
-    let (mut rows, mut at) = (0u64, 0usize);
-    while let Some(header) = data.get(at..at + HEADER) {
-        let word =
-            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-        let (len, crc, n) = (word(0) as usize, word(4), word(8));
-        let Some(payload) = data.get(at + HEADER..at + HEADER + len) else {
-            break;
-        };
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        let layout = Layout::from_code((n >> 24) as u8);
-        payloads.push((at + HEADER..at + HEADER + len, layout));
-        rows += u64::from(n & ROWS_MASK);
-        at += HEADER + len;
-    }
-    (payloads, rows, at)
-}
-
-/// Cuts a segment left by a previous process back to its last whole record; returns its size.
-fn recover(path: &Path) -> anyhow::Result<u64> {
-    let data = fs::read(path)?;
-    let (_, _, valid) = parse(&data);
-    if valid < data.len() {
-        tracing::warn!(
-            ?path,
-            cut = data.len() - valid,
-            "spool segment ends in a torn record (a crash mid-write, never acknowledged); cutting it off"
-        );
-        OpenOptions::new()
-            .write(true)
-            .open(path)?
-            .set_len(valid as u64)?;
-    }
-    Ok(valid as u64)
 }
 
 struct Active {
@@ -505,185 +407,4 @@ fn write_all_vectored(file: &mut File, group: &[Append]) -> std::io::Result<()> 
         }
     }
     Ok(())
-}
-
-/// Ships sealed segments to ClickHouse, oldest first, until the spool's writer has stopped
-/// and every segment is shipped. Once `stopping` turns true, an insert that fails is not
-/// retried: its segment stays on disk for the next start, so shutdown is not held up by a
-/// ClickHouse that is away.
-pub async fn ship(
-    mut shipping: Shipping,
-    client: Client,
-    cfg: ClickHouseConfig,
-    metrics: Arc<Metrics>,
-    stopping: watch::Receiver<bool>,
-) {
-    while let Some(segment) = shipping.sealed.recv().await {
-        // Read and checked off the runtime: the checksums of 16 MiB are milliseconds of CPU
-        // that answers waiting on the same worker would sit behind (bench/results/limits.md).
-        let path = segment.path.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            fs::read(&path).map(|data| {
-                let (payloads, rows, _) = parse(&data);
-                // Sent as slices of the file's bytes: no second copy of a segment in memory.
-                // An older version's rows are re-encoded with today's columns; rows that do not
-                // read back (they passed their checksum, so never in practice) go as they are
-                // and ClickHouse judges them.
-                let data = Bytes::from(data);
-                let body: Vec<Bytes> = payloads
-                    .into_iter()
-                    .map(|(r, layout)| match layout {
-                        Some(old) if old != Layout::CURRENT => {
-                            pathlight_ingest::upgrade(&data[r.clone()], old)
-                                .map_or_else(|_| data.slice(r), Bytes::from)
-                        }
-                        _ => data.slice(r),
-                    })
-                    .collect();
-                (body, rows)
-            })
-        })
-        .await;
-        let (mut body, mut rows) = match read {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => {
-                tracing::error!(path = ?segment.path, error = %e, "cannot read a spool segment");
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(path = ?segment.path, error = %e, "reading a spool segment failed");
-                continue;
-            }
-        };
-        if segment.left_over {
-            let give_up = || *stopping.borrow();
-            // Given up: the segment stays on disk for the next start.
-            let Some(stored) =
-                drop_stored(&client, &cfg.retry, &mut body, &mut rows, give_up).await
-            else {
-                return;
-            };
-            if stored > 0 {
-                tracing::info!(path = ?segment.path, stored, "rows of a replayed segment were already in ClickHouse");
-            }
-        }
-        if rows == 0 {
-            let _ = tokio::fs::remove_file(&segment.path).await;
-        } else {
-            match insert_retrying(&client, &cfg, &metrics, body, rows, || *stopping.borrow()).await
-            {
-                Ok(()) => {
-                    if let Err(e) = tokio::fs::remove_file(&segment.path).await {
-                        tracing::error!(path = ?segment.path, error = %e, "cannot delete a shipped segment; it will be shipped again (deduplicated)");
-                    }
-                }
-                Err(stop) if stop.refused => {
-                    tracing::error!(path = ?segment.path, error = %stop.error, "ClickHouse refused a spool segment; moving it to dead/");
-                    let dead = shipping
-                        .dir
-                        .join("dead")
-                        .join(segment.path.file_name().unwrap_or_default());
-                    if let Err(e) = tokio::fs::rename(&segment.path, &dead).await {
-                        tracing::error!(error = %e, "cannot move a refused segment to dead/");
-                    }
-                    metrics.spool_dead_segments.inc();
-                    metrics.reject("storage_rejected", rows);
-                }
-                // Shutting down: the segment stays on disk for the next start.
-                Err(_) => return,
-            }
-        }
-        shipping.used.fetch_sub(segment.bytes, Ordering::Relaxed);
-        metrics
-            .spool_bytes
-            .set(shipping.used.load(Ordering::Relaxed) as i64);
-    }
-}
-
-/// Takes out of `body` (`rows` rows) the rows whose event ids ClickHouse already has — rows
-/// that may have been inserted before, by a run that died before it could record so (a left
-/// spool segment, a loader's unacked message) — and returns how many. While ClickHouse cannot
-/// answer, asks again after `retry.rs`'s backoff by `policy`, whose random jitter keeps
-/// collectors and loaders that lost ClickHouse together from coming back in step; `None` once
-/// `give_up()` is true after a failure.
-pub(crate) async fn drop_stored(
-    client: &Client,
-    policy: &RetryConfig,
-    body: &mut Vec<Bytes>,
-    rows: &mut u64,
-    give_up: impl Fn() -> bool,
-) -> Option<u64> {
-    let mut attempt = 0u32;
-    let unstored = loop {
-        attempt += 1;
-        match not_stored(client, body).await {
-            Ok(found) => break found,
-            Err(_) if give_up() => return None,
-            Err(e) => {
-                tracing::warn!(error = %e, attempt, "cannot check rows against ClickHouse yet");
-                tokio::time::sleep(retry::backoff(policy, attempt)).await;
-            }
-        }
-    };
-    let Some((unstored, n)) = unstored else {
-        return Some(0);
-    };
-    let stored = *rows - n;
-    *body = vec![unstored];
-    *rows = n;
-    Some(stored)
-}
-
-/// The rows of `body` whose event ids ClickHouse does not have, re-encoded, and their count;
-/// none if `body` is not whole rows (it passed its checksum, so it is sent as it is).
-async fn not_stored(
-    client: &Client,
-    body: &[Bytes],
-) -> clickhouse::error::Result<Option<(Bytes, u64)>> {
-    let mut rows = Vec::new();
-    for payload in body {
-        match pathlight_ingest::read_rows(payload) {
-            Ok(r) => rows.extend(r),
-            Err(_) => return Ok(None),
-        }
-    }
-    stored::drop_stored(client, &mut rows).await?;
-    let n = rows.len() as u64;
-    Ok(Some((Bytes::from(pathlight_ingest::write_rows(&rows)), n)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_torn_or_corrupt_tail_is_cut_at_the_last_whole_record() {
-        let mut data = record(b"first", 1);
-        data.extend(record(b"second", 2));
-        let whole = data.len();
-        let (payloads, rows, valid) = parse(&data);
-        let body: Vec<u8> = payloads
-            .iter()
-            .flat_map(|(r, _)| data[r.clone()].to_vec())
-            .collect();
-        assert_eq!(
-            (body.as_slice(), rows, valid),
-            (&b"firstsecond"[..], 3, whole)
-        );
-        // The rows' layout rides in the top byte of the count.
-        let old = record_of(b"old", 5, Layout::FIRST);
-        assert_eq!(parse(&old).0, [(HEADER..HEADER + 3, Some(Layout::FIRST))]);
-        assert_eq!(parse(&old).1, 5);
-        // Every cut of a third record leaves the first two.
-        let third = record(b"third", 4);
-        for cut in 0..third.len() {
-            let mut torn = data.clone();
-            torn.extend_from_slice(&third[..cut]);
-            assert_eq!(parse(&torn).2, whole, "cut at {cut}");
-        }
-        // A flipped payload byte fails the checksum.
-        let mut corrupt = data.clone();
-        corrupt[HEADER + 1] ^= 1;
-        assert_eq!(parse(&corrupt), (Vec::new(), 0, 0));
-    }
 }

@@ -43,7 +43,7 @@
 //! `events` collapses a re-sent event (same id) at merge; a view sees the insert, not the merge,
 //! so a mart counts what was inserted. The collector keeps re-sends out: a spool segment
 //! replayed after a crash, and a batch a tracker says it sends again (`?r=1`), are checked
-//! against the stored ids first (`spool.rs`, `recent_batches.rs`); a sender that re-sends
+//! against the stored ids first (`storage/spool/`, `pipeline/recent_batches.rs`); a sender that re-sends
 //! without saying so can still add one to a count. The other way round,
 //! ClickHouse writes an insert's rows to `events` before it runs the views, not atomically: a
 //! server killed between the two keeps the events and loses that insert's mart rows (the

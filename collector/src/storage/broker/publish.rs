@@ -3,7 +3,7 @@
 
 use super::BrokerConfig;
 use crate::error::IngestError;
-use crate::sinks::clickhouse::EventRow;
+use crate::storage::clickhouse::EventRow;
 use async_nats::jetstream::{self, message::PublishMessage};
 use sha2::{Digest, Sha256};
 

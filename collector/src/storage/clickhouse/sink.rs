@@ -351,7 +351,7 @@ pub const INSERT_BLOCK_BYTES: usize = 256 << 10;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::clickhouse::config::RetryConfig;
+    use crate::storage::clickhouse::config::RetryConfig;
 
     /// A port nobody listens on: every attempt is refused at once, a retryable failure.
     fn unreachable(retry: RetryConfig) -> ClickHouseConfig {

@@ -1,5 +1,5 @@
 //! The ClickHouse sink: rows as RowBinary, a batching inserter that acknowledges each request
-//! once its rows are written (the mode without a spool; with one, `crate::spool` ships its
+//! once its rows are written (the mode without a spool; with one, `crate::storage::spool` ships its
 //! segments through the same insert), explicit retry rules, and versioned, dialect-aware
 //! migrations.
 

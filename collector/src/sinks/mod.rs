@@ -1,3 +1,0 @@
-//! Where enriched events go. One folder per sink: its config, the sink, its retry rules.
-
-pub mod clickhouse;
