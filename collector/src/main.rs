@@ -263,8 +263,13 @@ fn main() -> anyhow::Result<()> {
                     exit_after_inserts,
                     metrics,
                 };
-                pathlight_collector::storage::broker::load::run(&config, opts, shutdown_signal())
-                    .await
+                pathlight_collector::storage::broker::load::run(
+                    &config.broker,
+                    &config.clickhouse,
+                    opts,
+                    shutdown_signal(),
+                )
+                .await
             })?;
             println!(
                 "{} messages loaded: {} rows in {} inserts; {} redelivered rows were already stored; {} messages moved to {}.dead",

@@ -130,7 +130,7 @@ async fn two_loaders_and_one_dying_between_insert_and_ack_store_every_event_once
         let task = tokio::spawn(async move {
             let mut config = config;
             config.broker.batch_messages = 10;
-            run(&config, opts, async {
+            run(&config.broker, &config.clickhouse, opts, async {
                 let _ = stopped.await;
             })
             .await

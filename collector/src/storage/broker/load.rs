@@ -4,7 +4,6 @@
 //! message to one of them, and to another when a loader goes away without acking.
 
 use super::{BrokerConfig, LAYOUT_HEADER};
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::clickhouse::{
     self, ClickHouseConfig, RetryConfig, insert_retrying, migrations, retry,
@@ -51,19 +50,19 @@ pub struct LoadOptions {
 
 /// Loads until `shutdown` resolves, then finishes the batch in hand and returns.
 pub async fn run(
-    config: &Config,
+    cfg: &BrokerConfig,
+    ch: &ClickHouseConfig,
     mut opts: LoadOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<LoadReport> {
-    let cfg = &config.broker;
     anyhow::ensure!(
         cfg.enabled(),
         "pathlight load needs [broker] url in the configuration"
     );
-    let dialect = clickhouse::connect(&config.clickhouse, Duration::from_secs(30)).await?;
-    let base = clickhouse::client(&config.clickhouse).with_validation(false);
-    migrations::run(&base, &config.clickhouse, dialect).await?;
-    let db = clickhouse::writer(&config.clickhouse, dialect);
+    let dialect = clickhouse::connect(ch, Duration::from_secs(30)).await?;
+    let base = clickhouse::client(ch).with_validation(false);
+    migrations::run(&base, ch, dialect).await?;
+    let db = clickhouse::writer(ch, dialect);
     let (js, stream) = cfg.connect("pathlight-load").await?;
     let consumer: PullConsumer = stream
         .get_or_create_consumer(
@@ -91,7 +90,7 @@ pub async fn run(
     let loader = Loader {
         js,
         db,
-        ch: config.clickhouse.clone(),
+        ch: ch.clone(),
         cfg: cfg.clone(),
         metrics,
         stopping,
