@@ -65,6 +65,8 @@ pub mod generate;
 pub mod http;
 pub use pathlight_ingest::hex;
 pub mod import;
+#[cfg(test)]
+mod layering;
 pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
