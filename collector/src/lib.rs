@@ -61,10 +61,9 @@
 pub mod config;
 pub mod dates;
 pub use pathlight_ingest::error;
-pub mod generate;
+pub mod cli;
 pub mod http;
 pub use pathlight_ingest::hex;
-pub mod import;
 #[cfg(test)]
 mod layering;
 pub mod loadgen;

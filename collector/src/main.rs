@@ -322,7 +322,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Import { file, site, format } => rt.block_on(async {
-            use pathlight_collector::import::{self, Format};
+            use pathlight_collector::cli::import::{self, Format};
             let format = match format.as_deref() {
                 Some("csv") => Format::Csv,
                 Some(_) => Format::Ndjson,
@@ -385,7 +385,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
             labels,
         } => {
-            use pathlight_collector::generate;
+            use pathlight_collector::cli::generate;
             let live = to.is_some();
             let injected = std::cell::RefCell::new(std::collections::BTreeSet::new());
             let generator = generate::Generator::new(generate::GenOptions {
@@ -455,7 +455,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ScoreAnomalies { labels, site } => rt.block_on(async {
-            use pathlight_collector::{generate, query::score};
+            use pathlight_collector::cli::{generate, score};
             let file = std::fs::File::open(&labels)
                 .with_context(|| format!("opening {}", labels.display()))?;
             let labels = generate::read_labels(file)?;

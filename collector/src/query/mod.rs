@@ -6,7 +6,6 @@
 pub(crate) mod behaviour;
 mod cache;
 pub mod rollup;
-pub mod score;
 mod sql;
 
 use crate::config::SiteConfig;

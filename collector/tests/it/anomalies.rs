@@ -5,13 +5,13 @@
 //! measures a larger run for bench/results/anomalies.md.
 
 use crate::{TestServer, clickhouse_url};
+use pathlight_collector::cli::generate::{self, FileFormat, GenOptions, Generator, Injected};
+use pathlight_collector::cli::import::{Format, run};
+use pathlight_collector::cli::score;
 use pathlight_collector::config::Config;
-use pathlight_collector::generate::{self, FileFormat, GenOptions, Generator, Injected};
-use pathlight_collector::import::{Format, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
 use pathlight_collector::query::rollup;
-use pathlight_collector::query::score;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! as it does on one server holding the same events, and erasure reaches every shard.
 
 use crate::{ClickHouseProcess, TestServer, free_port};
+use pathlight_collector::cli::import::{Format, run};
 use pathlight_collector::config::Config;
-use pathlight_collector::import::{Format, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
 use pathlight_collector::storage::clickhouse::erasure::{Subject, erase};

@@ -2,9 +2,9 @@
 //! goes through import and live sending into ClickHouse with the shapes it was made with.
 
 use crate::{TestServer, clickhouse_url};
+use pathlight_collector::cli::generate::{self, FileFormat, GenOptions, Generator, SendOptions};
+use pathlight_collector::cli::import::{Format, run};
 use pathlight_collector::config::Config;
-use pathlight_collector::generate::{self, FileFormat, GenOptions, Generator, SendOptions};
-use pathlight_collector::import::{Format, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! re-import stores nothing twice.
 
 use crate::{TestServer, clickhouse_url};
+use pathlight_collector::cli::import::{Format, ImportReport, run};
 use pathlight_collector::config::Config;
-use pathlight_collector::import::{Format, ImportReport, run};
 use pathlight_collector::metrics::Metrics;
 use pathlight_collector::pipeline::Pipeline;
 use std::sync::Arc;

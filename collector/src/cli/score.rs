@@ -6,8 +6,8 @@
 //! over every session) and counts per kind the sessions both labelled and flagged, flagged
 //! only (false alarms) and labelled only (misses). bench/results/anomalies.md has the figures.
 
-use super::RuleFlags;
-use crate::generate::Injected;
+use crate::cli::generate::Injected;
+use crate::query::{Filters, QueryError, RuleFlags, rule_flags};
 use std::collections::BTreeSet;
 
 /// How one rule does on one kind of injected behaviour.
@@ -106,7 +106,7 @@ pub async fn run(
     client: &clickhouse::Client,
     site: &str,
     labels: &BTreeSet<(String, Injected)>,
-) -> Result<(RuleFlags, Vec<Score>), super::QueryError> {
+) -> Result<(RuleFlags, Vec<Score>), QueryError> {
     let (n, from, to) = client
         .query(
             "SELECT count(), toString(min(toDate(timestamp))), toString(max(toDate(timestamp))) \
@@ -126,7 +126,7 @@ pub async fn run(
         .append_pair("from", &from)
         .append_pair("to", &to)
         .finish();
-    let flags = super::rule_flags(client, &super::Filters::parse(&query)?).await?;
+    let flags = rule_flags(client, &Filters::parse(&query)?).await?;
     let scores = score(labels, &flags);
     Ok((flags, scores))
 }
