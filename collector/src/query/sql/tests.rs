@@ -1,0 +1,164 @@
+//! The SQL's shape and bindings, checked without a server (the integration tests and
+//! tests/chdb run it).
+
+use super::*;
+
+fn day(d: i64, dau: u64, wau: u64, mau: u64) -> ActiveDay {
+    ActiveDay {
+        day: civil(d),
+        dau,
+        wau,
+        mau,
+        complete: false,
+    }
+}
+
+#[test]
+fn active_averages_take_complete_days_only() {
+    let today = days_from_civil(2026, 11, 10);
+    let a = active_of(
+        vec![
+            day(today - 2, 1, 3, 5),
+            day(today - 1, 2, 4, 6),
+            day(today, 9, 9, 9),
+        ],
+        today,
+    );
+    assert_eq!(
+        (a.dau, a.wau, a.mau, a.days),
+        (Some(1.5), Some(3.5), Some(5.5), 2)
+    );
+    let t = a.today.unwrap();
+    assert_eq!(
+        (t.day.as_str(), t.dau, t.complete),
+        ("2026-11-10", 9, false)
+    );
+    assert_eq!(
+        a.series.iter().map(|d| d.complete).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    // Leading days with nobody in their windows are not averaged; later empty ones are.
+    let a = active_of(
+        vec![
+            day(today - 3, 0, 0, 0),
+            day(today - 2, 2, 2, 2),
+            day(today - 1, 0, 2, 2),
+        ],
+        today,
+    );
+    assert_eq!((a.dau, a.wau, a.days), (Some(1.0), Some(2.0), 2));
+    assert_eq!(a.series.len(), 3);
+    // Only today: nothing to average, today so far still there.
+    let a = active_of(vec![day(today, 4, 4, 4)], today);
+    assert_eq!((a.dau, a.days, a.today.map(|t| t.mau)), (None, 0, Some(4)));
+    // A range in the past has no today.
+    let f = Filters::parse("site=demo&from=2026-11-01&to=2026-11-03").unwrap();
+    assert_eq!(
+        active_days(&f, today),
+        Some((today - 9, today - 7)),
+        "the range as it is"
+    );
+    let f = Filters::parse("site=demo&from=2026-11-08&to=2026-11-20").unwrap();
+    assert_eq!(
+        active_days(&f, today),
+        Some((today - 2, today)),
+        "up to today"
+    );
+    let f = Filters::parse("site=demo&from=2026-11-11&to=2026-11-20").unwrap();
+    assert_eq!(active_days(&f, today), None, "all in the future");
+}
+
+#[test]
+fn the_current_day_or_hour_is_incomplete() {
+    let row = |d: &str| Day {
+        day: d.into(),
+        visitors: 1,
+        pageviews: 1,
+        complete: false,
+    };
+    // 2026-11-10 13:30 UTC.
+    let now = days_from_civil(2026, 11, 10) * 86_400_000 + 13 * 3_600_000 + 1_800_000;
+    let mut days = [row("2026-11-09"), row("2026-11-10")];
+    mark_complete(&mut days, false, now);
+    assert_eq!(days.map(|d| d.complete), [true, false]);
+    let mut hours = [
+        row("2026-11-09 23:00:00"),
+        row("2026-11-10 12:00:00"),
+        row("2026-11-10 13:00:00"),
+    ];
+    mark_complete(&mut hours, true, now);
+    assert_eq!(hours.map(|d| d.complete), [true, true, false]);
+}
+
+#[test]
+fn sessions_end_after_the_configured_timeout() {
+    // A timeout of 10 minutes, not the default 30.
+    let (min, now) = (60_000, 1_000 * 60_000);
+    let timeout = 10 * min;
+    assert_eq!(ended(0, now - 11 * min, now, timeout), "timed_out");
+    assert_eq!(ended(0, now - 10 * min, now, timeout), "timed_out");
+    assert_eq!(ended(0, now - 9 * min, now, timeout), "active");
+    assert_eq!(
+        ended(now - 40 * min, now - 40 * min, now, timeout),
+        "closed"
+    );
+    assert_eq!(
+        ended(now - 9 * min, now - 8 * min, now, timeout),
+        "active",
+        "used again"
+    );
+    // The `ended` filters of the list draw the line at the same instant.
+    let client = Client::default();
+    for which in ["timed_out", "active"] {
+        let f = Filters::parse(&format!("site=demo&ended={which}")).unwrap();
+        let sql = session_page_query(&client, &f, Started::FromDay(&f.from), now, timeout)
+            .sql_display()
+            .to_string();
+        assert!(sql.contains(&(now - timeout).to_string()), "{which}: {sql}");
+        assert!(
+            !sql.contains(&(now - 30 * min).to_string()),
+            "{which}: {sql}"
+        );
+    }
+}
+
+#[test]
+fn dates_round_trip_and_are_validated() {
+    assert_eq!(civil(0), "1970-01-01");
+    assert_eq!(civil(days_from_civil(2024, 2, 29)), "2024-02-29");
+    assert_eq!(date("2026-11-23").as_deref(), Some("2026-11-23"));
+    for bad in [
+        "2026-02-30",
+        "2026-13-01",
+        "26-11-23",
+        "2026-11-23'",
+        "yesterday",
+    ] {
+        assert_eq!(date(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn filters_parse_validate_and_default() {
+    let f = Filters::parse(
+        "site=demo&path=%2Fcatalog&from=2026-11-01&to=2026-11-23&device=mobile&width=375",
+    )
+    .unwrap();
+    assert_eq!(f.path.as_deref(), Some("/catalog"));
+    assert_eq!(f.width, Some((0, 600)));
+    let f = Filters::parse("site=demo&to=2026-11-23").unwrap();
+    assert_eq!(f.from, "2026-10-25");
+    for (q, param) in [
+        ("path=/x", "site"),
+        ("site=demo&from=2026-11-31", "from"),
+        ("site=demo&path=catalog", "path"),
+        ("site=demo&device=fridge", "device"),
+        ("site=demo&width=wide", "width"),
+        ("site=demo&from=2026-11-02&to=2026-11-01", "from"),
+    ] {
+        match Filters::parse(q) {
+            Err(QueryError::BadParam { param: p, .. }) => assert_eq!(p, param, "{q}"),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+}
