@@ -169,8 +169,13 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
             .observe(started.elapsed().as_secs_f64());
     }
     // Queries only: the live feeds answer at once and then stream for as long as they are read.
-    if matches!(route, Route::Query(_) | Route::OpenApi | Route::Export) {
-        let endpoint = crate::query::endpoint_label(path.trim_start_matches("/api/v1/"));
+    let endpoint = match route {
+        Route::Query(e) => Some(e.label()),
+        Route::OpenApi => Some("openapi.json"),
+        Route::Export => Some("export"),
+        _ => None,
+    };
+    if let Some(endpoint) = endpoint {
         let cache = if resp.status().is_success() {
             resp.extensions()
                 .get::<CacheOutcome>()

@@ -1,6 +1,7 @@
 //! The route table: what a request asks for, decided once from its method and path, before
 //! any handler runs. Handlers receive the [`Route`] and never look at the path's prefix again.
 
+use crate::query::Endpoint;
 use http::Method;
 
 /// Every route the collector's listener answers.
@@ -29,7 +30,7 @@ pub enum Route<'a> {
     /// `GET /api/v1/realtime/stream`: the live feed as Server-Sent Events.
     RealtimeStream,
     /// `GET /api/v1/{endpoint}`: a JSON answer of the query API.
-    Query(&'a str),
+    Query(Endpoint<'a>),
     /// `GET|HEAD` of anything else: a file of `www/`, the dashboards.
     Static(&'a str),
     /// Anything else, and anything under `prefix` but the tracker's routes.
@@ -76,7 +77,9 @@ impl<'a> Route<'a> {
             (&Method::GET, "/api/v1/realtime/ws") => Route::RealtimeWs,
             (&Method::GET, "/api/v1/export") => Route::Export,
             (&Method::GET, "/api/v1/realtime/stream") => Route::RealtimeStream,
-            (&Method::GET, p) if p.starts_with("/api/v1/") => Route::Query(&p["/api/v1/".len()..]),
+            (&Method::GET, p) if p.starts_with("/api/v1/") => {
+                Route::Query(Endpoint::of(&p["/api/v1/".len()..]))
+            }
             (_, p) if read => Route::Static(p),
             _ => Route::NotFound,
         }
@@ -178,7 +181,27 @@ mod tests {
 
     #[test]
     fn api_routes_are_typed_and_the_rest_reads_www() {
-        assert_eq!(route("GET", "/api/v1/heatmap"), Route::Query("heatmap"));
+        assert_eq!(
+            route("GET", "/api/v1/heatmap"),
+            Route::Query(Endpoint::Heatmap)
+        );
+        assert_eq!(
+            route("GET", "/api/v1/sessions/s1"),
+            Route::Query(Endpoint::Session("s1"))
+        );
+        assert_eq!(
+            route("GET", "/api/v1/users/u1/events"),
+            Route::Query(Endpoint::UserEvents("u1"))
+        );
+        for path in ["/api/v1/nope", "/api/v1/sessions/", "/api/v1/sessions/a/b"] {
+            assert_eq!(
+                route("GET", path),
+                Route::Query(Endpoint::Unknown),
+                "{path}"
+            );
+        }
+        assert_eq!(Endpoint::of("users/u1/events").label(), "user_events");
+        assert_eq!(Endpoint::of("live-token").label(), "live-token");
         assert_eq!(route("GET", "/api/v1/openapi.json"), Route::OpenApi);
         assert_eq!(route("GET", "/api/v1/export"), Route::Export);
         assert_eq!(

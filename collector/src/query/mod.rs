@@ -70,46 +70,97 @@ impl Answer {
     }
 }
 
-/// The endpoints, as labels of metrics: a bounded set, whatever paths clients ask for.
-const ENDPOINTS: [&str; 20] = [
-    "heatmap",
-    "elements",
-    "stats",
-    "realtime",
-    "anomalies",
-    "funnel",
-    "actions",
-    "sessions",
-    "patterns",
-    "search",
-    "overlay-token",
-    "viewer-token",
-    "viewer-check",
-    "site",
-    "live-token",
-    "export",
-    "openapi.json",
-    "realtime/stream",
-    "realtime/ws",
-    "other",
+/// Every JSON endpoint of `/api/v1/`, decided once from the path (by `http::router`), so that
+/// [`QueryApi::handle`] matches on a type rather than on strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// `heatmap`.
+    Heatmap,
+    /// `elements`.
+    Elements,
+    /// `stats`.
+    Stats,
+    /// `realtime`.
+    Realtime,
+    /// `anomalies`.
+    Anomalies,
+    /// `funnel`.
+    Funnel,
+    /// `actions`.
+    Actions,
+    /// `sessions`.
+    Sessions,
+    /// `patterns`.
+    Patterns,
+    /// `search`.
+    Search,
+    /// `overlay-token`.
+    OverlayToken,
+    /// `viewer-token`.
+    ViewerToken,
+    /// `viewer-check`.
+    ViewerCheck,
+    /// `site`.
+    Site,
+    /// `live-token`.
+    LiveToken,
+    /// `sessions/{id}`.
+    Session(&'a str),
+    /// `users/{id}/events`.
+    UserEvents(&'a str),
+    /// Anything else: refused as not found once the token is checked.
+    Unknown,
+}
+
+/// The named endpoints and their paths.
+const NAMED: [(&str, Endpoint<'static>); 15] = [
+    ("heatmap", Endpoint::Heatmap),
+    ("elements", Endpoint::Elements),
+    ("stats", Endpoint::Stats),
+    ("realtime", Endpoint::Realtime),
+    ("anomalies", Endpoint::Anomalies),
+    ("funnel", Endpoint::Funnel),
+    ("actions", Endpoint::Actions),
+    ("sessions", Endpoint::Sessions),
+    ("patterns", Endpoint::Patterns),
+    ("search", Endpoint::Search),
+    ("overlay-token", Endpoint::OverlayToken),
+    ("viewer-token", Endpoint::ViewerToken),
+    ("viewer-check", Endpoint::ViewerCheck),
+    ("site", Endpoint::Site),
+    ("live-token", Endpoint::LiveToken),
 ];
 
-/// The metrics label of `endpoint` (the path after `/api/v1/`): itself if it is one of
-/// [`ENDPOINTS`], `session` for `sessions/{id}`, `user_events` for `users/{id}/events`, else
-/// `other`.
-pub fn endpoint_label(endpoint: &str) -> &'static str {
-    if let Some(e) = ENDPOINTS.iter().find(|e| **e == endpoint) {
-        e
-    } else if endpoint.strip_prefix("sessions/").is_some_and(segment) {
-        "session"
-    } else if endpoint
-        .strip_prefix("users/")
-        .and_then(|p| p.strip_suffix("/events"))
-        .is_some_and(segment)
-    {
-        "user_events"
-    } else {
-        "other"
+impl<'a> Endpoint<'a> {
+    /// The endpoint `path` (after `/api/v1/`) names.
+    pub fn of(path: &'a str) -> Endpoint<'a> {
+        if let Some((_, e)) = NAMED.iter().find(|(name, _)| *name == path) {
+            *e
+        } else if let Some(id) = path.strip_prefix("sessions/").filter(|p| segment(p)) {
+            Endpoint::Session(id)
+        } else if let Some(user) = path
+            .strip_prefix("users/")
+            .and_then(|p| p.strip_suffix("/events"))
+            .filter(|p| segment(p))
+        {
+            Endpoint::UserEvents(user)
+        } else {
+            Endpoint::Unknown
+        }
+    }
+
+    /// Its label in the metrics: a bounded set, whatever paths clients ask for (`session` for
+    /// every `sessions/{id}`, `user_events` for every `users/{id}/events`, `other`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Endpoint::Session(_) => "session",
+            Endpoint::UserEvents(_) => "user_events",
+            Endpoint::Unknown => "other",
+            e => NAMED
+                .iter()
+                .find(|(_, n)| n == e)
+                .map_or("other", |(name, _)| name),
+        }
     }
 }
 
@@ -165,7 +216,7 @@ impl QueryApi {
     async fn cached<T: Serialize>(
         &self,
         site: &Authorized,
-        endpoint: &str,
+        endpoint: Endpoint<'_>,
         filters: &Filters,
         run: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
     ) -> Result<Answer, QueryError> {
@@ -177,13 +228,10 @@ impl QueryApi {
             });
         }
         // `Filters` holds every parameter an answer depends on, parsed (defaults filled in);
-        // `endpoint` is the path as asked, `sessions/{id}` and `users/{id}/events` with their
-        // ids. Its Debug form names each field, so one added later is in the key too.
-        let key = format!("{}\n{endpoint}\n{filters:?}", site.0);
-        let (body, cache) = self
-            .cache
-            .get_or_run(endpoint_label(endpoint), key, body)
-            .await?;
+        // `endpoint` carries the ids of `sessions/{id}` and `users/{id}/events`. Their Debug
+        // forms name each field, so one added later is in the key too.
+        let key = format!("{}\n{endpoint:?}\n{filters:?}", site.0);
+        let (body, cache) = self.cache.get_or_run(endpoint.label(), key, body).await?;
         Ok(Answer { body, cache })
     }
 
@@ -191,13 +239,13 @@ impl QueryApi {
     /// site's own pages: refused from a page whose origin the site does not list.
     pub async fn overlay(
         &self,
-        endpoint: &str,
+        endpoint: Endpoint<'_>,
         query: &str,
         origin: Option<&str>,
     ) -> Result<Answer, QueryError> {
         let filters = Filters::parse(query)?;
         let valid = token_param(query).is_some_and(|t| match endpoint {
-            "viewer-check" => param(query, "viewer")
+            Endpoint::ViewerCheck => param(query, "viewer")
                 .is_some_and(|v| self.auth.viewer(&filters.site, &v, &t, now_secs())),
             _ => self.auth.overlay(&filters.site, &t, now_secs()),
         });
@@ -214,7 +262,7 @@ impl QueryApi {
         {
             return Err(QueryError::OriginNotAllowed(o.to_owned()));
         }
-        if endpoint == "viewer-check" {
+        if endpoint == Endpoint::ViewerCheck {
             return Ok(Answer::bypass(serde_json::json!({ "ok": true })));
         }
         filters.path()?;
@@ -222,11 +270,11 @@ impl QueryApi {
         let site = Authorized(filters.site.clone());
         let f = &filters;
         match endpoint {
-            "heatmap" => {
+            Endpoint::Heatmap => {
                 self.cached(&site, endpoint, f, sql::heatmap(&self.client, f))
                     .await
             }
-            "elements" => {
+            Endpoint::Elements => {
                 self.cached(&site, endpoint, f, sql::elements(&self.client, f))
                     .await
             }
@@ -258,7 +306,7 @@ impl QueryApi {
     /// token is checked first, always: the cache serves only those who may read the site.
     pub async fn handle(
         &self,
-        endpoint: &str,
+        endpoint: Endpoint<'_>,
         query: &str,
         authorization: Option<&str>,
     ) -> Result<Answer, QueryError> {
@@ -266,53 +314,53 @@ impl QueryApi {
         let site = self.authorize(&filters.site, authorization)?;
         let c = &self.client;
         match endpoint {
-            "heatmap" => {
+            Endpoint::Heatmap => {
                 filters.path()?;
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::heatmap(c, f)).await
             }
-            "elements" => {
+            Endpoint::Elements => {
                 filters.path()?;
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::elements(c, f)).await
             }
-            "stats" => {
+            Endpoint::Stats => {
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::stats(c, f)).await
             }
             // The last five minutes, and cheap: always asked.
-            "realtime" => json(sql::realtime(c, &filters).await).map(Answer::bypass),
-            "anomalies" => {
+            Endpoint::Realtime => json(sql::realtime(c, &filters).await).map(Answer::bypass),
+            Endpoint::Anomalies => {
                 let f = &filters;
                 self.cached(&site, endpoint, f, behaviour::anomalies(c, f))
                     .await
             }
-            "funnel" => {
+            Endpoint::Funnel => {
                 filters.steps()?;
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::funnel(c, f)).await
             }
-            "actions" => {
+            Endpoint::Actions => {
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::actions(c, f)).await
             }
-            "sessions" => {
+            Endpoint::Sessions => {
                 let f = &filters;
                 let sessions = sql::sessions(c, f, self.session_timeout_ms);
                 self.cached(&site, endpoint, f, sessions).await
             }
-            "patterns" => {
+            Endpoint::Patterns => {
                 let f = &filters;
                 self.cached(&site, endpoint, f, behaviour::patterns(c, f))
                     .await
             }
-            "search" => {
+            Endpoint::Search => {
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::search(c, f)).await
             }
             // Tokens are issued anew each time; never kept.
-            "overlay-token" => Ok(Answer::bypass(self.overlay_token(&filters))),
-            "viewer-token" => {
+            Endpoint::OverlayToken => Ok(Answer::bypass(self.overlay_token(&filters))),
+            Endpoint::ViewerToken => {
                 let viewer = param(query, "viewer")
                     .filter(|v| is_origin(v))
                     .ok_or_else(|| QueryError::BadParam {
@@ -325,7 +373,7 @@ impl QueryApi {
                     serde_json::json!({ "token": token, "expires_at": expires_at }),
                 ))
             }
-            "site" => {
+            Endpoint::Site => {
                 let (origins, base_url) =
                     self.sites.get(&filters.site).cloned().unwrap_or_default();
                 Ok(Answer::bypass(serde_json::json!({
@@ -334,30 +382,24 @@ impl QueryApi {
                     "base_url": base_url,
                 })))
             }
-            "live-token" => {
+            Endpoint::LiveToken => {
                 let (token, expires_at) = self.auth.issue_live(&filters.site, now_secs());
                 Ok(Answer::bypass(
                     serde_json::json!({ "token": token, "expires_at": expires_at }),
                 ))
             }
-            _ => {
-                if let Some(id) = endpoint.strip_prefix("sessions/").filter(|p| segment(p)) {
-                    filters.session = Some(id.to_owned());
-                    let f = &filters;
-                    self.cached(&site, endpoint, f, sql::session(c, f, id))
-                        .await
-                } else if let Some(user) = endpoint
-                    .strip_prefix("users/")
-                    .and_then(|p| p.strip_suffix("/events"))
-                    .filter(|p| segment(p))
-                {
-                    let f = &filters;
-                    self.cached(&site, endpoint, f, sql::user_events(c, f, user))
-                        .await
-                } else {
-                    Err(QueryError::NotFound)
-                }
+            Endpoint::Session(id) => {
+                filters.session = Some(id.to_owned());
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::session(c, f, id))
+                    .await
             }
+            Endpoint::UserEvents(user) => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::user_events(c, f, user))
+                    .await
+            }
+            Endpoint::ViewerCheck | Endpoint::Unknown => Err(QueryError::NotFound),
         }
     }
 

@@ -7,21 +7,28 @@ use crate::http::error::ApiError;
 use crate::http::response::{Resp, json_bytes};
 use crate::http::router::Route;
 use crate::http::{App, client_ip, header_str};
-use crate::query::QueryError;
+use crate::query::{Endpoint, QueryError};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
 
 /// A JSON answer of `endpoint`.
-pub async fn answer<B>(app: &App, peer: SocketAddr, endpoint: &str, req: &Request<B>) -> Resp {
+pub async fn answer<B>(
+    app: &App,
+    peer: SocketAddr,
+    endpoint: Endpoint<'_>,
+    req: &Request<B>,
+) -> Resp {
     let ip = client_ip(&app.opts, peer, req.headers());
     if let Some(e) = throttled(app, ip) {
         return e.response();
     }
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
-    if matches!(endpoint, "heatmap" | "elements" | "viewer-check")
-        && crate::query::token_param(query).is_some()
+    if matches!(
+        endpoint,
+        Endpoint::Heatmap | Endpoint::Elements | Endpoint::ViewerCheck
+    ) && crate::query::token_param(query).is_some()
     {
         return overlay_answer(app, ip, endpoint, query, req).await;
     }
@@ -29,7 +36,7 @@ pub async fn answer<B>(app: &App, peer: SocketAddr, endpoint: &str, req: &Reques
         Ok(answer) => answered(answer),
         Err(e) => {
             if matches!(e, QueryError::Storage(_)) {
-                tracing::warn!(error = %e, endpoint, "query failed");
+                tracing::warn!(error = %e, endpoint = endpoint.label(), "query failed");
             }
             refused(app, ip, e)
         }
@@ -110,7 +117,7 @@ fn answered(answer: crate::query::Answer) -> Resp {
 async fn overlay_answer<B>(
     app: &App,
     ip: IpAddr,
-    endpoint: &str,
+    endpoint: Endpoint<'_>,
     query: &str,
     req: &Request<B>,
 ) -> Resp {
