@@ -8,7 +8,8 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cargo build --release --bin pathlight 2>&1 | tail -1 >&2
-bin=target/release/pathlight
+# Where cargo put it: a CARGO_TARGET_DIR of the caller's, as bench/anomalies.sh reads too.
+bin=${CARGO_TARGET_DIR:-target}/release/pathlight
 dir=$(mktemp -d "/tmp/pathlight-bench-$1-XXXX")
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -fsSk "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
