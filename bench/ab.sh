@@ -9,7 +9,6 @@
 set -euo pipefail
 a=$1 b=$2 secs=${3:-8} rounds=${4:-3}
 . "$(dirname "$0")/lib.sh" ab
-gen=$bin
 echo "| build | rate | requests/s | events/s | p50 ms | p90 ms | p99 ms | p999 ms | max ms | non-2xx | CPU µs/event | RSS MB |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for round in $(seq 1 "$rounds"); do

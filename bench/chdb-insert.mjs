@@ -1,7 +1,7 @@
 // The storage limit on current ClickHouse, for bench/modern-storage.sh: an embedded ClickHouse
 // (chdb, the build tests/chdb runs the modern dialect on) with every migration of DIALECT
 // (`modern`, or `legacy`: 18.16's schema, to tell the server's version from the schema's cost),
-// marts included, takes the given RowBinary files (`pathlight insert-limit --write`) in order,
+// marts included, takes the given RowBinary files (`pathlight-bench insert-limit --write`) in order,
 // one `INSERT ... SELECT FROM file()` each, for SECONDS or until the files run out, on a fresh
 // database (in $CLICKHOUSE_DIR, else the temp dir). Each file once: a block inserted twice
 // would be dropped by the modern schema's deduplication window and flatter the rate. Prints

@@ -1,18 +1,19 @@
 // The edge worker's figures (issue 5), printed as Markdown: cold start in workerd, wall time
 // per 20-event batch against a trivial request, and events/s in queue mode on loopback.
-// Run by bench/edge-worker.sh (which builds the worker and the release `pathlight`, starts
-// ClickHouse, and passes: CLICKHOUSE_URL PATHLIGHT_BIN SECONDS CONCURRENCY).
+// Run by bench/edge-worker.sh (which builds the worker and the release `pathlight` and
+// `pathlight-bench`, starts ClickHouse, and passes: CLICKHOUSE_URL PATHLIGHT_BIN BENCH_BIN
+// SECONDS CONCURRENCY).
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { createServer } from "node:http";
 import { startWorker } from "../tests/lib/edge.mjs";
 
-const [chUrl, bin, seconds, concurrency] = process.argv.slice(2);
+const [chUrl, bin, benchBin, seconds, concurrency] = process.argv.slice(2);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const ms = (x) => x.toFixed(3);
 
-// A 20-event batch exactly as `pathlight loadgen` sends it: captured from one request.
+// A 20-event batch exactly as `pathlight-bench loadgen` sends it: captured from one request.
 async function captureBatch() {
   let body;
   const s = createServer((req, res) => {
@@ -22,7 +23,7 @@ async function captureBatch() {
   });
   await new Promise((r) => s.listen(0, "127.0.0.1", r));
   // Asynchronously: this process's server must answer it.
-  await promisify(execFile)(bin, ["loadgen", "--url", `http://127.0.0.1:${s.address().port}/v1/batch`, "--site", "demo",
+  await promisify(execFile)(benchBin, ["loadgen", "--url", `http://127.0.0.1:${s.address().port}/v1/batch`, "--site", "demo",
     "--batch", "20", "--concurrency", "1", "--max-requests", "1", "--seconds", "5"]);
   s.close();
   return body;
@@ -71,9 +72,9 @@ const idleMs = await timed(2000, {}, "/healthz");
 await relay.stop();
 sink.close();
 
-// Throughput: queue mode, `pathlight loadgen` from outside, the consumer inserting into ClickHouse.
+// Throughput: queue mode, `pathlight-bench loadgen` from outside, the consumer inserting into ClickHouse.
 const queue = await startWorker(vars);
-const { stdout: table } = await promisify(execFile)(bin, ["loadgen", "--url", `${queue.base}/v1/batch`, "--site", "demo",
+const { stdout: table } = await promisify(execFile)(benchBin, ["loadgen", "--url", `${queue.base}/v1/batch`, "--site", "demo",
   "--batch", "20", "--concurrency", concurrency, "--seconds", seconds]);
 const count = async () => Number(await (await fetch(`${chUrl}/?query=${encodeURIComponent("SELECT count() FROM bench_edge.events")}`)).text());
 // Until the consumer has drained the queue: the count stops moving.
@@ -96,7 +97,7 @@ console.log(`| cold start (5 fresh workerd runtimes) | median | max |
 | GET /healthz (runtime round trip only) | ${ms(pct(idleMs, 0.5))} ms | ${ms(pct(idleMs, 0.9))} ms | ${ms(pct(idleMs, 0.99))} ms |
 | difference: the batch's work + one loopback fetch (upper bound of its CPU time) | ${ms(pct(batchMs, 0.5) - pct(idleMs, 0.5))} ms | | |
 
-Queue mode, \`pathlight loadgen\` (${concurrency} in flight, ${seconds} s, 20-event batches) → workerd → local queue → consumer → ClickHouse 18.16:
+Queue mode, \`pathlight-bench loadgen\` (${concurrency} in flight, ${seconds} s, 20-event batches) → workerd → local queue → consumer → ClickHouse 18.16:
 
 ${table.trim()}
 

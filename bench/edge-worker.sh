@@ -8,4 +8,4 @@ secs=${1:-10} conc=${2:-16}
 . "$(dirname "$0")/lib.sh" edge
 scripts/build-worker.sh
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
-tests/node_modules/.bin/node bench/edge-worker.mjs "$ch" "$(realpath "$bin")" "$secs" "$conc"
+tests/node_modules/.bin/node bench/edge-worker.mjs "$ch" "$(realpath "$bin")" "$(realpath "$bench")" "$secs" "$conc"

@@ -2,7 +2,7 @@
 # The half-load latency target alone (issue 9): the collector at 125 k events/s (20-event
 # batches, fixed rate), with the spool's fsync on and then off, each on a fresh collector and
 # database, so the difference is the disk's. Each run first measures the transport limit at the
-# same rate (`pathlight discard`: reads each body and answers, nothing else), the floor this rig
+# same rate (`pathlight-bench discard`: reads each body and answers, nothing else), the floor this rig
 # puts under any server's p99. Pinned like bench/limits.sh (server on core 0, load generator and
 # ClickHouse on core 1). Prints a Markdown table with the hypervisor's steal over each row's run,
 # the share of group commits slower than 3.2 and 6.4 ms (`pathlight_spool_commit_seconds`), and
@@ -17,7 +17,7 @@ set -euo pipefail
 secs=${1:-10} runs=${2:-2} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" half
 need_root_for_nice "$nice"
-gen=$bin bin=${BIN:-$bin}
+bin=${BIN:-$bin}
 # Of the metrics text $m with $total commits: the commits slower than the bucket bound $1.
 bucket() { echo "$m" | awk -v le="$1" -F'[ "]' '$0 ~ "spool_commit_seconds_bucket\\{le=\""le"\"" {print $NF}'; }
 # The collector's own answer times: the bucket bound (ms) its p99 is under; its share over 10 ms.

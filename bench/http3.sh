@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Batch posts over HTTP/1.1, HTTP/2 and HTTP/3, all over TLS on one collector (self-signed
-# certificate, spool with fsync), on loopback: `pathlight loadgen` with the same batch size and
-# concurrency for each protocol, one run each. Collector pinned to core 0, ClickHouse and the
+# certificate, spool with fsync), on loopback: `pathlight-bench loadgen` with the same batch size
+# and concurrency for each protocol, one run each. Collector pinned to core 0, ClickHouse and the
 # load generator to core 1. Prints a Markdown table per protocol.
 #   bench/http3.sh [SECONDS] [CONCURRENCY] [BATCH]
 set -euo pipefail
@@ -19,7 +19,7 @@ for proto in http1 http2 http3; do
   flag=""; [ "$proto" != http1 ] && flag="--$proto"
   echo "**$proto over TLS**"
   echo
-  taskset -c 1 "$bin" loadgen --url "https://127.0.0.1:$port/v1/batch" --insecure --site bench --batch "$batch" \
+  taskset -c 1 "$bench" loadgen --url "https://127.0.0.1:$port/v1/batch" --insecure --site bench --batch "$batch" \
     --concurrency "$conc" --seconds "$secs" $flag
   echo
 done

@@ -1,15 +1,18 @@
 # Shared by the bench scripts that run a release collector (most against a private ClickHouse):
 #   . "$(dirname "$0")/lib.sh" NAME
-# builds the release binary ($bin), makes a temp dir ($dir), starts ClickHouse 18.16 pinned to
-# core 1 ($ch, its data in $chdir, stopped when the script exits; not with NO_CLICKHOUSE=1), and defines `free` (a
-# free loopback port), `wait_up URL` (until URL/healthz answers; certificates not checked, for
-# self-signed TLS), `serve SCHEME` (the collector) and `loadgen`/`loadrow` (the load generator).
+# builds the release binaries, the collector ($bin) and the bench tools beside it ($bench,
+# `pathlight-bench`: the load generator, the discard server, the insert limit), makes a temp dir
+# ($dir), starts ClickHouse 18.16 pinned to core 1 ($ch, its data in $chdir, stopped when the
+# script exits; not with NO_CLICKHOUSE=1), and defines `free` (a free loopback port), `wait_up
+# URL` (until URL/healthz answers; certificates not checked, for self-signed TLS), `serve SCHEME`
+# (the collector) and `loadgen`/`loadrow` (the load generator).
 # Processes in $pids are killed when the script exits.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-cargo build --release --bin pathlight 2>&1 | tail -1 >&2
-# Where cargo put it: a CARGO_TARGET_DIR of the caller's, as bench/anomalies.sh reads too.
+cargo build --release --bin pathlight --bin pathlight-bench 2>&1 | tail -1 >&2
+# Where cargo put them: a CARGO_TARGET_DIR of the caller's, as bench/anomalies.sh reads too.
 bin=${CARGO_TARGET_DIR:-target}/release/pathlight
+bench=${CARGO_TARGET_DIR:-target}/release/pathlight-bench
 dir=$(mktemp -d "/tmp/pathlight-bench-$1-XXXX")
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -fsSk "$1/healthz" >/dev/null 2>&1 && return; sleep 0.1; done; }
@@ -62,16 +65,16 @@ print(f'{100 * (t - idle) / t:.{n}f} % | {100 * d[7] / t:.{n}f} %')"; }
 # stolen BEFORE: the share of both cores' time the hypervisor took since BEFORE (the `cpu` line of
 # /proc/stat): on a shared VM it comes in slices of milliseconds, which land in every tail latency.
 stolen() { core_use "$1" "$(grep '^cpu ' /proc/stat)" 1 | sed 's/.*| //'; }
-# loadgen PORT FLAG...: `pathlight loadgen` on core 1 (at niceness $nice, 0 unless set), 20-event
-# batches for the site `bench` to 127.0.0.1:PORT over HTTP/1.1, then the FLAGs (`--concurrency`,
-# `--seconds`, `--rate`...). The binary is $gen where a script sets it (`gen=$bin
-# bin=${BIN:-$bin}`): comparing another build's collector must not change the generator too.
+# loadgen PORT FLAG...: `pathlight-bench loadgen` on core 1 (at niceness $nice, 0 unless set),
+# 20-event batches for the site `bench` to 127.0.0.1:PORT over HTTP/1.1, then the FLAGs
+# (`--concurrency`, `--seconds`, `--rate`...). It is always this tree's $bench, so a script that
+# compares another build's collector (`bin=${BIN:-$bin}`) keeps the generator the same.
 # `loadrow` prints its table's row of figures alone:
 # | requests/s | events/s | p50 | p90 | p99 | p999 | max ms | non-2xx |.
 loadgen() {
   local port=$1
   shift
-  local run=(nice -n "${nice:-0}" taskset -c 1 "${gen:-$bin}" loadgen
+  local run=(nice -n "${nice:-0}" taskset -c 1 "$bench" loadgen
     --url "http://127.0.0.1:$port/v1/batch" --site bench --batch 20 "$@")
   # In a subshell (`loadgen … &`, a pipeline) the generator takes the subshell's place, so the
   # pid the script holds, and kills on exit, is the generator's.
@@ -79,10 +82,11 @@ loadgen() {
   "${run[@]}"
 }
 loadrow() { loadgen "$@" 2>/dev/null | sed -n 3p; }
-# start_discard PORT [BIN]: the transport limit's server (`pathlight discard`: reads each body and
-# answers, nothing else) on core 0 at 127.0.0.1:PORT, once it answers; its pid in $discard.
+# start_discard PORT [BIN]: the transport limit's server (`pathlight-bench discard`: reads each
+# body and answers, nothing else; BIN, default $bench) on core 0 at 127.0.0.1:PORT, once it
+# answers; its pid in $discard.
 start_discard() {
-  taskset -c 0 "${2:-$bin}" discard --listen "127.0.0.1:$1" >/dev/null &
+  taskset -c 0 "${2:-$bench}" discard --listen "127.0.0.1:$1" >/dev/null &
   discard=$!
   pids+=("$discard")
   wait_up "http://127.0.0.1:$1"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The collector against its two limits, measured in the same run on the same core (issue 9):
-#   transport: a minimal hyper server that reads and discards the same bodies (`pathlight discard`)
+#   transport: a minimal hyper server that reads and discards the same bodies
+#              (`pathlight-bench discard`)
 #   storage:   ClickHouse ingesting the same rows, pre-built, through the collector's insert
-#              (`pathlight insert-limit`)
+#              (`pathlight-bench insert-limit`)
 #   collector: `pathlight serve` with its spool (fsync) and real ClickHouse sink, as fast as it
 #              answers, then at half the 250 k events/s target (fixed rate) for the latency target.
 # Whatever is measured runs on core 0 (taskset); the load generator and ClickHouse on core 1.
@@ -25,7 +26,7 @@ start_discard "$port"
 transport=$(load "$port")
 kill "$discard"
 
-storage=$(PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" insert-limit --seconds "$secs" | awk '{print $1}')
+storage=$(PATHLIGHT_LOG=warn taskset -c 0 "$bench" insert-limit --config "$dir/pathlight.toml" --seconds "$secs" | awk '{print $1}')
 
 port=$(free)
 serve http

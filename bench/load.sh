@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Collector throughput with its real ClickHouse sink: `pathlight loadgen` against a release
+# Collector throughput with its real ClickHouse sink: `pathlight-bench loadgen` against a release
 # `pathlight serve` pinned to core 0 (taskset), load generator and ClickHouse on core 1.
 # Prints a Markdown table per protocol. Loopback only, bounded in time.
 #   bench/load.sh [SECONDS] [CONCURRENCY] [FLUSH_INTERVAL_MS] [SPOOL]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Is the storage limit the old server's? The same rows, built by the collector's stages
-# (`pathlight insert-limit --write`: files of 100 k rows, event ids distinct across files),
+# (`pathlight-bench insert-limit --write`: files of 100 k rows, event ids distinct across files),
 # inserted as fast as each ClickHouse takes them on core 1, SECONDS per measurement, each file
 # at most once per measurement and every measurement on a fresh database with all migrations
 # (the five marts' views included). RUNS rounds, the four measurements in turn:
@@ -23,7 +23,7 @@ config unused
 rows=100000
 # Enough files for 400 k rows/s, each ~38 MB: no measurement should run out.
 count=$((secs * 4 < 4 ? 4 : secs * 4))
-columns=$("$bin" --config "$dir/pathlight.toml" insert-limit --rows-per-insert "$rows" \
+columns=$("$bench" insert-limit --config "$dir/pathlight.toml" --rows-per-insert "$rows" \
   --write "$chdir/user_files/rows" --files "$count")
 files=()
 for i in $(seq 0 $((count - 1))); do files+=("$chdir/user_files/rows-$i.bin"); done
@@ -59,7 +59,7 @@ new_file() {
 # old_http DB: rows/s of 18.16 through the collector's insert (four bodies of its own, in turn).
 old_http() {
   config "$1"
-  PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" insert-limit --seconds "$secs" | awk '{print $1}'
+  PATHLIGHT_LOG=warn taskset -c 0 "$bench" insert-limit --config "$dir/pathlight.toml" --seconds "$secs" | awk '{print $1}'
   sql "DROP DATABASE $1"
 }
 

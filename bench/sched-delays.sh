@@ -11,7 +11,7 @@
 set -euo pipefail
 secs=${1:-6} runs=${2:-1} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" sched
-gen=$bin bin=${BIN:-$bin}
+bin=${BIN:-$bin}
 need_root_for_nice "$nice"
 data=$dir/sched.data
 # delays TID_PATTERN: wake-up waits of the threads whose "[tid/pid]" matches.

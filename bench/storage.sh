@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The storage limit's own costs: `pathlight insert-limit` (pre-built rows, 100 k per insert, the
+# The storage limit's own costs: `pathlight-bench insert-limit` (pre-built rows, 100 k per insert, the
 # collector's insert) on core 0 and ClickHouse 18.16 on core 1, as in bench/limits.sh.
 # 1. Alternates a database with the five marts' materialized views and one without them, RUNS
 #    times, SECONDS each: what the views cost ClickHouse per row.
@@ -12,7 +12,7 @@ secs=${1:-10} runs=${2:-3} out=${OUT:-/tmp/pathlight-clickhouse.perf}
 . "$(dirname "$0")/lib.sh" storage
 limit() {
   config "$1"
-  PATHLIGHT_LOG=warn taskset -c 0 "$bin" --config "$dir/pathlight.toml" insert-limit --seconds "$2" | awk '{print $1}'
+  PATHLIGHT_LOG=warn taskset -c 0 "$bench" insert-limit --config "$dir/pathlight.toml" --seconds "$2" | awk '{print $1}'
 }
 limit with_marts 1 >/dev/null
 limit no_marts 1 >/dev/null

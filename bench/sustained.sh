@@ -11,7 +11,7 @@ set -euo pipefail
 secs=${1:-20} nice=${NICE:-0}
 . "$(dirname "$0")/lib.sh" sustained
 need_root_for_nice "$nice"
-gen=$bin bin=${BIN:-$bin}
+bin=${BIN:-$bin}
 rates=("${@:2}")
 [ ${#rates[@]} -gt 0 ] || rates=(150000 200000 250000)
 echo "| offered events/s | answered events/s | p50 ms | p99 ms | non-2xx | spool MB every 4 s |"

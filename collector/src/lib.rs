@@ -66,7 +66,6 @@ pub mod http;
 pub use pathlight_ingest::hex;
 #[cfg(test)]
 mod layering;
-pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;

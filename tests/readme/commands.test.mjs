@@ -32,6 +32,7 @@ const CLOUDFLARE = "needs a Cloudflare account; tests/edge runs the built worker
 const ELSEWHERE = new Map([
   ["make test", "runs this suite and every other check: it is what CI runs"],
   ["cargo build --release --bin pathlight", "a release build takes minutes here; the debug build of the same code runs every pathlight command"],
+  ["cargo build --release --bin pathlight-bench", "likewise: the debug pathlight-bench, built by cargo test beside pathlight, runs its commands"],
   ["cd edge-worker", CLOUDFLARE],
   ["export PATH=$PWD/../tests/node_modules/.bin:$PATH CLOUDFLARE_ACCOUNT_ID=…", CLOUDFLARE],
   ["wrangler queues create pathlight-events && wrangler queues create pathlight-events-dlq", CLOUDFLARE],
@@ -44,7 +45,8 @@ const ELSEWHERE = new Map([
 
 const isDemo = (c) => /^(?:[A-Z_]+=\S+ )*make demo\b/.test(c);
 const demoBlock = blocks.find((b) => b.some((c) => c.startsWith("curl ")));
-const isPathlight = (c) => /(^|\| )pathlight /.test(c);
+/** `pathlight …` and the bench tools' `pathlight-bench …`, both run from the debug build's directory. */
+const isPathlight = (c) => /(^|\| )pathlight(-bench)? /.test(c);
 
 test("every shell command of the README is run here or listed with the reason it is not", () => {
   assert.ok(commands.length > 25, commands.join("\n"));

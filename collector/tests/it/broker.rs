@@ -3,9 +3,9 @@
 //! insert and its acks costs no event and duplicates none.
 
 use crate::{TestServer, clickhouse_url, server_script};
+use pathlight_bench::loadgen;
 use pathlight_collector::cli::generate;
 use pathlight_collector::config::Config;
-use pathlight_collector::loadgen;
 use pathlight_collector::pipeline::Pipeline;
 use pathlight_collector::storage::broker::load::{LoadOptions, LoadReport, run};
 use std::path::PathBuf;

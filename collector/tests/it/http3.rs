@@ -147,7 +147,7 @@ async fn batches_over_http3_land_and_bad_ones_get_the_same_answers() {
 
     // The load generator over each protocol on this TLS listener: every request answered 204.
     for (http2, http3) in [(false, false), (true, false), (false, true)] {
-        let report = pathlight_collector::loadgen::run(pathlight_collector::loadgen::LoadOptions {
+        let report = pathlight_bench::loadgen::run(pathlight_bench::loadgen::LoadOptions {
             url: format!("https://127.0.0.1:{}/v1/batch", server.addr.port()),
             site: "test".into(),
             batch: 20,

@@ -1,7 +1,7 @@
 //! The load generator: bounded, and what it reports is what the collector stored.
 
 use crate::TestServer;
-use pathlight_collector::loadgen::{LoadOptions, run};
+use pathlight_bench::loadgen::{LoadOptions, run};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,8 +1,8 @@
-//! `pathlight loadgen`: a bounded load generator for the batch endpoint. It sends realistic CBOR
-//! batches (the sample events, fresh ids and times per batch) over HTTP/1.1, HTTP/2 (cleartext
-//! or TLS) or HTTP/3, at a fixed rate or as fast as the collector answers, for a fixed time and
-//! at most a fixed number of requests, and reports throughput, latency percentiles and answers
-//! by status.
+//! `pathlight-bench loadgen`: a bounded load generator for the batch endpoint. It sends
+//! realistic CBOR batches (the sample events, fresh ids and times per batch) over HTTP/1.1,
+//! HTTP/2 (cleartext or TLS) or HTTP/3, at a fixed rate or as fast as the collector answers, for
+//! a fixed time and at most a fixed number of requests, and reports throughput, latency
+//! percentiles and answers by status.
 
 use pathlight_wire::{Id, RawBatch, cbor, sample};
 use std::collections::BTreeMap;
@@ -478,7 +478,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
 }
 
 /// The sample events, repeated to `batch` of them, for `site`.
-fn template(site: &str, batch: usize) -> RawBatch {
+pub(crate) fn template(site: &str, batch: usize) -> RawBatch {
     let mut b = sample::typical_batch();
     b.site_id = site.to_owned();
     let kinds = b.events.clone();
@@ -487,8 +487,8 @@ fn template(site: &str, batch: usize) -> RawBatch {
 }
 
 /// `b` with ids unique to (seed, request number, event) and times of now, encoded.
-fn batch_bytes(b: &mut RawBatch, seed: u32, n: u64) -> Vec<u8> {
-    let now = crate::dates::now_ms();
+pub(crate) fn batch_bytes(b: &mut RawBatch, seed: u32, n: u64) -> Vec<u8> {
+    let now = pathlight_collector::dates::now_ms();
     b.sent_at = now;
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&n.to_be_bytes());
@@ -500,137 +500,4 @@ fn batch_bytes(b: &mut RawBatch, seed: u32, n: u64) -> Vec<u8> {
         e.timestamp = now - 1_000 + i as i64;
     }
     cbor::encode(b)
-}
-
-/// The transport limit for `bench/limits.sh`: a minimal hyper server (HTTP/1.1 and h2c, the
-/// collector's settings) that reads each body and answers 204, doing nothing else. What the
-/// collector reaches, divided by what this reaches on the same core, is the share of the
-/// machine left to HTTP after ingest's own work.
-pub async fn discard(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    use http_body_util::BodyExt;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(
-                |req: http::Request<hyper::body::Incoming>| async move {
-                    let body = http_body_util::Limited::new(req.into_body(), 512 * 1024)
-                        .collect()
-                        .await;
-                    let status = if body.is_ok() { 204 } else { 413 };
-                    let mut resp =
-                        http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
-                    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
-                    Ok::<_, std::convert::Infallible>(resp)
-                },
-            );
-            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-        });
-    }
-}
-
-/// The storage limit for `bench/limits.sh`: ClickHouse ingesting rows built beforehand, as
-/// fast as it takes them, through the same insert the collector uses — one insert of
-/// `rows_per_insert` rows at a time, for `duration`. Returns rows per second.
-pub async fn insert_limit(
-    config: &crate::config::Config,
-    batch: usize,
-    rows_per_insert: usize,
-    duration: Duration,
-) -> anyhow::Result<f64> {
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let (sink, _task) =
-        crate::storage::clickhouse::ClickHouseSink::start(&config.clickhouse, metrics.clone())
-            .await?;
-    // A few distinct bodies (distinct event ids), built before the clock starts.
-    let bodies = limit_rows(config, batch, rows_per_insert, 0..4)?;
-    let rows_per_body = (rows_per_insert / batch.max(1)).max(1) * batch;
-    let client = sink.bulk_writer();
-    let start = Instant::now();
-    let mut rows = 0u64;
-    let mut i = 0;
-    while start.elapsed() < duration {
-        crate::storage::clickhouse::insert_row_binary(
-            &client,
-            &config.clickhouse,
-            [bodies[i % bodies.len()].clone()],
-        )
-        .await?;
-        rows += rows_per_body as u64;
-        i += 1;
-    }
-    Ok(rows as f64 / start.elapsed().as_secs_f64())
-}
-
-/// Inserts' worth of RowBinary rows in the `events` columns' order
-/// ([`pathlight_ingest::COLUMNS`]), one per number in `bodies`, each of `rows_per_insert` rows
-/// (whole batches of `batch` events: rounded down, at least one) and with event ids of its own
-/// (from its number): what the collector would insert for the generator's batches, through the
-/// same stages. `insert-limit --write` saves them, so bench/modern-storage.sh can feed the
-/// same rows to other servers.
-pub fn limit_rows(
-    config: &crate::config::Config,
-    batch: usize,
-    rows_per_insert: usize,
-    bodies: std::ops::Range<u64>,
-) -> anyhow::Result<Vec<bytes::Bytes>> {
-    use crate::pipeline::{IngestRequest, Stages};
-    let mut cfg = config.clone();
-    cfg.ip_events_per_sec = 0;
-    cfg.sites.iter_mut().for_each(|s| s.max_events_per_sec = 0);
-    let site = cfg.sites.first().map(|s| s.id.clone()).unwrap_or_default();
-    let stages = Stages::new(
-        &cfg,
-        pathlight_wire::enrich::VisitorHasher::new(&[], [7; 16]),
-        Arc::new(crate::metrics::Metrics::new()),
-    )?;
-    let seed = crate::dates::now_ms() as u32;
-    let mut template = template(&site, batch);
-    let batches_per_body = (rows_per_insert / batch.max(1)).max(1);
-    let mut out = Vec::new();
-    for b in bodies {
-        let mut body = Vec::new();
-        for k in 0..batches_per_body as u64 {
-            let bytes = batch_bytes(&mut template, seed, b * 1_000_000 + k);
-            let req = IngestRequest {
-                body: &bytes,
-                received_at: crate::dates::now_ms(),
-                delivery: Default::default(),
-                ..IngestRequest::default()
-            };
-            let mut counted = 0;
-            for row in &stages.prepare(&req, &mut counted)?.rows {
-                row.write_row_binary(&mut body);
-            }
-        }
-        out.push(bytes::Bytes::from(body));
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // bench/modern-storage.sh feeds these bytes to ClickHouse as `events` rows: they must be
-    // whole rows in COLUMNS order, as many as asked (rounded down to whole batches), each body
-    // with event ids of its own (a repeated id would be merged away, or a repeated block
-    // dropped by the deduplication window, and flatter the rate).
-    #[test]
-    fn limit_rows_are_whole_rows_with_ids_of_their_own() {
-        let config = crate::config::Config::for_tests("http://127.0.0.1:1", "unused");
-        let bodies = limit_rows(&config, 20, 1_010, 0..2).unwrap();
-        assert_eq!(bodies.len(), 2);
-        let mut ids = std::collections::HashSet::new();
-        for body in &bodies {
-            let rows = pathlight_ingest::read_rows(body).unwrap();
-            assert_eq!(rows.len(), 1_000);
-            assert!(rows.iter().all(|r| r.site_id == "test"));
-            ids.extend(rows.iter().map(|r| r.event_id));
-        }
-        assert_eq!(ids.len(), 2_000);
-    }
 }
