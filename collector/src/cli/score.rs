@@ -131,6 +131,37 @@ pub async fn run(
     Ok((flags, scores))
 }
 
+/// `score-anomalies`' arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The labels file.
+    #[arg(long)]
+    labels: std::path::PathBuf,
+    /// Site the events were imported as.
+    #[arg(long, default_value = "demo")]
+    site: String,
+}
+
+/// `pathlight score-anomalies`: the table, for the configured ClickHouse.
+pub async fn command(config: crate::config::Config, args: Args) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let file = std::fs::File::open(&args.labels)
+        .with_context(|| format!("opening {}", args.labels.display()))?;
+    let labels = crate::cli::generate::read_labels(file)?;
+    let client = crate::storage::clickhouse::client(&config.clickhouse)
+        .with_database(&config.clickhouse.database)
+        .with_validation(false);
+    let site = args.site;
+    let (flags, scores) = run(&client, &site, &labels).await?;
+    println!(
+        "{} sessions of site {site}, {} labels\n",
+        flags.sessions,
+        labels.len()
+    );
+    print!("{}", table(&scores));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

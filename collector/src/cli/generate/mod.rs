@@ -29,6 +29,7 @@ use pathlight_wire::{FORMAT_VERSION, RawBatch, RawEvent};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 
+pub mod command;
 mod files;
 mod labels;
 mod model;
