@@ -72,17 +72,10 @@ enum Command {
     Sql(admin::SqlArgs),
 }
 
-/// Runs the command line: logs to stderr (`PATHLIGHT_LOG`, default `info`), loads the
-/// configuration, runs the command.
+/// Runs the command line: logs ([`init_logging`]), loads the configuration, runs the command.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PATHLIGHT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
@@ -98,6 +91,18 @@ pub fn main() -> anyhow::Result<()> {
         Command::ScoreAnomalies(args) => rt.block_on(score::command(config, args)),
         Command::Sql(args) => admin::sql(&config, args),
     }
+}
+
+/// Logs to stderr at the level `PATHLIGHT_LOG` sets (`info` by default); stdout stays for
+/// what scripts read (addresses, reports). `pathlight-bench` logs the same way.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PATHLIGHT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Exits the process once `pid` is gone (tests pass their own pid, so that a collector or a
