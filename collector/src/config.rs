@@ -182,6 +182,15 @@ pub struct SiteConfig {
     /// not hold the token itself. Used instead of `api_token` when set.
     #[serde(default)]
     pub api_token_sha256: String,
+    /// SHA-256 digests (hex; `pathlight hash-token` prints one) of the site's ingest keys: a
+    /// request with `X-API-Key: <key>` (or `Authorization: Bearer <key>`) is accepted for the
+    /// site from anywhere, so servers can send its events. List two while replacing one.
+    #[serde(default)]
+    pub ingest_keys_sha256: Vec<String>,
+    /// Refuse (`401`) requests from no allowed origin that carry no valid ingest key. Off: a
+    /// request without an `Origin` (a server's) is accepted without a key, as before.
+    #[serde(default)]
+    pub require_key: bool,
     /// Where the site's pages live (`https://shop.example`), for "Open on site": the live
     /// heatmap overlay opens this plus the page's path. Empty: the first origin but `*`.
     #[serde(default)]
@@ -307,6 +316,22 @@ impl Config {
             if !sha.is_empty() && crate::hex::decode::<32>(sha).is_none() {
                 bail!("sites.{}: api_token_sha256 must be 64 hex digits", site.id);
             }
+            if let Some(k) = site
+                .ingest_keys_sha256
+                .iter()
+                .find(|k| crate::hex::decode::<32>(k).is_none())
+            {
+                bail!(
+                    "sites.{}: ingest_keys_sha256 {k:?} must be 64 hex digits (pathlight hash-token prints them)",
+                    site.id
+                );
+            }
+            if site.require_key && site.ingest_keys_sha256.is_empty() {
+                bail!(
+                    "sites.{}: require_key needs at least one key in ingest_keys_sha256",
+                    site.id
+                );
+            }
             for o in &site.origins {
                 if o != "*" && !is_origin(o) {
                     bail!(
@@ -409,6 +434,8 @@ impl Config {
                 max_events_per_sec: 0,
                 api_token: "test-token".into(),
                 api_token_sha256: String::new(),
+                ingest_keys_sha256: Vec::new(),
+                require_key: false,
                 base_url: String::new(),
             }],
             clickhouse: ClickHouseConfig {
@@ -542,6 +569,8 @@ mod tests {
             max_events_per_sec: 0,
             api_token: String::new(),
             api_token_sha256: String::new(),
+            ingest_keys_sha256: Vec::new(),
+            require_key: false,
             base_url: String::new(),
         });
         assert!(c.validate().is_err());

@@ -79,6 +79,16 @@ pub struct UndeliveredLabels {
     pub outcome: &'static str,
 }
 
+/// A site and one of its ingest keys, named by the first 8 hex digits of its SHA-256 (what the
+/// config holds), so that a rotation shows which key senders still use.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    /// The site.
+    pub site: String,
+    /// The key's digest prefix.
+    pub key: String,
+}
+
 /// One label `site` (a configured site's id, or `other`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SiteLabel {
@@ -129,6 +139,9 @@ pub struct Metrics {
     pub duplicate_batches: Counter,
     /// Query-API requests refused for a missing or wrong token, by the site they named.
     pub api_unauthorized: Family<SiteLabel, Counter>,
+    /// Batches accepted with an ingest key, by site and key (wrong and missing keys are
+    /// counted in `events_rejected` as `invalid_key` and `key_required`).
+    pub ingest_key_batches: Family<KeyLabels, Counter>,
     /// Query-API requests refused because their address sent too many wrong tokens.
     pub api_throttled: Counter,
     /// Seconds from a query-API request's headers to its answer (for `export`, to its first
@@ -177,6 +190,7 @@ impl Metrics {
             undelivered_batches: Family::default(),
             duplicate_batches: Counter::default(),
             api_unauthorized: Family::default(),
+            ingest_key_batches: Family::default(),
             api_throttled: Counter::default(),
             query_seconds: Family::new_with_constructor(|| Histogram::new(QUERY_SECONDS_BUCKETS)),
             query_cache_hits: Family::default(),
@@ -275,6 +289,11 @@ impl Metrics {
             "api_unauthorized",
             "Query-API requests with a missing or wrong token, by the site they named",
             m.api_unauthorized.clone(),
+        );
+        registry.register(
+            "ingest_key_batches",
+            "Batches accepted with an ingest key, by site and key (its SHA-256's first 8 hex digits)",
+            m.ingest_key_batches.clone(),
         );
         registry.register(
             "api_throttled",

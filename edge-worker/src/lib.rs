@@ -154,6 +154,7 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
     let content_type = header("Content-Type");
     let origin = header("Origin");
     let user_agent = header("User-Agent");
+    let (x_api_key, authorization) = (header("X-API-Key"), header("Authorization"));
     let ip = header("CF-Connecting-IP").and_then(|v| v.trim().parse().ok());
     let site = rules::site_param(req.url()?.query());
     let geo = cf_geo(&req);
@@ -172,6 +173,7 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
         country: None,
         received_at: received_at as i64,
         delivery: Default::default(),
+        key: pathlight_ingest::keys::presented(x_api_key.as_deref(), authorization.as_deref()),
     };
     let mut counted = 0;
     let Checked {

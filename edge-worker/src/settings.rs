@@ -41,11 +41,36 @@ pub struct Site {
     /// Origins allowed to send from a browser; `"*"` for any. Same rules as the collector.
     #[serde(default)]
     pub origins: Vec<String>,
+    /// SHA-256 digests (hex) of the site's ingest keys, as the collector's
+    /// `ingest_keys_sha256`: a request with one of the keys is accepted from anywhere.
+    #[serde(default, deserialize_with = "digests")]
+    pub ingest_keys_sha256: Vec<[u8; 32]>,
+    /// As the collector's `require_key`.
+    #[serde(default)]
+    pub require_key: bool,
+}
+
+/// Hex SHA-256 digests, each checked.
+fn digests<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|k| {
+            pathlight_ingest::hex::decode(k).ok_or_else(|| {
+                serde::de::Error::custom(format!("ingest key digest {k:?} is not 64 hex digits"))
+            })
+        })
+        .collect()
 }
 
 impl SiteRules for Site {
     fn origins(&self) -> &[String] {
         &self.origins
+    }
+    fn ingest_keys(&self) -> &[[u8; 32]] {
+        &self.ingest_keys_sha256
+    }
+    fn require_key(&self) -> bool {
+        self.require_key
     }
 }
 

@@ -48,6 +48,8 @@ fuzz_target!(|data: &[u8]| {
         country: None,
         received_at: now_ms(),
         delivery: Default::default(),
+        // Keyless, and a wrong key: refusals too must not break the stages.
+        key: (kind & 8 != 0).then_some("not-a-key"),
     };
     let mut counted = 0;
     if let Ok(prepared) = stages().prepare(&req, &mut counted) {

@@ -34,6 +34,12 @@ pub enum IngestError {
         /// The site.
         site: String,
     },
+    /// The request carried an ingest key that is none of the site's.
+    #[error("the ingest key is not one of site {0:?}'s")]
+    InvalidKey(String),
+    /// The site takes requests from no allowed origin only with an ingest key.
+    #[error("site {0:?} takes events from servers only with an ingest key (X-API-Key)")]
+    KeyRequired(String),
     /// The site is over its configured event rate.
     #[error("site {site:?} is over its rate limit")]
     RateLimited {
@@ -94,6 +100,7 @@ impl IngestError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             IngestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            IngestError::InvalidKey(_) | IngestError::KeyRequired(_) => StatusCode::UNAUTHORIZED,
             IngestError::UnknownSite(_) | IngestError::OriginNotAllowed { .. } => {
                 StatusCode::FORBIDDEN
             }
@@ -131,6 +138,8 @@ impl IngestError {
             IngestError::BodyTimeout => "body_timeout",
             IngestError::UnknownSite(_) => "unknown_site",
             IngestError::OriginNotAllowed { .. } => "origin_not_allowed",
+            IngestError::InvalidKey(_) => "invalid_key",
+            IngestError::KeyRequired(_) => "key_required",
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::QueueFull => "queue_full",
             IngestError::SpoolFull => "spool_full",

@@ -31,6 +31,9 @@ pub struct IngestRequest<'a> {
     pub received_at: i64,
     /// What the sender says about its earlier sends (`?r=1&d=N`).
     pub delivery: crate::Delivery,
+    /// The ingest key a server sent (`X-API-Key`, or `Authorization: Bearer`): see
+    /// [`crate::keys`].
+    pub key: Option<&'a str>,
 }
 
 /// The answer to an accepted batch: everything stored, or the good events stored and the
@@ -84,6 +87,10 @@ pub struct Rejected {
 pub trait SiteRules {
     /// Origins whose pages may send the site's events from a browser; `"*"` allows any.
     fn origins(&self) -> &[String];
+    /// SHA-256 digests of the site's ingest keys (two while one replaces the other).
+    fn ingest_keys(&self) -> &[[u8; 32]];
+    /// Whether a request from no allowed origin needs a key.
+    fn require_key(&self) -> bool;
 }
 
 /// Whether `origin` is one of `origins` (or they allow any).
@@ -113,6 +120,8 @@ pub struct Checked<'s, S> {
     pub site: &'s S,
     /// Refused events, by index, in order.
     pub rejected: Vec<(usize, WireError)>,
+    /// Which of the site's ingest keys the request carried, by index, if any.
+    pub key: Option<usize>,
 }
 
 impl<S> Checked<'_, S> {
@@ -140,12 +149,7 @@ pub fn check<'s, S: SiteRules>(
     let site = sites
         .get(&batch.site_id)
         .ok_or_else(|| IngestError::UnknownSite(batch.site_id.clone()))?;
-    if let Some(origin) = req.origin.filter(|o| !origin_matches(site.origins(), o)) {
-        return Err(IngestError::OriginNotAllowed {
-            origin: origin.to_owned(),
-            site: batch.site_id.clone(),
-        });
-    }
+    let key = crate::keys::admit(site, req.key, req.origin, &batch.site_id)?;
     // Events the decoder could not read keep its reason; the others are validated. In index
     // order, as `enrich` walks them.
     let mut unreadable = unreadable.into_iter().peekable();
@@ -181,6 +185,7 @@ pub fn check<'s, S: SiteRules>(
         batch,
         site,
         rejected,
+        key,
     })
 }
 

@@ -12,6 +12,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -20,12 +21,15 @@ import { HASH_SECRET, bin, eventually, freePort, root, startClickHouse } from ".
 const readme = readFileSync(join(root, "README.md"), "utf8");
 const uncomment = (line) => line.replace(/(^|\s+)#.*$/, "").trim();
 /** The lines of each ```sh block, comments dropped. */
-const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1].split("\n").map(uncomment).filter(Boolean));
+const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1].replace(/\\\n\s*/g, " ").split("\n").map(uncomment).filter(Boolean));
 /** Commands in the prose's inline code: `make demo …` with or without variables, `pathlight … --…`. */
 const inline = [...readme.replace(/```[\s\S]*?```/g, "").matchAll(/`([^`\n]+)`/g)]
   .map((m) => m[1].trim())
   .filter((c) => /^(?:[A-Z_]+=\S+ )*make demo\b/.test(c) || /^pathlight (?:\S+ )*--\S/.test(c));
 const commands = [...new Set([...blocks.flat(), ...inline])];
+
+/** The ingest key the README's `$KEY` stands for, whose SHA-256 the test's config lists. */
+const INGEST_KEY = "readme-ingest-key";
 
 const CLOUDFLARE = "needs a Cloudflare account; tests/edge runs the built worker in workerd and `wrangler deploy --dry-run`";
 /** README commands this test does not run, and why. */
@@ -47,10 +51,13 @@ const isDemo = (c) => /^(?:[A-Z_]+=\S+ )*make demo\b/.test(c);
 const demoBlock = blocks.find((b) => b.some((c) => c.startsWith("curl ")));
 /** `pathlight …` and the bench tools' `pathlight-bench …`, both run from the debug build's directory. */
 const isPathlight = (c) => /(^|\| )pathlight(-bench)? /.test(c);
+/** A server's send with an ingest key: run against the collector that `pathlight serve` started. */
+const isKeyed = (c) => c.startsWith("curl ") && c.includes("X-API-Key");
 
 test("every shell command of the README is run here or listed with the reason it is not", () => {
   assert.ok(commands.length > 25, commands.join("\n"));
-  const untried = commands.filter((c) => !ELSEWHERE.has(c) && !isDemo(c) && !demoBlock.includes(c) && !isPathlight(c));
+  const untried = commands.filter((c) => !ELSEWHERE.has(c) && !isDemo(c) && !demoBlock.includes(c) && !isPathlight(c) && !isKeyed(c));
+  assert.equal(commands.filter(isKeyed).length, 1, "the README's send with an ingest key");
   assert.deepEqual(untried, [], "README commands no test runs");
   const gone = [...ELSEWHERE.keys()].filter((c) => !commands.includes(c));
   assert.deepEqual(gone, [], "listed as run elsewhere, but no longer in the README");
@@ -181,13 +188,15 @@ url = "nats://127.0.0.1:${natsPort}"
 [[sites]]
 id = "shop"
 api_token = "readme-token"
+ingest_keys_sha256 = ["${createHash("sha256").update(INGEST_KEY).digest("hex")}"]
+require_key = true
 `);
   mkdirSync(join(cwd, "demo-site"));
-  const env = { PATH: `${dirname(bin)}:${process.env.PATH}`, HOME: process.env.HOME, PATHLIGHT_LOG: "warn", TOKEN: "readme-token" };
+  const env = { PATH: `${dirname(bin)}:${process.env.PATH}`, HOME: process.env.HOME, PATHLIGHT_LOG: "warn", TOKEN: "readme-token", KEY: INGEST_KEY };
   // What `pathlight import history.ndjson` reads: a history file of the site.
   await runToEnd("pathlight gen --site shop --events 500 --out history.ndjson", { cwd, env });
 
-  const shown = commands.filter((c) => isPathlight(c) && !ELSEWHERE.has(c));
+  const shown = commands.filter((c) => (isPathlight(c) || isKeyed(c)) && !ELSEWHERE.has(c));
   const background = [];
   try {
     for (const c of shown) {
@@ -196,6 +205,19 @@ api_token = "readme-token"
         const p = run(command, { cwd, env });
         background.push([c, p]);
         if (command.endsWith(" serve")) await eventually(() => up(`http://127.0.0.1:${port}/healthz`), 30_000, c);
+        continue;
+      }
+      if (isKeyed(c)) {
+        // The collector's address, and the event dated now rather than on the README's day.
+        const keyed = command
+          .replace("https://collect.example", `http://127.0.0.1:${port}`)
+          .replace(/"created_at": "[^"]*"/, `"created_at": "${new Date().toISOString()}"`);
+        await runToEnd(keyed, { cwd, env });
+        // Without the key the site refuses the same send (require_key): curl -f fails.
+        const p = run(keyed.replace(/-H "X-API-Key: \$KEY" /, ""), { cwd, env });
+        const { code } = await p.exited;
+        assert.notEqual(code, 0, `sent without the key:\n${p.output()}`);
+        assert.match(p.output(), /401/, p.output());
         continue;
       }
       const seconds = Number(command.match(/--seconds (\d+)/)?.[1] ?? 60);

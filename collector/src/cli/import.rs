@@ -351,13 +351,15 @@ pub async fn command(mut config: crate::config::Config, args: Args) -> anyhow::R
         Some(_) => Format::Ndjson,
         None => Format::of(&file),
     };
-    // An operator's import is history, not traffic to police: no rate limits.
+    // An operator's import is history, not traffic to police: no rate limits, and no ingest
+    // key (whoever runs this holds the config and the database already).
     config.ip_events_per_sec = 0;
     // Straight to ClickHouse: no client waits for a durability promise (a rerun adds
     // what is missing), and the spool's directory may be a running collector's.
     config.spool.dir = None;
     for s in &mut config.sites {
         s.max_events_per_sec = 0;
+        s.require_key = false;
     }
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let (pipeline, sink) = Pipeline::start(&config, metrics).await?;

@@ -247,6 +247,8 @@ mod tests {
                 max_events_per_sec: 0,
                 api_token: String::new(),
                 api_token_sha256: String::new(),
+                ingest_keys_sha256: Vec::new(),
+                require_key: false,
                 base_url: String::new(),
             })
             .collect();

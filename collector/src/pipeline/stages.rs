@@ -7,7 +7,7 @@ use super::geo::GeoLookup;
 use super::rate::{IpLimit, SiteLimit};
 use crate::config::{Config, SiteConfig};
 use crate::error::IngestError;
-use crate::metrics::Metrics;
+use crate::metrics::{KeyLabels, Metrics};
 use crate::storage::clickhouse::EventRow;
 use pathlight_ingest::{Checked, IngestRequest, SiteRules};
 use pathlight_wire::enrich::VisitorHasher;
@@ -25,11 +25,19 @@ const MAX_SERVER_SESSIONS: usize = 500_000;
 pub(super) struct Site {
     pub(super) config: SiteConfig,
     limit: Option<SiteLimit>,
+    /// `ingest_keys_sha256`, decoded (the config checked them).
+    keys: Vec<[u8; 32]>,
 }
 
 impl SiteRules for Site {
     fn origins(&self) -> &[String] {
         &self.config.origins
+    }
+    fn ingest_keys(&self) -> &[[u8; 32]] {
+        &self.keys
+    }
+    fn require_key(&self) -> bool {
+        self.config.require_key
     }
 }
 
@@ -71,6 +79,11 @@ impl Stages {
                     Site {
                         config: s.clone(),
                         limit,
+                        keys: s
+                            .ingest_keys_sha256
+                            .iter()
+                            .filter_map(|k| crate::hex::decode(k))
+                            .collect(),
                     },
                 )
             })
@@ -100,7 +113,20 @@ impl Stages {
             batch,
             site,
             rejected,
+            key,
         } = pathlight_ingest::check(req, &self.limits, &self.sites, counted)?;
+        if let Some(i) = key {
+            self.metrics
+                .ingest_key_batches
+                .get_or_create(&KeyLabels {
+                    site: site.config.id.clone(),
+                    key: site.config.ingest_keys_sha256[i]
+                        .get(..8)
+                        .unwrap_or_default()
+                        .to_ascii_lowercase(),
+                })
+                .inc();
+        }
         for (_, e) in &rejected {
             self.metrics.reject(e.reason(), 1);
         }
@@ -175,6 +201,7 @@ mod tests {
             country: None,
             received_at: t,
             delivery: Default::default(),
+            key: None,
         };
         let prepared = stages.prepare(&req, &mut 0).unwrap();
         assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);

@@ -197,6 +197,8 @@ mod tests {
             max_events_per_sec: 0,
             api_token: token.into(),
             api_token_sha256: sha.into(),
+            ingest_keys_sha256: Vec::new(),
+            require_key: false,
             base_url: String::new(),
         }
     }

@@ -23,6 +23,8 @@ fn two_sites(c: &mut Config) {
         max_events_per_sec: 0,
         api_token: "other-token".into(),
         api_token_sha256: String::new(),
+        ingest_keys_sha256: Vec::new(),
+        require_key: false,
         base_url: String::new(),
     });
 }

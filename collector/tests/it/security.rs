@@ -20,6 +20,8 @@ fn site(id: &str, origins: &[&str], token: &str) -> SiteConfig {
         max_events_per_sec: 0,
         api_token: token.into(),
         api_token_sha256: String::new(),
+        ingest_keys_sha256: Vec::new(),
+        require_key: false,
         base_url: String::new(),
     }
 }
@@ -442,4 +444,114 @@ fn serve_refuses_to_start_with_a_secret_anyone_could_know() {
         secret.trim().len() == 64 && secret.trim().bytes().all(|b| b.is_ascii_hexdigit()),
         "{secret}"
     );
+}
+
+#[tokio::test]
+async fn servers_write_into_a_site_with_its_ingest_key_and_only_with_it() {
+    let digest = |k: &str| pathlight_collector::query::auth::digest_hex(k);
+    let (old, new) = ("old-key-of-the-shop", "new-key-of-the-shop");
+    let server = TestServer::start_with("sec_ingest_keys", |c| {
+        c.sites[0].origins = vec!["https://shop.example".into()];
+        c.sites[0].ingest_keys_sha256 = vec![digest(old), digest(new)];
+        c.sites[0].require_key = true;
+        let mut open = site("open", &[], "");
+        open.ingest_keys_sha256 = vec![digest("key-of-open")];
+        c.sites.push(open);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    // Each send carries events of its own, so that stored counts add up.
+    let mut n = 0u8;
+    let mut send = |site: &str, headers: &[(&str, &str)]| {
+        n += 1;
+        let mut batch = crate::batch_now();
+        batch.site_id = site.into();
+        for e in &mut batch.events {
+            e.id.0[14] = n;
+        }
+        batch.batch_id.0[14] = n;
+        let mut req = client
+            .post(server.url("/v1/batch"))
+            .body(pathlight_wire::cbor::encode(&batch));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), json_body(resp).await)
+        }
+    };
+    // A server without a key, or with a wrong one: refused with the reason.
+    let (status, json) = send("test", &[]).await;
+    assert_eq!(
+        (status, json["reason"].as_str()),
+        (401, Some("key_required")),
+        "{json}"
+    );
+    let (status, json) = send("test", &[("x-api-key", "guess")]).await;
+    assert_eq!(
+        (status, json["reason"].as_str()),
+        (401, Some("invalid_key")),
+        "{json}"
+    );
+    // A page of another origin is no better than a server without a key.
+    let (status, json) = send("test", &[("origin", "https://evil.example")]).await;
+    assert_eq!(
+        (status, json["reason"].as_str()),
+        (401, Some("key_required")),
+        "{json}"
+    );
+    // Either key, in either header, from anywhere; the site's own pages need none.
+    for headers in [
+        &[("x-api-key", old)][..],
+        &[("authorization", &format!("Bearer {new}") as &str)][..],
+        &[("x-api-key", new), ("origin", "https://evil.example")][..],
+        &[("origin", "https://shop.example")][..],
+    ] {
+        let (status, json) = send("test", headers).await;
+        assert_eq!(status, 204, "{headers:?}: {json}");
+    }
+    // A site that requires no key still takes servers without one, and refuses a wrong one.
+    assert_eq!(send("open", &[]).await.0, 204);
+    let (status, json) = send("open", &[("x-api-key", old)]).await;
+    assert_eq!(
+        (status, json["reason"].as_str()),
+        (401, Some("invalid_key")),
+        "{json}"
+    );
+    assert_eq!(send("open", &[("x-api-key", "key-of-open")]).await.0, 204);
+
+    let per_batch = crate::batch_now().events.len() as u64;
+    let stored = "SELECT count() FROM events WHERE site_id = ";
+    assert_eq!(
+        server.scalar(&format!("{stored}'test'")).await,
+        4 * per_batch
+    );
+    assert_eq!(
+        server.scalar(&format!("{stored}'open'")).await,
+        2 * per_batch
+    );
+    let metrics = server.metrics().await;
+    let counted = |line: &str| assert!(metrics.contains(line), "{line} in\n{metrics}");
+    counted(&format!(
+        "pathlight_ingest_key_batches_total{{site=\"test\",key=\"{}\"}} 1",
+        &digest(old)[..8]
+    ));
+    counted(&format!(
+        "pathlight_ingest_key_batches_total{{site=\"test\",key=\"{}\"}} 2",
+        &digest(new)[..8]
+    ));
+    counted(&format!(
+        "pathlight_ingest_key_batches_total{{site=\"open\",key=\"{}\"}} 1",
+        &digest("key-of-open")[..8]
+    ));
+    counted(&format!(
+        "pathlight_events_rejected_total{{reason=\"key_required\"}} {}",
+        2 * per_batch
+    ));
+    counted(&format!(
+        "pathlight_events_rejected_total{{reason=\"invalid_key\"}} {}",
+        2 * per_batch
+    ));
+    server.stop().await;
 }

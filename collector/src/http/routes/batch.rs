@@ -71,6 +71,10 @@ async fn read_and_ingest<B: ReqBody>(
             .and_then(|name| header_str(h, name)),
         received_at,
         delivery: pathlight_ingest::Delivery::from_query(parts.uri.query()),
+        key: pathlight_ingest::keys::presented(
+            header_str(h, "x-api-key"),
+            header_str(h, header::AUTHORIZATION),
+        ),
     };
     app.pipeline.ingest(request).await
 }
