@@ -69,6 +69,7 @@ mod layering;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod source;
 pub mod storage;
 
 use anyhow::Context;

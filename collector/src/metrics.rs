@@ -89,6 +89,14 @@ pub struct KeyLabels {
     pub key: String,
 }
 
+/// What became of an input message (`source/nats.rs`): `stored`, `partly_refused`, `refused`
+/// (both moved to the dead subject) or `retried` (left for redelivery).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The outcome.
+    pub outcome: &'static str,
+}
+
 /// One label `site` (a configured site's id, or `other`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SiteLabel {
@@ -142,6 +150,8 @@ pub struct Metrics {
     /// Batches accepted with an ingest key, by site and key (wrong and missing keys are
     /// counted in `events_rejected` as `invalid_key` and `key_required`).
     pub ingest_key_batches: Family<KeyLabels, Counter>,
+    /// Messages of the broker's input stream, by outcome.
+    pub source_messages: Family<OutcomeLabel, Counter>,
     /// Query-API requests refused because their address sent too many wrong tokens.
     pub api_throttled: Counter,
     /// Seconds from a query-API request's headers to its answer (for `export`, to its first
@@ -191,6 +201,7 @@ impl Metrics {
             duplicate_batches: Counter::default(),
             api_unauthorized: Family::default(),
             ingest_key_batches: Family::default(),
+            source_messages: Family::default(),
             api_throttled: Counter::default(),
             query_seconds: Family::new_with_constructor(|| Histogram::new(QUERY_SECONDS_BUCKETS)),
             query_cache_hits: Family::default(),
@@ -294,6 +305,11 @@ impl Metrics {
             "ingest_key_batches",
             "Batches accepted with an ingest key, by site and key (its SHA-256's first 8 hex digits)",
             m.ingest_key_batches.clone(),
+        );
+        registry.register(
+            "source_messages",
+            "Messages producers published to the broker's input stream, by outcome",
+            m.source_messages.clone(),
         );
         registry.register(
             "api_throttled",

@@ -281,3 +281,180 @@ async fn a_stream_cap_beyond_the_servers_store_stops_the_start_and_names_the_key
         .await
         .unwrap();
 }
+
+/// Runs the input source and a loader in this process until `stop` is sent.
+fn source_and_loader(
+    config: &Config,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<pathlight_collector::source::nats::SourceReport> {
+    let config = config.clone();
+    tokio::spawn(async move {
+        let metrics = std::sync::Arc::new(pathlight_collector::metrics::Metrics::new());
+        let (pipeline, sink) = Pipeline::start(&config, metrics).await.unwrap();
+        let source = tokio::spawn(pathlight_collector::source::nats::run(
+            pipeline.clone(),
+            config.broker.clone(),
+            stopping.clone(),
+        ));
+        let mut stopped = stopping.clone();
+        run(
+            &config.broker,
+            &config.clickhouse,
+            LoadOptions::default(),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        )
+        .await
+        .unwrap();
+        let report = source.await.unwrap().unwrap();
+        pipeline.drain();
+        drop(pipeline);
+        sink.await.unwrap();
+        report
+    })
+}
+
+#[tokio::test]
+async fn producers_publish_events_to_the_input_and_bad_messages_go_to_the_dead_subject() {
+    let nats = NatsProcess::start("input");
+    let server =
+        TestServer::start_with("broker_input", |c| scale_out(c, &nats.url, "IT_ROWS")).await;
+    let mut config = Config::for_tests(clickhouse_url(), "it_broker_input");
+    scale_out(&mut config, &nats.url, "IT_ROWS");
+    config.broker.input_stream = "IT_INPUT".into();
+    let input = &config.broker;
+    let (js, _) = input.connect_input("test-producer").await.unwrap();
+    let publish = |subject: String, body: Vec<u8>, content_type: Option<&str>| {
+        let js = js.clone();
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(ct) = content_type {
+            headers.insert("Content-Type", ct);
+        }
+        async move {
+            js.publish_with_headers(subject, headers, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    // Good: a JSON batch, a CBOR one, and the simple array form, whose site is the subject's.
+    let mut json_batch = crate::batch_now();
+    json_batch.events.truncate(3);
+    publish(
+        input.input_of("test"),
+        pathlight_wire::json::encode(&json_batch),
+        None,
+    )
+    .await;
+    let mut cbor_batch = crate::batch_now();
+    cbor_batch.events.truncate(2);
+    for e in &mut cbor_batch.events {
+        e.id.0[15] ^= 0x55;
+    }
+    cbor_batch.batch_id.0[15] ^= 0x55;
+    publish(
+        input.input_of("test"),
+        pathlight_wire::cbor::encode(&cbor_batch),
+        Some("application/cbor"),
+    )
+    .await;
+    let now = chrono_free_rfc3339(pathlight_collector::dates::now_ms());
+    let simple = format!(
+        r##"[{{"type":"view","session_id":"s-1","url":"/pricing","created_at":"{now}","payload":{{"viewport_w":1280}}}},
+            {{"type":"click","session_id":"s-1","url":"/pricing","created_at":"{now}","payload":{{"element_id":"#buy","x":10,"y":20}}}}]"##
+    );
+    publish(input.input_of("test"), simple.into_bytes(), None).await;
+    // Bad: not a batch; a batch of another site on this site's subject; a site nobody serves;
+    // one good event beside one without a type.
+    publish(input.input_of("test"), b"not json".to_vec(), None).await;
+    let mut other = crate::batch_now();
+    other.site_id = "other".into();
+    publish(
+        input.input_of("test"),
+        pathlight_wire::json::encode(&other),
+        None,
+    )
+    .await;
+    let mut nobody = json_batch.clone();
+    nobody.site_id = "nobody".into();
+    publish(
+        input.input_of("nobody"),
+        pathlight_wire::json::encode(&nobody),
+        None,
+    )
+    .await;
+    let mixed = format!(
+        r#"[{{"type":"view","session_id":"s-2","url":"/a","created_at":"{now}"}},{{"session_id":"s-2","url":"/b","created_at":"{now}"}}]"#
+    );
+    publish(input.input_of("test"), mixed.into_bytes(), None).await;
+
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let task = source_and_loader(&config, stopping);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // 3 + 2 + 2 + 1 events.
+    while server.scalar("SELECT count() FROM events").await < 8 {
+        assert!(Instant::now() < deadline, "input events not stored in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The dead letters are all that is left in the input stream, once the rest was acked.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nats.pending("IT_INPUT").await != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "input messages not settled in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send_replace(true);
+    let report = task.await.unwrap();
+    assert_eq!(
+        (report.stored, report.dead, report.retried),
+        (3, 4, 0),
+        "{report:?}"
+    );
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 8);
+    assert_eq!(
+        server
+            .scalar("SELECT uniqExact(event_id) FROM events")
+            .await,
+        8
+    );
+    // Each dead letter says why.
+    let dead = js.get_stream("IT_INPUT").await.unwrap();
+    let last = dead
+        .get_last_raw_message_by_subject(&input.input_dead_of("nobody"))
+        .await
+        .unwrap();
+    let refused = |m: &async_nats::jetstream::message::StreamMessage| {
+        m.headers
+            .get("Pathlight-Refused")
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    assert!(
+        refused(&last).contains("unknown_site"),
+        "{}",
+        refused(&last)
+    );
+    let last = dead
+        .get_last_raw_message_by_subject(&input.input_dead_of("test"))
+        .await
+        .unwrap();
+    assert!(
+        refused(&last).contains("\"index\":1"),
+        "the mixed batch's second event: {}",
+        refused(&last)
+    );
+    server.stop().await;
+    nats.stop();
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a time in ms.
+fn chrono_free_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let day = pathlight_collector::dates::civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{day}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}

@@ -74,23 +74,15 @@ pub fn run(rt: &tokio::runtime::Runtime, mut config: Config, args: Args) -> anyh
             println!("{}: {n} events", path.display());
         }
         (None, Some(url)) => rt.block_on(async {
-            // To JetStream: this process runs a collector's stages and publishes as
-            // one would, with the config's sites, ClickHouse (salts) and [broker].
-            let pipeline = if url.starts_with("nats://") {
+            // To JetStream: published to the site's input subject as any producer would, for
+            // the loaders to run through the stages.
+            let to = if url.starts_with("nats://") {
                 config.broker.url = url.clone();
-                // The operator's own stages, as `import`: no ingest key asked of them.
-                for s in &mut config.sites {
-                    s.require_key = false;
-                }
                 config.validate()?;
-                let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-                Some(crate::pipeline::Pipeline::start(&config, metrics).await?)
+                let (js, _) = config.broker.connect_input("pathlight-gen").await?;
+                Destination::Input(Box::new((js, config.broker.clone())))
             } else {
-                None
-            };
-            let to = match &pipeline {
-                Some((p, _)) => Destination::Pipeline(p.clone()),
-                None => Destination::Collector(url),
+                Destination::Collector(url)
             };
             let opts = SendOptions {
                 to,
@@ -98,12 +90,6 @@ pub fn run(rt: &tokio::runtime::Runtime, mut config: Config, args: Args) -> anyh
                 duration: Duration::from_secs(args.seconds),
             };
             let r = generate::send(visits, &site, &opts).await?;
-            drop(opts);
-            if let Some((p, task)) = pipeline {
-                p.drain();
-                drop(p);
-                let _ = task.await;
-            }
             println!(
                 "{} events stored in {} batches; refused or unanswered batches by status: {:?}",
                 r.events, r.batches, r.failed

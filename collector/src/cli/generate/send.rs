@@ -22,6 +22,14 @@ pub enum Destination {
     Collector(String),
     /// A collector pipeline in this process; with `[broker]` set it publishes to JetStream.
     Pipeline(std::sync::Arc<crate::pipeline::Pipeline>),
+    /// The broker's input stream, as an outside producer publishes: each batch in the public
+    /// JSON form to `<input_subject>.<site>`, for the loaders to run through the stages.
+    Input(
+        Box<(
+            async_nats::jetstream::Context,
+            crate::storage::broker::BrokerConfig,
+        )>,
+    ),
 }
 
 /// What a live run did.
@@ -95,6 +103,31 @@ pub async fn send(
                 })
                 .await
                 .map_or_else(|e| e.status().as_u16(), |_| 204),
+            Destination::Input(input) => {
+                let (js, cfg) = &**input;
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Content-Type", "application/json");
+                headers.insert("Pathlight-Client-Ip", ip.to_string().as_str());
+                // A retried publish of the same batch is stored once by the stream.
+                headers.insert(
+                    "Nats-Msg-Id",
+                    crate::hex::encode(&batch.batch_id.0).as_str(),
+                );
+                if let Some(ua) = &user_agent {
+                    headers.insert("User-Agent", ua.as_str());
+                }
+                let publish = js
+                    .publish_with_headers(
+                        cfg.input_of(site),
+                        headers,
+                        pathlight_wire::json::encode(&batch).into(),
+                    )
+                    .await;
+                match publish {
+                    Ok(ack) => ack.await.map_or(503, |_| 204),
+                    Err(_) => 503,
+                }
+            }
         };
         report.batches += 1;
         sent_events += n;

@@ -38,7 +38,7 @@ pub struct LoadReport {
 }
 
 /// Options of a loader beyond the configuration.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LoadOptions {
     /// For crash tests: after this many inserts, the process exits at once, between an insert
     /// and its acks — the worst moment for a loader to die.
@@ -46,6 +46,9 @@ pub struct LoadOptions {
     /// Serve `GET /metrics` here: rows written, insert latency and failures by decision, and
     /// messages refused (`events_rejected_total{reason="storage_rejected"}`).
     pub metrics: Option<tokio::net::TcpListener>,
+    /// The metrics to count in and serve, when the process counts more than the loader (its
+    /// input source's pipeline); new ones otherwise.
+    pub shared_metrics: Option<Arc<Metrics>>,
 }
 
 /// Loads until `shutdown` resolves, then finishes the batch in hand and returns.
@@ -82,7 +85,10 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!(e))
         .with_context(|| format!("creating or binding consumer {}", cfg.consumer))?;
     let (stop, stopping) = watch::channel(false);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = opts
+        .shared_metrics
+        .take()
+        .unwrap_or_else(|| Arc::new(Metrics::new()));
     let server = opts
         .metrics
         .take()

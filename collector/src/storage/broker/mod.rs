@@ -77,6 +77,18 @@ pub struct BrokerConfig {
     /// bound on how long loaders may be away, and how long refused rows are kept in
     /// `<subject>.dead` for a look.
     pub max_age_days: u64,
+    /// Where outside producers publish events, one subject per site: `<input_subject>.<site>`
+    /// (`pathlight.in.shop`), in the public JSON batch form or the simple array form (or CBOR
+    /// with `Content-Type: application/cbor`). Loaders run them through the collector's stages
+    /// as HTTP batches are run; a message they refuse goes to `<input_subject>.dead.<site>`
+    /// with its reason. Empty: loaders read no input. NATS's own publish permissions say who
+    /// may write which site; no ingest key is asked.
+    pub input_subject: String,
+    /// The JetStream stream holding the input subjects (apart from the rows' stream, so that
+    /// each has one consumer per subject, as work-queue streams require).
+    pub input_stream: String,
+    /// Durable consumer of the input the loaders share.
+    pub input_consumer: String,
 }
 
 impl Default for BrokerConfig {
@@ -94,6 +106,9 @@ impl Default for BrokerConfig {
             batch_wait_ms: 500,
             ack_wait_secs: 60,
             max_age_days: 7,
+            input_subject: "pathlight.in".into(),
+            input_stream: "PATHLIGHT_IN".into(),
+            input_consumer: "sources".into(),
         }
     }
 }
@@ -118,8 +133,21 @@ impl BrokerConfig {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
-        if !name_ok(&self.stream) || !name_ok(&self.consumer) {
-            bail!("broker.stream and broker.consumer must be letters, digits, _ and -");
+        if ![
+            &self.stream,
+            &self.consumer,
+            &self.input_stream,
+            &self.input_consumer,
+        ]
+        .iter()
+        .all(|n| name_ok(n))
+        {
+            bail!(
+                "broker.stream, consumer, input_stream and input_consumer must be letters, digits, _ and -"
+            );
+        }
+        if self.input_subject.contains(['*', '>', ' ']) {
+            bail!("broker.input_subject must be a plain subject, without wildcards");
         }
         if self.subject.is_empty() || self.subject.contains(['*', '>', ' ']) {
             bail!("broker.subject must be a plain subject, without wildcards");
@@ -144,8 +172,46 @@ impl BrokerConfig {
         format!("{}.dead", self.subject)
     }
 
-    /// Connects and makes sure the stream exists.
-    async fn connect(&self, name: &str) -> anyhow::Result<(jetstream::Context, stream::Stream)> {
+    /// The input subject of `site`.
+    pub fn input_of(&self, site: &str) -> String {
+        format!("{}.{site}", self.input_subject)
+    }
+
+    /// Where a refused input message of `site` goes.
+    pub fn input_dead_of(&self, site: &str) -> String {
+        format!("{}.dead.{site}", self.input_subject)
+    }
+
+    /// Connects and makes sure the input stream exists: every site's input subject, and their
+    /// dead letters (one token more, so the consumer's `<input_subject>.*` never reads them).
+    pub async fn connect_input(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<(jetstream::Context, stream::Stream)> {
+        let js = self.context(name).await?;
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: self.input_stream.clone(),
+                subjects: vec![self.input_of("*"), self.input_dead_of("*")],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                num_replicas: self.replicas,
+                max_bytes: self.max_bytes,
+                discard: stream::DiscardPolicy::New,
+                duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+                max_age: Duration::from_secs(self.max_age_days * 86_400),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| {
+                format!("creating or opening JetStream stream {}", self.input_stream)
+            })?;
+        Ok((js, stream))
+    }
+
+    /// A JetStream context on a new connection named `name`.
+    async fn context(&self, name: &str) -> anyhow::Result<jetstream::Context> {
         let addrs = self
             .urls()
             .map(|u| u.parse::<async_nats::ServerAddr>())
@@ -156,12 +222,17 @@ impl BrokerConfig {
             .connect(addrs)
             .await
             .with_context(|| format!("connecting to NATS at {}", self.url))?;
-        let js = jetstream::ContextBuilder::new()
+        Ok(jetstream::ContextBuilder::new()
             .timeout(Duration::from_millis(self.publish_timeout_ms))
             // Many requests publish at once; each waits for its own acknowledgement.
             .max_ack_inflight(16_384)
             .backpressure_on_inflight(true)
-            .build(client);
+            .build(client))
+    }
+
+    /// Connects and makes sure the stream exists.
+    async fn connect(&self, name: &str) -> anyhow::Result<(jetstream::Context, stream::Stream)> {
+        let js = self.context(name).await?;
         let stream = js
             .get_or_create_stream(stream::Config {
                 name: self.stream.clone(),

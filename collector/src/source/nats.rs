@@ -1,0 +1,225 @@
+//! The input stream's consumer: fetches what producers published, runs each message through the
+//! pipeline as one batch, and acks it, dead-letters it or leaves it for redelivery by the
+//! answer (see the module above for the path of an event).
+
+use crate::dates::now_ms;
+use crate::metrics::OutcomeLabel;
+use crate::pipeline::{IngestRequest, Pipeline};
+use crate::storage::broker::BrokerConfig;
+use crate::storage::clickhouse::{RetryConfig, retry};
+use anyhow::Context as _;
+use async_nats::jetstream::{
+    self, AckKind, Message,
+    consumer::{AckPolicy, PullConsumer, pull},
+    message::PublishMessage,
+};
+use futures_util::StreamExt;
+use pathlight_ingest::Delivery;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What a source did, for the loader's exit line and the tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceReport {
+    /// Messages stored whole and acked.
+    pub stored: u64,
+    /// Messages moved to the dead subject: refused whole, or with some events refused (the
+    /// others stored).
+    pub dead: u64,
+    /// Times a message was left for redelivery because storage was busy or away.
+    pub retried: u64,
+}
+
+/// How long a message waits before it is offered again when storage could not take it.
+const REDELIVER_AFTER: RetryConfig = RetryConfig {
+    initial_backoff_ms: 1_000,
+    max_backoff_ms: 30_000,
+};
+
+/// Consumes the input stream until `stopping` turns true, then finishes the messages in hand.
+pub async fn run(
+    pipeline: Arc<Pipeline>,
+    cfg: BrokerConfig,
+    mut stopping: watch::Receiver<bool>,
+) -> anyhow::Result<SourceReport> {
+    let (js, stream) = cfg.connect_input("pathlight-source").await?;
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(
+            &cfg.input_consumer,
+            pull::Config {
+                durable_name: Some(cfg.input_consumer.clone()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(cfg.ack_wait_secs),
+                filter_subject: cfg.input_of("*"),
+                max_ack_pending: (cfg.batch_messages as i64).saturating_mul(64),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .with_context(|| format!("creating or binding consumer {}", cfg.input_consumer))?;
+    let counts = Counts::default();
+    let mut failed = 0;
+    while !*stopping.borrow() {
+        let fetched = tokio::select! {
+            r = fetch(&consumer, &cfg) => r,
+            _ = stopping.changed() => break,
+        };
+        match fetched {
+            Ok(messages) => {
+                failed = 0;
+                // All at once: the pipeline gathers their rows into its next store.
+                futures_util::stream::iter(messages)
+                    .for_each_concurrent(None, |m| handle(&pipeline, &js, &cfg, m, &counts))
+                    .await;
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(error = %e, failed, "fetching from the input stream failed");
+                tokio::select! {
+                    () = tokio::time::sleep(retry::backoff(&REDELIVER_AFTER, failed)) => {}
+                    _ = stopping.changed() => break,
+                }
+            }
+        }
+    }
+    Ok(counts.report())
+}
+
+#[derive(Default)]
+struct Counts {
+    stored: AtomicU64,
+    dead: AtomicU64,
+    retried: AtomicU64,
+}
+
+impl Counts {
+    fn report(&self) -> SourceReport {
+        SourceReport {
+            stored: self.stored.load(Ordering::Relaxed),
+            dead: self.dead.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Up to `batch_messages` messages, waiting at most `batch_wait_ms` for them.
+async fn fetch(consumer: &PullConsumer, cfg: &BrokerConfig) -> anyhow::Result<Vec<Message>> {
+    let mut batch = consumer
+        .batch()
+        .max_messages(cfg.batch_messages)
+        .expires(Duration::from_millis(cfg.batch_wait_ms.max(100)))
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let mut out = Vec::new();
+    while let Some(m) = batch.next().await {
+        match m {
+            Ok(m) => out.push(m),
+            // Keep what arrived; the rest comes again.
+            Err(_) if !out.is_empty() => break,
+            Err(e) => return Err(anyhow::anyhow!(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// One message through the pipeline, and what becomes of it.
+async fn handle(
+    pipeline: &Pipeline,
+    js: &jetstream::Context,
+    cfg: &BrokerConfig,
+    m: Message,
+    counts: &Counts,
+) {
+    let site = m
+        .subject
+        .strip_prefix(cfg.input_subject.as_str())
+        .and_then(|s| s.strip_prefix('.'))
+        .unwrap_or_default()
+        .to_owned();
+    let header = |name: &str| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
+    let delivered = m.info().map_or(1, |i| i.delivered);
+    let (content_type, user_agent, ip) = (
+        header("Content-Type"),
+        header("User-Agent"),
+        header("Pathlight-Client-Ip"),
+    );
+    let req = IngestRequest {
+        body: &m.payload,
+        // Producers publish text: JSON unless they say otherwise.
+        content_type: Some(content_type.as_deref().unwrap_or("application/json")),
+        site: Some(&site),
+        origin: None,
+        ip: ip.and_then(|v| v.trim().parse().ok()),
+        user_agent: user_agent.as_deref(),
+        country: None,
+        received_at: now_ms(),
+        // Delivered again: its loader may have stored it and died before the ack. Checked
+        // against what is stored, as a tracker's resent batch is.
+        delivery: Delivery {
+            resent: delivered > 1,
+            dropped: 0,
+        },
+        key: None,
+    };
+    let outcome = match pipeline.ingest(req).await {
+        Ok(ack) if ack.rejected.is_empty() => {
+            let _ = m.ack().await;
+            counts.stored.fetch_add(1, Ordering::Relaxed);
+            "stored"
+        }
+        Ok(ack) => {
+            let reasons = serde_json::to_string(&ack.rejected).unwrap_or_default();
+            dead(js, cfg, &site, &m, &reasons, counts).await;
+            "partly_refused"
+        }
+        Err(e) if e.status().is_server_error() => {
+            // Storage busy or away: offered again later, to this loader or another.
+            let wait = retry::backoff(&REDELIVER_AFTER, u32::try_from(delivered).unwrap_or(1));
+            let _ = m.ack_with(AckKind::Nak(Some(wait))).await;
+            counts.retried.fetch_add(1, Ordering::Relaxed);
+            "retried"
+        }
+        Err(e) => {
+            let reason = serde_json::to_string(&e.body()).unwrap_or_default();
+            dead(js, cfg, &site, &m, &reason, counts).await;
+            "refused"
+        }
+    };
+    pipeline
+        .metrics()
+        .source_messages
+        .get_or_create(&OutcomeLabel { outcome })
+        .inc();
+}
+
+/// Moves `m` to the site's dead subject with `reason`, then acks it. Should the publish fail,
+/// the message stays unacked and comes again: never dropped without a word.
+async fn dead(
+    js: &jetstream::Context,
+    cfg: &BrokerConfig,
+    site: &str,
+    m: &Message,
+    reason: &str,
+    counts: &Counts,
+) {
+    tracing::warn!(site, reason, "moving an input message to the dead subject");
+    let publish = PublishMessage::build()
+        .payload(m.payload.clone())
+        .header("Pathlight-Refused", reason.replace(['\r', '\n'], " "));
+    let stored = match js.send_publish(cfg.input_dead_of(site), publish).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    };
+    if stored && m.ack().await.is_ok() {
+        counts.dead.fetch_add(1, Ordering::Relaxed);
+    }
+}
