@@ -139,7 +139,10 @@ async fn queue(batch: MessageBatch<()>, env: Env, _ctx: Context) -> Result<()> {
 }
 
 async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
-    let limits = Limits::default();
+    let limits = Limits {
+        retention_days: settings.retention_days,
+        ..Limits::default()
+    };
     let received_at = worker::Date::now().as_millis();
     let h = req.headers();
     let header = |name: &str| h.get(name).ok().flatten();

@@ -21,6 +21,8 @@ pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTERS";
 pub const ASSETS: &str = "ASSETS";
 /// Where the tracker's files and the batch endpoint live when `PATHLIGHT_PREFIX` is unset.
 pub const DEFAULT_PREFIX: &str = "/_pl";
+/// `PATHLIGHT_RETENTION_DAYS` when unset: the collector's default `[clickhouse] retention_days`.
+pub const DEFAULT_RETENTION_DAYS: u32 = 400;
 
 /// How accepted batches leave the edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +114,12 @@ pub struct Settings {
     /// session ends after this long without an event. Set it as the collector's
     /// `session_timeout_secs`, so that both split a visitor's events alike.
     pub session_timeout_secs: u64,
+    /// `PATHLIGHT_RETENTION_DAYS` (default 400, the collector's): events older than this, at
+    /// their corrected time, are refused (`too_old`), as the collector refuses them. Set it as
+    /// the ClickHouse tables' retention (the collector's `[clickhouse] retention_days`, which
+    /// made their TTL): the worker writes into them, and an older event would be acknowledged
+    /// and then deleted. 0 takes any age.
+    pub retention_days: u32,
 }
 
 thread_local! {
@@ -186,6 +194,7 @@ impl Settings {
             session_timeout_secs: session_timeout(
                 var("PATHLIGHT_SESSION_TIMEOUT_SECS").as_deref(),
             )?,
+            retention_days: retention_days(var("PATHLIGHT_RETENTION_DAYS").as_deref())?,
         })
     }
 
@@ -209,6 +218,20 @@ fn session_timeout(raw: Option<&str>) -> Result<u64, String> {
              collector's session_timeout_secs (default {DEFAULT_TIMEOUT_SECS})"
         )),
     }
+}
+
+/// `PATHLIGHT_RETENTION_DAYS`: whole days, 0 for no window. Refused rather than defaulted when
+/// wrong, like the session timeout: a window unlike the tables' would go unnoticed.
+fn retention_days(raw: Option<&str>) -> Result<u32, String> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_RETENTION_DAYS);
+    };
+    raw.trim().parse::<u32>().map_err(|_| {
+        format!(
+            "PATHLIGHT_RETENTION_DAYS is {raw:?}; use whole days (0: keep for ever), the \
+             collector's [clickhouse] retention_days (default {DEFAULT_RETENTION_DAYS})"
+        )
+    })
 }
 
 /// `PATHLIGHT_PREFIX`, checked and normalized: a path of plain segments (letters, digits,
@@ -264,6 +287,21 @@ pub(crate) mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         Settings::from_vars(|name| vars.get(name).cloned(), |_| None)
+    }
+
+    #[test]
+    fn the_retention_window_is_read_from_its_var() {
+        let days = |v: &str| settings(&[("PATHLIGHT_RETENTION_DAYS", v)]);
+        assert_eq!(settings(&[]).unwrap().retention_days, 400, "the default");
+        assert_eq!(days("30").unwrap().retention_days, 30);
+        assert_eq!(days("0").unwrap().retention_days, 0, "no window");
+        for bad in ["", "a month", "-1", "30.5", "99999999999"] {
+            let e = days(bad).unwrap_err();
+            assert!(
+                e.starts_with("PATHLIGHT_RETENTION_DAYS is "),
+                "{bad:?}: {e}"
+            );
+        }
     }
 
     #[test]

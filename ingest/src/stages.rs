@@ -219,3 +219,105 @@ pub fn enrich(
     );
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pathlight_wire::enrich::VisitorHasher;
+
+    struct AnyOrigin(Vec<String>);
+
+    impl SiteRules for AnyOrigin {
+        fn origins(&self) -> &[String] {
+            &self.0
+        }
+        fn ingest_keys(&self) -> &[[u8; 32]] {
+            &[]
+        }
+        fn require_key(&self) -> bool {
+            false
+        }
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    /// A simple-array batch (no `sent_at`: times as sent) of a too old, a future and a good
+    /// event, checked at `now` with a 400-day window.
+    fn checked_at(now: i64) -> (Vec<(usize, WireError)>, usize, Vec<EventRow>) {
+        let at = |ms: i64| format!(r#"{{"type":"view","url":"/a","created_at":{ms}}}"#);
+        let body = format!(
+            "[{},{},{}]",
+            at(now - 401 * DAY),
+            at(now + 2 * DAY),
+            at(now - DAY)
+        );
+        let sites = HashMap::from([("s".to_owned(), AnyOrigin(vec!["*".into()]))]);
+        let limits = Limits {
+            retention_days: 400,
+            ..Limits::default()
+        };
+        let req = IngestRequest {
+            body: body.as_bytes(),
+            content_type: Some("application/json"),
+            site: Some("s"),
+            received_at: now,
+            ..IngestRequest::default()
+        };
+        let mut counted = 0;
+        let Checked {
+            batch, rejected, ..
+        } = check(&req, &limits, &sites, &mut counted).unwrap();
+        let ctx = RequestContext {
+            received_at: now,
+            ..RequestContext::default()
+        };
+        let hasher = VisitorHasher::new(&[], [1; 16]);
+        let rows = enrich(batch, &rejected, &ctx, &hasher, |_| "s1".into());
+        (rejected, counted, rows)
+    }
+
+    #[test]
+    fn events_out_of_the_window_are_refused_alone_and_the_rest_kept() {
+        let now = 1_800_000_000_000;
+        let (rejected, counted, rows) = checked_at(now);
+        let reasons: Vec<_> = rejected.iter().map(|(i, e)| (*i, e.reason())).collect();
+        assert_eq!(reasons, [(0, "too_old"), (1, "in_future")]);
+        assert_eq!(counted, 1, "one event to store");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(i64::from(rows[0].timestamp), (now - DAY) / 1000);
+        // The answer lists both, with their field and reason.
+        let ack = serde_json::to_value(Ack::new(rows.len(), rejected)).unwrap();
+        assert_eq!(ack["accepted"], 1);
+        assert_eq!(ack["rejected"][0]["index"], 0);
+        assert_eq!(ack["rejected"][0]["reason"], "too_old");
+        assert_eq!(ack["rejected"][0]["field"], "events[0].timestamp");
+        assert!(
+            ack["rejected"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("older than retention_days (400)"),
+            "{ack}"
+        );
+        assert_eq!(ack["rejected"][1]["index"], 1);
+        assert_eq!(ack["rejected"][1]["reason"], "in_future");
+    }
+
+    #[test]
+    fn a_batch_of_only_events_out_of_the_window_is_refused_with_the_first_reason() {
+        let sites = HashMap::from([("s".to_owned(), AnyOrigin(vec![]))]);
+        let limits = Limits {
+            retention_days: 30,
+            ..Limits::default()
+        };
+        let req = IngestRequest {
+            body: br#"[{"type":"view","url":"/","created_at":"2025-01-01T00:00:00Z"}]"#,
+            content_type: Some("application/json"),
+            site: Some("s"),
+            received_at: 1_800_000_000_000,
+            ..IngestRequest::default()
+        };
+        let err = check(&req, &limits, &sites, &mut 0).err().unwrap();
+        assert_eq!((err.status().as_u16(), err.reason()), (400, "too_old"));
+        assert_eq!(err.body().field.as_deref(), Some("events[0].timestamp"));
+    }
+}

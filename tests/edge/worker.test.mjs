@@ -154,13 +154,21 @@ test("bad input gets the collector's statuses and JSON reasons", async () => {
   const at = newer.findIndex((_, i) => start.every((b, j) => newer[i + j] === b));
   assert.ok(at > 0, "the click's kind in the fixture");
   newer[at + 1] = 0x06;
+  // An hour ago: within both's retention window (PATHLIGHT_RETENTION_DAYS, retention_days).
+  const hourAgo = Date.now() - 3_600_000;
   const simple = [
-    { type: "view", url: "/a", created_at: "2025-01-01T10:00:00Z" },
-    { type: "click", url: "/a", created_at: "2025-01-01T10:00:01Z", payload: { x: "445", y: 1 } },
+    { type: "view", url: "/a", created_at: hourAgo },
+    { type: "click", url: "/a", created_at: hourAgo + 1000, payload: { x: "445", y: 1 } },
+  ];
+  // Older than the default window of 400 days, and more than a day ahead.
+  const outOfWindow = [
+    { type: "view", url: "/a", created_at: Date.now() - 500 * 86_400_000 },
+    { type: "view", url: "/a", created_at: Date.now() + 2 * 86_400_000 },
   ];
   const cases = {
     "an event of an unknown kind": cbor(newer),
     "a field of the wrong type in the simple form": { ...json(simple), path: "/v1/batch?site=demo" },
+    "events out of the retention window": { ...json(outOfWindow), path: "/v1/batch?site=demo" },
     "unsupported content type": { method: "POST", body: "x", headers: { "content-type": "text/html" } },
     "compressed body": { ...cbor(fixture("typical.cbor"), { "content-encoding": "gzip" }) },
     "declared too large": { method: "POST", body: new Uint8Array(600 * 1024), headers: { "content-type": "application/cbor" } },
@@ -193,6 +201,7 @@ test("bad input gets the collector's statuses and JSON reasons", async () => {
     } else {
       assert.deepEqual(jb, ja, `${name}: body`);
     }
+    if (name === "events out of the retention window") assert.equal(jb.reason, "too_old", tb);
   }
   // A body streamed without a Content-Length passes the length precheck: the worker reads it
   // chunk by chunk and refuses it once past the limit, without reading the rest. (The

@@ -367,11 +367,6 @@ impl<'a> Enricher<'a> {
         sent_at: i64,
         mut raw: RawEvent,
     ) -> EnrichedEvent {
-        let offset = if sent_at == 0 {
-            0
-        } else {
-            self.ctx.received_at - sent_at
-        };
         let ua_str = raw
             .user_agent
             .as_deref()
@@ -388,7 +383,8 @@ impl<'a> Enricher<'a> {
                 }
             },
         };
-        let timestamp = raw.timestamp.saturating_add(offset);
+        let timestamp =
+            crate::validate::corrected_time(raw.timestamp, sent_at, self.ctx.received_at);
         // Cached only for the request's own User-Agent: then (site, ip, ua) are the batch's,
         // and the day alone can change the id.
         let day = timestamp.div_euclid(86_400_000);

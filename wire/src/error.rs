@@ -89,6 +89,28 @@ pub enum WireError {
         /// The URL's host.
         host: String,
     },
+    /// The event, at its corrected time, is older than the storage keeps events: stored, it
+    /// would be deleted by retention, so it is refused instead of acknowledged.
+    #[error(
+        "{field}: {age_days} days old, older than retention_days ({retention_days}): storage would delete it"
+    )]
+    TooOld {
+        /// The field path (`events[3].timestamp`).
+        field: Field,
+        /// Whole days between the event's corrected time and its receipt.
+        age_days: i64,
+        /// The receiver's retention window, days.
+        retention_days: u32,
+    },
+    /// The event, at its corrected time, lies more than
+    /// [`MAX_AHEAD_MS`](crate::MAX_AHEAD_MS) after its receipt.
+    #[error("{field}: {ahead_ms} ms after its receipt, more than a day in the future")]
+    InFuture {
+        /// The field path (`events[3].timestamp`).
+        field: Field,
+        /// How far ahead of the receiver's clock, ms.
+        ahead_ms: i64,
+    },
 }
 
 impl WireError {
@@ -99,7 +121,9 @@ impl WireError {
             | WireError::Missing { field }
             | WireError::TooLong { field, .. }
             | WireError::OutOfRange { field, .. }
-            | WireError::HostNotAllowed { field, .. } => Some(field.to_string()),
+            | WireError::HostNotAllowed { field, .. }
+            | WireError::TooOld { field, .. }
+            | WireError::InFuture { field, .. } => Some(field.to_string()),
             WireError::TooManyEvents { .. } => Some("events".into()),
             WireError::Version { .. } => Some("version".into()),
             _ => None,
@@ -120,6 +144,8 @@ impl WireError {
             WireError::OutOfRange { .. } => "out_of_range",
             WireError::TooDeep { .. } => "too_deep",
             WireError::HostNotAllowed { .. } => "host_not_allowed",
+            WireError::TooOld { .. } => "too_old",
+            WireError::InFuture { .. } => "in_future",
         }
     }
 }

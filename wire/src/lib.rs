@@ -12,8 +12,10 @@
 //!    structure and types and never allocates more than the body's size (properties: at most
 //!    `max_props` per event); a malformed body is a [`WireError`] naming the field.
 //! 3. [`validate::validate_envelope`] checks the batch, [`validate::validate_event`] each event,
-//!    against explicit [`Limits`]: string lengths, coordinate ranges, clock skew. A bad event is
-//!    refused on its own, so the good events of the same batch are kept.
+//!    against explicit [`Limits`]: string lengths, coordinate ranges, clock skew, and its
+//!    corrected time ([`validate::corrected_time`]) against the receipt: older than the
+//!    receiver's retention window (`too_old`) or more than a day ahead (`in_future`). A bad
+//!    event is refused on its own, so the good events of the same batch are kept.
 //! 4. [`enrich::Enricher`] turns each valid event into an [`EnrichedEvent`]: corrected time,
 //!    URL parts and UTM parameters, User-Agent facts and bot flag, a keyed visitor hash (the IP
 //!    is used and dropped), and the geo data the receiver looked up. [`session::Sessionizer`]
@@ -45,7 +47,7 @@ pub mod validate;
 #[cfg(feature = "std")]
 pub use enrich::{EnrichedEvent, Geo, RequestContext};
 pub use error::{Field, WireError};
-pub use limits::{Limits, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+pub use limits::{Limits, MAX_AHEAD_MS, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 pub use model::{
     Click, EventKind, FIXED, FORMAT_VERSION, IN_FLOW, Id, PropValue, Props, RawBatch, RawEvent,
     STICKY, Size,

@@ -42,6 +42,13 @@ pub struct Limits {
     pub max_event_age_ms: i64,
     /// Deepest nesting of arrays and maps the decoder follows when skipping unknown fields.
     pub max_depth: usize,
+    /// Events older than this many days (at their corrected time, against the receipt) are
+    /// refused one by one (`too_old`); 0 takes any age. Not a `[limits]` key: each receiver
+    /// sets it from its storage's retention (the collector's `[clickhouse] retention_days`, the
+    /// edge worker's `PATHLIGHT_RETENTION_DAYS`), so that nothing is acknowledged that
+    /// retention would then delete.
+    #[serde(skip)]
+    pub retention_days: u32,
 }
 
 impl Default for Limits {
@@ -63,9 +70,15 @@ impl Default for Limits {
             max_future_skew_ms: 60_000,
             max_event_age_ms: 7 * 24 * 3600 * 1000,
             max_depth: 16,
+            retention_days: 0,
         }
     }
 }
+
+/// How far after its receipt an event may lie at its corrected time, ms: a day. The tracker's
+/// events are corrected to the receiver's clock, so only senders without `sent_at` (the simple
+/// array form, imports) come near it; a day leaves room for their clocks and time zones.
+pub const MAX_AHEAD_MS: i64 = 86_400_000;
 
 /// Earliest timestamp accepted anywhere, ms (2015-01-01): older values are clock garbage.
 pub const MIN_TIMESTAMP_MS: i64 = 1_420_070_400_000;

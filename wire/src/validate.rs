@@ -2,7 +2,7 @@
 //! so that one bad event does not cost the good ones beside it.
 
 use crate::error::{Field, WireError};
-use crate::limits::{Limits, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use crate::limits::{Limits, MAX_AHEAD_MS, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use crate::model::{EventKind, PropValue, RawBatch, RawEvent};
 use alloc::format;
 use alloc::string::String;
@@ -20,9 +20,23 @@ pub fn validate_envelope(batch: &RawBatch, limits: &Limits) -> Result<(), WireEr
     Ok(())
 }
 
-/// Checks one event (at `index` in its batch) against the limits. Event times are judged
-/// against the batch's `sent_at` (same clock); without one, only against the future as seen
-/// by the receiver (`received_at`), since imports legitimately carry old events.
+/// An event's time on the receiver's clock: the client's time shifted by the client clock's
+/// offset (`received_at - sent_at`), or as sent when the batch has no `sent_at` (0).
+/// Enrichment stores this time, so validation judges it.
+pub fn corrected_time(timestamp: i64, sent_at: i64, received_at: i64) -> i64 {
+    if sent_at == 0 {
+        timestamp
+    } else {
+        timestamp.saturating_add(received_at.saturating_sub(sent_at))
+    }
+}
+
+/// Checks one event (at `index` in its batch) against the limits. Its time is judged twice:
+/// against the batch's `sent_at` (same clock: a tracker's skew between its own events), and,
+/// corrected to the receiver's clock, against `received_at`: at most [`MAX_AHEAD_MS`] ahead
+/// (`in_future`), and within `limits.retention_days` (`too_old`), since storage would delete
+/// an older event after it was acknowledged. Without `sent_at` (simple form, imports) only
+/// the second applies, to the time as sent.
 pub fn validate_event(
     e: &RawEvent,
     index: usize,
@@ -32,12 +46,7 @@ pub fn validate_event(
 ) -> Result<(), WireError> {
     let f = |name| move || Field::event(index, name);
     timestamp(e.timestamp, f("timestamp"))?;
-    if sent_at == 0 {
-        let ahead = e.timestamp - received_at;
-        if ahead > limits.max_future_skew_ms {
-            return Err(range(f("timestamp"), format!("{ahead} ms in the future")));
-        }
-    } else {
+    if sent_at != 0 {
         let ahead = e.timestamp - sent_at;
         if ahead > limits.max_future_skew_ms {
             return Err(range(
@@ -54,6 +63,22 @@ pub fn validate_event(
                 ),
             ));
         }
+    }
+    let at = corrected_time(e.timestamp, sent_at, received_at);
+    let ahead = at.saturating_sub(received_at);
+    if ahead > MAX_AHEAD_MS {
+        return Err(WireError::InFuture {
+            field: f("timestamp")(),
+            ahead_ms: ahead,
+        });
+    }
+    let age = received_at.saturating_sub(at);
+    if limits.retention_days > 0 && age > i64::from(limits.retention_days) * DAY_MS {
+        return Err(WireError::TooOld {
+            field: f("timestamp")(),
+            age_days: age / DAY_MS,
+            retention_days: limits.retention_days,
+        });
     }
     if e.url.is_empty() {
         return Err(WireError::Missing { field: f("url")() });
@@ -164,6 +189,8 @@ pub fn validate_event(
     }
     Ok(())
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 /// `s` as a JSON string, quotes included: serde_json writes control characters as `\uXXXX`
 /// (six bytes) except the five with short escapes, and `"` and `\` as two.

@@ -3,6 +3,8 @@
 //! read, grouped by client address (the visitor hash needs it per request), sent as concurrent
 //! chunks the sink gathers into few inserts, and acknowledged before the next window is read,
 //! so memory stays constant whatever the file size. Each bad line is reported by number and skipped; the good lines around it are stored.
+//! Lines older than the retention window (`[clickhouse] retention_days`) are refused as
+//! `too_old` like any bad line, and counted apart: retention would delete them once stored.
 //!
 //! Formats: NDJSON with one event per line in the simple JSON form (`type`, `created_at`,
 //! `url`, `session_id`, `user_id`, `user_agent`, `payload`, optional `id`, `ip` and `country`), or CSV with
@@ -54,13 +56,24 @@ pub struct ImportReport {
     pub errors: Vec<(u64, String)>,
     /// Bad lines in all.
     pub rejected: u64,
+    /// Bad lines by their stable reason (`too_old`, `missing_field`, ...; `malformed` for a
+    /// line that is not an event at all).
+    pub by_reason: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl ImportReport {
-    fn reject(&mut self, line: u64, reason: String) {
+    /// Counts line `line` as refused for `reason` (a stable label), saying why in `message`.
+    /// The pipeline names an event's fields by its index in the chunk sent (`events[3].url`),
+    /// which means nothing in the file: the line number stands for it.
+    fn reject(&mut self, line: u64, reason: &'static str, message: &str) {
         self.rejected += 1;
+        *self.by_reason.entry(reason).or_default() += 1;
         if self.errors.len() < 100 {
-            self.errors.push((line, reason));
+            let message = match message.strip_prefix("events[") {
+                Some(rest) => rest.split_once("].").map_or(message, |(_, field)| field),
+                None => message,
+            };
+            self.errors.push((line, message.to_owned()));
         }
     }
 }
@@ -76,6 +89,9 @@ struct Client {
 /// A line of the file: its number, and the event's JSON with its client or why the line is
 /// unreadable.
 type Line = (u64, Result<(String, Client), String>);
+
+/// A refused line: its number, the stable reason, and the message.
+type Refused = (u64, &'static str, String);
 
 /// Events of one client, with their line numbers.
 #[derive(Default)]
@@ -111,12 +127,14 @@ pub async fn run(
     };
     for (line, parsed) in &mut lines {
         report.lines += 1;
-        let decoded = parsed.and_then(|(event_json, client)| {
-            let array = format!("[{event_json}]");
-            json::decode(array.as_bytes(), Some(site), &limits)
-                .map(|b| (b.events.into_iter().next(), client))
-                .map_err(|e| e.to_string())
-        });
+        let decoded = parsed
+            .map_err(|e| ("malformed", e))
+            .and_then(|(event_json, client)| {
+                let array = format!("[{event_json}]");
+                json::decode(array.as_bytes(), Some(site), &limits)
+                    .map(|b| (b.events.into_iter().next(), client))
+                    .map_err(|e| (e.reason(), e.to_string()))
+            });
         match decoded {
             Ok((Some(event), client)) => {
                 window.push((client, event, line));
@@ -125,8 +143,8 @@ pub async fn run(
                     progress(&report);
                 }
             }
-            Ok((None, _)) => report.reject(line, "no event".into()),
-            Err(reason) => report.reject(line, reason),
+            Ok((None, _)) => report.reject(line, "empty", "no event"),
+            Err((reason, message)) => report.reject(line, reason, &message),
         }
     }
     send_window(pipeline, site, &mut window, &mut report).await?;
@@ -166,8 +184,8 @@ async fn send_window(
     for answer in answers {
         let (stored, refused) = answer?;
         report.stored += stored;
-        for (line, reason) in refused {
-            report.reject(line, reason);
+        for (line, reason, message) in refused {
+            report.reject(line, reason, &message);
         }
     }
     Ok(())
@@ -239,7 +257,7 @@ async fn send(
     pipeline: &Pipeline,
     site: &str,
     mut chunk: Chunk,
-) -> anyhow::Result<(u64, Vec<(u64, String)>)> {
+) -> anyhow::Result<(u64, Vec<Refused>)> {
     let halves = |mut chunk: Chunk| {
         let mid = chunk.events.len() / 2;
         let second = Chunk {
@@ -286,15 +304,20 @@ async fn send(
             let refused = ack
                 .rejected
                 .into_iter()
-                .map(|r| (lines.get(r.index).copied().unwrap_or(0), r.error));
+                .map(|r| (lines.get(r.index).copied().unwrap_or(0), r.reason, r.error));
             Ok((n - refused.len() as u64, refused.collect()))
         }
         Err(e) if splittable && halving_helps(&e) => {
             send_halves(pipeline, site, halves(chunk)).await
         }
-        Err(e) if e.status().is_client_error() => {
-            Ok((0, chunk.lines.iter().map(|l| (*l, e.to_string())).collect()))
-        }
+        Err(e) if e.status().is_client_error() => Ok((
+            0,
+            chunk
+                .lines
+                .iter()
+                .map(|l| (*l, e.reason(), e.to_string()))
+                .collect(),
+        )),
         Err(e) => Err(e).context(
             "storing a chunk; the import stopped (rerun it: stored events are not duplicated)",
         ),
@@ -319,7 +342,7 @@ async fn send_halves(
     pipeline: &Pipeline,
     site: &str,
     halves: [Chunk; 2],
-) -> anyhow::Result<(u64, Vec<(u64, String)>)> {
+) -> anyhow::Result<(u64, Vec<Refused>)> {
     let (mut stored, mut refused) = (0, Vec::new());
     for half in halves {
         let (s, r) = Box::pin(send(pipeline, site, half)).await?;
@@ -383,14 +406,34 @@ pub async fn command(mut config: crate::config::Config, args: Args) -> anyhow::R
     for (line, reason) in &report.errors {
         eprintln!("{}:{line}: {reason}", file.display());
     }
+    if report.rejected > report.errors.len() as u64 {
+        eprintln!("(the first {} refused lines)", report.errors.len());
+    }
+    let reasons: Vec<String> = report
+        .by_reason
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
     println!(
-        "{}: {} lines, {} events stored, {} lines refused, {:.1} s",
+        "{}: {} lines, {} events stored, {} lines refused{}, {:.1} s",
         file.display(),
         report.lines,
         report.stored,
         report.rejected,
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        },
         started.elapsed().as_secs_f64()
     );
+    if let Some(n) = report.by_reason.get("too_old") {
+        eprintln!(
+            "{n} lines are older than retention_days ({}), and retention would delete them: to \
+             import them, raise [clickhouse] retention_days (0 keeps events for ever)",
+            config.clickhouse.retention_days
+        );
+    }
     if report.stored == 0 && report.lines > 0 {
         anyhow::bail!("nothing imported");
     }

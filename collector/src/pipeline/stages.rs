@@ -89,7 +89,11 @@ impl Stages {
             })
             .collect();
         Ok(Stages {
-            limits: config.limits.clone(),
+            // Nothing is acknowledged that retention would delete: the window is storage's.
+            limits: Limits {
+                retention_days: config.clickhouse.retention_days,
+                ..config.limits.clone()
+            },
             sites,
             hasher: std::sync::RwLock::new(Arc::new(hasher)),
             sessions: Mutex::new(Sessionizer::new(

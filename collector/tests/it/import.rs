@@ -58,8 +58,9 @@ async fn ndjson_and_csv_import_with_bad_lines_named() {
         report.errors
     );
     assert!(report.errors[1].1.contains("url"), "{:?}", report.errors);
+    // The field, without the event's index in the chunk sent: the line number names it.
     assert!(
-        report.errors[2].1.contains("events[0].url"),
+        report.errors[2].1.starts_with("url: "),
         "{:?}",
         report.errors
     );
@@ -154,6 +155,78 @@ async fn csv_errors_name_their_line() {
     assert_eq!((report.stored, report.rejected), (2, 1), "{report:?}");
     assert_eq!(report.errors[0].0, 3, "{report:?}");
     let _ = std::fs::remove_file(path);
+    server.stop().await;
+}
+
+// History older than the retention window would be stored and then deleted: `pathlight
+// import` refuses it line by line, says why on each, and counts it; the recent lines are
+// stored.
+#[tokio::test]
+async fn history_older_than_the_retention_window_is_refused_per_line_and_counted() {
+    let name = "import_too_old";
+    let server = TestServer::start(name).await;
+    let dir = std::env::temp_dir().join(format!("pathlight-it-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recent = pathlight_collector::dates::now_ms() - 86_400_000;
+    let history = dir.join("history.ndjson");
+    std::fs::write(
+        &history,
+        [
+            r#"{"type":"view","session_id":"h","url":"/old-1","created_at":"2025-01-01T10:00:00Z"}"#.to_owned(),
+            format!(r#"{{"type":"view","session_id":"h","url":"/recent","created_at":{recent}}}"#),
+            r#"{"type":"view","session_id":"h","url":"/old-2","created_at":"2025-01-02T10:00:00Z"}"#.to_owned(),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let mut config = Config::for_tests(clickhouse_url(), &format!("it_{name}"));
+    config.clickhouse.retention_days = 30;
+    let file = dir.join("pathlight.toml");
+    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pathlight"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PATHLIGHT_")) {
+        cmd.env_remove(key);
+    }
+    cmd.arg("--config")
+        .arg(&file)
+        .args(["import", "--site", "test"])
+        .arg(&history);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for line in [1, 3] {
+        let said = format!("history.ndjson:{line}: timestamp: ");
+        let at = stderr
+            .find(&said)
+            .unwrap_or_else(|| panic!("{said} in {stderr}"));
+        assert!(
+            stderr[at..]
+                .lines()
+                .next()
+                .unwrap()
+                .contains("older than retention_days (30)"),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("history.ndjson:2:"), "{stderr}");
+    assert!(
+        stdout.contains("3 lines, 1 events stored, 2 lines refused (2 too_old)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("2 lines are older than retention_days (30)"),
+        "{stderr}"
+    );
+    let paths: Vec<String> = server
+        .rows("SELECT path FROM events FINAL WHERE session_id = 'h'")
+        .await;
+    assert_eq!(paths, ["/recent"]);
+    let _ = std::fs::remove_dir_all(dir);
     server.stop().await;
 }
 

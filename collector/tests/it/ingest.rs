@@ -277,6 +277,115 @@ async fn json_batches_and_the_simple_array_form_are_stored() {
     server.stop().await;
 }
 
+// Retention at ingest: with a three-day window, events outside it are refused one by one
+// (`too_old`, and `in_future` for more than a day ahead), counted by reason, and the rest of
+// their batch is stored. Times are judged as stored: corrected to the collector's clock.
+#[tokio::test]
+async fn events_outside_the_retention_window_are_refused_and_the_rest_stored() {
+    let server = TestServer::start_with("retention_at_ingest", |c| {
+        c.clickhouse.retention_days = 3;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let now = pathlight_collector::dates::now_ms();
+    const DAY: i64 = 86_400_000;
+    let view = |ms: i64, path: &str| {
+        format!(r#"{{"type":"view","session_id":"window","url":"{path}","created_at":{ms}}}"#)
+    };
+    let body = format!(
+        "[{},{},{}]",
+        view(now - 4 * DAY, "/too-old"),
+        view(now + 2 * DAY, "/in-future"),
+        view(now - DAY, "/good"),
+    );
+    let (status, ack) = post(
+        &client,
+        &server.url("/v1/batch?site=test"),
+        Some("application/json"),
+        body.into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(ack["accepted"], 1, "{ack}");
+    let refused: Vec<(u64, &str, &str)> = ack["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap(),
+                r["field"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (0, "too_old", "events[0].timestamp"),
+            (1, "in_future", "events[1].timestamp")
+        ]
+    );
+    assert!(
+        ack["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("4 days old, older than retention_days (3)"),
+        "{ack}"
+    );
+
+    // The tracker's form: its own clock ten days slow, one event of just now and one of five
+    // days before the send. Corrected, the first is recent and stored; the second is too old,
+    // although the raw times of both are.
+    let mut batch = batch_now();
+    batch.events.truncate(2);
+    let slow = 10 * DAY;
+    batch.sent_at -= slow;
+    batch.events[0].timestamp = batch.sent_at - 1_000;
+    batch.events[1].timestamp = batch.sent_at - 5 * DAY;
+    for e in &mut batch.events {
+        e.session_id = "slow-clock".into();
+    }
+    let (status, ack) = post(
+        &client,
+        &server.url("/v1/batch"),
+        None,
+        cbor::encode(&batch),
+    )
+    .await;
+    assert_eq!((status, ack["accepted"].as_u64()), (200, Some(1)), "{ack}");
+    assert_eq!(
+        (
+            ack["rejected"][0]["index"].as_u64(),
+            ack["rejected"][0]["reason"].as_str()
+        ),
+        (Some(1), Some("too_old")),
+        "{ack}"
+    );
+
+    let stored: Vec<(String, u64)> = server
+        .rows(
+            "SELECT path, toUInt64(timestamp) * 1000 + timestamp_ms FROM events FINAL \
+             WHERE session_id IN ('window', 'slow-clock') ORDER BY path",
+        )
+        .await;
+    let paths: Vec<&str> = stored.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/catalog", "/good"], "only the good events");
+    let corrected = stored[0].1 as i64;
+    assert!(
+        (now - 1_000 - corrected).abs() < 60_000,
+        "stored at the corrected time: {corrected} against {now}"
+    );
+    let metrics = server.metrics().await;
+    for line in [
+        "pathlight_events_rejected_total{reason=\"too_old\"} 2",
+        "pathlight_events_rejected_total{reason=\"in_future\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_batch_sent_twice_is_stored_once() {
     let server = TestServer::start("dedup").await;

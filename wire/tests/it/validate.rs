@@ -83,11 +83,78 @@ fn clock_skew_is_bounded_relative_to_the_batch() {
     assert_eq!(field_of(check(&e)), "events[3].timestamp");
     e.timestamp = 12;
     assert_eq!(field_of(check(&e)), "events[3].timestamp");
-    // Without sent_at (simple format) old events pass, future ones do not.
-    e.timestamp = b.sent_at - 300 * 24 * 3_600_000;
+    // Without sent_at (simple format) old events pass without a retention window, and the
+    // future is judged against the receiver's clock: up to a day ahead.
+    e.timestamp = b.sent_at - 300 * DAY;
     validate_event(&e, 0, 0, b.sent_at, &Limits::default()).unwrap();
     e.timestamp = b.sent_at + 3_600_000;
-    assert!(validate_event(&e, 0, 0, b.sent_at, &Limits::default()).is_err());
+    validate_event(&e, 0, 0, b.sent_at, &Limits::default()).unwrap();
+    e.timestamp = b.sent_at + DAY + 1;
+    let err = validate_event(&e, 0, 0, b.sent_at, &Limits::default()).unwrap_err();
+    assert_eq!(
+        (err.reason(), err.field().as_deref()),
+        ("in_future", Some("events[0].timestamp"))
+    );
+}
+
+const DAY: i64 = 86_400_000;
+
+/// Limits with a retention window of `days`.
+fn retention(days: u32) -> Limits {
+    Limits {
+        retention_days: days,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn events_older_than_the_retention_window_are_too_old() {
+    let now = typical_batch().sent_at;
+    let mut e = click_event(1);
+    e.timestamp = now - 400 * DAY - 1;
+    let err = validate_event(&e, 2, 0, now, &retention(400)).unwrap_err();
+    assert_eq!(
+        (err.reason(), err.field().as_deref()),
+        ("too_old", Some("events[2].timestamp"))
+    );
+    assert_eq!(
+        err.to_string(),
+        "events[2].timestamp: 400 days old, older than retention_days (400): storage would delete it"
+    );
+    // On the window's edge it is kept, and 0 keeps any age.
+    e.timestamp = now - 400 * DAY;
+    validate_event(&e, 2, 0, now, &retention(400)).unwrap();
+    e.timestamp = now - 4000 * DAY;
+    validate_event(&e, 2, 0, now, &retention(0)).unwrap();
+}
+
+#[test]
+fn the_window_judges_the_time_corrected_to_the_receivers_clock() {
+    let b = typical_batch();
+    let mut e = click_event(1);
+    // Five days before the batch was sent, by the client's clock.
+    e.timestamp = b.sent_at - 5 * DAY;
+    // A client clock that is right: five days old, over a three-day window.
+    let err = validate_event(&e, 0, b.sent_at, b.sent_at, &retention(3)).unwrap_err();
+    assert_eq!(err.reason(), "too_old");
+    // A client clock five days slow, an event a minute before the send: by that clock five
+    // days old, on the receiver's a minute.
+    e.timestamp = b.sent_at - 60_000;
+    validate_event(&e, 0, b.sent_at, b.sent_at + 5 * DAY, &retention(3)).unwrap();
+    // A client clock two days fast sends its events from "the future": corrected, they are
+    // not, and the batch-relative skew rule does not see the clock either.
+    e.timestamp = b.sent_at;
+    validate_event(&e, 0, b.sent_at, b.sent_at - 2 * DAY, &retention(3)).unwrap();
+    // The corrected time is what enrichment stores.
+    assert_eq!(
+        pathlight_wire::validate::corrected_time(e.timestamp, b.sent_at, b.sent_at - 2 * DAY),
+        b.sent_at - 2 * DAY
+    );
+    assert_eq!(
+        pathlight_wire::validate::corrected_time(e.timestamp, 0, b.sent_at - 2 * DAY),
+        e.timestamp,
+        "no sent_at: as sent"
+    );
 }
 
 #[test]

@@ -43,7 +43,8 @@ pub struct ClickHouseConfig {
     pub rollup_period_secs: u64,
     /// Keep events this many days. Current ClickHouse: a table TTL set at creation. 18.x has
     /// no TTL: the collector drops monthly partitions once all their days are older (so up to
-    /// a month more is kept). 0: forever.
+    /// a month more is kept). 0: forever. Ingest refuses older events (`too_old`), imports
+    /// included, rather than acknowledge what retention would delete.
     pub retention_days: u32,
     /// Cluster mode: the cluster's name in the servers' `remote_servers` configuration (every
     /// server lists every shard). Data tables are then created on each shard as `<name>_local`,
