@@ -102,7 +102,8 @@ event_row! {
     scroll_depth: u8,
     visible_ms: u32,
     name: String,
-    /// Custom properties as a JSON object.
+    /// The event's properties as a JSON object: a custom event's, or the simple array form's
+    /// payload fields without a column of their own, on any kind.
     props: String,
     browser: String,
     browser_version: String,
@@ -118,23 +119,29 @@ event_row! {
     colo: String,
     /// Appended in layout 1: the click's [`pathlight_wire::Click::fixed`].
     fixed: u8,
+    /// Appended in layout 2: the sender's own name for the event,
+    /// [`pathlight_wire::RawEvent::event_title`].
+    event_title: String,
 }
 
 /// The columns a RowBinary body was written with. Columns of `events` are only ever appended,
-/// so a layout is a number of leading columns of [`COLUMNS`]. A body written before a column
-/// was added — a spool segment the previous version left, a broker message still in flight
-/// — says its layout (a spool record's frame, a message's header) and is read with it; the
-/// columns it lacks get their defaults.
+/// so a layout is a number of leading columns of [`COLUMNS`]: 0 ends at `colo`, 1 adds
+/// `fixed`, 2 `event_title`. A body written before a column was added — a spool segment the
+/// previous version left, a broker message still in flight — says its layout (a spool
+/// record's frame, a message's header) and is read with it; the columns it lacks get their
+/// defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout(u8);
 
 impl Layout {
     /// Every column up to `colo`: the rows written before layouts were named.
     pub const FIRST: Layout = Layout(0);
-    /// The layout [`EventRow::write_row_binary`] writes.
-    pub const CURRENT: Layout = Layout(1);
+    /// With `fixed`: the rows of clicks in fixed or sticky contexts (schema migration 6).
+    pub const FIXED: Layout = Layout(1);
+    /// The layout [`EventRow::write_row_binary`] writes: with `event_title` (migration 13).
+    pub const CURRENT: Layout = Layout(2);
     /// Columns per layout, by code.
-    const COLUMNS: [usize; 2] = [count_columns() - 1, count_columns()];
+    const COLUMNS: [usize; 3] = [count_columns() - 2, count_columns() - 1, count_columns()];
 
     /// The layout of code `code`, if this version knows it.
     pub fn from_code(code: u8) -> Option<Layout> {
@@ -248,7 +255,12 @@ impl EventRow {
             asn: e.geo.asn,
             colo: e.geo.colo,
             fixed: 0,
+            event_title: raw.event_title.unwrap_or_default(),
         };
+        if !raw.props.is_empty() {
+            // A map of scalars always serializes.
+            row.props = serde_json::to_string(&raw.props).unwrap_or_default();
+        }
         match raw.kind {
             EventKind::Pageview => {}
             EventKind::Click(c) => {
@@ -269,13 +281,7 @@ impl EventRow {
             }
             EventKind::Scroll { max_depth_pct } => row.scroll_depth = max_depth_pct,
             EventKind::Engagement { visible_ms } => row.visible_ms = visible_ms,
-            EventKind::Custom { name, props } => {
-                row.name = name;
-                if !props.is_empty() {
-                    // A map of scalars always serializes.
-                    row.props = serde_json::to_string(&props).unwrap_or_default();
-                }
-            }
+            EventKind::Custom { name } => row.name = name,
         }
         row
     }
@@ -394,37 +400,89 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_body_of_the_first_layout_reads_with_its_columns_and_upgrades() {
+    fn bodies_of_earlier_layouts_read_with_their_columns_and_upgrade() {
         let row = EventRow {
             site_id: "s".into(),
             selector: "#buy".into(),
             colo: "FRA".into(),
             fixed: 1,
+            event_title: "checkout".into(),
             ..EventRow::default()
         };
-        let current = write_rows(&[row.clone(), row.clone()]);
-        // The first layout had no `fixed`, the last column: one byte less per row.
-        let one = current.len() / 2;
-        let first = [&current[..one - 1], &current[one..2 * one - 1]].concat();
-        let old = EventRow { fixed: 0, ..row };
-        assert_eq!(
-            read_rows_of(&first, Layout::FIRST).unwrap(),
-            [old.clone(), old.clone()]
-        );
-        assert_eq!(
-            upgrade(&first, Layout::FIRST).unwrap(),
-            write_rows(&[old.clone(), old])
-        );
-        assert!(
-            read_rows(&first).is_err(),
-            "the current layout does not fit"
-        );
-        assert_eq!(
-            Layout::from_code(Layout::CURRENT.code()),
-            Some(Layout::CURRENT)
-        );
+        let one = write_rows(std::slice::from_ref(&row));
+        // Each layout's rows end earlier: layout 1 before `event_title` (its length byte and
+        // 8 bytes), layout 0 also before `fixed` (1 byte).
+        let cut = |n: usize| [&one[..one.len() - n], &one[..one.len() - n]].concat();
+        let earlier = [
+            (
+                Layout::FIXED,
+                cut(9),
+                EventRow {
+                    event_title: String::new(),
+                    ..row.clone()
+                },
+            ),
+            (
+                Layout::FIRST,
+                cut(10),
+                EventRow {
+                    event_title: String::new(),
+                    fixed: 0,
+                    ..row.clone()
+                },
+            ),
+        ];
+        for (layout, body, read) in earlier {
+            assert_eq!(
+                read_rows_of(&body, layout).unwrap(),
+                [read.clone(), read.clone()],
+                "{layout:?}"
+            );
+            assert_eq!(
+                upgrade(&body, layout).unwrap(),
+                write_rows(&[read.clone(), read]),
+                "{layout:?}"
+            );
+            assert!(
+                read_rows(&body).is_err(),
+                "{layout:?}: the current layout does not fit"
+            );
+        }
+        for layout in [Layout::FIRST, Layout::FIXED, Layout::CURRENT] {
+            assert_eq!(Layout::from_code(layout.code()), Some(layout));
+        }
         assert_eq!(Layout::from_code(9), None);
         assert_eq!(Layout::CURRENT.columns(), COLUMNS.split(", ").count());
+        assert_eq!(Layout::FIXED.columns() + 1, Layout::CURRENT.columns());
+    }
+
+    #[test]
+    fn props_and_event_title_reach_the_row_whatever_the_kind() {
+        let mut raw = pathlight_wire::sample::click_event(1);
+        raw.event_title = Some("checkout".into());
+        raw.props
+            .insert("plan".into(), pathlight_wire::PropValue::Text("pro".into()));
+        let enriched = pathlight_wire::EnrichedEvent {
+            site_id: "s".into(),
+            batch_id: pathlight_wire::Id::default(),
+            raw,
+            timestamp: 1_767_261_600_001,
+            received_at: 1_767_261_600_100,
+            session_id: "k".into(),
+            visitor_id: 1,
+            url: Default::default(),
+            referrer_host: String::new(),
+            user_agent: pathlight_wire::enrich::parse_user_agent(""),
+            geo: Default::default(),
+        };
+        let row = EventRow::from_enriched(enriched);
+        assert_eq!(
+            (row.event_title.as_str(), row.title.as_str()),
+            ("checkout", "Catalog · Example Shop"),
+            "the event's title apart from the page's"
+        );
+        assert_eq!(row.props, r#"{"plan":"pro"}"#);
+        assert_eq!((row.x, row.selector.as_str()), (642, "#add-to-cart"));
     }
 
     #[test]

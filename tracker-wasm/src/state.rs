@@ -139,7 +139,7 @@ impl<R: Random> Core<R> {
         self.page = page;
         self.max_depth = 0;
         self.reported_depth = 0;
-        self.push(now, EventKind::Pageview);
+        self.push(now, EventKind::Pageview, Props::default());
         true
     }
 
@@ -147,7 +147,7 @@ impl<R: Random> Core<R> {
     pub fn click(&mut self, now: f64, click: Click, viewport: Size, document: Size) {
         self.page.viewport = viewport;
         self.page.document = document;
-        self.push(now, EventKind::Click(click));
+        self.push(now, EventKind::Click(click), Props::default());
     }
 
     /// The deepest point seen so far, percent; reported at the next checkpoint.
@@ -157,7 +157,7 @@ impl<R: Random> Core<R> {
 
     /// A custom event from the site's `track(name, props)`.
     pub fn custom(&mut self, now: f64, name: String, props: Props) {
-        self.push(now, EventKind::Custom { name, props });
+        self.push(now, EventKind::Custom { name }, props);
     }
 
     /// The page became visible or hidden. Hiding reports scroll depth and visible time.
@@ -182,6 +182,7 @@ impl<R: Random> Core<R> {
                 EventKind::Scroll {
                     max_depth_pct: self.max_depth,
                 },
+                Props::default(),
             );
         }
         if let Some(since) = self.visible_since.as_mut() {
@@ -191,7 +192,7 @@ impl<R: Random> Core<R> {
         if self.visible_ms >= 1.0 {
             let visible_ms = self.visible_ms.min(86_400_000.0) as u32;
             self.visible_ms = 0.0;
-            self.push(now, EventKind::Engagement { visible_ms });
+            self.push(now, EventKind::Engagement { visible_ms }, Props::default());
         }
     }
 
@@ -243,7 +244,7 @@ impl<R: Random> Core<R> {
             .unwrap_or_default()
     }
 
-    fn push(&mut self, now: f64, kind: EventKind) {
+    fn push(&mut self, now: f64, kind: EventKind, props: Props) {
         let session_id = self.session_id(now);
         let p = &self.page;
         self.buffer.push(RawEvent {
@@ -257,6 +258,8 @@ impl<R: Random> Core<R> {
             document: p.document,
             user_id: None,
             user_agent: None,
+            event_title: None,
+            props,
             kind,
         });
     }

@@ -41,6 +41,7 @@ mod key {
     pub const DOCUMENT_H: u64 = 10;
     pub const USER_ID: u64 = 11;
     pub const USER_AGENT: u64 = 12;
+    pub const EVENT_TITLE: u64 = 13;
     pub const X: u64 = 20;
     pub const Y: u64 = 21;
     pub const ELEMENT_ID: u64 = 22;
@@ -91,6 +92,7 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
     n += usize::from(!e.session_id.is_empty());
     n += usize::from(opt(&e.referrer)) + usize::from(opt(&e.title));
     n += usize::from(opt(&e.user_id)) + usize::from(opt(&e.user_agent));
+    n += usize::from(opt(&e.event_title)) + usize::from(!e.props.is_empty());
     n += [e.viewport.w, e.viewport.h, e.document.w, e.document.h]
         .iter()
         .filter(|v| **v != 0)
@@ -106,7 +108,7 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
                 + usize::from(c.fixed != 0)
         }
         EventKind::Scroll { .. } | EventKind::Engagement { .. } => 1,
-        EventKind::Custom { props, .. } => 1 + usize::from(!props.is_empty()),
+        EventKind::Custom { .. } => 1,
     };
     enc.map(n);
     enc.key(key::KIND);
@@ -136,6 +138,7 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
     }
     enc.opt_text(key::USER_ID, &e.user_id);
     enc.opt_text(key::USER_AGENT, &e.user_agent);
+    enc.opt_text(key::EVENT_TITLE, &e.event_title);
     match &e.kind {
         EventKind::Pageview => {}
         EventKind::Click(c) => {
@@ -176,24 +179,26 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
             enc.key(key::VISIBLE_MS);
             enc.uint(u64::from(*visible_ms));
         }
-        EventKind::Custom { name, props } => {
+        EventKind::Custom { name } => {
             enc.key(key::NAME);
             enc.text(name);
-            if !props.is_empty() {
-                enc.key(key::PROPS);
-                enc.map(props.len());
-                for (k, v) in props {
-                    enc.text(k);
-                    match v {
-                        PropValue::Null => enc.head(major::SIMPLE, u64::from(simple::NULL)),
-                        PropValue::Bool(b) => enc.head(
-                            major::SIMPLE,
-                            u64::from(if *b { simple::TRUE } else { simple::FALSE }),
-                        ),
-                        PropValue::Number(x) => enc.float(*x),
-                        PropValue::Text(s) => enc.text(s),
-                    }
-                }
+        }
+    }
+    // Last, after the kind's own keys, where a custom event's properties always were: the
+    // bytes of earlier batches stay the same.
+    if !e.props.is_empty() {
+        enc.key(key::PROPS);
+        enc.map(e.props.len());
+        for (k, v) in &e.props {
+            enc.text(k);
+            match v {
+                PropValue::Null => enc.head(major::SIMPLE, u64::from(simple::NULL)),
+                PropValue::Bool(b) => enc.head(
+                    major::SIMPLE,
+                    u64::from(if *b { simple::TRUE } else { simple::FALSE }),
+                ),
+                PropValue::Number(x) => enc.float(*x),
+                PropValue::Text(s) => enc.text(s),
             }
         }
     }
@@ -648,6 +653,7 @@ impl Reader<'_> {
         let (mut id, mut timestamp, mut url) = (None, None, None);
         let mut session_id = String::new();
         let (mut referrer, mut title, mut user_id, mut user_agent) = (None, None, None, None);
+        let mut event_title = None;
         let (mut viewport, mut document) = (Size::default(), Size::default());
         let mut click = Click::default();
         let (mut has_x, mut has_y) = (false, false);
@@ -668,6 +674,7 @@ impl Reader<'_> {
                 key::DOCUMENT_H => document.h = self.int_as(f("document.h"))?,
                 key::USER_ID => user_id = Some(self.text(f("user_id"))?),
                 key::USER_AGENT => user_agent = Some(self.text(f("user_agent"))?),
+                key::EVENT_TITLE => event_title = Some(self.text(f("event_title"))?),
                 key::X => {
                     click.x = self.int_as(f("x"))?;
                     has_x = true;
@@ -752,7 +759,6 @@ impl Reader<'_> {
             },
             5 => EventKind::Custom {
                 name: name.ok_or_else(|| missing("name"))?,
-                props: props.into_iter().collect(),
             },
             other => {
                 return Err(WireError::OutOfRange {
@@ -772,6 +778,8 @@ impl Reader<'_> {
             document,
             user_id,
             user_agent,
+            event_title,
+            props: props.into_iter().collect(),
             kind,
         })
     }

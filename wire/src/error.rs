@@ -204,6 +204,7 @@ impl Field {
             "document.h",
             "user_id",
             "user_agent",
+            "event_title",
             "type",
             "x",
             "y",

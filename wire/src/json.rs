@@ -161,6 +161,9 @@ struct SimpleEvent {
     url: String,
     #[serde(default)]
     referrer: Option<String>,
+    /// The page's title (the model's `title`); `payload.event_title` is the event's own.
+    #[serde(default)]
+    title: Option<String>,
     created_at: Timestamp,
     #[serde(default)]
     user_agent: Option<String>,
@@ -220,7 +223,7 @@ pub fn to_simple(e: &RawEvent) -> serde_json::Value {
     let mut put = |k: &str, v: Value| {
         payload.insert(k.to_owned(), v);
     };
-    if let Some(t) = &e.title {
+    if let Some(t) = &e.event_title {
         put("event_title", json!(t));
     }
     for (prefix, size) in [("viewport", e.viewport), ("document", e.document)] {
@@ -263,21 +266,18 @@ pub fn to_simple(e: &RawEvent) -> serde_json::Value {
             put("visible_ms", json!(visible_ms));
             "engagement"
         }
-        EventKind::Custom { name, props } => {
-            for (k, v) in props {
-                put(
-                    k,
-                    match v {
-                        PropValue::Null => Value::Null,
-                        PropValue::Bool(b) => json!(b),
-                        PropValue::Number(n) => json!(n),
-                        PropValue::Text(t) => json!(t),
-                    },
-                );
-            }
-            name
-        }
+        EventKind::Custom { name } => name,
     };
+    // Properties beside the kind's own fields, as the decoder keeps them; a property named
+    // like one of those fields would read back as that field.
+    for (k, v) in &e.props {
+        payload.entry(k.clone()).or_insert(match v {
+            PropValue::Null => Value::Null,
+            PropValue::Bool(b) => json!(b),
+            PropValue::Number(n) => json!(n),
+            PropValue::Text(t) => json!(t),
+        });
+    }
     let mut out = Map::new();
     out.insert("id".into(), json!(e.id.to_string()));
     out.insert("type".into(), json!(kind));
@@ -286,6 +286,7 @@ pub fn to_simple(e: &RawEvent) -> serde_json::Value {
     out.insert("url".into(), json!(e.url));
     for (k, v) in [
         ("referrer", &e.referrer),
+        ("title", &e.title),
         ("user_id", &e.user_id),
         ("user_agent", &e.user_agent),
     ] {
@@ -360,9 +361,17 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
         None => content_id(site, raw),
     };
     let mut payload = e.payload;
-    let text = |p: &mut BTreeMap<String, serde_json::Value>, k: &str| match p.remove(k) {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+    // A text field of its own, taken from the payload when it holds text (or a number: CSV
+    // and some senders write ids as numbers) or null; any other value stays among the
+    // properties rather than being lost.
+    let text = |p: &mut BTreeMap<String, serde_json::Value>, k: &str| match p.get(k)? {
+        serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Null => {
+            match p.remove(k)? {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
         _ => None,
     };
     // A payload number within `valid`, or a wrong-type error naming what was expected.
@@ -389,7 +398,7 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
         let valid = |x: f64| (0.0..=1.0).contains(&x);
         number(p, k, valid, "a number from 0 to 1").map(|x| x.map(|x| x as f32))
     };
-    let title = text(&mut payload, "event_title");
+    let event_title = text(&mut payload, "event_title");
     let mut size = |w: &'static str, h: &'static str| -> Result<Size, WireError> {
         Ok(Size {
             w: int(&mut payload, w)?.unwrap_or(0).max(0) as u32,
@@ -446,23 +455,22 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
         },
         name => EventKind::Custom {
             name: name.to_owned(),
-            props: payload
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        serde_json::Value::Null => PropValue::Null,
-                        serde_json::Value::Bool(b) => PropValue::Bool(b),
-                        serde_json::Value::Number(n) => {
-                            PropValue::Number(n.as_f64().unwrap_or(0.0))
-                        }
-                        serde_json::Value::String(s) => PropValue::Text(s),
-                        other => PropValue::Text(other.to_string()),
-                    };
-                    (k, v)
-                })
-                .collect(),
         },
     };
+    // What is left of the payload, whatever the kind: nested values as their JSON text.
+    let props = payload
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::Null => PropValue::Null,
+                serde_json::Value::Bool(b) => PropValue::Bool(b),
+                serde_json::Value::Number(n) => PropValue::Number(n.as_f64().unwrap_or(0.0)),
+                serde_json::Value::String(s) => PropValue::Text(s),
+                other => PropValue::Text(other.to_string()),
+            };
+            (k, v)
+        })
+        .collect();
     Ok(RawEvent {
         id,
         timestamp,
@@ -472,11 +480,13 @@ fn simple_to_raw(i: usize, e: SimpleEvent, site: &str, raw: &str) -> Result<RawE
             .unwrap_or_default(),
         url: e.url,
         referrer: e.referrer,
-        title,
+        title: e.title,
         viewport,
         document,
         user_id: e.user_id.map(StringOrNumber::into_string),
         user_agent: e.user_agent,
+        event_title,
+        props,
         kind,
     })
 }

@@ -119,6 +119,14 @@ pub struct RawEvent {
     /// the tracker never sends it (the request's header is used instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// Key 13. The sender's own name for what happened (`checkout`), apart from the page's
+    /// `title`: the simple array form's `payload.event_title`. The tracker never sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_title: Option<String>,
+    /// Key 33. Flat properties, on any kind: a custom event's (`track(name, props)`), or the
+    /// payload fields of the simple array form that have no field of their own.
+    #[serde(default, skip_serializing_if = "Props::is_empty")]
+    pub props: Props,
     /// Key 0 (the kind code) and the kind's own keys.
     #[serde(flatten)]
     pub kind: EventKind,
@@ -139,6 +147,8 @@ impl RawEvent {
             document: Size::default(),
             user_id: None,
             user_agent: None,
+            event_title: None,
+            props: Props::default(),
             kind: EventKind::Pageview,
         }
     }
@@ -171,13 +181,11 @@ pub enum EventKind {
         /// Key 31. Visible time since the previous engagement event of this page view, ms.
         visible_ms: u32,
     },
-    /// (5) An event the site sends itself with `track(name, props)`.
+    /// (5) An event the site sends itself with `track(name, props)`; its properties are the
+    /// event's [`RawEvent::props`].
     Custom {
         /// Key 32. Event name, e.g. `signup` or `search`.
         name: String,
-        /// Key 33. Flat properties.
-        #[serde(default, skip_serializing_if = "Props::is_empty")]
-        props: Props,
     },
 }
 
@@ -383,7 +391,6 @@ mod tests {
             EventKind::Engagement { visible_ms: 0 },
             EventKind::Custom {
                 name: String::new(),
-                props: Props::default(),
             },
         ];
         for k in &kinds {

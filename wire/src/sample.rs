@@ -1,7 +1,7 @@
 //! Example events and batches, as the tracker sends them: the fixtures' source, and the seed
 //! for tests and load generators elsewhere in the workspace.
 
-use crate::model::{Click, EventKind, Id, PropValue, RawBatch, RawEvent, Size};
+use crate::model::{Click, EventKind, Id, PropValue, Props, RawBatch, RawEvent, Size};
 use alloc::string::ToString;
 use alloc::vec;
 
@@ -18,6 +18,8 @@ pub fn click_event(n: u8) -> RawEvent {
         document: Size { w: 1440, h: 3200 },
         user_id: None,
         user_agent: None,
+        event_title: None,
+        props: Props::default(),
         kind: EventKind::Click(Click {
             x: 642,
             y: 1187,
@@ -42,7 +44,7 @@ pub fn typical_batch() -> RawBatch {
         kind,
         ..base.clone()
     };
-    let mut props = crate::Props::default();
+    let mut props = Props::default();
     props.insert("plan".to_string(), PropValue::Text("pro".into()));
     props.insert("seats".to_string(), PropValue::Number(3.0));
     props.insert("trial".to_string(), PropValue::Bool(false));
@@ -57,13 +59,15 @@ pub fn typical_batch() -> RawBatch {
             base.clone(),
             with(11, EventKind::Scroll { max_depth_pct: 62 }),
             with(12, EventKind::Engagement { visible_ms: 48_250 }),
-            with(
-                13,
-                EventKind::Custom {
-                    name: "signup".into(),
-                    props,
-                },
-            ),
+            RawEvent {
+                props,
+                ..with(
+                    13,
+                    EventKind::Custom {
+                        name: "signup".into(),
+                    },
+                )
+            },
         ],
     }
 }

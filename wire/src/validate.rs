@@ -3,7 +3,7 @@
 
 use crate::error::{Field, WireError};
 use crate::limits::{Limits, MAX_AHEAD_MS, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-use crate::model::{EventKind, PropValue, RawBatch, RawEvent};
+use crate::model::{EventKind, PropValue, Props, RawBatch, RawEvent};
 use alloc::format;
 use alloc::string::String;
 
@@ -89,6 +89,7 @@ pub fn validate_event(
     len(&e.session_id, limits.max_ident_len, f("session_id"))?;
     opt_len(&e.user_id, limits.max_ident_len, f("user_id"))?;
     opt_len(&e.user_agent, limits.max_user_agent_len, f("user_agent"))?;
+    opt_len(&e.event_title, limits.max_title_len, f("event_title"))?;
     at_most(
         e.viewport.w.into(),
         limits.max_viewport.into(),
@@ -143,54 +144,62 @@ pub fn validate_event(
             // A page view cannot be visible for longer than a day between two reports.
             at_most((*visible_ms).into(), 86_400_000, f("visible_ms"))?;
         }
-        EventKind::Custom { name, props } => {
+        EventKind::Custom { name } => {
             if name.is_empty() {
                 return Err(WireError::Missing { field: f("name")() });
             }
             len(name, limits.max_ident_len, f("name"))?;
-            if props.len() > limits.max_props {
-                return Err(WireError::TooLong {
-                    field: f("props")(),
-                    len: props.len(),
-                    max: limits.max_props,
-                });
-            }
-            for (k, v) in props {
-                let field = || f("props")().with_key(k);
-                len(k, limits.max_ident_len, field)?;
-                match v {
-                    PropValue::Text(s) => len(s, limits.max_prop_len, field)?,
-                    PropValue::Number(x) if !x.is_finite() => {
-                        return Err(range(field, "numbers must be finite".into()));
-                    }
-                    _ => {}
-                }
-            }
-            let json: usize = props
-                .iter()
-                .map(|(k, v)| {
-                    json_len(k)
-                        + 2
-                        + match v {
-                            PropValue::Text(s) => json_len(s),
-                            // The longest number, `true`/`false` or `null`.
-                            _ => 24,
-                        }
-                })
-                .sum();
-            if json > limits.max_props_json_bytes {
-                return Err(WireError::TooLong {
-                    field: f("props")(),
-                    len: json,
-                    max: limits.max_props_json_bytes,
-                });
-            }
         }
     }
+    props(&e.props, index, limits)?;
     Ok(())
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// The properties of event `index`, of any kind: their number, each name and value, and their
+/// size as the JSON they are stored as.
+fn props(props: &Props, index: usize, limits: &Limits) -> Result<(), WireError> {
+    let f = || Field::event(index, "props");
+    if props.len() > limits.max_props {
+        return Err(WireError::TooLong {
+            field: f(),
+            len: props.len(),
+            max: limits.max_props,
+        });
+    }
+    for (k, v) in props {
+        let field = || f().with_key(k);
+        len(k, limits.max_ident_len, field)?;
+        match v {
+            PropValue::Text(s) => len(s, limits.max_prop_len, field)?,
+            PropValue::Number(x) if !x.is_finite() => {
+                return Err(range(field, "numbers must be finite".into()));
+            }
+            _ => {}
+        }
+    }
+    let json: usize = props
+        .iter()
+        .map(|(k, v)| {
+            json_len(k)
+                + 2
+                + match v {
+                    PropValue::Text(s) => json_len(s),
+                    // The longest number, `true`/`false` or `null`.
+                    _ => 24,
+                }
+        })
+        .sum();
+    if json > limits.max_props_json_bytes {
+        return Err(WireError::TooLong {
+            field: f(),
+            len: json,
+            max: limits.max_props_json_bytes,
+        });
+    }
+    Ok(())
+}
 
 /// `s` as a JSON string, quotes included: serde_json writes control characters as `\uXXXX`
 /// (six bytes) except the five with short escapes, and `"` and `\` as two.

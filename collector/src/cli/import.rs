@@ -7,10 +7,10 @@
 //! `too_old` like any bad line, and counted apart: retention would delete them once stored.
 //!
 //! Formats: NDJSON with one event per line in the simple JSON form (`type`, `created_at`,
-//! `url`, `session_id`, `user_id`, `user_agent`, `payload`, optional `id`, `ip` and `country`), or CSV with
-//! a header row of the same columns (`payload` a JSON object, `device_type` ignored: it is
-//! derived from the User-Agent). Events without `id` get one derived from their content, so
-//! importing a file twice stores it once.
+//! `url`, `session_id`, `user_id`, `user_agent`, `payload`, optional `id`, `referrer`, `title`,
+//! `ip` and `country`), or CSV with a header row of the same columns (`payload` a JSON object,
+//! `device_type` ignored: it is derived from the User-Agent). Events without `id` get one
+//! derived from their content, so importing a file twice stores it once.
 
 use crate::dates::now_ms;
 use crate::pipeline::{IngestRequest, Pipeline};

@@ -2,7 +2,7 @@
 
 use crate::TestServer;
 use pathlight_collector::dates::now_ms;
-use pathlight_wire::{Click, EventKind, Id, RawBatch, RawEvent, Size, cbor};
+use pathlight_wire::{Click, EventKind, Id, Props, RawBatch, RawEvent, Size, cbor};
 use serde_json::{Value, json};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
@@ -13,12 +13,22 @@ struct Session {
     ua: &'static str,
     id: &'static str,
     width: u32,
-    /// (ms after the session's start, path, kind)
-    events: Vec<(i64, &'static str, EventKind)>,
+    /// (ms after the session's start, path, event)
+    events: Vec<(i64, &'static str, Ev)>,
 }
 
-fn click(x: i32, y: i32, rel_x: f32) -> EventKind {
-    EventKind::Click(Click {
+/// An event of a session: its kind and its properties.
+#[derive(Clone)]
+struct Ev(EventKind, Props);
+
+impl From<EventKind> for Ev {
+    fn from(kind: EventKind) -> Ev {
+        Ev(kind, Props::default())
+    }
+}
+
+fn click(x: i32, y: i32, rel_x: f32) -> Ev {
+    Ev::from(EventKind::Click(Click {
         x,
         y,
         element_id: Some("buy".into()),
@@ -29,7 +39,7 @@ fn click(x: i32, y: i32, rel_x: f32) -> EventKind {
         rel_y: 0.5,
         element_box: [0, 180, 400, 40],
         ..Click::default()
-    })
+    }))
 }
 
 fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
@@ -37,7 +47,7 @@ fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
         .events
         .iter()
         .enumerate()
-        .map(|(i, (at, path, kind))| RawEvent {
+        .map(|(i, (at, path, Ev(kind, props)))| RawEvent {
             id: Id([n, i as u8, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]),
             timestamp: start + at,
             session_id: s.id.into(),
@@ -48,6 +58,8 @@ fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
             document: Size { w: 1000, h: 3000 },
             user_id: None,
             user_agent: None,
+            event_title: None,
+            props: props.clone(),
             kind: kind.clone(),
         })
         .collect();
@@ -94,10 +106,14 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
             id: "s1",
             width: 1440,
             events: vec![
-                (0, "/pricing", EventKind::Pageview),
+                (0, "/pricing", EventKind::Pageview.into()),
                 (1_000, "/pricing", click(100, 200, 0.25)),
-                (2_000, "/pricing", EventKind::Scroll { max_depth_pct: 80 }),
-                (10_000, "/checkout", EventKind::Pageview),
+                (
+                    2_000,
+                    "/pricing",
+                    EventKind::Scroll { max_depth_pct: 80 }.into(),
+                ),
+                (10_000, "/checkout", EventKind::Pageview.into()),
             ],
         },
         Session {
@@ -105,23 +121,27 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
             id: "s2",
             width: 375,
             events: vec![
-                (0, "/pricing", EventKind::Pageview),
+                (0, "/pricing", EventKind::Pageview.into()),
                 (500, "/pricing", click(300, 200, 0.75)),
                 (600, "/pricing", click(300, 201, 0.75)),
-                (2_000, "/pricing", EventKind::Scroll { max_depth_pct: 40 }),
+                (
+                    2_000,
+                    "/pricing",
+                    EventKind::Scroll { max_depth_pct: 40 }.into(),
+                ),
             ],
         },
         Session {
             ua: CHROME,
             id: "s3",
             width: 1440,
-            events: vec![(0, "/pricing", EventKind::Pageview)],
+            events: vec![(0, "/pricing", EventKind::Pageview.into())],
         },
         Session {
             ua: BOT,
             id: "bot",
             width: 1440,
-            events: vec![(0, "/pricing", EventKind::Pageview)],
+            events: vec![(0, "/pricing", EventKind::Pageview.into())],
         },
     ];
     // Twenty seconds ago: well inside today unless the test runs across midnight UTC.
@@ -322,7 +342,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
         id: "live",
         width: 1440,
         events: vec![
-            (0, "/live", EventKind::Pageview),
+            (0, "/live", EventKind::Pageview.into()),
             (5, "/live", click(1, 2, 0.5)),
         ],
     };
@@ -414,8 +434,8 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
     while let Ok(Some(_)) = live.chunk().await {}
 }
 
-fn click_on(selector: &str, tag: &str, x: i32, y: i32) -> EventKind {
-    EventKind::Click(Click {
+fn click_on(selector: &str, tag: &str, x: i32, y: i32) -> Ev {
+    Ev::from(EventKind::Click(Click {
         x,
         y,
         selector: selector.into(),
@@ -423,14 +443,11 @@ fn click_on(selector: &str, tag: &str, x: i32, y: i32) -> EventKind {
         rel_x: 0.5,
         rel_y: 0.5,
         ..Click::default()
-    })
+    }))
 }
 
-fn custom(name: &str) -> EventKind {
-    EventKind::Custom {
-        name: name.into(),
-        props: Default::default(),
-    }
+fn custom(name: &str) -> Ev {
+    custom_with(name, &[])
 }
 
 #[tokio::test]
@@ -438,7 +455,7 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
     let server = TestServer::start("anomalies").await;
     let client = reqwest::Client::new();
     let mut r = vec![
-        (0, "/pricing", EventKind::Pageview),
+        (0, "/pricing", EventKind::Pageview.into()),
         (1_000, "/pricing", click_on("#buy", "button", 100, 200)),
         (1_300, "/pricing", click_on("#buy", "button", 105, 203)),
         (1_600, "/pricing", click_on("#buy", "button", 110, 198)),
@@ -465,9 +482,9 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
             id: "q",
             width: 375,
             events: vec![
-                (0, "/pricing", EventKind::Pageview),
+                (0, "/pricing", EventKind::Pageview.into()),
                 (1_000, "/pricing", click_on("#hero", "div", 10, 10)),
-                (1_400, "/checkout", EventKind::Pageview),
+                (1_400, "/checkout", EventKind::Pageview.into()),
                 // Three quick clicks near one spot, but over two pages: not a rage burst.
                 (1_500, "/checkout", click_on("#menu", "a", 12, 12)),
                 (1_650, "/checkout", click_on("#menu", "a", 11, 13)),
@@ -479,7 +496,7 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
             width: 1440,
             events: {
                 let mut s = vec![
-                    (0, "/list", EventKind::Pageview),
+                    (0, "/list", EventKind::Pageview.into()),
                     // Two elements 40 ms apart: no hand is that fast.
                     (1_000, "/list", click_on("#a", "button", 10, 10)),
                     (1_040, "/list", click_on("#b", "button", 200, 10)),
@@ -507,7 +524,7 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
                 .into_iter()
                 .enumerate()
                 {
-                    s.push((11_000 + 1_000 * i as i64, path, EventKind::Pageview));
+                    s.push((11_000 + 1_000 * i as i64, path, EventKind::Pageview.into()));
                 }
                 s
             },
@@ -572,7 +589,7 @@ async fn actions_and_a_users_timeline_across_sessions() {
             id: "a1",
             width: 1440,
             events: vec![
-                (0, "/home", EventKind::Pageview),
+                (0, "/home", EventKind::Pageview.into()),
                 (100, "/home", click_on("#buy", "button", 1, 1)),
                 (200, "/home", custom("signup")),
             ],
@@ -583,7 +600,7 @@ async fn actions_and_a_users_timeline_across_sessions() {
             width: 375,
             events: vec![
                 (5_000, "/home", click_on("#buy", "button", 1, 1)),
-                (5_050, "/pricing", EventKind::Pageview),
+                (5_050, "/pricing", EventKind::Pageview.into()),
             ],
         },
         // The same path as a1, later: a pattern shared by two sessions.
@@ -592,7 +609,7 @@ async fn actions_and_a_users_timeline_across_sessions() {
             id: "a3",
             width: 1440,
             events: vec![
-                (9_000, "/home", EventKind::Pageview),
+                (9_000, "/home", EventKind::Pageview.into()),
                 (9_100, "/home", click_on("#buy", "button", 1, 1)),
                 (9_200, "/home", custom("signup")),
             ],
@@ -705,14 +722,14 @@ async fn actions_and_a_users_timeline_across_sessions() {
     server.stop().await;
 }
 
-fn custom_with(name: &str, props: &[(&str, pathlight_wire::PropValue)]) -> EventKind {
-    EventKind::Custom {
-        name: name.into(),
-        props: props
+fn custom_with(name: &str, props: &[(&str, pathlight_wire::PropValue)]) -> Ev {
+    Ev(
+        EventKind::Custom { name: name.into() },
+        props
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
-    }
+    )
 }
 
 #[tokio::test]
@@ -896,7 +913,7 @@ async fn active_users_are_averaged_over_the_complete_days() {
 async fn a_funnel_counts_the_sessions_that_did_the_steps_in_order() {
     let server = TestServer::start("funnel_known").await;
     let client = reqwest::Client::new();
-    let pv = |at: i64, path: &'static str| (at, path, EventKind::Pageview);
+    let pv = |at: i64, path: &'static str| (at, path, EventKind::Pageview.into());
     let sessions = [
         // /a → /b → /c, 10 s then 20 s, with a click and another page in between.
         Session {

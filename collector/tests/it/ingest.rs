@@ -42,13 +42,15 @@ struct Stored {
     device: String,
     is_bot: u8,
     country: String,
+    event_title: String,
 }
 
 const SELECT: &str = "SELECT toString(event_id), toString(event_type),
     toUInt64(timestamp) * 1000 + timestamp_ms, toUInt64(received_at) * 1000,
     session_id, visitor_id, user_id, host, path, query, utm_source, utm_campaign, referrer_host,
     title, viewport_w, document_h, x, y, element_id, selector, tag, text, rel_x, rel_y, box_w,
-    scroll_depth, visible_ms, name, props, browser, os, toString(device), is_bot, country
+    scroll_depth, visible_ms, name, props, browser, os, toString(device), is_bot, country,
+    event_title
     FROM events FINAL";
 
 #[tokio::test]
@@ -225,8 +227,10 @@ async fn json_batches_and_the_simple_array_form_are_stored() {
     let simple = r##"[
       {"type":"click","session_id":"user-session-1001","user_id":1001,"url":"/catalog?foo=bar",
        "created_at":"2025-01-01T10:00:00Z","user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-       "payload":{"event_title":"checkout","element_id":"#submit-button","x":445,"y":315}},
-      {"type":"view","user_id":1001,"url":"/catalog","created_at":"2025-01-01T09:59:00Z"}
+       "payload":{"event_title":"checkout","element_id":"#submit-button","x":445,"y":315,
+                  "campaign":"winter","position":2}},
+      {"type":"view","user_id":1001,"url":"/catalog","title":"Catalog - Shop","created_at":"2025-01-01T09:59:00Z",
+       "payload":{"event_title":"landing","plan":"pro","trial":false,"ab":{"arm":"b"}}}
     ]"##;
     let (status, _) = post(
         &client,
@@ -269,7 +273,25 @@ async fn json_batches_and_the_simple_array_form_are_stored() {
         (click.x, click.y, click.selector.as_str()),
         (445, 315, "#submit-button")
     );
-    assert_eq!(click.title, "checkout");
+    // The event's own title apart from the page's, and every other payload field in `props`,
+    // on a view as on a click.
+    assert_eq!(
+        (click.event_title.as_str(), click.title.as_str()),
+        ("checkout", "")
+    );
+    assert_eq!(click.props, r#"{"campaign":"winter","position":2.0}"#);
+    assert_eq!(
+        (view.event_title.as_str(), view.title.as_str()),
+        ("landing", "Catalog - Shop")
+    );
+    assert_eq!(
+        view.props,
+        r#"{"ab":"{\"arm\":\"b\"}","plan":"pro","trial":false}"#
+    );
+    let plan: Vec<String> = server
+        .rows("SELECT visitParamExtractString(props, 'plan') FROM events FINAL WHERE event_title = 'landing'")
+        .await;
+    assert_eq!(plan, ["pro"], "queries read the properties of any kind");
     assert_eq!(
         (click.os.as_str(), click.device.as_str()),
         ("iPhone", "mobile")
@@ -632,6 +654,7 @@ async fn every_column_round_trips() {
         asn: 4_200_000_000,
         colo: s("CDG"),
         fixed: 2,
+        event_title: s("checkout ✓"),
     };
     let mut body = Vec::new();
     row.write_row_binary(&mut body);

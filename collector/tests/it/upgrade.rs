@@ -1,8 +1,9 @@
 //! An install from before clicks carried their fixed or sticky context (row layout 1, schema
-//! migration 6): its `events` table lacks the column and its spool holds rows without it. A new
-//! collector migrates the table on ClickHouse 18.16 (which has no `ADD COLUMN IF NOT EXISTS`),
-//! ships the old rows with their own columns, and stores and answers new fixed clicks in
-//! viewport coordinates.
+//! migration 6) and events their own title (layout 2, migration 13): its `events` table lacks
+//! both columns and its spool holds rows without them, of both earlier layouts (an upgrade
+//! in between left the second). A new collector migrates the table on ClickHouse 18.16 (which
+//! has no `ADD COLUMN IF NOT EXISTS`), ships the old rows with their own columns, stores and
+//! answers new fixed clicks in viewport coordinates, and stores event titles.
 
 use crate::{TestServer, batch_now, clickhouse_url, drop_database};
 use pathlight_collector::config::Config;
@@ -29,6 +30,7 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
     for sql in [
         "DROP TABLE heatmap_clicks_mv",
         "ALTER TABLE events DROP COLUMN fixed",
+        "ALTER TABLE events DROP COLUMN event_title",
         "DROP TABLE schema_migrations",
         "CREATE TABLE schema_migrations (version UInt32, name String, applied_at DateTime) \
          ENGINE = MergeTree ORDER BY version",
@@ -36,7 +38,8 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
     ] {
         db.query(sql).execute().await.unwrap();
     }
-    // Its spool: rows in the first layout, one byte (`fixed`) shorter than today's.
+    // Its spool: rows in the first layout, two bytes (`fixed` and an empty `event_title`)
+    // shorter than today's, and rows in the second, one byte shorter.
     let dir = std::env::temp_dir().join(format!("pathlight-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -51,19 +54,23 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
         colo: "FRA".into(),
         ..EventRow::default()
     };
-    let mut payload = Vec::new();
-    for i in 0..3u128 {
-        let mut row = Vec::new();
-        EventRow {
-            event_id: uuid::Uuid::from_u128(0x0123_4567 + i),
-            ..old.clone()
+    for (n, layout, shorter, fixed) in [(1, Layout::FIRST, 2, 0), (2, Layout::FIXED, 1, 1)] {
+        let mut payload = Vec::new();
+        for i in 0..3u128 {
+            let mut row = Vec::new();
+            EventRow {
+                event_id: uuid::Uuid::from_u128(0x0123_4567 + 16 * n + i),
+                path: format!("/old-{n}"),
+                fixed,
+                ..old.clone()
+            }
+            .write_row_binary(&mut row);
+            row.truncate(row.len() - shorter);
+            payload.extend(row);
         }
-        .write_row_binary(&mut row);
-        row.pop();
-        payload.extend(row);
+        let segment = spool::record_of(&payload, 3, layout);
+        std::fs::write(dir.join(format!("{n:020}.seg")), segment).unwrap();
     }
-    let segment = spool::record_of(&payload, 3, Layout::FIRST);
-    std::fs::write(dir.join(format!("{:020}.seg", 1)), segment).unwrap();
 
     let spool_dir = dir.clone();
     let server = TestServer::resume_at(clickhouse_url(), name, move |c| {
@@ -73,28 +80,42 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
     .await;
     assert_eq!(
         server
-            .scalar("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'events' AND name = 'fixed'")
+            .scalar("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'events' AND name IN ('fixed', 'event_title')")
             .await,
-        1,
-        "migration 6 added the column"
+        2,
+        "migrations 6 and 13 added the columns"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while server
-        .scalar("SELECT count() FROM events WHERE path = '/old'")
+        .scalar("SELECT count() FROM events WHERE path LIKE '/old-%'")
         .await
-        < 3
+        < 6
     {
-        assert!(Instant::now() < deadline, "the old segment never shipped");
+        assert!(Instant::now() < deadline, "the old segments never shipped");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let old_rows: Vec<(String, String, u8)> = server
-        .rows("SELECT colo, selector, fixed FROM events WHERE path = '/old'")
+    let old_rows: Vec<(String, String, String, u8, String)> = server
+        .rows("SELECT path, colo, selector, fixed, event_title FROM events WHERE path LIKE '/old-%' ORDER BY path")
         .await;
-    assert!(
-        old_rows
-            .iter()
-            .all(|r| *r == ("FRA".into(), "#legacy".into(), 0)),
-        "{old_rows:?}"
+    let expected = |path: &str, fixed| {
+        (
+            path.into(),
+            "FRA".into(),
+            "#legacy".into(),
+            fixed,
+            String::new(),
+        )
+    };
+    assert_eq!(
+        old_rows,
+        [
+            expected("/old-1", 0),
+            expected("/old-1", 0),
+            expected("/old-1", 0),
+            expected("/old-2", 1),
+            expected("/old-2", 1),
+            expected("/old-2", 1),
+        ]
     );
 
     // A click on a sticky menu bar, scrolled 3,000 px down: stored where it was on screen.
@@ -120,7 +141,7 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
     assert_eq!(status, 204);
     let deadline = Instant::now() + Duration::from_secs(30);
     while server
-        .scalar("SELECT count() FROM events WHERE fixed = 1")
+        .scalar("SELECT count() FROM events WHERE fixed = 1 AND path = '/catalog'")
         .await
         == 0
     {
@@ -128,7 +149,7 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stored: Vec<(i32, String)> = server
-        .rows("SELECT y, element_id FROM events WHERE fixed = 1")
+        .rows("SELECT y, element_id FROM events WHERE fixed = 1 AND path = '/catalog'")
         .await;
     assert!(
         stored.iter().all(|r| *r == (20, "menu-bar".into())),
@@ -150,6 +171,33 @@ async fn an_install_from_before_fixed_contexts_upgrades_with_its_spool() {
         .rows("SELECT fixed, py FROM heatmap_clicks WHERE path = '/catalog'")
         .await;
     assert!(mart.contains(&(1, 20)), "{mart:?}");
+
+    // An event's own title reaches the column migration 13 added.
+    let (status, _) = crate::post(
+        &reqwest::Client::new(),
+        &server.url("/v1/batch?site=test"),
+        Some("application/json"),
+        format!(
+            r#"[{{"type":"view","url":"/titled","created_at":{},"payload":{{"event_title":"landing"}}}}]"#,
+            pathlight_collector::dates::now_ms()
+        )
+        .into(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    // Acknowledged at the spool's fsync: stored once the segment ships.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let titles: Vec<String> = server
+            .rows("SELECT event_title FROM events WHERE path = '/titled'")
+            .await;
+        if !titles.is_empty() {
+            assert_eq!(titles, ["landing"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the titled event never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,7 +1,7 @@
 //! Property tests: any batch the model can hold survives CBOR and JSON unchanged.
 
 use pathlight_wire::{
-    Click, EventKind, Id, Limits, PropValue, RawBatch, RawEvent, Size, cbor, json,
+    Click, EventKind, Id, Limits, PropValue, Props, RawBatch, RawEvent, Size, cbor, json,
 };
 use proptest::prelude::*;
 
@@ -47,6 +47,17 @@ fn kind() -> impl Strategy<Value = EventKind> {
                 })
             },
         );
+    prop_oneof![
+        Just(EventKind::Pageview),
+        click,
+        any::<u8>().prop_map(|max_depth_pct| EventKind::Scroll { max_depth_pct }),
+        any::<u32>().prop_map(|visible_ms| EventKind::Engagement { visible_ms }),
+        "\\PC{1,20}".prop_map(|name| EventKind::Custom { name }),
+    ]
+}
+
+/// Properties, which any kind may carry.
+fn props() -> impl Strategy<Value = Props> {
     let prop_value = prop_oneof![
         Just(PropValue::Null),
         any::<bool>().prop_map(PropValue::Bool),
@@ -55,20 +66,8 @@ fn kind() -> impl Strategy<Value = EventKind> {
             .prop_map(PropValue::Number),
         "\\PC{0,20}".prop_map(PropValue::Text),
     ];
-    prop_oneof![
-        Just(EventKind::Pageview),
-        click,
-        any::<u8>().prop_map(|max_depth_pct| EventKind::Scroll { max_depth_pct }),
-        any::<u32>().prop_map(|visible_ms| EventKind::Engagement { visible_ms }),
-        (
-            "\\PC{1,20}",
-            prop::collection::btree_map("\\PC{1,10}", prop_value, 0..5)
-        )
-            .prop_map(|(name, props)| EventKind::Custom {
-                name,
-                props: props.into_iter().collect(),
-            }),
-    ]
+    prop::collection::btree_map("\\PC{1,10}", prop_value, 0..5)
+        .prop_map(|props| props.into_iter().collect())
 }
 
 fn event() -> impl Strategy<Value = RawEvent> {
@@ -85,13 +84,15 @@ fn event() -> impl Strategy<Value = RawEvent> {
             any::<(u32, u32, u32, u32)>(),
             opt_text(),
             opt_text(),
+            opt_text(),
+            props(),
             kind(),
         ),
     )
         .prop_map(
             |(
                 (id, timestamp, session_id, url, referrer, title),
-                ((vw, vh, dw, dh), user_id, user_agent, kind),
+                ((vw, vh, dw, dh), user_id, user_agent, event_title, props, kind),
             )| {
                 RawEvent {
                     id: Id(id),
@@ -104,6 +105,8 @@ fn event() -> impl Strategy<Value = RawEvent> {
                     document: Size { w: dw, h: dh },
                     user_id,
                     user_agent,
+                    event_title,
+                    props,
                     kind,
                 }
             },

@@ -158,31 +158,28 @@ fn the_window_judges_the_time_corrected_to_the_receivers_clock() {
 }
 
 #[test]
-fn custom_properties_are_bounded() {
+fn properties_are_bounded_on_any_kind() {
+    // A click's properties (the simple form's extra payload fields) as a custom event's.
     let mut e = click_event(1);
-    let props = (0..40)
+    e.props = (0..40)
         .map(|i| (format!("k{i}"), PropValue::Bool(true)))
         .collect();
-    e.kind = EventKind::Custom {
-        name: "n".into(),
-        props,
-    };
     assert_eq!(field_of(check(&e)), "events[3].props");
     let mut e = click_event(1);
-    let props = [("plan".to_string(), PropValue::Number(f64::INFINITY))]
+    e.kind = EventKind::Custom { name: "n".into() };
+    e.props = [("plan".to_string(), PropValue::Number(f64::INFINITY))]
         .into_iter()
         .collect();
-    e.kind = EventKind::Custom {
-        name: "n".into(),
-        props,
-    };
     assert_eq!(field_of(check(&e)), "events[3].props.plan");
+    let mut e = click_event(1);
+    e.event_title = Some("t".repeat(513));
+    assert_eq!(field_of(check(&e)), "events[3].event_title");
 
     // Properties at every per-value limit pass; the same count and lengths of control
     // characters, six bytes each once stored as JSON, are refused as a whole.
     let custom = |fill: char| {
         let mut e = click_event(1);
-        let props = (0..32)
+        e.props = (0..32)
             .map(|i| {
                 (
                     format!("k{i:0>250}"),
@@ -190,10 +187,7 @@ fn custom_properties_are_bounded() {
                 )
             })
             .collect();
-        e.kind = EventKind::Custom {
-            name: "n".into(),
-            props,
-        };
+        e.kind = EventKind::Custom { name: "n".into() };
         e
     };
     assert_eq!(check(&custom('a')), Ok(()));
@@ -234,7 +228,9 @@ fn the_simple_array_format_maps_to_the_model() {
     let click = &b.events[0];
     assert_eq!(click.timestamp, 1_735_725_600_000);
     assert_eq!(click.user_id.as_deref(), Some("1001"));
-    assert_eq!(click.title.as_deref(), Some("checkout"));
+    assert_eq!(click.event_title.as_deref(), Some("checkout"));
+    assert_eq!(click.title, None, "the page's title is another field");
+    assert!(click.props.is_empty(), "every payload field has its own");
     assert_eq!(
         click.user_agent.as_deref(),
         Some("Mozilla/5.0 (X11; Linux x86_64)")
@@ -300,12 +296,77 @@ fn the_simple_form_carries_what_heatmaps_and_scroll_maps_need() {
 }
 
 #[test]
+fn every_payload_field_of_the_simple_form_is_kept() {
+    let body = br##"[{"type":"view","url":"/p","title":"Pricing - Shop","created_at":1735725600000,
+        "payload":{"event_title":"landing","viewport_w":1440,"plan":"pro","seats":3,"trial":false,
+        "coupon":null,"ab":{"arm":"b"}}},
+        {"type":"click","url":"/p","created_at":1735725600001,
+        "payload":{"event_title":"checkout","element_id":"#buy","x":445,"y":315,"tag":"button",
+        "campaign":"winter","position":2,"text":["not","text"]}}]"##;
+    let b = json::decode(body, Some("demo"), &Limits::default()).unwrap();
+    let (view, click) = (&b.events[0], &b.events[1]);
+    assert_eq!(view.kind, EventKind::Pageview);
+    assert_eq!(view.title.as_deref(), Some("Pricing - Shop"));
+    assert_eq!(view.event_title.as_deref(), Some("landing"));
+    assert_eq!(
+        view.viewport.w, 1440,
+        "a field of its own is not a property"
+    );
+    let text = |s: &str| PropValue::Text(s.into());
+    let view_props: Vec<_> = view.props.iter().cloned().collect();
+    assert_eq!(
+        view_props,
+        [
+            ("ab".into(), text(r#"{"arm":"b"}"#)),
+            ("coupon".into(), PropValue::Null),
+            ("plan".into(), text("pro")),
+            ("seats".into(), PropValue::Number(3.0)),
+            ("trial".into(), PropValue::Bool(false)),
+        ]
+    );
+    assert_eq!(click.event_title.as_deref(), Some("checkout"));
+    assert_eq!(click.title, None);
+    let EventKind::Click(c) = &click.kind else {
+        panic!("not a click")
+    };
+    assert_eq!(
+        (c.x, c.tag.as_str(), c.text.as_deref()),
+        (445, "button", None)
+    );
+    let click_props: Vec<_> = click.props.iter().cloned().collect();
+    assert_eq!(
+        click_props,
+        [
+            ("campaign".into(), text("winter")),
+            ("position".into(), PropValue::Number(2.0)),
+            // Not text: kept as a property rather than lost.
+            ("text".into(), text(r#"["not","text"]"#)),
+        ]
+    );
+    // They pass validation, and they cross CBOR (the import's path) unchanged.
+    for (i, e) in b.events.iter().enumerate() {
+        validate_event(e, i, 0, 1_735_725_600_000, &Limits::default()).unwrap();
+    }
+    let cbor = pathlight_wire::cbor::encode(&b);
+    assert_eq!(
+        pathlight_wire::cbor::decode(&cbor, &Limits::default()).unwrap(),
+        b
+    );
+}
+
+#[test]
 fn every_kind_survives_the_simple_form_both_ways() {
     let mut events = typical_batch().events;
     for (i, e) in events.iter_mut().enumerate() {
         // The simple form has no place for an event without a session of its own.
         e.session_id = format!("s{i}");
     }
+    // The event's own title and properties beside the page's title, on any kind.
+    events[0].event_title = Some("landing".into());
+    events[1].event_title = Some("add to cart".into());
+    events[1]
+        .props
+        .insert("campaign".into(), PropValue::Text("winter".into()));
     let array: Vec<serde_json::Value> = events.iter().map(json::to_simple).collect();
     let body = serde_json::to_vec(&array).unwrap();
     let back = json::decode(&body, Some("demo"), &Limits::default()).unwrap();
@@ -457,12 +518,9 @@ fn an_unreadable_event_is_refused_alone() {
 fn the_decoder_stops_at_too_many_properties() {
     use pathlight_wire::{Encoding, cbor, decode_with_refused};
     let mut b = typical_batch();
-    b.events[4].kind = EventKind::Custom {
-        name: "n".into(),
-        props: (0..33)
-            .map(|i| (format!("k{i}"), PropValue::Null))
-            .collect(),
-    };
+    b.events[4].props = (0..33)
+        .map(|i| (format!("k{i}"), PropValue::Null))
+        .collect();
     let limits = Limits::default();
     let (got, refused) =
         decode_with_refused(&cbor::encode(&b), Encoding::Cbor, None, &limits).unwrap();

@@ -62,6 +62,7 @@ pub fn write(
                     text("user_id"),
                     text("url"),
                     text("referrer"),
+                    text("title"),
                     visit.device.to_owned(),
                     text("user_agent"),
                     v["payload"].to_string(),
@@ -92,7 +93,7 @@ pub fn write(
 }
 
 /// The CSV header: the columns `pathlight import` reads.
-const CSV_COLUMNS: [&str; 12] = [
+const CSV_COLUMNS: [&str; 13] = [
     "id",
     "type",
     "created_at",
@@ -102,6 +103,7 @@ const CSV_COLUMNS: [&str; 12] = [
     "user_id",
     "url",
     "referrer",
+    "title",
     "device_type",
     "user_agent",
     "payload",

@@ -37,6 +37,8 @@ impl Generator {
             document,
             user_id: view.user.cloned(),
             user_agent: Some(visitor.agent.to_owned()),
+            event_title: None,
+            props: Default::default(),
             kind: EventKind::Pageview,
         };
         let mut events = vec![RawEvent {
@@ -261,10 +263,8 @@ impl Generator {
                 events.push(RawEvent {
                     id: self.rng.id(),
                     timestamp: t + at + 5,
-                    kind: EventKind::Custom {
-                        name: name.into(),
-                        props: props.into_iter().collect(),
-                    },
+                    kind: EventKind::Custom { name: name.into() },
+                    props: props.into_iter().collect(),
                     ..base.clone()
                 });
             }

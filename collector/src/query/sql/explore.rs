@@ -6,7 +6,8 @@ use super::*;
 pub(super) const EXPORT: &str = "SELECT toString(event_id) AS event_id, toString(event_type) AS event_type, \
      toUInt64(timestamp) * 1000 + timestamp_ms AS timestamp_ms, session_id, toString(visitor_id) AS visitor_id, user_id, \
      url, path, referrer, title, viewport_w, viewport_h, document_w, document_h, x, y, element_id, selector, tag, text, \
-     href, rel_x, rel_y, scroll_depth, visible_ms, name, props, browser, os, toString(device) AS device, country \
+     href, rel_x, rel_y, scroll_depth, visible_ms, name, props, browser, os, toString(device) AS device, country, \
+     event_title \
      FROM events FINAL WHERE {where} ORDER BY timestamp, timestamp_ms, event_id";
 
 /// The export query (all kinds, bots excluded) for `f`.

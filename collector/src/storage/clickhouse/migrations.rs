@@ -111,7 +111,8 @@ pub fn migrations(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<Migration> {
     city {s},
     asn UInt32,
     colo {s},
-    fixed UInt8
+    fixed UInt8,
+    event_title String
 )
 ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMM(timestamp)
@@ -209,6 +210,13 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "mart: traffic per hour",
             statements: mart_and_tables(dialect, cfg, "traffic_hourly"),
         },
+        // Tables made by version 1 before `event_title` was in it get the column (row layout
+        // 2). No mart reads it.
+        Migration {
+            version: 13,
+            name: "the sender's own event title",
+            statements: added_column(cfg, "event_title String"),
+        },
     ]
 }
 
@@ -256,13 +264,23 @@ fn element_days(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
     out
 }
 
-fn fixed_context(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
-    let add = "ADD COLUMN IF NOT EXISTS fixed UInt8";
+/// `column` (name and type) added to `events`, and in cluster mode to its `Distributed` table
+/// too, which lists the columns it reads and inserts. The runner drops `IF NOT EXISTS` where
+/// the server lacks it (18.16).
+fn added_column(cfg: &ClickHouseConfig, column: &str) -> Vec<String> {
+    let add = format!("ADD COLUMN IF NOT EXISTS {column}");
     let mut out = vec![format!("ALTER TABLE {} {add}", cfg.local_table("events"))];
+    if cfg.clustered() {
+        out.push(format!("ALTER TABLE events {add}"));
+    }
+    out
+}
+
+fn fixed_context(dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
+    let mut out = added_column(cfg, "fixed UInt8");
     let mart = "heatmap_clicks";
     let local = cfg.local_table(mart);
     if cfg.clustered() {
-        out.push(format!("ALTER TABLE events {add}"));
         out.push(format!("DROP TABLE IF EXISTS {mart}"));
     }
     out.push(format!("DROP TABLE IF EXISTS {local}_mv"));
