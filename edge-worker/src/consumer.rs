@@ -48,7 +48,7 @@ pub async fn consume(batch: MessageBatch<()>, env: Env, settings: &Settings) -> 
             });
         let rows = bytes
             .map_err(|_| "not bytes".to_string())
-            .and_then(|b| message::decode(&b).map(|(rows, _)| rows.to_vec()));
+            .and_then(|b| message::decode(&b).map(|(rows, _)| rows));
         match rows {
             Ok(rows) => good.push((msg, rows)),
             Err(why) => dead_letter(&env, &msg, &why).await,

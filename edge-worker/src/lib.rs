@@ -335,6 +335,10 @@ async fn relay(rows: &[EventRow], settings: &Settings) -> std::result::Result<()
         let headers = Headers::new();
         headers.set("Authorization", &format!("Bearer {}", settings.relay_token))?;
         headers.set("Content-Type", "application/vnd.pathlight.rowbinary")?;
+        headers.set(
+            pathlight_ingest::LAYOUT_HEADER,
+            &pathlight_ingest::Layout::CURRENT.code().to_string(),
+        )?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_headers(headers)

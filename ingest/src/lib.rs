@@ -33,8 +33,8 @@ mod stages;
 pub use delivery::Delivery;
 pub use error::{ErrorBody, IngestError};
 pub use row::{
-    COLUMNS, EventRow, Layout, RowError, insert_settings, insert_sql, read_rows, read_rows_of,
-    upgrade, write_rows,
+    COLUMNS, EventRow, LAYOUT_HEADER, Layout, RowError, insert_settings, insert_sql, read_rows,
+    read_rows_of, upgrade, write_rows,
 };
 pub use stages::{
     Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches,

@@ -124,6 +124,10 @@ event_row! {
     event_title: String,
 }
 
+/// The header naming the [`Layout`] (its code) of RowBinary rows sent between processes: broker
+/// messages, and relay bodies from edge workers to a collector.
+pub const LAYOUT_HEADER: &str = "Pathlight-Row-Layout";
+
 /// The columns a RowBinary body was written with. Columns of `events` are only ever appended,
 /// so a layout is a number of leading columns of [`COLUMNS`]: 0 ends at `colo`, 1 adds
 /// `fixed`, 2 `event_title`. A body written before a column was added — a spool segment the

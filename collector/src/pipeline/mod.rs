@@ -258,10 +258,20 @@ impl Pipeline {
     }
 
     /// Stores rows an edge worker in relay mode validated and enriched (`POST /v1/relay`,
-    /// RowBinary): checked to be whole rows, then stored like the collector's own.
-    pub async fn relay(&self, body: Vec<u8>) -> Result<usize, IngestError> {
-        let rows =
-            pathlight_ingest::read_rows(&body).map_err(|e| IngestError::Body(e.to_string()))?;
+    /// RowBinary in `layout`): checked to be whole rows, then stored like the collector's own.
+    pub async fn relay(
+        &self,
+        body: Vec<u8>,
+        layout: pathlight_ingest::Layout,
+    ) -> Result<usize, IngestError> {
+        let rows = pathlight_ingest::read_rows_of(&body, layout)
+            .map_err(|e| IngestError::Body(e.to_string()))?;
+        // A worker of the previous version sends rows without the latest column.
+        let body = if layout == pathlight_ingest::Layout::CURRENT {
+            body
+        } else {
+            pathlight_ingest::write_rows(&rows)
+        };
         self.store(&rows, body).await?;
         Ok(rows.len())
     }

@@ -285,8 +285,9 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
 }
 
 /// `/v1/relay` (edge workers in relay mode): off without a configured token, 401 without the
-/// token, 400 with a JSON reason for bytes that are not whole rows — nothing stored, the
-/// collector fine — and whole rows stored.
+/// token, 400 with a JSON reason for bytes that are not whole rows or rows of a layout it does
+/// not know — nothing stored, the collector fine — and whole rows stored, those of a worker
+/// from before rows named their layout too.
 #[tokio::test]
 async fn relay_refuses_strangers_and_malformed_rows() {
     use pathlight_collector::query::auth::digest_hex;
@@ -306,13 +307,19 @@ async fn relay_refuses_strangers_and_malformed_rows() {
         c.relay_token_sha256 = digest_hex("edge-token");
     })
     .await;
-    let relay = |body: Vec<u8>, token: &str| {
-        client
+    let relay_as = |body: Vec<u8>, token: &str, layout: Option<&str>| {
+        let req = client
             .post(server.url("/v1/relay"))
             .bearer_auth(token)
-            .body(body)
-            .send()
+            .body(body);
+        match layout {
+            Some(code) => req.header(pathlight_ingest::LAYOUT_HEADER, code),
+            None => req,
+        }
+        .send()
     };
+    let current = pathlight_ingest::Layout::CURRENT.code().to_string();
+    let relay = |body: Vec<u8>, token: &str| relay_as(body, token, Some(&current));
     let stranger = relay(vec![1, 2, 3], "guess").await.unwrap();
     assert_eq!(stranger.status(), 401);
     let salts = client
@@ -341,10 +348,36 @@ async fn relay_refuses_strangers_and_malformed_rows() {
     assert_eq!(reason["reason"], "body", "{reason}");
     assert_eq!(server.scalar("SELECT count() FROM events").await, 0);
 
+    let unknown = relay_as(body.clone(), "edge-token", Some("9"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(server.scalar("SELECT count() FROM events").await, 0);
+
     assert_eq!(relay(body, "edge-token").await.unwrap().status(), 204);
     assert_eq!(
         server
             .scalar("SELECT count() FROM events WHERE colo = 'TXL'")
+            .await,
+        1
+    );
+    // A worker of the version before: no header, rows without `event_title` (one byte, as
+    // it is empty).
+    let mut old = Vec::new();
+    EventRow {
+        event_id: uuid::Uuid::from_bytes([8; 16]),
+        colo: "AMS".into(),
+        ..row.clone()
+    }
+    .write_row_binary(&mut old);
+    old.pop();
+    assert_eq!(
+        relay_as(old, "edge-token", None).await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        server
+            .scalar("SELECT count() FROM events WHERE colo = 'AMS' AND event_title = ''")
             .await,
         1
     );

@@ -8,6 +8,7 @@ use crate::http::error::ApiError;
 use crate::http::response::{empty, full};
 use crate::http::{App, ReqBody, Resp, header_str};
 use http::{HeaderValue, Request, Response, StatusCode, header};
+use pathlight_ingest::{IngestError, Layout};
 
 /// Rows are at most a few kilobytes each and a relayed batch holds at most `max_events`.
 const MAX_RELAY_BYTES: usize = 16 << 20;
@@ -22,14 +23,26 @@ fn relay_refusal<B>(app: &App, req: &Request<B>) -> Option<ApiError> {
         .then_some(ApiError::RelayUnauthorized)
 }
 
-/// `POST /v1/relay`: RowBinary rows an edge worker in relay mode validated and enriched.
+/// `POST /v1/relay`: RowBinary rows an edge worker in relay mode validated and enriched, in
+/// the layout its `Pathlight-Row-Layout` header names. Workers from before the header sent
+/// layout 1: a collector upgraded before its workers reads them still.
 pub async fn relay<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
     if let Some(refusal) = relay_refusal(app, &req) {
         return refusal.response();
     }
-    let stored = match read_body(app, req.into_body(), MAX_RELAY_BYTES).await {
-        Ok((body, _held)) => app.pipeline.relay(body.to_vec()).await,
-        Err(e) => Err(e),
+    let layout = match header_str(req.headers(), pathlight_ingest::LAYOUT_HEADER) {
+        None => Some(Layout::FIXED),
+        Some(code) => code.trim().parse().ok().and_then(Layout::from_code),
+    };
+    let stored = match layout {
+        None => Err(IngestError::Body(
+            "rows of a layout this collector does not know; upgrade it before its edge workers"
+                .into(),
+        )),
+        Some(layout) => match read_body(app, req.into_body(), MAX_RELAY_BYTES).await {
+            Ok((body, _held)) => app.pipeline.relay(body.to_vec(), layout).await,
+            Err(e) => Err(e),
+        },
     };
     match stored {
         Ok(_) => empty(StatusCode::NO_CONTENT),

@@ -31,7 +31,7 @@ pub use publish::Publisher;
 
 /// The header naming a message's row layout ([`pathlight_ingest::Layout`]'s code), so a
 /// loader of a later version reads rows published before a column was added.
-pub const LAYOUT_HEADER: &str = "Pathlight-Row-Layout";
+pub const LAYOUT_HEADER: &str = pathlight_ingest::LAYOUT_HEADER;
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, stream};
