@@ -113,14 +113,19 @@ export function forward(prefix, target) {
  * Clicks `locator` at fractions (fx, fy) of its box; returns where, in page and client pixels,
  * with the scroll position, so the stored click can be drawn back at the same scroll.
  */
-/** What `read` returns once it stops changing (animations, sticky bars sliding in). */
+/**
+ * What `read` returns once it stops changing (animations, sticky bars sliding in): the same
+ * for three reads 100 ms apart. One repeat was not enough on a loaded machine, where a bar's
+ * scroll handler may not yet have started its transition 100 ms after the scroll.
+ */
 async function settled(read) {
   let last = JSON.stringify(await read());
-  for (let i = 0; i < 50; i++) {
+  let same = 0;
+  for (let i = 0; i < 60 && same < 3; i++) {
     await new Promise((r) => setTimeout(r, 100));
-    const now = await read();
-    if (JSON.stringify(now) === last) return now;
-    last = JSON.stringify(now);
+    const now = JSON.stringify(await read());
+    same = now === last ? same + 1 : 0;
+    last = now;
   }
   return JSON.parse(last);
 }
