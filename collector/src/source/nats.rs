@@ -7,17 +7,11 @@ use crate::metrics::OutcomeLabel;
 use crate::pipeline::{IngestRequest, Pipeline};
 use crate::storage::broker::BrokerConfig;
 use crate::storage::clickhouse::{RetryConfig, retry};
-use anyhow::Context as _;
-use async_nats::jetstream::{
-    self, AckKind, Message,
-    consumer::{AckPolicy, PullConsumer, pull},
-    message::PublishMessage,
-};
+use async_nats::jetstream::{self, AckKind, Message, message::PublishMessage};
 use futures_util::StreamExt;
 use pathlight_ingest::Delivery;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// What a source did, for the loader's exit line and the tests.
@@ -45,26 +39,14 @@ pub async fn run(
     mut stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<SourceReport> {
     let (js, stream) = cfg.connect_input("pathlight-source").await?;
-    let consumer: PullConsumer = stream
-        .get_or_create_consumer(
-            &cfg.input_consumer,
-            pull::Config {
-                durable_name: Some(cfg.input_consumer.clone()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(cfg.ack_wait_secs),
-                filter_subject: cfg.input_of("*"),
-                max_ack_pending: (cfg.batch_messages as i64).saturating_mul(64),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
-        .with_context(|| format!("creating or binding consumer {}", cfg.input_consumer))?;
+    let consumer = cfg
+        .pull_consumer(&stream, &cfg.input_consumer, cfg.input_of("*"))
+        .await?;
     let counts = Counts::default();
     let mut failed = 0;
     while !*stopping.borrow() {
         let fetched = tokio::select! {
-            r = fetch(&consumer, &cfg) => r,
+            r = cfg.fetch(&consumer) => r,
             _ = stopping.changed() => break,
         };
         match fetched {
@@ -103,27 +85,6 @@ impl Counts {
             retried: self.retried.load(Ordering::Relaxed),
         }
     }
-}
-
-/// Up to `batch_messages` messages, waiting at most `batch_wait_ms` for them.
-async fn fetch(consumer: &PullConsumer, cfg: &BrokerConfig) -> anyhow::Result<Vec<Message>> {
-    let mut batch = consumer
-        .batch()
-        .max_messages(cfg.batch_messages)
-        .expires(Duration::from_millis(cfg.batch_wait_ms.max(100)))
-        .messages()
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let mut out = Vec::new();
-    while let Some(m) = batch.next().await {
-        match m {
-            Ok(m) => out.push(m),
-            // Keep what arrived; the rest comes again.
-            Err(_) if !out.is_empty() => break,
-            Err(e) => return Err(anyhow::anyhow!(e)),
-        }
-    }
-    Ok(out)
 }
 
 /// One message through the pipeline, and what becomes of it.

@@ -8,14 +8,10 @@ use crate::metrics::Metrics;
 use crate::storage::clickhouse::{
     self, ClickHouseConfig, RetryConfig, insert_retrying, migrations, retry,
 };
-use anyhow::Context as _;
 use async_nats::jetstream::{
-    self, AckKind, Message,
-    consumer::{AckPolicy, PullConsumer, pull},
-    message::PublishMessage,
+    self, AckKind, Message, consumer::PullConsumer, message::PublishMessage,
 };
 use bytes::Bytes;
-use futures_util::StreamExt;
 use pathlight_ingest::Layout;
 use std::future::Future;
 use std::sync::Arc;
@@ -67,23 +63,9 @@ pub async fn run(
     migrations::run(&base, ch, dialect).await?;
     let db = clickhouse::writer(ch, dialect);
     let (js, stream) = cfg.connect("pathlight-load").await?;
-    let consumer: PullConsumer = stream
-        .get_or_create_consumer(
-            &cfg.consumer,
-            pull::Config {
-                durable_name: Some(cfg.consumer.clone()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(cfg.ack_wait_secs),
-                filter_subject: cfg.subject.clone(),
-                // Every loader may hold a few batches unacked; the default (1 000) would let one
-                // loader's batch starve the others.
-                max_ack_pending: (cfg.batch_messages as i64).saturating_mul(64),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
-        .with_context(|| format!("creating or binding consumer {}", cfg.consumer))?;
+    let consumer = cfg
+        .pull_consumer(&stream, &cfg.consumer, cfg.subject.clone())
+        .await?;
     let (stop, stopping) = watch::channel(false);
     let metrics = opts
         .shared_metrics
@@ -180,7 +162,7 @@ impl Loader {
         let mut failed = 0u32;
         while !*stopping.borrow() {
             let batch = tokio::select! {
-                b = self.fetch(&consumer) => b,
+                b = self.cfg.fetch(&consumer) => b,
                 // Messages delivered but not yet in hand are redelivered after `ack_wait`.
                 _ = stopping.changed() => break,
             };
@@ -205,30 +187,6 @@ impl Loader {
             }
         }
         Ok(self.report)
-    }
-
-    /// Up to `batch_messages` messages, waiting at most `batch_wait_ms` for them.
-    async fn fetch(&self, consumer: &PullConsumer) -> anyhow::Result<Vec<Message>> {
-        let mut batch = consumer
-            .batch()
-            .max_messages(self.cfg.batch_messages)
-            .expires(Duration::from_millis(self.cfg.batch_wait_ms.max(100)))
-            .messages()
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let mut out = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => out.push(m),
-                // Keep what arrived; the rest comes again.
-                Err(e) if !out.is_empty() => {
-                    tracing::warn!(error = %e, "a fetch ended early");
-                    break;
-                }
-                Err(e) => return Err(anyhow::anyhow!(e)),
-            }
-        }
-        Ok(out)
     }
 
     /// Inserts the rows of `messages` and acks them. False when shutdown interrupted it (the

@@ -34,7 +34,9 @@ pub use publish::Publisher;
 pub const LAYOUT_HEADER: &str = pathlight_ingest::LAYOUT_HEADER;
 
 use anyhow::{Context as _, bail};
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::{self, Message, stream};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -188,26 +190,60 @@ impl BrokerConfig {
         &self,
         name: &str,
     ) -> anyhow::Result<(jetstream::Context, stream::Stream)> {
-        let js = self.context(name).await?;
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: self.input_stream.clone(),
-                subjects: vec![self.input_of("*"), self.input_dead_of("*")],
-                retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                num_replicas: self.replicas,
-                max_bytes: self.max_bytes,
-                discard: stream::DiscardPolicy::New,
-                duplicate_window: Duration::from_secs(self.duplicate_window_secs),
-                max_age: Duration::from_secs(self.max_age_days * 86_400),
-                ..Default::default()
-            })
+        let subjects = vec![self.input_of("*"), self.input_dead_of("*")];
+        self.open(name, &self.input_stream, subjects).await
+    }
+
+    /// The durable pull consumer `name` of `stream` reading `filter`, which loaders share:
+    /// JetStream gives each message to one of them, and to another after `ack_wait_secs`
+    /// without an ack.
+    pub async fn pull_consumer(
+        &self,
+        stream: &stream::Stream,
+        name: &str,
+        filter: String,
+    ) -> anyhow::Result<PullConsumer> {
+        stream
+            .get_or_create_consumer(
+                name,
+                pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(self.ack_wait_secs),
+                    filter_subject: filter,
+                    // Every loader may hold a few batches unacked; the default (1 000) would let
+                    // one loader's batch starve the others.
+                    max_ack_pending: (self.batch_messages as i64).saturating_mul(64),
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(|e| anyhow::anyhow!(e))
-            .with_context(|| {
-                format!("creating or opening JetStream stream {}", self.input_stream)
-            })?;
-        Ok((js, stream))
+            .with_context(|| format!("creating or binding consumer {name}"))
+    }
+
+    /// Up to `batch_messages` messages of `consumer`, waiting at most `batch_wait_ms`.
+    pub async fn fetch(&self, consumer: &PullConsumer) -> anyhow::Result<Vec<Message>> {
+        let mut batch = consumer
+            .batch()
+            .max_messages(self.batch_messages)
+            .expires(Duration::from_millis(self.batch_wait_ms.max(100)))
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let mut out = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => out.push(m),
+                // Keep what arrived; the rest comes again.
+                Err(e) if !out.is_empty() => {
+                    tracing::warn!(error = %e, "a fetch ended early");
+                    break;
+                }
+                Err(e) => return Err(anyhow::anyhow!(e)),
+            }
+        }
+        Ok(out)
     }
 
     /// A JetStream context on a new connection named `name`.
@@ -230,13 +266,25 @@ impl BrokerConfig {
             .build(client))
     }
 
-    /// Connects and makes sure the stream exists.
+    /// Connects and makes sure the rows' stream exists.
     async fn connect(&self, name: &str) -> anyhow::Result<(jetstream::Context, stream::Stream)> {
+        let subjects = vec![self.subject.clone(), self.dead_subject()];
+        self.open(name, &self.stream, subjects).await
+    }
+
+    /// Connects as `name` and makes sure the work-queue stream `stream` of `subjects` exists,
+    /// with the settings above.
+    async fn open(
+        &self,
+        name: &str,
+        stream: &str,
+        subjects: Vec<String>,
+    ) -> anyhow::Result<(jetstream::Context, stream::Stream)> {
         let js = self.context(name).await?;
-        let stream = js
+        let created = js
             .get_or_create_stream(stream::Config {
-                name: self.stream.clone(),
-                subjects: vec![self.subject.clone(), self.dead_subject()],
+                name: stream.to_owned(),
+                subjects,
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
                 num_replicas: self.replicas,
@@ -262,7 +310,7 @@ impl BrokerConfig {
                     e
                 }
             })
-            .with_context(|| format!("creating or opening JetStream stream {}", self.stream))?;
-        Ok((js, stream))
+            .with_context(|| format!("creating or opening JetStream stream {stream}"))?;
+        Ok((js, created))
     }
 }
