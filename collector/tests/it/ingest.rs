@@ -329,18 +329,7 @@ async fn events_outside_the_retention_window_are_refused_and_the_rest_stored() {
     .await;
     assert_eq!(status, 200, "{ack}");
     assert_eq!(ack["accepted"], 1, "{ack}");
-    let refused: Vec<(u64, &str, &str)> = ack["rejected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["index"].as_u64().unwrap(),
-                r["reason"].as_str().unwrap(),
-                r["field"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let refused = crate::refused(&ack);
     assert_eq!(
         refused,
         [

@@ -306,6 +306,22 @@ pub async fn json_body(resp: reqwest::Response) -> serde_json::Value {
         .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
 }
 
+/// The refused events of a `200` answer to a batch: index, reason and field of each.
+pub fn refused(ack: &serde_json::Value) -> Vec<(u64, &str, &str)> {
+    ack["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap(),
+                r["field"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Polls `base`/healthz until it answers (migrations run before the first accept), at most
 /// `tries` times 25 ms; whether it did.
 pub async fn wait_healthy(base: &str, tries: usize) -> bool {

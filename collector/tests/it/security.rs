@@ -390,18 +390,7 @@ async fn events_on_hosts_the_site_does_not_list_are_refused_one_by_one() {
     .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["accepted"], 3, "{json}");
-    let refused: Vec<(u64, &str, &str)> = json["rejected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["index"].as_u64().unwrap(),
-                r["reason"].as_str().unwrap(),
-                r["field"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let refused = crate::refused(&json);
     assert_eq!(
         refused,
         [
