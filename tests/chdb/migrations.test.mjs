@@ -90,6 +90,34 @@ test("every modern migration runs and the events table behaves", () => {
   });
 });
 
+// `identify` (storage/clickhouse/users.rs): one row per identify, the latest of a site's user
+// winning, before a merge (argMax, as readers ask) and after it (ReplacingMergeTree).
+test("the users table keeps each user's latest traits", () => {
+  withSession(({ q, rows }) => {
+    for (const sql of migrationSql()) q(sql);
+    const [{ engine, sorting_key }] = rows(
+      "SELECT engine, sorting_key FROM system.tables WHERE database = 'pathlight' AND name = 'users'",
+    );
+    assert.equal(engine, "ReplacingMergeTree");
+    assert.equal(sorting_key, "site_id, user_id");
+    const add = (site, user, traits, ms) =>
+      q(`INSERT INTO users (site_id, user_id, traits, updated_ms) VALUES ('${site}', '${user}', '${JSON.stringify(traits)}', ${ms})`);
+    add("shop", "u1", { plan: "pro" }, 2000);
+    add("shop", "u1", { plan: "free" }, 1000); // arrived later, said earlier: loses
+    add("shop", "u2", { plan: "team" }, 1500);
+    add("blog", "u1", { plan: "reader" }, 3000);
+    const latest = () =>
+      rows("SELECT site_id, user_id, argMax(traits, updated_ms) AS t FROM users GROUP BY site_id, user_id ORDER BY site_id, user_id")
+        .map((r) => [r.site_id, r.user_id, JSON.parse(r.t).plan]);
+    const expected = [["blog", "u1", "reader"], ["shop", "u1", "pro"], ["shop", "u2", "team"]];
+    assert.deepEqual(latest(), expected);
+    q("OPTIMIZE TABLE users FINAL");
+    const [{ n }] = rows("SELECT count() AS n FROM users");
+    assert.equal(Number(n), 3, "one row per site and user once merged");
+    assert.deepEqual(latest(), expected);
+  });
+});
+
 // The collector and the edge worker send `max_partitions_per_insert_block = 0` with every
 // insert on servers since 19.5 (pathlight_ingest::insert_settings). Without it a current server
 // refuses an insert whose events span more than 100 months with code 252, which the retry

@@ -45,11 +45,12 @@ async fn expired_months_are_dropped_and_recent_events_stay() {
     server.stop().await;
 }
 
-/// Right to erasure: one user's events go (and the mutation has finished when `erase`
-/// returns); everyone else's stay.
+/// Right to erasure: one user's events and traits go (and the mutation has finished when
+/// `erase` returns); everyone else's stay.
 #[tokio::test]
 async fn erasing_a_user_deletes_their_events_only() {
     use pathlight_collector::storage::clickhouse::erasure::{Subject, erase};
+    use pathlight_collector::storage::clickhouse::users;
     let server = crate::TestServer::start("erasure").await;
     let client = reqwest::Client::new();
     for (n, user) in [(1u8, "alice"), (2, "bob")] {
@@ -81,6 +82,30 @@ async fn erasing_a_user_deletes_their_events_only() {
         }
     };
     assert_eq!((count("alice").await, count("bob").await), (5, 5));
+    // Their traits (identify), and those of carol, who has none of the events.
+    let traits = |user: &str| users::UserRow {
+        site_id: "test".into(),
+        user_id: user.into(),
+        traits: r#"{"plan":"pro"}"#.into(),
+        updated_ms: 1,
+    };
+    users::insert(
+        &server.db,
+        &[traits("alice"), traits("bob"), traits("carol")],
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let identified = || {
+        let db = server.db.clone();
+        async move {
+            db.query("SELECT user_id FROM users ORDER BY user_id")
+                .fetch_all::<String>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(identified().await, ["alice", "bob", "carol"]);
     let wait = std::time::Duration::from_secs(60);
     let cfg = server.clickhouse.clone();
     let erased = erase(&cfg, "test", &Subject::UserId("alice".into()), wait)
@@ -96,6 +121,12 @@ async fn erasing_a_user_deletes_their_events_only() {
         .await
         .unwrap();
     assert_eq!(summaries, ["session-of-bob"]);
+    // Her traits too; a user known by traits alone is erased as well.
+    assert_eq!(identified().await, ["bob", "carol"]);
+    let erased = erase(&cfg, "test", &Subject::UserId("carol".into()), wait)
+        .await
+        .unwrap();
+    assert_eq!((erased, identified().await), (0, vec!["bob".to_owned()]));
     // Nothing left to erase; an empty id is refused rather than matching anonymous events.
     assert_eq!(
         erase(&cfg, "test", &Subject::UserId("alice".into()), wait)

@@ -5,7 +5,7 @@
 //! "done" means the rows are gone from disk, not just hidden.
 //!
 //! Of the marts, only `sessions` holds rows of one person (their sessions' summaries, with
-//! visitor and user id); those go too. The others hold counts per page, bin and element, and
+//! visitor and user id); those go too, and so does a user id's row of traits in `users`. The others hold counts per page, bin and element, and
 //! distinct-visitor states (sets of daily visitor-id hashes, which the deleted salts make
 //! unlinkable), nothing that names anyone.
 
@@ -79,7 +79,17 @@ pub async fn erase(
         )
         .fetch_one::<u64>()
         .await?;
-    if count == 0 {
+    let traits = match who {
+        Subject::UserId(user) => {
+            db.query("SELECT count() FROM users WHERE site_id = ? AND user_id = ?")
+                .bind(site)
+                .bind(user.as_str())
+                .fetch_one::<u64>()
+                .await?
+        }
+        _ => 0,
+    };
+    if count == 0 && traits == 0 {
         return Ok(0);
     }
     let sessions: Vec<String> = who
@@ -90,7 +100,11 @@ pub async fn erase(
         )
         .fetch_all()
         .await?;
-    let (events, summaries) = (cfg.local_table("events"), cfg.local_table("sessions"));
+    let (events, summaries, users) = (
+        cfg.local_table("events"),
+        cfg.local_table("sessions"),
+        cfg.local_table("users"),
+    );
     let shards: Vec<Client> = cfg.shard_configs().iter().map(connect).collect();
     for shard in &shards {
         if !sessions.is_empty() {
@@ -110,6 +124,16 @@ pub async fn erase(
         )
         .execute()
         .await?;
+        if let (Subject::UserId(user), true) = (who, traits > 0) {
+            shard
+                .query(&format!(
+                    "ALTER TABLE {users} DELETE WHERE site_id = ? AND user_id = ?"
+                ))
+                .bind(site)
+                .bind(user.as_str())
+                .execute()
+                .await?;
+        }
     }
     let deadline = Instant::now() + wait;
     for shard in &shards {
@@ -117,10 +141,11 @@ pub async fn erase(
             let p = shard
                 .query(
                     "SELECT count() AS pending FROM system.mutations \
-                     WHERE database = currentDatabase() AND table IN (?, ?) AND is_done = 0",
+                     WHERE database = currentDatabase() AND table IN (?, ?, ?) AND is_done = 0",
                 )
                 .bind(&events)
                 .bind(&summaries)
+                .bind(&users)
                 .fetch_one::<Pending>()
                 .await?;
             if p.pending == 0 {

@@ -217,6 +217,11 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "the sender's own event title",
             statements: added_column(cfg, "event_title String"),
         },
+        Migration {
+            version: 14,
+            name: "users and their latest traits (identify)",
+            statements: super::users::statements(dialect, cfg),
+        },
     ]
 }
 

@@ -1,7 +1,7 @@
 //! The ClickHouse sink: rows as RowBinary, a batching inserter that acknowledges each request
 //! once its rows are written (the mode without a spool; with one, `crate::storage::spool` ships its
 //! segments through the same insert), explicit retry rules, and versioned, dialect-aware
-//! migrations.
+//! migrations; beside the events, the `users` table of identified users' traits (`users.rs`).
 
 mod batcher;
 mod config;
@@ -15,6 +15,7 @@ pub mod rolled;
 pub use pathlight_ingest::row;
 mod sink;
 pub mod stored;
+pub mod users;
 
 pub use config::{ClickHouseConfig, DEFAULT_ROLLUP_PERIOD_SECS, RetryConfig};
 pub use dialect::Dialect;
