@@ -147,11 +147,15 @@ pub struct Metrics {
     pub duplicate_batches: Counter,
     /// Query-API requests refused for a missing or wrong token, by the site they named.
     pub api_unauthorized: Family<SiteLabel, Counter>,
-    /// Batches accepted with an ingest key, by site and key (wrong and missing keys are
-    /// counted in `events_rejected` as `invalid_key` and `key_required`).
+    /// Batches (and identifies) accepted with an ingest key, by site and key (wrong and missing
+    /// keys are counted in `events_rejected` as `invalid_key` and `key_required`, and in
+    /// `identify_requests`).
     pub ingest_key_batches: Family<KeyLabels, Counter>,
     /// Messages of the broker's input stream, by outcome.
     pub source_messages: Family<OutcomeLabel, Counter>,
+    /// `identify` requests by outcome: `stored`, `named` (no traits: nothing to store), or
+    /// the refusal's reason.
+    pub identify_requests: Family<ReasonLabel, Counter>,
     /// Query-API requests refused because their address sent too many wrong tokens.
     pub api_throttled: Counter,
     /// Seconds from a query-API request's headers to its answer (for `export`, to its first
@@ -202,6 +206,7 @@ impl Metrics {
             api_unauthorized: Family::default(),
             ingest_key_batches: Family::default(),
             source_messages: Family::default(),
+            identify_requests: Family::default(),
             api_throttled: Counter::default(),
             query_seconds: Family::new_with_constructor(|| Histogram::new(QUERY_SECONDS_BUCKETS)),
             query_cache_hits: Family::default(),
@@ -303,13 +308,18 @@ impl Metrics {
         );
         registry.register(
             "ingest_key_batches",
-            "Batches accepted with an ingest key, by site and key (its SHA-256's first 8 hex digits)",
+            "Batches and identifies accepted with an ingest key, by site and key (its SHA-256's first 8 hex digits)",
             m.ingest_key_batches.clone(),
         );
         registry.register(
             "source_messages",
             "Messages producers published to the broker's input stream, by outcome",
             m.source_messages.clone(),
+        );
+        registry.register(
+            "identify_requests",
+            "Identify requests by outcome: stored, named (no traits), or the refusal's reason",
+            m.identify_requests.clone(),
         );
         registry.register(
             "api_throttled",

@@ -23,6 +23,7 @@
 pub mod delivery;
 pub mod error;
 pub mod hex;
+pub mod identify;
 pub mod keys;
 pub mod retry;
 pub mod row;

@@ -57,7 +57,7 @@ const isKeyed = (c) => c.startsWith("curl ") && c.includes("X-API-Key");
 test("every shell command of the README is run here or listed with the reason it is not", () => {
   assert.ok(commands.length > 25, commands.join("\n"));
   const untried = commands.filter((c) => !ELSEWHERE.has(c) && !isDemo(c) && !demoBlock.includes(c) && !isPathlight(c) && !isKeyed(c));
-  assert.equal(commands.filter(isKeyed).length, 1, "the README's send with an ingest key");
+  assert.equal(commands.filter(isKeyed).length, 2, "the README's sends with an ingest key: a batch and an identify");
   assert.deepEqual(untried, [], "README commands no test runs");
   const gone = [...ELSEWHERE.keys()].filter((c) => !commands.includes(c));
   assert.deepEqual(gone, [], "listed as run elsewhere, but no longer in the README");
@@ -238,6 +238,9 @@ require_key = true
       return Number(n) >= 500 && Number(n);
     }, 60_000, "events loaded from the stream");
     assert.ok(stored >= 500);
+    // The identify sent with the key, with its traits.
+    const users = await ch.rows("SELECT user_id, argMax(traits, updated_ms) AS traits FROM readme.users GROUP BY user_id ORDER BY user_id");
+    assert.deepEqual(users.map((u) => [u.user_id, JSON.parse(u.traits).name]), [["u-42", "Ada"]]);
     for (const [c, p] of background) assert.ok(p.running(), `${c} exited:\n${p.output()}`);
   } finally {
     for (const [c, p] of background.reverse()) {

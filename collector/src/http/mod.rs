@@ -7,8 +7,8 @@
 //!    demo site's handler on the demo site's listener ([`demo_site`]) and [`handle`] on all
 //!    others.
 //! 2. [`handle`] decides the [`router::Route`] once, from the method and the path, and calls
-//!    that route's function in [`routes`]: `batch` and `relay` read the body under the limits
-//!    of [`body`] and hand it to the pipeline (`crate::pipeline`); `query` and `websocket` ask
+//!    that route's function in [`routes`]: `batch`, `identify` and `relay` read the body under
+//!    the limits of [`body`] and hand it to the pipeline (`crate::pipeline`); `query` and `websocket` ask
 //!    the query API (`crate::query`); `files` serves the tracker and `www/`; `ops` the
 //!    health check, metrics and the OpenAPI document.
 //! 3. Every refusal, of the pipeline, of the query API or of this layer, becomes its status
@@ -139,6 +139,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
     let answered = match route {
         Route::Batch => Ok(routes::batch::batch(app, peer, req).await),
         Route::BatchPreflight => Ok(routes::batch::preflight()),
+        Route::Identify => Ok(routes::identify::identify(app, peer, req).await),
         Route::Tracker(file) => found(routes::files::tracker(&app.opts, file, &req).await),
         Route::Relay => Ok(routes::relay::relay(app, req).await),
         Route::RelaySalts => Ok(routes::relay::salts(app, &req)),
@@ -157,7 +158,10 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         Ok(r) => (route.label(), r),
         Err(e) => ("not_found", e.response()),
     };
-    if matches!(route, Route::Batch | Route::BatchPreflight) {
+    if matches!(
+        route,
+        Route::Batch | Route::BatchPreflight | Route::Identify
+    ) {
         routes::batch::cors(app, origin.as_deref(), resp.headers_mut());
     }
     app.opts.security.headers(label, &path, resp.headers_mut());

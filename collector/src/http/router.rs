@@ -9,8 +9,11 @@ use http::Method;
 pub enum Route<'a> {
     /// `POST /v1/batch`: a tracker's batch (also under `prefix`).
     Batch,
-    /// `OPTIONS /v1/batch`: the CORS preflight (also under `prefix`).
+    /// `OPTIONS /v1/batch` or `/v1/identify`: the CORS preflight (also under `prefix`).
     BatchPreflight,
+    /// `POST /v1/identify`: a site's user and their traits, from its pages or its servers
+    /// (also under `prefix`).
+    Identify,
     /// `GET|HEAD` of a tracker file (also under `prefix`).
     Tracker(TrackerFile<'a>),
     /// `POST /v1/relay`: rows an edge worker validated and enriched.
@@ -50,7 +53,8 @@ pub struct TrackerFile<'a> {
 impl<'a> Route<'a> {
     /// The route of `method` on `path`. What a site's pages ask for (the tracker and the batch
     /// endpoint) is served at the root and under `prefix` (`/_pl`, for a first-party path on
-    /// the site's own host); nothing else is under the prefix.
+    /// the site's own host), and so is `identify`, which the tracker posts beside its
+    /// batches; nothing else is under the prefix.
     pub fn of(method: &Method, path: &'a str, prefix: &str) -> Route<'a> {
         let (public, under_prefix) = match path.strip_prefix(prefix) {
             Some(rest) if !prefix.is_empty() && rest.starts_with('/') => (rest, true),
@@ -59,7 +63,8 @@ impl<'a> Route<'a> {
         let read = matches!(*method, Method::GET | Method::HEAD);
         match (method, public) {
             (&Method::POST, "/v1/batch") => return Route::Batch,
-            (&Method::OPTIONS, "/v1/batch") => return Route::BatchPreflight,
+            (&Method::POST, "/v1/identify") => return Route::Identify,
+            (&Method::OPTIONS, "/v1/batch" | "/v1/identify") => return Route::BatchPreflight,
             _ => {}
         }
         if let Some(file) = TrackerFile::named(public).filter(|_| read) {
@@ -90,6 +95,7 @@ impl<'a> Route<'a> {
         match self {
             Route::Batch => "batch",
             Route::BatchPreflight => "preflight",
+            Route::Identify => "identify",
             Route::Tracker(_) => "tracker",
             Route::Relay | Route::RelaySalts => "relay",
             Route::Health => "healthz",
@@ -153,6 +159,11 @@ mod tests {
             assert_eq!(route("POST", path), Route::Batch);
             assert_eq!(route("OPTIONS", path), Route::BatchPreflight);
         }
+        for path in ["/v1/identify", "/_pl/v1/identify"] {
+            assert_eq!(route("POST", path), Route::Identify);
+            assert_eq!(route("OPTIONS", path), Route::BatchPreflight);
+        }
+        assert_eq!(route("GET", "/v1/identify"), Route::Static("/v1/identify"));
         let loader = Route::Tracker(TrackerFile {
             name: "p.js",
             hashed: false,

@@ -3,16 +3,20 @@
 //! the edge worker; this file adds what is the collector's own (rate limits, geo lookup, the
 //! session table, metrics, storage). Every transport (HTTP/1.1 and HTTP/2, HTTP/3, `pathlight
 //! import`) describes its request as an [`IngestRequest`] and gets back an [`Ack`] or an
-//! [`IngestError`]; relay workers' rows arrive already enriched ([`Pipeline::relay`]).
+//! [`IngestError`]; relay workers' rows arrive already enriched ([`Pipeline::relay`]). An
+//! identify (a site's user and their traits, `identify.rs`) is checked by the same site, key
+//! and rate rules and stored as one row of `users`.
 //! `DESIGN.md` in `collector/src` explains the choices.
 
 pub mod geo;
+mod identify;
 mod live;
 pub mod rate;
 pub mod recent_batches;
 pub mod salts;
 mod stages;
 
+pub use identify::{Identify, IdentifyRequest};
 pub use live::LiveEvent;
 pub use stages::{Prepared, Stages};
 
@@ -48,6 +52,10 @@ pub struct Pipeline {
     publisher: Option<crate::storage::broker::Publisher>,
     /// Batches stored lately: one sent again is answered as stored, not stored twice.
     recent: RecentBatches,
+    /// How long an insert of users' traits may take (`clickhouse.insert_timeout_ms`).
+    insert_timeout: Duration,
+    /// The version of the last users' row stored (`identify.rs`).
+    users_version: std::sync::atomic::AtomicU64,
 }
 
 impl Pipeline {
@@ -96,6 +104,8 @@ impl Pipeline {
             spool,
             publisher,
             recent: RecentBatches::default(),
+            insert_timeout: Duration::from_millis(config.clickhouse.insert_timeout_ms),
+            users_version: Default::default(),
         });
         // Sessions idle past the timeout are forgotten once a minute, so memory follows the
         // number of active visitors.

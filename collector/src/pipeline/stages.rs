@@ -14,6 +14,7 @@ use pathlight_wire::enrich::VisitorHasher;
 use pathlight_wire::session::Sessionizer;
 use pathlight_wire::{Limits, RequestContext, WireError};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Server-side sessions tracked at once (~100 bytes each, ~50 MB full): far more visitors than
@@ -119,38 +120,11 @@ impl Stages {
             rejected,
             key,
         } = pathlight_ingest::check(req, &self.limits, &self.sites, counted)?;
-        if let Some(i) = key {
-            self.metrics
-                .ingest_key_batches
-                .get_or_create(&KeyLabels {
-                    site: site.config.id.clone(),
-                    key: site.config.ingest_keys_sha256[i]
-                        .get(..8)
-                        .unwrap_or_default()
-                        .to_ascii_lowercase(),
-                })
-                .inc();
-        }
+        self.count_key(site, key);
         for (_, e) in &rejected {
             self.metrics.reject(e.reason(), 1);
         }
-        let good = *counted;
-        if let Some(limit) = &site.limit {
-            limit
-                .take(good)
-                .map_err(|retry_after| IngestError::RateLimited {
-                    site: site.config.id.clone(),
-                    retry_after,
-                })?;
-        }
-        if let (Some(limit), Some(ip)) = (&self.ip_limit, req.ip) {
-            limit
-                .take(ip, good)
-                .map_err(|retry_after| IngestError::RateLimited {
-                    site: site.config.id.clone(),
-                    retry_after,
-                })?;
-        }
+        self.take(site, req.ip, *counted)?;
         let ctx = RequestContext {
             received_at: req.received_at,
             ip: req.ip,
@@ -170,6 +144,44 @@ impl Stages {
                 .assign(&e.site_id, e.visitor_id, e.timestamp)
         });
         Ok(Prepared { rows, rejected })
+    }
+}
+
+impl Stages {
+    /// Counts a request accepted with the site's ingest key `key` (an index into its keys).
+    pub(super) fn count_key(&self, site: &Site, key: Option<usize>) {
+        if let Some(i) = key {
+            self.metrics
+                .ingest_key_batches
+                .get_or_create(&KeyLabels {
+                    site: site.config.id.clone(),
+                    key: site.config.ingest_keys_sha256[i]
+                        .get(..8)
+                        .unwrap_or_default()
+                        .to_ascii_lowercase(),
+                })
+                .inc();
+        }
+    }
+
+    /// Takes `n` events from the site's and the client address's rate limits.
+    pub(super) fn take(
+        &self,
+        site: &Site,
+        ip: Option<IpAddr>,
+        n: usize,
+    ) -> Result<(), IngestError> {
+        let limited = |retry_after| IngestError::RateLimited {
+            site: site.config.id.clone(),
+            retry_after,
+        };
+        if let Some(limit) = &site.limit {
+            limit.take(n).map_err(limited)?;
+        }
+        if let (Some(limit), Some(ip)) = (&self.ip_limit, ip) {
+            limit.take(ip, n).map_err(limited)?;
+        }
+        Ok(())
     }
 }
 

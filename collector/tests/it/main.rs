@@ -15,6 +15,7 @@ mod generate;
 mod hardening;
 mod http;
 mod http3;
+mod identify;
 mod import;
 mod ingest;
 mod loadgen;

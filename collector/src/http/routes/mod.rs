@@ -1,9 +1,11 @@
 //! What each route of [`crate::http::router::Route`] answers, one file per kind of client:
-//! trackers (`batch`), edge workers (`relay`), dashboards and API clients (`query`,
-//! `websocket`), browsers loading files (`files`), operators (`ops`).
+//! trackers (`batch`, and `identify`, which sites' servers call too), edge workers (`relay`),
+//! dashboards and API clients (`query`, `websocket`), browsers loading files (`files`),
+//! operators (`ops`).
 
 pub mod batch;
 pub mod files;
+pub mod identify;
 pub mod ops;
 pub mod query;
 pub mod relay;
