@@ -195,6 +195,8 @@ require_key = true
   const env = { PATH: `${dirname(bin)}:${process.env.PATH}`, HOME: process.env.HOME, PATHLIGHT_LOG: "warn", TOKEN: "readme-token", KEY: INGEST_KEY };
   // What `pathlight import history.ndjson` reads: a history file of the site.
   await runToEnd("pathlight gen --site shop --events 500 --out history.ndjson", { cwd, env });
+  // What `pathlight import --users users.csv` reads.
+  writeFileSync(join(cwd, "users.csv"), "user_id,name,plan\nu-1,Ada,pro\nu-2,Grace,free\n");
 
   const shown = commands.filter((c) => (isPathlight(c) || isKeyed(c)) && !ELSEWHERE.has(c));
   const background = [];
@@ -238,9 +240,9 @@ require_key = true
       return Number(n) >= 500 && Number(n);
     }, 60_000, "events loaded from the stream");
     assert.ok(stored >= 500);
-    // The identify sent with the key, with its traits.
+    // The identify sent with the key and the imported users, with their traits.
     const users = await ch.rows("SELECT user_id, argMax(traits, updated_ms) AS traits FROM readme.users GROUP BY user_id ORDER BY user_id");
-    assert.deepEqual(users.map((u) => [u.user_id, JSON.parse(u.traits).name]), [["u-42", "Ada"]]);
+    assert.deepEqual(users.map((u) => [u.user_id, JSON.parse(u.traits).name]), [["u-1", "Ada"], ["u-2", "Grace"], ["u-42", "Ada"]]);
     for (const [c, p] of background) assert.ok(p.running(), `${c} exited:\n${p.output()}`);
   } finally {
     for (const [c, p] of background.reverse()) {

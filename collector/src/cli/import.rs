@@ -11,9 +11,15 @@
 //! `ip` and `country`), or CSV with a header row of the same columns (`payload` a JSON object,
 //! `device_type` ignored: it is derived from the User-Agent). Events without `id` get one
 //! derived from their content, so importing a file twice stores it once.
+//!
+//! `pathlight import --users FILE`: the site's users and their traits (as `identify` stores
+//! them), from CSV with a header row: `user_id`, then one column per trait (its name the
+//! trait's, its cells text; an empty cell is no trait). Each row is checked as an identify is;
+//! a later row of the same user replaces an earlier one, as a later identify does.
 
 use crate::dates::now_ms;
 use crate::pipeline::{IngestRequest, Pipeline};
+use crate::storage::clickhouse::users::UserRow;
 use anyhow::Context;
 use pathlight_wire::{FORMAT_VERSION, Id, RawBatch, RawEvent, WireError, cbor, json};
 use std::io::BufRead;
@@ -352,11 +358,114 @@ async fn send_halves(
     Ok((stored, refused))
 }
 
+/// Users per insert into `users`.
+const USERS_CHUNK: usize = 1000;
+
+/// Imports the users of `site` from the CSV at `path` (header `user_id,TRAIT,…`) through
+/// `pipeline`; `progress` is called after every insert. Stored counts users' rows.
+pub async fn users(
+    pipeline: &Pipeline,
+    site: &str,
+    path: &Path,
+    mut progress: impl FnMut(&ImportReport),
+) -> anyhow::Result<ImportReport> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let headers = csv.headers().context("reading the CSV header row")?.clone();
+    anyhow::ensure!(
+        headers.iter().any(|h| h == "user_id"),
+        "{}: the header row has no user_id column",
+        path.display()
+    );
+    let limits = pipeline.limits().clone();
+    let mut report = ImportReport::default();
+    // By user, so that a later row of a user replaces an earlier one of the same insert.
+    let mut chunk: std::collections::HashMap<String, UserRow> = Default::default();
+    let mut last = 1;
+    for record in csv.records() {
+        report.lines += 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                last = e.position().map_or(last + 1, |p| p.line());
+                report.reject(last, "malformed", &format!("bad CSV: {e}"));
+                continue;
+            }
+        };
+        let line = record.position().map_or(last + 1, |p| p.line());
+        last = line;
+        let mut traits = serde_json::Map::new();
+        let mut user = serde_json::Value::Null;
+        for (name, value) in headers.iter().zip(record.iter()) {
+            match name {
+                "user_id" => user = value.into(),
+                _ if value.is_empty() => {}
+                _ => {
+                    traits.insert(name.into(), value.into());
+                }
+            }
+        }
+        let body = serde_json::json!({ "site": site, "user_id": user, "traits": traits });
+        match pathlight_ingest::identify::decode(body.to_string().as_bytes(), None, &limits) {
+            Ok(id) => {
+                chunk.insert(
+                    id.user_id.clone(),
+                    UserRow {
+                        traits: id.traits_json(),
+                        site_id: id.site,
+                        user_id: id.user_id,
+                        updated_ms: 0,
+                    },
+                );
+            }
+            Err(e) => report.reject(line, e.reason(), &e.to_string()),
+        }
+        if chunk.len() >= USERS_CHUNK {
+            store_users(pipeline, &mut chunk, &mut report).await?;
+            progress(&report);
+        }
+    }
+    store_users(pipeline, &mut chunk, &mut report).await?;
+    progress(&report);
+    report.errors.sort_by_key(|(line, _)| *line);
+    Ok(report)
+}
+
+/// Inserts a chunk of users, versioned after every earlier chunk (a later row wins, even
+/// within the same millisecond).
+async fn store_users(
+    pipeline: &Pipeline,
+    chunk: &mut std::collections::HashMap<String, UserRow>,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let version = pipeline.users_version(now_ms());
+    let rows: Vec<UserRow> = chunk
+        .drain()
+        .map(|(_, r)| UserRow {
+            updated_ms: version,
+            ..r
+        })
+        .collect();
+    pipeline.store_users(&rows).await.context(
+        "storing users; the import stopped (rerun it: a user's row is replaced, not doubled)",
+    )?;
+    report.stored += rows.len() as u64;
+    Ok(())
+}
+
 /// `import`'s arguments.
 #[derive(clap::Args)]
 pub struct Args {
     /// The file; `.csv` is read as CSV with a header row, anything else as NDJSON.
-    file: std::path::PathBuf,
+    #[arg(required_unless_present = "users")]
+    file: Option<std::path::PathBuf>,
+    /// Import users and their traits instead: CSV with a header row, `user_id` then one
+    /// column per trait.
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["file", "format"])]
+    users: Option<std::path::PathBuf>,
     /// Site the events belong to (must be in `[[sites]]`).
     #[arg(long)]
     site: String,
@@ -368,7 +477,21 @@ pub struct Args {
 /// `pathlight import`: the file through a pipeline of this process, straight to ClickHouse,
 /// with progress every 10,000 lines and each refused line named.
 pub async fn command(mut config: crate::config::Config, args: Args) -> anyhow::Result<()> {
-    let Args { file, site, format } = args;
+    let Args {
+        file,
+        users: users_file,
+        site,
+        format,
+    } = args;
+    anyhow::ensure!(
+        config.sites.iter().any(|s| s.id == site),
+        "site {site:?} is not in [[sites]]"
+    );
+    let (file, what) = match (file, users_file) {
+        (_, Some(users)) => (users, "users"),
+        (Some(file), None) => (file, "events"),
+        (None, None) => anyhow::bail!("name a file of events, or --users FILE"),
+    };
     let format = match format.as_deref() {
         Some("csv") => Format::Csv,
         Some(_) => Format::Ndjson,
@@ -390,16 +513,20 @@ pub async fn command(mut config: crate::config::Config, args: Args) -> anyhow::R
     pipeline.drain();
     let started = std::time::Instant::now();
     let mut last = 0;
-    let report = run(&pipeline, &site, &file, format, |r| {
+    let progress = |r: &ImportReport| {
         if r.lines >= last + 10_000 {
             last = r.lines;
             eprintln!(
-                "{} lines, {} events stored, {} refused",
+                "{} lines, {} {what} stored, {} refused",
                 r.lines, r.stored, r.rejected
             );
         }
-    })
-    .await;
+    };
+    let report = if what == "users" {
+        users(&pipeline, &site, &file, progress).await
+    } else {
+        run(&pipeline, &site, &file, format, progress).await
+    };
     drop(pipeline);
     sink.await?;
     let report = report?;
@@ -415,7 +542,7 @@ pub async fn command(mut config: crate::config::Config, args: Args) -> anyhow::R
         .map(|(reason, n)| format!("{n} {reason}"))
         .collect();
     println!(
-        "{}: {} lines, {} events stored, {} lines refused{}, {:.1} s",
+        "{}: {} lines, {} {what} stored, {} lines refused{}, {:.1} s",
         file.display(),
         report.lines,
         report.stored,

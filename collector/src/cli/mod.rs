@@ -4,7 +4,7 @@
 //! - `serve` (`serve.rs`): the collector; `load` (`load.rs`): scale-out mode's loader.
 //! - `migrate`, `config`, `secret`, `hash-token`, `erase`, `sql` (`admin.rs`): one-shot
 //!   operations on the schema, the configuration, secrets and stored events.
-//! - `import` (`import.rs`): event files through the ingest stages.
+//! - `import` (`import.rs`): event files through the ingest stages, and users' traits.
 //! - `gen` (`generate/command.rs`, the generator beside it in `generate/`) and `score-anomalies` (`score.rs`):
 //!   synthetic traffic, and the anomaly rules measured against what it injected.
 //!
@@ -57,7 +57,8 @@ enum Command {
     /// rewritten the data without them. Exactly one of the ids.
     Erase(admin::EraseArgs),
     /// Import events from a file (NDJSON or CSV in the simple event format) through the same
-    /// stages as live traffic, streamed; bad lines are reported by number and skipped.
+    /// stages as live traffic, streamed; bad lines are reported by number and skipped. With
+    /// `--users`, a CSV of users and their traits (as identify stores them).
     Import(import::Args),
     /// Generate realistic synthetic traffic on the demo site's pages (visitors, devices,
     /// countries, funnel sessions, clicks on the real element positions, scrolls, bots, rage

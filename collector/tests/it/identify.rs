@@ -1,8 +1,9 @@
-//! `POST /v1/identify` against ClickHouse 18.16: a site's users and their traits, from its
-//! pages or its servers with an ingest key, the latest winning; bad input refused with a JSON
-//! reason and counted.
+//! `POST /v1/identify` and `pathlight import --users` against ClickHouse 18.16: a site's users
+//! and their traits, from its pages or its servers with an ingest key, the latest winning; bad
+//! input refused with a JSON reason and counted.
 
-use crate::{TestServer, json_body};
+use crate::{TestServer, clickhouse_url, json_body};
+use pathlight_collector::config::Config;
 use serde_json::{Value, json};
 
 /// Each user's latest traits as stored (`argMax`, as the read side asks), by user id.
@@ -199,4 +200,81 @@ async fn identify_stores_the_latest_traits_from_the_sites_pages_or_with_a_key() 
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
     server.stop().await;
+}
+
+/// `pathlight import --users`, as an operator runs it: rows checked as identifies are, bad
+/// ones named by line, a later row of a user winning.
+#[tokio::test]
+async fn import_users_stores_their_traits_and_names_bad_lines() {
+    let server = TestServer::start("identify_import").await;
+    let dir = std::env::temp_dir().join(format!(
+        "pathlight-it-identify-import-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("users.csv");
+    let long = "x".repeat(300);
+    std::fs::write(
+        &csv,
+        format!(
+            "user_id,name,country,plan\n\
+             u1,Ada,NO,pro\n\
+             u2,\"Lovelace, Ada\",,free\n\
+             ,Nobody,SE,free\n\
+             {long},Too long,DK,free\n\
+             u1,Ada,NO,team\n"
+        ),
+    )
+    .unwrap();
+    let config = Config::for_tests(clickhouse_url(), "it_identify_import");
+    let file = dir.join("pathlight.toml");
+    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pathlight"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PATHLIGHT_")) {
+            cmd.env_remove(key);
+        }
+        cmd.arg("--config").arg(&file).args(args);
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let path = csv.to_str().unwrap();
+    let (ok, stdout, stderr) = run(&["import", "--users", path, "--site", "test"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("5 lines, 2 users stored, 2 lines refused"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("{path}:4: user_id: required field is missing")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{path}:5: user_id:")), "{stderr}");
+    assert_eq!(
+        latest(&server, "test").await,
+        [
+            (
+                "u1".to_owned(),
+                json!({"name": "Ada", "country": "NO", "plan": "team"})
+            ),
+            (
+                "u2".to_owned(),
+                json!({"name": "Lovelace, Ada", "plan": "free"})
+            ),
+        ]
+    );
+    // A file without the column, and an unknown site, stop before anything is stored.
+    let bad = dir.join("no-id.csv");
+    std::fs::write(&bad, "name\nAda\n").unwrap();
+    let (ok, _, stderr) = run(&["import", "--users", bad.to_str().unwrap(), "--site", "test"]);
+    assert!(!ok && stderr.contains("no user_id column"), "{stderr}");
+    let (ok, _, stderr) = run(&["import", "--users", path, "--site", "nope"]);
+    assert!(!ok && stderr.contains("not in [[sites]]"), "{stderr}");
+    assert_eq!(server.scalar("SELECT count() FROM users").await, 2);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
