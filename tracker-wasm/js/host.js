@@ -193,7 +193,7 @@ export function install(opts) {
     page: safe(() => {
       if (!started) return;
       measure();
-      wasm.page(location.href, doc.referrer, doc.title, ...sizes());
+      wasm.page([location.href, doc.referrer, doc.title].join("\0"), ...sizes());
     }),
     track: safe((name, props) => {
       if (!started) return;
@@ -235,10 +235,8 @@ export function install(opts) {
     wasm.click(
       round(e.clientX + sx),
       round(e.clientY + sy),
-      selector(el),
-      tag,
-      masked ? "" : shortText(el.textContent || ""),
-      href,
+      // One string, not four: each string argument costs glue on both sides (src/web.rs).
+      [selector(el), tag, masked ? "" : shortText(el.textContent || ""), href].join("\0"),
       r.width ? (e.clientX - r.left) / r.width : 0,
       r.height ? (e.clientY - r.top) / r.height : 0,
       round(r.left + sx),

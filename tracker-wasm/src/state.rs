@@ -265,6 +265,25 @@ impl<R: Random> Core<R> {
     }
 }
 
+/// The first four of `s`'s NUL-separated fields (missing ones empty): a click's selector, tag,
+/// text and link, or a page's URL, referrer and title, as the host passes them (`web.rs`).
+/// On bytes: `str` slicing checks char boundaries, and `split` with a `char` costs far more of
+/// the wasm budget.
+#[allow(unsafe_code)]
+pub fn fields(s: &str) -> [&str; 4] {
+    let mut out = [""; 4];
+    let mut rest = s.as_bytes();
+    for slot in &mut out {
+        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+        let (field, tail) = rest.split_at_checked(end).unwrap_or((rest, &[]));
+        // SAFETY: NUL is a whole UTF-8 character, so the bytes of a `str` between NULs (or its
+        // ends) are UTF-8.
+        *slot = unsafe { ::core::str::from_utf8_unchecked(field) };
+        rest = tail.get(1..).unwrap_or(&[]);
+    }
+    out
+}
+
 /// Appends the decimal digits of `v` (no `format!`: it pulls core::fmt into the wasm).
 pub fn push_int(out: &mut String, v: u64) {
     // Most significant digit first, by recursion: no digit buffer to index (a bounds check
@@ -429,6 +448,16 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn a_clicks_strings_come_joined() {
+        assert_eq!(
+            fields("#buy\0button\0Buy\0/cart"),
+            ["#buy", "button", "Buy", "/cart"]
+        );
+        assert_eq!(fields("#a\0a\0\0"), ["#a", "a", "", ""]);
+        assert_eq!(fields("only"), ["only", "", "", ""]);
     }
 
     #[test]

@@ -110,11 +110,12 @@ pub fn start(site: &str, visible: bool, flush_events: u32, stored: &str) {
 }
 
 /// A page view, unless the URL is the current one (initial load, then after every SPA
-/// navigation). An empty `referrer` means none; after the first page the previous URL is the
-/// referrer.
+/// navigation). `page` is the URL, the referrer and the title joined by NULs, one string for
+/// the reason of [`click`]'s. An empty referrer means none; after the first page the previous
+/// URL is the referrer.
 #[wasm_bindgen]
-#[allow(clippy::too_many_arguments)]
-pub fn page(url: &str, referrer: &str, title: &str, vw: u32, vh: u32, dw: u32, dh: u32) {
+pub fn page(page: &str, vw: u32, vh: u32, dw: u32, dh: u32) {
+    let [url, referrer, title, _] = state::fields(page);
     with(|t| {
         let referrer = match t.core.page().url.as_str() {
             "" => some(referrer),
@@ -133,19 +134,17 @@ pub fn page(url: &str, referrer: &str, title: &str, vw: u32, vh: u32, dw: u32, d
     });
 }
 
-/// A click: page position, the element it is attributed to (selector, tag, short text as the
-/// host cut it, link), where on that element (fractions of its box) and the element's box on
-/// the page; in a fixed or sticky context (`fixed`, wire's `Click::fixed`), position and box
-/// on screen.
+/// A click: page position, the element it is attributed to (`element`: its selector, tag,
+/// short text as the host cut it and link, joined by NULs), where on that element (fractions
+/// of its box) and the element's box on the page; in a fixed or sticky context (`fixed`,
+/// wire's `Click::fixed`), position and box on screen. The four strings come as one because
+/// each string argument costs glue on both sides of the 12 KB budget.
 #[wasm_bindgen]
 #[allow(clippy::too_many_arguments)]
 pub fn click(
     x: i32,
     y: i32,
-    selector: &str,
-    tag: &str,
-    text: &str,
-    href: &str,
+    element: &str,
     rel_x: f32,
     rel_y: f32,
     bx: i32,
@@ -158,6 +157,7 @@ pub fn click(
     dh: u32,
     fixed: u8,
 ) {
+    let [selector, tag, text, href] = state::fields(element);
     let click = Click {
         x,
         y,
