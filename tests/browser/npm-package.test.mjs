@@ -1,5 +1,6 @@
 // The npm package (@pathlight/tracker, target/tracker/npm) bundled by esbuild into a minimal
-// SPA, in Chromium against the real collector and ClickHouse: it records what the embed does.
+// SPA, in Chromium against the real collector and ClickHouse: it records what the embed does,
+// identify included.
 // As a site ships it: the page on shop.example.com, its bundle and the wasm beside it on a CDN
 // (cdn.example.org, CORS open as CDNs send it), the collector on a third host, pl.example.net.
 import { after, before, test } from "node:test";
@@ -18,7 +19,7 @@ before(async () => {
 after(async () => browser?.close());
 
 const APP = `
-import { init, track, page, flush } from ${JSON.stringify(join(root, "target/tracker/npm/index.js"))};
+import { init, track, page, flush, identify } from ${JSON.stringify(join(root, "target/tracker/npm/index.js"))};
 // Queued before init resolves, replayed after.
 track("app_boot", { version: "1.2.3" });
 const view = document.getElementById("view");
@@ -30,14 +31,17 @@ function render() {
 document.addEventListener("click", (e) => {
   const link = e.target.closest("[data-route]");
   if (link) { e.preventDefault(); history.pushState({}, "", "?route=" + link.dataset.route); render(); }
-  if (e.target.id === "signup") track("signup", { plan: "pro", seats: 3, trial: false });
+  if (e.target.id === "signup") {
+    identify("u-7", { plan: "pro" });
+    track("signup", { plan: "pro", seats: 3, trial: false });
+  }
 });
 render();
 // The wasm is found beside the bundle (import.meta.url), on the CDN.
 window.app = { flush, page, ready: init({ site: "demo", endpoint: ENDPOINT, flushMs: 1000 }) };
 `;
 
-test("the npm package bundled into an SPA records page views, clicks and custom events", async () => {
+test("the npm package bundled into an SPA records page views, clicks, custom events and identify", async () => {
   const dir = mkdtempSync(join(tmpdir(), "pathlight-npm-spa-"));
   const [sitePort, cdnPort, plPort] = [await freePort(), await freePort(), await freePort()];
   const origin = `http://shop.example.com:${sitePort}`;
@@ -75,7 +79,7 @@ test("the npm package bundled into an SPA records page views, clicks and custom 
     await ctx.close();
 
     const rows = await eventually(async () => {
-      const r = await ch.rows(`SELECT event_type, url, title, name, props, selector FROM ${db}.events FINAL WHERE event_type IN ('pageview', 'custom', 'click') ORDER BY timestamp, timestamp_ms, event_type`);
+      const r = await ch.rows(`SELECT event_type, url, title, name, props, selector, user_id FROM ${db}.events FINAL WHERE event_type IN ('pageview', 'custom', 'click') ORDER BY timestamp, timestamp_ms, event_type`);
       return r.filter((x) => x.event_type !== "click").length >= 4 && r;
     }, 15_000, "SPA events");
     const path = (u) => u.replace(origin, "");
@@ -88,6 +92,11 @@ test("the npm package bundled into an SPA records page views, clicks and custom 
     ]);
     const clicks = rows.filter((r) => r.event_type === "click").map((r) => r.selector);
     assert.deepEqual(clicks, ["#to-pricing", "#signup"]);
+    // identify, posted to the collector's host beside the batches: the traits stored, and the
+    // user id on the events after it.
+    assert.deepEqual(custom.map((c) => c.user_id), ["", "u-7"]);
+    const users = await eventually(() => ch.rows(`SELECT user_id, traits FROM ${db}.users`).then((u) => u.length && u), 5_000, "the user's traits");
+    assert.deepEqual(users.map((u) => [u.user_id, JSON.parse(u.traits)]), [["u-7", { plan: "pro" }]]);
   } finally {
     await collector.stop();
     await site.stop();

@@ -9,6 +9,8 @@
 import * as wasm from "./pathlight.js";
 
 const OPT_OUT = "pathlight:optout";
+/** The signed-in user's id (`identify`), carried by this site's events from page to page. */
+const USER = "pathlight:user";
 /**
  * Batches to send again, base64, comma-separated: at most QUEUE_MAX, and QUEUE_CHARS chars.
  * A batch sent as the page goes away waits here too until its answer comes: a page that is
@@ -204,9 +206,21 @@ export function install(opts) {
       wasm.track(String(name));
     }),
     flush: safe(() => started && wasm.life(1)),
+    // Names the user (later events carry the id; null forgets it, at sign-out) and posts
+    // their traits to v1/identify beside v1/batch, as text (no CORS preflight). Off, like
+    // everything, under opt-out and DNT/GPC: then nothing about the user leaves the page.
+    identify: safe((user, traits) => {
+      if (!started) return;
+      user = (user ?? "") + "";
+      save(USER, user, true);
+      wasm.prop("", 4, 0, user);
+      if (user && traits)
+        fetch(new URL("identify", endpoint), { method: "POST", body: JSON.stringify({ site: opts.site, user_id: user, traits }), keepalive: true, credentials: "omit" }).catch(() => {});
+    }),
     optOut: safe(() => {
       save(OPT_OUT, "1", true);
       save(QUEUE, "", true);
+      save(USER, "", true);
       started = api.started = false;
       wasm.stop();
     }),
@@ -214,6 +228,8 @@ export function install(opts) {
     errors: safe(() => wasm.errors() + dropped),
   };
   if (!started) return api;
+  // The user a page of this site named before.
+  api.identify(load(USER, true));
 
   on(doc, "click", (e) => {
     // The element under the pointer, inside open shadow roots too (`target` is their host).
@@ -279,4 +295,4 @@ export function install(opts) {
 }
 
 /** The methods callable before the wasm is ready; calls are queued and replayed. */
-export const METHODS = ["track", "page", "flush", "optOut", "optIn"];
+export const METHODS = ["track", "page", "flush", "optOut", "optIn", "identify"];

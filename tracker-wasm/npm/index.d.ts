@@ -24,6 +24,11 @@ export function init(options: InitOptions): Promise<boolean>;
  *  Search analytics reads `search` {query, results}, `search_result_click`
  *  {query, position, item_id}, and `view_item` / `add_to_cart` / `purchase` {item_id}. */
 export function track(name: string, props?: Record<string, PropValue>): void;
+/** Names the signed-in user: this and later page loads' events carry `userId`, and `traits`
+ *  (flat values, replacing the user's earlier ones as a whole) are stored for the user
+ *  timeline and the session explorer. `null` forgets the user (sign-out). Does nothing when
+ *  tracking is off (DNT/GPC, or the visitor opted out). Calls before `init` resolves are queued. */
+export function identify(userId: string | null, traits?: Record<string, PropValue>): void;
 /** Records a page view now (navigation through `history` is followed automatically). */
 export function page(): void;
 /** Sends buffered events now. */

@@ -16,4 +16,4 @@ export async function init(options) {
   return api.started;
 }
 
-export const [track, page, flush, optOut, optIn] = METHODS.map(later);
+export const [track, page, flush, optOut, optIn, identify] = METHODS.map(later);

@@ -8,8 +8,8 @@
 //!    box, a stable selector, short text unless masked, sizes, URL and title) and calls the
 //!    exports of [`web`] with plain numbers and strings.
 //! 2. `state.rs` turns them into `pathlight_wire::RawEvent`s with random ids, the tab's session
-//!    (sessionStorage, renewed after 30 minutes of inactivity) and the current page, and
-//!    buffers them; scroll depth and visible time are reported per page view.
+//!    (sessionStorage, renewed after 30 minutes of inactivity), the current page and the
+//!    user the site named (`identify`; the host posts their traits itself), and buffers them; scroll depth and visible time are reported per page view.
 //! 3. At a flush (N events, every T ms, page hidden or left) the buffer becomes one batch,
 //!    `pathlight_wire::cbor::encode`d, and leaves through the host as raw bytes:
 //!    `fetch(keepalive)` while the page lives, `sendBeacon` when it goes away. The answer

@@ -94,6 +94,8 @@ pub struct Core<R: Random> {
     reported_depth: u8,
     visible_ms: f64,
     visible_since: Option<f64>,
+    /// The site's id of the signed-in user (`identify`), carried by every later event.
+    user: Option<String>,
 }
 
 impl<R: Random> Core<R> {
@@ -115,7 +117,13 @@ impl<R: Random> Core<R> {
             reported_depth: 0,
             visible_ms: 0.0,
             visible_since: visible.then_some(now),
+            user: None,
         }
+    }
+
+    /// The user later events belong to (`identify`); none forgets it (the user signed out).
+    pub fn set_user(&mut self, user: Option<String>) {
+        self.user = user;
     }
 
     /// The current session, to persist after events were recorded.
@@ -256,7 +264,7 @@ impl<R: Random> Core<R> {
             title: p.title.clone(),
             viewport: p.viewport,
             document: p.document,
-            user_id: None,
+            user_id: self.user.clone(),
             user_agent: None,
             event_title: None,
             props,
@@ -458,6 +466,19 @@ mod tests {
         );
         assert_eq!(fields("#a\0a\0\0"), ["#a", "a", "", ""]);
         assert_eq!(fields("only"), ["only", "", "", ""]);
+    }
+
+    #[test]
+    fn events_after_identify_carry_the_user_until_it_is_forgotten() {
+        let mut c = core(0.0);
+        c.pageview(0.0, page("https://s/"));
+        c.set_user(Some("u-42".into()));
+        c.custom(1.0, "signup".into(), Props::default());
+        c.set_user(None);
+        c.custom(2.0, "signout".into(), Props::default());
+        let b = decode(&c.take_batch(3.0).unwrap());
+        let users: Vec<_> = b.events.iter().map(|e| e.user_id.as_deref()).collect();
+        assert_eq!(users, [None, Some("u-42"), None]);
     }
 
     #[test]

@@ -186,7 +186,9 @@ pub fn scroll(seen: f64, height: f64) {
 }
 
 /// One property of the next [`track`]: `kind` 0 null, 1 boolean (`num` ≠ 0), 2 number,
-/// 3 text.
+/// 3 text. Kind [`USER`] is no property: `text` is the user id later events carry (the
+/// host's `identify`; empty forgets it), passed here because an export of its own would
+/// cost more of the 12 KB budget than this branch.
 #[wasm_bindgen]
 pub fn prop(key: &str, kind: u8, num: f64, text: &str) {
     let value = match kind {
@@ -194,10 +196,17 @@ pub fn prop(key: &str, kind: u8, num: f64, text: &str) {
         1 => PropValue::Bool(num != 0.0),
         2 if num.is_finite() => PropValue::Number(num),
         3 => PropValue::Text(text.to_owned()),
+        USER => {
+            with(|t| t.core.set_user(some(text)));
+            return;
+        }
         _ => return,
     };
     with(|t| t.props.insert(key.to_owned(), value));
 }
+
+/// [`prop`]: the user id, not a property.
+pub const USER: u8 = 4;
 
 /// A custom event with the properties given since the last one.
 #[wasm_bindgen]
