@@ -1,6 +1,7 @@
-// Session explorer: recent sessions with how they ended (/api/v1/sessions, the sessions mart), the
-// timeline of one session (/api/v1/sessions/{id}) with the anomalies found in it, the sessions
-// worth a look (/api/v1/anomalies), and frequent paths (/api/v1/patterns).
+// Session explorer: recent sessions with how they ended and who their signed-in user is, with
+// the user's latest traits (/api/v1/sessions, the sessions mart and `users`), the timeline of
+// one session (/api/v1/sessions/{id}) with the anomalies found in it, the sessions worth a look
+// (/api/v1/anomalies), and frequent paths (/api/v1/patterns).
 (() => {
   const form = document.getElementById("controls");
   pl.restore(form, ["site", "token", "session", "ended"]);
@@ -13,6 +14,10 @@
   };
   const site = () => new URLSearchParams({ site: form.elements.site.value });
   let anomalies = { sessions: [] };
+  /** The recent sessions last listed. */
+  let listed = [];
+  /** "user u-42 · plan: pro · seats: 3": a session's user and what the site said of them. */
+  const who = (s) => (s && s.user_id ? ["user " + s.user_id, ...Object.entries(s.traits || {}).map(([k, v]) => `${k}: ${v}`)].join(" · ") : "");
 
   async function timeline() {
     const id = form.elements.session.value.trim();
@@ -39,6 +44,8 @@
       return tr;
     }));
     if (flags) table.prepend(text("tr", `anomalies: ${flags.rapid} rapid · ${flags.repeated} repeated · ${flags.loops} loops`));
+    const user = who(listed.find((s) => s.session_id === id));
+    if (user) table.prepend(text("tr", user, "user"));
     document.body.dataset.ready = "1";
   }
 
@@ -57,13 +64,14 @@
     q.set("limit", "50");
     if (form.elements.ended.value) q.set("ended", form.elements.ended.value);
     const list = await api("sessions?" + q);
+    listed = list;
     document.getElementById("recent").replaceChildren(...list.map((s) => {
       const tr = document.createElement("tr");
       tr.className = "session";
       tr.append(pick(s.session_id), text("td", new Date(s.start_ms).toISOString().slice(5, 19).replace("T", " ")),
         text("td", `${s.duration_secs.toFixed(1)} s`, "n"), text("td", `${s.pageviews} pages · ${s.events} events`, "n"),
         text("td", `${s.entry} → ${s.exit}`), text("td", ENDED[s.ended], "ended"),
-        text("td", s.anomalies ? "anomalies" : "", "flag"));
+        text("td", s.anomalies ? "anomalies" : "", "flag"), text("td", who(s), "user"));
       return tr;
     }));
   }

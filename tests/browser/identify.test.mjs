@@ -1,7 +1,8 @@
 // `pathlight.identify(user_id, traits)` of the <script> embed in Chromium against the real
 // collector and ClickHouse: the traits reach `users`, the page's later events (on this page and
-// the next) carry the user id until `identify(null)`, and a visitor who opted out, or whose
-// browser sends Global Privacy Control, sends nothing about the user at all.
+// the next) carry the user id until `identify(null)`, the session explorer shows the user and
+// their traits, and a visitor who opted out, or whose browser sends Global Privacy Control,
+// sends nothing about the user at all.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { eventually, launchBrowser, startClickHouse, startCollector } from "../lib/stack.mjs";
@@ -27,9 +28,13 @@ const users = async (db) =>
   (await ch.rows(`SELECT user_id, argMax(traits, updated_ms) AS traits FROM ${db}.users GROUP BY user_id ORDER BY user_id`))
     .map((r) => [r.user_id, JSON.parse(r.traits)]);
 
-test("identify from a page stores the traits and names the user on later events", async () => {
+test("identify from a page stores the traits, names the user on later events, and the session explorer shows them", async () => {
   const db = "e2e_identify";
-  const collector = await startCollector({ clickhouseUrl: ch.url, db });
+  const token = "identify-api-token";
+  const collector = await startCollector({
+    clickhouseUrl: ch.url, db,
+    env: { PATHLIGHT_SITES: `[{id = "demo", origins = ["*"], api_token = "${token}"}]` },
+  });
   try {
     const ctx = await browser.newContext({ userAgent: USER_AGENT });
     const page = await open(ctx, collector, "/demo/catalog.html");
@@ -62,6 +67,22 @@ test("identify from a page stores the traits and names the user on later events"
       ["custom", "/demo/index.html", "browsed", "u-42"],
       ["custom", "/demo/index.html", "signed_out", ""],
     ]);
+
+    // The session explorer: the session's user and their traits, in the list and above the
+    // timeline (the API's `traits`, keys in order).
+    const [{ session_id }] = await ch.rows(`SELECT session_id FROM ${db}.events WHERE user_id = 'u-42' LIMIT 1`);
+    const viewer = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const explorer = await viewer.newPage();
+    await explorer.goto(`${collector.base}/sessions.html?` + new URLSearchParams({ site: "demo", session: session_id }) + `#token=${token}`);
+    await explorer.waitForSelector("body[data-ready]");
+    const shown = "user u-42 · plan: pro · seats: 3 · trial: false";
+    assert.equal(await explorer.textContent("#timeline tr.user"), shown);
+    const listedRows = await explorer.$$eval("#recent tr.session", (trs) => trs.map((tr) => [tr.children[0].textContent, tr.lastElementChild.textContent]));
+    // Two sessions: the second page was opened in a tab of its own. Both are u-42's.
+    assert.equal(listedRows.length, 2, JSON.stringify(listedRows));
+    assert.ok(listedRows.some(([id]) => id === session_id), JSON.stringify(listedRows));
+    for (const [, user] of listedRows) assert.equal(user, shown);
+    await viewer.close();
   } finally {
     await collector.stop();
   }

@@ -69,8 +69,12 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     // The same click again (a retried beacon): FINAL must hide it.
     session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${values[1]}`);
 
+    // What the site said of its users (identify): u7 twice, the later winning; another site's u7.
+    session.query(`INSERT INTO users (site_id, user_id, traits, updated_ms) SETTINGS insert_distributed_sync = 1 VALUES
+      ('demo', 'u7', '{"plan":"pro"}', 2000), ('demo', 'u7', '{"plan":"free"}', 1000), ('other', 'u7', '{"plan":"x"}', 3000), ('demo', 'u8', '{}', 1)`);
+
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 66, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 67, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -153,6 +157,8 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.deepEqual(answers["patterns"].map((r) => [r.gram, num(r.sessions)]), [[["pageview:/pricing:", "click:/pricing:#buy"], 2]]);
     assert.deepEqual([answers["search queries"], answers["search items"]], [[], []], "no search events in these rows");
     assert.deepEqual(answers["user events"], [], "no signed-in users in these rows");
+    assert.deepEqual(answers["user traits"].map((r) => Object.values(r)).map(([u, t, ms]) => [u, JSON.parse(t), num(ms)]),
+      [["u7", { plan: "pro" }, 2000]], "the latest traits of the users asked for (u7, u9), of this site");
     assert.deepEqual(answers["rage clicks"], [], "two clicks are not a rage burst");
     // These rows carry no tag, so the clicks count as on non-interactive elements.
     assert.deepEqual(answers["dead clicks"].map((r) => [r.selector, num(r.clicks)]), [["#buy", 3]]);

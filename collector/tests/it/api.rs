@@ -580,7 +580,11 @@ async fn rage_dead_clicks_and_session_anomalies_have_the_known_answers() {
 
 #[tokio::test]
 async fn actions_and_a_users_timeline_across_sessions() {
-    let server = TestServer::start("actions").await;
+    let key = "the-shop-server-key";
+    let server = TestServer::start_with("actions", |c| {
+        c.sites[0].ingest_keys_sha256 = vec![pathlight_collector::query::auth::digest_hex(key)];
+    })
+    .await;
     let client = reqwest::Client::new();
     let start = now_ms() - 20_000;
     let sessions = [
@@ -634,6 +638,17 @@ async fn actions_and_a_users_timeline_across_sessions() {
             .unwrap();
         assert_eq!(resp.status(), 204);
     }
+    // The site's server says who u7 is, then says it again: the latest traits win.
+    for plan in ["free", "pro"] {
+        let resp = client
+            .post(server.url("/v1/identify"))
+            .header("x-api-key", key)
+            .body(json!({"site": "test", "user_id": "u7", "traits": {"plan": plan}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
     let get = |q: &str| {
         answer(
             client
@@ -651,7 +666,12 @@ async fn actions_and_a_users_timeline_across_sessions() {
         ])
     );
     let (_, all) = get("users/u7/events?site=test").await;
-    let seen: Vec<(&str, &str)> = all
+    assert_eq!(
+        (&all["user_id"], &all["traits"]),
+        (&json!("u7"), &json!({"plan": "pro"}))
+    );
+    assert!(all["traits_updated_ms"].as_u64().unwrap() > start as u64);
+    let seen: Vec<(&str, &str)> = all["events"]
         .as_array()
         .unwrap()
         .iter()
@@ -676,7 +696,7 @@ async fn actions_and_a_users_timeline_across_sessions() {
         ]
     );
     let (_, page) = get("users/u7/events?site=test&limit=2&offset=2").await;
-    let types: Vec<&str> = page
+    let types: Vec<&str> = page["events"]
         .as_array()
         .unwrap()
         .iter()
@@ -717,8 +737,22 @@ async fn actions_and_a_users_timeline_across_sessions() {
     // Paging stops at 100 k rows deep: the sessions list holds offset + limit rows to page.
     let (status, body) = get("sessions?site=test&offset=100001").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("offset")));
-    let (status, _) = get("users/nobody/events?site=test").await;
+    let (status, nobody) = get("users/nobody/events?site=test").await;
     assert_eq!(status, 200);
+    assert_eq!(
+        nobody,
+        json!({"user_id": "nobody", "traits": null, "traits_updated_ms": null, "events": []})
+    );
+    // The session explorer's list shows the user's traits beside each of their sessions.
+    let (_, listed) = get("sessions?site=test").await;
+    let traits: Vec<(&str, &Value)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["session_id"].as_str().unwrap(), &s["traits"]))
+        .collect();
+    let pro = json!({"plan": "pro"});
+    assert_eq!(traits, [("a3", &pro), ("a2", &pro), ("a1", &pro)]);
     server.stop().await;
 }
 

@@ -163,6 +163,15 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         "user events".into(),
         shown(user_events_query(&client, f, "u7")),
     ));
+    // Of one user (`users/{id}/events`), or of the users of a page of sessions (`sessions`).
+    out.push((
+        "user traits".into(),
+        shown(traits_query(
+            &client,
+            &f.site,
+            &["u7".to_owned(), "u9".to_owned()],
+        )),
+    ));
     out.push(("rage clicks".into(), shown(rage_query(&client, f))));
     out.push(("dead clicks".into(), shown(dead_query(&client, f))));
     out.push((

@@ -216,6 +216,60 @@ pub struct UserEvent {
     pub name: String,
 }
 
+/// `users/{id}/events` and `sessions`: the latest traits of some of the site's users
+/// (`identify`, `storage/clickhouse/users.rs`). `argMax` rather than `FINAL`: the same answer
+/// before the rows of a user have merged, and on 18.16 too.
+pub(super) const USER_TRAITS: &str = "SELECT user_id, argMax(traits, updated_ms), max(updated_ms) FROM users \
+     WHERE site_id = ? AND has(?, user_id) GROUP BY user_id";
+
+#[derive(Deserialize, clickhouse::Row)]
+struct TraitsRow {
+    user_id: String,
+    traits: String,
+    updated_ms: u64,
+}
+
+pub(super) fn traits_query(
+    client: &Client,
+    site: &str,
+    users: &[String],
+) -> clickhouse::query::Query {
+    client.query(USER_TRAITS).bind(site).bind(users)
+}
+
+/// The latest traits of each of `users` that has some, as JSON objects, with when they were
+/// received (ms).
+pub(super) async fn latest_traits(
+    client: &Client,
+    site: &str,
+    users: &[String],
+) -> Result<std::collections::HashMap<String, (serde_json::Value, u64)>, clickhouse::error::Error> {
+    if users.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<TraitsRow> = traits_query(client, site, users).fetch_all().await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let traits = serde_json::from_str(&r.traits).ok()?;
+            Some((r.user_id, (traits, r.updated_ms)))
+        })
+        .collect())
+}
+
+/// `users/{id}/events`: a user's events, and what the site said of them.
+#[derive(Debug, Serialize)]
+pub struct UserTimeline {
+    /// The user.
+    pub user_id: String,
+    /// Their latest traits (`identify`), an object; null when the site gave none.
+    pub traits: Option<serde_json::Value>,
+    /// When those traits were received, ms since the epoch; null without traits.
+    pub traits_updated_ms: Option<u64>,
+    /// A page of their events, oldest first.
+    pub events: Vec<UserEvent>,
+}
+
 pub(super) fn user_events_query(
     client: &Client,
     f: &Filters,
@@ -229,11 +283,22 @@ pub(super) fn user_events_query(
     prepare_with(client, USER_EVENTS, f, None, Vec::new(), post)
 }
 
-/// A page of a user's events.
+/// A page of a user's events, with their latest traits.
 pub async fn user_events(
     client: &Client,
     f: &Filters,
     user: &str,
-) -> Result<Vec<UserEvent>, clickhouse::error::Error> {
-    user_events_query(client, f, user).fetch_all().await
+) -> Result<UserTimeline, clickhouse::error::Error> {
+    let users = [user.to_owned()];
+    let (events, mut traits) = tokio::try_join!(
+        user_events_query(client, f, user).fetch_all(),
+        latest_traits(client, &f.site, &users)
+    )?;
+    let (traits, traits_updated_ms) = traits.remove(user).unzip();
+    Ok(UserTimeline {
+        user_id: user.to_owned(),
+        traits,
+        traits_updated_ms,
+        events,
+    })
 }

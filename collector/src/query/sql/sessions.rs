@@ -104,6 +104,8 @@ pub struct SessionSummary {
     pub actions: Vec<String>,
     /// Anomalies found in it (rapid, repeated actions, stuck loops); none if none.
     pub anomalies: Option<Anomaly>,
+    /// The latest traits of its user (`identify`), an object; null without a user or traits.
+    pub traits: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, clickhouse::Row)]
@@ -274,6 +276,14 @@ pub async fn sessions(
     let (list, of) = session_list_queries(client, f, &lo, &ids);
     let (found, mut anomalies): (Vec<SessionRow>, Vec<Anomaly>) =
         tokio::try_join!(list.fetch_all(), of.fetch_all())?;
+    let mut users: Vec<String> = found
+        .iter()
+        .filter(|r| !r.user_id.is_empty())
+        .map(|r| r.user_id.clone())
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    let traits = latest_traits(client, &f.site, &users).await?;
     Ok(found
         .into_iter()
         .map(|r| {
@@ -283,6 +293,7 @@ pub async fn sessions(
                 .position(|a| a.session_id == r.session_id)
                 .map(|i| anomalies.swap_remove(i));
             SessionSummary {
+                traits: traits.get(&r.user_id).map(|(t, _)| t.clone()),
                 duration_secs: r.end_ms.saturating_sub(r.start_ms) as f64 / 1000.0,
                 session_id: r.session_id,
                 visitor_id: r.visitor_id,
