@@ -3,6 +3,8 @@
 //! [`RequestContext`], already looked up by the caller (MaxMind file, proxy header, or
 //! Cloudflare's `request.cf`).
 
+pub mod bots;
+
 use crate::model::{Id, RawEvent};
 use serde::Serialize;
 use siphasher::sip::SipHasher13;
@@ -83,41 +85,9 @@ pub struct UserAgentInfo {
     pub is_bot: bool,
 }
 
-/// Substrings (lower case) of User-Agents that woothee does not list as crawlers but that are
-/// automated clients all the same.
-const BOT_MARKERS: &[&str] = &[
-    "bot",
-    "crawl",
-    "spider",
-    "slurp",
-    "headless",
-    "phantomjs",
-    "lighthouse",
-    "pingdom",
-    "curl/",
-    "wget/",
-    "python-",
-    "python/",
-    "go-http-client",
-    "java/",
-    "okhttp",
-    "axios/",
-    "node-fetch",
-    "undici",
-    "libwww",
-    "httpclient",
-    "scrapy",
-    "puppeteer",
-    "playwright",
-    "selenium",
-    "preview",
-    "monitor",
-    "uptime",
-    "facebookexternalhit",
-    "embedly",
-];
-
-/// Parses a User-Agent with woothee, plus tablet and bot rules woothee lacks.
+/// Parses a User-Agent with woothee, plus tablet rules woothee lacks and the bot rules of
+/// [`bots`]: an empty User-Agent, woothee's crawler category, or a match of the compiled
+/// crawler list and markers.
 pub fn parse_user_agent(ua: &str) -> UserAgentInfo {
     let lower = ua.to_ascii_lowercase();
     let parsed = woothee::parser::Parser::new().parse(ua);
@@ -137,8 +107,7 @@ pub fn parse_user_agent(ua: &str) -> UserAgentInfo {
             "",
         ),
     };
-    let is_bot =
-        ua.is_empty() || category == "crawler" || BOT_MARKERS.iter().any(|m| lower.contains(m));
+    let is_bot = ua.is_empty() || category == "crawler" || bots::is_automated(ua);
     let tablet = lower.contains("ipad")
         || lower.contains("tablet")
         || (lower.contains("android") && !lower.contains("mobile"));
