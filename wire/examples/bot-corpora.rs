@@ -141,8 +141,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per = t.elapsed() / all.len().max(1) as u32;
     println!();
     println!(
-        "Matcher: compiled in {:.1} ms on first use; {per:?} per User-Agent over all {} lines ({flagged} matched).",
+        "Matcher: compiled in {:.1} ms on first use, automaton {} KiB; {per:?} per User-Agent over all {} lines ({flagged} matched).",
         compile.as_secs_f64() * 1e3,
+        m.memory_usage() / 1024,
         all.len()
     );
     Ok(())

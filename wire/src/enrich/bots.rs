@@ -12,10 +12,11 @@
 //! - a contact URL or e-mail address, which crawlers put in their User-Agent by convention and
 //!   browsers do not.
 //!
-//! Most list patterns are a few plain strings: those and the markers go into one Aho-Corasick
-//! automaton, so a User-Agent is scanned once whatever the list's length; the few dozen real
-//! regexes form one regex, scanned second. One regex of everything was tried first: its lazy
-//! DFA ran out of cache on the 1,500 alternatives and took ~50 µs per User-Agent.
+//! Most list patterns are a few plain strings: those, the markers, and for each of the two
+//! dozen real regexes the strings one of its matches must start with, go into one
+//! Aho-Corasick automaton. A User-Agent is scanned once whatever the list's length, and a
+//! regex runs only where its strings were found. One regex of everything was tried first: its
+//! lazy DFA ran out of cache on the 1,500 alternatives and took ~50 µs per User-Agent.
 //!
 //! Android browsers put the device's model in their User-Agent, and models are named anything
 //! ("CUBOT", "HTC Butterfly", "Spider 8", "POWER BOT"): a match inside that one field does not
@@ -105,12 +106,7 @@ fn builder(pattern: &str) -> RegexBuilder {
 /// The strings a pattern matches when it is nothing but a few of them (`Googlebot\/`,
 /// `[wW]get`, `(sistrix|SISTRIX) [cC]rawler`): anchors and repetitions stay regexes.
 fn strings(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = parse(pattern)?;
     // The extractor reads an anchor as the empty string: `^curl` is not `curl`.
     if !hir.properties().look_set().is_empty() {
         return None;
@@ -121,22 +117,57 @@ fn strings(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .then(|| literals.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
+/// Strings one of which every match of a regex pattern starts with (`^curl`: `curl`;
+/// `Current[\s\S]*RSS Reader`: `Current`), long enough to be rare in browsers' User-Agents:
+/// the regex runs only where the automaton finds one.
+fn triggers(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    // Past 16 strings the extractor cuts them short rather than give up.
+    let seq = Extractor::new().limit_total(16).extract(&parse(pattern)?);
+    let literals = seq.literals()?;
+    (literals.len() <= 16 && literals.iter().all(|l| l.len() >= 3))
+        .then(|| literals.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+fn parse(pattern: &str) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
+}
+
+/// What a match of one of the automaton's strings means.
+#[derive(Clone, Copy)]
+enum Hit {
+    /// A list pattern or a marker: a bot.
+    Bot,
+    /// One of [`IN_CONTEXT`]: a bot if [`in_context`] says so.
+    InContext(&'static str),
+    /// A trigger of the list's regex at this index: a bot if the regex matches.
+    Regex(usize),
+}
+
 /// A compiled matcher: the crawler list, the markers and the in-context words, ignoring case.
 /// Upstream writes its patterns case-sensitively; matching them without case flags more
 /// crawlers (`bench/results/enrichment.md`) and lets one automaton hold everything.
 pub struct BotMatcher {
-    /// The list's patterns that are plain strings, then [`MARKERS`], then [`IN_CONTEXT`].
+    /// The list's patterns that are plain strings, the regexes' triggers, [`MARKERS`] and
+    /// [`IN_CONTEXT`].
     strings: AhoCorasick,
-    /// Where [`IN_CONTEXT`] starts in `strings`; a match before it flags by itself.
-    in_context_from: usize,
-    /// The list's other patterns, as one regex; `None` when there are none.
-    regexes: Option<Regex>,
+    /// What each of `strings` means.
+    hits: Vec<Hit>,
+    /// The list's patterns that are regexes, each on its own.
+    regexes: Vec<Regex>,
+    /// Those of them without a trigger, as one regex run on every User-Agent (none in the
+    /// list today).
+    untriggered: Option<Regex>,
 }
 
 impl BotMatcher {
     /// A matcher over the given crawler patterns plus the markers.
     pub fn new<'a>(crawlers: impl IntoIterator<Item = &'a str>) -> Result<Self, regex::Error> {
-        Self::build(crawlers, MARKERS, IN_CONTEXT)
+        Self::build(crawlers, true)
     }
 
     /// A matcher over the given crawler patterns alone, without the markers: how the list's
@@ -144,34 +175,44 @@ impl BotMatcher {
     pub fn list_only<'a>(
         crawlers: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, regex::Error> {
-        Self::build(crawlers, &[], &[])
+        Self::build(crawlers, false)
     }
 
     fn build<'a>(
         crawlers: impl IntoIterator<Item = &'a str>,
-        markers: &[&str],
-        in_context: &[&str],
+        markers: bool,
     ) -> Result<Self, regex::Error> {
-        let mut all = Vec::new();
-        let mut others = String::new();
+        let mut needles = Vec::new();
+        let mut hits = Vec::new();
+        let mut regexes = Vec::new();
+        let mut untriggered = String::new();
         for p in crawlers {
-            match strings(p) {
-                Some(s) => all.extend(s),
+            if let Some(s) = strings(p) {
+                hits.extend(s.iter().map(|_| Hit::Bot));
+                needles.extend(s);
+                continue;
+            }
+            let re = builder(p).build()?;
+            match triggers(p) {
+                Some(t) => {
+                    hits.extend(t.iter().map(|_| Hit::Regex(regexes.len())));
+                    needles.extend(t);
+                    regexes.push(re);
+                }
                 None => {
-                    // Each on its own first, so an error names the pattern.
-                    builder(p).build()?;
-                    if !others.is_empty() {
-                        others.push('|');
+                    if !untriggered.is_empty() {
+                        untriggered.push('|');
                     }
-                    others.push_str("(?:");
-                    others.push_str(p);
-                    others.push(')');
+                    untriggered.push_str(&format!("(?:{p})"));
                 }
             }
         }
-        all.extend(markers.iter().map(|m| m.as_bytes().to_vec()));
-        let in_context_from = all.len();
-        all.extend(in_context.iter().map(|m| m.as_bytes().to_vec()));
+        if markers {
+            needles.extend(MARKERS.iter().map(|m| m.as_bytes().to_vec()));
+            hits.extend(MARKERS.iter().map(|_| Hit::Bot));
+            needles.extend(IN_CONTEXT.iter().map(|m| m.as_bytes().to_vec()));
+            hits.extend(IN_CONTEXT.iter().map(|m| Hit::InContext(m)));
+        }
         // A DFA scans about twice as fast as a contiguous NFA but takes ~7 MB and tens of
         // milliseconds to build: the edge worker's isolates start often, and would pay that on
         // their first request.
@@ -184,13 +225,14 @@ impl BotMatcher {
             strings: AhoCorasick::builder()
                 .ascii_case_insensitive(true)
                 .kind(Some(kind))
-                .build(&all)
+                .build(&needles)
                 .expect("a few thousand short patterns fit the automaton"),
-            in_context_from,
-            regexes: if others.is_empty() {
+            hits,
+            regexes,
+            untriggered: if untriggered.is_empty() {
                 None
             } else {
-                Some(builder(&others).build()?)
+                Some(builder(&untriggered).build()?)
             },
         })
     }
@@ -205,23 +247,29 @@ impl BotMatcher {
         })
     }
 
+    /// Bytes of heap the automaton holds (the regexes aside: a few dozen short ones).
+    pub fn memory_usage(&self) -> usize {
+        self.strings.memory_usage()
+    }
+
     /// Whether `ua` is an automated client's: a pattern or a marker matches it outside the
     /// device model.
     pub fn is_match(&self, ua: &str) -> bool {
         let h = ua.as_bytes();
         let outside = outside_device_model(ua);
-        // Browsers match nothing: one fast scan each says so. Only a match is looked at
-        // again, with every match's position and context.
+        let regex = |r: &Regex| r.find_iter(h).any(|m| outside(m.start(), m.end()));
+        // Browsers' User-Agents hold none of the strings: one fast scan says so. Only then is
+        // each match looked at, with its position and context.
         (self.strings.is_match(h)
             && self.strings.find_overlapping_iter(h).any(|m| {
-                let i = m.pattern().as_usize();
                 outside(m.start(), m.end())
-                    && (i < self.in_context_from
-                        || in_context(h, m.start(), m.end(), IN_CONTEXT[i - self.in_context_from]))
+                    && match self.hits[m.pattern().as_usize()] {
+                        Hit::Bot => true,
+                        Hit::InContext(word) => in_context(h, m.start(), m.end(), word),
+                        Hit::Regex(i) => regex(&self.regexes[i]),
+                    }
             }))
-            || self.regexes.as_ref().is_some_and(|r| {
-                r.is_match(h) && r.find_iter(h).any(|m| outside(m.start(), m.end()))
-            })
+            || self.untriggered.as_ref().is_some_and(regex)
     }
 }
 
@@ -414,6 +462,25 @@ mod tests {
         let literal = crawler_patterns().filter(|p| strings(p).is_some()).count();
         assert!(literal * 10 > crawler_patterns().count() * 9, "{literal}");
         assert!(BotMatcher::builtin().is_match("Googlebot/2.1"));
+        // Every regex has strings to trigger it: none runs on every User-Agent.
+        let untriggered: Vec<&str> = crawler_patterns()
+            .filter(|p| strings(p).is_none() && triggers(p).is_none())
+            .collect();
+        assert_eq!(untriggered, Vec::<&str>::new());
+        assert!(BotMatcher::builtin().untriggered.is_none());
+    }
+
+    #[test]
+    fn a_regex_runs_where_its_trigger_is_and_still_decides() {
+        let m =
+            BotMatcher::list_only(["^Seekbot", "Current[\\s\\S]*RSS Reader", "SSL Labs$"]).unwrap();
+        assert!(m.untriggered.is_none() && m.regexes.len() == 3);
+        for ua in ["Seekbot/1.0", "Current 2.1 RSS Reader", "Qualys SSL Labs"] {
+            assert!(m.is_match(ua), "{ua}");
+        }
+        for ua in ["MySeekbot/1.0", "RSS Reader Current", "SSL Labs scan"] {
+            assert!(!m.is_match(ua), "{ua}");
+        }
     }
 
     #[test]
