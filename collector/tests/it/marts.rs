@@ -438,7 +438,12 @@ async fn mart_figures_equal_the_raw_events_and_a_migration_fills_them() {
             .unwrap();
         migrations::run(&base, &cfg, Dialect::LEGACY).await.unwrap()
     };
-    assert_eq!(forget().await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    // Every migration runs again: the list grows with each new one.
+    let all: Vec<_> = migrations::migrations(Dialect::LEGACY, &cfg)
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(forget().await, all);
     assert_eq!(compare().await, before);
     // Tables named like `pattern`, with their engines: the per-element mart is `element_days`
     // (migration 10) and the sessions mart was copied into small granules (migration 11), its
