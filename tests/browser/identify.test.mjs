@@ -43,6 +43,12 @@ test("identify from a page stores the traits, names the user on later events, an
     const answer = await posted;
     assert.equal(answer.status(), 204);
     assert.equal(answer.request().headers()["content-type"], "text/plain;charset=UTF-8", "a simple request: no preflight");
+    // A refused identify is not silent: the console says so and errors() counts it.
+    const errorsBefore = await page.evaluate(() => window.pathlight.errors());
+    const warned = page.waitForEvent("console", (m) => m.text() === "Pathlight: identify failed");
+    await page.evaluate(() => window.pathlight.identify("u-42", { nested: [1] }));
+    await warned;
+    assert.equal(await page.evaluate(() => window.pathlight.errors()), errorsBefore + 1);
     await page.click("#add-1");
     await page.evaluate(() => window.pathlight.flush());
     // The next page of the site still knows the user; after sign-out, nobody.

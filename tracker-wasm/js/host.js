@@ -208,14 +208,17 @@ export function install(opts) {
     flush: safe(() => started && wasm.life(1)),
     // Names the user (later events carry the id; null forgets it, at sign-out) and posts
     // their traits to v1/identify beside v1/batch, as text (no CORS preflight). Off, like
-    // everything, under opt-out and DNT/GPC: then nothing about the user leaves the page.
+    // everything, under opt-out and DNT/GPC: then nothing about the user leaves the page. A
+    // refused or lost identify is said in the console and counted in `errors()`.
     identify: safe((user, traits) => {
       if (!started) return;
       user = (user ?? "") + "";
       save(USER, user, true);
       wasm.prop("", 4, 0, user);
       if (user && traits)
-        fetch(new URL("identify", endpoint), { method: "POST", body: JSON.stringify({ site: opts.site, user_id: user, traits }), keepalive: true, credentials: "omit" }).catch(() => {});
+        fetch(new URL("identify", endpoint), { method: "POST", body: JSON.stringify({ site: opts.site, user_id: user, traits }), keepalive: true, credentials: "omit" })
+          .then((r) => r.ok, () => 0)
+          .then((ok) => ok || (dropped++, console.warn("Pathlight: identify failed")));
     }),
     optOut: safe(() => {
       save(OPT_OUT, "1", true);
