@@ -153,8 +153,8 @@ pub struct Metrics {
     pub ingest_key_batches: Family<KeyLabels, Counter>,
     /// Messages of the broker's input stream, by outcome.
     pub source_messages: Family<OutcomeLabel, Counter>,
-    /// `identify` requests by outcome: `stored`, `named` (no traits: nothing to store), or
-    /// the refusal's reason.
+    /// `identify` requests by outcome: `stored`, `relayed` (an edge worker's, stored), `named`
+    /// (no traits: nothing to store), or the refusal's reason.
     pub identify_requests: Family<ReasonLabel, Counter>,
     /// Query-API requests refused because their address sent too many wrong tokens.
     pub api_throttled: Counter,

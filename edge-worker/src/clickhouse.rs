@@ -113,3 +113,11 @@ pub async fn insert(
         .await
         .map(drop)
 }
+
+/// Inserts RowBinary users' rows (`pathlight_ingest::write_user_rows`) into `users`: few and
+/// small, so synchronously on every server version.
+pub async fn insert_users(ch: &ClickHouse, rows: Vec<u8>) -> Result<(), Failure> {
+    run(ch, pathlight_ingest::USERS_INSERT, Some(rows), &[])
+        .await
+        .map(drop)
+}

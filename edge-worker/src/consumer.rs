@@ -4,7 +4,8 @@
 //! 1. Each message is checked (`message::decode`). One that is not well formed is poison: it is
 //!    sent to the dead-letter queue and acknowledged, so it neither blocks nor takes the good
 //!    messages of its batch down with it.
-//! 2. The rows of all good messages go in one insert. Success acknowledges them all.
+//! 2. The rows of all good messages go in one insert per table (`events`, and `users` for the
+//!    identifies' messages). Success acknowledges them all.
 //! 3. A transient failure (ClickHouse unreachable, overloaded, restarting) retries them all
 //!    after a delay that grows with the oldest message's age: `RETRY_DELAY_SECONDS` at first,
 //!    then roughly doubling, capped at 5 minutes. After `max_retries` (wrangler.toml) the queue
@@ -17,8 +18,8 @@
 //! by event id, so the copy collapses at merge, and the queries count events by id.
 
 use crate::clickhouse::{self, Failure};
-use crate::message;
-use crate::settings::{DEAD_LETTER_QUEUE, Settings};
+use crate::message::{self, Rows};
+use crate::settings::{ClickHouse, DEAD_LETTER_QUEUE, Settings};
 use pathlight_ingest::retry::Decision;
 use wasm_bindgen::JsCast;
 use worker::{
@@ -35,8 +36,9 @@ pub async fn consume(batch: MessageBatch<()>, env: Env, settings: &Settings) -> 
         return Err("the queue consumer needs CLICKHOUSE_URL".into());
     };
     let now = worker::Date::now().as_millis();
-    // Each good message with its rows (RowBinary, the header stripped).
-    let mut good: Vec<(RawMessage, Vec<u8>)> = Vec::new();
+    // Each good message with its rows (RowBinary, the header stripped), by table.
+    let mut events: Vec<(RawMessage, Vec<u8>)> = Vec::new();
+    let mut users: Vec<(RawMessage, Vec<u8>)> = Vec::new();
     for msg in batch.raw_iter() {
         let bytes = msg
             .body()
@@ -50,15 +52,46 @@ pub async fn consume(batch: MessageBatch<()>, env: Env, settings: &Settings) -> 
             .map_err(|_| "not bytes".to_string())
             .and_then(|b| message::decode(&b).map(|(rows, _)| rows));
         match rows {
-            Ok(rows) => good.push((msg, rows)),
+            Ok(Rows::Events(rows)) => events.push((msg, rows)),
+            Ok(Rows::Users(rows)) => users.push((msg, rows)),
             Err(why) => dead_letter(&env, &msg, &why).await,
         }
     }
+    store(&env, settings, ch, Table::Events, events, now).await;
+    store(&env, settings, ch, Table::Users, users, now).await;
+    Ok(())
+}
+
+/// The table a group of messages goes to.
+#[derive(Clone, Copy)]
+enum Table {
+    Events,
+    Users,
+}
+
+impl Table {
+    async fn insert(self, ch: &ClickHouse, rows: Vec<u8>) -> std::result::Result<(), Failure> {
+        match self {
+            Table::Events => clickhouse::insert(ch, rows, &[]).await,
+            Table::Users => clickhouse::insert_users(ch, rows).await,
+        }
+    }
+}
+
+/// Stores one table's good messages: one insert, retried or isolated as the module says.
+async fn store(
+    env: &Env,
+    settings: &Settings,
+    ch: &ClickHouse,
+    table: Table,
+    good: Vec<(RawMessage, Vec<u8>)>,
+    now: u64,
+) {
     if good.is_empty() {
-        return Ok(());
+        return;
     }
     let all = good.iter().flat_map(|(_, rows)| rows).copied().collect();
-    match clickhouse::insert(ch, all, &[]).await {
+    match table.insert(ch, all).await {
         Ok(()) => good.iter().for_each(|(m, _)| m.ack()),
         Err(f) if f.decision == Decision::Retry => {
             worker::console_error!(
@@ -82,15 +115,14 @@ pub async fn consume(batch: MessageBatch<()>, env: Env, settings: &Settings) -> 
         Err(Failure { message, .. }) => {
             worker::console_error!("ClickHouse refused a batch, isolating: {message}");
             for (m, rows) in &good {
-                match clickhouse::insert(ch, rows.clone(), &[]).await {
+                match table.insert(ch, rows.clone()).await {
                     Ok(()) => m.ack(),
                     Err(f) if f.decision == Decision::Retry => m.retry(),
-                    Err(f) => dead_letter(&env, m, &f.message).await,
+                    Err(f) => dead_letter(env, m, &f.message).await,
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// Moves a message to the dead-letter queue as it came, then acknowledges it; if even that

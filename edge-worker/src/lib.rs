@@ -21,6 +21,11 @@
 //!      with a clear error on servers older than 21.11, which lack async inserts;
 //!    - *relay*: posted to a collector's `/v1/relay`, which spools and stores them like its own.
 //!
+//! 3. `POST {prefix}/v1/identify` (`identify`): a page's `pathlight.identify` or a site's
+//!    server with an ingest key names a user and their traits; checked as the collector checks
+//!    them (`pathlight_ingest::identify`), the users' row leaves by the same mode: a `PU1`
+//!    queue message, a synchronous insert into `users`, or `/v1/relay/users`.
+//!
 //! Sessions are the tracker's; for senders without one, each isolate assigns them like the
 //! collector does (isolates do not share state, so such sessions can split across isolates).
 //! Rate limits are left to Cloudflare's rate-limiting rules in front of the worker.
@@ -35,7 +40,9 @@ mod settings;
 mod tracker;
 
 use pathlight_ingest::retry::Decision;
-use pathlight_ingest::{Ack, Checked, EventRow, IngestError, IngestRequest, rules};
+use pathlight_ingest::{
+    Ack, Checked, EventRow, IngestError, IngestRequest, UserRow, rules, write_rows, write_user_rows,
+};
 use pathlight_wire::session::Sessionizer;
 use pathlight_wire::{Geo, Limits, RequestContext};
 use settings::{EVENTS_QUEUE, Mode, Settings};
@@ -80,7 +87,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let origin = req.headers().get("Origin").ok().flatten();
     let mut resp = match (req.method(), route) {
         (Method::Post, Route::Batch) => batch(req, &env, &settings).await?,
-        (Method::Options, Route::Batch) => {
+        (Method::Post, Route::Identify) => identify(req, &env, &settings).await?,
+        (Method::Options, Route::Batch | Route::Identify) => {
             let r = Response::empty()?.with_status(204);
             for (name, value) in rules::PREFLIGHT_HEADERS {
                 r.headers().set(name, value)?;
@@ -111,6 +119,8 @@ enum Route<'a> {
     /// `{prefix}/v1/batch` on the site's route, or `/v1/batch` (the worker on a host of its
     /// own, as before the prefix).
     Batch,
+    /// `{prefix}/v1/identify`, or `/v1/identify`, as `Batch`.
+    Identify,
     /// `/healthz`.
     Health,
     /// A tracker file under the prefix, by name.
@@ -122,11 +132,13 @@ enum Route<'a> {
 fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
     match path {
         "/v1/batch" => return Route::Batch,
+        "/v1/identify" => return Route::Identify,
         "/healthz" => return Route::Health,
         _ => {}
     }
     match path.strip_prefix(prefix).and_then(|p| p.strip_prefix('/')) {
         Some("v1/batch") => Route::Batch,
+        Some("v1/identify") => Route::Identify,
         Some(name) => tracker::caching(name).map_or(Route::NotFound, |c| Route::Tracker(name, c)),
         None => Route::NotFound,
     }
@@ -199,9 +211,13 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
         })
     });
     let stored = match settings.mode {
-        Mode::Queue => enqueue(env, &rows).await,
+        Mode::Queue => enqueue(env, message::encode(&rows)).await,
         Mode::Direct => direct(&rows, settings).await,
-        Mode::Relay => relay(&rows, settings).await,
+        Mode::Relay => {
+            let layout = pathlight_ingest::Layout::CURRENT.code().to_string();
+            let header = (pathlight_ingest::LAYOUT_HEADER, layout.as_str());
+            relay(settings, "/v1/relay", write_rows(&rows), Some(header)).await
+        }
     };
     if let Err(e) = stored {
         return error(&e);
@@ -211,6 +227,72 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
         Ok(Response::empty()?.with_status(204))
     } else {
         json(200, &ack)
+    }
+}
+
+async fn identify(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    use pathlight_ingest::identify::{self as id, MAX_BYTES};
+    let limits = Limits {
+        retention_days: settings.retention_days,
+        ..Limits::default()
+    };
+    let received_at = worker::Date::now().as_millis();
+    let h = req.headers();
+    let header = |name: &str| h.get(name).ok().flatten();
+    let early = rules::precheck(
+        header("Content-Length").as_deref(),
+        header("Content-Encoding").as_deref(),
+        MAX_BYTES,
+    );
+    if let Err(e) = early {
+        return error(&e);
+    }
+    let content_type = header("Content-Type");
+    let origin = header("Origin");
+    let (x_api_key, authorization) = (header("X-API-Key"), header("Authorization"));
+    let site = rules::site_param(req.url()?.query());
+    let Some(body) = read_capped(&mut req, MAX_BYTES).await? else {
+        return error(&rules::too_large(MAX_BYTES + 1, MAX_BYTES));
+    };
+    let checked = (|| {
+        id::readable(content_type.as_deref())?;
+        let identify = id::decode(&body, site.as_deref(), &limits)?;
+        let rules = settings
+            .sites
+            .get(&identify.site)
+            .ok_or_else(|| IngestError::UnknownSite(identify.site.clone()))?;
+        let key = pathlight_ingest::keys::presented(x_api_key.as_deref(), authorization.as_deref());
+        id::admit(rules, key, origin.as_deref(), &identify.site)?;
+        Ok::<_, IngestError>(identify)
+    })();
+    let identify = match checked {
+        Ok(i) => i,
+        Err(e) => return error(&e),
+    };
+    if identify.traits.is_empty() {
+        // Nothing to store: the user is named on the events the page sends.
+        return Ok(Response::empty()?.with_status(204));
+    }
+    let row = UserRow {
+        traits: identify.traits_json(),
+        site_id: identify.site,
+        user_id: identify.user_id,
+        updated_ms: received_at,
+    };
+    let rows = std::slice::from_ref(&row);
+    let stored = match settings.mode {
+        Mode::Queue => enqueue(env, message::encode_users(rows)).await,
+        Mode::Direct => match settings.clickhouse.as_ref() {
+            Some(ch) => clickhouse::insert_users(ch, write_user_rows(rows))
+                .await
+                .map_err(storage_error),
+            None => Err(no_clickhouse()),
+        },
+        Mode::Relay => relay(settings, "/v1/relay/users", write_user_rows(rows), None).await,
+    };
+    match stored {
+        Ok(()) => Ok(Response::empty()?.with_status(204)),
+        Err(e) => error(&e),
     }
 }
 
@@ -241,14 +323,14 @@ fn cf_geo(req: &Request) -> Geo {
     }
 }
 
-/// Queue mode: the rows go to the `EVENTS` queue; the consumer stores them.
-async fn enqueue(env: &Env, rows: &[EventRow]) -> std::result::Result<(), IngestError> {
+/// Queue mode: the messages go to the `EVENTS` queue; the consumer stores them.
+async fn enqueue(env: &Env, messages: Vec<Vec<u8>>) -> std::result::Result<(), IngestError> {
     let unavailable = |e: worker::Error| {
         worker::console_error!("queue {EVENTS_QUEUE}: {e}");
         IngestError::QueueFull
     };
     let queue = env.queue(EVENTS_QUEUE).map_err(unavailable)?;
-    for m in message::encode(rows) {
+    for m in messages {
         let body: JsValue = js_sys::Uint8Array::from(m.as_slice()).into();
         queue
             .send_raw(RawMessageBuilder::new(body).build_with_content_type(QueueContentType::V8))
@@ -282,10 +364,7 @@ async fn read_capped(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
 
 /// Direct mode: one async insert per request, acknowledged once ClickHouse has it.
 async fn direct(rows: &[EventRow], settings: &Settings) -> std::result::Result<(), IngestError> {
-    let ch = settings
-        .clickhouse
-        .as_ref()
-        .ok_or_else(|| IngestError::StorageRejected("CLICKHOUSE_URL is not set".into()))?;
+    let ch = settings.clickhouse.as_ref().ok_or_else(no_clickhouse)?;
     let supported = match ASYNC_INSERTS.get() {
         Some(s) => s,
         None => {
@@ -318,6 +397,10 @@ async fn direct(rows: &[EventRow], settings: &Settings) -> std::result::Result<(
     .map_err(storage_error)
 }
 
+fn no_clickhouse() -> IngestError {
+    IngestError::StorageRejected("CLICKHOUSE_URL is not set".into())
+}
+
 fn storage_error(f: clickhouse::Failure) -> IngestError {
     worker::console_error!("{}", f.message);
     match f.decision {
@@ -326,24 +409,28 @@ fn storage_error(f: clickhouse::Failure) -> IngestError {
     }
 }
 
-/// Relay mode: the enriched rows go to a collector, which acknowledges once they are durable
-/// there (its spool or ClickHouse).
-async fn relay(rows: &[EventRow], settings: &Settings) -> std::result::Result<(), IngestError> {
+/// Relay mode: the enriched rows (`/v1/relay`, in the layout `header` names) or users' rows
+/// (`/v1/relay/users`) go to a collector, which acknowledges once they are durable there (its
+/// spool or ClickHouse).
+async fn relay(
+    settings: &Settings,
+    path: &str,
+    body: Vec<u8>,
+    header: Option<(&str, &str)>,
+) -> std::result::Result<(), IngestError> {
     let url = settings.collector_url.as_deref().unwrap_or_default();
-    let body = pathlight_ingest::write_rows(rows);
     let sent = async {
         let headers = Headers::new();
         headers.set("Authorization", &format!("Bearer {}", settings.relay_token))?;
         headers.set("Content-Type", "application/vnd.pathlight.rowbinary")?;
-        headers.set(
-            pathlight_ingest::LAYOUT_HEADER,
-            &pathlight_ingest::Layout::CURRENT.code().to_string(),
-        )?;
+        if let Some((name, value)) = header {
+            headers.set(name, value)?;
+        }
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_headers(headers)
             .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-        let req = Request::new_with_init(&format!("{url}/v1/relay"), &init)?;
+        let req = Request::new_with_init(&format!("{url}{path}"), &init)?;
         let mut resp = Fetch::Request(req).send().await?;
         Ok::<_, worker::Error>((resp.status_code(), resp.text().await.unwrap_or_default()))
     };
@@ -387,6 +474,8 @@ mod tests {
             let at = |rest: &str| format!("{prefix}{rest}");
             assert_eq!(route(prefix, &at("/v1/batch")), Route::Batch, "{prefix}");
             assert_eq!(route(prefix, "/v1/batch"), Route::Batch);
+            assert_eq!(route(prefix, &at("/v1/identify")), Route::Identify);
+            assert_eq!(route(prefix, "/v1/identify"), Route::Identify);
             assert_eq!(route(prefix, "/healthz"), Route::Health);
             assert_eq!(
                 route(prefix, &at("/p.js")),

@@ -5,10 +5,15 @@
 //! written before the digit named a layout, holds layout 1) is re-encoded in the current one,
 //! as the collector's spool does with old segments, so a deployment never dead-letters the
 //! messages still queued by the one before.
+//!
+//! Identifies travel the same queue as `PU1`: the count, then users' rows
+//! (`pathlight_ingest::write_user_rows`), stored into `users` by the same consumer.
 
-use pathlight_ingest::{EventRow, Layout};
+use pathlight_ingest::{EventRow, Layout, UserRow};
 
 const MAGIC: &[u8; 2] = b"PL";
+/// Users' rows, in their only layout so far.
+const USERS_MAGIC: &[u8; 3] = b"PU1";
 /// Magic, layout digit and row count; the rows follow.
 const HEADER_LEN: usize = MAGIC.len() + 1 + 4;
 
@@ -19,13 +24,31 @@ pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 /// (a row is bounded by the wire limits, its properties' JSON by `max_props_json_bytes`: some
 /// 64 KB at most, below the queue's limit).
 pub fn encode(rows: &[EventRow]) -> Vec<Vec<u8>> {
+    let magic = [MAGIC[0], MAGIC[1], b'0' + Layout::CURRENT.code()];
+    pack(&magic, rows, EventRow::write_row_binary)
+}
+
+/// The messages for users' rows, split as [`encode`] splits events.
+pub fn encode_users(rows: &[UserRow]) -> Vec<Vec<u8>> {
+    pack(USERS_MAGIC, rows, |r, out| {
+        out.extend_from_slice(&pathlight_ingest::write_user_rows(std::slice::from_ref(r)))
+    })
+}
+
+fn pack<R>(magic: &[u8; 3], rows: &[R], write: impl Fn(&R, &mut Vec<u8>)) -> Vec<Vec<u8>> {
+    let header = || {
+        let mut m = Vec::with_capacity(4096);
+        m.extend_from_slice(magic);
+        m.resize(HEADER_LEN, 0);
+        m
+    };
     let mut messages = Vec::new();
     let mut current = header();
     let mut count = 0u32;
     let mut row = Vec::with_capacity(512);
     for r in rows {
         row.clear();
-        r.write_row_binary(&mut row);
+        write(r, &mut row);
         if count > 0 && current.len() + row.len() > MAX_MESSAGE_BYTES {
             messages.push(finish(current, count));
             current = header();
@@ -40,23 +63,30 @@ pub fn encode(rows: &[EventRow]) -> Vec<Vec<u8>> {
     messages
 }
 
-fn header() -> Vec<u8> {
-    let mut m = Vec::with_capacity(4096);
-    m.extend_from_slice(MAGIC);
-    m.push(b'0' + Layout::CURRENT.code());
-    m.resize(HEADER_LEN, 0);
-    m
-}
-
 fn finish(mut m: Vec<u8>, count: u32) -> Vec<u8> {
     m[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&count.to_le_bytes());
     m
 }
 
-/// A message's rows (RowBinary, in the current layout) and their count, checked: the header,
-/// the count, and every row well formed. `Err` names what is wrong: such a message is poison
-/// and goes to the dead-letter queue.
-pub fn decode(message: &[u8]) -> Result<(Vec<u8>, u32), String> {
+/// What a message holds, as RowBinary for its table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Rows of `events`, in the current layout.
+    Events(Vec<u8>),
+    /// Rows of `users`.
+    Users(Vec<u8>),
+}
+
+/// A message's rows and their count, checked: the header, the count, and every row well
+/// formed. `Err` names what is wrong: such a message is poison and goes to the dead-letter
+/// queue.
+pub fn decode(message: &[u8]) -> Result<(Rows, u32), String> {
+    if let Some(rest) = message.strip_prefix(USERS_MAGIC) {
+        let (count, rows) = counted(rest)?;
+        let parsed = pathlight_ingest::read_user_rows(rows).map_err(|e| e.to_string())?;
+        check_count(count, parsed.len())?;
+        return Ok((Rows::Users(rows.to_vec()), count));
+    }
     let rest = message
         .strip_prefix(MAGIC)
         .ok_or("not a Pathlight queue message")?;
@@ -65,21 +95,27 @@ pub fn decode(message: &[u8]) -> Result<(Vec<u8>, u32), String> {
         .checked_sub(b'0')
         .and_then(Layout::from_code)
         .ok_or("rows of a layout this version does not know")?;
-    let (count, rows) = rest.split_first_chunk::<4>().ok_or("no row count")?;
-    let count = u32::from_le_bytes(*count);
+    let (count, rows) = counted(rest)?;
     let parsed = pathlight_ingest::read_rows_of(rows, layout).map_err(|e| e.to_string())?;
-    if parsed.len() != count as usize {
-        return Err(format!(
-            "header says {count} rows, body has {}",
-            parsed.len()
-        ));
-    }
+    check_count(count, parsed.len())?;
     let rows = if layout == Layout::CURRENT {
         rows.to_vec()
     } else {
         pathlight_ingest::write_rows(&parsed)
     };
-    Ok((rows, count))
+    Ok((Rows::Events(rows), count))
+}
+
+fn counted(rest: &[u8]) -> Result<(u32, &[u8]), String> {
+    let (count, rows) = rest.split_first_chunk::<4>().ok_or("no row count")?;
+    Ok((u32::from_le_bytes(*count), rows))
+}
+
+fn check_count(count: u32, parsed: usize) -> Result<(), String> {
+    if parsed != count as usize {
+        return Err(format!("header says {count} rows, body has {parsed}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -129,7 +165,28 @@ mod tests {
         };
         assert_eq!(
             (rows, count),
-            (pathlight_ingest::write_rows(&[upgraded]), 1)
+            (Rows::Events(pathlight_ingest::write_rows(&[upgraded])), 1)
         );
+    }
+
+    #[test]
+    fn users_rows_travel_in_messages_of_their_own() {
+        let user = UserRow {
+            site_id: "s".into(),
+            user_id: "u-1".into(),
+            traits: r#"{"plan":"pro"}"#.into(),
+            updated_ms: 7,
+        };
+        let messages = encode_users(&[user.clone(), user.clone()]);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(&messages[0][..3], b"PU1");
+        let rows = pathlight_ingest::write_user_rows(&[user.clone(), user]);
+        assert_eq!(decode(&messages[0]), Ok((Rows::Users(rows), 2)));
+        let mut short = messages[0].clone();
+        short.truncate(short.len() - 1);
+        assert!(decode(&short).is_err());
+        short = messages[0].clone();
+        short[3] = 3;
+        assert!(decode(&short).unwrap_err().contains("header says 3 rows"));
     }
 }

@@ -34,8 +34,8 @@ mod stages;
 pub use delivery::Delivery;
 pub use error::{ErrorBody, IngestError};
 pub use row::{
-    COLUMNS, EventRow, LAYOUT_HEADER, Layout, RowError, insert_settings, insert_sql, read_rows,
-    read_rows_of, upgrade, write_rows,
+    COLUMNS, EventRow, LAYOUT_HEADER, Layout, RowError, USERS_INSERT, UserRow, insert_settings,
+    insert_sql, read_rows, read_rows_of, read_user_rows, upgrade, write_rows, write_user_rows,
 };
 pub use stages::{
     Ack, Checked, IngestRequest, Rejected, SiteRules, check, enrich, origin_matches,

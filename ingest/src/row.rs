@@ -329,6 +329,51 @@ pub fn upgrade(body: &[u8], layout: Layout) -> Result<Vec<u8>, RowError> {
     Ok(write_rows(&read_rows_of(body, layout)?))
 }
 
+/// One identify, as the `users` table stores it (`identify.rs`): the collector, `pathlight
+/// import --users` and the edge worker write it, so its RowBinary is defined here once.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserRow {
+    /// The site.
+    pub site_id: String,
+    /// The site's id of the user.
+    pub user_id: String,
+    /// The traits, a JSON object.
+    pub traits: String,
+    /// When the identify was received, ms since the epoch: the latest wins.
+    pub updated_ms: u64,
+}
+
+/// The insert [`write_user_rows`]'s body is for.
+pub const USERS_INSERT: &str =
+    "INSERT INTO users (site_id, user_id, traits, updated_ms) FORMAT RowBinary";
+
+/// `rows` as one RowBinary body, in the columns of [`USERS_INSERT`].
+pub fn write_user_rows(rows: &[UserRow]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.iter().map(|r| r.traits.len() + 64).sum());
+    for r in rows {
+        r.site_id.put(&mut out);
+        r.user_id.put(&mut out);
+        r.traits.put(&mut out);
+        r.updated_ms.put(&mut out);
+    }
+    out
+}
+
+/// Reads every row of a [`write_user_rows`] body (a relayed or queued one, checked before it
+/// is stored).
+pub fn read_user_rows(mut input: &[u8]) -> Result<Vec<UserRow>, RowError> {
+    let mut rows = Vec::new();
+    while !input.is_empty() {
+        rows.push(UserRow {
+            site_id: String::get(&mut input)?,
+            user_id: String::get(&mut input)?,
+            traits: String::get(&mut input)?,
+            updated_ms: u64::get(&mut input)?,
+        });
+    }
+    Ok(rows)
+}
+
 /// One column type's RowBinary encoding.
 trait Column: Sized {
     fn put(&self, out: &mut Vec<u8>);
@@ -402,6 +447,23 @@ impl Column for uuid::Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_rows_are_row_binary_in_the_insert_order_and_read_back() {
+        let row = UserRow {
+            site_id: "s".into(),
+            user_id: "u".repeat(130),
+            traits: "{}".into(),
+            updated_ms: 0x0102,
+        };
+        let bytes = write_user_rows(std::slice::from_ref(&row));
+        // A length of 130 takes two LEB128 bytes.
+        assert_eq!(&bytes[..4], &[1, b's', 130, 1]);
+        assert_eq!(&bytes[134..137], &[2, b'{', b'}']);
+        assert_eq!(&bytes[137..], &[2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(read_user_rows(&bytes), Ok(vec![row]));
+        assert_eq!(read_user_rows(&bytes[..136]), Err(RowError::Truncated));
+    }
 
     #[test]
     fn bodies_of_earlier_layouts_read_with_their_columns_and_upgrade() {

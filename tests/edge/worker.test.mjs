@@ -2,7 +2,7 @@
 // the real collector binary: queue delivery with Cloudflare's request data, retries while
 // ClickHouse is away, poison to the dead-letter queue, the collector's answers to bad input,
 // identical rows from the wire fixtures, the configured session timeout, direct mode's refusal
-// on 18.x, and relay mode.
+// on 18.x, relay mode, and identify in each mode.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -340,4 +340,61 @@ test("relay mode forwards enriched rows to the collector, hashed with its salts"
   // Without the token: nothing.
   const salts = await fetch(`${c.base}/v1/relay/salts`);
   assert.equal(salts.status, 401);
+});
+
+test("identify is stored by each mode, and refused from outside the site without its key", async () => {
+  const key = "edge-ingest-key-for-tests";
+  const digest = createHash("sha256").update(key).digest("hex");
+  const sites = JSON.stringify([...SITES, { id: "keyed", origins: ["https://keyed.example"], ingest_keys_sha256: [digest] }]);
+  const identify = (w, body, headers = {}) =>
+    w.fetch("/_pl/v1/identify", { method: "POST", body: JSON.stringify(body), headers: { "content-type": "text/plain", ...headers } });
+  const users = (db) =>
+    ch.rows(`SELECT site_id, user_id, argMax(traits, updated_ms) AS traits FROM ${db}.users GROUP BY site_id, user_id ORDER BY user_id`);
+
+  migrate("edge_identify");
+  const q = await worker({ CLICKHOUSE_URL: ch.url, CLICKHOUSE_DATABASE: "edge_identify", PATHLIGHT_SITES: sites });
+  // A page of the site's origin needs no key; the site's server brings one.
+  let r = await identify(q, { site: "demo", user_id: "u-1", traits: { plan: "pro" } }, { origin: "https://shop.example" });
+  assert.equal(r.status, 204, await r.text());
+  assert.equal(r.headers.get("access-control-allow-origin"), "https://shop.example");
+  r = await identify(q, { site: "keyed", user_id: "u-2", traits: { seats: 3 } }, { "x-api-key": key });
+  assert.equal(r.status, 204, await r.text());
+  // From elsewhere: a key is needed, the right one, and the body is checked field by field.
+  const refusals = [
+    [{ site: "keyed", user_id: "u-3", traits: { a: 1 } }, {}, 401, "key_required"],
+    [{ site: "keyed", user_id: "u-3", traits: { a: 1 } }, { authorization: "Bearer wrong" }, 401, "invalid_key"],
+    [{ site: "keyed", user_id: "u-3", traits: { a: [1] } }, { "x-api-key": key }, 400, null],
+    [{ site: "nowhere", user_id: "u-3" }, { "x-api-key": key }, null, "unknown_site"],
+  ];
+  for (const [body, headers, status, reason] of refusals) {
+    const res = await identify(q, body, headers);
+    const answer = await res.json();
+    if (status) assert.equal(res.status, status, JSON.stringify(answer));
+    if (reason) assert.equal(answer.reason, reason);
+    if (!reason) assert.match(answer.error, /traits\.a/);
+  }
+  const expected = [
+    { site_id: "demo", user_id: "u-1", traits: '{"plan":"pro"}' },
+    { site_id: "keyed", user_id: "u-2", traits: '{"seats":3.0}' },
+  ];
+  await eventually(async () => (await users("edge_identify")).length === 2, 15_000, "2 users through the queue");
+  assert.deepEqual(await users("edge_identify"), expected);
+
+  // Direct mode: stored before the answer, on any server version (no async insert needed).
+  migrate("edge_identify_direct");
+  const d = await worker({ PATHLIGHT_MODE: "direct", CLICKHOUSE_URL: ch.url, CLICKHOUSE_DATABASE: "edge_identify_direct", PATHLIGHT_SITES: sites });
+  r = await identify(d, { site: "keyed", user_id: "u-2", traits: { seats: 3 } }, { "x-api-key": key });
+  assert.equal(r.status, 204, await r.text());
+  assert.deepEqual(await users("edge_identify_direct"), expected.slice(1));
+
+  // Relay mode: the collector stores the row before it answers.
+  const token = "relay-secret-for-identify";
+  const c = await collector("edge_identify_relay", { PATHLIGHT_RELAY_TOKEN_SHA256: createHash("sha256").update(token).digest("hex") });
+  const relay = await worker({ PATHLIGHT_MODE: "relay", COLLECTOR_URL: c.base, RELAY_TOKEN: token, PATHLIGHT_SITES: sites });
+  r = await identify(relay, { site: "demo", user_id: "u-1", traits: { plan: "pro" } }, { origin: "https://shop.example" });
+  assert.equal(r.status, 204, await r.text());
+  assert.deepEqual(await users("edge_identify_relay"), expected.slice(0, 1));
+  // Relayed users' rows need the relay token too.
+  const forged = await fetch(`${c.base}/v1/relay/users`, { method: "POST", body: new Uint8Array([1, 2, 3]) });
+  assert.equal(forged.status, 401);
 });

@@ -142,6 +142,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         Route::Identify => Ok(routes::identify::identify(app, peer, req).await),
         Route::Tracker(file) => found(routes::files::tracker(&app.opts, file, &req).await),
         Route::Relay => Ok(routes::relay::relay(app, req).await),
+        Route::RelayUsers => Ok(routes::relay::users(app, req).await),
         Route::RelaySalts => Ok(routes::relay::salts(app, &req)),
         Route::Health => Ok(routes::ops::health()),
         Route::Metrics => Ok(routes::ops::metrics(app)),

@@ -18,6 +18,8 @@ pub enum Route<'a> {
     Tracker(TrackerFile<'a>),
     /// `POST /v1/relay`: rows an edge worker validated and enriched.
     Relay,
+    /// `POST /v1/relay/users`: users' rows an edge worker took from identifies.
+    RelayUsers,
     /// `GET /v1/relay/salts`: the visitor-id salts, for relay workers.
     RelaySalts,
     /// `GET /healthz`.
@@ -75,6 +77,7 @@ impl<'a> Route<'a> {
         }
         match (method, path) {
             (&Method::POST, "/v1/relay") => Route::Relay,
+            (&Method::POST, "/v1/relay/users") => Route::RelayUsers,
             (&Method::GET, "/v1/relay/salts") => Route::RelaySalts,
             (&Method::GET, "/healthz") => Route::Health,
             (&Method::GET, "/metrics") => Route::Metrics,
@@ -97,7 +100,7 @@ impl<'a> Route<'a> {
             Route::BatchPreflight => "preflight",
             Route::Identify => "identify",
             Route::Tracker(_) => "tracker",
-            Route::Relay | Route::RelaySalts => "relay",
+            Route::Relay | Route::RelayUsers | Route::RelaySalts => "relay",
             Route::Health => "healthz",
             Route::Metrics => "metrics",
             Route::OpenApi | Route::Query(_) => "api",
@@ -225,6 +228,7 @@ mod tests {
             Route::Static("/api/v1/stats")
         );
         assert_eq!(route("POST", "/v1/relay"), Route::Relay);
+        assert_eq!(route("POST", "/v1/relay/users"), Route::RelayUsers);
         assert_eq!(route("GET", "/v1/relay/salts"), Route::RelaySalts);
         assert_eq!(route("GET", "/healthz"), Route::Health);
         assert_eq!(route("GET", "/metrics"), Route::Metrics);

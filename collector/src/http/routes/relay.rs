@@ -1,6 +1,7 @@
-//! `POST /v1/relay` and `GET /v1/relay/salts`: edge workers in relay mode post the rows they
-//! validated and enriched with the same `pathlight_ingest` code, and fetch the visitor-id
-//! salts so that they hash visitors as this collector does. Both need the relay token; without
+//! `POST /v1/relay`, `POST /v1/relay/users` and `GET /v1/relay/salts`: edge workers in relay
+//! mode post the rows they validated and enriched with the same `pathlight_ingest` code (and
+//! the users' rows of the identifies they admitted), and fetch the visitor-id salts so that
+//! they hash visitors as this collector does. Both need the relay token; without
 //! one configured, the routes do not exist.
 
 use crate::http::body::read_body;
@@ -50,6 +51,33 @@ pub async fn relay<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
             app.pipeline.metrics().reject(e.reason(), 1);
             ApiError::from(e).response()
         }
+    }
+}
+
+/// `POST /v1/relay/users`: users' rows (`pathlight_ingest::write_user_rows`) of identifies an
+/// edge worker in relay mode decoded and admitted; stored before the answer, as the
+/// collector's own identifies are.
+pub async fn users<B: ReqBody>(app: &App, req: Request<B>) -> Resp {
+    if let Some(refusal) = relay_refusal(app, &req) {
+        return refusal.response();
+    }
+    let stored = match read_body(app, req.into_body(), MAX_RELAY_BYTES).await {
+        Ok((body, _held)) => match pathlight_ingest::read_user_rows(&body) {
+            Ok(rows) => app.pipeline.store_users(&rows).await,
+            Err(e) => Err(IngestError::Body(e.to_string())),
+        },
+        Err(e) => Err(e),
+    };
+    // Counted with the collector's own identifies, by outcome.
+    let reason = stored.as_ref().map_or_else(|e| e.reason(), |()| "relayed");
+    app.pipeline
+        .metrics()
+        .identify_requests
+        .get_or_create(&crate::metrics::ReasonLabel { reason })
+        .inc();
+    match stored {
+        Ok(()) => empty(StatusCode::NO_CONTENT),
+        Err(e) => ApiError::from(e).response(),
     }
 }
 
