@@ -1,6 +1,10 @@
 //! Prometheus metrics, served as text at `GET /metrics`. Label values are bounded sets
 //! (routes, statuses, reasons, kinds, configured sites), never client-chosen values such as URLs,
 //! so cardinality stays fixed.
+//!
+//! The collector's own metrics are named `pathlight_*`; the process's (CPU, memory, file
+//! descriptors, threads, start time) keep the standard `process_*` names every Prometheus client
+//! exports, so the usual process dashboards and alerts work unchanged.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -184,7 +188,14 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("pathlight");
+        let mut root = Registry::default();
+        // Read from /proc at each scrape: nothing to update in between.
+        if let Err(e) =
+            kubert_prometheus_process::register(root.sub_registry_with_prefix("process"))
+        {
+            tracing::warn!(error = %e, "process metrics are not available");
+        }
+        let registry = root.sub_registry_with_prefix("pathlight");
         let m = Metrics {
             requests: Family::default(),
             events_accepted: Family::default(),
@@ -356,7 +367,10 @@ impl Metrics {
             "Bytes the query result cache holds",
             m.query_cache_bytes.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry: root,
+            ..m
+        }
     }
 
     /// The Prometheus text exposition.
@@ -390,5 +404,38 @@ impl Metrics {
         self.events_rejected
             .get_or_create(&ReasonLabel { reason })
             .inc_by(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The process's figures come under their standard names beside the collector's own,
+    /// which keep their prefix.
+    #[test]
+    fn process_metrics_are_exported_under_their_standard_names() {
+        let text = Metrics::new().encode();
+        for series in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_max_fds ",
+            "process_threads ",
+            "process_start_time_seconds ",
+            "pathlight_queue_depth_events ",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(series)),
+                "{series:?} missing from\n{text}"
+            );
+        }
+        let rss: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(rss > 1e6, "a running test process uses more than 1 MB: {rss}");
     }
 }
