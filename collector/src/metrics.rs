@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 /// `route` and `status` of an answered request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `batch`, `preflight`, `metrics`, `healthz`, `static`, `not_found`.
+    /// `batch`, `preflight`, `metrics`, `healthz`, `readyz`, `static`, `not_found`, ...
     pub route: &'static str,
     /// HTTP status code.
     pub status: u16,
@@ -108,6 +108,13 @@ pub struct SiteLabel {
     pub site: String,
 }
 
+/// One label `stream`: the broker's JetStream stream (`broker.stream`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    /// The stream's name.
+    pub stream: String,
+}
+
 /// Every metric the collector exports.
 pub struct Metrics {
     registry: Registry,
@@ -139,6 +146,16 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Bytes of acknowledged events in the spool, not yet in ClickHouse.
     pub spool_bytes: Gauge,
+    /// Rows of acknowledged events in the spool, not yet in ClickHouse.
+    pub spool_rows: Gauge,
+    /// Spool segment files not yet shipped (the one being written included).
+    pub spool_segments: Gauge,
+    /// 1 while ClickHouse answers (probes and inserts), 0 while it does not
+    /// (`storage/clickhouse/health.rs`; readiness reads it).
+    pub clickhouse_up: Gauge,
+    /// In broker mode, 1 while the collector is connected to NATS, 0 while it is not; no series
+    /// otherwise.
+    pub nats_up: Family<StreamLabel, Gauge>,
     /// Seconds per spool group commit (write + fsync).
     pub spool_commit: Histogram,
     /// Spool segments ClickHouse refused for good.
@@ -210,6 +227,10 @@ impl Metrics {
             queue_depth: Gauge::default(),
             connections_refused: Counter::default(),
             spool_bytes: Gauge::default(),
+            spool_rows: Gauge::default(),
+            spool_segments: Gauge::default(),
+            clickhouse_up: Gauge::default(),
+            nats_up: Family::default(),
             spool_commit: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             spool_dead_segments: Counter::default(),
             undelivered_batches: Family::default(),
@@ -291,6 +312,26 @@ impl Metrics {
             "spool_bytes",
             "Bytes of acknowledged events on disk, not yet in ClickHouse",
             m.spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_rows",
+            "Rows of acknowledged events on disk, not yet in ClickHouse",
+            m.spool_rows.clone(),
+        );
+        registry.register(
+            "spool_segments",
+            "Spool segment files not yet shipped to ClickHouse",
+            m.spool_segments.clone(),
+        );
+        registry.register(
+            "clickhouse_up",
+            "1 while ClickHouse answers probes and inserts, 0 while it does not",
+            m.clickhouse_up.clone(),
+        );
+        registry.register(
+            "nats_up",
+            "Broker mode: 1 while connected to NATS, 0 while not",
+            m.nats_up.clone(),
         );
         registry.register(
             "spool_commit_seconds",
@@ -436,6 +477,9 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert!(rss > 1e6, "a running test process uses more than 1 MB: {rss}");
+        assert!(
+            rss > 1e6,
+            "a running test process uses more than 1 MB: {rss}"
+        );
     }
 }

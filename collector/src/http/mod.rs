@@ -10,7 +10,7 @@
 //!    that route's function in [`routes`]: `batch`, `identify` and `relay` read the body under
 //!    the limits of [`body`] and hand it to the pipeline (`crate::pipeline`); `query` and `websocket` ask
 //!    the query API (`crate::query`); `files` serves the tracker and `www/`; `ops` the
-//!    health check, metrics and the OpenAPI document.
+//!    liveness and readiness checks, metrics and the OpenAPI document.
 //! 3. Every refusal, of the pipeline, of the query API or of this layer, becomes its status
 //!    and JSON body in one place, [`error::ApiError`]. [`handle`] adds CORS (batch routes),
 //!    the [`security`] headers of the route, and counts the request in the metrics.
@@ -145,6 +145,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         Route::RelayUsers => Ok(routes::relay::users(app, req).await),
         Route::RelaySalts => Ok(routes::relay::salts(app, &req)),
         Route::Health => Ok(routes::ops::health()),
+        Route::Ready => Ok(routes::ops::ready(app)),
         Route::Metrics => Ok(routes::ops::metrics(app)),
         Route::OpenApi => Ok(routes::ops::openapi()),
         Route::RealtimeWs => Ok(routes::websocket::open(app, peer, req)),

@@ -22,8 +22,10 @@ pub enum Route<'a> {
     RelayUsers,
     /// `GET /v1/relay/salts`: the visitor-id salts, for relay workers.
     RelaySalts,
-    /// `GET /healthz`.
+    /// `GET /healthz`: liveness.
     Health,
+    /// `GET /readyz`: readiness, with each component's state.
+    Ready,
     /// `GET /metrics`: OpenMetrics text.
     Metrics,
     /// `GET /api/v1/openapi.json`.
@@ -80,6 +82,7 @@ impl<'a> Route<'a> {
             (&Method::POST, "/v1/relay/users") => Route::RelayUsers,
             (&Method::GET, "/v1/relay/salts") => Route::RelaySalts,
             (&Method::GET, "/healthz") => Route::Health,
+            (&Method::GET, "/readyz") => Route::Ready,
             (&Method::GET, "/metrics") => Route::Metrics,
             (&Method::GET, "/api/v1/openapi.json") => Route::OpenApi,
             (&Method::GET, "/api/v1/realtime/ws") => Route::RealtimeWs,
@@ -102,6 +105,7 @@ impl<'a> Route<'a> {
             Route::Tracker(_) => "tracker",
             Route::Relay | Route::RelayUsers | Route::RelaySalts => "relay",
             Route::Health => "healthz",
+            Route::Ready => "readyz",
             Route::Metrics => "metrics",
             Route::OpenApi | Route::Query(_) => "api",
             Route::RealtimeWs => "api_ws",
@@ -231,6 +235,7 @@ mod tests {
         assert_eq!(route("POST", "/v1/relay/users"), Route::RelayUsers);
         assert_eq!(route("GET", "/v1/relay/salts"), Route::RelaySalts);
         assert_eq!(route("GET", "/healthz"), Route::Health);
+        assert_eq!(route("GET", "/readyz"), Route::Ready);
         assert_eq!(route("GET", "/metrics"), Route::Metrics);
         assert_eq!(
             route("GET", "/heatmap.html"),

@@ -12,12 +12,14 @@ pub mod geo;
 mod identify;
 mod live;
 pub mod rate;
+mod readiness;
 pub mod recent_batches;
 pub mod salts;
 mod stages;
 
 pub use identify::{Identify, IdentifyRequest};
 pub use live::LiveEvent;
+pub use readiness::Readiness;
 pub use stages::{Prepared, Stages};
 
 use crate::config::Config;
@@ -164,6 +166,12 @@ impl Pipeline {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.stages.metrics
+    }
+
+    /// Sets the gauges read from state kept elsewhere (the broker client's connection), just
+    /// before `/metrics` is encoded.
+    pub fn refresh_gauges(&self) {
+        let _ = self.readiness();
     }
 
     /// Whether some site allows browser pages of `origin` to send events (for CORS answers,

@@ -20,6 +20,7 @@ mod import;
 mod ingest;
 mod loadgen;
 mod marts;
+mod ops;
 mod outage;
 mod privacy;
 mod retention;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 pub struct Publisher {
     js: jetstream::Context,
     subject: String,
+    stream: String,
 }
 
 impl Publisher {
@@ -20,7 +21,19 @@ impl Publisher {
         Ok(Publisher {
             js,
             subject: cfg.subject.clone(),
+            stream: cfg.stream.clone(),
         })
+    }
+
+    /// Whether the client is connected to a NATS server now (it reconnects by itself; while
+    /// it is not connected, publishes fail).
+    pub fn connected(&self) -> bool {
+        self.js.client().connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// The stream rows are published to.
+    pub fn stream(&self) -> &str {
+        &self.stream
     }
 
     /// Publishes `rows`, encoded as RowBinary in `body`, and returns once the stream has

@@ -7,6 +7,7 @@ mod batcher;
 mod config;
 pub mod dialect;
 pub mod erasure;
+pub mod health;
 pub mod marts;
 pub mod migrations;
 pub mod retention;

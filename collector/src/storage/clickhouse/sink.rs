@@ -10,6 +10,7 @@
 use super::batcher::{Batcher, Insert, Job, set_queue_depth};
 use super::config::ClickHouseConfig;
 use super::dialect::Dialect;
+use super::health;
 use super::migrations;
 use super::retry::{self, Decision};
 use super::row;
@@ -147,6 +148,12 @@ impl ClickHouseSink {
         };
         let batcher = Batcher::new(insert, cfg, metrics.clone(), permits.clone());
         let (drain, draining) = watch::channel(false);
+        health::set_up(&metrics, true);
+        tokio::spawn(health::probe(
+            client(cfg).with_validation(false),
+            metrics.clone(),
+            drain.subscribe(),
+        ));
         let task = tokio::spawn(batcher.run(rx, draining));
         let sink = ClickHouseSink {
             tx,
@@ -273,6 +280,7 @@ pub async fn insert_retrying(
             Ok(()) => break,
             Err(e) => e,
         };
+        health::record_failure(metrics, &e);
         let decision = retry::decide(&e);
         let label = if decision == Decision::Retry {
             "retry"
@@ -293,6 +301,7 @@ pub async fn insert_retrying(
         }
         tokio::time::sleep(retry::backoff(&cfg.retry, attempt)).await;
     }
+    health::set_up(metrics, true);
     tracing::debug!(rows, ms = started.elapsed().as_millis() as u64, "inserted");
     metrics
         .sink_latency

@@ -95,6 +95,7 @@ const MAX_PENDING_BYTES: u64 = 64 << 20;
 
 /// One request's rows, waiting for their group's fsync.
 struct Append {
+    rows: u64,
     /// The record's frame and its payload apart: the writer sends both in one `writev`, so the
     /// request's RowBinary body is never copied behind a header.
     header: [u8; HEADER],
@@ -114,14 +115,51 @@ impl Append {
 pub struct Segment {
     path: PathBuf,
     bytes: u64,
+    rows: u64,
     /// Left by the last run: ClickHouse may have it already.
     left_over: bool,
+}
+
+/// What the spool holds that ClickHouse does not have yet, as `/readyz` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    /// Bytes on disk, and reserved for appends being written.
+    pub bytes: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Segment files, the one being written included.
+    pub segments: u64,
+}
+
+/// The backlog's rows and segments, kept by the writer and the shipper (bytes are `used`,
+/// which also bounds appends) and mirrored in the metrics.
+#[derive(Default)]
+struct Counts {
+    rows: AtomicU64,
+    segments: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, metrics: &Metrics, rows: u64, segments: u64) {
+        let r = self.rows.fetch_add(rows, Ordering::Relaxed) + rows;
+        let s = self.segments.fetch_add(segments, Ordering::Relaxed) + segments;
+        metrics.spool_rows.set(r as i64);
+        metrics.spool_segments.set(s as i64);
+    }
+
+    fn sub(&self, metrics: &Metrics, rows: u64, segments: u64) {
+        let r = self.rows.fetch_sub(rows, Ordering::Relaxed) - rows;
+        let s = self.segments.fetch_sub(segments, Ordering::Relaxed) - segments;
+        metrics.spool_rows.set(r as i64);
+        metrics.spool_segments.set(s as i64);
+    }
 }
 
 /// Appends records; cloneless, shared behind the pipeline.
 pub struct Spool {
     tx: std_mpsc::Sender<Append>,
     used: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     pending: Arc<AtomicU64>,
     max_bytes: u64,
     metrics: Arc<Metrics>,
@@ -131,6 +169,7 @@ pub struct Spool {
 pub struct Shipping {
     sealed: mpsc::UnboundedReceiver<Segment>,
     used: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     dir: PathBuf,
 }
 
@@ -148,9 +187,10 @@ impl Spool {
         let (sealed_tx, sealed) = mpsc::unbounded_channel();
         let mut next_seq = 0;
         let mut used = 0;
+        let counts = Arc::new(Counts::default());
         for (seq, path) in segment_files(&dir)? {
             next_seq = next_seq.max(seq + 1);
-            let bytes = recover(&path)?;
+            let (bytes, rows) = recover(&path)?;
             if bytes == 0 {
                 fs::remove_file(&path)?;
                 continue;
@@ -161,9 +201,11 @@ impl Spool {
                 "replaying a spool segment left by the last run"
             );
             used += bytes;
+            counts.add(&metrics, rows, 1);
             let _ = sealed_tx.send(Segment {
                 path,
                 bytes,
+                rows,
                 left_over: true,
             });
         }
@@ -179,6 +221,7 @@ impl Spool {
             active: None,
             sealed: sealed_tx,
             used: used.clone(),
+            counts: counts.clone(),
             metrics: metrics.clone(),
         };
         std::thread::Builder::new()
@@ -187,11 +230,27 @@ impl Spool {
         let spool = Spool {
             tx,
             used: used.clone(),
+            counts: counts.clone(),
             pending,
             max_bytes: cfg.max_bytes,
             metrics,
         };
-        Ok((spool, Shipping { sealed, used, dir }))
+        let shipping = Shipping {
+            sealed,
+            used,
+            counts,
+            dir,
+        };
+        Ok((spool, shipping))
+    }
+
+    /// What the spool holds that ClickHouse does not have yet.
+    pub fn backlog(&self) -> Backlog {
+        Backlog {
+            bytes: self.used.load(Ordering::Relaxed),
+            rows: self.counts.rows.load(Ordering::Relaxed),
+            segments: self.counts.segments.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues `rows` (RowBinary, `n` rows) for the next group commit; the returned receiver
@@ -219,6 +278,7 @@ impl Spool {
             .set(self.used.load(Ordering::Relaxed) as i64);
         let (done, rx) = oneshot::channel();
         let append = Append {
+            rows: n as u64,
             header: header(&rows, n as u32),
             payload: rows,
             done,
@@ -236,6 +296,7 @@ struct Active {
     path: PathBuf,
     file: File,
     len: u64,
+    rows: u64,
     opened: Instant,
 }
 
@@ -246,6 +307,7 @@ struct Writer {
     active: Option<Active>,
     sealed: mpsc::UnboundedSender<Segment>,
     used: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     pending: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
@@ -332,16 +394,22 @@ impl Writer {
                 .create_new(true)
                 .append(true)
                 .open(&path)?;
-            if self.cfg.fsync {
-                // The new name must survive a crash too.
-                File::open(&self.dir)?.sync_all()?;
-            }
+            // Counted from its creation: sealing it, empty or not, uncounts it.
             self.active = Some(Active {
                 path,
                 file,
                 len: 0,
+                rows: 0,
                 opened: Instant::now(),
             });
+            self.counts.add(&self.metrics, 0, 1);
+            if self.cfg.fsync {
+                // The new name must survive a crash too.
+                if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+                    self.seal();
+                    return Err(e);
+                }
+            }
         }
         let Some(active) = self.active.as_mut() else {
             return Err(ErrorKind::Other.into());
@@ -356,7 +424,10 @@ impl Writer {
         });
         match written {
             Ok(()) => {
+                let rows: u64 = group.iter().map(|a| a.rows).sum();
                 active.len += len as u64;
+                active.rows += rows;
+                self.counts.add(&self.metrics, rows, 0);
                 Ok(())
             }
             Err(e) => {
@@ -374,12 +445,14 @@ impl Writer {
         drop(active.file);
         if active.len == 0 {
             let _ = fs::remove_file(&active.path);
+            self.counts.sub(&self.metrics, 0, 1);
             return;
         }
         // If the shipper is gone (shutdown), the file stays and the next start ships it.
         let _ = self.sealed.send(Segment {
             path: active.path,
             bytes: active.len,
+            rows: active.rows,
             left_over: false,
         });
     }

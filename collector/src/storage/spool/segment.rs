@@ -93,10 +93,11 @@ pub(super) fn parse(data: &[u8]) -> (Vec<Payload>, u64, usize) {
     (payloads, rows, at)
 }
 
-/// Cuts a segment left by a previous process back to its last whole record; returns its size.
-pub(super) fn recover(path: &Path) -> anyhow::Result<u64> {
+/// Cuts a segment left by a previous process back to its last whole record; returns its size
+/// and its rows.
+pub(super) fn recover(path: &Path) -> anyhow::Result<(u64, u64)> {
     let data = fs::read(path)?;
-    let (_, _, valid) = parse(&data);
+    let (_, rows, valid) = parse(&data);
     if valid < data.len() {
         tracing::warn!(
             ?path,
@@ -108,7 +109,7 @@ pub(super) fn recover(path: &Path) -> anyhow::Result<u64> {
             .open(path)?
             .set_len(valid as u64)?;
     }
-    Ok(valid as u64)
+    Ok((valid as u64, rows))
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ pub async fn ship(
         metrics
             .spool_bytes
             .set(shipping.used.load(Ordering::Relaxed) as i64);
+        shipping.counts.sub(&metrics, segment.rows, 1);
     }
 }
 

@@ -1,0 +1,183 @@
+//! Operations: liveness and readiness follow ClickHouse and the spool, and `/metrics` names
+//! every component and the process.
+
+use crate::{ClickHouseProcess, TestServer, batch_now, post};
+use pathlight_wire::cbor;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// `/readyz`'s status and body.
+async fn readyz(server: &TestServer) -> (u16, Value) {
+    let resp = reqwest::get(server.url("/readyz")).await.unwrap();
+    (resp.status().as_u16(), crate::json_body(resp).await)
+}
+
+/// Polls `/readyz` until `wanted` holds of its answer, at most `within`; that answer.
+async fn readyz_until(
+    server: &TestServer,
+    within: Duration,
+    what: &str,
+    wanted: impl Fn(u16, &Value) -> bool,
+) -> (u16, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = readyz(server).await;
+        if wanted(status, &body) {
+            return (status, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}; last answer {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of the unlabelled series `name` in a `/metrics` text.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn readyz_reports_clickhouse_up_and_metrics_name_each_component() {
+    let server = TestServer::start("ops_ready").await;
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let (status, body) = readyz(&server).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["writes_to"], "clickhouse", "{body}");
+    assert_eq!(body["unavailable"], serde_json::json!([]), "{body}");
+    assert_eq!(body["components"]["clickhouse"]["state"], "up", "{body}");
+    // Neither a spool nor a broker is configured: neither is reported.
+    assert!(body["components"].get("spool").is_none(), "{body}");
+    assert!(body["components"].get("nats").is_none(), "{body}");
+
+    let metrics = server.metrics().await;
+    assert_eq!(gauge(&metrics, "pathlight_clickhouse_up"), 1.0);
+    for name in [
+        "pathlight_spool_bytes",
+        "pathlight_spool_rows",
+        "pathlight_spool_segments",
+    ] {
+        assert_eq!(gauge(&metrics, name), 0.0, "{name}");
+    }
+    assert!(
+        metrics.contains("# TYPE pathlight_nats_up gauge"),
+        "{metrics}"
+    );
+    assert!(gauge(&metrics, "process_cpu_seconds_total") > 0.0);
+    assert!(gauge(&metrics, "process_resident_memory_bytes") > 1e6);
+    assert!(gauge(&metrics, "process_open_fds") > 3.0);
+    assert!(gauge(&metrics, "process_threads") > 1.0);
+    assert!(gauge(&metrics, "process_start_time_seconds") > 1.7e9);
+    server.stop().await;
+}
+
+/// ClickHouse killed under two collectors: the one that writes to ClickHouse becomes unready
+/// (503, naming ClickHouse) within seconds and without any traffic; the one with a spool
+/// stays ready, reports ClickHouse `down` and its backlog growing with a batch; both are
+/// ready, with the backlog shipped, once ClickHouse is back.
+#[tokio::test]
+async fn readyz_follows_a_clickhouse_outage_with_and_without_a_spool() {
+    let ch = ClickHouseProcess::start("readyz");
+    let direct = TestServer::start_at(&ch.url, "ops_direct", |_| {}).await;
+    let dir =
+        std::env::temp_dir().join(format!("pathlight-it-spool-readyz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spooled = TestServer::start_at(&ch.url, "ops_spooled", |c| {
+        c.spool.dir = Some(dir.clone());
+        c.spool.seal_ms = 100;
+    })
+    .await;
+    let (status, body) = readyz(&spooled).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["writes_to"], "spool", "{body}");
+    assert_eq!(body["components"]["spool"]["backlog"]["rows"], 0, "{body}");
+
+    ch.kill();
+    let (_, body) = readyz_until(
+        &direct,
+        Duration::from_secs(10),
+        "503 without spool",
+        |s, _| s == 503,
+    )
+    .await;
+    assert_eq!(body["status"], "not_ready", "{body}");
+    assert_eq!(
+        body["unavailable"],
+        serde_json::json!(["clickhouse"]),
+        "{body}"
+    );
+    assert_eq!(body["components"]["clickhouse"]["state"], "down", "{body}");
+    assert_eq!(
+        gauge(&direct.metrics().await, "pathlight_clickhouse_up"),
+        0.0
+    );
+
+    let (status, body) = readyz_until(
+        &spooled,
+        Duration::from_secs(10),
+        "ClickHouse down",
+        |_, b| b["components"]["clickhouse"]["state"] == "down",
+    )
+    .await;
+    assert_eq!(status, 200, "the spool takes the writes: {body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    let client = reqwest::Client::new();
+    let batch = batch_now();
+    let events = batch.events.len() as u64;
+    let (status, ack) = post(
+        &client,
+        &spooled.url("/v1/batch"),
+        None,
+        cbor::encode(&batch),
+    )
+    .await;
+    assert_eq!(status, 204, "{ack}");
+    let (status, body) = readyz(&spooled).await;
+    assert_eq!(status, 200, "{body}");
+    let backlog = &body["components"]["spool"]["backlog"];
+    assert_eq!(backlog["rows"], events, "{body}");
+    assert!(backlog["bytes"].as_u64().unwrap() > 0, "{body}");
+    assert!(backlog["segments"].as_u64().unwrap() >= 1, "{body}");
+    let metrics = spooled.metrics().await;
+    assert_eq!(gauge(&metrics, "pathlight_spool_rows"), events as f64);
+    assert!(gauge(&metrics, "pathlight_spool_bytes") > 0.0);
+    assert!(gauge(&metrics, "pathlight_spool_segments") >= 1.0);
+    assert_eq!(gauge(&metrics, "pathlight_clickhouse_up"), 0.0);
+
+    ch.restart();
+    let (_, body) = readyz_until(&direct, Duration::from_secs(30), "ready again", |s, _| {
+        s == 200
+    })
+    .await;
+    assert_eq!(body["components"]["clickhouse"]["state"], "up", "{body}");
+    let (_, body) = readyz_until(
+        &spooled,
+        Duration::from_secs(30),
+        "backlog shipped",
+        |_, b| {
+            b["components"]["spool"]["backlog"]["rows"] == 0
+                && b["components"]["clickhouse"]["state"] == "up"
+        },
+    )
+    .await;
+    assert_eq!(
+        body["components"]["spool"]["backlog"]["segments"], 0,
+        "{body}"
+    );
+    assert_eq!(body["components"]["spool"]["backlog"]["bytes"], 0, "{body}");
+    assert_eq!(
+        spooled.scalar("SELECT count() FROM events FINAL").await,
+        events
+    );
+    direct.stop().await;
+    spooled.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
