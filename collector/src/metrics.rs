@@ -177,6 +177,15 @@ pub struct Metrics {
     /// `identify` requests by outcome: `stored`, `relayed` (an edge worker's, stored), `named`
     /// (no traits: nothing to store), or the refusal's reason.
     pub identify_requests: Family<ReasonLabel, Counter>,
+    /// Visitors with an event stored in the last five minutes, by site (configured sites, or
+    /// `other`): what this collector saw (`pipeline/visitors.rs`), bots left out.
+    pub current_visitors: Family<SiteLabel, Gauge>,
+    /// Page views stored, by site, bots left out. Per site, not per path: paths are the
+    /// senders' to choose, unbounded, and may carry personal data, none of which belongs in
+    /// labels; the query API's `pages` answers by path.
+    pub page_views: Family<SiteLabel, Counter>,
+    /// Open WebSocket sessions of the live feed.
+    pub websocket_connections: Gauge,
     /// Query-API requests refused because their address sent too many wrong tokens.
     pub api_throttled: Counter,
     /// Seconds from a query-API request's headers to its answer (for `export`, to its first
@@ -240,6 +249,9 @@ impl Metrics {
             source_messages: Family::default(),
             identify_requests: Family::default(),
             api_throttled: Counter::default(),
+            current_visitors: Family::default(),
+            page_views: Family::default(),
+            websocket_connections: Gauge::default(),
             query_seconds: Family::new_with_constructor(|| Histogram::new(QUERY_SECONDS_BUCKETS)),
             query_cache_hits: Family::default(),
             query_cache_misses: Family::default(),
@@ -372,6 +384,21 @@ impl Metrics {
             "identify_requests",
             "Identify requests by outcome: stored, named (no traits), or the refusal's reason",
             m.identify_requests.clone(),
+        );
+        registry.register(
+            "current_visitors",
+            "Visitors with an event stored in the last 5 minutes, by site, bots left out (this collector's)",
+            m.current_visitors.clone(),
+        );
+        registry.register(
+            "page_views",
+            "Page views stored, by site, bots left out",
+            m.page_views.clone(),
+        );
+        registry.register(
+            "websocket_connections",
+            "Open WebSocket sessions of the live feed",
+            m.websocket_connections.clone(),
         );
         registry.register(
             "api_throttled",

@@ -16,6 +16,7 @@ mod readiness;
 pub mod recent_batches;
 pub mod salts;
 mod stages;
+mod visitors;
 
 pub use identify::{Identify, IdentifyRequest};
 pub use live::LiveEvent;
@@ -25,7 +26,7 @@ pub use stages::{Prepared, Stages};
 use crate::config::Config;
 use crate::dates::now_ms;
 use crate::error::IngestError;
-use crate::metrics::{KindLabel, Metrics};
+use crate::metrics::{KindLabel, Metrics, SiteLabel};
 use crate::storage::clickhouse::{ClickHouseSink, EventRow};
 use crate::storage::spool::{self, Spool};
 pub use pathlight_ingest::{Ack, IngestRequest, Rejected};
@@ -58,6 +59,8 @@ pub struct Pipeline {
     insert_timeout: Duration,
     /// The version of the last users' row stored (`identify.rs`).
     users_version: std::sync::atomic::AtomicU64,
+    /// Each site's visitors of the last five minutes.
+    visitors: visitors::LiveVisitors,
 }
 
 impl Pipeline {
@@ -108,6 +111,7 @@ impl Pipeline {
             recent: RecentBatches::default(),
             insert_timeout: Duration::from_millis(config.clickhouse.insert_timeout_ms),
             users_version: Default::default(),
+            visitors: Default::default(),
         });
         // Sessions idle past the timeout are forgotten once a minute, so memory follows the
         // number of active visitors.
@@ -125,6 +129,8 @@ impl Pipeline {
                 if let Some(limit) = &p.stages.ip_limit {
                     limit.forget_idle();
                 }
+                // Between scrapes too, so memory follows the current visitors.
+                p.visitors.current(now_ms());
                 // New day: a new salt, and the day before yesterday's forgotten. Every minute,
                 // so collectors that raced to create a day's salt agree quickly.
                 match salts::hasher(&p.salts_db, today()).await {
@@ -168,10 +174,43 @@ impl Pipeline {
         &self.stages.metrics
     }
 
-    /// Sets the gauges read from state kept elsewhere (the broker client's connection), just
-    /// before `/metrics` is encoded.
+    /// Sets the gauges read from state kept elsewhere (the broker client's connection, the
+    /// current visitors), just before `/metrics` is encoded.
     pub fn refresh_gauges(&self) {
         let _ = self.readiness();
+        let metrics = self.metrics();
+        let mut current: std::collections::HashMap<String, usize> =
+            self.stages.sites.keys().map(|s| (s.clone(), 0)).collect();
+        for (site, n) in self.visitors.current(now_ms()) {
+            *current
+                .entry(self.site_label(&site).to_owned())
+                .or_default() += n;
+        }
+        for (site, n) in current {
+            metrics
+                .current_visitors
+                .get_or_create(&SiteLabel { site })
+                .set(n as i64);
+        }
+    }
+
+    /// The visitors of `site` with an event stored here in the last five minutes.
+    pub fn current_visitors(&self, site: &str) -> usize {
+        self.visitors
+            .current(now_ms())
+            .into_iter()
+            .find_map(|(s, n)| (s == site).then_some(n))
+            .unwrap_or(0)
+    }
+
+    /// `site` as a metrics label: a configured site's id, else `other` (relay workers' rows
+    /// name their own sites), so the label's values stay the config's.
+    fn site_label<'a>(&self, site: &'a str) -> &'a str {
+        if self.stages.sites.contains_key(site) {
+            site
+        } else {
+            "other"
+        }
     }
 
     /// Whether some site allows browser pages of `origin` to send events (for CORS answers,
@@ -325,6 +364,8 @@ impl Pipeline {
         for r in rows {
             by_code[(r.event_type as u8 as usize).min(7)] += 1;
         }
+        self.visitors.record(rows, now_ms());
+        self.count_page_views(rows);
         for (code, n) in by_code.into_iter().enumerate().filter(|(_, n)| *n > 0) {
             let kind = pathlight_wire::EventKind::name_of_code(code as u8).unwrap_or("unknown");
             self.stages
@@ -334,6 +375,36 @@ impl Pipeline {
                 .inc_by(n);
         }
         Ok(())
+    }
+}
+
+impl Pipeline {
+    /// Counts the page views of stored `rows`, bots left out: one family lookup per run of
+    /// rows of one site (a batch is one site's).
+    fn count_page_views(&self, rows: &[EventRow]) {
+        let pageview = pathlight_wire::EventKind::Pageview.code() as i8;
+        let mut run: Option<(&str, u64)> = None;
+        let flush = |run: Option<(&str, u64)>| {
+            if let Some((site, n)) = run.filter(|(_, n)| *n > 0) {
+                self.stages
+                    .metrics
+                    .page_views
+                    .get_or_create(&SiteLabel {
+                        site: self.site_label(site).to_owned(),
+                    })
+                    .inc_by(n);
+            }
+        };
+        for r in rows
+            .iter()
+            .filter(|r| r.event_type == pageview && r.is_bot == 0)
+        {
+            match &mut run {
+                Some((site, n)) if *site == r.site_id => *n += 1,
+                _ => flush(run.replace((&r.site_id, 1))),
+            }
+        }
+        flush(run);
     }
 }
 

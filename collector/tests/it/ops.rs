@@ -79,6 +79,119 @@ async fn readyz_reports_clickhouse_up_and_metrics_name_each_component() {
     server.stop().await;
 }
 
+/// The business gauges: a batch makes its visitor current and counts its page views by
+/// site; an open WebSocket session counts until it closes.
+#[tokio::test]
+async fn metrics_count_current_visitors_page_views_and_websockets() {
+    let server = TestServer::start("ops_business").await;
+    let metrics = server.metrics().await;
+    // Every configured site has its series from the start.
+    assert_eq!(
+        gauge(&metrics, r#"pathlight_current_visitors{site="test"}"#),
+        0.0
+    );
+    assert!(
+        !metrics.contains("pathlight_page_views_total{"),
+        "{metrics}"
+    );
+
+    let batch = batch_now();
+    let views = batch
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, pathlight_wire::EventKind::Pageview))
+        .count();
+    assert!(views > 0);
+    // A browser's: a request without User-Agent is a bot's, and bots are left out.
+    let client = reqwest::Client::builder()
+        .user_agent(BROWSER)
+        .build()
+        .unwrap();
+    let (status, ack) = post(
+        &client,
+        &server.url("/v1/batch"),
+        None,
+        cbor::encode(&batch),
+    )
+    .await;
+    assert_eq!(status, 204, "{ack}");
+    let metrics = server.metrics().await;
+    assert_eq!(
+        gauge(&metrics, r#"pathlight_current_visitors{site="test"}"#),
+        1.0
+    );
+    assert_eq!(
+        gauge(&metrics, r#"pathlight_page_views_total{site="test"}"#),
+        views as f64
+    );
+    // The same visitor again: still one.
+    let again = batch_now();
+    let mut again = again;
+    again.events.iter_mut().for_each(|e| e.id.0[15] ^= 0x55);
+    assert_eq!(
+        post(
+            &client,
+            &server.url("/v1/batch"),
+            None,
+            cbor::encode(&again)
+        )
+        .await
+        .0,
+        204
+    );
+    let metrics = server.metrics().await;
+    assert_eq!(
+        gauge(&metrics, r#"pathlight_current_visitors{site="test"}"#),
+        1.0
+    );
+    assert_eq!(
+        gauge(&metrics, r#"pathlight_page_views_total{site="test"}"#),
+        2.0 * views as f64
+    );
+
+    assert_eq!(gauge(&metrics, "pathlight_websocket_connections"), 0.0);
+    let ws = open_websocket(&server).await;
+    assert_eq!(
+        gauge(&server.metrics().await, "pathlight_websocket_connections"),
+        1.0
+    );
+    drop(ws);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gauge(&server.metrics().await, "pathlight_websocket_connections") != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "a closed WebSocket still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// A WebSocket session of the live feed for the test site, opened by hand (the handshake's
+/// 101 read): the connection, to drop.
+async fn open_websocket(server: &TestServer) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/realtime/ws?site=test HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer test-token\r\n\r\n",
+        server.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "closed: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp
+}
+
 /// ClickHouse killed under two collectors: the one that writes to ClickHouse becomes unready
 /// (503, naming ClickHouse) within seconds and without any traffic; the one with a spool
 /// stays ready, reports ClickHouse `down` and its backlog growing with a batch; both are

@@ -29,6 +29,9 @@ pub fn ready(app: &App) -> Resp {
 /// `GET /metrics`.
 pub fn metrics(app: &App) -> Resp {
     app.pipeline.refresh_gauges();
+    app.metrics()
+        .websocket_connections
+        .set(*app.websockets.borrow() as i64);
     let mut r = Response::new(full(app.pipeline.metrics().encode()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
