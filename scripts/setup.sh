@@ -52,6 +52,16 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
 fi
 
+# promtool checks and unit-tests the alert rules of ops/prometheus (tests/ops); Debian ships it
+# with the server, whose packaged service the tests do not use.
+if ! command -v promtool >/dev/null 2>&1; then
+  step "apt-get install prometheus (for promtool)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  systemctl disable --now prometheus >/dev/null 2>&1 || service prometheus stop >/dev/null 2>&1 || true
+fi
+
 # Real ClickHouse for tests and the demo (Debian's 18.16).
 "$root/scripts/clickhouse.sh" install
 

@@ -1,7 +1,9 @@
 // The operations files (ops/): the Grafana dashboard and the Prometheus alert rules parse, are
-// complete, and name only metrics a running collector actually exports.
+// complete, pass Prometheus's own checks and unit tests (promtool, Debian's `prometheus`,
+// installed by scripts/setup.sh), and name only metrics a running collector actually exports.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -22,11 +24,49 @@ test("dashboard and alert rules are complete", () => {
   }
   const rules = alerts.groups.flatMap((g) => g.rules);
   const names = rules.map((r) => r.alert);
-  for (const wanted of ["PathlightIngestStopped", "PathlightSinkBehind", "PathlightRejectRatio"]) {
+  for (const wanted of [
+    "PathlightIngestStopped",
+    "PathlightSinkBehind",
+    "PathlightRejectRatio",
+    "PathlightIngestErrors",
+    "PathlightClickHouseDown",
+    "PathlightNatsDown",
+    "PathlightSpoolBacklogGrowing",
+    "PathlightQueryP95Slow",
+  ]) {
     assert.ok(names.includes(wanted), wanted);
   }
   for (const r of rules) {
     assert.ok(r.expr && r.for && r.labels?.severity && r.annotations?.summary, r.alert);
+  }
+});
+
+test("promtool accepts the rules and their unit tests pass", () => {
+  const rules = join(root, "ops/prometheus");
+  const run = (...args) => execFileSync("promtool", args, { cwd: rules, encoding: "utf8", stdio: "pipe" });
+  assert.match(run("check", "rules", "alerts.yml"), /SUCCESS/);
+  assert.match(run("test", "rules", "alerts.test.yml"), /SUCCESS/);
+});
+
+test("the dashboard has panels for components, spool backlog, business and process figures", () => {
+  const named = (metric) => dashboard.panels.some((p) => p.targets.some((t) => t.expr.includes(metric)));
+  for (const metric of [
+    "pathlight_clickhouse_up",
+    "pathlight_nats_up",
+    "pathlight_spool_bytes",
+    "pathlight_spool_rows",
+    "pathlight_spool_segments",
+    "pathlight_current_visitors",
+    "pathlight_page_views_total",
+    "pathlight_websocket_connections",
+    "pathlight_query_request_seconds_bucket",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "process_threads",
+    "process_start_time_seconds",
+  ]) {
+    assert.ok(named(metric), `no panel shows ${metric}`);
   }
 });
 
@@ -43,7 +83,7 @@ test("every metric the dashboard and the alerts name is exported by the collecto
       const suffixes = { counter: ["_total"], histogram: ["_bucket", "_sum", "_count"], gauge: [""] }[type] ?? [""];
       for (const s of suffixes) series.add(name + s);
     }
-    const referenced = new Set(exprs.flatMap((e) => e.match(/pathlight_[a-z_]+/g) ?? []));
+    const referenced = new Set(exprs.flatMap((e) => e.match(/\b(?:pathlight|process)_[a-z_]+/g) ?? []));
     assert.ok(referenced.size >= 6, [...referenced].join(", "));
     for (const name of referenced) assert.ok(series.has(name), `${name} is not exported; exported: ${[...series].join(", ")}`);
   } finally {
