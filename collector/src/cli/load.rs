@@ -19,6 +19,9 @@ pub struct Args {
     /// Crash tests: exit right after this many inserts, before acking their messages.
     #[arg(long, hide = true)]
     exit_after_inserts: Option<u64>,
+    /// Crash tests: exit once this many input messages were stored, before acking them.
+    #[arg(long, hide = true)]
+    exit_after_input: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
@@ -47,6 +50,7 @@ pub fn run(rt: &tokio::runtime::Runtime, config: Config, args: Args) -> anyhow::
                 pipeline.clone(),
                 cfg.broker.clone(),
                 stopping.clone(),
+                args.exit_after_input,
             ));
             Some((task, pipeline, sink))
         } else {

@@ -33,10 +33,13 @@ const REDELIVER_AFTER: RetryConfig = RetryConfig {
 };
 
 /// Consumes the input stream until `stopping` turns true, then finishes the messages in hand.
+/// `exit_after_stored` is for crash tests: the process exits once that many messages were
+/// stored, before their acks, as a loader killed at the worst moment would.
 pub async fn run(
     pipeline: Arc<Pipeline>,
     cfg: BrokerConfig,
     mut stopping: watch::Receiver<bool>,
+    exit_after_stored: Option<u64>,
 ) -> anyhow::Result<SourceReport> {
     let (js, stream) = cfg.connect_input("pathlight-source").await?;
     let consumer = cfg
@@ -54,7 +57,9 @@ pub async fn run(
                 failed = 0;
                 // All at once: the pipeline gathers their rows into its next store.
                 futures_util::stream::iter(messages)
-                    .for_each_concurrent(None, |m| handle(&pipeline, &js, &cfg, m, &counts))
+                    .for_each_concurrent(None, |m| {
+                        handle(&pipeline, &js, &cfg, m, &counts, exit_after_stored)
+                    })
                     .await;
             }
             Err(e) => {
@@ -94,6 +99,7 @@ async fn handle(
     cfg: &BrokerConfig,
     m: Message,
     counts: &Counts,
+    exit_after_stored: Option<u64>,
 ) {
     let site = m
         .subject
@@ -133,8 +139,12 @@ async fn handle(
     };
     let outcome = match pipeline.ingest(req).await {
         Ok(ack) if ack.rejected.is_empty() => {
+            let stored = counts.stored.fetch_add(1, Ordering::Relaxed) + 1;
+            if exit_after_stored == Some(stored) {
+                tracing::warn!(stored, "exiting before the ack, as asked (crash test)");
+                std::process::exit(86);
+            }
             let _ = m.ack().await;
-            counts.stored.fetch_add(1, Ordering::Relaxed);
             "stored"
         }
         Ok(ack) => {

@@ -1,6 +1,7 @@
 //! Scale-out mode through a real nats-server with JetStream: collectors publish, loaders (in
 //! this process and as `pathlight load` processes) insert, and a loader that dies between its
-//! insert and its acks costs no event and duplicates none.
+//! insert and its acks costs no event and duplicates none; likewise on the input stream, a
+//! loader that dies between storing producers' messages and acking them.
 
 use crate::{TestServer, clickhouse_url, server_script};
 use pathlight_bench::loadgen;
@@ -96,23 +97,8 @@ async fn two_loaders_and_one_dying_between_insert_and_ack_store_every_event_once
     let mut config = Config::for_tests(clickhouse_url(), "it_scale_out");
     scale_out(&mut config, &nats.url, stream);
     config.broker.batch_messages = 50;
-    let file = nats.dir.join("pathlight.toml");
-    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pathlight"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PATHLIGHT_")) {
-        cmd.env_remove(key);
-    }
-    cmd.arg("--config").arg(&file).args([
-        "load",
-        "--owner-pid",
-        &std::process::id().to_string(),
-        "--exit-after-inserts",
-        "1",
-    ]);
-    let status = tokio::task::spawn_blocking(move || cmd.status().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(86), "the loader exits after its insert");
+    let status = load_process(&nats, &config, &["--exit-after-inserts", "1"]).await;
+    assert_eq!(status, Some(86), "the loader exits after its insert");
     assert_eq!(server.scalar("SELECT count() FROM events").await, 1_000);
     assert_eq!(nats.pending(stream).await, 150, "nothing was acked");
 
@@ -282,6 +268,23 @@ async fn a_stream_cap_beyond_the_servers_store_stops_the_start_and_names_the_key
         .unwrap();
 }
 
+/// Runs `pathlight load` with `config` and `args` to its end; its exit code.
+async fn load_process(nats: &NatsProcess, config: &Config, args: &[&str]) -> Option<i32> {
+    let file = nats.dir.join("pathlight.toml");
+    std::fs::write(&file, toml::to_string(config).unwrap()).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pathlight"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PATHLIGHT_")) {
+        cmd.env_remove(key);
+    }
+    cmd.arg("--config")
+        .arg(&file)
+        .args(["load", "--owner-pid", &std::process::id().to_string()]);
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || cmd.status().unwrap().code())
+        .await
+        .unwrap()
+}
+
 /// Runs the input source and a loader in this process until `stop` is sent.
 fn source_and_loader(
     config: &Config,
@@ -295,6 +298,7 @@ fn source_and_loader(
             pipeline.clone(),
             config.broker.clone(),
             stopping.clone(),
+            None,
         ));
         let mut stopped = stopping.clone();
         run(
@@ -446,6 +450,91 @@ async fn producers_publish_events_to_the_input_and_bad_messages_go_to_the_dead_s
         refused(&last).contains("\"index\":1"),
         "the mixed batch's second event: {}",
         refused(&last)
+    );
+    server.stop().await;
+    nats.stop();
+}
+
+#[tokio::test]
+async fn an_input_loader_killed_between_store_and_ack_loses_and_doubles_nothing() {
+    let nats = NatsProcess::start("input-crash");
+    let server =
+        TestServer::start_with("input_crash", |c| scale_out(c, &nats.url, "IT_CRASH_ROWS")).await;
+    let mut config = Config::for_tests(clickhouse_url(), "it_input_crash");
+    scale_out(&mut config, &nats.url, "IT_CRASH_ROWS");
+    config.broker.input_stream = "IT_CRASH_INPUT".into();
+    let (js, _) = config.broker.connect_input("test-producer").await.unwrap();
+    // 30 JSON batches of 5 events and 10 simple-array messages of 2 (their ids come from their
+    // content, so a message delivered twice gives the same ids).
+    let now = chrono_free_rfc3339(pathlight_collector::dates::now_ms());
+    let mut bodies = Vec::new();
+    for i in 0..30u8 {
+        let mut batch = crate::batch_now();
+        batch.events.truncate(5);
+        batch.batch_id.0[0] = i;
+        for e in &mut batch.events {
+            e.id.0[0] = i;
+        }
+        bodies.push(pathlight_wire::json::encode(&batch));
+    }
+    for i in 0..10 {
+        bodies.push(
+            format!(
+                r#"[{{"type":"view","session_id":"s-{i}","url":"/a","created_at":"{now}"}},
+                    {{"type":"click","session_id":"s-{i}","url":"/a","created_at":"{now}","payload":{{"x":1,"y":2}}}}]"#
+            )
+            .into_bytes(),
+        );
+    }
+    for body in bodies {
+        js.publish(config.broker.input_of("test"), body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    const EVENTS: u64 = 30 * 5 + 10 * 2;
+
+    // A `pathlight load` process stores 7 messages' events (their rows are in the rows' stream,
+    // some maybe in ClickHouse) and dies before acking any of them.
+    config.broker.batch_messages = 10;
+    let status = load_process(&nats, &config, &["--exit-after-input", "7"]).await;
+    assert_eq!(status, Some(86), "the loader exits before its ack");
+    assert!(
+        nats.pending("IT_CRASH_INPUT").await > 33,
+        "the stored messages were not acked"
+    );
+
+    // The next loader gets them again once `ack_wait` has passed, with the rest.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let task = source_and_loader(&config, stopping);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while nats.pending("IT_CRASH_INPUT").await > 0
+        || server.scalar("SELECT count() FROM events").await < EVENTS
+    {
+        assert!(Instant::now() < deadline, "input not stored in time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Anything still on its way would show up now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send_replace(true);
+    let report = task.await.unwrap();
+    assert_eq!((report.dead, report.retried), (0, 0), "{report:?}");
+    assert_eq!(server.scalar("SELECT count() FROM events").await, EVENTS);
+    assert_eq!(
+        server
+            .scalar("SELECT uniqExact(event_id) FROM events")
+            .await,
+        EVENTS
+    );
+    assert_eq!(
+        server
+            .scalar("SELECT toUInt64(countMerge(events)) FROM sessions")
+            .await,
+        server
+            .scalar("SELECT count() FROM events WHERE is_bot = 0")
+            .await,
+        "the marts counted each event once"
     );
     server.stop().await;
     nats.stop();
