@@ -68,6 +68,28 @@ fi
 # NATS with JetStream for scale-out mode's tests (Debian's nats-server).
 "$root/scripts/nats.sh" install
 
+# Schemathesis, which holds the query API to its OpenAPI document (tests/api/contract.test.mjs),
+# from PyPI at the versions of its requirements file, into a venv of its own outside the work
+# tree (a fresh clone reuses it). The venv is named by the version; a stamp of the file's hash
+# says whether it is complete, so a second run only compares two hashes.
+st_reqs=$root/tests/api/schemathesis-requirements.txt
+st_version=$(sed -n 's/^schemathesis==//p' "$st_reqs")
+st_venv=${XDG_CACHE_HOME:-$HOME/.cache}/pathlight/schemathesis-$st_version
+st_hash=$(sha256sum "$st_reqs" | cut -d' ' -f1)
+if [ "$(cat "$st_venv/.pathlight-requirements-sha256" 2>/dev/null)" != "$st_hash" ]; then
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    step "apt-get install python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  step "schemathesis $st_version into $st_venv"
+  rm -rf "$st_venv"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$st_reqs"
+  echo "$st_hash" >"$st_venv/.pathlight-requirements-sha256"
+fi
+
 # Node packages of the cross-component tests (chdb: current ClickHouse embedded), exactly as
 # locked. `npm ci` wipes and reinstalls, so it runs only when the lock file changed.
 if ! command -v npm >/dev/null 2>&1; then
