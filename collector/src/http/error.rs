@@ -30,6 +30,9 @@ pub enum ApiError {
     /// Too many wrong API tokens from this address lately.
     #[error("too many wrong API tokens from this address; retry later")]
     Throttled(Duration),
+    /// A known path asked with a method it does not take; the methods it takes.
+    #[error("method not allowed: this path takes {0}")]
+    MethodNotAllowed(&'static str),
 }
 
 impl ApiError {
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::RelayUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::RelayUnauthorized => "unauthorized",
             ApiError::Throttled(_) => "throttled",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
         }
     }
 
@@ -93,12 +98,16 @@ impl ApiError {
         }
     }
 
-    /// The answer: status, JSON body, `Retry-After`.
+    /// The answer: status, JSON body, `Retry-After`, and `Allow` with a 405.
     pub fn response(&self) -> Resp {
         let mut r = json(self.status(), &self.body());
         if let Some(secs) = self.retry_after() {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         r
     }
@@ -152,5 +161,18 @@ mod tests {
 
         let (status, body, _) = answer(ApiError::NotFound);
         assert_eq!((status, body["reason"].as_str()), (404, Some("not_found")));
+
+        let not_allowed = ApiError::MethodNotAllowed("OPTIONS, POST");
+        assert_eq!(
+            not_allowed.response().headers()[header::ALLOW],
+            "OPTIONS, POST"
+        );
+        let (status, body, _) = answer(not_allowed);
+        assert_eq!(status, 405);
+        assert_eq!(body["reason"], "method_not_allowed");
+        assert_eq!(
+            body["error"],
+            "method not allowed: this path takes OPTIONS, POST"
+        );
     }
 }

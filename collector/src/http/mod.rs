@@ -154,10 +154,12 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         }
         Route::Query(endpoint) => Ok(routes::query::answer(app, peer, endpoint, &req).await),
         Route::Static(p) => found(routes::files::www(&app.opts, p).await),
+        Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
         Route::NotFound => Err(ApiError::NotFound),
     };
     let (label, mut resp) = match answered {
         Ok(r) => (route.label(), r),
+        Err(e @ ApiError::MethodNotAllowed(_)) => (route.label(), e.response()),
         Err(e) => ("not_found", e.response()),
     };
     if matches!(

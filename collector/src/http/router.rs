@@ -40,6 +40,9 @@ pub enum Route<'a> {
     Query(Endpoint<'a>),
     /// `GET|HEAD` of anything else: a file of `www/`, the dashboards.
     Static(&'a str),
+    /// A path of the routes above asked with a method it does not take: 405, with the
+    /// methods it takes in `Allow` (RFC 9110 §15.5.6).
+    MethodNotAllowed(&'static str),
     /// Anything else, and anything under `prefix` but the tracker's routes.
     NotFound,
 }
@@ -74,6 +77,9 @@ impl<'a> Route<'a> {
         if let Some(file) = TrackerFile::named(public).filter(|_| read) {
             return Route::Tracker(file);
         }
+        if matches!(public, "/v1/batch" | "/v1/identify") {
+            return Route::MethodNotAllowed("OPTIONS, POST");
+        }
         if under_prefix {
             return Route::NotFound;
         }
@@ -91,6 +97,17 @@ impl<'a> Route<'a> {
             (&Method::GET, p) if p.starts_with("/api/v1/") => {
                 Route::Query(Endpoint::of(&p["/api/v1/".len()..]))
             }
+            (_, "/v1/relay") => Route::MethodNotAllowed("POST"),
+            (_, "/v1/relay/salts" | "/healthz" | "/metrics") => Route::MethodNotAllowed("GET"),
+            // The query API's paths take GET only, HEAD included: its answers are computed,
+            // and nothing would be gained by computing one to send its headers alone.
+            (_, p) if p.starts_with("/api/v1/") => match &p["/api/v1/".len()..] {
+                "openapi.json" | "realtime/ws" | "export" | "realtime/stream" => {
+                    Route::MethodNotAllowed("GET")
+                }
+                e if Endpoint::of(e) != Endpoint::Unknown => Route::MethodNotAllowed("GET"),
+                _ => Route::NotFound,
+            },
             (_, p) if read => Route::Static(p),
             _ => Route::NotFound,
         }
@@ -111,6 +128,7 @@ impl<'a> Route<'a> {
             Route::RealtimeWs => "api_ws",
             Route::Export | Route::RealtimeStream => "api_stream",
             Route::Static(_) => "static",
+            Route::MethodNotAllowed(_) => "method_not_allowed",
             Route::NotFound => "not_found",
         }
     }
@@ -170,7 +188,13 @@ mod tests {
             assert_eq!(route("POST", path), Route::Identify);
             assert_eq!(route("OPTIONS", path), Route::BatchPreflight);
         }
-        assert_eq!(route("GET", "/v1/identify"), Route::Static("/v1/identify"));
+        for path in ["/v1/identify", "/_pl/v1/batch"] {
+            assert_eq!(
+                route("GET", path),
+                Route::MethodNotAllowed("OPTIONS, POST"),
+                "{path}"
+            );
+        }
         let loader = Route::Tracker(TrackerFile {
             name: "p.js",
             hashed: false,
@@ -227,10 +251,24 @@ mod tests {
             Route::RealtimeStream
         );
         assert_eq!(route("GET", "/api/v1/realtime/ws"), Route::RealtimeWs);
-        assert_eq!(
-            route("HEAD", "/api/v1/stats"),
-            Route::Static("/api/v1/stats")
-        );
+        for (method, path) in [
+            ("HEAD", "/api/v1/stats"),
+            ("TRACE", "/api/v1/sessions/s1"),
+            ("DELETE", "/api/v1/users/u1/events"),
+            ("PUT", "/api/v1/openapi.json"),
+            ("POST", "/api/v1/export"),
+            ("QUERY", "/api/v1/realtime/ws"),
+            ("PATCH", "/healthz"),
+            ("HEAD", "/metrics"),
+        ] {
+            assert_eq!(
+                route(method, path),
+                Route::MethodNotAllowed("GET"),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(route("GET", "/v1/relay"), Route::MethodNotAllowed("POST"));
+        assert_eq!(route("POST", "/api/v1/nope"), Route::NotFound);
         assert_eq!(route("POST", "/v1/relay"), Route::Relay);
         assert_eq!(route("POST", "/v1/relay/users"), Route::RelayUsers);
         assert_eq!(route("GET", "/v1/relay/salts"), Route::RelaySalts);
