@@ -228,7 +228,8 @@
   async function funnel(ev) {
     ev?.preventDefault();
     const table = document.getElementById("funnel");
-    const steps = stepsInput.value.trim();
+    // The API takes steps as written; "/a, /b" as typed means "/a,/b".
+    const steps = stepsInput.value.split(",").map((s) => s.trim()).filter(Boolean).join(",");
     if (!steps) {
       table.replaceChildren(text("tr", "Enter the steps (pages or custom event names, comma-separated) and Run."));
       return;

@@ -110,6 +110,15 @@ const THROUGH_NEXT: &str = "day BETWEEN toDate(?) AND toDate(?) + 1";
 /// `HAVING` of a query over the `sessions` mart: sessions that started in the date range.
 const STARTED: &str = "toDate(toDateTime(intDiv(t0, 1000))) BETWEEN toDate(?) AND toDate(?)";
 
+/// The first day an event can have: stored timestamps start at the Unix epoch.
+pub const FIRST_DAY: &str = "1970-01-01";
+/// The last day a range reads: ClickHouse 18.16's `Date` ends in 2105, and a day after this
+/// one must still be a `Date` (queries read the day after a range, for sessions going on past
+/// midnight).
+pub const LAST_DAY: &str = "2100-12-31";
+/// `from` and `to` of a range without days: the day after [`LAST_DAY`] to it.
+const EMPTY_RANGE: (&str, &str) = ("2101-01-01", LAST_DAY);
+
 fn bad(param: &'static str, detail: impl Into<String>) -> QueryError {
     QueryError::BadParam {
         param,
@@ -143,12 +152,18 @@ impl Filters {
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();
             match k.as_ref() {
-                "site" if !v.is_empty() && v.len() <= 256 => f.site = v,
-                "site" => return Err(bad("site", "must be 1 to 256 bytes")),
+                // Lengths are in characters, as the OpenAPI document's JSON Schema counts.
+                "site" if (1..=256).contains(&v.chars().count()) => f.site = v,
+                "site" => return Err(bad("site", "must be 1 to 256 characters")),
                 "from" => f.from = date(&v).ok_or_else(|| bad("from", "expected YYYY-MM-DD"))?,
                 "to" => f.to = date(&v).ok_or_else(|| bad("to", "expected YYYY-MM-DD"))?,
-                "path" if v.starts_with('/') && v.len() <= 2048 => f.path = Some(v),
-                "path" => return Err(bad("path", "must start with / and be at most 2048 bytes")),
+                "path" if v.starts_with('/') && v.chars().count() <= 2048 => f.path = Some(v),
+                "path" => {
+                    return Err(bad(
+                        "path",
+                        "must start with / and be at most 2048 characters",
+                    ));
+                }
                 "device" if matches!(v.as_str(), "desktop" | "mobile" | "tablet") => {
                     f.device = Some(v)
                 }
@@ -163,7 +178,7 @@ impl Filters {
                         _ => (1000, u32::MAX),
                     });
                 }
-                "session" if !v.is_empty() && v.len() <= 256 => f.session = Some(v),
+                "session" if (1..=256).contains(&v.chars().count()) => f.session = Some(v),
                 "limit" => {
                     f.limit = v
                         .parse()
@@ -188,12 +203,18 @@ impl Filters {
                 }
                 "ended" => return Err(bad("ended", "expected closed, timed_out or active")),
                 "layers" => {
-                    let layers: Vec<String> = v.split(',').map(|l| l.trim().to_owned()).collect();
-                    if layers
+                    let layers: Vec<String> = v.split(',').map(str::to_owned).collect();
+                    let known =
+                        |l: &String| matches!(l.as_str(), "clicks" | "scroll" | "frustration");
+                    let twice = layers
                         .iter()
-                        .any(|l| !matches!(l.as_str(), "clicks" | "scroll" | "frustration"))
-                    {
-                        return Err(bad("layers", "comma-separated clicks, scroll, frustration"));
+                        .enumerate()
+                        .any(|(i, l)| layers[..i].contains(l));
+                    if !layers.iter().all(known) || twice {
+                        return Err(bad(
+                            "layers",
+                            "comma-separated clicks, scroll, frustration, each at most once",
+                        ));
                     }
                     f.layers = Some(layers);
                 }
@@ -212,18 +233,16 @@ impl Filters {
                         .filter(|&n| (1..=10_000).contains(&n))
                         .ok_or_else(|| bad("rage_px", "1 to 10000"))?
                 }
+                // Taken as sent, each step 1 to 2048 characters: a step padded with spaces is
+                // another event name, and a lenient reading would accept lists the API's
+                // document calls invalid.
                 "steps" => {
-                    f.steps = v
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect();
-                    if !(2..=10).contains(&f.steps.len()) || f.steps.iter().any(|s| s.len() > 2048)
-                    {
+                    f.steps = v.split(',').map(str::to_owned).collect();
+                    let fits = |s: &String| (1..=2048).contains(&s.chars().count());
+                    if !(2..=10).contains(&f.steps.len()) || !f.steps.iter().all(fits) {
                         return Err(bad(
                             "steps",
-                            "2 to 10 comma-separated page paths or event names",
+                            "2 to 10 comma-separated page paths or event names, each 1 to 2048 characters",
                         ));
                     }
                 }
@@ -239,10 +258,22 @@ impl Filters {
         if f.from.is_empty() {
             f.from = civil(days_of(&f.to) - 29);
         }
-        if days_of(&f.from) > days_of(&f.to) {
-            return Err(bad("from", "must not be after to"));
-        }
+        f.clamp_range();
         Ok(f)
+    }
+
+    /// Limits the range to the days events can have ([`FIRST_DAY`] to [`LAST_DAY`]): a range
+    /// reaching outside them has no events there, and ClickHouse's `Date` cannot hold their
+    /// days. A range holding none of them (`from` after `to`, or wholly outside) becomes
+    /// [`EMPTY_RANGE`], which every query reads as no days.
+    fn clamp_range(&mut self) {
+        let (first, last) = (days_of(FIRST_DAY), days_of(LAST_DAY));
+        let (from, to) = (days_of(&self.from).max(first), days_of(&self.to).min(last));
+        (self.from, self.to) = if from > to {
+            (EMPTY_RANGE.0.into(), EMPTY_RANGE.1.into())
+        } else {
+            (civil(from), civil(to))
+        };
     }
 
     /// The funnel steps, for `funnel`.
@@ -516,7 +547,7 @@ where
     }
 }
 
-/// `YYYY-MM-DD`, checked as a real date.
+/// `YYYY-MM-DD`, checked as a real date (RFC 3339's `full-date`, years 0000 to 9999).
 fn date(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let ok = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
@@ -525,7 +556,11 @@ fn date(s: &str) -> Option<String> {
         s.get(5..7)?.parse::<u32>().ok()?,
         s.get(8..10)?.parse::<u32>().ok()?,
     );
-    (ok && (1970..=2100).contains(&y) && civil(days_from_civil(y, m, d)) == s).then(|| s.to_owned())
+    let digits = b
+        .iter()
+        .enumerate()
+        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    (ok && digits && civil(days_from_civil(y, m, d)) == s).then(|| s.to_owned())
 }
 
 fn days_of(s: &str) -> i64 {

@@ -154,11 +154,50 @@ fn filters_parse_validate_and_default() {
         ("site=demo&path=catalog", "path"),
         ("site=demo&device=fridge", "device"),
         ("site=demo&width=wide", "width"),
-        ("site=demo&from=2026-11-02&to=2026-11-01", "from"),
+        ("site=", "site"),
+        ("site=demo&from=%2B2026-11-01", "from"),
+        ("site=demo&layers=clicks,clicks", "layers"),
+        ("site=demo&layers=clicks,%20scroll", "layers"),
+        ("site=demo&steps=/a", "steps"),
+        ("site=demo&steps=/a,,/b", "steps"),
     ] {
         match Filters::parse(q) {
             Err(QueryError::BadParam { param: p, .. }) => assert_eq!(p, param, "{q}"),
             other => panic!("{q}: {other:?}"),
         }
     }
+    // Lengths count characters, as JSON Schema's maxLength does.
+    let site = "é".repeat(256);
+    assert_eq!(Filters::parse(&format!("site={site}")).unwrap().site, site);
+    assert!(Filters::parse(&format!("site={site}é")).is_err());
+    // Steps are taken as sent: a space belongs to the step.
+    let f = Filters::parse("site=demo&steps=/a,%20signup").unwrap();
+    assert_eq!(f.steps, ["/a", " signup"]);
+}
+
+#[test]
+fn a_range_is_clamped_to_the_days_events_can_have_and_may_be_empty() {
+    let range = |q: &str| {
+        let f = Filters::parse(&format!("site=demo&{q}")).unwrap();
+        (f.from, f.to)
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        range("from=0001-01-01&to=2026-11-01"),
+        pair("1970-01-01", "2026-11-01")
+    );
+    assert_eq!(
+        range("from=2026-11-01&to=9999-12-31"),
+        pair("2026-11-01", "2100-12-31")
+    );
+    let empty = pair("2101-01-01", "2100-12-31");
+    assert_eq!(range("from=2026-11-02&to=2026-11-01"), empty);
+    assert_eq!(range("from=1900-01-01&to=1969-12-31"), empty);
+    assert_eq!(range("from=2200-01-01&to=2300-01-01"), empty);
+    assert_eq!(range("to=0000-01-01"), empty);
+    let days: Vec<_> = super::stats::unrolled_days(
+        &Filters::parse("site=demo&from=2026-11-02&to=2026-11-01").unwrap(),
+        &[],
+    );
+    assert!(days.is_empty());
 }
