@@ -41,7 +41,9 @@ impl ApiError {
         match self {
             ApiError::Ingest(e) => e.status(),
             ApiError::Query(e) => match e {
-                QueryError::BadParam { .. } => StatusCode::BAD_REQUEST,
+                QueryError::BadParam { .. } | QueryError::UnknownParams { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
                 QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                 QueryError::NotFound => StatusCode::NOT_FOUND,
                 QueryError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::Ingest(e) => e.reason(),
             ApiError::Query(e) => match e {
                 QueryError::BadParam { .. } => "bad_param",
+                QueryError::UnknownParams { .. } => "unknown_param",
                 QueryError::Unauthorized(_) => "unauthorized",
                 QueryError::NotFound => "not_found",
                 QueryError::OriginNotAllowed(_) => "origin_not_allowed",
@@ -81,6 +84,9 @@ impl ApiError {
                 field: match self {
                     ApiError::Query(QueryError::BadParam { param, .. }) => {
                         Some((*param).to_owned())
+                    }
+                    ApiError::Query(QueryError::UnknownParams { names, .. }) => {
+                        names.first().cloned()
                     }
                     _ => None,
                 },
@@ -174,5 +180,41 @@ mod tests {
             body["error"],
             "method not allowed: this path takes OPTIONS, POST"
         );
+    }
+
+    #[test]
+    fn the_query_apis_refusals_are_the_documents_error_reasons() {
+        let doc: serde_json::Value = serde_json::from_str(crate::query::OPENAPI).unwrap();
+        let documented = &doc["components"]["schemas"]["Error"]["properties"]["reason"]["enum"];
+        let refusals: Vec<ApiError> = vec![
+            QueryError::BadParam {
+                param: "from",
+                detail: String::new(),
+            }
+            .into(),
+            QueryError::UnknownParams {
+                names: vec!["hours".into()],
+                takes: &["site"],
+            }
+            .into(),
+            QueryError::Unauthorized("shop".into()).into(),
+            QueryError::NotFound.into(),
+            QueryError::OriginNotAllowed("https://x".into()).into(),
+            QueryError::Storage(clickhouse::error::Error::Custom("down".into())).into(),
+            ApiError::NotFound,
+            ApiError::Throttled(Duration::from_secs(1)),
+            ApiError::MethodNotAllowed("GET"),
+        ];
+        let mut reasons: Vec<&str> = refusals.iter().map(ApiError::reason).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        let mut listed: Vec<&str> = documented
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(reasons, listed);
     }
 }

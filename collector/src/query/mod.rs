@@ -41,6 +41,14 @@ pub enum QueryError {
     /// An overlay token used from a page on an origin the site does not list.
     #[error("origin {0:?} is not one of the site's origins")]
     OriginNotAllowed(String),
+    /// Parameters the endpoint does not take (misspelled, or another product's).
+    #[error("unknown parameter{} {}: this endpoint takes {}", if .names.len() == 1 { "" } else { "s" }, .names.join(", "), .takes.join(", "))]
+    UnknownParams {
+        /// The parameters, as sent (the first few).
+        names: Vec<String>,
+        /// The ones it takes.
+        takes: &'static [&'static str],
+    },
     /// ClickHouse failed.
     #[error("storage query failed: {0}")]
     Storage(#[from] clickhouse::error::Error),
@@ -149,6 +157,33 @@ impl<'a> Endpoint<'a> {
         }
     }
 
+    /// The query parameters it takes, those its operation in the OpenAPI document declares
+    /// (a test holds the two together); none for [`Endpoint::Unknown`], which is not found.
+    pub fn params(&self) -> Option<&'static [&'static str]> {
+        Some(match self {
+            Endpoint::Heatmap => &[
+                "site", "path", "from", "to", "device", "width", "exact", "layers", "token",
+            ],
+            Endpoint::Elements => &[
+                "site", "path", "from", "to", "device", "width", "exact", "token",
+            ],
+            Endpoint::Stats => &["site", "from", "to", "path", "device", "interval", "exact"],
+            Endpoint::Funnel => &["site", "from", "to", "steps", "exact"],
+            Endpoint::Sessions => &[
+                "site", "from", "to", "device", "ended", "limit", "offset", "exact",
+            ],
+            Endpoint::Session(_) | Endpoint::Search => &["site", "from", "to", "exact"],
+            Endpoint::Anomalies => &["site", "from", "to", "path", "rage_ms", "rage_px", "exact"],
+            Endpoint::Actions | Endpoint::Patterns => &["site", "from", "to", "path", "exact"],
+            Endpoint::UserEvents(_) => &["site", "from", "to", "limit", "offset", "exact"],
+            Endpoint::Realtime | Endpoint::Site | Endpoint::LiveToken => &["site"],
+            Endpoint::OverlayToken => &["site", "path"],
+            Endpoint::ViewerToken => &["site", "viewer"],
+            Endpoint::ViewerCheck => &["site", "viewer", "token"],
+            Endpoint::Unknown => return None,
+        })
+    }
+
     /// Its label in the metrics: a bounded set, whatever paths clients ask for (`session` for
     /// every `sessions/{id}`, `user_events` for every `users/{id}/events`, `other`).
     pub fn label(&self) -> &'static str {
@@ -164,9 +199,46 @@ impl<'a> Endpoint<'a> {
     }
 }
 
-/// Whether `p` can be the id in a path (`sessions/{id}`, `users/{id}/events`).
+/// The query parameters of `export`.
+pub const EXPORT_PARAMS: &[&str] = &["site", "from", "to", "path", "format"];
+/// The query parameters of the live feeds, `realtime/stream` and `realtime/ws`.
+pub const LIVE_PARAMS: &[&str] = &["site", "token"];
+
+/// Refuses a query naming a parameter not in `takes`: ignored, a misspelled or unsupported
+/// filter (`start_date`, `period`) would answer as if it had been applied.
+pub fn declared(query: &str, takes: &'static [&'static str]) -> Result<(), QueryError> {
+    let mut names: Vec<String> = Vec::new();
+    for (k, _) in form_urlencoded::parse(query.as_bytes()) {
+        if !takes.contains(&k.as_ref()) && !names.iter().any(|n| *n == k) {
+            names.push(k.chars().take(64).collect());
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    // The answer stays short whatever was sent.
+    names.truncate(5);
+    Err(QueryError::UnknownParams { names, takes })
+}
+
+/// Whether `p` can be the id in a path (`sessions/{id}`, `users/{id}/events`), still
+/// percent-encoded: [`path_id`] decodes and checks it.
 fn segment(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 256 && !p.contains('/')
+    !p.is_empty() && !p.contains('/')
+}
+
+/// The id of `sessions/{id}` or `users/{id}/events`, percent-decoded (a user id may be an
+/// e-mail address, which clients encode): 1 to 256 characters of UTF-8.
+fn path_id(raw: &str) -> Result<String, QueryError> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .filter(|id| (1..=256).contains(&id.chars().count()))
+        .map(|id| id.into_owned())
+        .ok_or_else(|| QueryError::BadParam {
+            param: "id",
+            detail: "1 to 256 characters, UTF-8 percent-encoded".into(),
+        })
 }
 
 /// A site the request has proved it may read. The cache's keys start with it, so a token
@@ -243,12 +315,24 @@ impl QueryApi {
         query: &str,
         origin: Option<&str>,
     ) -> Result<Answer, QueryError> {
+        if let Some(takes) = endpoint.params() {
+            declared(query, takes)?;
+        }
         let filters = Filters::parse(query)?;
-        let valid = token_param(query).is_some_and(|t| match endpoint {
-            Endpoint::ViewerCheck => param(query, "viewer")
-                .is_some_and(|v| self.auth.viewer(&filters.site, &v, &t, now_secs())),
-            _ => self.auth.overlay(&filters.site, &t, now_secs()),
-        });
+        let required = |name: &'static str| {
+            param(query, name).ok_or_else(|| QueryError::BadParam {
+                param: name,
+                detail: "required for this endpoint".into(),
+            })
+        };
+        let token = required("token")?;
+        let valid = match endpoint {
+            Endpoint::ViewerCheck => {
+                let viewer = required("viewer")?;
+                self.auth.viewer(&filters.site, &viewer, &token, now_secs())
+            }
+            _ => self.auth.overlay(&filters.site, &token, now_secs()),
+        };
         if !valid {
             return Err(QueryError::Unauthorized(filters.site));
         }
@@ -310,6 +394,9 @@ impl QueryApi {
         query: &str,
         authorization: Option<&str>,
     ) -> Result<Answer, QueryError> {
+        if let Some(takes) = endpoint.params() {
+            declared(query, takes)?;
+        }
         let mut filters = Filters::parse(query)?;
         let site = self.authorize(&filters.site, authorization)?;
         let c = &self.client;
@@ -389,14 +476,16 @@ impl QueryApi {
                 ))
             }
             Endpoint::Session(id) => {
-                filters.session = Some(id.to_owned());
+                let id = path_id(id)?;
+                filters.session = Some(id.clone());
                 let f = &filters;
-                self.cached(&site, endpoint, f, sql::session(c, f, id))
+                self.cached(&site, endpoint, f, sql::session(c, f, &id))
                     .await
             }
             Endpoint::UserEvents(user) => {
+                let user = path_id(user)?;
                 let f = &filters;
-                self.cached(&site, endpoint, f, sql::user_events(c, f, user))
+                self.cached(&site, endpoint, f, sql::user_events(c, f, &user))
                     .await
             }
             Endpoint::ViewerCheck | Endpoint::Unknown => Err(QueryError::NotFound),
@@ -411,6 +500,7 @@ impl QueryApi {
         query: &str,
         authorization: Option<&str>,
     ) -> Result<Streamed, QueryError> {
+        declared(query, EXPORT_PARAMS)?;
         let filters = Filters::parse(query)?;
         self.authorize(&filters.site, authorization)?;
         let format = form_urlencoded::parse(query.as_bytes())
@@ -459,6 +549,7 @@ impl QueryApi {
         mut feed: broadcast::Receiver<Arc<LiveEvent>>,
         mut stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Streamed, QueryError> {
+        declared(query, LIVE_PARAMS)?;
         let filters = Filters::parse(query)?;
         self.authorize_live(&filters.site, query, authorization)?;
         let (mut tx, body) = Channel::new(16);
@@ -498,6 +589,7 @@ impl QueryApi {
         query: &str,
         authorization: Option<&str>,
     ) -> Result<String, QueryError> {
+        declared(query, LIVE_PARAMS)?;
         let filters = Filters::parse(query)?;
         self.authorize_live(&filters.site, query, authorization)?;
         Ok(filters.site)
@@ -576,4 +668,87 @@ pub struct Count {
     pub key: String,
     /// How many.
     pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The query parameters the document declares for `path`, by name.
+    fn documented(doc: &Value, path: &str) -> Vec<String> {
+        let op = &doc["paths"][path]["get"];
+        let mut names: Vec<String> = op["parameters"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| match p["$ref"].as_str() {
+                Some(r) => &doc["components"]["parameters"][r.rsplit('/').next().unwrap()],
+                None => p,
+            })
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn every_endpoint_takes_exactly_the_parameters_the_document_declares() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for path in paths.keys() {
+            let takes: &[&str] = match path.as_str() {
+                "/openapi.json" => &[],
+                "/export" => EXPORT_PARAMS,
+                "/realtime/stream" | "/realtime/ws" => LIVE_PARAMS,
+                p => {
+                    let p = p.replace("{id}", "s1").replace("{user_id}", "u1");
+                    let e = Endpoint::of(&p[1..]);
+                    e.params()
+                        .unwrap_or_else(|| panic!("{path} is no endpoint"))
+                }
+            };
+            let mut takes: Vec<String> = takes.iter().map(|s| (*s).to_owned()).collect();
+            takes.sort();
+            assert_eq!(documented(&doc, path), takes, "{path}");
+        }
+        for (name, _) in NAMED {
+            assert!(
+                paths.contains_key(&format!("/{name}")),
+                "{name} undocumented"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused_by_name() {
+        let takes = Endpoint::Stats.params().unwrap();
+        assert!(declared("site=demo&from=2026-01-01&exact=true", takes).is_ok());
+        let e = declared("site=demo&start_date=x&period=day&start_date=y", takes).unwrap_err();
+        let QueryError::UnknownParams { names, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(names, &["start_date", "period"]);
+        assert!(
+            e.to_string()
+                .starts_with("unknown parameters start_date, period: this endpoint takes site, ")
+        );
+        let one = declared("site=demo&hours=3", Endpoint::Realtime.params().unwrap());
+        assert_eq!(
+            one.unwrap_err().to_string(),
+            "unknown parameter hours: this endpoint takes site"
+        );
+    }
+
+    #[test]
+    fn path_ids_are_percent_decoded_and_bounded() {
+        assert_eq!(path_id("a%40b.example").unwrap(), "a@b.example");
+        assert_eq!(path_id("%C3%A9").unwrap(), "é");
+        assert_eq!(path_id(&"%C3%A9".repeat(256)).unwrap(), "é".repeat(256));
+        for bad in ["", "%FF", &"a".repeat(257)] {
+            assert!(path_id(bad).is_err(), "{bad}");
+        }
+    }
 }

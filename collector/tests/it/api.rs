@@ -288,6 +288,52 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     assert_eq!((status, body["field"].as_str()), (400, Some("interval")));
     let (status, _) = get("nope?site=test", Some("test-token")).await;
     assert_eq!(status, 404);
+    // Other products' parameters are refused by name, never ignored (the default range would
+    // answer as if they had been applied).
+    for (q, names) in [
+        ("stats?site=test&start_date=2026-01-01", "start_date"),
+        ("stats?site=test&period=day&hours=24", "period, hours"),
+        ("export?site=test&event_type=click", "event_type"),
+        ("heatmap?site=test&path=/pricing&page_url=/x", "page_url"),
+        ("realtime/stream?site=test&from=2026-01-01", "from"),
+    ] {
+        let (status, body) = get(q, Some("test-token")).await;
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (400, Some("unknown_param")),
+            "{q}"
+        );
+        let first = names.split(", ").next().unwrap();
+        assert_eq!(body["field"], first, "{q}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!(" {names}: this endpoint takes site")),
+            "{error}"
+        );
+    }
+    // A range with no day in it is empty, not an error.
+    let reversed = ok("heatmap?site=test&path=/pricing&from=2026-11-02&to=2026-11-01").await;
+    assert_eq!(reversed["clicks"], 0);
+    assert_eq!(
+        ok("stats?site=test&from=0001-01-01&to=9999-12-31").await["pageviews"],
+        ok("stats?site=test&from=1970-01-01&to=2100-12-31").await["pageviews"],
+    );
+    // A method the path does not take: 405, naming the ones it does.
+    let client = reqwest::Client::new();
+    for (method, path, allow) in [
+        ("TRACE", "/api/v1/stats?site=test", "GET"),
+        ("DELETE", "/api/v1/sessions/s1?site=test", "GET"),
+        ("HEAD", "/api/v1/openapi.json", "GET"),
+        ("PUT", "/v1/batch", "OPTIONS, POST"),
+    ] {
+        let resp = client
+            .request(method.parse().unwrap(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+    }
     // A value that would break out of a quoted literal if spliced: bound, it matches nothing.
     let (status, body) = get(
         "heatmap?site=test&path=/x'%20OR%201=1%20--",
@@ -703,6 +749,9 @@ async fn actions_and_a_users_timeline_across_sessions() {
         .map(|e| e["event_type"].as_str().unwrap())
         .collect();
     assert_eq!(types, ["custom", "click"]);
+    // The id in the path is percent-decoded, as clients encode it (an e-mail address's `@`).
+    let (status, encoded) = get("users/%75%37/events?site=test").await;
+    assert_eq!((status, &encoded["events"]), (200, &all["events"]));
     let (_, patterns) = get("patterns?site=test").await;
     let grams: Vec<(Vec<&str>, u64)> = patterns["frequent"]
         .as_array()

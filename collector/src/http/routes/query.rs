@@ -25,10 +25,11 @@ pub async fn answer<B>(
     }
     let auth = header_str(req.headers(), header::AUTHORIZATION);
     let query = req.uri().query().unwrap_or("");
-    if matches!(
-        endpoint,
-        Endpoint::Heatmap | Endpoint::Elements | Endpoint::ViewerCheck
-    ) && crate::query::token_param(query).is_some()
+    // `viewer-check` takes a viewer token only; `heatmap` and `elements` an overlay token or
+    // the API token.
+    if endpoint == Endpoint::ViewerCheck
+        || matches!(endpoint, Endpoint::Heatmap | Endpoint::Elements)
+            && crate::query::token_param(query).is_some()
     {
         return overlay_answer(app, ip, endpoint, query, req).await;
     }
