@@ -98,8 +98,10 @@ impl<'a> Route<'a> {
                 Route::Query(Endpoint::of(&p["/api/v1/".len()..]))
             }
             (_, "/v1/relay") => Route::MethodNotAllowed("POST"),
-            (_, "/v1/relay/salts" | "/healthz" | "/metrics") => Route::MethodNotAllowed("GET"),
-            // The query API's paths take GET only, HEAD included: its answers are computed,
+            (_, "/v1/relay/salts" | "/healthz" | "/readyz" | "/metrics") => {
+                Route::MethodNotAllowed("GET")
+            }
+            // The query API's paths take GET only, and refuse HEAD too: its answers are computed,
             // and nothing would be gained by computing one to send its headers alone.
             (_, p) if p.starts_with("/api/v1/") => match &p["/api/v1/".len()..] {
                 "openapi.json" | "realtime/ws" | "export" | "realtime/stream" => {
@@ -259,6 +261,7 @@ mod tests {
             ("POST", "/api/v1/export"),
             ("QUERY", "/api/v1/realtime/ws"),
             ("PATCH", "/healthz"),
+            ("POST", "/readyz"),
             ("HEAD", "/metrics"),
         ] {
             assert_eq!(
