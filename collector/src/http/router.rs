@@ -97,7 +97,7 @@ impl<'a> Route<'a> {
             (&Method::GET, p) if p.starts_with("/api/v1/") => {
                 Route::Query(Endpoint::of(&p["/api/v1/".len()..]))
             }
-            (_, "/v1/relay") => Route::MethodNotAllowed("POST"),
+            (_, "/v1/relay" | "/v1/relay/users") => Route::MethodNotAllowed("POST"),
             (_, "/v1/relay/salts" | "/healthz" | "/readyz" | "/metrics") => {
                 Route::MethodNotAllowed("GET")
             }
@@ -271,6 +271,7 @@ mod tests {
             );
         }
         assert_eq!(route("GET", "/v1/relay"), Route::MethodNotAllowed("POST"));
+        assert_eq!(route("GET", "/v1/relay/users"), Route::MethodNotAllowed("POST"));
         assert_eq!(route("POST", "/api/v1/nope"), Route::NotFound);
         assert_eq!(route("POST", "/v1/relay"), Route::Relay);
         assert_eq!(route("POST", "/v1/relay/users"), Route::RelayUsers);
