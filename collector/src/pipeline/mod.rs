@@ -53,6 +53,8 @@ pub struct Pipeline {
     spool: Option<Spool>,
     /// Scale-out mode: rows go to the JetStream stream, acknowledged once it stored them.
     publisher: Option<crate::storage::broker::Publisher>,
+    /// Scale-out mode: the live events every collector passes the others.
+    live_bus: Option<crate::storage::broker::LiveBus>,
     /// Batches stored lately: one sent again is answered as stored, not stored twice.
     recent: RecentBatches,
     /// How long an insert of users' traits may take (`clickhouse.insert_timeout_ms`).
@@ -97,12 +99,22 @@ impl Pipeline {
         } else {
             None
         };
+        let live_bus = crate::storage::broker::LiveBus::connect(&config.broker).await?;
+        // Slow live viewers miss events (they are told how many) rather than hold memory.
+        let live = tokio::sync::broadcast::channel(1024).0;
+        if let Some(bus) = &live_bus {
+            tokio::spawn(others_live(
+                bus.subscribe().await?,
+                live.clone(),
+                stopping.subscribe(),
+            ));
+        }
         let (hasher, salts) = salts::hasher(&sink.salts_db(), today()).await?;
         let pipeline = Arc::new(Pipeline {
             stages: Stages::new(config, hasher, metrics)?,
             salts: std::sync::RwLock::new(salts),
-            // Slow live viewers miss events (they are told how many) rather than hold memory.
-            live: tokio::sync::broadcast::channel(1024).0,
+            live,
+            live_bus,
             stopping,
             salts_db: sink.salts_db(),
             sink,
@@ -341,7 +353,9 @@ impl Pipeline {
     /// Makes `rows` (encoded as `body`) durable, then counts and publishes them.
     async fn store(&self, rows: &[EventRow], body: Vec<u8>) -> Result<(), IngestError> {
         self.stages.metrics.batch_events.observe(rows.len() as f64);
-        let live: Vec<Arc<LiveEvent>> = if self.live.receiver_count() > 0 {
+        // Other collectors' viewers may watch, whether or not this one has any.
+        let live: Vec<Arc<LiveEvent>> = if self.live.receiver_count() > 0 || self.live_bus.is_some()
+        {
             rows.iter().map(|r| Arc::new(LiveEvent::of(r))).collect()
         } else {
             Vec::new()
@@ -353,6 +367,13 @@ impl Pipeline {
                 .await
                 .unwrap_or(Err(IngestError::ShuttingDown))?,
             (None, None) => self.sink.submit(body, rows.len())?.wait().await?,
+        }
+        if let Some(bus) = &self.live_bus
+            && !live.is_empty()
+        {
+            let events: Vec<&LiveEvent> = live.iter().map(|e| &**e).collect();
+            bus.publish(serde_json::to_vec(&events).unwrap_or_default())
+                .await;
         }
         for e in live {
             // No receiver left is fine: nobody is watching.
@@ -405,6 +426,37 @@ impl Pipeline {
             }
         }
         flush(run);
+    }
+}
+
+/// Hands the other collectors' live events (`storage/broker/live.rs`) to this one's live
+/// viewers, until shutdown starts.
+async fn others_live(
+    mut messages: async_nats::Subscriber,
+    live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::select! {
+            m = messages.next() => match m {
+                Some(m) => m,
+                None => return,
+            },
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        // Nobody watching here: not worth decoding.
+        if live.receiver_count() == 0 {
+            continue;
+        }
+        match serde_json::from_slice::<Vec<LiveEvent>>(&message.payload) {
+            Ok(events) => {
+                for e in events {
+                    let _ = live.send(Arc::new(e));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "a live message that is not live events"),
+        }
     }
 }
 

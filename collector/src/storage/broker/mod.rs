@@ -24,9 +24,11 @@
 //! refuses for good are moved to `<subject>.dead` in the same stream, so they neither block
 //! the queue nor vanish; like everything in the stream they are kept `max_age_days` at most.
 
+mod live;
 pub mod load;
 mod publish;
 
+pub use live::LiveBus;
 pub use publish::Publisher;
 
 /// The header naming a message's row layout ([`pathlight_ingest::Layout`]'s code), so a
@@ -86,6 +88,11 @@ pub struct BrokerConfig {
     /// with its reason. Empty: loaders read no input. NATS's own publish permissions say who
     /// may write which site; no ingest key is asked.
     pub input_subject: String,
+    /// Where collectors pass each other the events they store, for their live feeds
+    /// (`realtime/ws`, `realtime/stream`): core NATS, each collector publishing and
+    /// subscribing, so a dashboard on any collector sees every collector's events, once.
+    /// Empty: each collector's live feed has its own events only.
+    pub live_subject: String,
     /// The JetStream stream holding the input subjects (apart from the rows' stream, so that
     /// each has one consumer per subject, as work-queue streams require).
     pub input_stream: String,
@@ -109,6 +116,7 @@ impl Default for BrokerConfig {
             ack_wait_secs: 60,
             max_age_days: 7,
             input_subject: "pathlight.in".into(),
+            live_subject: "pathlight.live".into(),
             input_stream: "PATHLIGHT_IN".into(),
             input_consumer: "sources".into(),
         }
@@ -150,6 +158,18 @@ impl BrokerConfig {
         }
         if self.input_subject.contains(['*', '>', ' ']) {
             bail!("broker.input_subject must be a plain subject, without wildcards");
+        }
+        if self.live_subject.contains(['*', '>', ' ']) {
+            bail!("broker.live_subject must be a plain subject, without wildcards");
+        }
+        // A stream's subject would store every live message and hand it to the loaders.
+        let streamed = self.live_subject == self.subject
+            || self.live_subject == self.dead_subject()
+            || self
+                .live_subject
+                .starts_with(&format!("{}.", self.input_subject));
+        if !self.live_subject.is_empty() && streamed {
+            bail!("broker.live_subject must be none of the streams' subjects");
         }
         if self.subject.is_empty() || self.subject.contains(['*', '>', ' ']) {
             bail!("broker.subject must be a plain subject, without wildcards");
