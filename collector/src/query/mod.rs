@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use cache::{CacheOutcome, QueryCache};
-pub use sql::{Filters, RuleFlags, TODAY_LIVE_MAX, catalogue, rule_flags};
+pub use sql::{Counts, Filters, LiveSnapshot, RuleFlags, TODAY_LIVE_MAX, catalogue, rule_flags};
 
 /// Why a query request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +258,10 @@ pub struct QueryApi {
     /// `session_timeout_secs`, in ms: a session with no event for this long is over
     /// (`sessions`' `ended`).
     session_timeout_ms: u64,
+    /// Each site's visitors of the last 5 minutes and when they were counted: every live
+    /// feed of a site beats with the same count, asked once per beat for all of them.
+    current_visitors:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
 }
 
 impl QueryApi {
@@ -280,7 +284,46 @@ impl QueryApi {
                 .collect(),
             cache,
             session_timeout_ms: session_timeout_secs.saturating_mul(1000),
+            current_visitors: Default::default(),
         }
+    }
+
+    /// What a live feed of `site` is sent first and on a refresh (`realtime/ws`). The site
+    /// was authorized when the feed opened.
+    pub async fn live_snapshot(&self, site: &str) -> Result<sql::LiveSnapshot, QueryError> {
+        let snapshot = sql::live_snapshot(&self.client, site).await?;
+        self.remember_visitors(site, snapshot.visitors);
+        Ok(snapshot)
+    }
+
+    /// The visitors of the last 5 minutes of `site`, counted at most `max_age` ago: the live
+    /// feeds' heartbeat.
+    pub async fn current_visitors(
+        &self,
+        site: &str,
+        max_age: std::time::Duration,
+    ) -> Result<u64, QueryError> {
+        let known = self.visitors_memo().get(site).copied();
+        if let Some((_, n)) = known.filter(|(at, _)| at.elapsed() < max_age) {
+            return Ok(n);
+        }
+        let n = sql::current_visitors(&self.client, site).await?;
+        self.remember_visitors(site, n);
+        Ok(n)
+    }
+
+    fn visitors_memo(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, u64)>>
+    {
+        self.current_visitors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember_visitors(&self, site: &str, n: u64) {
+        self.visitors_memo()
+            .insert(site.to_owned(), (std::time::Instant::now(), n));
     }
 
     /// The answer of `run` for `filters` at `endpoint`, from the cache when it has it (see

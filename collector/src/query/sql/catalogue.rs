@@ -212,6 +212,14 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         "realtime".into(),
         shown(client.query(REALTIME).bind(&f.site)),
     ));
+    out.push((
+        "live recent".into(),
+        shown(client.query(LIVE_RECENT).bind(&f.site)),
+    ));
+    out.push((
+        "live today".into(),
+        shown(client.query(LIVE_TODAY).bind(&f.site)),
+    ));
     if let Some(id) = &f.session {
         out.push((
             "session days".into(),

@@ -34,6 +34,75 @@ pub async fn realtime(client: &Client, f: &Filters) -> Result<Realtime, clickhou
     client.query(REALTIME).bind(&f.site).fetch_one().await
 }
 
+/// The live feed's recent figures: visitors of the last 5 minutes (as `realtime` counts them),
+/// and the last 30 minutes' visitors, page views and events. 30 minutes of one site's events
+/// in the key's order: as cheap as `realtime`'s 5, a few times over.
+pub(super) const LIVE_RECENT: &str = "SELECT toUInt64(uniqExactIf(visitor_id, timestamp >= now() - 300)), \
+     toUInt64(uniqExact(visitor_id)), toUInt64(countIf(event_type = 'pageview')), toUInt64(count()) \
+     FROM events WHERE site_id = ? AND timestamp >= now() - 1800 AND is_bot = 0";
+
+/// The live feed's today (the server's day, as `traffic_daily` keeps days): the site's row of
+/// the traffic mart, whatever the day's size. Distinct visitors are its HLL estimate.
+pub(super) const LIVE_TODAY: &str = "SELECT toUInt64(uniqHLL12Merge(visitors)), toUInt64(countIfMerge(pageviews)), \
+     toUInt64(countIfMerge(events)) FROM traffic_daily WHERE site_id = ? AND dim = 0 AND day = today()";
+
+/// Visitors, page views and events of a span.
+#[derive(Debug, Default, Serialize, Deserialize, clickhouse::Row)]
+pub struct Counts {
+    /// Distinct visitors.
+    pub visitors: u64,
+    /// Page views.
+    pub pageviews: u64,
+    /// Events.
+    pub events: u64,
+}
+
+/// What a live feed is told when it connects: the site's figures now.
+#[derive(Debug, Default, Serialize)]
+pub struct LiveSnapshot {
+    /// Visitors of the last 5 minutes: the current visitors.
+    pub visitors: u64,
+    /// The last 30 minutes.
+    pub last_30_min: Counts,
+    /// Today so far (distinct visitors estimated, as the dashboard's today).
+    pub today: Counts,
+}
+
+/// The site's [`LiveSnapshot`].
+pub async fn live_snapshot(
+    client: &Client,
+    site: &str,
+) -> Result<LiveSnapshot, clickhouse::error::Error> {
+    let recent = client
+        .query(LIVE_RECENT)
+        .bind(site)
+        .fetch_one::<(u64, u64, u64, u64)>();
+    let today = client.query(LIVE_TODAY).bind(site).fetch_one::<Counts>();
+    let ((visitors, v30, pv30, e30), today) = tokio::try_join!(recent, today)?;
+    Ok(LiveSnapshot {
+        visitors,
+        last_30_min: Counts {
+            visitors: v30,
+            pageviews: pv30,
+            events: e30,
+        },
+        today,
+    })
+}
+
+/// Visitors of the last 5 minutes.
+pub async fn current_visitors(
+    client: &Client,
+    site: &str,
+) -> Result<u64, clickhouse::error::Error> {
+    client
+        .query(REALTIME)
+        .bind(site)
+        .fetch_one::<(u64, u64, u64)>()
+        .await
+        .map(|r| r.0)
+}
+
 /// `actions`: the most used actions (clicked elements and custom events) per page.
 pub(super) const ACTIONS: &str = "SELECT concat(toString(event_type), ' ', if(event_type = 'custom', toString(name), selector)) AS action, path, \
      toUInt64(count()) AS count, toUInt64(uniqExact(session_id)) AS sessions \
