@@ -87,6 +87,8 @@ pub struct Config {
     pub broker: crate::storage::broker::BrokerConfig,
     /// The query API's result cache (`query/cache.rs`).
     pub query_cache: QueryCacheConfig,
+    /// The live feed over WebSocket (`http/ws.rs`).
+    pub live: LiveConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
     pub sites: Vec<SiteConfig>,
 }
@@ -125,6 +127,29 @@ impl Default for HttpConfig {
             max_header_bytes: 16 * 1024,
             max_streams: 100,
             max_body_bytes_in_flight: 128 << 20,
+        }
+    }
+}
+
+/// `[live]`: the live feed over WebSocket (`realtime/ws`, protocol v1 in `http/ws.rs`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    /// WebSocket sessions one site may have open at once (on this collector). One more is
+    /// accepted, sent an `error` message (`too_many_connections`) and closed with code 1013
+    /// (try again later), so a browser can tell why; counted in
+    /// `pathlight_websocket_refused_total`.
+    pub max_connections_per_site: usize,
+    /// How often each session is sent the site's current visitors (`heartbeat`), ms. The
+    /// count is asked of ClickHouse at most once per interval for all sessions of a site.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            max_connections_per_site: 100,
+            heartbeat_ms: 5_000,
         }
     }
 }
@@ -238,6 +263,7 @@ impl Default for Config {
             spool: crate::storage::spool::SpoolConfig::default(),
             broker: crate::storage::broker::BrokerConfig::default(),
             query_cache: QueryCacheConfig::default(),
+            live: LiveConfig::default(),
             sites: Vec::new(),
         }
     }
@@ -300,6 +326,9 @@ impl Config {
 
     /// Checks what serde cannot: values that parse but make no sense together.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.live.max_connections_per_site == 0 || self.live.heartbeat_ms == 0 {
+            bail!("live.max_connections_per_site and live.heartbeat_ms must be > 0");
+        }
         let mut seen = std::collections::HashSet::new();
         for site in &self.sites {
             if site.id.is_empty() || site.id.len() > self.limits.max_ident_len {

@@ -143,6 +143,7 @@ pub async fn serve_with(
         relay_token: hex::decode(&config.relay_token_sha256),
         tls,
         http3: config.tls.http3,
+        live: config.live.clone(),
     };
     let reader = storage::clickhouse::client(&config.clickhouse)
         .with_database(&config.clickhouse.database)

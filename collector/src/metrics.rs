@@ -144,6 +144,10 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Connections closed at accept because `http.max_connections` were open.
     pub connections_refused: Counter,
+    /// WebSocket sessions refused because their site had `live.max_connections_per_site`.
+    pub websocket_refused: Counter,
+    /// Messages of WebSocket clients that were no request of the live protocol.
+    pub websocket_bad_messages: Counter,
     /// Bytes of acknowledged events in the spool, not yet in ClickHouse.
     pub spool_bytes: Gauge,
     /// Rows of acknowledged events in the spool, not yet in ClickHouse.
@@ -235,6 +239,8 @@ impl Metrics {
             sink_errors: Family::default(),
             queue_depth: Gauge::default(),
             connections_refused: Counter::default(),
+            websocket_refused: Counter::default(),
+            websocket_bad_messages: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_rows: Gauge::default(),
             spool_segments: Gauge::default(),
@@ -319,6 +325,16 @@ impl Metrics {
             "connections_refused",
             "Connections closed at accept: http.max_connections were open",
             m.connections_refused.clone(),
+        );
+        registry.register(
+            "websocket_refused",
+            "WebSocket sessions refused: their site had live.max_connections_per_site open",
+            m.websocket_refused.clone(),
+        );
+        registry.register(
+            "websocket_bad_messages",
+            "WebSocket client messages that were no request of the live protocol",
+            m.websocket_bad_messages.clone(),
         );
         registry.register(
             "spool_bytes",

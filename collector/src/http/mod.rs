@@ -75,6 +75,8 @@ pub struct HttpOptions {
     pub tls: Option<Arc<crate::http::tls::Certificate>>,
     /// Serve HTTP/3 (needs `tls`).
     pub http3: bool,
+    /// The live feed over WebSocket: per-site cap and heartbeat.
+    pub live: crate::config::LiveConfig,
 }
 
 /// What every connection's requests are answered with.
@@ -89,6 +91,8 @@ pub struct App {
     /// Open WebSocket sessions. hyper hands an upgraded connection over and forgets it, so the
     /// graceful shutdown would not wait for the session's closing 1001 frame without this count.
     pub(crate) websockets: tokio::sync::watch::Sender<usize>,
+    /// Open WebSocket sessions per site, capped at `live.max_connections_per_site`.
+    pub(crate) websockets_per_site: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// The request bodies [`handle`] reads: hyper's for TCP, a channel fed by the QUIC stream for
@@ -120,6 +124,7 @@ impl App {
                     .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             )),
             websockets: tokio::sync::watch::channel(0).0,
+            websockets_per_site: Default::default(),
             opts,
         }
     }
