@@ -26,8 +26,11 @@
 //!   per second (bench/limits.sh, bench/storage.sh); with `--write`, those rows as files for
 //!   other ClickHouse versions (bench/modern-storage.sh).
 
+//! - [`ws`]: the live feed's WebSocket client, which the collector's integration tests use.
+
 #![warn(missing_docs)]
 
 pub mod discard;
 pub mod insert_limit;
 pub mod loadgen;
+pub mod ws;

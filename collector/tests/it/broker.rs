@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 /// A nats-server with JetStream of this test process, started with `scripts/nats.sh` in a
 /// temporary directory; it stops (and its directory goes) when the test process exits.
-struct NatsProcess {
-    url: String,
+pub(crate) struct NatsProcess {
+    pub(crate) url: String,
     dir: PathBuf,
 }
 
 impl NatsProcess {
-    fn start(name: &str) -> NatsProcess {
+    pub(crate) fn start(name: &str) -> NatsProcess {
         let dir =
             std::env::temp_dir().join(format!("pathlight-it-nats-{name}-{}", std::process::id()));
         let port = crate::free_port();
@@ -47,7 +47,7 @@ impl NatsProcess {
     }
 }
 
-fn scale_out(c: &mut Config, nats: &str, stream: &str) {
+pub(crate) fn scale_out(c: &mut Config, nats: &str, stream: &str) {
     c.broker.url = nats.into();
     c.broker.stream = stream.into();
     // Short, so the test sees redelivery within seconds.

@@ -26,6 +26,7 @@ mod privacy;
 mod retention;
 mod security;
 mod upgrade;
+mod websocket;
 
 use pathlight_collector::config::Config;
 use std::net::SocketAddr;
