@@ -26,11 +26,14 @@
 //!   per second (bench/limits.sh, bench/storage.sh); with `--write`, those rows as files for
 //!   other ClickHouse versions (bench/modern-storage.sh).
 
-//! - [`ws`]: the live feed's WebSocket client, which the collector's integration tests use.
+//! - [`fanout`] (`pathlight-bench ws-fanout`): how long a stored event takes to reach each of
+//!   many viewers of the live feed over WebSocket (bench/websocket.sh), through [`ws`], the
+//!   live feed's client, which the collector's integration tests use too.
 
 #![warn(missing_docs)]
 
 pub mod discard;
+pub mod fanout;
 pub mod insert_limit;
 pub mod loadgen;
 pub mod ws;

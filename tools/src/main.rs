@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pathlight_bench::{discard, insert_limit, loadgen};
+use pathlight_bench::{discard, fanout, insert_limit, loadgen};
 use pathlight_collector::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +84,31 @@ enum Command {
         /// How many files `--write` writes.
         #[arg(long, default_value_t = 1)]
         files: u64,
+    },
+    /// The live feed's fan-out: `clients` WebSocket viewers of a site, one event posted per
+    /// batch; prints a Markdown table of arrival latency (`bench/websocket.sh`).
+    WsFanout {
+        /// The collector the viewers connect to.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        viewers: String,
+        /// The collector events are posted to (default: the viewers').
+        #[arg(long)]
+        post: Option<String>,
+        /// Site.
+        #[arg(long, default_value = "demo")]
+        site: String,
+        /// The site's API token.
+        #[arg(long, env = "PATHLIGHT_BENCH_TOKEN")]
+        token: String,
+        /// Viewers.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Events posted.
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// Between posts, ms.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
     },
 }
 
@@ -170,5 +195,27 @@ fn main() -> anyhow::Result<()> {
                 }),
             }
         }
+        Command::WsFanout {
+            viewers,
+            post,
+            site,
+            token,
+            clients,
+            events,
+            interval_ms,
+        } => rt.block_on(async {
+            let opts = fanout::FanoutOptions {
+                post: post.unwrap_or_else(|| viewers.clone()),
+                viewers,
+                site,
+                token,
+                clients: clients.clamp(1, 10_000),
+                events: events.clamp(1, 100_000),
+                interval_ms,
+            };
+            let report = fanout::run(opts.clone()).await?;
+            println!("{}", report.table(&opts));
+            Ok(())
+        }),
     }
 }

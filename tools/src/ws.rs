@@ -1,6 +1,6 @@
 //! A WebSocket client (RFC 6455) of the collector's live feed, `GET /api/v1/realtime/ws`: the
 //! client of the collector's integration tests (`tests/it/websocket.rs`) and of
-//! the fan-out bench. Small on purpose: one connection, text messages, the handshake's `101`
+//! [`crate::fanout`]. Small on purpose: one connection, text messages, the handshake's `101`
 //! checked; it answers the server's pings and masks what it sends, as a browser does.
 
 use anyhow::{Context, bail};
