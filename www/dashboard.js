@@ -260,7 +260,7 @@
   const feed = document.getElementById("live-feed");
   function arrived(e) {
     document.getElementById("live-count").textContent = ++count;
-    feed.prepend(text("li", `${new Date(e.ts).toLocaleTimeString()} ${e.kind} ${e.path} ${e.selector || ""}`));
+    feed.prepend(text("li", `${new Date(e.ts).toLocaleTimeString()} ${e.kind} ${e.path} ${e.name || e.selector || ""}`));
     while (feed.children.length > 20) feed.lastChild.remove();
   }
   async function live() {
@@ -278,9 +278,14 @@
     const { token } = await t.json();
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}/api/v1/realtime/ws?` + new URLSearchParams({ site, token }));
+    // Protocol v1 (collector/src/http/ws.rs): the snapshot and the heartbeats keep the
+    // current visitors fresh; events are counted.
     ws.onmessage = (m) => {
       const e = JSON.parse(m.data);
-      if (e.lagged === undefined) arrived(e);
+      if (e.type === "event") arrived(e);
+      else if ((e.type === "snapshot" || e.type === "heartbeat") && e.visitors != null) {
+        document.getElementById("live-visitors").textContent = e.visitors;
+      }
     };
     return new Promise((resolve) => {
       ws.onopen = () => { liveStop = () => ws.close(1000); resolve(true); };
