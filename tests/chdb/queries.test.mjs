@@ -74,7 +74,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       ('demo', 'u7', '{"plan":"pro"}', 2000), ('demo', 'u7', '{"plan":"free"}', 1000), ('other', 'u7', '{"plan":"x"}', 3000), ('demo', 'u8', '{}', 1)`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 67, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 69, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -165,6 +165,9 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.deepEqual(answers["anomalies"].map((r) => r.session_id), [], "no anomalies in these sessions");
     assert.equal(answers["export"].length, 8, "the /pricing events, the retried click once");
     assert.deepEqual(Object.values(answers["realtime"][0]).map(num), [0, 0, 0], "nothing in the last 5 minutes");
+    // The live feed's snapshot (`realtime/ws`): its events and mart reads run, on days long past.
+    assert.deepEqual(Object.values(answers["live recent"][0]).map(num), [0, 0, 0, 0], "nothing in the last 30 minutes");
+    assert.deepEqual(Object.values(answers["live today"][0]).map(num), [0, 0, 0], "nothing today");
     assert.deepEqual(answers["session events"].map((r) => Object.values(r)[0]), ["pageview", "click", "scroll"]);
     // Two rows (one per insert: the click was re-sent), both on that day.
     assert.deepEqual(Object.values(answers["session days"][0]).map((v, i) => (i < 2 ? v : num(v))), [day, day, 2], "the day s1 has rows on");
