@@ -16,6 +16,9 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use std::time::Duration;
 
+/// How long a stored request waits to queue its live events.
+const PUBLISH_WAIT: Duration = Duration::from_millis(50);
+
 /// Publishes and receives the collectors' live events; cheap to share.
 #[derive(Clone)]
 pub struct LiveBus {
@@ -48,13 +51,16 @@ impl LiveBus {
 
     /// Sends `payload` (a JSON array of live events) to the other collectors. Only queued
     /// here: the client's writer sends it, and a lost live message is not an ingest error.
+    /// The queue is bounded and fills while NATS is away; the request that stored the events
+    /// waits [`PUBLISH_WAIT`] at most for room, then the live message is dropped.
     pub async fn publish(&self, payload: Vec<u8>) {
-        if let Err(e) = self
+        let publish = self
             .client
-            .publish(self.subject.clone(), Bytes::from(payload))
-            .await
-        {
-            tracing::debug!(error = %e, "publishing live events failed");
+            .publish(self.subject.clone(), Bytes::from(payload));
+        match tokio::time::timeout(PUBLISH_WAIT, publish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "publishing live events failed"),
+            Err(_) => tracing::debug!("publishing live events timed out; dropped"),
         }
     }
 
