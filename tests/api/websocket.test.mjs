@@ -80,10 +80,13 @@ test("stored events arrive as JSON messages, and a close is answered", async () 
   const sent = JSON.parse(readFileSync(join(root, "wire", "tests", "fixtures", "typical.json"), "utf8"));
   const r = await fetch(`${collector.base}/v1/batch`, { method: "POST", body: batch, headers: { "user-agent": CHROME } });
   assert.equal(r.status, 204);
+  // Protocol v1: the site's snapshot first, then one `event` message per stored event.
+  const events = () => messages.filter((m) => m.type === "event");
   const until = Date.now() + 10_000;
-  while (messages.length < sent.events.length && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(messages.length, sent.events.length, JSON.stringify(messages));
-  for (const m of messages) assert.ok(m.site === "demo" && m.path.startsWith("/") && m.kind, JSON.stringify(m));
+  while (events().length < sent.events.length && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(messages[0]?.type, "snapshot", JSON.stringify(messages));
+  assert.equal(events().length, sent.events.length, JSON.stringify(messages));
+  for (const m of events()) assert.ok(m.site === "demo" && m.path.startsWith("/") && m.kind && m.visitor, JSON.stringify(m));
   ws.close(1000);
   assert.equal(await closed, 1000);
 });
