@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HASH_SECRET, anomalies, eventually, freePort, hostRules, launchBrowser, root, startClickHouse, startCollector } from "../lib/stack.mjs";
-import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, forward, recordRequests, resolveSelector, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
+import { CHAPTER, NEXT, USER_AGENT, clickAt, drawBack, forward, inOrderMade, recordRequests, resolveSelector, startRecorder, startSite, stored, visit } from "../lib/site.mjs";
 
 const HOSTS = ["shop.example.com", "pl.example.net", "pl.shop.example.com"];
 let ch, browser;
@@ -59,7 +59,7 @@ for (const width of [375, 768, 1440]) {
       const page = await context.newPage();
       const requests = recordRequests(context);
       const { clicks, total } = await visit(page, `http://shop.example.com:${site.port}`);
-      const { clicks: rows } = await stored(ch, db, total);
+      const rows = inOrderMade((await stored(ch, db, total)).clicks, clicks);
       assert.equal(rows.length, total, "every click stored once");
       assert.deepEqual(requests.filter((r) => r.type === "Ping"), [], "no sendBeacon (blockers drop them)");
       const sends = recorder.seen.filter((r) => r.url.startsWith("/v1/batch"));
@@ -274,7 +274,7 @@ test("Open on site: the live overlay draws each click on the real page where it 
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, userAgent: USER_AGENT });
   try {
     const { clicks: made, total } = await visit(await context.newPage(), origin);
-    const { clicks: rows } = await stored(ch, db, total);
+    const rows = inOrderMade((await stored(ch, db, total)).clicks, made);
     const mint = async (siteId, token, path = CHAPTER) => {
       const r = await fetch(`${collector.base}/api/v1/overlay-token?site=${siteId}&path=${encodeURIComponent(path)}`, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(r.status, 200);

@@ -213,6 +213,27 @@ export async function stored(ch, db, n) {
 }
 
 /**
+ * `rows` (as `stored` gives them) with the chapter's clicks in the order they were `made`:
+ * each made click takes the stored one nearest to where it was made. Stored order is the
+ * corrected time's, which adds each batch's transit time to its events, so two clicks made a
+ * few ms apart that left in different batches can swap places there on a loaded machine.
+ */
+export function inOrderMade(rows, made) {
+  const chapter = rows.filter((r) => r.path === CHAPTER);
+  const left = new Set(chapter.keys());
+  const ordered = made.slice(0, chapter.length).map((c) => {
+    const dist = (r) => {
+      const [x, y] = Number(r.fixed) > 0 ? [c.x, c.y] : [c.x + c.sx, c.y + c.sy];
+      return Math.hypot(r.x - x, r.y - y);
+    };
+    const best = [...left].reduce((a, b) => (dist(chapter[b]) < dist(chapter[a]) ? b : a));
+    left.delete(best);
+    return chapter[best];
+  });
+  return [...ordered, ...[...left].map((i) => chapter[i]), ...rows.filter((r) => r.path !== CHAPTER)];
+}
+
+/**
  * Draws each stored click of the chapter back in a fresh load of the same page at the same
  * width and scroll: its selector must resolve, and the point at (rel_x, rel_y) of the element
  * found must be within 2 px of where the click was made. Returns the misses.
