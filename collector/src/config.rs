@@ -89,6 +89,8 @@ pub struct Config {
     pub query_cache: QueryCacheConfig,
     /// The live feed over WebSocket (`http/ws.rs`).
     pub live: LiveConfig,
+    /// Sign-in to the dashboards (`accounts/`).
+    pub accounts: crate::accounts::AccountsConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
     pub sites: Vec<SiteConfig>,
 }
@@ -264,6 +266,7 @@ impl Default for Config {
             broker: crate::storage::broker::BrokerConfig::default(),
             query_cache: QueryCacheConfig::default(),
             live: LiveConfig::default(),
+            accounts: crate::accounts::AccountsConfig::default(),
             sites: Vec::new(),
         }
     }

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Layers, lowest first; a file may import its own layer, lower ones and the shared modules.
-const LAYERS: [&str; 6] = ["storage", "pipeline", "query", "source", "http", "cli"];
+const LAYERS: [&str; 7] = [
+    "storage", "pipeline", "accounts", "query", "source", "http", "cli",
+];
 /// Imported by every layer; importing none (but `config`, see the module doc).
 const SHARED: [&str; 5] = ["config", "dates", "metrics", "error", "hex"];
 

@@ -61,6 +61,7 @@
 pub mod config;
 pub mod dates;
 pub use pathlight_ingest::error;
+pub mod accounts;
 pub mod cli;
 pub mod http;
 pub use pathlight_ingest::hex;
@@ -77,6 +78,19 @@ use config::Config;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+/// The client the accounts are read and written with: the deployment's database, and in
+/// cluster mode inserts that return once every shard has them.
+pub fn accounts_client(config: &Config) -> clickhouse::Client {
+    let c = storage::clickhouse::client(&config.clickhouse)
+        .with_database(&config.clickhouse.database)
+        .with_validation(false);
+    if config.clickhouse.clustered() {
+        c.with_setting("insert_distributed_sync", "1")
+    } else {
+        c
+    }
+}
 
 /// Starts the pipeline (connecting to ClickHouse and migrating), serves `listener` (and the
 /// demo site on `demo_listen`, when configured) until `shutdown` resolves, then flushes every
@@ -126,6 +140,10 @@ pub async fn serve_with(
     query::rollup::spawn(config.clickhouse.clone(), |shard| {
         storage::clickhouse::client(shard).with_validation(false)
     });
+    let accounts = accounts::Accounts::new(accounts_client(&config), config.accounts.clone());
+    if let Err(e) = accounts.refresh().await {
+        tracing::warn!(error = %e, "reading the accounts failed; retrying in the background");
+    }
     let header = |h: &str| (!h.is_empty()).then(|| h.to_ascii_lowercase());
     let tls = cert.map(Arc::new);
     let opts = http::HttpOptions {
@@ -144,6 +162,7 @@ pub async fn serve_with(
         tls,
         http3: config.tls.http3,
         live: config.live.clone(),
+        accounts: Some(accounts.clone()),
     };
     let reader = storage::clickhouse::client(&config.clickhouse)
         .with_database(&config.clickhouse.database)
@@ -157,6 +176,10 @@ pub async fn serve_with(
     ));
     let drain = pipeline.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut refresh_stopped = stopped.clone();
+    tokio::spawn(accounts.run_refresh(async move {
+        let _ = refresh_stopped.wait_for(|s| *s).await;
+    }));
     let shutdown = async move {
         shutdown.await;
         drain.drain();

@@ -16,6 +16,7 @@ pub mod import;
 pub mod load;
 pub mod score;
 pub mod serve;
+pub mod user;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -71,6 +72,10 @@ enum Command {
     ScoreAnomalies(score::Args),
     /// Print every analytics query as ClickHouse receives it, for the given API parameters.
     Sql(admin::SqlArgs),
+    /// Accounts of the dashboards: `user add --email E [--admin]` (the password is read from
+    /// standard input).
+    #[command(subcommand)]
+    User(user::Command),
 }
 
 /// Runs the command line: logs ([`init_logging`]), loads the configuration, runs the command.
@@ -91,6 +96,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Gen(args) => generate::command::run(&rt, config, args),
         Command::ScoreAnomalies(args) => rt.block_on(score::command(config, args)),
         Command::Sql(args) => admin::sql(&config, args),
+        Command::User(command) => user::run(&rt, config, command),
     }
 }
 

@@ -33,6 +33,15 @@ pub enum ApiError {
     /// A known path asked with a method it does not take; the methods it takes.
     #[error("method not allowed: this path takes {0}")]
     MethodNotAllowed(&'static str),
+    /// Sign-in, sessions and account settings refused.
+    #[error(transparent)]
+    Account(#[from] crate::accounts::AccountError),
+    /// A state-changing request of the dashboards' from a page of another origin (or none).
+    #[error("this request must come from the dashboards' own pages (Origin)")]
+    CrossOrigin,
+    /// A body that is not the JSON object the route takes.
+    #[error("{0}")]
+    BadBody(String),
 }
 
 impl ApiError {
@@ -53,6 +62,21 @@ impl ApiError {
             ApiError::RelayUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Account(e) => {
+                use crate::accounts::AccountError as A;
+                match e {
+                    A::InvalidCredentials | A::TotpRequired | A::TotpInvalid | A::NotSignedIn => {
+                        StatusCode::UNAUTHORIZED
+                    }
+                    A::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+                    A::EmailTaken => StatusCode::CONFLICT,
+                    A::Invalid(_) => StatusCode::BAD_REQUEST,
+                    A::SetupClosed(_) => StatusCode::FORBIDDEN,
+                    A::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
+            ApiError::CrossOrigin => StatusCode::FORBIDDEN,
+            ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -72,6 +96,9 @@ impl ApiError {
             ApiError::RelayUnauthorized => "unauthorized",
             ApiError::Throttled(_) => "throttled",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Account(e) => e.reason(),
+            ApiError::CrossOrigin => "cross_origin",
+            ApiError::BadBody(_) => "bad_body",
         }
     }
 
@@ -100,6 +127,8 @@ impl ApiError {
         match self {
             ApiError::Ingest(e) => e.retry_after(),
             ApiError::Throttled(wait) => Some(wait.as_secs_f64().ceil() as u64),
+            ApiError::Account(crate::accounts::AccountError::Throttled(secs)) => Some(*secs),
+            ApiError::Account(crate::accounts::AccountError::Storage(_)) => Some(5),
             _ => None,
         }
     }

@@ -77,6 +77,8 @@ pub struct HttpOptions {
     pub http3: bool,
     /// The live feed over WebSocket: per-site cap and heartbeat.
     pub live: crate::config::LiveConfig,
+    /// Sign-in to the dashboards; none: `/api/v1/auth/*` does not exist.
+    pub accounts: Option<Arc<crate::accounts::Accounts>>,
 }
 
 /// What every connection's requests are answered with.
@@ -158,6 +160,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
             Ok(routes::query::stream(app, peer, route, &req).await)
         }
         Route::Query(endpoint) => Ok(routes::query::answer(app, peer, endpoint, &req).await),
+        Route::Auth(action) => Ok(routes::auth::answer(app, peer, action, req).await),
         Route::Static(p) => found(routes::files::www(&app.opts, p).await),
         Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
         Route::NotFound => Err(ApiError::NotFound),

@@ -36,6 +36,9 @@ pub enum Route<'a> {
     Export,
     /// `GET /api/v1/realtime/stream`: the live feed as Server-Sent Events.
     RealtimeStream,
+    /// `/api/v1/auth/{action}` and `/api/v1/setup` (action `setup`): signing in and the
+    /// account's settings; the handler checks the method.
+    Auth(&'a str),
     /// `GET /api/v1/{endpoint}`: a JSON answer of the query API.
     Query(Endpoint<'a>),
     /// `GET|HEAD` of anything else: a file of `www/`, the dashboards.
@@ -84,6 +87,8 @@ impl<'a> Route<'a> {
             return Route::NotFound;
         }
         match (method, path) {
+            (_, "/api/v1/setup") => Route::Auth("setup"),
+            (_, p) if p.starts_with("/api/v1/auth/") => Route::Auth(&p["/api/v1/auth/".len()..]),
             (&Method::POST, "/v1/relay") => Route::Relay,
             (&Method::POST, "/v1/relay/users") => Route::RelayUsers,
             (&Method::GET, "/v1/relay/salts") => Route::RelaySalts,
@@ -127,6 +132,7 @@ impl<'a> Route<'a> {
             Route::Ready => "readyz",
             Route::Metrics => "metrics",
             Route::OpenApi | Route::Query(_) => "api",
+            Route::Auth(_) => "auth",
             Route::RealtimeWs => "api_ws",
             Route::Export | Route::RealtimeStream => "api_stream",
             Route::Static(_) => "static",
@@ -271,7 +277,10 @@ mod tests {
             );
         }
         assert_eq!(route("GET", "/v1/relay"), Route::MethodNotAllowed("POST"));
-        assert_eq!(route("GET", "/v1/relay/users"), Route::MethodNotAllowed("POST"));
+        assert_eq!(
+            route("GET", "/v1/relay/users"),
+            Route::MethodNotAllowed("POST")
+        );
         assert_eq!(route("POST", "/api/v1/nope"), Route::NotFound);
         assert_eq!(route("POST", "/v1/relay"), Route::Relay);
         assert_eq!(route("POST", "/v1/relay/users"), Route::RelayUsers);

@@ -4,6 +4,7 @@
 //! in a temporary directory, and stops by itself when this process exits. Each test works in
 //! its own database, named after the test.
 
+mod accounts;
 mod anomalies;
 mod api;
 mod bad_input;

@@ -3,6 +3,7 @@
 //! dashboards and API clients (`query`, `websocket`), browsers loading files (`files`),
 //! operators (`ops`).
 
+pub mod auth;
 pub mod batch;
 pub mod files;
 pub mod identify;

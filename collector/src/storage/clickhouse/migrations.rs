@@ -222,6 +222,11 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "users and their latest traits (identify)",
             statements: super::users::statements(dialect, cfg),
         },
+        Migration {
+            version: 15,
+            name: "accounts and their sessions",
+            statements: super::accounts::statements(dialect, cfg),
+        },
     ]
 }
 

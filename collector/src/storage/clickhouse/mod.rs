@@ -3,6 +3,7 @@
 //! segments through the same insert), explicit retry rules, and versioned, dialect-aware
 //! migrations; beside the events, the `users` table of identified users' traits (`users.rs`).
 
+pub mod accounts;
 mod batcher;
 mod config;
 pub mod dialect;
