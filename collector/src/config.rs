@@ -222,6 +222,11 @@ pub struct SiteConfig {
     /// heatmap overlay opens this plus the page's path. Empty: the first origin but `*`.
     #[serde(default)]
     pub base_url: String,
+    /// Goal events: names of custom events (`pathlight.track("signup")`) whose visitors count
+    /// as converted in `stats`' `conversion` (visitors with any of them per visitors). Empty:
+    /// `conversion` is null.
+    #[serde(default)]
+    pub goals: Vec<String>,
 }
 
 impl SiteConfig {
@@ -469,6 +474,7 @@ impl Config {
                 ingest_keys_sha256: Vec::new(),
                 require_key: false,
                 base_url: String::new(),
+                goals: Vec::new(),
             }],
             clickhouse: ClickHouseConfig {
                 url: clickhouse_url.into(),
@@ -607,6 +613,7 @@ mod tests {
             ingest_keys_sha256: Vec::new(),
             require_key: false,
             base_url: String::new(),
+            goals: Vec::new(),
         });
         assert!(c.validate().is_err());
         c.sites[0].origins.clear();

@@ -74,7 +74,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       ('demo', 'u7', '{"plan":"pro"}', 2000), ('demo', 'u7', '{"plan":"free"}', 1000), ('other', 'u7', '{"plan":"x"}', 3000), ('demo', 'u8', '{}', 1)`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 69, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 74, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -191,6 +191,21 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, path, name, props) SETTINGS insert_distributed_sync = 1 VALUES ('demo', '00000000-0000-0000-0000-0000000000ff', 'custom', toDateTime('${day} 10:00:30', 'UTC'), 's1', 1, '/pricing', '$undelivered', '{"failed":1,"dropped":2}')`);
     const stats = queries.find((q) => q.name === "stats totals").sql;
     assert.deepEqual(Object.values(rows(stats)[0]).map(num), [2, 3, 3, 9, 1, 2]);
+    // The series by week (from Monday) and month (issue 31): the events' and the traffic
+    // mart's buckets, named by their first day. 2026-11-10 is a Tuesday.
+    const bucketed = (name) => again(name).map((r) => Object.values(r)).map(([d, v, p]) => [d, num(v), num(p)]);
+    assert.deepEqual(bucketed("stats series week"), [["2026-11-09", 2, 3]], "/pricing: visitors 1 and 2, three page views");
+    assert.deepEqual(bucketed("stats series month"), [["2026-11-01", 2, 3]]);
+    const site = rows(`SELECT uniqExact(visitor_id) AS v, countIf(event_type = 'pageview') AS p FROM events WHERE ${where}`).map((r) => [num(r.v), num(r.p)])[0];
+    assert.deepEqual(bucketed("stats series week traffic"), [["2026-11-09", ...site]]);
+    assert.deepEqual(bucketed("stats series month traffic"), [["2026-11-01", ...site]]);
+    // Conversion to the goals signup and purchase (bound by `pathlight sql`): visitor 2 did
+    // both, visitor 1 only a custom event that is no goal.
+    session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, path, name) SETTINGS insert_distributed_sync = 1 VALUES
+      ('demo', '00000000-0000-0000-0000-0000000002a1', 'custom', toDateTime('${day} 10:00:40', 'UTC'), 's2', 2, '/pricing', 'signup'),
+      ('demo', '00000000-0000-0000-0000-0000000002a2', 'custom', toDateTime('${day} 10:00:41', 'UTC'), 's2', 2, '/pricing', 'purchase'),
+      ('demo', '00000000-0000-0000-0000-0000000002a3', 'custom', toDateTime('${day} 10:00:42', 'UTC'), 's1', 1, '/pricing', 'newsletter')`);
+    assert.deepEqual(again("stats conversion").map((r) => [r.goal, num(r.visitors)]), [["", 1], ["purchase", 1], ["signup", 1]]);
   } finally {
     session.cleanup?.();
     rmSync(dir, { recursive: true, force: true });

@@ -250,6 +250,7 @@ mod tests {
                 ingest_keys_sha256: Vec::new(),
                 require_key: false,
                 base_url: String::new(),
+                goals: Vec::new(),
             })
             .collect();
         let mut config = Config {

@@ -254,6 +254,8 @@ pub struct QueryApi {
     /// Each site's origins and the base URL its pages live under, for the live overlay and
     /// the viewer (`site`).
     sites: std::collections::HashMap<String, (Vec<String>, String)>,
+    /// Each site's goal events (`stats`' conversion).
+    goals: std::collections::HashMap<String, Vec<String>>,
     cache: QueryCache,
     /// `session_timeout_secs`, in ms: a session with no event for this long is over
     /// (`sessions`' `ended`).
@@ -281,6 +283,10 @@ impl QueryApi {
             sites: sites
                 .iter()
                 .map(|s| (s.id.clone(), (s.origins.clone(), s.base_url())))
+                .collect(),
+            goals: sites
+                .iter()
+                .map(|s| (s.id.clone(), s.goals.clone()))
                 .collect(),
             cache,
             session_timeout_ms: session_timeout_secs.saturating_mul(1000),
@@ -392,6 +398,7 @@ impl QueryApi {
         if endpoint == Endpoint::ViewerCheck {
             return Ok(Answer::bypass(serde_json::json!({ "ok": true })));
         }
+        windowed(endpoint, &filters)?;
         filters.path()?;
         // The same answers as with the API token: the overlay token proved this site.
         let site = Authorized(filters.site.clone());
@@ -442,6 +449,7 @@ impl QueryApi {
         }
         let mut filters = Filters::parse(query)?;
         let site = self.authorize(&filters.site, authorization)?;
+        windowed(endpoint, &filters)?;
         let c = &self.client;
         match endpoint {
             Endpoint::Heatmap => {
@@ -455,6 +463,7 @@ impl QueryApi {
                 self.cached(&site, endpoint, f, sql::elements(c, f)).await
             }
             Endpoint::Stats => {
+                filters.goals = self.goals.get(&filters.site).cloned().unwrap_or_default();
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::stats(c, f)).await
             }
@@ -661,6 +670,18 @@ impl QueryApi {
             Err(QueryError::Unauthorized(site.to_owned()))
         }
     }
+}
+
+/// Refuses an hours window (`from` and `to` with a time) where it is not taken: the other
+/// endpoints read per-day marts and rollups, and would answer for whole days.
+fn windowed(endpoint: Endpoint<'_>, f: &Filters) -> Result<(), QueryError> {
+    if f.window.is_some() && endpoint != Endpoint::Heatmap {
+        return Err(QueryError::BadParam {
+            param: "from",
+            detail: "a time of day is taken by heatmap only; expected YYYY-MM-DD".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The `token` parameter of a query string (a signed token given instead of a bearer).

@@ -26,6 +26,7 @@ fn two_sites(c: &mut Config) {
         ingest_keys_sha256: Vec::new(),
         require_key: false,
         base_url: String::new(),
+        goals: Vec::new(),
     });
 }
 

@@ -12,6 +12,7 @@ mod broker;
 mod cache;
 mod cluster;
 mod durability;
+mod endpoints;
 mod generate;
 mod hardening;
 mod http;

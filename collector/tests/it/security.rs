@@ -23,6 +23,7 @@ fn site(id: &str, origins: &[&str], token: &str) -> SiteConfig {
         ingest_keys_sha256: Vec::new(),
         require_key: false,
         base_url: String::new(),
+        goals: Vec::new(),
     }
 }
 

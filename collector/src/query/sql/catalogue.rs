@@ -37,7 +37,17 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         ("stats totals".into(), TOTALS.into(), None),
         ("stats sessions".into(), session_ends_sql(false), None),
         ("stats sessions mart".into(), session_ends_sql(true), None),
-        ("stats series".into(), series_sql(f.hourly), None),
+        ("stats series".into(), series_sql(f.hourly, f.period), None),
+        (
+            "stats series week".into(),
+            series_sql(false, Period::Week),
+            None,
+        ),
+        (
+            "stats series month".into(),
+            series_sql(false, Period::Month),
+            None,
+        ),
     ];
     list.extend(
         TOP_COLUMNS
@@ -45,7 +55,21 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
             .map(|c| (format!("stats top {c}"), top_sql(c), Some("pageview"))),
     );
     list.push(("stats totals traffic".into(), TOTALS_MART.into(), None));
-    list.push(("stats series traffic".into(), SERIES_MART.into(), None));
+    list.push((
+        "stats series traffic".into(),
+        series_mart_sql(Period::Day),
+        None,
+    ));
+    list.push((
+        "stats series week traffic".into(),
+        series_mart_sql(Period::Week),
+        None,
+    ));
+    list.push((
+        "stats series month traffic".into(),
+        series_mart_sql(Period::Month),
+        None,
+    ));
     list.push((
         "stats series hourly traffic".into(),
         SERIES_HOURLY_MART.into(),
@@ -63,6 +87,15 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         .into_iter()
         .map(|(name, sql, kind)| (name, shown(prepare(&client, &sql, f, kind))))
         .collect();
+    // The site's goals (`goals` of its `[[sites]]`), here two known names.
+    let goals = Filters {
+        goals: vec!["signup".into(), "purchase".into()],
+        ..f.clone()
+    };
+    out.push((
+        "stats conversion".into(),
+        shown(conversion_query(&client, &goals)),
+    ));
     // The rollup's figures as read when every day of the range is rolled.
     let rolled = Filters {
         rolled: (days_of(&f.from)..=days_of(&f.to)).map(civil).collect(),

@@ -57,6 +57,22 @@ pub struct Filters {
     pub offset: u32,
     /// `interval=hour`: the stats series per hour instead of per day.
     pub hourly: bool,
+    /// `period`: the buckets of the stats series, `day` (default), `week` or `month`.
+    pub period: Period,
+    /// `from` and `to` given with a time (`2026-11-10T14:00:00Z`, the heatmap's hours window):
+    /// the window's first second and the second after its last, seconds since the epoch. The
+    /// days of `from` and `to` then hold the window's days.
+    pub window: Option<(u64, u64)>,
+    /// `event_type`: events of one kind only (`timeline`, `top`, `export`).
+    pub event_type: Option<String>,
+    /// `property`: the custom property `top` ranks the values of.
+    pub property: Option<String>,
+    /// `until` of `timeline`: events stored at or before this time (ms since the epoch) only,
+    /// so that pages asked one after another stay the same while new events arrive.
+    pub until: Option<u64>,
+    /// The site's goal events (`goals` in `[[sites]]`), whose visitors `stats` counts as
+    /// converted (not a parameter: the site's config).
+    pub goals: Vec<String>,
     /// Rage clicks: three clicks within `rage_ms` (default 1000) and `rage_px` (default 30).
     pub rage_ms: u32,
     /// See `rage_ms`.
@@ -77,6 +93,46 @@ pub struct Filters {
     /// parameter: found by the query itself).
     pub listed: Vec<String>,
 }
+
+/// The buckets of the `stats` series (`period`). A bucket is named by its first day; weeks
+/// start on Monday (ISO 8601), and the first and last buckets hold only the range's days.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Period {
+    /// One bucket per day.
+    #[default]
+    Day,
+    /// Per week, Monday to Sunday.
+    Week,
+    /// Per calendar month.
+    Month,
+}
+
+impl Period {
+    /// The bucket of the `Date` expression `day`.
+    pub(super) fn bucket(self, day: &str) -> String {
+        match self {
+            Period::Day => day.to_owned(),
+            Period::Week => format!("toMonday({day})"),
+            Period::Month => format!("toStartOfMonth({day})"),
+        }
+    }
+
+    /// The first day of the bucket holding `day` (days since the epoch).
+    pub(super) fn start_of(self, day: i64) -> i64 {
+        match self {
+            Period::Day => day,
+            // 1970-01-01 was a Thursday, 3 days after a Monday.
+            Period::Week => day - (day + 3).rem_euclid(7),
+            Period::Month => {
+                let c = civil(day);
+                days_of(&format!("{}-01", &c[..7]))
+            }
+        }
+    }
+}
+
+/// The kinds of event (`event_type`).
+pub const EVENT_TYPES: [&str; 5] = ["pageview", "click", "scroll", "engagement", "custom"];
 
 /// The default rage-click thresholds (the rollup's).
 pub(super) const RAGE_MS: u32 = 1000;
@@ -129,6 +185,7 @@ fn bad(param: &'static str, detail: impl Into<String>) -> QueryError {
 impl Filters {
     /// Parses a query string.
     pub fn parse(query: &str) -> Result<Filters, QueryError> {
+        let (mut from_at, mut to_at) = (None, None);
         let mut f = Filters {
             site: String::new(),
             from: String::new(),
@@ -141,6 +198,12 @@ impl Filters {
             rage_ms: RAGE_MS,
             rage_px: RAGE_PX,
             hourly: false,
+            period: Period::Day,
+            window: None,
+            event_type: None,
+            property: None,
+            until: None,
+            goals: Vec::new(),
             limit: 100,
             offset: 0,
             exact: false,
@@ -155,8 +218,26 @@ impl Filters {
                 // Lengths are in characters, as the OpenAPI document's JSON Schema counts.
                 "site" if (1..=256).contains(&v.chars().count()) => f.site = v,
                 "site" => return Err(bad("site", "must be 1 to 256 characters")),
-                "from" => f.from = date(&v).ok_or_else(|| bad("from", "expected YYYY-MM-DD"))?,
-                "to" => f.to = date(&v).ok_or_else(|| bad("to", "expected YYYY-MM-DD"))?,
+                "from" | "to" => {
+                    let (name, at) = if k == "from" {
+                        ("from", &mut from_at)
+                    } else {
+                        ("to", &mut to_at)
+                    };
+                    let day = if let Some(secs) = datetime(&v) {
+                        *at = Some(secs);
+                        civil(secs.div_euclid(86_400))
+                    } else {
+                        date(&v).ok_or_else(|| {
+                            bad(name, "expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+                        })?
+                    };
+                    if name == "from" {
+                        f.from = day;
+                    } else {
+                        f.to = day;
+                    }
+                }
                 "path" if v.starts_with('/') && v.chars().count() <= 2048 => f.path = Some(v),
                 "path" => {
                     return Err(bad(
@@ -196,6 +277,31 @@ impl Filters {
                         .ok_or_else(|| bad("offset", "0 to 100000"))?
                 }
                 "interval" if v == "day" || v == "hour" => f.hourly = v == "hour",
+                "period" => {
+                    f.period = match v.as_str() {
+                        "day" => Period::Day,
+                        "week" => Period::Week,
+                        "month" => Period::Month,
+                        _ => return Err(bad("period", "expected day, week or month")),
+                    }
+                }
+                "event_type" if EVENT_TYPES.contains(&v.as_str()) => f.event_type = Some(v),
+                "event_type" => {
+                    return Err(bad(
+                        "event_type",
+                        "expected pageview, click, scroll, engagement or custom",
+                    ));
+                }
+                "property" if (1..=256).contains(&v.chars().count()) => f.property = Some(v),
+                "property" => return Err(bad("property", "must be 1 to 256 characters")),
+                "until" => {
+                    f.until = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|&n: &u64| n <= MAX_MS)
+                            .ok_or_else(|| bad("until", "ms since the epoch"))?,
+                    )
+                }
                 "exact" if v == "true" || v == "false" => f.exact = v == "true",
                 "exact" => return Err(bad("exact", "expected true or false")),
                 "ended" if matches!(v.as_str(), "closed" | "timed_out" | "active") => {
@@ -252,11 +358,25 @@ impl Filters {
         if f.site.is_empty() {
             return Err(bad("site", "required"));
         }
+        if f.hourly {
+            // An hourly series has hours for buckets, whatever `period` says.
+            f.period = Period::Day;
+        }
         if f.to.is_empty() {
             f.to = civil(unix_day(crate::dates::now_ms()));
         }
         if f.from.is_empty() {
             f.from = civil(days_of(&f.to) - 29);
+        }
+        if from_at.is_some() || to_at.is_some() {
+            // A side given as a date is its day's start (`from`) or the next day's (`to`).
+            let (first, end) = (days_of(FIRST_DAY) * 86_400, (days_of(LAST_DAY) + 1) * 86_400);
+            let lo = from_at.unwrap_or(days_of(&f.from) * 86_400).clamp(first, end);
+            let hi = to_at.unwrap_or((days_of(&f.to) + 1) * 86_400).clamp(first, end);
+            // `to` is exclusive: the window's last day is that of its last second.
+            f.to = civil((hi - 1).div_euclid(86_400));
+            // An empty window (`to` not after `from`) reads nothing, as an empty range.
+            f.window = Some((lo as u64, hi.max(lo) as u64));
         }
         f.clamp_range();
         Ok(f)
@@ -333,6 +453,10 @@ impl Filters {
             sql.push_str(" AND viewport_w >= ? AND viewport_w < ?");
             binds.extend([Bind::U(lo), Bind::U(hi.min(u32::from(u16::MAX) + 1))]);
         }
+        if let Some((lo, hi)) = self.window {
+            sql.push_str(" AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))");
+            binds.extend([Bind::N(lo), Bind::N(hi)]);
+        }
         sql
     }
 
@@ -393,7 +517,7 @@ impl Filters {
     /// per-device rows and none per page or width (a page's own figures come from
     /// `page_daily`).
     fn traffic_mart(&self) -> bool {
-        !self.exact && self.path.is_none() && self.width.is_none()
+        !self.exact && self.path.is_none() && self.width.is_none() && self.window.is_none()
     }
 
     /// The layout class of `width` (0 phone, 1 tablet, 2 desktop), as the marts key it.
@@ -408,7 +532,7 @@ impl Filters {
     /// Whether a page's rage and dead clicks may come from the behaviour rollup, which keeps
     /// them per page, layout and device at the default thresholds.
     pub(super) fn frustration_rollup(&self) -> bool {
-        !self.exact && (self.rage_ms, self.rage_px) == (RAGE_MS, RAGE_PX)
+        self.page_marts() && (self.rage_ms, self.rage_px) == (RAGE_MS, RAGE_PX)
     }
 
     /// Whether session behaviour (`anomalies`, `patterns`) may come from its rollup
@@ -417,19 +541,21 @@ impl Filters {
         !self.exact
             && self.path.is_none()
             && self.width.is_none()
+            && self.window.is_none()
             && self.device.is_none()
             && (self.rage_ms, self.rage_px) == (RAGE_MS, RAGE_PX)
     }
 
-    /// Whether page figures may come from the page marts.
+    /// Whether page figures may come from the page marts, which are per day: not for an
+    /// hours window.
     fn page_marts(&self) -> bool {
-        !self.exact
+        !self.exact && self.window.is_none()
     }
 
     /// Whether session figures may come from the `sessions` mart, which has no per-page or
     /// per-width rows (a session spans pages and layouts).
     fn session_mart(&self) -> bool {
-        !self.exact && self.path.is_none() && self.width.is_none()
+        !self.exact && self.path.is_none() && self.width.is_none() && self.window.is_none()
     }
 }
 
@@ -545,6 +671,62 @@ where
     } else {
         rows(client, raw, f, Some(kind)).await
     }
+}
+
+/// The latest time `until` may name, ms: the end of the last day a `Date` holds here.
+const MAX_MS: u64 = 4_133_980_799_999;
+
+/// An RFC 3339 `date-time` (`2026-11-10T14:00:00Z`, `2026-11-10T16:00:00.5+02:00`; the
+/// heatmap's hours window) as seconds since the epoch (negative before it), to the second: a
+/// fraction is dropped, a leap second is the second before it.
+fn datetime(s: &str) -> Option<i64> {
+    let (d, t) = s.split_at_checked(10)?;
+    let day = days_of(&date(d)?);
+    let t = t.strip_prefix(['T', 't'])?;
+    let b = t.as_bytes();
+    if b.len() < 9 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        let p = t.get(r)?;
+        p.bytes().all(|c| c.is_ascii_digit()).then(|| p.parse::<i64>().ok())?
+    };
+    let (h, m, sec) = (num(0..2)?, num(3..5)?, num(6..8)?);
+    let mut rest = &t[8..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let o = &rest[1..];
+            if o.len() != 5 || o.as_bytes()[2] != b':' {
+                return None;
+            }
+            let (oh, om) = (o.get(0..2)?, o.get(3..5)?);
+            let digits = |p: &str| p.bytes().all(|c| c.is_ascii_digit());
+            let (oh, om): (i64, i64) = if digits(oh) && digits(om) {
+                (oh.parse().ok()?, om.parse().ok()?)
+            } else {
+                return None;
+            };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    (h < 24 && m < 60 && sec <= 60)
+        .then(|| day * 86_400 + h * 3600 + m * 60 + sec.min(59) - offset)
 }
 
 /// `YYYY-MM-DD`, checked as a real date (RFC 3339's `full-date`, years 0000 to 9999).

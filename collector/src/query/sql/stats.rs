@@ -61,8 +61,8 @@ pub(super) const TOTALS_MART: &str = "SELECT toUInt64(uniqHLL12Merge(visitors)),
      toUInt64(countIfMerge(pageviews)), toUInt64(countIfMerge(events)), \
      toUInt64(sumIfMerge(failed)), toUInt64(sumIfMerge(dropped)) \
      FROM traffic_daily WHERE {traffic} AND dim = 0";
-/// [`SERIES`] by day from `traffic_daily`.
-pub(super) const SERIES_MART: &str = "SELECT toString(day) AS d, toUInt64(uniqHLL12Merge(visitors)), \
+/// [`SERIES`] by day (or by `{bucket}` of days: weeks, months) from `traffic_daily`.
+pub(super) const SERIES_MART: &str = "SELECT toString({bucket}) AS d, toUInt64(uniqHLL12Merge(visitors)), \
      toUInt64(countIfMerge(pageviews)) FROM traffic_daily WHERE {traffic} AND dim = 0 \
      GROUP BY d HAVING countIfMerge(events) > 0 ORDER BY d";
 /// [`SERIES`] per hour from `traffic_hourly`.
@@ -79,16 +79,19 @@ pub(super) fn top_mart_sql(dim: usize) -> String {
     )
 }
 
-/// The series' time bucket for the `interval` parameter.
-pub(super) fn series_sql(hourly: bool) -> String {
-    SERIES.replace(
-        "{bucket}",
-        if hourly {
-            "toStartOfHour(timestamp)"
-        } else {
-            "toDate(timestamp)"
-        },
-    )
+/// The series' time bucket for the `interval` and `period` parameters, from the events.
+pub(super) fn series_sql(hourly: bool, period: Period) -> String {
+    let bucket = if hourly {
+        "toStartOfHour(timestamp)".to_owned()
+    } else {
+        period.bucket("toDate(timestamp)")
+    };
+    SERIES.replace("{bucket}", &bucket)
+}
+
+/// [`SERIES_MART`] in buckets of `period`.
+pub(super) fn series_mart_sql(period: Period) -> String {
+    SERIES_MART.replace("{bucket}", &period.bucket("day"))
 }
 
 /// Active users per day: on that day (DAU), in the 7 days ending with it (WAU) and in the 30
@@ -277,8 +280,11 @@ pub struct Stats {
     /// the epoch), if they were read from the rollup (a site with many sessions today, at
     /// most a rollup period old); none when they are live.
     pub session_figures_as_of_ms: Option<u64>,
-    /// Per day (or per hour with `interval=hour`).
+    /// Per day (per hour with `interval=hour`, per week or month with `period`).
     pub series: Vec<Day>,
+    /// The share of visitors who sent one of the site's goal events (`goals` in its
+    /// `[[sites]]`); null when the site names none.
+    pub conversion: Option<Conversion>,
     /// Active users (DAU, WAU, MAU) over the range: averages over its complete days, today so
     /// far, and the series.
     pub active: Active,
@@ -302,10 +308,10 @@ pub struct Stats {
     pub campaigns: Vec<Count>,
 }
 
-/// One day (or hour) of the series.
+/// One day (or hour, week, month) of the series.
 #[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
 pub struct Day {
-    /// `YYYY-MM-DD`, or `YYYY-MM-DD HH:00:00` per hour.
+    /// `YYYY-MM-DD`, or `YYYY-MM-DD HH:00:00` per hour; a week or month by its first day.
     pub day: String,
     /// Distinct visitors.
     pub visitors: u64,
@@ -314,6 +320,85 @@ pub struct Day {
     /// Whether the day (or hour) is over; the current one is still counting.
     #[serde(skip_deserializing)]
     pub complete: bool,
+}
+
+/// The site's conversion: visitors who sent a goal event (a custom event named in the site's
+/// `goals`) in the range, per visitors. A visitor is a visitor id, as `visitors` counts them
+/// (ids rotate daily, so over several days an anonymous visitor counts once a day in both).
+#[derive(Debug, Serialize)]
+pub struct Conversion {
+    /// The goal events, as configured.
+    pub goals: Vec<String>,
+    /// Visitors with at least one goal event.
+    pub converted: u64,
+    /// `converted / visitors` (0 without visitors; at most 1, `visitors` being approximate
+    /// where `approximate` says so).
+    pub rate: f64,
+    /// Each goal's visitors and rate, in the configured order.
+    pub by_goal: Vec<GoalFigure>,
+}
+
+/// One goal's conversion.
+#[derive(Debug, Serialize)]
+pub struct GoalFigure {
+    /// The goal event's name.
+    pub goal: String,
+    /// Visitors who sent it.
+    pub visitors: u64,
+    /// `visitors` per the range's visitors.
+    pub rate: f64,
+}
+
+/// Visitors with goal events: one row per goal sent (its name) and one (`''`) for any of
+/// them. Custom events only, a range of the events' key; no `FINAL` (a re-sent event leaves
+/// a distinct count as it is). The goals are bound after `{where}`.
+pub(super) const CONVERSION: &str = "SELECT g AS goal, toUInt64(uniqExact(visitor_id)) AS visitors FROM events \
+     ARRAY JOIN ['', toString(name)] AS g WHERE {where} AND has(?, toString(name)) GROUP BY goal ORDER BY goal";
+
+pub(super) fn conversion_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    prepare_with(
+        client,
+        CONVERSION,
+        f,
+        Some("custom"),
+        Vec::new(),
+        vec![Bind::L(f.goals.clone())],
+    )
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+pub(super) struct GoalRow {
+    goal: String,
+    visitors: u64,
+}
+
+/// The conversion of `visitors` from the rows of [`CONVERSION`]; none without goals.
+pub(super) fn conversion_of(goals: &[String], rows: Vec<GoalRow>, visitors: u64) -> Option<Conversion> {
+    if goals.is_empty() {
+        return None;
+    }
+    let rate = |n: u64| {
+        if visitors == 0 {
+            0.0
+        } else {
+            (n as f64 / visitors as f64).min(1.0)
+        }
+    };
+    let of = |g: &str| rows.iter().find(|r| r.goal == g).map_or(0, |r| r.visitors);
+    let converted = of("");
+    Some(Conversion {
+        goals: goals.to_vec(),
+        converted,
+        rate: rate(converted),
+        by_goal: goals
+            .iter()
+            .map(|g| GoalFigure {
+                goal: g.clone(),
+                visitors: of(g),
+                rate: rate(of(g)),
+            })
+            .collect(),
+    })
 }
 
 /// Batches the site's trackers could not deliver.
@@ -498,22 +583,29 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         async move { pick::<Count>(client, f, use_mart, &mart_sql, &sql, "pageview").await }
     };
     // Independent queries, run together (ClickHouse serves them in parallel).
-    let series_sql = series_sql(f.hourly);
     let marts = f.session_mart();
     let series_sql = match (traffic, f.hourly) {
-        (true, false) => SERIES_MART.to_owned(),
+        (true, false) => series_mart_sql(f.period),
         (true, true) => SERIES_HOURLY_MART.to_owned(),
-        (false, _) => series_sql,
+        (false, _) => series_sql(f.hourly, f.period),
     };
-    let (totals, (s, entries, exits), series, active, tops) = tokio::try_join!(
+    let goals = async {
+        if f.goals.is_empty() {
+            Ok(Vec::new())
+        } else {
+            conversion_query(client, f).fetch_all::<GoalRow>().await
+        }
+    };
+    let (totals, (s, entries, exits), series, active, tops, goals) = tokio::try_join!(
         rows::<Totals>(client, if traffic { TOTALS_MART } else { TOTALS }, f, None),
         session_figures(client, f, marts),
         rows::<Day>(client, &series_sql, f, None),
         active(client, f, unix_day(crate::dates::now_ms())),
         futures_util::future::try_join_all(TOP_COLUMNS.into_iter().enumerate().map(top)),
+        goals,
     )?;
     let mut series = series;
-    mark_complete(&mut series, f.hourly, crate::dates::now_ms());
+    mark_complete(&mut series, f.hourly, f.period, crate::dates::now_ms());
     let totals = totals.into_iter().next().unwrap_or(Totals {
         visitors: 0,
         sessions: 0,
@@ -533,6 +625,7 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
         campaigns,
     ]: [Vec<Count>; 7] = tops.try_into().unwrap_or_default();
     Ok(Stats {
+        conversion: conversion_of(&f.goals, goals, totals.visitors),
         visitors: totals.visitors,
         sessions: totals.sessions,
         pageviews: totals.pageviews,
@@ -568,14 +661,16 @@ pub async fn stats(client: &Client, f: &Filters) -> Result<Stats, clickhouse::er
 }
 
 /// Marks the periods of `series` that ended before `now_ms`: a day before today, an hour
-/// before the current one (UTC; the series' labels sort as their times do).
-pub(super) fn mark_complete(series: &mut [Day], hourly: bool, now_ms: i64) {
-    let day = civil(unix_day(now_ms));
+/// before the current one, a week or month before the one today is in (UTC; the series'
+/// labels sort as their times do).
+pub(super) fn mark_complete(series: &mut [Day], hourly: bool, period: Period, now_ms: i64) {
+    let today = unix_day(now_ms);
+    let day = civil(today);
     let current = if hourly {
         let hour = now_ms.rem_euclid(86_400_000) / 3_600_000;
         format!("{day} {hour:02}:00:00")
     } else {
-        day
+        civil(period.start_of(today))
     };
     for d in series {
         d.complete = d.day < current;

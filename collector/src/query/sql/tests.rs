@@ -79,14 +79,14 @@ fn the_current_day_or_hour_is_incomplete() {
     // 2026-11-10 13:30 UTC.
     let now = days_from_civil(2026, 11, 10) * 86_400_000 + 13 * 3_600_000 + 1_800_000;
     let mut days = [row("2026-11-09"), row("2026-11-10")];
-    mark_complete(&mut days, false, now);
+    mark_complete(&mut days, false, Period::Day, now);
     assert_eq!(days.map(|d| d.complete), [true, false]);
     let mut hours = [
         row("2026-11-09 23:00:00"),
         row("2026-11-10 12:00:00"),
         row("2026-11-10 13:00:00"),
     ];
-    mark_complete(&mut hours, true, now);
+    mark_complete(&mut hours, true, Period::Day, now);
     assert_eq!(hours.map(|d| d.complete), [true, true, false]);
 }
 
@@ -200,4 +200,76 @@ fn a_range_is_clamped_to_the_days_events_can_have_and_may_be_empty() {
         &[],
     );
     assert!(days.is_empty());
+}
+
+#[test]
+fn weeks_start_on_monday_and_months_on_the_first() {
+    // 2026-11-12 is a Thursday.
+    let thu = days_from_civil(2026, 11, 12);
+    assert_eq!(civil(Period::Week.start_of(thu)), "2026-11-09");
+    assert_eq!(civil(Period::Week.start_of(thu - 3)), "2026-11-09");
+    assert_eq!(civil(Period::Week.start_of(thu - 4)), "2026-11-02");
+    assert_eq!(civil(Period::Month.start_of(thu)), "2026-11-01");
+    assert_eq!(civil(Period::Day.start_of(thu)), "2026-11-12");
+    let row = |d: &str| Day {
+        day: d.into(),
+        visitors: 1,
+        pageviews: 1,
+        complete: false,
+    };
+    let now = thu * 86_400_000 + 3_600_000;
+    let mut weeks = [row("2026-11-02"), row("2026-11-09")];
+    mark_complete(&mut weeks, false, Period::Week, now);
+    assert_eq!(weeks.map(|d| d.complete), [true, false]);
+    let mut months = [row("2026-10-01"), row("2026-11-01")];
+    mark_complete(&mut months, false, Period::Month, now);
+    assert_eq!(months.map(|d| d.complete), [true, false]);
+}
+
+#[test]
+fn periods_and_hours_windows_are_parsed_or_refused() {
+    let f = Filters::parse("site=s&period=week").unwrap();
+    assert_eq!(f.period, Period::Week);
+    assert!(Filters::parse("site=s&period=year").is_err());
+    let f = Filters::parse("site=s&period=week&interval=hour").unwrap();
+    assert_eq!((f.hourly, f.period), (true, Period::Day));
+    let f = Filters::parse("site=s&from=2026-11-10T22:00:00Z&to=2026-11-11T02:00:00Z").unwrap();
+    let lo = days_from_civil(2026, 11, 10) as u64 * 86_400 + 22 * 3600;
+    assert_eq!(f.window, Some((lo, lo + 4 * 3600)));
+    assert_eq!((f.from.as_str(), f.to.as_str()), ("2026-11-10", "2026-11-11"));
+    // `to` is exclusive: a window ending at midnight reads no day past it.
+    let f = Filters::parse("site=s&from=2026-11-10T22:00:00Z&to=2026-11-11T00:00:00Z").unwrap();
+    assert_eq!(f.to, "2026-11-10");
+    // RFC 3339: an offset, a fraction (dropped), lowercase; a date on one side is its day's
+    // start (`from`) or end (`to`); an empty window is no error, it reads nothing.
+    let w = |q: &str| Filters::parse(&format!("site=s&{q}")).unwrap().window;
+    assert_eq!(
+        w("from=2026-11-11T00:00:00.75+02:00&to=2026-11-11t02:00:00z"),
+        Some((lo, lo + 4 * 3600))
+    );
+    assert_eq!(
+        w("from=2026-11-10T22:00:00Z&to=2026-11-10"),
+        Some((lo, lo + 2 * 3600))
+    );
+    assert_eq!(w("from=2026-11-10T22:00:00Z&to=2026-11-10T21:00:00Z"), Some((lo, lo)));
+    for bad in [
+        "from=2026-11-10T24:00:00Z&to=2026-11-11T02:00:00Z",
+        "from=2026-11-10T22:00:00&to=2026-11-11T02:00:00Z",
+        "from=2026-11-10T22:00Z&to=2026-11-11T02:00:00Z",
+        "from=2026-11-10T22:00:00.Z",
+        "from=2026-11-10T22:00:00+2:00",
+        "from=2026-11-10T+2:00:00Z",
+        "event_type=tap",
+        "property=",
+        "until=x",
+    ] {
+        assert!(Filters::parse(&format!("site=s&{bad}")).is_err(), "{bad}");
+    }
+    let mut binds = Vec::new();
+    let f = Filters::parse("site=s&from=2026-11-10T22:00:00Z&to=2026-11-11T02:00:00Z").unwrap();
+    assert!(
+        f.condition(Some("click"), &mut binds)
+            .ends_with("AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))")
+    );
+    assert!(!f.page_marts() && !f.frustration_rollup());
 }
