@@ -167,7 +167,9 @@ impl<'a> Endpoint<'a> {
             Endpoint::Elements => &[
                 "site", "path", "from", "to", "device", "width", "exact", "token",
             ],
-            Endpoint::Stats => &["site", "from", "to", "path", "device", "interval", "exact"],
+            Endpoint::Stats => &[
+                "site", "from", "to", "path", "device", "interval", "period", "exact",
+            ],
             Endpoint::Funnel => &["site", "from", "to", "steps", "exact"],
             Endpoint::Sessions => &[
                 "site", "from", "to", "device", "ended", "limit", "offset", "exact",
