@@ -74,7 +74,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       ('demo', 'u7', '{"plan":"pro"}', 2000), ('demo', 'u7', '{"plan":"free"}', 1000), ('other', 'u7', '{"plan":"x"}', 3000), ('demo', 'u8', '{}', 1)`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 74, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 77, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -206,6 +206,22 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       ('demo', '00000000-0000-0000-0000-0000000002a2', 'custom', toDateTime('${day} 10:00:41', 'UTC'), 's2', 2, '/pricing', 'purchase'),
       ('demo', '00000000-0000-0000-0000-0000000002a3', 'custom', toDateTime('${day} 10:00:42', 'UTC'), 's1', 1, '/pricing', 'newsletter')`);
     assert.deepEqual(again("stats conversion").map((r) => [r.goal, num(r.visitors)]), [["", 1], ["purchase", 1], ["signup", 1]]);
+    // The timeline of clicks (issue 31), newest first by time then id, from the second: s2's
+    // click at 10:00:01 (id 6) before s1's (id 2), whose re-sent copy shows once.
+    assert.deepEqual(answers["timeline"].map((r) => Object.values(r)).map(([id, kind, ts, sid]) => [id.slice(-2), kind, num(ts) % 86_400_000, sid]),
+      [["06", "click", 36_001_000, "s2"], ["02", "click", 36_001_000, "s1"]]);
+    // The values of the property `plan` over every kind of event: text values as text, others
+    // as their JSON; by events, then visitors.
+    session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, path, name, props) SETTINGS insert_distributed_sync = 1 VALUES
+      ('demo', '00000000-0000-0000-0000-0000000003a1', 'custom', toDateTime('${day} 10:00:50', 'UTC'), 's1', 1, '/pricing', 'plan_picked', '{"plan":"pro"}'),
+      ('demo', '00000000-0000-0000-0000-0000000003a2', 'custom', toDateTime('${day} 10:00:51', 'UTC'), 's2', 2, '/pricing', 'plan_picked', '{"plan":"pro","seats":4}'),
+      ('demo', '00000000-0000-0000-0000-0000000003a3', 'pageview', toDateTime('${day} 10:00:52', 'UTC'), 's2', 2, '/pricing', '', '{"plan":3}')`);
+    assert.deepEqual(again("top property").map((r) => [r.value, num(r.count), num(r.visitors)]), [["pro", 2, 2], ["3", 1, 1]]);
+    // The heatmap of 10:00 to 11:00 leaves out a click at 11:00.
+    session.query(`INSERT INTO events (${cols}) SETTINGS insert_distributed_sync = 1 VALUES ${ev("click", 0, "s9", 9, { x: 500, y: 600, selector: "#late" }).replace("10:00:00", "11:00:00")}`);
+    const bins = (rs) => rs.map((r) => [r.fx, r.py, num(r.n)]);
+    assert.deepEqual(bins(again("heatmap points window")), [[0.3, 200, 2], [0.1, 200, 1]]);
+    assert.deepEqual(bins(again("heatmap points")), [[0.3, 200, 2], [0.1, 200, 1], [0.5, 600, 1]]);
   } finally {
     session.cleanup?.();
     rmSync(dir, { recursive: true, force: true });

@@ -112,6 +112,10 @@ pub enum Endpoint<'a> {
     Site,
     /// `live-token`.
     LiveToken,
+    /// `timeline`.
+    Timeline,
+    /// `top`.
+    Top,
     /// `sessions/{id}`.
     Session(&'a str),
     /// `users/{id}/events`.
@@ -121,7 +125,7 @@ pub enum Endpoint<'a> {
 }
 
 /// The named endpoints and their paths.
-const NAMED: [(&str, Endpoint<'static>); 15] = [
+const NAMED: [(&str, Endpoint<'static>); 17] = [
     ("heatmap", Endpoint::Heatmap),
     ("elements", Endpoint::Elements),
     ("stats", Endpoint::Stats),
@@ -137,6 +141,8 @@ const NAMED: [(&str, Endpoint<'static>); 15] = [
     ("viewer-check", Endpoint::ViewerCheck),
     ("site", Endpoint::Site),
     ("live-token", Endpoint::LiveToken),
+    ("timeline", Endpoint::Timeline),
+    ("top", Endpoint::Top),
 ];
 
 impl<'a> Endpoint<'a> {
@@ -171,6 +177,10 @@ impl<'a> Endpoint<'a> {
                 "site", "from", "to", "path", "device", "interval", "period", "exact",
             ],
             Endpoint::Funnel => &["site", "from", "to", "steps", "exact"],
+            Endpoint::Timeline => &[
+                "site", "from", "to", "event_type", "limit", "offset", "until",
+            ],
+            Endpoint::Top => &["site", "from", "to", "property", "event_type", "limit"],
             Endpoint::Sessions => &[
                 "site", "from", "to", "device", "ended", "limit", "offset", "exact",
             ],
@@ -202,12 +212,12 @@ impl<'a> Endpoint<'a> {
 }
 
 /// The query parameters of `export`.
-pub const EXPORT_PARAMS: &[&str] = &["site", "from", "to", "path", "format"];
+pub const EXPORT_PARAMS: &[&str] = &["site", "from", "to", "path", "event_type", "format"];
 /// The query parameters of the live feeds, `realtime/stream` and `realtime/ws`.
 pub const LIVE_PARAMS: &[&str] = &["site", "token"];
 
 /// Refuses a query naming a parameter not in `takes`: ignored, a misspelled or unsupported
-/// filter (`start_date`, `period`) would answer as if it had been applied.
+/// filter (`start_date`, `hours`) would answer as if it had been applied.
 pub fn declared(query: &str, takes: &'static [&'static str]) -> Result<(), QueryError> {
     let mut names: Vec<String> = Vec::new();
     for (k, _) in form_urlencoded::parse(query.as_bytes()) {
@@ -495,6 +505,19 @@ impl QueryApi {
                 self.cached(&site, endpoint, f, behaviour::patterns(c, f))
                     .await
             }
+            Endpoint::Timeline => {
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::timeline(c, f)).await
+            }
+            Endpoint::Top => {
+                let property = filters.property.clone().ok_or_else(|| QueryError::BadParam {
+                    param: "property",
+                    detail: "required for this endpoint".into(),
+                })?;
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::top_property(c, f, &property))
+                    .await
+            }
             Endpoint::Search => {
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::search(c, f)).await
@@ -564,13 +587,17 @@ impl QueryApi {
         let (content_type, ch_format) = match format.as_str() {
             "" | "ndjson" => ("application/x-ndjson", "JSONEachRow"),
             "csv" => ("text/csv; charset=utf-8", "CSVWithNames"),
+            // One JSON array, made of the rows as ClickHouse streams them (`JSONEachRow`:
+            // 18.16 has no array form).
+            "json" => ("application/json", "JSONEachRow"),
             _ => {
                 return Err(QueryError::BadParam {
                     param: "format",
-                    detail: "expected ndjson or csv".into(),
+                    detail: "expected ndjson, csv or json".into(),
                 });
             }
         };
+        let mut array = (format == "json").then(JsonArray::default);
         let mut cursor = sql::export(&self.client, &filters).fetch_bytes(ch_format)?;
         // The first chunk is awaited here, so a failing query is an error status, not a
         // truncated 200.
@@ -579,6 +606,10 @@ impl QueryApi {
         tokio::spawn(async move {
             let mut chunk = first;
             while let Some(bytes) = chunk {
+                let bytes = match &mut array {
+                    Some(a) => a.rows(&bytes),
+                    None => bytes,
+                };
                 if tx.send_data(bytes).await.is_err() {
                     return; // The client went away.
                 }
@@ -589,6 +620,9 @@ impl QueryApi {
                         return;
                     }
                 };
+            }
+            if let Some(a) = array {
+                let _ = tx.send_data(a.end()).await;
             }
         });
         Ok((content_type, body))
@@ -684,6 +718,42 @@ fn windowed(endpoint: Endpoint<'_>, f: &Filters) -> Result<(), QueryError> {
         });
     }
     Ok(())
+}
+
+/// `JSONEachRow` (one object a line) streamed as one JSON array: a newline ends a row (JSON
+/// escapes those inside strings), so each but the last becomes a comma, whatever chunks the
+/// rows arrive in.
+#[derive(Debug, Default)]
+struct JsonArray {
+    started: bool,
+    /// A row ended: a comma goes before the next one.
+    pending: bool,
+}
+
+impl JsonArray {
+    fn rows(&mut self, chunk: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(chunk.len() + 2);
+        if !self.started {
+            self.started = true;
+            out.push(b'[');
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                self.pending = true;
+            } else {
+                if self.pending {
+                    out.extend_from_slice(b",\n");
+                    self.pending = false;
+                }
+                out.push(b);
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn end(self) -> Bytes {
+        Bytes::from_static(if self.started { b"]\n" } else { b"[]\n" })
+    }
 }
 
 /// The `token` parameter of a query string (a signed token given instead of a bearer).
@@ -789,17 +859,31 @@ mod tests {
     }
 
     #[test]
+    fn rows_stream_as_one_json_array_whatever_their_chunks() {
+        let rows = b"{\"a\":\"x\\ny\"}\n{\"a\":2}\n{\"a\":3}\n";
+        for split in 0..rows.len() {
+            let mut a = JsonArray::default();
+            let mut out = a.rows(&rows[..split]).to_vec();
+            out.extend_from_slice(&a.rows(&rows[split..]));
+            out.extend_from_slice(&a.end());
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v, serde_json::json!([{"a": "x\ny"}, {"a": 2}, {"a": 3}]), "{split}");
+        }
+        assert_eq!(&JsonArray::default().end()[..], b"[]\n");
+    }
+
+    #[test]
     fn unknown_parameters_are_refused_by_name() {
         let takes = Endpoint::Stats.params().unwrap();
         assert!(declared("site=demo&from=2026-01-01&exact=true", takes).is_ok());
-        let e = declared("site=demo&start_date=x&period=day&start_date=y", takes).unwrap_err();
+        let e = declared("site=demo&start_date=x&hours=3&start_date=y", takes).unwrap_err();
         let QueryError::UnknownParams { names, .. } = &e else {
             panic!("{e:?}")
         };
-        assert_eq!(names, &["start_date", "period"]);
+        assert_eq!(names, &["start_date", "hours"]);
         assert!(
             e.to_string()
-                .starts_with("unknown parameters start_date, period: this endpoint takes site, ")
+                .starts_with("unknown parameters start_date, hours: this endpoint takes site, ")
         );
         let one = declared("site=demo&hours=3", Endpoint::Realtime.params().unwrap());
         assert_eq!(

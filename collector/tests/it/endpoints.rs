@@ -285,3 +285,191 @@ async fn a_heatmap_over_an_hours_window() {
     }
     server.stop().await;
 }
+
+/// Events of a theme switcher and a letter picker, over three days.
+fn explorer_rows() -> Vec<Row> {
+    let prop = |name, at: &str, props, visitor, session| Row {
+        props,
+        ..Row::custom(name, at, session, visitor)
+    };
+    vec![
+        row("pageview", "2026-11-08 09:00:00", "t1", 1).path("/a"),
+        row("pageview", "2026-11-09 10:00:00", "t2", 2).path("/b"),
+        Row::click("2026-11-09 10:00:00", 0, "t2", "#go", 10),
+        Row {
+            ms: 500,
+            ..prop("theme_change", "2026-11-09 10:00:01", r#"{"theme":"dark"}"#, 2, "t2")
+        },
+        prop("theme_change", "2026-11-10 08:00:00", r#"{"theme":"dark"}"#, 3, "t3"),
+        prop("theme_change", "2026-11-10 08:00:01", r#"{"theme":"light"}"#, 3, "t3"),
+        prop("letter", "2026-11-10 08:00:02", r#"{"letter":"A","n":4}"#, 3, "t3"),
+        Row {
+            bot: 1,
+            ..prop("theme_change", "2026-11-10 09:00:00", r#"{"theme":"bot"}"#, 9, "t9")
+        },
+    ]
+}
+
+/// (kind, time ms, name) of a timeline page's events.
+fn events(page: &Value) -> Vec<(String, u64, String)> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap().to_owned(),
+                e["ts"].as_u64().unwrap(),
+                e["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_timeline_pages_newest_first_and_top_ranks_a_propertys_values() {
+    use pathlight_collector::dates::days_from_civil;
+    let server = TestServer::start("ep_timeline").await;
+    let rows = explorer_rows();
+    insert(&server, 1, &rows).await;
+    // The light theme's event again (a re-sent batch): shown and counted once.
+    insert(&server, 6, &rows[5..6]).await;
+    let ms = |d: i64, secs: u64| d as u64 * 86_400_000 + secs * 1000;
+    let (d8, d9, d10) = (
+        days_from_civil(2026, 11, 8),
+        days_from_civil(2026, 11, 9),
+        days_from_civil(2026, 11, 10),
+    );
+    let e = |kind: &str, at: u64, name: &str| (kind.to_owned(), at, name.to_owned());
+    let q = "timeline?site=test&from=2026-11-01&to=2026-11-10&limit=3";
+    let first = server.api(q).await;
+    assert_eq!(
+        events(&first),
+        [
+            e("custom", ms(d10, 8 * 3600 + 2), "letter"),
+            e("custom", ms(d10, 8 * 3600 + 1), "theme_change"),
+            e("custom", ms(d10, 8 * 3600), "theme_change"),
+        ],
+        "{first}"
+    );
+    assert_eq!(first["next_offset"], 3);
+    assert_eq!(first["events"][0]["props"], json!({"letter": "A", "n": 4}));
+    assert_eq!(first["events"][0]["visitor_id"], "3");
+    let until = first["until_ms"].as_u64().unwrap();
+    // The next pages, bound to the first's time: the page and the click of the same second
+    // come by id, newest id first.
+    let second = server
+        .api(&format!("{q}&offset=3&until={until}"))
+        .await;
+    assert_eq!(
+        events(&second),
+        [
+            e("custom", ms(d9, 36_001) + 500, "theme_change"),
+            e("click", ms(d9, 36_000), ""),
+            e("pageview", ms(d9, 36_000), ""),
+        ]
+    );
+    assert_eq!(second["until_ms"].as_u64(), Some(until));
+    let last = server.api(&format!("{q}&offset=6&until={until}")).await;
+    assert_eq!(events(&last), [e("pageview", ms(d8, 9 * 3600), "")]);
+    assert_eq!(last["next_offset"], Value::Null);
+    // One kind; and only what was stored by a time.
+    let customs = server
+        .api("timeline?site=test&from=2026-11-01&to=2026-11-10&event_type=custom")
+        .await;
+    assert_eq!(events(&customs).len(), 4, "the bot's left out: {customs}");
+    let before = server
+        .api(&format!(
+            "timeline?site=test&from=2026-11-01&to=2026-11-10&limit=1&until={}",
+            ms(d10, 8 * 3600 + 1)
+        ))
+        .await;
+    assert_eq!(events(&before), [e("custom", ms(d10, 8 * 3600 + 1), "theme_change")]);
+
+    let top = |q: &str| {
+        let q = format!("top?site=test&from=2026-11-01&to=2026-11-10&{q}");
+        let server = &server;
+        async move { server.api(&q).await }
+    };
+    assert_eq!(
+        top("property=theme").await,
+        json!({"property": "theme", "values": [
+            {"value": "dark", "count": 2, "visitors": 2},
+            {"value": "light", "count": 1, "visitors": 1},
+        ]})
+    );
+    assert_eq!(
+        top("property=theme&limit=1").await["values"],
+        json!([{"value": "dark", "count": 2, "visitors": 2}])
+    );
+    assert_eq!(
+        top("property=n").await["values"],
+        json!([{"value": "4", "count": 1, "visitors": 1}])
+    );
+    assert_eq!(top("property=theme&event_type=pageview").await["values"], json!([]));
+    assert_eq!(top("property=nothing").await["values"], json!([]));
+    for (bad, field) in [
+        ("top?site=test", "property"),
+        ("top?site=test&property=", "property"),
+        ("timeline?site=test&event_type=tap", "event_type"),
+        ("timeline?site=test&until=soon", "until"),
+        ("timeline?site=test&limit=1001", "limit"),
+    ] {
+        let (status, body) = get(&server, bad).await;
+        assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{bad}: {body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn export_takes_a_kind_and_answers_one_json_array() {
+    let server = TestServer::start("ep_export").await;
+    let rows = explorer_rows();
+    insert(&server, 1, &rows).await;
+    insert(&server, 6, &rows[5..6]).await;
+    let export = |q: &str| {
+        reqwest::Client::new()
+            .get(server.url(&format!(
+                "/api/v1/export?site=test&from=2026-11-01&to=2026-11-10&{q}"
+            )))
+            .bearer_auth("test-token")
+            .send()
+    };
+    let resp = export("format=json&event_type=custom").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let all: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let names: Vec<(&str, &str)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event_type"].as_str().unwrap(), e["name"].as_str().unwrap()))
+        .collect();
+    // Oldest first, the re-sent event once, the bot's left out.
+    assert_eq!(
+        names,
+        [
+            ("custom", "theme_change"),
+            ("custom", "theme_change"),
+            ("custom", "theme_change"),
+            ("custom", "letter")
+        ]
+    );
+    assert_eq!(all[3]["props"], r#"{"letter":"A","n":4}"#);
+    // An empty answer is an empty array.
+    let none = export("format=json&event_type=scroll").await.unwrap();
+    assert_eq!(none.text().await.unwrap().trim(), "[]");
+    let clicks = export("event_type=click").await.unwrap();
+    assert_eq!(clicks.headers()["content-type"], "application/x-ndjson");
+    let text = clicks.text().await.unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains(r##""selector":"#go""##), "{text}");
+    let csv = export("format=csv&event_type=pageview").await.unwrap();
+    assert_eq!(csv.text().await.unwrap().lines().count(), 3, "a header and two page views");
+    for (q, field) in [("event_type=tap", "event_type"), ("format=xml", "format")] {
+        let resp = export(q).await.unwrap();
+        assert_eq!(resp.status(), 400, "{q}");
+        assert_eq!(crate::json_body(resp).await["field"], field, "{q}");
+    }
+    server.stop().await;
+}

@@ -241,6 +241,35 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
     out.push(("sessions list".into(), shown(list)));
     out.push(("sessions anomalies".into(), shown(of)));
     out.push(("export".into(), shown(export(&client, f))));
+    // The timeline of the range's clicks, at most those stored by the end of its last day.
+    let clicks = Filters {
+        event_type: Some("click".into()),
+        until: Some((days_of(&f.to) as u64 + 1) * 86_400_000),
+        limit: 2,
+        offset: 1,
+        path: None,
+        ..f.clone()
+    };
+    out.push(("timeline".into(), shown(timeline_query(&client, &clicks))));
+    // The values of a custom property `plan`, of every kind of event.
+    let top = Filters {
+        path: None,
+        ..f.clone()
+    };
+    out.push((
+        "top property".into(),
+        shown(top_property_query(&client, &top, "plan")),
+    ));
+    // The heatmap's clicks over an hours window: 10:00 to 11:00 of the range's first day.
+    let ten = days_of(&f.from) as u64 * 86_400 + 10 * 3600;
+    let window = Filters {
+        window: Some((ten, ten + 3600)),
+        ..f.clone()
+    };
+    out.push((
+        "heatmap points window".into(),
+        shown(prepare(&client, &heatmap_points_sql(), &window, Some("click"))),
+    ));
     out.push((
         "realtime".into(),
         shown(client.query(REALTIME).bind(&f.site)),

@@ -10,9 +10,9 @@ pub(super) const EXPORT: &str = "SELECT toString(event_id) AS event_id, toString
      event_title \
      FROM events FINAL WHERE {where} ORDER BY timestamp, timestamp_ms, event_id";
 
-/// The export query (all kinds, bots excluded) for `f`.
+/// The export query (all kinds, or `event_type`'s; bots excluded) for `f`.
 pub fn export(client: &Client, f: &Filters) -> clickhouse::query::Query {
-    prepare(client, EXPORT, f, None)
+    prepare(client, EXPORT, f, f.event_type.as_deref())
 }
 
 pub(super) const REALTIME: &str = "SELECT toUInt64(uniqExact(visitor_id)), toUInt64(countIf(event_type = 'pageview')), toUInt64(count()) \
@@ -369,5 +369,163 @@ pub async fn user_events(
         traits,
         traits_updated_ms,
         events,
+    })
+}
+
+/// `timeline`: the site's events, newest first, a page of them. A stored duplicate (a
+/// re-sent batch not merged yet) drops out by `LIMIT 1 BY event_id`, not `FINAL` (see
+/// [`SESSION_EVENTS`]). The order is total (time, then id), so a page is the same however
+/// often it is asked, and `until` (ms, bound after `{where}` and the kind) keeps events stored
+/// later off the pages that follow.
+pub(super) const TIMELINE: &str = "SELECT toString(event_id) AS id, toString(event_type), toUInt64(timestamp) * 1000 + timestamp_ms AS ts, \
+     session_id, toString(visitor_id), user_id, path, selector, toString(name), props \
+     FROM events WHERE {where}{until} ORDER BY ts DESC, id DESC LIMIT 1 BY id LIMIT ?, ?";
+
+/// One event of the timeline.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct TimelineEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// Kind.
+    pub event_type: String,
+    /// Time, ms since the epoch.
+    pub ts: u64,
+    /// Session.
+    pub session_id: String,
+    /// Visitor id (a daily hash), as text: it does not fit a JavaScript number.
+    pub visitor_id: String,
+    /// The site's user id, if identified.
+    pub user_id: String,
+    /// Page.
+    pub path: String,
+    /// Clicked element.
+    pub selector: String,
+    /// Custom event name.
+    pub name: String,
+    /// Custom properties, a JSON object as text (empty: none); an object in the answer.
+    #[serde(skip_serializing)]
+    pub props: String,
+}
+
+/// `timeline`: a page of the site's events, newest first.
+#[derive(Debug, Serialize)]
+pub struct Timeline {
+    /// The page.
+    pub events: Vec<serde_json::Value>,
+    /// The bound the pages share: `until` as given, else the time of this answer (ms). Ask
+    /// the next pages with it, so that events stored meanwhile do not shift them.
+    pub until_ms: u64,
+    /// `offset` of the next page; null after the last.
+    pub next_offset: Option<u32>,
+}
+
+pub(super) fn timeline_query(client: &Client, f: &Filters) -> clickhouse::query::Query {
+    let mut post = Vec::new();
+    let until = match f.until {
+        Some(ms) => {
+            post.push(Bind::N(ms));
+            " AND toUInt64(timestamp) * 1000 + timestamp_ms <= ?"
+        }
+        None => "",
+    };
+    post.extend([Bind::U(f.offset), Bind::U(f.limit)]);
+    let sql = TIMELINE.replace("{until}", until);
+    prepare_with(client, &sql, f, f.event_type.as_deref(), Vec::new(), post)
+}
+
+/// A page of the timeline. The newest events are on the last days, so the range is read from
+/// its last day back, the span doubling, until it holds the page or is whole: a busy site's
+/// first pages read a day of events, not the month.
+pub async fn timeline(client: &Client, f: &Filters) -> Result<Timeline, clickhouse::error::Error> {
+    let until_ms = f
+        .until
+        .unwrap_or_else(|| crate::dates::now_ms().max(0) as u64);
+    let (from, to) = (days_of(&f.from), days_of(&f.to));
+    let mut span = 0;
+    let rows: Vec<TimelineEvent> = loop {
+        let lo = (to - span).max(from);
+        let part = Filters {
+            from: civil(lo),
+            ..f.clone()
+        };
+        let rows: Vec<TimelineEvent> = timeline_query(client, &part).fetch_all().await?;
+        if rows.len() >= f.limit as usize || lo <= from {
+            break rows;
+        }
+        span = span * 2 + 1;
+    };
+    let next_offset = (rows.len() >= f.limit as usize).then(|| f.offset + f.limit);
+    let events = rows
+        .into_iter()
+        .map(|e| {
+            let props: serde_json::Value = serde_json::from_str(&e.props)
+                .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+            let mut v = serde_json::to_value(&e).unwrap_or_default();
+            v["props"] = props;
+            v
+        })
+        .collect();
+    Ok(Timeline {
+        events,
+        until_ms,
+        next_offset,
+    })
+}
+
+/// `top`: the values of a custom property (`props`) by how many events carried each, with
+/// their distinct visitors. A text value is compared as its text, any other (a number, a
+/// boolean, null) as its JSON. The property's name is bound (before `{where}`: thrice, then
+/// once after it, then the limit); a duplicate drops out by `LIMIT 1 BY event_id`, over only
+/// the events carrying the property.
+pub(super) const TOP_PROPERTY: &str = "SELECT v AS value, toUInt64(count()) AS count, toUInt64(uniqExact(visitor_id)) AS visitors FROM \
+     (SELECT if(startsWith(visitParamExtractRaw(props, ?), '\"'), visitParamExtractString(props, ?), visitParamExtractRaw(props, ?)) AS v, \
+        visitor_id FROM events WHERE {where} AND visitParamHas(props, ?) LIMIT 1 BY event_id) \
+     GROUP BY value ORDER BY count DESC, value LIMIT ?";
+
+/// A value of a property and how often it was sent.
+#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
+pub struct PropertyValue {
+    /// The value: the text of a text value, the JSON of any other.
+    pub value: String,
+    /// Events that carried it.
+    pub count: u64,
+    /// Distinct visitor ids among them.
+    pub visitors: u64,
+}
+
+/// `top`: a property's most sent values.
+#[derive(Debug, Serialize)]
+pub struct Top {
+    /// The property.
+    pub property: String,
+    /// Its values, most sent first (ties by value), at most `limit`.
+    pub values: Vec<PropertyValue>,
+}
+
+pub(super) fn top_property_query(
+    client: &Client,
+    f: &Filters,
+    property: &str,
+) -> clickhouse::query::Query {
+    let p = || Bind::S(property.to_owned());
+    prepare_with(
+        client,
+        TOP_PROPERTY,
+        f,
+        f.event_type.as_deref(),
+        vec![p(), p(), p()],
+        vec![p(), Bind::U(f.limit)],
+    )
+}
+
+/// The most sent values of `property`.
+pub async fn top_property(
+    client: &Client,
+    f: &Filters,
+    property: &str,
+) -> Result<Top, clickhouse::error::Error> {
+    Ok(Top {
+        property: property.to_owned(),
+        values: top_property_query(client, f, property).fetch_all().await?,
     })
 }

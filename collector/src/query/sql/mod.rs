@@ -229,7 +229,7 @@ impl Filters {
                         civil(secs.div_euclid(86_400))
                     } else {
                         date(&v).ok_or_else(|| {
-                            bad(name, "expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+                            bad(name, "expected YYYY-MM-DD or an RFC 3339 date-time")
                         })?
                     };
                     if name == "from" {
