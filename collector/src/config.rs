@@ -4,6 +4,7 @@
 //! falls back to a default.
 
 use crate::storage::clickhouse::ClickHouseConfig;
+use crate::query::analysis::AnomalyRules;
 use anyhow::{Context, bail};
 use pathlight_wire::Limits;
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,12 @@ pub struct Config {
     pub accounts: crate::accounts::AccountsConfig,
     /// The sites this collector accepts events for. Events for other sites are refused.
     pub sites: Vec<SiteConfig>,
+    /// The anomaly rules of `sessions/{id}/analysis`, with their severities, for every site
+    /// (a site's own `anomalies` override them rule by rule): `repeated` (`min` identical
+    /// actions in a row, default 5), `rage` (`clicks` within `ms` and `px`), `dead`,
+    /// `missing_close` (a session that timed out without its page being hidden or left) and
+    /// `rapid`; each with `enabled` and `severity` (`low`, `medium`, `high`).
+    pub anomalies: AnomalyRules,
 }
 
 /// Bounds on what clients can hold: sockets, time and header memory. Bodies are bounded by
@@ -227,6 +234,10 @@ pub struct SiteConfig {
     /// `conversion` is null.
     #[serde(default)]
     pub goals: Vec<String>,
+    /// The site's anomaly rules (`sessions/{id}/analysis`): each rule named here replaces
+    /// the global `[anomalies]` one.
+    #[serde(default)]
+    pub anomalies: AnomalyRules,
 }
 
 impl SiteConfig {
@@ -273,6 +284,7 @@ impl Default for Config {
             live: LiveConfig::default(),
             accounts: crate::accounts::AccountsConfig::default(),
             sites: Vec::new(),
+            anomalies: AnomalyRules::default(),
         }
     }
 }
@@ -338,7 +350,13 @@ impl Config {
             bail!("live.max_connections_per_site and live.heartbeat_ms must be > 0");
         }
         let mut seen = std::collections::HashSet::new();
+        self.anomalies
+            .check()
+            .map_err(|e| anyhow::anyhow!("anomalies: {e}"))?;
         for site in &self.sites {
+            site.anomalies
+                .check()
+                .map_err(|e| anyhow::anyhow!("sites.{}: anomalies: {e}", site.id))?;
             if site.id.is_empty() || site.id.len() > self.limits.max_ident_len {
                 bail!(
                     "sites: site id {:?} must be 1..={} bytes",
@@ -475,6 +493,7 @@ impl Config {
                 require_key: false,
                 base_url: String::new(),
                 goals: Vec::new(),
+                anomalies: Default::default(),
             }],
             clickhouse: ClickHouseConfig {
                 url: clickhouse_url.into(),
@@ -614,6 +633,7 @@ mod tests {
             require_key: false,
             base_url: String::new(),
             goals: Vec::new(),
+            anomalies: Default::default(),
         });
         assert!(c.validate().is_err());
         c.sites[0].origins.clear();

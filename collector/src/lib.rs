@@ -173,6 +173,7 @@ pub async fn serve_with(
         &config.hash_secret,
         config.session_timeout_secs,
         cache,
+        &config.anomalies,
     ));
     let drain = pipeline.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);

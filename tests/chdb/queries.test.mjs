@@ -74,7 +74,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       ('demo', 'u7', '{"plan":"pro"}', 2000), ('demo', 'u7', '{"plan":"free"}', 1000), ('other', 'u7', '{"plan":"x"}', 3000), ('demo', 'u8', '{}', 1)`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 77, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 78, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -169,6 +169,10 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
     assert.deepEqual(Object.values(answers["live recent"][0]).map(num), [0, 0, 0, 0], "nothing in the last 30 minutes");
     assert.deepEqual(Object.values(answers["live today"][0]).map(num), [0, 0, 0], "nothing today");
     assert.deepEqual(answers["session events"].map((r) => Object.values(r)[0]), ["pageview", "click", "scroll"]);
+    // What sessions/{id}/analysis reads of s1 (issue 31): kind, time, page, element, tag, x, y,
+    // name, in order; the re-sent click once.
+    assert.deepEqual(answers["session analysis events"].map((r) => Object.values(r)).map(([k, ts, p, sel, tag, x, y]) => [k, num(ts) % 86_400_000, p, sel, tag, num(x), num(y)]),
+      [["pageview", 36_000_000, "/pricing", "", "", 0, 0], ["click", 36_001_000, "/pricing", "#buy", "", 100, 200], ["scroll", 36_002_000, "/pricing", "", "", 0, 0]]);
     // Two rows (one per insert: the click was re-sent), both on that day.
     assert.deepEqual(Object.values(answers["session days"][0]).map((v, i) => (i < 2 ? v : num(v))), [day, day, 2], "the day s1 has rows on");
     // Active users over days: a signed-in user on 11-08 and 11-09 under a new visitor id each

@@ -251,6 +251,7 @@ mod tests {
                 require_key: false,
                 base_url: String::new(),
                 goals: Vec::new(),
+                anomalies: Default::default(),
             })
             .collect();
         let mut config = Config {

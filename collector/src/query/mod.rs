@@ -3,6 +3,7 @@
 //! naming the parameter) and reach ClickHouse only as bound values, never spliced into SQL.
 //! Answers to the same question within a few seconds come from [`cache`].
 
+pub mod analysis;
 pub(crate) mod behaviour;
 mod cache;
 pub mod rollup;
@@ -118,6 +119,8 @@ pub enum Endpoint<'a> {
     Top,
     /// `sessions/{id}`.
     Session(&'a str),
+    /// `sessions/{id}/analysis`.
+    SessionAnalysis(&'a str),
     /// `users/{id}/events`.
     UserEvents(&'a str),
     /// Anything else: refused as not found once the token is checked.
@@ -152,6 +155,12 @@ impl<'a> Endpoint<'a> {
             *e
         } else if let Some(id) = path.strip_prefix("sessions/").filter(|p| segment(p)) {
             Endpoint::Session(id)
+        } else if let Some(id) = path
+            .strip_prefix("sessions/")
+            .and_then(|p| p.strip_suffix("/analysis"))
+            .filter(|p| segment(p))
+        {
+            Endpoint::SessionAnalysis(id)
         } else if let Some(user) = path
             .strip_prefix("users/")
             .and_then(|p| p.strip_suffix("/events"))
@@ -185,6 +194,7 @@ impl<'a> Endpoint<'a> {
                 "site", "from", "to", "device", "ended", "limit", "offset", "exact",
             ],
             Endpoint::Session(_) | Endpoint::Search => &["site", "from", "to", "exact"],
+            Endpoint::SessionAnalysis(_) => &["site", "from", "to"],
             Endpoint::Anomalies => &["site", "from", "to", "path", "rage_ms", "rage_px", "exact"],
             Endpoint::Actions | Endpoint::Patterns => &["site", "from", "to", "path", "exact"],
             Endpoint::UserEvents(_) => &["site", "from", "to", "limit", "offset", "exact"],
@@ -201,6 +211,7 @@ impl<'a> Endpoint<'a> {
     pub fn label(&self) -> &'static str {
         match self {
             Endpoint::Session(_) => "session",
+            Endpoint::SessionAnalysis(_) => "session_analysis",
             Endpoint::UserEvents(_) => "user_events",
             Endpoint::Unknown => "other",
             e => NAMED
@@ -268,6 +279,8 @@ pub struct QueryApi {
     sites: std::collections::HashMap<String, (Vec<String>, String)>,
     /// Each site's goal events (`stats`' conversion).
     goals: std::collections::HashMap<String, Vec<String>>,
+    /// Each site's anomaly rules (`sessions/{id}/analysis`), its own over the global ones.
+    rules: std::collections::HashMap<String, analysis::Rules>,
     cache: QueryCache,
     /// `session_timeout_secs`, in ms: a session with no event for this long is over
     /// (`sessions`' `ended`).
@@ -288,6 +301,7 @@ impl QueryApi {
         hash_secret: &str,
         session_timeout_secs: u64,
         cache: QueryCache,
+        rules: &analysis::AnomalyRules,
     ) -> QueryApi {
         QueryApi {
             client,
@@ -299,6 +313,10 @@ impl QueryApi {
             goals: sites
                 .iter()
                 .map(|s| (s.id.clone(), s.goals.clone()))
+                .collect(),
+            rules: sites
+                .iter()
+                .map(|s| (s.id.clone(), analysis::AnomalyRules::resolve(&s.anomalies, rules)))
                 .collect(),
             cache,
             session_timeout_ms: session_timeout_secs.saturating_mul(1000),
@@ -558,6 +576,14 @@ impl QueryApi {
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::session(c, f, &id))
                     .await
+            }
+            Endpoint::SessionAnalysis(id) => {
+                let id = path_id(id)?;
+                filters.session = Some(id.clone());
+                let rules = self.rules.get(&filters.site).cloned().unwrap_or_default();
+                let f = &filters;
+                let run = sql::session_analysis(c, f, &id, &rules, self.session_timeout_ms);
+                self.cached(&site, endpoint, f, run).await
             }
             Endpoint::UserEvents(user) => {
                 let user = path_id(user)?;

@@ -27,6 +27,7 @@ fn two_sites(c: &mut Config) {
         require_key: false,
         base_url: String::new(),
         goals: Vec::new(),
+        anomalies: Default::default(),
     });
 }
 

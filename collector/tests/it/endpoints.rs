@@ -473,3 +473,96 @@ async fn export_takes_a_kind_and_answers_one_json_array() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_sessions_analysis_has_its_summary_and_anomalies_by_the_configured_rules() {
+    use pathlight_collector::query::analysis::{RepeatedRule, Rule, Severity};
+    let server = TestServer::start_with("ep_analysis", |c| {
+        // Global: dead clicks matter more than by default; the site: three repeats are enough.
+        c.anomalies.dead = Some(Rule {
+            enabled: None,
+            severity: Some(Severity::Medium),
+        });
+        c.sites[0].anomalies.repeated = Some(RepeatedRule {
+            min: Some(3),
+            severity: Some(Severity::High),
+            ..RepeatedRule::default()
+        });
+    })
+    .await;
+    let img = |ms| Row {
+        tag: "img",
+        ..Row::click("2026-11-09 10:00:10", ms, "q1", "#img", 50)
+    };
+    let mut rows = vec![row("pageview", "2026-11-09 10:00:00", "q1", 1).path("/f")];
+    rows.extend(["02", "04", "06"].map(|s| {
+        Row::click(&format!("2026-11-09 10:00:{s}"), 0, "q1", "#save", 10).path("/f")
+    }));
+    rows.extend([img(0), img(100), img(200)].map(|r| r.path("/f")));
+    // q2 clicks twice and leaves its page: closed, nothing unusual.
+    rows.extend([
+        row("pageview", "2026-11-09 11:00:00", "q2", 2),
+        Row::click("2026-11-09 11:00:02", 0, "q2", "#save", 10),
+        Row::click("2026-11-09 11:00:04", 0, "q2", "#save", 10),
+        row("engagement", "2026-11-09 11:00:05", "q2", 2),
+    ]);
+    insert(&server, 1, &rows).await;
+    let range = "site=test&from=2026-11-01&to=2026-11-10";
+    let at = |secs: u64, ms: u64| {
+        pathlight_collector::dates::days_from_civil(2026, 11, 9) as u64 * 86_400_000
+            + 36_000_000
+            + secs * 1000
+            + ms
+    };
+    let q1 = server
+        .api(&format!("sessions/q1/analysis?{range}"))
+        .await;
+    assert_eq!(
+        q1["summary"],
+        json!({
+            "start_ms": at(0, 0), "end_ms": at(10, 200), "duration_secs": 10.2, "pages": 1,
+            "events": {"pageview": 1, "click": 6, "total": 7},
+            "entry": "/f", "exit": "/f", "ended": "timed_out"
+        })
+    );
+    let found: Vec<(&str, &str, u64, &str, u64)> = q1["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap(),
+                a["severity"].as_str().unwrap(),
+                a["at_ms"].as_u64().unwrap(),
+                a["what"].as_str().unwrap(),
+                a["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("repeated", "high", at(2, 0), "click /f #save", 3),
+            ("dead", "medium", at(10, 0), "#img", 3),
+            ("rage", "high", at(10, 0), "#img", 3),
+            ("missing_close", "low", at(10, 200), "", 1),
+        ],
+        "{q1}"
+    );
+    assert_eq!(q1["severity"], "high");
+    let q2 = server
+        .api(&format!("sessions/q2/analysis?{range}"))
+        .await;
+    assert_eq!(q2["summary"]["ended"], "closed");
+    assert_eq!((&q2["anomalies"], &q2["severity"]), (&json!([]), &Value::Null));
+    let none = server
+        .api(&format!("sessions/nobody/analysis?{range}"))
+        .await;
+    assert_eq!(
+        none,
+        json!({"session_id": "nobody", "summary": null, "anomalies": [], "severity": null})
+    );
+    let (status, body) = get(&server, &format!("sessions/q1/analysis?{range}&limit=3")).await;
+    assert_eq!((status, body["reason"].as_str()), (400, Some("unknown_param")));
+    server.stop().await;
+}

@@ -24,6 +24,7 @@ fn site(id: &str, origins: &[&str], token: &str) -> SiteConfig {
         require_key: false,
         base_url: String::new(),
         goals: Vec::new(),
+        anomalies: Default::default(),
     }
 }
 

@@ -298,6 +298,10 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
             "session events".into(),
             shown(session_query(&client, f, id)),
         ));
+        out.push((
+            "session analysis events".into(),
+            shown(session_analysis_query(&client, f, id)),
+        ));
     }
     out
 }

@@ -403,3 +403,66 @@ pub(super) fn session_query(client: &Client, f: &Filters, id: &str) -> clickhous
         vec![Bind::S(id.to_owned())],
     )
 }
+
+/// The events of a session as `sessions/{id}/analysis` reads them (`query::analysis`), over
+/// the days it has rows in (as [`SESSION_EVENTS`]).
+pub(super) const SESSION_ANALYSIS_EVENTS: &str = "SELECT toString(event_type), toUInt64(timestamp) * 1000 + timestamp_ms AS ts, path, selector, tag, \
+     x, y, toString(name) FROM events WHERE {where} AND session_id = ? ORDER BY ts, event_id LIMIT 1 BY event_id LIMIT 10000";
+
+pub(super) fn session_analysis_query(
+    client: &Client,
+    f: &Filters,
+    id: &str,
+) -> clickhouse::query::Query {
+    prepare_with(
+        client,
+        SESSION_ANALYSIS_EVENTS,
+        f,
+        None,
+        Vec::new(),
+        vec![Bind::S(id.to_owned())],
+    )
+}
+
+/// `sessions/{id}/analysis`: the session's summary and its anomalies by `rules`; a session
+/// with no event for `timeout_ms` is over.
+pub async fn session_analysis(
+    client: &Client,
+    f: &Filters,
+    id: &str,
+    rules: &crate::query::analysis::Rules,
+    timeout_ms: u64,
+) -> Result<crate::query::analysis::Analysis, clickhouse::error::Error> {
+    use crate::query::analysis::{Analysis, anomalies, summary};
+    let (lo, hi, rows): (String, String, u64) = client
+        .query(SESSION_DAYS)
+        .bind(&f.site)
+        .bind(&f.from)
+        .bind(&f.to)
+        .bind(id)
+        .fetch_one()
+        .await?;
+    let steps: Vec<crate::query::analysis::Step> = if rows == 0 {
+        Vec::new()
+    } else {
+        let days = Filters {
+            from: lo,
+            to: hi,
+            ..f.clone()
+        };
+        session_analysis_query(client, &days, id).fetch_all().await?
+    };
+    let now = crate::dates::now_ms().max(0) as u64;
+    let summary =
+        (!steps.is_empty()).then(|| summary(&steps, |left, end| ended(left, end, now, timeout_ms)));
+    let found = summary
+        .as_ref()
+        .map(|s| anomalies(&steps, s.ended, rules))
+        .unwrap_or_default();
+    Ok(Analysis {
+        session_id: id.to_owned(),
+        severity: found.iter().map(|a| a.severity).max(),
+        summary,
+        anomalies: found,
+    })
+}
