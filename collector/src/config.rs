@@ -3,8 +3,8 @@
 //! so an empty file is a working local setup; unknown keys are errors, so a typo never silently
 //! falls back to a default.
 
-use crate::storage::clickhouse::ClickHouseConfig;
 use crate::query::analysis::AnomalyRules;
+use crate::storage::clickhouse::ClickHouseConfig;
 use anyhow::{Context, bail};
 use pathlight_wire::Limits;
 use serde::{Deserialize, Serialize};

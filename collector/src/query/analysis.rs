@@ -255,7 +255,10 @@ pub fn summary(steps: &[Step], ended: impl Fn(u64, u64) -> &'static str) -> Summ
         *events.entry(s.event_type.clone()).or_insert(0) += 1;
     }
     events.insert("total".into(), steps.len() as u64);
-    let views: Vec<&Step> = steps.iter().filter(|s| s.event_type == "pageview").collect();
+    let views: Vec<&Step> = steps
+        .iter()
+        .filter(|s| s.event_type == "pageview")
+        .collect();
     let mut pages: Vec<&str> = views.iter().map(|s| s.path.as_str()).collect();
     pages.sort_unstable();
     pages.dedup();
@@ -473,7 +476,10 @@ mod tests {
         // The site's rule replaces the global one whole: min back to its default.
         assert_eq!(r.repeated, Some((5, 1000, Severity::High)));
         assert_eq!(r.dead, None);
-        assert_eq!(AnomalyRules::resolve(&AnomalyRules::default(), &global).repeated, Some((4, 1000, Severity::Medium)));
+        assert_eq!(
+            AnomalyRules::resolve(&AnomalyRules::default(), &global).repeated,
+            Some((4, 1000, Severity::Medium))
+        );
         assert!(
             AnomalyRules {
                 rage: Some(RageRule {
@@ -527,12 +533,18 @@ mod tests {
             step("pageview", 3000, "/a", "", ""),
             step("engagement", 4000, "/a", "", ""),
         ];
-        let sum = summary(&s, |left, end| if left >= end { "closed" } else { "timed_out" });
+        let sum = summary(
+            &s,
+            |left, end| if left >= end { "closed" } else { "timed_out" },
+        );
         assert_eq!(
             (sum.start_ms, sum.end_ms, sum.duration_secs, sum.pages),
             (1000, 4000, 3.0, 2)
         );
-        assert_eq!((sum.entry.as_str(), sum.exit.as_str(), sum.ended), ("/a", "/a", "closed"));
+        assert_eq!(
+            (sum.entry.as_str(), sum.exit.as_str(), sum.ended),
+            ("/a", "/a", "closed")
+        );
         assert_eq!(sum.events["pageview"], 3);
         assert_eq!(sum.events["total"], 5);
     }

@@ -187,7 +187,13 @@ impl<'a> Endpoint<'a> {
             ],
             Endpoint::Funnel => &["site", "from", "to", "steps", "exact"],
             Endpoint::Timeline => &[
-                "site", "from", "to", "event_type", "limit", "offset", "until",
+                "site",
+                "from",
+                "to",
+                "event_type",
+                "limit",
+                "offset",
+                "until",
             ],
             Endpoint::Top => &["site", "from", "to", "property", "event_type", "limit"],
             Endpoint::Sessions => &[
@@ -316,7 +322,12 @@ impl QueryApi {
                 .collect(),
             rules: sites
                 .iter()
-                .map(|s| (s.id.clone(), analysis::AnomalyRules::resolve(&s.anomalies, rules)))
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        analysis::AnomalyRules::resolve(&s.anomalies, rules),
+                    )
+                })
                 .collect(),
             cache,
             session_timeout_ms: session_timeout_secs.saturating_mul(1000),
@@ -528,10 +539,13 @@ impl QueryApi {
                 self.cached(&site, endpoint, f, sql::timeline(c, f)).await
             }
             Endpoint::Top => {
-                let property = filters.property.clone().ok_or_else(|| QueryError::BadParam {
-                    param: "property",
-                    detail: "required for this endpoint".into(),
-                })?;
+                let property = filters
+                    .property
+                    .clone()
+                    .ok_or_else(|| QueryError::BadParam {
+                        param: "property",
+                        detail: "required for this endpoint".into(),
+                    })?;
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::top_property(c, f, &property))
                     .await
@@ -893,7 +907,11 @@ mod tests {
             out.extend_from_slice(&a.rows(&rows[split..]));
             out.extend_from_slice(&a.end());
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-            assert_eq!(v, serde_json::json!([{"a": "x\ny"}, {"a": 2}, {"a": 3}]), "{split}");
+            assert_eq!(
+                v,
+                serde_json::json!([{"a": "x\ny"}, {"a": 2}, {"a": 3}]),
+                "{split}"
+            );
         }
         assert_eq!(&JsonArray::default().end()[..], b"[]\n");
     }

@@ -292,8 +292,8 @@ async fn heatmap_elements_and_stats_have_the_known_answers() {
     // answer as if they had been applied).
     for (q, names) in [
         ("stats?site=test&start_date=2026-01-01", "start_date"),
-        ("stats?site=test&period=day&hours=24", "period, hours"),
-        ("export?site=test&event_type=click", "event_type"),
+        ("stats?site=test&hours=24&days=1", "hours, days"),
+        ("export?site=test&page_url=/x", "page_url"),
         ("heatmap?site=test&path=/pricing&page_url=/x", "page_url"),
         ("realtime/stream?site=test&from=2026-01-01", "from"),
     ] {
@@ -462,8 +462,11 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/search",
             "/sessions",
             "/sessions/{id}",
+            "/sessions/{id}/analysis",
             "/site",
             "/stats",
+            "/timeline",
+            "/top",
             "/users/{user_id}/events",
             "/viewer-check",
             "/viewer-token"

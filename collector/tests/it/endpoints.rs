@@ -248,7 +248,12 @@ async fn a_heatmap_over_an_hours_window() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["selector"].as_str().unwrap(), r["count"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["selector"].as_str().unwrap(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(bursts, [("#r", 1)]);
     // The whole day, from the marts: every click.
@@ -281,7 +286,10 @@ async fn a_heatmap_over_an_hours_window() {
     ] {
         let (status, body) = get(&server, &bad).await;
         assert_eq!(status, 400, "{bad}: {body}");
-        assert!(matches!(body["field"].as_str(), Some("from" | "to")), "{body}");
+        assert!(
+            matches!(body["field"].as_str(), Some("from" | "to")),
+            "{body}"
+        );
     }
     server.stop().await;
 }
@@ -298,14 +306,44 @@ fn explorer_rows() -> Vec<Row> {
         Row::click("2026-11-09 10:00:00", 0, "t2", "#go", 10),
         Row {
             ms: 500,
-            ..prop("theme_change", "2026-11-09 10:00:01", r#"{"theme":"dark"}"#, 2, "t2")
+            ..prop(
+                "theme_change",
+                "2026-11-09 10:00:01",
+                r#"{"theme":"dark"}"#,
+                2,
+                "t2",
+            )
         },
-        prop("theme_change", "2026-11-10 08:00:00", r#"{"theme":"dark"}"#, 3, "t3"),
-        prop("theme_change", "2026-11-10 08:00:01", r#"{"theme":"light"}"#, 3, "t3"),
-        prop("letter", "2026-11-10 08:00:02", r#"{"letter":"A","n":4}"#, 3, "t3"),
+        prop(
+            "theme_change",
+            "2026-11-10 08:00:00",
+            r#"{"theme":"dark"}"#,
+            3,
+            "t3",
+        ),
+        prop(
+            "theme_change",
+            "2026-11-10 08:00:01",
+            r#"{"theme":"light"}"#,
+            3,
+            "t3",
+        ),
+        prop(
+            "letter",
+            "2026-11-10 08:00:02",
+            r#"{"letter":"A","n":4}"#,
+            3,
+            "t3",
+        ),
         Row {
             bot: 1,
-            ..prop("theme_change", "2026-11-10 09:00:00", r#"{"theme":"bot"}"#, 9, "t9")
+            ..prop(
+                "theme_change",
+                "2026-11-10 09:00:00",
+                r#"{"theme":"bot"}"#,
+                9,
+                "t9",
+            )
         },
     ]
 }
@@ -358,9 +396,7 @@ async fn the_timeline_pages_newest_first_and_top_ranks_a_propertys_values() {
     let until = first["until_ms"].as_u64().unwrap();
     // The next pages, bound to the first's time: the page and the click of the same second
     // come by id, newest id first.
-    let second = server
-        .api(&format!("{q}&offset=3&until={until}"))
-        .await;
+    let second = server.api(&format!("{q}&offset=3&until={until}")).await;
     assert_eq!(
         events(&second),
         [
@@ -384,7 +420,10 @@ async fn the_timeline_pages_newest_first_and_top_ranks_a_propertys_values() {
             ms(d10, 8 * 3600 + 1)
         ))
         .await;
-    assert_eq!(events(&before), [e("custom", ms(d10, 8 * 3600 + 1), "theme_change")]);
+    assert_eq!(
+        events(&before),
+        [e("custom", ms(d10, 8 * 3600 + 1), "theme_change")]
+    );
 
     let top = |q: &str| {
         let q = format!("top?site=test&from=2026-11-01&to=2026-11-10&{q}");
@@ -406,7 +445,10 @@ async fn the_timeline_pages_newest_first_and_top_ranks_a_propertys_values() {
         top("property=n").await["values"],
         json!([{"value": "4", "count": 1, "visitors": 1}])
     );
-    assert_eq!(top("property=theme&event_type=pageview").await["values"], json!([]));
+    assert_eq!(
+        top("property=theme&event_type=pageview").await["values"],
+        json!([])
+    );
     assert_eq!(top("property=nothing").await["values"], json!([]));
     for (bad, field) in [
         ("top?site=test", "property"),
@@ -416,7 +458,11 @@ async fn the_timeline_pages_newest_first_and_top_ranks_a_propertys_values() {
         ("timeline?site=test&limit=1001", "limit"),
     ] {
         let (status, body) = get(&server, bad).await;
-        assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{bad}: {body}");
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some(field)),
+            "{bad}: {body}"
+        );
     }
     server.stop().await;
 }
@@ -443,7 +489,12 @@ async fn export_takes_a_kind_and_answers_one_json_array() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["event_type"].as_str().unwrap(), e["name"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap(),
+                e["name"].as_str().unwrap(),
+            )
+        })
         .collect();
     // Oldest first, the re-sent event once, the bot's left out.
     assert_eq!(
@@ -465,7 +516,11 @@ async fn export_takes_a_kind_and_answers_one_json_array() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains(r##""selector":"#go""##), "{text}");
     let csv = export("format=csv&event_type=pageview").await.unwrap();
-    assert_eq!(csv.text().await.unwrap().lines().count(), 3, "a header and two page views");
+    assert_eq!(
+        csv.text().await.unwrap().lines().count(),
+        3,
+        "a header and two page views"
+    );
     for (q, field) in [("event_type=tap", "event_type"), ("format=xml", "format")] {
         let resp = export(q).await.unwrap();
         assert_eq!(resp.status(), 400, "{q}");
@@ -495,9 +550,10 @@ async fn a_sessions_analysis_has_its_summary_and_anomalies_by_the_configured_rul
         ..Row::click("2026-11-09 10:00:10", ms, "q1", "#img", 50)
     };
     let mut rows = vec![row("pageview", "2026-11-09 10:00:00", "q1", 1).path("/f")];
-    rows.extend(["02", "04", "06"].map(|s| {
-        Row::click(&format!("2026-11-09 10:00:{s}"), 0, "q1", "#save", 10).path("/f")
-    }));
+    rows.extend(
+        ["02", "04", "06"]
+            .map(|s| Row::click(&format!("2026-11-09 10:00:{s}"), 0, "q1", "#save", 10).path("/f")),
+    );
     rows.extend([img(0), img(100), img(200)].map(|r| r.path("/f")));
     // q2 clicks twice and leaves its page: closed, nothing unusual.
     rows.extend([
@@ -514,9 +570,7 @@ async fn a_sessions_analysis_has_its_summary_and_anomalies_by_the_configured_rul
             + secs * 1000
             + ms
     };
-    let q1 = server
-        .api(&format!("sessions/q1/analysis?{range}"))
-        .await;
+    let q1 = server.api(&format!("sessions/q1/analysis?{range}")).await;
     assert_eq!(
         q1["summary"],
         json!({
@@ -550,11 +604,12 @@ async fn a_sessions_analysis_has_its_summary_and_anomalies_by_the_configured_rul
         "{q1}"
     );
     assert_eq!(q1["severity"], "high");
-    let q2 = server
-        .api(&format!("sessions/q2/analysis?{range}"))
-        .await;
+    let q2 = server.api(&format!("sessions/q2/analysis?{range}")).await;
     assert_eq!(q2["summary"]["ended"], "closed");
-    assert_eq!((&q2["anomalies"], &q2["severity"]), (&json!([]), &Value::Null));
+    assert_eq!(
+        (&q2["anomalies"], &q2["severity"]),
+        (&json!([]), &Value::Null)
+    );
     let none = server
         .api(&format!("sessions/nobody/analysis?{range}"))
         .await;
@@ -563,6 +618,9 @@ async fn a_sessions_analysis_has_its_summary_and_anomalies_by_the_configured_rul
         json!({"session_id": "nobody", "summary": null, "anomalies": [], "severity": null})
     );
     let (status, body) = get(&server, &format!("sessions/q1/analysis?{range}&limit=3")).await;
-    assert_eq!((status, body["reason"].as_str()), (400, Some("unknown_param")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("unknown_param"))
+    );
     server.stop().await;
 }

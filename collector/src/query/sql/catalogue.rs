@@ -268,7 +268,12 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
     };
     out.push((
         "heatmap points window".into(),
-        shown(prepare(&client, &heatmap_points_sql(), &window, Some("click"))),
+        shown(prepare(
+            &client,
+            &heatmap_points_sql(),
+            &window,
+            Some("click"),
+        )),
     ));
     out.push((
         "realtime".into(),

@@ -370,9 +370,16 @@ impl Filters {
         }
         if from_at.is_some() || to_at.is_some() {
             // A side given as a date is its day's start (`from`) or the next day's (`to`).
-            let (first, end) = (days_of(FIRST_DAY) * 86_400, (days_of(LAST_DAY) + 1) * 86_400);
-            let lo = from_at.unwrap_or(days_of(&f.from) * 86_400).clamp(first, end);
-            let hi = to_at.unwrap_or((days_of(&f.to) + 1) * 86_400).clamp(first, end);
+            let (first, end) = (
+                days_of(FIRST_DAY) * 86_400,
+                (days_of(LAST_DAY) + 1) * 86_400,
+            );
+            let lo = from_at
+                .unwrap_or(days_of(&f.from) * 86_400)
+                .clamp(first, end);
+            let hi = to_at
+                .unwrap_or((days_of(&f.to) + 1) * 86_400)
+                .clamp(first, end);
             // `to` is exclusive: the window's last day is that of its last second.
             f.to = civil((hi - 1).div_euclid(86_400));
             // An empty window (`to` not after `from`) reads nothing, as an empty range.
@@ -454,7 +461,9 @@ impl Filters {
             binds.extend([Bind::U(lo), Bind::U(hi.min(u32::from(u16::MAX) + 1))]);
         }
         if let Some((lo, hi)) = self.window {
-            sql.push_str(" AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))");
+            sql.push_str(
+                " AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))",
+            );
             binds.extend([Bind::N(lo), Bind::N(hi)]);
         }
         sql
@@ -689,7 +698,9 @@ fn datetime(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| {
         let p = t.get(r)?;
-        p.bytes().all(|c| c.is_ascii_digit()).then(|| p.parse::<i64>().ok())?
+        p.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| p.parse::<i64>().ok())?
     };
     let (h, m, sec) = (num(0..2)?, num(3..5)?, num(6..8)?);
     let mut rest = &t[8..];
@@ -725,8 +736,7 @@ fn datetime(s: &str) -> Option<i64> {
             sign * (oh * 3600 + om * 60)
         }
     };
-    (h < 24 && m < 60 && sec <= 60)
-        .then(|| day * 86_400 + h * 3600 + m * 60 + sec.min(59) - offset)
+    (h < 24 && m < 60 && sec <= 60).then(|| day * 86_400 + h * 3600 + m * 60 + sec.min(59) - offset)
 }
 
 /// `YYYY-MM-DD`, checked as a real date (RFC 3339's `full-date`, years 0000 to 9999).

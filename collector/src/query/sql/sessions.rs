@@ -450,7 +450,9 @@ pub async fn session_analysis(
             to: hi,
             ..f.clone()
         };
-        session_analysis_query(client, &days, id).fetch_all().await?
+        session_analysis_query(client, &days, id)
+            .fetch_all()
+            .await?
     };
     let now = crate::dates::now_ms().max(0) as u64;
     let summary =

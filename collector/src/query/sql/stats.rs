@@ -373,7 +373,11 @@ pub(super) struct GoalRow {
 }
 
 /// The conversion of `visitors` from the rows of [`CONVERSION`]; none without goals.
-pub(super) fn conversion_of(goals: &[String], rows: Vec<GoalRow>, visitors: u64) -> Option<Conversion> {
+pub(super) fn conversion_of(
+    goals: &[String],
+    rows: Vec<GoalRow>,
+    visitors: u64,
+) -> Option<Conversion> {
     if goals.is_empty() {
         return None;
     }

@@ -236,7 +236,10 @@ fn periods_and_hours_windows_are_parsed_or_refused() {
     let f = Filters::parse("site=s&from=2026-11-10T22:00:00Z&to=2026-11-11T02:00:00Z").unwrap();
     let lo = days_from_civil(2026, 11, 10) as u64 * 86_400 + 22 * 3600;
     assert_eq!(f.window, Some((lo, lo + 4 * 3600)));
-    assert_eq!((f.from.as_str(), f.to.as_str()), ("2026-11-10", "2026-11-11"));
+    assert_eq!(
+        (f.from.as_str(), f.to.as_str()),
+        ("2026-11-10", "2026-11-11")
+    );
     // `to` is exclusive: a window ending at midnight reads no day past it.
     let f = Filters::parse("site=s&from=2026-11-10T22:00:00Z&to=2026-11-11T00:00:00Z").unwrap();
     assert_eq!(f.to, "2026-11-10");
@@ -251,7 +254,10 @@ fn periods_and_hours_windows_are_parsed_or_refused() {
         w("from=2026-11-10T22:00:00Z&to=2026-11-10"),
         Some((lo, lo + 2 * 3600))
     );
-    assert_eq!(w("from=2026-11-10T22:00:00Z&to=2026-11-10T21:00:00Z"), Some((lo, lo)));
+    assert_eq!(
+        w("from=2026-11-10T22:00:00Z&to=2026-11-10T21:00:00Z"),
+        Some((lo, lo))
+    );
     for bad in [
         "from=2026-11-10T24:00:00Z&to=2026-11-11T02:00:00Z",
         "from=2026-11-10T22:00:00&to=2026-11-11T02:00:00Z",
@@ -267,9 +273,8 @@ fn periods_and_hours_windows_are_parsed_or_refused() {
     }
     let mut binds = Vec::new();
     let f = Filters::parse("site=s&from=2026-11-10T22:00:00Z&to=2026-11-11T02:00:00Z").unwrap();
-    assert!(
-        f.condition(Some("click"), &mut binds)
-            .ends_with("AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))")
-    );
+    assert!(f.condition(Some("click"), &mut binds).ends_with(
+        "AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))"
+    ));
     assert!(!f.page_marts() && !f.frustration_rollup());
 }
