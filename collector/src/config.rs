@@ -207,6 +207,11 @@ pub struct SiteConfig {
     /// ten seconds' worth; 0: unlimited. Beyond it the collector answers 429.
     #[serde(default)]
     pub max_events_per_sec: u32,
+    /// The site's own names for search analytics (`[sites.search]`): which custom events are
+    /// searches, result clicks and item steps, and which properties hold the query, the result
+    /// count and the clicked position, so that a site's existing senders need no change.
+    #[serde(default)]
+    pub search: SearchConfig,
     /// Bearer token for this site's query API (`/api/v1/...`, the dashboards); empty (and no
     /// `api_token_sha256`): the site's data cannot be queried over HTTP. Only its SHA-256 is
     /// kept in memory.
@@ -238,6 +243,73 @@ pub struct SiteConfig {
     /// the global `[anomalies]` one.
     #[serde(default)]
     pub anomalies: AnomalyRules,
+}
+
+/// A site's names for what `/api/v1/search` reads (custom events and their properties), and
+/// what counts as a refinement. Every name is matched exactly; the defaults are the names the
+/// tracker's README uses (`track("search", {query, results})`, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// The custom event of a search: `search`. Counted when it carries a non-empty query.
+    pub search_event: String,
+    /// The custom event of a click on a search result: `search_result_click`. Counted when it
+    /// carries the query or the position property (so an `item_viewed` used here but sent
+    /// from a category page too is not taken for a result click), and credited to the
+    /// session's latest search before it.
+    pub click_event: String,
+    /// The property holding the query text, on searches (and clicks): `query`.
+    pub query_property: String,
+    /// The property holding a search's number of results (0: a zero-result search): `results`.
+    /// A search without it is not counted as zero-result.
+    pub results_property: String,
+    /// The property holding a clicked result's position, 1 for the first: `position`.
+    pub position_property: String,
+    /// The property holding the item id, on result clicks and the item events: `item_id`.
+    pub item_property: String,
+    /// The custom event of an item (product) page view: `view_item`.
+    pub view_event: String,
+    /// The custom event of an item put in the cart: `add_to_cart`.
+    pub cart_event: String,
+    /// The custom event of an item bought: `purchase`.
+    pub purchase_event: String,
+    /// A search followed, in the same session and with no result click between, by a search
+    /// for another query within this many seconds is a refinement: 60.
+    pub refinement_secs: u32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            search_event: "search".into(),
+            click_event: "search_result_click".into(),
+            query_property: "query".into(),
+            results_property: "results".into(),
+            position_property: "position".into(),
+            item_property: "item_id".into(),
+            view_event: "view_item".into(),
+            cart_event: "add_to_cart".into(),
+            purchase_event: "purchase".into(),
+            refinement_secs: 60,
+        }
+    }
+}
+
+impl SearchConfig {
+    /// The names, each with its key, in a fixed order (for checking them).
+    fn names(&self) -> [(&'static str, &str); 9] {
+        [
+            ("search_event", &self.search_event),
+            ("click_event", &self.click_event),
+            ("query_property", &self.query_property),
+            ("results_property", &self.results_property),
+            ("position_property", &self.position_property),
+            ("item_property", &self.item_property),
+            ("view_event", &self.view_event),
+            ("cart_event", &self.cart_event),
+            ("purchase_event", &self.purchase_event),
+        ]
+    }
 }
 
 impl SiteConfig {
@@ -387,6 +459,29 @@ impl Config {
                     site.id
                 );
             }
+            // Names as the tracker stores them: an event name or property key is at most
+            // `max_ident_len` bytes, so a longer one could never match.
+            for (key, name) in site.search.names() {
+                if name.is_empty() || name.len() > self.limits.max_ident_len {
+                    bail!(
+                        "sites.{}.search: {key} must be 1..={} bytes",
+                        site.id,
+                        self.limits.max_ident_len
+                    );
+                }
+            }
+            if !(1..=86_400).contains(&site.search.refinement_secs) {
+                bail!(
+                    "sites.{}.search: refinement_secs must be 1..=86400",
+                    site.id
+                );
+            }
+            if site.search.search_event == site.search.click_event {
+                bail!(
+                    "sites.{}.search: search_event and click_event must differ",
+                    site.id
+                );
+            }
             for o in &site.origins {
                 if o != "*" && !is_origin(o) {
                     bail!(
@@ -490,6 +585,7 @@ impl Config {
                 api_token: "test-token".into(),
                 api_token_sha256: String::new(),
                 ingest_keys_sha256: Vec::new(),
+                search: Default::default(),
                 require_key: false,
                 base_url: String::new(),
                 goals: Vec::new(),
@@ -621,6 +717,52 @@ mod tests {
     }
 
     #[test]
+    fn a_site_names_its_search_events_in_toml_and_the_rest_keep_their_defaults() {
+        let path =
+            std::env::temp_dir().join(format!("pathlight-search-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[[sites]]\nid = \"shop\"\n[sites.search]\nsearch_event = \"search_performed\"\n\
+             click_event = \"item_viewed\"\nresults_property = \"results_count\"\nrefinement_secs = 120\n\
+             [[sites]]\nid = \"plain\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let s = &c.sites[0].search;
+        assert_eq!(
+            (
+                &*s.search_event,
+                &*s.click_event,
+                &*s.results_property,
+                s.refinement_secs
+            ),
+            ("search_performed", "item_viewed", "results_count", 120)
+        );
+        assert_eq!((&*s.query_property, &*s.view_event), ("query", "view_item"));
+        assert_eq!(c.sites[1].search, SearchConfig::default());
+        c.validate().unwrap();
+        let mut bad = c.clone();
+        bad.sites[0].search.query_property.clear();
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("sites.shop.search: query_property"), "{e}");
+        let mut bad = c.clone();
+        bad.sites[0].search.click_event = "search_performed".into();
+        assert!(bad.validate().is_err());
+        let mut bad = c;
+        bad.sites[0].search.refinement_secs = 0;
+        assert!(bad.validate().is_err());
+        let typo = Config::load(
+            None,
+            env(&[(
+                "PATHLIGHT_SITES",
+                "[{id = \"a\", search = {search_evnt = \"x\"}}]",
+            )]),
+        );
+        assert!(format!("{:#}", typo.unwrap_err()).contains("search_evnt"));
+    }
+
+    #[test]
     fn bad_origins_and_duplicate_sites_are_rejected() {
         let mut c = Config::default();
         c.sites.push(SiteConfig {
@@ -630,6 +772,7 @@ mod tests {
             api_token: String::new(),
             api_token_sha256: String::new(),
             ingest_keys_sha256: Vec::new(),
+            search: Default::default(),
             require_key: false,
             base_url: String::new(),
             goals: Vec::new(),

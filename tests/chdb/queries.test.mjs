@@ -74,7 +74,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       ('demo', 'u7', '{"plan":"pro"}', 2000), ('demo', 'u7', '{"plan":"free"}', 1000), ('other', 'u7', '{"plan":"x"}', 3000), ('demo', 'u8', '{}', 1)`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 78, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 80, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 

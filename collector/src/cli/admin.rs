@@ -122,7 +122,10 @@ pub struct SqlArgs {
 
 /// Prints every analytics query for the parameters.
 pub fn sql(config: &Config, args: SqlArgs) -> anyhow::Result<()> {
-    let filters = crate::query::Filters::parse(&args.params)?;
+    let mut filters = crate::query::Filters::parse(&args.params)?;
+    if let Some(site) = config.sites.iter().find(|s| s.id == filters.site) {
+        filters.search = site.search.clone();
+    }
     let timeout_ms = config.session_timeout_secs.saturating_mul(1000);
     for (name, sql) in crate::query::catalogue(&filters, timeout_ms) {
         println!("-- {name}\n{sql};");

@@ -248,6 +248,7 @@ mod tests {
                 api_token: String::new(),
                 api_token_sha256: String::new(),
                 ingest_keys_sha256: Vec::new(),
+                search: Default::default(),
                 require_key: false,
                 base_url: String::new(),
                 goals: Vec::new(),

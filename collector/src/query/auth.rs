@@ -198,6 +198,7 @@ mod tests {
             api_token: token.into(),
             api_token_sha256: sha.into(),
             ingest_keys_sha256: Vec::new(),
+            search: Default::default(),
             require_key: false,
             base_url: String::new(),
             goals: Vec::new(),

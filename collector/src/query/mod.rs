@@ -287,6 +287,8 @@ pub struct QueryApi {
     goals: std::collections::HashMap<String, Vec<String>>,
     /// Each site's anomaly rules (`sessions/{id}/analysis`), its own over the global ones.
     rules: std::collections::HashMap<String, analysis::Rules>,
+    /// Each site's names for search analytics (`search`).
+    search: std::collections::HashMap<String, crate::config::SearchConfig>,
     cache: QueryCache,
     /// `session_timeout_secs`, in ms: a session with no event for this long is over
     /// (`sessions`' `ended`).
@@ -328,6 +330,10 @@ impl QueryApi {
                         analysis::AnomalyRules::resolve(&s.anomalies, rules),
                     )
                 })
+                .collect(),
+            search: sites
+                .iter()
+                .map(|s| (s.id.clone(), s.search.clone()))
                 .collect(),
             cache,
             session_timeout_ms: session_timeout_secs.saturating_mul(1000),
@@ -551,6 +557,7 @@ impl QueryApi {
                     .await
             }
             Endpoint::Search => {
+                filters.search = self.search.get(&filters.site).cloned().unwrap_or_default();
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::search(c, f)).await
             }

@@ -43,6 +43,11 @@ fn click(x: i32, y: i32, rel_x: f32) -> Ev {
 }
 
 fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
+    batch_at("test", n, s, start, start + 20_000)
+}
+
+/// Session `s`'s events as one batch of `site` (numbered `n`) sent at `sent_at`.
+fn batch_at(site: &str, n: u8, s: &Session, start: i64, sent_at: i64) -> Vec<u8> {
     let events = s
         .events
         .iter()
@@ -65,8 +70,8 @@ fn batch(n: u8, s: &Session, start: i64) -> Vec<u8> {
         .collect();
     cbor::encode(&RawBatch {
         version: 1,
-        site_id: "test".into(),
-        sent_at: start + 20_000,
+        site_id: site.into(),
+        sent_at,
         batch_id: Id([n; 16]),
         events,
     })
@@ -818,39 +823,132 @@ fn custom_with(name: &str, props: &[(&str, pathlight_wire::PropValue)]) -> Ev {
     )
 }
 
+/// Posts `sessions` as batches of `site`, numbered from `n`, sent a second after their last
+/// event (so that events a minute and more into a session are not ahead of their batch).
+async fn send_to(
+    server: &TestServer,
+    client: &reqwest::Client,
+    site: &str,
+    n: u8,
+    sessions: &[Session],
+    start: i64,
+) {
+    for (i, s) in sessions.iter().enumerate() {
+        let last = s.events.iter().map(|e| e.0).max().unwrap_or(0);
+        let resp = client
+            .post(server.url("/v1/batch"))
+            .header("user-agent", s.ua)
+            .body(batch_at(site, n + i as u8, s, start, start + last + 1_000))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+}
+
+/// `/api/v1/search` of `site`, the whole answer.
+async fn search_of(server: &TestServer, client: &reqwest::Client, site: &str) -> Value {
+    let (status, body) = answer(
+        client
+            .get(server.url(&format!("/api/v1/search?site={site}")))
+            .bearer_auth("test-token"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A query's row of `queries`, as the API answers it.
+fn query_row(
+    q: &str,
+    searches: u64,
+    clicks: u64,
+    ctr: f64,
+    pos: Option<f64>,
+    zero: f64,
+    refined: f64,
+) -> Value {
+    json!({"query": q, "searches": searches, "clicks": clicks, "ctr": ctr, "avg_position": pos,
+        "zero_result_rate": zero, "refinement_rate": refined})
+}
+
+/// Search analytics on ClickHouse 18.16 with known answers, for a site using the default
+/// event names (`test`), a site naming its events as a search seed does (`shop`, through
+/// `[sites.search]`, with a longer refinement window), and a site with the default names sent
+/// the seed's events (`plain`), which therefore has no searches.
+///
+/// The story, in both namings: session `s` searches "lamp" and clicks the 2nd result, searches
+/// "lamp" again and clicks the 1st, searches "unicorn" (no results) and at once "unicorn lamp"
+/// (a refinement). Session `t` searches "lamp", views an item without clicking a result,
+/// buys it, and 90 s later searches "desk" (a refinement within 120 s, not within 60 s) and
+/// clicks the 3rd result (a click with a position and no query).
 #[tokio::test]
-async fn search_queries_and_items_have_the_known_answers() {
+async fn search_analytics_have_the_known_answers_with_default_and_mapped_names() {
+    use pathlight_collector::config::SearchConfig;
     use pathlight_wire::PropValue::{Number as N, Text as T};
-    let server = TestServer::start("search").await;
+    let server = TestServer::start_with("search", |c| {
+        let mut shop = c.sites[0].clone();
+        shop.id = "shop".into();
+        shop.search = SearchConfig {
+            search_event: "search_performed".into(),
+            click_event: "item_viewed".into(),
+            query_property: "q".into(),
+            results_property: "results_count".into(),
+            position_property: "rank".into(),
+            item_property: "product_id".into(),
+            view_event: "item_viewed".into(),
+            cart_event: "cart_add".into(),
+            purchase_event: "order_completed".into(),
+            refinement_secs: 120,
+        };
+        let mut plain = c.sites[0].clone();
+        plain.id = "plain".into();
+        c.sites.extend([shop, plain]);
+    })
+    .await;
     let client = reqwest::Client::new();
-    let search = |q: &str, results: f64| {
-        custom_with("search", &[("query", T(q.into())), ("results", N(results))])
-    };
-    let click = |q: &str, pos: f64, item: &str| {
-        custom_with(
-            "search_result_click",
-            &[
-                ("query", T(q.into())),
-                ("position", N(pos)),
-                ("item_id", T(item.into())),
-            ],
-        )
-    };
-    let item = |name: &str, id: &str| custom_with(name, &[("item_id", T(id.into()))]);
-    let sessions = [
+    let ev = |name: &str, props: &[(&str, pathlight_wire::PropValue)]| custom_with(name, props);
+
+    // Default names.
+    let search = |q: &str, n: f64| ev("search", &[("query", T(q.into())), ("results", N(n))]);
+    let item = |name: &str, id: &str| ev(name, &[("item_id", T(id.into()))]);
+    let default = [
         Session {
             ua: CHROME,
             id: "s",
             width: 1440,
             events: vec![
                 (0, "/search", search("lamp", 3.0)),
-                (100, "/search", click("lamp", 2.0, "L1")),
+                (
+                    100,
+                    "/search",
+                    ev(
+                        "search_result_click",
+                        &[
+                            ("query", T("lamp".into())),
+                            ("position", N(2.0)),
+                            ("item_id", T("L1".into())),
+                        ],
+                    ),
+                ),
                 (200, "/item/L1", item("view_item", "L1")),
                 (300, "/item/L1", item("add_to_cart", "L1")),
                 (400, "/search", search("lamp", 3.0)),
-                (500, "/search", click("lamp", 1.0, "L2")),
+                (
+                    500,
+                    "/search",
+                    ev(
+                        "search_result_click",
+                        &[
+                            ("query", T("lamp".into())),
+                            ("position", N(1.0)),
+                            ("item_id", T("L2".into())),
+                        ],
+                    ),
+                ),
                 (600, "/item/L2", item("view_item", "L2")),
                 (700, "/search", search("unicorn", 0.0)),
+                (800, "/search", search("unicorn lamp", 2.0)),
             ],
         },
         Session {
@@ -861,46 +959,162 @@ async fn search_queries_and_items_have_the_known_answers() {
                 (0, "/search", search("lamp", 3.0)),
                 (100, "/item/L1", item("view_item", "L1")),
                 (200, "/item/L1", item("purchase", "L1")),
+                (90_000, "/search", search("desk", 1.0)),
+                (
+                    90_100,
+                    "/search",
+                    ev(
+                        "search_result_click",
+                        &[("position", N(3.0)), ("item_id", T("D1".into()))],
+                    ),
+                ),
+                // Neither query nor position: not taken for a result click.
+                (90_200, "/search", item("search_result_click", "D2")),
             ],
         },
     ];
-    send(&server, &client, &sessions, now_ms() - 20_000).await;
-    let resp = client
-        .get(server.url("/api/v1/search?site=test"))
-        .bearer_auth("test-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = crate::json_body(resp).await;
-    let q = &body["queries"];
+    // A search seed's names.
+    let searched = |q: &str, n: f64| {
+        ev(
+            "search_performed",
+            &[("q", T(q.into())), ("results_count", N(n))],
+        )
+    };
+    let product = |name: &str, id: &str| ev(name, &[("product_id", T(id.into()))]);
+    let seed = [
+        Session {
+            ua: CHROME,
+            id: "s",
+            width: 1440,
+            events: vec![
+                (0, "/search", searched("lamp", 3.0)),
+                (
+                    100,
+                    "/item/L1",
+                    ev(
+                        "item_viewed",
+                        &[
+                            ("q", T("lamp".into())),
+                            ("rank", N(2.0)),
+                            ("product_id", T("L1".into())),
+                        ],
+                    ),
+                ),
+                (300, "/item/L1", product("cart_add", "L1")),
+                (400, "/search", searched("lamp", 3.0)),
+                (
+                    500,
+                    "/item/L2",
+                    ev(
+                        "item_viewed",
+                        &[
+                            ("q", T("lamp".into())),
+                            ("rank", N(1.0)),
+                            ("product_id", T("L2".into())),
+                        ],
+                    ),
+                ),
+                (700, "/search", searched("unicorn", 0.0)),
+                (800, "/search", searched("unicorn lamp", 2.0)),
+            ],
+        },
+        Session {
+            ua: IPHONE,
+            id: "t",
+            width: 375,
+            events: vec![
+                (0, "/search", searched("lamp", 3.0)),
+                // Viewed from elsewhere than the results: no query, no rank.
+                (100, "/item/L1", product("item_viewed", "L1")),
+                (200, "/item/L1", product("order_completed", "L1")),
+                (90_000, "/search", searched("desk", 1.0)),
+                (
+                    90_100,
+                    "/item/D1",
+                    ev(
+                        "item_viewed",
+                        &[("rank", N(3.0)), ("product_id", T("D1".into()))],
+                    ),
+                ),
+            ],
+        },
+    ];
+    let start = now_ms() - 200_000;
+    send_to(&server, &client, "test", 0, &default, start).await;
+    send_to(&server, &client, "shop", 2, &seed, start).await;
+    send_to(&server, &client, "plain", 4, &seed, start).await;
+
+    let (third, sixth) = (1.0 / 3.0, 1.0 / 6.0);
+    let queries = |lamp_refined: f64| {
+        json!([
+            query_row("lamp", 3, 2, 2.0 / 3.0, Some(1.5), 0.0, lamp_refined),
+            query_row("desk", 1, 1, 1.0, Some(3.0), 0.0, 0.0),
+            query_row("unicorn", 1, 0, 0.0, None, 1.0, 1.0),
+            query_row("unicorn lamp", 1, 0, 0.0, None, 0.0, 0.0),
+        ])
+    };
+    let items = |rows: &[(&str, u64, u64, u64, u64)]| {
+        Value::Array(
+            rows.iter()
+                .map(|&(item, from_search, views, carts, purchases)| {
+                    let rate = |n: u64| if views == 0 { 0.0 } else { n as f64 / views as f64 };
+                    json!({"item": item, "from_search": from_search, "views": views, "add_to_cart": carts,
+                        "purchases": purchases, "cart_rate": rate(carts), "purchase_rate": rate(purchases)})
+                })
+                .collect(),
+        )
+    };
+
+    let body = search_of(&server, &client, "test").await;
     assert_eq!(
-        (
-            q[0]["query"].as_str(),
-            q[0]["searches"].as_u64(),
-            q[0]["clicks"].as_u64()
-        ),
-        (Some("lamp"), Some(3), Some(2)),
+        body["totals"],
+        json!({"searches": 6, "sessions": 2, "clicks": 3, "ctr": 0.5, "avg_position": 2.0,
+            "zero_result_rate": sixth, "refinements": 1, "refinement_rate": sixth}),
         "{body}"
     );
-    assert!((q[0]["ctr"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(body["queries"], queries(0.0), "{body}");
     assert_eq!(
-        (
-            q[0]["avg_position"].as_f64(),
-            q[0]["zero_result_rate"].as_f64()
-        ),
-        (Some(1.5), Some(0.0))
-    );
-    assert_eq!(
-        q[1],
-        json!({"query": "unicorn", "searches": 1, "clicks": 0, "ctr": 0.0, "avg_position": null, "zero_result_rate": 1.0})
+        body["refinements"],
+        json!([{"from": "unicorn", "to": "unicorn lamp", "count": 1}])
     );
     assert_eq!(
         body["items"],
-        json!([
-            {"item": "L1", "from_search": 1, "views": 2, "add_to_cart": 1, "purchases": 1, "cart_rate": 0.5, "purchase_rate": 0.5},
-            {"item": "L2", "from_search": 1, "views": 1, "add_to_cart": 0, "purchases": 0, "cart_rate": 0.0, "purchase_rate": 0.0}
-        ])
+        items(&[
+            ("L1", 1, 2, 1, 1),
+            ("L2", 1, 1, 0, 0),
+            ("D1", 1, 0, 0, 0),
+            ("D2", 0, 0, 0, 0)
+        ]),
+        "{body}"
+    );
+
+    // The same story in the seed's names, read through the site's mapping; its 120 s window
+    // makes "lamp" then "desk" a refinement.
+    let body = search_of(&server, &client, "shop").await;
+    assert_eq!(
+        body["totals"],
+        json!({"searches": 6, "sessions": 2, "clicks": 3, "ctr": 0.5, "avg_position": 2.0,
+            "zero_result_rate": sixth, "refinements": 2, "refinement_rate": third}),
+        "{body}"
+    );
+    assert_eq!(body["queries"], queries(third), "{body}");
+    assert_eq!(
+        body["refinements"],
+        json!([{"from": "lamp", "to": "desk", "count": 1}, {"from": "unicorn", "to": "unicorn lamp", "count": 1}])
+    );
+    assert_eq!(
+        body["items"],
+        items(&[("L1", 1, 2, 1, 1), ("D1", 1, 1, 0, 0), ("L2", 1, 1, 0, 0)]),
+        "{body}"
+    );
+
+    // Without the mapping the seed's events are no searches.
+    let body = search_of(&server, &client, "plain").await;
+    assert_eq!(
+        body,
+        json!({"totals": {"searches": 0, "sessions": 0, "clicks": 0, "ctr": 0.0, "avg_position": null,
+            "zero_result_rate": 0.0, "refinements": 0, "refinement_rate": 0.0},
+            "queries": [], "refinements": [], "items": []})
     );
     server.stop().await;
 }

@@ -41,6 +41,7 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
             api_token: String::new(),
             api_token_sha256: String::new(),
             ingest_keys_sha256: Vec::new(),
+            search: Default::default(),
             require_key: false,
             base_url: String::new(),
             goals: Vec::new(),

@@ -24,6 +24,7 @@ fn two_sites(c: &mut Config) {
         api_token: "other-token".into(),
         api_token_sha256: String::new(),
         ingest_keys_sha256: Vec::new(),
+        search: Default::default(),
         require_key: false,
         base_url: String::new(),
         goals: Vec::new(),

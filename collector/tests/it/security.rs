@@ -21,6 +21,7 @@ fn site(id: &str, origins: &[&str], token: &str) -> SiteConfig {
         api_token: token.into(),
         api_token_sha256: String::new(),
         ingest_keys_sha256: Vec::new(),
+        search: Default::default(),
         require_key: false,
         base_url: String::new(),
         goals: Vec::new(),

@@ -184,14 +184,15 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         "patterns".into(),
         shown(prepare(&client, &patterns_sql(), f, None)),
     ));
-    out.push((
-        "search queries".into(),
-        shown(prepare(&client, SEARCH_QUERIES, f, Some("custom"))),
-    ));
-    out.push((
-        "search items".into(),
-        shown(prepare(&client, SEARCH_ITEMS, f, Some("custom"))),
-    ));
+    // With the site's names for search analytics (`pathlight sql` reads them from the config).
+    for (name, sql) in [
+        ("search totals", SEARCH_TOTALS),
+        ("search queries", SEARCH_QUERIES),
+        ("search refinements", SEARCH_REFINEMENTS),
+    ] {
+        out.push((name.into(), shown(search_query(&client, sql, f))));
+    }
+    out.push(("search items".into(), shown(search_items_query(&client, f))));
     out.push((
         "user events".into(),
         shown(user_events_query(&client, f, "u7")),

@@ -1,5 +1,4 @@
-//! The explorer's lists: `actions`, `patterns`, `search`, a user's events, `export` and
-//! `realtime`.
+//! The explorer's lists: `actions`, `patterns`, a user's events, `export` and `realtime`.
 
 use super::*;
 
@@ -189,79 +188,6 @@ pub async fn patterns(client: &Client, f: &Filters) -> Result<Patterns, clickhou
         loops,
         approximate: false,
     })
-}
-
-/// `search`, per query: from custom events `search` {query, results} and
-/// `search_result_click` {query, position, item_id}.
-pub(super) const SEARCH_QUERIES: &str = "SELECT q, toUInt64(countIf(n = 'search')) AS searches, toUInt64(countIf(n = 'search_result_click')) AS clicks, \
-     toFloat64(if(searches = 0, 0, clicks / searches)), toFloat64(avgIf(pos, n = 'search_result_click')), \
-     toFloat64(if(searches = 0, 0, countIf(n = 'search' AND results = 0) / searches)) FROM \
-     (SELECT toString(name) AS n, visitParamExtractString(props, 'query') AS q, visitParamExtractFloat(props, 'results') AS results, \
-        visitParamExtractFloat(props, 'position') AS pos \
-      FROM events FINAL WHERE {where} AND name IN ('search', 'search_result_click')) \
-     WHERE q != '' GROUP BY q ORDER BY searches DESC, q LIMIT 100";
-
-/// `search`, per item: clicks from search, then `view_item`, `add_to_cart` and `purchase`
-/// custom events carrying the same `item_id`.
-pub(super) const SEARCH_ITEMS: &str = "SELECT item, toUInt64(countIf(n = 'search_result_click')) AS from_search, toUInt64(countIf(n = 'view_item')) AS views, \
-     toUInt64(countIf(n = 'add_to_cart')) AS carts, toUInt64(countIf(n = 'purchase')) AS purchases, \
-     toFloat64(if(views = 0, 0, carts / views)), toFloat64(if(views = 0, 0, purchases / views)) FROM \
-     (SELECT toString(name) AS n, visitParamExtractString(props, 'item_id') AS item \
-      FROM events FINAL WHERE {where} AND name IN ('search_result_click', 'view_item', 'add_to_cart', 'purchase')) \
-     WHERE item != '' GROUP BY item ORDER BY from_search DESC, views DESC, item LIMIT 100";
-
-/// A search query's figures.
-#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
-pub struct SearchQuery {
-    /// The query as sent.
-    pub query: String,
-    /// `search` events.
-    pub searches: u64,
-    /// `search_result_click` events.
-    pub clicks: u64,
-    /// Clicks per search.
-    pub ctr: f64,
-    /// Average position clicked (1 = first); null without clicks.
-    pub avg_position: f64,
-    /// Share of searches with `results` = 0.
-    pub zero_result_rate: f64,
-}
-
-/// An item's figures.
-#[derive(Debug, Serialize, Deserialize, clickhouse::Row)]
-pub struct SearchItem {
-    /// `item_id`.
-    pub item: String,
-    /// Clicks on it in search results.
-    pub from_search: u64,
-    /// `view_item` events.
-    pub views: u64,
-    /// `add_to_cart` events.
-    pub add_to_cart: u64,
-    /// `purchase` events.
-    pub purchases: u64,
-    /// Add-to-cart per view.
-    pub cart_rate: f64,
-    /// Purchases per view.
-    pub purchase_rate: f64,
-}
-
-/// `search`: search queries and items.
-#[derive(Debug, Serialize)]
-pub struct Search {
-    /// Per query.
-    pub queries: Vec<SearchQuery>,
-    /// Per item.
-    pub items: Vec<SearchItem>,
-}
-
-/// Search analytics.
-pub async fn search(client: &Client, f: &Filters) -> Result<Search, clickhouse::error::Error> {
-    let (queries, items) = tokio::try_join!(
-        rows(client, SEARCH_QUERIES, f, Some("custom")),
-        rows(client, SEARCH_ITEMS, f, Some("custom"))
-    )?;
-    Ok(Search { queries, items })
 }
 
 /// `users/{id}/events`: a known user's events across sessions, oldest first, paged.

@@ -4,7 +4,7 @@
 //!
 //! Each endpoint's SQL, row types and assembly live in one file: `page` (heatmap, elements),
 //! `stats`, `sessions` (the list and a session's timeline), `funnel`, `frustration` (rage and
-//! dead clicks, anomalies), `explore` (actions, patterns, search, user events, export,
+//! dead clicks, anomalies), `search`, `explore` (actions, patterns, user events, export,
 //! realtime); `catalogue` prints them all. This file holds what they share: the parameters
 //! ([`Filters`]), the conditions they become, and the binding of a statement's placeholders.
 
@@ -19,6 +19,7 @@ mod explore;
 mod frustration;
 mod funnel;
 mod page;
+mod search;
 mod sessions;
 mod stats;
 
@@ -27,6 +28,7 @@ pub use explore::*;
 pub use frustration::*;
 pub use funnel::*;
 pub use page::*;
+pub use search::*;
 pub use sessions::*;
 pub use stats::*;
 
@@ -89,6 +91,9 @@ pub struct Filters {
     /// The days of the range whose session figures `stats` reads from the rollup (not a
     /// parameter: found by the query itself).
     pub rolled: Vec<String>,
+    /// The site's names for search analytics (`[sites.search]`; not a parameter: from the
+    /// site's config).
+    pub search: crate::config::SearchConfig,
     /// The sessions a page of `sessions` lists, whose summaries and anomalies are read (not a
     /// parameter: found by the query itself).
     pub listed: Vec<String>,
@@ -210,6 +215,7 @@ impl Filters {
             ended: None,
             layers: None,
             rolled: Vec::new(),
+            search: Default::default(),
             listed: Vec::new(),
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {

@@ -277,4 +277,23 @@ fn periods_and_hours_windows_are_parsed_or_refused() {
         "AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))"
     ));
     assert!(!f.page_marts() && !f.frustration_rollup());
+fn search_queries_bind_the_sites_names_and_splice_none() {
+    let mut f = Filters::parse("site=shop&from=2026-11-01&to=2026-11-02").unwrap();
+    f.search.search_event = "search_performed".into();
+    f.search.click_event = "it'em_viewed".into();
+    f.search.results_property = "results_count".into();
+    f.search.refinement_secs = 90;
+    let client = Client::default();
+    for sql in [SEARCH_TOTALS, SEARCH_QUERIES, SEARCH_REFINEMENTS] {
+        let shown = search_query(&client, sql, &f).sql_display().to_string();
+        assert!(!shown.contains('?'), "every placeholder bound: {shown}");
+        // In the order they stand: the window, then the click event before the site.
+        let at = |s: &str| shown.find(s).unwrap_or_else(|| panic!("{s} in {shown}"));
+        assert!(at("<= 90000") < at(r"= 'it\'em_viewed'"));
+        assert!(at("'results_count'") < at("site_id = 'shop'"));
+        assert!(at("site_id = 'shop'") < at(r"IN ('search_performed', 'it\'em_viewed')"));
+    }
+    let items = search_items_query(&client, &f).sql_display().to_string();
+    assert!(!items.contains('?'), "{items}");
+    assert!(items.contains(r"IN ('it\'em_viewed', 'view_item', 'add_to_cart', 'purchase')"));
 }
