@@ -1,5 +1,5 @@
 // Shared by the dashboard pages: the API token, form fields restored from the URL or the last
-// visit, and a small element builder.
+// visit, figures' definitions as tooltips, and a small element builder.
 //
 // The token never stays in a URL (address bars, history, logs and Referer headers keep those):
 // a link brings it in the fragment (`#token=…`), which this takes once and removes from the
@@ -20,6 +20,7 @@
   }
   // Earlier versions kept the token in localStorage, for good.
   localStorage.removeItem("pl-viewer-token");
+  let tips = 0;
 
   window.pl = {
     /** The API token of this tab's session, or "". */
@@ -72,6 +73,22 @@
       window.open(body.url, "_blank", "noopener");
       return null;
     },
+    /**
+     * Gives `el` its figure's `definition` (www/FIGURES.md) as a tooltip, shown on hover and
+     * on keyboard focus, and as `data-definition`; nothing without one.
+     */
+    explain(el, definition) {
+      el.querySelector(":scope > .tip")?.remove();
+      if (!definition) return;
+      const tip = window.pl.text("span", definition, "tip");
+      tip.id = "tip-" + ++tips;
+      tip.setAttribute("role", "tooltip");
+      el.tabIndex = 0;
+      el.classList.add("has-tip");
+      el.setAttribute("aria-describedby", tip.id);
+      el.dataset.definition = definition;
+      el.append(tip);
+    },
     /** An element with text content and an optional class. */
     text(tag, t, cls) {
       const e = document.createElement(tag);
@@ -80,6 +97,12 @@
       return e;
     },
   };
+
+  // Escape hides the tooltip under the pointer or focus (WCAG 1.4.13: dismissible).
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") for (const el of document.querySelectorAll(".has-tip:hover, .has-tip:focus")) el.classList.add("tip-off");
+  });
+  for (const ev of ["mouseout", "focusout"]) document.addEventListener(ev, (e) => e.target.closest?.(".tip-off")?.classList.remove("tip-off"));
 
   // Signing out forgets the token and reloads, so no figures stay on the page.
   document.getElementById("sign-out")?.addEventListener("click", () => {

@@ -11,6 +11,7 @@
   const status = document.getElementById("status");
   pl.restore(form, ["site", "token", "from", "to"]);
   const text = pl.text;
+  const explain = pl.explain;
 
   async function show(ev) {
     ev?.preventDefault();
@@ -197,25 +198,6 @@
     }
     return defs;
   }
-  let tips = 0;
-  function explain(el, definition) {
-    el.querySelector(":scope > .tip")?.remove();
-    if (!definition) return;
-    const tip = text("span", definition, "tip");
-    tip.id = "tip-" + ++tips;
-    tip.setAttribute("role", "tooltip");
-    el.tabIndex = 0;
-    el.classList.add("has-tip");
-    el.setAttribute("aria-describedby", tip.id);
-    el.dataset.definition = definition;
-    el.append(tip);
-  }
-  // Escape hides the tooltip under the pointer or focus (WCAG 1.4.13: dismissible).
-  document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") for (const el of document.querySelectorAll(".has-tip:hover, .has-tip:focus")) el.classList.add("tip-off");
-  });
-  for (const ev of ["mouseout", "focusout"]) document.addEventListener(ev, (e) => e.target.closest?.(".tip-off")?.classList.remove("tip-off"));
-
   const auth = () => ({ authorization: "Bearer " + form.elements.token.value });
 
   // The funnel's steps are the site's own (pages or custom event names): from `?steps=`, else
