@@ -1,8 +1,9 @@
 // The dashboards at a phone's width and for assistive technology: each page we ship under www/
-// (dashboard, sessions, heatmap viewer), loaded in Chromium at 375 px with two weeks of
+// (dashboard, sessions, heatmap viewer, search), loaded in Chromium at 375 px with two weeks of
 // generated traffic (`pathlight gen`, `pathlight import`) behind it, must fit the screen (no
 // sideways scrolling: the document is at most 375 px wide) and pass axe-core's WCAG 2.x A and
-// AA rules with no violation. Screenshots go to tests/artifacts/.
+// AA rules with no violation (a few searches are sent beside the generated traffic, which has
+// none). Screenshots go to tests/artifacts/.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -29,6 +30,14 @@ before(async () => {
   collector = await startCollector({ clickhouseUrl: ch.url, db, demoPort, env: { PATHLIGHT_SITES: sites } });
   // Two weeks of traffic ending now, through the same stages as live traffic.
   importGenerated({ clickhouseUrl: ch.url, db, sites, demoOrigin: collector.demo });
+  // And searches, which the generator does not make, so that the Search page has rows too.
+  const now = Date.now() - 60_000;
+  const searches = ["lamp", "desk lamp", "unicorn", "lamp"].flatMap((query, i) => [
+    { type: "search", session_id: `q${i}`, url: "/demo/catalog.html", created_at: now + i, user_agent: UA, payload: { query, results: query === "unicorn" ? 0 : 4 } },
+    { type: "search_result_click", session_id: `q${i}`, url: "/demo/catalog.html", created_at: now + i + 500, user_agent: UA, payload: { query, position: i + 1, item_id: `item-with-a-long-id-${i}` } },
+  ]);
+  const sent = await fetch(`${collector.base}/v1/batch?site=demo`, { method: "POST", headers: { "content-type": "application/json", "user-agent": UA }, body: JSON.stringify(searches) });
+  assert.ok(sent.ok, await sent.text());
   [{ session }] = await eventually(
     () => ch.rows(`SELECT session_id AS session FROM ${db}.events WHERE is_bot = 0 GROUP BY session_id ORDER BY count() DESC, session_id LIMIT 1`),
     15_000,
@@ -56,6 +65,7 @@ const pages = {
   dashboard: () => `/?site=demo`,
   sessions: () => `/sessions.html?` + new URLSearchParams({ site: "demo", session }),
   heatmap: () => `/heatmap.html?` + new URLSearchParams({ site: "demo", path: "/demo/catalog.html" }),
+  search: () => `/search.html?site=demo`,
 };
 
 for (const [name, path] of Object.entries(pages)) {

@@ -190,7 +190,7 @@ async fn every_page_and_api_answer_carries_the_security_headers() {
             "{name}"
         );
     }
-    assert_eq!(pages, 3);
+    assert_eq!(pages, 4, "index, sessions, heatmap and search");
     for (path, token, status) in [
         ("/api/v1/stats?site=test", "test-token", 200),
         ("/api/v1/site?site=shop", "shop-token", 200),
