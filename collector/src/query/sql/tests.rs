@@ -277,6 +277,9 @@ fn periods_and_hours_windows_are_parsed_or_refused() {
         "AND timestamp >= toDateTime(toUInt32(?)) AND timestamp < toDateTime(toUInt32(?))"
     ));
     assert!(!f.page_marts() && !f.frustration_rollup());
+}
+
+#[test]
 fn search_queries_bind_the_sites_names_and_splice_none() {
     let mut f = Filters::parse("site=shop&from=2026-11-01&to=2026-11-02").unwrap();
     f.search.search_event = "search_performed".into();
