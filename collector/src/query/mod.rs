@@ -489,13 +489,13 @@ impl QueryApi {
         &self,
         endpoint: Endpoint<'_>,
         query: &str,
-        authorization: Option<&str>,
+        caller: Caller<'_>,
     ) -> Result<Answer, QueryError> {
         if let Some(takes) = endpoint.params() {
             declared(query, takes)?;
         }
         let mut filters = Filters::parse(query)?;
-        let site = self.authorize(&filters.site, authorization)?;
+        let site = self.authorize(&filters.site, caller)?;
         windowed(endpoint, &filters)?;
         let c = &self.client;
         match endpoint {
@@ -619,14 +619,10 @@ impl QueryApi {
     /// `export`: the site's raw events for the date range as NDJSON (`format=ndjson`, the
     /// default) or CSV with a header (`format=csv`), streamed from ClickHouse as it answers,
     /// never held in memory whole.
-    pub async fn export(
-        &self,
-        query: &str,
-        authorization: Option<&str>,
-    ) -> Result<Streamed, QueryError> {
+    pub async fn export(&self, query: &str, caller: Caller<'_>) -> Result<Streamed, QueryError> {
         declared(query, EXPORT_PARAMS)?;
         let filters = Filters::parse(query)?;
-        self.authorize(&filters.site, authorization)?;
+        self.authorize(&filters.site, caller)?;
         let format = form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "format")
             .map(|(_, v)| v.into_owned())
@@ -680,13 +676,13 @@ impl QueryApi {
     pub fn live(
         &self,
         query: &str,
-        authorization: Option<&str>,
+        caller: Caller<'_>,
         mut feed: broadcast::Receiver<Arc<LiveEvent>>,
         mut stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Streamed, QueryError> {
         declared(query, LIVE_PARAMS)?;
         let filters = Filters::parse(query)?;
-        self.authorize_live(&filters.site, query, authorization)?;
+        self.authorize_live(&filters.site, query, caller)?;
         let (mut tx, body) = Channel::new(16);
         tokio::spawn(async move {
             if tx
@@ -719,14 +715,10 @@ impl QueryApi {
     }
 
     /// The site of a live feed (`realtime/stream`, `realtime/ws`) the request may read.
-    pub fn live_site(
-        &self,
-        query: &str,
-        authorization: Option<&str>,
-    ) -> Result<String, QueryError> {
+    pub fn live_site(&self, query: &str, caller: Caller<'_>) -> Result<String, QueryError> {
         declared(query, LIVE_PARAMS)?;
         let filters = Filters::parse(query)?;
-        self.authorize_live(&filters.site, query, authorization)?;
+        self.authorize_live(&filters.site, query, caller)?;
         Ok(filters.site)
     }
 
@@ -736,18 +728,22 @@ impl QueryApi {
         &self,
         site: &str,
         query: &str,
-        authorization: Option<&str>,
+        caller: Caller<'_>,
     ) -> Result<(), QueryError> {
         let live = token_param(query).is_some_and(|t| self.auth.live(site, &t, now_secs()));
         if live {
             Ok(())
         } else {
-            self.authorize(site, authorization).map(drop)
+            self.authorize(site, caller).map(drop)
         }
     }
 
-    fn authorize(&self, site: &str, authorization: Option<&str>) -> Result<Authorized, QueryError> {
-        if self.auth.bearer(site, authorization) {
+    /// The site's API token, or a signed-in admin for a site this collector serves.
+    fn authorize(&self, site: &str, caller: Caller<'_>) -> Result<Authorized, QueryError> {
+        let admin = caller
+            .account
+            .is_some_and(|a| a.account.is_admin == 1 && self.sites.contains_key(site));
+        if admin || self.auth.bearer(site, caller.authorization) {
             Ok(Authorized(site.to_owned()))
         } else {
             Err(QueryError::Unauthorized(site.to_owned()))
@@ -801,6 +797,17 @@ impl JsonArray {
     fn end(self) -> Bytes {
         Bytes::from_static(if self.started { b"]\n" } else { b"[]\n" })
     }
+}
+
+/// Who asks the query API: the `Authorization` header (a site's API token), and the account
+/// the session cookie signed in, which the HTTP layer looked up (`accounts/`). An admin
+/// reads every site; roles per site come with the sites managed in the product.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller<'a> {
+    /// `Authorization: Bearer <the site's API token>`.
+    pub authorization: Option<&'a str>,
+    /// The signed-in account, if any.
+    pub account: Option<&'a crate::accounts::SignedIn>,
 }
 
 /// The `token` parameter of a query string (a signed token given instead of a bearer).

@@ -131,6 +131,26 @@ async fn the_first_admin_signs_in_with_a_cookie_and_the_form_closes_behind_them(
     assert!(!cookie.contains("Secure"), "plain HTTP here: {cookie}");
     let first = made.token();
     assert_eq!(me(&server, &first).await, 200);
+    // Signed in, the admin reads a site's API without its token; nobody else does.
+    let stats = |token: Option<&str>| {
+        let token = token.map(str::to_owned);
+        let server = &server;
+        async move {
+            call(
+                server,
+                "GET",
+                "/api/v1/stats?site=test",
+                None,
+                token.as_deref(),
+                None,
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(stats(Some(&first)).await, 200);
+    assert_eq!(stats(None).await, 401);
+    assert_eq!(stats(Some("attacker-chosen-session-id")).await, 401);
     // The form is closed for good.
     let again = setup(&server).await;
     assert_eq!((again.status, again.reason()), (403, "setup_closed"));
@@ -192,6 +212,7 @@ async fn the_first_admin_signs_in_with_a_cookie_and_the_form_closes_behind_them(
     assert_eq!(out.status, 204);
     assert!(out.cookie.unwrap().contains("Max-Age=0"));
     assert_eq!(me(&server, &first).await, 401);
+    assert_eq!(stats(Some(&first)).await, 401, "signed out: no more reads");
     assert_eq!(me(&server, &signed.token()).await, 200);
     // Methods the routes do not take.
     let a = call(&server, "DELETE", "/api/v1/auth/signin", None, None, None).await;

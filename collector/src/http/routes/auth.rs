@@ -228,6 +228,12 @@ struct Fields {
     id: String,
 }
 
+/// The account the request's session cookie signed in, if any.
+pub fn signed_in<B>(app: &App, req: &Request<B>) -> Option<SignedIn> {
+    let accounts = app.opts.accounts.as_deref()?;
+    accounts.session(&session_token(req)?)
+}
+
 /// The session token of the request's cookie.
 pub fn session_token<B>(req: &Request<B>) -> Option<String> {
     req.headers()

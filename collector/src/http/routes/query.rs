@@ -7,7 +7,7 @@ use crate::http::error::ApiError;
 use crate::http::response::{Resp, json_bytes};
 use crate::http::router::Route;
 use crate::http::{App, client_ip, header_str};
-use crate::query::{Endpoint, QueryError};
+use crate::query::{Caller, Endpoint, QueryError};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +23,11 @@ pub async fn answer<B>(
     if let Some(e) = throttled(app, ip) {
         return e.response();
     }
-    let auth = header_str(req.headers(), header::AUTHORIZATION);
+    let signed_in = super::auth::signed_in(app, req);
+    let auth = Caller {
+        authorization: header_str(req.headers(), header::AUTHORIZATION),
+        account: signed_in.as_ref(),
+    };
     let query = req.uri().query().unwrap_or("");
     // `viewer-check` takes a viewer token only; `heatmap` and `elements` an overlay token or
     // the API token.
@@ -50,7 +54,11 @@ pub async fn stream<B>(app: &App, peer: SocketAddr, route: Route<'_>, req: &Requ
     if let Some(e) = throttled(app, ip) {
         return e.response();
     }
-    let auth = header_str(req.headers(), header::AUTHORIZATION);
+    let signed_in = super::auth::signed_in(app, req);
+    let auth = Caller {
+        authorization: header_str(req.headers(), header::AUTHORIZATION),
+        account: signed_in.as_ref(),
+    };
     let query = req.uri().query().unwrap_or("");
     let answer = if route == Route::Export {
         app.query.export(query, auth).await

@@ -45,7 +45,11 @@ pub fn open<B>(app: &App, peer: SocketAddr, mut req: Request<B>) -> Resp {
         };
         return ApiError::from(e).response();
     };
-    let auth = header_str(h, header::AUTHORIZATION);
+    let signed_in = super::auth::signed_in(app, &req);
+    let auth = crate::query::Caller {
+        authorization: header_str(h, header::AUTHORIZATION),
+        account: signed_in.as_ref(),
+    };
     let site = match app.query.live_site(req.uri().query().unwrap_or(""), auth) {
         Ok(site) => site,
         Err(e) => return refused(app, ip, e),
