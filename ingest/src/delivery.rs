@@ -21,6 +21,11 @@ pub struct Delivery {
     pub resent: bool,
     /// Batches the sender dropped for good since its last report (`d=N`).
     pub dropped: u32,
+    /// The transport delivered the batch again (a broker's redelivery after a loader died
+    /// before its ack): checked against what is stored like a resent batch, but no report is
+    /// stored, since nothing was lost. Its rows are then published exactly as the first time,
+    /// so the broker's deduplication drops them if the first copy is still on its way.
+    pub redelivered: bool,
 }
 
 /// At most this many drops are believed from one report: the tracker's queue holds 30.
@@ -89,7 +94,8 @@ mod tests {
             Delivery::from_query(Some("site=x&r=1&d=3")),
             Delivery {
                 resent: true,
-                dropped: 3
+                dropped: 3,
+                ..Delivery::default()
             }
         );
         assert_eq!(

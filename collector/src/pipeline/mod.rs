@@ -268,13 +268,14 @@ impl Pipeline {
             ack.duplicate = true;
             ack
         };
-        match self.recent.claim(key, req.delivery.resent) {
+        let again = req.delivery.resent || req.delivery.redelivered;
+        match self.recent.claim(key, again) {
             Claim::New => {}
             Claim::Stored => return Ok(duplicate(&self.stages.metrics)),
             Claim::InFlight => return Err(IngestError::InFlight),
         }
         let mut delivery = req.delivery;
-        if delivery.resent {
+        if again {
             match self.drop_stored(&mut rows).await {
                 0 => {}
                 _ if rows.is_empty() => {

@@ -130,10 +130,12 @@ async fn handle(
         country: None,
         received_at: now_ms(),
         // Delivered again: its loader may have stored it and died before the ack. Checked
-        // against what is stored, as a tracker's resent batch is.
+        // against what is stored, as a tracker's resent batch is, but not reported as a lost
+        // send: a report row would change the rows, and their message id with them, so the
+        // rows' stream could no longer drop the copy as a duplicate (issue 30's crash test).
         delivery: Delivery {
-            resent: delivered > 1,
-            dropped: 0,
+            redelivered: delivered > 1,
+            ..Delivery::default()
         },
         key: None,
     };
