@@ -192,7 +192,7 @@ ingest_keys_sha256 = ["${createHash("sha256").update(INGEST_KEY).digest("hex")}"
 require_key = true
 `);
   mkdirSync(join(cwd, "demo-site"));
-  const env = { PATH: `${dirname(bin)}:${process.env.PATH}`, HOME: process.env.HOME, PATHLIGHT_LOG: "warn", TOKEN: "readme-token", KEY: INGEST_KEY };
+  const env = { PATH: `${dirname(bin)}:${process.env.PATH}`, HOME: process.env.HOME, PATHLIGHT_LOG: "warn", TOKEN: "readme-token", KEY: INGEST_KEY, PASSWORD: "readme password" };
   // What `pathlight import history.ndjson` reads: a history file of the site.
   await runToEnd("pathlight gen --site shop --events 500 --out history.ndjson", { cwd, env });
   // What `pathlight import --users users.csv` reads.
