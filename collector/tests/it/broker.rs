@@ -227,7 +227,37 @@ async fn a_retried_batch_is_one_message_and_without_nats_the_answer_is_503() {
     drop(pipeline);
     task.await.unwrap();
 
+    // Ready while NATS takes the writes; not ready, naming it, once it is gone.
+    let readyz = || async {
+        let r = reqwest::get(server.url("/readyz")).await.unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap(),
+        )
+    };
+    let (status, body) = readyz().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["writes_to"], &body["components"]["nats"]["state"]),
+        (&"nats".into(), &"up".into()),
+        "{body}"
+    );
     nats.stop();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (status, body) = readyz().await;
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still ready without NATS: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["unavailable"], serde_json::json!(["nats"]), "{body}");
+    assert_eq!(body["components"]["nats"]["state"], "down", "{body}");
     let batch = crate::batch_now();
     let resp = reqwest::Client::new()
         .post(server.url("/v1/batch"))
