@@ -150,34 +150,22 @@ async fn queue(batch: MessageBatch<()>, env: Env, _ctx: Context) -> Result<()> {
     consumer::consume(batch, env, &settings).await
 }
 
-/// The limits events are checked with here: the wire's, with this deployment's retention.
-fn limits(settings: &Settings) -> Limits {
-    Limits {
+async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let limits = Limits {
         retention_days: settings.retention_days,
         ..Limits::default()
-    }
-}
-
-/// The collector's refusals by headers alone (`rules::precheck`), before a body of at most
-/// `max` bytes is read.
-fn precheck(req: &Request, max: usize) -> std::result::Result<(), IngestError> {
+    };
+    let received_at = worker::Date::now().as_millis();
     let h = req.headers();
     let header = |name: &str| h.get(name).ok().flatten();
-    rules::precheck(
+    let early = rules::precheck(
         header("Content-Length").as_deref(),
         header("Content-Encoding").as_deref(),
-        max,
-    )
-}
-
-async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
-    let limits = limits(settings);
-    let received_at = worker::Date::now().as_millis();
-    if let Err(e) = precheck(&req, limits.max_batch_bytes) {
+        limits.max_batch_bytes,
+    );
+    if let Err(e) = early {
         return error(&e);
     }
-    let h = req.headers();
-    let header = |name: &str| h.get(name).ok().flatten();
     let content_type = header("Content-Type");
     let origin = header("Origin");
     let user_agent = header("User-Agent");
@@ -244,13 +232,21 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
 
 async fn identify(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     use pathlight_ingest::identify::{self as id, MAX_BYTES};
-    let limits = limits(settings);
+    let limits = Limits {
+        retention_days: settings.retention_days,
+        ..Limits::default()
+    };
     let received_at = worker::Date::now().as_millis();
-    if let Err(e) = precheck(&req, MAX_BYTES) {
-        return error(&e);
-    }
     let h = req.headers();
     let header = |name: &str| h.get(name).ok().flatten();
+    let early = rules::precheck(
+        header("Content-Length").as_deref(),
+        header("Content-Encoding").as_deref(),
+        MAX_BYTES,
+    );
+    if let Err(e) = early {
+        return error(&e);
+    }
     let content_type = header("Content-Type");
     let origin = header("Origin");
     let (x_api_key, authorization) = (header("X-API-Key"), header("Authorization"));
