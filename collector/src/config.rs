@@ -96,7 +96,8 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     /// The anomaly rules of `sessions/{id}/analysis`, with their severities, for every site
     /// (a site's own `anomalies` override them rule by rule): `repeated` (`min` identical
-    /// actions in a row, default 5), `rage` (`clicks` within `ms` and `px`), `dead`,
+    /// actions in a row, default 3; also the rule of the `anomalies` and `sessions` lists and
+    /// their daily rollup, which keeps a rolled day's figures by the rule of its roll), `rage` (`clicks` within `ms` and `px`), `dead`,
     /// `missing_close` (a session that timed out without its page being hidden or left) and
     /// `rapid`; each with `enabled` and `severity` (`low`, `medium`, `high`).
     pub anomalies: AnomalyRules,

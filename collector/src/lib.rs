@@ -137,7 +137,8 @@ pub async fn serve_with(
     let cache = query::QueryCache::new(&config.query_cache, metrics.clone());
     let (pipeline, sink_task) = pipeline::Pipeline::start(&config, metrics).await?;
     // The query API's rollups, on the schema the pipeline's start migrated.
-    query::rollup::spawn(config.clickhouse.clone(), |shard| {
+    let repeats = query::behaviour::Repeats::new(&config.sites, &config.anomalies);
+    query::rollup::spawn(config.clickhouse.clone(), repeats, |shard| {
         storage::clickhouse::client(shard).with_validation(false)
     });
     let accounts = accounts::Accounts::new(accounts_client(&config), config.accounts.clone());

@@ -52,6 +52,75 @@ fn started_on(cfg: &ClickHouseConfig) -> String {
     )
 }
 
+/// Each site's `repeated` rule (min, gap ms; [`super::analysis::Rules::repeat`]) as a roll
+/// applies it, and the rule of the sites it does not name (the global one: sites added later,
+/// or through the API). A day keeps the figures of the rules it was rolled by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Repeats {
+    /// Sites with their own rule.
+    pub sites: Vec<(String, (u32, u32))>,
+    /// Every other site's.
+    pub other: (u32, u32),
+}
+
+impl Default for Repeats {
+    fn default() -> Repeats {
+        Repeats {
+            sites: Vec::new(),
+            other: super::analysis::Rules::default().repeat(),
+        }
+    }
+}
+
+impl Repeats {
+    /// The rules of `sites` over `global`'s.
+    pub fn new(
+        sites: &[crate::config::SiteConfig],
+        global: &super::analysis::AnomalyRules,
+    ) -> Repeats {
+        let of = |site: &super::analysis::AnomalyRules| {
+            super::analysis::AnomalyRules::resolve(site, global).repeat()
+        };
+        let other = of(&super::analysis::AnomalyRules::default());
+        Repeats {
+            sites: sites
+                .iter()
+                .map(|s| (s.id.clone(), of(&s.anomalies)))
+                .filter(|(_, r)| *r != other)
+                .collect(),
+            other,
+        }
+    }
+
+    /// `sql` with `{repeat_min}` and `{repeat_gap}` as literals, chosen by `site_id` where
+    /// sites differ (site ids are checked at config load, and quoted anyway).
+    fn apply(&self, sql: &str) -> String {
+        let pick = |part: fn(&(u32, u32)) -> u32| {
+            if self.sites.is_empty() {
+                return format!("toUInt32({})", part(&self.other));
+            }
+            let ids: Vec<String> = self
+                .sites
+                .iter()
+                .map(|(id, _)| format!("'{}'", id.replace('\\', "\\\\").replace('\'', "\\'")))
+                .collect();
+            let values: Vec<String> = self
+                .sites
+                .iter()
+                .map(|(_, r)| format!("toUInt32({})", part(r)))
+                .collect();
+            format!(
+                "transform(site_id, [{}], [{}], toUInt32({}))",
+                ids.join(", "),
+                values.join(", "),
+                part(&self.other)
+            )
+        };
+        sql.replace("{repeat_min}", &pick(|r| r.0))
+            .replace("{repeat_gap}", &pick(|r| r.1))
+    }
+}
+
 /// A per-session query of the API made per site and over a roll's events.
 fn per_site(sql: &str, cfg: &ClickHouseConfig, kind: Option<&str>) -> String {
     let mut wher = started_on(cfg);
@@ -81,13 +150,14 @@ pub struct RollStatement {
 
 /// The statements that roll a day (binds: the day, the shard, the version, then the day five
 /// times, then `post`), the marker last.
-pub fn roll_statements(cfg: &ClickHouseConfig) -> Vec<RollStatement> {
+pub fn roll_statements(cfg: &ClickHouseConfig, repeats: &Repeats) -> Vec<RollStatement> {
     let lead = "site_id, toDate(?) AS day, toUInt16(?) AS shard";
     let anomalies = per_site(
-        &sql::anomalies_sql(false)
-            .replace("{listed}", "")
-            .replace(" LIMIT 100", "")
-            .replace("{rage_ms}", &sql::RAGE_MS.to_string()),
+        &repeats.apply(
+            &sql::anomalies_sql(false)
+                .replace("{listed}", "")
+                .replace(" LIMIT 100", ""),
+        ),
         cfg,
         None,
     );

@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub(crate) mod behaviour;
+pub use behaviour::Repeats;
 mod cache;
 pub mod rollup;
 mod sql;
@@ -285,8 +286,11 @@ pub struct QueryApi {
     sites: std::collections::HashMap<String, (Vec<String>, String)>,
     /// Each site's goal events (`stats`' conversion).
     goals: std::collections::HashMap<String, Vec<String>>,
-    /// Each site's anomaly rules (`sessions/{id}/analysis`), its own over the global ones.
+    /// Each site's anomaly rules (`sessions/{id}/analysis`, `repeated` of the `anomalies` and
+    /// `sessions` lists), its own over the global ones.
     rules: std::collections::HashMap<String, analysis::Rules>,
+    /// The global rules, for a site without its own.
+    global_rules: analysis::Rules,
     /// Each site's names for search analytics (`search`).
     search: std::collections::HashMap<String, crate::config::SearchConfig>,
     cache: QueryCache,
@@ -331,6 +335,7 @@ impl QueryApi {
                     )
                 })
                 .collect(),
+            global_rules: analysis::AnomalyRules::resolve(&Default::default(), rules),
             search: sites
                 .iter()
                 .map(|s| (s.id.clone(), s.search.clone()))
@@ -339,6 +344,11 @@ impl QueryApi {
             session_timeout_ms: session_timeout_secs.saturating_mul(1000),
             current_visitors: Default::default(),
         }
+    }
+
+    /// `site`'s anomaly rules, its own over the global ones.
+    fn rules_of(&self, site: &str) -> analysis::Rules {
+        self.rules.get(site).unwrap_or(&self.global_rules).clone()
     }
 
     /// What a live feed of `site` is sent first and on a refresh (`realtime/ws`). The site
@@ -517,6 +527,7 @@ impl QueryApi {
             // The last five minutes, and cheap: always asked.
             Endpoint::Realtime => json(sql::realtime(c, &filters).await).map(Answer::bypass),
             Endpoint::Anomalies => {
+                filters.repeat = self.rules_of(&filters.site).repeat();
                 let f = &filters;
                 self.cached(&site, endpoint, f, behaviour::anomalies(c, f))
                     .await
@@ -531,6 +542,7 @@ impl QueryApi {
                 self.cached(&site, endpoint, f, sql::actions(c, f)).await
             }
             Endpoint::Sessions => {
+                filters.repeat = self.rules_of(&filters.site).repeat();
                 let f = &filters;
                 let sessions = sql::sessions(c, f, self.session_timeout_ms);
                 self.cached(&site, endpoint, f, sessions).await
@@ -601,7 +613,7 @@ impl QueryApi {
             Endpoint::SessionAnalysis(id) => {
                 let id = path_id(id)?;
                 filters.session = Some(id.clone());
-                let rules = self.rules.get(&filters.site).cloned().unwrap_or_default();
+                let rules = self.rules_of(&filters.site);
                 let f = &filters;
                 let run = sql::session_analysis(c, f, &id, &rules, self.session_timeout_ms);
                 self.cached(&site, endpoint, f, run).await

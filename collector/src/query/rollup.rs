@@ -107,11 +107,12 @@ pub fn leading(
 pub fn behaviour_queries(
     client: &Client,
     cfg: &ClickHouseConfig,
+    repeats: &behaviour::Repeats,
     day: &str,
     shard: u16,
     version: u32,
 ) -> Vec<(&'static str, clickhouse::query::Query)> {
-    behaviour::roll_statements(cfg)
+    behaviour::roll_statements(cfg, repeats)
         .into_iter()
         .map(|s| {
             let mut q = leading(client, &s.sql, day, shard, version);
@@ -189,10 +190,11 @@ pub fn marker(
 pub async fn roll(
     client: &Client,
     cfg: &ClickHouseConfig,
+    repeats: &behaviour::Repeats,
     shard: u16,
     today: i64,
 ) -> clickhouse::error::Result<RolledDays> {
-    roll_since(client, cfg, shard, today, &mut Seen::new()).await
+    roll_since(client, cfg, repeats, shard, today, &mut Seen::new()).await
 }
 
 /// Per partition of the `sessions` mart, the highest insert block a pass has seen.
@@ -206,6 +208,7 @@ pub type Seen = HashMap<String, u64>;
 pub async fn roll_since(
     client: &Client,
     cfg: &ClickHouseConfig,
+    repeats: &behaviour::Repeats,
     shard: u16,
     today: i64,
     seen: &mut Seen,
@@ -261,7 +264,7 @@ pub async fn roll_since(
         marker(client, cfg, &day, shard, version).execute().await?;
     }
     for &d in &behaviour_days {
-        for (_, q) in behaviour_queries(client, cfg, &civil(d), shard, version) {
+        for (_, q) in behaviour_queries(client, cfg, repeats, &civil(d), shard, version) {
             q.execute().await?;
         }
     }
@@ -297,7 +300,11 @@ pub struct RolledDays {
 /// Runs [`roll`] on every shard now and then every [`PERIOD`], for as long as the process
 /// lives. Several collectors may run it: a day rolled twice has two versions, and the
 /// queries read the latest.
-pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client + Send + 'static) {
+pub fn spawn(
+    cfg: ClickHouseConfig,
+    repeats: behaviour::Repeats,
+    client: impl Fn(&ClickHouseConfig) -> Client + Send + 'static,
+) {
     tokio::spawn(async move {
         let period = Duration::from_secs(cfg.rollup_period_secs);
         let mut tick = tokio::time::interval(period);
@@ -308,7 +315,7 @@ pub fn spawn(cfg: ClickHouseConfig, client: impl Fn(&ClickHouseConfig) -> Client
             let today = unix_day(crate::dates::now_ms());
             for (i, shard) in cfg.shard_configs().iter().enumerate() {
                 let db = client(shard).with_database(&cfg.database);
-                match roll_since(&db, &cfg, i as u16, today, &mut seen[i]).await {
+                match roll_since(&db, &cfg, &repeats, i as u16, today, &mut seen[i]).await {
                     Ok(days) if !days.sessions.is_empty() || !days.behaviour.is_empty() => {
                         tracing::info!(
                             shard = i,

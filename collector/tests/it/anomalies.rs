@@ -87,7 +87,9 @@ async fn each_rule_finds_the_anomalies_injected_for_it() {
     let range = "site=demo&from=2026-10-10&to=2026-11-05";
     let cfg = config.clickhouse.clone();
     let today = pathlight_collector::dates::unix_day(1_793_491_200_000) + 2;
-    let rolled = rollup::roll(&client, &cfg, 0, today).await.unwrap();
+    let rolled = rollup::roll(&client, &cfg, &Default::default(), 0, today)
+        .await
+        .unwrap();
     assert!(rolled.behaviour.len() >= 14, "{rolled:?}");
     let (live, from_rollup) = (
         server.api(&format!("anomalies?{range}&exact=true")).await,

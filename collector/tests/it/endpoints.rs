@@ -624,3 +624,63 @@ async fn a_sessions_analysis_has_its_summary_and_anomalies_by_the_configured_rul
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_anomaly_lists_and_their_rollup_take_the_sites_repeated_rule() {
+    use pathlight_collector::query::analysis::RepeatedRule;
+    use pathlight_collector::query::{Repeats, rollup};
+    // The site counts a fourth retry, not a third (the default).
+    let server = TestServer::start_with("ep_repeat_rule", |c| {
+        c.sites[0].anomalies.repeated = Some(RepeatedRule {
+            min: Some(4),
+            ..RepeatedRule::default()
+        });
+    })
+    .await;
+    let save = |at: &str, ms, session| Row::click(at, ms, session, "#save", 10).path("/f");
+    let rows = vec![
+        // r3: Save three times, seconds apart: enough by default, not for this site.
+        row("pageview", "2026-11-09 10:00:00", "r3", 1).path("/f"),
+        save("2026-11-09 10:00:02", 0, "r3"),
+        save("2026-11-09 10:00:04", 0, "r3"),
+        save("2026-11-09 10:00:06", 0, "r3"),
+        // r4: four times, the second a double click (its fast repeat folded into it, as the
+        // session analysis folds it): one action a fourth time.
+        row("pageview", "2026-11-09 11:00:00", "r4", 2).path("/f"),
+        save("2026-11-09 11:00:02", 0, "r4"),
+        save("2026-11-09 11:00:04", 0, "r4"),
+        save("2026-11-09 11:00:04", 150, "r4"),
+        save("2026-11-09 11:00:06", 0, "r4"),
+        save("2026-11-09 11:00:08", 0, "r4"),
+    ];
+    insert(&server, 1, &rows).await;
+    let range = "site=test&from=2026-11-01&to=2026-11-10";
+    let want = json!([{"session_id": "r4", "events": 6, "rapid": 0, "repeated": 1, "loops": 0}]);
+    let live = server.api(&format!("anomalies?{range}&exact=true")).await;
+    assert_eq!(live["sessions"], want, "{live}");
+    // The session analysis finds the same run, by the same rule.
+    let r4 = server.api(&format!("sessions/r4/analysis?{range}")).await;
+    assert_eq!(r4["anomalies"][0]["rule"], "repeated", "{r4}");
+    assert_eq!(r4["anomalies"][0]["count"], 4, "{r4}");
+    let r3 = server.api(&format!("sessions/r3/analysis?{range}")).await;
+    let rules: Vec<&Value> = r3["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["rule"])
+        .collect();
+    assert_eq!(rules, [&json!("missing_close")], "{r3}");
+    // The rollup applies each site's rule: the rolled answer is the live one.
+    let repeats = Repeats {
+        sites: vec![("test".into(), (4, 1000))],
+        ..Repeats::default()
+    };
+    let today = pathlight_collector::dates::days_from_civil(2026, 11, 9) + 2;
+    let rolled = rollup::roll(&server.db, &server.clickhouse, &repeats, 0, today)
+        .await
+        .unwrap();
+    assert!(!rolled.behaviour.is_empty(), "{rolled:?}");
+    let from_rollup = server.api(&format!("anomalies?{range}")).await;
+    assert_eq!(from_rollup["sessions"], want, "{from_rollup}");
+    server.stop().await;
+}

@@ -531,7 +531,9 @@ async fn a_busy_sites_today_is_read_from_the_rollup() {
     // Not rolled yet: live.
     let live = server.api(&q).await;
     assert_eq!(version(&live), None, "{live}");
-    rollup::roll(&server.db, &cfg, 0, today).await.unwrap();
+    rollup::roll(&server.db, &cfg, &Default::default(), 0, today)
+        .await
+        .unwrap();
     let rolled = server.api(&q).await;
     let exact = server.api(&format!("{q}&exact=true")).await;
     let at = version(&rolled).expect("today from the rollup");
@@ -612,7 +614,7 @@ async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let cfg = Config::for_tests(clickhouse_url(), "it_rollup").clickhouse;
-    let rolled = rollup::roll(&server.db, &cfg, 0, today)
+    let rolled = rollup::roll(&server.db, &cfg, &Default::default(), 0, today)
         .await
         .unwrap()
         .sessions;
@@ -648,7 +650,7 @@ async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches
     // A merge writes the mart's rows anew (new parts, new modification times) without a new
     // row: a roller that saw the rows finds nothing due.
     let mut seen = rollup::Seen::new();
-    rollup::roll_since(&server.db, &cfg, 0, today, &mut seen)
+    rollup::roll_since(&server.db, &cfg, &Default::default(), 0, today, &mut seen)
         .await
         .unwrap();
     server
@@ -657,7 +659,7 @@ async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches
         .execute()
         .await
         .unwrap();
-    let merged = rollup::roll_since(&server.db, &cfg, 0, today, &mut seen)
+    let merged = rollup::roll_since(&server.db, &cfg, &Default::default(), 0, today, &mut seen)
         .await
         .unwrap();
     assert!(
@@ -690,7 +692,7 @@ async fn rolled_up_session_figures_equal_the_raw_events_and_take_in_late_batches
     // The day is read from the rollup, as it was rolled: proof that it is read at all.
     let stale = server.api("stats?site=test").await;
     assert_eq!(stale["bounce_rate"], 0.4, "{stale}");
-    let again = rollup::roll_since(&server.db, &cfg, 0, today, &mut seen)
+    let again = rollup::roll_since(&server.db, &cfg, &Default::default(), 0, today, &mut seen)
         .await
         .unwrap()
         .sessions;

@@ -125,9 +125,14 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
             &client, &cfg, &f.from, 0, version,
         )),
     ));
-    // The behaviour rollup of the range's first day, then its figures read back.
+    // The behaviour rollup of the range's first day, then its figures read back; the site
+    // with its own `repeated` rule, as a roll over sites with different rules has it.
+    let repeats = crate::query::behaviour::Repeats {
+        sites: vec![(f.site.clone(), f.repeat)],
+        ..Default::default()
+    };
     for (i, (name, q)) in
-        crate::query::rollup::behaviour_queries(&client, &cfg, &f.from, 0, version)
+        crate::query::rollup::behaviour_queries(&client, &cfg, &repeats, &f.from, 0, version)
             .into_iter()
             .enumerate()
     {

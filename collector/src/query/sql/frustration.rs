@@ -164,26 +164,34 @@ pub(super) fn loops_of(x: &str) -> String {
 ///   what the browser or the page's code clicks in answer to a click (a label's click passed
 ///   to its control) comes within the same few ms. Page views and custom events never count:
 ///   they answer a click or a load.
-/// - `repeated`: an action done a third time in a row, each time more than `rage_ms` after
-///   the one before (faster is a double click or a rage burst). Actions (`a`, with times
-///   `t`) are page views (by URL), clicks (by element) and custom events (by name), but for
-///   custom events sent less than 100 ms after the event before them: the page's own answer
-///   to a click or load, not an action.
+/// - `repeated`: an action done `repeat_min` times in a row (the site's `repeated` rule, 3 by
+///   default), each time more than `repeat_gap` ms after the one before; a repeat faster than
+///   that (a double click, a rage burst) is folded into the one before, as the session
+///   analysis does. `g` numbers the runs of one action, `q` counts the actions that are not
+///   folded; each unfolded action from the `repeat_min`th of its run on counts. Actions
+///   (`a`, with times `t`) are page views (by URL), clicks (by element) and custom events (by
+///   name), but for custom events sent less than 100 ms after the event before them: the
+///   page's own answer to a click or load, not an action.
 /// - `loops`: a sequence of 2 or 3 actions, or of 2 or 3 pages (`p`, by URL: the same product
 ///   again, not another one), done a third time in a row; the more of the two counts, as a
 ///   loop of page views alone is both.
 ///
 /// ClickHouse 18.16 reads from a subquery only the columns named outside lambdas, so every
-/// array a lambda reads is also one of its function's arguments (`t` of `repeated`).
+/// array a lambda reads is also one of its function's arguments (`t` of `q`, `q` of
+/// `repeated`).
 pub(super) fn anomalies_query_sql() -> String {
     format!(
         "SELECT session_id, toUInt64(n) AS events, \
          toUInt64(arrayCount(i -> i > 1 AND c[i].1 - c[i - 1].1 >= 10 AND c[i].1 - c[i - 1].1 < 100 \
            AND c[i].2 != c[i - 1].2 AND c[i - 1].3 != 'label', arrayEnumerate(c))) AS rapid, \
-         toUInt64(arrayCount((i, ti) -> i > 2 AND a[i] = a[i - 1] AND a[i] = a[i - 2] \
-           AND ti - t[i - 1] > {{rage_ms}} AND t[i - 1] - t[i - 2] > {{rage_ms}}, arrayEnumerate(a), t)) AS repeated, \
+         toUInt64(arrayCount((i, r, k) -> (i = 1 OR k != q[i - 1]) AND k - q[indexOf(g, r)] + 1 >= {{repeat_min}}, \
+           arrayEnumerate(g), g, q)) AS repeated, \
          toUInt64(greatest({}, {})) AS loops \
-         FROM (SELECT session_id, n, c, p, arrayMap(v -> v.1, k) AS t, \
+         FROM (SELECT session_id, n, c, p, a, \
+                 arrayCumSum(arrayMap(i -> toUInt32(i = 1 OR a[i] != a[i - 1]), arrayEnumerate(a))) AS g, \
+                 arrayCumSum(arrayMap((i, ti) -> toUInt32(i = 1 OR a[i] != a[i - 1] OR ti - t[i - 1] > {{repeat_gap}}), \
+                   arrayEnumerate(a), t)) AS q FROM \
+         (SELECT session_id, n, c, p, arrayMap(v -> v.1, k) AS t, \
                  arrayMap(v -> concat(v.2, ':', if(v.2 = 'pageview', v.7, v.3), ':', v.4, v.5), k) AS a FROM \
            (SELECT session_id, length(e) AS n, \
               arrayFilter((v, i) -> NOT (v.2 = 'custom' AND i > 1 AND v.1 - e[i - 1].1 < 100), e, arrayEnumerate(e)) AS k, \
@@ -191,7 +199,7 @@ pub(super) fn anomalies_query_sql() -> String {
               arrayMap(v -> v.7, arrayFilter(v -> v.2 = 'pageview', e)) AS p FROM \
              (SELECT session_id, arraySort(v -> v.1, groupUniqArray((toUInt64(timestamp) * 1000 + timestamp_ms, \
                 toString(event_type), path, selector, toString(name), toString(tag), url))) AS e \
-              FROM events{{listed}} WHERE {{where}} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id))) \
+              FROM events{{listed}} WHERE {{where}} AND event_type IN ('pageview', 'click', 'custom') GROUP BY session_id)))) \
          WHERE rapid + repeated + loops > 0 ORDER BY rapid + repeated + loops DESC, session_id{{limit}}",
         loops_of("a"),
         loops_of("p")
@@ -224,8 +232,8 @@ pub struct Anomaly {
     pub events: u64,
     /// Clicks on another element 10–99 ms after the click before: faster than a hand.
     pub rapid: u64,
-    /// Actions done a third time in a row, each more than `rage_ms` after the one before
-    /// (retrying).
+    /// Actions done a third (the site's `repeated.min`th) time or more in a row, each more
+    /// than `repeated.gap_ms` after the one before (retrying).
     pub repeated: u64,
     /// Stuck loops: a sequence of 2 or 3 actions, or of 2 or 3 pages, done a third time in a
     /// row.

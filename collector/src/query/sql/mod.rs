@@ -75,6 +75,10 @@ pub struct Filters {
     /// The site's goal events (`goals` in `[[sites]]`), whose visitors `stats` counts as
     /// converted (not a parameter: the site's config).
     pub goals: Vec<String>,
+    /// The site's `repeated` rule (not a parameter: the site's config): an action done `.0`
+    /// times in a row, each more than `.1` ms after the one before; `.0` = `u32::MAX` when
+    /// the rule is off.
+    pub repeat: (u32, u32),
     /// Rage clicks: three clicks within `rage_ms` (default 1000) and `rage_px` (default 30).
     pub rage_ms: u32,
     /// See `rage_ms`.
@@ -209,6 +213,7 @@ impl Filters {
             property: None,
             until: None,
             goals: Vec::new(),
+            repeat: crate::query::analysis::Rules::default().repeat(),
             limit: 100,
             offset: 0,
             exact: false,
@@ -639,6 +644,14 @@ fn prepare_with(
             "{rage_ms}" => {
                 text.push('?');
                 binds.push(Bind::U(f.rage_ms));
+            }
+            "{repeat_min}" => {
+                text.push('?');
+                binds.push(Bind::U(f.repeat.0));
+            }
+            "{repeat_gap}" => {
+                text.push('?');
+                binds.push(Bind::U(f.repeat.1));
             }
             "{started}" => {
                 text.push_str(STARTED);
