@@ -53,7 +53,8 @@ pub struct State {
 /// The spool's state and what it holds for ClickHouse.
 #[derive(Debug, Serialize)]
 pub struct SpoolState {
-    /// `up`: it is local disk, written by this process.
+    /// `up`: it is local disk, written by this process; `full`: at its cap (`max_bytes`) or
+    /// its disk below `min_free_bytes`, refusing writes until it ships some to ClickHouse.
     pub state: &'static str,
     /// Acknowledged events waiting for ClickHouse.
     pub backlog: Backlog,
@@ -92,12 +93,12 @@ impl super::Pipeline {
             }
         });
         let spool = self.spool.as_ref().map(|s| SpoolState {
-            state: "up",
+            state: if s.refusing() { "full" } else { "up" },
             backlog: s.backlog(),
         });
         let (writes_to, writable) = match (&nats, &spool) {
             (Some(n), _) => ("nats", n.state == "up"),
-            (None, Some(_)) => ("spool", true),
+            (None, Some(s)) => ("spool", s.state == "up"),
             (None, None) => ("clickhouse", clickhouse_up),
         };
         let stopping = *self.stopping.borrow();

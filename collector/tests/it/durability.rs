@@ -6,6 +6,7 @@
 
 use crate::{ClickHouseProcess, TestServer, batch_now};
 use pathlight_wire::cbor;
+use serde_json::json;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -472,8 +473,14 @@ async fn collector_process(config: &Path, log: &Path, base: &str) -> std::proces
     panic!("the collector did not start; see its log");
 }
 
-/// A spool at its cap answers 503 `spool_full` (nothing acknowledged, nothing crashes) and
-/// takes events again once ClickHouse is back and the spool drained.
+/// `/readyz`'s status and body.
+async fn readyz(server: &TestServer) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(server.url("/readyz")).await.unwrap();
+    (resp.status().as_u16(), crate::json_body(resp).await)
+}
+
+/// A spool at its cap answers 503 `spool_full` (nothing acknowledged, nothing crashes), says
+/// so on `/readyz`, and takes events again once ClickHouse is back and the spool drained.
 #[tokio::test]
 async fn a_full_spool_refuses_with_503_and_recovers_after_draining() {
     let ch = ClickHouseProcess::start("spool-full");
@@ -537,6 +544,17 @@ async fn a_full_spool_refuses_with_503_and_recovers_after_draining() {
         metrics.contains(r#"pathlight_events_rejected_total{reason="spool_full"}"#),
         "{metrics}"
     );
+    // Not ready while it refuses: a load balancer sends the batches elsewhere.
+    let (status, ready) = readyz(&server).await;
+    assert_eq!(
+        (
+            status,
+            &ready["components"]["spool"]["state"],
+            &ready["unavailable"]
+        ),
+        (503, &json!("full"), &json!(["spool"])),
+        "{ready}"
+    );
 
     ch.restart();
     verify(&server.db, "spool full", &tally, Duration::from_secs(60)).await;
@@ -550,12 +568,19 @@ async fn a_full_spool_refuses_with_503_and_recovers_after_draining() {
         {
             break;
         }
+        let _ = readyz(&server).await;
         assert!(
             Instant::now() < deadline,
             "the spool never took events again"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let (status, ready) = readyz(&server).await;
+    assert_eq!(
+        (status, &ready["components"]["spool"]["state"]),
+        (200, &json!("up")),
+        "{ready}"
+    );
     println!("spool full: refused after {full} batches of 10 at a 64 KiB cap");
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
@@ -583,6 +608,12 @@ async fn a_nearly_full_disk_refuses_with_503() {
     let json = crate::json_body(resp).await;
     assert_eq!(json["reason"], "spool_full");
     assert_eq!(server.scalar("SELECT count() FROM events").await, 0);
+    let (status, ready) = readyz(&server).await;
+    assert_eq!(
+        (status, &ready["components"]["spool"]["state"]),
+        (503, &json!("full")),
+        "{ready}"
+    );
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -159,6 +159,7 @@ impl Counts {
 pub struct Spool {
     tx: std_mpsc::Sender<Append>,
     used: Arc<AtomicU64>,
+    refusing: Arc<AtomicBool>,
     counts: Arc<Counts>,
     pending: Arc<AtomicU64>,
     max_bytes: u64,
@@ -169,6 +170,7 @@ pub struct Spool {
 pub struct Shipping {
     sealed: mpsc::UnboundedReceiver<Segment>,
     used: Arc<AtomicU64>,
+    refusing: Arc<AtomicBool>,
     counts: Arc<Counts>,
     dir: PathBuf,
 }
@@ -213,7 +215,9 @@ impl Spool {
         metrics.spool_bytes.set(used.load(Ordering::Relaxed) as i64);
         let (tx, rx) = std_mpsc::channel();
         let pending = Arc::new(AtomicU64::new(0));
+        let refusing = Arc::new(AtomicBool::new(false));
         let writer = Writer {
+            refusing: refusing.clone(),
             pending: pending.clone(),
             dir: dir.clone(),
             cfg: cfg.clone(),
@@ -230,6 +234,7 @@ impl Spool {
         let spool = Spool {
             tx,
             used: used.clone(),
+            refusing: refusing.clone(),
             counts: counts.clone(),
             pending,
             max_bytes: cfg.max_bytes,
@@ -238,6 +243,7 @@ impl Spool {
         let shipping = Shipping {
             sealed,
             used,
+            refusing,
             counts,
             dir,
         };
@@ -253,6 +259,13 @@ impl Spool {
         }
     }
 
+    /// Whether the spool refuses writes: its last append found it at its cap (`max_bytes`) or
+    /// its disk below `min_free_bytes`, and nothing has been shipped or written since. The
+    /// collector is then not ready (`/readyz`): every batch would get 503.
+    pub fn refusing(&self) -> bool {
+        self.refusing.load(Ordering::Relaxed)
+    }
+
     /// Queues `rows` (RowBinary, `n` rows) for the next group commit; the returned receiver
     /// resolves once they are on disk. Refuses at once when the spool is at its cap.
     pub fn append(
@@ -266,6 +279,7 @@ impl Spool {
         // Reserved now, so concurrent appends cannot overshoot the cap together.
         if self.used.fetch_add(size, Ordering::Relaxed) + size > self.max_bytes {
             self.used.fetch_sub(size, Ordering::Relaxed);
+            self.refusing.store(true, Ordering::Relaxed);
             return Err(IngestError::SpoolFull);
         }
         if self.pending.fetch_add(size, Ordering::Relaxed) + size > MAX_PENDING_BYTES {
@@ -307,6 +321,7 @@ struct Writer {
     active: Option<Active>,
     sealed: mpsc::UnboundedSender<Segment>,
     used: Arc<AtomicU64>,
+    refusing: Arc<AtomicBool>,
     counts: Arc<Counts>,
     pending: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
@@ -352,6 +367,7 @@ impl Writer {
                 tracing::error!(error = %e, records = group.len(), "spool write refused; answering 503");
                 self.used.fetch_sub(size, Ordering::Relaxed);
             }
+            self.refusing.store(result.is_err(), Ordering::Relaxed);
             for append in group {
                 let _ = append.done.send(
                     result

@@ -101,6 +101,8 @@ pub async fn ship(
             }
         }
         shipping.used.fetch_sub(segment.bytes, Ordering::Relaxed);
+        // Room again: the next append may be taken.
+        shipping.refusing.store(false, Ordering::Relaxed);
         metrics
             .spool_bytes
             .set(shipping.used.load(Ordering::Relaxed) as i64);
