@@ -242,9 +242,28 @@
   const feed = document.getElementById("live-feed");
   function arrived(e) {
     document.getElementById("live-count").textContent = ++count;
-    feed.prepend(text("li", `${new Date(e.ts).toLocaleTimeString()} ${e.kind} ${e.path} ${e.name || e.selector || ""}`));
+    shown(text("li", `${new Date(e.ts).toLocaleTimeString()} ${e.kind} ${e.path} ${e.name || e.selector || ""}`));
+  }
+  // The feed dropped `missed` events for this page (it read too slowly): said, never counted.
+  function fellBehind(missed) {
+    shown(text("li", `${missed} events not shown: the feed fell behind`, "lagged"));
+  }
+  function shown(li) {
+    feed.prepend(li);
     while (feed.children.length > 20) feed.lastChild.remove();
   }
+  // One Server-Sent Events frame: its `event` ("message" when unnamed) and its data lines;
+  // data null for a comment (`: ping`).
+  function sseFrame(frame) {
+    let event = "message";
+    const data = [];
+    for (const line of frame.split("\n")) {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    return { event, data: data.length ? data.join("\n") : null };
+  }
+  window.pl.sseFrame = sseFrame;
   async function live() {
     liveStop?.();
     count = 0;
@@ -265,6 +284,7 @@
     ws.onmessage = (m) => {
       const e = JSON.parse(m.data);
       if (e.type === "event") arrived(e);
+      else if (e.type === "lagged") fellBehind(e.missed);
       else if ((e.type === "snapshot" || e.type === "heartbeat") && e.visitors != null) {
         document.getElementById("live-visitors").textContent = e.visitors;
       }
@@ -287,10 +307,11 @@
       buf += value;
       let i;
       while ((i = buf.indexOf("\n\n")) >= 0) {
-        const frame = buf.slice(0, i);
+        const { event, data } = sseFrame(buf.slice(0, i));
         buf = buf.slice(i + 2);
-        const data = frame.split("\n").find((l) => l.startsWith("data: "));
-        if (data) arrived(JSON.parse(data.slice(6)));
+        if (data == null) continue;
+        if (event === "message") arrived(JSON.parse(data));
+        else if (event === "lagged") fellBehind(Number(data));
       }
     }
   }

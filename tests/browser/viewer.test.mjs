@@ -148,6 +148,25 @@ test("the dashboard shows the site's totals and top pages", async () => {
   await probe.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
   await probe.evaluate(() => window.pathlight.flush());
   await page.waitForFunction((n) => Number(document.getElementById("live-count").textContent) > n, before);
+  // Without WebSocket (a proxy or a policy that refuses it) the feed is Server-Sent Events:
+  // a stored event counts; a `lagged` frame (events dropped for a slow reader) is said in the
+  // feed, never counted as an event, and comments (pings) are skipped.
+  const sse = await ctx.newPage();
+  await sse.addInitScript(() => { delete window.WebSocket; });
+  await sse.goto(`${collector.base}/?site=demo#token=viewer-token`);
+  await sse.waitForFunction(() => document.body.dataset.live === "sse");
+  await sse.waitForTimeout(300);
+  await probe.reload();
+  await probe.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
+  await probe.evaluate(() => window.pathlight.flush());
+  await sse.waitForFunction(() => Number(document.getElementById("live-count").textContent) > 0);
+  const frames = await sse.evaluate(() => [": ping", "event: lagged\ndata: 7", 'data: {"kind":"click"}'].map(window.pl.sseFrame));
+  assert.deepEqual(frames, [
+    { event: "message", data: null },
+    { event: "lagged", data: "7" },
+    { event: "message", data: '{"kind":"click"}' },
+  ]);
+  await sse.close();
   await probe.close();
   await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
   await ctx.close();
