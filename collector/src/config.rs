@@ -240,6 +240,12 @@ pub struct SiteConfig {
     /// `conversion` is null.
     #[serde(default)]
     pub goals: Vec<String>,
+    /// Paths whose page views `/metrics` counts one by one (`pathlight_page_views_by_path_total`,
+    /// say `["/", "/pricing", "/checkout"]`); the site's other paths count as `other`. Only
+    /// paths listed here become labels: the series stay few, and no text a visitor's URL
+    /// carries reaches the metrics. Empty: the site's page views are counted per site only.
+    #[serde(default)]
+    pub metric_paths: Vec<String>,
     /// The site's anomaly rules (`sessions/{id}/analysis`): each rule named here replaces
     /// the global `[anomalies]` one.
     #[serde(default)]
@@ -379,6 +385,9 @@ pub fn random_secret() -> anyhow::Result<String> {
     Ok(crate::hex::encode(&bytes))
 }
 
+/// Paths per site counted one by one in `/metrics`: labels multiply series in every scrape.
+pub const MAX_METRIC_PATHS: usize = 100;
+
 /// Variables that configure the process rather than the config struct.
 const NOT_OVERRIDES: &[&str] = &["PATHLIGHT_CONFIG", "PATHLIGHT_LOG"];
 
@@ -439,6 +448,23 @@ impl Config {
             }
             if !seen.insert(&site.id) {
                 bail!("sites: site id {:?} is listed twice", site.id);
+            }
+            if site.metric_paths.len() > MAX_METRIC_PATHS {
+                bail!(
+                    "sites.{}: metric_paths lists {} paths, at most {MAX_METRIC_PATHS}",
+                    site.id,
+                    site.metric_paths.len()
+                );
+            }
+            if let Some(p) = site
+                .metric_paths
+                .iter()
+                .find(|p| !p.starts_with('/') || p.len() > 200)
+            {
+                bail!(
+                    "sites.{}: metric_paths: {p:?} must be a path (starting with /, at most 200 bytes)",
+                    site.id
+                );
             }
             let sha = &site.api_token_sha256;
             if !sha.is_empty() && crate::hex::decode::<32>(sha).is_none() {
@@ -590,6 +616,7 @@ impl Config {
                 require_key: false,
                 base_url: String::new(),
                 goals: Vec::new(),
+                metric_paths: Vec::new(),
                 anomalies: Default::default(),
             }],
             clickhouse: ClickHouseConfig {
@@ -777,6 +804,7 @@ mod tests {
             require_key: false,
             base_url: String::new(),
             goals: Vec::new(),
+            metric_paths: Vec::new(),
             anomalies: Default::default(),
         });
         assert!(c.validate().is_err());

@@ -108,6 +108,15 @@ pub struct SiteLabel {
     pub site: String,
 }
 
+/// Labels `site` and `path` (one of the site's `metric_paths`, or `other`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    /// The site.
+    pub site: String,
+    /// The path.
+    pub path: String,
+}
+
 /// One label `stream`: the broker's JetStream stream (`broker.stream`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StreamLabel {
@@ -188,6 +197,9 @@ pub struct Metrics {
     /// senders' to choose, unbounded, and may carry personal data, none of which belongs in
     /// labels; the query API's `pages` answers by path.
     pub page_views: Family<SiteLabel, Counter>,
+    /// Page views stored by site and path, for the sites that list `metric_paths` (the paths
+    /// they list, the rest as `other`), bots left out.
+    pub page_views_by_path: Family<PathLabel, Counter>,
     /// Open WebSocket sessions of the live feed.
     pub websocket_connections: Gauge,
     /// Query-API requests refused because their address sent too many wrong tokens.
@@ -257,6 +269,7 @@ impl Metrics {
             api_throttled: Counter::default(),
             current_visitors: Family::default(),
             page_views: Family::default(),
+            page_views_by_path: Family::default(),
             websocket_connections: Gauge::default(),
             query_seconds: Family::new_with_constructor(|| Histogram::new(QUERY_SECONDS_BUCKETS)),
             query_cache_hits: Family::default(),
@@ -410,6 +423,11 @@ impl Metrics {
             "page_views",
             "Page views stored, by site, bots left out",
             m.page_views.clone(),
+        );
+        registry.register(
+            "page_views_by_path",
+            "Page views stored, by site and path (a site's metric_paths, the rest as other), bots left out",
+            m.page_views_by_path.clone(),
         );
         registry.register(
             "websocket_connections",

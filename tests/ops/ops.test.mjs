@@ -58,6 +58,7 @@ test("the dashboard has panels for components, spool backlog, business and proce
     "pathlight_spool_segments",
     "pathlight_current_visitors",
     "pathlight_page_views_total",
+    "pathlight_page_views_by_path_total",
     "pathlight_websocket_connections",
     "pathlight_query_request_seconds_bucket",
     "process_cpu_seconds_total",

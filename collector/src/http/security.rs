@@ -252,6 +252,7 @@ mod tests {
                 require_key: false,
                 base_url: String::new(),
                 goals: Vec::new(),
+                metric_paths: Vec::new(),
                 anomalies: Default::default(),
             })
             .collect();

@@ -26,7 +26,7 @@ pub use stages::{Prepared, Stages};
 use crate::config::Config;
 use crate::dates::now_ms;
 use crate::error::IngestError;
-use crate::metrics::{KindLabel, Metrics, SiteLabel};
+use crate::metrics::{KindLabel, Metrics, PathLabel, SiteLabel};
 use crate::storage::clickhouse::{ClickHouseSink, EventRow};
 use crate::storage::spool::{self, Spool};
 pub use pathlight_ingest::{Ack, IngestRequest, Rejected};
@@ -424,6 +424,23 @@ impl Pipeline {
             match &mut run {
                 Some((site, n)) if *site == r.site_id => *n += 1,
                 _ => flush(run.replace((&r.site_id, 1))),
+            }
+            if let Some(site) = self.stages.sites.get(&r.site_id)
+                && !site.config.metric_paths.is_empty()
+            {
+                let path = if site.config.metric_paths.contains(&r.path) {
+                    r.path.as_str()
+                } else {
+                    "other"
+                };
+                self.stages
+                    .metrics
+                    .page_views_by_path
+                    .get_or_create(&PathLabel {
+                        site: r.site_id.clone(),
+                        path: path.to_owned(),
+                    })
+                    .inc();
             }
         }
         flush(run);

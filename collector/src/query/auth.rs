@@ -202,6 +202,7 @@ mod tests {
             require_key: false,
             base_url: String::new(),
             goals: Vec::new(),
+            metric_paths: Vec::new(),
             anomalies: Default::default(),
         }
     }

@@ -45,6 +45,7 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
             require_key: false,
             base_url: String::new(),
             goals: Vec::new(),
+            metric_paths: Vec::new(),
             anomalies: Default::default(),
         });
     })

@@ -28,6 +28,7 @@ fn two_sites(c: &mut Config) {
         require_key: false,
         base_url: String::new(),
         goals: Vec::new(),
+        metric_paths: Vec::new(),
         anomalies: Default::default(),
     });
 }

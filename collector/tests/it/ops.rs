@@ -83,7 +83,11 @@ async fn readyz_reports_clickhouse_up_and_metrics_name_each_component() {
 /// site; an open WebSocket session counts until it closes.
 #[tokio::test]
 async fn metrics_count_current_visitors_page_views_and_websockets() {
-    let server = TestServer::start("ops_business").await;
+    // Page views by path, for the paths the site lists: the sample batch's `/catalog`.
+    let server = TestServer::start_with("ops_business", |c| {
+        c.sites[0].metric_paths = vec!["/catalog".into(), "/pricing".into()];
+    })
+    .await;
     let metrics = server.metrics().await;
     // Every configured site has its series from the start.
     assert_eq!(
@@ -124,10 +128,21 @@ async fn metrics_count_current_visitors_page_views_and_websockets() {
         gauge(&metrics, r#"pathlight_page_views_total{site="test"}"#),
         views as f64
     );
-    // The same visitor again: still one.
+    assert_eq!(
+        gauge(
+            &metrics,
+            r#"pathlight_page_views_by_path_total{site="test",path="/catalog"}"#
+        ),
+        views as f64
+    );
+    // The same visitor again, on a path the site does not list: still one visitor, and its
+    // page views count as `other` (the path itself never becomes a label).
     let again = batch_now();
     let mut again = again;
-    again.events.iter_mut().for_each(|e| e.id.0[15] ^= 0x55);
+    again.events.iter_mut().for_each(|e| {
+        e.id.0[15] ^= 0x55;
+        e.url = "https://shop.example/account/anna-berg".into();
+    });
     assert_eq!(
         post(
             &client,
@@ -148,6 +163,14 @@ async fn metrics_count_current_visitors_page_views_and_websockets() {
         gauge(&metrics, r#"pathlight_page_views_total{site="test"}"#),
         2.0 * views as f64
     );
+    assert_eq!(
+        gauge(
+            &metrics,
+            r#"pathlight_page_views_by_path_total{site="test",path="other"}"#
+        ),
+        views as f64
+    );
+    assert!(!metrics.contains("anna"), "{metrics}");
 
     assert_eq!(gauge(&metrics, "pathlight_websocket_connections"), 0.0);
     let ws = open_websocket(&server).await;

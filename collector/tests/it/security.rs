@@ -25,6 +25,7 @@ fn site(id: &str, origins: &[&str], token: &str) -> SiteConfig {
         require_key: false,
         base_url: String::new(),
         goals: Vec::new(),
+        metric_paths: Vec::new(),
         anomalies: Default::default(),
     }
 }
