@@ -68,8 +68,44 @@ pub async fn read_body<B: ReqBody>(
         .unwrap_or(Err(IngestError::BodyTimeout))
 }
 
-/// At most this much of a refused body is read from a trusted proxy (see `routes::batch`).
+/// At most this much of a refused body is read from a trusted proxy (see [`linger`]).
 pub const MAX_DRAIN_BYTES: usize = 16 << 20;
+
+/// At most this much of a refused body is read from any other client (see [`linger`]): twice
+/// the default batch limit, so a batch a little too large still gets its answer.
+pub const LINGER_BYTES: usize = 1 << 20;
+
+/// How long a refused body is read from a client other than a trusted proxy.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// Reads and drops a body refused from its headers (declared too large, encoded), so that the
+/// client reads the refusal. Answering while the client still sends and then closing makes the
+/// kernel reset the connection, and the client sees a network error (EPIPE, ECONNRESET)
+/// instead of the JSON reason; nginx's lingering close exists for the same. A reverse proxy
+/// named in `trusted_proxies` sends the whole body before it reads the answer (closing on it
+/// mid-body turns the answer into the proxy's 502), and its own limit bounds the body: up to
+/// [`MAX_DRAIN_BYTES`] within `http.body_timeout_ms`. Anyone else: up to [`LINGER_BYTES`]
+/// within [`LINGER_TIME`], and nothing when the body is declared larger than that.
+pub async fn linger<B: ReqBody>(
+    app: &App,
+    peer: std::net::IpAddr,
+    declared: Option<&str>,
+    body: B,
+) {
+    let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
+    let (bound, time) = if app.opts.trusted_proxies.contains(&peer) {
+        (MAX_DRAIN_BYTES, timeout)
+    } else {
+        (LINGER_BYTES, LINGER_TIME.min(timeout))
+    };
+    if declared
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .is_some_and(|n| n > bound)
+    {
+        return;
+    }
+    let _ = tokio::time::timeout(time, drain(body, bound)).await;
+}
 
 /// Reads and drops up to `max` bytes of `body`.
 pub async fn drain<B: ReqBody>(body: B, max: usize) {

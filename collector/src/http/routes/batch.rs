@@ -6,7 +6,7 @@
 
 use crate::dates::now_ms;
 use crate::error::IngestError;
-use crate::http::body::{MAX_DRAIN_BYTES, drain, read_body};
+use crate::http::body::{linger, read_body};
 use crate::http::error::ApiError;
 use crate::http::response::{empty, json};
 use crate::http::{App, ReqBody, Resp, client_ip, header_str};
@@ -14,7 +14,6 @@ use crate::pipeline::IngestRequest;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use pathlight_ingest::rules;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 /// Answers a batch.
 pub async fn batch<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) -> Resp {
@@ -38,19 +37,14 @@ async fn read_and_ingest<B: ReqBody>(
         app.pipeline.metrics().reject(e.reason(), 1);
         e
     };
+    let declared = header_str(req.headers(), header::CONTENT_LENGTH);
     if let Err(e) = rules::precheck(
-        header_str(req.headers(), header::CONTENT_LENGTH),
+        declared,
         header_str(req.headers(), header::CONTENT_ENCODING),
         max,
     ) {
-        // A reverse proxy sends the whole body before it reads the answer: closing on it
-        // mid-body turns the answer into the proxy's 502. From a proxy named in
-        // trusted_proxies (whose own body limit bounds this) the body is read and dropped
-        // first, so the client gets this JSON reason.
-        if app.opts.trusted_proxies.contains(&peer.ip()) {
-            let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
-            let _ = tokio::time::timeout(timeout, drain(req.into_body(), MAX_DRAIN_BYTES)).await;
-        }
+        let declared = declared.map(str::to_owned);
+        linger(app, peer.ip(), declared.as_deref(), req.into_body()).await;
         return Err(early(e));
     }
     let (parts, body) = req.into_parts();
