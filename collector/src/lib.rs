@@ -82,14 +82,7 @@ use tokio::net::TcpListener;
 /// The client the accounts are read and written with: the deployment's database, and in
 /// cluster mode inserts that return once every shard has them.
 pub fn accounts_client(config: &Config) -> clickhouse::Client {
-    let c = storage::clickhouse::client(&config.clickhouse)
-        .with_database(&config.clickhouse.database)
-        .with_validation(false);
-    if config.clickhouse.clustered() {
-        c.with_setting("insert_distributed_sync", "1")
-    } else {
-        c
-    }
+    storage::clickhouse::state_client(&config.clickhouse)
 }
 
 /// Starts the pipeline (connecting to ClickHouse and migrating), serves `listener` (and the

@@ -227,6 +227,11 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "accounts and their sessions",
             statements: super::accounts::statements(dialect, cfg),
         },
+        Migration {
+            version: 16,
+            name: "sites made in the product and API keys",
+            statements: super::sites::statements(dialect, cfg),
+        },
     ]
 }
 

@@ -1,7 +1,8 @@
 //! The ClickHouse sink: rows as RowBinary, a batching inserter that acknowledges each request
 //! once its rows are written (the mode without a spool; with one, `crate::storage::spool` ships its
 //! segments through the same insert), explicit retry rules, and versioned, dialect-aware
-//! migrations; beside the events, the `users` table of identified users' traits (`users.rs`).
+//! migrations; beside the events, the `users` table of identified users' traits (`users.rs`),
+//! the accounts (`accounts.rs`) and the sites and keys managed in the product (`sites.rs`).
 
 pub mod accounts;
 mod batcher;
@@ -14,6 +15,7 @@ pub mod migrations;
 pub mod retention;
 pub mod retry;
 pub mod rolled;
+pub mod sites;
 pub use pathlight_ingest::row;
 mod sink;
 pub mod stored;
@@ -24,5 +26,5 @@ pub use dialect::Dialect;
 pub use row::EventRow;
 pub use sink::{
     ClickHouseSink, INSERT_BLOCK_BYTES, Pending, Stopped, client, connect, insert_retrying,
-    insert_row_binary, writer,
+    insert_row_binary, state_client, writer,
 };

@@ -62,6 +62,19 @@ pub fn client(cfg: &ClickHouseConfig) -> Client {
         .with_password(&cfg.password)
 }
 
+/// A client for the small tables every collector reads whole (accounts, sites, keys): the
+/// deployment's database, and in cluster mode inserts that return once every shard has them.
+pub fn state_client(cfg: &ClickHouseConfig) -> Client {
+    let c = client(cfg)
+        .with_database(&cfg.database)
+        .with_validation(false);
+    if cfg.clustered() {
+        c.with_setting("insert_distributed_sync", "1")
+    } else {
+        c
+    }
+}
+
 /// A client for inserting rows and reading them back, database selected. In cluster mode an
 /// insert into the `Distributed` table returns only once every shard has written its part
 /// (`insert_distributed_sync`): otherwise the server would queue it on its own disk and
