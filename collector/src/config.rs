@@ -372,7 +372,7 @@ impl Default for Config {
 const PUBLISHED_SECRETS: &[&str] = &["a long random string", "demo-secret-change-me"];
 
 /// Whether `o` is an http(s) origin that can stand in a header as it is (CORS, CSP sources).
-fn is_origin(o: &str) -> bool {
+pub fn is_origin(o: &str) -> bool {
     (o.starts_with("http://") || o.starts_with("https://"))
         && o.bytes()
             .all(|b| b.is_ascii_graphic() && !b";,'\"".contains(&b))

@@ -1,5 +1,6 @@
 //! The clock, and calendar days without a date library: UTC day numbers and `YYYY-MM-DD`,
-//! for query parameters and retention (H. Hinnant's civil-from-days algorithms).
+//! for query parameters and retention (H. Hinnant's civil-from-days algorithms). RFC 3339
+//! times, which the management API takes with any offset, are `time`'s.
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -38,6 +39,27 @@ pub fn civil(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// `2026-03-01T12:00:00.250Z` of a time in ms since the epoch.
+pub fn rfc3339(ms: i64) -> String {
+    let t = ms.div_euclid(1000);
+    let (day, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        civil(day),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (`2026-03-01T13:00:00+01:00`).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +71,16 @@ mod tests {
         assert_eq!(civil(days_from_civil(2024, 2, 29)), "2024-02-29");
         assert_eq!(unix_day(86_400_000 * 3 + 5), 3);
         assert_eq!(unix_day(-1), -1);
+    }
+
+    #[test]
+    fn rfc3339_times_round_trip_at_any_offset() {
+        let ms = days_from_civil(2026, 3, 1) * 86_400_000 + 12 * 3_600_000 + 250;
+        assert_eq!(rfc3339(ms), "2026-03-01T12:00:00.250Z");
+        assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+        assert_eq!(parse_rfc3339("2026-03-01T13:00:00.250+01:00"), Some(ms));
+        for bad in ["", "2026-03-01", "tomorrow", "2026-13-01T00:00:00Z"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -70,6 +70,7 @@ mod layering;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod sites;
 pub mod source;
 pub mod storage;
 
@@ -134,6 +135,8 @@ pub async fn serve_with(
     query::rollup::spawn(config.clickhouse.clone(), repeats, |shard| {
         storage::clickhouse::client(shard).with_validation(false)
     });
+    // The file's sites and those made in the product, one registry for every stage.
+    let sites = pipeline.sites().clone();
     let accounts = accounts::Accounts::new(accounts_client(&config), config.accounts.clone());
     if let Err(e) = accounts.refresh().await {
         tracing::warn!(error = %e, "reading the accounts failed; retrying in the background");
@@ -145,7 +148,7 @@ pub async fn serve_with(
         demo_dir: config.demo_dir.clone(),
         demo_site: false,
         collector_port: listener.local_addr()?.port(),
-        security: Arc::new(http::security::Security::new(&config)),
+        security: Arc::new(http::security::Security::new(&config, sites.clone())),
         tracker_dir: config.tracker_dir.clone(),
         prefix: config.prefix.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
@@ -163,7 +166,7 @@ pub async fn serve_with(
         .with_validation(false);
     let query_api = Arc::new(query::QueryApi::new(
         reader,
-        &config.sites,
+        sites.clone(),
         &config.hash_secret,
         config.session_timeout_secs,
         cache,
@@ -174,6 +177,13 @@ pub async fn serve_with(
     let mut refresh_stopped = stopped.clone();
     tokio::spawn(accounts.run_refresh(async move {
         let _ = refresh_stopped.wait_for(|s| *s).await;
+    }));
+    // On the accounts' period: a site made or a key revoked through another collector is
+    // honoured here as soon as a session revoked there.
+    let mut sites_stopped = stopped.clone();
+    let every = std::time::Duration::from_millis(config.accounts.refresh_ms.max(100));
+    tokio::spawn(sites.run_refresh(every, async move {
+        let _ = sites_stopped.wait_for(|s| *s).await;
     }));
     let shutdown = async move {
         shutdown.await;

@@ -42,6 +42,12 @@ pub enum ApiError {
     /// A body that is not the JSON object the route takes.
     #[error("{0}")]
     BadBody(String),
+    /// A change of sites or keys refused (`/api/v1/sites…`).
+    #[error(transparent)]
+    Site(#[from] crate::sites::SiteError),
+    /// A signed-in account that may not do this (manage a site it is no admin of).
+    #[error("your account may not manage this site")]
+    Forbidden,
 }
 
 impl ApiError {
@@ -55,7 +61,9 @@ impl ApiError {
                 }
                 QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                 QueryError::NotFound => StatusCode::NOT_FOUND,
-                QueryError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+                QueryError::OriginNotAllowed(_) | QueryError::OutOfScope { .. } => {
+                    StatusCode::FORBIDDEN
+                }
                 QueryError::Storage(_) => StatusCode::BAD_GATEWAY,
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -75,8 +83,17 @@ impl ApiError {
                     A::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
                 }
             }
-            ApiError::CrossOrigin => StatusCode::FORBIDDEN,
+            ApiError::CrossOrigin | ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Site(e) => {
+                use crate::sites::SiteError as S;
+                match e {
+                    S::Invalid { .. } => StatusCode::BAD_REQUEST,
+                    S::Exists(_) | S::ReadOnly(_) => StatusCode::CONFLICT,
+                    S::SiteNotFound(_) | S::KeyNotFound(_) => StatusCode::NOT_FOUND,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
         }
     }
 
@@ -90,6 +107,7 @@ impl ApiError {
                 QueryError::Unauthorized(_) => "unauthorized",
                 QueryError::NotFound => "not_found",
                 QueryError::OriginNotAllowed(_) => "origin_not_allowed",
+                QueryError::OutOfScope { .. } => "forbidden",
                 QueryError::Storage(_) => "storage",
             },
             ApiError::NotFound => "not_found",
@@ -99,6 +117,8 @@ impl ApiError {
             ApiError::Account(e) => e.reason(),
             ApiError::CrossOrigin => "cross_origin",
             ApiError::BadBody(_) => "bad_body",
+            ApiError::Site(e) => e.reason(),
+            ApiError::Forbidden => "forbidden",
         }
     }
 
@@ -115,6 +135,7 @@ impl ApiError {
                     ApiError::Query(QueryError::UnknownParams { names, .. }) => {
                         names.first().cloned()
                     }
+                    ApiError::Site(e) => e.field().map(str::to_owned),
                     _ => None,
                 },
                 reason: self.reason(),
@@ -128,7 +149,8 @@ impl ApiError {
             ApiError::Ingest(e) => e.retry_after(),
             ApiError::Throttled(wait) => Some(wait.as_secs_f64().ceil() as u64),
             ApiError::Account(crate::accounts::AccountError::Throttled(secs)) => Some(*secs),
-            ApiError::Account(crate::accounts::AccountError::Storage(_)) => Some(5),
+            ApiError::Account(crate::accounts::AccountError::Storage(_))
+            | ApiError::Site(crate::sites::SiteError::Storage(_)) => Some(5),
             _ => None,
         }
     }
@@ -197,6 +219,26 @@ mod tests {
         let (status, body, _) = answer(ApiError::NotFound);
         assert_eq!((status, body["reason"].as_str()), (404, Some("not_found")));
 
+        let scope = QueryError::OutOfScope {
+            site: "shop".into(),
+            scope: "export",
+        };
+        let (status, body, _) = answer(scope.into());
+        assert_eq!((status, body["reason"].as_str()), (403, Some("forbidden")));
+        let invalid = crate::sites::SiteError::Invalid {
+            field: "origins",
+            detail: "not an origin".into(),
+        };
+        let (status, body, _) = answer(invalid.into());
+        assert_eq!(
+            (status, &body["field"], &body["reason"]),
+            (400, &"origins".into(), &"invalid".into())
+        );
+        let (status, _, retry) = answer(crate::sites::SiteError::Storage("down".into()).into());
+        assert_eq!((status, retry.as_deref()), (503, Some("5")));
+        let (status, body, _) = answer(crate::sites::SiteError::ReadOnly("test".into()).into());
+        assert_eq!((status, body["reason"].as_str()), (409, Some("read_only")));
+
         let not_allowed = ApiError::MethodNotAllowed("OPTIONS, POST");
         assert_eq!(
             not_allowed.response().headers()[header::ALLOW],
@@ -212,7 +254,8 @@ mod tests {
     }
 
     #[test]
-    fn the_query_apis_refusals_are_the_documents_error_reasons() {
+    fn the_apis_refusals_are_the_documents_error_reasons() {
+        use crate::sites::SiteError;
         let doc: serde_json::Value = serde_json::from_str(crate::query::OPENAPI).unwrap();
         let documented = &doc["components"]["schemas"]["Error"]["properties"]["reason"]["enum"];
         let refusals: Vec<ApiError> = vec![
@@ -233,6 +276,26 @@ mod tests {
             ApiError::NotFound,
             ApiError::Throttled(Duration::from_secs(1)),
             ApiError::MethodNotAllowed("GET"),
+            // Read keys without the scope, and the management routes (`/sites…`).
+            QueryError::OutOfScope {
+                site: "shop".into(),
+                scope: "stats",
+            }
+            .into(),
+            crate::accounts::AccountError::NotSignedIn.into(),
+            ApiError::CrossOrigin,
+            ApiError::Forbidden,
+            ApiError::BadBody("body: expected an object".into()),
+            SiteError::Invalid {
+                field: "id",
+                detail: String::new(),
+            }
+            .into(),
+            SiteError::Exists("shop".into()).into(),
+            SiteError::ReadOnly("shop".into()).into(),
+            SiteError::SiteNotFound("shop".into()).into(),
+            SiteError::KeyNotFound("k".into()).into(),
+            SiteError::Storage("down".into()).into(),
         ];
         let mut reasons: Vec<&str> = refusals.iter().map(ApiError::reason).collect();
         reasons.sort_unstable();

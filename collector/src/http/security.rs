@@ -3,7 +3,8 @@
 //!
 //! - Dashboards (`www/*.html`): a CSP without inline script, no `eval` and no WebAssembly (none
 //!   runs there), connections and frames only where they need to go — `frame-src` on the
-//!   heatmap viewer lists the sites' origins, every other page frames nothing — and
+//!   heatmap viewer lists the sites' origins (those of the registry's latest snapshot, sites
+//!   made in the product included), every other page frames nothing — and
 //!   `frame-ancestors` from `frame_ancestors` (`'self'` by default, with `X-Frame-Options` for
 //!   browsers that only know that).
 //! - The demo site, on an origin of its own, gets the CSP a site with the tracker needs
@@ -17,10 +18,11 @@
 //! load them.
 
 use crate::config::Config;
+use crate::sites::Registry;
 use http::{HeaderMap, HeaderValue, header};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The CSP of answers that are not pages: nothing in them may run or be framed.
@@ -31,59 +33,62 @@ const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 pub struct Security {
     /// CSP of the dashboards but the viewer.
     dashboard_csp: HeaderValue,
-    /// CSP of the heatmap viewer: `frame-src` the sites' origins.
-    viewer_csp: HeaderValue,
+    /// `frame_ancestors`, joined: the CSP's `frame-ancestors`.
+    ancestors: String,
     /// `X-Frame-Options`, when `frame_ancestors` says what it can say too.
     frame_options: Option<HeaderValue>,
-    /// Ids of the configured sites: the `site` label of the metrics, a bounded set.
-    sites: HashSet<String>,
+    /// The sites: the viewer's `frame-src`, and the `site` label of the metrics (a bounded
+    /// set: the sites' ids).
+    sites: Arc<Registry>,
     /// Wrong API tokens per client address.
     pub throttle: Throttle,
 }
 
 impl Default for Security {
     fn default() -> Self {
-        Security::new(&Config::default())
+        let config = Config::default();
+        Security::new(&config, Registry::file_only(&config))
     }
 }
 
+/// The dashboards' CSP with `frame_src` and `ancestors`. `config.validate` and the sites'
+/// checks (`crate::sites`) let only origins and keywords into these, so they are header text.
+fn csp(frame_src: &str, ancestors: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-src {frame_src}; frame-ancestors {ancestors}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(DATA_CSP))
+}
+
 impl Security {
-    /// The policy `config` asks for.
-    pub fn new(config: &Config) -> Security {
+    /// The policy `config` asks for, over the sites of `sites`.
+    pub fn new(config: &Config, sites: Arc<Registry>) -> Security {
         let ancestors = config.frame_ancestors.join(" ");
-        let mut origins: Vec<&str> = config
-            .sites
-            .iter()
-            .flat_map(|s| s.origins.iter().map(String::as_str))
-            .filter(|o| *o != "*")
-            .collect();
-        origins.sort_unstable();
-        origins.dedup();
-        let frames = if origins.is_empty() {
-            "'none'".to_owned()
-        } else {
-            origins.join(" ")
-        };
-        // `config.validate` lets only origins and keywords into these, so they are header text.
-        let csp = |frame_src: &str| {
-            HeaderValue::from_str(&format!(
-                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                 connect-src 'self'; frame-src {frame_src}; frame-ancestors {ancestors}; \
-                 object-src 'none'; base-uri 'none'; form-action 'self'"
-            ))
-            .unwrap_or_else(|_| HeaderValue::from_static(DATA_CSP))
-        };
         Security {
-            dashboard_csp: csp("'none'"),
-            viewer_csp: csp(&frames),
+            dashboard_csp: csp("'none'", &ancestors),
             frame_options: match ancestors.as_str() {
                 "'self'" => Some(HeaderValue::from_static("SAMEORIGIN")),
                 "'none'" => Some(HeaderValue::from_static("DENY")),
                 _ => None,
             },
-            sites: config.sites.iter().map(|s| s.id.clone()).collect(),
+            ancestors,
+            sites,
             throttle: Throttle::new(config.api_auth_failures_per_minute, Duration::from_secs(60)),
         }
+    }
+
+    /// The viewer's CSP: `frame-src` every site's origins now (made for each viewer page, a
+    /// rare answer, so a site made a moment ago is framed at once).
+    fn viewer_csp(&self) -> HeaderValue {
+        let origins = self.sites.snapshot().origins().join(" ");
+        let frames = if origins.is_empty() {
+            "'none'"
+        } else {
+            &origins
+        };
+        csp(frames, &self.ancestors)
     }
 
     /// Adds the headers of an answer of `route` (`http::router::Route::label`) to `path`.
@@ -96,13 +101,12 @@ impl Security {
             // Any page may load the tracker; its headers are its own.
             "tracker" => {}
             "static" if html => {
-                let viewer = path.ends_with("/heatmap.html");
-                let csp = if viewer {
-                    &self.viewer_csp
+                let csp = if path.ends_with("/heatmap.html") {
+                    self.viewer_csp()
                 } else {
-                    &self.dashboard_csp
+                    self.dashboard_csp.clone()
                 };
-                h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+                h.insert(header::CONTENT_SECURITY_POLICY, csp);
                 if let Some(v) = &self.frame_options {
                     h.insert(header::X_FRAME_OPTIONS, v.clone());
                 }
@@ -119,10 +123,10 @@ impl Security {
         }
     }
 
-    /// The `site` label for a query that named `site`: the site when configured, else `other`
+    /// The `site` label for a query that named `site`: the site when served, else `other`
     /// (a label per name a client made up would grow the metrics without bound).
     pub fn site_label(&self, site: &str) -> String {
-        if self.sites.contains(site) {
+        if self.sites.snapshot().get(site).is_some() {
             site.to_owned()
         } else {
             "other".to_owned()
@@ -260,7 +264,7 @@ mod tests {
             sites,
             ..Config::default()
         };
-        let s = Security::new(&config);
+        let s = Security::new(&config, Registry::file_only(&config));
         let csp = |route: &str, path: &str, content_type: &'static str| {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -296,7 +300,7 @@ mod tests {
         assert_eq!(s.site_label("s1"), "s1");
         assert_eq!(s.site_label("made-up"), "other");
         config.frame_ancestors = vec!["'self'".into(), "https://intranet.example".into()];
-        let embedded = Security::new(&config);
+        let embedded = Security::new(&config, Registry::file_only(&config));
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
         embedded.headers("static", "/index.html", &mut h);

@@ -58,13 +58,12 @@ impl Pipeline {
     async fn identify_inner(&self, req: IdentifyRequest<'_>) -> Result<bool, IngestError> {
         identify::readable(req.content_type)?;
         let id = identify::decode(req.body, req.site, &self.stages.limits)?;
-        let site = self
-            .stages
-            .sites
+        let sites = self.stages.sites.snapshot();
+        let site = sites
             .get(&id.site)
             .ok_or_else(|| IngestError::UnknownSite(id.site.clone()))?;
         let key = identify::admit(site, req.key, req.origin, &id.site)?;
-        self.stages.count_key(site, key);
+        self.stages.use_key(site, key)?;
         self.stages.take(site, req.ip, 1)?;
         if id.traits.is_empty() {
             return Ok(false);

@@ -110,8 +110,17 @@ impl Pipeline {
             ));
         }
         let (hasher, salts) = salts::hasher(&sink.salts_db(), today()).await?;
+        // The product's sites, on the schema the sink's start migrated; the caller refreshes
+        // them from then on (`Registry::run_refresh`).
+        let sites = crate::sites::Registry::new(
+            config,
+            crate::storage::clickhouse::state_client(&config.clickhouse),
+        );
+        if let Err(e) = sites.refresh().await {
+            tracing::warn!(error = %e, "reading the sites made in the product failed; the file's only until the next refresh");
+        }
         let pipeline = Arc::new(Pipeline {
-            stages: Stages::new(config, hasher, metrics)?,
+            stages: Stages::with_sites(config, sites, hasher, metrics)?,
             salts: std::sync::RwLock::new(salts),
             live,
             live_bus,
@@ -181,6 +190,11 @@ impl Pipeline {
         &self.stages.limits
     }
 
+    /// The sites it serves, the file's and the product's.
+    pub fn sites(&self) -> &Arc<crate::sites::Registry> {
+        &self.stages.sites
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.stages.metrics
@@ -191,8 +205,14 @@ impl Pipeline {
     pub fn refresh_gauges(&self) {
         let _ = self.readiness();
         let metrics = self.metrics();
-        let mut current: std::collections::HashMap<String, usize> =
-            self.stages.sites.keys().map(|s| (s.clone(), 0)).collect();
+        let mut current: std::collections::HashMap<String, usize> = self
+            .stages
+            .sites
+            .snapshot()
+            .by_id()
+            .keys()
+            .map(|s| (s.clone(), 0))
+            .collect();
         for (site, n) in self.visitors.current(now_ms()) {
             *current
                 .entry(self.site_label(&site).to_owned())
@@ -215,10 +235,10 @@ impl Pipeline {
             .unwrap_or(0)
     }
 
-    /// `site` as a metrics label: a configured site's id, else `other` (relay workers' rows
-    /// name their own sites), so the label's values stay the config's.
+    /// `site` as a metrics label: a served site's id, else `other` (relay workers' rows
+    /// name their own sites), so the label's values stay the sites'.
     fn site_label<'a>(&self, site: &'a str) -> &'a str {
-        if self.stages.sites.contains_key(site) {
+        if self.stages.sites.snapshot().get(site).is_some() {
             site
         } else {
             "other"
@@ -228,10 +248,7 @@ impl Pipeline {
     /// Whether some site allows browser pages of `origin` to send events (for CORS answers,
     /// which are given before the body says which site a batch is for).
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.stages
-            .sites
-            .values()
-            .any(|s| pathlight_ingest::origin_matches(&s.config.origins, origin))
+        self.stages.sites.snapshot().origin_allowed(origin)
     }
 
     /// Runs one batch through every stage. Refusals are counted in the metrics here, so every
@@ -405,6 +422,7 @@ impl Pipeline {
     /// rows of one site (a batch is one site's).
     fn count_page_views(&self, rows: &[EventRow]) {
         let pageview = pathlight_wire::EventKind::Pageview.code() as i8;
+        let sites = self.stages.sites.snapshot();
         let mut run: Option<(&str, u64)> = None;
         let flush = |run: Option<(&str, u64)>| {
             if let Some((site, n)) = run.filter(|(_, n)| *n > 0) {
@@ -425,7 +443,7 @@ impl Pipeline {
                 Some((site, n)) if *site == r.site_id => *n += 1,
                 _ => flush(run.replace((&r.site_id, 1))),
             }
-            if let Some(site) = self.stages.sites.get(&r.site_id)
+            if let Some(site) = sites.get(&r.site_id)
                 && !site.config.metric_paths.is_empty()
             {
                 let path = if site.config.metric_paths.contains(&r.path) {

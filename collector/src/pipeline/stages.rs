@@ -5,11 +5,13 @@
 
 use super::geo::GeoLookup;
 use super::rate::{IpLimit, SiteLimit};
-use crate::config::{Config, SiteConfig};
+use crate::config::Config;
+use crate::dates::now_ms;
 use crate::error::IngestError;
 use crate::metrics::{KeyLabels, Metrics};
+use crate::sites::{Registry, Site};
 use crate::storage::clickhouse::EventRow;
-use pathlight_ingest::{Checked, IngestRequest, SiteRules};
+use pathlight_ingest::{Checked, IngestRequest};
 use pathlight_wire::enrich::VisitorHasher;
 use pathlight_wire::session::Sessionizer;
 use pathlight_wire::{Limits, RequestContext, WireError};
@@ -22,31 +24,16 @@ use std::sync::{Arc, Mutex};
 /// flood of made-up visitors between two prunes cannot grow the table without bound.
 const MAX_SERVER_SESSIONS: usize = 500_000;
 
-/// A site's settings and its rate limit.
-pub(super) struct Site {
-    pub(super) config: SiteConfig,
-    limit: Option<SiteLimit>,
-    /// `ingest_keys_sha256`, decoded (the config checked them).
-    keys: Vec<[u8; 32]>,
-}
-
-impl SiteRules for Site {
-    fn origins(&self) -> &[String] {
-        &self.config.origins
-    }
-    fn ingest_keys(&self) -> &[[u8; 32]] {
-        &self.keys
-    }
-    fn require_key(&self) -> bool {
-        self.config.require_key
-    }
-}
-
 /// The stages before storage — decode, authorize, validate, rate-limit, enrich, flatten —
 /// with no I/O, so they run (and are fuzzed: `fuzz/`) without a server.
 pub struct Stages {
     pub(super) limits: Limits,
-    pub(super) sites: HashMap<String, Site>,
+    /// The sites and their keys, the file's and the product's (`crate::sites`): each request
+    /// reads one snapshot.
+    pub(super) sites: Arc<Registry>,
+    /// The file's sites' own rates (`max_events_per_sec`); sites made in the product have
+    /// none, the per-address limit holds for them.
+    site_limits: HashMap<String, SiteLimit>,
     /// Today's salts; swapped by the pipeline's minute task (`salts.rs`).
     pub(super) hasher: std::sync::RwLock<Arc<VisitorHasher>>,
     pub(super) sessions: Mutex<Sessionizer>,
@@ -64,29 +51,29 @@ pub struct Prepared {
 }
 
 impl Stages {
-    /// The stages for `config`, hashing visitor ids with `hasher`.
+    /// The stages for `config`'s own sites, hashing visitor ids with `hasher` (tools, benches
+    /// and fuzzing: no database to read the product's sites from).
     pub fn new(
         config: &Config,
         hasher: VisitorHasher,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Stages> {
-        let sites = config
+        Self::with_sites(config, Registry::file_only(config), hasher, metrics)
+    }
+
+    /// The stages for the sites of `sites`.
+    pub fn with_sites(
+        config: &Config,
+        sites: Arc<Registry>,
+        hasher: VisitorHasher,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Stages> {
+        let site_limits = config
             .sites
             .iter()
-            .map(|s| {
-                let limit = SiteLimit::new(s.max_events_per_sec, config.limits.max_events);
-                (
-                    s.id.clone(),
-                    Site {
-                        config: s.clone(),
-                        limit,
-                        keys: s
-                            .ingest_keys_sha256
-                            .iter()
-                            .filter_map(|k| crate::hex::decode(k))
-                            .collect(),
-                    },
-                )
+            .filter_map(|s| {
+                let limit = SiteLimit::new(s.max_events_per_sec, config.limits.max_events)?;
+                Some((s.id.clone(), limit))
             })
             .collect();
         Ok(Stages {
@@ -96,6 +83,7 @@ impl Stages {
                 ..config.limits.clone()
             },
             sites,
+            site_limits,
             hasher: std::sync::RwLock::new(Arc::new(hasher)),
             sessions: Mutex::new(Sessionizer::new(
                 config.session_timeout_secs as i64 * 1000,
@@ -114,13 +102,14 @@ impl Stages {
         req: &IngestRequest<'_>,
         counted: &mut usize,
     ) -> Result<Prepared, IngestError> {
+        let sites = self.sites.snapshot();
         let Checked {
             batch,
             site,
             rejected,
             key,
-        } = pathlight_ingest::check(req, &self.limits, &self.sites, counted)?;
-        self.count_key(site, key);
+        } = pathlight_ingest::check(req, &self.limits, sites.by_id(), counted)?;
+        self.use_key(site, key)?;
         for (_, e) in &rejected {
             self.metrics.reject(e.reason(), 1);
         }
@@ -148,20 +137,27 @@ impl Stages {
 }
 
 impl Stages {
-    /// Counts a request accepted with the site's ingest key `key` (an index into its keys).
-    pub(super) fn count_key(&self, site: &Site, key: Option<usize>) {
-        if let Some(i) = key {
-            self.metrics
-                .ingest_key_batches
-                .get_or_create(&KeyLabels {
-                    site: site.config.id.clone(),
-                    key: site.config.ingest_keys_sha256[i]
-                        .get(..8)
-                        .unwrap_or_default()
-                        .to_ascii_lowercase(),
-                })
-                .inc();
+    /// Refuses a key past its expiry (the snapshot drops it at the next refresh; this holds
+    /// between two), then counts the request accepted with the site's ingest key `key` (an
+    /// index into its keys) and records a product key's use.
+    pub(super) fn use_key(&self, site: &Site, key: Option<usize>) -> Result<(), IngestError> {
+        let Some(key) = key.and_then(|i| site.ingest_key(i)) else {
+            return Ok(());
+        };
+        if key.expires_at != 0 && now_ms().max(0) as u64 >= key.expires_at {
+            return Err(IngestError::InvalidKey(site.config.id.clone()));
         }
+        if let Some(id) = &key.id {
+            self.sites.used(id);
+        }
+        self.metrics
+            .ingest_key_batches
+            .get_or_create(&KeyLabels {
+                site: site.config.id.clone(),
+                key: key.label.clone(),
+            })
+            .inc();
+        Ok(())
     }
 
     /// Takes `n` events from the site's and the client address's rate limits.
@@ -175,7 +171,7 @@ impl Stages {
             site: site.config.id.clone(),
             retry_after,
         };
-        if let Some(limit) = &site.limit {
+        if let Some(limit) = self.site_limits.get(&site.config.id) {
             limit.take(n).map_err(limited)?;
         }
         if let (Some(limit), Some(ip)) = (&self.ip_limit, ip) {

@@ -1,13 +1,12 @@
-//! Who may read a site's data. The site's API token is kept only as its SHA-256 digest (the
-//! config may hold just the digest, `api_token_sha256`) and compared in constant time. For the
-//! live overlay, which runs inside pages where the API token must not go, the API hands out
-//! live tokens: bound to one site, expiring, and signed with a key derived from
-//! `hash_secret` (so every collector of a deployment accepts them), checked without a lookup.
+//! Signed tokens for where the API token and keys must not go. Who may read a site by its API
+//! token or a read key is the registry's to say (`crate::sites`, [`crate::sites::Access`]).
+//! For the live overlay, which runs inside pages, the API hands out live tokens: bound to one
+//! site, expiring, and signed with a key derived from `hash_secret` (so every collector of a
+//! deployment accepts them), checked without a lookup. The query API honours them only for a
+//! site someone may read by a credential of its own (`Site::takes_tokens`).
 
-use crate::config::SiteConfig;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// How long a live token is valid, seconds.
 pub const LIVE_TOKEN_TTL_SECS: u64 = 3600;
@@ -33,37 +32,16 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The sites' token digests and the live-token key.
+/// The live-token key.
 pub struct Auth {
-    digests: HashMap<String, [u8; 32]>,
     key: [u8; 32],
 }
 
 impl Auth {
-    /// From the sites' `api_token` / `api_token_sha256` and the deployment's `hash_secret`.
-    pub fn new(sites: &[SiteConfig], hash_secret: &str) -> Auth {
-        let digests = sites
-            .iter()
-            .filter_map(|s| {
-                let digest = if !s.api_token_sha256.is_empty() {
-                    crate::hex::decode(&s.api_token_sha256)?
-                } else if !s.api_token.is_empty() {
-                    Sha256::digest(s.api_token.as_bytes()).into()
-                } else {
-                    return None;
-                };
-                Some((s.id.clone(), digest))
-            })
-            .collect();
+    /// From the deployment's `hash_secret`.
+    pub fn new(hash_secret: &str) -> Auth {
         let key = Sha256::digest(format!("pathlight live token\n{hash_secret}").as_bytes()).into();
-        Auth { digests, key }
-    }
-
-    /// Whether `authorization` is `Bearer <the site's API token>`.
-    pub fn bearer(&self, site: &str, authorization: Option<&str>) -> bool {
-        self.digests
-            .get(site)
-            .is_some_and(|want| bearer_matches(want, authorization))
+        Auth { key }
     }
 
     /// The HMAC of a token of `purpose` (empty for live tokens, which came first) for `site`
@@ -85,12 +63,8 @@ impl Auth {
         (format!("{expires}.{sig}"), expires)
     }
 
-    /// Whether `token` is a token of `purpose` for `site` that has not expired. Only sites with
-    /// an API token have tokens: the API token is what one is issued for.
+    /// Whether `token` is a token of `purpose` for `site` that has not expired.
     fn verify(&self, purpose: &[u8], site: &str, token: &str, now_secs: u64) -> bool {
-        if !self.digests.contains_key(site) {
-            return false;
-        }
         let Some((expires, sig)) = token.split_once('.') else {
             return false;
         };
@@ -144,14 +118,12 @@ impl Auth {
 }
 
 #[cfg(test)]
-mod overlay_tests {
-    use super::tests::site;
+mod tests {
     use super::*;
 
     #[test]
     fn overlay_tokens_are_bound_to_their_site_and_purpose_and_expire() {
-        let sites = [site("a", "secret-a", ""), site("b", "secret-b", "")];
-        let auth = Auth::new(&sites, "k");
+        let auth = Auth::new("k");
         let (token, expires) = auth.issue_overlay("a", 1_000);
         assert_eq!(expires, 1_000 + OVERLAY_TOKEN_TTL_SECS);
         assert!(auth.overlay("a", &token, 1_000));
@@ -175,70 +147,38 @@ mod overlay_tests {
             "a live token is not an overlay token"
         );
         assert!(
-            !Auth::new(&sites, "other").overlay("a", &token, 1_000),
+            !Auth::new("other").overlay("a", &token, 1_000),
             "another deployment's"
         );
-        let open = Auth::new(&[site("c", "", "")], "k");
-        for site in ["c", "nosuchsite"] {
-            let (token, _) = open.issue_overlay(site, 1_000);
-            assert!(!open.overlay(site, &token, 1_000), "{site}: no API token");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(super) fn site(id: &str, token: &str, sha: &str) -> SiteConfig {
-        SiteConfig {
-            id: id.into(),
-            origins: vec![],
-            max_events_per_sec: 0,
-            api_token: token.into(),
-            api_token_sha256: sha.into(),
-            ingest_keys_sha256: Vec::new(),
-            search: Default::default(),
-            require_key: false,
-            base_url: String::new(),
-            goals: Vec::new(),
-            metric_paths: Vec::new(),
-            anomalies: Default::default(),
-        }
     }
 
     #[test]
-    fn tokens_match_by_digest_from_either_form() {
-        let auth = Auth::new(
-            &[
-                site("a", "secret-a", ""),
-                site("b", "", &digest_hex("secret-b")),
-                site("c", "", ""),
-            ],
-            "k",
-        );
-        assert!(auth.bearer("a", Some("Bearer secret-a")));
-        assert!(auth.bearer("b", Some("Bearer secret-b")));
-        assert!(!auth.bearer("a", Some("Bearer secret-b")));
-        assert!(!auth.bearer("a", None));
-        assert!(!auth.bearer("c", Some("Bearer ")), "no token: no API");
-        for scheme in ["bearer secret-a", "BEARER  secret-a", " Bearer secret-a "] {
-            assert!(auth.bearer("a", Some(scheme)), "{scheme:?}");
+    fn bearers_match_by_digest_and_scheme() {
+        let digest: [u8; 32] = Sha256::digest(b"secret-a").into();
+        assert_eq!(digest_hex("secret-a"), crate::hex::encode(&digest));
+        for scheme in [
+            "Bearer secret-a",
+            "bearer secret-a",
+            "BEARER  secret-a",
+            " Bearer secret-a ",
+        ] {
+            assert!(bearer_matches(&digest, Some(scheme)), "{scheme:?}");
         }
         for wrong in [
             "Basic secret-a",
             "Bearersecret-a",
             "secret-a",
             "Bearer secret-a x",
+            "Bearer secret-b",
         ] {
-            assert!(!auth.bearer("a", Some(wrong)), "{wrong:?}");
+            assert!(!bearer_matches(&digest, Some(wrong)), "{wrong:?}");
         }
+        assert!(!bearer_matches(&digest, None));
     }
 
     #[test]
     fn live_tokens_are_bound_to_their_site_and_expire() {
-        let sites = [site("a", "secret-a", ""), site("b", "secret-b", "")];
-        let auth = Auth::new(&sites, "k");
+        let auth = Auth::new("k");
         let (token, expires) = auth.issue_live("a", 1_000);
         assert_eq!(expires, 1_000 + LIVE_TOKEN_TTL_SECS);
         assert!(auth.live("a", &token, 1_001));
@@ -250,15 +190,9 @@ mod tests {
             "a moved expiry breaks the signature"
         );
         assert!(
-            !Auth::new(&sites, "other").live("a", &token, 1_001),
+            !Auth::new("other").live("a", &token, 1_001),
             "another deployment's key"
         );
         assert!(!auth.live("a", "garbage", 1_001));
-        // Signed with the right key, for sites that have no API token or are not configured.
-        let open = Auth::new(&[site("c", "", "")], "k");
-        for site in ["c", "nosuchsite"] {
-            let (token, _) = open.issue_live(site, 1_000);
-            assert!(!open.live(site, &token, 1_001), "{site}");
-        }
     }
 }

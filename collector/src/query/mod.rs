@@ -10,8 +10,8 @@ mod cache;
 pub mod rollup;
 mod sql;
 
-use crate::config::SiteConfig;
 use crate::pipeline::LiveEvent;
+use crate::sites::{Access, Registry, Scope};
 use bytes::Bytes;
 use clickhouse::Client;
 use http_body_util::channel::Channel;
@@ -37,6 +37,14 @@ pub enum QueryError {
     /// No or a wrong bearer token for the site.
     #[error("a valid bearer token for site {0:?} is required")]
     Unauthorized(String),
+    /// A valid read key of the site, without the scope the answer needs.
+    #[error("this key does not read {scope} of site {site:?}")]
+    OutOfScope {
+        /// The site.
+        site: String,
+        /// The scope the answer needs (`stats`, `heatmaps`, `export`).
+        scope: &'static str,
+    },
     /// No such endpoint.
     #[error("no such endpoint")]
     NotFound,
@@ -213,6 +221,21 @@ impl<'a> Endpoint<'a> {
         })
     }
 
+    /// The read scope a key needs for its answers: heatmaps for what the heatmap viewer and
+    /// the overlay read, stats for the rest; none for `site` (the site's own description,
+    /// which every reader needs).
+    pub fn scope(&self) -> Option<Scope> {
+        match self {
+            Endpoint::Heatmap
+            | Endpoint::Elements
+            | Endpoint::OverlayToken
+            | Endpoint::ViewerToken
+            | Endpoint::ViewerCheck => Some(Scope::Heatmaps),
+            Endpoint::Site => None,
+            _ => Some(Scope::Stats),
+        }
+    }
+
     /// Its label in the metrics: a bounded set, whatever paths clients ask for (`session` for
     /// every `sessions/{id}`, `user_events` for every `users/{id}/events`, `other`).
     pub fn label(&self) -> &'static str {
@@ -281,18 +304,11 @@ pub mod auth;
 pub struct QueryApi {
     client: Client,
     auth: auth::Auth,
-    /// Each site's origins and the base URL its pages live under, for the live overlay and
-    /// the viewer (`site`).
-    sites: std::collections::HashMap<String, (Vec<String>, String)>,
-    /// Each site's goal events (`stats`' conversion).
-    goals: std::collections::HashMap<String, Vec<String>>,
-    /// Each site's anomaly rules (`sessions/{id}/analysis`, `repeated` of the `anomalies` and
-    /// `sessions` lists), its own over the global ones.
-    rules: std::collections::HashMap<String, analysis::Rules>,
-    /// The global rules, for a site without its own.
-    global_rules: analysis::Rules,
-    /// Each site's names for search analytics (`search`).
-    search: std::collections::HashMap<String, crate::config::SearchConfig>,
+    /// The sites and their keys (`crate::sites`): who may read, each site's origins and base
+    /// URL (the live overlay, the viewer), goals, search names and anomaly rules.
+    sites: Arc<Registry>,
+    /// The global anomaly rules, under each site's own (`sessions/{id}/analysis`).
+    rules: analysis::AnomalyRules,
     cache: QueryCache,
     /// `session_timeout_secs`, in ms: a session with no event for this long is over
     /// (`sessions`' `ended`).
@@ -304,12 +320,12 @@ pub struct QueryApi {
 }
 
 impl QueryApi {
-    /// An API reading through `client` (database selected) for `sites`, answering repeated
-    /// questions from `cache`; live tokens are signed with a key derived from `hash_secret`.
-    /// Sessions end after `session_timeout_secs` without an event.
+    /// An API reading through `client` (database selected) for the sites of `sites`, answering
+    /// repeated questions from `cache`; live tokens are signed with a key derived from
+    /// `hash_secret`. Sessions end after `session_timeout_secs` without an event.
     pub fn new(
         client: Client,
-        sites: &[SiteConfig],
+        sites: Arc<Registry>,
         hash_secret: &str,
         session_timeout_secs: u64,
         cache: QueryCache,
@@ -317,29 +333,9 @@ impl QueryApi {
     ) -> QueryApi {
         QueryApi {
             client,
-            auth: auth::Auth::new(sites, hash_secret),
-            sites: sites
-                .iter()
-                .map(|s| (s.id.clone(), (s.origins.clone(), s.base_url())))
-                .collect(),
-            goals: sites
-                .iter()
-                .map(|s| (s.id.clone(), s.goals.clone()))
-                .collect(),
-            rules: sites
-                .iter()
-                .map(|s| {
-                    (
-                        s.id.clone(),
-                        analysis::AnomalyRules::resolve(&s.anomalies, rules),
-                    )
-                })
-                .collect(),
-            global_rules: analysis::AnomalyRules::resolve(&Default::default(), rules),
-            search: sites
-                .iter()
-                .map(|s| (s.id.clone(), s.search.clone()))
-                .collect(),
+            auth: auth::Auth::new(hash_secret),
+            sites,
+            rules: rules.clone(),
             cache,
             session_timeout_ms: session_timeout_secs.saturating_mul(1000),
             current_visitors: Default::default(),
@@ -348,7 +344,21 @@ impl QueryApi {
 
     /// `site`'s anomaly rules, its own over the global ones.
     fn rules_of(&self, site: &str) -> analysis::Rules {
-        self.rules.get(site).unwrap_or(&self.global_rules).clone()
+        let own = self
+            .sites
+            .snapshot()
+            .get(site)
+            .map(|s| s.config.anomalies.clone())
+            .unwrap_or_default();
+        analysis::AnomalyRules::resolve(&own, &self.rules)
+    }
+
+    /// Whether signed tokens of `site` are honoured (`crate::sites::Site::takes_tokens`).
+    fn takes_tokens(&self, site: &str) -> bool {
+        self.sites
+            .snapshot()
+            .get(site)
+            .is_some_and(|s| s.takes_tokens())
     }
 
     /// What a live feed of `site` is sent first and on a refresh (`realtime/ws`). The site
@@ -439,13 +449,13 @@ impl QueryApi {
             }
             _ => self.auth.overlay(&filters.site, &token, now_secs()),
         };
-        if !valid {
+        if !valid || !self.takes_tokens(&filters.site) {
             return Err(QueryError::Unauthorized(filters.site));
         }
-        let origins = self
-            .sites
+        let sites = self.sites.snapshot();
+        let origins = sites
             .get(&filters.site)
-            .map(|s| &s.0[..])
+            .map(|s| &s.config.origins[..])
             .unwrap_or(&[]);
         if let Some(o) = origin
             && !pathlight_ingest::origin_matches(origins, o)
@@ -483,7 +493,12 @@ impl QueryApi {
             .path
             .as_deref()
             .filter(|p| !p.starts_with("//") && !p.contains('\\'));
-        let base = self.sites.get(site).map(|s| s.1.as_str()).unwrap_or("");
+        let base = self
+            .sites
+            .snapshot()
+            .get(site)
+            .map(|s| s.config.base_url())
+            .unwrap_or_default();
         let url = match path {
             Some(p) if !base.is_empty() => {
                 serde_json::Value::String(format!("{base}{p}#pathlight-overlay={token}"))
@@ -505,7 +520,9 @@ impl QueryApi {
             declared(query, takes)?;
         }
         let mut filters = Filters::parse(query)?;
-        let site = self.authorize(&filters.site, caller)?;
+        let site = self.authorize(&filters.site, caller, endpoint.scope())?;
+        let sites = self.sites.snapshot();
+        let this = sites.get(&filters.site);
         windowed(endpoint, &filters)?;
         let c = &self.client;
         match endpoint {
@@ -520,7 +537,7 @@ impl QueryApi {
                 self.cached(&site, endpoint, f, sql::elements(c, f)).await
             }
             Endpoint::Stats => {
-                filters.goals = self.goals.get(&filters.site).cloned().unwrap_or_default();
+                filters.goals = this.map(|s| s.config.goals.clone()).unwrap_or_default();
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::stats(c, f)).await
             }
@@ -569,7 +586,7 @@ impl QueryApi {
                     .await
             }
             Endpoint::Search => {
-                filters.search = self.search.get(&filters.site).cloned().unwrap_or_default();
+                filters.search = this.map(|s| s.config.search.clone()).unwrap_or_default();
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::search(c, f)).await
             }
@@ -589,8 +606,9 @@ impl QueryApi {
                 ))
             }
             Endpoint::Site => {
-                let (origins, base_url) =
-                    self.sites.get(&filters.site).cloned().unwrap_or_default();
+                let (origins, base_url) = this
+                    .map(|s| (s.config.origins.clone(), s.config.base_url()))
+                    .unwrap_or_default();
                 Ok(Answer::bypass(serde_json::json!({
                     "site": filters.site,
                     "origins": origins,
@@ -634,7 +652,7 @@ impl QueryApi {
     pub async fn export(&self, query: &str, caller: Caller<'_>) -> Result<Streamed, QueryError> {
         declared(query, EXPORT_PARAMS)?;
         let filters = Filters::parse(query)?;
-        self.authorize(&filters.site, caller)?;
+        self.authorize(&filters.site, caller, Some(Scope::Export))?;
         let format = form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "format")
             .map(|(_, v)| v.into_owned())
@@ -742,23 +760,42 @@ impl QueryApi {
         query: &str,
         caller: Caller<'_>,
     ) -> Result<(), QueryError> {
-        let live = token_param(query).is_some_and(|t| self.auth.live(site, &t, now_secs()));
+        let live = token_param(query)
+            .is_some_and(|t| self.auth.live(site, &t, now_secs()) && self.takes_tokens(site));
         if live {
             Ok(())
         } else {
-            self.authorize(site, caller).map(drop)
+            self.authorize(site, caller, Some(Scope::Stats)).map(drop)
         }
     }
 
-    /// The site's API token, or a signed-in admin for a site this collector serves.
-    fn authorize(&self, site: &str, caller: Caller<'_>) -> Result<Authorized, QueryError> {
+    /// A signed-in admin for a site this collector serves, or the site's API token, or a read
+    /// key of the site with `scope` (none: any).
+    fn authorize(
+        &self,
+        site: &str,
+        caller: Caller<'_>,
+        scope: Option<Scope>,
+    ) -> Result<Authorized, QueryError> {
+        let sites = self.sites.snapshot();
         let admin = caller
             .account
-            .is_some_and(|a| a.account.is_admin == 1 && self.sites.contains_key(site));
-        if admin || self.auth.bearer(site, caller.authorization) {
-            Ok(Authorized(site.to_owned()))
-        } else {
-            Err(QueryError::Unauthorized(site.to_owned()))
+            .is_some_and(|a| a.account.is_admin == 1 && sites.get(site).is_some());
+        if admin {
+            return Ok(Authorized(site.to_owned()));
+        }
+        let now = crate::dates::now_ms().max(0) as u64;
+        match sites.read_access(site, caller.authorization, scope, now) {
+            Access::Token => Ok(Authorized(site.to_owned())),
+            Access::Key(id) => {
+                self.sites.used(&id);
+                Ok(Authorized(site.to_owned()))
+            }
+            Access::OutOfScope(scope) => Err(QueryError::OutOfScope {
+                site: site.to_owned(),
+                scope: scope.name(),
+            }),
+            Access::Denied => Err(QueryError::Unauthorized(site.to_owned())),
         }
     }
 }
@@ -811,12 +848,12 @@ impl JsonArray {
     }
 }
 
-/// Who asks the query API: the `Authorization` header (a site's API token), and the account
+/// Who asks the query API: the `Authorization` header (a site's API token or read key), and the account
 /// the session cookie signed in, which the HTTP layer looked up (`accounts/`). An admin
 /// reads every site; roles per site come with the sites managed in the product.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Caller<'a> {
-    /// `Authorization: Bearer <the site's API token>`.
+    /// `Authorization: Bearer <the site's API token or a read key>`.
     pub authorization: Option<&'a str>,
     /// The signed-in account, if any.
     pub account: Option<&'a crate::accounts::SignedIn>,
@@ -905,6 +942,8 @@ mod tests {
                 "/openapi.json" => &[],
                 "/export" => EXPORT_PARAMS,
                 "/realtime/stream" | "/realtime/ws" => LIVE_PARAMS,
+                // Managed in the product (`http/routes/manage/`): no query parameters.
+                p if p.starts_with("/sites") => &[],
                 p => {
                     let p = p.replace("{id}", "s1").replace("{user_id}", "u1");
                     let e = Endpoint::of(&p[1..]);

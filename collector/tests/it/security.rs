@@ -271,7 +271,7 @@ async fn live_tokens_cannot_be_forged_for_sites_without_an_api_token() {
     // Signed with the deployment's own secret: only a token the API issued for a site with an
     // API token is accepted.
     let config = pathlight_collector::config::Config::for_tests("", "");
-    let signer = pathlight_collector::query::auth::Auth::new(&[], &config.hash_secret);
+    let signer = pathlight_collector::query::auth::Auth::new(&config.hash_secret);
     let now = pathlight_collector::dates::now_ms() as u64 / 1000;
     for site in ["open", "nosuchsite"] {
         // `realtime/ws` checks tokens the same way (`QueryApi::live_site`).
