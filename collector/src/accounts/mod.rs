@@ -133,6 +133,12 @@ pub struct SignedIn {
     pub session: SessionRow,
 }
 
+/// Whether `who` may manage `site`: its settings, its keys (and, with roles per site, its
+/// members and shared links). Instance admins, for now, on every site.
+pub fn may_manage(who: &SignedIn, _site: &str) -> bool {
+    who.account.is_admin == 1
+}
+
 /// The accounts of a deployment, as this collector last read them.
 pub struct Accounts {
     db: Client,

@@ -161,6 +161,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         }
         Route::Query(endpoint) => Ok(routes::query::answer(app, peer, endpoint, &req).await),
         Route::Auth(action) => Ok(routes::auth::answer(app, peer, action, req).await),
+        Route::Manage(rest) => Ok(routes::manage::answer(app, rest, req).await),
         Route::Static(p) => found(routes::files::www(&app.opts, p).await),
         Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
         Route::NotFound => Err(ApiError::NotFound),

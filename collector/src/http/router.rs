@@ -39,6 +39,9 @@ pub enum Route<'a> {
     /// `/api/v1/auth/{action}` and `/api/v1/setup` (action `setup`): signing in and the
     /// account's settings; the handler checks the method.
     Auth(&'a str),
+    /// `/api/v1/sites…`, `/api/v1/invitations…`, `/api/v1/shares…`: what is managed in the
+    /// product (the path after `/api/v1/`); the handler checks the method.
+    Manage(&'a str),
     /// `GET /api/v1/{endpoint}`: a JSON answer of the query API.
     Query(Endpoint<'a>),
     /// `GET|HEAD` of anything else: a file of `www/`, the dashboards.
@@ -89,6 +92,9 @@ impl<'a> Route<'a> {
         match (method, path) {
             (_, "/api/v1/setup") => Route::Auth("setup"),
             (_, p) if p.starts_with("/api/v1/auth/") => Route::Auth(&p["/api/v1/auth/".len()..]),
+            (_, p) if p.strip_prefix("/api/v1/").is_some_and(managed) => {
+                Route::Manage(&p["/api/v1/".len()..])
+            }
             (&Method::POST, "/v1/relay") => Route::Relay,
             (&Method::POST, "/v1/relay/users") => Route::RelayUsers,
             (&Method::GET, "/v1/relay/salts") => Route::RelaySalts,
@@ -133,6 +139,8 @@ impl<'a> Route<'a> {
             Route::Metrics => "metrics",
             Route::OpenApi | Route::Query(_) => "api",
             Route::Auth(_) => "auth",
+            // `api…`: answers that are never stored by a cache (a key is shown once).
+            Route::Manage(_) => "api_manage",
             Route::RealtimeWs => "api_ws",
             Route::Export | Route::RealtimeStream => "api_stream",
             Route::Static(_) => "static",
@@ -140,6 +148,13 @@ impl<'a> Route<'a> {
             Route::NotFound => "not_found",
         }
     }
+}
+
+/// Whether `rest` (a path after `/api/v1/`) is a resource managed in the product: a whole first
+/// segment `sites`, `invitations` or `shares`.
+fn managed(rest: &str) -> bool {
+    let first = rest.split('/').next().unwrap_or_default();
+    matches!(first, "sites" | "invitations" | "shares")
 }
 
 impl<'a> TrackerFile<'a> {
@@ -253,6 +268,24 @@ mod tests {
         assert_eq!(Endpoint::of("users/u1/events").label(), "user_events");
         assert_eq!(Endpoint::of("live-token").label(), "live-token");
         assert_eq!(route("GET", "/api/v1/openapi.json"), Route::OpenApi);
+        for (method, path) in [
+            ("GET", "/api/v1/sites"),
+            ("POST", "/api/v1/sites"),
+            ("PATCH", "/api/v1/sites/shop"),
+            ("DELETE", "/api/v1/sites/shop/keys/k1"),
+            ("POST", "/api/v1/invitations/accept"),
+        ] {
+            assert_eq!(
+                route(method, path),
+                Route::Manage(&path["/api/v1/".len()..]),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(route("GET", "/api/v1/site"), Route::Query(Endpoint::Site));
+        assert_eq!(
+            route("GET", "/api/v1/sitesx"),
+            Route::Query(Endpoint::Unknown)
+        );
         assert_eq!(route("GET", "/api/v1/export"), Route::Export);
         assert_eq!(
             route("GET", "/api/v1/realtime/stream"),

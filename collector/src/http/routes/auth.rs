@@ -264,7 +264,7 @@ fn with_cookie(mut resp: Resp, token: &str, secure: bool) -> Resp {
 
 /// Refuses a POST whose `Origin` is not this host's (or is missing: browsers send it on every
 /// POST, and programs use keys, not sessions).
-fn same_origin<B>(req: &Request<B>) -> Result<(), ApiError> {
+pub(crate) fn same_origin<B>(req: &Request<B>) -> Result<(), ApiError> {
     let host = header_str(req.headers(), header::HOST)
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
     let origin = header_str(req.headers(), header::ORIGIN);

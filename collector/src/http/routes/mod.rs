@@ -1,12 +1,13 @@
 //! What each route of [`crate::http::router::Route`] answers, one file per kind of client:
 //! trackers (`batch`, and `identify`, which sites' servers call too), edge workers (`relay`),
 //! dashboards and API clients (`query`, `websocket`), browsers loading files (`files`),
-//! operators (`ops`).
+//! operators (`ops`), people signed in (`auth`, their account; `manage`, sites and keys).
 
 pub mod auth;
 pub mod batch;
 pub mod files;
 pub mod identify;
+pub mod manage;
 pub mod ops;
 pub mod query;
 pub mod relay;
