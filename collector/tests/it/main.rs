@@ -27,6 +27,7 @@ mod outage;
 mod privacy;
 mod retention;
 mod security;
+mod sites;
 mod upgrade;
 mod websocket;
 
