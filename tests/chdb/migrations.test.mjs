@@ -148,3 +148,34 @@ test("an insert spanning 101 months needs the collector's insert settings, marts
     assert.equal(Number(clicks), 101, "the marts' views took the same insert");
   });
 });
+
+// Sites and keys managed in the product (storage/clickhouse/sites.rs): the latest version of a
+// row wins, except that a key's revocation, whose version carries the top bit, outranks a
+// "last used" write made later by a collector that had not heard of it, before a merge (FINAL,
+// as every collector reads them) and after.
+test("a key's revocation outranks a later last-used write, merged or not", () => {
+  withSession(({ q, rows }) => {
+    for (const sql of migrationSql()) q(sql);
+    for (const table of ["sites", "api_keys"]) {
+      const [{ engine, sorting_key }] = rows(
+        `SELECT engine, sorting_key FROM system.tables WHERE database = 'pathlight' AND name = '${table}'`,
+      );
+      assert.deepEqual([engine, sorting_key], ["ReplacingMergeTree", "id"], table);
+    }
+    const key = (version, revoked, lastUsed) =>
+      q(`INSERT INTO api_keys (id, site, kind, scopes, sha256, last_used_at, revoked, version) VALUES ('k1', 'shop', 'read', ['stats'], 'ab', ${lastUsed}, ${revoked}, ${version})`);
+    key(1000, 0, 0);
+    key(2000n | (1n << 63n), 1, 0); // revoked at 2000
+    key(3000, 0, 3000); // last used at 3000, by a collector that had not heard of it
+    const read = () =>
+      rows("SELECT revoked, last_used_at, scopes FROM api_keys FINAL WHERE id = 'k1'")
+        .map((r) => ({ ...r, last_used_at: Number(r.last_used_at) }));
+    const revoked = [{ revoked: 1, last_used_at: 0, scopes: ["stats"] }];
+    assert.deepEqual(read(), revoked);
+    q("OPTIMIZE TABLE api_keys FINAL");
+    assert.deepEqual(read(), revoked);
+    q("INSERT INTO sites (id, origins, timezone, version) VALUES ('shop', ['https://shop.example'], 'Europe/Berlin', 1)");
+    q("INSERT INTO sites (id, origins, timezone, version, removed) VALUES ('shop', ['https://shop.example'], 'Europe/Berlin', 2, 1)");
+    assert.deepEqual(rows("SELECT removed FROM sites FINAL"), [{ removed: 1 }]);
+  });
+});
