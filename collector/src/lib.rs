@@ -4,8 +4,9 @@
 //!
 //! # Layers
 //! `cli` (the `pathlight` commands) and [`serve`] assemble the rest. [`http`] (transports and
-//! routes) calls [`pipeline`] (ingest) and [`query`] (the API); both call [`storage`]
-//! (ClickHouse, spool, broker). No layer imports one above it; [`config`], [`metrics`] and
+//! routes) calls [`pipeline`] (ingest) and [`query`] (the API); both read the sites they serve
+//! from [`sites`] (the file's and those made in the product, with their API keys) and call
+//! [`storage`] (ClickHouse, spool, broker). No layer imports one above it; [`config`], [`metrics`] and
 //! [`dates`] are shared by all. `DESIGN.md` beside this file has the rule and how it is checked.
 //!
 //! # The path of an event through the collector
@@ -40,8 +41,9 @@
 //!
 //! # The path of a question through it
 //! `GET /api/v1/…` (`http/routes/query.rs`) goes to [`query::QueryApi`], which checks the
-//! site's token and answers from its short-lived cache or from ClickHouse (one file per
-//! endpoint family in `query/sql/`), reading, in this order of preference:
+//! site's token, a read key and its scopes, or the signed-in account, and answers from its
+//! short-lived cache or from ClickHouse (one file per endpoint family in `query/sql/`),
+//! reading, in this order of preference:
 //! - the marts that materialized views keep at every insert (`storage/clickhouse/marts.rs`:
 //!   heatmap bins, pages, elements, one row per session and day, traffic per day and
 //!   breakdown);

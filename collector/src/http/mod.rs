@@ -9,7 +9,8 @@
 //! 2. [`handle`] decides the [`router::Route`] once, from the method and the path, and calls
 //!    that route's function in [`routes`]: `batch`, `identify` and `relay` read the body under
 //!    the limits of [`body`] and hand it to the pipeline (`crate::pipeline`); `query` and `websocket` ask
-//!    the query API (`crate::query`); `files` serves the tracker and `www/`; `ops` the
+//!    the query API (`crate::query`); `auth` signs people in (`crate::accounts`) and `manage`
+//!    changes sites and keys (`crate::sites`); `files` serves the tracker and `www/`; `ops` the
 //!    liveness and readiness checks, metrics and the OpenAPI document.
 //! 3. Every refusal, of the pipeline, of the query API or of this layer, becomes its status
 //!    and JSON body in one place, [`error::ApiError`]. [`handle`] adds CORS (batch routes),
