@@ -478,27 +478,8 @@ impl Registry {
     /// Records that the key `id` was used now; writes it when its last write is a minute old
     /// (in the background: the request that used it does not wait).
     pub fn used(&self, id: &str) {
-        let now = now_ms().max(0) as u64;
-        let row = {
-            let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
-            let snapshot = self.snapshot();
-            let Some(row) = snapshot.keys.iter().find(|k| k.id == id) else {
-                return;
-            };
-            let u = uses.entry(id.to_owned()).or_insert(Use {
-                at: 0,
-                written: row.last_used_at,
-            });
-            u.at = now;
-            if now.saturating_sub(u.written) < USE_WRITE_EVERY_MS {
-                return;
-            }
-            u.written = now;
-            KeyRow {
-                last_used_at: now,
-                version: self.version(),
-                ..row.clone()
-            }
+        let Some(row) = self.note_use(id, now_ms().max(0) as u64) else {
+            return;
         };
         let (Some(db), Ok(runtime)) = (self.db.clone(), tokio::runtime::Handle::try_current())
         else {
@@ -509,6 +490,33 @@ impl Registry {
                 tracing::warn!(error = %e, "writing a key's last use failed");
             }
         });
+    }
+
+    /// Records a use of the key `id` at `now` ms; the row to write when the key's last use
+    /// was written (here, or by any collector as last read) a minute or more before.
+    fn note_use(&self, id: &str, now: u64) -> Option<KeyRow> {
+        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = uses.get_mut(id) {
+            u.at = now;
+            if now.saturating_sub(u.written) < USE_WRITE_EVERY_MS {
+                return None;
+            }
+        }
+        let snapshot = self.snapshot();
+        let row = snapshot.keys.iter().find(|k| k.id == id)?;
+        let u = uses.entry(id.to_owned()).or_insert(Use {
+            at: now,
+            written: row.last_used_at,
+        });
+        if now.saturating_sub(u.written) < USE_WRITE_EVERY_MS {
+            return None;
+        }
+        u.written = now;
+        Some(KeyRow {
+            last_used_at: now,
+            version: self.version(),
+            ..row.clone()
+        })
     }
 
     /// When the key of `row` was last used, ms: here or as written by any collector; 0: never.
@@ -663,6 +671,34 @@ mod tests {
         assert_eq!(ingest, Some(0));
         assert_eq!(blog.ingest_key(0).unwrap().id.as_deref(), Some("k2"));
         assert_eq!(sites.keys_of("blog").len(), 4);
+    }
+
+    #[test]
+    fn a_keys_use_is_written_at_most_once_a_minute() {
+        let config = crate::config::Config::for_tests("", "");
+        let registry = Registry::file_only(&config);
+        let mut seen = key("k1", "test", "read", &["stats"], "s");
+        seen.last_used_at = 1_000_000;
+        let keys = vec![key("k0", "test", "read", &["stats"], "s0"), seen.clone()];
+        *registry.current.write().unwrap() = Arc::new(Sites::build(&config.sites, &[], keys, 0));
+        let t = 2_000_000;
+        let first = registry.note_use("k0", t).unwrap();
+        assert_eq!((first.last_used_at, first.revoked), (t, 0));
+        assert!(first.version < REVOKED);
+        assert!(registry.note_use("k0", t + 59_999).is_none());
+        assert_eq!(
+            registry.note_use("k0", t + 60_000).unwrap().last_used_at,
+            t + 60_000
+        );
+        // Written by another collector 40 s ago: not again for 20 s.
+        assert!(registry.note_use("k1", 1_040_000).is_none());
+        assert!(registry.note_use("k1", 1_060_000).is_some());
+        assert_eq!(
+            registry.last_used(&seen),
+            1_060_000,
+            "the latest use, as kept here"
+        );
+        assert!(registry.note_use("nope", t).is_none());
     }
 
     #[test]
