@@ -42,6 +42,9 @@ pub enum ApiError {
     /// A body that is not the JSON object the route takes.
     #[error("{0}")]
     BadBody(String),
+    /// A JSON body larger than the route takes, its limit in bytes.
+    #[error("the body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     /// A change of sites or keys refused (`/api/v1/sites…`).
     #[error(transparent)]
     Site(#[from] crate::sites::SiteError),
@@ -85,6 +88,7 @@ impl ApiError {
             }
             ApiError::CrossOrigin | ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Site(e) => {
                 use crate::sites::SiteError as S;
                 match e {
@@ -117,6 +121,8 @@ impl ApiError {
             ApiError::Account(e) => e.reason(),
             ApiError::CrossOrigin => "cross_origin",
             ApiError::BadBody(_) => "bad_body",
+            // The word ingest uses for a batch past its limit.
+            ApiError::BodyTooLarge(_) => "too_large",
             ApiError::Site(e) => e.reason(),
             ApiError::Forbidden => "forbidden",
         }
@@ -286,6 +292,7 @@ mod tests {
             ApiError::CrossOrigin,
             ApiError::Forbidden,
             ApiError::BadBody("body: expected an object".into()),
+            ApiError::BodyTooLarge(16_384),
             SiteError::Invalid {
                 field: "id",
                 detail: String::new(),

@@ -123,24 +123,30 @@ pub fn snippet(site: &str, prefix: &str) -> String {
     format!(r#"<script async src="{path}/p.js" data-site="{id}"></script>"#)
 }
 
-/// A name for people: trimmed, 1 to 100 characters, no control characters.
+// Each field is taken as sent or refused, never trimmed or mended, so that what the OpenAPI
+// document's patterns accept is exactly what is stored (the contract test holds them together).
+
+/// A name for people: 1 to 100 characters, not only spaces, no control characters.
 fn name(field: &'static str, v: &str) -> Result<String, SiteError> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
-        return Err(invalid(field, "1 to 100 characters, no control characters"));
+    if v.trim().is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            "1 to 100 characters, not only spaces, no control characters",
+        ));
     }
     Ok(v.to_owned())
 }
 
-/// `scheme://host[:port]` and nothing more, as browsers send `Origin`.
+/// `http(s)://host[:port]` and nothing more, as browsers send `Origin`.
 fn is_origin(v: &str) -> bool {
     v.len() <= 255
-        && v.split_once("://").is_some_and(|(scheme, host)| {
-            matches!(scheme, "http" | "https")
-                && !host.is_empty()
-                && host.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                })
+        && ["http://", "https://"].iter().any(|scheme| {
+            v.strip_prefix(scheme).is_some_and(|host| {
+                !host.is_empty()
+                    && host.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            })
         })
 }
 
@@ -174,15 +180,16 @@ impl Registry {
             }
             let mut seen = Vec::new();
             for o in origins {
-                let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
                 if o != "*" && !is_origin(&o) {
                     return Err(invalid(
                         "origins",
                         format!(
-                            "{o:?} is not \"*\" or an origin such as https://shop.example (scheme, host, port)"
+                            "{o:?} is not \"*\" or an origin such as https://shop.example (http or https, host, port; no path)"
                         ),
                     ));
                 }
+                // Browsers send hosts in lower case; matching ignores case, storing need not keep it.
+                let o = o.to_ascii_lowercase();
                 if !seen.contains(&o) {
                     seen.push(o);
                 }
@@ -190,17 +197,16 @@ impl Registry {
             row.origins = seen;
         }
         if let Some(base) = input.base_url {
-            let base = base.trim();
-            if !base.is_empty() && (base.len() > 2048 || !crate::config::is_origin(base)) {
+            if !base.is_empty() && (base.len() > 2048 || !crate::config::is_origin(&base)) {
                 return Err(invalid(
                     "base_url",
                     "an http(s) URL without spaces, quotes, ';' or ','",
                 ));
             }
-            row.base_url = base.to_owned();
+            row.base_url = base;
         }
         if let Some(tz) = input.timezone {
-            let tz = tz.trim();
+            let tz = tz.as_str();
             let shaped = (1..=64).contains(&tz.len())
                 && tz
                     .bytes()
@@ -266,8 +272,11 @@ impl Registry {
 
     /// Changes the fields `input` names: `PATCH /api/v1/sites/{id}`.
     pub async fn update_site(&self, id: &str, input: SiteInput) -> Result<SiteRow, SiteError> {
-        if input.id.as_deref().is_some_and(|new| new != id) {
-            return Err(invalid("id", "a site's id cannot change"));
+        if input.id.is_some() {
+            return Err(invalid(
+                "id",
+                "a site's id is in its path and cannot change",
+            ));
         }
         let db = self.db()?;
         self.refresh().await.map_err(storage)?;
@@ -326,6 +335,9 @@ impl Registry {
                     .map(str::to_owned)
                     .collect();
                 let unknown = asked.iter().find(|a| Scope::named(a).is_none());
+                if scopes.len() < asked.len() && unknown.is_none() {
+                    return Err(invalid("scopes", "each scope once"));
+                }
                 if let Some(u) = unknown {
                     return Err(invalid(
                         "scopes",
@@ -348,7 +360,7 @@ impl Registry {
         };
         let now = now_ms().max(0) as u64;
         let expires_at = match input.expires_at.as_deref() {
-            None | Some("") => 0,
+            None => 0,
             Some(t) => {
                 let at = crate::dates::parse_rfc3339(t).ok_or_else(|| {
                     invalid("expires_at", "an RFC 3339 time, 2026-12-31T23:59:59Z")
@@ -465,6 +477,9 @@ mod tests {
         for origin in [
             "shop.example",
             "https://a.example/path",
+            "https://a.example/",
+            "HTTPS://a.example",
+            " https://a.example",
             "ftp://a.example",
             "https://",
         ] {
@@ -494,7 +509,7 @@ mod tests {
         let mut row = SiteRow::default();
         let fine = SiteInput {
             origins: Some(vec![
-                "HTTPS://Shop.example/".into(),
+                "https://Shop.example".into(),
                 "https://shop.example".into(),
                 "*".into(),
             ]),
@@ -515,6 +530,9 @@ mod tests {
             (key("read", Some(vec!["stats", "admin"]), None), "scopes"),
             (key("ingest", Some(vec!["stats"]), None), "scopes"),
             (key("read", None, Some("tomorrow")), "expires_at"),
+            (key("read", None, Some("")), "expires_at"),
+            (key("read", Some(vec!["stats", "stats"]), None), "scopes"),
+            (key("ingest", Some(vec![]), None), "scopes"),
             (
                 key("read", None, Some("2001-01-01T00:00:00Z")),
                 "expires_at",

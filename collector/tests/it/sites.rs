@@ -559,7 +559,11 @@ async fn bad_input_file_sites_other_origins_and_non_admins_are_refused() {
             r#"{"id": "x", "base_url": "javascript:alert(1)"}"#,
             "base_url",
         ),
-        (r#"{"id": "x", "name": ""}"#, "name"),
+        (r#"{"id": "x", "name": "  "}"#, "name"),
+        (
+            r#"{"id": "x", "origins": ["https://shop.example/"]}"#,
+            "origins",
+        ),
     ] {
         let r = post(body).await;
         assert_eq!(
@@ -627,7 +631,7 @@ async fn bad_input_file_sites_other_origins_and_non_admins_are_refused() {
     assert_eq!(r.status, 401);
 
     // Made, changed, removed; the snippet follows the collector's prefix.
-    let made = post(r#"{"id": "shop", "origins": ["HTTPS://Shop.Example/"]}"#).await;
+    let made = post(r#"{"id": "shop", "origins": ["https://Shop.Example"]}"#).await;
     assert_eq!(made.status, 201, "{}", made.body);
     assert_eq!(
         (

@@ -78,7 +78,13 @@ async fn route<B: ReqBody>(app: &App, rest: &str, req: Request<B>) -> Result<Res
     }
     let who = signed_in(app, &req).ok_or(AccountError::NotSignedIn)?;
     let body = if matches!(method, Method::POST | Method::PATCH) {
-        read_body(app, req.into_body(), MAX_BODY).await?.0
+        match read_body(app, req.into_body(), MAX_BODY).await {
+            Ok((body, _held)) => body,
+            Err(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::BodyTooLarge(MAX_BODY));
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         Bytes::new()
     };
