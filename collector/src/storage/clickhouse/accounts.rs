@@ -70,15 +70,29 @@ const TABLES: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// The statements creating both tables (and, in cluster mode, their `Distributed` tables,
-/// sharded by key so that all versions of a row meet in one shard's merges and `FINAL`).
+/// The statements creating both tables (and, in cluster mode, their `Distributed` tables).
 pub fn statements(_dialect: Dialect, cfg: &ClickHouseConfig) -> Vec<String> {
+    versioned_tables(cfg, &TABLES)
+}
+
+/// `CREATE TABLE` of each `(table, columns, key)` as a `ReplacingMergeTree(version)` ordered by
+/// its key, and in cluster mode its `Distributed` table, sharded by the key so that all
+/// versions of a row meet in one shard's merges and `FINAL`.
+pub(super) fn versioned_tables(
+    cfg: &ClickHouseConfig,
+    tables: &[(&str, &str, &str)],
+) -> Vec<String> {
     let mut out = Vec::new();
-    for (table, columns, key) in TABLES {
+    for (table, columns, key) in tables {
         let local = cfg.local_table(table);
+        let order = if key.contains(',') {
+            format!("({key})")
+        } else {
+            (*key).to_owned()
+        };
         out.push(format!(
             "CREATE TABLE IF NOT EXISTS {local} ({columns}) \
-             ENGINE = ReplacingMergeTree(version) ORDER BY {key}"
+             ENGINE = ReplacingMergeTree(version) ORDER BY {order}"
         ));
         if cfg.clustered() {
             let (cluster, db) = (&cfg.cluster, &cfg.database);

@@ -232,6 +232,11 @@ ORDER BY (site_id, event_type, toDate(timestamp), path, event_id){ttl}"
             name: "sites made in the product and API keys",
             statements: super::sites::statements(dialect, cfg),
         },
+        Migration {
+            version: 17,
+            name: "site members, invitations and shared links",
+            statements: super::access::statements(dialect, cfg),
+        },
     ]
 }
 

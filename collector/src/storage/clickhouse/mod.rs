@@ -2,8 +2,10 @@
 //! once its rows are written (the mode without a spool; with one, `crate::storage::spool` ships its
 //! segments through the same insert), explicit retry rules, and versioned, dialect-aware
 //! migrations; beside the events, the `users` table of identified users' traits (`users.rs`),
-//! the accounts (`accounts.rs`) and the sites and keys managed in the product (`sites.rs`).
+//! the accounts (`accounts.rs`), the sites and keys managed in the product (`sites.rs`), and
+//! who else reads a site: members, invitations and shared links (`access.rs`).
 
+pub mod access;
 pub mod accounts;
 mod batcher;
 mod config;
