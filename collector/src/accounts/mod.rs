@@ -12,23 +12,32 @@
 //!    never the one signed in (no fixation).
 //! 4. Later requests bring the cookie; [`Accounts::session`] finds it in memory.
 //!
+//! Accounts have roles per site ([`roles`]: viewer, editor, admin; an instance admin is
+//! admin of every site), given by one-time invitations; a site's admins also make shared
+//! read-only links ([`shares`]) for people without an account.
+//!
 //! # Where the state lives
 //! In the ClickHouse database the collectors already share: every change is a new row version,
 //! and each collector reads both tables whole every `refresh_ms` (2 s by default), so a
 //! revocation made on one collector is honoured by all within that time, with no server to
-//! add. The tables are small (one row per account and per sign-in); reading them whole is
-//! cheaper than asking on every request.
+//! add. The tables are small (one row per account, sign-in, membership, invitation and shared
+//! link); reading them whole is cheaper than asking on every request.
 
 pub mod password;
+pub mod roles;
+pub mod shares;
 pub mod throttle;
 pub mod totp;
 
+pub use roles::{Role, may_manage, role};
+
 use crate::dates::now_ms;
+use crate::storage::clickhouse::access;
 use crate::storage::clickhouse::accounts::{self as store, AccountRow, SessionRow};
 use clickhouse::Client;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -86,6 +95,21 @@ pub enum AccountError {
     /// The session or account named does not exist (any more).
     #[error("not signed in")]
     NotSignedIn,
+    /// No pending invitation has this token: unknown, used, withdrawn or expired.
+    #[error("this invitation does not exist, was used, or has expired")]
+    InvitationNotFound,
+    /// No standing share has this token or id: unknown, revoked or expired.
+    #[error("this shared link does not exist, was revoked, or has expired")]
+    ShareNotFound,
+    /// The account is not a member of the site.
+    #[error("this account is not a member of the site")]
+    MemberNotFound,
+    /// The shared link has a password and none was given.
+    #[error("this shared link needs its password")]
+    PasswordRequired,
+    /// The shared link's password was wrong.
+    #[error("wrong password for this shared link")]
+    WrongPassword,
     /// ClickHouse could not store the change.
     #[error("storing the change failed: {0}")]
     Storage(String),
@@ -103,6 +127,11 @@ impl AccountError {
             AccountError::Invalid(_) => "invalid",
             AccountError::SetupClosed(_) => "setup_closed",
             AccountError::NotSignedIn => "not_signed_in",
+            AccountError::InvitationNotFound => "invitation_not_found",
+            AccountError::ShareNotFound => "share_not_found",
+            AccountError::MemberNotFound => "member_not_found",
+            AccountError::PasswordRequired => "password_required",
+            AccountError::WrongPassword => "wrong_password",
             AccountError::Storage(_) => "storage_unavailable",
         }
     }
@@ -122,6 +151,10 @@ struct State {
     emails: HashMap<String, String>,
     /// By `id_sha256`, revoked and expired ones excluded.
     sessions: HashMap<String, SessionRow>,
+    /// Roles per site and pending invitations.
+    members: roles::Members,
+    /// Shared links that stand.
+    shares: shares::Shares,
 }
 
 /// A signed-in request's account and session.
@@ -131,12 +164,9 @@ pub struct SignedIn {
     pub account: AccountRow,
     /// The session.
     pub session: SessionRow,
-}
-
-/// Whether `who` may manage `site`: its settings, its keys (and, with roles per site, its
-/// members and shared links). Instance admins, for now, on every site.
-pub fn may_manage(who: &SignedIn, _site: &str) -> bool {
-    who.account.is_admin == 1
+    /// The account's roles per site, as this collector last read them (an instance admin's
+    /// are those of its memberships; [`role`] makes it admin everywhere).
+    pub roles: BTreeMap<String, Role>,
 }
 
 /// The accounts of a deployment, as this collector last read them.
@@ -194,12 +224,15 @@ impl Accounts {
         })
     }
 
-    /// Reads both tables again, replacing what this collector holds.
+    /// Reads the tables again, replacing what this collector holds.
     pub async fn refresh(&self) -> clickhouse::error::Result<()> {
         let now = now_ms().max(0) as u64;
-        let (accounts, sessions) = tokio::try_join!(
+        let (accounts, sessions, memberships, invitations, shares) = tokio::try_join!(
             store::read_accounts(&self.db),
-            store::read_sessions(&self.db, now)
+            store::read_sessions(&self.db, now),
+            access::read_memberships(&self.db),
+            access::read_invitations(&self.db, now),
+            access::read_shares(&self.db, now),
         )?;
         let accounts: HashMap<_, _> = accounts
             .into_iter()
@@ -215,10 +248,18 @@ impl Accounts {
             .filter(|s| s.revoked == 0 && accounts.contains_key(&s.account_id))
             .map(|s| (s.id_sha256.clone(), s))
             .collect();
+        let members = roles::Members::new(
+            memberships,
+            invitations,
+            |id| accounts.contains_key(id),
+            now,
+        );
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(State {
             accounts,
             emails,
             sessions,
+            members,
+            shares: shares::Shares::new(shares),
         });
         Ok(())
     }
@@ -382,6 +423,7 @@ impl Accounts {
         Some(SignedIn {
             account: state.accounts.get(&session.account_id)?.clone(),
             session: session.clone(),
+            roles: state.members.of(&session.account_id),
         })
     }
 

@@ -83,6 +83,10 @@ impl ApiError {
                     A::EmailTaken => StatusCode::CONFLICT,
                     A::Invalid(_) => StatusCode::BAD_REQUEST,
                     A::SetupClosed(_) => StatusCode::FORBIDDEN,
+                    A::InvitationNotFound | A::ShareNotFound | A::MemberNotFound => {
+                        StatusCode::NOT_FOUND
+                    }
+                    A::PasswordRequired | A::WrongPassword => StatusCode::UNAUTHORIZED,
                     A::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
                 }
             }

@@ -14,6 +14,7 @@ use crate::http::response::{empty, json};
 use crate::http::{App, ReqBody, Resp, client_ip, header_str};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// The session cookie's name.
@@ -203,11 +204,16 @@ fn read<B>(
 
 fn me_answer(accounts: &Accounts, token: &str, status: StatusCode) -> Resp {
     match accounts.session(token) {
-        Some(SignedIn { account, session }) => json(
+        Some(SignedIn {
+            account,
+            session,
+            roles,
+        }) => json(
             status,
             &serde_json::json!({
                 "email": account.email,
                 "admin": account.is_admin == 1,
+                "roles": roles.iter().map(|(site, r)| (site.clone(), r.as_str())).collect::<BTreeMap<_, _>>(),
                 "two_factor": !account.totp_secret.is_empty(),
                 "session": {"created_ms": session.created_ms, "expires_ms": session.expires_ms},
             }),
@@ -248,7 +254,7 @@ pub fn session_token<B>(req: &Request<B>) -> Option<String> {
 }
 
 /// `resp` setting the cookie to `token` (empty: removing it).
-fn with_cookie(mut resp: Resp, token: &str, secure: bool) -> Resp {
+pub(crate) fn with_cookie(mut resp: Resp, token: &str, secure: bool) -> Resp {
     let max_age = if token.is_empty() { "0" } else { "1209600" };
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
