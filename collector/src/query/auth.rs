@@ -196,3 +196,77 @@ mod tests {
         assert!(!auth.live("a", "garbage", 1_001));
     }
 }
+
+/// How long a shared link's read token is valid at most, seconds (never past the share's own
+/// expiry). Every read also asks whether the share still stands, so a revocation does not wait
+/// for it.
+pub const SHARE_TOKEN_TTL_SECS: u64 = 3600;
+
+/// The share id a shared link's read token names (`<share id>.<expiry>.<hmac hex>`), if
+/// `token` has that form; other tokens have one dot at most.
+pub fn share_token_id(token: &str) -> Option<&str> {
+    let (id, rest) = token.split_once('.')?;
+    (rest.contains('.') && !id.is_empty() && id.len() <= 64).then_some(id)
+}
+
+impl Auth {
+    /// A read token of the shared link `share_id` of `site`, valid until `now +
+    /// SHARE_TOKEN_TTL_SECS` or `until_secs` (the share's expiry, 0: none), whichever comes
+    /// first: `<share id>.<expiry>.<hmac hex>`. It is signed for the share, not for a scope: the
+    /// query API reads the share's scope from the share itself, while it stands.
+    pub fn issue_share(
+        &self,
+        site: &str,
+        share_id: &str,
+        now_secs: u64,
+        until_secs: u64,
+    ) -> (String, u64) {
+        let mut ttl = SHARE_TOKEN_TTL_SECS;
+        if until_secs != 0 {
+            ttl = ttl.min(until_secs.saturating_sub(now_secs));
+        }
+        let purpose = format!("share\n{share_id}\n");
+        let (token, expires) = self.issue(purpose.as_bytes(), site, now_secs, ttl);
+        (format!("{share_id}.{token}"), expires)
+    }
+
+    /// Whether `token` is a read token of the shared link `share_id` of `site`, not expired.
+    pub fn share(&self, site: &str, share_id: &str, token: &str, now_secs: u64) -> bool {
+        let Some(rest) = token
+            .strip_prefix(share_id)
+            .and_then(|r| r.strip_prefix('.'))
+        else {
+            return false;
+        };
+        let purpose = format!("share\n{share_id}\n");
+        self.verify(purpose.as_bytes(), site, rest, now_secs)
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn share_tokens_are_bound_to_their_share_and_site_and_expire() {
+        let auth = Auth::new("k");
+        let (token, expires) = auth.issue_share("a", "s1", 1_000, 0);
+        assert_eq!(expires, 1_000 + SHARE_TOKEN_TTL_SECS);
+        assert_eq!(share_token_id(&token), Some("s1"));
+        assert!(auth.share("a", "s1", &token, 1_000));
+        assert!(!auth.share("a", "s2", &token, 1_000), "another share");
+        assert!(!auth.share("b", "s1", &token, 1_000), "another site");
+        assert!(!auth.share("a", "s1", &token, expires), "expired");
+        let forged = token.replacen("s1.", "s2.", 1);
+        assert!(!auth.share("a", "s2", &forged, 1_000), "the id is signed");
+        let (overlay, _) = auth.issue_overlay("a", 1_000);
+        assert_eq!(share_token_id(&overlay), None);
+        assert!(!auth.share("a", "s1", &format!("s1.{overlay}"), 1_000));
+        assert!(!auth.overlay("a", token.split_once('.').unwrap().1, 1_000));
+        // Never past the share's own expiry.
+        let (token, expires) = auth.issue_share("b", "s3", 1_000, 1_010);
+        assert_eq!(expires, 1_010);
+        assert!(auth.share("b", "s3", &token, 1_009) && !auth.share("b", "s3", &token, 1_010));
+        assert!(!Auth::new("other").share("b", "s3", &token, 1_000));
+    }
+}

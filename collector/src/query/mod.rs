@@ -520,7 +520,16 @@ impl QueryApi {
             declared(query, takes)?;
         }
         let mut filters = Filters::parse(query)?;
-        let site = self.authorize(&filters.site, caller, endpoint.scope())?;
+        let site = match (
+            self.authorize(&filters.site, caller, endpoint.scope()),
+            caller.share,
+        ) {
+            (Ok(site), _) => site,
+            (Err(_), Some((token, share))) => {
+                self.authorize_share(endpoint, &filters, token, share)?
+            }
+            (Err(e), None) => return Err(e),
+        };
         let sites = self.sites.snapshot();
         let this = sites.get(&filters.site);
         windowed(endpoint, &filters)?;
@@ -752,6 +761,55 @@ impl QueryApi {
         Ok(filters.site)
     }
 
+    /// A shared link's read token, for what its share reads: a dashboard share the site's
+    /// JSON endpoints but those issuing tokens of their own (which would outlive the share);
+    /// a heatmap share `heatmap` and `elements` of its page. Exports and live feeds take no
+    /// share token.
+    fn authorize_share(
+        &self,
+        endpoint: Endpoint<'_>,
+        filters: &Filters,
+        token: &str,
+        share: &crate::storage::clickhouse::access::ShareRow,
+    ) -> Result<Authorized, QueryError> {
+        let site = &filters.site;
+        let signed = share.site == *site && self.auth.share(site, &share.id, token, now_secs());
+        let in_scope = match share.kind.as_str() {
+            "dashboard" => !matches!(
+                endpoint,
+                Endpoint::OverlayToken | Endpoint::ViewerToken | Endpoint::LiveToken
+            ),
+            "heatmap" => {
+                matches!(endpoint, Endpoint::Heatmap | Endpoint::Elements)
+                    && filters.path.as_deref() == Some(share.path.as_str())
+            }
+            _ => false,
+        };
+        if signed && in_scope && self.sites.snapshot().get(site).is_some() {
+            Ok(Authorized(site.clone()))
+        } else {
+            Err(QueryError::Unauthorized(site.clone()))
+        }
+    }
+
+    /// A read token of the shared link `share` (`POST /api/v1/shares/open`), and how many
+    /// seconds it is valid.
+    pub fn share_token(
+        &self,
+        share: &crate::storage::clickhouse::access::ShareRow,
+    ) -> (String, u64) {
+        let now = now_secs();
+        let until = share.expires_at / 1000;
+        let (token, expires) = self.auth.issue_share(&share.site, &share.id, now, until);
+        (token, expires.saturating_sub(now))
+    }
+
+    /// Whether this collector serves `site` (a site of the config file or made in the
+    /// product).
+    pub fn serves(&self, site: &str) -> bool {
+        self.sites.snapshot().get(site).is_some()
+    }
+
     /// A live token (`?token=`) is enough for a live feed: it is what the overlay embeds, and
     /// all a browser's WebSocket can carry.
     fn authorize_live(
@@ -769,8 +827,9 @@ impl QueryApi {
         }
     }
 
-    /// A signed-in admin for a site this collector serves, or the site's API token, or a read
-    /// key of the site with `scope` (none: any).
+    /// A signed-in account with a role on a site this collector serves (an instance admin has
+    /// one on every site), or the site's API token, or a read key of the site with `scope`
+    /// (none: any).
     fn authorize(
         &self,
         site: &str,
@@ -778,10 +837,10 @@ impl QueryApi {
         scope: Option<Scope>,
     ) -> Result<Authorized, QueryError> {
         let sites = self.sites.snapshot();
-        let admin = caller
-            .account
-            .is_some_and(|a| a.account.is_admin == 1 && sites.get(site).is_some());
-        if admin {
+        let member = caller.account.is_some_and(|a| {
+            crate::accounts::role(a, site).is_some() && sites.get(site).is_some()
+        });
+        if member {
             return Ok(Authorized(site.to_owned()));
         }
         let now = crate::dates::now_ms().max(0) as u64;
@@ -848,15 +907,19 @@ impl JsonArray {
     }
 }
 
-/// Who asks the query API: the `Authorization` header (a site's API token or read key), and the account
-/// the session cookie signed in, which the HTTP layer looked up (`accounts/`). An admin
-/// reads every site; roles per site come with the sites managed in the product.
+/// Who asks the query API: the `Authorization` header (a site's API token or read key), the account the
+/// session cookie signed in, and a shared link's read token with the share it names, both of
+/// which the HTTP layer looked up (`accounts/`). An account with any role on a site reads it
+/// (an instance admin reads every site).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Caller<'a> {
     /// `Authorization: Bearer <the site's API token or a read key>`.
     pub authorization: Option<&'a str>,
     /// The signed-in account, if any.
     pub account: Option<&'a crate::accounts::SignedIn>,
+    /// A shared link's read token (`Bearer`, or `?token=` where the endpoint takes one) and
+    /// its share, found standing.
+    pub share: Option<(&'a str, &'a crate::storage::clickhouse::access::ShareRow)>,
 }
 
 /// The `token` parameter of a query string (a signed token given instead of a bearer).

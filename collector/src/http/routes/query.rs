@@ -1,13 +1,16 @@
 //! `GET /api/v1/…`: the query API's answers, JSON (`Route::Query`) or streamed (`export`, the
 //! live feed as Server-Sent Events). The query API checks the token and reads ClickHouse; this
-//! file adds what is HTTP's: the throttle on addresses that send wrong tokens, CORS for the
+//! file finds who asks (the session cookie's account, a shared link's share) and adds what is
+//! HTTP's: the throttle on addresses that send wrong tokens, CORS for the
 //! live overlay's reads from a site's own pages, and the streamed bodies' content types.
 
 use crate::http::error::ApiError;
 use crate::http::response::{Resp, json_bytes};
 use crate::http::router::Route;
 use crate::http::{App, client_ip, header_str};
+use crate::query::auth::share_token_id;
 use crate::query::{Caller, Endpoint, QueryError};
+use crate::storage::clickhouse::access::ShareRow;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
@@ -24,16 +27,19 @@ pub async fn answer<B>(
         return e.response();
     }
     let signed_in = super::auth::signed_in(app, req);
+    let query = req.uri().query().unwrap_or("");
+    let share = shared(app, req, query);
     let auth = Caller {
         authorization: header_str(req.headers(), header::AUTHORIZATION),
         account: signed_in.as_ref(),
+        share: share.as_ref().map(|(token, row)| (token.as_str(), row)),
     };
-    let query = req.uri().query().unwrap_or("");
-    // `viewer-check` takes a viewer token only; `heatmap` and `elements` an overlay token or
-    // the API token.
+    // `viewer-check` takes a viewer token only; `heatmap` and `elements` an overlay token, a
+    // shared link's read token or the API token.
+    let token = crate::query::token_param(query);
+    let overlay = token.is_some_and(|t| share_token_id(&t).is_none());
     if endpoint == Endpoint::ViewerCheck
-        || matches!(endpoint, Endpoint::Heatmap | Endpoint::Elements)
-            && crate::query::token_param(query).is_some()
+        || matches!(endpoint, Endpoint::Heatmap | Endpoint::Elements) && overlay
     {
         return overlay_answer(app, ip, endpoint, query, req).await;
     }
@@ -48,6 +54,23 @@ pub async fn answer<B>(
     }
 }
 
+/// A shared link's read token the request carries (`Authorization: Bearer`, or `?token=`) and
+/// its share, when the share still stands; the query API checks the token's signature and the
+/// share's scope.
+fn shared<B>(app: &App, req: &Request<B>, query: &str) -> Option<(String, ShareRow)> {
+    let accounts = app.opts.accounts.as_deref()?;
+    let bearer = header_str(req.headers(), header::AUTHORIZATION)
+        .map(str::trim)
+        .and_then(|a| a.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start().to_owned());
+    let token = bearer
+        .filter(|t| share_token_id(t).is_some())
+        .or_else(|| crate::query::token_param(query))?;
+    let share = accounts.live_share(share_token_id(&token)?)?;
+    Some((token, share))
+}
+
 /// Streamed answers: raw events (`export`) and the live event feed (`realtime/stream`).
 pub async fn stream<B>(app: &App, peer: SocketAddr, route: Route<'_>, req: &Request<B>) -> Resp {
     let ip = client_ip(&app.opts, peer, req.headers());
@@ -58,6 +81,7 @@ pub async fn stream<B>(app: &App, peer: SocketAddr, route: Route<'_>, req: &Requ
     let auth = Caller {
         authorization: header_str(req.headers(), header::AUTHORIZATION),
         account: signed_in.as_ref(),
+        share: None,
     };
     let query = req.uri().query().unwrap_or("");
     let answer = if route == Route::Export {

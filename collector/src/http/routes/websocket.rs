@@ -49,6 +49,7 @@ pub fn open<B>(app: &App, peer: SocketAddr, mut req: Request<B>) -> Resp {
     let auth = crate::query::Caller {
         authorization: header_str(h, header::AUTHORIZATION),
         account: signed_in.as_ref(),
+        share: None,
     };
     let site = match app.query.live_site(req.uri().query().unwrap_or(""), auth) {
         Ok(site) => site,
