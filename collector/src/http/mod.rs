@@ -10,7 +10,8 @@
 //!    that route's function in [`routes`]: `batch`, `identify` and `relay` read the body under
 //!    the limits of [`body`] and hand it to the pipeline (`crate::pipeline`); `query` and `websocket` ask
 //!    the query API (`crate::query`); `auth` signs people in (`crate::accounts`) and `manage`
-//!    changes sites and keys (`crate::sites`); `files` serves the tracker and `www/`; `ops` the
+//!    changes sites, keys, members and shared links (`crate::sites`, `crate::accounts`);
+//!    `files` serves the tracker and `www/`; `ops` the
 //!    liveness and readiness checks, metrics and the OpenAPI document.
 //! 3. Every refusal, of the pipeline, of the query API or of this layer, becomes its status
 //!    and JSON body in one place, [`error::ApiError`]. [`handle`] adds CORS (batch routes),
@@ -162,7 +163,7 @@ pub async fn handle<B: ReqBody>(app: &App, peer: SocketAddr, req: Request<B>) ->
         }
         Route::Query(endpoint) => Ok(routes::query::answer(app, peer, endpoint, &req).await),
         Route::Auth(action) => Ok(routes::auth::answer(app, peer, action, req).await),
-        Route::Manage(rest) => Ok(routes::manage::answer(app, rest, req).await),
+        Route::Manage(rest) => Ok(routes::manage::answer(app, peer, rest, req).await),
         Route::Static(p) => found(routes::files::www(&app.opts, p).await),
         Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
         Route::NotFound => Err(ApiError::NotFound),

@@ -309,6 +309,20 @@ mod tests {
                 "{method} {path}"
             );
         }
+        assert_eq!(route("GET", "/api/v1/site"), Route::Query(Endpoint::Site));
+        for (method, path, rest) in [
+            ("GET", "/api/v1/sites", "sites"),
+            (
+                "PATCH",
+                "/api/v1/sites/shop/members/a1",
+                "sites/shop/members/a1",
+            ),
+            ("POST", "/api/v1/invitations/accept", "invitations/accept"),
+            ("HEAD", "/api/v1/shares/open", "shares/open"),
+        ] {
+            assert_eq!(route(method, path), Route::Manage(rest), "{method} {path}");
+        }
+        assert_eq!(route("GET", "/_pl/api/v1/sites"), Route::NotFound);
         assert_eq!(route("GET", "/v1/relay"), Route::MethodNotAllowed("POST"));
         assert_eq!(
             route("GET", "/v1/relay/users"),

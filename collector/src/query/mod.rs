@@ -837,9 +837,9 @@ impl QueryApi {
         scope: Option<Scope>,
     ) -> Result<Authorized, QueryError> {
         let sites = self.sites.snapshot();
-        let member = caller.account.is_some_and(|a| {
-            crate::accounts::role(a, site).is_some() && sites.get(site).is_some()
-        });
+        let member = caller
+            .account
+            .is_some_and(|a| crate::accounts::role(a, site).is_some() && sites.get(site).is_some());
         if member {
             return Ok(Authorized(site.to_owned()));
         }

@@ -2,9 +2,8 @@
 //! API keys, for whoever manages the site. A new key's text is in the answer that made it and
 //! nowhere else, ever: only its SHA-256 is stored.
 
-use super::Managed;
+use super::{Managed, time};
 use crate::accounts::may_manage;
-use crate::dates::rfc3339;
 use crate::http::error::ApiError;
 use crate::http::response::{empty, json};
 use crate::http::{App, Resp};
@@ -12,14 +11,6 @@ use crate::sites::{KeyInput, SiteError};
 use crate::storage::clickhouse::sites::KeyRow;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A time in ms as RFC 3339, 0 as null (never, no end).
-fn time(ms: u64) -> Value {
-    match ms {
-        0 => Value::Null,
-        ms => Value::String(rfc3339(ms as i64)),
-    }
-}
 
 /// A key as the API shows it: never its text or its digest.
 fn view(app: &App, k: &KeyRow) -> Value {
