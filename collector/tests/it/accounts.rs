@@ -9,23 +9,23 @@ use pathlight_collector::config::Config;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "ada@example.com";
-const PASSWORD: &str = "correct horse battery";
+pub const ADMIN: &str = "ada@example.com";
+pub const PASSWORD: &str = "correct horse battery";
 
 /// An answer: status, the `Set-Cookie` header, the JSON body (null when none).
-struct Answer {
-    status: u16,
-    cookie: Option<String>,
-    body: Value,
+pub struct Answer {
+    pub status: u16,
+    pub cookie: Option<String>,
+    pub body: Value,
 }
 
 impl Answer {
-    fn reason(&self) -> &str {
+    pub fn reason(&self) -> &str {
         self.body["reason"].as_str().unwrap_or_default()
     }
 
     /// The session token the answer set.
-    fn token(&self) -> String {
+    pub fn token(&self) -> String {
         let c = self.cookie.as_deref().expect("a Set-Cookie");
         c.split(';')
             .next()
@@ -36,7 +36,7 @@ impl Answer {
 }
 
 /// A request from a page of the collector's own origin (unless `origin` says otherwise).
-async fn call(
+pub async fn call(
     server: &TestServer,
     method: &str,
     path: &str,
@@ -84,13 +84,13 @@ async fn sign_in(server: &TestServer, password: &str, code: Option<&str>) -> Ans
     .await
 }
 
-async fn me(server: &TestServer, token: &str) -> u16 {
+pub async fn me(server: &TestServer, token: &str) -> u16 {
     call(server, "GET", "/api/v1/auth/me", None, Some(token), None)
         .await
         .status
 }
 
-async fn setup(server: &TestServer) -> Answer {
+pub async fn setup(server: &TestServer) -> Answer {
     let body = json!({"email": ADMIN, "password": PASSWORD});
     call(server, "POST", "/api/v1/setup", Some(body), None, None).await
 }
@@ -222,7 +222,7 @@ async fn the_first_admin_signs_in_with_a_cookie_and_the_form_closes_behind_them(
 
 /// Polls `check` until it holds, for at most 5 s (the bound for a fleet); the time
 /// it took.
-async fn within_5s(mut check: impl AsyncFnMut() -> bool) -> Duration {
+pub async fn within_5s(mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !check().await {
         assert!(

@@ -26,6 +26,7 @@ mod ops;
 mod outage;
 mod privacy;
 mod retention;
+mod roles;
 mod security;
 mod sites;
 mod upgrade;
