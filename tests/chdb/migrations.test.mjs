@@ -179,3 +179,35 @@ test("a key's revocation outranks a later last-used write, merged or not", () =>
     assert.deepEqual(rows("SELECT removed FROM sites FINAL"), [{ removed: 1 }]);
   });
 });
+
+// Roles, invitations and shared links (storage/clickhouse/access.rs): each change is a new row
+// version, and every collector reads the tables `FINAL`, which must give each key's latest.
+test("memberships, invitations and shares keep each key's latest version", () => {
+  withSession(({ q, rows }) => {
+    for (const sql of migrationSql()) q(sql);
+    const tables = rows(
+      "SELECT name, engine, sorting_key FROM system.tables WHERE database = 'pathlight' AND name IN ('memberships', 'invitations', 'shares') ORDER BY name",
+    ).map((t) => [t.name, t.engine, t.sorting_key]);
+    assert.deepEqual(tables, [
+      ["invitations", "ReplacingMergeTree", "id"],
+      ["memberships", "ReplacingMergeTree", "site, account_id"],
+      ["shares", "ReplacingMergeTree", "id"],
+    ]);
+    const member = (site, account, role, version, removed) =>
+      q(`INSERT INTO memberships VALUES ('${site}', '${account}', '${role}', ${version}, ${removed})`);
+    member("shop", "a1", "viewer", 1, 0);
+    member("shop", "a1", "admin", 3, 0);
+    member("shop", "a1", "editor", 2, 0); // arrived later, changed earlier: loses
+    member("blog", "a1", "viewer", 1, 0);
+    member("blog", "a1", "viewer", 4, 1);
+    const latest = () =>
+      rows("SELECT site, role, removed FROM memberships FINAL ORDER BY site").map((r) => [r.site, r.role, r.removed]);
+    const expected = [["blog", "viewer", 1], ["shop", "admin", 0]];
+    assert.deepEqual(latest(), expected);
+    q("OPTIMIZE TABLE memberships FINAL");
+    assert.deepEqual(latest(), expected);
+    q("INSERT INTO shares (id, site, kind, revoked, version) VALUES ('s1', 'shop', 'dashboard', 0, 1), ('s1', 'shop', 'dashboard', 1, 2)");
+    const [share] = rows("SELECT revoked FROM shares FINAL WHERE expires_at = 0 OR expires_at > 5");
+    assert.equal(share.revoked, 1);
+  });
+});
