@@ -265,6 +265,7 @@ mod tests {
 
     #[test]
     fn the_apis_refusals_are_the_documents_error_reasons() {
+        use crate::accounts::AccountError;
         use crate::sites::SiteError;
         let doc: serde_json::Value = serde_json::from_str(crate::query::OPENAPI).unwrap();
         let documented = &doc["components"]["schemas"]["Error"]["properties"]["reason"]["enum"];
@@ -292,7 +293,7 @@ mod tests {
                 scope: "stats",
             }
             .into(),
-            crate::accounts::AccountError::NotSignedIn.into(),
+            AccountError::NotSignedIn.into(),
             ApiError::CrossOrigin,
             ApiError::Forbidden,
             ApiError::BadBody("body: expected an object".into()),
@@ -307,6 +308,16 @@ mod tests {
             SiteError::SiteNotFound("shop".into()).into(),
             SiteError::KeyNotFound("k".into()).into(),
             SiteError::Storage("down".into()).into(),
+            // Members, invitations and shared links (`/sites/{id}/…`, `/invitations…`,
+            // `/shares…`).
+            AccountError::Invalid("role".into()).into(),
+            AccountError::Storage("down".into()).into(),
+            AccountError::MemberNotFound.into(),
+            AccountError::InvitationNotFound.into(),
+            AccountError::ShareNotFound.into(),
+            AccountError::EmailTaken.into(),
+            AccountError::PasswordRequired.into(),
+            AccountError::WrongPassword.into(),
         ];
         let mut reasons: Vec<&str> = refusals.iter().map(ApiError::reason).collect();
         reasons.sort_unstable();

@@ -1001,6 +1001,11 @@ mod tests {
         let doc: Value = serde_json::from_str(OPENAPI).unwrap();
         let paths = doc["paths"].as_object().unwrap();
         for path in paths.keys() {
+            // Managing sites, members and shared links (`http/routes/manage/`) is no query.
+            let top = path[1..].split('/').next().unwrap_or_default();
+            if matches!(top, "sites" | "invitations" | "shares") {
+                continue;
+            }
             let takes: &[&str] = match path.as_str() {
                 "/openapi.json" => &[],
                 "/export" => EXPORT_PARAMS,
