@@ -20,7 +20,7 @@ import { importGenerated, root, startClickHouse, startCollector } from "../lib/s
 
 const TOKEN = "contract-token";
 const SITES = `[{id = "demo", origins = ["*"], api_token = "${TOKEN}"}]`;
-// Per operation, per phase; with 2 workers the run takes about a minute on 2 cores.
+// Per operation, per phase; the run takes about 45 s on 2 cores.
 const EXAMPLES = process.env.PL_SCHEMATHESIS_EXAMPLES || "30";
 // Fixed, so a finding reproduces; set it to explore other inputs.
 const SEED = process.env.PL_SCHEMATHESIS_SEED || "1";
@@ -141,7 +141,12 @@ test("Schemathesis finds nothing the document and the server disagree on", { tim
     "--checks", "all",
     "--max-examples", EXAMPLES,
     "--seed", SEED,
-    "--workers", "2",
+    // One worker: with two, the Python Schemathesis runs on (3.11.7) at times fails its
+    // Coverage phase with "SystemError: AST constructor recursion depth mismatch" as both
+    // threads parse a module's source at once (CPython gh-106905), which the operations of the
+    // members, invitations and shared links made happen on every run
+    // (bench/results/api-contract.md).
+    "--workers", "1",
     "--header", `Authorization: Bearer ${TOKEN}`,
     "--exclude-path", "/realtime/ws",
     "--request-timeout", "30",
