@@ -3,7 +3,7 @@
 //! product (file sites are read-only: `409 read_only`).
 
 use super::Managed;
-use crate::accounts::{SignedIn, may_manage};
+use crate::accounts::{Role, SignedIn, may_manage};
 use crate::http::error::ApiError;
 use crate::http::response::{empty, json};
 use crate::http::{App, Resp};
@@ -11,9 +11,9 @@ use crate::sites::{Site, SiteError, SiteInput, snippet};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// The role `who` has on `site`, if any: `admin` for whoever may manage it.
+/// The role `who` has on `site`, if any (`crate::accounts::roles`).
 fn role(who: &SignedIn, site: &str) -> Option<&'static str> {
-    may_manage(who, site).then_some("admin")
+    crate::accounts::role(who, site).map(Role::as_str)
 }
 
 /// A site as the API shows it.
