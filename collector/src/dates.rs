@@ -84,3 +84,26 @@ mod tests {
         }
     }
 }
+
+/// Row versions for the tables a collector changes and every collector re-reads (accounts,
+/// sites, keys): the clock in ms, but always later than the last one given here, so two
+/// changes within a millisecond keep their order.
+#[derive(Debug, Default)]
+pub struct VersionClock {
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl VersionClock {
+    /// A version later than any this clock gave.
+    pub fn next(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let at = now_ms().max(0) as u64;
+        let last = self
+            .last
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                Some(at.max(l + 1))
+            })
+            .unwrap_or_default();
+        at.max(last + 1)
+    }
+}

@@ -39,7 +39,6 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use throttle::Throttle;
 
@@ -175,7 +174,7 @@ pub struct Accounts {
     cfg: AccountsConfig,
     state: RwLock<Arc<State>>,
     throttle: Throttle,
-    last_version: AtomicU64,
+    versions: crate::dates::VersionClock,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -220,7 +219,7 @@ impl Accounts {
             cfg,
             state: RwLock::default(),
             throttle: Throttle::default(),
-            last_version: AtomicU64::new(0),
+            versions: Default::default(),
         })
     }
 
@@ -284,17 +283,9 @@ impl Accounts {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// A version later than any this collector gave (two changes within a millisecond keep
-    /// their order).
+    /// A version later than any this collector gave.
     fn version(&self) -> u64 {
-        let at = now_ms().max(0) as u64;
-        let last = self
-            .last_version
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
-                Some(at.max(l + 1))
-            })
-            .unwrap_or_default();
-        at.max(last + 1)
+        self.versions.next()
     }
 
     /// Whether no account exists yet (the first-start form is open).

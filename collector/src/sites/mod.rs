@@ -37,7 +37,6 @@ use clickhouse::Client;
 use pathlight_ingest::SiteRules;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// How often a key's "last used" is written at most, per key.
@@ -389,7 +388,7 @@ pub struct Registry {
     db: Option<Client>,
     current: RwLock<Arc<Sites>>,
     uses: Mutex<HashMap<String, Use>>,
-    last_version: AtomicU64,
+    versions: crate::dates::VersionClock,
 }
 
 impl std::fmt::Debug for Registry {
@@ -420,7 +419,7 @@ impl Registry {
             max_id_len: config.limits.max_ident_len,
             db,
             uses: Mutex::default(),
-            last_version: AtomicU64::new(0),
+            versions: Default::default(),
         })
     }
 
@@ -465,14 +464,7 @@ impl Registry {
 
     /// A version later than any this collector gave.
     fn version(&self) -> u64 {
-        let at = now_ms().max(0) as u64;
-        let last = self
-            .last_version
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
-                Some(at.max(l + 1))
-            })
-            .unwrap_or_default();
-        at.max(last + 1)
+        self.versions.next()
     }
 
     /// Records that the key `id` was used now; writes it when its last write is a minute old
