@@ -26,7 +26,7 @@
     // The figures' definitions are asked beside the figures, not after them: a round trip
     // less before the first figures on a real network.
     const [r, define] = await Promise.all([
-      fetch("/api/v1/stats?" + q, { headers: { authorization: "Bearer " + f.token.value } }),
+      fetch("/api/v1/stats?" + q, { headers: pl.headers(f.token.value) }),
       definitions(),
     ]);
     const s = await r.json();
@@ -198,7 +198,7 @@
     }
     return defs;
   }
-  const auth = () => ({ authorization: "Bearer " + form.elements.token.value });
+  const auth = () => pl.headers(form.elements.token.value);
 
   // The funnel's steps are the site's own (pages or custom event names): from `?steps=`, else
   // those last run for the site. None yet: nothing is asked, and the card says what to enter.
@@ -342,5 +342,9 @@
   form.addEventListener("submit", () => anomalies());
   form.addEventListener("submit", () => { restoreSteps(); funnel(); live(); });
   form.addEventListener("submit", show);
-  if (form.elements.site.value && form.elements.token.value) { show(); funnel(); anomalies(); live(); }
+  // Once the page knows who reads: with a token or a session, and a site (the reader's first
+  // when none was named).
+  pl.ready.then(({ me }) => {
+    if (form.elements.site.value && (form.elements.token.value || me)) { show(); funnel(); anomalies(); live(); }
+  });
 })();

@@ -22,7 +22,7 @@
   });
 
   const api = async (endpoint, q) => {
-    const r = await fetch(`/api/v1/${endpoint}?${q}`, { headers: { authorization: "Bearer " + form.elements.token.value } });
+    const r = await fetch(`/api/v1/${endpoint}?${q}`, { headers: pl.headers(form.elements.token.value) });
     const body = await r.json();
     if (!r.ok) throw new Error(body.error || r.status);
     return body;
@@ -246,5 +246,5 @@
   }
 
   form.addEventListener("submit", show);
-  if (form.elements.site.value && form.elements.token.value) show();
+  pl.ready.then(({ me }) => form.elements.site.value && (form.elements.token.value || me) && show());
 })();

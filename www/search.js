@@ -54,7 +54,7 @@
     if (f.to.value) q.set("to", f.to.value);
     status.textContent = "loading…";
     const [r, define] = await Promise.all([
-      fetch("/api/v1/search?" + q, { headers: { authorization: "Bearer " + f.token.value } }),
+      fetch("/api/v1/search?" + q, { headers: pl.headers(f.token.value) }),
       definitions(),
     ]);
     const s = await r.json();
@@ -84,5 +84,5 @@
   }
 
   form.addEventListener("submit", show);
-  if (form.elements.site.value && form.elements.token.value) show();
+  pl.ready.then(({ me }) => form.elements.site.value && (form.elements.token.value || me) && show());
 })();

@@ -7,7 +7,7 @@
   pl.restore(form, ["site", "token", "session", "ended"]);
   const text = pl.text;
   const api = async (path) => {
-    const r = await fetch("/api/v1/" + path, { headers: { authorization: "Bearer " + form.elements.token.value } });
+    const r = await fetch("/api/v1/" + path, { headers: pl.headers(form.elements.token.value) });
     const body = await r.json();
     if (!r.ok) throw new Error(body.error);
     return body;
@@ -100,5 +100,5 @@
     }
   }
   form.addEventListener("submit", show);
-  if (form.elements.site.value && form.elements.token.value) show();
+  pl.ready.then(({ me }) => form.elements.site.value && (form.elements.token.value || me) && show());
 })();

@@ -389,7 +389,7 @@ test("the viewer frames a page of the site's own origin and draws its clicks the
     await stored(ch, db, total);
     const viewer = await context.newPage();
     // The viewer on the collector's host, as the tracker in the framed page knows it.
-    await viewer.goto(`${collector.url}/heatmap.html`);
+    await viewer.goto(`${collector.url}/heatmap.html#token=t-docs`);
     const show = (path) => showInViewer(viewer, path);
     await show(CHAPTER);
     await viewer.waitForSelector("body[data-ready='1']", { timeout: 20_000 });
@@ -435,7 +435,7 @@ test("the viewer frames a page whose tag is first-party (/_pl/p.js): the tracker
     const { total } = await visit(await context.newPage(), origin);
     await stored(ch, db, total);
     const viewer = await context.newPage();
-    await viewer.goto(`${collector.url}/heatmap.html`);
+    await viewer.goto(`${collector.url}/heatmap.html#token=t-docs`);
     await showInViewer(viewer, CHAPTER);
     await viewer.waitForSelector("body[data-ready='1']", { timeout: 20_000 });
     assert.notEqual(await viewer.getAttribute("body", "data-framing"), "refused", await viewer.textContent("#status"));
