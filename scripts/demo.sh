@@ -22,8 +22,8 @@ events=${PL_DEMO_EVENTS:-200000}
 data=${PL_DEMO_DATA:-$root/.data}
 ch_dir=$data/clickhouse
 
-# The deployment's secret and the demo site's API token: made at first start, kept out of the
-# repository, readable by this user only.
+# The deployment's secret and the demo site's API token (for programs; people sign in): made at
+# first start, kept out of the repository, readable by this user only.
 secrets=$data/demo-secrets
 hash_secret=$(sed -n 's/^hash_secret=//p' "$secrets" 2>/dev/null || true)
 token=$(sed -n 's/^api_token=//p' "$secrets" 2>/dev/null || true)
@@ -67,17 +67,25 @@ if [ "$events" -gt 0 ] && [ "$have" -lt "$events" ]; then
   target/debug/pathlight gen --events "$events" --days 14 --base-url "http://$demo/demo/" --out "$file"
   PATHLIGHT_LOG=warn target/debug/pathlight --config demo-site/pathlight.toml import --site demo "$file"
 fi
+# The dashboards need a signed-in account. None on first start: the first-start form (which
+# answers on this machine only) makes it, so no password is chosen here or kept in a file.
+if curl -fsS "http://$addr/api/v1/setup" 2>/dev/null | grep -q '"open":true'; then
+  account="First start: the dashboard opens the form that makes your admin account
+  (an email and a password; the form answers on this machine only), then the dashboard."
+else
+  account="The dashboard asks you to sign in with your account."
+fi
 cat <<MSG
 
   Pathlight demo is running (Ctrl-C stops it):
     demo site    http://$demo/demo/
-    dashboard    http://$addr/?site=demo&steps=/demo/index.html,/demo/catalog.html,/demo/product.html,/demo/checkout.html#token=$token
-    heatmaps     http://$addr/heatmap.html?site=demo&path=/demo/catalog.html#token=$token
+    dashboard    http://$addr/?site=demo&steps=/demo/index.html,/demo/catalog.html,/demo/product.html,/demo/checkout.html
+    heatmaps     http://$addr/heatmap.html?site=demo&path=/demo/catalog.html
     metrics      http://$addr/metrics
     ClickHouse   $ch_url  (database pathlight_demo)
       e.g. curl '$ch_url/?query=SELECT+event_type,count()+FROM+pathlight_demo.events+GROUP+BY+event_type'
-  The token (site demo's API token) is in $secrets; a dashboard keeps it for the browser
-  tab's session only ("Sign out" forgets it).
+  $account
+  Programs read with the demo site's API token, in $secrets.
 
 MSG
 wait "$collector"

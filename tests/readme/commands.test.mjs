@@ -1,7 +1,9 @@
 // Every shell command the README shows runs as shown. The commands are read from README.md
 // itself: each line of its ```sh blocks, and the inline commands of its prose (`make demo …`,
 // `pathlight … --…`). Each is run, or listed below as run elsewhere with the reason; a command
-// the README gains that is neither fails the first test, so it cannot go untried.
+// the README gains that is neither fails the first test, so it cannot go untried. The quick
+// start's sign-in is followed in Chromium: the first `make demo` makes the account on the
+// first-start form its dashboard link opens, the later ones sign in with it.
 //
 // Servers bind free ports on 127.0.0.1: the README's addresses (8080, 8123, 4222, …) are
 // replaced by free ones, the one change made to a command. `make demo` keeps its data in a
@@ -16,7 +18,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { HASH_SECRET, bin, eventually, freePort, root, startClickHouse } from "../lib/stack.mjs";
+import { HASH_SECRET, bin, eventually, freePort, launchBrowser, root, startClickHouse } from "../lib/stack.mjs";
 
 const readme = readFileSync(join(root, "README.md"), "utf8");
 const uncomment = (line) => line.replace(/(^|\s+)#.*$/, "").trim();
@@ -114,6 +116,36 @@ async function runToEnd(command, opts, ms = 120_000) {
   return p.output();
 }
 
+/** The account the quick start makes on the first-start form, and signs in with later. */
+const ACCOUNT = { email: "ada@example.com", password: "readme demo password" };
+
+/**
+ * The quick start's "Sign in", in Chromium: the dashboard link `make demo` printed (its
+ * `output`) opens the first-start form the first time, which makes the account, else the
+ * sign-in form; either comes back to the dashboard, signed in. Its page views.
+ */
+async function signInToTheDemo(output, firstStart) {
+  const link = output.match(/^ +dashboard +(http:\/\/\S+)$/m)?.[1];
+  assert.ok(link, `the dashboard's link in:\n${output}`);
+  assert.doesNotMatch(link, /token/, "no token in the link: the reader signs in");
+  assert.match(output, firstStart ? /First start: the dashboard opens the form that makes your admin account/ : /The dashboard asks you to sign in/);
+  const browser = await launchBrowser();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(link);
+    await page.waitForURL(firstStart ? /\/setup\.html\?next=/ : /\/signin\.html\?next=/);
+    await page.fill("[name=email]", ACCOUNT.email);
+    await page.fill("[name=password]", ACCOUNT.password);
+    if (firstStart) await page.fill("[name=again]", ACCOUNT.password);
+    await Promise.all([page.waitForURL((u) => u.href === link), page.click("main form button")]);
+    await page.waitForSelector("body[data-ready]", { timeout: 30_000 });
+    assert.equal(await page.textContent("#account-link"), ACCOUNT.email, "signed in");
+    return Number((await page.textContent('[data-metric="Page views"] b')).replace(/\D/g, ""));
+  } finally {
+    await browser.close();
+  }
+}
+
 const up = async (url) => {
   try {
     return (await fetch(url)).ok;
@@ -129,6 +161,7 @@ test("each make demo of the README starts the demo, answers the README's curl co
   const env = { ...base, PL_DEMO_DATA: data, PL_CLICKHOUSE_OWNER: String(process.pid), PL_DEMO_EVENTS: "3000" };
   // PL_DEMO_EVENTS=0 first, on an empty data directory: it must load nothing.
   const demos = commands.filter(isDemo).sort((a, b) => Number(b.includes("_EVENTS=0")) - Number(a.includes("_EVENTS=0")));
+  let firstStart = true;
   for (const shown of demos) {
     const [ch, collector, demo] = [await freePort(), await freePort(), await freePort()];
     const command = shown.includes("CLICKHOUSE_PORT=")
@@ -146,6 +179,10 @@ test("each make demo of the README starts the demo, answers the README's curl co
       const events = Number(await (await fetch(`http://127.0.0.1:${ch}/?query=SELECT+count()+FROM+pathlight_demo.events`)).text());
       if (shown.includes("PL_DEMO_EVENTS=0")) assert.equal(events, 0, "PL_DEMO_EVENTS=0 loads nothing");
       else assert.ok(events >= 3000, `${events} events loaded`);
+      // Each run keeps the data directory: the first makes the account, the later ones sign in.
+      const views = await signInToTheDemo(p.output(), firstStart);
+      firstStart = false;
+      if (!shown.includes("PL_DEMO_EVENTS=0")) assert.ok(views > 0, `the dashboard shows the loaded page views: ${views}`);
       if (!shown.includes("=")) {
         // The README's curl commands against this demo: its address, its data directory.
         const block = demoBlock.map((c) => c.replaceAll("127.0.0.1:8080", `127.0.0.1:${collector}`).replaceAll(".data/", `${data}/`)).join("\n");
