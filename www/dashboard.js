@@ -101,7 +101,8 @@
           live.addEventListener("click", async () => {
             status.textContent = (await pl.openOnSite(f.site.value, f.token.value, row.key)) || "";
           });
-          name.append(a, " ", live);
+          // A shared link reads figures only: it mints no overlay token.
+          name.append(a, ...(pl.shared ? [] : [" ", live]));
         }
         tr.append(name, text("td", String(row.count), "n"));
         t.append(tr);
@@ -340,11 +341,14 @@
 
   document.getElementById("funnel-form").addEventListener("submit", funnel);
   form.addEventListener("submit", () => anomalies());
-  form.addEventListener("submit", () => { restoreSteps(); funnel(); live(); });
+  form.addEventListener("submit", () => { restoreSteps(); funnel(); if (!pl.shared) live(); });
   form.addEventListener("submit", show);
   // Once the page knows who reads: with a token or a session, and a site (the reader's first
   // when none was named).
   pl.ready.then(({ me }) => {
-    if (form.elements.site.value && (form.elements.token.value || me)) { show(); funnel(); anomalies(); live(); }
+    if (!(form.elements.site.value && (form.elements.token.value || me))) return;
+    show(); funnel(); anomalies();
+    // A shared link's token reads no live feed.
+    if (!pl.shared) live();
   });
 })();

@@ -13,6 +13,8 @@
   const stage = document.getElementById("stage");
   const status = document.getElementById("status");
   pl.restore(form, ["site", "token", "path", "width", "device", "from", "to"]);
+  // A shared link reads figures only: it mints no overlay token for "Open on site".
+  document.getElementById("live").hidden = !!pl.shared;
   document.getElementById("live").addEventListener("click", async () => {
     const f = form.elements;
     status.textContent = (await pl.openOnSite(f.site.value, f.token.value, f.path.value)) || "";
