@@ -233,7 +233,14 @@
   for (const ev of ["mouseout", "focusout"]) document.addEventListener(ev, (e) => e.target.closest?.(".tip-off")?.classList.remove("tip-off"));
 
   // Signing out forgets the session and the token, and leaves: no figures stay on the page.
+  // Closing a shared view forgets its token only: the reader may be signed in too.
   document.getElementById("sign-out")?.addEventListener("click", async () => {
+    if (shared) {
+      sessionStorage.removeItem(KEY);
+      sessionStorage.removeItem(SHARED);
+      location.replace("./");
+      return;
+    }
     await window.pl.signOut();
     location.replace("signin.html");
   });
