@@ -271,7 +271,7 @@
       account.href = "account.html";
       account.id = "account-link";
       out.before(account, " ");
-      if (me.admin || sites.some((s) => s.role === "admin")) {
+      if ((me.admin || sites.some((s) => s.role === "admin")) && !location.pathname.endsWith("/settings.html")) {
         const settings = text("a", "Settings", "nav");
         settings.href = "settings.html";
         settings.id = "settings-link";

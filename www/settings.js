@@ -85,6 +85,11 @@
     $("site-h").textContent = `Site ${current.id}` + (current.name && current.name !== current.id ? ` (${current.name})` : "");
     $("snippet").textContent = current.snippet || "";
     $("snippet-said").textContent = "";
+    // A first-party tag loads from a path of the site itself, which must reach this collector.
+    const src = /src="([^"]*)"/.exec(current.snippet || "")?.[1] || "";
+    const help = $("snippet-help");
+    help.hidden = !src.startsWith("/");
+    help.textContent = `The tag loads the tracker from ${src.slice(0, src.lastIndexOf("/") + 1)} on the site itself, so that blockers let it through: your web server or edge forwards that path to this collector (${location.origin}/). The README's "Add it to your site" shows how, for nginx, Caddy and the edge worker.`;
     for (const id of ["new-key", "invite-link", "share-link"]) $(id).hidden = true;
     const admin = me.admin || current.role === "admin";
     $("site-admin").hidden = !admin;
