@@ -762,9 +762,12 @@ impl QueryApi {
     }
 
     /// A shared link's read token, for what its share reads: a dashboard share the site's
-    /// JSON endpoints but those issuing tokens of their own (which would outlive the share);
-    /// a heatmap share `heatmap` and `elements` of its page. Exports and live feeds take no
-    /// share token.
+    /// JSON endpoints but those issuing tokens that read (which would outlive the share);
+    /// a heatmap share `heatmap` and `elements` of its page, and the site's description.
+    /// Exports and live feeds take no share token. Both may ask for a viewer token: the
+    /// heatmap viewer frames the site's page with it, and it reads nothing, only lets the tag
+    /// in that page answer the viewer's layout questions (as a key's scopes allow `site` to
+    /// every reader).
     fn authorize_share(
         &self,
         endpoint: Endpoint<'_>,
@@ -775,14 +778,14 @@ impl QueryApi {
         let site = &filters.site;
         let signed = share.site == *site && self.auth.share(site, &share.id, token, now_secs());
         let in_scope = match share.kind.as_str() {
-            "dashboard" => !matches!(
-                endpoint,
-                Endpoint::OverlayToken | Endpoint::ViewerToken | Endpoint::LiveToken
-            ),
-            "heatmap" => {
-                matches!(endpoint, Endpoint::Heatmap | Endpoint::Elements)
-                    && filters.path.as_deref() == Some(share.path.as_str())
-            }
+            "dashboard" => !matches!(endpoint, Endpoint::OverlayToken | Endpoint::LiveToken),
+            "heatmap" => match endpoint {
+                Endpoint::Heatmap | Endpoint::Elements => {
+                    filters.path.as_deref() == Some(share.path.as_str())
+                }
+                Endpoint::Site | Endpoint::ViewerToken => true,
+                _ => false,
+            },
             _ => false,
         };
         if signed && in_scope && self.sites.snapshot().get(site).is_some() {

@@ -508,6 +508,8 @@ async fn a_shared_link_reads_its_scope_until_revoked_or_expired() {
         "stats?site=test",
         "sessions?site=test",
         "heatmap?site=test&path=/anything",
+        // The viewer's frame of a page (the heatmap links of the shared dashboard).
+        "viewer-token?site=test&viewer=http://127.0.0.1:1",
     ] {
         assert_eq!(bearer(&server, q, &read_token).await, 200, "{q}");
     }
@@ -535,9 +537,13 @@ async fn a_shared_link_reads_its_scope_until_revoked_or_expired() {
         (&json!("/pricing"), &json!("device=mobile"))
     );
     let heatmap_token = opened.body["read_token"].as_str().unwrap().to_owned();
+    // And what the heatmap viewer needs to frame that page: the site's origins and base URL,
+    // and a viewer token (which reads nothing).
     for q in [
         "heatmap?site=test&path=/pricing",
         "elements?site=test&path=/pricing",
+        "site?site=test",
+        "viewer-token?site=test&viewer=http://127.0.0.1:1",
     ] {
         assert_eq!(bearer(&server, q, &heatmap_token).await, 200, "{q}");
     }
@@ -555,7 +561,8 @@ async fn a_shared_link_reads_its_scope_until_revoked_or_expired() {
         "heatmap?site=test&path=/",
         "heatmap?site=other&path=/pricing",
         "stats?site=test",
-        "site?site=test",
+        "site?site=other",
+        "overlay-token?site=test&path=/pricing",
     ] {
         assert_eq!(bearer(&server, q, &heatmap_token).await, 401, "{q}");
     }
