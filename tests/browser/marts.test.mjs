@@ -53,6 +53,7 @@ async function visitor(width, context = null) {
   const page = await context.newPage();
   await page.setViewportSize({ width, height: 800 });
   const m = (made[width] = { clicks: 0, loads: 0, left: 0 });
+  let clicked = 0;
   return {
     context,
     page,
@@ -66,8 +67,16 @@ async function visitor(width, context = null) {
       await page.waitForFunction(() => window.pathlight && typeof window.pathlight.errors === "function");
       m.loads += 1;
     },
+    /**
+     * A click at a person's pace: at least 250 ms after this visitor's click before. Faster,
+     * a click on another element 10–99 ms after one is the `rapid` rule's automation, which
+     * an idle machine's quick succession of clicks once was.
+     */
     async click(locator, fx = 0.5, fy = 0.5) {
+      const wait = 250 - (Date.now() - clicked);
+      if (wait > 0) await page.waitForTimeout(wait);
       await clickAt(page, locator, fx, fy);
+      clicked = Date.now();
       m.clicks += 1;
     },
     /** The page is left (a link, another address, the tab closing): its batch at hide goes. */
