@@ -191,7 +191,10 @@ async fn every_page_and_api_answer_carries_the_security_headers() {
             "{name}"
         );
     }
-    assert_eq!(pages, 4, "index, sessions, heatmap and search");
+    assert_eq!(
+        pages, 10,
+        "index, sessions, heatmap, search, signin, setup, account, settings, invite and share"
+    );
     for (path, token, status) in [
         ("/api/v1/stats?site=test", "test-token", 200),
         ("/api/v1/site?site=shop", "shop-token", 200),
