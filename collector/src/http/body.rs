@@ -86,12 +86,7 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 /// mid-body turns the answer into the proxy's 502), and its own limit bounds the body: up to
 /// [`MAX_DRAIN_BYTES`] within `http.body_timeout_ms`. Anyone else: up to [`LINGER_BYTES`]
 /// within [`LINGER_TIME`], and nothing when the body is declared larger than that.
-pub async fn linger<B: ReqBody>(
-    app: &App,
-    peer: std::net::IpAddr,
-    declared: Option<&str>,
-    body: B,
-) {
+async fn linger<B: ReqBody>(app: &App, peer: std::net::IpAddr, declared: Option<&str>, body: B) {
     let timeout = Duration::from_millis(app.opts.limits.body_timeout_ms);
     let (bound, time) = if app.opts.trusted_proxies.contains(&peer) {
         (MAX_DRAIN_BYTES, timeout)
@@ -117,4 +112,24 @@ pub async fn drain<B: ReqBody>(body: B, max: usize) {
             _ => return,
         }
     }
+}
+
+/// The body of a request to an ingest route, at most `max` bytes, read by [`read_body`] once
+/// its headers pass `rules::precheck` (a declared size within `max`, no encoding). A body
+/// refused by its headers is read and dropped first ([`linger`]), so the client reads the
+/// refusal.
+pub async fn checked_body<B: ReqBody>(
+    app: &App,
+    peer: std::net::IpAddr,
+    headers: &http::HeaderMap,
+    body: B,
+    max: usize,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), IngestError> {
+    let declared = super::header_str(headers, http::header::CONTENT_LENGTH);
+    let encoding = super::header_str(headers, http::header::CONTENT_ENCODING);
+    if let Err(e) = rules::precheck(declared, encoding, max) {
+        linger(app, peer, declared, body).await;
+        return Err(e);
+    }
+    read_body(app, body, max).await
 }

@@ -6,7 +6,7 @@
 
 use crate::dates::now_ms;
 use crate::error::IngestError;
-use crate::http::body::{linger, read_body};
+use crate::http::body::checked_body;
 use crate::http::error::ApiError;
 use crate::http::response::{empty, json};
 use crate::http::{App, ReqBody, Resp, client_ip, header_str};
@@ -37,18 +37,10 @@ async fn read_and_ingest<B: ReqBody>(
         app.pipeline.metrics().reject(e.reason(), 1);
         e
     };
-    let declared = header_str(req.headers(), header::CONTENT_LENGTH);
-    if let Err(e) = rules::precheck(
-        declared,
-        header_str(req.headers(), header::CONTENT_ENCODING),
-        max,
-    ) {
-        let declared = declared.map(str::to_owned);
-        linger(app, peer.ip(), declared.as_deref(), req.into_body()).await;
-        return Err(early(e));
-    }
     let (parts, body) = req.into_parts();
-    let (body, _held) = read_body(app, body, max).await.map_err(early)?;
+    let (body, _held) = checked_body(app, peer.ip(), &parts.headers, body, max)
+        .await
+        .map_err(early)?;
     let h = &parts.headers;
     let site = rules::site_param(parts.uri.query());
     let opts = &app.opts;

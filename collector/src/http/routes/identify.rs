@@ -6,7 +6,7 @@
 
 use crate::dates::now_ms;
 use crate::error::IngestError;
-use crate::http::body::{linger, read_body};
+use crate::http::body::checked_body;
 use crate::http::error::ApiError;
 use crate::http::response::empty;
 use crate::http::{App, ReqBody, Resp, client_ip, header_str};
@@ -38,18 +38,8 @@ async fn read_and_identify<B: ReqBody>(
             .inc();
         e
     };
-    let declared = header_str(req.headers(), header::CONTENT_LENGTH);
-    if let Err(e) = rules::precheck(
-        declared,
-        header_str(req.headers(), header::CONTENT_ENCODING),
-        identify::MAX_BYTES,
-    ) {
-        let declared = declared.map(str::to_owned);
-        linger(app, peer.ip(), declared.as_deref(), req.into_body()).await;
-        return Err(early(e));
-    }
     let (parts, body) = req.into_parts();
-    let (body, _held) = read_body(app, body, identify::MAX_BYTES)
+    let (body, _held) = checked_body(app, peer.ip(), &parts.headers, body, identify::MAX_BYTES)
         .await
         .map_err(early)?;
     let h = &parts.headers;
