@@ -276,14 +276,17 @@ test("the wire fixtures give identical rows through the worker and the collector
 
 test("server-assigned sessions end after PATHLIGHT_SESSION_TIMEOUT_SECS", async () => {
   // One visitor's events without a session id, 9 and then 11 minutes apart: one session under
-  // the default 30 minutes, two under 10.
+  // the default 30 minutes, two under 10. All within one UTC day, since the visitor id's salt
+  // is daily: under 41 minutes past midnight they end a minute before it instead.
   const now = Date.now();
+  const midnight = now - (now % 86_400_000);
+  const last = now - midnight >= 41 * 60_000 ? now - 20 * 60_000 : midnight - 60_000;
   const batch = JSON.parse(fixture("unicode.json"));
   batch.sent_at = now;
-  batch.events = [40, 31, 20].map((ago, i) => ({
+  batch.events = [20, 11, 0].map((before, i) => ({
     ...batch.events[0],
     id: `${String(i + 1).repeat(8)}-0000-4000-8000-000000000000`,
-    timestamp: now - ago * 60_000,
+    timestamp: last - before * 60_000,
   }));
   const body = JSON.stringify(batch);
   const sessions = async (db, vars) => {
