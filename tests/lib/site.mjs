@@ -154,11 +154,20 @@ export async function clickAt(page, locator, fx, fy, scroll = true) {
     }, { capture: true, once: true });
   });
   await page.mouse.click(x, y);
+  // A click on a link may destroy the context mid-read, and again once the old document's
+  // "load" state has let the first retry through: read until the new document answers.
   const read = () => page.evaluate(() => Number(sessionStorage.getItem("pl-test-context")));
-  const context = await read().catch(async () => {
-    await page.waitForLoadState();
-    return read();
-  });
+  let context;
+  for (let tries = 1; ; tries++) {
+    try {
+      context = await read();
+      break;
+    } catch (e) {
+      if (tries === 20 || !/context was destroyed|navigat/i.test(e.message)) throw e;
+      await page.waitForLoadState().catch(() => {});
+      await page.waitForTimeout(50);
+    }
+  }
   return { x, y, sx, sy, context };
 }
 
