@@ -11,7 +11,10 @@
 
 use crate::error::{Field, WireError};
 use crate::limits::Limits;
-use crate::model::{Click, EventKind, FORMAT_VERSION, Id, PropValue, RawBatch, RawEvent, Size};
+use crate::model::{
+    Click, EventKind, FORMAT_VERSION, FORMAT_VERSION_2, Id, PropValue, Props, RawBatch, RawEvent,
+    Size,
+};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -70,8 +73,10 @@ pub fn encode(batch: &RawBatch) -> Vec<u8> {
 pub fn encode_into(batch: &RawBatch, out: &mut Vec<u8>) {
     let mut enc = Enc(out);
     enc.map(5);
+    // The layout's own version, whatever the model says: a batch decoded from v2 (`version`
+    // 2) and written again here is a v1 batch, and a 2 here would read as v2.
     enc.key(batch_key::VERSION);
-    enc.uint(u64::from(batch.version));
+    enc.uint(u64::from(FORMAT_VERSION));
     enc.key(batch_key::SITE_ID);
     enc.text(&batch.site_id);
     enc.key(batch_key::SENT_AT);
@@ -188,19 +193,7 @@ fn encode_event(enc: &mut Enc<'_>, e: &RawEvent) {
     // bytes of earlier batches stay the same.
     if !e.props.is_empty() {
         enc.key(key::PROPS);
-        enc.map(e.props.len());
-        for (k, v) in &e.props {
-            enc.text(k);
-            match v {
-                PropValue::Null => enc.head(major::SIMPLE, u64::from(simple::NULL)),
-                PropValue::Bool(b) => enc.head(
-                    major::SIMPLE,
-                    u64::from(if *b { simple::TRUE } else { simple::FALSE }),
-                ),
-                PropValue::Number(x) => enc.float(*x),
-                PropValue::Text(s) => enc.text(s),
-            }
-        }
+        enc.props(&e.props, Enc::float);
     }
 }
 
@@ -234,16 +227,16 @@ impl Enc<'_> {
         self.0
             .extend_from_slice(be.get(8 - width..).unwrap_or_default());
     }
-    fn map(&mut self, n: usize) {
+    pub(crate) fn map(&mut self, n: usize) {
         self.head(major::MAP, n as u64);
     }
-    fn key(&mut self, k: u64) {
+    pub(crate) fn key(&mut self, k: u64) {
         self.head(major::UINT, k);
     }
-    fn uint(&mut self, v: u64) {
+    pub(crate) fn uint(&mut self, v: u64) {
         self.head(major::UINT, v);
     }
-    fn int(&mut self, v: i64) {
+    pub(crate) fn int(&mut self, v: i64) {
         // CBOR negative integers carry -1 - n.
         if v >= 0 {
             self.head(major::UINT, v as u64);
@@ -265,18 +258,46 @@ impl Enc<'_> {
             self.0.extend_from_slice(&x.to_be_bytes());
         }
     }
-    fn text(&mut self, s: &str) {
+    pub(crate) fn text(&mut self, s: &str) {
         self.head(major::TEXT, s.len() as u64);
         self.0.extend_from_slice(s.as_bytes());
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.head(major::BYTES, b.len() as u64);
         self.0.extend_from_slice(b);
     }
-    fn opt_text(&mut self, k: u64, s: &Option<String>) {
+    pub(crate) fn opt_text(&mut self, k: u64, s: &Option<String>) {
         if let Some(s) = s.as_deref().filter(|s| !s.is_empty()) {
             self.key(k);
             self.text(s);
+        }
+    }
+    /// A number as v2 writes it: an integer when it is a whole one that fits 32 bits (not
+    /// -0), else a double. Smaller code than [`Enc::float`]'s shortest width for the tracker,
+    /// and integers, what custom properties mostly hold, are shorter still.
+    pub(crate) fn number(&mut self, x: f64) {
+        let i = x as i32;
+        if f64::from(i) == x && (i != 0 || x.is_sign_positive()) {
+            self.int(i.into());
+        } else {
+            self.0.push(major::SIMPLE | 27);
+            self.0.extend_from_slice(&x.to_be_bytes());
+        }
+    }
+    /// A properties map (key 33's value), numbers written by `number`.
+    pub(crate) fn props(&mut self, props: &Props, number: fn(&mut Self, f64)) {
+        self.map(props.len());
+        for (k, v) in props {
+            self.text(k);
+            match v {
+                PropValue::Null => self.head(major::SIMPLE, u64::from(simple::NULL)),
+                PropValue::Bool(b) => self.head(
+                    major::SIMPLE,
+                    u64::from(if *b { simple::TRUE } else { simple::FALSE }),
+                ),
+                PropValue::Number(x) => number(self, *x),
+                PropValue::Text(s) => self.text(s),
+            }
         }
     }
 }
@@ -336,14 +357,14 @@ pub fn decode_with_refused(
             max: limits.max_batch_bytes,
         });
     }
-    let mut r = Reader {
-        input: bytes,
-        pos: 0,
-        max_depth: limits.max_depth,
-        max_props: limits.max_props,
-    };
+    let mut r = Reader::new(bytes, limits);
     let mut refused = Vec::new();
-    let read = r.batch(limits, &mut refused).and_then(|batch| {
+    let read = if crate::v2::detect(bytes) {
+        crate::v2::batch(&mut r, limits, &mut refused)
+    } else {
+        r.batch(limits, &mut refused)
+    };
+    let read = read.and_then(|batch| {
         if r.pos != bytes.len() {
             return Err(malformed(format!(
                 "{} bytes of trailing data after the batch",
@@ -364,16 +385,17 @@ pub fn decode_with_refused(
     }
 }
 
-fn malformed(detail: String) -> WireError {
+pub(crate) fn malformed(detail: String) -> WireError {
     WireError::Malformed {
         format: "CBOR",
         detail,
     }
 }
 
-struct Reader<'a> {
-    input: &'a [u8],
-    pos: usize,
+/// Reads CBOR items off a slice, for both versions of the batch.
+pub(crate) struct Reader<'a> {
+    pub(crate) input: &'a [u8],
+    pub(crate) pos: usize,
     max_depth: usize,
     /// Checked while reading, not only by validation afterwards: a 512 KiB body could
     /// otherwise declare and fill some 250 000 two-byte properties, ~14 MB once decoded.
@@ -397,15 +419,24 @@ fn f16_to_f64(h: u16) -> f64 {
     }
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(input: &'a [u8], limits: &Limits) -> Reader<'a> {
+        Reader {
+            input,
+            pos: 0,
+            max_depth: limits.max_depth,
+            max_props: limits.max_props,
+        }
+    }
+
     fn remaining(&mut self) -> usize {
         self.input.len() - self.pos
     }
 
     /// `n` bytes of the input, consumed.
-    fn take(&mut self, n: usize, at: usize) -> Result<&[u8], WireError> {
-        let bytes = self
-            .input
+    fn take(&mut self, n: usize, at: usize) -> Result<&'a [u8], WireError> {
+        let input = self.input;
+        let bytes = input
             .get(self.pos..self.pos.saturating_add(n))
             .ok_or_else(|| malformed(format!("truncated at byte {at}")))?;
         self.pos += n;
@@ -413,7 +444,7 @@ impl Reader<'_> {
     }
 
     /// One head (RFC 8949 §3): major type and argument.
-    fn header(&mut self) -> Result<Header, WireError> {
+    pub(crate) fn header(&mut self) -> Result<Header, WireError> {
         let at = self.pos;
         let first = *self.take(1, at)?.first().unwrap_or(&0);
         let (major, info) = (first >> 5, first & 0x1f);
@@ -463,21 +494,21 @@ impl Reader<'_> {
         Ok(len)
     }
 
-    fn map_len(&mut self, field: impl FnOnce() -> Field) -> Result<usize, WireError> {
+    pub(crate) fn map_len(&mut self, field: impl FnOnce() -> Field) -> Result<usize, WireError> {
         match self.header()? {
             Header::Map(len) => self.length(len, "map"),
             _ => Err(wrong(field(), "a map")),
         }
     }
 
-    fn array_len(&mut self, field: impl FnOnce() -> Field) -> Result<usize, WireError> {
+    pub(crate) fn array_len(&mut self, field: impl FnOnce() -> Field) -> Result<usize, WireError> {
         match self.header()? {
             Header::Array(len) => self.length(len, "array"),
             _ => Err(wrong(field(), "an array")),
         }
     }
 
-    fn key(&mut self) -> Result<u64, WireError> {
+    pub(crate) fn key(&mut self) -> Result<u64, WireError> {
         match self.header()? {
             Header::Positive(k) => Ok(k),
             _ => Err(malformed(format!(
@@ -487,28 +518,72 @@ impl Reader<'_> {
         }
     }
 
-    fn text(&mut self, field: impl FnOnce() -> Field) -> Result<String, WireError> {
+    pub(crate) fn text(&mut self, field: impl FnOnce() -> Field) -> Result<String, WireError> {
         let h = self.header()?;
         self.text_from(h, field)
     }
 
     /// The text whose head `h` was just read.
-    fn text_from(&mut self, h: Header, field: impl FnOnce() -> Field) -> Result<String, WireError> {
+    pub(crate) fn text_from(
+        &mut self,
+        h: Header,
+        field: impl FnOnce() -> Field,
+    ) -> Result<String, WireError> {
+        self.text_ref(h, field).map(String::from)
+    }
+
+    /// The text whose head `h` was just read, in place.
+    pub(crate) fn text_ref(
+        &mut self,
+        h: Header,
+        field: impl FnOnce() -> Field,
+    ) -> Result<&'a str, WireError> {
         match h {
             Header::Text(len) => {
                 let len = self.length(len, "text")?;
                 let at = self.pos;
                 let bytes = self.take(len, at)?;
-                match core::str::from_utf8(bytes) {
-                    Ok(s) => Ok(String::from(s)),
-                    Err(_) => Err(wrong(field(), "valid UTF-8 text")),
-                }
+                core::str::from_utf8(bytes).map_err(|_| wrong(field(), "valid UTF-8 text"))
             }
             _ => Err(wrong(field(), "text")),
         }
     }
 
-    fn id(&mut self, field: impl Fn() -> Field) -> Result<Id, WireError> {
+    /// A properties map (key 33's value), added to `props`: the key may come more than once.
+    pub(crate) fn props(
+        &mut self,
+        props: &mut Vec<(String, PropValue)>,
+        f: impl Fn() -> Field,
+    ) -> Result<(), WireError> {
+        let count = self.map_len(&f)?;
+        // Counted with the ones read so far: the key may come more than once.
+        if props.len() + count > self.max_props {
+            return Err(WireError::TooLong {
+                field: f(),
+                len: props.len() + count,
+                max: self.max_props,
+            });
+        }
+        for _ in 0..count {
+            let k = self.text(&f)?;
+            let v = match self.header()? {
+                Header::Simple(simple::NULL) => PropValue::Null,
+                Header::Simple(simple::TRUE) => PropValue::Bool(true),
+                Header::Simple(simple::FALSE) => PropValue::Bool(false),
+                Header::Float(x) => PropValue::Number(x),
+                Header::Positive(x) => PropValue::Number(x as f64),
+                Header::Negative(x) => PropValue::Number(-1.0 - x as f64),
+                h @ Header::Text(_) => PropValue::Text(self.text_from(h, || f().with_key(&k))?),
+                _ => {
+                    return Err(wrong(f().with_key(&k), "null, a boolean, a number or text"));
+                }
+            };
+            props.push((k, v));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn id(&mut self, field: impl Fn() -> Field) -> Result<Id, WireError> {
         match self.header()? {
             Header::Bytes(Some(16)) => {
                 let at = self.pos;
@@ -520,7 +595,7 @@ impl Reader<'_> {
         }
     }
 
-    fn int(&mut self, field: impl FnOnce() -> Field) -> Result<i64, WireError> {
+    pub(crate) fn int(&mut self, field: impl FnOnce() -> Field) -> Result<i64, WireError> {
         match self.header()? {
             Header::Positive(v) => i64::try_from(v).map_err(|_| out_of_range_int(field())),
             Header::Negative(v) => i64::try_from(v)
@@ -530,7 +605,10 @@ impl Reader<'_> {
         }
     }
 
-    fn int_as<T: TryFrom<i64>>(&mut self, field: impl Fn() -> Field) -> Result<T, WireError> {
+    pub(crate) fn int_as<T: TryFrom<i64>>(
+        &mut self,
+        field: impl Fn() -> Field,
+    ) -> Result<T, WireError> {
         let v = self.int(&field)?;
         T::try_from(v).map_err(|_| WireError::OutOfRange {
             field: field(),
@@ -548,7 +626,7 @@ impl Reader<'_> {
     }
 
     /// Skips one value of any type, for keys this version does not know.
-    fn skip(&mut self, depth: usize) -> Result<(), WireError> {
+    pub(crate) fn skip(&mut self, depth: usize) -> Result<(), WireError> {
         if depth > self.max_depth {
             return Err(WireError::TooDeep {
                 max: self.max_depth,
@@ -597,7 +675,7 @@ impl Reader<'_> {
                     if v != i64::from(FORMAT_VERSION) {
                         return Err(WireError::Version {
                             found: v as u64,
-                            supported: FORMAT_VERSION,
+                            supported: FORMAT_VERSION_2,
                         });
                     }
                     version = Some(FORMAT_VERSION);
@@ -702,38 +780,7 @@ impl Reader<'_> {
                 key::MAX_DEPTH_PCT => depth = Some(self.int_as(f("max_depth_pct"))?),
                 key::VISIBLE_MS => visible = Some(self.int_as(f("visible_ms"))?),
                 key::NAME => name = Some(self.text(f("name"))?),
-                key::PROPS => {
-                    let count = self.map_len(f("props"))?;
-                    // Counted with the ones read so far: the key may come more than once.
-                    if props.len() + count > self.max_props {
-                        return Err(WireError::TooLong {
-                            field: f("props")(),
-                            len: props.len() + count,
-                            max: self.max_props,
-                        });
-                    }
-                    for _ in 0..count {
-                        let k = self.text(f("props"))?;
-                        let v = match self.header()? {
-                            Header::Simple(simple::NULL) => PropValue::Null,
-                            Header::Simple(simple::TRUE) => PropValue::Bool(true),
-                            Header::Simple(simple::FALSE) => PropValue::Bool(false),
-                            Header::Float(x) => PropValue::Number(x),
-                            Header::Positive(x) => PropValue::Number(x as f64),
-                            Header::Negative(x) => PropValue::Number(-1.0 - x as f64),
-                            h @ Header::Text(_) => {
-                                PropValue::Text(self.text_from(h, || f("props")().with_key(&k))?)
-                            }
-                            _ => {
-                                return Err(wrong(
-                                    f("props")().with_key(&k),
-                                    "null, a boolean, a number or text",
-                                ));
-                            }
-                        };
-                        props.push((k, v));
-                    }
-                }
+                key::PROPS => self.props(&mut props, f("props"))?,
                 _ => self.skip(1)?,
             }
         }
@@ -785,7 +832,7 @@ impl Reader<'_> {
     }
 }
 
-fn wrong(field: Field, expected: &'static str) -> WireError {
+pub(crate) fn wrong(field: Field, expected: &'static str) -> WireError {
     WireError::WrongType { field, expected }
 }
 

@@ -28,11 +28,11 @@ pub enum WireError {
         detail: String,
     },
     /// The batch declares a format version this build does not read.
-    #[error("unsupported format version {found}; this collector reads version {supported}")]
+    #[error("unsupported format version {found}; the newest this receiver reads is {supported}")]
     Version {
         /// The version in the batch.
         found: u64,
-        /// The version this crate reads.
+        /// The newest version this crate reads in the batch's encoding.
         supported: u8,
     },
     /// A field holds a value of the wrong CBOR/JSON type.

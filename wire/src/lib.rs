@@ -42,6 +42,7 @@ mod model;
 pub mod sample;
 #[cfg(feature = "std")]
 pub mod session;
+pub mod v2;
 pub mod validate;
 
 #[cfg(feature = "std")]
@@ -49,8 +50,8 @@ pub use enrich::{EnrichedEvent, Geo, RequestContext};
 pub use error::{Field, WireError};
 pub use limits::{Limits, MAX_AHEAD_MS, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 pub use model::{
-    Click, EventKind, FIXED, FORMAT_VERSION, IN_FLOW, Id, PropValue, Props, RawBatch, RawEvent,
-    STICKY, Size,
+    Click, EventKind, FIXED, FORMAT_VERSION, FORMAT_VERSION_2, IN_FLOW, Id, PropValue, Props,
+    RawBatch, RawEvent, STICKY, Size,
 };
 
 /// The encodings a receiver accepts, chosen by `Content-Type`.

@@ -11,8 +11,13 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-/// The only batch format version this crate reads and writes.
+/// Batch format version 1: one self-contained map per event ([`crate::cbor`]), and the JSON
+/// form's version. Read forever: cached trackers keep sending it.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// Batch format version 2: page contexts, a string table and time deltas ([`crate::v2`]);
+/// CBOR only. A batch decoded from it says so in [`RawBatch::version`].
+pub const FORMAT_VERSION_2: u8 = 2;
 
 /// A 128-bit identifier (event id, batch id), random per event so retries are idempotent.
 ///
@@ -74,7 +79,8 @@ impl<'de> Deserialize<'de> for Id {
 /// A batch of events from one page of one site, as the tracker sends it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RawBatch {
-    /// Key 0. Format version; [`FORMAT_VERSION`].
+    /// Key 0. Format version: [`FORMAT_VERSION`], or [`FORMAT_VERSION_2`] when decoded from
+    /// v2. The encoders write their own ([`crate::cbor::encode`] 1, [`crate::v2::encode`] 2).
     pub version: u8,
     /// Key 1. The site id the events belong to (registered in the collector's config).
     pub site_id: String,
