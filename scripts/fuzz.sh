@@ -12,7 +12,7 @@ cd "$root"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(cbor_decode json_decode ingest)
+[ ${#targets[@]} -gt 0 ] || targets=(cbor_decode v2_decode json_decode ingest)
 want=0.13.1
 if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
   cargo install cargo-fuzz --version "$want" --locked
@@ -25,6 +25,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "fuzz/artifacts/$t"
   case $t in
     cbor_decode) cp -n wire/tests/fixtures/*.cbor "$corpus/" 2>/dev/null || true ;;
+    # The target writes the v2 head itself (its size from the first byte): the fixtures
+    # without their first three bytes, behind that byte.
+    v2_decode) for f in wire/tests/fixtures/*.v2.cbor; do
+                 { head -c1 "$f"; tail -c +4 "$f"; } >"$corpus/$(basename "$f")"; done ;;
     json_decode) cp -n wire/tests/fixtures/*.json "$corpus/" 2>/dev/null || true ;;
     ingest) for f in wire/tests/fixtures/*.cbor; do { printf '\001\004'; cat "$f"; } >"$corpus/$(basename "$f")"; done
             for f in wire/tests/fixtures/*.json; do { printf '\002\004'; cat "$f"; } >"$corpus/$(basename "$f")"; done ;;

@@ -1,10 +1,12 @@
-//! Golden fixtures: `fixtures/NAME.cbor` with its `NAME.json` twin. Both decode to the same batch,
-//! encoding that batch gives the committed bytes back, and every truncation and every two-way
-//! split of the CBOR bytes is handled without a panic (truncations must be errors).
+//! Golden fixtures: `fixtures/NAME.cbor` with its `NAME.json` twin, and `NAME.v2.cbor`, the same
+//! batch in format v2. The v1 pair decode to the same batch, the v2 bytes to that batch as v2
+//! holds it ([`super::roundtrip::as_v2`]); encoding gives the committed bytes back; and every
+//! truncation and every two-way split of the CBOR bytes of both versions is handled without a
+//! panic (truncations must be errors).
 //!
 //! `PATHLIGHT_BLESS=1 cargo test -p pathlight-wire` rewrites the fixtures from the code.
 
-use pathlight_wire::{Limits, RawBatch, cbor, json};
+use pathlight_wire::{Limits, RawBatch, cbor, json, v2};
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
@@ -56,21 +58,56 @@ fn fixtures_match_the_code_and_each_other() {
         let from_json = json::decode(&std::fs::read(&json_path).unwrap(), None, &limits).unwrap();
         assert_eq!(from_cbor, batch, "{name}: CBOR fixture");
         assert_eq!(from_json, batch, "{name}: JSON twin");
+
+        let v2_path = dir().join(format!("{name}.v2.cbor"));
+        let encoded = v2::encode(&batch);
+        if bless {
+            std::fs::write(&v2_path, &encoded).unwrap();
+        }
+        let golden = std::fs::read(&v2_path).unwrap_or_else(|e| panic!("{v2_path:?}: {e}"));
+        assert_eq!(
+            encoded, golden,
+            "{name}: v2 encoder output changed; bless only on purpose"
+        );
+        let from_v2 = cbor::decode(&golden, &limits).unwrap();
+        assert_eq!(
+            from_v2,
+            super::roundtrip::as_v2(&batch, &from_v2),
+            "{name}: v2 fixture"
+        );
+        assert_eq!(v2::encode(&from_v2), golden, "{name}: v2 re-encoded");
     }
+}
+
+/// Both versions' bytes of every case, with the batch each decodes to.
+fn encoded_cases() -> Vec<(String, Vec<u8>, RawBatch)> {
+    let limits = Limits::default();
+    cases()
+        .into_iter()
+        .flat_map(|(name, batch)| {
+            let two = v2::encode(&batch);
+            let from_two = cbor::decode(&two, &limits).unwrap();
+            [
+                (name.to_string(), cbor::encode(&batch), batch),
+                (format!("{name}.v2"), two, from_two),
+            ]
+        })
+        .collect()
 }
 
 #[test]
 fn every_truncation_is_an_error_and_never_a_panic() {
     let limits = Limits::default();
-    for (name, batch) in cases() {
-        let bytes = cbor::encode(&batch);
+    for (name, bytes, _) in encoded_cases() {
         for cut in 0..bytes.len() {
             assert!(
-                cbor::decode(&bytes[..cut], &limits).is_err(),
+                cbor::decode_with_refused(&bytes[..cut], &limits).is_err(),
                 "{name}: a batch cut at {cut} of {} bytes decoded",
                 bytes.len()
             );
         }
+    }
+    for (name, batch) in cases() {
         let json = json::encode(&batch);
         for cut in 0..json.len() {
             assert!(
@@ -86,8 +123,7 @@ fn every_split_reassembles_to_the_same_batch() {
     // A receiver that gets the body in two chunks and joins them must see the same batch; a
     // decoder fed either half alone must fail cleanly.
     let limits = Limits::default();
-    for (name, batch) in cases() {
-        let bytes = cbor::encode(&batch);
+    for (name, bytes, batch) in encoded_cases() {
         for split in 1..bytes.len() {
             let (a, b) = bytes.split_at(split);
             assert!(cbor::decode(a, &limits).is_err(), "{name}: head at {split}");
@@ -105,12 +141,14 @@ fn every_split_reassembles_to_the_same_batch() {
 #[test]
 fn every_single_byte_corruption_is_handled() {
     let limits = Limits::default();
-    let bytes = cbor::encode(&super::typical_batch());
-    for i in 0..bytes.len() {
-        for flip in [0x01u8, 0x20, 0x80, 0xff] {
-            let mut b = bytes.clone();
-            b[i] ^= flip;
-            let _ = cbor::decode(&b, &limits);
+    let batch = super::typical_batch();
+    for bytes in [cbor::encode(&batch), v2::encode(&batch)] {
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x20, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                let _ = cbor::decode_with_refused(&b, &limits);
+            }
         }
     }
 }

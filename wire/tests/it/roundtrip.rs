@@ -1,7 +1,9 @@
-//! Property tests: any batch the model can hold survives CBOR and JSON unchanged.
+//! Property tests: any batch the model can hold survives CBOR v1 and JSON unchanged, and v2
+//! as v2 holds it ([`as_v2`]), with v2's encoding a fixed point.
 
 use pathlight_wire::{
-    Click, EventKind, Id, Limits, PropValue, Props, RawBatch, RawEvent, Size, cbor, json,
+    Click, EventKind, FORMAT_VERSION_2, Id, Limits, PropValue, Props, RawBatch, RawEvent, Size,
+    cbor, json, v2,
 };
 use proptest::prelude::*;
 
@@ -150,6 +152,53 @@ fn normalise(mut b: RawBatch) -> RawBatch {
     b
 }
 
+/// `b` as format v2 holds it, checked against `decoded`, what v2 gave back: version 2, event
+/// ids derived from the batch id, empty optional strings absent, and each click's geometry on
+/// the quarter-pixel grid. Its `x` and `y` must be within 1 px of the model's, and its offset
+/// inside the box (`rel_x` × 4 × width, quarter px) the model's fraction rounded, or, where
+/// that would move the click by more than a pixel, `x` itself; `decoded`'s geometry is then
+/// taken as the expected one.
+pub fn as_v2(b: &RawBatch, decoded: &RawBatch) -> RawBatch {
+    let mut want = normalise(b.clone());
+    want.version = FORMAT_VERSION_2;
+    for (i, e) in want.events.iter_mut().enumerate() {
+        e.id = v2::event_id(b.batch_id, i);
+        let got = decoded.events.get(i).map(|e| &e.kind);
+        if let (EventKind::Click(c), Some(EventKind::Click(got))) = (&mut e.kind, got) {
+            let [bx, by, bw, bh] = c.element_box;
+            assert!(
+                c.x.abs_diff(got.x) <= 1 && c.y.abs_diff(got.y) <= 1,
+                "event {i}: ({}, {}) came back as ({}, {})",
+                c.x,
+                c.y,
+                got.x,
+                got.y
+            );
+            on_the_grid(c.rel_x, got.rel_x, c.x, bx, bw);
+            on_the_grid(c.rel_y, got.rel_y, c.y, by, bh);
+            (c.x, c.y, c.rel_x, c.rel_y) = (got.x, got.y, got.rel_x, got.rel_y);
+        }
+    }
+    want
+}
+
+/// One axis of [`as_v2`]'s check of a click.
+fn on_the_grid(rel: f32, got_rel: f32, pos: i32, start: i32, size: i32) {
+    if size == 0 {
+        assert_eq!(got_rel, 0.0, "an empty box has no fraction");
+        return;
+    }
+    let sent = f64::from(got_rel) * 4.0 * f64::from(size);
+    let from_rel = f64::from(rel) * 4.0 * f64::from(size);
+    let from_pos = (f64::from(pos) - f64::from(start)) * 4.0;
+    // Half a quarter pixel of rounding, and the f32 the fraction comes back as.
+    let slack = 0.5 + sent.abs() * 1e-6;
+    assert!(
+        (sent - from_rel).abs() <= slack || (sent - from_pos).abs() <= slack,
+        "offset {sent} is neither {from_rel} (rel {rel}) nor {from_pos} (pos {pos}, box {start}+{size})"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -167,8 +216,31 @@ proptest! {
     }
 
     #[test]
+    fn v2_round_trip(b in batch()) {
+        let limits = Limits { max_events: 10, ..Limits::default() };
+        let bytes = v2::encode(&b);
+        let back = cbor::decode(&bytes, &limits).unwrap();
+        prop_assert_eq!(&back, &as_v2(&b, &back));
+        prop_assert_eq!(v2::encode(&back), bytes);
+    }
+
+    #[test]
+    fn v2_of_a_batch_from_v1_is_the_same(b in batch()) {
+        let limits = Limits { max_events: 10, ..Limits::default() };
+        let from_v1 = cbor::decode(&cbor::encode(&b), &limits).unwrap();
+        prop_assert_eq!(v2::encode(&from_v1), v2::encode(&b));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = cbor::decode(&bytes, &Limits::default());
         let _ = json::decode(&bytes, Some("demo"), &Limits::default());
+    }
+
+    #[test]
+    fn arbitrary_v2_bodies_never_panic(keys in 0u8..8, bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        // A v2 head (a map whose first key is 0 => 2), so the rest is read as v2.
+        let body = [&[0xa0 | keys, 0x00, 0x02][..], &bytes].concat();
+        let _ = cbor::decode_with_refused(&body, &Limits::default());
     }
 }
