@@ -2,15 +2,19 @@
 //!
 //! # The path of an event through this crate
 //!
-//! 1. The tracker builds a [`RawBatch`] of [`RawEvent`]s and [`cbor::encode`]s it: maps with
-//!    small integer keys, ids as 16 raw bytes (see `FORMAT.md`, which has the CDDL).
+//! 1. The tracker builds a [`RawBatch`] of [`RawEvent`]s and [`v2::encode`]s it: each page
+//!    context and each repeated string once, events as arrays of small integers and string
+//!    indexes (see `FORMAT.md`, which has the CDDL). [`cbor::encode`] writes version 1, maps
+//!    with small integer keys, which older trackers send.
 //! 2. A receiver (collector or edge worker) calls [`decode_with_refused`] with the body and its
 //!    content type: an event it cannot read (a kind it does not know, a field of the wrong type)
 //!    is set aside with its reason and the others kept; [`decode`] refuses the batch for it.
-//!    CBOR goes through [`cbor::decode_with_refused`], JSON (full batch form or the simple array
-//!    that existing senders use) through [`json::decode_with_refused`]. Decoding checks
-//!    structure and types and never allocates more than the body's size (properties: at most
-//!    `max_props` per event); a malformed body is a [`WireError`] naming the field.
+//!    CBOR goes through [`cbor::decode_with_refused`] (v1 or v2, told apart by the first key's
+//!    value), JSON (full batch form or the simple array that existing senders use) through
+//!    [`json::decode_with_refused`]. Decoding checks structure and types and never allocates
+//!    more than the body's size allows (properties: at most `max_props` per event; v2's strings
+//!    copied into events: at most 8 times the body limit); a malformed body is a [`WireError`]
+//!    naming the field.
 //! 3. [`validate::validate_envelope`] checks the batch, [`validate::validate_event`] each event,
 //!    against explicit [`Limits`]: string lengths, coordinate ranges, clock skew, and its
 //!    corrected time ([`validate::corrected_time`]) against the receipt: older than the
