@@ -31,7 +31,8 @@ for t in "${targets[@]}"; do
                  { head -c1 "$f"; tail -c +4 "$f"; } >"$corpus/$(basename "$f")"; done ;;
     json_decode) cp -n wire/tests/fixtures/*.json "$corpus/" 2>/dev/null || true ;;
     ingest) for f in wire/tests/fixtures/*.cbor; do { printf '\001\004'; cat "$f"; } >"$corpus/$(basename "$f")"; done
-            for f in wire/tests/fixtures/*.json; do { printf '\002\004'; cat "$f"; } >"$corpus/$(basename "$f")"; done ;;
+            for f in wire/tests/fixtures/*.json; do { printf '\002\004'; cat "$f"; } >"$corpus/$(basename "$f")"; done
+            for f in wire/tests/fixtures/*.v2.cbor; do { printf '\001\004'; gzip -c "$f"; } >"$corpus/$(basename "$f").gz"; done ;;
   esac
   log=$(mktemp)
   status=0

@@ -163,11 +163,15 @@ fn limits(settings: &Settings) -> Limits {
 const LINGER_BYTES: usize = 1 << 20;
 
 /// The collector's refusals by headers alone (`rules::precheck`), before a body of at most
-/// `max` bytes is read. A refused body is still read, up to [`LINGER_BYTES`], unless it is
+/// `max` bytes is read (`gzip`: the route inflates gzip bodies, as batches do). A refused body is still read, up to [`LINGER_BYTES`], unless it is
 /// declared larger: answering while the client is still sending makes the runtime reset the
 /// connection, and the client sees a network error instead of the JSON reason (the edge tests
 /// hit it once, a 600 KiB body through miniflare).
-async fn precheck(req: &mut Request, max: usize) -> std::result::Result<(), IngestError> {
+async fn precheck(
+    req: &mut Request,
+    max: usize,
+    gzip: bool,
+) -> std::result::Result<(), IngestError> {
     let h = req.headers();
     let header = |name: &str| h.get(name).ok().flatten();
     let declared = header("Content-Length");
@@ -175,6 +179,7 @@ async fn precheck(req: &mut Request, max: usize) -> std::result::Result<(), Inge
         declared.as_deref(),
         header("Content-Encoding").as_deref(),
         max,
+        gzip,
     );
     if refused.is_err()
         && declared
@@ -189,12 +194,13 @@ async fn precheck(req: &mut Request, max: usize) -> std::result::Result<(), Inge
 async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let limits = limits(settings);
     let received_at = worker::Date::now().as_millis();
-    if let Err(e) = precheck(&mut req, limits.max_batch_bytes).await {
+    if let Err(e) = precheck(&mut req, limits.max_batch_bytes, true).await {
         return error(&e);
     }
     let h = req.headers();
     let header = |name: &str| h.get(name).ok().flatten();
     let content_type = header("Content-Type");
+    let content_encoding = header("Content-Encoding");
     let origin = header("Origin");
     let user_agent = header("User-Agent");
     let (x_api_key, authorization) = (header("X-API-Key"), header("Authorization"));
@@ -209,6 +215,7 @@ async fn batch(mut req: Request, env: &Env, settings: &Settings) -> Result<Respo
     let request = IngestRequest {
         body: &body,
         content_type: content_type.as_deref(),
+        content_encoding: content_encoding.as_deref(),
         site: site.as_deref(),
         origin: origin.as_deref(),
         ip,
@@ -262,7 +269,7 @@ async fn identify(mut req: Request, env: &Env, settings: &Settings) -> Result<Re
     use pathlight_ingest::identify::{self as id, MAX_BYTES};
     let limits = limits(settings);
     let received_at = worker::Date::now().as_millis();
-    if let Err(e) = precheck(&mut req, MAX_BYTES).await {
+    if let Err(e) = precheck(&mut req, MAX_BYTES, false).await {
         return error(&e);
     }
     let h = req.headers();

@@ -1,6 +1,7 @@
-//! The collector's stages before storage (decode → authorize → validate → rate-limit →
-//! enrich → flatten → RowBinary) on arbitrary requests: never panic, and every accepted event
-//! becomes exactly one row. The first byte picks the content type, the second the origin.
+//! The collector's stages before storage (inflate → decode → authorize → validate →
+//! rate-limit → enrich → flatten → RowBinary) on arbitrary requests: never panic, and every
+//! accepted event becomes exactly one row. The first byte picks the content type, `?site=` and
+//! `Content-Encoding: gzip`, the second the origin.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -34,6 +35,8 @@ fuzz_target!(|data: &[u8]| {
     let req = IngestRequest {
         body,
         content_type,
+        // Gzip bodies are found by their first bytes too; the header makes any body one.
+        content_encoding: (kind & 8 != 0).then_some("gzip"),
         site: (kind & 4 != 0).then_some("shop"),
         origin: [
             None,

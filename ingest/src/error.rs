@@ -16,10 +16,21 @@ pub enum IngestError {
     /// `Content-Type` is neither CBOR nor JSON.
     #[error("unsupported content type {0:?}; send application/cbor or application/json")]
     UnsupportedMediaType(String),
-    /// `Content-Encoding` other than identity: compressed bodies are not accepted, so a
-    /// small request cannot expand into a large one (decompression bomb).
-    #[error("unsupported content encoding {0:?}; send the body uncompressed")]
+    /// `Content-Encoding` other than identity, and for batches gzip: no other compression is
+    /// inflated.
+    #[error("unsupported content encoding {0:?}; send the body uncompressed or as gzip")]
     UnsupportedEncoding(String),
+    /// A gzip body inflates to more than the largest batch: refused as soon as it passes the
+    /// cap, so that a small request cannot expand into a large one (decompression bomb).
+    #[error("the gzip body inflates to more than {max} bytes")]
+    InflatedTooLarge {
+        /// The cap, bytes: the largest batch.
+        max: usize,
+    },
+    /// A gzip body is broken: its header, its deflate data, the CRC-32 or length in its
+    /// trailer, or it ends early.
+    #[error("corrupt gzip body: {0}")]
+    CorruptGzip(String),
     /// The body did not arrive within `http.body_timeout_ms` (a slow or stalled client).
     #[error("the request body did not arrive in time")]
     BodyTimeout,
@@ -94,8 +105,11 @@ impl IngestError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            IngestError::Wire(WireError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Wire(_) | IngestError::Body(_) => StatusCode::BAD_REQUEST,
+            IngestError::Wire(WireError::TooLarge { .. })
+            | IngestError::InflatedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Wire(_) | IngestError::Body(_) | IngestError::CorruptGzip(_) => {
+                StatusCode::BAD_REQUEST
+            }
             IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -135,6 +149,8 @@ impl IngestError {
             IngestError::Wire(e) => e.reason(),
             IngestError::UnsupportedMediaType(_) => "unsupported_media_type",
             IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
+            IngestError::InflatedTooLarge { .. } => "inflated_too_large",
+            IngestError::CorruptGzip(_) => "corrupt_gzip",
             IngestError::BodyTimeout => "body_timeout",
             IngestError::UnknownSite(_) => "unknown_site",
             IngestError::OriginNotAllowed { .. } => "origin_not_allowed",

@@ -3,11 +3,12 @@
 //!
 //! # The path of an event through this crate
 //!
-//! 1. The receiver describes the request as an [`IngestRequest`] (body, content type, origin,
-//!    client address) and calls [`check`]: *decode* by content type
-//!    (`pathlight_wire::decode_with_refused`: an event it cannot read is refused alone),
-//!    *authorize* (envelope, known site, allowed origin), *validate* each event on its own
-//!    (its fields, and its page on one of the site's hosts).
+//! 1. The receiver describes the request as an [`IngestRequest`] (body, content type and
+//!    encoding, origin, client address) and calls [`check`]: *inflate* a gzip body under the
+//!    batch size cap ([`gzip`]: a zip bomb is a 413, broken gzip a 400), *decode* by content
+//!    type (`pathlight_wire::decode_with_refused`, CBOR v1 or v2, or JSON: an event it cannot
+//!    read is refused alone), *authorize* (envelope, known site, allowed origin), *validate*
+//!    each event on its own (its fields, and its page on one of the site's hosts).
 //!    A batch whose every event is bad is refused with the first event's reason.
 //! 2. The receiver applies what is its own (the collector's rate limits), then [`enrich`]
 //!    turns the good events into [`EventRow`]s with `pathlight_wire::enrich` and the
@@ -22,6 +23,7 @@
 
 pub mod delivery;
 pub mod error;
+pub mod gzip;
 pub mod hex;
 pub mod identify;
 pub mod keys;

@@ -6,12 +6,14 @@ use crate::error::IngestError;
 use pathlight_wire::WireError;
 
 /// Refusals the headers alone decide, before any of the body is read: a declared length over
-/// `max_bytes` (so a client cannot make us buffer more than the limit), or a compressed body (a
-/// small request must not expand into a large one).
+/// `max_bytes` (so a client cannot make us buffer more than the limit), or a compressed body
+/// other than gzip on a route that inflates it (`gzip`: batches, under a cap,
+/// [`crate::gzip`]); other routes take uncompressed bodies only.
 pub fn precheck(
     content_length: Option<&str>,
     content_encoding: Option<&str>,
     max_bytes: usize,
+    gzip: bool,
 ) -> Result<(), IngestError> {
     if let Some(size) = content_length
         .and_then(|v| v.trim().parse::<usize>().ok())
@@ -19,7 +21,10 @@ pub fn precheck(
     {
         return Err(too_large(size, max_bytes));
     }
-    if let Some(enc) = content_encoding.filter(|e| !e.trim().eq_ignore_ascii_case("identity")) {
+    let accepted = |e: &&str| {
+        e.trim().eq_ignore_ascii_case("identity") || gzip && crate::gzip::is_gzip_encoding(e)
+    };
+    if let Some(enc) = content_encoding.filter(|e| !accepted(e)) {
         return Err(IngestError::UnsupportedEncoding(enc.to_owned()));
     }
     Ok(())
@@ -78,12 +83,24 @@ mod tests {
 
     #[test]
     fn headers_refuse_before_the_body() {
-        assert_eq!(precheck(Some("11"), None, 10).unwrap_err().status(), 413);
         assert_eq!(
-            precheck(Some("10"), Some("gzip"), 10).unwrap_err().status(),
+            precheck(Some("11"), None, 10, true).unwrap_err().status(),
+            413
+        );
+        assert_eq!(
+            precheck(Some("10"), Some("gzip"), 10, false)
+                .unwrap_err()
+                .status(),
             415
         );
-        assert!(precheck(Some("x"), Some("Identity"), 10).is_ok());
+        assert!(precheck(Some("10"), Some(" GZip"), 10, true).is_ok());
+        assert!(precheck(Some("10"), Some("x-gzip"), 10, true).is_ok());
+        let br = precheck(Some("10"), Some("br"), 10, true).unwrap_err();
+        assert_eq!(
+            (br.status().as_u16(), br.reason()),
+            (415, "unsupported_encoding")
+        );
+        assert!(precheck(Some("x"), Some("Identity"), 10, false).is_ok());
         assert_eq!(
             site_param(Some("a=1&site=sh%20op")).as_deref(),
             Some("sh op")

@@ -13,10 +13,14 @@ use std::net::IpAddr;
 /// What a transport knows about one batch request.
 #[derive(Debug, Default)]
 pub struct IngestRequest<'a> {
-    /// The body, already bounded by `limits.max_batch_bytes`.
+    /// The body as received, already bounded by `limits.max_batch_bytes`: gzip (by its first
+    /// bytes or `content_encoding`) is inflated by [`check`], to at most as many bytes.
     pub body: &'a [u8],
-    /// `Content-Type`, if sent.
+    /// `Content-Type`, if sent: the encoding of the (inflated) body.
     pub content_type: Option<&'a str>,
+    /// `Content-Encoding`, if sent: `gzip` (or `x-gzip`) says the body is gzip; any other but
+    /// `identity` is refused by [`crate::rules::precheck`] before the body is read.
+    pub content_encoding: Option<&'a str>,
     /// `?site=`, if given.
     pub site: Option<&'a str>,
     /// `Origin`, if sent (browsers do on cross-origin requests).
@@ -131,8 +135,9 @@ impl<S> Checked<'_, S> {
     }
 }
 
-/// Stages 1–2: bytes → batch, the site and origin, each event's validity. `counted` is set to
-/// the number of events a refusal of the whole batch should be counted as in metrics.
+/// Stages 1–2: bytes → batch (a gzip body inflated first, [`crate::gzip`]), the site and
+/// origin, each event's validity. `counted` is set to the number of events a refusal of the
+/// whole batch should be counted as in metrics.
 pub fn check<'s, S: SiteRules>(
     req: &IngestRequest<'_>,
     limits: &Limits,
@@ -142,8 +147,9 @@ pub fn check<'s, S: SiteRules>(
     let encoding = Encoding::from_content_type(req.content_type).ok_or_else(|| {
         IngestError::UnsupportedMediaType(req.content_type.unwrap_or("").to_owned())
     })?;
+    let body = crate::gzip::body(req.body, req.content_encoding, limits.max_batch_bytes)?;
     let (batch, unreadable) =
-        pathlight_wire::decode_with_refused(req.body, encoding, req.site, limits)?;
+        pathlight_wire::decode_with_refused(&body, encoding, req.site, limits)?;
     *counted = batch.events.len().max(1);
     validate_envelope(&batch, limits)?;
     let site = sites
@@ -300,6 +306,59 @@ mod tests {
         );
         assert_eq!(ack["rejected"][1]["index"], 1);
         assert_eq!(ack["rejected"][1]["reason"], "in_future");
+    }
+
+    #[test]
+    fn gzip_bodies_are_inflated_under_the_batch_cap() {
+        use pathlight_wire::{sample, v2};
+        let sites = HashMap::from([("demo".to_owned(), AnyOrigin(vec!["*".into()]))]);
+        let limits = Limits::default();
+        let batch = sample::typical_batch();
+        let plain = v2::encode(&batch);
+        let gz = crate::gzip::gzip(&plain);
+        let req = |body, content_type, content_encoding| IngestRequest {
+            body,
+            content_type,
+            content_encoding,
+            received_at: batch.sent_at,
+            ..IngestRequest::default()
+        };
+        // Raw bytes without headers, as a beacon sends them, or said by Content-Encoding;
+        // the content type is the inflated body's.
+        for (ct, ce) in [
+            (None, None),
+            (Some("application/cbor"), Some("gzip")),
+            (Some("text/plain"), None),
+        ] {
+            let checked = check(&req(&gz, ct, ce), &limits, &sites, &mut 0);
+            match ct {
+                Some("text/plain") => {
+                    let e = checked.err().unwrap();
+                    assert_eq!((e.status().as_u16(), e.reason()), (400, "malformed"));
+                }
+                _ => {
+                    let c = checked.unwrap();
+                    assert_eq!((c.batch.version, c.good()), (2, 5), "{ct:?} {ce:?}");
+                }
+            }
+        }
+        // Inflating past the largest batch is a 413 of its own; a body said to be gzip that
+        // is not, a 400.
+        let small = Limits {
+            max_batch_bytes: plain.len() - 1,
+            ..Limits::default()
+        };
+        let e = check(&req(&gz, None, None), &small, &sites, &mut 0)
+            .err()
+            .unwrap();
+        assert_eq!(
+            (e.status().as_u16(), e.reason()),
+            (413, "inflated_too_large")
+        );
+        let e = check(&req(&plain, None, Some("gzip")), &limits, &sites, &mut 0)
+            .err()
+            .unwrap();
+        assert_eq!((e.status().as_u16(), e.reason()), (400, "corrupt_gzip"));
     }
 
     #[test]

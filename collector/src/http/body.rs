@@ -115,19 +115,20 @@ pub async fn drain<B: ReqBody>(body: B, max: usize) {
 }
 
 /// The body of a request to an ingest route, at most `max` bytes, read by [`read_body`] once
-/// its headers pass `rules::precheck` (a declared size within `max`, no encoding). A body
-/// refused by its headers is read and dropped first ([`linger`]), so the client reads the
-/// refusal.
+/// its headers pass `rules::precheck` (a declared size within `max`, no encoding but gzip
+/// where the route inflates it: `gzip`). A body refused by its headers is read and dropped
+/// first ([`linger`]), so the client reads the refusal.
 pub async fn checked_body<B: ReqBody>(
     app: &App,
     peer: std::net::IpAddr,
     headers: &http::HeaderMap,
     body: B,
     max: usize,
+    gzip: bool,
 ) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), IngestError> {
     let declared = super::header_str(headers, http::header::CONTENT_LENGTH);
     let encoding = super::header_str(headers, http::header::CONTENT_ENCODING);
-    if let Err(e) = rules::precheck(declared, encoding, max) {
+    if let Err(e) = rules::precheck(declared, encoding, max, gzip) {
         linger(app, peer, declared, body).await;
         return Err(e);
     }

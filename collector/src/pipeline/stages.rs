@@ -206,6 +206,7 @@ mod tests {
         let req = IngestRequest {
             body: &body,
             content_type: Some("application/cbor"),
+            content_encoding: None,
             site: None,
             origin: None,
             ip: Some("198.51.100.7".parse().unwrap()),

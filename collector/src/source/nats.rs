@@ -114,8 +114,9 @@ async fn handle(
             .map(|v| v.as_str().to_owned())
     };
     let delivered = m.info().map_or(1, |i| i.delivered);
-    let (content_type, user_agent, ip) = (
+    let (content_type, content_encoding, user_agent, ip) = (
         header("Content-Type"),
+        header("Content-Encoding"),
         header("User-Agent"),
         header("Pathlight-Client-Ip"),
     );
@@ -123,6 +124,8 @@ async fn handle(
         body: &m.payload,
         // Producers publish text: JSON unless they say otherwise.
         content_type: Some(content_type.as_deref().unwrap_or("application/json")),
+        // A producer may publish gzip too: by its first bytes, or by its header.
+        content_encoding: content_encoding.as_deref(),
         site: Some(&site),
         origin: None,
         ip: ip.and_then(|v| v.trim().parse().ok()),

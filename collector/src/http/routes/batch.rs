@@ -38,7 +38,8 @@ async fn read_and_ingest<B: ReqBody>(
         e
     };
     let (parts, body) = req.into_parts();
-    let (body, _held) = checked_body(app, peer.ip(), &parts.headers, body, max)
+    // Gzip bodies are inflated by the pipeline (`pathlight_ingest::gzip`), under the same cap.
+    let (body, _held) = checked_body(app, peer.ip(), &parts.headers, body, max, true)
         .await
         .map_err(early)?;
     let h = &parts.headers;
@@ -47,6 +48,7 @@ async fn read_and_ingest<B: ReqBody>(
     let request = IngestRequest {
         body: &body,
         content_type: header_str(h, header::CONTENT_TYPE),
+        content_encoding: header_str(h, header::CONTENT_ENCODING),
         site: site.as_deref(),
         origin: header_str(h, header::ORIGIN),
         ip: Some(client_ip(opts, peer, h)),

@@ -39,7 +39,8 @@ async fn read_and_identify<B: ReqBody>(
         e
     };
     let (parts, body) = req.into_parts();
-    let (body, _held) = checked_body(app, peer.ip(), &parts.headers, body, identify::MAX_BYTES)
+    let max = identify::MAX_BYTES;
+    let (body, _held) = checked_body(app, peer.ip(), &parts.headers, body, max, false)
         .await
         .map_err(early)?;
     let h = &parts.headers;
