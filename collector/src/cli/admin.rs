@@ -35,8 +35,7 @@ pub fn migrate(
             DialectArg::Legacy => Dialect::LEGACY,
             DialectArg::Modern => Dialect::MODERN,
         };
-        print!("{}", migrations::script(dialect, &config.clickhouse));
-        return Ok(());
+        return emit(&migrations::script(dialect, &config.clickhouse));
     }
     rt.block_on(async {
         let dialect = clickhouse::connect(&config.clickhouse, Duration::from_secs(30)).await?;
@@ -53,10 +52,63 @@ pub fn migrate(
     })
 }
 
-/// Prints the configuration with every default filled in.
+/// Prints the configuration with every default filled in, its secrets left empty: the output
+/// gets pasted into tickets and chats, and a secret there must be replaced everywhere. A first
+/// line names the secrets that are set.
 pub fn print_config(config: &Config) -> anyhow::Result<()> {
-    print!("{}", toml::to_string_pretty(config)?);
-    Ok(())
+    let mut value = toml::Value::try_from(config)?;
+    let mut hidden = Vec::new();
+    hide_secrets(&mut value, "", &mut hidden);
+    let mut text = String::new();
+    if !hidden.is_empty() {
+        text.push_str("# Set but not printed: ");
+        text.push_str(&hidden.join(", "));
+        text.push('\n');
+    }
+    text.push_str(&toml::to_string_pretty(&value)?);
+    emit(&text)
+}
+
+/// Config keys whose values are secrets, wherever they appear.
+const SECRET_KEYS: [&str; 3] = ["hash_secret", "password", "api_token"];
+
+/// Empties every non-empty secret under `value`, listing where it was (`sites[0].api_token`).
+fn hide_secrets(value: &mut toml::Value, path: &str, hidden: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, v) in table.iter_mut() {
+                let at = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if SECRET_KEYS.contains(&key.as_str()) && v.as_str().is_some_and(|s| !s.is_empty())
+                {
+                    *v = toml::Value::String(String::new());
+                    hidden.push(at);
+                } else {
+                    hide_secrets(v, &at, hidden);
+                }
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                hide_secrets(v, &format!("{path}[{i}]"), hidden);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Writes to standard output. A reader that went away (`pathlight sql | head`) ends the
+/// command quietly, as it does other Unix tools, where `print!` would panic.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
+    }
 }
 
 /// Prints a new random secret.
@@ -127,8 +179,33 @@ pub fn sql(config: &Config, args: SqlArgs) -> anyhow::Result<()> {
         filters.search = site.search.clone();
     }
     let timeout_ms = config.session_timeout_secs.saturating_mul(1000);
+    let mut text = String::new();
     for (name, sql) in crate::query::catalogue(&filters, timeout_ms) {
-        println!("-- {name}\n{sql};");
+        text.push_str(&format!("-- {name}\n{sql};\n"));
     }
-    Ok(())
+    emit(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_emptied_and_named() {
+        let mut value: toml::Value = toml::from_str(
+            "hash_secret = \"s3cret-s3cret-s3cret\"\n[clickhouse]\npassword = \"pw\"\nuser = \"u\"\n\
+             [[sites]]\nid = \"a\"\napi_token = \"\"\n[[sites]]\nid = \"b\"\napi_token = \"t\"\n",
+        )
+        .unwrap();
+        let mut hidden = Vec::new();
+        hide_secrets(&mut value, "", &mut hidden);
+        hidden.sort();
+        assert_eq!(
+            hidden,
+            ["clickhouse.password", "hash_secret", "sites[1].api_token"]
+        );
+        let text = toml::to_string(&value).unwrap();
+        assert!(!text.contains("s3cret") && !text.contains("\"pw\"") && !text.contains("\"t\""));
+        assert!(text.contains("user = \"u\""), "{text}");
+    }
 }
