@@ -1,13 +1,15 @@
 // The edge worker (issue 5) in workerd through miniflare, against a real ClickHouse 18.16 and
 // the real collector binary: queue delivery with Cloudflare's request data, retries while
 // ClickHouse is away, poison to the dead-letter queue, the collector's answers to bad input,
-// identical rows from the wire fixtures, the configured session timeout, direct mode's refusal
-// on 18.x, relay mode, and identify in each mode.
+// identical rows from the wire fixtures, a gzipped v2 batch as the tracker sends it, the
+// configured session timeout, direct mode's refusal on 18.x, relay mode, and identify in each
+// mode.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { after, before, test } from "node:test";
 import { SITES, startWorker } from "../lib/edge.mjs";
 import { eventually, root, startClickHouse, startCollector } from "../lib/stack.mjs";
@@ -154,6 +156,8 @@ test("bad input gets the collector's statuses and JSON reasons", async () => {
   const at = newer.findIndex((_, i) => start.every((b, j) => newer[i + j] === b));
   assert.ok(at > 0, "the click's kind in the fixture");
   newer[at + 1] = 0x06;
+  const badCrc = gzipSync(fixture("typical.v2.cbor"));
+  badCrc[badCrc.length - 8] ^= 1;
   // An hour ago: within both's retention window (PATHLIGHT_RETENTION_DAYS, retention_days).
   const hourAgo = Date.now() - 3_600_000;
   const simple = [
@@ -170,7 +174,11 @@ test("bad input gets the collector's statuses and JSON reasons", async () => {
     "a field of the wrong type in the simple form": { ...json(simple), path: "/v1/batch?site=demo" },
     "events out of the retention window": { ...json(outOfWindow), path: "/v1/batch?site=demo" },
     "unsupported content type": { method: "POST", body: "x", headers: { "content-type": "text/html" } },
-    "compressed body": { ...cbor(fixture("typical.cbor"), { "content-encoding": "gzip" }) },
+    "said gzip but is not": cbor(fixture("typical.cbor"), { "content-encoding": "gzip" }),
+    "a compression neither inflates": cbor(fixture("typical.cbor"), { "content-encoding": "br" }),
+    // 16 MiB of zeros in 16 KB: refused once past the 512 KiB of a batch.
+    "zip bomb": cbor(gzipSync(new Uint8Array(16 << 20))),
+    "gzip with a wrong CRC-32": cbor(badCrc),
     "declared too large": { method: "POST", body: new Uint8Array(600 * 1024), headers: { "content-type": "application/cbor" } },
     "truncated CBOR": cbor(fixture("typical.cbor").subarray(0, 100)),
     "not CBOR": cbor(new Uint8Array([0xff, 0x00, 0x13])),
@@ -202,6 +210,13 @@ test("bad input gets the collector's statuses and JSON reasons", async () => {
       assert.deepEqual(jb, ja, `${name}: body`);
     }
     if (name === "events out of the retention window") assert.equal(jb.reason, "too_old", tb);
+    const gzipReasons = {
+      "said gzip but is not": [400, "corrupt_gzip"],
+      "a compression neither inflates": [415, "unsupported_encoding"],
+      "zip bomb": [413, "inflated_too_large"],
+      "gzip with a wrong CRC-32": [400, "corrupt_gzip"],
+    };
+    if (gzipReasons[name]) assert.deepEqual([b.status, jb.reason], gzipReasons[name], tb);
   }
   // A body streamed without a Content-Length passes the length precheck: the worker reads it
   // chunk by chunk and refuses it once past the limit, without reading the rest. (The
@@ -272,6 +287,28 @@ test("the wire fixtures give identical rows through the worker and the collector
   assert.equal(new Set(collected.map((r) => `${r.site_id}/${r.visitor_id}`)).size, 2, "one visitor per site");
   // Nothing but the receipt time moved the event times.
   for (const s of shifts.values()) assert.equal(s.size, 1, `one shift per batch, got ${[...s]}`);
+});
+
+test("a gzipped v2 batch, sent as the tracker sends it, is stored", async () => {
+  migrate("edge_gzip");
+  const w = await worker({ CLICKHOUSE_URL: ch.url, CLICKHOUSE_DATABASE: "edge_gzip" });
+  // Raw bytes without a content type or an encoding header, as a beacon carries them.
+  const body = gzipSync(fixture("typical.v2.cbor"));
+  const { headers, ...init } = cbor(body);
+  const { "content-type": _, ...rest } = headers;
+  const r = await w.fetch("/v1/batch", { ...init, headers: rest });
+  assert.equal(r.status, 204, await r.text());
+  await eventually(async () => (await count("edge_gzip")) === 5, 15_000, "5 rows");
+  const rows = await ch.rows(
+    "SELECT toString(event_id) AS id, toString(event_type) AS type, x, y, selector FROM edge_gzip.events ORDER BY type",
+  );
+  // Ids derived from the batch id (ab × 16): its last two bytes XORed with index + 1.
+  assert.deepEqual(
+    rows.map((r) => r.id.slice(-4)).sort(),
+    ["abaa", "aba9", "aba8", "abaf", "abae"].sort(),
+  );
+  const click = rows.find((r) => r.type === "click");
+  assert.deepEqual([click.x, click.y, click.selector], [642, 1187, "#add-to-cart"]);
 });
 
 test("server-assigned sessions end after PATHLIGHT_SESSION_TIMEOUT_SECS", async () => {

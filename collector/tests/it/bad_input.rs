@@ -3,7 +3,7 @@
 
 use crate::{TestServer, batch_now, post};
 use pathlight_collector::config::SiteConfig;
-use pathlight_wire::{EventKind, RawBatch, cbor};
+use pathlight_wire::{EventKind, RawBatch, cbor, v2};
 
 /// A good batch with ids unique to `n`, so every one of them is stored.
 fn good(n: u8) -> Vec<u8> {
@@ -57,6 +57,12 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
         .unwrap();
     let url = server.url("/v1/batch");
     let typical = cbor::encode(&batch_now());
+    // The encoder writes its own version (`a5 00 01 …`): another one by hand.
+    let mut version_9 = typical.clone();
+    version_9[2] = 9;
+    let mut bad_crc = crate::gzip(&v2::encode(&batch_now()));
+    let crc_at = bad_crc.len() - 8;
+    bad_crc[crc_at] ^= 1;
 
     let cases: Vec<Case> = vec![
         ("empty body", None, vec![], 400, "empty", None),
@@ -64,7 +70,12 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
         ("text, not a batch", None, b"hello, collector".to_vec(), 400, "wrong_type", Some("batch")),
         ("not CBOR", None, vec![0xfc, 0x00, 0x01], 400, "malformed", None),
         ("truncated", None, typical[..typical.len() / 2].to_vec(), 400, "malformed", None),
-        ("wrong version", None, with(|b| b.version = 9), 400, "version", Some("version")),
+        ("wrong version", None, version_9, 400, "version", Some("version")),
+        // Gzip (by its first bytes, with no header, as the tracker's beacons): a bomb that
+        // would inflate to 16 MiB is refused once past the 512 KiB of a batch, and gzip with
+        // a wrong CRC-32 is broken.
+        ("zip bomb", None, crate::gzip(&vec![0; 16 << 20]), 413, "inflated_too_large", None),
+        ("corrupt gzip", None, bad_crc, 400, "corrupt_gzip", None),
         ("oversize body", None, vec![0xa0; 600 * 1024], 413, "too_large", None),
         (
             "too many events",
@@ -264,7 +275,9 @@ async fn each_bad_input_is_refused_with_its_reason_and_good_batches_still_land()
         r#"pathlight_events_rejected_total{reason="too_many_events"} 1"#,
         r#"pathlight_events_rejected_total{reason="unknown_site"} 5"#,
         r#"pathlight_events_rejected_total{reason="rate_limited"} 5"#,
-        r#"pathlight_http_requests_total{route="batch",status="413"} 1"#,
+        r#"pathlight_events_rejected_total{reason="inflated_too_large"} 1"#,
+        r#"pathlight_events_rejected_total{reason="corrupt_gzip"} 1"#,
+        r#"pathlight_http_requests_total{route="batch",status="413"} 2"#,
         r#"pathlight_events_accepted_total{kind="click"}"#,
         "pathlight_sink_latency_seconds_count",
         "pathlight_queue_depth_events 0",

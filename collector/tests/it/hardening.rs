@@ -48,10 +48,11 @@ async fn slow_compressed_and_oversized_requests_are_refused() {
 
     let client = reqwest::Client::new();
     let url = server.url("/v1/batch");
-    // Compressed bodies are not accepted (no decompression, so no bomb).
+    // Compressed bodies other than gzip (which is inflated under the batch cap) are not
+    // accepted; a body said to be gzip must be.
     let resp = client
         .post(&url)
-        .header("content-encoding", "gzip")
+        .header("content-encoding", "br")
         .body(vec![0x1f, 0x8b, 8, 0])
         .send()
         .await
@@ -59,6 +60,16 @@ async fn slow_compressed_and_oversized_requests_are_refused() {
     assert_eq!(resp.status(), 415);
     let json = crate::json_body(resp).await;
     assert_eq!(json["reason"], "unsupported_encoding");
+    let resp = client
+        .post(&url)
+        .header("content-encoding", "gzip")
+        .body(cbor::encode(&batch_now()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let json = crate::json_body(resp).await;
+    assert_eq!(json["reason"], "corrupt_gzip");
 
     // Headers past max_header_bytes (16 KiB by default).
     let resp = client
@@ -80,7 +91,7 @@ async fn slow_compressed_and_oversized_requests_are_refused() {
         204
     );
     let metrics = server.metrics().await;
-    for reason in ["body_timeout", "unsupported_encoding"] {
+    for reason in ["body_timeout", "unsupported_encoding", "corrupt_gzip"] {
         assert!(
             metrics.contains(&format!(
                 r#"pathlight_events_rejected_total{{reason="{reason}"}}"#

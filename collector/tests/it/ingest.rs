@@ -1,7 +1,7 @@
 //! Good batches in every form land in ClickHouse, enriched, exactly once.
 
 use crate::{TestServer, batch_now, post};
-use pathlight_wire::{cbor, json};
+use pathlight_wire::{Id, Limits, cbor, json, v2};
 use serde::Deserialize;
 
 const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
@@ -394,6 +394,68 @@ async fn events_outside_the_retention_window_are_refused_and_the_rest_stored() {
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
+    server.stop().await;
+}
+
+/// A tracker's batch in format v2, gzipped and sent as its beacons are (raw bytes, no
+/// content type, no encoding header), is stored as the same batch in v1 is: every column
+/// alike but the event ids (v2 derives them from the batch id) and the receipt times.
+#[tokio::test]
+async fn a_gzipped_v2_batch_is_stored_as_its_v1_twin() {
+    let server = TestServer::start("gzip_v2").await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/batch");
+    let mut batch = batch_now();
+    batch.batch_id = Id([1; 16]);
+    let two = v2::encode(&batch);
+    // The v1 twin: the batch as v2 holds it (clicks on the quarter-pixel grid), under another
+    // batch id and event ids, so that both are stored.
+    let mut twin = cbor::decode(&two, &Limits::default()).unwrap();
+    twin.batch_id = Id([2; 16]);
+    for e in &mut twin.events {
+        e.id.0[0] ^= 0xff;
+    }
+    let gz = crate::gzip(&two);
+    assert!(
+        gz.len() < two.len(),
+        "{} B gzipped from {} B",
+        gz.len(),
+        two.len()
+    );
+    for body in [gz, cbor::encode(&twin)] {
+        let resp = client
+            .post(&url)
+            .header("user-agent", CHROME_WINDOWS)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    }
+    let mut rows: Vec<Stored> = server.rows(&format!("{SELECT} ORDER BY event_type")).await;
+    assert_eq!(rows.len(), 10);
+    let ids: Vec<String> = (0..5)
+        .map(|i| v2::event_id(batch.batch_id, i).to_string())
+        .collect();
+    let (mut from_v2, mut from_v1): (Vec<_>, Vec<_>) =
+        rows.drain(..).partition(|r| ids.contains(&r.event_id));
+    assert_eq!((from_v2.len(), from_v1.len()), (5, 5));
+    for (a, b) in from_v2.iter_mut().zip(&mut from_v1) {
+        assert!(a.ts_ms.abs_diff(b.ts_ms) < 5_000, "{} {}", a.ts_ms, b.ts_ms);
+        for r in [&mut *a, &mut *b] {
+            (r.event_id, r.ts_ms, r.received_ms) = (String::new(), 0, 0);
+        }
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+    let click = &from_v2[1];
+    assert_eq!(
+        (click.event_type.as_str(), click.x, click.y),
+        ("click", 642, 1187)
+    );
+    assert_eq!(
+        (click.rel_x, click.rel_y, click.selector.as_str()),
+        (0.25, 0.5, "#add-to-cart")
+    );
     server.stop().await;
 }
 

@@ -342,6 +342,16 @@ pub async fn wait_healthy(base: &str, tries: usize) -> bool {
     false
 }
 
+/// `data` as one gzip member, as a tracker's `CompressionStream("gzip")` sends it (CRC-32 by
+/// crc32fast, not the collector's own).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+    out.extend(crc32fast::hash(data).to_le_bytes());
+    out.extend((data.len() as u32).to_le_bytes());
+    out
+}
+
 /// The example batch, re-dated to now and addressed to site `test`.
 pub fn batch_now() -> pathlight_wire::RawBatch {
     let mut b = pathlight_wire::sample::typical_batch();
