@@ -15,10 +15,11 @@
 //!    connection; `http/router.rs` names the route, and `POST /v1/batch`
 //!    (`http/routes/batch.rs`) reads the body under `http/body.rs`'s limits (refusing it past
 //!    `limits.max_batch_bytes` without buffering more) and describes the request as a
-//!    [`pipeline::IngestRequest`]: body, content type, origin, client address.
-//! 2. [`pipeline::Pipeline::ingest`] runs the stages (`pipeline/stages.rs`). *decode*:
-//!    `pathlight_wire::decode_with_refused` reads CBOR or JSON into a `RawBatch`, setting
-//!    aside an event it cannot read. *validate*: the envelope, the site and its allowed
+//!    [`pipeline::IngestRequest`]: body, content type and encoding, origin, client address.
+//! 2. [`pipeline::Pipeline::ingest`] runs the stages (`pipeline/stages.rs`). *decode*: a gzip
+//!    body is inflated under the same limit (`pathlight_ingest::gzip`), then
+//!    `pathlight_wire::decode_with_refused` reads CBOR (v1 or v2) or JSON into a `RawBatch`,
+//!    setting aside an event it cannot read. *validate*: the envelope, the site and its allowed
 //!    origins, then each event on its own, so bad events are refused individually and the
 //!    good ones beside them kept. *enrich*: `pathlight_wire::enrich` adds corrected time, URL
 //!    parts, User-Agent facts, visitor hash (`pipeline/salts.rs`) and geo data

@@ -7,8 +7,9 @@
 //!    `{prefix}/p.js` (`PATHLIGHT_PREFIX`, `/_pl` by default), and its wasm beside it
 //!    ([`tracker`]).
 //! 1. `POST {prefix}/v1/batch` (or `/v1/batch`, for the worker on a host of its own; `fetch`):
-//!    the same header rules (`pathlight_ingest::rules`), the same decode → authorize →
-//!    validate (`pathlight_ingest::check`) and the same enrichment
+//!    the same header rules (`pathlight_ingest::rules`), the same inflate (gzip bodies, under
+//!    the batch cap) → decode (CBOR v1 or v2, JSON) → authorize → validate
+//!    (`pathlight_ingest::check`) and the same enrichment
 //!    (`pathlight_ingest::enrich`) as the collector, with Cloudflare's request data as the
 //!    context: country, region, city, ASN and colo from `request.cf`, the client address from
 //!    `CF-Connecting-IP` (hashed into the visitor id with the deployment's daily salt,
