@@ -126,6 +126,8 @@ pub enum Endpoint<'a> {
     Timeline,
     /// `top`.
     Top,
+    /// `retention`.
+    Retention,
     /// `sessions/{id}`.
     Session(&'a str),
     /// `sessions/{id}/analysis`.
@@ -137,7 +139,7 @@ pub enum Endpoint<'a> {
 }
 
 /// The named endpoints and their paths.
-const NAMED: [(&str, Endpoint<'static>); 17] = [
+const NAMED: [(&str, Endpoint<'static>); 18] = [
     ("heatmap", Endpoint::Heatmap),
     ("elements", Endpoint::Elements),
     ("stats", Endpoint::Stats),
@@ -155,6 +157,7 @@ const NAMED: [(&str, Endpoint<'static>); 17] = [
     ("live-token", Endpoint::LiveToken),
     ("timeline", Endpoint::Timeline),
     ("top", Endpoint::Top),
+    ("retention", Endpoint::Retention),
 ];
 
 impl<'a> Endpoint<'a> {
@@ -209,7 +212,7 @@ impl<'a> Endpoint<'a> {
                 "site", "from", "to", "device", "ended", "limit", "offset", "exact",
             ],
             Endpoint::Session(_) | Endpoint::Search => &["site", "from", "to", "exact"],
-            Endpoint::SessionAnalysis(_) => &["site", "from", "to"],
+            Endpoint::SessionAnalysis(_) | Endpoint::Retention => &["site", "from", "to"],
             Endpoint::Anomalies => &["site", "from", "to", "path", "rage_ms", "rage_px", "exact"],
             Endpoint::Actions | Endpoint::Patterns => &["site", "from", "to", "path", "exact"],
             Endpoint::UserEvents(_) => &["site", "from", "to", "limit", "offset", "exact"],
@@ -598,6 +601,18 @@ impl QueryApi {
                 filters.search = this.map(|s| s.config.search.clone()).unwrap_or_default();
                 let f = &filters;
                 self.cached(&site, endpoint, f, sql::search(c, f)).await
+            }
+            Endpoint::Retention => {
+                if let Some(s) = this {
+                    filters.timezone = s.timezone.clone();
+                }
+                // Without `to`, today in the site's time zone, which the query knows: the last
+                // day events can have stands for it.
+                if param(query, "to").is_none() {
+                    filters.to = sql::LAST_DAY.to_owned();
+                }
+                let f = &filters;
+                self.cached(&site, endpoint, f, sql::retention(c, f)).await
             }
             // Tokens are issued anew each time; never kept.
             Endpoint::OverlayToken => Ok(Answer::bypass(self.overlay_token(&filters))),

@@ -465,6 +465,7 @@ async fn the_live_feed_streams_stored_events_and_the_openapi_document_lists_ever
             "/realtime",
             "/realtime/stream",
             "/realtime/ws",
+            "/retention",
             "/search",
             "/sessions",
             "/sessions/{id}",

@@ -684,3 +684,328 @@ async fn the_anomaly_lists_and_their_rollup_take_the_sites_repeated_rule() {
     assert_eq!(from_rollup["sessions"], want, "{from_rollup}");
     server.stop().await;
 }
+
+/// One event of a retention story: (`YYYY-MM-DD HH:MM:SS` UTC, session, visitor id, user id,
+/// bot).
+type Seen = (&'static str, &'static str, u64, &'static str, u8);
+
+/// Inserts page views of `site` as the pipeline would have stored them, ids from `first`.
+async fn insert_seen(server: &TestServer, site: &str, first: usize, rows: &[Seen]) {
+    let values: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (at, session, visitor, user, bot))| {
+            format!(
+                "('{site}', toUUID('00000000-0000-0000-0000-{:012}'), 'pageview', toDateTime('{at}', 'UTC'), \
+                 '{session}', {visitor}, '{user}', '/', 'desktop', {bot})",
+                first + i
+            )
+        })
+        .collect();
+    server
+        .db
+        .query(&format!(
+            "INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, user_id, \
+             path, device, is_bot) VALUES {}",
+            values.join(", ")
+        ))
+        .execute()
+        .await
+        .unwrap();
+}
+
+/// A cohort of a `retention` answer: (week, users, active, share).
+type Cohort = (String, u64, Vec<u64>, Vec<Option<f64>>);
+
+/// Each cohort of a `retention` answer.
+fn cohorts(r: &Value) -> Vec<Cohort> {
+    r["cohorts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["week"].as_str().unwrap().to_owned(),
+                c["users"].as_u64().unwrap(),
+                c["active"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_u64().unwrap())
+                    .collect(),
+                c["share"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(Value::as_f64)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Known users first seen in different weeks (Mondays 2026-10-05, -12, -19, -26) and back in
+/// others; anonymous visitors back the same day in a new session, in two tabs at once, and over
+/// midnight.
+fn retention_story() -> Vec<Seen> {
+    vec![
+        // Seen first before the range: in no cohort of it, though active in it.
+        ("2026-09-20 10:00:00", "k0", 90, "early", 0),
+        ("2026-10-13 10:00:00", "k0b", 91, "early", 0),
+        // Week 0: u1 (back in weeks 1 and 3), u2 at the week's last second (back in week 2).
+        ("2026-10-05 09:00:00", "k1", 1, "u1", 0),
+        ("2026-10-13 09:00:00", "k1b", 11, "u1", 0),
+        ("2026-10-27 09:00:00", "k1c", 12, "u1", 0),
+        ("2026-10-11 23:59:59", "k2", 2, "u2", 0),
+        ("2026-10-20 08:00:00", "k2b", 21, "u2", 0),
+        // Week 1: u3 at its first second (again that week, and in week 2); u7 from another
+        // visitor id and device each time, back in week 3.
+        ("2026-10-12 00:00:00", "k3", 3, "u3", 0),
+        ("2026-10-15 12:00:00", "k3b", 31, "u3", 0),
+        ("2026-10-21 12:00:00", "k3c", 32, "u3", 0),
+        ("2026-10-14 12:00:00", "k7", 70, "u7", 0),
+        ("2026-10-30 12:00:00", "k7b", 71, "u7", 0),
+        // Week 2: u4, back only after the range. Week 3: u5.
+        ("2026-10-19 10:00:00", "k4", 4, "u4", 0),
+        ("2026-11-03 10:00:00", "k4b", 41, "u4", 0),
+        ("2026-10-27 10:00:00", "k5", 5, "u5", 0),
+        // A bot with a user id is in no cohort.
+        ("2026-10-06 10:00:00", "k6", 6, "u6", 1),
+        // Anonymous, 10-06: visitor 100 back at 14:00 in a new session; visitor 101 in two
+        // tabs at once (no return); 10-07: visitor 102 once.
+        ("2026-10-06 10:00:00", "a1", 100, "", 0),
+        ("2026-10-06 10:05:00", "a1", 100, "", 0),
+        ("2026-10-06 14:00:00", "a2", 100, "", 0),
+        ("2026-10-06 14:10:00", "a2", 100, "", 0),
+        ("2026-10-06 10:00:00", "b1", 101, "", 0),
+        ("2026-10-06 10:30:00", "b1", 101, "", 0),
+        ("2026-10-06 10:10:00", "b2", 101, "", 0),
+        ("2026-10-06 10:20:00", "b2", 101, "", 0),
+        ("2026-10-07 10:00:00", "c1", 102, "", 0),
+        // 10-13: visitor 103 in two overlapping tabs, then back at 20:00; visitor 104 signed
+        // in in one of its sessions (no anonymous visitor-day); a bot back twice.
+        ("2026-10-13 09:00:00", "d1", 103, "", 0),
+        ("2026-10-13 09:01:00", "d1", 103, "", 0),
+        ("2026-10-13 09:00:30", "d2", 103, "", 0),
+        ("2026-10-13 09:02:00", "d2", 103, "", 0),
+        ("2026-10-13 20:00:00", "d3", 103, "", 0),
+        ("2026-10-13 08:00:00", "e1", 104, "u3", 0),
+        ("2026-10-13 18:00:00", "e2", 104, "", 0),
+        ("2026-10-13 08:00:00", "f1", 105, "", 1),
+        ("2026-10-13 18:00:00", "f2", 105, "", 1),
+        // A session over midnight: a visitor id each day, one session on each, no return.
+        ("2026-10-14 23:50:00", "g1", 106, "", 0),
+        ("2026-10-15 00:10:00", "g1", 107, "", 0),
+    ]
+}
+
+#[tokio::test]
+async fn retention_counts_cohorts_of_known_users_by_week_and_anonymous_returns_within_a_day() {
+    let server = TestServer::start("ep_retention").await;
+    let story = retention_story();
+    insert_seen(&server, "test", 1, &story).await;
+    // A re-sent event changes nothing.
+    insert_seen(&server, "test", 1, &story[2..3]).await;
+    // A Wednesday to a Wednesday: their whole weeks.
+    let r = server
+        .api("retention?site=test&from=2026-10-07&to=2026-10-28")
+        .await;
+    assert_eq!(
+        (
+            &r["timezone"],
+            &r["from"],
+            &r["to"],
+            &r["truncated"],
+            &r["partial_week"]
+        ),
+        (
+            &json!("UTC"),
+            &json!("2026-10-05"),
+            &json!("2026-11-01"),
+            &json!(false),
+            &Value::Null
+        )
+    );
+    let (h, q) = (Some(0.5), Some(1.0));
+    assert_eq!(
+        cohorts(&r),
+        [
+            ("2026-10-05".into(), 2, vec![2, 1, 1, 1], vec![q, h, h, h]),
+            ("2026-10-12".into(), 2, vec![2, 1, 1], vec![q, h, h]),
+            ("2026-10-19".into(), 1, vec![1, 0], vec![q, Some(0.0)]),
+            ("2026-10-26".into(), 1, vec![1], vec![q]),
+        ]
+    );
+    let anonymous = &r["anonymous"];
+    assert_eq!(
+        anonymous["weeks"],
+        json!([
+            {"week": "2026-10-05", "visitor_days": 3, "returning": 1, "sessions": 5},
+            {"week": "2026-10-12", "visitor_days": 3, "returning": 1, "sessions": 5},
+            {"week": "2026-10-19", "visitor_days": 0, "returning": 0, "sessions": 0},
+            {"week": "2026-10-26", "visitor_days": 0, "returning": 0, "sessions": 0},
+        ])
+    );
+    assert_eq!(
+        (
+            &anonymous["visitor_days"],
+            &anonymous["returning"],
+            &anonymous["returning_share"],
+            &anonymous["sessions"],
+            &anonymous["sessions_per_visitor_day"]
+        ),
+        (
+            &json!(6),
+            &json!(2),
+            &json!(2.0 / 6.0),
+            &json!(10),
+            &json!(10.0 / 6.0)
+        )
+    );
+    assert!(
+        anonymous["not_counted"]
+            .as_str()
+            .unwrap()
+            .starts_with("Returns on another day"),
+        "{anonymous}"
+    );
+
+    // Over more than 104 weeks: the last 104, the earliest user's cohort among them.
+    let long = server
+        .api("retention?site=test&from=2020-01-01&to=2026-10-28")
+        .await;
+    let all = cohorts(&long);
+    assert_eq!((all.len(), &long["truncated"]), (104, &json!(true)));
+    assert_eq!(long["from"], "2024-11-04");
+    let early = all.iter().find(|c| c.0 == "2026-09-14").unwrap();
+    assert_eq!(early.2, [1, 0, 0, 0, 1, 0, 0], "early: seen again on 10-13");
+    assert_eq!(
+        &all[100..],
+        cohorts(&r),
+        "the range's own cohorts unchanged"
+    );
+    assert_eq!(all.iter().map(|c| c.1).sum::<u64>(), 7);
+
+    // Without `to`: up to today's week, which is under way.
+    let today = pathlight_collector::dates::unix_day(pathlight_collector::dates::now_ms());
+    let monday = today - (today + 3).rem_euclid(7);
+    let civil = pathlight_collector::dates::civil;
+    let now = server.api("retention?site=test&from=2026-10-07").await;
+    assert_eq!(
+        (&now["partial_week"], &now["to"]),
+        (&json!(civil(monday)), &json!(civil(monday + 6)))
+    );
+    let weeks = cohorts(&now);
+    let first = pathlight_collector::dates::days_from_civil(2026, 10, 5);
+    assert_eq!(weeks.len() as i64, (monday - first) / 7 + 1);
+    assert_eq!(weeks[0].2[..5], [2, 1, 1, 1, 0]);
+    assert_eq!(weeks[2].2[..3], [1, 0, 1], "u4 back after the range");
+
+    // A range with no week; parameters it does not take; a date-time.
+    let empty = server
+        .api("retention?site=test&from=2026-10-28&to=2026-10-07")
+        .await;
+    assert_eq!(cohorts(&empty), []);
+    assert_eq!(empty["anonymous"]["weeks"], json!([]));
+    for (q, field) in [
+        ("retention?site=test&period=week", "period"),
+        ("retention?site=test&exact=true", "exact"),
+        ("retention?site=test&from=2026-10-07T00:00:00Z", "from"),
+        ("retention?site=test&to=2026-10-32", "to"),
+        ("retention?site=", "site"),
+    ] {
+        let (status, body) = get(&server, q).await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some(field)),
+            "{q}: {body}"
+        );
+    }
+    let unauthorized = reqwest::Client::new()
+        .get(server.url("/api/v1/retention?site=test"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn retention_weeks_are_the_sites_time_zones() {
+    let server = TestServer::start("ep_retention_tz").await;
+    let base = server.url("");
+    let client = reqwest::Client::new();
+    let setup = client
+        .post(server.url("/api/v1/setup"))
+        .header("origin", &base)
+        .body(json!({"email": "ada@example.com", "password": "correct horse battery"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(setup.status(), 201);
+    let cookie = setup.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let made = client
+        .post(server.url("/api/v1/sites"))
+        .header("origin", &base)
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .body(
+            json!({"id": "tokyo", "origins": ["https://tokyo.example"], "timezone": "Asia/Tokyo"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    // Tokyo is 9 hours ahead of UTC, all year. t1's first event is on Sunday 10-11 in UTC and
+    // Monday 10-12 in Tokyo; t2's return on Sunday 10-18 in UTC, Monday 10-19 in Tokyo.
+    insert_seen(
+        &server,
+        "tokyo",
+        1,
+        &[
+            ("2026-10-11 16:00:00", "t1", 1, "t1", 0),
+            ("2026-10-12 10:00:00", "t2", 2, "t2", 0),
+            ("2026-10-18 15:30:00", "t2b", 3, "t2", 0),
+        ],
+    )
+    .await;
+    let ask = || {
+        client
+            .get(server.url("/api/v1/retention?site=tokyo&from=2026-10-12&to=2026-10-25"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let mut tries = 0;
+    let r = loop {
+        let resp = ask().await.unwrap();
+        if resp.status() == 200 {
+            break crate::json_body(resp).await;
+        }
+        // The new site is heard of within `refresh_ms`.
+        tries += 1;
+        assert!(tries < 50, "{}", resp.status());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(r["timezone"], "Asia/Tokyo");
+    assert_eq!(
+        cohorts(&r),
+        [
+            (
+                "2026-10-12".into(),
+                2,
+                vec![2, 1],
+                vec![Some(1.0), Some(0.5)]
+            ),
+            ("2026-10-19".into(), 0, vec![0], vec![None]),
+        ]
+    );
+    server.stop().await;
+}

@@ -4,8 +4,8 @@
 //!
 //! Each endpoint's SQL, row types and assembly live in one file: `page` (heatmap, elements),
 //! `stats`, `sessions` (the list and a session's timeline), `funnel`, `frustration` (rage and
-//! dead clicks, anomalies), `search`, `explore` (actions, patterns, user events, export,
-//! realtime); `catalogue` prints them all. This file holds what they share: the parameters
+//! dead clicks, anomalies), `search`, `cohorts` (retention), `explore` (actions, patterns, user
+//! events, export, realtime); `catalogue` prints them all. This file holds what they share: the parameters
 //! ([`Filters`]), the conditions they become, and the binding of a statement's placeholders.
 
 use super::{Count, QueryError};
@@ -15,6 +15,7 @@ use clickhouse::Client;
 use serde::{Deserialize, Serialize};
 
 mod catalogue;
+mod cohorts;
 mod explore;
 mod frustration;
 mod funnel;
@@ -24,6 +25,7 @@ mod sessions;
 mod stats;
 
 pub use catalogue::catalogue;
+pub use cohorts::*;
 pub use explore::*;
 pub use frustration::*;
 pub use funnel::*;
@@ -101,6 +103,9 @@ pub struct Filters {
     /// The sessions a page of `sessions` lists, whose summaries and anomalies are read (not a
     /// parameter: found by the query itself).
     pub listed: Vec<String>,
+    /// The site's time zone, whose weeks `retention` counts in (not a parameter: the site's;
+    /// `UTC` for the sites of the config file).
+    pub timezone: String,
 }
 
 /// The buckets of the `stats` series (`period`). A bucket is named by its first day; weeks
@@ -222,6 +227,7 @@ impl Filters {
             rolled: Vec::new(),
             search: Default::default(),
             listed: Vec::new(),
+            timezone: "UTC".into(),
         };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let v = v.into_owned();

@@ -300,3 +300,134 @@ fn search_queries_bind_the_sites_names_and_splice_none() {
     assert!(!items.contains('?'), "{items}");
     assert!(items.contains(r"IN ('it\'em_viewed', 'view_item', 'add_to_cart', 'purchase')"));
 }
+
+#[test]
+fn retention_reads_whole_weeks_up_to_today_and_at_most_104() {
+    // 2026-11-12 is a Thursday.
+    let today = days_from_civil(2026, 11, 12);
+    let weeks = |q: &str| {
+        let (first, last, cut) = weeks_of(&Filters::parse(&format!("site=s&{q}")).unwrap(), today);
+        (civil(first), civil(last), cut)
+    };
+    let w = |a: &str, b: &str, cut| (a.to_owned(), b.to_owned(), cut);
+    assert_eq!(
+        weeks("from=2026-10-14&to=2026-11-01"),
+        w("2026-10-12", "2026-10-26", false),
+        "a Wednesday to a Sunday: their weeks"
+    );
+    assert_eq!(
+        weeks("from=2026-11-01&to=2027-03-01"),
+        w("2026-10-26", "2026-11-09", false),
+        "to after today is today"
+    );
+    assert_eq!(
+        weeks("from=2020-01-01&to=2026-11-12"),
+        w("2024-11-18", "2026-11-09", true),
+        "the last 104 weeks"
+    );
+    assert_eq!(
+        weeks("from=1970-01-01&to=1970-03-01"),
+        w("1970-01-05", "1970-02-23", false),
+        "from the first Monday a Date has"
+    );
+    let (first, last, _) = weeks_of(
+        &Filters::parse("site=s&from=2026-11-02&to=2026-11-01").unwrap(),
+        today,
+    );
+    assert!(first > last, "an empty range has no week");
+}
+
+#[test]
+fn retention_makes_a_triangle_with_a_cell_per_week() {
+    let (first, last) = (days_from_civil(2026, 10, 26), days_from_civil(2026, 11, 9));
+    let cell = |week: &str, k, users| CohortCell {
+        week: week.into(),
+        k,
+        users,
+    };
+    let cohorts = triangle(
+        first,
+        last,
+        &[
+            cell("2026-10-26", 0, 4),
+            cell("2026-10-26", 2, 1),
+            cell("2026-11-09", 0, 2),
+        ],
+    );
+    let shape: Vec<_> = cohorts
+        .iter()
+        .map(|c| (c.week.as_str(), c.users, c.active.clone(), c.share.clone()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (
+                "2026-10-26",
+                4,
+                vec![4, 0, 1],
+                vec![Some(1.0), Some(0.0), Some(0.25)]
+            ),
+            ("2026-11-02", 0, vec![0, 0], vec![None, None]),
+            ("2026-11-09", 2, vec![2], vec![Some(1.0)]),
+        ]
+    );
+    let week = |w: &str, v, r, s| AnonymousWeek {
+        week: w.into(),
+        visitor_days: v,
+        returning: r,
+        sessions: s,
+    };
+    let a = anonymous_of(
+        first,
+        last,
+        vec![week("2026-10-26", 3, 1, 5), week("2026-11-09", 1, 0, 1)],
+    );
+    assert_eq!(
+        (
+            a.visitor_days,
+            a.returning,
+            a.returning_share,
+            a.sessions,
+            a.sessions_per_visitor_day
+        ),
+        (4, 1, 0.25, 6, 1.5)
+    );
+    assert_eq!(a.weeks[1], week("2026-11-02", 0, 0, 0));
+    assert_eq!(a.weeks.len(), 3);
+    let none = anonymous_of(first, last, Vec::new());
+    assert_eq!(
+        (none.returning_share, none.sessions_per_visitor_day),
+        (0.0, 0.0)
+    );
+}
+
+#[test]
+fn retention_queries_bind_the_time_zone_and_splice_nothing() {
+    let f = Filters {
+        timezone: "Europe/Berlin".into(),
+        ..Filters::parse("site=o'shop").unwrap()
+    };
+    let (first, last) = (days_from_civil(2026, 10, 26), days_from_civil(2026, 11, 9));
+    let client = Client::default();
+    let cohorts = cohorts_query(&client, &f, first, last)
+        .sql_display()
+        .to_string();
+    assert!(!cohorts.contains('?'), "{cohorts}");
+    assert_eq!(cohorts.matches("'Europe/Berlin'").count(), 2, "{cohorts}");
+    assert!(cohorts.contains(r"site_id = 'o\'shop'"), "{cohorts}");
+    assert!(
+        cohorts.contains("toDate(timestamp) <= toDate('2026-11-15') + 1"),
+        "{cohorts}"
+    );
+    assert!(
+        cohorts.contains("BETWEEN toDate('2026-10-26') AND toDate('2026-11-09')"),
+        "{cohorts}"
+    );
+    let anonymous = anonymous_query(&client, &f, first, last)
+        .sql_display()
+        .to_string();
+    assert!(
+        anonymous.contains("day BETWEEN toDate('2026-10-26') AND toDate('2026-11-15')"),
+        "{anonymous}"
+    );
+}
