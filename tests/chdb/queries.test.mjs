@@ -74,7 +74,7 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
       ('demo', 'u7', '{"plan":"pro"}', 2000), ('demo', 'u7', '{"plan":"free"}', 1000), ('other', 'u7', '{"plan":"x"}', 3000), ('demo', 'u8', '{}', 1)`);
 
     const queries = split(run(["sql", "--params", `site=demo&path=/pricing&from=${day}&to=${day}&steps=/pricing,/checkout&session=s1`]));
-    assert.equal(queries.length, 80, queries.map((q) => q.name).join(", "));
+    assert.equal(queries.length, 84, queries.map((q) => q.name).join(", "));
     const answers = Object.fromEntries(queries.map(({ name, sql }) => [name, rows(sql)]));
     const num = (v) => Number(v);
 
@@ -191,6 +191,22 @@ for (const mode of ["one server", "cluster"]) test(`every analytics query runs o
         ["2026-11-10", 2, 4, 4],
       ], `day, DAU, WAU, MAU (${name})`);
     }
+    // Retention (issue 32): known users c1 (first seen Monday 10-05, back in week 2) and c2
+    // (Sunday 10-11 23:30 UTC, back Sunday 10-18 22:30 UTC): in Berlin (UTC+2 until 10-25)
+    // those are Mondays, so c2's cohort and return are a week later there. Anonymous visitor
+    // 600 comes back on 10-06 in a new session, 601 comes once.
+    const story = [["2026-10-05 09:00:00", "r1", 501, "c1"], ["2026-10-20 09:00:00", "r1b", 502, "c1"], ["2026-10-11 23:30:00", "r2", 503, "c2"],
+      ["2026-10-18 22:30:00", "r2b", 504, "c2"], ["2026-10-06 10:00:00", "n1", 600, ""], ["2026-10-06 10:05:00", "n1", 600, ""],
+      ["2026-10-06 15:00:00", "n2", 600, ""], ["2026-10-06 11:00:00", "n3", 601, ""]];
+    session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, user_id, path) SETTINGS insert_distributed_sync = 1 VALUES ${story
+      .map(([at, sid, visitor, user], i) => `('demo', '00000000-0000-0000-0000-0000000005${String(i).padStart(2, "0")}', 'pageview', toDateTime('${at}', 'UTC'), '${sid}', ${visitor}, '${user}', '/r')`)
+      .join(", ")}`);
+    const retention = Object.fromEntries(split(run(["sql", "--params", "site=demo&from=2026-10-07&to=2026-10-28"]))
+      .filter((q) => q.name.startsWith("retention")).map(({ name, sql }) => [name, rows(sql).map((r) => Object.values(r).map((v, i) => (i ? num(v) : v)))]));
+    assert.deepEqual(retention["retention today"], [[new Date().toISOString().slice(0, 10)]]);
+    assert.deepEqual(retention["retention cohorts"], [["2026-10-05", 0, 2], ["2026-10-05", 1, 1], ["2026-10-05", 2, 1]], "week, weeks after, users (UTC)");
+    assert.deepEqual(retention["retention cohorts Europe/Berlin"], [["2026-10-05", 0, 1], ["2026-10-05", 2, 1], ["2026-10-12", 0, 1], ["2026-10-12", 1, 1]]);
+    assert.deepEqual(retention["retention anonymous"], [["2026-10-05", 2, 1, 3]], "week, anonymous visitor-days, back the same day, sessions");
     // A tracker's report of undelivered batches (pathlight_ingest::delivery), summed by stats.
     session.query(`INSERT INTO events (site_id, event_id, event_type, timestamp, session_id, visitor_id, path, name, props) SETTINGS insert_distributed_sync = 1 VALUES ('demo', '00000000-0000-0000-0000-0000000000ff', 'custom', toDateTime('${day} 10:00:30', 'UTC'), 's1', 1, '/pricing', '$undelivered', '{"failed":1,"dropped":2}')`);
     const stats = queries.find((q) => q.name === "stats totals").sql;

@@ -198,6 +198,29 @@ pub fn catalogue(f: &Filters, timeout_ms: u64) -> Vec<(String, String)> {
         out.push((name.into(), shown(search_query(&client, sql, f))));
     }
     out.push(("search items".into(), shown(search_items_query(&client, f))));
+    // The weeks of the range as `retention` reads them on its last day, in the site's time zone
+    // and in one east of UTC (a day's first hours there are the day before's in UTC).
+    out.push((
+        "retention today".into(),
+        shown(client.query(LOCAL_TODAY).bind(&f.timezone)),
+    ));
+    let (first, last, _) = weeks_of(f, days_of(&f.to));
+    let berlin = Filters {
+        timezone: "Europe/Berlin".into(),
+        ..f.clone()
+    };
+    out.push((
+        "retention cohorts".into(),
+        shown(cohorts_query(&client, f, first, last)),
+    ));
+    out.push((
+        "retention cohorts Europe/Berlin".into(),
+        shown(cohorts_query(&client, &berlin, first, last)),
+    ));
+    out.push((
+        "retention anonymous".into(),
+        shown(anonymous_query(&client, f, first, last)),
+    ));
     out.push((
         "user events".into(),
         shown(user_events_query(&client, f, "u7")),
