@@ -1,5 +1,5 @@
 // The dashboards at a phone's width and for assistive technology: each page we ship under www/
-// (dashboard, sessions, heatmap viewer, search; the first-start, sign-in, account, settings,
+// (dashboard, sessions, heatmap viewer, search, retention; the first-start, sign-in, account, settings,
 // invitation and shared-link pages), loaded in Chromium at 375 px with two weeks of
 // generated traffic (`pathlight gen`, `pathlight import`) behind it, must fit the screen (no
 // sideways scrolling: the document is at most 375 px wide) and pass axe-core's WCAG 2.x A and
@@ -67,6 +67,7 @@ const pages = {
   sessions: () => `/sessions.html?` + new URLSearchParams({ site: "demo", session }),
   heatmap: () => `/heatmap.html?` + new URLSearchParams({ site: "demo", path: "/demo/catalog.html" }),
   search: () => `/search.html?site=demo`,
+  retention: () => `/retention.html?site=demo`,
 };
 
 /**

@@ -192,8 +192,8 @@ async fn every_page_and_api_answer_carries_the_security_headers() {
         );
     }
     assert_eq!(
-        pages, 10,
-        "index, sessions, heatmap, search, signin, setup, account, settings, invite and share"
+        pages, 11,
+        "index, sessions, heatmap, search, retention, signin, setup, account, settings, invite and share"
     );
     for (path, token, status) in [
         ("/api/v1/stats?site=test", "test-token", 200),
